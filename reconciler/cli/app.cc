@@ -1,0 +1,126 @@
+#include "reconciler/cli/app.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "reconciler/cli/context.h"
+#include "reconciler/cli/logging.h"
+#include "reconciler/cli/validate_command.h"
+#include "reconciler/manifest/diagnostics.h"
+
+#ifndef FLOTILLA_VERSION
+#define FLOTILLA_VERSION "unknown"
+#endif
+
+namespace flotilla::cli {
+namespace {
+
+struct GlobalOptions {
+  LogFormat log_format = LogFormat::kText;
+  std::string log_level = "info";
+};
+
+// Options of the top-level command that take a value in the next argument.
+bool TakesValue(const std::string& arg) { return arg == "--log-format" || arg == "--log-level"; }
+
+// The first argument that is not an option: the subcommand the user meant, if any.
+std::string FirstCommandWord(int argc, const char* const* argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") {
+      return i + 1 < argc ? argv[i + 1] : "";
+    }
+    if (!arg.empty() && arg[0] == '-') {
+      if (TakesValue(arg)) {
+        ++i;
+      }
+      continue;
+    }
+    return arg;
+  }
+  return {};
+}
+
+}  // namespace
+
+int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err, bool color) {
+  CLI::App app(
+      "flotilla keeps a fleet of virtual machines equal to what a Git repository says.\n"
+      "Commit HostPool and VMSet manifests; flotilla plans and converges the hosts.",
+      "flotilla");
+  app.set_version_flag("--version", std::string("flotilla ") + FLOTILLA_VERSION);
+  app.require_subcommand(0, 1);
+  app.footer(
+      "Exit status: 0 success (or no changes), 1 error.\n"
+      "Run 'flotilla COMMAND --help' for the options of one command.");
+
+  GlobalOptions global;
+  const std::map<std::string, LogFormat> log_formats = {{"text", LogFormat::kText},
+                                                        {"json", LogFormat::kJson}};
+  app.add_option("--log-format", global.log_format, "Log format on stderr: text or json")
+      ->transform(CLI::CheckedTransformer(log_formats, CLI::ignore_case))
+      ->default_str("text");
+  app.add_option("--log-level", global.log_level,
+                 "Least severe log level shown: trace, debug, info, warn or error")
+      ->capture_default_str();
+
+  ValidateOptions validate;
+  CLI::App* validate_cmd = AddValidateCommand(app, validate);
+
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    names.push_back(sub->get_name());
+  }
+  const std::string word = FirstCommandWord(argc, argv);
+  if (!word.empty() && std::find(names.begin(), names.end(), word) == names.end()) {
+    err << "flotilla: unknown command \"" << word << "\"";
+    const std::string guess = manifest::ClosestMatch(word, names);
+    if (!guess.empty()) {
+      err << "; did you mean \"" << guess << "\"?";
+    }
+    err << "\nCommands: " << manifest::Join(names) << ". Run 'flotilla --help' for more.\n";
+    return 1;
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    out << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    out << app.version() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    err << "flotilla: " << e.what() << "\n";
+    err << "Run 'flotilla --help' (or 'flotilla COMMAND --help') for usage.\n";
+    return 1;
+  }
+
+  if (app.get_subcommands().empty()) {
+    err << app.help();
+    return 1;
+  }
+
+  Result<std::shared_ptr<spdlog::logger>> log =
+      MakeLogger(global.log_format, global.log_level, err);
+  if (!log.ok()) {
+    err << "flotilla: " << log.status().message() << "\n";
+    return 1;
+  }
+  const Context context{out, err, color, *log};
+
+  if (validate_cmd->parsed()) {
+    return RunValidate(validate, context);
+  }
+  err << "flotilla: no command ran\n";
+  return 1;
+}
+
+}  // namespace flotilla::cli

@@ -1,0 +1,129 @@
+#include "reconciler/cli/validate_command.h"
+
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "reconciler/manifest/loader.h"
+
+namespace flotilla::cli {
+namespace {
+
+using manifest::Diagnostic;
+using manifest::LoadResult;
+using manifest::Severity;
+
+std::string Count(size_t n, const std::string& singular, const std::string& plural) {
+  return std::to_string(n) + " " + (n == 1 ? singular : plural);
+}
+
+std::string Summary(const LoadResult& result) {
+  const size_t errors = result.diagnostics.error_count();
+  const size_t warnings = result.diagnostics.warning_count();
+  if (errors > 0) {
+    return Count(errors, "error", "errors") + ", " + Count(warnings, "warning", "warnings") +
+           " in " + Count(result.files, "file", "files") + ": invalid";
+  }
+  const Desired& d = result.desired;
+  std::string line = Count(d.pools.size(), "pool", "pools") + ", " +
+                     Count(d.HostCount(), "host", "hosts") + ", " +
+                     Count(d.sets.size(), "VM set", "VM sets") + ", " +
+                     Count(d.DesiredVMCount(), "VM", "VMs") + " desired: valid";
+  if (warnings > 0) {
+    line += " (" + Count(warnings, "warning", "warnings") + ")";
+  }
+  return line;
+}
+
+void PrintText(const LoadResult& result, const Context& context) {
+  constexpr const char* kRed = "\033[31m";
+  constexpr const char* kYellow = "\033[33m";
+  constexpr const char* kReset = "\033[0m";
+  for (const Diagnostic& d : result.diagnostics.Sorted()) {
+    std::string line = d.ToString();
+    if (context.color) {
+      const std::string word = d.severity == Severity::kError ? ": error: " : ": warning: ";
+      const size_t at = line.find(word);
+      if (at != std::string::npos) {
+        line.replace(at, word.size(),
+                     ": " + std::string(d.severity == Severity::kError ? kRed : kYellow) +
+                         word.substr(2, word.size() - 4) + kReset + ": ");
+      }
+    }
+    context.out << line << "\n";
+  }
+  context.out << Summary(result) << "\n";
+}
+
+void PrintJson(const LoadResult& result, const std::string& path, const Context& context) {
+  nlohmann::json findings = nlohmann::json::array();
+  for (const Diagnostic& d : result.diagnostics.Sorted()) {
+    findings.push_back({
+        {"file", d.location.file},
+        {"line", d.location.line},
+        {"column", d.location.column},
+        {"severity", std::string(manifest::ToString(d.severity))},
+        {"message", d.message},
+        {"pointer", d.pointer},
+    });
+  }
+  const Desired& desired = result.desired;
+  nlohmann::json out = {
+      {"path", path},
+      {"valid", result.ok()},
+      {"files", result.files},
+      {"documents", result.documents},
+      {"errors", result.diagnostics.error_count()},
+      {"warnings", result.diagnostics.warning_count()},
+      {"pools", desired.pools.size()},
+      {"hosts", desired.HostCount()},
+      {"vmSets", desired.sets.size()},
+      {"vms", desired.DesiredVMCount()},
+      {"findings", findings},
+  };
+  context.out << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+}
+
+}  // namespace
+
+CLI::App* AddValidateCommand(CLI::App& app, ValidateOptions& options) {
+  CLI::App* cmd = app.add_subcommand(
+      "validate",
+      "Check manifests against the schemas and the fleet rules, without touching any host.\n"
+      "Every problem is reported as FILE:LINE:COLUMN: error: MESSAGE (JSON-POINTER).\n"
+      "Exit status: 0 valid (warnings allowed), 1 invalid or error.");
+  cmd->add_option("path", options.path,
+                  "Directory of manifests (every *.yaml/*.yml below it) or a single file")
+      ->capture_default_str();
+  const std::map<std::string, OutputFormat> formats = {{"text", OutputFormat::kText},
+                                                       {"json", OutputFormat::kJson}};
+  cmd->add_option("--format", options.format, "Output format: text or json")
+      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case))
+      ->default_str("text");
+  return cmd;
+}
+
+int RunValidate(const ValidateOptions& options, const Context& context) {
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  if (!validator.ok()) {
+    context.err << "flotilla: " << validator.status().ToString() << "\n";
+    return 1;
+  }
+  manifest::ManifestLoader loader(*validator);
+  Result<LoadResult> result = loader.LoadPath(options.path, options.path);
+  if (!result.ok()) {
+    context.err << "flotilla: " << result.status().message() << "\n";
+    return 1;
+  }
+  context.log->debug("read {} files, {} documents below {}", result->files, result->documents,
+                     options.path);
+  if (options.format == OutputFormat::kJson) {
+    PrintJson(*result, options.path, context);
+  } else {
+    PrintText(*result, context);
+  }
+  return result->ok() ? 0 : 1;
+}
+
+}  // namespace flotilla::cli

@@ -1,0 +1,313 @@
+#include "reconciler/manifest/loader.h"
+
+#include <algorithm>
+#include <array>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+#include "reconciler/manifest/decode.h"
+#include "reconciler/model/normalize.h"
+
+namespace flotilla::manifest {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr std::string_view kApiVersion = "flotilla.dev/v1";
+
+struct Kind {
+  std::string_view name;
+  std::string_view schema;
+};
+constexpr std::array<Kind, 2> kKinds = {{
+    {"HostPool", "hostpool.v1.json"},
+    {"VMSet", "vmset.v1.json"},
+}};
+
+bool IsManifestName(const fs::path& path) {
+  const std::string ext = path.extension().string();
+  return ext == ".yaml" || ext == ".yml";
+}
+
+bool IsHidden(const fs::path& path) {
+  const std::string name = path.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// True when `target` is `root` or lies below it. Both canonical.
+bool IsWithin(const fs::path& target, const fs::path& root) {
+  auto [root_end, unused] = std::mismatch(root.begin(), root.end(), target.begin(), target.end());
+  return root_end == root.end();
+}
+
+class FileCollector {
+ public:
+  FileCollector(const fs::path& root, const std::string& display_root, const LoadOptions& options,
+                Diagnostics& diagnostics)
+      : display_root_(display_root), options_(options), diagnostics_(diagnostics) {
+    std::error_code ec;
+    canonical_root_ = fs::canonical(root, ec);
+  }
+
+  void Walk(const fs::path& dir, const fs::path& relative) {
+    std::error_code ec;
+    std::vector<fs::directory_entry> entries;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      entries.push_back(*it);
+    }
+    if (ec) {
+      diagnostics_.Error({Display(relative), 0, 0}, "cannot read directory: " + ec.message());
+      return;
+    }
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      return a.path().filename() < b.path().filename();
+    });
+    for (const fs::directory_entry& entry : entries) {
+      const fs::path rel = relative / entry.path().filename();
+      if (IsHidden(entry.path())) {
+        continue;
+      }
+      if (entry.is_symlink(ec)) {
+        FollowLink(entry.path(), rel);
+      } else if (entry.is_directory(ec)) {
+        Walk(entry.path(), rel);
+      } else if (entry.is_regular_file(ec) && IsManifestName(entry.path())) {
+        Read(entry.path(), rel);
+      }
+    }
+  }
+
+  void Read(const fs::path& path, const fs::path& relative) {
+    const std::string shown = Display(relative);
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(path, ec);
+    if (ec) {
+      diagnostics_.Error({shown, 0, 0}, "cannot read file: " + ec.message());
+      return;
+    }
+    if (size > options_.max_file_bytes) {
+      diagnostics_.Error({shown, 0, 0}, "file is " + std::to_string(size) +
+                                            " bytes; manifest files may be at most " +
+                                            std::to_string(options_.max_file_bytes) + " bytes");
+      return;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream content;
+    content << in.rdbuf();
+    if (!in.good() && !in.eof()) {
+      diagnostics_.Error({shown, 0, 0}, "cannot read file");
+      return;
+    }
+    files_.push_back({shown, content.str()});
+  }
+
+  std::string Display(const fs::path& relative) const {
+    if (relative.empty()) {
+      return display_root_;
+    }
+    return (fs::path(display_root_) / relative).lexically_normal().generic_string();
+  }
+
+  std::vector<ManifestFile> Take() { return std::move(files_); }
+
+ private:
+  void FollowLink(const fs::path& link, const fs::path& relative) {
+    std::error_code ec;
+    const fs::path target = fs::canonical(link, ec);
+    const std::string shown = Display(relative);
+    if (ec) {
+      diagnostics_.Error({shown, 0, 0}, "broken symlink: " + ec.message());
+      return;
+    }
+    if (!IsWithin(target, canonical_root_)) {
+      diagnostics_.Error({shown, 0, 0},
+                         "symlink points outside the manifest directory; refusing to read it");
+      return;
+    }
+    if (fs::is_directory(target, ec)) {
+      diagnostics_.Warning({shown, 0, 0},
+                           "symlinked directory not followed; its manifests are read where "
+                           "they really are");
+      return;
+    }
+    if (IsManifestName(relative)) {
+      Read(target, relative);
+    }
+  }
+
+  fs::path canonical_root_;
+  std::string display_root_;
+  const LoadOptions& options_;
+  Diagnostics& diagnostics_;
+  std::vector<ManifestFile> files_;
+};
+
+std::vector<std::string> KindNames() {
+  std::vector<std::string> names;
+  for (const Kind& k : kKinds) {
+    names.emplace_back(k.name);
+  }
+  return names;
+}
+
+// Checks apiVersion and kind; returns the kind's schema, or empty after reporting why not.
+std::string_view SchemaFor(const YamlDocument& doc, Diagnostics& diagnostics) {
+  if (!doc.value.is_object()) {
+    diagnostics.Error(doc.ValueLocation(""),
+                      "a manifest must be a mapping with apiVersion, kind, metadata and spec");
+    return {};
+  }
+  const auto api = doc.value.find("apiVersion");
+  if (api == doc.value.end()) {
+    diagnostics.Error(
+        doc.ValueLocation(""),
+        "missing apiVersion; Flotilla manifests start with apiVersion: " + std::string(kApiVersion),
+        "/apiVersion");
+    return {};
+  }
+  if (!api->is_string() || api->get<std::string>() != kApiVersion) {
+    const std::string shown = api->is_string() ? api->get<std::string>() : api->dump();
+    const bool ours = shown.rfind("flotilla.dev/", 0) == 0;
+    diagnostics.Error(
+        doc.ValueLocation("/apiVersion"),
+        ours ? "apiVersion \"" + shown + "\" is not supported by this flotilla; use " +
+                   std::string(kApiVersion)
+             : "apiVersion \"" + shown + "\" is not a Flotilla manifest (expected " +
+                   std::string(kApiVersion) + "); keep other files out of the manifest folder",
+        "/apiVersion");
+    return {};
+  }
+  const auto kind = doc.value.find("kind");
+  if (kind == doc.value.end() || !kind->is_string()) {
+    diagnostics.Error(doc.ValueLocation(kind == doc.value.end() ? "" : "/kind"),
+                      "missing kind; one of " + Join(KindNames()), "/kind");
+    return {};
+  }
+  const std::string name = kind->get<std::string>();
+  for (const Kind& k : kKinds) {
+    if (k.name == name) {
+      return k.schema;
+    }
+  }
+  std::string message = "unknown kind \"" + name + "\"";
+  const std::string guess = ClosestMatch(name, KindNames());
+  message +=
+      guess.empty() ? " (kinds: " + Join(KindNames()) + ")" : "; did you mean \"" + guess + "\"?";
+  diagnostics.Error(doc.ValueLocation("/kind"), message, "/kind");
+  return {};
+}
+
+}  // namespace
+
+ManifestLoader::ManifestLoader(std::shared_ptr<const SchemaValidator> validator,
+                               LoadOptions options)
+    : validator_(std::move(validator)), options_(options) {}
+
+Result<LoadResult> ManifestLoader::LoadPath(const fs::path& root,
+                                            const std::string& display_root) const {
+  std::error_code ec;
+  const fs::file_status status = fs::status(root, ec);
+  if (ec || !fs::exists(status)) {
+    return Status::NotFound("no such file or directory: " + display_root);
+  }
+  Diagnostics walk_diagnostics;
+  FileCollector collector(root, display_root, options_, walk_diagnostics);
+  if (fs::is_directory(status)) {
+    collector.Walk(root, {});
+  } else {
+    collector.Read(root, {});
+  }
+  LoadResult result = LoadFiles(collector.Take());
+  result.diagnostics.Append(walk_diagnostics);
+  return result;
+}
+
+LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) const {
+  std::vector<ParsedFile> parsed;
+  size_t remaining = options_.max_documents;
+  Diagnostics limit;
+  for (const ManifestFile& file : files) {
+    if (file.content.size() > options_.max_file_bytes) {
+      limit.Error({file.display_path, 0, 0}, "file is " + std::to_string(file.content.size()) +
+                                                 " bytes; manifest files may be at most " +
+                                                 std::to_string(options_.max_file_bytes) +
+                                                 " bytes");
+      continue;
+    }
+    parsed.push_back(ParseFile(file, remaining));
+    remaining -= std::min(remaining, parsed.back().documents);
+  }
+  LoadResult result = Assemble(std::move(parsed));
+  result.files = files.size();
+  result.diagnostics.Append(limit);
+  return result;
+}
+
+ParsedFile ManifestLoader::ParseFile(const ManifestFile& file, size_t max_documents) const {
+  ParsedFile out;
+  std::vector<YamlDocument> docs =
+      ReadYamlDocuments(file.content, file.display_path, max_documents, out.diagnostics);
+  out.documents = docs.size();
+  for (YamlDocument& doc : docs) {
+    const std::string_view schema = SchemaFor(doc, out.diagnostics);
+    if (schema.empty()) {
+      continue;
+    }
+    const std::set<std::string> secrets = CheckInlineSecrets(doc, out.diagnostics);
+    const bool valid = validator_->Validate(schema, doc, out.diagnostics, secrets);
+    const bool is_pool = doc.value["kind"] == "HostPool";
+    if (!valid || !secrets.empty()) {
+      const json* name = doc.value.contains("metadata") && doc.value["metadata"].is_object() &&
+                                 doc.value["metadata"].contains("name")
+                             ? &doc.value["metadata"]["name"]
+                             : nullptr;
+      if (is_pool && name != nullptr && name->is_string()) {
+        out.invalid.pools.insert(name->get<std::string>());
+      }
+      continue;
+    }
+    if (is_pool) {
+      HostPool pool = DecodeHostPool(doc, out.diagnostics);
+      out.pools.push_back({std::move(pool), std::move(doc)});
+    } else {
+      VMSet set = DecodeVMSet(doc, out.diagnostics);
+      out.sets.push_back({std::move(set), std::move(doc)});
+    }
+  }
+  return out;
+}
+
+LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files) const {
+  LoadResult result;
+  std::vector<Declared<HostPool>> pools;
+  std::vector<Declared<VMSet>> sets;
+  InvalidNames invalid;
+  for (ParsedFile& file : files) {
+    result.documents += file.documents;
+    result.diagnostics.Append(file.diagnostics);
+    invalid.pools.insert(file.invalid.pools.begin(), file.invalid.pools.end());
+    for (auto& p : file.pools) {
+      Normalize(p.object);
+      pools.push_back(std::move(p));
+    }
+    for (auto& s : file.sets) {
+      Normalize(s.object);
+      sets.push_back(std::move(s));
+    }
+  }
+  result.files = files.size();
+  CheckFleet(pools, sets, invalid, result.diagnostics);
+  for (auto& p : pools) {
+    result.desired.pools.push_back(std::move(p.object));
+  }
+  for (auto& s : sets) {
+    result.desired.sets.push_back(std::move(s.object));
+  }
+  Normalize(result.desired);
+  return result;
+}
+
+}  // namespace flotilla::manifest

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reconciler/manifest/diagnostics.h"
+#include "reconciler/manifest/schema_validator.h"
+#include "reconciler/manifest/semantic.h"
+#include "reconciler/model/result.h"
+#include "reconciler/model/types.h"
+
+namespace flotilla::manifest {
+
+struct LoadOptions {
+  // A file larger than this is refused (manifests are small; this stops a stray disk image).
+  size_t max_file_bytes = 1 << 20;
+  // At most this many documents in one repository.
+  size_t max_documents = 10'000;
+};
+
+// The text of one manifest file and the name it is shown under in messages
+// ("fleet/pools.yaml", or "fleet/pools.yaml@1a2b3c4" when read from Git).
+struct ManifestFile {
+  std::string display_path;
+  std::string content;
+};
+
+// What one file holds: decoded objects with their documents, and the problems found in them.
+// Depends only on the file's content and display path, so callers may cache it by content.
+struct ParsedFile {
+  std::vector<Declared<HostPool>> pools;
+  std::vector<Declared<VMSet>> sets;
+  InvalidNames invalid;
+  Diagnostics diagnostics;
+  size_t documents = 0;
+};
+
+struct LoadResult {
+  Desired desired;  // normalised; holds only objects that passed their schema
+  Diagnostics diagnostics;
+  size_t files = 0;
+  size_t documents = 0;
+
+  bool ok() const { return !diagnostics.HasErrors(); }
+};
+
+// Reads manifests: YAML -> JSON (with positions) -> schema -> model -> cross-document checks.
+// Every problem is collected; nothing stops at the first. Thread-safety: const methods may be
+// called concurrently.
+class ManifestLoader {
+ public:
+  ManifestLoader(std::shared_ptr<const SchemaValidator> validator, LoadOptions options = {});
+
+  // Loads `root`: a single file, or every *.yaml / *.yml below a directory, recursively, in
+  // sorted order. Names starting with '.' (.git, .github) are skipped. Symlinks to files inside
+  // `root` are read; symlinks that lead outside are refused; symlinked directories are not
+  // followed (warning). Paths in messages are `display_root` joined with the path below root.
+  // Errors: NotFound if `root` does not exist; problems inside files are diagnostics.
+  Result<LoadResult> LoadPath(const std::filesystem::path& root,
+                              const std::string& display_root) const;
+
+  // Loads files already in memory (e.g. read from a Git tree).
+  LoadResult LoadFiles(const std::vector<ManifestFile>& files) const;
+
+  // One file on its own, with at most `max_documents` documents.
+  ParsedFile ParseFile(const ManifestFile& file, size_t max_documents) const;
+
+  // Cross-document checks over parsed files, then normalisation.
+  LoadResult Assemble(std::vector<ParsedFile> files) const;
+
+  const LoadOptions& options() const { return options_; }
+
+ private:
+  std::shared_ptr<const SchemaValidator> validator_;
+  LoadOptions options_;
+};
+
+}  // namespace flotilla::manifest

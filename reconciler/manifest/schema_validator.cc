@@ -1,0 +1,416 @@
+#include "reconciler/manifest/schema_validator.h"
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "schemas/embedded.h"
+
+namespace flotilla::manifest {
+
+struct SchemaValidator::Compiled {
+  nlohmann::json source;  // kept for messages: enums, patterns, known fields
+  valijson::Schema schema;
+};
+
+namespace {
+
+using nlohmann::json;
+
+// valijson reports a failing parent for every failing child; only the innermost violation
+// is useful to a person.
+constexpr std::array<std::string_view, 7> kWrapperPrefixes = {
+    "Failed to validate against schema associated with property name",
+    "Failed to validate against schema associated with pattern",
+    "Failed to validate item #",
+    "Cannot validate item #",
+    "Failed to validate against child schema #",
+    "Failed to validate against additional properties schema",
+    "Failed to validate against additional items schema",
+};
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// The text between the last pair of single quotes: valijson puts names there.
+std::string QuotedName(const std::string& description) {
+  const size_t close = description.rfind('\'');
+  if (close == std::string::npos || close == 0) {
+    return {};
+  }
+  const size_t open = description.rfind('\'', close - 1);
+  if (open == std::string::npos) {
+    return {};
+  }
+  return description.substr(open + 1, close - open - 1);
+}
+
+const json* Resolve(const json& root, const json* node) {
+  // Follow local references ("#/definitions/x"); a bounded number guards against cycles.
+  for (int hops = 0; node != nullptr && node->is_object() && node->contains("$ref") && hops < 16;
+       ++hops) {
+    const json& ref = (*node)["$ref"];
+    if (!ref.is_string() || !StartsWith(ref.get_ref<const std::string&>(), "#")) {
+      return nullptr;
+    }
+    try {
+      node = &root.at(json::json_pointer(ref.get<std::string>().substr(1)));
+    } catch (const json::exception&) {
+      return nullptr;
+    }
+  }
+  return node;
+}
+
+// The schema node that governs the instance at `tokens`, or null when it cannot be told.
+const json* SchemaAt(const json& root, const std::vector<std::string>& tokens,
+                     const json& instance) {
+  const json* node = Resolve(root, &root);
+  const json* value = &instance;
+  for (const std::string& token : tokens) {
+    if (node == nullptr || !node->is_object()) {
+      return nullptr;
+    }
+    const json* next = nullptr;
+    if (value->is_object()) {
+      if (node->contains("properties") && (*node)["properties"].contains(token)) {
+        next = &(*node)["properties"][token];
+      } else if (node->contains("additionalProperties") &&
+                 (*node)["additionalProperties"].is_object()) {
+        next = &(*node)["additionalProperties"];
+      }
+      value = value->contains(token) ? &(*value)[token] : value;
+    } else if (value->is_array()) {
+      if (node->contains("items") && (*node)["items"].is_object()) {
+        next = &(*node)["items"];
+      }
+      const size_t index = std::strtoul(token.c_str(), nullptr, 10);
+      value = index < value->size() ? &(*value)[index] : value;
+    }
+    node = Resolve(root, next);
+  }
+  return node;
+}
+
+std::string RenderValue(const json& value) {
+  if (value.is_string()) {
+    std::string s = value.get<std::string>();
+    if (s.size() > 60) {
+      s = s.substr(0, 57) + "...";
+    }
+    return json(s).dump();
+  }
+  if (value.is_object()) {
+    return "a mapping";
+  }
+  if (value.is_array()) {
+    return "a list";
+  }
+  if (value.is_null()) {
+    return "an empty value";
+  }
+  return value.dump();
+}
+
+std::string DescribeValue(const json& value) {
+  if (value.is_string()) {
+    return "the string " + RenderValue(value);
+  }
+  if (value.is_number()) {
+    return "the number " + RenderValue(value);
+  }
+  return RenderValue(value);
+}
+
+std::string TypeNoun(const std::string& type) {
+  if (type == "integer") {
+    return "an integer";
+  }
+  if (type == "object") {
+    return "a mapping";
+  }
+  if (type == "array") {
+    return "a list";
+  }
+  if (type == "boolean") {
+    return "true or false";
+  }
+  if (type == "null") {
+    return "empty";
+  }
+  return "a " + type;
+}
+
+std::vector<std::string> SchemaTypes(const json* schema) {
+  std::vector<std::string> types;
+  if (schema == nullptr || !schema->contains("type")) {
+    return types;
+  }
+  const json& t = (*schema)["type"];
+  if (t.is_string()) {
+    types.push_back(t.get<std::string>());
+  } else if (t.is_array()) {
+    for (const json& item : t) {
+      types.push_back(item.get<std::string>());
+    }
+  }
+  return types;
+}
+
+std::string FieldLabel(const std::vector<std::string>& tokens, const json& instance) {
+  if (tokens.empty()) {
+    return "document";
+  }
+  // "tags[1]" for list items, the key name otherwise.
+  const json* value = &instance;
+  std::string label;
+  for (const std::string& token : tokens) {
+    if (value->is_array()) {
+      label += "[" + token + "]";
+      const size_t index = std::strtoul(token.c_str(), nullptr, 10);
+      value = index < value->size() ? &(*value)[index] : value;
+    } else {
+      label = token;
+      value = value->is_object() && value->contains(token) ? &(*value)[token] : value;
+    }
+  }
+  return label;
+}
+
+std::string Pointer(const std::vector<std::string>& tokens) {
+  std::string p;
+  for (const std::string& t : tokens) {
+    p += "/" + EscapePointerToken(t);
+  }
+  return p;
+}
+
+struct Violation {
+  std::string message;
+  std::string pointer;
+  bool at_key = false;  // locate at the key rather than the value
+};
+
+// Appends to `out` what `error` means for a person; nothing for valijson's wrapper errors.
+void Explain(const valijson::ValidationResults::Error& error, const json& schema_root,
+             const json& instance, const std::set<std::string>& redacted,
+             std::vector<Violation>& out) {
+  const std::string& d = error.description;
+  for (std::string_view prefix : kWrapperPrefixes) {
+    if (StartsWith(d, prefix)) {
+      return;
+    }
+  }
+  // Context: "<root>", then "[key]" or "[index]" per level.
+  std::vector<std::string> tokens;
+  for (size_t i = 1; i < error.context.size(); ++i) {
+    const std::string& c = error.context[i];
+    tokens.push_back(c.size() >= 2 ? c.substr(1, c.size() - 2) : c);
+  }
+  const json* value = &instance;
+  for (const std::string& token : tokens) {
+    if (value->is_object() && value->contains(token)) {
+      value = &(*value)[token];
+    } else if (value->is_array()) {
+      const size_t index = std::strtoul(token.c_str(), nullptr, 10);
+      value = index < value->size() ? &(*value)[index] : value;
+    }
+  }
+  const std::string pointer = Pointer(tokens);
+  const json* schema = SchemaAt(schema_root, tokens, instance);
+  const std::string field = FieldLabel(tokens, instance);
+  const bool secret = redacted.count(pointer) > 0;
+  const std::string shown = secret ? "(value redacted)" : RenderValue(*value);
+
+  if (StartsWith(d, "Object contains a property that could not be validated")) {
+    // valijson names only the first unknown field of an object; name them all.
+    std::vector<std::string> known;
+    if (schema != nullptr && schema->contains("properties")) {
+      for (const auto& [key, unused] : (*schema)["properties"].items()) {
+        known.push_back(key);
+      }
+    }
+    for (const auto& [name, unused] : value->items()) {
+      if (std::find(known.begin(), known.end(), name) != known.end()) {
+        continue;
+      }
+      std::string message = "unknown field \"" + name + "\"";
+      const std::string guess = ClosestMatch(name, known);
+      if (!guess.empty()) {
+        message += "; did you mean \"" + guess + "\"?";
+      } else if (!known.empty()) {
+        message += " (" + (tokens.empty() ? std::string("a manifest") : field) + " takes " +
+                   Join(known) + ")";
+      }
+      out.push_back({message, pointer + "/" + EscapePointerToken(name), true});
+    }
+    return;
+  }
+  if (StartsWith(d, "Missing required property")) {
+    const std::string name = QuotedName(d);
+    const std::string where = tokens.empty() ? "document" : field;
+    out.push_back(Violation{"missing required field \"" + name + "\" in " + where, pointer, true});
+    return;
+  }
+  if (StartsWith(d, "Value type not permitted")) {
+    std::vector<std::string> nouns;
+    for (const std::string& t : SchemaTypes(schema)) {
+      nouns.push_back(TypeNoun(t));
+    }
+    std::string message = field + " must be " +
+                          (nouns.empty() ? "another type" : Join(nouns, " or ")) + ", not " +
+                          (secret ? "this value" : DescribeValue(*value));
+    if (value->is_string() &&
+        std::find(nouns.begin(), nouns.end(), "true or false") != nouns.end()) {
+      message += " (YAML 1.2: write true or false, not yes/no/on/off, and without quotes)";
+    } else if (value->is_string() &&
+               std::find(nouns.begin(), nouns.end(), "an integer") != nouns.end()) {
+      message += " (write the number without quotes)";
+    }
+    out.push_back(Violation{message, pointer});
+    return;
+  }
+  if (StartsWith(d, "Failed to match against any enum values")) {
+    std::vector<std::string> options;
+    if (schema != nullptr && schema->contains("enum")) {
+      for (const json& e : (*schema)["enum"]) {
+        options.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+      }
+    }
+    std::string message = field + " " + shown + " is not one of " + Join(options);
+    if (value->is_string() && !secret) {
+      const std::string guess = ClosestMatch(value->get<std::string>(), options);
+      if (!guess.empty()) {
+        message += "; did you mean \"" + guess + "\"?";
+      }
+    }
+    out.push_back(Violation{message, pointer});
+    return;
+  }
+  if (StartsWith(d, "Failed to match expected value set by 'const'")) {
+    const std::string expected =
+        schema != nullptr && schema->contains("const") ? (*schema)["const"].dump() : "?";
+    out.push_back(Violation{field + " " + shown + " must be " + expected, pointer});
+    return;
+  }
+  if (StartsWith(d, "Failed to match regex specified by 'pattern'")) {
+    std::string rule;
+    if (schema != nullptr && schema->contains("patternErrorMessage")) {
+      rule = (*schema)["patternErrorMessage"].get<std::string>();
+    } else if (schema != nullptr && schema->contains("pattern")) {
+      rule = "must match " + (*schema)["pattern"].get<std::string>();
+    } else {
+      rule = "has the wrong form";
+    }
+    out.push_back(Violation{field + " " + shown + " " + rule, pointer});
+    return;
+  }
+  auto bound = [&](const char* key) -> std::string {
+    return schema != nullptr && schema->contains(key) ? (*schema)[key].dump() : "?";
+  };
+  if (StartsWith(d, "Expected number greater than or equal to") ||
+      StartsWith(d, "Expected number greater than")) {
+    out.push_back(
+        Violation{field + " " + shown + " is below the minimum " + bound("minimum"), pointer});
+    return;
+  }
+  if (StartsWith(d, "Expected number less than or equal to") ||
+      StartsWith(d, "Expected number less than")) {
+    out.push_back(
+        Violation{field + " " + shown + " is above the maximum " + bound("maximum"), pointer});
+    return;
+  }
+  if (StartsWith(d, "String should be no more than")) {
+    out.push_back(
+        Violation{field + " is longer than " + bound("maxLength") + " characters", pointer});
+    return;
+  }
+  if (StartsWith(d, "String should be no fewer than")) {
+    out.push_back(Violation{field + " must not be empty", pointer});
+    return;
+  }
+  if (StartsWith(d, "Array should contain no more than")) {
+    out.push_back(Violation{field + " has more than " + bound("maxItems") + " items", pointer});
+    return;
+  }
+  if (StartsWith(d, "Array should contain no fewer than")) {
+    out.push_back(Violation{field + " needs at least " + bound("minItems") + " items", pointer});
+    return;
+  }
+  if (StartsWith(d, "Elements at indexes")) {
+    out.push_back(Violation{field + " lists the same item more than once", pointer});
+    return;
+  }
+  out.push_back(Violation{field + ": " + d, pointer});
+  return;
+}
+
+}  // namespace
+
+SchemaValidator::~SchemaValidator() = default;
+
+Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create() {
+  std::shared_ptr<SchemaValidator> validator(new SchemaValidator());
+  for (std::string_view name : schemas::Names()) {
+    auto compiled = std::make_unique<Compiled>();
+    try {
+      compiled->source = json::parse(schemas::Find(name));
+      valijson::SchemaParser parser;
+      valijson::adapters::NlohmannJsonAdapter adapter(compiled->source);
+      parser.populateSchema(adapter, compiled->schema);
+    } catch (const std::exception& e) {
+      return Status::Internal("embedded schema " + std::string(name) + " is invalid: " + e.what());
+    }
+    validator->schemas_.emplace(std::string(name), std::move(compiled));
+  }
+  return std::shared_ptr<const SchemaValidator>(std::move(validator));
+}
+
+bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
+                               Diagnostics& diagnostics,
+                               const std::set<std::string>& redacted) const {
+  auto it = schemas_.find(schema);
+  if (it == schemas_.end()) {
+    diagnostics.Error(doc.ValueLocation(""), "no schema named " + std::string(schema));
+    return false;
+  }
+  valijson::Validator validator;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter target(doc.value);
+  if (validator.validate(it->second->schema, target, &results)) {
+    return true;
+  }
+  valijson::ValidationResults::Error error;
+  bool reported = false;
+  while (results.popError(error)) {
+    std::vector<Violation> violations;
+    Explain(error, it->second->source, doc.value, redacted, violations);
+    for (Violation& v : violations) {
+      SourceLocation where = v.at_key ? doc.KeyLocation(v.pointer) : doc.ValueLocation(v.pointer);
+      diagnostics.Error(std::move(where), std::move(v.message), std::move(v.pointer));
+      reported = true;
+    }
+  }
+  if (!reported) {
+    diagnostics.Error(doc.ValueLocation(""), "does not match schema " + std::string(schema));
+  }
+  return false;
+}
+
+bool SchemaValidator::Validate(std::string_view schema, const nlohmann::json& value,
+                               const std::string& file, Diagnostics& diagnostics) const {
+  YamlDocument doc;
+  doc.value = value;
+  doc.file = file;
+  return Validate(schema, doc, diagnostics);
+}
+
+}  // namespace flotilla::manifest

@@ -1,0 +1,296 @@
+#include "reconciler/manifest/semantic.h"
+
+#include <algorithm>
+#include <map>
+
+namespace flotilla::manifest {
+namespace {
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// Two spellings of one endpoint compare equal: case of scheme and host, a trailing '/'.
+std::string CanonicalAddress(const std::string& address) {
+  const size_t scheme_end = address.find("://");
+  if (scheme_end == std::string::npos) {
+    return address;
+  }
+  const size_t path_start = address.find('/', scheme_end + 3);
+  std::string authority = Lower(address.substr(0, path_start));
+  std::string path = path_start == std::string::npos ? "" : address.substr(path_start);
+  while (!path.empty() && path.back() == '/') {
+    path.pop_back();
+  }
+  return authority + path;
+}
+
+std::string Scheme(const std::string& address) {
+  const size_t end = address.find("://");
+  return end == std::string::npos ? "" : Lower(address.substr(0, end));
+}
+
+bool IsLoopback(const std::string& address) {
+  const size_t start = address.find("://");
+  if (start == std::string::npos) {
+    return false;
+  }
+  const std::string rest = Lower(address.substr(start + 3));
+  if (rest.rfind("[::1]", 0) == 0) {
+    return true;
+  }
+  const std::string host = rest.substr(0, rest.find_first_of(":/"));
+  return host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+template <typename T>
+void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
+                    Diagnostics& diagnostics) {
+  std::map<std::string, SourceLocation> first;
+  std::vector<Declared<T>> kept;
+  for (Declared<T>& item : items) {
+    const std::string& name = item.object.meta.name;
+    auto [it, inserted] = first.emplace(name, item.source.ValueLocation("/metadata/name"));
+    if (!inserted) {
+      diagnostics.Error(item.source.ValueLocation("/metadata/name"),
+                        "duplicate " + std::string(kind) + " \"" + name +
+                            "\": already defined at " + it->second.ToString(),
+                        "/metadata/name");
+      continue;
+    }
+    kept.push_back(std::move(item));
+  }
+  items = std::move(kept);
+}
+
+void CheckHosts(const std::vector<Declared<HostPool>>& pools, Diagnostics& diagnostics) {
+  struct Seen {
+    std::string pool;
+    SourceLocation where;
+  };
+  std::map<std::string, Seen> names;
+  std::map<std::string, Seen> addresses;
+  for (const Declared<HostPool>& declared : pools) {
+    const HostPool& pool = declared.object;
+    const YamlDocument& doc = declared.source;
+    if (pool.provider == "parallels" && pool.credentials_ref.empty()) {
+      diagnostics.Error(doc.KeyLocation("/spec"),
+                        "pool \"" + pool.meta.name +
+                            "\" uses provider parallels, which needs spec.credentialsRef "
+                            "(the secret with the hosts' API key or username and password)",
+                        "/spec");
+    }
+    // Hosts are sorted after normalisation; report in file order for readable output.
+    const nlohmann::json& raw_hosts = doc.value["spec"]["hosts"];
+    for (size_t i = 0; i < raw_hosts.size(); ++i) {
+      const std::string pointer = "/spec/hosts/" + std::to_string(i);
+      const std::string name = raw_hosts[i]["name"].get<std::string>();
+      const std::string address = raw_hosts[i]["address"].get<std::string>();
+      auto [n, new_name] =
+          names.emplace(name, Seen{pool.meta.name, doc.ValueLocation(pointer + "/name")});
+      if (!new_name) {
+        diagnostics.Error(doc.ValueLocation(pointer + "/name"),
+                          "host name \"" + name + "\" is already used in pool \"" + n->second.pool +
+                              "\" at " + n->second.where.ToString(),
+                          pointer + "/name");
+      }
+      auto [a, new_address] = addresses.emplace(
+          CanonicalAddress(address), Seen{pool.meta.name, doc.ValueLocation(pointer + "/address")});
+      if (!new_address) {
+        diagnostics.Error(doc.ValueLocation(pointer + "/address"),
+                          "host address " + address + " is already used in pool \"" +
+                              a->second.pool + "\" at " + a->second.where.ToString(),
+                          pointer + "/address");
+      }
+      const std::string scheme = Scheme(address);
+      if (pool.provider == "parallels" && scheme != "http" && scheme != "https") {
+        diagnostics.Error(doc.ValueLocation(pointer + "/address"),
+                          "address " + address +
+                              " must start with https:// or http:// (provider parallels talks "
+                              "to the host's REST API)",
+                          pointer + "/address");
+      } else if (scheme == "http" && !IsLoopback(address)) {
+        diagnostics.Warning(doc.ValueLocation(pointer + "/address"),
+                            "address " + address +
+                                " uses plain http: host credentials would cross the network "
+                                "unencrypted; prefer https",
+                            pointer + "/address");
+      }
+    }
+  }
+}
+
+// Why `host` cannot run `templ`, or empty if it can (or might: undeclared facts pass).
+std::string WhyNotFit(const HostSpec& host, const VMTemplate& templ) {
+  if (host.arch && *host.arch != templ.arch) {
+    return host.name + " is " + std::string(ToString(*host.arch));
+  }
+  if (!host.capacity) {
+    return {};
+  }
+  const HostCapacity& c = *host.capacity;
+  if (c.cpu < templ.cpu) {
+    return host.name + " has " + std::to_string(c.cpu) + " cpu";
+  }
+  if (c.memory < templ.memory) {
+    return host.name + " has " + c.memory.ToString() + " memory";
+  }
+  if (templ.disk && c.disk < *templ.disk) {
+    return host.name + " has " + c.disk.ToString() + " disk";
+  }
+  return {};
+}
+
+std::string DescribeTemplate(const VMTemplate& t) {
+  std::string s = std::string(ToString(t.arch)) + ", " + std::to_string(t.cpu) + " cpu, " +
+                  t.memory.ToString() + " memory";
+  if (t.disk) {
+    s += ", " + t.disk->ToString() + " disk";
+  }
+  return s;
+}
+
+std::string BracketList(const std::vector<std::string>& items) { return "[" + Join(items) + "]"; }
+
+void CheckSet(const Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& pools,
+              const InvalidNames& invalid, Diagnostics& diagnostics) {
+  const VMSet& set = declared.object;
+  const YamlDocument& doc = declared.source;
+
+  if (set.replicas > 0) {
+    const std::string last = set.VMName(set.replicas - 1);
+    if (last.size() > 63) {
+      diagnostics.Error(
+          doc.ValueLocation("/spec/replicas"),
+          "VM names would be longer than 63 characters (\"" + last + "\"); shorten the VMSet name",
+          "/spec/replicas");
+    }
+  }
+
+  const auto pool_it = std::find_if(pools.begin(), pools.end(),
+                                    [&](const auto& p) { return p.object.meta.name == set.pool; });
+  if (pool_it == pools.end()) {
+    if (invalid.pools.count(set.pool) > 0) {
+      return;  // the pool's own errors say what is wrong
+    }
+    std::vector<std::string> names;
+    for (const auto& p : pools) {
+      names.push_back(p.object.meta.name);
+    }
+    std::string message = "pool \"" + set.pool + "\" does not exist";
+    const std::string guess = ClosestMatch(set.pool, names);
+    if (!guess.empty()) {
+      message += "; did you mean \"" + guess + "\"?";
+    } else if (!names.empty()) {
+      message += " (pools: " + Join(names) + ")";
+    } else {
+      message += " (no HostPool is defined)";
+    }
+    diagnostics.Error(doc.ValueLocation("/spec/pool"), message, "/spec/pool");
+    return;
+  }
+  const HostPool& pool = pool_it->object;
+  if (pool.hosts.empty()) {
+    diagnostics.Error(
+        doc.ValueLocation("/spec/pool"),
+        "pool \"" + pool.meta.name + "\" has no hosts to run VMSet \"" + set.meta.name + "\"",
+        "/spec/pool");
+    return;
+  }
+
+  std::vector<const HostSpec*> matching;
+  std::set<std::string> all_tags;
+  for (const HostSpec& host : pool.hosts) {
+    all_tags.insert(host.tags.begin(), host.tags.end());
+    if (host.HasAllTags(set.selector_tags)) {
+      matching.push_back(&host);
+    }
+  }
+  if (matching.empty()) {
+    diagnostics.Error(doc.ValueLocation("/spec/selector/tags"),
+                      "selector tags " + BracketList(set.selector_tags) +
+                          " match no host of pool \"" + pool.meta.name + "\" (its hosts carry: " +
+                          Join(std::vector<std::string>(all_tags.begin(), all_tags.end())) + ")",
+                      "/spec/selector/tags");
+    return;
+  }
+
+  std::vector<std::string> reasons;
+  std::vector<const HostSpec*> fitting;
+  for (const HostSpec* host : matching) {
+    std::string why = WhyNotFit(*host, set.templ);
+    if (why.empty()) {
+      fitting.push_back(host);
+    } else {
+      reasons.push_back(std::move(why));
+    }
+  }
+  if (fitting.empty()) {
+    constexpr size_t kMaxReasons = 5;
+    std::string listed;
+    for (size_t i = 0; i < reasons.size() && i < kMaxReasons; ++i) {
+      listed += (i > 0 ? "; " : "") + reasons[i];
+    }
+    if (reasons.size() > kMaxReasons) {
+      listed += "; and " + std::to_string(reasons.size() - kMaxReasons) + " more";
+    }
+    diagnostics.Error(doc.KeyLocation("/spec/template"),
+                      "template (" + DescribeTemplate(set.templ) + ") fits no host of pool \"" +
+                          pool.meta.name + "\" that the selector matches: " + listed,
+                      "/spec/template");
+    return;
+  }
+  if (set.replicas > 0 &&
+      std::all_of(fitting.begin(), fitting.end(), [](const HostSpec* h) { return h->cordoned; })) {
+    diagnostics.Warning(doc.ValueLocation("/spec/pool"),
+                        "every host that can run VMSet \"" + set.meta.name +
+                            "\" is cordoned; its VMs cannot be placed",
+                        "/spec/pool");
+  }
+}
+
+void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
+                       const std::vector<Declared<VMSet>>& sets, Diagnostics& diagnostics) {
+  for (const Declared<HostPool>& declared : pools) {
+    const HostPool& pool = declared.object;
+    uint64_t room = 0;
+    size_t schedulable = 0;
+    for (const HostSpec& host : pool.hosts) {
+      if (!host.cordoned) {
+        room += host.max_vms.value_or(kDefaultMaxVMs);
+        ++schedulable;
+      }
+    }
+    uint64_t wanted = 0;
+    for (const Declared<VMSet>& set : sets) {
+      if (set.object.pool == pool.meta.name) {
+        wanted += set.object.replicas;
+      }
+    }
+    if (wanted > room) {
+      diagnostics.Warning(declared.source.ValueLocation("/metadata/name"),
+                          "VM sets want " + std::to_string(wanted) + " VMs in pool \"" +
+                              pool.meta.name + "\", but its " + std::to_string(schedulable) +
+                              " schedulable hosts allow at most " + std::to_string(room) +
+                              " (maxVMs); the rest will be unschedulable",
+                          "/metadata/name");
+    }
+  }
+}
+
+}  // namespace
+
+void CheckFleet(std::vector<Declared<HostPool>>& pools, std::vector<Declared<VMSet>>& sets,
+                const InvalidNames& invalid, Diagnostics& diagnostics) {
+  DropDuplicates(pools, "HostPool", diagnostics);
+  DropDuplicates(sets, "VMSet", diagnostics);
+  CheckHosts(pools, diagnostics);
+  for (const Declared<VMSet>& set : sets) {
+    CheckSet(set, pools, invalid, diagnostics);
+  }
+  CheckPoolCapacity(pools, sets, diagnostics);
+}
+
+}  // namespace flotilla::manifest

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconciler/manifest/diagnostics.h"
+#include "reconciler/manifest/yaml_reader.h"
+#include "reconciler/model/types.h"
+
+namespace flotilla::manifest {
+
+// A decoded object with the document it came from, for locating messages.
+template <typename T>
+struct Declared {
+  T object;
+  YamlDocument source;
+};
+
+// Names of documents that failed their schema: checks that refer to them stay quiet rather
+// than piling a second error on the first.
+struct InvalidNames {
+  std::set<std::string> pools;
+};
+
+// Checks that span documents, after each passed its schema:
+//   - names unique per kind; host names and addresses unique within and across pools;
+//   - a pool's provider gets what it needs (parallels: credentialsRef and an http(s) address);
+//   - a VMSet's pool exists, its selector matches some host of the pool, its template fits
+//     at least one of those hosts (arch, cpu, memory, disk, where hosts declare them), and its
+//     VM names stay within 63 characters;
+//   - warnings: every fitting host cordoned; a pool whose sets want more VMs than its
+//     schedulable hosts' maxVMs allow; plain http to a host that is not on loopback.
+// Duplicates are dropped from `pools`/`sets` (the first stays). REQUIRES: objects normalised.
+void CheckFleet(std::vector<Declared<HostPool>>& pools, std::vector<Declared<VMSet>>& sets,
+                const InvalidNames& invalid, Diagnostics& diagnostics);
+
+}  // namespace flotilla::manifest

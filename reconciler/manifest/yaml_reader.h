@@ -1,0 +1,52 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "reconciler/manifest/diagnostics.h"
+
+namespace flotilla::manifest {
+
+// Where a node sits in its file. Lines and columns are 1-based; key_line is 0 for nodes that
+// are not the value of a mapping key (document roots, sequence items).
+struct NodeMarks {
+  int key_line = 0;
+  int key_column = 0;
+  int line = 0;
+  int column = 0;
+};
+
+// One YAML document converted to JSON, with the position of every node.
+struct YamlDocument {
+  nlohmann::json value;
+  std::map<std::string, NodeMarks> marks;  // JSON pointer ("" = root) -> position
+  std::string file;                        // display path
+  int index = 0;                           // 0-based position among the file's documents
+
+  // The position of the key that names `pointer` (or of the value, for sequence items and the
+  // root). A pointer with no node falls back to its nearest existing ancestor.
+  SourceLocation KeyLocation(std::string_view pointer) const;
+  // The position of the value at `pointer`, with the same fallback.
+  SourceLocation ValueLocation(std::string_view pointer) const;
+};
+
+// Parses every document of one YAML file (`text`) into JSON.
+//
+// Scalars are typed by the YAML 1.2 core schema (what editors use): `yes`/`on` stay strings,
+// `0x1F` is an integer, quoted scalars are always strings. Rejected with a diagnostic, the
+// document being dropped: syntax errors, anchors and aliases (a billion-laughs guard; YAML
+// aliases also make reviews of a fleet diff misleading), duplicate keys, keys that are not
+// scalars, and tags other than the core ones. Empty documents are skipped.
+//
+// At most `max_documents` documents are returned; one more is an error.
+std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::string& file,
+                                            size_t max_documents, Diagnostics& diagnostics);
+
+// Escapes one reference token of a JSON pointer ("~" -> "~0", "/" -> "~1").
+std::string EscapePointerToken(std::string_view token);
+
+}  // namespace flotilla::manifest

@@ -1,0 +1,113 @@
+#include "reconciler/model/types.h"
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+namespace flotilla {
+namespace {
+
+template <typename E, size_t N>
+std::string_view NameOf(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
+  for (const auto& [e, name] : table) {
+    if (e == value) {
+      return name;
+    }
+  }
+  return "?";
+}
+
+template <typename E, size_t N>
+std::optional<E> ValueOf(const std::array<std::pair<E, std::string_view>, N>& table,
+                         std::string_view text) {
+  for (const auto& [e, name] : table) {
+    if (name == text) {
+      return e;
+    }
+  }
+  return std::nullopt;
+}
+
+constexpr std::array<std::pair<Arch, std::string_view>, 2> kArchNames = {{
+    {Arch::kArm64, "arm64"},
+    {Arch::kX86_64, "x86_64"},
+}};
+constexpr std::array<std::pair<GuestOs, std::string_view>, 2> kOsNames = {{
+    {GuestOs::kMacos, "macos"},
+    {GuestOs::kLinux, "linux"},
+}};
+constexpr std::array<std::pair<PowerState, std::string_view>, 2> kStateNames = {{
+    {PowerState::kRunning, "running"},
+    {PowerState::kStopped, "stopped"},
+}};
+constexpr std::array<std::pair<Placement, std::string_view>, 2> kPlacementNames = {{
+    {Placement::kSpread, "spread"},
+    {Placement::kPack, "pack"},
+}};
+constexpr std::array<std::pair<UpdateStrategyType, std::string_view>, 3> kStrategyNames = {{
+    {UpdateStrategyType::kRolling, "Rolling"},
+    {UpdateStrategyType::kRecreate, "Recreate"},
+    {UpdateStrategyType::kOnDelete, "OnDelete"},
+}};
+
+template <typename T>
+const T* FindByName(const std::vector<T>& items, std::string_view name) {
+  for (const T& item : items) {
+    if (item.meta.name == name) {
+      return &item;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view ToString(Arch arch) { return NameOf(kArchNames, arch); }
+std::string_view ToString(GuestOs os) { return NameOf(kOsNames, os); }
+std::string_view ToString(PowerState state) { return NameOf(kStateNames, state); }
+std::string_view ToString(Placement placement) { return NameOf(kPlacementNames, placement); }
+std::string_view ToString(UpdateStrategyType type) { return NameOf(kStrategyNames, type); }
+std::optional<Arch> ParseArch(std::string_view text) { return ValueOf(kArchNames, text); }
+std::optional<GuestOs> ParseGuestOs(std::string_view text) { return ValueOf(kOsNames, text); }
+std::optional<PowerState> ParsePowerState(std::string_view text) {
+  return ValueOf(kStateNames, text);
+}
+std::optional<Placement> ParsePlacement(std::string_view text) {
+  return ValueOf(kPlacementNames, text);
+}
+std::optional<UpdateStrategyType> ParseUpdateStrategyType(std::string_view text) {
+  return ValueOf(kStrategyNames, text);
+}
+
+std::string SourceLocation::ToString() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+bool HostSpec::HasAllTags(const std::vector<std::string>& wanted) const {
+  return std::includes(tags.begin(), tags.end(), wanted.begin(), wanted.end());
+}
+
+std::string VMSet::VMName(uint32_t ordinal) const {
+  return meta.name + "-" + std::to_string(ordinal);
+}
+
+const HostPool* Desired::FindPool(std::string_view name) const { return FindByName(pools, name); }
+const VMSet* Desired::FindSet(std::string_view name) const { return FindByName(sets, name); }
+
+size_t Desired::HostCount() const {
+  size_t n = 0;
+  for (const HostPool& pool : pools) {
+    n += pool.hosts.size();
+  }
+  return n;
+}
+
+size_t Desired::DesiredVMCount() const {
+  size_t n = 0;
+  for (const VMSet& set : sets) {
+    n += set.replicas;
+  }
+  return n;
+}
+
+}  // namespace flotilla

@@ -1,0 +1,170 @@
+#pragma once
+
+// The desired state of a fleet, as the manifests of one revision describe it.
+//
+// These are plain values. The manifest decoder fills what a document says; `Normalize`
+// (normalize.h) then fills every default and sorts every list, so that two Desired values
+// compare equal exactly when they mean the same fleet, whatever the order or spelling of the
+// YAML they came from.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/model/quantity.h"
+
+namespace flotilla {
+
+enum class Arch { kArm64, kX86_64 };
+enum class GuestOs { kMacos, kLinux };
+enum class PowerState { kRunning, kStopped };
+enum class Placement { kSpread, kPack };
+enum class UpdateStrategyType { kRolling, kRecreate, kOnDelete };
+
+// Spelling as in manifests ("arm64", "x86_64", "macos", "running", "spread", "Rolling", ...).
+std::string_view ToString(Arch arch);
+std::string_view ToString(GuestOs os);
+std::string_view ToString(PowerState state);
+std::string_view ToString(Placement placement);
+std::string_view ToString(UpdateStrategyType type);
+std::optional<Arch> ParseArch(std::string_view text);
+std::optional<GuestOs> ParseGuestOs(std::string_view text);
+std::optional<PowerState> ParsePowerState(std::string_view text);
+std::optional<Placement> ParsePlacement(std::string_view text);
+std::optional<UpdateStrategyType> ParseUpdateStrategyType(std::string_view text);
+
+// Where an object was declared: "fleet/pools.yaml", line and column 1-based.
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+
+  std::string ToString() const;  // "file:line:column"
+  friend bool operator==(const SourceLocation&, const SourceLocation&) = default;
+};
+
+struct ObjectMeta {
+  std::string name;                           // a DNS label
+  std::map<std::string, std::string> labels;  // free-form
+  SourceLocation origin;                      // informational; not part of equality
+
+  friend bool operator==(const ObjectMeta& a, const ObjectMeta& b) {
+    return a.name == b.name && a.labels == b.labels;
+  }
+};
+
+// What a host can hold in total, as declared in the manifest. Observed facts from the host
+// itself take precedence at run time; the declaration lets `validate` check fit without network.
+struct HostCapacity {
+  uint32_t cpu = 0;
+  Quantity memory;
+  Quantity disk;
+
+  friend bool operator==(const HostCapacity&, const HostCapacity&) = default;
+};
+
+struct HostSpec {
+  std::string name;                      // unique across all pools
+  std::string address;                   // base URL of the host's API; unique across all pools
+  std::vector<std::string> tags;         // sorted, unique after Normalize
+  bool cordoned = false;                 // no new VMs; managed VMs are drained
+  std::optional<uint32_t> max_vms;       // set after Normalize (pool default, then 2)
+  std::optional<Arch> arch;              // declared; empty = learned from the host
+  std::optional<HostCapacity> capacity;  // declared; empty = learned from the host
+  SourceLocation origin;
+
+  bool HasAllTags(const std::vector<std::string>& wanted) const;  // REQUIRES: both sorted
+
+  friend bool operator==(const HostSpec& a, const HostSpec& b) {
+    return a.name == b.name && a.address == b.address && a.tags == b.tags &&
+           a.cordoned == b.cordoned && a.max_vms == b.max_vms && a.arch == b.arch &&
+           a.capacity == b.capacity;
+  }
+};
+
+struct TlsOptions {
+  bool insecure_skip_verify = false;  // verify host certificates unless the pool opts out
+  std::string ca_file;                // empty = the system's trust store
+
+  friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
+};
+
+// macOS guests are licensed 2 per Mac host, and Virtualization.framework enforces it.
+inline constexpr uint32_t kDefaultMaxVMs = 2;
+
+struct HostDefaults {
+  uint32_t max_vms = kDefaultMaxVMs;
+  std::optional<Arch> arch;
+  std::optional<HostCapacity> capacity;
+
+  friend bool operator==(const HostDefaults&, const HostDefaults&) = default;
+};
+
+struct HostPool {
+  ObjectMeta meta;
+  std::string provider = "parallels";  // a ProviderRegistry name
+  std::string credentials_ref;         // <secretsDir>/<ref>/...; empty = none
+  std::string catalog_connection_ref;  // <secretsDir>/<ref>/connection; empty = none
+  TlsOptions tls;
+  HostDefaults defaults;
+  std::vector<HostSpec> hosts;  // sorted by name after Normalize
+
+  friend bool operator==(const HostPool&, const HostPool&) = default;
+};
+
+// Everything that decides what a VM is. Changing any field except `state` needs a new VM;
+// TemplateHash (template_hash.h) covers exactly those fields.
+struct VMTemplate {
+  std::string image;  // catalog://ID/VERSION | vm://template-name
+  GuestOs os = GuestOs::kMacos;
+  Arch arch = Arch::kArm64;
+  uint32_t cpu = 0;
+  Quantity memory;
+  std::optional<Quantity> disk;  // empty = the image's own disk size
+  PowerState state = PowerState::kRunning;
+  std::string startup_script;  // empty = none
+
+  friend bool operator==(const VMTemplate&, const VMTemplate&) = default;
+};
+
+struct UpdateStrategy {
+  UpdateStrategyType type = UpdateStrategyType::kRolling;
+  uint32_t max_unavailable = 1;  // Rolling only
+
+  friend bool operator==(const UpdateStrategy&, const UpdateStrategy&) = default;
+};
+
+struct VMSet {
+  ObjectMeta meta;
+  std::string pool;
+  uint32_t replicas = 0;
+  std::vector<std::string> selector_tags;  // hosts must carry all; sorted, unique
+  Placement placement = Placement::kSpread;
+  VMTemplate templ;
+  UpdateStrategy update_strategy;
+  bool prune = false;     // delete managed VMs that are no longer desired
+  bool self_heal = true;  // correct out-of-band changes (false: only report them)
+
+  // "<name>-<ordinal>", the stable name of one replica.
+  std::string VMName(uint32_t ordinal) const;
+
+  friend bool operator==(const VMSet&, const VMSet&) = default;
+};
+
+// All pools and sets of one revision. Sorted by name after Normalize.
+struct Desired {
+  std::vector<HostPool> pools;
+  std::vector<VMSet> sets;
+
+  const HostPool* FindPool(std::string_view name) const;
+  const VMSet* FindSet(std::string_view name) const;
+  size_t HostCount() const;
+  size_t DesiredVMCount() const;  // sum of replicas
+
+  friend bool operator==(const Desired&, const Desired&) = default;
+};
+
+}  // namespace flotilla

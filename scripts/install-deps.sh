@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs Flotilla's build and test dependencies from Debian's packages.
+# Idempotent: packages already installed are skipped, and `apt-get update` runs only
+# when something is missing. Needs root (or sudo) only when it has something to install.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  cmake g++ make pkg-config clang-format git
+  # libraries
+  libyaml-cpp-dev libgit2-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev
+  # tests
+  libgtest-dev libgmock-dev
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
