@@ -227,7 +227,7 @@ Result<LoadResult> ManifestLoader::LoadPath(const fs::path& root,
 
 LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) const {
   std::vector<ParsedFile> parsed;
-  size_t remaining = options_.max_documents;
+  DocumentBudget budget{.limit = options_.max_documents};
   Diagnostics limit;
   for (const ManifestFile& file : files) {
     if (file.content.size() > options_.max_file_bytes) {
@@ -237,8 +237,7 @@ LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) con
                                                  " bytes");
       continue;
     }
-    parsed.push_back(ParseFile(file, remaining));
-    remaining -= std::min(remaining, parsed.back().documents);
+    parsed.push_back(ParseFile(file, budget));
   }
   LoadResult result = Assemble(std::move(parsed));
   result.files = files.size();
@@ -246,10 +245,10 @@ LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) con
   return result;
 }
 
-ParsedFile ManifestLoader::ParseFile(const ManifestFile& file, size_t max_documents) const {
+ParsedFile ManifestLoader::ParseFile(const ManifestFile& file, DocumentBudget& budget) const {
   ParsedFile out;
   std::vector<YamlDocument> docs =
-      ReadYamlDocuments(file.content, file.display_path, max_documents, out.diagnostics);
+      ReadYamlDocuments(file.content, file.display_path, budget, out.diagnostics);
   out.documents = docs.size();
   for (YamlDocument& doc : docs) {
     const std::string_view schema = SchemaFor(doc, out.diagnostics);

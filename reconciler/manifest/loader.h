@@ -64,8 +64,8 @@ class ManifestLoader {
   // Loads files already in memory (e.g. read from a Git tree).
   LoadResult LoadFiles(const std::vector<ManifestFile>& files) const;
 
-  // One file on its own, with at most `max_documents` documents.
-  ParsedFile ParseFile(const ManifestFile& file, size_t max_documents) const;
+  // One file on its own, drawing its documents from `budget`.
+  ParsedFile ParseFile(const ManifestFile& file, DocumentBudget& budget) const;
 
   // Cross-document checks over parsed files, then normalisation.
   LoadResult Assemble(std::vector<ParsedFile> files) const;

@@ -374,7 +374,7 @@ std::string EscapePointerToken(std::string_view token) {
 }
 
 std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::string& file,
-                                            size_t max_documents, Diagnostics& diagnostics) {
+                                            DocumentBudget& budget, Diagnostics& diagnostics) {
   std::vector<YamlDocument> documents;
   std::istringstream stream{std::string(text)};
   JsonBuilder builder(file, diagnostics);
@@ -386,12 +386,13 @@ std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::st
       if (!doc) {
         continue;
       }
-      if (documents.size() == max_documents) {
+      if (budget.used >= budget.limit) {
         diagnostics.Error(doc->ValueLocation(""), "too many documents: at most " +
-                                                      std::to_string(max_documents) +
+                                                      std::to_string(budget.limit) +
                                                       " are read from one repository");
         break;
       }
+      ++budget.used;
       documents.push_back(std::move(*doc));
     }
   } catch (const YAML::ParserException& e) {

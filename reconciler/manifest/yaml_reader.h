@@ -42,9 +42,16 @@ struct YamlDocument {
 // aliases also make reviews of a fleet diff misleading), duplicate keys, keys that are not
 // scalars, and tags other than the core ones. Empty documents are skipped.
 //
-// At most `max_documents` documents are returned; one more is an error.
+// How many documents may still be read, shared by every file of one repository.
+struct DocumentBudget {
+  size_t limit = 10'000;  // documents per repository
+  size_t used = 0;
+};
+
+// Documents beyond the budget are an error (and not returned); `budget.used` grows by the
+// number returned.
 std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::string& file,
-                                            size_t max_documents, Diagnostics& diagnostics);
+                                            DocumentBudget& budget, Diagnostics& diagnostics);
 
 // Escapes one reference token of a JSON pointer ("~" -> "~0", "/" -> "~1").
 std::string EscapePointerToken(std::string_view token);

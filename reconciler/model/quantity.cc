@@ -125,15 +125,18 @@ std::string Quantity::ToString() const {
   if (bytes_ == 0) {
     return "0";
   }
-  // The largest binary unit that divides exactly, else the largest decimal one, else bytes.
-  constexpr std::array<size_t, 12> kDisplayOrder = {5, 4, 3, 2, 1, 0, 12, 11, 10, 9, 8, 6};
-  for (size_t i : kDisplayOrder) {
-    const Suffix& s = kSuffixes[i];
-    if (bytes_ % s.multiplier == 0) {
-      return std::to_string(bytes_ / s.multiplier) + std::string(s.text);
+  // The shortest exact spelling; on a tie the binary unit (listed first) wins.
+  std::string best = std::to_string(bytes_);
+  for (const Suffix& s : kSuffixes) {
+    if (s.text == "K" || bytes_ % s.multiplier != 0) {
+      continue;  // "k" is the canonical decimal kilo
+    }
+    std::string candidate = std::to_string(bytes_ / s.multiplier) + std::string(s.text);
+    if (candidate.size() < best.size()) {
+      best = std::move(candidate);
     }
   }
-  return std::to_string(bytes_);
+  return best;
 }
 
 }  // namespace flotilla

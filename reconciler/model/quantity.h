@@ -29,7 +29,8 @@ class Quantity {
   // Whole MiB, rounded down (the Parallels API speaks MB).
   constexpr uint64_t mib() const { return bytes_ / (1024 * 1024); }
 
-  // The shortest exact form: "8Gi", "512Mi", "80G", or plain bytes ("1000001").
+  // The shortest exact form: "8Gi", "512Mi", "80G", or plain bytes ("1000001"); binary units
+  // win ties.
   std::string ToString() const;
 
   friend constexpr auto operator<=>(const Quantity&, const Quantity&) = default;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Everything CI checks: installs dependencies, builds with AddressSanitizer,
+# UndefinedBehaviorSanitizer and -Werror into build-test/, runs every test, and checks
+# formatting.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cmake --preset asan >/dev/null
+cmake --build --preset asan -j "$(nproc)"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --preset asan -j "$(nproc)"
+
+scripts/check-format.sh

@@ -1,0 +1,186 @@
+// The flotilla binary as a user runs it: exit codes, output streams, help and errors.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs `flotilla <args>` from the source folder, stdin closed, NO_COLOR set unless `env` says
+// otherwise.
+Outcome Flotilla(const std::string& args, const std::string& env = "NO_COLOR=1") {
+  const fs::path tmp = fs::temp_directory_path() /
+                       ("flotilla-cli-" + std::to_string(::getpid()) + "-" +
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  fs::create_directories(tmp);
+  const std::string command = "cd " FLOTILLA_SOURCE_DIR " && env " + env + " " FLOTILLA_BIN " " +
+                              args + " </dev/null >" + (tmp / "out").string() + " 2>" +
+                              (tmp / "err").string();
+  const int status = std::system(command.c_str());
+  Outcome run;
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = Slurp(tmp / "out");
+  run.err = Slurp(tmp / "err");
+  fs::remove_all(tmp);
+  return run;
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST(CliTest, ValidatesTheExampleFleet) {
+  Outcome r = Flotilla("validate examples/fleet");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(CliTest, InvalidManifestsExitOneWithLocatedMessages) {
+  Outcome r = Flotilla("validate examples/invalid/unknown-field.yaml");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.out, "examples/invalid/unknown-field.yaml:")) << r.out;
+  EXPECT_TRUE(Contains(r.out, ": error: unknown field \"replica\"; did you mean \"replicas\"?"));
+  EXPECT_TRUE(Contains(r.out, ": invalid\n"));
+}
+
+TEST(CliTest, ValidateDefaultsToTheCurrentDirectory) {
+  Outcome r = Flotilla("validate", "--chdir=examples/fleet NO_COLOR=1");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+}
+
+TEST(CliTest, JsonFormatIsParseable) {
+  Outcome r = Flotilla("validate examples/invalid/bad-enum.yaml --format json");
+  EXPECT_EQ(r.exit_code, 1);
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["valid"], false);
+  ASSERT_GE(j["findings"].size(), 1u);
+  const nlohmann::json& f = j["findings"][0];
+  EXPECT_EQ(f["file"], "examples/invalid/bad-enum.yaml");
+  EXPECT_GT(f["line"].get<int>(), 0);
+  EXPECT_GT(f["column"].get<int>(), 0);
+  EXPECT_EQ(f["severity"], "error");
+  EXPECT_FALSE(f["pointer"].get<std::string>().empty());
+
+  Outcome ok = Flotilla("validate examples/fleet --format=json");
+  EXPECT_EQ(ok.exit_code, 0);
+  nlohmann::json v = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(v["valid"], true);
+  EXPECT_EQ(v["vms"], 9);
+  EXPECT_EQ(v["hosts"], 6);
+}
+
+TEST(CliTest, MissingPathIsAnError) {
+  Outcome r = Flotilla("validate does/not/exist");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "flotilla: no such file or directory: does/not/exist\n");
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(CliTest, HelpAndVersion) {
+  Outcome help = Flotilla("--help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(Contains(help.out, "validate")) << help.out;
+  EXPECT_TRUE(Contains(help.out, "--log-format"));
+  EXPECT_TRUE(Contains(help.out, "Exit status"));
+
+  Outcome sub = Flotilla("validate --help");
+  EXPECT_EQ(sub.exit_code, 0);
+  EXPECT_TRUE(Contains(sub.out, "--format")) << sub.out;
+  EXPECT_TRUE(Contains(sub.out, "FILE:LINE:COLUMN"));
+
+  Outcome version = Flotilla("--version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("flotilla ", 0), 0u);
+}
+
+TEST(CliTest, UnknownCommandsAndFlagsExitOneWithAHint) {
+  Outcome typo = Flotilla("valdate examples/fleet");
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_TRUE(Contains(typo.err, "unknown command \"valdate\"; did you mean \"validate\"?"))
+      << typo.err;
+
+  Outcome flag = Flotilla("validate --frmat json");
+  EXPECT_EQ(flag.exit_code, 1);
+  EXPECT_TRUE(Contains(flag.err, "--frmat")) << flag.err;
+  EXPECT_TRUE(Contains(flag.err, "--help"));
+
+  Outcome format = Flotilla("validate --format yaml");
+  EXPECT_EQ(format.exit_code, 1);
+  EXPECT_TRUE(Contains(format.err, "yaml")) << format.err;
+
+  Outcome none = Flotilla("");
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_TRUE(Contains(none.err, "validate"));
+}
+
+TEST(CliTest, LogsGoToStderrAsTextOrJson) {
+  Outcome text = Flotilla("--log-level debug validate examples/fleet");
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_EQ(text.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+  EXPECT_TRUE(Contains(text.err, "debug read 5 files, 5 documents below examples/fleet"))
+      << text.err;
+
+  Outcome json = Flotilla("--log-format json --log-level debug validate examples/fleet");
+  EXPECT_EQ(json.exit_code, 0);
+  std::istringstream lines(json.err);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line));
+  nlohmann::json entry = nlohmann::json::parse(line);
+  EXPECT_EQ(entry["level"], "debug");
+  EXPECT_EQ(entry["msg"], "read 5 files, 5 documents below examples/fleet");
+  EXPECT_TRUE(entry.contains("time"));
+
+  Outcome bad = Flotilla("--log-level loud validate examples/fleet");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(Contains(bad.err, "unknown log level \"loud\"")) << bad.err;
+}
+
+TEST(CliTest, NoColourWhenNotATerminal) {
+  Outcome r = Flotilla("validate examples/invalid/bad-enum.yaml", "-u NO_COLOR");
+  EXPECT_FALSE(Contains(r.out, "\033[")) << r.out;
+}
+
+}  // namespace
+
+// Colour needs a terminal, which a test cannot give the child; drive the CLI in-process.
+#include "reconciler/cli/app.h"
+
+namespace {
+
+TEST(CliTest, ColourOnlyWhenAsked) {
+  const std::string file = std::string(FLOTILLA_SOURCE_DIR) + "/examples/invalid/bad-enum.yaml";
+  const char* argv[] = {"flotilla", "validate", file.c_str()};
+  std::ostringstream out, err;
+  EXPECT_EQ(flotilla::cli::RunCli(3, argv, out, err, /*color=*/true), 1);
+  EXPECT_TRUE(Contains(out.str(), "\033[31merror\033[0m: ")) << out.str();
+
+  std::ostringstream plain, err2;
+  EXPECT_EQ(flotilla::cli::RunCli(3, argv, plain, err2, /*color=*/false), 1);
+  EXPECT_FALSE(Contains(plain.str(), "\033["));
+}
+
+}  // namespace

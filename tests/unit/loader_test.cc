@@ -1,0 +1,187 @@
+// Reading manifests from disk: the directory walk and its guards.
+
+#include "reconciler/manifest/loader.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/unit/manifest_fixture.h"
+
+namespace flotilla::manifest {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::AllText;
+using testing::kPool;
+using testing::kSet;
+using testing::Says;
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("flotilla-loader-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "fleet");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void Write(const fs::path& relative, const std::string& content) {
+    fs::create_directories((root_ / relative).parent_path());
+    std::ofstream(root_ / relative, std::ios::binary) << content;
+  }
+
+  LoadResult Load(const fs::path& relative = "fleet", LoadOptions options = {}) {
+    ManifestLoader loader(testing::Validator(), options);
+    Result<LoadResult> r = loader.LoadPath(root_ / relative, relative.generic_string());
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(*r) : LoadResult{};
+  }
+
+  fs::path root_;
+};
+
+TEST_F(LoaderTest, ReadsYamlAndYmlRecursivelyAndIgnoresOtherFiles) {
+  Write("fleet/pools/mac.yaml", std::string(kPool));
+  Write("fleet/sets/deep/ios.yml", std::string(kSet));
+  Write("fleet/README.md", "not: yaml: at all: [");
+  Write("fleet/notes.txt", "kind: Nope");
+  LoadResult r = Load();
+  EXPECT_TRUE(r.ok()) << AllText(r);
+  EXPECT_EQ(r.files, 2u);
+  EXPECT_EQ(r.documents, 2u);
+  EXPECT_EQ(r.desired.pools.size(), 1u);
+  EXPECT_EQ(r.desired.sets.size(), 1u);
+}
+
+TEST_F(LoaderTest, SkipsHiddenFilesAndFolders) {
+  Write("fleet/mac.yaml", std::string(kPool));
+  Write("fleet/.github/workflows/ci.yaml", "on: push\njobs: {}\n");
+  Write("fleet/.hidden.yaml", "kind: Nope\n");
+  LoadResult r = Load();
+  EXPECT_TRUE(r.ok()) << AllText(r);
+  EXPECT_EQ(r.files, 1u);
+}
+
+TEST_F(LoaderTest, PathsInMessagesStartWithWhatTheUserTyped) {
+  Write("fleet/sets/ios.yaml", testing::Replace(kSet, "cpu: 4", "cpu: 0"));
+  LoadResult r = Load();
+  EXPECT_TRUE(Says(r, "fleet/sets/ios.yaml:12:10: error: cpu 0 is below the minimum 1 "
+                      "(/spec/template/cpu)"))
+      << AllText(r);
+}
+
+TEST_F(LoaderTest, ALoneFileCanBeValidated) {
+  Write("fleet/all.yaml", testing::Fleet(kPool, kSet));
+  LoadResult r = Load("fleet/all.yaml");
+  EXPECT_TRUE(r.ok()) << AllText(r);
+  EXPECT_EQ(r.desired.DesiredVMCount(), 2u);
+}
+
+TEST_F(LoaderTest, MissingPathIsNotFound) {
+  ManifestLoader loader(testing::Validator());
+  Result<LoadResult> r = loader.LoadPath(root_ / "nope", "nope");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsNotFound());
+  EXPECT_EQ(r.status().message(), "no such file or directory: nope");
+}
+
+TEST_F(LoaderTest, RefusesFilesOverOneMebibyte) {
+  Write("fleet/mac.yaml", std::string(kPool));
+  Write("fleet/huge.yaml", "# " + std::string(1 << 20, 'x') + "\n");
+  LoadResult r = Load();
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(Says(r, "fleet/huge.yaml: error: file is 1048579 bytes; manifest files may be at "
+                      "most 1048576 bytes"))
+      << AllText(r);
+  EXPECT_EQ(r.desired.pools.size(), 1u);  // the rest still loads
+}
+
+TEST_F(LoaderTest, FileOfExactlyTheLimitIsRead) {
+  std::string content = std::string(kPool);
+  content += "#" + std::string((1 << 20) - content.size() - 2, 'x') + "\n";
+  ASSERT_EQ(content.size(), 1u << 20);
+  Write("fleet/mac.yaml", content);
+  EXPECT_TRUE(Load().ok());
+}
+
+TEST_F(LoaderTest, RefusesMoreThanTenThousandDocuments) {
+  std::string docs;
+  for (int i = 0; i < 10'001; ++i) {
+    docs += "---\n{}\n";
+  }
+  Write("fleet/many.yaml", docs);
+  LoadResult r = Load();
+  EXPECT_TRUE(Says(r, "too many documents: at most 10000 are read from one repository"));
+}
+
+TEST_F(LoaderTest, DocumentLimitSpansFiles) {
+  Write("fleet/a.yaml", std::string(kPool));
+  Write("fleet/b.yaml", std::string(kSet));
+  LoadOptions options;
+  options.max_documents = 1;
+  LoadResult r = Load("fleet", options);
+  EXPECT_TRUE(Says(r, "fleet/b.yaml:1:1: error: too many documents: at most 1")) << AllText(r);
+}
+
+TEST_F(LoaderTest, RefusesSymlinksThatLeaveTheDirectory) {
+  Write("outside/secret.yaml", std::string(kPool));
+  Write("fleet/set.yaml", std::string(kSet));
+  fs::create_symlink(root_ / "outside/secret.yaml", root_ / "fleet/pool.yaml");
+  fs::create_directory_symlink(root_ / "outside", root_ / "fleet/linked");
+  LoadResult r = Load();
+  EXPECT_TRUE(Says(r, "fleet/pool.yaml: error: symlink points outside the manifest directory"))
+      << AllText(r);
+  EXPECT_TRUE(Says(r, "fleet/linked: error: symlink points outside the manifest directory"));
+  EXPECT_TRUE(r.desired.pools.empty());
+}
+
+TEST_F(LoaderTest, FollowsFileSymlinksInsideButNotDirectories) {
+  Write("fleet/real/pool.yaml", std::string(kPool));
+  Write("fleet/set.yaml", std::string(kSet));
+  fs::create_directory_symlink(root_ / "fleet/real", root_ / "fleet/alias");
+  LoadResult r = Load();
+  EXPECT_TRUE(r.ok()) << AllText(r);
+  EXPECT_TRUE(Says(r, "fleet/alias: warning: symlinked directory not followed"));
+  EXPECT_EQ(r.desired.pools.size(), 1u);
+
+  fs::remove(root_ / "fleet/alias");
+  fs::create_symlink(root_ / "fleet/real/pool.yaml", root_ / "fleet/link.yaml");
+  LoadResult twice = Load();
+  EXPECT_TRUE(Says(twice, "duplicate HostPool \"mac\""));  // read under both names, and said so
+}
+
+TEST_F(LoaderTest, BrokenSymlinkIsReported) {
+  Write("fleet/set.yaml", std::string(kSet));
+  fs::create_symlink(root_ / "fleet/gone.yaml", root_ / "fleet/dangling.yaml");
+  EXPECT_TRUE(Says(Load(), "fleet/dangling.yaml: error: broken symlink"));
+}
+
+TEST_F(LoaderTest, ProblemsInOneFileDoNotHideOthers) {
+  Write("fleet/a.yaml", "a: [\n");
+  Write("fleet/b.yaml", testing::Replace(kSet, "arch: arm64", "arch: amd64"));
+  Write("fleet/c.yaml", std::string(kPool));
+  LoadResult r = Load();
+  EXPECT_TRUE(Says(r, "fleet/a.yaml:"));
+  EXPECT_TRUE(Says(r, "fleet/b.yaml:11:11: error: arch \"amd64\""));
+  EXPECT_EQ(r.desired.pools.size(), 1u);
+}
+
+TEST_F(LoaderTest, ParseFileIsIndependentOfOtherFiles) {
+  // The Git source caches ParsedFile by blob; a file's result must not depend on its neighbours.
+  ManifestLoader loader(testing::Validator());
+  DocumentBudget budget;
+  ParsedFile alone = loader.ParseFile({"s.yaml", std::string(kSet)}, budget);
+  EXPECT_FALSE(alone.diagnostics.HasErrors());
+  ASSERT_EQ(alone.sets.size(), 1u);
+  LoadResult assembled = loader.Assemble({loader.ParseFile({"p.yaml", std::string(kPool)}, budget),
+                                          std::move(alone)});
+  EXPECT_TRUE(assembled.ok()) << AllText(assembled);
+}
+
+}  // namespace
+}  // namespace flotilla::manifest

@@ -1,0 +1,108 @@
+#pragma once
+
+// Helpers for manifest tests: load YAML text through the real loader and look at what it said.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/manifest/loader.h"
+
+namespace flotilla::manifest::testing {
+
+inline std::shared_ptr<const SchemaValidator> Validator() {
+  auto validator = SchemaValidator::Create();
+  EXPECT_TRUE(validator.ok()) << validator.status().ToString();
+  return *validator;
+}
+
+inline LoadResult LoadYaml(const std::string& yaml, const std::string& name = "test.yaml") {
+  ManifestLoader loader(Validator());
+  return loader.LoadFiles({{name, yaml}});
+}
+
+inline LoadResult LoadYamlFiles(const std::vector<ManifestFile>& files) {
+  ManifestLoader loader(Validator());
+  return loader.LoadFiles(files);
+}
+
+// Every diagnostic as the CLI prints it.
+inline std::vector<std::string> Lines(const LoadResult& result) {
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : result.diagnostics.Sorted()) {
+    lines.push_back(d.ToString());
+  }
+  return lines;
+}
+
+inline std::string AllText(const LoadResult& result) {
+  std::string text;
+  for (const std::string& line : Lines(result)) {
+    text += line + "\n";
+  }
+  return text;
+}
+
+// True when some diagnostic line contains `text`.
+inline bool Says(const LoadResult& result, std::string_view text) {
+  for (const std::string& line : Lines(result)) {
+    if (line.find(text) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A valid pool of two arm64 hosts with declared capacity, and a valid set on it.
+inline constexpr std::string_view kPool = R"(apiVersion: flotilla.dev/v1
+kind: HostPool
+metadata:
+  name: mac
+spec:
+  credentialsRef: mac-creds
+  defaults:
+    arch: arm64
+    capacity: {cpu: 8, memory: 16Gi, disk: 200Gi}
+  hosts:
+    - name: mini-01
+      address: https://10.0.0.1:8080
+      tags: [builder, m2]
+    - name: mini-02
+      address: https://10.0.0.2:8080
+      tags: [m2]
+)";
+
+inline constexpr std::string_view kSet = R"(apiVersion: flotilla.dev/v1
+kind: VMSet
+metadata:
+  name: ios
+spec:
+  pool: mac
+  replicas: 2
+  template:
+    image: catalog://macos/15
+    os: macos
+    arch: arm64
+    cpu: 4
+    memory: 8Gi
+)";
+
+// kPool, "---", kSet with `from` replaced by `to` in the set (or pool) text.
+inline std::string Fleet(std::string_view pool, std::string_view set) {
+  return std::string(pool) + "---\n" + std::string(set);
+}
+
+inline std::string Replace(std::string_view text, std::string_view from, std::string_view to) {
+  std::string s(text);
+  const size_t at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << "fixture has no \"" << from << "\"";
+  if (at != std::string::npos) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+}  // namespace flotilla::manifest::testing
