@@ -100,6 +100,53 @@ const json* SchemaAt(const json& root, const std::vector<std::string>& tokens,
   return node;
 }
 
+// libstdc++'s std::regex recurses once per character, so a long enough string under a
+// `pattern` overflows the stack. Every patterned string also has a maxLength; cut such
+// strings to maxLength + 1 characters before validating. The cut string fails maxLength
+// exactly as the original does, and the regex only ever sees a short string.
+constexpr size_t kPatternLengthCap = 4096;
+
+// Records the pointer of every string it cuts in `cut`: a pattern finding there would be about
+// the cut text, not the user's, and is dropped.
+void CapPatternedStrings(const json& root, const json* schema, json& value,
+                         const std::string& pointer, std::set<std::string>& cut) {
+  schema = Resolve(root, schema);
+  if (schema == nullptr || !schema->is_object()) {
+    return;
+  }
+  if (value.is_string()) {
+    if (!schema->contains("pattern")) {
+      return;
+    }
+    size_t cap = kPatternLengthCap;
+    if (schema->contains("maxLength") && (*schema)["maxLength"].is_number_unsigned()) {
+      cap = std::min(cap, (*schema)["maxLength"].get<size_t>());
+    }
+    std::string& text = value.get_ref<std::string&>();
+    if (text.size() > cap) {
+      text.resize(cap + 1);
+      cut.insert(pointer);
+    }
+  } else if (value.is_object()) {
+    const json* properties = schema->contains("properties") ? &(*schema)["properties"] : nullptr;
+    const json* additional =
+        schema->contains("additionalProperties") ? &(*schema)["additionalProperties"] : nullptr;
+    for (auto& [key, child] : value.items()) {
+      const std::string child_pointer = pointer + "/" + EscapePointerToken(key);
+      if (properties != nullptr && properties->contains(key)) {
+        CapPatternedStrings(root, &(*properties)[key], child, child_pointer, cut);
+      } else if (additional != nullptr && additional->is_object()) {
+        CapPatternedStrings(root, additional, child, child_pointer, cut);
+      }
+    }
+  } else if (value.is_array() && schema->contains("items")) {
+    for (size_t i = 0; i < value.size(); ++i) {
+      CapPatternedStrings(root, &(*schema)["items"], value[i], pointer + "/" + std::to_string(i),
+                          cut);
+    }
+  }
+}
+
 std::string RenderValue(const json& value) {
   if (value.is_string()) {
     std::string s = value.get<std::string>();
@@ -199,6 +246,20 @@ struct Violation {
   bool at_key = false;  // locate at the key rather than the value
 };
 
+// valijson's context ("<root>", then "[key]" or "[index]" per level) as reference tokens.
+std::vector<std::string> ContextTokens(const std::vector<std::string>& context) {
+  std::vector<std::string> tokens;
+  for (size_t i = 1; i < context.size(); ++i) {
+    const std::string& c = context[i];
+    tokens.push_back(c.size() >= 2 ? c.substr(1, c.size() - 2) : c);
+  }
+  return tokens;
+}
+
+std::string ContextPointer(const std::vector<std::string>& context) {
+  return Pointer(ContextTokens(context));
+}
+
 // Appends to `out` what `error` means for a person; nothing for valijson's wrapper errors.
 void Explain(const valijson::ValidationResults::Error& error, const json& schema_root,
              const json& instance, const std::set<std::string>& redacted,
@@ -209,12 +270,7 @@ void Explain(const valijson::ValidationResults::Error& error, const json& schema
       return;
     }
   }
-  // Context: "<root>", then "[key]" or "[index]" per level.
-  std::vector<std::string> tokens;
-  for (size_t i = 1; i < error.context.size(); ++i) {
-    const std::string& c = error.context[i];
-    tokens.push_back(c.size() >= 2 ? c.substr(1, c.size() - 2) : c);
-  }
+  std::vector<std::string> tokens = ContextTokens(error.context);
   const json* value = &instance;
   for (const std::string& token : tokens) {
     if (value->is_object() && value->contains(token)) {
@@ -382,15 +438,23 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
     diagnostics.Error(doc.ValueLocation(""), "no schema named " + std::string(schema));
     return false;
   }
+  const json& schema_source = it->second->source;
+  json guarded = doc.value;
+  std::set<std::string> cut;
+  CapPatternedStrings(schema_source, &schema_source, guarded, "", cut);
   valijson::Validator validator;
   valijson::ValidationResults results;
-  valijson::adapters::NlohmannJsonAdapter target(doc.value);
+  valijson::adapters::NlohmannJsonAdapter target(guarded);
   if (validator.validate(it->second->schema, target, &results)) {
     return true;
   }
   valijson::ValidationResults::Error error;
   bool reported = false;
   while (results.popError(error)) {
+    if (StartsWith(error.description, "Failed to match regex") &&
+        cut.count(ContextPointer(error.context)) > 0) {
+      continue;
+    }
     std::vector<Violation> violations;
     Explain(error, it->second->source, doc.value, redacted, violations);
     for (Violation& v : violations) {

@@ -31,9 +31,9 @@ std::string Slurp(const fs::path& path) {
 // Runs `flotilla <args>` from the source folder, stdin closed, NO_COLOR set unless `env` says
 // otherwise.
 Outcome Flotilla(const std::string& args, const std::string& env = "NO_COLOR=1") {
-  const fs::path tmp = fs::temp_directory_path() /
-                       ("flotilla-cli-" + std::to_string(::getpid()) + "-" +
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  const fs::path tmp =
+      fs::temp_directory_path() / ("flotilla-cli-" + std::to_string(::getpid()) + "-" +
+                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
   fs::create_directories(tmp);
   const std::string command = "cd " FLOTILLA_SOURCE_DIR " && env " + env + " " FLOTILLA_BIN " " +
                               args + " </dev/null >" + (tmp / "out").string() + " 2>" +

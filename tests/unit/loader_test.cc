@@ -70,8 +70,9 @@ TEST_F(LoaderTest, SkipsHiddenFilesAndFolders) {
 TEST_F(LoaderTest, PathsInMessagesStartWithWhatTheUserTyped) {
   Write("fleet/sets/ios.yaml", testing::Replace(kSet, "cpu: 4", "cpu: 0"));
   LoadResult r = Load();
-  EXPECT_TRUE(Says(r, "fleet/sets/ios.yaml:12:10: error: cpu 0 is below the minimum 1 "
-                      "(/spec/template/cpu)"))
+  EXPECT_TRUE(Says(r,
+                   "fleet/sets/ios.yaml:12:10: error: cpu 0 is below the minimum 1 "
+                   "(/spec/template/cpu)"))
       << AllText(r);
 }
 
@@ -95,8 +96,9 @@ TEST_F(LoaderTest, RefusesFilesOverOneMebibyte) {
   Write("fleet/huge.yaml", "# " + std::string(1 << 20, 'x') + "\n");
   LoadResult r = Load();
   EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(Says(r, "fleet/huge.yaml: error: file is 1048579 bytes; manifest files may be at "
-                      "most 1048576 bytes"))
+  EXPECT_TRUE(Says(r,
+                   "fleet/huge.yaml: error: file is 1048579 bytes; manifest files may be at "
+                   "most 1048576 bytes"))
       << AllText(r);
   EXPECT_EQ(r.desired.pools.size(), 1u);  // the rest still loads
 }
@@ -178,8 +180,8 @@ TEST_F(LoaderTest, ParseFileIsIndependentOfOtherFiles) {
   ParsedFile alone = loader.ParseFile({"s.yaml", std::string(kSet)}, budget);
   EXPECT_FALSE(alone.diagnostics.HasErrors());
   ASSERT_EQ(alone.sets.size(), 1u);
-  LoadResult assembled = loader.Assemble({loader.ParseFile({"p.yaml", std::string(kPool)}, budget),
-                                          std::move(alone)});
+  LoadResult assembled =
+      loader.Assemble({loader.ParseFile({"p.yaml", std::string(kPool)}, budget), std::move(alone)});
   EXPECT_TRUE(assembled.ok()) << AllText(assembled);
 }
 

@@ -119,8 +119,8 @@ TEST(NamesTest, EnumSpellingsRoundTrip) {
   for (Arch a : {Arch::kArm64, Arch::kX86_64}) {
     EXPECT_EQ(ParseArch(ToString(a)), a);
   }
-  for (UpdateStrategyType t :
-       {UpdateStrategyType::kRolling, UpdateStrategyType::kRecreate, UpdateStrategyType::kOnDelete}) {
+  for (UpdateStrategyType t : {UpdateStrategyType::kRolling, UpdateStrategyType::kRecreate,
+                               UpdateStrategyType::kOnDelete}) {
     EXPECT_EQ(ParseUpdateStrategyType(ToString(t)), t);
   }
   EXPECT_EQ(ParseArch("amd64"), std::nullopt);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "schemas/embedded.h"
 #include "tests/unit/manifest_fixture.h"
 
 namespace flotilla::manifest {
@@ -27,7 +28,8 @@ TEST(SchemaTest, ValidFleetHasNoFindings) {
 }
 
 TEST(SchemaTest, UnknownFieldSuggestsTheClosestName) {
-  LoadResult r = LoadYaml(Fleet(kPool, Replace(kSet, "  replicas: 2", "  replicas: 2\n  replica: 3")));
+  LoadResult r =
+      LoadYaml(Fleet(kPool, Replace(kSet, "  replicas: 2", "  replicas: 2\n  replica: 3")));
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(Lines(r), std::vector<std::string>{
                           "test.yaml:" + std::to_string(kSetLine + 7) +
@@ -44,8 +46,8 @@ TEST(SchemaTest, EveryUnknownFieldIsReported) {
 }
 
 TEST(SchemaTest, UnknownTopLevelAndNestedFields) {
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, std::string(kSet) + "status: {}\n")),
-                   "unknown field \"status\""));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, std::string(kSet) + "status: {}\n")), "unknown field \"status\""));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "    cpu: 4", "    cpus: 4"))),
                    "unknown field \"cpus\"; did you mean \"cpu\"?"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "      tags: [m2]\n", "      tag: [m2]\n"), kSet)),
@@ -60,8 +62,9 @@ TEST(SchemaTest, MissingRequiredFields) {
                    "missing required field \"memory\" in template"));
   EXPECT_TRUE(Says(LoadYaml("apiVersion: flotilla.dev/v1\nkind: VMSet\nmetadata: {name: a}\n"),
                    "missing required field \"spec\" in document"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "      address: https://10.0.0.2:8080\n", ""), kSet)),
-                   "missing required field \"address\" in hosts[1]"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(Replace(kPool, "      address: https://10.0.0.2:8080\n", ""), kSet)),
+           "missing required field \"address\" in hosts[1]"));
 }
 
 TEST(SchemaTest, WrongTypesSayWhatWasExpected) {
@@ -85,17 +88,21 @@ TEST(SchemaTest, WrongTypesSayWhatWasExpected) {
 TEST(SchemaTest, EnumsListTheValidValues) {
   LoadResult r = LoadYaml(Fleet(kPool, Replace(kSet, "arch: arm64", "arch: amd64")));
   EXPECT_TRUE(Says(r, "error: arch \"amd64\" is not one of arm64, x86_64 (/spec/template/arch)"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, std::string(kSet) + "  updateStrategy: {type: rolling}\n")),
-                   "type \"rolling\" is not one of Rolling, Recreate, OnDelete; did you mean "
-                   "\"Rolling\"?"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, std::string(kSet) + "  updateStrategy: {type: rolling}\n")),
+           "type \"rolling\" is not one of Rolling, Recreate, OnDelete; did you mean "
+           "\"Rolling\"?"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, std::string(kSet) + "  placement: spead\n")),
                    "placement \"spead\" is not one of spread, pack; did you mean \"spread\"?"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "os: macos", "os: windows"))),
                    "os \"windows\" is not one of macos, linux"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "    memory: 8Gi", "    memory: 8Gi\n    state: paused"))),
+  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "    memory: 8Gi",
+                                                 "    memory: 8Gi\n    state: paused"))),
                    "state \"paused\" is not one of running, stopped"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "  credentialsRef", "  provider: vmware\n  credentialsRef"), kSet)),
-                   "provider \"vmware\" is not one of parallels, tart"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(
+               Replace(kPool, "  credentialsRef", "  provider: vmware\n  credentialsRef"), kSet)),
+           "provider \"vmware\" is not one of parallels, tart"));
 }
 
 TEST(SchemaTest, PatternsExplainTheRule) {
@@ -105,8 +112,9 @@ TEST(SchemaTest, PatternsExplainTheRule) {
                    "image \"docker://macos\" must be catalog://ID/VERSION"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: 8GB"))),
                    "memory \"8GB\" must be bytes or a number with a unit"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "credentialsRef: mac-creds", "credentialsRef: ../etc"), kSet)),
-                   "credentialsRef \"../etc\" must be a secret name"));
+  EXPECT_TRUE(Says(
+      LoadYaml(Fleet(Replace(kPool, "credentialsRef: mac-creds", "credentialsRef: ../etc"), kSet)),
+      "credentialsRef \"../etc\" must be a secret name"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "tags: [m2]", "tags: [\"m 2\"]"), kSet)),
                    "tags[0] \"m 2\" must be a tag"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", "10.0.0.2:8080"), kSet)),
@@ -120,16 +128,22 @@ TEST(SchemaTest, RangesAndLengths) {
                    "replicas 10001 is above the maximum 10000"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "cpu: 4", "cpu: 0"))),
                    "cpu 0 is below the minimum 1"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "    arch: arm64", "    arch: arm64\n    maxVMs: 0"), kSet)),
-                   "maxVMs 0 is below the minimum 1"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "    arch: arm64", "    arch: arm64\n    maxVMs: 65"), kSet)),
-                   "maxVMs 65 is above the maximum 64"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: " + std::string(64, 'a')))),
-                   "name is longer than 63 characters"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "    memory: 8Gi", "    memory: 8Gi\n    startupScript: " + std::string(65537, 'x')))),
+  EXPECT_TRUE(Says(
+      LoadYaml(Fleet(Replace(kPool, "    arch: arm64", "    arch: arm64\n    maxVMs: 0"), kSet)),
+      "maxVMs 0 is below the minimum 1"));
+  EXPECT_TRUE(Says(
+      LoadYaml(Fleet(Replace(kPool, "    arch: arm64", "    arch: arm64\n    maxVMs: 65"), kSet)),
+      "maxVMs 65 is above the maximum 64"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: " + std::string(64, 'a')))),
+           "name is longer than 63 characters"));
+  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "    memory: 8Gi",
+                                                 "    memory: 8Gi\n    startupScript: " +
+                                                     std::string(65537, 'x')))),
                    "startupScript is longer than 65536 characters"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, std::string(kSet) + "  updateStrategy: {maxUnavailable: 0}\n")),
-                   "maxUnavailable 0 is below the minimum 1"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, std::string(kSet) + "  updateStrategy: {maxUnavailable: 0}\n")),
+           "maxUnavailable 0 is below the minimum 1"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: -5"))),
                    "memory -5 is below the minimum 0"));
 }
@@ -140,8 +154,9 @@ TEST(SchemaTest, ListsRejectDuplicates) {
 }
 
 TEST(SchemaTest, LabelsMustBeStrings) {
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: ios\n  labels: {tier: 1}"))),
-                   "tier must be a string, not the number 1"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: ios\n  labels: {tier: 1}"))),
+           "tier must be a string, not the number 1"));
 }
 
 TEST(SchemaTest, ApiVersionAndKindAreCheckedFirst) {
@@ -151,10 +166,10 @@ TEST(SchemaTest, ApiVersionAndKindAreCheckedFirst) {
                    "unknown kind \"Deployment\" (kinds: HostPool, VMSet)"));
   EXPECT_TRUE(Says(LoadYaml(Replace(kSet, "flotilla.dev/v1", "flotilla.dev/v2")),
                    "apiVersion \"flotilla.dev/v2\" is not supported by this flotilla"));
-  EXPECT_TRUE(Says(LoadYaml(Replace(kSet, "flotilla.dev/v1", "apps/v1")),
-                   "is not a Flotilla manifest"));
-  EXPECT_TRUE(Says(LoadYaml(Replace(kSet, "apiVersion: flotilla.dev/v1\n", "")),
-                   "missing apiVersion"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Replace(kSet, "flotilla.dev/v1", "apps/v1")), "is not a Flotilla manifest"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Replace(kSet, "apiVersion: flotilla.dev/v1\n", "")), "missing apiVersion"));
   EXPECT_TRUE(Says(LoadYaml("- a\n- b\n"), "a manifest must be a mapping"));
 }
 
@@ -168,13 +183,57 @@ TEST(SchemaTest, SecretValuesAreNeverQuoted) {
 TEST(SchemaTest, DiagnosticsAreSortedByFileAndLine) {
   LoadResult r = testing::LoadYamlFiles({
       {"b.yaml", Replace(kSet, "cpu: 4", "cpu: 0")},
-      {"a.yaml", Replace(Replace(kPool, "name: mini-02", "name: Mini-02"), "name: mac", "name: Mac")},
+      {"a.yaml",
+       Replace(Replace(kPool, "name: mini-02", "name: Mini-02"), "name: mac", "name: Mac")},
   });
   std::vector<std::string> lines = Lines(r);
   ASSERT_GE(lines.size(), 3u);
   EXPECT_EQ(lines[0].substr(0, 9), "a.yaml:4:");
   EXPECT_EQ(lines[1].substr(0, 10), "a.yaml:14:");
   EXPECT_EQ(lines[2].substr(0, 10), "b.yaml:12:");
+}
+
+}  // namespace
+}  // namespace flotilla::manifest
+
+namespace flotilla::manifest {
+namespace {
+
+// Patterns are checked with std::regex, which recurses per character: every patterned string
+// must be bounded so that CapPatternedStrings keeps the regex input short.
+void ExpectPatternsBounded(const nlohmann::json& node, const std::string& where) {
+  if (node.is_object()) {
+    if (node.contains("pattern")) {
+      ASSERT_TRUE(node.contains("maxLength")) << where << " has a pattern but no maxLength";
+      EXPECT_LE(node["maxLength"].get<size_t>(), 4096u) << where;
+    }
+    for (const auto& [key, child] : node.items()) {
+      ExpectPatternsBounded(child, where + "/" + key);
+    }
+  } else if (node.is_array()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      ExpectPatternsBounded(node[i], where + "/" + std::to_string(i));
+    }
+  }
+}
+
+TEST(SchemaTest, EveryPatternHasAMaxLength) {
+  for (std::string_view name : schemas::Names()) {
+    ExpectPatternsBounded(nlohmann::json::parse(schemas::Find(name)), std::string(name));
+  }
+}
+
+TEST(SchemaTest, HugeStringsUnderPatternsAreRejectedWithoutCrashing) {
+  const std::string huge(900'000, 'a');
+  LoadResult name = LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: " + huge)));
+  EXPECT_TRUE(Says(name, "name is longer than 63 characters")) << testing::AllText(name);
+  LoadResult image =
+      LoadYaml(Fleet(kPool, Replace(kSet, "catalog://macos/15", "catalog://" + huge + "/1")));
+  EXPECT_TRUE(Says(image, "image is longer than 512 characters"));
+  EXPECT_EQ(image.diagnostics.error_count(), 1u) << testing::AllText(image);  // no pattern noise
+  LoadResult address =
+      LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", "https://" + huge), kSet));
+  EXPECT_TRUE(Says(address, "address is longer than 2048 characters"));
 }
 
 }  // namespace

@@ -19,14 +19,15 @@ using testing::Says;
 TEST(SemanticTest, DuplicateNamesPerKindPointAtTheFirst) {
   LoadResult r = LoadYamlFiles({{"a.yaml", Fleet(kPool, kSet)}, {"b.yaml", std::string(kSet)}});
   EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(Says(r, "b.yaml:4:9: error: duplicate VMSet \"ios\": already defined at a.yaml:21:9 "
-                      "(/metadata/name)"))
+  EXPECT_TRUE(Says(r,
+                   "b.yaml:4:9: error: duplicate VMSet \"ios\": already defined at a.yaml:21:9 "
+                   "(/metadata/name)"))
       << AllText(r);
   EXPECT_EQ(r.desired.sets.size(), 1u);  // the first stays
 
-  LoadResult pools = LoadYamlFiles({{"a.yaml", std::string(kPool)},
-                                    {"b.yaml", Replace(Replace(kPool, "10.0.0.1", "10.0.1.1"),
-                                                       "10.0.0.2", "10.0.1.2")}});
+  LoadResult pools = LoadYamlFiles(
+      {{"a.yaml", std::string(kPool)},
+       {"b.yaml", Replace(Replace(kPool, "10.0.0.1", "10.0.1.1"), "10.0.0.2", "10.0.1.2")}});
   EXPECT_TRUE(Says(pools, "duplicate HostPool \"mac\""));
 }
 
@@ -36,17 +37,20 @@ TEST(SemanticTest, SameNameInDifferentKindsIsFine) {
 
 TEST(SemanticTest, HostNamesAndAddressesAreUniqueWithinAndAcrossPools) {
   LoadResult within = LoadYaml(Fleet(Replace(kPool, "name: mini-02", "name: mini-01"), kSet));
-  EXPECT_TRUE(Says(within, "test.yaml:14:13: error: host name \"mini-01\" is already used in pool "
-                           "\"mac\" at test.yaml:11:13 (/spec/hosts/1/name)"))
+  EXPECT_TRUE(Says(within,
+                   "test.yaml:14:13: error: host name \"mini-01\" is already used in pool "
+                   "\"mac\" at test.yaml:11:13 (/spec/hosts/1/name)"))
       << AllText(within);
 
-  const std::string other = Replace(Replace(Replace(kPool, "name: mac", "name: other"),
-                                            "name: mini-02", "name: other-02"),
-                                    "https://10.0.0.1:8080", "https://10.0.0.9:8080");
-  LoadResult across = LoadYamlFiles({{"a.yaml", Fleet(kPool, kSet)},
-                                     {"b.yaml", Replace(other, "10.0.0.9:8080", "10.0.0.2:8080/")}});
-  EXPECT_TRUE(Says(across, "b.yaml:11:13: error: host name \"mini-01\" is already used in pool "
-                           "\"mac\""))
+  const std::string other = Replace(
+      Replace(Replace(kPool, "name: mac", "name: other"), "name: mini-02", "name: other-02"),
+      "https://10.0.0.1:8080", "https://10.0.0.9:8080");
+  LoadResult across =
+      LoadYamlFiles({{"a.yaml", Fleet(kPool, kSet)},
+                     {"b.yaml", Replace(other, "10.0.0.9:8080", "10.0.0.2:8080/")}});
+  EXPECT_TRUE(Says(across,
+                   "b.yaml:11:13: error: host name \"mini-01\" is already used in pool "
+                   "\"mac\""))
       << AllText(across);
   EXPECT_TRUE(Says(across, "host address https://10.0.0.2:8080/ is already used in pool \"mac\""))
       << AllText(across);
@@ -54,8 +58,9 @@ TEST(SemanticTest, HostNamesAndAddressesAreUniqueWithinAndAcrossPools) {
 
 TEST(SemanticTest, VMSetPoolMustExist) {
   LoadResult r = LoadYaml(Fleet(kPool, Replace(kSet, "pool: mac", "pool: mca")));
-  EXPECT_TRUE(Says(r, "test.yaml:23:9: error: pool \"mca\" does not exist; did you mean \"mac\"? "
-                      "(/spec/pool)"))
+  EXPECT_TRUE(Says(r,
+                   "test.yaml:23:9: error: pool \"mca\" does not exist; did you mean \"mac\"? "
+                   "(/spec/pool)"))
       << AllText(r);
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "pool: mac", "pool: linux"))),
                    "pool \"linux\" does not exist (pools: mac)"));
@@ -71,11 +76,13 @@ TEST(SemanticTest, AnInvalidPoolDoesNotCascadeIntoItsSets) {
 
 TEST(SemanticTest, SelectorMustMatchSomeHost) {
   LoadResult r = LoadYaml(Fleet(kPool, std::string(kSet) + "  selector: {tags: [gpu, m2]}\n"));
-  EXPECT_TRUE(Says(r, "selector tags [gpu, m2] match no host of pool \"mac\" (its hosts carry: "
-                      "builder, m2) (/spec/selector/tags)"))
+  EXPECT_TRUE(Says(r,
+                   "selector tags [gpu, m2] match no host of pool \"mac\" (its hosts carry: "
+                   "builder, m2) (/spec/selector/tags)"))
       << AllText(r);
   // One host carrying all tags is enough.
-  EXPECT_TRUE(LoadYaml(Fleet(kPool, std::string(kSet) + "  selector: {tags: [m2, builder]}\n")).ok());
+  EXPECT_TRUE(
+      LoadYaml(Fleet(kPool, std::string(kSet) + "  selector: {tags: [m2, builder]}\n")).ok());
 }
 
 TEST(SemanticTest, TemplateMustFitSomeMatchingHost) {
@@ -83,8 +90,9 @@ TEST(SemanticTest, TemplateMustFitSomeMatchingHost) {
                    "template (arm64, 4 cpu, 32Gi memory) fits no host of pool \"mac\" that the "
                    "selector matches: mini-01 has 16Gi memory; mini-02 has 16Gi memory"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "cpu: 4", "cpu: 9"))), "mini-01 has 8 cpu"));
-  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: 8Gi\n    disk: 1Ti"))),
-                   "mini-01 has 200Gi disk"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: 8Gi\n    disk: 1Ti"))),
+           "mini-01 has 200Gi disk"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "arch: arm64", "arch: x86_64"))),
                    "mini-01 is arm64"));
   // Only hosts the selector matches count: mini-01 is the builder, and it is too small.
@@ -125,11 +133,13 @@ TEST(SemanticTest, ParallelsPoolsNeedCredentialsAndHttpAddresses) {
 }
 
 TEST(SemanticTest, PlainHttpWarnsUnlessLoopback) {
-  LoadResult r = LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", "http://10.0.0.2:8080"), kSet));
+  LoadResult r =
+      LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", "http://10.0.0.2:8080"), kSet));
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(r.diagnostics.warning_count(), 1u);
   EXPECT_TRUE(Says(r, "warning: address http://10.0.0.2:8080 uses plain http"));
-  for (const char* loopback : {"http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"}) {
+  for (const char* loopback :
+       {"http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"}) {
     LoadResult lo = LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", loopback), kSet));
     EXPECT_EQ(lo.diagnostics.warning_count(), 0u) << loopback << "\n" << AllText(lo);
   }
@@ -147,8 +157,9 @@ TEST(SemanticTest, WarnsWhenEveryFittingHostIsCordoned) {
 TEST(SemanticTest, WarnsWhenSetsWantMoreThanMaxVMsAllow) {
   LoadResult r = LoadYaml(Fleet(kPool, Replace(kSet, "replicas: 2", "replicas: 5")));
   EXPECT_TRUE(r.ok());
-  EXPECT_TRUE(Says(r, "warning: VM sets want 5 VMs in pool \"mac\", but its 2 schedulable hosts "
-                      "allow at most 4 (maxVMs)"))
+  EXPECT_TRUE(Says(r,
+                   "warning: VM sets want 5 VMs in pool \"mac\", but its 2 schedulable hosts "
+                   "allow at most 4 (maxVMs)"))
       << AllText(r);
 }
 
@@ -162,26 +173,29 @@ TEST(SemanticTest, InlineSecretsAreErrorsAndNeverEchoed) {
       {"  sshPassphrase: value-123\n", "\"sshPassphrase\""},
   };
   for (const auto& [line, key] : cases) {
-    LoadResult r = LoadYaml(Fleet(Replace(kPool, "  credentialsRef", line + "  credentialsRef"), kSet));
+    LoadResult r =
+        LoadYaml(Fleet(Replace(kPool, "  credentialsRef", line + "  credentialsRef"), kSet));
     EXPECT_TRUE(Says(r, "inline secret in " + key)) << line << AllText(r);
     const std::string value = line.substr(line.find(": ") + 2, line.size() - line.find(": ") - 3);
     EXPECT_EQ(AllText(r).find(value), std::string::npos) << AllText(r);
   }
   // Secrets hiding in labels count too.
-  LoadResult labels = LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: ios\n  labels: {token: abc}")));
+  LoadResult labels =
+      LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: ios\n  labels: {token: abc}")));
   EXPECT_TRUE(Says(labels, "inline secret in \"token\""));
 }
 
 TEST(SemanticTest, PasswordsInUrlsAreSecrets) {
-  LoadResult r = LoadYaml(
-      Fleet(Replace(kPool, "https://10.0.0.2:8080", "https://admin:s3cr3t-pw@10.0.0.2:8080"), kSet));
+  LoadResult r = LoadYaml(Fleet(
+      Replace(kPool, "https://10.0.0.2:8080", "https://admin:s3cr3t-pw@10.0.0.2:8080"), kSet));
   EXPECT_TRUE(Says(r, "URL with a password in it")) << AllText(r);
   EXPECT_EQ(AllText(r).find("s3cr3t-pw"), std::string::npos) << AllText(r);
   // A user name alone is no secret.
-  EXPECT_TRUE(LoadYaml(Fleet(Replace(Replace(kPool, "https://10.0.0.2:8080", "ssh://admin@10.0.0.2"),
-                                     "  credentialsRef", "  provider: tart\n  credentialsRef"),
-                             kSet))
-                  .ok());
+  EXPECT_TRUE(
+      LoadYaml(Fleet(Replace(Replace(kPool, "https://10.0.0.2:8080", "ssh://admin@10.0.0.2"),
+                             "  credentialsRef", "  provider: tart\n  credentialsRef"),
+                     kSet))
+          .ok());
 }
 
 TEST(SemanticTest, ReferencesToSecretsAreNotSecrets) {

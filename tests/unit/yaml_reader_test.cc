@@ -22,9 +22,9 @@ nlohmann::json One(const std::string& text) {
 }
 
 TEST(YamlReaderTest, TypesScalarsByYaml12CoreSchema) {
-  nlohmann::json v = One(
-      "a: 12\nb: -3\nc: 0x1F\nd: 0o17\ne: 1.5\nf: true\ng: False\nh: ~\ni: null\nj:\n"
-      "k: yes\nl: on\nm: '12'\nn: \"true\"\no: 8Gi\np: 1e3\nq: .inf\nr: 012\n");
+  nlohmann::json v =
+      One("a: 12\nb: -3\nc: 0x1F\nd: 0o17\ne: 1.5\nf: true\ng: False\nh: ~\ni: null\nj:\n"
+          "k: yes\nl: on\nm: '12'\nn: \"true\"\no: 8Gi\np: 1e3\nq: .inf\nr: 012\n");
   EXPECT_EQ(v["a"], 12);
   EXPECT_EQ(v["b"], -3);
   EXPECT_EQ(v["c"], 31);
