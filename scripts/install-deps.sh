@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  cmake g++ make pkg-config clang-format git
+  cmake g++ make pkg-config clang-format clang-tidy git
   # libraries
   libyaml-cpp-dev libgit2-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks: installs dependencies, builds with AddressSanitizer,
 # UndefinedBehaviorSanitizer and -Werror into build-test/, runs every test, and checks
-# formatting.
+# formatting (clang-format) and clang-tidy findings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +14,4 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --preset asan -j "$(nproc)"
 
 scripts/check-format.sh
+scripts/check-tidy.sh build-test

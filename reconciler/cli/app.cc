@@ -30,7 +30,7 @@ bool TakesValue(const std::string& arg) { return arg == "--log-format" || arg ==
 // The first argument that is not an option: the subcommand the user meant, if any.
 std::string FirstCommandWord(int argc, const char* const* argv) {
   for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
+    std::string arg = argv[i];
     if (arg == "--") {
       return i + 1 < argc ? argv[i + 1] : "";
     }

@@ -16,7 +16,7 @@ const json& At(const json& object, const char* key) {
   return it == object.end() ? kNull : *it;
 }
 
-std::string String(const json& object, const char* key, std::string fallback = {}) {
+std::string String(const json& object, const char* key, const std::string& fallback = {}) {
   const json& v = At(object, key);
   return v.is_string() ? v.get<std::string>() : fallback;
 }

@@ -17,9 +17,11 @@ namespace flotilla {
 // Negative numbers, exponents, overflow past 2^64-1 and anything else are rejected.
 class Quantity {
  public:
+  static constexpr uint64_t kMiB = uint64_t{1024} * 1024;
+
   constexpr Quantity() = default;
   static constexpr Quantity FromBytes(uint64_t bytes) { return Quantity(bytes); }
-  static constexpr Quantity FromMiB(uint64_t mib) { return Quantity(mib * 1024 * 1024); }
+  static constexpr Quantity FromMiB(uint64_t mib) { return Quantity(mib * kMiB); }
 
   // Parses the text forms above. Errors are InvalidArgument with a message that quotes the
   // input and says what is accepted.
@@ -27,7 +29,7 @@ class Quantity {
 
   constexpr uint64_t bytes() const { return bytes_; }
   // Whole MiB, rounded down (the Parallels API speaks MB).
-  constexpr uint64_t mib() const { return bytes_ / (1024 * 1024); }
+  constexpr uint64_t mib() const { return bytes_ / kMiB; }
 
   // The shortest exact form: "8Gi", "512Mi", "80G", or plain bytes ("1000001"); binary units
   // win ties.

@@ -29,7 +29,7 @@ std::string Sha256Hex(std::string_view data) {
   }
   static constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex;
-  hex.reserve(length * 2);
+  hex.reserve(size_t{length} * 2);
   for (unsigned int i = 0; i < length; ++i) {
     hex.push_back(kHex[digest[i] >> 4]);
     hex.push_back(kHex[digest[i] & 0xf]);
