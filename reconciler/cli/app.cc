@@ -56,17 +56,20 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.require_subcommand(0, 1);
   app.footer(
       "Exit status: 0 success (or no changes), 1 error.\n"
-      "Run 'flotilla COMMAND --help' for the options of one command.");
+      "Run 'flotilla COMMAND --help' for the options of one command.\n");
 
   GlobalOptions global;
-  const std::map<std::string, LogFormat> log_formats = {{"text", LogFormat::kText},
-                                                        {"json", LogFormat::kJson}};
-  app.add_option("--log-format", global.log_format, "Log format on stderr: text or json")
-      ->transform(CLI::CheckedTransformer(log_formats, CLI::ignore_case))
-      ->default_str("text");
+  app.add_option_function<std::string>(
+         "--log-format",
+         [&global](const std::string& format) {
+           global.log_format = format == "json" ? LogFormat::kJson : LogFormat::kText;
+         },
+         "Log format on stderr: text (default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", global.log_level,
-                 "Least severe log level shown: trace, debug, info, warn or error")
-      ->capture_default_str();
+                 "Least severe log level shown: trace, debug, info (default), warn or error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->type_name("LEVEL");
 
   ValidateOptions validate;
   CLI::App* validate_cmd = AddValidateCommand(app, validate);

@@ -95,11 +95,13 @@ CLI::App* AddValidateCommand(CLI::App& app, ValidateOptions& options) {
   cmd->add_option("path", options.path,
                   "Directory of manifests (every *.yaml/*.yml below it) or a single file")
       ->capture_default_str();
-  const std::map<std::string, OutputFormat> formats = {{"text", OutputFormat::kText},
-                                                       {"json", OutputFormat::kJson}};
-  cmd->add_option("--format", options.format, "Output format: text or json")
-      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case))
-      ->default_str("text");
+  cmd->add_option_function<std::string>(
+         "--format",
+         [&options](const std::string& format) {
+           options.format = format == "json" ? OutputFormat::kJson : OutputFormat::kText;
+         },
+         "Output format: text (default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
   return cmd;
 }
 

@@ -33,15 +33,22 @@ std::vector<std::string> Strings(const json& value) {
 
 Quantity DecodeQuantity(const YamlDocument& doc, const std::string& pointer, const json& value,
                         Diagnostics& diagnostics) {
+  Quantity q;
   if (value.is_number_unsigned() || value.is_number_integer()) {
-    return Quantity::FromBytes(value.get<uint64_t>());
+    q = Quantity::FromBytes(value.get<uint64_t>());
+  } else {
+    Result<Quantity> parsed = Quantity::Parse(value.is_string() ? value.get<std::string>() : "");
+    if (!parsed.ok()) {
+      diagnostics.Error(doc.ValueLocation(pointer), parsed.status().message(), pointer);
+      return Quantity();
+    }
+    q = *parsed;
   }
-  Result<Quantity> q = Quantity::Parse(value.is_string() ? value.get<std::string>() : "");
-  if (!q.ok()) {
-    diagnostics.Error(doc.ValueLocation(pointer), q.status().message(), pointer);
-    return Quantity();
+  if (q.bytes() == 0) {
+    diagnostics.Error(doc.ValueLocation(pointer),
+                      pointer.substr(pointer.rfind('/') + 1) + " must be more than 0", pointer);
   }
-  return *q;
+  return q;
 }
 
 std::optional<HostCapacity> DecodeCapacity(const YamlDocument& doc, const std::string& pointer,
@@ -103,16 +110,23 @@ bool IsSecretKey(std::string_view key) {
   return false;
 }
 
-// "scheme://user:password@host..." carries a password.
-bool UrlHasPassword(std::string_view s) {
+// True when a URL carries credentials. Anything before an '@' after "://" counts, wherever a
+// slash or '#' in a careless password would otherwise end the authority; over ssh a bare
+// user name ("ssh://admin@host") is no secret, but "user:password@" still is.
+bool UrlHasCredentials(std::string_view s) {
   const size_t scheme_end = s.find("://");
   if (scheme_end == std::string_view::npos) {
     return false;
   }
-  std::string_view rest = s.substr(scheme_end + 3);
-  rest = rest.substr(0, rest.find_first_of("/?#"));
+  const std::string_view rest = s.substr(scheme_end + 3);
   const size_t at = rest.rfind('@');
-  return at != std::string_view::npos && rest.substr(0, at).find(':') != std::string_view::npos;
+  if (at == std::string_view::npos || at == 0) {
+    return false;
+  }
+  if (s.substr(0, scheme_end) == "ssh") {
+    return rest.substr(0, at).find(':') != std::string_view::npos;
+  }
+  return true;
 }
 
 void FindSecrets(const YamlDocument& doc, const json& value, const std::string& pointer,
@@ -137,11 +151,11 @@ void FindSecrets(const YamlDocument& doc, const json& value, const std::string& 
     for (size_t i = 0; i < value.size(); ++i) {
       FindSecrets(doc, value[i], pointer + "/" + std::to_string(i), found, diagnostics);
     }
-  } else if (value.is_string() && UrlHasPassword(value.get_ref<const std::string&>())) {
+  } else if (value.is_string() && UrlHasCredentials(value.get_ref<const std::string&>())) {
     found.insert(pointer);
     diagnostics.Error(doc.ValueLocation(pointer),
-                      "URL with a password in it: credentials never go in the fleet "
-                      "repository; remove user:password@ and use spec.credentialsRef",
+                      "URL with credentials in it: credentials never go in the fleet "
+                      "repository; remove the part before '@' and use spec.credentialsRef",
                       pointer);
   }
 }

@@ -16,7 +16,7 @@ HostPool DecodeHostPool(const YamlDocument& doc, Diagnostics& diagnostics);
 VMSet DecodeVMSet(const YamlDocument& doc, Diagnostics& diagnostics);
 
 // Reports every inline secret in a document: a key such as password, token, apiKey or secret
-// holding a literal value, or a URL with a password in it. Returns the JSON pointers of those
+// holding a literal value, or a URL with credentials in it. Returns the JSON pointers of those
 // values so that no later message quotes them.
 std::set<std::string> CheckInlineSecrets(const YamlDocument& doc, Diagnostics& diagnostics);
 

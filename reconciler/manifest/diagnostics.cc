@@ -99,6 +99,10 @@ std::string ClosestMatch(std::string_view word, const std::vector<std::string>& 
   std::string best;
   size_t best_distance = allowed + 1;
   for (const std::string& candidate : candidates) {
+    const size_t longer = std::max(word.size(), candidate.size());
+    if (longer - std::min(word.size(), candidate.size()) > allowed) {
+      continue;  // cannot be close; skips the table for a huge word too
+    }
     const size_t d = EditDistance(word, candidate);
     if (d < best_distance) {
       best_distance = d;
@@ -115,17 +119,6 @@ std::string Join(const std::vector<std::string>& items, std::string_view separat
       out += separator;
     }
     out += items[i];
-  }
-  return out;
-}
-
-std::string JoinQuoted(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) {
-      out += (i + 1 == items.size()) ? " or " : ", ";
-    }
-    out += "\"" + items[i] + "\"";
   }
   return out;
 }

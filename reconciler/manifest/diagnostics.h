@@ -48,8 +48,7 @@ class Diagnostics {
 // The closest candidate within a small edit distance, for "did you mean" hints; empty if none.
 std::string ClosestMatch(std::string_view word, const std::vector<std::string>& candidates);
 
-// `"a", "b" or "c"` style lists for messages.
-std::string JoinQuoted(const std::vector<std::string>& items);
+// "a, b, c" style lists for messages.
 std::string Join(const std::vector<std::string>& items, std::string_view separator = ", ");
 
 }  // namespace flotilla::manifest

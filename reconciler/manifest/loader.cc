@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -43,6 +44,13 @@ bool IsWithin(const fs::path& target, const fs::path& root) {
   return root_end == root.end();
 }
 
+std::string TooLarge(uintmax_t size, size_t limit) {
+  return "file is " + std::to_string(size) + " bytes; manifest files may be at most " +
+         std::to_string(limit) + " bytes";
+}
+
+// Finds the manifest files below a root, then reads each real file once: a file reached both
+// directly and through a symlink (or through two symlinks) is read under its own name.
 class FileCollector {
  public:
   FileCollector(const fs::path& root, const std::string& display_root, const LoadOptions& options,
@@ -75,33 +83,65 @@ class FileCollector {
       } else if (entry.is_directory(ec)) {
         Walk(entry.path(), rel);
       } else if (entry.is_regular_file(ec) && IsManifestName(entry.path())) {
-        Read(entry.path(), rel);
+        Add(entry.path(), rel, /*via_link=*/false);
       }
     }
   }
 
-  void Read(const fs::path& path, const fs::path& relative) {
-    const std::string shown = Display(relative);
+  // A single file named by the user.
+  void AddRoot(const fs::path& path) { Add(path, {}, false); }
+
+  // Reads every file found, once per real file, in the order found.
+  std::vector<ManifestFile> Read() {
+    std::map<fs::path, const Candidate*> chosen;
+    for (const Candidate& c : candidates_) {
+      auto [it, inserted] = chosen.emplace(c.real, &c);
+      if (!inserted && it->second->via_link && !c.via_link) {
+        it->second = &c;  // prefer the file's own name to a link's
+      }
+    }
+    std::vector<ManifestFile> files;
+    for (const Candidate& c : candidates_) {
+      if (chosen[c.real] == &c) {
+        ReadOne(c, files);
+      }
+    }
+    return files;
+  }
+
+ private:
+  struct Candidate {
+    fs::path real;      // canonical
+    fs::path relative;  // below the root, as found
+    bool via_link = false;
+  };
+
+  void Add(const fs::path& path, const fs::path& relative, bool via_link) {
     std::error_code ec;
-    const uintmax_t size = fs::file_size(path, ec);
+    fs::path real = fs::canonical(path, ec);
+    candidates_.push_back({ec ? path : real, relative, via_link});
+  }
+
+  void ReadOne(const Candidate& c, std::vector<ManifestFile>& files) {
+    const std::string shown = Display(c.relative);
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(c.real, ec);
     if (ec) {
       diagnostics_.Error({shown, 0, 0}, "cannot read file: " + ec.message());
       return;
     }
     if (size > options_.max_file_bytes) {
-      diagnostics_.Error({shown, 0, 0}, "file is " + std::to_string(size) +
-                                            " bytes; manifest files may be at most " +
-                                            std::to_string(options_.max_file_bytes) + " bytes");
+      diagnostics_.Error({shown, 0, 0}, TooLarge(size, options_.max_file_bytes));
       return;
     }
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(c.real, std::ios::binary);
     std::ostringstream content;
     content << in.rdbuf();
     if (!in.good() && !in.eof()) {
       diagnostics_.Error({shown, 0, 0}, "cannot read file");
       return;
     }
-    files_.push_back({shown, content.str()});
+    files.push_back({shown, content.str()});
   }
 
   std::string Display(const fs::path& relative) const {
@@ -111,9 +151,6 @@ class FileCollector {
     return (fs::path(display_root_) / relative).lexically_normal().generic_string();
   }
 
-  std::vector<ManifestFile> Take() { return std::move(files_); }
-
- private:
   void FollowLink(const fs::path& link, const fs::path& relative) {
     std::error_code ec;
     const fs::path target = fs::canonical(link, ec);
@@ -134,7 +171,7 @@ class FileCollector {
       return;
     }
     if (IsManifestName(relative)) {
-      Read(target, relative);
+      Add(target, relative, /*via_link=*/true);
     }
   }
 
@@ -142,7 +179,7 @@ class FileCollector {
   std::string display_root_;
   const LoadOptions& options_;
   Diagnostics& diagnostics_;
-  std::vector<ManifestFile> files_;
+  std::vector<Candidate> candidates_;
 };
 
 std::vector<std::string> KindNames() {
@@ -218,9 +255,9 @@ Result<LoadResult> ManifestLoader::LoadPath(const fs::path& root,
   if (fs::is_directory(status)) {
     collector.Walk(root, {});
   } else {
-    collector.Read(root, {});
+    collector.AddRoot(root);
   }
-  LoadResult result = LoadFiles(collector.Take());
+  LoadResult result = LoadFiles(collector.Read());
   result.diagnostics.Append(walk_diagnostics);
   return result;
 }
@@ -231,10 +268,8 @@ LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) con
   Diagnostics limit;
   for (const ManifestFile& file : files) {
     if (file.content.size() > options_.max_file_bytes) {
-      limit.Error({file.display_path, 0, 0}, "file is " + std::to_string(file.content.size()) +
-                                                 " bytes; manifest files may be at most " +
-                                                 std::to_string(options_.max_file_bytes) +
-                                                 " bytes");
+      limit.Error({file.display_path, 0, 0},
+                  TooLarge(file.content.size(), options_.max_file_bytes));
       continue;
     }
     parsed.push_back(ParseFile(file, budget));

@@ -70,34 +70,42 @@ const json* Resolve(const json& root, const json* node) {
   return node;
 }
 
-// The schema node that governs the instance at `tokens`, or null when it cannot be told.
-const json* SchemaAt(const json& root, const std::vector<std::string>& tokens,
-                     const json& instance) {
-  const json* node = Resolve(root, &root);
-  const json* value = &instance;
+// What sits at one place of a document: the instance value, the schema node that governs it
+// (null when it cannot be told), and how messages name it ("replicas", "tags[1]").
+struct Located {
+  const json* value = nullptr;
+  const json* schema = nullptr;
+  std::string label = "document";
+};
+
+Located Locate(const json& root, const std::vector<std::string>& tokens, const json& instance) {
+  static const json kNoSchema = json::object();  // immutable
+  Located at{&instance, Resolve(root, &root), "document"};
   for (const std::string& token : tokens) {
-    if (node == nullptr || !node->is_object()) {
-      return nullptr;
-    }
-    const json* next = nullptr;
-    if (value->is_object()) {
-      if (node->contains("properties") && (*node)["properties"].contains(token)) {
-        next = &(*node)["properties"][token];
-      } else if (node->contains("additionalProperties") &&
-                 (*node)["additionalProperties"].is_object()) {
-        next = &(*node)["additionalProperties"];
-      }
-      value = value->contains(token) ? &(*value)[token] : value;
-    } else if (value->is_array()) {
-      if (node->contains("items") && (*node)["items"].is_object()) {
-        next = &(*node)["items"];
+    const json* schema = at.schema != nullptr && at.schema->is_object() ? at.schema : &kNoSchema;
+    const json* next_schema = nullptr;
+    if (at.value->is_array()) {
+      if (schema->contains("items") && (*schema)["items"].is_object()) {
+        next_schema = &(*schema)["items"];
       }
       const size_t index = std::strtoul(token.c_str(), nullptr, 10);
-      value = index < value->size() ? &(*value)[index] : value;
+      at.value = index < at.value->size() ? &(*at.value)[index] : at.value;
+      at.label += "[" + token + "]";
+    } else {
+      if (schema->contains("properties") && (*schema)["properties"].contains(token)) {
+        next_schema = &(*schema)["properties"][token];
+      } else if (schema->contains("additionalProperties") &&
+                 (*schema)["additionalProperties"].is_object()) {
+        next_schema = &(*schema)["additionalProperties"];
+      }
+      if (at.value->is_object() && at.value->contains(token)) {
+        at.value = &(*at.value)[token];
+      }
+      at.label = token;
     }
-    node = Resolve(root, next);
+    at.schema = Resolve(root, next_schema);
   }
-  return node;
+  return at;
 }
 
 // libstdc++'s std::regex recurses once per character, so a long enough string under a
@@ -212,26 +220,6 @@ std::vector<std::string> SchemaTypes(const json* schema) {
   return types;
 }
 
-std::string FieldLabel(const std::vector<std::string>& tokens, const json& instance) {
-  if (tokens.empty()) {
-    return "document";
-  }
-  // "tags[1]" for list items, the key name otherwise.
-  const json* value = &instance;
-  std::string label;
-  for (const std::string& token : tokens) {
-    if (value->is_array()) {
-      label += "[" + token + "]";
-      const size_t index = std::strtoul(token.c_str(), nullptr, 10);
-      value = index < value->size() ? &(*value)[index] : value;
-    } else {
-      label = token;
-      value = value->is_object() && value->contains(token) ? &(*value)[token] : value;
-    }
-  }
-  return label;
-}
-
 std::string Pointer(const std::vector<std::string>& tokens) {
   std::string p;
   for (const std::string& t : tokens) {
@@ -270,20 +258,15 @@ void Explain(const valijson::ValidationResults::Error& error, const json& schema
       return;
     }
   }
-  std::vector<std::string> tokens = ContextTokens(error.context);
-  const json* value = &instance;
-  for (const std::string& token : tokens) {
-    if (value->is_object() && value->contains(token)) {
-      value = &(*value)[token];
-    } else if (value->is_array()) {
-      const size_t index = std::strtoul(token.c_str(), nullptr, 10);
-      value = index < value->size() ? &(*value)[index] : value;
-    }
-  }
+  const std::vector<std::string> tokens = ContextTokens(error.context);
+  const Located at = Locate(schema_root, tokens, instance);
+  const json* value = at.value;
+  const json* schema = at.schema;
+  const std::string& field = at.label;
   const std::string pointer = Pointer(tokens);
-  const json* schema = SchemaAt(schema_root, tokens, instance);
-  const std::string field = FieldLabel(tokens, instance);
-  const bool secret = redacted.count(pointer) > 0;
+  // Values of *Ref fields name secrets; when one is malformed, it may be a pasted secret.
+  const bool secret = redacted.count(pointer) > 0 ||
+                      (field.size() > 3 && field.compare(field.size() - 3, 3, "Ref") == 0);
   const std::string shown = secret ? "(value redacted)" : RenderValue(*value);
 
   if (StartsWith(d, "Object contains a property that could not be validated")) {

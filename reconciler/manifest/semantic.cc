@@ -27,6 +27,17 @@ std::string CanonicalAddress(const std::string& address) {
   return authority + path;
 }
 
+// The address as messages show it: never with anything before an '@' (a user name, or worse).
+// Documents with credentials in a URL are rejected before these checks; this is a second line.
+std::string Shown(const std::string& address) {
+  const size_t start = address.find("://");
+  const size_t at = address.rfind('@');
+  if (start == std::string::npos || at == std::string::npos || at < start) {
+    return address;
+  }
+  return address.substr(0, start + 3) + address.substr(at + 1);
+}
+
 std::string Scheme(const std::string& address) {
   const size_t end = address.find("://");
   return end == std::string::npos ? "" : Lower(address.substr(0, end));
@@ -100,20 +111,20 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, Diagnostics& diagn
           CanonicalAddress(address), Seen{pool.meta.name, doc.ValueLocation(pointer + "/address")});
       if (!new_address) {
         diagnostics.Error(doc.ValueLocation(pointer + "/address"),
-                          "host address " + address + " is already used in pool \"" +
+                          "host address " + Shown(address) + " is already used in pool \"" +
                               a->second.pool + "\" at " + a->second.where.ToString(),
                           pointer + "/address");
       }
       const std::string scheme = Scheme(address);
       if (pool.provider == "parallels" && scheme != "http" && scheme != "https") {
         diagnostics.Error(doc.ValueLocation(pointer + "/address"),
-                          "address " + address +
+                          "address " + Shown(address) +
                               " must start with https:// or http:// (provider parallels talks "
                               "to the host's REST API)",
                           pointer + "/address");
       } else if (scheme == "http" && !IsLoopback(address)) {
         diagnostics.Warning(doc.ValueLocation(pointer + "/address"),
-                            "address " + address +
+                            "address " + Shown(address) +
                                 " uses plain http: host credentials would cross the network "
                                 "unencrypted; prefer https",
                             pointer + "/address");

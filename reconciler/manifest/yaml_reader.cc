@@ -1,5 +1,6 @@
 #include "reconciler/manifest/yaml_reader.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
 #include <yaml-cpp/mark.h>
@@ -69,7 +70,9 @@ bool IsFloat(std::string_view s) {
   return i == s.size();
 }
 
-std::optional<nlohmann::json> ParseInteger(std::string_view s, int base) {
+// An integer in `base`; nullopt if the text is not one. Sets `overflow` (and returns null)
+// when it does not fit in 64 bits.
+std::optional<nlohmann::json> ParseInteger(std::string_view s, int base, bool& overflow) {
   const bool negative = !s.empty() && s[0] == '-';
   std::string_view digits = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? s.substr(1) : s;
   if (base != 10) {
@@ -84,9 +87,8 @@ std::optional<nlohmann::json> ParseInteger(std::string_view s, int base) {
     return std::nullopt;
   }
   if (ec == std::errc::result_out_of_range) {
-    // Too large for 64 bits: keep the approximate value, range checks will refuse it.
-    return nlohmann::json(negative ? -std::numeric_limits<double>::max()
-                                   : std::numeric_limits<double>::max());
+    overflow = true;
+    return nlohmann::json();
   }
   if (!negative) {
     if (magnitude <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
@@ -97,11 +99,13 @@ std::optional<nlohmann::json> ParseInteger(std::string_view s, int base) {
   if (magnitude <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + 1) {
     return nlohmann::json(static_cast<int64_t>(0 - magnitude));
   }
-  return nlohmann::json(-static_cast<double>(magnitude));
+  overflow = true;
+  return nlohmann::json();
 }
 
-// The YAML 1.2 core schema's resolution of a plain (unquoted, untagged) scalar.
-nlohmann::json ResolvePlain(const std::string& s) {
+// The YAML 1.2 core schema's resolution of a plain (unquoted, untagged) scalar. Sets
+// `overflow` for an integer beyond 64 bits.
+nlohmann::json ResolvePlain(const std::string& s, bool& overflow) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
     return nullptr;
   }
@@ -112,12 +116,12 @@ nlohmann::json ResolvePlain(const std::string& s) {
     return false;
   }
   if (IsDecimalInteger(s)) {
-    if (auto v = ParseInteger(s, 10)) {
+    if (auto v = ParseInteger(s, 10, overflow)) {
       return *v;
     }
   }
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
-    if (auto v = ParseInteger(s, s[1] == 'x' ? 16 : 8)) {
+    if (auto v = ParseInteger(s, s[1] == 'x' ? 16 : 8, overflow)) {
       return *v;
     }
   }
@@ -138,6 +142,11 @@ nlohmann::json ResolvePlain(const std::string& s) {
   return s;
 }
 
+bool IsCollectionTag(const std::string& tag, std::string_view core) {
+  return tag.empty() || tag == "?" || tag == "!" ||
+         tag == std::string(kCoreTagPrefix) + std::string(core);
+}
+
 // Builds one document at a time from parser events. Nodes are built bottom-up (each open
 // collection owns its value until it closes), so no reference into a growing container is held.
 class JsonBuilder : public YAML::EventHandler {
@@ -152,17 +161,21 @@ class JsonBuilder : public YAML::EventHandler {
     }
     YamlDocument doc;
     doc.value = std::move(*root_);
-    doc.marks = std::move(marks_);
+    doc.marks = std::move(root_marks_);
     doc.file = file_;
     doc.index = index;
     return doc;
   }
 
-  void OnDocumentStart(const YAML::Mark& /*mark*/) override {
+  // Where the current document started.
+  SourceLocation Start() const { return start_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
     frames_.clear();
-    marks_.clear();
     root_.reset();
+    root_marks_ = std::make_shared<MarkNode>();
     rejected_ = false;
+    start_ = LocationOf(file_, mark);
   }
   void OnDocumentEnd() override {}
 
@@ -180,37 +193,43 @@ class JsonBuilder : public YAML::EventHandler {
                 const std::string& value) override {
     CheckAnchor(mark, anchor);
     nlohmann::json resolved;
+    bool overflow = false;
     if (tag == "?") {
-      resolved = ResolvePlain(value);
+      resolved = ResolvePlain(value, overflow);
     } else if (tag == "!" || tag == std::string(kCoreTagPrefix) + "str") {
       resolved = value;
     } else if (tag.rfind(kCoreTagPrefix, 0) == 0) {
       const std::string core = tag.substr(kCoreTagPrefix.size());
-      resolved = ResolvePlain(value);
+      resolved = ResolvePlain(value, overflow);
       const bool matches = (core == "int" && resolved.is_number_integer()) ||
                            (core == "float" && resolved.is_number()) ||
                            (core == "bool" && resolved.is_boolean()) ||
                            (core == "null" && resolved.is_null());
-      if (!matches) {
+      if (!matches && !overflow) {
         Reject(mark, "value does not match its tag !!" + core);
       }
     } else {
       Reject(mark, "unsupported YAML tag \"" + tag + "\"; manifests use plain YAML values");
       resolved = value;
     }
+    if (overflow) {
+      Reject(mark, "integer " + value + " does not fit in 64 bits");
+    }
     AddScalar(mark, std::move(resolved), value);
   }
 
-  void OnSequenceStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                        YAML::EmitterStyle::value /*style*/) override {
     CheckAnchor(mark, anchor);
+    CheckCollectionTag(mark, tag, "seq");
     Open(mark, nlohmann::json::array());
   }
   void OnSequenceEnd() override { Close(); }
 
-  void OnMapStart(const YAML::Mark& mark, const std::string& /*tag*/, YAML::anchor_t anchor,
+  void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                   YAML::EmitterStyle::value /*style*/) override {
     CheckAnchor(mark, anchor);
+    CheckCollectionTag(mark, tag, "map");
     Open(mark, nlohmann::json::object());
   }
   void OnMapEnd() override { Close(); }
@@ -223,7 +242,7 @@ class JsonBuilder : public YAML::EventHandler {
  private:
   struct Frame {
     nlohmann::json value;
-    std::string pointer;
+    MarkNode* marks = nullptr;    // this collection's positions
     bool expect_key = true;       // maps only: the next node is a key
     std::string key;              // maps only: the key whose value comes next
     NodeMarks key_marks;          // maps only: where that key is
@@ -238,6 +257,12 @@ class JsonBuilder : public YAML::EventHandler {
     }
   }
 
+  void CheckCollectionTag(const YAML::Mark& mark, const std::string& tag, std::string_view core) {
+    if (!IsCollectionTag(tag, core)) {
+      Reject(mark, "unsupported YAML tag \"" + tag + "\"; manifests use plain YAML values");
+    }
+  }
+
   void Reject(const YAML::Mark& mark, std::string message) {
     rejected_ = true;
     diagnostics_.Error(LocationOf(file_, mark), std::move(message));
@@ -247,26 +272,39 @@ class JsonBuilder : public YAML::EventHandler {
     return !frames_.empty() && frames_.back().value.is_object() && frames_.back().expect_key;
   }
 
-  // The pointer and marks a new node at this position gets.
-  std::pair<std::string, NodeMarks> ChildPosition(const YAML::Mark& mark) const {
+  // Records the position of a new node at the current place and returns its mark node.
+  MarkNode* Place(const YAML::Mark& mark, bool is_null) {
     NodeMarks marks{0, 0, mark.line + 1, mark.column + 1};
     if (frames_.empty()) {
-      return {"", marks};
+      root_marks_->marks = marks;
+      return root_marks_.get();
     }
-    const Frame& parent = frames_.back();
+    Frame& parent = frames_.back();
+    std::string token;
     if (parent.value.is_array()) {
-      return {parent.pointer + "/" + std::to_string(parent.value.size()), marks};
+      token = std::to_string(parent.value.size());
+    } else {
+      token = parent.key;
+      marks.key_line = parent.key_marks.line;
+      marks.key_column = parent.key_marks.column;
+      if (is_null) {
+        // yaml-cpp marks an empty value at the token after it; its key is where it is.
+        marks.line = marks.key_line;
+        marks.column = marks.key_column;
+      }
     }
-    marks.key_line = parent.key_marks.line;
-    marks.key_column = parent.key_marks.column;
-    return {parent.pointer + "/" + EscapePointerToken(parent.key), marks};
+    auto node = std::make_unique<MarkNode>();
+    node->marks = marks;
+    MarkNode* raw = node.get();
+    parent.marks->children[token] = std::move(node);
+    return raw;
   }
 
   void AddScalar(const YAML::Mark& mark, nlohmann::json value,
                  const std::optional<std::string>& key_text) {
     if (InMapKeyPosition()) {
       Frame& map = frames_.back();
-      if (!value.is_string() && !(value.is_number() || value.is_boolean())) {
+      if (!value.is_string() && !value.is_number() && !value.is_boolean()) {
         Reject(mark, "mapping keys must be strings");
         map.key = "";
       } else {
@@ -279,20 +317,18 @@ class JsonBuilder : public YAML::EventHandler {
       map.expect_key = false;
       return;
     }
-    auto [pointer, marks] = ChildPosition(mark);
-    marks_[pointer] = marks;
+    Place(mark, value.is_null());
     Attach(std::move(value));
   }
 
   void Open(const YAML::Mark& mark, nlohmann::json empty) {
     if (InMapKeyPosition()) {
       Reject(mark, "mapping keys must be strings, not collections");
-      frames_.push_back({std::move(empty), "", true, "", {}, true});
+      frames_.push_back({std::move(empty), &discarded_, true, "", {}, true});
       return;
     }
-    auto [pointer, marks] = ChildPosition(mark);
-    marks_[pointer] = marks;
-    frames_.push_back({std::move(empty), std::move(pointer), true, "", {}, false});
+    MarkNode* marks = Place(mark, false);
+    frames_.push_back({std::move(empty), marks, true, "", {}, false});
   }
 
   void Close() {
@@ -324,28 +360,48 @@ class JsonBuilder : public YAML::EventHandler {
   const std::string& file_;
   Diagnostics& diagnostics_;
   std::vector<Frame> frames_;
-  std::map<std::string, NodeMarks> marks_;
+  std::shared_ptr<MarkNode> root_marks_ = std::make_shared<MarkNode>();
+  MarkNode discarded_;  // positions inside rejected complex keys
   std::optional<nlohmann::json> root_;
+  SourceLocation start_;
   bool rejected_ = false;
   int last_anchor_pos_ = -1;
 };
 
-SourceLocation Lookup(const YamlDocument& doc, std::string_view pointer, bool want_key) {
-  std::string p(pointer);
-  while (true) {
-    auto it = doc.marks.find(p);
-    if (it != doc.marks.end()) {
-      const NodeMarks& m = it->second;
-      if (want_key && m.key_line > 0) {
-        return {doc.file, m.key_line, m.key_column};
-      }
-      return {doc.file, m.line, m.column};
+std::string UnescapePointerToken(std::string_view token) {
+  std::string out;
+  for (size_t i = 0; i < token.size(); ++i) {
+    if (token[i] == '~' && i + 1 < token.size()) {
+      out += token[i + 1] == '1' ? '/' : '~';
+      ++i;
+    } else {
+      out += token[i];
     }
-    if (p.empty()) {
-      return {doc.file, 0, 0};
-    }
-    p.erase(p.rfind('/'));
   }
+  return out;
+}
+
+SourceLocation Lookup(const YamlDocument& doc, std::string_view pointer, bool want_key) {
+  if (!doc.marks) {
+    return {doc.file, 0, 0};
+  }
+  const MarkNode* node = doc.marks.get();
+  // Walk "/a/b/0" token by token; stop at the deepest node that exists.
+  size_t pos = 0;
+  while (pos < pointer.size() && pointer[pos] == '/') {
+    const size_t end = std::min(pointer.find('/', pos + 1), pointer.size());
+    auto it = node->children.find(UnescapePointerToken(pointer.substr(pos + 1, end - pos - 1)));
+    if (it == node->children.end()) {
+      break;
+    }
+    node = it->second.get();
+    pos = end;
+  }
+  const NodeMarks& m = node->marks;
+  if (want_key && m.key_line > 0) {
+    return {doc.file, m.key_line, m.key_column};
+  }
+  return {doc.file, m.line, m.column};
 }
 
 }  // namespace
@@ -382,19 +438,21 @@ std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::st
   try {
     YAML::Parser parser(stream);
     while (parser.HandleNextDocument(builder)) {
-      std::optional<YamlDocument> doc = builder.Take(index++);
-      if (!doc) {
-        continue;
-      }
       if (budget.used >= budget.limit) {
-        diagnostics.Error(doc->ValueLocation(""), "too many documents: at most " +
-                                                      std::to_string(budget.limit) +
-                                                      " are read from one repository");
+        diagnostics.Error(builder.Start(), "too many documents: at most " +
+                                               std::to_string(budget.limit) +
+                                               " are read from one repository");
         break;
       }
       ++budget.used;
-      documents.push_back(std::move(*doc));
+      if (std::optional<YamlDocument> doc = builder.Take(index++)) {
+        documents.push_back(std::move(*doc));
+      }
     }
+  } catch (const YAML::DeepRecursion& e) {
+    diagnostics.Error(LocationOf(file, e.mark), "document is nested more than " +
+                                                    std::to_string(e.depth() - 1) +
+                                                    " levels deep; manifests are never that deep");
   } catch (const YAML::ParserException& e) {
     // Documents before the error are kept; the rest of the file is not read.
     diagnostics.Error(LocationOf(file, e.mark), "YAML syntax error: " + e.msg);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,12 +21,19 @@ struct NodeMarks {
   int column = 0;
 };
 
+// Positions shaped like the document: a child per mapping key or list index. Memory grows with
+// the document, never with the length of the paths to its nodes.
+struct MarkNode {
+  NodeMarks marks;
+  std::map<std::string, std::unique_ptr<MarkNode>, std::less<>> children;
+};
+
 // One YAML document converted to JSON, with the position of every node.
 struct YamlDocument {
   nlohmann::json value;
-  std::map<std::string, NodeMarks> marks;  // JSON pointer ("" = root) -> position
-  std::string file;                        // display path
-  int index = 0;                           // 0-based position among the file's documents
+  std::shared_ptr<const MarkNode> marks;  // the root's; null when positions are unknown
+  std::string file;                       // display path
+  int index = 0;                          // 0-based position among the file's documents
 
   // The position of the key that names `pointer` (or of the value, for sequence items and the
   // root). A pointer with no node falls back to its nearest existing ancestor.
@@ -34,22 +42,23 @@ struct YamlDocument {
   SourceLocation ValueLocation(std::string_view pointer) const;
 };
 
-// Parses every document of one YAML file (`text`) into JSON.
-//
-// Scalars are typed by the YAML 1.2 core schema (what editors use): `yes`/`on` stay strings,
-// `0x1F` is an integer, quoted scalars are always strings. Rejected with a diagnostic, the
-// document being dropped: syntax errors, anchors and aliases (a billion-laughs guard; YAML
-// aliases also make reviews of a fleet diff misleading), duplicate keys, keys that are not
-// scalars, and tags other than the core ones. Empty documents are skipped.
-//
 // How many documents may still be read, shared by every file of one repository.
 struct DocumentBudget {
   size_t limit = 10'000;  // documents per repository
   size_t used = 0;
 };
 
-// Documents beyond the budget are an error (and not returned); `budget.used` grows by the
-// number returned.
+// Parses every document of one YAML file (`text`) into JSON.
+//
+// Scalars are typed by the YAML 1.2 core schema (what editors use): `yes`/`on` stay strings,
+// `0x1F` is an integer, quoted scalars are always strings. Rejected with a diagnostic, the
+// document being dropped: syntax errors, anchors and aliases (a billion-laughs guard; YAML
+// aliases also make reviews of a fleet diff misleading), duplicate keys, keys that are not
+// scalars, tags other than the core ones, integers beyond 64 bits, and nesting deeper than
+// the parser allows. Empty documents are skipped.
+//
+// Every document the parser finds counts against `budget`, empty or rejected ones too;
+// documents beyond it are an error and are not returned.
 std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::string& file,
                                             DocumentBudget& budget, Diagnostics& diagnostics);
 

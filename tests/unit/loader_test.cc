@@ -121,6 +121,18 @@ TEST_F(LoaderTest, RefusesMoreThanTenThousandDocuments) {
   EXPECT_TRUE(Says(r, "too many documents: at most 10000 are read from one repository"));
 }
 
+TEST_F(LoaderTest, RejectedAndEmptyDocumentsCountTowardsTheLimit) {
+  std::string docs;
+  for (int i = 0; i < 6; ++i) {
+    docs += "---\na: &x 1\n";  // each rejected for its anchor
+  }
+  Write("fleet/anchors.yaml", docs);
+  LoadOptions options;
+  options.max_documents = 5;
+  LoadResult r = Load("fleet", options);
+  EXPECT_TRUE(Says(r, "too many documents: at most 5")) << AllText(r);
+}
+
 TEST_F(LoaderTest, DocumentLimitSpansFiles) {
   Write("fleet/a.yaml", std::string(kPool));
   Write("fleet/b.yaml", std::string(kSet));
@@ -152,9 +164,19 @@ TEST_F(LoaderTest, FollowsFileSymlinksInsideButNotDirectories) {
   EXPECT_EQ(r.desired.pools.size(), 1u);
 
   fs::remove(root_ / "fleet/alias");
-  fs::create_symlink(root_ / "fleet/real/pool.yaml", root_ / "fleet/link.yaml");
-  LoadResult twice = Load();
-  EXPECT_TRUE(Says(twice, "duplicate HostPool \"mac\""));  // read under both names, and said so
+  fs::create_symlink(root_ / "fleet/real/pool.yaml", root_ / "fleet/a-link.yaml");
+  fs::create_symlink(root_ / "fleet/real/pool.yaml", root_ / "fleet/z-link.yaml");
+  LoadResult once = Load();
+  EXPECT_TRUE(once.ok()) << AllText(once);  // one file, however many names lead to it
+  EXPECT_EQ(once.files, 2u);
+  EXPECT_EQ(once.desired.pools.size(), 1u);
+}
+
+TEST_F(LoaderTest, SymlinkIsReadWhenItIsTheOnlyWayIn) {
+  // The real file sits in a hidden folder, which the walk skips; the link is how it is found.
+  Write("fleet/.shared/pool.yaml", testing::Replace(kPool, "cpu: 8,", "cpu: 0,"));
+  fs::create_symlink(root_ / "fleet/.shared/pool.yaml", root_ / "fleet/pool.yaml");
+  EXPECT_TRUE(Says(Load(), "fleet/pool.yaml:9:21: error: cpu 0 is below the minimum 1"));
 }
 
 TEST_F(LoaderTest, BrokenSymlinkIsReported) {

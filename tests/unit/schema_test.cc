@@ -114,7 +114,7 @@ TEST(SchemaTest, PatternsExplainTheRule) {
                    "memory \"8GB\" must be bytes or a number with a unit"));
   EXPECT_TRUE(Says(
       LoadYaml(Fleet(Replace(kPool, "credentialsRef: mac-creds", "credentialsRef: ../etc"), kSet)),
-      "credentialsRef \"../etc\" must be a secret name"));
+      "credentialsRef (value redacted) must be a secret name"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "tags: [m2]", "tags: [\"m 2\"]"), kSet)),
                    "tags[0] \"m 2\" must be a tag"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", "10.0.0.2:8080"), kSet)),
@@ -174,10 +174,48 @@ TEST(SchemaTest, ApiVersionAndKindAreCheckedFirst) {
 }
 
 TEST(SchemaTest, SecretValuesAreNeverQuoted) {
-  // A wrongly typed secret must not be echoed by the type error.
-  LoadResult r = LoadYaml(Fleet(kPool, std::string(kSet) + "  token: hunter2-secret\n"));
-  EXPECT_TRUE(Says(r, "inline secret in \"token\""));
-  EXPECT_EQ(testing::AllText(r).find("hunter2-secret"), std::string::npos) << testing::AllText(r);
+  // A secret that also breaks a schema rule goes through the message code that quotes values:
+  // labels must be strings, so this is both an inline secret and a type error.
+  LoadResult r = LoadYaml(
+      Fleet(kPool, Replace(kSet, "name: ios", "name: ios\n  labels: {apiKey: 738261947}")));
+  EXPECT_TRUE(Says(r, "inline secret in \"apiKey\""));
+  EXPECT_TRUE(Says(r, "apiKey must be a string, not this value")) << testing::AllText(r);
+  EXPECT_EQ(testing::AllText(r).find("738261947"), std::string::npos) << testing::AllText(r);
+}
+
+TEST(SchemaTest, MalformedSecretNamesAreNotQuoted) {
+  // Someone pasting the password itself into credentialsRef must not see it printed.
+  LoadResult r = LoadYaml(Fleet(
+      Replace(kPool, "credentialsRef: mac-creds", "credentialsRef: \"hunter2:S3cret!\""), kSet));
+  EXPECT_TRUE(Says(r, "credentialsRef (value redacted) must be a secret name"))
+      << testing::AllText(r);
+  EXPECT_EQ(testing::AllText(r).find("S3cret"), std::string::npos);
+}
+
+TEST(SchemaTest, EmptyValuesAreLocatedAtTheirKey) {
+  LoadResult r = LoadYaml(Fleet(kPool, Replace(kSet, "  replicas: 2\n", "  replicas:\n")));
+  EXPECT_TRUE(Says(r, "test.yaml:" + std::to_string(kSetLine + 6) +
+                          ":3: error: replicas must be an integer, not an empty value"))
+      << testing::AllText(r);
+}
+
+TEST(SchemaTest, IntegersBeyondSixtyFourBitsAreErrors) {
+  LoadResult r =
+      LoadYaml(Fleet(kPool, Replace(kSet, "replicas: 2", "replicas: 99999999999999999999999")));
+  EXPECT_TRUE(Says(r, "test.yaml:" + std::to_string(kSetLine + 6) +
+                          ":13: error: integer 99999999999999999999999 does not fit in 64 bits"))
+      << testing::AllText(r);
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: 99999999999999999999"))),
+           "does not fit in 64 bits"));
+}
+
+TEST(SchemaTest, SizesMustBeMoreThanZero) {
+  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: 0"))),
+                   "memory must be more than 0 (/spec/template/memory)"));
+  EXPECT_TRUE(
+      Says(LoadYaml(Fleet(kPool, Replace(kSet, "memory: 8Gi", "memory: 8Gi\n    disk: 0Gi"))),
+           "disk must be more than 0"));
 }
 
 TEST(SchemaTest, DiagnosticsAreSortedByFileAndLine) {

@@ -185,11 +185,15 @@ TEST(SemanticTest, InlineSecretsAreErrorsAndNeverEchoed) {
   EXPECT_TRUE(Says(labels, "inline secret in \"token\""));
 }
 
-TEST(SemanticTest, PasswordsInUrlsAreSecrets) {
-  LoadResult r = LoadYaml(Fleet(
-      Replace(kPool, "https://10.0.0.2:8080", "https://admin:s3cr3t-pw@10.0.0.2:8080"), kSet));
-  EXPECT_TRUE(Says(r, "URL with a password in it")) << AllText(r);
-  EXPECT_EQ(AllText(r).find("s3cr3t-pw"), std::string::npos) << AllText(r);
+TEST(SemanticTest, CredentialsInUrlsAreSecrets) {
+  for (const char* address :
+       {"https://admin:s3cr3t-pw@10.0.0.2:8080", "http://admin:ab/cd+s3cr3t==@10.0.0.2:8080",
+        "http://admin:pa#s3cr3t@10.0.0.2:8080", "http://ghp_s3cr3tT0ken@10.0.0.2:8080"}) {
+    LoadResult r = LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", address), kSet));
+    EXPECT_FALSE(r.ok()) << address;
+    EXPECT_TRUE(Says(r, "URL with credentials in it")) << address << "\n" << AllText(r);
+    EXPECT_EQ(AllText(r).find("s3cr3t"), std::string::npos) << AllText(r);
+  }
   // A user name alone is no secret.
   EXPECT_TRUE(
       LoadYaml(Fleet(Replace(Replace(kPool, "https://10.0.0.2:8080", "ssh://admin@10.0.0.2"),

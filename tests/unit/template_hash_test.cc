@@ -71,15 +71,19 @@ TEST(TemplateHashTest, SameBytesSameHash) {
   EXPECT_EQ(TemplateHash(a), TemplateHash(b));
 }
 
-TEST(TemplateHashTest, FieldBoundariesCannotBeShifted) {
-  // Text moved from one field into the next must not give the same encoding.
+TEST(TemplateHashTest, ScriptCannotImitateTheEncoding) {
+  // Without length prefixes, a script that spells out the encoding's separators could make two
+  // different templates encode alike; with them it cannot.
   VMTemplate a = Sample();
-  VMTemplate b = Sample();
-  a.image = "catalog://x/1";
-  a.startup_script = "";
-  b.image = "catalog://x/";
-  b.startup_script = "";
+  a.disk.reset();
+  a.startup_script = "x";
+  VMTemplate b = a;
+  b.startup_script = "x;startupScript=1:x";
+  VMTemplate c = a;
+  c.disk = Quantity::FromBytes(1);
+  c.startup_script = "";
   EXPECT_NE(TemplateHash(a), TemplateHash(b));
+  EXPECT_NE(TemplateHash(b), TemplateHash(c));
 }
 
 }  // namespace

@@ -45,11 +45,35 @@ TEST(YamlReaderTest, TypesScalarsByYaml12CoreSchema) {
   EXPECT_EQ(v["r"], 12);  // 1.2: leading zero is decimal
 }
 
-TEST(YamlReaderTest, HugeIntegersDoNotWrap) {
-  nlohmann::json v = One("a: 99999999999999999999999\nb: 18446744073709551615\n");
-  EXPECT_TRUE(v["a"].is_number_float());
-  EXPECT_GT(v["a"].get<double>(), 1e22);
-  EXPECT_EQ(v["b"].get<uint64_t>(), UINT64_MAX);
+TEST(YamlReaderTest, IntegersBeyondSixtyFourBitsAreRejected) {
+  EXPECT_EQ(One("b: 18446744073709551615\nc: -9223372036854775808\n")["b"].get<uint64_t>(),
+            UINT64_MAX);
+  for (const char* text : {"a: 99999999999999999999999\n", "a: 18446744073709551616\n",
+                           "a: -9223372036854775809\n", "a: 0xfffffffffffffffff\n"}) {
+    Diagnostics d;
+    EXPECT_TRUE(Read(text, d).empty()) << text;
+    ASSERT_TRUE(d.HasErrors()) << text;
+    EXPECT_NE(d.Sorted()[0].message.find("does not fit in 64 bits"), std::string::npos);
+  }
+}
+
+TEST(YamlReaderTest, TagsOnCollectionsAreRefused) {
+  for (const char* text :
+       {"metadata: !!python/object:os.system {name: p}\n", "tags: !custom [a]\n"}) {
+    Diagnostics d;
+    EXPECT_TRUE(Read(text, d).empty()) << text;
+    ASSERT_TRUE(d.HasErrors());
+    EXPECT_NE(d.Sorted()[0].message.find("unsupported YAML tag"), std::string::npos);
+  }
+  EXPECT_EQ(One("a: !!map {b: 1}\nc: !!seq [1]\n")["c"][0], 1);
+}
+
+TEST(YamlReaderTest, EmptyValuesSitAtTheirKey) {
+  Diagnostics d;
+  auto docs = Read("a:\n  b:\n  c: 1\nd:\n", d);
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(docs[0].ValueLocation("/a/b").ToString(), "f.yaml:2:3");
+  EXPECT_EQ(docs[0].ValueLocation("/d").ToString(), "f.yaml:4:1");
 }
 
 TEST(YamlReaderTest, RecordsKeyAndValuePositions) {
@@ -136,7 +160,9 @@ TEST(YamlReaderTest, TabIndentationIsASyntaxError) {
 TEST(YamlReaderTest, DeepNestingIsAnErrorNotACrash) {
   Diagnostics d;
   Read(std::string(100000, '[') + std::string(100000, ']'), d);
-  EXPECT_TRUE(d.HasErrors());
+  ASSERT_TRUE(d.HasErrors());
+  EXPECT_NE(d.Sorted()[0].message.find("levels deep"), std::string::npos)
+      << d.Sorted()[0].ToString();
 }
 
 TEST(YamlReaderTest, StopsAfterMaxDocuments) {
