@@ -12,6 +12,8 @@ packages=(
   libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev
+  # Git source tests: real git daemon, smart HTTP (git http-backend under Python), sshd
+  git openssh-server openssh-client python3
 )
 
 missing=()

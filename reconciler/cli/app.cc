@@ -11,6 +11,7 @@
 #include "reconciler/cli/logging.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/manifest/diagnostics.h"
+#include "reconciler/source/git_source.h"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "unknown"
@@ -118,6 +119,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     return 1;
   }
   const Context context{out, err, color, *log};
+  const source::GitLibrary git_library;
 
   if (validate_cmd->parsed()) {
     return RunValidate(validate, context);

@@ -47,6 +47,14 @@ void Diagnostics::Append(const Diagnostics& other) {
   }
 }
 
+void Diagnostics::RenameFile(const std::string& from, const std::string& to) {
+  for (Diagnostic& d : items_) {
+    if (d.location.file == from) {
+      d.location.file = to;
+    }
+  }
+}
+
 std::vector<Diagnostic> Diagnostics::Sorted() const {
   auto key = [](const Diagnostic& d) {
     return std::tie(d.location.file, d.location.line, d.location.column, d.severity, d.message,

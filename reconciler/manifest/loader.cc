@@ -44,11 +44,6 @@ bool IsWithin(const fs::path& target, const fs::path& root) {
   return root_end == root.end();
 }
 
-std::string TooLarge(uintmax_t size, size_t limit) {
-  return "file is " + std::to_string(size) + " bytes; manifest files may be at most " +
-         std::to_string(limit) + " bytes";
-}
-
 // Finds the manifest files below a root, then reads each real file once: a file reached both
 // directly and through a symlink (or through two symlinks) is read under its own name.
 class FileCollector {
@@ -131,7 +126,7 @@ class FileCollector {
       return;
     }
     if (size > options_.max_file_bytes) {
-      diagnostics_.Error({shown, 0, 0}, TooLarge(size, options_.max_file_bytes));
+      diagnostics_.Error({shown, 0, 0}, FileTooLargeMessage(size, options_.max_file_bytes));
       return;
     }
     std::ifstream in(c.real, std::ios::binary);
@@ -239,6 +234,31 @@ std::string_view SchemaFor(const YamlDocument& doc, Diagnostics& diagnostics) {
 
 }  // namespace
 
+std::string FileTooLargeMessage(uintmax_t size, size_t limit) {
+  return "file is " + std::to_string(size) + " bytes; manifest files may be at most " +
+         std::to_string(limit) + " bytes";
+}
+
+void Rename(ParsedFile& file, const std::string& from, const std::string& to) {
+  file.diagnostics.RenameFile(from, to);
+  auto rename = [&](std::string& name) {
+    if (name == from) {
+      name = to;
+    }
+  };
+  for (Declared<HostPool>& pool : file.pools) {
+    rename(pool.source.file);
+    rename(pool.object.meta.origin.file);
+    for (HostSpec& host : pool.object.hosts) {
+      rename(host.origin.file);
+    }
+  }
+  for (Declared<VMSet>& set : file.sets) {
+    rename(set.source.file);
+    rename(set.object.meta.origin.file);
+  }
+}
+
 ManifestLoader::ManifestLoader(std::shared_ptr<const SchemaValidator> validator,
                                LoadOptions options)
     : validator_(std::move(validator)), options_(options) {}
@@ -269,7 +289,7 @@ LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) con
   for (const ManifestFile& file : files) {
     if (file.content.size() > options_.max_file_bytes) {
       limit.Error({file.display_path, 0, 0},
-                  TooLarge(file.content.size(), options_.max_file_bytes));
+                  FileTooLargeMessage(file.content.size(), options_.max_file_bytes));
       continue;
     }
     parsed.push_back(ParseFile(file, budget));

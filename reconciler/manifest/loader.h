@@ -37,6 +37,13 @@ struct ParsedFile {
   size_t documents = 0;
 };
 
+// `file`'s content unchanged, but every message and position names `to` instead of `from`
+// (the same blob seen at another revision or path).
+void Rename(ParsedFile& file, const std::string& from, const std::string& to);
+
+// "file is N bytes; manifest files may be at most LIMIT bytes"
+std::string FileTooLargeMessage(uintmax_t size, size_t limit);
+
 struct LoadResult {
   Desired desired;  // normalised; holds only objects that passed their schema
   Diagnostics diagnostics;

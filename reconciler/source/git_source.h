@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/manifest/diagnostics.h"
+#include "reconciler/model/result.h"
+
+namespace flotilla::source {
+
+// How to reach and trust the fleet repository (config `source` and `source.auth`).
+struct GitAuth {
+  std::string token_file;           // http(s): file holding a token, sent as basic auth password
+  std::string token_env;            // http(s): environment variable holding the token instead
+  std::string username = "x-access-token";  // http(s) basic-auth user sent with the token
+  std::string ssh_key_file;         // ssh: private key
+  std::string ssh_passphrase_file;  // ssh: file holding the key's passphrase, if any
+  std::string known_hosts_file;     // ssh: host keys to trust; required unless the next is set
+  bool insecure_ignore_host_key = false;  // ssh: accept any host key (warned on every fetch)
+};
+
+struct GitSourceOptions {
+  std::string url;     // see ParseGitUrl
+  std::string branch = "main";  // empty: mirror every branch, follow none
+  std::string state_dir;  // the mirror lives in <state_dir>/git/<hash of url>.git
+  GitAuth auth;
+  std::chrono::seconds fetch_timeout{120};  // whole fetch, including connect
+  size_t max_file_bytes = 1 << 20;          // larger blobs are listed by size, not loaded
+};
+
+struct CommitInfo {
+  std::string sha;  // full hex
+  std::string author;
+  std::string email;
+  int64_t time = 0;  // seconds since the epoch
+  std::string subject;
+};
+
+struct FetchResult {
+  std::string old_sha;  // branch tip before the fetch; empty on the first clone
+  std::string new_sha;  // branch tip after
+  bool cloned = false;  // the mirror was created (first use or recovered from corruption)
+  bool forced = false;  // the branch moved backwards or sideways (force-push)
+  bool changed() const { return old_sha != new_sha; }
+};
+
+// One manifest file of a tree, read straight from the object database.
+struct TreeFile {
+  std::string path;     // relative to the repository root
+  std::string blob_id;  // hex
+  size_t size = 0;      // bytes
+  bool loaded = false;  // false when larger than GitSourceOptions::max_file_bytes
+  std::string content;  // empty unless loaded
+};
+
+// The fleet repository: a local bare mirror kept up to date from the remote, read at any
+// revision without a working tree. Errors are classified:
+//   Unavailable       network, timeout, server down (retryable)
+//   PermissionDenied  authentication, host key or signature refused
+//   NotFound          repository, branch, revision or path missing
+//   InvalidArgument   bad URL, bad revision syntax, bad options
+// No message ever contains a credential. Not thread-safe: one caller at a time.
+class GitSource {
+ public:
+  virtual ~GitSource() = default;
+
+  // Clones on first use (or when the mirror is unusable), then fetches the branch and tags.
+  // After a failure the mirror and the last fetched commit are as they were.
+  virtual Result<FetchResult> Fetch() = 0;
+
+  // A revision (branch, tag, full or abbreviated SHA, HEAD, "main~2") to a full commit SHA.
+  virtual Result<std::string> Resolve(std::string_view rev) = 0;
+
+  // Manifest files (*.yaml, *.yml) below `path` at `commit`, without a checkout. Names
+  // starting with '.' are skipped as on disk; symlinks and submodules are skipped with a
+  // warning in `diagnostics`. NotFound if `path` is missing or not a folder.
+  virtual Result<std::vector<TreeFile>> ReadTree(std::string_view commit, std::string_view path,
+                                                 manifest::Diagnostics& diagnostics) = 0;
+
+  // Paths of manifest files below `path` that differ between commits `a` and `b`.
+  virtual Result<std::vector<std::string>> ChangedFiles(std::string_view a, std::string_view b,
+                                                        std::string_view path) = 0;
+
+  virtual Result<CommitInfo> Commit(std::string_view rev) = 0;
+};
+
+// The libgit2 implementation. For a local path or file:// URL with an empty state_dir, the
+// repository itself is read and Fetch() only resolves the branch.
+Result<std::unique_ptr<GitSource>> OpenGitSource(const GitSourceOptions& options);
+
+// Sets up libgit2 for the process: call once in main (and in tests) before any GitSource, and
+// keep the returned object alive while they are used. `io_timeout` bounds every network read
+// and write of every Git transport (libgit2 1.5 has no such option of its own).
+class GitLibrary {
+ public:
+  explicit GitLibrary(std::chrono::seconds io_timeout = std::chrono::seconds(30));
+  ~GitLibrary();
+  GitLibrary(const GitLibrary&) = delete;
+  GitLibrary& operator=(const GitLibrary&) = delete;
+};
+
+}  // namespace flotilla::source

@@ -1,0 +1,309 @@
+#pragma once
+
+// Real Git servers on loopback for integration tests: git daemon (git://), smart HTTP
+// (git http-backend behind Python's HTTP server) and sshd, each started by the test on a port
+// the OS chose, and stopped with it.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace flotilla::testing {
+
+namespace fs = std::filesystem;
+
+// Runs a shell command; fails the test (and returns its output anyway) when it exits non-zero.
+inline std::string Sh(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "cannot run: " << command;
+    return output;
+  }
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    output.append(buffer, n);
+  }
+  const int status = pclose(pipe);
+  EXPECT_EQ(status, 0) << command << "\n" << output;
+  while (!output.empty() && output.back() == '\n') {
+    output.pop_back();
+  }
+  return output;
+}
+
+inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+// A free TCP port on 127.0.0.1 (bound and released; servers that cannot bind port 0 use it).
+inline int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+inline bool PortAccepts(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// Waits (polling, bounded) until `ready` holds; readiness, not a fixed sleep.
+template <typename F>
+bool WaitUntil(F ready, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (ready()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// A child process with a pipe on its stdin; killed (whole process group) when destroyed.
+class Process {
+ public:
+  explicit Process(const std::vector<std::string>& argv) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      return;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], STDIN_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[1]);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    std::vector<char*> args;
+    for (const std::string& a : argv) {
+      args.push_back(const_cast<char*>(a.c_str()));
+    }
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ) != 0) {
+      pid_ = -1;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(fds[0]);
+    stdin_ = fds[1];
+  }
+  ~Process() { Stop(); }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  bool running() const { return pid_ > 0; }
+
+  void Stop() {
+    if (stdin_ >= 0) {
+      close(stdin_);
+      stdin_ = -1;
+    }
+    if (pid_ > 0) {
+      kill(-pid_, SIGTERM);
+      int status;
+      if (!WaitUntil([&] { return waitpid(pid_, &status, WNOHANG) == pid_; },
+                     std::chrono::seconds(5))) {
+        kill(-pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+      }
+      pid_ = -1;
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+};
+
+// A scratch folder per test, removed afterwards.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = (fs::temp_directory_path() / "flotilla-it-XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// A bare repository served by the servers below, and a clone of it to commit and push from.
+class FixtureRepo {
+ public:
+  FixtureRepo(const fs::path& root, const fs::path& seed) : root_(root) {
+    bare_ = root / "served" / "fleet.git";
+    work_ = root / "work";
+    Sh("git init -q --bare -b main " + Quote(bare_.string()));
+    Sh("git -C " + Quote(bare_.string()) + " config uploadpack.allowAnySHA1InWant true");
+    Sh("git init -q -b main " + Quote(work_.string()));
+    Sh("cp -r " + Quote(seed.string()) + " " + Quote((work_ / "fleet").string()));
+    Git("remote add origin " + Quote(bare_.string()));
+    CommitAll("Initial fleet");
+    Git("push -q origin main");
+  }
+
+  std::string Git(const std::string& args) {
+    return Sh("git -C " + Quote(work_.string()) +
+              " -c user.name=Fleet -c user.email=fleet@example.com " + args);
+  }
+
+  void Write(const std::string& relative, const std::string& content) {
+    fs::create_directories((work_ / relative).parent_path());
+    std::ofstream(work_ / relative, std::ios::binary) << content;
+  }
+
+  std::string Read(const std::string& relative) {
+    std::ifstream in(work_ / relative);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  // Commits everything and returns the new SHA.
+  std::string CommitAll(const std::string& message) {
+    Git("add -A");
+    Git("commit -q -m " + Quote(message));
+    return Git("rev-parse HEAD");
+  }
+
+  std::string CommitAndPush(const std::string& message) {
+    const std::string sha = CommitAll(message);
+    Git("push -q origin main");
+    return sha;
+  }
+
+  const fs::path& bare() const { return bare_; }
+  fs::path served_root() const { return bare_.parent_path(); }
+  const fs::path& work() const { return work_; }
+
+ private:
+  fs::path root_;
+  fs::path bare_;
+  fs::path work_;
+};
+
+// git daemon serving <root>/*.git at git://127.0.0.1:<port>/.
+class GitDaemon {
+ public:
+  explicit GitDaemon(const fs::path& root) : port_(FreePort()) {
+    process_ = std::make_unique<Process>(std::vector<std::string>{
+        "/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1",
+        "--port=" + std::to_string(port_), "--base-path=" + root.string(), "--export-all",
+        root.string()});
+    ready_ = WaitUntil([&] { return PortAccepts(port_); });
+  }
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+  std::string Url(const std::string& repo) const {
+    return "git://127.0.0.1:" + std::to_string(port_) + "/" + repo;
+  }
+  void Stop() { process_->Stop(); }
+
+ private:
+  int port_;
+  std::unique_ptr<Process> process_;
+  bool ready_ = false;
+};
+
+// Smart HTTP with basic-auth token checking (tests/integration/git_http_server.py).
+class HttpGitServer {
+ public:
+  HttpGitServer(const fs::path& root, const fs::path& scratch, const std::string& token) {
+    const fs::path port_file = scratch / "http.port";
+    process_ = std::make_unique<Process>(std::vector<std::string>{
+        "/usr/bin/python3", std::string(FLOTILLA_SOURCE_DIR) + "/tests/integration/git_http_server.py",
+        root.string(), port_file.string(), token});
+    ready_ = WaitUntil([&] { return fs::exists(port_file); });
+    if (ready_) {
+      std::ifstream(port_file) >> port_;
+    }
+  }
+  bool ready() const { return ready_; }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/" + path;
+  }
+
+ private:
+  std::unique_ptr<Process> process_;
+  int port_ = 0;
+  bool ready_ = false;
+};
+
+// sshd on loopback with a throwaway host key; logs in the current user with a throwaway key.
+class SshServer {
+ public:
+  explicit SshServer(const fs::path& dir) : dir_(dir), port_(FreePort()) {
+    fs::create_directories(dir);
+    Sh("ssh-keygen -q -t ecdsa -b 256 -N '' -f " + Quote((dir / "host_key").string()));
+    Sh("ssh-keygen -q -t ecdsa -b 256 -m PEM -N '' -f " + Quote((dir / "user_key").string()));
+    Sh("cp " + Quote((dir / "user_key.pub").string()) + " " +
+       Quote((dir / "authorized_keys").string()));
+    std::ofstream(dir / "sshd_config")
+        << "Port " << port_ << "\nListenAddress 127.0.0.1\n"
+        << "HostKey " << (dir / "host_key").string() << "\n"
+        << "PidFile " << (dir / "sshd.pid").string() << "\n"
+        << "AuthorizedKeysFile " << (dir / "authorized_keys").string() << "\n"
+        << "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        << "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        << "PermitRootLogin prohibit-password\nLogLevel ERROR\n";
+    std::error_code ec;
+    fs::create_directories("/run/sshd", ec);  // sshd's privilege-separation folder
+    process_ = std::make_unique<Process>(std::vector<std::string>{
+        "/usr/sbin/sshd", "-D", "-e", "-f", (dir / "sshd_config").string()});
+    ready_ = WaitUntil([&] { return PortAccepts(port_); });
+    std::ifstream pub(dir / "host_key.pub");
+    std::string type, key;
+    pub >> type >> key;
+    std::ofstream(dir / "known_hosts")
+        << "[127.0.0.1]:" << port_ << " " << type << " " << key << "\n";
+  }
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+  std::string Url(const fs::path& repo) const {
+    return "ssh://" + Sh("id -un") + "@127.0.0.1:" + std::to_string(port_) + repo.string();
+  }
+  fs::path user_key() const { return dir_ / "user_key"; }
+  fs::path known_hosts() const { return dir_ / "known_hosts"; }
+
+ private:
+  fs::path dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+  bool ready_ = false;
+};
+
+}  // namespace flotilla::testing

@@ -1,0 +1,67 @@
+#include "reconciler/source/git_url.h"
+
+#include <gtest/gtest.h>
+
+namespace flotilla::source {
+namespace {
+
+TEST(GitUrlTest, ClassifiesEveryForm) {
+  EXPECT_EQ(ParseGitUrl("/srv/fleet.git")->kind, GitUrl::Kind::kLocal);
+  EXPECT_EQ(ParseGitUrl("./fleet")->kind, GitUrl::Kind::kLocal);
+  EXPECT_EQ(ParseGitUrl("file:///srv/fleet.git")->kind, GitUrl::Kind::kFile);
+  EXPECT_EQ(ParseGitUrl("git://git.example.com/fleet.git")->kind, GitUrl::Kind::kGit);
+  EXPECT_EQ(ParseGitUrl("http://git.example.com/fleet.git")->kind, GitUrl::Kind::kHttp);
+  EXPECT_EQ(ParseGitUrl("https://git.example.com/acme/fleet.git")->kind, GitUrl::Kind::kHttps);
+  EXPECT_EQ(ParseGitUrl("ssh://git@git.example.com:2222/acme/fleet.git")->kind,
+            GitUrl::Kind::kSsh);
+  Result<GitUrl> scp = ParseGitUrl("git@github.com:acme/fleet.git");
+  ASSERT_TRUE(scp.ok());
+  EXPECT_EQ(scp->kind, GitUrl::Kind::kSsh);
+  EXPECT_EQ(scp->host, "github.com");
+  EXPECT_EQ(scp->user, "git");
+  EXPECT_EQ(scp->EffectivePort(), 22);
+}
+
+TEST(GitUrlTest, HostPortAndUser) {
+  Result<GitUrl> u = ParseGitUrl("ssh://deploy@10.0.0.5:2222/srv/fleet.git");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "10.0.0.5");
+  EXPECT_EQ(u->port, 2222);
+  EXPECT_EQ(u->user, "deploy");
+  EXPECT_EQ(u->url, "ssh://deploy@10.0.0.5:2222/srv/fleet.git");
+  EXPECT_EQ(ParseGitUrl("https://h/x")->EffectivePort(), 443);
+  EXPECT_EQ(ParseGitUrl("git://h/x")->EffectivePort(), 9418);
+  EXPECT_EQ(ParseGitUrl("ssh://[::1]:2200/x")->host, "[::1]");
+}
+
+TEST(GitUrlTest, CredentialsInHttpUrlsAreDroppedAndRedacted) {
+  Result<GitUrl> u = ParseGitUrl("https://ci:ghp_S3cret@git.example.com/acme/fleet.git");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->url, "https://git.example.com/acme/fleet.git");
+  EXPECT_EQ(u->redacted, "https://***@git.example.com/acme/fleet.git");
+  EXPECT_EQ(u->user, "");
+  Result<GitUrl> token_only = ParseGitUrl("https://ghp_S3cret@git.example.com/fleet.git");
+  EXPECT_EQ(token_only->url.find("ghp_"), std::string::npos);
+  Result<GitUrl> ssh = ParseGitUrl("ssh://git:hunter2@host/fleet.git");
+  EXPECT_EQ(ssh->url, "ssh://git@host/fleet.git");
+}
+
+TEST(GitUrlTest, RejectsWhatItCannotUse) {
+  EXPECT_TRUE(ParseGitUrl("").status().IsInvalidArgument());
+  EXPECT_TRUE(ParseGitUrl("ftp://host/x").status().IsInvalidArgument());
+  EXPECT_TRUE(ParseGitUrl("https://host:99999/x").status().IsInvalidArgument());
+  EXPECT_TRUE(ParseGitUrl("https://host:abc/x").status().IsInvalidArgument());
+  Result<GitUrl> bad = ParseGitUrl("https://u:p4ss@host:abc/x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().find("p4ss"), std::string::npos) << bad.status().message();
+}
+
+TEST(GitUrlTest, RedactUrlsScrubsEveryUrlInText) {
+  EXPECT_EQ(RedactUrls("failed to fetch https://user:tok@host/x and git://a:b@h/y"),
+            "failed to fetch https://***@host/x and git://***@h/y");
+  EXPECT_EQ(RedactUrls("https://host/x"), "https://host/x");
+  EXPECT_EQ(RedactUrls("'https://tok@host/x'"), "'https://***@host/x'");
+}
+
+}  // namespace
+}  // namespace flotilla::source
