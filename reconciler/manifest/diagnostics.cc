@@ -47,11 +47,9 @@ void Diagnostics::Append(const Diagnostics& other) {
   }
 }
 
-void Diagnostics::RenameFile(const std::string& from, const std::string& to) {
+void Diagnostics::AppendToFileNames(const std::string& suffix) {
   for (Diagnostic& d : items_) {
-    if (d.location.file == from) {
-      d.location.file = to;
-    }
+    d.location.file += suffix;
   }
 }
 

@@ -30,8 +30,8 @@ class Diagnostics {
   void Warning(SourceLocation location, std::string message, std::string pointer = {});
   void Add(Diagnostic diagnostic);
   void Append(const Diagnostics& other);
-  // Every diagnostic located in file `from` is moved to file `to` (same line and column).
-  void RenameFile(const std::string& from, const std::string& to);
+  // Appends `suffix` to the file name of every diagnostic.
+  void AppendToFileNames(const std::string& suffix);
 
   bool HasErrors() const { return error_count_ > 0; }
   size_t error_count() const { return error_count_; }

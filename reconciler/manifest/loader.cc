@@ -239,23 +239,16 @@ std::string FileTooLargeMessage(uintmax_t size, size_t limit) {
          std::to_string(limit) + " bytes";
 }
 
-void Rename(ParsedFile& file, const std::string& from, const std::string& to) {
-  file.diagnostics.RenameFile(from, to);
-  auto rename = [&](std::string& name) {
-    if (name == from) {
-      name = to;
-    }
-  };
-  for (Declared<HostPool>& pool : file.pools) {
-    rename(pool.source.file);
-    rename(pool.object.meta.origin.file);
-    for (HostSpec& host : pool.object.hosts) {
-      rename(host.origin.file);
+void AppendToFileNames(LoadResult& result, const std::string& suffix) {
+  result.diagnostics.AppendToFileNames(suffix);
+  for (HostPool& pool : result.desired.pools) {
+    pool.meta.origin.file += suffix;
+    for (HostSpec& host : pool.hosts) {
+      host.origin.file += suffix;
     }
   }
-  for (Declared<VMSet>& set : file.sets) {
-    rename(set.source.file);
-    rename(set.object.meta.origin.file);
+  for (VMSet& set : result.desired.sets) {
+    set.meta.origin.file += suffix;
   }
 }
 
@@ -325,10 +318,10 @@ ParsedFile ManifestLoader::ParseFile(const ManifestFile& file, DocumentBudget& b
     }
     if (is_pool) {
       HostPool pool = DecodeHostPool(doc, out.diagnostics);
-      out.pools.push_back({std::move(pool), std::move(doc)});
+      out.pools.push_back({std::move(pool), std::make_shared<const YamlDocument>(std::move(doc))});
     } else {
       VMSet set = DecodeVMSet(doc, out.diagnostics);
-      out.sets.push_back({std::move(set), std::move(doc)});
+      out.sets.push_back({std::move(set), std::make_shared<const YamlDocument>(std::move(doc))});
     }
   }
   return out;

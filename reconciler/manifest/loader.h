@@ -37,10 +37,6 @@ struct ParsedFile {
   size_t documents = 0;
 };
 
-// `file`'s content unchanged, but every message and position names `to` instead of `from`
-// (the same blob seen at another revision or path).
-void Rename(ParsedFile& file, const std::string& from, const std::string& to);
-
 // "file is N bytes; manifest files may be at most LIMIT bytes"
 std::string FileTooLargeMessage(uintmax_t size, size_t limit);
 
@@ -52,6 +48,10 @@ struct LoadResult {
 
   bool ok() const { return !diagnostics.HasErrors(); }
 };
+
+// Appends `suffix` to the file name of every diagnostic and origin ("@1a2b3c4" for a revision),
+// so that parsed files can be cached under their path alone.
+void AppendToFileNames(LoadResult& result, const std::string& suffix);
 
 // Reads manifests: YAML -> JSON (with positions) -> schema -> model -> cross-document checks.
 // Every problem is collected; nothing stops at the first. Thread-safety: const methods may be

@@ -63,9 +63,9 @@ void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
   std::vector<Declared<T>> kept;
   for (Declared<T>& item : items) {
     const std::string& name = item.object.meta.name;
-    auto [it, inserted] = first.emplace(name, item.source.ValueLocation("/metadata/name"));
+    auto [it, inserted] = first.emplace(name, item.source->ValueLocation("/metadata/name"));
     if (!inserted) {
-      diagnostics.Error(item.source.ValueLocation("/metadata/name"),
+      diagnostics.Error(item.source->ValueLocation("/metadata/name"),
                         "duplicate " + std::string(kind) + " \"" + name +
                             "\": already defined at " + it->second.ToString(),
                         "/metadata/name");
@@ -85,7 +85,7 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, Diagnostics& diagn
   std::map<std::string, Seen> addresses;
   for (const Declared<HostPool>& declared : pools) {
     const HostPool& pool = declared.object;
-    const YamlDocument& doc = declared.source;
+    const YamlDocument& doc = *declared.source;
     if (pool.provider == "parallels" && pool.credentials_ref.empty()) {
       diagnostics.Error(doc.KeyLocation("/spec"),
                         "pool \"" + pool.meta.name +
@@ -168,7 +168,7 @@ std::string BracketList(const std::vector<std::string>& items) { return "[" + Jo
 void CheckSet(const Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& pools,
               const InvalidNames& invalid, Diagnostics& diagnostics) {
   const VMSet& set = declared.object;
-  const YamlDocument& doc = declared.source;
+  const YamlDocument& doc = *declared.source;
 
   if (set.replicas > 0) {
     const std::string last = set.VMName(set.replicas - 1);
@@ -281,7 +281,7 @@ void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
       }
     }
     if (wanted > room) {
-      diagnostics.Warning(declared.source.ValueLocation("/metadata/name"),
+      diagnostics.Warning(declared.source->ValueLocation("/metadata/name"),
                           "VM sets want " + std::to_string(wanted) + " VMs in pool \"" +
                               pool.meta.name + "\", but its " + std::to_string(schedulable) +
                               " schedulable hosts allow at most " + std::to_string(room) +

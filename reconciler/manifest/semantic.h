@@ -10,11 +10,12 @@
 
 namespace flotilla::manifest {
 
-// A decoded object with the document it came from, for locating messages.
+// A decoded object with the document it came from, for locating messages. The document is
+// shared: parsed files are cached and reused across revisions without copying.
 template <typename T>
 struct Declared {
   T object;
-  YamlDocument source;
+  std::shared_ptr<const YamlDocument> source;
 };
 
 // Names of documents that failed their schema: checks that refer to them stay quiet rather

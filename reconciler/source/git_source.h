@@ -13,19 +13,19 @@ namespace flotilla::source {
 
 // How to reach and trust the fleet repository (config `source` and `source.auth`).
 struct GitAuth {
-  std::string token_file;           // http(s): file holding a token, sent as basic auth password
-  std::string token_env;            // http(s): environment variable holding the token instead
+  std::string token_file;  // http(s): file holding a token, sent as basic auth password
+  std::string token_env;   // http(s): environment variable holding the token instead
   std::string username = "x-access-token";  // http(s) basic-auth user sent with the token
-  std::string ssh_key_file;         // ssh: private key
-  std::string ssh_passphrase_file;  // ssh: file holding the key's passphrase, if any
-  std::string known_hosts_file;     // ssh: host keys to trust; required unless the next is set
+  std::string ssh_key_file;                 // ssh: private key
+  std::string ssh_passphrase_file;          // ssh: file holding the key's passphrase, if any
+  std::string known_hosts_file;  // ssh: host keys to trust; required unless the next is set
   bool insecure_ignore_host_key = false;  // ssh: accept any host key (warned on every fetch)
 };
 
 struct GitSourceOptions {
-  std::string url;     // see ParseGitUrl
+  std::string url;              // see ParseGitUrl
   std::string branch = "main";  // empty: mirror every branch, follow none
-  std::string state_dir;  // the mirror lives in <state_dir>/git/<hash of url>.git
+  std::string state_dir;        // the mirror lives in <state_dir>/git/<hash of url>.git
   GitAuth auth;
   std::chrono::seconds fetch_timeout{120};  // whole fetch, including connect
   size_t max_file_bytes = 1 << 20;          // larger blobs are listed by size, not loaded

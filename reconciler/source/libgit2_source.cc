@@ -117,7 +117,7 @@ struct NetworkContext {
   int credential_attempts = 0;
   bool auth_refused = false;
   bool timed_out = false;
-  std::string refusal;  // why we refused (credentials, host key)
+  std::string refusal;               // why we refused (credentials, host key)
   std::vector<std::string> secrets;  // values to scrub from any message
 
   bool Expired() {
@@ -163,8 +163,7 @@ int OnCredentials(git_credential** out, const char* /*url*/, const char* usernam
       passphrase = *p;
       ctx->secrets.push_back(passphrase);
     }
-    return git_credential_ssh_key_new(out, user.c_str(), nullptr,
-                                      ctx->auth->ssh_key_file.c_str(),
+    return git_credential_ssh_key_new(out, user.c_str(), nullptr, ctx->auth->ssh_key_file.c_str(),
                                       passphrase.empty() ? nullptr : passphrase.c_str());
   }
   if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0) {
@@ -189,8 +188,7 @@ int OnCredentials(git_credential** out, const char* /*url*/, const char* usernam
       return GIT_EAUTH;
     }
     ctx->secrets.push_back(*token);
-    return git_credential_userpass_plaintext_new(out, ctx->auth->username.c_str(),
-                                                 token->c_str());
+    return git_credential_userpass_plaintext_new(out, ctx->auth->username.c_str(), token->c_str());
   }
   ctx->auth_refused = true;
   ctx->refusal = "the server asks for a kind of credentials Flotilla does not support";
@@ -216,7 +214,7 @@ int OnCertificate(git_cert* cert, int /*valid*/, const char* /*host*/, void* pay
     ctx->refusal = "the SSH library gave no host key to check for " + where;
   } else {
     switch (ctx->known_hosts->Check(ctx->url->host, ctx->url->EffectivePort(),
-                                     std::string_view(key->hostkey, key->hostkey_len))) {
+                                    std::string_view(key->hostkey, key->hostkey_len))) {
       case KnownHosts::Verdict::kMatch:
         return 0;
       case KnownHosts::Verdict::kUnknownHost:
@@ -363,8 +361,9 @@ class Libgit2Source final : public GitSource {
           return 0;
         case GIT_FILEMODE_LINK:
           if (IsManifestPath(name)) {
-            w->diagnostics->Warning({full, 0, 0}, "symlink skipped: manifests are read from "
-                                                  "regular files only");
+            w->diagnostics->Warning({full, 0, 0},
+                                    "symlink skipped: manifests are read from "
+                                    "regular files only");
           }
           return 0;
         case GIT_FILEMODE_COMMIT:
@@ -482,7 +481,9 @@ class Libgit2Source final : public GitSource {
   // Errors that mean the mirror on disk is damaged rather than the remote being unreachable.
   static bool IsLocalDamage(const Status& s) { return s.code() == Status::Code::kInternal; }
 
-  Status EnsureOpen() { return repo_ ? Status::Ok() : (in_place_ ? OpenRepository() : OpenExistingMirror()); }
+  Status EnsureOpen() {
+    return repo_ ? Status::Ok() : (in_place_ ? OpenRepository() : OpenExistingMirror());
+  }
 
   Status OpenRepository() {
     if (repo_) {
@@ -606,8 +607,8 @@ class Libgit2Source final : public GitSource {
     }
     if (!found) {
       git_remote_disconnect(remote.get());
-      return Status::NotFound("branch \"" + options_.branch + "\" not found in " +
-                              url_.redacted + " (deleted or renamed?); the last fetched commit "
+      return Status::NotFound("branch \"" + options_.branch + "\" not found in " + url_.redacted +
+                              " (deleted or renamed?); the last fetched commit "
                               "is kept");
     }
     std::array<char*, 2> specs = {const_cast<char*>("+refs/heads/*:refs/heads/*"),
@@ -645,8 +646,8 @@ class Libgit2Source final : public GitSource {
     detail = RedactUrls(detail);
     const std::string message = what + ": " + detail;
     if (ctx.timed_out) {
-      return Status::Unavailable(what + ": timed out after " +
-                                 std::to_string(ctx.timeout.count()) + "s");
+      return Status::Unavailable(what + ": timed out after " + std::to_string(ctx.timeout.count()) +
+                                 "s");
     }
     if (ctx.auth_refused || rc == GIT_EAUTH) {
       return Status::PermissionDenied(what + ": " + (ctx.refusal.empty() ? detail : ctx.refusal));

@@ -6,22 +6,18 @@ namespace flotilla::source {
 
 manifest::ParsedFile ParseCache::Get(const manifest::ManifestLoader& loader,
                                      const std::string& blob_id, const std::string& display,
-                                     const std::string& content,
-                                     manifest::DocumentBudget& budget) {
-  auto it = entries_.find(blob_id);
+                                     const std::string& content, manifest::DocumentBudget& budget) {
+  // The same blob under another name parses again: messages must name the right file.
+  const std::string key = blob_id + " " + display;
+  auto it = entries_.find(key);
   if (it == entries_.end()) {
     ++parses_;
-    Entry entry{loader.ParseFile({display, content}, budget), display, true};
-    it = entries_.emplace(blob_id, std::move(entry)).first;
+    it = entries_.emplace(key, Entry{loader.ParseFile({display, content}, budget), true}).first;
     return it->second.parsed;
   }
   it->second.used = true;
   budget.used += it->second.parsed.documents;
-  manifest::ParsedFile copy = it->second.parsed;
-  if (it->second.display != display) {
-    manifest::Rename(copy, it->second.display, display);
-  }
-  return copy;
+  return it->second.parsed;  // documents are shared, not copied
 }
 
 void ParseCache::Trim() {
@@ -48,27 +44,24 @@ Result<manifest::LoadResult> LoadRevision(GitSource& git, std::string_view rev,
   if (!files.ok()) {
     return files.status();
   }
-  const std::string at = "@" + sha->substr(0, 7);
+  const std::string at = "@" + sha->substr(0, 7);  // appended once, after assembly
   manifest::DocumentBudget budget{.limit = loader.options().max_documents};
   std::vector<manifest::ParsedFile> parsed;
   manifest::Diagnostics limits;
   for (const TreeFile& file : *files) {
-    const std::string display = file.path + at;
     if (!file.loaded || file.size > loader.options().max_file_bytes) {
-      limits.Error({display, 0, 0},
+      limits.Error({file.path, 0, 0},
                    manifest::FileTooLargeMessage(file.size, loader.options().max_file_bytes));
       continue;
     }
-    parsed.push_back(cache.Get(loader, file.blob_id, display, file.content, budget));
+    parsed.push_back(cache.Get(loader, file.blob_id, file.path, file.content, budget));
   }
   cache.Trim();
   manifest::LoadResult result = loader.Assemble(std::move(parsed));
   result.files = files->size();
   result.diagnostics.Append(limits);
-  for (manifest::Diagnostic d : tree_diagnostics.Sorted()) {
-    d.location.file += at;
-    result.diagnostics.Add(std::move(d));
-  }
+  result.diagnostics.Append(tree_diagnostics);
+  manifest::AppendToFileNames(result, at);
   return result;
 }
 

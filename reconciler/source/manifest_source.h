@@ -13,8 +13,8 @@ namespace flotilla::source {
 // Not thread-safe.
 class ParseCache {
  public:
-  // The parsed form of `blob_id` at `path`, parsing `content` only when it has not been seen.
-  // Messages name the file `display`.
+  // The parsed form of `blob_id` shown as `display`, parsing `content` only when that pair has
+  // not been seen. Copies are cheap: parsed documents are shared.
   manifest::ParsedFile Get(const manifest::ManifestLoader& loader, const std::string& blob_id,
                            const std::string& display, const std::string& content,
                            manifest::DocumentBudget& budget);
@@ -27,8 +27,7 @@ class ParseCache {
 
  private:
   struct Entry {
-    manifest::ParsedFile parsed;  // under the display name it was parsed with
-    std::string display;
+    manifest::ParsedFile parsed;
     bool used = false;
   };
   std::map<std::string, Entry> entries_;

@@ -37,9 +37,7 @@ TimeoutSocketStream* Self(git_stream* stream) {
   return reinterpret_cast<TimeoutSocketStream*>(stream);
 }
 
-void SetNetError(const std::string& message) {
-  git_error_set_str(GIT_ERROR_NET, message.c_str());
-}
+void SetNetError(const std::string& message) { git_error_set_str(GIT_ERROR_NET, message.c_str()); }
 
 // Waits until `fd` is ready for `events`; false on timeout or error (errno set).
 bool WaitFor(int fd, short events, int timeout_ms) {
@@ -68,8 +66,7 @@ int Connect(git_stream* stream) {
   addrinfo* info = nullptr;
   const int rc = getaddrinfo(st->host, st->port, &hints, &info);
   if (rc != 0) {
-    SetNetError(std::string("failed to resolve address for ") + st->host + ": " +
-                gai_strerror(rc));
+    SetNetError(std::string("failed to resolve address for ") + st->host + ": " + gai_strerror(rc));
     return -1;
   }
   std::string last_error = "no address";

@@ -118,7 +118,8 @@ void CloneFetchAndReparse(GitSourceTest* t, GitSource& git, FixtureRepo& repo,
 TEST_F(GitSourceTest, LocalPathAndFileUrl) {
   std::unique_ptr<GitSource> git = Open(repo_.bare().string());
   ASSERT_NE(git, nullptr);
-  CloneFetchAndReparse(this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+  CloneFetchAndReparse(
+      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, GitDaemon) {
@@ -126,7 +127,8 @@ TEST_F(GitSourceTest, GitDaemon) {
   ASSERT_TRUE(daemon.ready());
   std::unique_ptr<GitSource> git = Open(daemon.Url("fleet.git"));
   ASSERT_NE(git, nullptr);
-  CloneFetchAndReparse(this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+  CloneFetchAndReparse(
+      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, SmartHttpWithToken) {
@@ -136,7 +138,8 @@ TEST_F(GitSourceTest, SmartHttpWithToken) {
   std::ofstream(token_file) << kToken << "\n";
   std::unique_ptr<GitSource> git = Open(http.Url("fleet.git"), {.token_file = token_file});
   ASSERT_NE(git, nullptr);
-  CloneFetchAndReparse(this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+  CloneFetchAndReparse(
+      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, SmartHttpTokenFromEnvironment) {
@@ -185,11 +188,12 @@ TEST_F(GitSourceTest, CredentialsInTheUrlAreNeverStoredOrShown) {
 TEST_F(GitSourceTest, SshWithKnownHosts) {
   testing::SshServer ssh(scratch_.path() / "ssh");
   ASSERT_TRUE(ssh.ready());
-  std::unique_ptr<GitSource> git =
-      Open(ssh.Url(repo_.bare()), {.ssh_key_file = ssh.user_key().string(),
-                                   .known_hosts_file = ssh.known_hosts().string()});
+  std::unique_ptr<GitSource> git = Open(
+      ssh.Url(repo_.bare()),
+      {.ssh_key_file = ssh.user_key().string(), .known_hosts_file = ssh.known_hosts().string()});
   ASSERT_NE(git, nullptr);
-  CloneFetchAndReparse(this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+  CloneFetchAndReparse(
+      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, SshRefusesChangedOrUnknownHostKeys) {
@@ -343,7 +347,8 @@ TEST_F(GitSourceTest, HugeFilesAndSymlinksInTheTreeAreRefused) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   const std::string text = AllText(*r);
   const std::string at = "@" + sha.substr(0, 7);
-  EXPECT_NE(text.find("fleet/huge.yaml" + at + ": error: file is 2097155 bytes; manifest files "
+  EXPECT_NE(text.find("fleet/huge.yaml" + at +
+                      ": error: file is 2097155 bytes; manifest files "
                       "may be at most 1048576 bytes"),
             std::string::npos)
       << text;

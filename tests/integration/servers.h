@@ -220,10 +220,10 @@ class FixtureRepo {
 class GitDaemon {
  public:
   explicit GitDaemon(const fs::path& root) : port_(FreePort()) {
-    process_ = std::make_unique<Process>(std::vector<std::string>{
-        "/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1",
-        "--port=" + std::to_string(port_), "--base-path=" + root.string(), "--export-all",
-        root.string()});
+    process_ = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1",
+                                 "--port=" + std::to_string(port_), "--base-path=" + root.string(),
+                                 "--export-all", root.string()});
     ready_ = WaitUntil([&] { return PortAccepts(port_); });
   }
   bool ready() const { return ready_; }
@@ -245,8 +245,9 @@ class HttpGitServer {
   HttpGitServer(const fs::path& root, const fs::path& scratch, const std::string& token) {
     const fs::path port_file = scratch / "http.port";
     process_ = std::make_unique<Process>(std::vector<std::string>{
-        "/usr/bin/python3", std::string(FLOTILLA_SOURCE_DIR) + "/tests/integration/git_http_server.py",
-        root.string(), port_file.string(), token});
+        "/usr/bin/python3",
+        std::string(FLOTILLA_SOURCE_DIR) + "/tests/integration/git_http_server.py", root.string(),
+        port_file.string(), token});
     ready_ = WaitUntil([&] { return fs::exists(port_file); });
     if (ready_) {
       std::ifstream(port_file) >> port_;

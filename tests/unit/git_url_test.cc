@@ -12,8 +12,7 @@ TEST(GitUrlTest, ClassifiesEveryForm) {
   EXPECT_EQ(ParseGitUrl("git://git.example.com/fleet.git")->kind, GitUrl::Kind::kGit);
   EXPECT_EQ(ParseGitUrl("http://git.example.com/fleet.git")->kind, GitUrl::Kind::kHttp);
   EXPECT_EQ(ParseGitUrl("https://git.example.com/acme/fleet.git")->kind, GitUrl::Kind::kHttps);
-  EXPECT_EQ(ParseGitUrl("ssh://git@git.example.com:2222/acme/fleet.git")->kind,
-            GitUrl::Kind::kSsh);
+  EXPECT_EQ(ParseGitUrl("ssh://git@git.example.com:2222/acme/fleet.git")->kind, GitUrl::Kind::kSsh);
   Result<GitUrl> scp = ParseGitUrl("git@github.com:acme/fleet.git");
   ASSERT_TRUE(scp.ok());
   EXPECT_EQ(scp->kind, GitUrl::Kind::kSsh);

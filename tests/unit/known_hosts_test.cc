@@ -33,8 +33,8 @@ TEST(KnownHostsTest, MatchesHashedEntries) {
 }
 
 TEST(KnownHostsTest, RevokedKeysAreRefusedEvenIfListed) {
-  KnownHosts hosts = KnownHosts::Parse(std::string("h ssh-rsa ") + kKeyA + "\n@revoked h ssh-rsa " +
-                                       kKeyA + "\n");
+  KnownHosts hosts =
+      KnownHosts::Parse(std::string("h ssh-rsa ") + kKeyA + "\n@revoked h ssh-rsa " + kKeyA + "\n");
   EXPECT_EQ(hosts.Check("h", 22, DecodeBase64(kKeyA)), KnownHosts::Verdict::kRevoked);
 }
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the benchmarks (Release, build-bench/) and runs them. Results go to docs/benchmarks.md
+# by hand, with the command that produced them.
+#   scripts/bench.sh git_source [files] [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BENCH=ON -DFLOTILLA_TESTS=OFF >/dev/null
+case "${1:-git_source}" in
+  git_source)
+    cmake --build build-bench -j "$(nproc)" --target bench_git_source
+    build-bench/bin/bench_git_source "${2:-10000}" "${3:-10}"
+    ;;
+  *)
+    echo "bench.sh: unknown benchmark ${1}; known: git_source" >&2
+    exit 1
+    ;;
+esac
