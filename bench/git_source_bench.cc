@@ -40,9 +40,7 @@ void Run(const std::string& command) {
   }
 }
 
-double Millis(Clock::duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
+double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -64,8 +62,7 @@ std::string Pool(int i) {
   for (int h = 0; h < 10; ++h) {
     const std::string name = "p" + std::to_string(i) + "-h" + std::to_string(h);
     s += "    - name: " + name + "\n      address: https://10." + std::to_string(i / 250) + "." +
-         std::to_string(i % 250) + "." + std::to_string(h + 1) +
-         ":8080\n      tags: [builder]\n";
+         std::to_string(i % 250) + "." + std::to_string(h + 1) + ":8080\n      tags: [builder]\n";
   }
   return s;
 }
@@ -115,8 +112,8 @@ int main(int argc, char** argv) {
     std::ofstream(work / "fleet" / "sets" / ("set-" + std::to_string(i) + ".yaml"))
         << Set(i, pools, 1);
   }
-  const std::string git = "git -C " + q + work.string() + q +
-                          " -c user.name=Bench -c user.email=bench@example.com ";
+  const std::string git =
+      "git -C " + q + work.string() + q + " -c user.name=Bench -c user.email=bench@example.com ";
   Run(git + "add -A && " + git + "commit -q -m seed && " + git + "remote add origin " + q +
       (served / "fleet.git").string() + q + " && " + git + "push -q origin main");
 
@@ -167,10 +164,10 @@ int main(int argc, char** argv) {
   flotilla::source::LoadRevision(*source, "main", "fleet", loader, cache);
   const fs::path cli = root / "cli.git";
   Run("git clone -q --bare " + url + " " + cli.string() + " 2>/dev/null");
-  const std::string cli_refresh =
-      "git -C " + cli.string() + " fetch -q origin '+refs/heads/*:refs/heads/*' && git -C " +
-      cli.string() + " ls-tree -r --object-only main fleet | git -C " + cli.string() +
-      " cat-file --batch > /dev/null";
+  const std::string cli_refresh = "git -C " + cli.string() +
+                                  " fetch -q origin '+refs/heads/*:refs/heads/*' && git -C " +
+                                  cli.string() + " ls-tree -r --object-only main fleet | git -C " +
+                                  cli.string() + " cat-file --batch > /dev/null";
 
   std::vector<double> ours_fetch_parse, ours_full, git_cli;
   size_t max_parsed = 0;

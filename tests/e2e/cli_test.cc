@@ -186,3 +186,48 @@ TEST(CliTest, ColourOnlyWhenAsked) {
 }
 
 }  // namespace
+
+namespace {
+
+// `validate --repo` reads a revision straight from Git, naming files path@short-sha.
+TEST(CliTest, ValidatesARevisionOfARepository) {
+  const fs::path repo =
+      fs::temp_directory_path() / ("flotilla-cli-repo-" + std::to_string(::getpid()));
+  fs::remove_all(repo);
+  const std::string git =
+      "git -C " + repo.string() + " -c user.name=T -c user.email=t@example.com ";
+  ASSERT_EQ(
+      std::system(("git init -q -b main " + repo.string() +
+                   " && cp -r " FLOTILLA_SOURCE_DIR "/examples/fleet " + repo.string() +
+                   "/fleet && " + git + "add -A && " + git +
+                   "commit -q -m good && sed -i 's/replicas: 4/replicas: four/' " + repo.string() +
+                   "/fleet/vmsets/ios-runners.yaml && " + git + "commit -q -am bad")
+                      .c_str()),
+      0);
+  FILE* p = popen((git + "rev-parse --short=7 HEAD").c_str(), "r");
+  char sha[16] = {0};
+  ASSERT_NE(fgets(sha, sizeof(sha), p), nullptr);
+  pclose(p);
+  const std::string short_sha = std::string(sha).substr(0, 7);
+
+  Outcome bad = Flotilla("validate --repo " + repo.string() + " --rev main --path fleet");
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_TRUE(Contains(bad.out, "fleet/vmsets/ios-runners.yaml@" + short_sha +
+                                    ":12:13: error: replicas must be an integer"))
+      << bad.out;
+
+  Outcome good = Flotilla("validate --repo " + repo.string() + " --rev main~1 --path fleet");
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  EXPECT_EQ(good.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+
+  Outcome missing = Flotilla("validate --repo " + repo.string() + " --rev nope --path fleet");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(Contains(missing.err, "revision \"nope\" not found")) << missing.err;
+
+  Outcome remote =
+      Flotilla("validate --repo file://" + repo.string() + " --rev main~1 --path fleet");
+  EXPECT_EQ(remote.exit_code, 0) << remote.out << remote.err;
+  fs::remove_all(repo);
+}
+
+}  // namespace
