@@ -29,6 +29,10 @@ struct GitSourceOptions {
   GitAuth auth;
   std::chrono::seconds fetch_timeout{120};  // whole fetch, including connect
   size_t max_file_bytes = 1 << 20;          // larger blobs are listed by size, not loaded
+  // Non-empty: the branch tip must carry an SSH signature (git's gpg.format=ssh) by a key of
+  // this allowed-signers file, checked with ssh-keygen before the mirror's branch moves; a
+  // refused tip leaves the mirror at the last accepted one.
+  std::string allowed_signers_file;
 };
 
 struct CommitInfo {

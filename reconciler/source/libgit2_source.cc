@@ -17,6 +17,7 @@
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/git_url.h"
 #include "reconciler/source/known_hosts.h"
+#include "reconciler/source/signature.h"
 #include "reconciler/source/socket_stream.h"
 
 namespace flotilla::source {
@@ -602,8 +603,12 @@ class Libgit2Source final : public GitSource {
     }
     const std::string wanted = "refs/heads/" + options_.branch;
     bool found = options_.branch.empty();  // no branch: mirror whatever is there
+    git_oid remote_tip{};
     for (size_t i = 0; i < count; ++i) {
-      found |= wanted == heads[i]->name;
+      if (wanted == heads[i]->name) {
+        found = true;
+        remote_tip = heads[i]->oid;
+      }
     }
     if (!found) {
       git_remote_disconnect(remote.get());
@@ -620,6 +625,14 @@ class Libgit2Source final : public GitSource {
     if ((rc = git_remote_download(remote.get(), &refspecs, &fetch)) < 0) {
       return Classify(rc, ctx, "cannot fetch from " + url_.redacted);
     }
+    if (!options_.allowed_signers_file.empty() && !options_.branch.empty()) {
+      // The objects are here but no ref has moved yet: refuse before anything points at them.
+      Status verified = VerifyTip(remote_tip);
+      if (!verified.ok()) {
+        git_remote_disconnect(remote.get());
+        return verified;
+      }
+    }
     if ((rc = git_remote_update_tips(remote.get(), &callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_ALL,
                                      "flotilla fetch")) < 0) {
       return Classify(rc, ctx, "cannot update the mirror's branches");
@@ -632,6 +645,30 @@ class Libgit2Source final : public GitSource {
       git_repository_set_head(repo_.get(), wanted.c_str());
     }
     return Status::Ok();
+  }
+
+  Status VerifyTip(git_oid tip) {  // by value: libgit2 takes a non-const pointer
+    Result<std::string> current = BranchTip();
+    const std::string sha = Hex(&tip);
+    if (current.ok() && *current == sha) {
+      return Status::Ok();  // verified when it was first fetched
+    }
+    git_buf signature = GIT_BUF_INIT;
+    git_buf signed_data = GIT_BUF_INIT;
+    const int rc =
+        git_commit_extract_signature(&signature, &signed_data, repo_.get(), &tip, nullptr);
+    std::string sig_text, data_text;
+    if (rc == 0) {
+      sig_text.assign(signature.ptr, signature.size);
+      data_text.assign(signed_data.ptr, signed_data.size);
+    }
+    git_buf_dispose(&signature);
+    git_buf_dispose(&signed_data);
+    if (rc < 0 && rc != GIT_ENOTFOUND) {
+      return Status::Internal("cannot read commit " + sha + ": " + LastMessage());
+    }
+    return VerifySshSignature(sig_text, data_text, options_.allowed_signers_file,
+                              "commit " + sha.substr(0, 7) + " on " + options_.branch);
   }
 
   Status Classify(int rc, NetworkContext& ctx, const std::string& what) {

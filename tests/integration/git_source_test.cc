@@ -413,3 +413,89 @@ TEST_F(GitSourceTest, HangingServerTimesOut) {
 
 }  // namespace
 }  // namespace flotilla::source
+
+namespace flotilla::source {
+namespace {
+
+// source.verify: every fetched tip must carry an SSH signature by an allowed key.
+class SignedSourceTest : public GitSourceTest {
+ protected:
+  SignedSourceTest() {
+    Sh("ssh-keygen -q -t ed25519 -N '' -C fleet -f " + testing::Quote(Key("alice").string()));
+    Sh("ssh-keygen -q -t ed25519 -N '' -C mallory -f " + testing::Quote(Key("mallory").string()));
+    std::ifstream pub(Key("alice").string() + ".pub");
+    std::string type, key;
+    pub >> type >> key;
+    std::ofstream(AllowedSigners())
+        << "fleet@example.com namespaces=\"git\" " << type << " " << key << "\n";
+  }
+
+  fs::path Key(const std::string& who) { return scratch_.path() / ("sign-" + who); }
+  fs::path AllowedSigners() { return scratch_.path() / "allowed_signers"; }
+
+  // Commits a change to ios-runners' replicas, signed by `who` (or unsigned), and pushes.
+  std::string Push(int replicas, const std::string& who) {
+    std::string text = repo_.Read("fleet/vmsets/ios-runners.yaml");
+    const size_t at = text.find("replicas: ");
+    text.replace(at, text.find('\n', at) - at, "replicas: " + std::to_string(replicas));
+    repo_.Write("fleet/vmsets/ios-runners.yaml", text);
+    repo_.Git("add -A");
+    const std::string sign =
+        who.empty()
+            ? ""
+            : "-c gpg.format=ssh -c user.signingkey=" + testing::Quote(Key(who).string()) + " ";
+    repo_.Git(sign + "commit -q " + (who.empty() ? "" : "-S ") + "-m 'replicas'");
+    repo_.Git("push -q origin main");
+    return repo_.Git("rev-parse HEAD");
+  }
+
+  std::unique_ptr<GitSource> OpenVerified() {
+    GitSourceOptions options;
+    options.url = repo_.bare().string();
+    options.state_dir = (scratch_.path() / "state").string();
+    options.allowed_signers_file = AllowedSigners().string();
+    Result<std::unique_ptr<GitSource>> source = OpenGitSource(options);
+    EXPECT_TRUE(source.ok()) << source.status().ToString();
+    return std::move(*source);
+  }
+};
+
+TEST_F(SignedSourceTest, AcceptsTipsSignedByAnAllowedKey) {
+  const std::string signed_sha = Push(5, "alice");
+  Result<FetchResult> r = OpenVerified()->Fetch();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->new_sha, signed_sha);
+}
+
+TEST_F(SignedSourceTest, RefusesUnsignedAndUnknownSignersAndKeepsTheLastVerifiedTip) {
+  const std::string good = Push(5, "alice");
+  std::unique_ptr<GitSource> git = OpenVerified();
+  ASSERT_TRUE(git->Fetch().ok());
+
+  const std::string unsigned_sha = Push(6, "");
+  Result<FetchResult> r = git->Fetch();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsPermissionDenied()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("commit " + unsigned_sha.substr(0, 7) +
+                                      " on main is not "
+                                      "signed"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(*git->Resolve("main"), good) << "the mirror must keep the last verified tip";
+
+  Push(7, "mallory");
+  Result<FetchResult> m = git->Fetch();
+  ASSERT_FALSE(m.ok());
+  EXPECT_TRUE(m.status().IsPermissionDenied());
+  EXPECT_NE(m.status().message().find("signed by a key that is not in"), std::string::npos)
+      << m.status().message();
+  EXPECT_EQ(*git->Resolve("main"), good);
+
+  const std::string fixed = Push(8, "alice");
+  Result<FetchResult> again = git->Fetch();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->new_sha, fixed);
+}
+
+}  // namespace
+}  // namespace flotilla::source
