@@ -62,9 +62,8 @@ Outcome Run(const std::vector<std::string>& argv, const std::string& stdin_path)
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO,
-                                   stdin_path.empty() ? "/dev/null" : stdin_path.c_str(),
-                                   O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(
+      &actions, STDIN_FILENO, stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addclose(&actions, out[0]);
@@ -96,21 +95,22 @@ Outcome Run(const std::vector<std::string>& argv, const std::string& stdin_path)
 Status VerifySshSignature(std::string_view signature, std::string_view signed_data,
                           const std::string& allowed_signers_file, const std::string& what) {
   if (signature.empty()) {
-    return Status::PermissionDenied(what + " is not signed; source.verify requires every fetched "
-                                           "tip to carry an SSH signature");
+    return Status::PermissionDenied(what +
+                                    " is not signed; source.verify requires every fetched "
+                                    "tip to carry an SSH signature");
   }
   if (signature.substr(0, kSshSignatureHeader.size()) != kSshSignatureHeader) {
-    return Status::PermissionDenied(what + " has a signature that is not an SSH signature "
-                                           "(GPG and X.509 signatures are not accepted)");
+    return Status::PermissionDenied(what +
+                                    " has a signature that is not an SSH signature "
+                                    "(GPG and X.509 signatures are not accepted)");
   }
   TempFile sig(signature);
   TempFile data(signed_data);
   if (!sig.ok() || !data.ok()) {
     return Status::Unavailable("cannot write temporary files to check the signature of " + what);
   }
-  const Outcome found = Run({"ssh-keygen", "-Y", "find-principals", "-s", sig.path(), "-f",
-                             allowed_signers_file},
-                            "");
+  const Outcome found = Run(
+      {"ssh-keygen", "-Y", "find-principals", "-s", sig.path(), "-f", allowed_signers_file}, "");
   if (found.exit_code < 0) {
     return Status::Unavailable("cannot run ssh-keygen (openssh-client) to check " + what);
   }
