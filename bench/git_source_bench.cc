@@ -180,7 +180,10 @@ int main(int argc, char** argv) {
     flotilla::manifest::Diagnostics diagnostics;
     // Fetch, read the tree, re-parse what changed (what the git CLI line does, plus parsing).
     double fetch_parse = Time([&] {
-      source->Fetch();
+      if (!source->Fetch().ok()) {
+        std::cerr << "fetch failed\n";
+        std::exit(1);
+      }
       auto sha = source->Resolve("main");
       auto tree = source->ReadTree(*sha, "fleet", diagnostics);
       flotilla::manifest::DocumentBudget budget;

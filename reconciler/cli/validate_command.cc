@@ -113,6 +113,8 @@ CLI::App* AddValidateCommand(CLI::App& app, ValidateOptions& options) {
   cmd->add_option("--token-env", options.token_env,
                   "With an http(s) --repo: environment variable holding the access token");
   cmd->add_option("--ssh-key-file", options.ssh_key_file, "With an ssh --repo: private key");
+  cmd->add_option("--ssh-passphrase-file", options.ssh_passphrase_file,
+                  "With an ssh --repo: file holding the private key's passphrase");
   cmd->add_option("--known-hosts-file", options.known_hosts_file,
                   "With an ssh --repo: known_hosts file; the server's key must be in it");
   cmd->add_flag("--insecure-ignore-host-key", options.insecure_ignore_host_key,
@@ -164,6 +166,7 @@ Result<LoadResult> LoadFromRepository(const ValidateOptions& options,
   git.auth.token_file = options.token_file;
   git.auth.token_env = options.token_env;
   git.auth.ssh_key_file = options.ssh_key_file;
+  git.auth.ssh_passphrase_file = options.ssh_passphrase_file;
   git.auth.known_hosts_file = options.known_hosts_file;
   git.auth.insecure_ignore_host_key = options.insecure_ignore_host_key;
   Result<source::GitUrl> url = source::ParseGitUrl(options.repo);
@@ -178,10 +181,6 @@ Result<LoadResult> LoadFromRepository(const ValidateOptions& options,
     } else {
       git.state_dir = options.state_dir;
     }
-    if (options.insecure_ignore_host_key) {
-      context.log->warn("accepting any SSH host key for {} (--insecure-ignore-host-key)",
-                        url->redacted);
-    }
   }
   Result<std::unique_ptr<source::GitSource>> repo = source::OpenGitSource(git);
   if (!repo.ok()) {
@@ -191,6 +190,9 @@ Result<LoadResult> LoadFromRepository(const ValidateOptions& options,
     Result<source::FetchResult> fetched = (*repo)->Fetch();
     if (!fetched.ok()) {
       return fetched.status();
+    }
+    for (const std::string& warning : fetched->warnings) {
+      context.log->warn("{}", warning);
     }
     context.log->debug("fetched {}", url->redacted);
   }
@@ -214,10 +216,12 @@ int RunValidate(const ValidateOptions& options, const Context& context) {
     context.err << "flotilla: " << result.status().message() << "\n";
     return 1;
   }
+  // Never print or log the URL as typed: it may carry a token.
+  const std::string shown = options.repo.empty() ? options.path : source::RedactUrls(options.repo);
   context.log->debug("read {} files, {} documents below {}", result->files, result->documents,
-                     options.repo.empty() ? options.path : options.repo + "@" + options.rev);
+                     options.repo.empty() ? shown : shown + "@" + options.rev);
   if (options.format == OutputFormat::kJson) {
-    PrintJson(*result, options.repo.empty() ? options.path : options.repo, context);
+    PrintJson(*result, shown, context);
   } else {
     PrintText(*result, context);
   }

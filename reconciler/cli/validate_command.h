@@ -22,6 +22,7 @@ struct ValidateOptions {
   std::string token_file;
   std::string token_env;
   std::string ssh_key_file;
+  std::string ssh_passphrase_file;
   std::string known_hosts_file;
   bool insecure_ignore_host_key = false;
 };

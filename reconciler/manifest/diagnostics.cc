@@ -47,6 +47,14 @@ void Diagnostics::Append(const Diagnostics& other) {
   }
 }
 
+void Diagnostics::ReplaceInMessages(const std::string& from, const std::string& to) {
+  for (Diagnostic& d : items_) {
+    for (size_t at = 0; (at = d.message.find(from, at)) != std::string::npos; at += to.size()) {
+      d.message.replace(at, from.size(), to);
+    }
+  }
+}
+
 void Diagnostics::AppendToFileNames(const std::string& suffix) {
   for (Diagnostic& d : items_) {
     d.location.file += suffix;

@@ -32,6 +32,8 @@ class Diagnostics {
   void Append(const Diagnostics& other);
   // Appends `suffix` to the file name of every diagnostic.
   void AppendToFileNames(const std::string& suffix);
+  // Replaces `from` by `to` in every message.
+  void ReplaceInMessages(const std::string& from, const std::string& to);
 
   bool HasErrors() const { return error_count_ > 0; }
   size_t error_count() const { return error_count_; }

@@ -239,7 +239,12 @@ std::string FileTooLargeMessage(uintmax_t size, size_t limit) {
          std::to_string(limit) + " bytes";
 }
 
-void AppendToFileNames(LoadResult& result, const std::string& suffix) {
+void AppendToFileNames(LoadResult& result, const std::string& suffix,
+                       const std::vector<std::string>& files) {
+  // Messages that point at another place ("already defined at pools.yaml:7:9") name files too.
+  for (const std::string& file : files) {
+    result.diagnostics.ReplaceInMessages(" at " + file + ":", " at " + file + suffix + ":");
+  }
   result.diagnostics.AppendToFileNames(suffix);
   for (HostPool& pool : result.desired.pools) {
     pool.meta.origin.file += suffix;

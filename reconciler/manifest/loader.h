@@ -50,8 +50,10 @@ struct LoadResult {
 };
 
 // Appends `suffix` to the file name of every diagnostic and origin ("@1a2b3c4" for a revision),
-// so that parsed files can be cached under their path alone.
-void AppendToFileNames(LoadResult& result, const std::string& suffix);
+// and to the `files` named as places inside messages, so that parsed files can be cached under
+// their path alone.
+void AppendToFileNames(LoadResult& result, const std::string& suffix,
+                       const std::vector<std::string>& files);
 
 // Reads manifests: YAML -> JSON (with positions) -> schema -> model -> cross-document checks.
 // Every problem is collected; nothing stops at the first. Thread-safety: const methods may be

@@ -48,6 +48,7 @@ struct FetchResult {
   std::string new_sha;  // branch tip after
   bool cloned = false;  // the mirror was created (first use or recovered from corruption)
   bool forced = false;  // the branch moved backwards or sideways (force-push)
+  std::vector<std::string> warnings;  // to log on every fetch (e.g. an unchecked host key)
   bool changed() const { return old_sha != new_sha; }
 };
 

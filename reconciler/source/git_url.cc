@@ -125,8 +125,12 @@ Result<GitUrl> ParseGitUrl(std::string_view text) {
     return Status::InvalidArgument("unsupported repository URL scheme \"" + scheme +
                                    "\" (use https, http, ssh, git, file or a local path)");
   }
+  // Credentials may hold '/' (base64 tokens do): the user part runs to the last '@', and the
+  // host to the first '/' after it.
   const std::string_view rest = text.substr(scheme_end + 3);
-  const size_t path_start = rest.find('/');
+  const size_t at = rest.rfind('@');
+  const size_t host_start = at == std::string_view::npos ? 0 : at + 1;
+  const size_t path_start = rest.find('/', host_start);
   const std::string_view authority = rest.substr(0, path_start);
   const std::string_view path =
       path_start == std::string_view::npos ? std::string_view() : rest.substr(path_start);
@@ -157,13 +161,14 @@ std::string RedactUrls(std::string text) {
   size_t pos = 0;
   while ((pos = text.find("://", pos)) != std::string::npos) {
     const size_t start = pos + 3;
-    size_t end = start;
+    size_t end = start;  // the URL runs to white space or a quote
     while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
-           text[end] != '/' && text[end] != '\'' && text[end] != '"') {
+           text[end] != '\'' && text[end] != '"') {
       ++end;
     }
-    const size_t at = text.rfind('@', end == 0 ? 0 : end - 1);
-    if (at != std::string::npos && at >= start && at < end) {
+    // Everything before the URL's last '@' may be a credential, '/' and all.
+    const size_t at = text.rfind('@', end - 1);
+    if (at != std::string::npos && at >= start) {
       text.replace(start, at - start, "***");
       pos = start + 4;
     } else {

@@ -23,6 +23,9 @@ std::vector<std::string> Split(std::string_view s, char sep) {
 }
 
 std::string HostPattern(std::string_view host, int port) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // an IPv6 literal as written in a URL
+  }
   if (port == 22 || port == 0) {
     return std::string(host);
   }
@@ -136,15 +139,18 @@ KnownHosts::Verdict KnownHosts::Check(std::string_view host, int port,
   bool matched = false;
   bool host_known = false;
   for (const Entry& e : entries_) {
+    if (e.revoked) {
+      if (e.key == key_blob) {
+        return Verdict::kRevoked;  // whatever the host pattern says ("@revoked * ...")
+      }
+      continue;
+    }
     if (!names_host(e)) {
       continue;
     }
     if (e.key == key_blob) {
-      if (e.revoked) {
-        return Verdict::kRevoked;  // a revocation wins over any other line
-      }
       matched = true;
-    } else if (!e.revoked) {
+    } else {
       host_known = true;
     }
   }

@@ -10,8 +10,9 @@ namespace flotilla::source {
 
 // An OpenSSH known_hosts file, enforced: a host key is accepted only if the file lists exactly
 // that key for the host (and port). Plain and hashed (|1|salt|hash) host names, comma-separated
-// patterns and "[host]:port" entries are understood; wildcard patterns, @revoked and
-// @cert-authority lines are not (a @revoked key is refused, the others are ignored).
+// patterns and "[host]:port" entries are understood. A key on a @revoked line is refused for
+// every host; wildcard host patterns and @cert-authority lines are not supported (never
+// match).
 class KnownHosts {
  public:
   // Reads and parses `path`. Errors: NotFound (no file), InvalidArgument (unreadable lines are

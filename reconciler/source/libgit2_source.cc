@@ -118,16 +118,26 @@ struct NetworkContext {
   int credential_attempts = 0;
   bool auth_refused = false;
   bool timed_out = false;
-  std::string refusal;               // why we refused (credentials, host key)
-  std::vector<std::string> secrets;  // values to scrub from any message
+  std::string refusal;                // why we refused (credentials, host key)
+  std::vector<std::string> secrets;   // values to scrub from any message
+  std::vector<std::string> warnings;  // for FetchResult
+  const FetchWatch* watch = nullptr;  // cuts the sockets at the deadline
 
   bool Expired() {
-    if (Clock::now() > deadline) {
+    if (Clock::now() > deadline || (watch != nullptr && watch->expired())) {
       timed_out = true;
     }
     return timed_out;
   }
 };
+
+// Records why credentials were refused and returns libgit2's "authentication failed".
+int Refuse(NetworkContext* ctx, std::string why) {
+  ctx->auth_refused = true;
+  ctx->refusal = std::move(why);
+  git_error_set_str(GIT_ERROR_NET, ctx->refusal.c_str());
+  return GIT_EAUTH;
+}
 
 int OnCredentials(git_credential** out, const char* /*url*/, const char* username_from_url,
                   unsigned int allowed, void* payload) {
@@ -140,26 +150,17 @@ int OnCredentials(git_credential** out, const char* /*url*/, const char* usernam
   }
   // libgit2 asks again after every rejection; one try is all a configured secret gets.
   if (++ctx->credential_attempts > 1) {
-    ctx->auth_refused = true;
-    ctx->refusal = "the server refused the configured credentials";
-    git_error_set_str(GIT_ERROR_NET, ctx->refusal.c_str());
-    return GIT_EAUTH;
+    return Refuse(ctx, "the server refused the configured credentials");
   }
   if ((allowed & GIT_CREDENTIAL_SSH_KEY) != 0) {
     if (ctx->auth->ssh_key_file.empty()) {
-      ctx->auth_refused = true;
-      ctx->refusal = "the server wants an SSH key and none is configured (auth.sshKeyFile)";
-      git_error_set_str(GIT_ERROR_NET, ctx->refusal.c_str());
-      return GIT_EAUTH;
+      return Refuse(ctx, "the server wants an SSH key and none is configured (auth.sshKeyFile)");
     }
     std::string passphrase;
     if (!ctx->auth->ssh_passphrase_file.empty()) {
       std::optional<std::string> p = ReadSecretFile(ctx->auth->ssh_passphrase_file);
       if (!p) {
-        ctx->auth_refused = true;
-        ctx->refusal = "cannot read the SSH passphrase file " + ctx->auth->ssh_passphrase_file;
-        git_error_set_str(GIT_ERROR_NET, ctx->refusal.c_str());
-        return GIT_EAUTH;
+        return Refuse(ctx, "cannot read the SSH passphrase file " + ctx->auth->ssh_passphrase_file);
       }
       passphrase = *p;
       ctx->secrets.push_back(passphrase);
@@ -172,29 +173,22 @@ int OnCredentials(git_credential** out, const char* /*url*/, const char* usernam
     if (!ctx->auth->token_file.empty()) {
       token = ReadSecretFile(ctx->auth->token_file);
       if (!token) {
-        ctx->refusal = "cannot read the token file " + ctx->auth->token_file;
+        return Refuse(ctx, "cannot read the token file " + ctx->auth->token_file);
       }
     } else if (!ctx->auth->token_env.empty()) {
-      if (const char* value = std::getenv(ctx->auth->token_env.c_str())) {
-        token = value;
-      } else {
-        ctx->refusal = "the environment variable " + ctx->auth->token_env + " is not set";
+      const char* value = std::getenv(ctx->auth->token_env.c_str());
+      if (value == nullptr) {
+        return Refuse(ctx, "the environment variable " + ctx->auth->token_env + " is not set");
       }
+      token = value;
     } else {
-      ctx->refusal = "the server wants credentials and no token is configured (auth.tokenFile)";
-    }
-    if (!token) {
-      ctx->auth_refused = true;
-      git_error_set_str(GIT_ERROR_NET, ctx->refusal.c_str());
-      return GIT_EAUTH;
+      return Refuse(ctx,
+                    "the server wants credentials and no token is configured (auth.tokenFile)");
     }
     ctx->secrets.push_back(*token);
     return git_credential_userpass_plaintext_new(out, ctx->auth->username.c_str(), token->c_str());
   }
-  ctx->auth_refused = true;
-  ctx->refusal = "the server asks for a kind of credentials Flotilla does not support";
-  git_error_set_str(GIT_ERROR_NET, ctx->refusal.c_str());
-  return GIT_EAUTH;
+  return Refuse(ctx, "the server asks for a kind of credentials Flotilla does not support");
 }
 
 int OnCertificate(git_cert* cert, int /*valid*/, const char* /*host*/, void* payload) {
@@ -202,12 +196,14 @@ int OnCertificate(git_cert* cert, int /*valid*/, const char* /*host*/, void* pay
   if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) {
     return GIT_PASSTHROUGH;  // TLS: libgit2 verifies against the system trust store
   }
+  const std::string where =
+      ctx->url->host + (ctx->url->port != 0 ? ":" + std::to_string(ctx->url->port) : "");
   if (ctx->auth->insecure_ignore_host_key) {
+    ctx->warnings.push_back("accepted the SSH host key of " + where +
+                            " without checking it (auth.insecureIgnoreHostKey)");
     return 0;
   }
   const auto* key = reinterpret_cast<const git_cert_hostkey*>(cert);
-  const std::string where =
-      ctx->url->host + (ctx->url->port != 0 ? ":" + std::to_string(ctx->url->port) : "");
   if (ctx->known_hosts == nullptr) {
     ctx->refusal = "no known_hosts file is configured to check the host key of " + where +
                    " (auth.knownHostsFile)";
@@ -267,28 +263,26 @@ class Libgit2Source final : public GitSource {
       if (!tip.ok()) {
         return tip.status();
       }
-      return FetchResult{*tip, *tip, false, false};
+      return FetchResult{.old_sha = *tip, .new_sha = *tip};
     }
     FetchResult result;
-    Status s = OpenOrCreateMirror(result.cloned);
-    if (!s.ok()) {
-      return s;
-    }
-    Result<std::string> before = BranchTip();
-    result.old_sha = before.ok() ? *before : "";
-    s = FetchIntoMirror();
-    if (!s.ok() && !result.cloned && IsLocalDamage(s)) {
-      // The mirror itself is broken (not the network): start again from a fresh clone.
-      repo_.reset();
-      std::error_code ec;
-      fs::remove_all(mirror_, ec);
-      s = OpenOrCreateMirror(result.cloned);
-      if (s.ok()) {
-        s = FetchIntoMirror();
+    Status s = Status::Internal("no usable mirror");
+    if (OpenMirror()) {
+      Result<std::string> before = BranchTip();
+      result.old_sha = before.ok() ? *before : "";
+      s = FetchIntoMirror(result.warnings);
+      if (!s.ok() && !IsLocalDamage(s)) {
+        return s;  // network, credentials, branch: the mirror is as it was
       }
     }
     if (!s.ok()) {
-      return s;
+      // No mirror yet, or the mirror itself is damaged: clone afresh beside it and swap it in
+      // only once that worked, so that a failure here loses nothing.
+      s = CloneFresh(result.warnings);
+      if (!s.ok()) {
+        return s;
+      }
+      result.cloned = true;
     }
     Result<std::string> after = BranchTip();
     if (!after.ok()) {
@@ -482,6 +476,10 @@ class Libgit2Source final : public GitSource {
   // Errors that mean the mirror on disk is damaged rather than the remote being unreachable.
   static bool IsLocalDamage(const Status& s) { return s.code() == Status::Code::kInternal; }
 
+  static bool IsLinkToFolderOrManifest(std::string_view name) {
+    return IsManifestPath(name) || name.find('.') == std::string_view::npos;
+  }
+
   Status EnsureOpen() {
     return repo_ ? Status::Ok() : (in_place_ ? OpenRepository() : OpenExistingMirror());
   }
@@ -512,32 +510,55 @@ class Libgit2Source final : public GitSource {
     return Status::Ok();
   }
 
-  // Opens the mirror, or creates an empty one (first use, or the old one is unusable).
-  Status OpenOrCreateMirror(bool& created) {
+  // Opens the existing mirror if it is there and sound.
+  bool OpenMirror() {
     if (repo_) {
-      return Status::Ok();
+      return true;
     }
-    std::error_code ec;
-    if (fs::exists(mirror_, ec)) {
-      git_repository* raw = nullptr;
-      if (git_repository_open_bare(&raw, mirror_.c_str()) == 0) {
-        repo_.reset(raw);
-        if (MirrorLooksSound()) {
-          return Status::Ok();
-        }
-        repo_.reset();
-      }
-      fs::remove_all(mirror_, ec);  // unusable: start over
-    }
-    fs::create_directories(mirror_.parent_path(), ec);
     git_repository* raw = nullptr;
-    if (git_repository_init(&raw, mirror_.c_str(), /*is_bare=*/1) < 0) {
-      return Status::Internal("cannot create the mirror in " + mirror_.string() + ": " +
-                              LastMessage());
+    std::error_code ec;
+    if (!fs::exists(mirror_, ec) || git_repository_open_bare(&raw, mirror_.c_str()) < 0) {
+      return false;
     }
     repo_.reset(raw);
-    created = true;
-    return Status::Ok();
+    if (!MirrorLooksSound()) {
+      repo_.reset();
+      return false;
+    }
+    return true;
+  }
+
+  // Clones into a new folder beside the mirror and, once that worked, puts it in the mirror's
+  // place. On failure the old mirror (if any) is untouched and opened again.
+  Status CloneFresh(std::vector<std::string>& warnings) {
+    repo_.reset();
+    const fs::path fresh = mirror_.string() + ".new";
+    std::error_code ec;
+    fs::remove_all(fresh, ec);  // left by a crash
+    fs::create_directories(mirror_.parent_path(), ec);
+    git_repository* raw = nullptr;
+    if (git_repository_init(&raw, fresh.c_str(), /*is_bare=*/1) < 0) {
+      return Status::Internal("cannot create a mirror in " + fresh.string() + ": " + LastMessage());
+    }
+    repo_.reset(raw);
+    Status s = FetchIntoMirror(warnings);
+    repo_.reset();
+    if (!s.ok()) {
+      fs::remove_all(fresh, ec);
+      OpenMirror();
+      return s;
+    }
+    const fs::path old = mirror_.string() + ".old";
+    fs::remove_all(old, ec);
+    if (fs::exists(mirror_, ec)) {
+      fs::rename(mirror_, old, ec);
+    }
+    fs::rename(fresh, mirror_, ec);
+    if (ec) {
+      return Status::Internal("cannot move the new mirror into place: " + ec.message());
+    }
+    fs::remove_all(old, ec);
+    return OpenMirror() ? Status::Ok() : Status::Internal("the new mirror cannot be opened");
   }
 
   // The branch tip, if there is one, must be a readable commit.
@@ -571,8 +592,10 @@ class Libgit2Source final : public GitSource {
     return Hex(&oid);
   }
 
-  Status FetchIntoMirror() {
+  Status FetchIntoMirror(std::vector<std::string>& warnings) {
+    const FetchWatch watch(Clock::now() + options_.fetch_timeout);
     NetworkContext ctx;
+    ctx.watch = &watch;
     ctx.url = &url_;
     ctx.auth = &options_.auth;
     ctx.known_hosts = known_hosts_ ? &*known_hosts_ : nullptr;
@@ -640,19 +663,23 @@ class Libgit2Source final : public GitSource {
     if ((rc = git_remote_prune(remote.get(), &callbacks)) < 0) {
       return Classify(rc, ctx, "cannot prune deleted branches");
     }
-    git_remote_disconnect(remote.get());
     if (!options_.branch.empty()) {
       git_repository_set_head(repo_.get(), wanted.c_str());
+    } else {
+      // Following no branch: HEAD is whatever the remote's HEAD names.
+      git_buf head = GIT_BUF_INIT;
+      if (git_remote_default_branch(&head, remote.get()) == 0) {
+        git_repository_set_head(repo_.get(), head.ptr);
+      }
+      git_buf_dispose(&head);
     }
+    git_remote_disconnect(remote.get());
+    warnings = std::move(ctx.warnings);
     return Status::Ok();
   }
 
   Status VerifyTip(git_oid tip) {  // by value: libgit2 takes a non-const pointer
-    Result<std::string> current = BranchTip();
     const std::string sha = Hex(&tip);
-    if (current.ok() && *current == sha) {
-      return Status::Ok();  // verified when it was first fetched
-    }
     git_buf signature = GIT_BUF_INIT;
     git_buf signed_data = GIT_BUF_INIT;
     const int rc =
@@ -682,32 +709,43 @@ class Libgit2Source final : public GitSource {
     }
     detail = RedactUrls(detail);
     const std::string message = what + ": " + detail;
-    if (ctx.timed_out) {
+    if (ctx.Expired()) {
       return Status::Unavailable(what + ": timed out after " + std::to_string(ctx.timeout.count()) +
                                  "s");
     }
-    if (ctx.auth_refused || rc == GIT_EAUTH) {
+    if (ctx.auth_refused || rc == GIT_EAUTH || rc == GIT_ECERTIFICATE) {
       return Status::PermissionDenied(what + ": " + (ctx.refusal.empty() ? detail : ctx.refusal));
     }
-    if (rc == GIT_ECERTIFICATE) {
-      return Status::PermissionDenied(what + ": " + (ctx.refusal.empty() ? detail : ctx.refusal));
+    // libgit2 reports HTTP failures as "unexpected http status code: NNN".
+    constexpr std::string_view kHttpStatus = "unexpected http status code: ";
+    if (const size_t at = detail.find(kHttpStatus); at != std::string::npos) {
+      const int code = std::atoi(detail.c_str() + at + kHttpStatus.size());
+      if (code == 401 || code == 403) {
+        return Status::PermissionDenied(message);
+      }
+      if (code == 404) {
+        return Status::NotFound(message);
+      }
+      if (code == 429 || code >= 500) {
+        return Status::Unavailable(message);
+      }
+      return Status::InvalidArgument(message);
     }
-    if (Contains(detail, "401") || Contains(detail, "403")) {
-      return Status::PermissionDenied(message);
-    }
-    if (rc == GIT_ENOTFOUND || Contains(detail, "404") || Contains(detail, "not found") ||
-        Contains(detail, "does not appear to be a git repository") ||
-        Contains(detail, "not exported") || Contains(detail, "could not find repository")) {
+    const bool network = klass == GIT_ERROR_NET || klass == GIT_ERROR_SSH ||
+                         klass == GIT_ERROR_HTTP || klass == GIT_ERROR_SSL ||
+                         klass == GIT_ERROR_OS || klass == GIT_ERROR_CALLBACK;
+    // Servers that refuse a path say so in their own words (git daemon, ssh + git-upload-pack).
+    if (network && (Contains(detail, "not exported") ||
+                    Contains(detail,
+                             "does not appear to be "
+                             "a git repository") ||
+                    Contains(detail, "repository not found"))) {
       return Status::NotFound(message);
     }
-    if (klass == GIT_ERROR_NET || klass == GIT_ERROR_SSH || klass == GIT_ERROR_HTTP ||
-        klass == GIT_ERROR_SSL || klass == GIT_ERROR_OS || klass == GIT_ERROR_CALLBACK) {
+    if (network || (url_.IsRemote() && (klass == GIT_ERROR_NONE || klass == GIT_ERROR_INVALID))) {
       return Status::Unavailable(message);
     }
-    if (url_.IsRemote() && (klass == GIT_ERROR_NONE || klass == GIT_ERROR_INVALID)) {
-      return Status::Unavailable(message);
-    }
-    return Status::Internal(message);
+    return Status::Internal(message);  // the mirror on disk: recovered by cloning afresh
   }
 
   Result<Tree> TreeAt(std::string_view rev, std::string_view path) {

@@ -10,14 +10,19 @@ manifest::ParsedFile ParseCache::Get(const manifest::ManifestLoader& loader,
   // The same blob under another name parses again: messages must name the right file.
   const std::string key = blob_id + " " + display;
   auto it = entries_.find(key);
-  if (it == entries_.end()) {
-    ++parses_;
-    it = entries_.emplace(key, Entry{loader.ParseFile({display, content}, budget), true}).first;
-    return it->second.parsed;
+  if (it != entries_.end() && budget.used + it->second.parsed.documents <= budget.limit) {
+    it->second.used = true;
+    budget.used += it->second.parsed.documents;
+    return it->second.parsed;  // documents are shared, not copied
   }
-  it->second.used = true;
-  budget.used += it->second.parsed.documents;
-  return it->second.parsed;  // documents are shared, not copied
+  // Not seen, or it would go over the document limit: parse, so that the limit is reported
+  // exactly as without a cache. A parse the limit cut short is not kept.
+  ++parses_;
+  manifest::ParsedFile parsed = loader.ParseFile({display, content}, budget);
+  if (budget.used < budget.limit) {
+    entries_[key] = Entry{parsed, true};
+  }
+  return parsed;
 }
 
 void ParseCache::Trim() {
@@ -61,7 +66,11 @@ Result<manifest::LoadResult> LoadRevision(GitSource& git, std::string_view rev,
   result.files = files->size();
   result.diagnostics.Append(limits);
   result.diagnostics.Append(tree_diagnostics);
-  manifest::AppendToFileNames(result, at);
+  std::vector<std::string> paths;
+  for (const TreeFile& file : *files) {
+    paths.push_back(file.path);
+  }
+  manifest::AppendToFileNames(result, at, paths);
   return result;
 }
 

@@ -118,7 +118,8 @@ Status VerifySshSignature(std::string_view signature, std::string_view signed_da
     return Status::PermissionDenied(what + " is signed by a key that is not in " +
                                     allowed_signers_file);
   }
-  const std::string principal = found.out.substr(0, found.out.find('\n'));
+  // One line per matching entry, each "principal[,principal...]"; any one of them will do.
+  const std::string principal = found.out.substr(0, found.out.find_first_of(",\n"));
   const Outcome verified = Run({"ssh-keygen", "-Y", "verify", "-f", allowed_signers_file, "-I",
                                 principal, "-n", "git", "-s", sig.path()},
                                data.path());

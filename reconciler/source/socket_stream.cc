@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -21,6 +22,8 @@ namespace {
 // Set once by RegisterTimeoutSocketStream before any stream exists (see the header for why
 // this cannot be per-source state).
 std::atomic<int> io_timeout_ms{30'000};
+std::atomic<int> live_streams{0};
+thread_local FetchWatch* current_watch = nullptr;
 
 // The layout of libgit2's own git_socket_stream (src/libgit2/streams/socket.h, libgit2 1.x):
 // the ssh transport takes the file descriptor out of the stream it gets from the registry by
@@ -31,6 +34,8 @@ struct TimeoutSocketStream {
   char* host;
   char* port;
   int s;
+  // Ours, after libgit2's fields (it never looks past `s`).
+  FetchWatch* watch;
 };
 
 TimeoutSocketStream* Self(git_stream* stream) {
@@ -96,6 +101,10 @@ int Connect(git_stream* stream) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     st->s = fd;
+    st->watch = FetchWatch::Current();
+    if (st->watch != nullptr) {
+      st->watch->Add(fd);
+    }
     freeaddrinfo(info);
     return 0;
   }
@@ -140,6 +149,9 @@ ssize_t Write(git_stream* stream, const char* data, size_t len, int /*flags*/) {
 int Close(git_stream* stream) {
   TimeoutSocketStream* st = Self(stream);
   if (st->s >= 0) {
+    if (st->watch != nullptr) {
+      st->watch->Remove(st->s);  // before close: the number may be reused at once
+    }
     ::close(st->s);
     st->s = -1;
   }
@@ -152,6 +164,7 @@ void Free(git_stream* stream) {
   std::free(st->host);
   std::free(st->port);
   std::free(st);
+  live_streams.fetch_sub(1);
 }
 
 int New(git_stream** out, const char* host, const char* port) {
@@ -159,6 +172,7 @@ int New(git_stream** out, const char* host, const char* port) {
   if (st == nullptr) {
     return -1;
   }
+  live_streams.fetch_add(1);
   st->host = strdup(host);
   st->port = strdup(port);
   st->s = -1;
@@ -173,6 +187,52 @@ int New(git_stream** out, const char* host, const char* port) {
 }
 
 }  // namespace
+
+FetchWatch::FetchWatch(std::chrono::steady_clock::time_point deadline) {
+  current_watch = this;
+  watchdog_ = std::thread([this, deadline] {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (wake_.wait_until(lock, deadline, [this] { return done_; })) {
+      return;
+    }
+    expired_ = true;
+    for (int fd : fds_) {
+      shutdown(fd, SHUT_RDWR);  // wakes whatever waits on it; the owner still closes it
+    }
+  });
+}
+
+FetchWatch::~FetchWatch() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+  }
+  wake_.notify_all();
+  watchdog_.join();
+  current_watch = nullptr;
+}
+
+bool FetchWatch::expired() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return expired_;
+}
+
+FetchWatch* FetchWatch::Current() { return current_watch; }
+
+void FetchWatch::Add(int fd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fds_.push_back(fd);
+  if (expired_) {
+    shutdown(fd, SHUT_RDWR);
+  }
+}
+
+void FetchWatch::Remove(int fd) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fds_.erase(std::remove(fds_.begin(), fds_.end(), fd), fds_.end());
+}
+
+int LiveSocketStreams() { return live_streams.load(); }
 
 int RegisterTimeoutSocketStream(std::chrono::milliseconds io_timeout) {
   io_timeout_ms.store(static_cast<int>(io_timeout.count()));

@@ -1,6 +1,10 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace flotilla::source {
 
@@ -14,5 +18,36 @@ namespace flotilla::source {
 //
 // REQUIRES: libgit2 initialised. Returns 0 or a libgit2 error code.
 int RegisterTimeoutSocketStream(std::chrono::milliseconds io_timeout);
+
+// While alive, every socket that a stream opens on this thread is shut down when `deadline`
+// passes. That ends any network operation at its deadline, whatever it is blocked in (libssh2
+// waits with its own poll and ignores socket timeouts). The stream constructor has no payload,
+// so the watch is found through a thread-local pointer that this object sets and clears.
+// REQUIRES: at most one FetchWatch per thread at a time.
+class FetchWatch {
+ public:
+  explicit FetchWatch(std::chrono::steady_clock::time_point deadline);
+  ~FetchWatch();
+  FetchWatch(const FetchWatch&) = delete;
+  FetchWatch& operator=(const FetchWatch&) = delete;
+
+  bool expired() const;
+
+  // Used by the stream.
+  static FetchWatch* Current();
+  void Add(int fd);
+  void Remove(int fd);
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<int> fds_;
+  bool expired_ = false;
+  bool done_ = false;
+  std::thread watchdog_;
+};
+
+// Streams created and not yet freed, for tests that check nothing leaks.
+int LiveSocketStreams();
 
 }  // namespace flotilla::source

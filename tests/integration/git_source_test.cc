@@ -1,12 +1,16 @@
 // GitSource against real Git servers on loopback: git daemon, smart HTTP and sshd.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <set>
 
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/manifest_source.h"
+#include "reconciler/source/socket_stream.h"
 #include "tests/integration/servers.h"
 
 namespace flotilla::source {
@@ -73,7 +77,7 @@ class GitSourceTest : public ::testing::Test {
 };
 
 // The same scenario over every transport.
-void CloneFetchAndReparse(GitSourceTest* t, GitSource& git, FixtureRepo& repo,
+void CloneFetchAndReparse(GitSource& git, FixtureRepo& repo,
                           const std::function<std::string(int)>& push_replicas,
                           const manifest::ManifestLoader& loader) {
   Result<FetchResult> first = git.Fetch();
@@ -112,14 +116,21 @@ void CloneFetchAndReparse(GitSourceTest* t, GitSource& git, FixtureRepo& repo,
   EXPECT_EQ(info->author, "Fleet");
   EXPECT_EQ(info->email, "fleet@example.com");
   EXPECT_GT(info->time, 0);
-  (void)t;
+  EXPECT_EQ(LiveSocketStreams(), 0) << "every network stream is freed after a fetch";
 }
 
-TEST_F(GitSourceTest, LocalPathAndFileUrl) {
+TEST_F(GitSourceTest, LocalPath) {
   std::unique_ptr<GitSource> git = Open(repo_.bare().string());
   ASSERT_NE(git, nullptr);
   CloneFetchAndReparse(
-      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+      *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+}
+
+TEST_F(GitSourceTest, FileUrl) {
+  std::unique_ptr<GitSource> git = Open("file://" + repo_.bare().string());
+  ASSERT_NE(git, nullptr);
+  CloneFetchAndReparse(
+      *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, GitDaemon) {
@@ -128,7 +139,7 @@ TEST_F(GitSourceTest, GitDaemon) {
   std::unique_ptr<GitSource> git = Open(daemon.Url("fleet.git"));
   ASSERT_NE(git, nullptr);
   CloneFetchAndReparse(
-      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+      *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, SmartHttpWithToken) {
@@ -139,7 +150,7 @@ TEST_F(GitSourceTest, SmartHttpWithToken) {
   std::unique_ptr<GitSource> git = Open(http.Url("fleet.git"), {.token_file = token_file});
   ASSERT_NE(git, nullptr);
   CloneFetchAndReparse(
-      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+      *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, SmartHttpTokenFromEnvironment) {
@@ -193,7 +204,7 @@ TEST_F(GitSourceTest, SshWithKnownHosts) {
       {.ssh_key_file = ssh.user_key().string(), .known_hosts_file = ssh.known_hosts().string()});
   ASSERT_NE(git, nullptr);
   CloneFetchAndReparse(
-      this, *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
+      *git, repo_, [&](int n) { return PushReplicas(n); }, loader_);
 }
 
 TEST_F(GitSourceTest, SshRefusesChangedOrUnknownHostKeys) {
@@ -302,7 +313,16 @@ TEST_F(GitSourceTest, MissingRepositoryIsNotFound) {
   ASSERT_TRUE(daemon.ready());
   Result<FetchResult> r = Open(daemon.Url("nope.git"))->Fetch();
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(r.status().IsNotFound() || r.status().IsUnavailable()) << r.status().ToString();
+  EXPECT_TRUE(r.status().IsNotFound()) << r.status().ToString();
+
+  // Over HTTP with a good token: the server's 404.
+  testing::HttpGitServer http(repo_.served_root(), scratch_.path(), kToken);
+  ASSERT_TRUE(http.ready());
+  const fs::path token_file = scratch_.path() / "token";
+  std::ofstream(token_file) << kToken << "\n";
+  Result<FetchResult> h = Open(http.Url("nope.git"), {.token_file = token_file})->Fetch();
+  ASSERT_FALSE(h.ok());
+  EXPECT_TRUE(h.status().IsNotFound()) << h.status().ToString();
 }
 
 TEST_F(GitSourceTest, CorruptOrPartialMirrorIsRecoveredByCloningAgain) {
@@ -393,6 +413,78 @@ TEST_F(GitSourceTest, ResolvesRevisionExpressions) {
   manifest::Diagnostics d;
   EXPECT_TRUE(git->ReadTree("main", "nope", d).status().IsNotFound());
   EXPECT_TRUE(git->ReadTree("main", "fleet/pools/mac-builders.yaml", d).status().IsNotFound());
+}
+
+TEST_F(GitSourceTest, SshServerThatNeverSpeaksHitsTheFetchDeadline) {
+  // A listener that accepts and says nothing: libssh2 waits in its own poll, which only the
+  // fetch deadline (the watch cutting the socket) can end.
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  GitSourceOptions options;
+  options.url = "ssh://git@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/fleet.git";
+  options.state_dir = (scratch_.path() / "state").string();
+  options.auth.insecure_ignore_host_key = true;
+  options.fetch_timeout = std::chrono::seconds(3);
+  Result<std::unique_ptr<GitSource>> git = OpenGitSource(options);
+  ASSERT_TRUE(git.ok());
+  Result<FetchResult> r = (*git)->Fetch();
+  close(listener);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsUnavailable()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("timed out after 3s"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(LiveSocketStreams(), 0);
+}
+
+TEST_F(GitSourceTest, InsecureHostKeyIsWarnedAboutOnEveryFetch) {
+  testing::SshServer ssh(scratch_.path() / "ssh");
+  ASSERT_TRUE(ssh.ready());
+  std::unique_ptr<GitSource> git =
+      Open(ssh.Url(repo_.bare()),
+           {.ssh_key_file = ssh.user_key().string(), .insecure_ignore_host_key = true});
+  for (int i = 0; i < 2; ++i) {
+    Result<FetchResult> r = git->Fetch();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->warnings.size(), 1u);
+    EXPECT_NE(r->warnings[0].find("without checking it"), std::string::npos);
+  }
+}
+
+TEST_F(GitSourceTest, SshKeyWithPassphrase) {
+  testing::SshServer ssh(scratch_.path() / "ssh");
+  ASSERT_TRUE(ssh.ready());
+  const fs::path key = scratch_.path() / "locked_key";
+  Sh("ssh-keygen -q -t ecdsa -b 256 -m PEM -N 'correct horse' -f " + testing::Quote(key.string()));
+  Sh("cat " + testing::Quote(key.string() + ".pub") + " >> " +
+     testing::Quote((scratch_.path() / "ssh" / "authorized_keys").string()));
+  const fs::path passphrase = scratch_.path() / "passphrase";
+  std::ofstream(passphrase) << "correct horse\n";
+  Result<FetchResult> r =
+      Open(ssh.Url(repo_.bare()), {.ssh_key_file = key.string(),
+                                   .ssh_passphrase_file = passphrase.string(),
+                                   .known_hosts_file = ssh.known_hosts().string()})
+          ->Fetch();
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+}
+
+TEST_F(GitSourceTest, CrossReferencesNameTheRevisionToo) {
+  repo_.Write("fleet/pools/copy.yaml", repo_.Read("fleet/pools/mac-builders.yaml"));
+  const std::string sha = repo_.CommitAndPush("duplicate pool");
+  std::unique_ptr<GitSource> git = Open(repo_.bare().string());
+  ASSERT_TRUE(git->Fetch().ok());
+  ParseCache cache;
+  Result<manifest::LoadResult> r = LoadRevision(*git, "main", "fleet", loader_, cache);
+  ASSERT_TRUE(r.ok());
+  const std::string at = "@" + sha.substr(0, 7);
+  EXPECT_NE(AllText(*r).find("already defined at fleet/pools/copy.yaml" + at + ":"),
+            std::string::npos)
+      << AllText(*r);
 }
 
 TEST_F(GitSourceTest, HangingServerTimesOut) {

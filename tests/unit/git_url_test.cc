@@ -43,6 +43,12 @@ TEST(GitUrlTest, CredentialsInHttpUrlsAreDroppedAndRedacted) {
   EXPECT_EQ(token_only->url.find("ghp_"), std::string::npos);
   Result<GitUrl> ssh = ParseGitUrl("ssh://git:hunter2@host/fleet.git");
   EXPECT_EQ(ssh->url, "ssh://git@host/fleet.git");
+  // Tokens may contain '/': the user part runs to the last '@'.
+  Result<GitUrl> slash = ParseGitUrl("https://ci:ab/cd+ef==@git.example.com:8443/acme/fleet.git");
+  ASSERT_TRUE(slash.ok()) << slash.status().ToString();
+  EXPECT_EQ(slash->host, "git.example.com");
+  EXPECT_EQ(slash->port, 8443);
+  EXPECT_EQ(slash->url, "https://git.example.com:8443/acme/fleet.git");
 }
 
 TEST(GitUrlTest, RejectsWhatItCannotUse) {
@@ -60,6 +66,7 @@ TEST(GitUrlTest, RedactUrlsScrubsEveryUrlInText) {
             "failed to fetch https://***@host/x and git://***@h/y");
   EXPECT_EQ(RedactUrls("https://host/x"), "https://host/x");
   EXPECT_EQ(RedactUrls("'https://tok@host/x'"), "'https://***@host/x'");
+  EXPECT_EQ(RedactUrls("git://u:ab/cd@host:1/x failed"), "git://***@host:1/x failed");
 }
 
 }  // namespace

@@ -38,6 +38,18 @@ TEST(KnownHostsTest, RevokedKeysAreRefusedEvenIfListed) {
   EXPECT_EQ(hosts.Check("h", 22, DecodeBase64(kKeyA)), KnownHosts::Verdict::kRevoked);
 }
 
+TEST(KnownHostsTest, RevokedKeysAreRefusedForEveryHost) {
+  KnownHosts hosts =
+      KnownHosts::Parse(std::string("h ssh-rsa ") + kKeyA + "\n@revoked * ssh-rsa " + kKeyA + "\n");
+  EXPECT_EQ(hosts.Check("h", 22, DecodeBase64(kKeyA)), KnownHosts::Verdict::kRevoked);
+  EXPECT_EQ(hosts.Check("elsewhere", 22, DecodeBase64(kKeyA)), KnownHosts::Verdict::kRevoked);
+}
+
+TEST(KnownHostsTest, MatchesIpv6HostsAsWrittenInUrls) {
+  KnownHosts hosts = KnownHosts::Parse(std::string("[::1]:2200 ssh-rsa ") + kKeyA + "\n");
+  EXPECT_EQ(hosts.Check("[::1]", 2200, DecodeBase64(kKeyA)), KnownHosts::Verdict::kMatch);
+}
+
 TEST(KnownHostsTest, IgnoresCommentsBlankAndBrokenLines) {
   KnownHosts hosts = KnownHosts::Parse(std::string("# comment\n\nbroken-line\nh ssh-rsa !!!\n") +
                                        "@cert-authority * ssh-rsa " + kKeyA + "\n");
