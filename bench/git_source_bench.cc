@@ -7,8 +7,6 @@
 //   git CLI   the same refresh done by git: fetch + ls-tree -r + cat-file --batch over the tree
 // Usage: bench_git_source [files=10000] [rounds=10]
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +22,7 @@
 
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/manifest_source.h"
+#include "tests/support/loopback.h"
 
 namespace {
 
@@ -75,19 +74,6 @@ std::string Set(int i, int pools, int replicas) {
          "    os: macos\n    arch: arm64\n    cpu: 4\n    memory: 8Gi\n";
 }
 
-// A free loopback port: bound to 0 and released (git daemon cannot report a port it chose).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -117,7 +103,7 @@ int main(int argc, char** argv) {
   Run(git + "add -A && " + git + "commit -q -m seed && " + git + "remote add origin " + q +
       (served / "fleet.git").string() + q + " && " + git + "push -q origin main");
 
-  const int port = FreePort();
+  const int port = flotilla::testing::FreePort();
   const fs::path pid_file = root / "daemon.pid";
   Run("git daemon --detach --reuseaddr --listen=127.0.0.1 --port=" + std::to_string(port) +
       " --pid-file=" + pid_file.string() + " --base-path=" + served.string() + " --export-all " +

@@ -445,24 +445,18 @@ class Libgit2Source final : public GitSource {
   }
 
   Result<CommitInfo> Commit(std::string_view rev) override {
-    Result<std::string> sha = Resolve(rev);
-    if (!sha.ok()) {
-      return sha.status();
+    std::string sha;
+    Result<::flotilla::source::Commit> commit = LookupCommit(rev, sha);
+    if (!commit.ok()) {
+      return commit.status();
     }
-    git_oid oid;
-    git_oid_fromstr(&oid, sha->c_str());
-    git_commit* raw = nullptr;
-    if (git_commit_lookup(&raw, repo_.get(), &oid) < 0) {
-      return Status::NotFound("commit " + *sha + " not found");
-    }
-    ::flotilla::source::Commit commit(raw);
-    const git_signature* author = git_commit_author(commit.get());
+    const git_signature* author = git_commit_author(commit->get());
     CommitInfo info;
-    info.sha = *sha;
+    info.sha = sha;
     info.author = author->name != nullptr ? author->name : "";
     info.email = author->email != nullptr ? author->email : "";
     info.time = static_cast<int64_t>(author->when.time);
-    const char* summary = git_commit_summary(commit.get());
+    const char* summary = git_commit_summary(commit->get());
     info.subject = summary != nullptr ? summary : "";
     return info;
   }
@@ -748,21 +742,31 @@ class Libgit2Source final : public GitSource {
     return Status::Internal(message);  // the mirror on disk: recovered by cloning afresh
   }
 
-  Result<Tree> TreeAt(std::string_view rev, std::string_view path) {
-    Result<std::string> sha = Resolve(rev);
-    if (!sha.ok()) {
-      return sha.status();
+  // The commit a revision names; its full SHA goes to `sha`.
+  Result<::flotilla::source::Commit> LookupCommit(std::string_view rev, std::string& sha) {
+    Result<std::string> resolved = Resolve(rev);
+    if (!resolved.ok()) {
+      return resolved.status();
     }
+    sha = *resolved;
     git_oid oid;
-    git_oid_fromstr(&oid, sha->c_str());
-    git_commit* raw_commit = nullptr;
-    if (git_commit_lookup(&raw_commit, repo_.get(), &oid) < 0) {
-      return Status::NotFound("commit " + *sha + " not found");
+    git_oid_fromstr(&oid, sha.c_str());
+    git_commit* raw = nullptr;
+    if (git_commit_lookup(&raw, repo_.get(), &oid) < 0) {
+      return Status::NotFound("commit " + sha + " not found");
     }
-    ::flotilla::source::Commit commit(raw_commit);
+    return ::flotilla::source::Commit(raw);
+  }
+
+  Result<Tree> TreeAt(std::string_view rev, std::string_view path) {
+    std::string sha;
+    Result<::flotilla::source::Commit> commit = LookupCommit(rev, sha);
+    if (!commit.ok()) {
+      return commit.status();
+    }
     git_tree* raw_tree = nullptr;
-    if (git_commit_tree(&raw_tree, commit.get()) < 0) {
-      return Status::Internal("cannot read the tree of " + *sha + ": " + LastMessage());
+    if (git_commit_tree(&raw_tree, commit->get()) < 0) {
+      return Status::Internal("cannot read the tree of " + sha + ": " + LastMessage());
     }
     Tree root(raw_tree);
     const std::string sub = TrimSlashes(path);
@@ -771,11 +775,11 @@ class Libgit2Source final : public GitSource {
     }
     git_tree_entry* raw_entry = nullptr;
     if (git_tree_entry_bypath(&raw_entry, root.get(), sub.c_str()) < 0) {
-      return Status::NotFound("path \"" + sub + "\" not found at " + sha->substr(0, 7));
+      return Status::NotFound("path \"" + sub + "\" not found at " + sha.substr(0, 7));
     }
     TreeEntry entry(raw_entry);
     if (git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) {
-      return Status::NotFound("path \"" + sub + "\" at " + sha->substr(0, 7) +
+      return Status::NotFound("path \"" + sub + "\" at " + sha.substr(0, 7) +
                               " is a file, not a folder");
     }
     git_tree* raw_sub = nullptr;

@@ -97,7 +97,7 @@ int Connect(git_stream* stream) {
       continue;
     }
     fcntl(fd, F_SETFL, flags);
-    timeval tv{timeout / 1000, (timeout % 1000) * 1000};
+    timeval tv{timeout / 1000, static_cast<suseconds_t>(timeout % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     st->s = fd;

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/loopback.h"
+
 extern char** environ;
 
 namespace flotilla::testing {
@@ -49,30 +51,6 @@ inline std::string Sh(const std::string& command) {
 }
 
 inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-// A free TCP port on 127.0.0.1 (bound and released; servers that cannot bind port 0 use it).
-inline int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-inline bool PortAccepts(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
 
 // Waits (polling, bounded) until `ready` holds; readiness, not a fixed sleep.
 template <typename F>
@@ -201,7 +179,7 @@ class FixtureRepo {
   }
 
   std::string CommitAndPush(const std::string& message) {
-    const std::string sha = CommitAll(message);
+    std::string sha = CommitAll(message);
     Git("push -q origin main");
     return sha;
   }
