@@ -15,6 +15,11 @@
 
 namespace flotilla::manifest {
 
+struct SchemaValidator::Engine {
+  std::mutex mutex;
+  valijson::Validator validator;  // strong types; caches every compiled `pattern`
+};
+
 struct SchemaValidator::Compiled {
   nlohmann::json source;  // kept for messages: enums, patterns, known fields
   valijson::Schema schema;
@@ -398,6 +403,7 @@ SchemaValidator::~SchemaValidator() = default;
 
 Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create() {
   std::shared_ptr<SchemaValidator> validator(new SchemaValidator());
+  validator->engine_ = std::make_unique<Engine>();
   for (std::string_view name : schemas::Names()) {
     auto compiled = std::make_unique<Compiled>();
     try {
@@ -425,10 +431,14 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
   json guarded = doc.value;
   std::set<std::string> cut;
   CapPatternedStrings(schema_source, &schema_source, guarded, "", cut);
-  valijson::Validator validator;
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(guarded);
-  if (validator.validate(it->second->schema, target, &results)) {
+  bool valid = false;
+  {
+    std::lock_guard<std::mutex> lock(engine_->mutex);
+    valid = engine_->validator.validate(it->second->schema, target, &results);
+  }
+  if (valid) {
     return true;
   }
   valijson::ValidationResults::Error error;

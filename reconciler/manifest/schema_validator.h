@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,7 +20,9 @@ namespace flotilla::manifest {
 // offending key or value, naming the value and what would be valid, e.g.
 //   pools.yaml:12:5: error: unknown field "replica"; did you mean "replicas"? (/spec/replica)
 //
-// Thread-safety: Validate may be called from several threads at once.
+// Thread-safety: Validate may be called from several threads at once; calls on one validator
+// are serialised (valijson's validator keeps a cache of compiled patterns, shared by all calls
+// so that each `pattern` is compiled once, not once per document).
 class SchemaValidator {
  public:
   // Parses every embedded schema. An error here is a broken build (Internal).
@@ -44,6 +47,8 @@ class SchemaValidator {
   SchemaValidator() = default;
 
   std::map<std::string, std::unique_ptr<Compiled>, std::less<>> schemas_;
+  struct Engine;
+  std::unique_ptr<Engine> engine_;  // valijson's validator and its regex cache, under a mutex
 };
 
 }  // namespace flotilla::manifest

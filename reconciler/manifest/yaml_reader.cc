@@ -439,6 +439,7 @@ std::vector<YamlDocument> ReadYamlDocuments(std::string_view text, const std::st
     YAML::Parser parser(stream);
     while (parser.HandleNextDocument(builder)) {
       if (budget.used >= budget.limit) {
+        ++budget.refused;
         diagnostics.Error(builder.Start(), "too many documents: at most " +
                                                std::to_string(budget.limit) +
                                                " are read from one repository");

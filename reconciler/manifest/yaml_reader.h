@@ -46,6 +46,7 @@ struct YamlDocument {
 struct DocumentBudget {
   size_t limit = 10'000;  // documents per repository
   size_t used = 0;
+  size_t refused = 0;  // reads stopped because the limit was reached
 };
 
 // Parses every document of one YAML file (`text`) into JSON.

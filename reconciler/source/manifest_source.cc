@@ -18,8 +18,9 @@ manifest::ParsedFile ParseCache::Get(const manifest::ManifestLoader& loader,
   // Not seen, or it would go over the document limit: parse, so that the limit is reported
   // exactly as without a cache. A parse the limit cut short is not kept.
   ++parses_;
+  const size_t refused_before = budget.refused;
   manifest::ParsedFile parsed = loader.ParseFile({display, content}, budget);
-  if (budget.used < budget.limit) {
+  if (budget.refused == refused_before) {
     entries_[key] = Entry{parsed, true};
   }
   return parsed;

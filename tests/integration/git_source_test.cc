@@ -591,3 +591,30 @@ TEST_F(SignedSourceTest, RefusesUnsignedAndUnknownSignersAndKeepsTheLastVerified
 
 }  // namespace
 }  // namespace flotilla::source
+
+namespace flotilla::source {
+namespace {
+
+// The cache must give the same answer as parsing afresh, whatever the document limit does.
+TEST(ParseCacheTest, DocumentLimitIsReportedTheSameWithAWarmCache) {
+  auto validator = manifest::SchemaValidator::Create();
+  const manifest::ManifestLoader loader(*validator, {.max_documents = 2});
+  const std::string two = "a: 1\n---\nb: 2\n";
+  ParseCache cache;
+  for (int round = 0; round < 2; ++round) {
+    manifest::DocumentBudget budget{.limit = 2};
+    manifest::ParsedFile first = cache.Get(loader, "blob-1", "one.yaml", two, budget);
+    manifest::ParsedFile second = cache.Get(loader, "blob-2", "two.yaml", two, budget);
+    EXPECT_EQ(first.documents, 2u);
+    bool refused = false;
+    for (const auto& d : second.diagnostics.Sorted()) {
+      refused |= d.message.find("too many documents") != std::string::npos;
+    }
+    EXPECT_TRUE(refused) << "round " << round;
+  }
+  // Exactly at the limit is not over it: both rounds reuse the first file's parse.
+  EXPECT_EQ(cache.parses(), 3u);
+}
+
+}  // namespace
+}  // namespace flotilla::source
