@@ -28,15 +28,9 @@ constexpr std::array<Kind, 2> kKinds = {{
     {"VMSet", "vmset.v1.json"},
 }};
 
-bool IsManifestName(const fs::path& path) {
-  const std::string ext = path.extension().string();
-  return ext == ".yaml" || ext == ".yml";
-}
+bool IsManifestName(const fs::path& path) { return IsManifestFileName(path.filename().string()); }
 
-bool IsHidden(const fs::path& path) {
-  const std::string name = path.filename().string();
-  return !name.empty() && name[0] == '.';
-}
+bool IsHidden(const fs::path& path) { return IsHiddenName(path.filename().string()); }
 
 // True when `target` is `root` or lies below it. Both canonical.
 bool IsWithin(const fs::path& target, const fs::path& root) {
@@ -233,6 +227,15 @@ std::string_view SchemaFor(const YamlDocument& doc, Diagnostics& diagnostics) {
 }
 
 }  // namespace
+
+bool IsManifestFileName(std::string_view name) {
+  auto ends_with = [&](std::string_view suffix) {
+    return name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
+  return ends_with(".yaml") || ends_with(".yml");
+}
+
+bool IsHiddenName(std::string_view name) { return !name.empty() && name[0] == '.'; }
 
 std::string FileTooLargeMessage(uintmax_t size, size_t limit) {
   return "file is " + std::to_string(size) + " bytes; manifest files may be at most " +

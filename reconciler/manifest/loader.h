@@ -13,6 +13,12 @@
 
 namespace flotilla::manifest {
 
+// The manifest-folder rules every reader applies, on disk and in Git trees: files named *.yaml
+// or *.yml are manifests; a name starting with '.' (.git, .github) is skipped with everything
+// below it.
+bool IsManifestFileName(std::string_view name);
+bool IsHiddenName(std::string_view name);
+
 struct LoadOptions {
   // A file larger than this is refused (manifests are small; this stops a stray disk image).
   size_t max_file_bytes = 1 << 20;

@@ -1,7 +1,6 @@
 // GitSource on libgit2: a bare mirror per repository URL, read without a working tree.
 
 #include <git2.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +13,8 @@
 #include <sstream>
 #include <utility>
 
+#include "reconciler/manifest/loader.h"
+#include "reconciler/model/digest.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/git_url.h"
 #include "reconciler/source/known_hosts.h"
@@ -49,19 +50,6 @@ std::string Hex(const git_oid* oid) {
   return buffer.data();
 }
 
-std::string Sha256Hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest.data(), &length, EVP_sha256(), nullptr);
-  static constexpr std::string_view kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
-}
-
 std::optional<std::string> ReadSecretFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -76,22 +64,13 @@ std::optional<std::string> ReadSecretFile(const std::string& path) {
   return value;
 }
 
-bool IsManifestPath(std::string_view name) {
-  auto ends = [&](std::string_view suffix) {
-    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
-  };
-  return ends(".yaml") || ends(".yml");
-}
-
+// True when some folder or file name in `path` is hidden (skipped, as on disk).
 bool HasHiddenComponent(std::string_view path) {
   size_t start = 0;
   while (start < path.size()) {
-    if (path[start] == '.') {
+    const size_t slash = std::min(path.find('/', start), path.size());
+    if (manifest::IsHiddenName(path.substr(start, slash - start))) {
       return true;
-    }
-    const size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) {
-      break;
     }
     start = slash + 1;
   }
@@ -348,14 +327,14 @@ class Libgit2Source final : public GitSource {
       const std::string name = git_tree_entry_name(entry);
       const std::string relative = std::string(root) + name;
       const std::string full = w->prefix.empty() ? relative : w->prefix + "/" + relative;
-      if (!name.empty() && name[0] == '.') {
+      if (manifest::IsHiddenName(name)) {
         return 1;  // hidden, as on disk: skip it and everything below
       }
       switch (git_tree_entry_filemode(entry)) {
         case GIT_FILEMODE_TREE:
           return 0;
         case GIT_FILEMODE_LINK:
-          if (IsManifestPath(name)) {
+          if (manifest::IsManifestFileName(name)) {
             w->diagnostics->Warning({full, 0, 0},
                                     "symlink skipped: manifests are read from "
                                     "regular files only");
@@ -367,7 +346,7 @@ class Libgit2Source final : public GitSource {
         default:
           break;
       }
-      if (!IsManifestPath(name)) {
+      if (!manifest::IsManifestFileName(name)) {
         return 0;
       }
       TreeFile file;
@@ -434,7 +413,7 @@ class Libgit2Source final : public GitSource {
       const git_diff_delta* delta = git_diff_get_delta(diff.get(), i);
       for (const char* p : {delta->old_file.path, delta->new_file.path}) {
         const std::string file = p == nullptr ? "" : p;
-        if (IsManifestPath(file) && !HasHiddenComponent(file.substr(prefix.size()))) {
+        if (manifest::IsManifestFileName(file) && !HasHiddenComponent(file.substr(prefix.size()))) {
           changed.push_back(file);
         }
       }
@@ -471,7 +450,7 @@ class Libgit2Source final : public GitSource {
   static bool IsLocalDamage(const Status& s) { return s.code() == Status::Code::kInternal; }
 
   static bool IsLinkToFolderOrManifest(std::string_view name) {
-    return IsManifestPath(name) || name.find('.') == std::string_view::npos;
+    return manifest::IsManifestFileName(name) || name.find('.') == std::string_view::npos;
   }
 
   Status EnsureOpen() {
@@ -825,8 +804,8 @@ Result<std::unique_ptr<GitSource>> OpenGitSource(const GitSourceOptions& options
     }
     known_hosts = std::move(*loaded);
   }
-  const fs::path mirror =
-      fs::path(options.state_dir) / "git" / (Sha256Hex(url->url).substr(0, 16) + ".git");
+  const fs::path mirror = fs::path(options.state_dir) / "git" /
+                          (::flotilla::Sha256Hex(url->url).substr(0, 16) + ".git");
   return std::unique_ptr<GitSource>(
       std::make_unique<Libgit2Source>(options, *url, std::move(known_hosts), mirror, false));
 }
