@@ -48,7 +48,8 @@ std::string FirstCommandWord(int argc, const char* const* argv) {
 
 }  // namespace
 
-int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err, bool color) {
+int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err, bool color,
+           const providers::ProviderRegistry& providers) {
   CLI::App app(
       "flotilla keeps a fleet of virtual machines equal to what a Git repository says.\n"
       "Commit HostPool and VMSet manifests; flotilla plans and converges the hosts.",
@@ -118,7 +119,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     err << "flotilla: " << log.status().message() << "\n";
     return 1;
   }
-  const Context context{out, err, color, *log};
+  const Context context{out, err, color, *log, providers};
   const source::GitLibrary git_library;
 
   if (validate_cmd->parsed()) {

@@ -5,6 +5,8 @@
 
 #include <spdlog/logger.h>
 
+#include "providers/registry.h"
+
 namespace flotilla::cli {
 
 // What every command gets from main: where results and messages go, and the logger.
@@ -13,6 +15,7 @@ struct Context {
   std::ostream& err;   // messages for people (stderr)
   bool color = false;  // stdout is a terminal and NO_COLOR is unset
   std::shared_ptr<spdlog::logger> log;
+  const providers::ProviderRegistry& providers;  // built in main
 };
 
 }  // namespace flotilla::cli

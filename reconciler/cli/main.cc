@@ -8,5 +8,6 @@
 int main(int argc, char** argv) {
   // Colour only on a terminal and never with NO_COLOR (https://no-color.org).
   const bool color = isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
-  return flotilla::cli::RunCli(argc, argv, std::cout, std::cerr, color);
+  const flotilla::providers::ProviderRegistry providers = flotilla::cli::BuiltinProviders();
+  return flotilla::cli::RunCli(argc, argv, std::cout, std::cerr, color, providers);
 }

@@ -176,12 +176,13 @@ namespace {
 TEST(CliTest, ColourOnlyWhenAsked) {
   const std::string file = std::string(FLOTILLA_SOURCE_DIR) + "/examples/invalid/bad-enum.yaml";
   const char* argv[] = {"flotilla", "validate", file.c_str()};
+  const flotilla::providers::ProviderRegistry providers = flotilla::cli::BuiltinProviders();
   std::ostringstream out, err;
-  EXPECT_EQ(flotilla::cli::RunCli(3, argv, out, err, /*color=*/true), 1);
+  EXPECT_EQ(flotilla::cli::RunCli(3, argv, out, err, /*color=*/true, providers), 1);
   EXPECT_TRUE(Contains(out.str(), "\033[31merror\033[0m: ")) << out.str();
 
   std::ostringstream plain, err2;
-  EXPECT_EQ(flotilla::cli::RunCli(3, argv, plain, err2, /*color=*/false), 1);
+  EXPECT_EQ(flotilla::cli::RunCli(3, argv, plain, err2, /*color=*/false, providers), 1);
   EXPECT_FALSE(Contains(plain.str(), "\033["));
 }
 

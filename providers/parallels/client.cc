@@ -1,0 +1,372 @@
+#include "providers/parallels/client.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "providers/parallels/wire.h"
+
+namespace flotilla::providers::parallels {
+namespace {
+
+using std::chrono::steady_clock;
+
+// State changes moved from GET to PUT in the DevOps service 1.0.5 (reference section 3.1).
+constexpr std::string_view kFirstPutVersion = "1.0.5";
+
+bool Contains(std::string_view text, std::string_view what) {
+  auto it = std::search(text.begin(), text.end(), what.begin(), what.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
+  });
+  return it != text.end();
+}
+
+std::string Seconds(steady_clock::duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return std::to_string(ms / 1000) + "." + std::to_string((ms % 1000) / 100) + "s";
+}
+
+}  // namespace
+
+Result<Endpoint> ParseEndpoint(std::string_view address) {
+  Endpoint endpoint;
+  std::string_view rest;
+  if (address.starts_with("https://")) {
+    endpoint.https = true;
+    rest = address.substr(8);
+  } else if (address.starts_with("http://")) {
+    rest = address.substr(7);
+  } else {
+    return Status::InvalidArgument("host address \"" + std::string(address) +
+                                   "\" must start with http:// or https://");
+  }
+  const size_t slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) {
+    return Status::InvalidArgument("host address \"" + std::string(address) +
+                                   "\" needs a host name and no user info");
+  }
+  endpoint.origin =
+      std::string(address.substr(0, address.size() - rest.size())) + std::string(authority);
+  std::string prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
+  while (!prefix.empty() && prefix.back() == '/') {
+    prefix.pop_back();
+  }
+  endpoint.prefix = prefix.empty() ? "/api" : prefix;
+  return endpoint;
+}
+
+std::string_view ToString(Method method) {
+  switch (method) {
+    case Method::kGet:
+      return "GET";
+    case Method::kPost:
+      return "POST";
+    case Method::kPut:
+      return "PUT";
+    case Method::kDelete:
+      return "DELETE";
+  }
+  return "GET";
+}
+
+HostClient::HostClient(HostRef host, Endpoint endpoint, const ParallelsConfig& config,
+                       std::shared_ptr<const Redactor> redactor,
+                       std::shared_ptr<spdlog::logger> logger, const Clock& clock)
+    : host_(std::move(host)),
+      endpoint_(std::move(endpoint)),
+      config_(config),
+      redactor_(std::move(redactor)),
+      logger_(std::move(logger)),
+      clock_(clock) {}
+
+HostClient::~HostClient() = default;
+
+std::unique_ptr<httplib::Client> HostClient::TakeConnection() {
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      std::unique_ptr<httplib::Client> client = std::move(idle_.back());
+      idle_.pop_back();
+      return client;
+    }
+  }
+  auto client = std::make_unique<httplib::Client>(endpoint_.origin);
+  client->set_keep_alive(true);
+  client->set_follow_location(false);
+  if (endpoint_.https) {
+    client->enable_server_certificate_verification(!config_.insecure_skip_verify);
+    if (!config_.ca_file.empty()) {
+      client->set_ca_cert_path(config_.ca_file);
+    }
+  }
+  return client;
+}
+
+void HostClient::ReturnConnection(std::unique_ptr<httplib::Client> client) {
+  std::lock_guard lock(mu_);
+  if (idle_.size() < 8) {
+    idle_.push_back(std::move(client));
+  }
+}
+
+Result<Response> HostClient::Send(Method method, const std::string& path, const std::string* body,
+                                  const httplib::Headers& headers, Deadline deadline) {
+  const auto started = steady_clock::now();
+  if (started >= deadline) {
+    return Status::DeadlineExceeded("no time left to " + std::string(ToString(method)) + " " +
+                                    path + " on host " + host_.name);
+  }
+  const auto remaining = deadline - started;
+  std::unique_ptr<httplib::Client> client = TakeConnection();
+  client->set_connection_timeout(
+      std::min<steady_clock::duration>(remaining, config_.tuning.connect_timeout));
+  client->set_read_timeout(remaining);
+  client->set_write_timeout(remaining);
+
+  const std::string full_path = endpoint_.prefix + path;
+  const std::string payload = body != nullptr ? *body : std::string();
+  httplib::Result result = [&] {
+    switch (method) {
+      case Method::kPost:
+        return client->Post(full_path, headers, payload, "application/json");
+      case Method::kPut:
+        return client->Put(full_path, headers, payload, "application/json");
+      case Method::kDelete:
+        return client->Delete(full_path, headers);
+      case Method::kGet:
+        break;
+    }
+    return client->Get(full_path, headers);
+  }();
+  const auto elapsed = steady_clock::now() - started;
+  if (!result) {
+    const httplib::Error error = result.error();
+    logger_->debug("host {}: {} {} failed after {}: {}", host_.name, ToString(method), full_path,
+                   Seconds(elapsed), httplib::to_string(error));
+    const std::string where = "host " + host_.name + " (" + endpoint_.origin + ")";
+    // Socket timeouts are set to the time left and fire at about the deadline (poll(2) counts
+    // whole milliseconds, so a little early).
+    const bool out_of_time = steady_clock::now() + std::chrono::milliseconds{20} >= deadline;
+    switch (error) {
+      case httplib::Error::SSLServerVerification:
+        return Status::FailedPrecondition(
+            "the TLS certificate of " + where +
+            " is not trusted; set the pool's tls.caFile to the CA that signed it");
+      case httplib::Error::SSLLoadingCerts:
+        return Status::FailedPrecondition("cannot load the CA certificates for " + where +
+                                          " (tls.caFile " + config_.ca_file + ")");
+      case httplib::Error::SSLConnection:
+        return Status::Unavailable("TLS handshake with " + where +
+                                   " failed (an untrusted certificate fails here too; see the "
+                                   "pool's tls.caFile)");
+      case httplib::Error::Connection:
+      case httplib::Error::ConnectionTimeout:
+        if (out_of_time) {
+          return Status::DeadlineExceeded("cannot connect to " + where + " within " +
+                                          Seconds(remaining));
+        }
+        return Status::Unavailable("cannot connect to " + where);
+      default:
+        if (out_of_time) {
+          return Status::DeadlineExceeded("no answer from " + where + " within " +
+                                          Seconds(remaining) + " (" +
+                                          std::string(ToString(method)) + " " + path + ")");
+        }
+        return Status::Unavailable("connection to " + where +
+                                   " failed: " + httplib::to_string(error));
+    }
+  }
+  logger_->debug("host {}: {} {} -> {} in {}", host_.name, ToString(method), full_path,
+                 result->status, Seconds(elapsed));
+  Response response{.status = result->status, .body = std::move(result->body)};
+  ReturnConnection(std::move(client));
+  return response;
+}
+
+Result<HostClient::Token> HostClient::Login(Deadline deadline) {
+  const nlohmann::json request = {{"username", config_.username}, {"password", config_.password}};
+  const std::string body = request.dump();
+  Result<Response> response =
+      Send(Method::kPost, "/v1/auth/token", &body, httplib::Headers{}, deadline);
+  if (!response.ok()) {
+    return response.status();
+  }
+  if (response->status != 200) {
+    // Unknown users and wrong passwords come back as 404, malformed requests as 400.
+    return Status::PermissionDenied("host " + host_.name +
+                                    " refused the login with the pool's username and password: " +
+                                    Redact(ErrorMessage(response->body)));
+  }
+  const nlohmann::json parsed = nlohmann::json::parse(response->body, nullptr, false);
+  if (!parsed.is_object() || !parsed.contains("token") || !parsed["token"].is_string() ||
+      !parsed.contains("expires_at") || !parsed["expires_at"].is_number()) {
+    return Status::Unavailable("host " + host_.name +
+                               " answered the login without a token and expires_at");
+  }
+  Token token;
+  token.value = parsed["token"].get<std::string>();
+  token.expires_at = Clock::TimePoint{std::chrono::seconds{parsed["expires_at"].get<int64_t>()}};
+  const Clock::TimePoint now = clock_.Now();
+  const auto lifetime =
+      token.expires_at > now ? token.expires_at - now : Clock::TimePoint::duration{0};
+  const auto margin =
+      std::min<Clock::TimePoint::duration>(config_.tuning.token_renew_margin, lifetime / 4);
+  token.renew_at = token.expires_at - margin;
+  return token;
+}
+
+Result<std::string> HostClient::BearerToken(Deadline deadline) {
+  {
+    std::lock_guard lock(mu_);
+    if (token_ && clock_.Now() < token_->renew_at) {
+      return token_->value;
+    }
+  }
+  std::lock_guard login(login_mu_);
+  {
+    // Another thread may have logged in while this one waited.
+    std::lock_guard lock(mu_);
+    if (token_ && clock_.Now() < token_->renew_at) {
+      return token_->value;
+    }
+  }
+  Result<Token> token = Login(deadline);
+  if (!token.ok()) {
+    return token.status();
+  }
+  logger_->debug(
+      "host {}: logged in; token valid for {}s", host_.name,
+      std::chrono::duration_cast<std::chrono::seconds>(token->expires_at - clock_.Now()).count());
+  std::lock_guard lock(mu_);
+  token_ = *token;
+  return token_->value;
+}
+
+void HostClient::ForgetToken(const std::string& token) {
+  std::lock_guard lock(mu_);
+  if (token_ && token_->value == token) {
+    token_.reset();
+  }
+}
+
+Result<Response> HostClient::Call(Method method, const std::string& path,
+                                  const nlohmann::json* body, Deadline deadline) {
+  const std::string payload = body != nullptr ? body->dump() : std::string();
+  const bool use_token = config_.api_key.empty() && !config_.username.empty();
+  for (int attempt = 0;; ++attempt) {
+    // Exactly one credential header: the service rejects requests that carry both.
+    httplib::Headers headers{{"Accept", "application/json"}};
+    std::string token;
+    if (!config_.api_key.empty()) {
+      headers.emplace("X-Api-Key", config_.api_key);
+    } else if (use_token) {
+      Result<std::string> bearer = BearerToken(deadline);
+      if (!bearer.ok()) {
+        return bearer.status();
+      }
+      token = *bearer;
+      headers.emplace("Authorization", "Bearer " + token);
+    }
+    Result<Response> response =
+        Send(method, path, body != nullptr ? &payload : nullptr, headers, deadline);
+    if (response.ok() && response->status == 401 && use_token && attempt == 0) {
+      // Expired early, or the service restarted with a new signing secret: log in once more.
+      logger_->debug("host {}: token refused ({}); logging in again", host_.name,
+                     Redact(ErrorMessage(response->body)));
+      ForgetToken(token);
+      continue;
+    }
+    return response;
+  }
+}
+
+void HostClient::NoteAgentVersion(std::string_view version) {
+  std::optional<bool> at_least = VersionAtLeast(version, kFirstPutVersion);
+  std::lock_guard lock(mu_);
+  if (at_least) {
+    state_verb_put_ = *at_least;
+  }
+}
+
+Result<Response> HostClient::StateChange(std::string_view vm, std::string_view operation,
+                                         std::string_view query, Deadline deadline) {
+  std::optional<bool> put;
+  {
+    std::lock_guard lock(mu_);
+    put = state_verb_put_;
+  }
+  if (!put) {
+    Result<Response> hardware = Call(Method::kGet, "/v1/config/hardware", nullptr, deadline);
+    if (!hardware.ok()) {
+      return hardware.status();
+    }
+    if (hardware->status == 200) {
+      const nlohmann::json parsed = nlohmann::json::parse(hardware->body, nullptr, false);
+      if (parsed.is_object() && parsed.contains("devops_version") &&
+          parsed["devops_version"].is_string()) {
+        NoteAgentVersion(parsed["devops_version"].get<std::string>());
+      }
+    }
+    std::lock_guard lock(mu_);
+    put = state_verb_put_.value_or(true);  // an unknown version is probably a new one
+  }
+  std::string path = "/v1/machines/" + EncodePathSegment(vm) + "/" + std::string(operation);
+  if (!query.empty()) {
+    path += "?" + std::string(query);
+  }
+  for (int attempt = 0;; ++attempt) {
+    Result<Response> response = Call(*put ? Method::kPut : Method::kGet, path, nullptr, deadline);
+    if (response.ok() && response->status == 405 && attempt == 0) {
+      // The version said one verb and the router wants the other (a proxy in between, or a
+      // build between releases): switch and remember.
+      logger_->info("host {}: {} of /machines/{{id}}/{} refused with 405; using {}", host_.name,
+                    *put ? "PUT" : "GET", operation, *put ? "GET" : "PUT");
+      put = !*put;
+      std::lock_guard lock(mu_);
+      state_verb_put_ = *put;
+      continue;
+    }
+    return response;
+  }
+}
+
+Status HostClient::ErrorFor(const Response& response, std::string_view what) const {
+  const std::string message = Redact(ErrorMessage(response.body));
+  const std::string prefix = "host " + host_.name + ": cannot " + std::string(what) + ": ";
+  const std::string detail = message.empty() ? "HTTP " + std::to_string(response.status) : message;
+  const int status = response.status;
+  if (status == 401 || status == 403) {
+    return Status::PermissionDenied(prefix + "credentials refused (" + detail + ")");
+  }
+  if (status == 400) {
+    if (Contains(message, "not stopped") || Contains(message, "not running") ||
+        Contains(message, "not paused") || Contains(message, "already exists") ||
+        Contains(message, "is not") || Contains(message, "no host available")) {
+      return Status::FailedPrecondition(prefix + detail);
+    }
+    return Status::InvalidArgument(prefix + detail);
+  }
+  if (status == 404) {
+    // The service answers 404 both for a missing VM and for any failed prlctl command; only the
+    // first is NotFound (reference section 1.1).
+    if (Contains(message, "not found") &&
+        (Contains(message, "virtual machine") || Contains(message, "vm "))) {
+      return Status::NotFound(prefix + detail);
+    }
+    if (Contains(message, "resource") && Contains(message, "not found")) {
+      return Status::FailedPrecondition(prefix + "the host does not serve this endpoint (" +
+                                        detail + "); check the address's path prefix");
+    }
+    return Status::FailedPrecondition(prefix + "the host's command failed: " + detail);
+  }
+  if (status == 405) {
+    return Status::FailedPrecondition(prefix + "method not allowed (HTTP 405)");
+  }
+  if (status == 408 || status == 429 || status >= 500) {
+    return Status::Unavailable(prefix + detail + " (HTTP " + std::to_string(status) + ")");
+  }
+  return Status::FailedPrecondition(prefix + detail + " (HTTP " + std::to_string(status) + ")");
+}
+
+}  // namespace flotilla::providers::parallels

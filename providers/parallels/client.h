@@ -1,0 +1,108 @@
+#pragma once
+
+// The protocol half of the Parallels provider: one HostClient per host endpoint. It knows how
+// to reach the host (scheme, address, path prefix, TLS), how to authenticate (X-Api-Key, or a
+// login token renewed before it expires and once after a 401), which verb the host wants for
+// state changes (PUT from 1.0.5, GET before; learned from /config/hardware, corrected on 405),
+// and how to turn a failed response into a Status. It knows nothing about VMs.
+//
+// Thread-safety: safe for concurrent calls; connections are pooled per host.
+
+#include <httplib.h>
+
+#include <spdlog/logger.h>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "providers/parallels/config.h"
+#include "providers/provider.h"
+#include "providers/secrets.h"
+#include "reconciler/model/clock.h"
+
+namespace flotilla::providers::parallels {
+
+// "https://mini-01.lan:3080" or "http://10.0.0.5:3080/custom/api": the origin httplib connects
+// to and the API's path prefix ("/api" when the address has no path).
+struct Endpoint {
+  std::string origin;  // scheme://host[:port]
+  std::string prefix;  // "/api"
+  bool https = false;
+};
+Result<Endpoint> ParseEndpoint(std::string_view address);
+
+struct Response {
+  int status = 0;
+  std::string body;
+};
+
+enum class Method { kGet, kPost, kPut, kDelete };
+std::string_view ToString(Method method);
+
+class HostClient {
+ public:
+  HostClient(HostRef host, Endpoint endpoint, const ParallelsConfig& config,
+             std::shared_ptr<const Redactor> redactor, std::shared_ptr<spdlog::logger> logger,
+             const Clock& clock);
+  ~HostClient();
+  HostClient(const HostClient&) = delete;
+  HostClient& operator=(const HostClient&) = delete;
+
+  // Sends `method path` (path below the prefix, e.g. "/v1/machines"), authenticated. Returns
+  // the response whatever its status; the error is only for no response at all (connection
+  // refused, TLS refused, timeout: Unavailable, FailedPrecondition, DeadlineExceeded) or for a
+  // failed login.
+  Result<Response> Call(Method method, const std::string& path, const nlohmann::json* body,
+                        Deadline deadline);
+
+  // A state change ("start", "stop", ...) on a VM, with the verb the host expects; `query` is
+  // appended as is ("force=true"). Same contract as Call.
+  Result<Response> StateChange(std::string_view vm, std::string_view operation,
+                               std::string_view query, Deadline deadline);
+
+  // The Status for a response that is not a success. `what` says what was attempted
+  // ("start VM ios-1"). Never contains a secret.
+  Status ErrorFor(const Response& response, std::string_view what) const;
+
+  // Records the host's agent version (from /config/hardware), which picks the state verb.
+  void NoteAgentVersion(std::string_view version);
+
+  const HostRef& host() const { return host_; }
+  std::string Redact(std::string_view text) const { return redactor_->Apply(text); }
+
+ private:
+  struct Token {
+    std::string value;
+    Clock::TimePoint expires_at;
+    Clock::TimePoint renew_at;
+  };
+
+  Result<Response> Send(Method method, const std::string& path, const std::string* body,
+                        const httplib::Headers& headers, Deadline deadline);
+  // A valid token, logging in if there is none or it is about to expire.
+  Result<std::string> BearerToken(Deadline deadline);
+  Result<Token> Login(Deadline deadline);
+  void ForgetToken(const std::string& token);
+
+  std::unique_ptr<httplib::Client> TakeConnection();
+  void ReturnConnection(std::unique_ptr<httplib::Client> client);
+
+  const HostRef host_;
+  const Endpoint endpoint_;
+  const ParallelsConfig& config_;
+  const std::shared_ptr<const Redactor> redactor_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  const Clock& clock_;
+
+  std::mutex mu_;  // guards everything below
+  std::vector<std::unique_ptr<httplib::Client>> idle_;
+  std::optional<Token> token_;
+  std::optional<bool> state_verb_put_;  // empty until the host's version is known
+
+  std::mutex login_mu_;  // one login at a time per host
+};
+
+}  // namespace flotilla::providers::parallels

@@ -1,0 +1,54 @@
+#pragma once
+
+// Typed configuration of the Parallels DevOps provider for one HostPool, built once from the
+// pool's manifest and its secrets (ParseParallelsConfig) and trusted afterwards.
+
+#include <chrono>
+#include <string>
+
+#include "providers/registry.h"
+#include "reconciler/model/result.h"
+
+namespace flotilla::providers::parallels {
+
+// Process-wide knobs; the defaults suit real hosts, tests shorten the waits.
+struct ParallelsTuning {
+  // Longest wait for a TCP (and TLS) connection, within the call's deadline.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds{10}};
+  // How often an asynchronous create's job is polled: starts at the first value, doubles up to
+  // the second.
+  std::chrono::milliseconds job_poll_initial{std::chrono::seconds{1}};
+  std::chrono::milliseconds job_poll_max{std::chrono::seconds{10}};
+  // How often a VM's state is polled while waiting for it to settle (stop, for example).
+  std::chrono::milliseconds state_poll{std::chrono::milliseconds{500}};
+  // A login token is renewed this long before it expires (or a quarter of its lifetime, if that
+  // is shorter).
+  std::chrono::seconds token_renew_margin{60};
+};
+
+struct ParallelsConfig {
+  std::string pool;  // for messages
+  // Exactly one way to authenticate, or none. The API key (the base64 `KEY:SECRET` value the
+  // service issues, sent as X-Api-Key) wins when both are configured.
+  std::string api_key;
+  std::string username;
+  std::string password;
+  // The catalog connection string passed to hosts when creating from catalog://; may be empty
+  // (hosts then need a local catalog).
+  std::string catalog_connection;
+  bool insecure_skip_verify = false;  // do not verify host certificates (logged as a warning)
+  std::string ca_file;                // PEM bundle that signs host certificates; empty = system
+  ParallelsTuning tuning;
+};
+
+// Reads `<ref>/apiKey`, `<ref>/username`, `<ref>/password` for the pool's credentialsRef and
+// `<ref>/connection` for its catalog connectionRef. Errors: a credentialsRef with nothing
+// behind it, a username without a password, a CA file that cannot be read.
+Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
+                                             const ParallelsTuning& tuning);
+
+// Every secret value in `config` and the pieces of it that may surface alone (the secret half
+// of an API key, the credentials inside a catalog connection string).
+std::vector<std::string> SecretValues(const ParallelsConfig& config);
+
+}  // namespace flotilla::providers::parallels

@@ -1,0 +1,439 @@
+#include "providers/parallels/wire.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace flotilla::providers::parallels {
+namespace {
+
+using nlohmann::json;
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// A string field, or "" when absent or not a string.
+std::string StringField(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) {
+    return "";
+  }
+  return it->get<std::string>();
+}
+
+// A number given as a number or a numeric string.
+std::optional<uint64_t> NumberField(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) {
+    return std::nullopt;
+  }
+  if (it->is_number_unsigned()) {
+    return it->get<uint64_t>();
+  }
+  if (it->is_number_integer()) {
+    const int64_t v = it->get<int64_t>();
+    return v < 0 ? 0 : static_cast<uint64_t>(v);
+  }
+  if (it->is_number_float()) {
+    const double v = it->get<double>();
+    return v < 0 ? 0 : static_cast<uint64_t>(v);
+  }
+  if (it->is_string()) {
+    const std::string text = it->get<std::string>();
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && end == text.data() + text.size()) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+const json* ObjectField(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_object() ? &*it : nullptr;
+}
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+Resources ParseResourceBlock(const json* block) {
+  Resources r;
+  if (block == nullptr) {
+    return r;
+  }
+  r.cpu = static_cast<uint32_t>(
+      std::min<uint64_t>(NumberField(*block, "logical_cpu_count").value_or(0), UINT32_MAX));
+  r.memory_bytes = NumberField(*block, "memory_size").value_or(0) * kMiB;
+  r.disk_bytes = NumberField(*block, "disk_count").value_or(0) * kMiB;
+  return r;
+}
+
+}  // namespace
+
+std::optional<uint64_t> ParseSize(std::string_view text) {
+  text = Trim(text);
+  uint64_t number = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec != std::errc() || end == text.data()) {
+    return std::nullopt;
+  }
+  std::string unit = Lower(Trim(std::string_view(end, text.data() + text.size() - end)));
+  uint64_t scale = 0;
+  if (unit.empty() || unit == "mb" || unit == "m" || unit == "mib") {
+    scale = kMiB;
+  } else if (unit == "b") {
+    scale = 1;
+  } else if (unit == "kb" || unit == "k" || unit == "kib") {
+    scale = 1024;
+  } else if (unit == "gb" || unit == "g" || unit == "gib") {
+    scale = kMiB * 1024;
+  } else if (unit == "tb" || unit == "t" || unit == "tib") {
+    scale = kMiB * 1024 * 1024;
+  } else {
+    return std::nullopt;
+  }
+  if (number > UINT64_MAX / scale) {
+    return std::nullopt;
+  }
+  return number * scale;
+}
+
+Result<VmInfo> ParseVm(const json& vm) {
+  if (!vm.is_object()) {
+    return Status::InvalidArgument("a VM entry is not a JSON object");
+  }
+  VmInfo info;
+  info.id = StringField(vm, "ID");
+  info.name = StringField(vm, "Name");
+  info.raw_state = StringField(vm, "State");
+  if (info.id.empty()) {
+    return Status::InvalidArgument("a VM entry has no \"ID\"" +
+                                   (info.name.empty() ? "" : " (VM " + info.name + ")"));
+  }
+  if (info.name.empty()) {
+    return Status::InvalidArgument("VM " + info.id + " has no \"Name\"");
+  }
+  if (info.raw_state.empty()) {
+    return Status::InvalidArgument("VM " + info.name + " has no \"State\"");
+  }
+  info.state = ParseVmState(info.raw_state);
+  info.os_raw = StringField(vm, "OS");
+  info.type = StringField(vm, "Type");
+  const std::string os = Lower(info.os_raw);
+  if (info.type == "APPLE_VZ_VM" || os.starts_with("macos")) {
+    info.os = GuestOs::kMacos;
+  } else if (!os.empty() && !os.starts_with("win")) {
+    info.os = GuestOs::kLinux;  // ubuntu, debian, fedora, linux, ...
+  }
+  if (const json* hardware = ObjectField(vm, "Hardware")) {
+    if (const json* cpu = ObjectField(*hardware, "cpu")) {
+      info.cpu = static_cast<uint32_t>(
+          std::min<uint64_t>(NumberField(*cpu, "cpus").value_or(0), UINT32_MAX));
+    }
+    if (const json* memory = ObjectField(*hardware, "memory")) {
+      info.memory_bytes = ParseSize(StringField(*memory, "size")).value_or(0);
+    }
+    if (const json* disk = ObjectField(*hardware, "hdd0")) {
+      info.disk_bytes = ParseSize(StringField(*disk, "size")).value_or(0);
+    }
+  }
+  info.ip = StringField(vm, "internal_ip_address");
+  info.pending_create_for = ParsePendingCreateName(info.name);
+  return info;
+}
+
+Result<std::vector<VmInfo>> ParseVmList(const json& list) {
+  if (!list.is_array()) {
+    return Status::InvalidArgument("the VM list is not a JSON array");
+  }
+  std::vector<VmInfo> vms;
+  vms.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    Result<VmInfo> vm = ParseVm(list[i]);
+    if (!vm.ok()) {
+      return vm.status().WithContext("VM list entry " + std::to_string(i));
+    }
+    vms.push_back(std::move(*vm));
+  }
+  std::sort(vms.begin(), vms.end(),
+            [](const VmInfo& a, const VmInfo& b) { return a.name < b.name; });
+  return vms;
+}
+
+Result<HostFacts> ParseHardware(const json& usage) {
+  if (!usage.is_object()) {
+    return Status::InvalidArgument("the hardware report is not a JSON object");
+  }
+  const json* total = ObjectField(usage, "total");
+  const json* available = ObjectField(usage, "total_available");
+  if (total == nullptr) {
+    return Status::InvalidArgument("the hardware report has no \"total\"");
+  }
+  if (available == nullptr) {
+    return Status::InvalidArgument("the hardware report has no \"total_available\"");
+  }
+  HostFacts facts;
+  facts.arch = ParseArch(StringField(usage, "cpu_type"));
+  facts.os_name = StringField(usage, "os_name");
+  facts.os_version = StringField(usage, "os_version");
+  facts.agent_version = StringField(usage, "devops_version");
+  facts.hypervisor_version = StringField(usage, "parallels_desktop_version");
+  facts.total = ParseResourceBlock(total);
+  facts.available = ParseResourceBlock(available);
+  facts.system_reserved = ParseResourceBlock(ObjectField(usage, "system_reserved"));
+  // On hosts `total.disk_count` is the disk in use, not the disk's size (reference section 5):
+  // the size is what is used plus what is free.
+  facts.total.disk_bytes += facts.available.disk_bytes;
+  if (const json* in_use = ObjectField(usage, "total_in_use")) {
+    auto running = in_use->find("mac_vms_running");
+    if (running != in_use->end() && running->is_array()) {
+      facts.running_macos_vms = static_cast<uint32_t>(running->size());
+    }
+  }
+  return facts;
+}
+
+std::vector<std::string> ParseCachedImages(const json& cache) {
+  std::vector<std::string> images;
+  if (!cache.is_object()) {
+    return images;
+  }
+  auto manifests = cache.find("manifests");
+  if (manifests == cache.end() || !manifests->is_array()) {
+    return images;
+  }
+  for (const json& m : *manifests) {
+    if (!m.is_object()) {
+      continue;
+    }
+    const std::string id = StringField(m, "catalog_id");
+    const std::string version = StringField(m, "version");
+    if (!id.empty() && !version.empty()) {
+      images.push_back("catalog://" + id + "/" + version);
+    }
+  }
+  std::sort(images.begin(), images.end());
+  images.erase(std::unique(images.begin(), images.end()), images.end());
+  return images;
+}
+
+Result<Job> ParseJob(const json& job) {
+  if (!job.is_object()) {
+    return Status::InvalidArgument("the job is not a JSON object");
+  }
+  Job out;
+  out.id = StringField(job, "id");
+  out.state = Lower(StringField(job, "state"));
+  if (out.id.empty()) {
+    return Status::InvalidArgument("the job has no \"id\"");
+  }
+  if (out.state.empty()) {
+    return Status::InvalidArgument("job " + out.id + " has no \"state\"");
+  }
+  out.progress =
+      static_cast<int>(std::min<uint64_t>(NumberField(job, "progress").value_or(0), 100));
+  out.error = StringField(job, "error");
+  if (out.error.empty()) {
+    out.error = StringField(job, "message");
+  }
+  out.result_record_id = StringField(job, "result_record_id");
+  return out;
+}
+
+std::string ErrorMessage(std::string_view body) {
+  std::string message;
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_object()) {
+    message = StringField(parsed, "message");
+    if (message.empty()) {
+      message = StringField(parsed, "error_description");
+    }
+    if (message.empty()) {
+      message = StringField(parsed, "error");
+    }
+  } else if (!parsed.is_discarded()) {
+    message = parsed.is_null() ? "" : parsed.dump();
+  } else {
+    message = std::string(body);
+  }
+  // Collapse the multi-line messages the service builds ("Error pulling manifest: \n\n...").
+  std::string flat;
+  bool space = false;
+  for (char c : Trim(message)) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = true;
+      continue;
+    }
+    if (space && !flat.empty()) {
+      flat += ' ';
+    }
+    space = false;
+    flat += c;
+  }
+  if (flat.size() > 300) {
+    flat.resize(297);
+    flat += "...";
+  }
+  return flat;
+}
+
+std::optional<bool> VersionAtLeast(std::string_view version, std::string_view minimum) {
+  auto numbers = [](std::string_view text) {
+    std::vector<uint64_t> out;
+    if (!text.empty() && (text.front() == 'v' || text.front() == 'V')) {
+      text.remove_prefix(1);
+    }
+    text = text.substr(0, text.find('-'));
+    while (!text.empty()) {
+      uint64_t n = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec != std::errc()) {
+        break;
+      }
+      out.push_back(n);
+      text.remove_prefix(static_cast<size_t>(end - text.data()));
+      if (text.empty() || text.front() != '.') {
+        break;
+      }
+      text.remove_prefix(1);
+    }
+    return out;
+  };
+  std::vector<uint64_t> have = numbers(Trim(version));
+  std::vector<uint64_t> want = numbers(minimum);
+  if (have.empty()) {
+    return std::nullopt;
+  }
+  have.resize(std::max(have.size(), want.size()), 0);
+  want.resize(have.size(), 0);
+  return have >= want;
+}
+
+Result<ImageRef> ParseImage(std::string_view image) {
+  ImageRef ref;
+  if (image.starts_with("catalog://")) {
+    std::string_view rest = image.substr(10);
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == rest.size() ||
+        rest.find('/', slash + 1) != std::string_view::npos) {
+      return Status::InvalidArgument("image \"" + std::string(image) +
+                                     "\" is not catalog://ID/VERSION");
+    }
+    ref.kind = ImageRef::Kind::kCatalog;
+    ref.catalog_id = std::string(rest.substr(0, slash));
+    ref.version = std::string(rest.substr(slash + 1));
+    return ref;
+  }
+  if (image.starts_with("vm://") && image.size() > 5) {
+    ref.kind = ImageRef::Kind::kTemplateVm;
+    ref.vm_name = std::string(image.substr(5));
+    return ref;
+  }
+  return Status::InvalidArgument("image \"" + std::string(image) +
+                                 "\" is neither catalog://ID/VERSION nor vm://NAME");
+}
+
+std::string DecodeBase64(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') {
+      return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+      return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+      return c - '0' + 52;
+    }
+    if (c == '+' || c == '-') {
+      return 62;
+    }
+    if (c == '/' || c == '_') {
+      return 63;
+    }
+    return -1;
+  };
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    if (c == '=') {
+      break;
+    }
+    const int v = value(c);
+    if (v < 0) {
+      return "";
+    }
+    buffer = (buffer << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buffer >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> CatalogConnectionSecrets(std::string_view connection) {
+  static constexpr std::string_view kSecretKeys[] = {
+      "password", "api_key", "access_key", "secret_key", "session_token", "storage_account_key"};
+  std::vector<std::string> secrets;
+  while (!connection.empty()) {
+    const size_t end = connection.find(';');
+    std::string_view part = connection.substr(0, end);
+    connection = end == std::string_view::npos ? std::string_view() : connection.substr(end + 1);
+    const size_t eq = part.find('=');
+    if (eq == std::string_view::npos) {
+      continue;
+    }
+    const std::string key = Lower(Trim(part.substr(0, eq)));
+    std::string_view value = Trim(part.substr(eq + 1));
+    if (key == "host") {
+      // USER:PASS@host, or BASE64(KEY:SECRET)@host
+      if (size_t at = value.rfind('@'); at != std::string_view::npos) {
+        std::string_view credentials = value.substr(0, at);
+        secrets.emplace_back(credentials);
+        if (size_t colon = credentials.find(':'); colon != std::string_view::npos) {
+          secrets.emplace_back(credentials.substr(colon + 1));
+        }
+      }
+      continue;
+    }
+    if (std::find(std::begin(kSecretKeys), std::end(kSecretKeys), key) != std::end(kSecretKeys) &&
+        !value.empty()) {
+      secrets.emplace_back(value);
+    }
+  }
+  return secrets;
+}
+
+std::string EncodePathSegment(std::string_view segment) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : segment) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    }
+  }
+  return out;
+}
+
+}  // namespace flotilla::providers::parallels

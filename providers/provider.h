@@ -1,0 +1,207 @@
+#pragma once
+
+// The one interface between Flotilla and the machines that run VMs.
+//
+// A Provider drives the hosts of one HostPool. Every call names the host it is about (HostRef),
+// carries a deadline, and answers with a Status or a Result. Errors say whether trying again
+// may help (Status::IsRetryable): a host that is down, overloaded or slow gives Unavailable or
+// DeadlineExceeded; a refusal that will repeat until something changes (bad credentials, a VM
+// in the wrong state, a full host) gives a terminal code.
+//
+// Calls are idempotent where the world allows it: starting a running VM, stopping a stopped
+// one and deleting a VM that is gone all succeed; creating a VM whose name already exists on
+// the host returns that VM with `adopted = true` (whether Flotilla owns it is the caller's
+// question, answered by the ledger, never by the provider).
+//
+// Thread-safety: a Provider is safe to call from many threads at once, for the same host or
+// different ones. Messages never contain secrets.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/model/quantity.h"
+#include "reconciler/model/result.h"
+#include "reconciler/model/status.h"
+#include "reconciler/model/types.h"
+
+namespace flotilla::providers {
+
+// When a call must have finished. Calls that run out of time return DeadlineExceeded.
+using Deadline = std::chrono::steady_clock::time_point;
+
+// A deadline `timeout` from now.
+inline Deadline DeadlineIn(std::chrono::steady_clock::duration timeout) {
+  return std::chrono::steady_clock::now() + timeout;
+}
+
+// Everything a provider needs to reach one host.
+struct HostRef {
+  std::string pool;     // the HostPool's name
+  std::string name;     // the host's name in the manifest, for messages
+  std::string address;  // the host's address as declared (a URL for parallels)
+};
+
+// The state of a VM, reduced to what decisions need. The provider's own spelling is kept in
+// VmInfo::raw_state for display.
+enum class VmState {
+  kRunning,
+  kStopped,
+  kSuspended,
+  kPaused,
+  kTransitional,  // starting, stopping, resuming, ...: wait and look again
+  kUnknown,       // the host does not know (or said something we do not recognise)
+  kInvalid,       // the host has a broken VM registration
+};
+
+std::string_view ToString(VmState state);  // "running", "stopped", ... "transitional"
+
+// Maps a Parallels/prlctl state string onto VmState (case-insensitive). Strings that end in
+// "ing" and are not "running" are transitional; anything unrecognised is kUnknown.
+VmState ParseVmState(std::string_view raw);
+
+struct Resources {
+  uint32_t cpu = 0;  // logical CPUs
+  uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
+
+  friend bool operator==(const Resources&, const Resources&) = default;
+};
+
+// What a host says about itself.
+struct HostFacts {
+  std::optional<Arch> arch;   // empty when the host reports an architecture we do not know
+  std::string os_name;        // "macOS"
+  std::string os_version;     // "15.5"
+  std::string agent_version;  // the host API's version, e.g. the DevOps service's "1.0.5"
+  std::string hypervisor_version;
+  Resources total;                 // the hardware
+  Resources system_reserved;       // what the host keeps for itself
+  Resources available;             // free for VMs to run, as the host computes it (stopped VMs
+                                   // use disk but not cpu or memory)
+  uint32_t running_macos_vms = 0;  // Apple allows two per Mac
+  std::vector<std::string> cached_images;  // "catalog://ID/VERSION", sorted, unique
+
+  friend bool operator==(const HostFacts&, const HostFacts&) = default;
+};
+
+// One VM as the host reports it.
+struct VmInfo {
+  std::string id;    // the provider's id (a UUID for parallels)
+  std::string name;  // the VM's name on the host
+  VmState state = VmState::kUnknown;
+  std::string raw_state;      // the host's own word for the state
+  std::optional<GuestOs> os;  // empty for guests that are neither macOS nor Linux
+  std::string os_raw;         // the host's own word ("macosx", "ubuntu", ...)
+  std::string type;           // the host's VM type ("APPLE_VZ_VM", "VM", ...)
+  uint32_t cpu = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
+  std::string ip;  // empty when unknown
+  // Set when this VM is a create in progress (or left behind by a crash) for the VM named
+  // here: see PendingCreateName.
+  std::string pending_create_for;
+
+  bool IsMacos() const { return os == GuestOs::kMacos; }
+
+  friend bool operator==(const VmInfo&, const VmInfo&) = default;
+};
+
+// Everything one Observe learned. Observe never fails as a call: a host that cannot be reached
+// or refuses us is an observation too.
+struct HostObservation {
+  Status status;            // OK when facts and vms are current
+  bool reachable = false;   // the host answered at all (it may still have refused us)
+  HostFacts facts;          // meaningful when status is OK
+  std::vector<VmInfo> vms;  // sorted by name; meaningful when status is OK
+};
+
+// What an interrupted create left behind, so that a later attempt (after a crash, say) can
+// finish it instead of starting over. The provider reports it through
+// CreateRequest::on_progress as soon as it knows it; the caller journals it.
+struct PendingCreate {
+  std::string temp_name;  // the name the VM has until it is complete
+  std::string job_id;     // the host's job for an asynchronous create; empty if none
+
+  friend bool operator==(const PendingCreate&, const PendingCreate&) = default;
+};
+
+struct CreateRequest {
+  std::string name;  // the VM's final name
+  // What to build. `templ.state` is ignored: a created VM is left stopped; starting it is a
+  // separate call. Startup scripts are run by the caller through Exec.
+  VMTemplate templ;
+  // An earlier attempt's progress, if the caller journalled one.
+  std::optional<PendingCreate> resume;
+  // Called (possibly more than once, from the calling thread) as the create makes progress.
+  std::function<void(const PendingCreate&)> on_progress;
+};
+
+struct CreateResult {
+  VmInfo vm;
+  bool adopted = false;  // the VM already existed under its final name; nothing was created
+};
+
+struct ExecResult {
+  int exit_code = 0;
+  std::string stdout_text;
+  std::string stderr_text;
+};
+
+struct StopOptions {
+  // How long a graceful shutdown may take before the VM is powered off.
+  std::chrono::milliseconds graceful_timeout{std::chrono::seconds{60}};
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  // The registry name of this provider ("parallels", "fake").
+  virtual std::string_view name() const = 0;
+
+  // Reads the host's facts and every VM on it (managed or not).
+  virtual HostObservation Observe(const HostRef& host, Deadline deadline) = 0;
+
+  // Creates a stopped VM named `request.name` from `request.templ`. If a VM with that name
+  // already exists on the host, returns it with `adopted = true`.
+  virtual Result<CreateResult> Create(const HostRef& host, const CreateRequest& request,
+                                      Deadline deadline) = 0;
+
+  // Sets the VM's cpu count and memory. REQUIRES: the VM is stopped (FailedPrecondition
+  // otherwise). `vm` is the VM's id or name, here and below.
+  virtual Status Configure(const HostRef& host, std::string_view vm, uint32_t cpu, Quantity memory,
+                           Deadline deadline) = 0;
+
+  // Starts (or resumes) the VM; OK if it is already running.
+  virtual Status Start(const HostRef& host, std::string_view vm, Deadline deadline) = 0;
+
+  // Shuts the VM down gracefully, then powers it off if that takes longer than
+  // `options.graceful_timeout`; OK if it is already stopped.
+  virtual Status Stop(const HostRef& host, std::string_view vm, const StopOptions& options,
+                      Deadline deadline) = 0;
+
+  // Deletes the VM, powering it off first if needed; OK if it does not exist.
+  virtual Status Delete(const HostRef& host, std::string_view vm, Deadline deadline) = 0;
+
+  // Runs `script` in the running VM with `env` set. A script that fails is not an error: look
+  // at ExecResult::exit_code. Values of `env` are treated as secrets.
+  virtual Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
+                                  const std::map<std::string, std::string>& env,
+                                  Deadline deadline) = 0;
+};
+
+// The name a VM carries while it is being created: "<name>.flotilla-<nonce>". VM names in
+// manifests are DNS labels and never contain '.', so these names cannot clash with a desired
+// VM, and no desired name is a substring of another create's temporary name.
+std::string PendingCreateName(std::string_view final_name, std::string_view nonce);
+
+// The final name inside a temporary create name, or empty if `vm_name` is not one.
+std::string ParsePendingCreateName(std::string_view vm_name);
+
+}  // namespace flotilla::providers

@@ -1,0 +1,126 @@
+#include "providers/secrets.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+namespace flotilla::providers {
+namespace {
+
+constexpr uintmax_t kMaxSecretBytes = 64 * 1024;
+
+bool IsSafeComponent(std::string_view part) {
+  return !part.empty() && part != "." && part != ".." && part.find('/') == std::string_view::npos &&
+         part.find('\0') == std::string_view::npos;
+}
+
+void TrimOneNewline(std::string& value) {
+  if (!value.empty() && value.back() == '\n') {
+    value.pop_back();
+    if (!value.empty() && value.back() == '\r') {
+      value.pop_back();
+    }
+  }
+}
+
+}  // namespace
+
+std::string FileSecretSource::EnvName(std::string_view ref, std::string_view key) {
+  std::string name = "FLOTILLA_SECRET_";
+  auto append = [&name](std::string_view part) {
+    for (char c : part) {
+      const auto u = static_cast<unsigned char>(c);
+      name += std::isalnum(u) != 0 ? static_cast<char>(std::toupper(u)) : '_';
+    }
+  };
+  append(ref);
+  name += '_';
+  append(key);
+  return name;
+}
+
+Result<std::optional<std::string>> FileSecretSource::Read(std::string_view ref,
+                                                          std::string_view key) const {
+  if (!IsSafeComponent(ref) || !IsSafeComponent(key)) {
+    return Status::InvalidArgument("secret reference \"" + std::string(ref) + "/" +
+                                   std::string(key) + "\" is not a plain name");
+  }
+  if (!dir_.empty()) {
+    const std::filesystem::path file = dir_ / std::string(ref) / std::string(key);
+    std::error_code ec;
+    if (std::filesystem::exists(file, ec)) {
+      const uintmax_t size = std::filesystem::file_size(file, ec);
+      if (ec) {
+        return Status::FailedPrecondition("cannot read secret file " + file.string() + ": " +
+                                          ec.message());
+      }
+      if (size > kMaxSecretBytes) {
+        return Status::FailedPrecondition("secret file " + file.string() +
+                                          " is larger than 64 KiB");
+      }
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        return Status::FailedPrecondition("cannot read secret file " + file.string());
+      }
+      std::ostringstream buffer;
+      buffer << in.rdbuf();
+      std::string value = buffer.str();
+      TrimOneNewline(value);
+      return std::optional<std::string>(std::move(value));
+    }
+  }
+  // getenv is read-only here; nothing in the process sets variables after start-up.
+  if (const char* value =
+          std::getenv(EnvName(ref, key).c_str())) {  // NOLINT(concurrency-mt-unsafe)
+    std::string text(value);
+    TrimOneNewline(text);
+    return std::optional<std::string>(std::move(text));
+  }
+  return std::optional<std::string>();
+}
+
+void MapSecretSource::Set(std::string ref, std::string key, std::string value) {
+  std::lock_guard lock(mu_);
+  values_[{std::move(ref), std::move(key)}] = std::move(value);
+}
+
+Result<std::optional<std::string>> MapSecretSource::Read(std::string_view ref,
+                                                         std::string_view key) const {
+  std::lock_guard lock(mu_);
+  auto it = values_.find({std::string(ref), std::string(key)});
+  if (it == values_.end()) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second);
+}
+
+void Redactor::Add(std::string_view secret) {
+  if (secret.size() < 4) {
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (std::find(secrets_.begin(), secrets_.end(), secret) != secrets_.end()) {
+    return;
+  }
+  secrets_.emplace_back(secret);
+  std::stable_sort(secrets_.begin(), secrets_.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+std::string Redactor::Apply(std::string_view text) const {
+  std::string out(text);
+  std::lock_guard lock(mu_);
+  for (const std::string& secret : secrets_) {
+    size_t at = 0;
+    while ((at = out.find(secret, at)) != std::string::npos) {
+      out.replace(at, secret.size(), "[REDACTED]");
+      at += 10;
+    }
+  }
+  return out;
+}
+
+}  // namespace flotilla::providers

@@ -1,0 +1,328 @@
+// The provider contract: what every Provider must do, checked against each implementation.
+// The Parallels provider runs against flotilla-hostsim over HTTP on loopback (with an API key
+// on a 1.0.5 host, and with username/password on a 1.0.4 host); the FakeProvider runs the same
+// tests so that unit tests built on it see the same rules.
+
+#include <gtest/gtest.h>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <functional>
+#include <memory>
+
+#include "providers/fake_provider.h"
+#include "providers/parallels/provider.h"
+#include "tests/integration/hostsim.h"
+#include "tests/integration/parallels_setup.h"
+
+namespace flotilla::providers {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::Hostsim;
+using testing::kApiKeyPlain;
+using testing::kPassword;
+using testing::kUser;
+using testing::ParallelsSetup;
+
+// A provider plus the means to change the world behind its back.
+class World {
+ public:
+  virtual ~World() = default;
+  virtual bool ready() const = 0;
+  virtual Provider& provider() = 0;
+  virtual HostRef host() const = 0;
+  // Puts a VM on the host out of band (an unmanaged VM, or a leftover).
+  virtual void PutVm(const std::string& name, GuestOs os, const std::string& state) = 0;
+  virtual void SetState(const std::string& name, const std::string& state) = 0;
+  virtual void SetOnline(bool online) = 0;
+};
+
+class FakeWorld final : public World {
+ public:
+  FakeWorld() { fake_.AddHost(kAddress); }
+  bool ready() const override { return true; }
+  Provider& provider() override { return fake_; }
+  HostRef host() const override { return {.pool = "pool", .name = "h1", .address = kAddress}; }
+  void PutVm(const std::string& name, GuestOs os, const std::string& state) override {
+    fake_.PutVm(kAddress, VmInfo{.name = name,
+                                 .state = ParseVmState(state),
+                                 .raw_state = state,
+                                 .os = os,
+                                 .cpu = 2,
+                                 .memory_bytes = uint64_t{4} << 30,
+                                 .disk_bytes = uint64_t{64} << 30});
+  }
+  void SetState(const std::string& name, const std::string& state) override {
+    ASSERT_TRUE(fake_.SetVmState(kAddress, name, ParseVmState(state)).ok());
+  }
+  void SetOnline(bool online) override { fake_.SetOnline(kAddress, online); }
+
+ private:
+  static constexpr const char* kAddress = "fake://h1";
+  FakeProvider fake_;
+};
+
+class HostsimWorld final : public World {
+ public:
+  enum class Auth { kApiKey, kPassword };
+
+  HostsimWorld(std::string version, Auth auth)
+      : sim_(auth == Auth::kApiKey
+                 ? std::vector<std::string>{"--version", version, "--api-key", kApiKeyPlain,
+                                            "--offline-hang", "3s"}
+                 : std::vector<std::string>{"--version", version, "--username", kUser, "--password",
+                                            kPassword, "--offline-hang", "3s"}) {
+    setup_.pool.credentials_ref = "hosts";
+    if (auth == Auth::kApiKey) {
+      setup_.secrets.Set("hosts", "apiKey", testing::Base64(kApiKeyPlain));
+    } else {
+      setup_.secrets.Set("hosts", "username", kUser);
+      setup_.secrets.Set("hosts", "password", kPassword);
+    }
+    built_ = setup_.Build().ok();
+  }
+  bool ready() const override { return sim_.ready() && built_; }
+  Provider& provider() override { return *setup_.provider; }
+  HostRef host() const override {
+    return {.pool = "pool", .name = "sim", .address = sim_.address()};
+  }
+  void PutVm(const std::string& name, GuestOs os, const std::string& state) override {
+    sim_.Control("POST", "/_sim/hosts/sim/vms",
+                 {{"name", name},
+                  {"os", os == GuestOs::kMacos ? "macos" : "linux"},
+                  {"cpu", 2},
+                  {"memory_mb", 4096},
+                  {"disk_mb", 65536},
+                  {"state", state}});
+  }
+  void SetState(const std::string& name, const std::string& state) override {
+    sim_.Control("PATCH", "/_sim/hosts/sim/vms/" + name, {{"state", state}});
+  }
+  void SetOnline(bool online) override {
+    sim_.Control("POST", std::string("/_sim/hosts/sim/") + (online ? "online" : "offline"));
+  }
+
+ private:
+  Hostsim sim_;
+  ParallelsSetup setup_;
+  bool built_ = false;
+};
+
+struct Case {
+  std::string label;
+  std::function<std::unique_ptr<World>()> make;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.label; }
+
+class ProviderContractTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    world_ = GetParam().make();
+    ASSERT_TRUE(world_->ready()) << "the world for " << GetParam().label << " did not start";
+  }
+
+  Provider& provider() { return world_->provider(); }
+  HostRef host() { return world_->host(); }
+  static Deadline Soon() { return DeadlineIn(seconds{10}); }
+
+  static VMTemplate MacTemplate(std::string image = "catalog://MACOS_BASE/v1") {
+    return VMTemplate{.image = std::move(image),
+                      .os = GuestOs::kMacos,
+                      .arch = Arch::kArm64,
+                      .cpu = 2,
+                      .memory = Quantity::FromMiB(4096)};
+  }
+
+  Result<CreateResult> Create(const std::string& name, VMTemplate templ = MacTemplate()) {
+    return provider().Create(host(), CreateRequest{.name = name, .templ = std::move(templ)},
+                             Soon());
+  }
+
+  const VmInfo* Find(const HostObservation& observation, const std::string& name) {
+    for (const VmInfo& vm : observation.vms) {
+      if (vm.name == name) {
+        return &vm;
+      }
+    }
+    return nullptr;
+  }
+
+  HostObservation Observe() {
+    HostObservation observation = provider().Observe(host(), Soon());
+    EXPECT_TRUE(observation.status.ok()) << observation.status.ToString();
+    return observation;
+  }
+
+  std::unique_ptr<World> world_;
+};
+
+TEST_P(ProviderContractTest, ObserveReportsFactsAndEveryVm) {
+  world_->PutVm("someone-elses", GuestOs::kLinux, "running");
+  HostObservation observation = Observe();
+  EXPECT_TRUE(observation.reachable);
+  EXPECT_EQ(observation.facts.arch, Arch::kArm64);
+  EXPECT_EQ(observation.facts.total.cpu, 12u);
+  EXPECT_FALSE(observation.facts.agent_version.empty());
+  // cpu and memory of the running VM are in use.
+  EXPECT_EQ(observation.facts.available.cpu, 12u - 1u - 2u);
+  EXPECT_GT(observation.facts.available.disk_bytes, 0u);
+  const VmInfo* vm = Find(observation, "someone-elses");
+  ASSERT_NE(vm, nullptr);
+  EXPECT_EQ(vm->state, VmState::kRunning);
+  EXPECT_EQ(vm->os, GuestOs::kLinux);
+  EXPECT_EQ(vm->cpu, 2u);
+  EXPECT_EQ(vm->memory_bytes, uint64_t{4} << 30);
+  EXPECT_FALSE(vm->id.empty());
+}
+
+TEST_P(ProviderContractTest, CreateStartStopDeleteRoundTrip) {
+  Result<CreateResult> created = Create("ios-0");
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_FALSE(created->adopted);
+  EXPECT_EQ(created->vm.name, "ios-0");
+  EXPECT_EQ(created->vm.cpu, 2u);
+  EXPECT_EQ(created->vm.memory_bytes, uint64_t{4096} << 20);
+  EXPECT_EQ(Find(Observe(), "ios-0")->state, VmState::kStopped);
+
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  HostObservation running = Observe();
+  EXPECT_EQ(Find(running, "ios-0")->state, VmState::kRunning);
+  EXPECT_EQ(running.facts.running_macos_vms, 1u);
+
+  ASSERT_TRUE(provider().Stop(host(), "ios-0", StopOptions{}, Soon()).ok());
+  EXPECT_EQ(Find(Observe(), "ios-0")->state, VmState::kStopped);
+
+  ASSERT_TRUE(provider().Delete(host(), "ios-0", Soon()).ok());
+  EXPECT_EQ(Find(Observe(), "ios-0"), nullptr);
+}
+
+TEST_P(ProviderContractTest, RepeatingAnOperationIsHarmless) {
+  Result<CreateResult> first = Create("ios-0");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Result<CreateResult> again = Create("ios-0");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->adopted);
+  EXPECT_EQ(again->vm.id, first->vm.id);
+
+  EXPECT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  EXPECT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  EXPECT_TRUE(provider().Stop(host(), "ios-0", StopOptions{}, Soon()).ok());
+  EXPECT_TRUE(provider().Stop(host(), "ios-0", StopOptions{}, Soon()).ok());
+  EXPECT_TRUE(provider().Delete(host(), "ios-0", Soon()).ok());
+  EXPECT_TRUE(provider().Delete(host(), "ios-0", Soon()).ok());
+  EXPECT_TRUE(Observe().vms.empty());
+}
+
+TEST_P(ProviderContractTest, CreateSurvivesTheSubstringNameTrap) {
+  // The host's duplicate check would match "ios-1" inside "ios-10".
+  world_->PutVm("ios-10", GuestOs::kMacos, "stopped");
+  Result<CreateResult> created = Create("ios-1");
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_FALSE(created->adopted);
+  HostObservation observation = Observe();
+  ASSERT_EQ(observation.vms.size(), 2u);
+  EXPECT_EQ(observation.vms[0].name, "ios-1");
+  EXPECT_EQ(observation.vms[1].name, "ios-10");
+  EXPECT_TRUE(observation.vms[0].pending_create_for.empty());
+}
+
+TEST_P(ProviderContractTest, ThirdRunningMacosVmIsRefused) {
+  for (const char* name : {"mac-0", "mac-1", "mac-2"}) {
+    ASSERT_TRUE(Create(name).ok()) << name;
+  }
+  ASSERT_TRUE(provider().Start(host(), "mac-0", Soon()).ok());
+  ASSERT_TRUE(provider().Start(host(), "mac-1", Soon()).ok());
+  Status third = provider().Start(host(), "mac-2", Soon());
+  EXPECT_EQ(third.code(), Status::Code::kFailedPrecondition) << third.ToString();
+  EXPECT_FALSE(third.IsRetryable());
+  HostObservation observation = Observe();
+  EXPECT_EQ(observation.facts.running_macos_vms, 2u);
+  EXPECT_EQ(Find(observation, "mac-2")->state, VmState::kStopped);
+}
+
+TEST_P(ProviderContractTest, ConfigureNeedsAStoppedVm) {
+  ASSERT_TRUE(Create("ios-0").ok());
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  Status refused = provider().Configure(host(), "ios-0", 4, Quantity::FromMiB(8192), Soon());
+  EXPECT_EQ(refused.code(), Status::Code::kFailedPrecondition) << refused.ToString();
+  EXPECT_EQ(Find(Observe(), "ios-0")->cpu, 2u);
+
+  ASSERT_TRUE(provider().Stop(host(), "ios-0", StopOptions{}, Soon()).ok());
+  ASSERT_TRUE(provider().Configure(host(), "ios-0", 4, Quantity::FromMiB(8192), Soon()).ok());
+  const VmInfo* vm = Find(Observe(), "ios-0");
+  EXPECT_EQ(vm->cpu, 4u);
+  EXPECT_EQ(vm->memory_bytes, uint64_t{8192} << 20);
+}
+
+TEST_P(ProviderContractTest, OfflineHostIsUnreachableAndRetryable) {
+  world_->SetOnline(false);
+  HostObservation observation = provider().Observe(host(), DeadlineIn(milliseconds{800}));
+  EXPECT_FALSE(observation.status.ok());
+  EXPECT_TRUE(observation.status.IsRetryable()) << observation.status.ToString();
+  EXPECT_FALSE(observation.reachable);
+  Status start = provider().Start(host(), "ios-0", DeadlineIn(milliseconds{800}));
+  EXPECT_TRUE(start.IsRetryable()) << start.ToString();
+
+  world_->SetOnline(true);
+  EXPECT_TRUE(provider().Observe(host(), Soon()).status.ok());
+}
+
+TEST_P(ProviderContractTest, ExecNeedsARunningVm) {
+  ASSERT_TRUE(Create("ios-0").ok());
+  Result<ExecResult> refused = provider().Exec(host(), "ios-0", "echo hi", {}, Soon());
+  EXPECT_EQ(refused.status().code(), Status::Code::kFailedPrecondition);
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  Result<ExecResult> ran =
+      provider().Exec(host(), "ios-0", "echo hi", {{"TOKEN", "value-1234"}}, Soon());
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  EXPECT_EQ(ran->exit_code, 0);
+}
+
+TEST_P(ProviderContractTest, StartResumesASuspendedVm) {
+  ASSERT_TRUE(Create("ios-0").ok());
+  world_->SetState("ios-0", "suspended");
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  EXPECT_EQ(Find(Observe(), "ios-0")->state, VmState::kRunning);
+}
+
+TEST_P(ProviderContractTest, DeletePowersOffARunningVm) {
+  ASSERT_TRUE(Create("ios-0").ok());
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  ASSERT_TRUE(provider().Delete(host(), "ios-0", Soon()).ok());
+  EXPECT_EQ(Find(Observe(), "ios-0"), nullptr);
+}
+
+TEST_P(ProviderContractTest, TransitionalStateIsRetriedNotForced) {
+  ASSERT_TRUE(Create("ios-0").ok());
+  world_->SetState("ios-0", "stopping");
+  EXPECT_EQ(Find(Observe(), "ios-0")->state, VmState::kTransitional);
+  Status start = provider().Start(host(), "ios-0", Soon());
+  EXPECT_TRUE(start.IsRetryable()) << start.ToString();
+}
+
+TEST_P(ProviderContractTest, MissingVmIsNotFound) {
+  Status start = provider().Start(host(), "no-such-vm", Soon());
+  EXPECT_TRUE(start.IsNotFound()) << start.ToString();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Providers, ProviderContractTest,
+    ::testing::Values(Case{"fake",
+                           [] { return std::unique_ptr<World>(std::make_unique<FakeWorld>()); }},
+                      Case{"parallels_apikey_1_0_5",
+                           [] {
+                             return std::unique_ptr<World>(std::make_unique<HostsimWorld>(
+                                 "1.0.5", HostsimWorld::Auth::kApiKey));
+                           }},
+                      Case{"parallels_login_1_0_4",
+                           [] {
+                             return std::unique_ptr<World>(std::make_unique<HostsimWorld>(
+                                 "1.0.4", HostsimWorld::Auth::kPassword));
+                           }}),
+    [](const ::testing::TestParamInfo<Case>& info) { return info.param.label; });
+
+}  // namespace
+}  // namespace flotilla::providers
