@@ -220,20 +220,40 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
   if (!vms.ok()) {
     return vms.status();
   }
-  std::string finish_temp;  // a complete temporary VM to rename
   for (const VmInfo& vm : *vms) {
     if (SameName(vm.name, request.name)) {
       logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
       return CreateResult{.vm = vm, .adopted = true};
     }
   }
+  // A journalled job that the host is still running is followed, not repeated (its VM may
+  // already be listed under the temporary name while the host finishes configuring it).
   std::string resume_job;
   std::string resume_temp;
+  bool resume_failed = false;  // the journalled job failed: what it left is not finished
+  if (request.resume && !request.resume->job_id.empty()) {
+    Result<Response> job = c.Call(
+        Method::kGet, "/v1/jobs/" + EncodePathSegment(request.resume->job_id), nullptr, deadline);
+    if (!job.ok()) {
+      return job.status();
+    }
+    if (job->status == 200) {
+      Result<Job> parsed = ParseJob(ParseBody(*job));
+      if (parsed.ok() &&
+          (parsed->state == "pending" || parsed->state == "running" || parsed->state == "init")) {
+        resume_job = request.resume->job_id;
+        resume_temp = request.resume->temp_name;
+      }
+      resume_failed = parsed.ok() && (parsed->state == "failed" || parsed->state == "skipped");
+    }
+  }
+  std::string finish_temp;  // a complete temporary VM to rename
   for (const VmInfo& vm : *vms) {
-    if (vm.pending_create_for != request.name) {
+    if (vm.pending_create_for != request.name || vm.name == resume_temp) {
       continue;
     }
-    if (request.resume && vm.name == request.resume->temp_name && vm.state == VmState::kStopped) {
+    if (request.resume && resume_job.empty() && !resume_failed &&
+        vm.name == request.resume->temp_name && vm.state == VmState::kStopped) {
       finish_temp = vm.name;
       continue;
     }
@@ -241,19 +261,6 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
                   request.name);
     if (Status s = ForceDelete(c, vm.id, deadline); !s.ok()) {
       return s;
-    }
-  }
-  if (finish_temp.empty() && request.resume && !request.resume->job_id.empty()) {
-    // The VM is not registered yet; the host may still be pulling it.
-    Result<Response> job = c.Call(
-        Method::kGet, "/v1/jobs/" + EncodePathSegment(request.resume->job_id), nullptr, deadline);
-    if (job.ok() && job->status == 200) {
-      Result<Job> parsed = ParseJob(ParseBody(*job));
-      if (parsed.ok() &&
-          (parsed->state == "pending" || parsed->state == "running" || parsed->state == "init")) {
-        resume_job = request.resume->job_id;
-        resume_temp = request.resume->temp_name;
-      }
     }
   }
 

@@ -9,6 +9,7 @@
 
 #include "tests/integration/hostsim.h"
 #include "tests/integration/parallels_setup.h"
+#include "tests/support/shell.h"
 
 namespace flotilla::providers {
 namespace {
@@ -207,6 +208,29 @@ TEST_F(ParallelsTest, CatalogCreateIsAsynchronousAndResumesAfterAnInterruption) 
   HostObservation observation = provider().Observe(host(), Soon());
   ASSERT_EQ(observation.vms.size(), 1u);
   EXPECT_EQ(observation.vms[0].name, "ios-0");
+}
+
+TEST_F(ParallelsTest, CreateFinishesAJournalledVmWhosePullCompleted) {
+  Start({"--latency", "create=400ms"});
+  Build();
+  std::optional<PendingCreate> journalled;
+  CreateRequest request{.name = "ios-0",
+                        .templ = MacTemplate(),
+                        .on_progress = [&](const PendingCreate& p) { journalled = p; }};
+  ASSERT_FALSE(provider().Create(host(), request, DeadlineIn(milliseconds{100})).ok());
+  ASSERT_TRUE(journalled.has_value());
+  // The pull completes while nobody watches: the VM exists under its temporary name.
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    HostObservation o = provider().Observe(host(), Soon());
+    return o.vms.size() == 1 && o.vms[0].name == journalled->temp_name;
+  }));
+  request.resume = journalled;
+  Result<CreateResult> finished = provider().Create(host(), request, Soon());
+  ASSERT_TRUE(finished.ok()) << finished.status().ToString();
+  EXPECT_EQ(finished->vm.name, "ios-0");
+  EXPECT_EQ(sim_->Count("sim", "create_async"), 1);
+  EXPECT_EQ(sim_->Count("sim", "rename"), 1);
+  EXPECT_EQ(provider().Observe(host(), Soon()).vms.size(), 1u);
 }
 
 TEST_F(ParallelsTest, CreateCleansUpWhatAForgottenAttemptLeftBehind) {

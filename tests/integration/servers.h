@@ -23,6 +23,7 @@
 
 #include "tests/support/loopback.h"
 #include "tests/support/process.h"
+#include "tests/support/shell.h"
 
 extern char** environ;
 

@@ -1,8 +1,7 @@
 #pragma once
 
-// Child processes, shell commands and scratch folders for tests that run real programs.
+// Child processes and scratch folders for tests and benchmarks that run real programs.
 
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -21,27 +20,6 @@ extern char** environ;
 namespace flotilla::testing {
 
 namespace fs = std::filesystem;
-
-// Runs a shell command; fails the test (and returns its output anyway) when it exits non-zero.
-inline std::string Sh(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "cannot run: " << command;
-    return output;
-  }
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    output.append(buffer, n);
-  }
-  const int status = pclose(pipe);
-  EXPECT_EQ(status, 0) << command << "\n" << output;
-  while (!output.empty() && output.back() == '\n') {
-    output.pop_back();
-  }
-  return output;
-}
 
 inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
@@ -92,6 +70,7 @@ class Process {
   Process& operator=(const Process&) = delete;
 
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   void Stop() {
     if (stdin_ >= 0) {
