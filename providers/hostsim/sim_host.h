@@ -1,0 +1,280 @@
+#pragma once
+
+// One simulated Mac host: its VMs, catalog cache, jobs, tokens, injected faults and counters,
+// and the rules of prl-devops-service (reference §2-§6, §8.3). No HTTP here: every API call
+// takes the request's body text and returns a Reply (status + JSON body) that the server
+// writes as is.
+//
+// Thread-safety: every public method is safe to call from any thread. One mutex guards the
+// host's state; it is never held while sleeping for a latency, while waiting, or while calling
+// SimEnv::OnMutation(), so a slow operation on one VM never blocks others.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "providers/hostsim/sim_options.h"
+
+namespace flotilla::hostsim {
+
+// What a host needs from its surroundings. SimWorld implements it.
+class SimEnv {
+ public:
+  virtual ~SimEnv() = default;
+  // A fresh lowercase UUID from the seeded generator.
+  virtual std::string NewUuid() = 0;
+  // An unpredictable opaque token (not seeded: tokens die with the process).
+  virtual std::string NewToken() = 0;
+  // The configured latency of `op` (a LatencyNames() entry) with jitter applied.
+  virtual Duration Latency(std::string_view op) = 0;
+  // True with probability `p` (seeded). Draws nothing when p <= 0.
+  virtual bool Chance(double p) = 0;
+  // Sleeps `d`, returning early when the simulator shuts down.
+  virtual void Sleep(Duration d) = 0;
+  // Runs `task` on the scheduler thread after `delay`. Tasks must not block.
+  virtual void Schedule(Duration delay, std::function<void()> task) = 0;
+  // Called after each change worth persisting, with no host lock held.
+  virtual void OnMutation() = 0;
+};
+
+// An error as the real service reports it (reference §1.1); Body() is the generic shape.
+struct ApiError {
+  int status = 500;
+  std::string message;
+
+  // errors.NewWithCode(msg, N): HTTP N, "error N: msg".
+  static ApiError Coded(int code, std::string_view msg);
+  // errors.New(msg): HTTP 400, "error: msg".
+  static ApiError Uncoded(std::string_view msg);
+  // A failed prlctl call: HTTP 404 with the raw text.
+  static ApiError Prlctl(std::string msg);
+  // A fixed message with a status (request validation, wrapped pull errors).
+  static ApiError Raw(int status, std::string msg);
+
+  nlohmann::json Body() const;  // {"message":..,"code":..}
+};
+
+// An HTTP answer: status and JSON body; no body when `body` is empty.
+struct Reply {
+  int status = 200;
+  std::optional<nlohmann::json> body;
+
+  static Reply Json(int status, nlohmann::json body) { return {status, std::move(body)}; }
+  static Reply Empty(int status) { return {status, std::nullopt}; }
+  static Reply Error(const ApiError& error) { return {error.status, error.Body()}; }
+};
+
+// The seven state operations of §3.2.
+enum class StateOp { kStart, kStop, kRestart, kSuspend, kResume, kPause, kReset };
+// "start", "stop", ...: the path segment, latency name and endpoint name.
+std::string_view StateOpName(StateOp op);
+std::optional<StateOp> ParseStateOp(std::string_view name);
+
+// A command run through PUT machines/{id}/execute.
+struct Execution {
+  std::string command;
+  std::map<std::string, std::string> environment_variables;
+};
+
+// A simulated VM.
+struct SimVm {
+  std::string uuid;  // lowercase, no braces
+  std::string name;
+  std::string description;
+  std::string owner = "root";
+  GuestOs os = GuestOs::kLinux;
+  int cpus = 2;
+  uint64_t memory_mb = 2048;
+  uint64_t disk_mb = 65536;
+  std::string state = "stopped";
+  int ip_octet = 2;  // 10.211.55.<ip_octet> while running
+  bool ignore_graceful_stop = false;
+  // Final state of the operation in flight ("" when none); persisted in place of `state`.
+  std::string pending_state;
+  // Parent folder of the bundle ("" = /Users/<owner>/Parallels), from clone's destination_path.
+  std::string folder;
+  uint64_t op_seq = 0;  // bumped by every operation; stale completions are dropped
+  std::vector<Execution> executions;
+};
+
+class SimHost {
+ public:
+  // `index` orders hosts (external IP, names); `options` and `env` must outlive the host.
+  SimHost(std::string name, int index, const SimOptions& options, SimEnv& env);
+  SimHost(const SimHost&) = delete;
+  SimHost& operator=(const SimHost&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  // --- availability (control API) ---
+  bool online() const;
+  void SetOnline(bool online);
+  // Blocks until the host is online, `max` passed or Shutdown(); returns online().
+  bool WaitOnline(Duration max);
+  // Wakes every waiter (offline hangs, synchronous creates); they give up.
+  void Shutdown();
+
+  // --- authentication (§2) ---
+  Reply Login(std::string_view body);          // POST auth/token
+  Reply ValidateToken(std::string_view body);  // POST auth/token/validate
+  // Checks the Authorization / X-Api-Key headers (nullptr: absent). nullopt: accepted;
+  // otherwise the 401 reply.
+  std::optional<Reply> Authenticate(const std::string* authorization,
+                                    const std::string* api_key) const;
+  void ExpireTokens();
+
+  // --- API (§3-§6, §8.3). `id` is a VM UUID or name, case-insensitive. ---
+  Reply Hardware() const;
+  // X-Filter "<prop>=<regex>[,i]" (nullptr: none).
+  Reply ListVms(const std::string* filter);
+  Reply GetVm(const std::string& id);
+  Reply VmStatus(const std::string& id);
+  // POST machines (sync: blocks until the create finishes) and POST machines/async (202).
+  Reply Create(std::string_view body, bool async);
+  Reply ListJobs() const;
+  Reply GetJob(const std::string& id) const;
+  Reply Clone(const std::string& id, std::string_view body);
+  Reply ChangeState(const std::string& id, StateOp op, bool force);
+  Reply Delete(const std::string& id, bool force);
+  Reply Set(const std::string& id, std::string_view body);
+  Reply Execute(const std::string& id, std::string_view body);
+  Reply Rename(const std::string& id, std::string_view body);
+  Reply Cache() const;
+
+  // --- faults and counters ---
+  // The fault to answer with for this call of `endpoint`, if any (one-shot rules first, then
+  // the configured random rate).
+  std::optional<ApiError> TakeFault(const std::string& endpoint);
+  // Fails the next `count` calls of `endpoint` with `status` ("error <status>: <message>").
+  void AddFault(const std::string& endpoint, int count, int status, const std::string& message);
+  void RecordCall(const std::string& endpoint, int status);
+  nlohmann::json Counters() const;
+  void ResetCounters();
+
+  // --- out-of-band changes (control API); bodies are JSON text ---
+  Reply ControlCreateVm(std::string_view body);
+  Reply ControlPatchVm(const std::string& name, std::string_view body);
+  Reply ControlDeleteVm(const std::string& name);
+  Reply ControlExecutions(const std::string& name) const;
+  size_t VmCount() const;
+
+  // --- persistence: VMs, cache and online flag (not tokens, jobs or counters) ---
+  nlohmann::json Snapshot() const;
+  Status Restore(const nlohmann::json& snapshot);
+
+ private:
+  struct CacheEntry {
+    std::string catalog_id;
+    std::string version;
+    std::string architecture;
+    uint64_t size_mb = 0;
+    GuestOs os = GuestOs::kLinux;
+    std::string date;  // RFC 3339
+  };
+  struct JobStep {
+    std::string name;
+    std::string state = "pending";  // pending | running | completed | skipped | failed
+  };
+  struct Job {
+    std::string id;
+    std::string owner = "root";
+    std::string state = "pending";  // pending | running | completed | failed
+    std::string operation = "create";
+    std::string message;
+    std::string error;
+    int progress = 0;
+    std::vector<JobStep> steps;
+    std::string result_record_id;
+    std::string result_record_name;
+    std::string created_at;
+    std::string updated_at;
+  };
+  // A parsed, validated create request (§3.3).
+  struct CreateRequest {
+    std::string name;
+    std::string owner = "root";
+    std::string catalog_id;  // upper-cased
+    std::string version = "latest";
+    std::string architecture;  // as requested; normalised during the pull
+    bool start_on_create = false;
+    std::optional<int> cpu;
+    std::optional<uint64_t> memory_mb;
+    std::optional<uint64_t> disk_mb;
+    std::optional<GuestOs> type;
+  };
+  // What a running create or clone has reserved: its name and disk.
+  struct Pending {
+    std::string key;  // job id or clone uuid
+    std::string name;
+    uint64_t disk_mb = 0;
+  };
+  // A create whose pull checks passed, waiting for its latency.
+  struct CreatePlan {
+    CreateRequest request;
+    std::string version;  // resolved
+    GuestOs os = GuestOs::kLinux;
+    uint64_t image_mb = 0;
+    uint64_t disk_mb = 0;
+    bool cached = false;
+  };
+
+  // Lookups; REQUIRES mu_ held.
+  SimVm* FindLocked(const std::string& id);
+  const SimVm* FindLocked(const std::string& id) const;
+  SimVm* FindByUuidLocked(const std::string& uuid);
+  Job* FindJobLocked(const std::string& id);
+  const Job* FindJobLocked(const std::string& id) const;
+  // Finds `id`; on a miss releases `lock` for the lookup delay and looks again.
+  SimVm* FindOrWait(std::unique_lock<std::mutex>& lock, const std::string& id);
+  uint64_t UsedDiskLocked() const;
+  uint64_t ReservedDiskLocked() const;
+  // Apple's 2-macOS-VM limit and (unless overcommit is allowed) cpu/memory availability for
+  // making `vm` run; the prlctl-style error when it cannot.
+  std::optional<ApiError> CheckCanRunLocked(const SimVm& vm) const;
+  nlohmann::json VmJsonLocked(const SimVm& vm) const;
+  nlohmann::json JobJsonLocked(const Job& job) const;
+  bool NameTrapLocked(const std::string& name) const;
+  bool ExactNameTakenLocked(const std::string& name, const std::string& except_uuid) const;
+  int NextIpOctetLocked();
+  std::string Now() const;
+
+  static std::optional<ApiError> ParseCreate(std::string_view body, CreateRequest* out);
+  void RunCreate(const std::string& job_id, const CreateRequest& request);
+  void FinishCreate(const std::string& job_id, const CreatePlan& plan);
+  void FailJobLocked(Job& job, const std::string& error);
+
+  const std::string name_;
+  const int index_;
+  const SimOptions& options_;
+  SimEnv& env_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // online changes, job completions, shutdown
+  bool online_ = true;
+  bool shutting_down_ = false;
+  std::vector<SimVm> vms_;  // in creation order
+  std::vector<CacheEntry> cache_;
+  std::vector<Pending> pending_;
+  std::vector<Job> jobs_;
+  int next_ip_ = 0;
+  std::map<std::string, std::chrono::system_clock::time_point> tokens_;
+  struct FaultRule {
+    std::string endpoint;
+    int remaining = 0;
+    int status = 500;
+    std::string message;
+  };
+  std::vector<FaultRule> faults_;
+  std::map<std::string, std::map<std::string, int64_t>> counters_;
+};
+
+}  // namespace flotilla::hostsim

@@ -1,0 +1,133 @@
+#pragma once
+
+// Typed options of flotilla-hostsim and the parsers for their text forms (durations, latency
+// and fault specs, catalog entries). Options are checked once by Validate(); the rest of the
+// simulator trusts them. Thread-safety: plain values; the parsers are pure functions.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/model/result.h"
+#include "reconciler/model/status.h"
+
+namespace flotilla::hostsim {
+
+using Duration = std::chrono::milliseconds;
+
+// The guest family of a simulated VM.
+enum class GuestOs { kMacos, kLinux };
+
+std::string_view GuestOsName(GuestOs os);  // "macos" | "linux"
+Result<GuestOs> ParseGuestOs(std::string_view text);
+
+// One image a simulated catalog knows (--catalog ID/VERSION=SIZE[,os=macos|linux]).
+struct CatalogImage {
+  std::string id;       // upper-cased, as the pull client upper-cases catalog ids
+  std::string version;  // as given
+  uint64_t size_mb = 0;
+  std::optional<GuestOs> os;  // unset: decided by specs.type or the id heuristic
+};
+
+// An API key accepted by X-Api-Key and POST auth/token {"api_key"} (--api-key KEY:SECRET).
+struct ApiKeyCredential {
+  std::string key;  // upper-cased, as the service normalises keys
+  std::string secret;
+};
+
+// Operation names accepted in --latency. `pull` is added to `create` when the image is not in
+// the host cache; restart/suspend/resume/pause/reset are extras (default 0).
+const std::vector<std::string>& LatencyNames();
+// Endpoint (operation) names used by --fault-rate, POST /_sim/faults and the counters.
+const std::vector<std::string>& EndpointNames();
+
+struct SimOptions {
+  // Address to listen on; port 0 binds any free port.
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 3080;
+  // Where to write the bound port (atomically) once the socket is bound; empty: nowhere.
+  std::string port_file;
+  // 0: one host served at /api/..., named `name`. N >= 1: hosts sim-000.. under /h/<name>/api.
+  int hosts = 0;
+  std::string name = "sim";
+  // Emulated prl-devops-service version: "1.0.5" (state ops are PUT) or "1.0.4" (GET).
+  std::string version = "1.0.5";
+  // Host architecture: "arm64" or "x86_64".
+  std::string arch = "arm64";
+  // Host hardware, per host. Memory and disk in MiB (the API speaks MB).
+  int cpu = 12;
+  uint64_t memory_mb = 32 * 1024;
+  uint64_t disk_mb = 1024 * 1024;
+  uint64_t disk_used_mb = 40 * 1024;  // the base OS's share of the disk
+  int reserved_cpu = 1;
+  uint64_t reserved_memory_mb = 2048;
+  uint64_t reserved_disk_mb = 20000;
+  // Known catalog images; empty: every ID/VERSION exists with `default_image_size_mb`.
+  std::vector<CatalogImage> catalog;
+  uint64_t default_image_size_mb = 20 * 1024;
+  // Images pre-cached on every host, "ID/VERSION".
+  std::vector<std::string> cached;
+  // Per-operation latency (names from LatencyNames()); missing: 0.
+  std::map<std::string, Duration> latency;
+  // Each latency is multiplied by a factor drawn from [1-jitter, 1+jitter].
+  double jitter = 0.0;
+  // Seed of the generator behind UUIDs, jitter and random faults.
+  uint64_t seed = 1;
+  // Probability of answering 500 "injected fault": for every endpoint, and per endpoint
+  // (a per-endpoint rate wins).
+  double fault_rate = 0.0;
+  std::map<std::string, double> fault_rates;
+  // Delay before "Virtual machine not found" (the real service retries for about 5 s).
+  Duration lookup_delay = std::chrono::seconds(5);
+  // Lifetime of issued tokens.
+  Duration token_ttl = std::chrono::minutes(15);
+  // How long a request to an offline host hangs before answering 503.
+  Duration offline_hang = std::chrono::seconds(30);
+  // Accepted credentials. With none of them, auth must be disabled with `no_auth`.
+  std::string username;
+  std::string password;
+  std::vector<ApiKeyCredential> api_keys;
+  bool no_auth = false;
+  // Serve the /_sim/ control API.
+  bool control = false;
+  // Load at start when present, save after every mutation; empty: no persistence.
+  std::string state_file;
+  // HTTP worker threads.
+  int threads = 64;
+  // Serve HTTPS with this PEM certificate and key (both or neither).
+  std::string tls_cert;
+  std::string tls_key;
+  // One line per request to stderr: method, path, status, duration. Never headers or bodies.
+  bool log_requests = false;
+  // Allow starting VMs whose cpu/memory exceed what is available (the real Parallels
+  // overcommits); by default a start that does not fit fails like a prlctl failure.
+  bool allow_overcommit = false;
+};
+
+// Checks ranges and combinations. InvalidArgument names the offending flag.
+Status Validate(const SimOptions& options);
+
+// "250ms", "2s", "1m", "1h", "0"; a plain number is seconds.
+Result<Duration> ParseDuration(std::string_view text);
+// "create=20s,pull=60s,..." (any subset of LatencyNames()).
+Result<std::map<std::string, Duration>> ParseLatencySpec(std::string_view text);
+// "0.1" (every endpoint) or "start=0.5,create=0.1" (names from EndpointNames()). Returns the
+// global rate through `all` and the per-endpoint rates.
+Status ParseFaultSpec(std::string_view text, double* all, std::map<std::string, double>* rates);
+// "ID/VERSION=SIZE[,os=macos|linux]"; SIZE is a Quantity ("20Gi").
+Result<CatalogImage> ParseCatalogSpec(std::string_view text);
+// "KEY:SECRET".
+Result<ApiKeyCredential> ParseApiKeySpec(std::string_view text);
+// "HOST:PORT" (":PORT" means 127.0.0.1).
+Status ParseListen(std::string_view text, std::string* host, int* port);
+
+// Parses argv into `options` (CLI11; --help lists every flag with its default). Returns
+// nullopt to go on, or the exit code when the program should stop (help, parse error); errors
+// are printed to stderr.
+std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options);
+
+}  // namespace flotilla::hostsim
