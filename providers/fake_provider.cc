@@ -162,7 +162,7 @@ HostObservation FakeProvider::Observe(const HostRef& host, Deadline /*deadline*/
 
 Result<CreateResult> FakeProvider::Create(const HostRef& host, const CreateRequest& request,
                                           Deadline /*deadline*/) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   Result<Host*> entered = Enter("create", host);
   if (!entered.ok()) {
     return entered.status();
@@ -181,7 +181,13 @@ Result<CreateResult> FakeProvider::Create(const HostRef& host, const CreateReque
     return Status::ResourceExhausted("not enough free disk on host " + host.name);
   }
   if (request.on_progress) {
+    // The callback may call back into the fake.
+    lock.unlock();
     request.on_progress(PendingCreate{.temp_name = PendingCreateName(request.name, "fake")});
+    lock.lock();
+    if (VmInfo* existing = FindVm(h, request.name)) {
+      return CreateResult{.vm = *existing, .adopted = true};
+    }
   }
   VmInfo vm{.id = "fake-" + std::to_string(next_id_++),
             .name = request.name,

@@ -170,6 +170,8 @@ class Provider {
 
   // Creates a stopped VM named `request.name` from `request.templ`. If a VM with that name
   // already exists on the host, returns it with `adopted = true`.
+  // REQUIRES: no other Create of the same name on the same host is running (each attempt
+  // cleans up what earlier attempts of that name left behind).
   virtual Result<CreateResult> Create(const HostRef& host, const CreateRequest& request,
                                       Deadline deadline) = 0;
 
@@ -190,7 +192,9 @@ class Provider {
   virtual Status Delete(const HostRef& host, std::string_view vm, Deadline deadline) = 0;
 
   // Runs `script` in the running VM with `env` set. A script that fails is not an error: look
-  // at ExecResult::exit_code. Values of `env` are treated as secrets.
+  // at ExecResult::exit_code. Values of `env` are treated as secrets. If the answer is lost (a
+  // timeout), the script may have run: a retry runs it again, so startup scripts must be safe
+  // to repeat.
   virtual Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                                   const std::map<std::string, std::string>& env,
                                   Deadline deadline) = 0;

@@ -185,28 +185,44 @@ Result<Response> HostClient::Send(Method method, const std::string& path, const 
 }
 
 Result<HostClient::Token> HostClient::Login(Deadline deadline) {
+  // A login is short; waiting for it must not use a whole long operation's deadline, since
+  // every other caller for this host waits behind it.
+  deadline = std::min(deadline, DeadlineIn(std::chrono::seconds{30}));
   const nlohmann::json request = {{"username", config_.username}, {"password", config_.password}};
-  const std::string body = request.dump();
+  const std::string body = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Result<Response> response =
       Send(Method::kPost, "/v1/auth/token", &body, httplib::Headers{}, deadline);
   if (!response.ok()) {
     return response.status();
   }
-  if (response->status != 200) {
-    // Unknown users and wrong passwords come back as 404, malformed requests as 400.
-    return Status::PermissionDenied("host " + host_.name +
-                                    " refused the login with the pool's username and password: " +
-                                    Redact(ErrorMessage(response->body)));
+  const int status = response->status;
+  if (status != 200) {
+    const std::string message = Message(response->body);
+    // The service answers an unknown user or a wrong password with 404 (and the message
+    // below), a malformed request with 400, a locked-out one with 401; anything else is the
+    // host's trouble, not the credentials'.
+    if (status == 400 || status == 401 || status == 403 ||
+        (status == 404 && !(Contains(message, "resource") && Contains(message, "not found")))) {
+      return Status::PermissionDenied(
+          "host " + host_.name +
+          " refused the login with the pool's username and password: " + message);
+    }
+    return ErrorFor(*response, "log in");
   }
   const nlohmann::json parsed = nlohmann::json::parse(response->body, nullptr, false);
   if (!parsed.is_object() || !parsed.contains("token") || !parsed["token"].is_string() ||
-      !parsed.contains("expires_at") || !parsed["expires_at"].is_number()) {
+      !parsed.contains("expires_at") || !JsonUnsigned(parsed["expires_at"])) {
     return Status::Unavailable("host " + host_.name +
                                " answered the login without a token and expires_at");
   }
   Token token;
   token.value = parsed["token"].get<std::string>();
-  token.expires_at = Clock::TimePoint{std::chrono::seconds{parsed["expires_at"].get<int64_t>()}};
+  int64_t expires = static_cast<int64_t>(
+      std::min<uint64_t>(*JsonUnsigned(parsed["expires_at"]), uint64_t{1} << 50));
+  if (expires > 100'000'000'000) {  // milliseconds, not seconds
+    expires /= 1000;
+  }
+  token.expires_at = Clock::TimePoint{std::chrono::seconds{expires}};
   const Clock::TimePoint now = clock_.Now();
   const auto lifetime =
       token.expires_at > now ? token.expires_at - now : Clock::TimePoint::duration{0};
@@ -252,7 +268,10 @@ void HostClient::ForgetToken(const std::string& token) {
 
 Result<Response> HostClient::Call(Method method, const std::string& path,
                                   const nlohmann::json* body, Deadline deadline) {
-  const std::string payload = body != nullptr ? body->dump() : std::string();
+  // Invalid UTF-8 (a script, an environment value) is replaced rather than thrown about.
+  const std::string payload =
+      body != nullptr ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                      : std::string();
   const bool use_token = config_.api_key.empty() && !config_.username.empty();
   for (int attempt = 0;; ++attempt) {
     // Exactly one credential header: the service rejects requests that carry both.
@@ -273,7 +292,7 @@ Result<Response> HostClient::Call(Method method, const std::string& path,
     if (response.ok() && response->status == 401 && use_token && attempt == 0) {
       // Expired early, or the service restarted with a new signing secret: log in once more.
       logger_->debug("host {}: token refused ({}); logging in again", host_.name,
-                     Redact(ErrorMessage(response->body)));
+                     Message(response->body));
       ForgetToken(token);
       continue;
     }
@@ -331,8 +350,9 @@ Result<Response> HostClient::StateChange(std::string_view vm, std::string_view o
   }
 }
 
-Status HostClient::ErrorFor(const Response& response, std::string_view what) const {
-  const std::string message = Redact(ErrorMessage(response.body));
+Status HostClient::ErrorFor(const Response& response, std::string_view what,
+                            const Redactor* more) const {
+  const std::string message = ErrorMessage(response.body, *redactor_, more);
   const std::string prefix = "host " + host_.name + ": cannot " + std::string(what) + ": ";
   const std::string detail = message.empty() ? "HTTP " + std::to_string(response.status) : message;
   const int status = response.status;
@@ -348,15 +368,19 @@ Status HostClient::ErrorFor(const Response& response, std::string_view what) con
     return Status::InvalidArgument(prefix + detail);
   }
   if (status == 404) {
-    // The service answers 404 both for a missing VM and for any failed prlctl command; only the
-    // first is NotFound (reference section 1.1).
-    if (Contains(message, "not found") &&
-        (Contains(message, "virtual machine") || Contains(message, "vm "))) {
-      return Status::NotFound(prefix + detail);
-    }
-    if (Contains(message, "resource") && Contains(message, "not found")) {
+    // The router's own 404: the address's path prefix is wrong, or the host is too old.
+    if (message.starts_with("resource ") && Contains(message, "not found")) {
       return Status::FailedPrecondition(prefix + "the host does not serve this endpoint (" +
                                         detail + "); check the address's path prefix");
+    }
+    // The service answers 404 both for a missing VM ("error 404: Virtual machine not found")
+    // and for any host command that failed; only the first is NotFound (reference 1.1).
+    if (Contains(message, "virtual machine") && Contains(message, "not found") &&
+        !Contains(message, "failed")) {
+      return Status::NotFound(prefix + detail);
+    }
+    if (Contains(message, "job") && Contains(message, "not found")) {
+      return Status::NotFound(prefix + detail);
     }
     return Status::FailedPrecondition(prefix + "the host's command failed: " + detail);
   }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "providers/parallels/config.h"
+#include "providers/parallels/wire.h"
 #include "providers/provider.h"
 #include "providers/secrets.h"
 #include "reconciler/model/clock.h"
@@ -64,8 +65,12 @@ class HostClient {
                                std::string_view query, Deadline deadline);
 
   // The Status for a response that is not a success. `what` says what was attempted
-  // ("start VM ios-1"). Never contains a secret.
-  Status ErrorFor(const Response& response, std::string_view what) const;
+  // ("start VM ios-1"). Never contains a secret of the pool, nor one of `more`.
+  Status ErrorFor(const Response& response, std::string_view what,
+                  const Redactor* more = nullptr) const;
+
+  // The host's error text from a body, redacted, on one line.
+  std::string Message(std::string_view body) const { return ErrorMessage(body, *redactor_); }
 
   // Records the host's agent version (from /config/hardware), which picks the state verb.
   void NoteAgentVersion(std::string_view version);

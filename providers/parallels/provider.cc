@@ -220,10 +220,10 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
   if (!vms.ok()) {
     return vms.status();
   }
+  const VmInfo* existing = nullptr;
   for (const VmInfo& vm : *vms) {
     if (SameName(vm.name, request.name)) {
-      logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
-      return CreateResult{.vm = vm, .adopted = true};
+      existing = &vm;
     }
   }
   // A journalled job that the host is still running is followed, not repeated (its VM may
@@ -237,7 +237,14 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     if (!job.ok()) {
       return job.status();
     }
-    if (job->status == 200) {
+    if (job->status != 200) {
+      // Only a job the host no longer knows means "start again"; anything else (a 5xx, a
+      // refused token) must not lead to a second pull or to deleting the one under way.
+      Status error = c.ErrorFor(*job, "follow job " + request.resume->job_id);
+      if (!error.IsNotFound()) {
+        return error;
+      }
+    } else {
       Result<Job> parsed = ParseJob(ParseBody(*job));
       if (parsed.ok() &&
           (parsed->state == "pending" || parsed->state == "running" || parsed->state == "init")) {
@@ -252,7 +259,7 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     if (vm.pending_create_for != request.name || vm.name == resume_temp) {
       continue;
     }
-    if (request.resume && resume_job.empty() && !resume_failed &&
+    if (existing == nullptr && request.resume && resume_job.empty() && !resume_failed &&
         vm.name == request.resume->temp_name && vm.state == VmState::kStopped) {
       finish_temp = vm.name;
       continue;
@@ -262,6 +269,10 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     if (Status s = ForceDelete(c, vm.id, deadline); !s.ok()) {
       return s;
     }
+  }
+  if (existing != nullptr) {
+    logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
+    return CreateResult{.vm = *existing, .adopted = true};
   }
 
   std::string vm_id;
@@ -401,7 +412,7 @@ Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::st
       return job->result_record_id;
     }
     if (job->state == "failed" || job->state == "skipped") {
-      const std::string message = client.Redact(ErrorMessage(job->error));
+      const std::string message = client.Message(job->error);
       const std::string text = "host " + client.host().name + ": cannot " + std::string(what) +
                                ": " + (message.empty() ? "the host's job failed" : message);
       if (Mentions(message, "timeout") || Mentions(message, "timed out") ||
@@ -528,8 +539,10 @@ Status ParallelsProvider::Stop(const HostRef& host, std::string_view vm, const S
     return Status::Ok();
   }
   if (response.ok()) {
+    // Power off only after a definite refusal of the graceful stop (a VM not simply running,
+    // a failed shutdown command); a busy or failing host is asked again later instead.
     Status error = c.ErrorFor(*response, "stop VM " + std::string(vm));
-    if (error.IsNotFound() || error.IsPermissionDenied() || error.IsInvalidArgument()) {
+    if (error.code() != Status::Code::kFailedPrecondition) {
       return error;
     }
   } else if (response.status().code() != Status::Code::kDeadlineExceeded) {
@@ -595,10 +608,12 @@ Result<ExecResult> ParallelsProvider::Exec(const HostRef& host, std::string_view
   if (!client.ok()) {
     return client.status();
   }
-  json body = {{"command", std::string(script)}};
-  if (!env.empty()) {
-    body["environment_variables"] = env;
+  Result<std::string> command = ExecCommand(script, env);
+  if (!command.ok()) {
+    return command.status();
   }
+  const json body = {{"command", *command},
+                     {"environment_variables", {{kExecMarkerVariable, "1"}}}};
   Result<Response> response = (*client)->Call(
       Method::kPut, "/v1/machines/" + EncodePathSegment(vm) + "/execute", &body, deadline);
   if (!response.ok()) {
@@ -610,21 +625,27 @@ Result<ExecResult> ParallelsProvider::Exec(const HostRef& host, std::string_view
     env_redactor.Add(value);
   }
   if (response->status != 200) {
-    const Response redacted{.status = response->status, .body = env_redactor.Apply(response->body)};
-    return (*client)->ErrorFor(redacted, "run a script in VM " + std::string(vm));
+    return (*client)->ErrorFor(*response, "run a script in VM " + std::string(vm), &env_redactor);
   }
   const json parsed = ParseBody(*response);
-  if (!parsed.is_object() || !parsed.contains("exit_code") || !parsed["exit_code"].is_number()) {
-    return Status::Unavailable("host " + host.name + ": the script result has no exit_code");
+  const auto exit_code =
+      parsed.is_object() && parsed.contains("exit_code") && parsed["exit_code"].is_number_integer()
+          ? std::optional<int64_t>(parsed["exit_code"].get<int64_t>())
+          : std::nullopt;
+  if (!exit_code) {
+    // The script may have run: not retryable, or it could run twice.
+    return Status::FailedPrecondition("host " + host.name +
+                                      ": the result of the script has no exit_code");
   }
   ExecResult result;
-  result.exit_code = parsed["exit_code"].get<int>();
-  if (parsed.contains("stdout") && parsed["stdout"].is_string()) {
-    result.stdout_text = env_redactor.Apply((*client)->Redact(parsed["stdout"].get<std::string>()));
-  }
-  if (parsed.contains("stderr") && parsed["stderr"].is_string()) {
-    result.stderr_text = env_redactor.Apply((*client)->Redact(parsed["stderr"].get<std::string>()));
-  }
+  result.exit_code = static_cast<int>(std::clamp<int64_t>(*exit_code, INT32_MIN, INT32_MAX));
+  auto text = [&](const char* key) {
+    return parsed.contains(key) && parsed[key].is_string()
+               ? env_redactor.Apply((*client)->Redact(parsed[key].get<std::string>()))
+               : std::string();
+  };
+  result.stdout_text = text("stdout");
+  result.stderr_text = text("stderr");
   return result;
 }
 

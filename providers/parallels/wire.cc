@@ -35,32 +35,12 @@ std::string StringField(const json& object, const char* key) {
   return it->get<std::string>();
 }
 
-// A number given as a number or a numeric string.
 std::optional<uint64_t> NumberField(const json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end()) {
     return std::nullopt;
   }
-  if (it->is_number_unsigned()) {
-    return it->get<uint64_t>();
-  }
-  if (it->is_number_integer()) {
-    const int64_t v = it->get<int64_t>();
-    return v < 0 ? 0 : static_cast<uint64_t>(v);
-  }
-  if (it->is_number_float()) {
-    const double v = it->get<double>();
-    return v < 0 ? 0 : static_cast<uint64_t>(v);
-  }
-  if (it->is_string()) {
-    const std::string text = it->get<std::string>();
-    uint64_t v = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec == std::errc() && end == text.data() + text.size()) {
-      return v;
-    }
-  }
-  return std::nullopt;
+  return JsonUnsigned(*it);
 }
 
 const json* ObjectField(const json& object, const char* key) {
@@ -70,6 +50,8 @@ const json* ObjectField(const json& object, const char* key) {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
+uint64_t MiBToBytes(uint64_t mib) { return mib > UINT64_MAX / kMiB ? UINT64_MAX : mib * kMiB; }
+
 Resources ParseResourceBlock(const json* block) {
   Resources r;
   if (block == nullptr) {
@@ -77,12 +59,39 @@ Resources ParseResourceBlock(const json* block) {
   }
   r.cpu = static_cast<uint32_t>(
       std::min<uint64_t>(NumberField(*block, "logical_cpu_count").value_or(0), UINT32_MAX));
-  r.memory_bytes = NumberField(*block, "memory_size").value_or(0) * kMiB;
-  r.disk_bytes = NumberField(*block, "disk_count").value_or(0) * kMiB;
+  r.memory_bytes = MiBToBytes(NumberField(*block, "memory_size").value_or(0));
+  r.disk_bytes = MiBToBytes(NumberField(*block, "disk_count").value_or(0));
   return r;
 }
 
 }  // namespace
+
+std::optional<uint64_t> JsonUnsigned(const json& value) {
+  if (value.is_number_unsigned()) {
+    return value.get<uint64_t>();
+  }
+  if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    return v < 0 ? std::nullopt : std::optional<uint64_t>(static_cast<uint64_t>(v));
+  }
+  if (value.is_number_float()) {
+    const double v = value.get<double>();
+    // 2^64 as a double; anything at or past it (or NaN, or negative) does not fit.
+    if (!(v >= 0.0 && v < 18446744073709551616.0)) {
+      return std::nullopt;
+    }
+    return static_cast<uint64_t>(v);
+  }
+  if (value.is_string()) {
+    const std::string& text = value.get_ref<const std::string&>();
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && end == text.data() + text.size() && !text.empty()) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
 
 std::optional<uint64_t> ParseSize(std::string_view text) {
   text = Trim(text);
@@ -127,9 +136,7 @@ Result<VmInfo> ParseVm(const json& vm) {
   if (info.name.empty()) {
     return Status::InvalidArgument("VM " + info.id + " has no \"Name\"");
   }
-  if (info.raw_state.empty()) {
-    return Status::InvalidArgument("VM " + info.name + " has no \"State\"");
-  }
+  // A VM the host cannot describe is still there: it counts, and it is never taken for gone.
   info.state = ParseVmState(info.raw_state);
   info.os_raw = StringField(vm, "OS");
   info.type = StringField(vm, "Type");
@@ -197,7 +204,9 @@ Result<HostFacts> ParseHardware(const json& usage) {
   facts.system_reserved = ParseResourceBlock(ObjectField(usage, "system_reserved"));
   // On hosts `total.disk_count` is the disk in use, not the disk's size (reference section 5):
   // the size is what is used plus what is free.
-  facts.total.disk_bytes += facts.available.disk_bytes;
+  facts.total.disk_bytes = facts.total.disk_bytes > UINT64_MAX - facts.available.disk_bytes
+                               ? UINT64_MAX
+                               : facts.total.disk_bytes + facts.available.disk_bytes;
   if (const json* in_use = ObjectField(usage, "total_in_use")) {
     auto running = in_use->find("mac_vms_running");
     if (running != in_use->end() && running->is_array()) {
@@ -254,7 +263,7 @@ Result<Job> ParseJob(const json& job) {
   return out;
 }
 
-std::string ErrorMessage(std::string_view body) {
+std::string ErrorMessage(std::string_view body, const Redactor& redactor, const Redactor* more) {
   std::string message;
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_object()) {
@@ -269,6 +278,10 @@ std::string ErrorMessage(std::string_view body) {
     message = parsed.is_null() ? "" : parsed.dump();
   } else {
     message = std::string(body);
+  }
+  message = redactor.Apply(message);
+  if (more != nullptr) {
+    message = more->Apply(message);
   }
   // Collapse the multi-line messages the service builds ("Error pulling manifest: \n\n...").
   std::string flat;
@@ -387,6 +400,52 @@ std::string DecodeBase64(std::string_view text) {
   return out;
 }
 
+std::string EncodeBase64(std::string_view bytes) {
+  static constexpr char kTable[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : bytes) {
+    buffer = (buffer << 8) | static_cast<unsigned char>(c);
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kTable[(buffer >> bits) & 0x3F];
+    }
+  }
+  if (bits > 0) {
+    out += kTable[(buffer << (6 - bits)) & 0x3F];
+  }
+  while (out.size() % 4 != 0) {
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> ExecCommand(std::string_view script,
+                                const std::map<std::string, std::string>& env) {
+  std::string payload;
+  for (const auto& [name, value] : env) {
+    const bool valid = !name.empty() && std::isdigit(static_cast<unsigned char>(name[0])) == 0 &&
+                       std::all_of(name.begin(), name.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+                       });
+    if (!valid) {
+      return Status::InvalidArgument("environment variable name \"" + name +
+                                     "\" is not a shell name");
+    }
+    payload += "export " + name + "='";
+    for (char c : value) {
+      payload += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    }
+    payload += "'\n";
+  }
+  payload += script;
+  return "echo " + EncodeBase64(payload) + " | base64 --decode | /bin/bash";
+}
+
 std::vector<std::string> CatalogConnectionSecrets(std::string_view connection) {
   static constexpr std::string_view kSecretKeys[] = {
       "password", "api_key", "access_key", "secret_key", "session_token", "storage_account_key"};
@@ -408,6 +467,12 @@ std::vector<std::string> CatalogConnectionSecrets(std::string_view connection) {
         secrets.emplace_back(credentials);
         if (size_t colon = credentials.find(':'); colon != std::string_view::npos) {
           secrets.emplace_back(credentials.substr(colon + 1));
+        } else if (std::string decoded = DecodeBase64(credentials); !decoded.empty()) {
+          // An API key: base64 of KEY:SECRET.
+          secrets.push_back(decoded);
+          if (size_t key_end = decoded.find(':'); key_end != std::string::npos) {
+            secrets.push_back(decoded.substr(key_end + 1));
+          }
         }
       }
       continue;

@@ -3,6 +3,7 @@
 // The Parallels DevOps API's wire formats (reference sections 3-6), parsed into provider types.
 // Unknown fields are ignored; a missing required field is an error naming it, never a crash.
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "providers/provider.h"
+#include "providers/secrets.h"
 #include "reconciler/model/result.h"
 
 namespace flotilla::providers::parallels {
@@ -18,7 +20,10 @@ namespace flotilla::providers::parallels {
 // Units b, Kb, Mb, Gb, Tb are powers of 1024, case-insensitive. nullopt on anything else.
 std::optional<uint64_t> ParseSize(std::string_view text);
 
-// A ParallelsVM object.
+// A number given as a JSON number or a numeric string, if it is a whole number in range.
+std::optional<uint64_t> JsonUnsigned(const nlohmann::json& value);
+
+// A ParallelsVM object. `ID` and `Name` are required; a VM without `State` is kUnknown.
 Result<VmInfo> ParseVm(const nlohmann::json& vm);
 // A list of ParallelsVM objects, sorted by name.
 Result<std::vector<VmInfo>> ParseVmList(const nlohmann::json& list);
@@ -37,8 +42,10 @@ struct Job {
 Result<Job> ParseJob(const nlohmann::json& job);
 
 // The `message` (generic errors) or `error_description` (OAuth errors) of an error body; the
-// raw text when it is not JSON. Trimmed and cut to 300 characters.
-std::string ErrorMessage(std::string_view body);
+// raw text when it is not JSON. Secrets known to `redactor` are replaced first, then the text is
+// put on one line and cut to 300 characters.
+std::string ErrorMessage(std::string_view body, const Redactor& redactor,
+                         const Redactor* more = nullptr);
 
 // "1.0.5" >= "1.0.5"? Compares dotted numbers; a leading 'v' and any suffix after '-' are
 // ignored. nullopt if `version` has no number in it.
@@ -55,6 +62,18 @@ Result<ImageRef> ParseImage(std::string_view image);
 
 // Base64 (standard alphabet, padding optional) -> bytes; empty on malformed input.
 std::string DecodeBase64(std::string_view text);
+// Bytes -> base64 (standard alphabet, padded).
+std::string EncodeBase64(std::string_view bytes);
+
+// The command sent to `/machines/{id}/execute` for a script and its environment. The service
+// runs it as `env K='V' bash -c '<command>'`, so the command must hold no single quote, and
+// without environment variables it is not run by a shell at all. So the script, preceded by
+// `export` lines for `env`, travels base64-encoded and is decoded and piped to bash in the guest;
+// the caller always passes at least one environment variable (see kExecMarkerVariable) so that
+// the service's `bash -c` form applies. InvalidArgument if an env name is not a shell name.
+Result<std::string> ExecCommand(std::string_view script,
+                                const std::map<std::string, std::string>& env);
+inline constexpr const char* kExecMarkerVariable = "FLOTILLA_EXEC";
 
 // The credential pieces inside a catalog connection string (`host=USER:PASS@...`,
 // `password=...`, `api_key=...`, storage keys), for redaction.

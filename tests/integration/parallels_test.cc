@@ -7,6 +7,7 @@
 
 #include <sstream>
 
+#include "providers/parallels/wire.h"
 #include "tests/integration/hostsim.h"
 #include "tests/integration/parallels_setup.h"
 #include "tests/support/shell.h"
@@ -132,6 +133,15 @@ TEST_F(ParallelsTest, WrongCredentialsArePermissionDenied) {
   EXPECT_TRUE(refused.status.IsPermissionDenied()) << refused.status.ToString();
 }
 
+TEST_F(ParallelsTest, ALoginThatFailsOnTheHostsSideIsRetryable) {
+  Start({}, /*login=*/true);
+  Build();
+  sim_->Control("POST", "/_sim/faults", {{"endpoint", "login"}, {"count", 1}, {"status", 503}});
+  HostObservation observation = provider().Observe(host(), Soon());
+  EXPECT_EQ(observation.status.code(), Status::Code::kUnavailable) << observation.status.ToString();
+  EXPECT_TRUE(provider().Observe(host(), Soon()).status.ok());
+}
+
 TEST_F(ParallelsTest, ServerErrorsAndTimeoutsAreRetryable) {
   Start({"--latency", "stop=3s"});
   Build();
@@ -231,6 +241,42 @@ TEST_F(ParallelsTest, CreateFinishesAJournalledVmWhosePullCompleted) {
   EXPECT_EQ(sim_->Count("sim", "create_async"), 1);
   EXPECT_EQ(sim_->Count("sim", "rename"), 1);
   EXPECT_EQ(provider().Observe(host(), Soon()).vms.size(), 1u);
+}
+
+TEST_F(ParallelsTest, ResumeWaitsWhenTheJobCannotBeRead) {
+  Start({"--latency", "create=1s"});
+  Build();
+  std::optional<PendingCreate> journalled;
+  CreateRequest request{.name = "ios-0",
+                        .templ = MacTemplate(),
+                        .on_progress = [&](const PendingCreate& p) { journalled = p; }};
+  ASSERT_FALSE(provider().Create(host(), request, DeadlineIn(milliseconds{100})).ok());
+  ASSERT_TRUE(journalled.has_value());
+  sim_->Control("POST", "/_sim/faults", {{"endpoint", "job"}, {"count", 1}, {"status", 502}});
+  request.resume = journalled;
+  Result<CreateResult> refused = provider().Create(host(), request, Soon());
+  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable) << refused.status().ToString();
+  Result<CreateResult> resumed = provider().Create(host(), request, Soon());
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(sim_->Count("sim", "create_async"), 1) << "no second pull";
+}
+
+TEST_F(ParallelsTest, ScriptsTravelWithoutQuotesAndWithTheirEnvironment) {
+  Start({});
+  Build();
+  ASSERT_TRUE(provider().Create(host(), {.name = "ios-0", .templ = MacTemplate()}, Soon()).ok());
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  Result<ExecResult> ran = provider().Exec(host(), "ios-0", "echo 'hello' \"$RUNNER\"",
+                                           {{"RUNNER", "it's-secret-ish"}}, Soon());
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  nlohmann::json executions = sim_->Control("GET", "/_sim/hosts/sim/vms/ios-0/executions");
+  ASSERT_EQ(executions.size(), 1u) << executions.dump();
+  const std::string command = executions[0]["command"].get<std::string>();
+  EXPECT_EQ(command.find('\''), std::string::npos) << command;
+  EXPECT_EQ(command.find("secret-ish"), std::string::npos) << "values travel encoded";
+  const std::string encoded = command.substr(5, command.find(' ', 5) - 5);
+  EXPECT_EQ(parallels::DecodeBase64(encoded),
+            "export RUNNER='it'\\''s-secret-ish'\necho 'hello' \"$RUNNER\"");
 }
 
 TEST_F(ParallelsTest, CreateCleansUpWhatAForgottenAttemptLeftBehind) {
@@ -367,6 +413,18 @@ TEST_F(ParallelsTest, SecretsAreNeverLoggedOrReturned) {
   note(ran.status());
   sim_->Control("POST", "/_sim/faults", {{"endpoint", "start"}, {"count", 1}});
   note(provider().Start(host(), "ios-0", Soon()));
+  // A host that echoes secrets back in its errors, past the point where messages are cut.
+  sim_->Control("POST", "/_sim/faults",
+                {{"endpoint", "stop"},
+                 {"count", 1},
+                 {"message", std::string(280, '.') + " " + Base64(kApiKeyPlain) + " " +
+                                 catalog_password + " " + std::string(kApiKeyPlain)}});
+  note(provider().Stop(host(), "ios-0", {}, Soon()));
+  sim_->Control("POST", "/_sim/faults",
+                {{"endpoint", "execute"}, {"count", 1}, {"message", "env runner-token-5555"}});
+  note(provider()
+           .Exec(host(), "ios-0", "echo", {{"RUNNER_TOKEN", "runner-token-5555"}}, Soon())
+           .status());
 
   // Failures with credentials: a wrong API key, and a failed login.
   ParallelsSetup wrong;

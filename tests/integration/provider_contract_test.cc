@@ -161,7 +161,7 @@ class ProviderContractTest : public ::testing::TestWithParam<Case> {
 
 TEST_P(ProviderContractTest, ObserveReportsFactsAndEveryVm) {
   world_->PutVm("someone-elses", GuestOs::kLinux, "running");
-  HostObservation observation = Observe();
+  const HostObservation observation = Observe();
   EXPECT_TRUE(observation.reachable);
   EXPECT_EQ(observation.facts.arch, Arch::kArm64);
   EXPECT_EQ(observation.facts.total.cpu, 12u);
@@ -252,7 +252,9 @@ TEST_P(ProviderContractTest, ConfigureNeedsAStoppedVm) {
 
   ASSERT_TRUE(provider().Stop(host(), "ios-0", StopOptions{}, Soon()).ok());
   ASSERT_TRUE(provider().Configure(host(), "ios-0", 4, Quantity::FromMiB(8192), Soon()).ok());
-  const VmInfo* vm = Find(Observe(), "ios-0");
+  const HostObservation observation = Observe();
+  const VmInfo* vm = Find(observation, "ios-0");
+  ASSERT_NE(vm, nullptr);
   EXPECT_EQ(vm->cpu, 4u);
   EXPECT_EQ(vm->memory_bytes, uint64_t{8192} << 20);
 }

@@ -43,7 +43,10 @@ TEST(ParallelsWireTest, VmObjectsIgnoreUnknownFieldsAndNameMissingOnes) {
             "a VM entry has no \"ID\" (VM x)");
   EXPECT_EQ(ParseVm(json::parse(R"({"ID":"1","State":"running"})")).status().message(),
             "VM 1 has no \"Name\"");
-  EXPECT_FALSE(ParseVm(json::parse(R"({"ID":"1","Name":"x"})")).ok());
+  // A VM the host cannot describe still exists.
+  Result<VmInfo> stateless = ParseVm(json::parse(R"({"ID":"1","Name":"x"})"));
+  ASSERT_TRUE(stateless.ok());
+  EXPECT_EQ(stateless->state, VmState::kUnknown);
   EXPECT_FALSE(ParseVm(json::parse(R"([1,2])")).ok());
   // Wrong types are tolerated where the field is optional.
   Result<VmInfo> odd = ParseVm(json::parse(
@@ -85,6 +88,7 @@ TEST(ParallelsWireTest, HardwareReportDiskIsUsedPlusFree) {
 }
 
 TEST(ParallelsWireTest, CacheJobsAndErrorBodies) {
+  const Redactor none;
   EXPECT_EQ(
       ParseCachedImages(json::parse(
           R"({"manifests":[{"catalog_id":"B","version":"2"},{"catalog_id":"A","version":"1"},{"x":1}]})")),
@@ -95,18 +99,64 @@ TEST(ParallelsWireTest, CacheJobsAndErrorBodies) {
   EXPECT_EQ(job->result_record_id, "vm-1");
   EXPECT_FALSE(ParseJob(json::parse(R"({"state":"running"})")).ok());
 
-  EXPECT_EQ(ErrorMessage(R"({"message":"error: VM is not stopped","code":400})"),
+  EXPECT_EQ(ErrorMessage(R"({"message":"error: VM is not stopped","code":400})", none),
             "error: VM is not stopped");
-  EXPECT_EQ(
-      ErrorMessage(R"({"error":"unauthorized_client","error_description":"Token is expired"})"),
-      "Token is expired");
+  EXPECT_EQ(ErrorMessage(
+                R"({"error":"unauthorized_client","error_description":"Token is expired"})", none),
+            "Token is expired");
   EXPECT_EQ(
       ErrorMessage(
-          "{\"message\":\"error 400: Error pulling manifest: \\n\\nmachine x already exists\"}"),
+          "{\"message\":\"error 400: Error pulling manifest: \\n\\nmachine x already exists\"}",
+          none),
       "error 400: Error pulling manifest: machine x already exists");
-  EXPECT_EQ(ErrorMessage("null"), "");
-  EXPECT_EQ(ErrorMessage("plain text"), "plain text");
-  EXPECT_EQ(ErrorMessage(std::string(1000, 'x')).size(), 300u);
+  EXPECT_EQ(ErrorMessage("null", none), "");
+  EXPECT_EQ(ErrorMessage("plain text", none), "plain text");
+  EXPECT_EQ(ErrorMessage(std::string(1000, 'x'), none).size(), 300u);
+}
+
+TEST(ParallelsWireTest, SecretsAreRedactedBeforeMessagesAreCut) {
+  Redactor redactor;
+  const std::string secret = "p4ss w0rd\nwith-newline";
+  redactor.Add(secret);
+  const std::string body =
+      json({{"message", std::string(290, 'x') + " " + secret + " tail"}}).dump();
+  const std::string message = ErrorMessage(body, redactor);
+  EXPECT_EQ(message.find("p4ss"), std::string::npos) << message;
+  Redactor more;
+  more.Add("env-value-<&>");
+  const std::string escaped = json({{"message", "failed: env-value-<&>"}}).dump();
+  EXPECT_EQ(ErrorMessage(escaped, redactor, &more), "failed: [REDACTED]");
+}
+
+TEST(ParallelsWireTest, NumbersOutOfRangeAreRejectedNotWrapped) {
+  EXPECT_EQ(JsonUnsigned(json(12)), 12u);
+  EXPECT_EQ(JsonUnsigned(json("12")), 12u);
+  EXPECT_EQ(JsonUnsigned(json(12.7)), 12u);
+  EXPECT_FALSE(JsonUnsigned(json(-1)).has_value());
+  EXPECT_FALSE(JsonUnsigned(json(1e30)).has_value());
+  EXPECT_FALSE(JsonUnsigned(json("12x")).has_value());
+  EXPECT_FALSE(JsonUnsigned(json("")).has_value());
+  Result<HostFacts> huge = ParseHardware(json::parse(
+      R"({"total":{"memory_size":1e300,"disk_count":18446744073709551615},"total_available":{"disk_count":5}})"));
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(huge->total.memory_bytes, 0u);
+  EXPECT_EQ(huge->total.disk_bytes, UINT64_MAX);
+}
+
+TEST(ParallelsWireTest, ExecCommandsCarryNoQuotesAndExportTheEnvironment) {
+  Result<std::string> command =
+      ExecCommand("echo 'it''s' \"$TOKEN\"", {{"TOKEN", "a'b c"}, {"MODE", "ci"}});
+  ASSERT_TRUE(command.ok());
+  EXPECT_EQ(command->find('\''), std::string::npos) << *command;
+  ASSERT_TRUE(command->starts_with("echo "));
+  const std::string encoded = command->substr(5, command->find(' ', 5) - 5);
+  EXPECT_EQ(DecodeBase64(encoded),
+            "export MODE='ci'\nexport TOKEN='a'\\''b c'\necho 'it''s' \"$TOKEN\"");
+  EXPECT_TRUE(command->ends_with(" | base64 --decode | /bin/bash"));
+  EXPECT_FALSE(ExecCommand("true", {{"BAD-NAME", "x"}}).ok());
+  EXPECT_FALSE(ExecCommand("true", {{"1X", "x"}}).ok());
+  EXPECT_EQ(EncodeBase64("FLOTILLA:secret"), "RkxPVElMTEE6c2VjcmV0");
+  EXPECT_EQ(EncodeBase64("ab"), "YWI=");
 }
 
 TEST(ParallelsWireTest, VersionsImagesAndConnectionSecrets) {
@@ -127,6 +177,8 @@ TEST(ParallelsWireTest, VersionsImagesAndConnectionSecrets) {
 
   EXPECT_EQ(CatalogConnectionSecrets("host=user:pa55word@catalog.example.com:443"),
             (std::vector<std::string>{"user:pa55word", "pa55word"}));
+  EXPECT_EQ(CatalogConnectionSecrets("host=QUJDOmRlZg==@https://catalog:443"),
+            (std::vector<std::string>{"QUJDOmRlZg==", "ABC:def", "def"}));
   EXPECT_EQ(CatalogConnectionSecrets("provider=aws-s3;bucket=b;access_key=AK;secret_key=SK"),
             (std::vector<std::string>{"AK", "SK"}));
   EXPECT_EQ(DecodeBase64("RkxPVElMTEE6c2VjcmV0"), "FLOTILLA:secret");
@@ -177,6 +229,11 @@ TEST(ParallelsClientTest, ResponsesAreClassifiedByTheServicesRules) {
   EXPECT_EQ(prlctl.message(),
             "host mini-01: cannot start VM ios-0: the host's command failed: Failed to start the "
             "VM: limit reached");
+  // The router's 404 names the path, which may end in a VM name; it is not a missing VM.
+  EXPECT_EQ(
+      classify(404, R"({"message":"resource /api/v1/machines/build-vm not found","code":404})")
+          .code(),
+      Status::Code::kFailedPrecondition);
   for (int status : {500, 502, 503, 429}) {
     EXPECT_TRUE(classify(status, "").IsRetryable()) << status;
   }
