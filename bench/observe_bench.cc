@@ -54,8 +54,7 @@ int main(int argc, char** argv) {
   const std::string port_file = (dir.path() / "port").string();
   testing::Process sim({hostsim, "--listen", "127.0.0.1:0", "--port-file", port_file, "--hosts",
                         std::to_string(hosts), "--control", "--lookup-delay", "0s", "--api-key",
-                        "BENCH:bench-secret", "--threads", std::to_string(threads * 2), "--cpu",
-                        "1000", "--memory", "4Ti"});
+                        "BENCH:bench-secret", "--cpu", "1000", "--memory", "4Ti"});
   int port = 0;
   if (!testing::WaitUntil([&] {
         std::ifstream in(port_file);
@@ -76,6 +75,7 @@ int main(int argc, char** argv) {
   {
     httplib::Client control(origin);
     control.set_keep_alive(true);
+    control.set_tcp_nodelay(true);
     for (int h = 0; h < hosts; ++h) {
       for (int v = 0; v < vms_per_host; ++v) {
         const std::string body =

@@ -283,8 +283,8 @@ Status Validate(const SimOptions& o) {
   if (!(o.jitter >= 0.0 && o.jitter <= 1.0)) {
     return Status::InvalidArgument("--jitter must be in [0,1]");
   }
-  if (o.threads < 1 || o.threads > 4096) {
-    return Status::InvalidArgument("--threads must be in 1..4096");
+  if (o.threads < 0 || o.threads > 4096) {
+    return Status::InvalidArgument("--threads must be in 0..4096 (0: automatic)");
   }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return Status::InvalidArgument("--tls-cert and --tls-key go together");
@@ -377,7 +377,10 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   app.add_flag("--control", o.control, "serve the /_sim/ control API (no auth)");
   app.add_option("--state-file", o.state_file,
                  "load at start if present, save after every mutation");
-  app.add_option("--threads", o.threads, "HTTP worker threads")->capture_default_str();
+  app.add_option(
+         "--threads", o.threads,
+         "HTTP worker threads; 0: 64 + 2 per host (an idle keep-alive connection holds one)")
+      ->capture_default_str();
   app.add_option("--tls-cert", o.tls_cert, "PEM certificate: serve HTTPS (with --tls-key)");
   app.add_option("--tls-key", o.tls_key, "PEM private key for --tls-cert");
   app.add_flag("--log-requests", o.log_requests,

@@ -96,8 +96,10 @@ struct SimOptions {
   bool control = false;
   // Load at start when present, save after every mutation; empty: no persistence.
   std::string state_file;
-  // HTTP worker threads.
-  int threads = 64;
+  // HTTP worker threads; 0 = 64 + 2 per simulated host. An idle keep-alive connection holds a
+  // worker (httplib), and a client keeps one or two per host it talks to: with fewer workers
+  // than that, requests queue behind idle connections.
+  int threads = 0;
   // Serve HTTPS with this PEM certificate and key (both or neither).
   std::string tls_cert;
   std::string tls_key;

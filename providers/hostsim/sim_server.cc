@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -172,8 +174,25 @@ Result<int> SimServer::Bind() {
   } else {
     http_ = std::make_unique<httplib::Server>();
   }
-  const size_t threads = static_cast<size_t>(o.threads);
+  const size_t hosts = static_cast<size_t>(std::max(o.hosts, 1));
+  const size_t threads =
+      o.threads > 0 ? static_cast<size_t>(o.threads) : std::min<size_t>(4096, 64 + 2 * hosts);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Headers and body go out in separate writes; without this, Nagle's algorithm and delayed
+  // ACKs add 40 ms to every keep-alive request.
+  http_->set_tcp_nodelay(true);
+  // Like the real service (Go's net/http: idle connections live 60 s, any number of requests),
+  // not httplib's 5 requests and 5 s, which would make clients reconnect all the time.
+  http_->set_keep_alive_max_count(100000);
+  http_->set_keep_alive_timeout(60);
+  // httplib listens with a backlog of 5; many clients connecting at once (one port serving
+  // hundreds of hosts) would see dropped SYNs and one-second retransmits. The listening socket
+  // is remembered here and its backlog raised after binding.
+  http_->set_socket_options([this](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_socket_ = sock;
+  });
   // Synchronous creates may take as long as the configured latencies; never cut them short.
   http_->set_write_timeout(std::chrono::hours(5));
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
@@ -211,6 +230,9 @@ Result<int> SimServer::Bind() {
   if (port == 0) {
     return Status::Unavailable("cannot listen on " + o.listen_host + ":" +
                                std::to_string(o.listen_port));
+  }
+  if (listen_socket_ >= 0) {
+    ::listen(listen_socket_, SOMAXCONN);
   }
   return port;
 }

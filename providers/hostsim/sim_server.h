@@ -58,6 +58,7 @@ class SimServer {
   SimWorld& world_;
   std::unique_ptr<const Routes> routes_;
   std::unique_ptr<httplib::Server> http_;
+  int listen_socket_ = -1;  // set while binding; its backlog is raised
 };
 
 class SimService {

@@ -93,6 +93,7 @@ std::unique_ptr<httplib::Client> HostClient::TakeConnection() {
   }
   auto client = std::make_unique<httplib::Client>(endpoint_.origin);
   client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);  // requests are small: no Nagle delay between header and body
   client->set_follow_location(false);
   if (endpoint_.https) {
     client->enable_server_certificate_verification(!config_.insecure_skip_verify);
