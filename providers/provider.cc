@@ -1,5 +1,7 @@
 #include "providers/provider.h"
 
+#include "reconciler/model/text.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -7,13 +9,6 @@ namespace flotilla::providers {
 namespace {
 
 constexpr std::string_view kPendingMarker = ".flotilla-";
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 }  // namespace
 
@@ -38,7 +33,7 @@ std::string_view ToString(VmState state) {
 }
 
 VmState ParseVmState(std::string_view raw) {
-  const std::string state = Lower(raw);
+  const std::string state = AsciiLower(raw);
   if (state == "running") {
     return VmState::kRunning;
   }

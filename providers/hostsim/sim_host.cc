@@ -7,6 +7,8 @@
 #include <regex>
 #include <utility>
 
+#include "reconciler/model/text.h"
+
 namespace flotilla::hostsim {
 namespace {
 
@@ -17,24 +19,6 @@ constexpr int kAppleVmLimit = 2;
 constexpr uint64_t kDefaultCpus = 2;
 constexpr uint64_t kDefaultMemoryMb = 2048;
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string Upper(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && Lower(a) == Lower(b);
-}
-
 std::string Rfc3339(SystemClock::time_point tp) {
   const std::time_t t = SystemClock::to_time_t(tp);
   std::tm tm{};
@@ -42,49 +26,6 @@ std::string Rfc3339(SystemClock::time_point tp) {
   std::array<char, 32> buf{};
   std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf.data();
-}
-
-std::optional<std::string> Base64Decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') {
-      return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-      return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-      return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-      return 62;
-    }
-    if (c == '/' || c == '_') {
-      return 63;
-    }
-    return -1;
-  };
-  while (!in.empty() && in.back() == '=') {
-    in.remove_suffix(1);
-  }
-  if (in.size() % 4 == 1) {
-    return std::nullopt;
-  }
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = value(c);
-    if (v < 0) {
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
-  }
-  return out;
 }
 
 // A JSON body parsed leniently: discarded (is_discarded()) when it is not valid JSON.
@@ -126,7 +67,7 @@ std::optional<uint64_t> PositiveInt(const json& j) {
 
 // "amd64" -> "x86_64", "arm"/"aarch64" -> "arm64"; "" when unknown.
 std::string NormalizeArch(std::string_view arch) {
-  const std::string a = Lower(arch);
+  const std::string a = AsciiLower(arch);
   if (a == "x86_64" || a == "amd64") {
     return "x86_64";
   }
@@ -293,7 +234,7 @@ SimHost::SimHost(std::string name, int index, const SimOptions& options, SimEnv&
   for (const std::string& item : options_.cached) {
     const size_t slash = item.find('/');
     CacheEntry entry;
-    entry.catalog_id = Upper(item.substr(0, slash));
+    entry.catalog_id = AsciiUpper(item.substr(0, slash));
     entry.version = item.substr(slash + 1);
     entry.architecture = options_.arch;
     entry.size_mb = options_.default_image_size_mb;
@@ -355,7 +296,7 @@ Reply SimHost::Login(std::string_view body) {
   std::string email;
   const std::string api_key = StringField(j, "api_key");
   if (!api_key.empty()) {
-    const std::optional<std::string> decoded = Base64Decode(api_key);
+    const std::optional<std::string> decoded = DecodeBase64(api_key);
     if (!decoded) {
       return Diagnostics(400, "Invalid API key format", "token");
     }
@@ -364,7 +305,7 @@ Reply SimHost::Login(std::string_view body) {
       return Diagnostics(400, "API key must be in format base64(key:secret)", "token");
     }
     if (!options_.no_auth) {
-      const std::string key = Upper(decoded->substr(0, colon));
+      const std::string key = AsciiUpper(decoded->substr(0, colon));
       const std::string secret = decoded->substr(colon + 1);
       auto it = std::find_if(options_.api_keys.begin(), options_.api_keys.end(),
                              [&](const ApiKeyCredential& c) { return c.key == key; });
@@ -455,7 +396,7 @@ std::optional<Reply> SimHost::Authenticate(const std::string* authorization,
   }
   // The API-key middleware runs on the header even when it is absent.
   const std::string text = api_key != nullptr ? *api_key : "";
-  const std::optional<std::string> decoded = Base64Decode(text);
+  const std::optional<std::string> decoded = DecodeBase64(text);
   if (!decoded) {
     return Reply::Json(401, OAuthError("Invalid API key format"));
   }
@@ -463,7 +404,7 @@ std::optional<Reply> SimHost::Authenticate(const std::string* authorization,
   if (colon == std::string::npos) {
     return Reply::Json(401, OAuthError("API key must be in format base64(key:secret)"));
   }
-  const std::string key = Upper(decoded->substr(0, colon));
+  const std::string key = AsciiUpper(decoded->substr(0, colon));
   auto it = std::find_if(options_.api_keys.begin(), options_.api_keys.end(),
                          [&](const ApiKeyCredential& c) { return c.key == key; });
   if (it == options_.api_keys.end()) {
@@ -893,7 +834,7 @@ std::optional<ApiError> SimHost::ParseCreate(std::string_view body, CreateReques
   if (!m.is_object()) {
     return ApiError::Raw(400, "Invalid request body: catalog_manifest must be an object");
   }
-  r.catalog_id = Upper(StringField(m, "catalog_id"));
+  r.catalog_id = AsciiUpper(StringField(m, "catalog_id"));
   if (r.catalog_id.empty()) {
     return ApiError::Raw(400, "Invalid request body: catalog_id cannot be empty");
   }
@@ -934,7 +875,7 @@ std::optional<ApiError> SimHost::ParseCreate(std::string_view body, CreateReques
                            "Invalid request body: specs cpu, memory and disk must be "
                            "positive integers (memory and disk in MB)");
     }
-    const std::string type = Lower(StringField(specs, "type"));
+    const std::string type = AsciiLower(StringField(specs, "type"));
     if (type == "macvm") {
       r.type = GuestOs::kMacos;
     } else if (type == "pvm") {

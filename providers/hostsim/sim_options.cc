@@ -9,33 +9,18 @@
 #include <set>
 
 #include "reconciler/model/quantity.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::hostsim {
 namespace {
-
-std::string Upper(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 std::vector<std::string_view> Split(std::string_view text, char sep) {
   std::vector<std::string_view> parts;
   size_t start = 0;
   while (true) {
     const size_t pos = text.find(sep, start);
-    parts.push_back(Trim(text.substr(start, pos == std::string_view::npos ? pos : pos - start)));
+    parts.push_back(
+        TrimAscii(text.substr(start, pos == std::string_view::npos ? pos : pos - start)));
     if (pos == std::string_view::npos) {
       break;
     }
@@ -105,7 +90,7 @@ const std::vector<std::string>& EndpointNames() {
 }
 
 Result<Duration> ParseDuration(std::string_view text) {
-  text = Trim(text);
+  text = TrimAscii(text);
   const std::string quoted = "duration \"" + std::string(text) + "\"";
   size_t digits = 0;
   while (digits < text.size() &&
@@ -143,7 +128,7 @@ Result<Duration> ParseDuration(std::string_view text) {
 
 Result<std::map<std::string, Duration>> ParseLatencySpec(std::string_view text) {
   std::map<std::string, Duration> out;
-  if (Trim(text).empty()) {
+  if (TrimAscii(text).empty()) {
     return out;
   }
   for (std::string_view item : Split(text, ',')) {
@@ -152,7 +137,7 @@ Result<std::map<std::string, Duration>> ParseLatencySpec(std::string_view text) 
       return Status::InvalidArgument("latency item \"" + std::string(item) +
                                      "\" must be NAME=DURATION");
     }
-    const std::string name(Trim(item.substr(0, eq)));
+    const std::string name(TrimAscii(item.substr(0, eq)));
     if (!Known(LatencyNames(), name)) {
       return Status::InvalidArgument("unknown latency \"" + name +
                                      "\" (known: " + Join(LatencyNames()) + ")");
@@ -167,7 +152,7 @@ Result<std::map<std::string, Duration>> ParseLatencySpec(std::string_view text) 
 }
 
 Status ParseFaultSpec(std::string_view text, double* all, std::map<std::string, double>* rates) {
-  text = Trim(text);
+  text = TrimAscii(text);
   if (text.empty()) {
     return Status::Ok();
   }
@@ -185,12 +170,12 @@ Status ParseFaultSpec(std::string_view text, double* all, std::map<std::string, 
       return Status::InvalidArgument("fault item \"" + std::string(item) +
                                      "\" must be ENDPOINT=RATE");
     }
-    const std::string name(Trim(item.substr(0, eq)));
+    const std::string name(TrimAscii(item.substr(0, eq)));
     if (!Known(EndpointNames(), name)) {
       return Status::InvalidArgument("unknown endpoint \"" + name +
                                      "\" (known: " + Join(EndpointNames()) + ")");
     }
-    Result<double> rate = ParseRate(Trim(item.substr(eq + 1)));
+    Result<double> rate = ParseRate(TrimAscii(item.substr(eq + 1)));
     if (!rate.ok()) {
       return rate.status();
     }
@@ -210,9 +195,9 @@ Result<CatalogImage> ParseCatalogSpec(std::string_view text) {
     return Status::InvalidArgument(quoted + " must be ID/VERSION=SIZE[,os=macos|linux]");
   }
   CatalogImage image;
-  image.id = Upper(Trim(head.substr(0, slash)));
-  image.version = std::string(Trim(head.substr(slash + 1, eq - slash - 1)));
-  Result<Quantity> size = Quantity::Parse(Trim(head.substr(eq + 1)));
+  image.id = AsciiUpper(TrimAscii(head.substr(0, slash)));
+  image.version = std::string(TrimAscii(head.substr(slash + 1, eq - slash - 1)));
+  Result<Quantity> size = Quantity::Parse(TrimAscii(head.substr(eq + 1)));
   if (!size.ok()) {
     return size.status().WithContext(quoted);
   }
@@ -236,7 +221,7 @@ Result<ApiKeyCredential> ParseApiKeySpec(std::string_view text) {
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
     return Status::InvalidArgument("--api-key must be KEY:SECRET");
   }
-  return ApiKeyCredential{Upper(text.substr(0, colon)), std::string(text.substr(colon + 1))};
+  return ApiKeyCredential{AsciiUpper(text.substr(0, colon)), std::string(text.substr(colon + 1))};
 }
 
 Status ParseListen(std::string_view text, std::string* host, int* port) {

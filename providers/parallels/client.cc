@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "providers/parallels/wire.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::providers::parallels {
 namespace {
@@ -12,14 +13,6 @@ using std::chrono::steady_clock;
 
 // State changes moved from GET to PUT in the DevOps service 1.0.5 (reference section 3.1).
 constexpr std::string_view kFirstPutVersion = "1.0.5";
-
-bool Contains(std::string_view text, std::string_view what) {
-  auto it = std::search(text.begin(), text.end(), what.begin(), what.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) ==
-           std::tolower(static_cast<unsigned char>(b));
-  });
-  return it != text.end();
-}
 
 std::string Seconds(steady_clock::duration d) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -203,7 +196,8 @@ Result<HostClient::Token> HostClient::Login(Deadline deadline) {
     // below), a malformed request with 400, a locked-out one with 401; anything else is the
     // host's trouble, not the credentials'.
     if (status == 400 || status == 401 || status == 403 ||
-        (status == 404 && !(Contains(message, "resource") && Contains(message, "not found")))) {
+        (status == 404 &&
+         !(ContainsIgnoreCase(message, "resource") && ContainsIgnoreCase(message, "not found")))) {
       return Status::PermissionDenied(
           "host " + host_.name +
           " refused the login with the pool's username and password: " + message);
@@ -361,26 +355,27 @@ Status HostClient::ErrorFor(const Response& response, std::string_view what,
     return Status::PermissionDenied(prefix + "credentials refused (" + detail + ")");
   }
   if (status == 400) {
-    if (Contains(message, "not stopped") || Contains(message, "not running") ||
-        Contains(message, "not paused") || Contains(message, "already exists") ||
-        Contains(message, "is not") || Contains(message, "no host available")) {
+    if (ContainsIgnoreCase(message, "not stopped") || ContainsIgnoreCase(message, "not running") ||
+        ContainsIgnoreCase(message, "not paused") ||
+        ContainsIgnoreCase(message, "already exists") || ContainsIgnoreCase(message, "is not") ||
+        ContainsIgnoreCase(message, "no host available")) {
       return Status::FailedPrecondition(prefix + detail);
     }
     return Status::InvalidArgument(prefix + detail);
   }
   if (status == 404) {
     // The router's own 404: the address's path prefix is wrong, or the host is too old.
-    if (message.starts_with("resource ") && Contains(message, "not found")) {
+    if (message.starts_with("resource ") && ContainsIgnoreCase(message, "not found")) {
       return Status::FailedPrecondition(prefix + "the host does not serve this endpoint (" +
                                         detail + "); check the address's path prefix");
     }
     // The service answers 404 both for a missing VM ("error 404: Virtual machine not found")
     // and for any host command that failed; only the first is NotFound (reference 1.1).
-    if (Contains(message, "virtual machine") && Contains(message, "not found") &&
-        !Contains(message, "failed")) {
+    if (ContainsIgnoreCase(message, "virtual machine") &&
+        ContainsIgnoreCase(message, "not found") && !ContainsIgnoreCase(message, "failed")) {
       return Status::NotFound(prefix + detail);
     }
-    if (Contains(message, "job") && Contains(message, "not found")) {
+    if (ContainsIgnoreCase(message, "job") && ContainsIgnoreCase(message, "not found")) {
       return Status::NotFound(prefix + detail);
     }
     return Status::FailedPrecondition(prefix + "the host's command failed: " + detail);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "providers/parallels/wire.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::providers::parallels {
 namespace {
@@ -98,7 +99,7 @@ std::vector<std::string> SecretValues(const ParallelsConfig& config) {
   add(config.api_key);
   add(config.password);
   if (!config.api_key.empty()) {
-    std::string decoded = DecodeBase64(config.api_key);
+    std::string decoded = DecodeBase64(config.api_key).value_or("");
     add(decoded);
     if (size_t colon = decoded.find(':'); colon != std::string::npos) {
       add(decoded.substr(colon + 1));

@@ -4,27 +4,13 @@
 #include <thread>
 
 #include "providers/parallels/wire.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::providers::parallels {
 namespace {
 
 using nlohmann::json;
 using std::chrono::steady_clock;
-
-bool SameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-bool Mentions(std::string_view text, std::string_view what) {
-  auto it = std::search(text.begin(), text.end(), what.begin(), what.end(), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) ==
-           std::tolower(static_cast<unsigned char>(b));
-  });
-  return it != text.end();
-}
 
 // Sleeps for `wait`, or until the deadline if that is sooner. False if the deadline has passed.
 bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline) {
@@ -222,7 +208,7 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
   }
   const VmInfo* existing = nullptr;
   for (const VmInfo& vm : *vms) {
-    if (SameName(vm.name, request.name)) {
+    if (EqualsIgnoreCase(vm.name, request.name)) {
       existing = &vm;
     }
   }
@@ -415,8 +401,8 @@ Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::st
       const std::string message = client.Message(job->error);
       const std::string text = "host " + client.host().name + ": cannot " + std::string(what) +
                                ": " + (message.empty() ? "the host's job failed" : message);
-      if (Mentions(message, "timeout") || Mentions(message, "timed out") ||
-          Mentions(message, "connection")) {
+      if (ContainsIgnoreCase(message, "timeout") || ContainsIgnoreCase(message, "timed out") ||
+          ContainsIgnoreCase(message, "connection")) {
         return Status::Unavailable(text);
       }
       return Status::FailedPrecondition(text);
@@ -498,7 +484,7 @@ Status ParallelsProvider::Start(const HostRef& host, std::string_view vm, Deadli
   }
   Status error = c.ErrorFor(*response, "start VM " + std::string(vm));
   if (error.code() != Status::Code::kFailedPrecondition ||
-      !Mentions(response->body, "not stopped")) {
+      !ContainsIgnoreCase(response->body, "not stopped")) {
     return error;
   }
   // Not stopped: suspended or paused VMs resume; anything in between is retried later.

@@ -1,5 +1,7 @@
 #include "providers/parallels/wire.h"
 
+#include "reconciler/model/text.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -8,23 +10,6 @@ namespace flotilla::providers::parallels {
 namespace {
 
 using nlohmann::json;
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 // A string field, or "" when absent or not a string.
 std::string StringField(const json& object, const char* key) {
@@ -94,13 +79,13 @@ std::optional<uint64_t> JsonUnsigned(const json& value) {
 }
 
 std::optional<uint64_t> ParseSize(std::string_view text) {
-  text = Trim(text);
+  text = TrimAscii(text);
   uint64_t number = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
   if (ec != std::errc() || end == text.data()) {
     return std::nullopt;
   }
-  std::string unit = Lower(Trim(std::string_view(end, text.data() + text.size() - end)));
+  std::string unit = AsciiLower(TrimAscii(std::string_view(end, text.data() + text.size() - end)));
   uint64_t scale = 0;
   if (unit.empty() || unit == "mb" || unit == "m" || unit == "mib") {
     scale = kMiB;
@@ -140,7 +125,7 @@ Result<VmInfo> ParseVm(const json& vm) {
   info.state = ParseVmState(info.raw_state);
   info.os_raw = StringField(vm, "OS");
   info.type = StringField(vm, "Type");
-  const std::string os = Lower(info.os_raw);
+  const std::string os = AsciiLower(info.os_raw);
   if (info.type == "APPLE_VZ_VM" || os.starts_with("macos")) {
     info.os = GuestOs::kMacos;
   } else if (!os.empty() && !os.starts_with("win")) {
@@ -246,7 +231,7 @@ Result<Job> ParseJob(const json& job) {
   }
   Job out;
   out.id = StringField(job, "id");
-  out.state = Lower(StringField(job, "state"));
+  out.state = AsciiLower(StringField(job, "state"));
   if (out.id.empty()) {
     return Status::InvalidArgument("the job has no \"id\"");
   }
@@ -286,7 +271,7 @@ std::string ErrorMessage(std::string_view body, const Redactor& redactor, const 
   // Collapse the multi-line messages the service builds ("Error pulling manifest: \n\n...").
   std::string flat;
   bool space = false;
-  for (char c : Trim(message)) {
+  for (char c : TrimAscii(message)) {
     if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
       space = true;
       continue;
@@ -326,7 +311,7 @@ std::optional<bool> VersionAtLeast(std::string_view version, std::string_view mi
     }
     return out;
   };
-  std::vector<uint64_t> have = numbers(Trim(version));
+  std::vector<uint64_t> have = numbers(TrimAscii(version));
   std::vector<uint64_t> want = numbers(minimum);
   if (have.empty()) {
     return std::nullopt;
@@ -358,70 +343,6 @@ Result<ImageRef> ParseImage(std::string_view image) {
   }
   return Status::InvalidArgument("image \"" + std::string(image) +
                                  "\" is neither catalog://ID/VERSION nor vm://NAME");
-}
-
-std::string DecodeBase64(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') {
-      return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-      return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-      return c - '0' + 52;
-    }
-    if (c == '+' || c == '-') {
-      return 62;
-    }
-    if (c == '/' || c == '_') {
-      return 63;
-    }
-    return -1;
-  };
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=') {
-      break;
-    }
-    const int v = value(c);
-    if (v < 0) {
-      return "";
-    }
-    buffer = (buffer << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
-std::string EncodeBase64(std::string_view bytes) {
-  static constexpr char kTable[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : bytes) {
-    buffer = (buffer << 8) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kTable[(buffer >> bits) & 0x3F];
-    }
-  }
-  if (bits > 0) {
-    out += kTable[(buffer << (6 - bits)) & 0x3F];
-  }
-  while (out.size() % 4 != 0) {
-    out += '=';
-  }
-  return out;
 }
 
 Result<std::string> ExecCommand(std::string_view script,
@@ -458,8 +379,8 @@ std::vector<std::string> CatalogConnectionSecrets(std::string_view connection) {
     if (eq == std::string_view::npos) {
       continue;
     }
-    const std::string key = Lower(Trim(part.substr(0, eq)));
-    std::string_view value = Trim(part.substr(eq + 1));
+    const std::string key = AsciiLower(TrimAscii(part.substr(0, eq)));
+    std::string_view value = TrimAscii(part.substr(eq + 1));
     if (key == "host") {
       // USER:PASS@host, or BASE64(KEY:SECRET)@host
       if (size_t at = value.rfind('@'); at != std::string_view::npos) {
@@ -467,11 +388,12 @@ std::vector<std::string> CatalogConnectionSecrets(std::string_view connection) {
         secrets.emplace_back(credentials);
         if (size_t colon = credentials.find(':'); colon != std::string_view::npos) {
           secrets.emplace_back(credentials.substr(colon + 1));
-        } else if (std::string decoded = DecodeBase64(credentials); !decoded.empty()) {
+        } else if (std::optional<std::string> decoded = DecodeBase64(credentials);
+                   decoded && !decoded->empty()) {
           // An API key: base64 of KEY:SECRET.
-          secrets.push_back(decoded);
-          if (size_t key_end = decoded.find(':'); key_end != std::string::npos) {
-            secrets.push_back(decoded.substr(key_end + 1));
+          secrets.push_back(*decoded);
+          if (size_t key_end = decoded->find(':'); key_end != std::string::npos) {
+            secrets.push_back(decoded->substr(key_end + 1));
           }
         }
       }

@@ -60,11 +60,6 @@ struct ImageRef {
 };
 Result<ImageRef> ParseImage(std::string_view image);
 
-// Base64 (standard alphabet, padding optional) -> bytes; empty on malformed input.
-std::string DecodeBase64(std::string_view text);
-// Bytes -> base64 (standard alphabet, padded).
-std::string EncodeBase64(std::string_view bytes);
-
 // The command sent to `/machines/{id}/execute` for a script and its environment. The service
 // runs it as `env K='V' bash -c '<command>'`, so the command must hold no single quote, and
 // without environment variables it is not run by a shell at all. So the script, preceded by

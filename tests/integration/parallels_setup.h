@@ -11,6 +11,7 @@
 
 #include "providers/parallels/provider.h"
 #include "providers/secrets.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::testing {
 
@@ -34,28 +35,7 @@ inline constexpr const char* kApiKeyPlain = "FLOTILLA:ak-0123456789-secret";
 inline constexpr const char* kUser = "flotilla-admin";
 inline constexpr const char* kPassword = "pw-Very-Secret-42!";
 
-inline std::string Base64(std::string_view text) {
-  static constexpr char kTable[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char c : text) {
-    buffer = (buffer << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kTable[(buffer >> bits) & 0x3F];
-    }
-  }
-  if (bits > 0) {
-    out += kTable[(buffer << (6 - bits)) & 0x3F];
-  }
-  while (out.size() % 4 != 0) {
-    out += '=';
-  }
-  return out;
-}
+inline std::string Base64(std::string_view text) { return EncodeBase64(text); }
 
 // A Parallels provider for one pool, built through its factory as the loop will build it.
 struct ParallelsSetup {

@@ -53,6 +53,20 @@ class ParallelsTest : public ::testing::Test {
     }
   }
   void Build() { ASSERT_TRUE(setup_.Build().ok()); }
+
+  // Starts creating ios-0 and gives up after 100 ms, as a crashed loop would; returns what the
+  // provider reported for the journal (empty if it reported nothing).
+  std::optional<PendingCreate> InterruptedCreate() {
+    std::optional<PendingCreate> journalled;
+    const CreateRequest request{.name = "ios-0",
+                                .templ = MacTemplate(),
+                                .on_progress = [&](const PendingCreate& p) { journalled = p; }};
+    Result<CreateResult> interrupted =
+        provider().Create(host(), request, DeadlineIn(milliseconds{100}));
+    EXPECT_EQ(interrupted.status().code(), Status::Code::kDeadlineExceeded)
+        << interrupted.status().ToString();
+    return journalled;
+  }
   Provider& provider() { return *setup_.provider; }
   HostRef host() const { return {.pool = "pool", .name = "sim", .address = sim_->address()}; }
 
@@ -192,25 +206,17 @@ TEST_F(ParallelsTest, StopPowersOffAVmThatIgnoresShutdown) {
 TEST_F(ParallelsTest, CatalogCreateIsAsynchronousAndResumesAfterAnInterruption) {
   Start({"--latency", "create=1500ms"});
   Build();
-  std::vector<PendingCreate> progress;
-  CreateRequest request{.name = "ios-0",
-                        .templ = MacTemplate(),
-                        .on_progress = [&](const PendingCreate& p) { progress.push_back(p); }};
   // The caller gives up (or crashes) while the host is still pulling.
-  Result<CreateResult> interrupted =
-      provider().Create(host(), request, DeadlineIn(milliseconds{300}));
-  EXPECT_EQ(interrupted.status().code(), Status::Code::kDeadlineExceeded)
-      << interrupted.status().ToString();
-  ASSERT_FALSE(progress.empty());
-  const PendingCreate journalled = progress.back();
-  EXPECT_EQ(ParsePendingCreateName(journalled.temp_name), "ios-0");
-  EXPECT_FALSE(journalled.job_id.empty());
+  const std::optional<PendingCreate> journalled = InterruptedCreate();
+  ASSERT_TRUE(journalled.has_value());
+  EXPECT_EQ(ParsePendingCreateName(journalled->temp_name), "ios-0");
+  EXPECT_FALSE(journalled->job_id.empty());
   EXPECT_EQ(sim_->Count("sim", "create_async"), 1);
 
   // A new provider (a restarted process) resumes from what was journalled.
   ASSERT_TRUE(setup_.Build().ok());
-  request.resume = journalled;
-  Result<CreateResult> resumed = provider().Create(host(), request, Soon());
+  Result<CreateResult> resumed = provider().Create(
+      host(), {.name = "ios-0", .templ = MacTemplate(), .resume = journalled}, Soon());
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
   EXPECT_FALSE(resumed->adopted);
   EXPECT_EQ(resumed->vm.name, "ios-0");
@@ -223,19 +229,15 @@ TEST_F(ParallelsTest, CatalogCreateIsAsynchronousAndResumesAfterAnInterruption) 
 TEST_F(ParallelsTest, CreateFinishesAJournalledVmWhosePullCompleted) {
   Start({"--latency", "create=400ms"});
   Build();
-  std::optional<PendingCreate> journalled;
-  CreateRequest request{.name = "ios-0",
-                        .templ = MacTemplate(),
-                        .on_progress = [&](const PendingCreate& p) { journalled = p; }};
-  ASSERT_FALSE(provider().Create(host(), request, DeadlineIn(milliseconds{100})).ok());
+  const std::optional<PendingCreate> journalled = InterruptedCreate();
   ASSERT_TRUE(journalled.has_value());
   // The pull completes while nobody watches: the VM exists under its temporary name.
   ASSERT_TRUE(testing::WaitUntil([&] {
     HostObservation o = provider().Observe(host(), Soon());
     return o.vms.size() == 1 && o.vms[0].name == journalled->temp_name;
   }));
-  request.resume = journalled;
-  Result<CreateResult> finished = provider().Create(host(), request, Soon());
+  Result<CreateResult> finished = provider().Create(
+      host(), {.name = "ios-0", .templ = MacTemplate(), .resume = journalled}, Soon());
   ASSERT_TRUE(finished.ok()) << finished.status().ToString();
   EXPECT_EQ(finished->vm.name, "ios-0");
   EXPECT_EQ(sim_->Count("sim", "create_async"), 1);
@@ -246,14 +248,10 @@ TEST_F(ParallelsTest, CreateFinishesAJournalledVmWhosePullCompleted) {
 TEST_F(ParallelsTest, ResumeWaitsWhenTheJobCannotBeRead) {
   Start({"--latency", "create=1s"});
   Build();
-  std::optional<PendingCreate> journalled;
-  CreateRequest request{.name = "ios-0",
-                        .templ = MacTemplate(),
-                        .on_progress = [&](const PendingCreate& p) { journalled = p; }};
-  ASSERT_FALSE(provider().Create(host(), request, DeadlineIn(milliseconds{100})).ok());
+  const std::optional<PendingCreate> journalled = InterruptedCreate();
   ASSERT_TRUE(journalled.has_value());
   sim_->Control("POST", "/_sim/faults", {{"endpoint", "job"}, {"count", 1}, {"status", 502}});
-  request.resume = journalled;
+  const CreateRequest request{.name = "ios-0", .templ = MacTemplate(), .resume = journalled};
   Result<CreateResult> refused = provider().Create(host(), request, Soon());
   EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable) << refused.status().ToString();
   Result<CreateResult> resumed = provider().Create(host(), request, Soon());
@@ -275,8 +273,7 @@ TEST_F(ParallelsTest, ScriptsTravelWithoutQuotesAndWithTheirEnvironment) {
   EXPECT_EQ(command.find('\''), std::string::npos) << command;
   EXPECT_EQ(command.find("secret-ish"), std::string::npos) << "values travel encoded";
   const std::string encoded = command.substr(5, command.find(' ', 5) - 5);
-  EXPECT_EQ(parallels::DecodeBase64(encoded),
-            "export RUNNER='it'\\''s-secret-ish'\necho 'hello' \"$RUNNER\"");
+  EXPECT_EQ(DecodeBase64(encoded), "export RUNNER='it'\\''s-secret-ish'\necho 'hello' \"$RUNNER\"");
 }
 
 TEST_F(ParallelsTest, CreateCleansUpWhatAForgottenAttemptLeftBehind) {

@@ -1,0 +1,25 @@
+#pragma once
+
+// Small text helpers shared by the modules that speak to hosts: ASCII case folding (protocols
+// compare names case-insensitively; locales must not matter) and base64 (API keys are
+// base64("KEY:SECRET")).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace flotilla {
+
+std::string AsciiLower(std::string_view text);
+std::string AsciiUpper(std::string_view text);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+bool ContainsIgnoreCase(std::string_view text, std::string_view what);
+// `text` without leading and trailing ASCII whitespace.
+std::string_view TrimAscii(std::string_view text);
+
+// Standard alphabet, padded.
+std::string EncodeBase64(std::string_view bytes);
+// Standard or URL-safe alphabet, padding optional; nullopt on anything else.
+std::optional<std::string> DecodeBase64(std::string_view text);
+
+}  // namespace flotilla
