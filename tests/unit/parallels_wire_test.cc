@@ -6,6 +6,7 @@
 #include "providers/parallels/client.h"
 #include "providers/parallels/config.h"
 #include "providers/parallels/wire.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::providers::parallels {
 namespace {
