@@ -50,7 +50,7 @@ Status FakeProvider::RemoveVm(const std::string& address, const std::string& vm)
   return Status::Ok();
 }
 
-void FakeProvider::FailNext(const std::string& operation, Status status, int count) {
+void FakeProvider::FailNext(const std::string& operation, const Status& status, int count) {
   std::lock_guard lock(mu_);
   for (int i = 0; i < count; ++i) {
     failures_[operation].push_back(status);

@@ -44,7 +44,7 @@ class FakeProvider final : public Provider {
   Status RemoveVm(const std::string& address, const std::string& vm);
   // The next `count` calls of `operation` ("observe", "create", "configure", "start", "stop",
   // "delete", "exec") on any host fail with `status`.
-  void FailNext(const std::string& operation, Status status, int count = 1);
+  void FailNext(const std::string& operation, const Status& status, int count = 1);
 
   std::vector<VmInfo> Vms(const std::string& address) const;  // sorted by name
   int Calls(const std::string& operation) const;              // calls so far, failed or not

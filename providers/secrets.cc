@@ -10,7 +10,7 @@
 namespace flotilla::providers {
 namespace {
 
-constexpr uintmax_t kMaxSecretBytes = 64 * 1024;
+constexpr uintmax_t kMaxSecretBytes = uintmax_t{64} * 1024;
 
 bool IsSafeComponent(std::string_view part) {
   return !part.empty() && part != "." && part != ".." && part.find('/') == std::string_view::npos &&

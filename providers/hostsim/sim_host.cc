@@ -1142,7 +1142,7 @@ Reply SimHost::Clone(const std::string& id, std::string_view body) {
 }
 
 Reply SimHost::ChangeState(const std::string& id, StateOp op, bool force) {
-  const Reply success =
+  Reply success =
       Reply::Json(200, {{"id", id}, {"operation", OperationTitle(op)}, {"status", "Success"}});
   const Duration latency = env_.Latency(StateOpName(op));
   std::unique_lock lock(mu_);
@@ -1151,7 +1151,7 @@ Reply SimHost::ChangeState(const std::string& id, StateOp op, bool force) {
     return VmNotFound();
   }
   const std::string prior = vm->state;
-  const Reply not_running = Reply::Error(ApiError::Uncoded("VM is not running"));
+  Reply not_running = Reply::Error(ApiError::Uncoded("VM is not running"));
   std::string transitional;
   std::string final_state;
   bool check_can_run = false;

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <set>
 
+#include <cmath>
+
 #include "reconciler/model/quantity.h"
 #include "reconciler/model/text.h"
 
@@ -123,7 +125,7 @@ Result<Duration> ParseDuration(std::string_view text) {
   if (ms > 1e12) {
     return Status::InvalidArgument(quoted + " is too long");
   }
-  return Duration(static_cast<int64_t>(ms + 0.5));
+  return Duration(std::llround(ms));
 }
 
 Result<std::map<std::string, Duration>> ParseLatencySpec(std::string_view text) {

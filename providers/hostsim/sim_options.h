@@ -60,15 +60,15 @@ struct SimOptions {
   std::string arch = "arm64";
   // Host hardware, per host. Memory and disk in MiB (the API speaks MB).
   int cpu = 12;
-  uint64_t memory_mb = 32 * 1024;
-  uint64_t disk_mb = 1024 * 1024;
-  uint64_t disk_used_mb = 40 * 1024;  // the base OS's share of the disk
+  uint64_t memory_mb = uint64_t{32} * 1024;
+  uint64_t disk_mb = uint64_t{1024} * 1024;
+  uint64_t disk_used_mb = uint64_t{40} * 1024;  // the base OS's share of the disk
   int reserved_cpu = 1;
   uint64_t reserved_memory_mb = 2048;
   uint64_t reserved_disk_mb = 20000;
   // Known catalog images; empty: every ID/VERSION exists with `default_image_size_mb`.
   std::vector<CatalogImage> catalog;
-  uint64_t default_image_size_mb = 20 * 1024;
+  uint64_t default_image_size_mb = uint64_t{20} * 1024;
   // Images pre-cached on every host, "ID/VERSION".
   std::vector<std::string> cached;
   // Per-operation latency (names from LatencyNames()); missing: 0.

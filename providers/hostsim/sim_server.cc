@@ -322,7 +322,7 @@ Reply SimServer::HandleApi(const httplib::Request& req, const std::string& body,
     }
   }
   if (route == nullptr) {
-    const Reply reply = path_known ? Reply::Empty(405) : NotFoundPath(path);
+    Reply reply = path_known ? Reply::Empty(405) : NotFoundPath(path);
     host->RecordCall("unrouted", reply.status);
     return reply;
   }

@@ -8,7 +8,9 @@ namespace {
 
 char LowerChar(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 char UpperChar(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 int Base64Value(char c) {
   if (c >= 'A' && c <= 'Z') {
@@ -50,9 +52,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 bool ContainsIgnoreCase(std::string_view text, std::string_view what) {
-  return std::search(text.begin(), text.end(), what.begin(), what.end(), [](char x, char y) {
-           return LowerChar(x) == LowerChar(y);
-         }) != text.end();
+  return std::search(text.begin(), text.end(), what.begin(), what.end(),
+                     [](char x, char y) { return LowerChar(x) == LowerChar(y); }) != text.end();
 }
 
 std::string_view TrimAscii(std::string_view text) {

@@ -39,7 +39,8 @@ class ParallelsTest : public ::testing::Test {
  protected:
   // Starts hostsim with `flags` plus credentials, and a provider using the API key (or the
   // username and password).
-  void Start(std::vector<std::string> flags, bool login = false, std::string scheme = "http") {
+  void Start(std::vector<std::string> flags, bool login = false,
+             const std::string& scheme = "http") {
     flags.insert(flags.end(),
                  {"--api-key", kApiKeyPlain, "--username", kUser, "--password", kPassword});
     sim_ = std::make_unique<Hostsim>(flags, scheme);

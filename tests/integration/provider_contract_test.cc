@@ -68,7 +68,7 @@ class HostsimWorld final : public World {
  public:
   enum class Auth { kApiKey, kPassword };
 
-  HostsimWorld(std::string version, Auth auth)
+  HostsimWorld(const std::string& version, Auth auth)
       : sim_(auth == Auth::kApiKey
                  ? std::vector<std::string>{"--version", version, "--api-key", kApiKeyPlain,
                                             "--offline-hang", "3s"}

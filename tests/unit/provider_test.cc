@@ -120,7 +120,7 @@ TEST_F(SecretsTest, RefusesPathsAndHugeFilesWithoutQuotingThem) {
   FileSecretSource source(dir_);
   EXPECT_FALSE(source.Read("../etc", "passwd").ok());
   EXPECT_FALSE(source.Read("builders", "a/b").ok());
-  Write("big/password", std::string(70 * 1024, 'x'));
+  Write("big/password", std::string(size_t{70} * 1024, 'x'));
   Result<std::optional<std::string>> big = source.Read("big", "password");
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.status().message().find("xxxx"), std::string::npos);
