@@ -1,0 +1,107 @@
+#pragma once
+
+// What hosts report about themselves and their VMs: the input side of planning. Providers fill
+// these; the planner and the store read them.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/model/types.h"
+
+namespace flotilla {
+
+// The state of a VM, reduced to what decisions need. The provider's own spelling is kept in
+// VmInfo::raw_state for display.
+enum class VmState {
+  kRunning,
+  kStopped,
+  kSuspended,
+  kPaused,
+  kTransitional,  // starting, stopping, resuming, ...: wait and look again
+  kUnknown,       // the host does not know (or said something we do not recognise)
+  kInvalid,       // the host has a broken VM registration
+};
+
+std::string_view ToString(VmState state);  // "running", "stopped", ... "transitional"
+
+// Maps a Parallels/prlctl state string onto VmState (case-insensitive). Strings that end in
+// "ing" and are not "running" are transitional; anything unrecognised is kUnknown.
+VmState ParseVmState(std::string_view raw);
+
+struct Resources {
+  uint32_t cpu = 0;  // logical CPUs
+  uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
+
+  friend bool operator==(const Resources&, const Resources&) = default;
+};
+
+// What a host says about itself.
+struct HostFacts {
+  std::optional<Arch> arch;   // empty when the host reports an architecture we do not know
+  std::string os_name;        // "macOS"
+  std::string os_version;     // "15.5"
+  std::string agent_version;  // the host API's version, e.g. the DevOps service's "1.0.5"
+  std::string hypervisor_version;
+  Resources total;                 // the hardware
+  Resources system_reserved;       // what the host keeps for itself
+  Resources available;             // free for VMs to run, as the host computes it (stopped VMs
+                                   // use disk but not cpu or memory)
+  uint32_t running_macos_vms = 0;  // Apple allows two per Mac
+  std::vector<std::string> cached_images;  // "catalog://ID/VERSION", sorted, unique
+
+  friend bool operator==(const HostFacts&, const HostFacts&) = default;
+};
+
+// One VM as the host reports it.
+struct VmInfo {
+  std::string id;    // the provider's id (a UUID for parallels)
+  std::string name;  // the VM's name on the host
+  VmState state = VmState::kUnknown;
+  std::string raw_state;      // the host's own word for the state
+  std::optional<GuestOs> os;  // empty for guests that are neither macOS nor Linux
+  std::string os_raw;         // the host's own word ("macosx", "ubuntu", ...)
+  std::string type;           // the host's VM type ("APPLE_VZ_VM", "VM", ...)
+  uint32_t cpu = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
+  std::string ip;  // empty when unknown
+  // Set when this VM is a create in progress (or left behind by a crash) for the VM named
+  // here (a provider's temporary name, e.g. "ios-1.flotilla-3fa9").
+  std::string pending_create_for;
+
+  bool IsMacos() const { return os == GuestOs::kMacos; }
+
+  friend bool operator==(const VmInfo&, const VmInfo&) = default;
+};
+
+// One host of the fleet as last observed.
+struct ObservedHost {
+  std::string name;  // the host's name in its HostPool
+  std::string pool;
+  // True when the latest observation succeeded. A host that does not answer (or refuses us)
+  // is offline: its VMs are unknown, not missing.
+  bool online = false;
+  // When the host last answered; empty if it never has. Host loss is measured from here.
+  std::optional<std::chrono::system_clock::time_point> last_seen;
+  std::string error;        // why the latest observation failed; empty when online
+  HostFacts facts;          // as of last_seen
+  std::vector<VmInfo> vms;  // as of last_seen, sorted by name
+
+  friend bool operator==(const ObservedHost&, const ObservedHost&) = default;
+};
+
+// Every host of the fleet, by name. A host named in a manifest but missing here has never been
+// observed (it counts as offline).
+struct Observed {
+  std::map<std::string, ObservedHost> hosts;
+
+  const ObservedHost* FindHost(std::string_view name) const;
+};
+
+}  // namespace flotilla

@@ -1,0 +1,64 @@
+#include "reconciler/model/plan.h"
+
+#include <algorithm>
+
+namespace flotilla {
+
+const LedgerEntry* Ledger::Find(std::string_view vm) const {
+  for (const LedgerEntry& entry : entries) {
+    if (entry.vm == vm) {
+      return &entry;
+    }
+  }
+  return nullptr;
+}
+
+std::string_view ToString(ActionKind kind) {
+  switch (kind) {
+    case ActionKind::kCreate:
+      return "create";
+    case ActionKind::kReplace:
+      return "replace";
+    case ActionKind::kStart:
+      return "start";
+    case ActionKind::kStop:
+      return "stop";
+    case ActionKind::kDelete:
+      return "delete";
+  }
+  return "create";
+}
+
+std::string_view ToString(FindingKind kind) {
+  switch (kind) {
+    case FindingKind::kUnschedulable:
+      return "unschedulable";
+    case FindingKind::kConflict:
+      return "conflict";
+    case FindingKind::kDeferred:
+      return "deferred";
+    case FindingKind::kRefused:
+      return "refused";
+    case FindingKind::kUnknown:
+      return "unknown";
+    case FindingKind::kWaiting:
+      return "waiting";
+    case FindingKind::kDrift:
+      return "drift";
+    case FindingKind::kOutdated:
+      return "outdated";
+  }
+  return "unschedulable";
+}
+
+size_t Plan::Count(ActionKind kind) const {
+  return static_cast<size_t>(std::count_if(actions.begin(), actions.end(),
+                                           [kind](const Action& a) { return a.kind == kind; }));
+}
+
+size_t Plan::Count(FindingKind kind) const {
+  return static_cast<size_t>(std::count_if(findings.begin(), findings.end(),
+                                           [kind](const Finding& f) { return f.kind == kind; }));
+}
+
+}  // namespace flotilla

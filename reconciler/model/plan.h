@@ -1,0 +1,102 @@
+#pragma once
+
+// What Flotilla owns (the Ledger) and what it intends to do (the Plan). Both are plain values:
+// the planner computes a Plan from Desired, Observed and the Ledger; the executor runs it; the
+// store records both.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/model/types.h"
+
+namespace flotilla {
+
+// One VM Flotilla created (or adopted).
+struct LedgerEntry {
+  std::string vm;  // the VM's name
+  std::string vmset;
+  std::string pool;
+  std::string host;
+  std::string provider_id;
+  std::string template_hash;  // of the template it was created from
+
+  friend bool operator==(const LedgerEntry&, const LedgerEntry&) = default;
+};
+
+struct Ledger {
+  std::vector<LedgerEntry> entries;
+  // The `prune` each VMSet had when it was last applied; decides for VMSets that have since been
+  // removed from the repository.
+  std::map<std::string, bool> vmset_prune;
+
+  const LedgerEntry* Find(std::string_view vm) const;
+};
+
+enum class ActionKind {
+  kCreate,   // a new VM on `host` (stopped; a start follows if desired running)
+  kReplace,  // a new VM for an existing one (outdated, drained, or on a lost host)
+  kStart,
+  kStop,
+  kDelete,
+};
+std::string_view ToString(ActionKind kind);  // "create", "replace", ...
+
+struct Action {
+  int id = 0;  // 1-based position in the plan
+  ActionKind kind = ActionKind::kCreate;
+  std::string vm;
+  std::string vmset;
+  std::string pool;
+  std::string host;             // where the action happens (the new host, for create and replace)
+  std::string from_host;        // replace: where the predecessor is
+  std::string reason;           // why, for people
+  std::vector<int> depends_on;  // ids of actions that must succeed first
+  // create/replace: what to build, and its hash.
+  std::optional<VMTemplate> templ;
+  std::string template_hash;
+  // replace: the new VM is made before the predecessor is deleted (there was spare capacity);
+  // false: delete first, then create.
+  bool create_first = false;
+
+  friend bool operator==(const Action&, const Action&) = default;
+};
+
+enum class FindingKind {
+  kUnschedulable,  // no host fits a VM that should exist
+  kConflict,       // a VM we want exists but is not ours; never touched
+  kDeferred,       // a delete held back by the deletion budget
+  kRefused,        // deletes refused: the revision would delete every managed VM
+  kUnknown,        // the VM's host is offline; its state is unknown
+  kWaiting,        // the VM is in between states; looked at again next pass
+  kDrift,          // the VM differs from what is desired and self-heal is off
+  kOutdated,       // the VM's template is outdated and the update strategy holds it
+};
+std::string_view ToString(FindingKind kind);  // "unschedulable", "conflict", ...
+
+struct Finding {
+  FindingKind kind = FindingKind::kUnschedulable;
+  std::string vm;
+  std::string vmset;
+  std::string pool;
+  std::string host;  // empty when no host is concerned
+  std::string message;
+
+  friend bool operator==(const Finding&, const Finding&) = default;
+};
+
+struct Plan {
+  std::vector<Action> actions;    // in execution order where dependencies allow
+  std::vector<Finding> findings;  // sorted by pool, vmset, vm, kind
+
+  bool Empty() const { return actions.empty(); }
+  size_t Count(ActionKind kind) const;
+  size_t Count(FindingKind kind) const;
+
+  friend bool operator==(const Plan&, const Plan&) = default;
+};
+
+}  // namespace flotilla

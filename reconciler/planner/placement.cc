@@ -1,0 +1,198 @@
+#include "reconciler/planner/placement.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "reconciler/model/quantity.h"
+
+namespace flotilla::planner {
+namespace {
+
+// States in which a VM holds its cpu and memory (everything but stopped and broken).
+bool HoldsResources(VmState state) {
+  return state != VmState::kStopped && state != VmState::kInvalid;
+}
+
+// States in which a macOS VM counts against Apple's limit.
+bool CountsForAppleLimit(VmState state) {
+  return state == VmState::kRunning || state == VmState::kTransitional || state == VmState::kPaused;
+}
+
+std::string Bytes(int64_t bytes) {
+  return Quantity::FromBytes(bytes > 0 ? static_cast<uint64_t>(bytes) : 0).ToString();
+}
+
+}  // namespace
+
+Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
+               const std::set<std::string>& desired_running, const PlannerOptions& options)
+    : pool_(pool), options_(options) {
+  for (const HostSpec& spec : pool.hosts) {
+    HostLoad& load = hosts_[spec.name];
+    load.spec = &spec;
+    load.arch = spec.arch;
+    const ObservedHost* host = observed.FindHost(spec.name);
+    load.online = host != nullptr && host->online;
+    if (!load.online) {
+      continue;
+    }
+    const HostFacts& facts = host->facts;
+    if (facts.arch) {
+      load.arch = facts.arch;
+    }
+    Resources total = facts.total;
+    if (total.cpu == 0 && spec.capacity) {
+      total = Resources{.cpu = spec.capacity->cpu,
+                        .memory_bytes = spec.capacity->memory.bytes(),
+                        .disk_bytes = spec.capacity->disk.bytes()};
+    }
+    load.total_cpu = total.cpu;
+    load.total_memory = static_cast<int64_t>(total.memory_bytes);
+    load.free_cpu = static_cast<int64_t>(total.cpu) - facts.system_reserved.cpu;
+    load.free_memory = static_cast<int64_t>(total.memory_bytes) -
+                       static_cast<int64_t>(facts.system_reserved.memory_bytes);
+    load.free_disk = static_cast<int64_t>(facts.available.disk_bytes);
+    load.cached_images.insert(facts.cached_images.begin(), facts.cached_images.end());
+    uint32_t& running_macos = macos_running_[spec.name];
+    for (const VmInfo& vm : host->vms) {
+      const bool is_managed = managed.contains(vm.name);
+      const bool reserved =
+          HoldsResources(vm.state) || (is_managed && desired_running.contains(vm.name));
+      if (reserved) {
+        load.free_cpu -= vm.cpu;
+        load.free_memory -= static_cast<int64_t>(vm.memory_bytes);
+        if (vm.IsMacos()) {
+          ++load.macos_committed;
+        }
+      }
+      if (vm.IsMacos() && CountsForAppleLimit(vm.state)) {
+        ++running_macos;
+      }
+      if (is_managed) {
+        ++load.managed_vms;
+      }
+    }
+  }
+}
+
+const HostLoad* Placer::Load(const std::string& host) const {
+  auto it = hosts_.find(host);
+  return it == hosts_.end() ? nullptr : &it->second;
+}
+
+bool Placer::ReserveMacosStart(const std::string& host) {
+  uint32_t& running = macos_running_[host];
+  if (running >= options_.apple_vm_limit) {
+    return false;
+  }
+  ++running;
+  return true;
+}
+
+Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std::string& avoid) {
+  const VMTemplate& t = set.templ;
+  const bool running = t.state == PowerState::kRunning;
+  const bool macos = t.os == GuestOs::kMacos;
+  const int64_t cpu = running ? t.cpu : 0;
+  const int64_t memory = running ? static_cast<int64_t>(t.memory.bytes()) : 0;
+  const int64_t disk =
+      static_cast<int64_t>(t.disk ? t.disk->bytes() : options_.default_image_disk_bytes);
+
+  std::map<std::string, int> failed;  // reason -> hosts
+  int64_t max_free_cpu = INT64_MIN;
+  int64_t max_free_memory = INT64_MIN;
+  int64_t max_free_disk = INT64_MIN;
+  std::vector<HostLoad*> fits;
+  for (auto& [name, load] : hosts_) {
+    const HostSpec& spec = *load.spec;
+    if (name == avoid) {
+      ++failed["holds the VM being replaced"];
+    } else if (!load.online) {
+      ++failed["offline"];
+    } else if (spec.cordoned) {
+      ++failed["cordoned"];
+    } else if (!load.arch) {
+      ++failed["architecture unknown"];
+    } else if (*load.arch != t.arch) {
+      ++failed[std::string(ToString(*load.arch))];
+    } else if (!spec.HasAllTags(set.selector_tags)) {
+      ++failed["missing selector tags"];
+    } else if (load.managed_vms >= spec.max_vms.value_or(kDefaultMaxVMs)) {
+      ++failed["at maxVMs"];
+    } else if (macos && running && load.macos_committed >= options_.apple_vm_limit) {
+      ++failed["already 2 macOS VMs"];
+    } else if (load.free_cpu < cpu) {
+      ++failed["insufficient cpu"];
+      max_free_cpu = std::max(max_free_cpu, load.free_cpu);
+    } else if (load.free_memory < memory) {
+      ++failed["insufficient memory"];
+      max_free_memory = std::max(max_free_memory, load.free_memory);
+    } else if (load.free_disk < disk) {
+      ++failed["insufficient disk"];
+      max_free_disk = std::max(max_free_disk, load.free_disk);
+    } else {
+      fits.push_back(&load);
+    }
+  }
+  if (fits.empty()) {
+    std::vector<std::pair<std::string, int>> parts(failed.begin(), failed.end());
+    std::stable_sort(parts.begin(), parts.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string reason = "no host fits " + vm + ": " + std::to_string(hosts_.size()) +
+                         (hosts_.size() == 1 ? " host" : " hosts") + " in pool " + pool_.meta.name;
+    for (const auto& [what, count] : parts) {
+      reason += "; " + std::to_string(count) + " ";
+      if (what == "arm64" || what == "x86_64") {
+        reason += what + " (need " + std::string(ToString(t.arch)) + ")";
+      } else if (what == "insufficient cpu") {
+        reason += what + " (need " + std::to_string(cpu) + ", max free " +
+                  std::to_string(std::max<int64_t>(max_free_cpu, 0)) + ")";
+      } else if (what == "insufficient memory") {
+        reason += what + " (need " + Bytes(memory) + ", max free " + Bytes(max_free_memory) + ")";
+      } else if (what == "insufficient disk") {
+        reason += what + " (need " + Bytes(disk) + ", max free " + Bytes(max_free_disk) + ")";
+      } else if (what == "missing selector tags") {
+        std::string tags;
+        for (const std::string& tag : set.selector_tags) {
+          tags += (tags.empty() ? "" : ", ") + tag;
+        }
+        reason += what + " (" + tags + ")";
+      } else {
+        reason += what;
+      }
+    }
+    return Choice{.reason = reason};
+  }
+  // The free share a host would have left, averaged over cpu and memory.
+  auto left = [&](const HostLoad* h) {
+    const double c = h->total_cpu > 0 ? double(h->free_cpu - cpu) / double(h->total_cpu) : 0.0;
+    const double m =
+        h->total_memory > 0 ? double(h->free_memory - memory) / double(h->total_memory) : 0.0;
+    return (c + m) / 2.0;
+  };
+  const bool spread = set.placement == ::flotilla::Placement::kSpread;
+  auto better = [&](const HostLoad* a, const HostLoad* b) {
+    const bool a_cached = a->cached_images.contains(t.image);
+    const bool b_cached = b->cached_images.contains(t.image);
+    if (a_cached != b_cached) {
+      return a_cached;
+    }
+    const double la = left(a);
+    const double lb = left(b);
+    if (la != lb) {
+      return spread ? la > lb : la < lb;
+    }
+    return a->spec->name < b->spec->name;
+  };
+  HostLoad* best = *std::min_element(fits.begin(), fits.end(), better);
+  best->free_cpu -= cpu;
+  best->free_memory -= memory;
+  best->free_disk -= disk;
+  ++best->managed_vms;
+  if (macos && running) {
+    ++best->macos_committed;
+  }
+  return Choice{.host = best->spec->name};
+}
+
+}  // namespace flotilla::planner

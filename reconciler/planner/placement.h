@@ -1,0 +1,87 @@
+#pragma once
+
+// Placement: which host of a pool gets a new VM (DESIGN section 4).
+//
+// Filters, in order (a host is counted under the first it fails): offline, cordoned,
+// architecture, selector tags (all of them), maxVMs, the Apple limit (at most two running macOS
+// VMs per host, counting VMs this plan will start), free cpu, memory, disk. Among the hosts
+// left, hosts whose catalog cache holds the image come first; then `spread` takes the host with
+// the most free resources and `pack` the one with the least that still fits; ties go to the
+// host name. Capacity given out earlier in the same plan counts as used.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconciler/model/observed.h"
+#include "reconciler/model/types.h"
+
+namespace flotilla::planner {
+
+struct PlannerOptions {
+  // An offline host's VMs are replaced elsewhere once it has been silent this long.
+  std::chrono::seconds host_lost_after{std::chrono::minutes{10}};
+  // At most this many deletes per plan; empty = 10% of managed VMs, at least 1.
+  std::optional<uint32_t> max_deletions;
+  // Allow a revision that deletes every managed VM.
+  bool allow_empty = false;
+  // Treat a VM that has a desired name but is not in the ledger as ours (after the store was
+  // lost) instead of reporting a conflict.
+  bool adopt_unowned = false;
+  // Disk a VM is assumed to take when its template names none.
+  uint64_t default_image_disk_bytes = uint64_t{40} << 30;
+  // Running macOS VMs per Mac host (Apple's licence, enforced by Virtualization.framework).
+  uint32_t apple_vm_limit = 2;
+};
+
+// What one host can still take during one plan.
+struct HostLoad {
+  const HostSpec* spec = nullptr;
+  bool online = false;
+  std::optional<Arch> arch;
+  int64_t total_cpu = 0;
+  int64_t total_memory = 0;
+  int64_t free_cpu = 0;
+  int64_t free_memory = 0;
+  int64_t free_disk = 0;
+  uint32_t managed_vms = 0;      // Flotilla's VMs on the host, existing and planned
+  uint32_t macos_committed = 0;  // macOS VMs running or to be running
+  std::set<std::string> cached_images;
+};
+
+// The hosts of one pool and what they can take. Not thread-safe; one per plan.
+class Placer {
+ public:
+  // `managed` names the VMs on hosts that are Flotilla's (they count towards maxVMs);
+  // `desired_running` the managed VMs desired running (their resources stay reserved while
+  // they are stopped).
+  Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
+         const std::set<std::string>& desired_running, const PlannerOptions& options);
+
+  // The best host for a new VM of `set` (other than `avoid`), reserving its resources; or the
+  // reason none fits, e.g. "no host fits ios-4: 4 hosts in pool; 2 insufficient memory (need
+  // 8Gi, max free 6Gi), 1 cordoned, 1 offline".
+  struct Choice {
+    std::string host;    // empty when nothing fits
+    std::string reason;  // why nothing fits
+  };
+  Choice Place(const VMSet& set, const std::string& vm, const std::string& avoid = "");
+
+  // Whether a macOS VM on `host` may start now without passing the Apple limit, counting starts
+  // already planned; reserves the slot when it may.
+  bool ReserveMacosStart(const std::string& host);
+
+  const HostLoad* Load(const std::string& host) const;
+
+ private:
+  const HostPool& pool_;
+  const PlannerOptions& options_;
+  std::map<std::string, HostLoad> hosts_;          // by name
+  std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
+};
+
+}  // namespace flotilla::planner

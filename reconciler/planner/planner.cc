@@ -1,0 +1,477 @@
+#include "reconciler/planner/planner.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "reconciler/model/template_hash.h"
+
+namespace flotilla::planner {
+namespace {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// One copy of a named VM on a host.
+struct Located {
+  const ObservedHost* host = nullptr;
+  const VmInfo* vm = nullptr;
+};
+
+std::string Minutes(std::chrono::system_clock::duration d) {
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
+  return minutes < 1 ? "less than a minute" : std::to_string(minutes) + "m";
+}
+
+// Accumulates a plan with ids and dependencies.
+class PlanBuilder {
+ public:
+  int Add(Action action) {
+    action.id = static_cast<int>(plan_.actions.size()) + 1;
+    plan_.actions.push_back(std::move(action));
+    return plan_.actions.back().id;
+  }
+  void Note(Finding finding) { plan_.findings.push_back(std::move(finding)); }
+
+  Plan Finish() {
+    std::stable_sort(
+        plan_.findings.begin(), plan_.findings.end(), [](const Finding& a, const Finding& b) {
+          return std::tie(a.pool, a.vmset, a.vm, a.kind) < std::tie(b.pool, b.vmset, b.vm, b.kind);
+        });
+    return std::move(plan_);
+  }
+
+ private:
+  Plan plan_;
+};
+
+// A delete the budget decides on.
+struct DeleteCandidate {
+  LedgerEntry entry;
+  std::string host;
+  std::string reason;
+};
+
+class PoolPlanner {
+ public:
+  PoolPlanner(const Desired& desired, const HostPool& pool, const Observed& observed,
+              const Ledger& ledger, const PlannerOptions& options, TimePoint now,
+              PlanBuilder& builder)
+      : desired_(desired),
+        pool_(pool),
+        ledger_(ledger),
+        options_(options),
+        now_(now),
+        builder_(builder) {
+    for (const HostSpec& spec : pool.hosts) {
+      specs_[spec.name] = &spec;
+      const ObservedHost* host = observed.FindHost(spec.name);
+      if (host == nullptr) {
+        continue;
+      }
+      for (const VmInfo& vm : host->vms) {
+        if (vm.pending_create_for.empty()) {
+          where_[vm.name].push_back(Located{.host = host, .vm = &vm});
+        }
+      }
+    }
+    for (const VMSet& set : desired.sets) {
+      if (set.pool != pool.meta.name) {
+        continue;
+      }
+      sets_.push_back(&set);
+      for (uint32_t i = 0; i < set.replicas; ++i) {
+        desired_vms_[set.VMName(i)] = &set;
+      }
+    }
+    std::set<std::string> managed;
+    std::set<std::string> desired_running;
+    for (const LedgerEntry& entry : ledger.entries) {
+      if (entry.pool == pool.meta.name) {
+        managed.insert(entry.vm);
+      }
+    }
+    if (options.adopt_unowned) {
+      for (const auto& [name, set] : desired_vms_) {
+        if (where_.contains(name)) {
+          managed.insert(name);
+        }
+      }
+    }
+    for (const std::string& name : managed) {
+      auto it = desired_vms_.find(name);
+      if (it != desired_vms_.end() && it->second->templ.state == PowerState::kRunning) {
+        desired_running.insert(name);
+      }
+    }
+    placer_ = std::make_unique<Placer>(pool, observed, managed, desired_running, options);
+  }
+
+  void Run(std::vector<DeleteCandidate>& deletes) {
+    for (const VMSet* set : sets_) {
+      PlanSet(*set);
+    }
+    CollectDeletes(deletes);
+  }
+
+ private:
+  struct Outdated {
+    std::string vm;
+    std::string host;
+  };
+
+  Finding MakeFinding(FindingKind kind, const VMSet* set, const std::string& vm,
+                      const std::string& host, std::string message) const {
+    return Finding{.kind = kind,
+                   .vm = vm,
+                   .vmset = set != nullptr ? set->meta.name : "",
+                   .pool = pool_.meta.name,
+                   .host = host,
+                   .message = std::move(message)};
+  }
+
+  const LedgerEntry* OwnEntry(const std::string& vm) const {
+    const LedgerEntry* entry = ledger_.Find(vm);
+    return entry != nullptr && entry->pool == pool_.meta.name ? entry : nullptr;
+  }
+
+  // Adds a create or replace (and the start that follows it when the VM should run).
+  void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
+              const std::string& from_host, bool create_first, std::string reason) {
+    const int id = builder_.Add(Action{.kind = kind,
+                                       .vm = vm,
+                                       .vmset = set.meta.name,
+                                       .pool = pool_.meta.name,
+                                       .host = host,
+                                       .from_host = from_host,
+                                       .reason = std::move(reason),
+                                       .templ = set.templ,
+                                       .template_hash = TemplateHash(set.templ),
+                                       .create_first = create_first});
+    if (set.templ.state == PowerState::kRunning) {
+      if (set.templ.os == GuestOs::kMacos) {
+        placer_->ReserveMacosStart(host);
+      }
+      builder_.Add(Action{.kind = ActionKind::kStart,
+                          .vm = vm,
+                          .vmset = set.meta.name,
+                          .pool = pool_.meta.name,
+                          .host = host,
+                          .reason = "new VM; desired running",
+                          .depends_on = {id}});
+    }
+  }
+
+  // Places and adds a new VM, or reports why it cannot be placed. True if placed.
+  bool CreateElsewhere(const VMSet& set, const std::string& vm, ActionKind kind,
+                       const std::string& from_host, const std::string& reason) {
+    const Placer::Choice choice = placer_->Place(set, vm, from_host);
+    if (choice.host.empty()) {
+      builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, vm, "", choice.reason));
+      return false;
+    }
+    AddNew(set, vm, kind, choice.host, from_host, /*create_first=*/true, reason);
+    return true;
+  }
+
+  void PlanSet(const VMSet& set) {
+    const std::string hash = TemplateHash(set.templ);
+    const bool want_running = set.templ.state == PowerState::kRunning;
+    uint32_t unavailable = 0;
+    std::vector<Outdated> outdated;
+    for (uint32_t ordinal = 0; ordinal < set.replicas; ++ordinal) {
+      const std::string vm = set.VMName(ordinal);
+      const LedgerEntry* entry = OwnEntry(vm);
+      auto found = where_.find(vm);
+      std::vector<Located> copies = found == where_.end() ? std::vector<Located>{} : found->second;
+      if (entry == nullptr && !copies.empty() && !options_.adopt_unowned) {
+        builder_.Note(MakeFinding(FindingKind::kConflict, &set, vm, copies.front().host->name,
+                                  "a VM named " + vm + " exists on " + copies.front().host->name +
+                                      " but Flotilla did not create it; it is left alone "
+                                      "(rename or remove it, or adopt it)"));
+        ++unavailable;
+        continue;
+      }
+      if (copies.empty()) {
+        if (entry != nullptr && !set.self_heal) {
+          builder_.Note(MakeFinding(
+              FindingKind::kDrift, &set, vm, entry->host,
+              "VM is gone from " + entry->host + "; selfHeal is off, so it is not recreated"));
+        } else {
+          CreateElsewhere(set, vm, ActionKind::kCreate, "",
+                          entry != nullptr ? "VM is gone from " + entry->host : "new VM");
+        }
+        ++unavailable;
+        continue;
+      }
+      // Prefer the copy where the ledger says the VM is.
+      Located here = copies.front();
+      for (const Located& copy : copies) {
+        if (entry != nullptr && copy.host->name == entry->host) {
+          here = copy;
+        }
+      }
+      const std::string& host = here.host->name;
+      if (!here.host->online) {
+        ++unavailable;
+        const bool lost =
+            !here.host->last_seen || now_ - *here.host->last_seen >= options_.host_lost_after;
+        const std::string silent =
+            here.host->last_seen ? " for " + Minutes(now_ - *here.host->last_seen) : "";
+        if (lost && set.self_heal) {
+          CreateElsewhere(set, vm, ActionKind::kReplace, host,
+                          "host " + host + " lost (silent" + silent + ")");
+        } else {
+          builder_.Note(MakeFinding(
+              FindingKind::kUnknown, &set, vm, host,
+              "host " + host + " is offline" + silent + "; the VM's state is unknown" +
+                  (set.self_heal ? "; replaced elsewhere after " + Minutes(options_.host_lost_after)
+                                 : "; selfHeal is off")));
+        }
+        continue;
+      }
+      auto spec = specs_.find(host);
+      if (spec != specs_.end() && spec->second->cordoned) {
+        if (!CreateElsewhere(set, vm, ActionKind::kReplace, host,
+                             "host " + host + " is cordoned (drain)")) {
+          // It keeps running where it is until a host can take it.
+        }
+        continue;
+      }
+      if (entry != nullptr && entry->template_hash != hash) {
+        outdated.push_back(Outdated{.vm = vm, .host = host});
+        continue;
+      }
+      PlanState(set, vm, host, *here.vm, want_running, unavailable);
+    }
+    PlanUpdates(set, outdated, unavailable);
+  }
+
+  void PlanState(const VMSet& set, const std::string& vm, const std::string& host,
+                 const VmInfo& info, bool want_running, uint32_t& unavailable) {
+    if (want_running && info.state != VmState::kRunning) {
+      ++unavailable;
+    }
+    ActionKind kind = ActionKind::kStart;
+    switch (info.state) {
+      case VmState::kTransitional:
+        builder_.Note(MakeFinding(FindingKind::kWaiting, &set, vm, host,
+                                  "VM is " + info.raw_state + "; looked at again next pass"));
+        return;
+      case VmState::kUnknown:
+      case VmState::kInvalid:
+        builder_.Note(MakeFinding(FindingKind::kDrift, &set, vm, host,
+                                  "VM is in state \"" + info.raw_state + "\"; not touched"));
+        return;
+      case VmState::kRunning:
+        if (want_running) {
+          return;
+        }
+        kind = ActionKind::kStop;
+        break;
+      case VmState::kStopped:
+        if (!want_running) {
+          return;
+        }
+        kind = ActionKind::kStart;
+        break;
+      case VmState::kSuspended:
+      case VmState::kPaused:
+        kind = want_running ? ActionKind::kStart : ActionKind::kStop;
+        break;
+    }
+    const std::string reason =
+        "VM is " + info.raw_state + "; desired " + std::string(ToString(set.templ.state));
+    if (!set.self_heal) {
+      builder_.Note(MakeFinding(FindingKind::kDrift, &set, vm, host,
+                                reason + "; selfHeal is off, so it is not corrected"));
+      return;
+    }
+    if (kind == ActionKind::kStart && info.IsMacos() && info.state == VmState::kStopped &&
+        !placer_->ReserveMacosStart(host)) {
+      builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, vm, host,
+                                "cannot start " + vm + ": " + host + " already runs " +
+                                    std::to_string(options_.apple_vm_limit) +
+                                    " macOS VMs, the most Apple allows"));
+      return;
+    }
+    builder_.Add(Action{.kind = kind,
+                        .vm = vm,
+                        .vmset = set.meta.name,
+                        .pool = pool_.meta.name,
+                        .host = host,
+                        .reason = reason});
+  }
+
+  void PlanUpdates(const VMSet& set, const std::vector<Outdated>& outdated, uint32_t unavailable) {
+    const UpdateStrategy& strategy = set.update_strategy;
+    uint32_t budget = 0;
+    if (strategy.type == UpdateStrategyType::kRolling) {
+      budget = strategy.max_unavailable > unavailable ? strategy.max_unavailable - unavailable : 0;
+    }
+    for (const Outdated& old : outdated) {
+      switch (strategy.type) {
+        case UpdateStrategyType::kOnDelete:
+          builder_.Note(MakeFinding(FindingKind::kOutdated, &set, old.vm, old.host,
+                                    "template changed; updateStrategy OnDelete replaces it "
+                                    "once it is deleted"));
+          break;
+        case UpdateStrategyType::kRecreate:
+          AddNew(set, old.vm, ActionKind::kReplace, old.host, old.host, /*create_first=*/false,
+                 "template changed (Recreate: delete, then create)");
+          break;
+        case UpdateStrategyType::kRolling: {
+          if (budget == 0) {
+            builder_.Note(MakeFinding(FindingKind::kOutdated, &set, old.vm, old.host,
+                                      "template changed; waiting: maxUnavailable " +
+                                          std::to_string(strategy.max_unavailable) +
+                                          " VMs of the set are already unavailable"));
+            break;
+          }
+          --budget;
+          // With spare capacity the new VM is made first, wherever it fits best; without,
+          // the old one makes room on its own host.
+          const Placer::Choice choice = placer_->Place(set, old.vm);
+          if (!choice.host.empty()) {
+            AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host,
+                   /*create_first=*/true, "template changed (rolling update)");
+          } else {
+            AddNew(set, old.vm, ActionKind::kReplace, old.host, old.host,
+                   /*create_first=*/false,
+                   "template changed (rolling update; no spare capacity, so delete first)");
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  void CollectDeletes(std::vector<DeleteCandidate>& deletes) {
+    std::vector<const LedgerEntry*> entries;
+    for (const LedgerEntry& entry : ledger_.entries) {
+      if (entry.pool == pool_.meta.name && !desired_vms_.contains(entry.vm)) {
+        entries.push_back(&entry);
+      }
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const LedgerEntry* a, const LedgerEntry* b) { return a->vm < b->vm; });
+    for (const LedgerEntry* entry : entries) {
+      auto found = where_.find(entry->vm);
+      if (found == where_.end()) {
+        continue;  // already gone
+      }
+      const VMSet* set = desired_.FindSet(entry->vmset);
+      bool prune = false;
+      if (set != nullptr) {
+        prune = set->prune;
+      } else if (auto it = ledger_.vmset_prune.find(entry->vmset);
+                 it != ledger_.vmset_prune.end()) {
+        prune = it->second;
+      }
+      const std::string why = set != nullptr ? "beyond " + std::to_string(set->replicas) +
+                                                   " replicas of " + set->meta.name
+                                             : "VMSet " + entry->vmset + " was removed";
+      const Located& here = found->second.front();
+      if (!prune) {
+        builder_.Note(
+            Finding{.kind = FindingKind::kDrift,
+                    .vm = entry->vm,
+                    .vmset = entry->vmset,
+                    .pool = pool_.meta.name,
+                    .host = here.host->name,
+                    .message = "no longer desired (" + why + "); kept because prune is off"});
+        continue;
+      }
+      if (!here.host->online) {
+        builder_.Note(Finding{.kind = FindingKind::kUnknown,
+                              .vm = entry->vm,
+                              .vmset = entry->vmset,
+                              .pool = pool_.meta.name,
+                              .host = here.host->name,
+                              .message = "no longer desired (" + why + "), but host " +
+                                         here.host->name + " is offline"});
+        continue;
+      }
+      deletes.push_back(DeleteCandidate{.entry = *entry, .host = here.host->name, .reason = why});
+    }
+  }
+
+  const Desired& desired_;
+  const HostPool& pool_;
+  const Ledger& ledger_;
+  const PlannerOptions& options_;
+  const TimePoint now_;
+  PlanBuilder& builder_;
+  std::map<std::string, const HostSpec*> specs_;
+  std::map<std::string, std::vector<Located>> where_;  // VM name -> copies, by host name
+  std::vector<const VMSet*> sets_;
+  std::map<std::string, const VMSet*> desired_vms_;  // VM name -> its set
+  std::unique_ptr<Placer> placer_;
+};
+
+}  // namespace
+
+Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger& ledger,
+                 const PlannerOptions& options, TimePoint now) {
+  PlanBuilder builder;
+  std::vector<DeleteCandidate> deletes;
+  for (const HostPool& pool : desired.pools) {
+    PoolPlanner(desired, pool, observed, ledger, options, now, builder).Run(deletes);
+  }
+  // VMs in pools that are gone from the repository: their hosts are no longer known.
+  std::vector<const LedgerEntry*> orphaned;
+  for (const LedgerEntry& entry : ledger.entries) {
+    if (desired.FindPool(entry.pool) == nullptr) {
+      orphaned.push_back(&entry);
+    }
+  }
+  std::sort(orphaned.begin(), orphaned.end(),
+            [](const LedgerEntry* a, const LedgerEntry* b) { return a->vm < b->vm; });
+  for (const LedgerEntry* entry : orphaned) {
+    builder.Note(Finding{.kind = FindingKind::kDrift,
+                         .vm = entry->vm,
+                         .vmset = entry->vmset,
+                         .pool = entry->pool,
+                         .host = entry->host,
+                         .message = "pool " + entry->pool +
+                                    " was removed; its VMs are left alone (Flotilla no longer "
+                                    "knows how to reach its hosts)"});
+  }
+
+  // Deletion safety: the budget, and the guard against emptying the fleet.
+  const size_t managed = ledger.entries.size();
+  const bool empties_fleet = managed > 0 && deletes.size() >= managed;
+  const size_t budget =
+      options.max_deletions ? *options.max_deletions : std::max<size_t>(1, managed / 10);
+  size_t done = 0;
+  for (const DeleteCandidate& d : deletes) {
+    Finding held{.vm = d.entry.vm, .vmset = d.entry.vmset, .pool = d.entry.pool, .host = d.host};
+    if (empties_fleet && !options.allow_empty) {
+      held.kind = FindingKind::kRefused;
+      held.message = "not deleted: this revision would delete every managed VM (" +
+                     std::to_string(managed) + "); allow it with --allow-empty";
+      builder.Note(std::move(held));
+      continue;
+    }
+    if (done >= budget) {
+      held.kind = FindingKind::kDeferred;
+      held.message = "delete deferred: at most " + std::to_string(budget) +
+                     " deletions per run (maxDeletionsPerRun; override with --max-deletions)";
+      builder.Note(std::move(held));
+      continue;
+    }
+    ++done;
+    builder.Add(Action{.kind = ActionKind::kDelete,
+                       .vm = d.entry.vm,
+                       .vmset = d.entry.vmset,
+                       .pool = d.entry.pool,
+                       .host = d.host,
+                       .reason = d.reason});
+  }
+  return builder.Finish();
+}
+
+}  // namespace flotilla::planner

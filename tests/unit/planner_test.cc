@@ -1,0 +1,453 @@
+// The planner's rules, table-driven where the rule is a table (DESIGN section 4).
+
+#include "reconciler/planner/planner.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "reconciler/model/normalize.h"
+#include "reconciler/model/template_hash.h"
+
+namespace flotilla::planner {
+namespace {
+
+using std::chrono::minutes;
+
+const auto kNow = std::chrono::system_clock::time_point{std::chrono::hours{500000}};
+constexpr uint64_t kGi = uint64_t{1} << 30;
+
+HostSpec Host(const std::string& name, std::vector<std::string> tags = {}) {
+  return HostSpec{.name = name, .address = "http://" + name, .tags = std::move(tags)};
+}
+
+VMSet Set(const std::string& name, uint32_t replicas, GuestOs os = GuestOs::kMacos) {
+  VMSet set;
+  set.meta.name = name;
+  set.pool = "macs";
+  set.replicas = replicas;
+  set.templ = VMTemplate{.image = "catalog://BASE/v1",
+                         .os = os,
+                         .arch = Arch::kArm64,
+                         .cpu = 2,
+                         .memory = Quantity::FromBytes(4 * kGi),
+                         .disk = Quantity::FromBytes(50 * kGi)};
+  set.prune = true;
+  return set;
+}
+
+ObservedHost Online(const std::string& name, uint32_t cpu = 12, uint64_t memory_gi = 32) {
+  ObservedHost host;
+  host.name = name;
+  host.pool = "macs";
+  host.online = true;
+  host.last_seen = kNow;
+  host.facts.arch = Arch::kArm64;
+  host.facts.total =
+      Resources{.cpu = cpu, .memory_bytes = memory_gi * kGi, .disk_bytes = 1000 * kGi};
+  host.facts.system_reserved = Resources{.cpu = 1, .memory_bytes = 2 * kGi};
+  host.facts.available =
+      Resources{.cpu = cpu - 1, .memory_bytes = (memory_gi - 2) * kGi, .disk_bytes = 900 * kGi};
+  return host;
+}
+
+VmInfo Vm(const std::string& name, VmState state, GuestOs os = GuestOs::kMacos) {
+  return VmInfo{
+      .id = "id-" + name,
+      .name = name,
+      .state = state,
+      .raw_state = std::string(ToString(state) == "transitional" ? "stopping" : ToString(state)),
+      .os = os,
+      .cpu = 2,
+      .memory_bytes = 4 * kGi,
+      .disk_bytes = 50 * kGi};
+}
+
+// A fleet under test: one pool "macs", its sets, what the hosts show, and the ledger.
+struct Fleet {
+  HostPool pool;
+  std::vector<VMSet> sets;
+  Observed observed;
+  Ledger ledger;
+  PlannerOptions options;
+
+  explicit Fleet(std::vector<std::string> hosts = {"mini-01", "mini-02"}) {
+    pool.meta.name = "macs";
+    pool.defaults.max_vms = 4;
+    for (const std::string& h : hosts) {
+      pool.hosts.push_back(Host(h));
+      observed.hosts[h] = Online(h);
+    }
+  }
+
+  // Puts a managed VM on a host (in the ledger, with the set's current template).
+  void Own(const VMSet& set, const std::string& vm, const std::string& host, VmState state,
+           const std::string& hash = "") {
+    observed.hosts[host].vms.push_back(Vm(vm, state, set.templ.os));
+    ledger.entries.push_back(
+        LedgerEntry{.vm = vm,
+                    .vmset = set.meta.name,
+                    .pool = "macs",
+                    .host = host,
+                    .provider_id = "id-" + vm,
+                    .template_hash = hash.empty() ? TemplateHash(set.templ) : hash});
+  }
+
+  Plan Compute(std::chrono::system_clock::time_point now = kNow) const {
+    Desired desired;
+    desired.pools.push_back(pool);
+    desired.sets = sets;
+    Normalize(desired);
+    Observed sorted = observed;
+    for (auto& [name, host] : sorted.hosts) {
+      std::sort(host.vms.begin(), host.vms.end(),
+                [](const VmInfo& a, const VmInfo& b) { return a.name < b.name; });
+    }
+    return ComputePlan(desired, sorted, ledger, options, now);
+  }
+};
+
+std::vector<std::string> Summary(const Plan& plan) {
+  std::vector<std::string> out;
+  for (const Action& a : plan.actions) {
+    out.push_back(std::string(ToString(a.kind)) + " " + a.vm + "@" + a.host);
+  }
+  for (const Finding& f : plan.findings) {
+    out.push_back(std::string(ToString(f.kind)) + " " + f.vm);
+  }
+  return out;
+}
+
+TEST(PlannerTest, EmptyHostsGetNewVmsSpreadAndStarted) {
+  Fleet fleet;
+  fleet.sets.push_back(Set("ios", 3));
+  const Plan plan = fleet.Compute();
+  EXPECT_EQ(Summary(plan),
+            (std::vector<std::string>{"create ios-0@mini-01", "start ios-0@mini-01",
+                                      "create ios-1@mini-02", "start ios-1@mini-02",
+                                      "create ios-2@mini-01", "start ios-2@mini-01"}));
+  EXPECT_EQ(plan.actions[1].depends_on, std::vector<int>{1});
+  EXPECT_EQ(plan.actions[0].template_hash, TemplateHash(fleet.sets[0].templ));
+}
+
+TEST(PlannerTest, ConvergedFleetGivesAnEmptyPlanAndPlanningIsDeterministic) {
+  Fleet fleet;
+  fleet.sets.push_back(Set("ios", 2));
+  fleet.Own(fleet.sets[0], "ios-0", "mini-01", VmState::kRunning);
+  fleet.Own(fleet.sets[0], "ios-1", "mini-02", VmState::kRunning);
+  const Plan plan = fleet.Compute();
+  EXPECT_TRUE(plan.actions.empty()) << Summary(plan).front();
+  EXPECT_TRUE(plan.findings.empty());
+
+  Fleet growing;
+  growing.sets.push_back(Set("ios", 5));
+  growing.sets.push_back(Set("linux", 3, GuestOs::kLinux));
+  EXPECT_EQ(growing.Compute(), growing.Compute());
+}
+
+TEST(PlannerTest, StateTableForExistingVms) {
+  struct Row {
+    VmState observed;
+    PowerState desired;
+    std::string expected;  // action kind, finding kind, or "" for nothing
+  };
+  const std::vector<Row> table = {
+      {VmState::kRunning, PowerState::kRunning, ""},
+      {VmState::kRunning, PowerState::kStopped, "stop"},
+      {VmState::kStopped, PowerState::kRunning, "start"},
+      {VmState::kStopped, PowerState::kStopped, ""},
+      {VmState::kSuspended, PowerState::kRunning, "start"},
+      {VmState::kSuspended, PowerState::kStopped, "stop"},
+      {VmState::kPaused, PowerState::kRunning, "start"},
+      {VmState::kPaused, PowerState::kStopped, "stop"},
+      {VmState::kTransitional, PowerState::kRunning, "waiting"},
+      {VmState::kTransitional, PowerState::kStopped, "waiting"},
+      {VmState::kUnknown, PowerState::kRunning, "drift"},
+      {VmState::kUnknown, PowerState::kStopped, "drift"},
+      {VmState::kInvalid, PowerState::kRunning, "drift"},
+      {VmState::kInvalid, PowerState::kStopped, "drift"},
+  };
+  // Every cell of the table is defined.
+  EXPECT_EQ(table.size(), 7u * 2u);
+  for (const Row& row : table) {
+    Fleet fleet;
+    VMSet set = Set("ios", 1);
+    set.templ.state = row.desired;
+    fleet.sets.push_back(set);
+    fleet.Own(set, "ios-0", "mini-01", row.observed);
+    const std::vector<std::string> summary = Summary(fleet.Compute());
+    const std::string got =
+        summary.empty() ? "" : summary.front().substr(0, summary.front().find(' '));
+    EXPECT_EQ(got, row.expected) << ToString(row.observed) << " x " << ToString(row.desired);
+    EXPECT_LE(summary.size(), 1u);
+  }
+}
+
+TEST(PlannerTest, SelfHealOffOnlyReports) {
+  Fleet fleet;
+  VMSet set = Set("ios", 2);
+  set.self_heal = false;
+  fleet.sets.push_back(set);
+  fleet.Own(set, "ios-0", "mini-01", VmState::kStopped);
+  fleet.ledger.entries.push_back(LedgerEntry{.vm = "ios-1",
+                                             .vmset = "ios",
+                                             .pool = "macs",
+                                             .host = "mini-02",
+                                             .template_hash = TemplateHash(set.templ)});
+  EXPECT_EQ(Summary(fleet.Compute()), (std::vector<std::string>{"drift ios-0", "drift ios-1"}));
+}
+
+TEST(PlannerTest, AppleLimitCountsVmsThePlanWillStart) {
+  Fleet fleet({"mini-01"});
+  fleet.sets.push_back(Set("ios", 3));
+  const Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kCreate), 2u);
+  EXPECT_EQ(plan.Count(ActionKind::kStart), 2u);
+  ASSERT_EQ(plan.findings.size(), 1u);
+  EXPECT_EQ(plan.findings[0].message,
+            "no host fits ios-2: 1 host in pool macs; 1 already 2 macOS VMs");
+
+  // Linux guests are not limited.
+  Fleet linux({"mini-01"});
+  linux.sets.push_back(Set("lin", 3, GuestOs::kLinux));
+  EXPECT_EQ(linux.Compute().Count(ActionKind::kCreate), 3u);
+
+  // A stopped macOS VM is not started beside two running unmanaged ones.
+  Fleet busy({"mini-01"});
+  busy.observed.hosts["mini-01"].vms.push_back(Vm("other-a", VmState::kRunning));
+  busy.observed.hosts["mini-01"].vms.push_back(Vm("other-b", VmState::kRunning));
+  busy.sets.push_back(Set("ios", 1));
+  busy.Own(busy.sets[0], "ios-0", "mini-01", VmState::kStopped);
+  const Plan refused = busy.Compute();
+  EXPECT_TRUE(refused.actions.empty());
+  ASSERT_EQ(refused.findings.size(), 1u);
+  EXPECT_EQ(refused.findings[0].kind, FindingKind::kUnschedulable);
+}
+
+TEST(PlannerTest, UnschedulableReasonCountsHostsPerFailedFilter) {
+  Fleet fleet({"mini-01", "mini-02", "mini-03", "mini-04"});
+  fleet.observed.hosts["mini-01"] = Online("mini-01", 12, 8);  // 6Gi free
+  fleet.observed.hosts["mini-02"] = Online("mini-02", 12, 7);  // 5Gi free
+  fleet.pool.hosts[2].cordoned = true;
+  fleet.observed.hosts["mini-04"].online = false;
+  VMSet set = Set("ios", 1);
+  set.templ.memory = Quantity::FromBytes(8 * kGi);
+  fleet.sets.push_back(set);
+  const Plan plan = fleet.Compute();
+  ASSERT_EQ(plan.findings.size(), 1u);
+  EXPECT_EQ(plan.findings[0].message,
+            "no host fits ios-0: 4 hosts in pool macs; 2 insufficient memory (need 8Gi, max "
+            "free 6Gi); 1 cordoned; 1 offline");
+}
+
+TEST(PlannerTest, CapacityPromisedEarlierAndUnmanagedVmsCountAsUsed) {
+  Fleet fleet({"mini-01"});
+  fleet.observed.hosts["mini-01"] = Online("mini-01", 12, 14);  // 12Gi free
+  fleet.observed.hosts["mini-01"].vms.push_back(Vm("someone", VmState::kRunning, GuestOs::kLinux));
+  fleet.sets.push_back(Set("lin", 3, GuestOs::kLinux));  // 4Gi each; 8Gi left after "someone"
+  const Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kCreate), 2u);
+  ASSERT_EQ(plan.Count(FindingKind::kUnschedulable), 1u);
+  for (const Action& a : plan.actions) {
+    EXPECT_NE(a.vm, "someone") << "unmanaged VMs are never touched";
+  }
+}
+
+TEST(PlannerTest, StoppedVmsDesiredRunningKeepTheirReservation) {
+  Fleet fleet({"mini-01"});
+  fleet.observed.hosts["mini-01"] = Online("mini-01", 12, 10);  // 8Gi free
+  VMSet set = Set("lin", 3, GuestOs::kLinux);
+  fleet.sets.push_back(set);
+  fleet.Own(set, "lin-0", "mini-01", VmState::kStopped);
+  fleet.Own(set, "lin-1", "mini-01", VmState::kStopped);
+  const Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kStart), 2u);
+  EXPECT_EQ(plan.Count(ActionKind::kCreate), 0u) << "lin-2 does not take lin-0's memory";
+  EXPECT_EQ(plan.Count(FindingKind::kUnschedulable), 1u);
+}
+
+TEST(PlannerTest, SelectorTagsArchMaxVmsAndPackVersusSpread) {
+  Fleet fleet({"a", "b", "c"});
+  fleet.pool.hosts[0].tags = {"xcode16"};
+  fleet.pool.hosts[1].tags = {"m2", "xcode16"};
+  fleet.pool.hosts[2].tags = {"m2", "xcode16"};
+  fleet.pool.defaults.max_vms = 2;
+  fleet.observed.hosts["c"] = Online("c", 12, 64);
+  VMSet set = Set("lin", 3, GuestOs::kLinux);
+  set.selector_tags = {"m2", "xcode16"};
+  fleet.sets.push_back(set);
+  // spread: the host left with the largest free share first (c, with twice b's memory), then
+  // b, then c again; never a (not tagged m2).
+  EXPECT_EQ(Summary(fleet.Compute()),
+            (std::vector<std::string>{"create lin-0@c", "start lin-0@c", "create lin-1@b",
+                                      "start lin-1@b", "create lin-2@c", "start lin-2@c"}));
+  fleet.sets[0].placement = Placement::kPack;
+  EXPECT_EQ(fleet.Compute().actions[0].host, "b");
+
+  VMSet intel = Set("intel", 1, GuestOs::kLinux);
+  intel.templ.arch = Arch::kX86_64;
+  Fleet x86;
+  x86.sets.push_back(intel);
+  EXPECT_EQ(x86.Compute().findings.at(0).message,
+            "no host fits intel-0: 2 hosts in pool macs; 2 arm64 (need x86_64)");
+}
+
+TEST(PlannerTest, HostsHoldingTheImageArePreferred) {
+  Fleet fleet({"a", "b"});
+  fleet.observed.hosts["b"].facts.cached_images = {"catalog://BASE/v1"};
+  fleet.observed.hosts["a"] = Online("a", 24, 64);  // roomier, but would have to pull
+  fleet.sets.push_back(Set("lin", 1, GuestOs::kLinux));
+  EXPECT_EQ(fleet.Compute().actions[0].host, "b");
+}
+
+TEST(PlannerTest, NameConflictsAreFindingsNeverDeletes) {
+  Fleet fleet;
+  fleet.observed.hosts["mini-01"].vms.push_back(Vm("ios-0", VmState::kRunning));
+  fleet.sets.push_back(Set("ios", 1));
+  const Plan plan = fleet.Compute();
+  EXPECT_TRUE(plan.actions.empty());
+  ASSERT_EQ(plan.findings.size(), 1u);
+  EXPECT_EQ(plan.findings[0].kind, FindingKind::kConflict);
+
+  fleet.options.adopt_unowned = true;
+  EXPECT_TRUE(fleet.Compute().findings.empty()) << "adopted instead";
+}
+
+TEST(PlannerTest, DeletionsNeedPruneAndStayWithinTheBudget) {
+  Fleet fleet;
+  VMSet set = Set("lin", 12, GuestOs::kLinux);
+  for (uint32_t i = 0; i < 12; ++i) {
+    fleet.Own(set, set.VMName(i), i % 2 == 0 ? "mini-01" : "mini-02", VmState::kRunning);
+  }
+  set.replicas = 9;
+  fleet.sets.push_back(set);
+  // 10% of 12 managed VMs, at least 1.
+  Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kDelete), 1u);
+  EXPECT_EQ(plan.Count(FindingKind::kDeferred), 2u);
+  EXPECT_EQ(plan.actions[0].vm, "lin-10");
+
+  fleet.options.max_deletions = 5;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 3u);
+
+  fleet.sets[0].prune = false;
+  plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kDelete), 0u);
+  EXPECT_EQ(plan.Count(FindingKind::kDrift), 3u);
+}
+
+TEST(PlannerTest, CreatesProceedWhileDeletionsAreHeld) {
+  Fleet fleet;
+  VMSet old_set = Set("old", 3, GuestOs::kLinux);
+  for (uint32_t i = 0; i < 3; ++i) {
+    fleet.Own(old_set, old_set.VMName(i), "mini-01", VmState::kRunning);
+  }
+  fleet.ledger.vmset_prune["old"] = true;
+  VMSet keep = Set("keep", 1, GuestOs::kLinux);
+  fleet.Own(keep, "keep-0", "mini-02", VmState::kRunning);
+  fleet.sets.push_back(keep);
+  fleet.sets.push_back(Set("new", 2, GuestOs::kLinux));
+  const Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kCreate), 2u);
+  EXPECT_EQ(plan.Count(ActionKind::kDelete), 1u);
+  EXPECT_EQ(plan.Count(FindingKind::kDeferred), 2u);
+}
+
+TEST(PlannerTest, ARevisionThatDeletesEverythingIsRefusedUnlessAllowed) {
+  Fleet fleet;
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  fleet.Own(set, "lin-0", "mini-01", VmState::kRunning);
+  fleet.Own(set, "lin-1", "mini-02", VmState::kRunning);
+  fleet.ledger.vmset_prune["lin"] = true;  // the VMSet is gone from the repository
+  Plan plan = fleet.Compute();
+  EXPECT_TRUE(plan.actions.empty());
+  EXPECT_EQ(plan.Count(FindingKind::kRefused), 2u);
+
+  fleet.options.allow_empty = true;
+  fleet.options.max_deletions = 10;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 2u);
+
+  fleet.ledger.vmset_prune["lin"] = false;  // the prune it last had decides
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 0u);
+}
+
+TEST(PlannerTest, VmsOnALostHostAreReplacedOnlyAfterTheGracePeriod) {
+  Fleet fleet;
+  VMSet set = Set("ios", 1);
+  fleet.sets.push_back(set);
+  fleet.Own(set, "ios-0", "mini-01", VmState::kRunning);
+  fleet.observed.hosts["mini-01"].online = false;
+  fleet.observed.hosts["mini-01"].last_seen = kNow - minutes{5};
+  Plan plan = fleet.Compute();
+  EXPECT_TRUE(plan.actions.empty());
+  ASSERT_EQ(plan.findings.size(), 1u);
+  EXPECT_EQ(plan.findings[0].kind, FindingKind::kUnknown);
+
+  fleet.observed.hosts["mini-01"].last_seen = kNow - minutes{15};
+  plan = fleet.Compute();
+  EXPECT_EQ(Summary(plan),
+            (std::vector<std::string>{"replace ios-0@mini-02", "start ios-0@mini-02"}));
+  EXPECT_EQ(plan.actions[0].from_host, "mini-01");
+
+  fleet.sets[0].self_heal = false;
+  EXPECT_TRUE(fleet.Compute().actions.empty());
+}
+
+TEST(PlannerTest, CordonedHostsAreDrainedNewVmFirst) {
+  Fleet fleet;
+  VMSet set = Set("ios", 1);
+  fleet.sets.push_back(set);
+  fleet.Own(set, "ios-0", "mini-01", VmState::kRunning);
+  fleet.pool.hosts[0].cordoned = true;
+  const Plan plan = fleet.Compute();
+  ASSERT_EQ(plan.actions.size(), 2u);
+  EXPECT_EQ(plan.actions[0].kind, ActionKind::kReplace);
+  EXPECT_EQ(plan.actions[0].host, "mini-02");
+  EXPECT_EQ(plan.actions[0].from_host, "mini-01");
+  EXPECT_TRUE(plan.actions[0].create_first);
+}
+
+TEST(PlannerTest, RollingUpdatesRespectMaxUnavailable) {
+  for (uint32_t max_unavailable : {1u, 2u}) {
+    Fleet fleet({"a", "b", "c"});
+    VMSet set = Set("lin", 3, GuestOs::kLinux);
+    for (uint32_t i = 0; i < 3; ++i) {
+      fleet.Own(set, set.VMName(i), std::string(1, static_cast<char>('a' + i)), VmState::kRunning,
+                "v1-old");
+    }
+    set.update_strategy.max_unavailable = max_unavailable;
+    fleet.sets.push_back(set);
+    const Plan plan = fleet.Compute();
+    EXPECT_EQ(plan.Count(ActionKind::kReplace), max_unavailable);
+    EXPECT_EQ(plan.Count(FindingKind::kOutdated), 3u - max_unavailable);
+    EXPECT_TRUE(plan.actions[0].create_first) << "spare capacity: the new VM comes first";
+  }
+  // A VM already unavailable uses the budget.
+  Fleet busy({"a", "b"});
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  busy.Own(set, "lin-0", "a", VmState::kStopped, "v1-old");
+  busy.Own(set, "lin-1", "b", VmState::kTransitional);
+  busy.sets.push_back(set);
+  EXPECT_EQ(busy.Compute().Count(ActionKind::kReplace), 0u);
+}
+
+TEST(PlannerTest, RecreateReplacesAllAtOnceAndOnDeleteOnlyReports) {
+  Fleet fleet;
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  fleet.Own(set, "lin-0", "mini-01", VmState::kRunning, "v1-old");
+  fleet.Own(set, "lin-1", "mini-02", VmState::kRunning, "v1-old");
+  set.update_strategy.type = UpdateStrategyType::kRecreate;
+  fleet.sets.push_back(set);
+  Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kReplace), 2u);
+  EXPECT_FALSE(plan.actions[0].create_first);
+  EXPECT_EQ(plan.actions[0].host, plan.actions[0].from_host);
+
+  fleet.sets[0].update_strategy.type = UpdateStrategyType::kOnDelete;
+  plan = fleet.Compute();
+  EXPECT_TRUE(plan.actions.empty());
+  EXPECT_EQ(plan.Count(FindingKind::kOutdated), 2u);
+}
+
+}  // namespace
+}  // namespace flotilla::planner
