@@ -26,7 +26,7 @@ std::string Bytes(int64_t bytes) {
 
 Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
                const std::set<std::string>& desired_running, const PlannerOptions& options)
-    : pool_(pool), options_(options) {
+    : pool_(pool), options_(options), managed_(managed), desired_running_(desired_running) {
   for (const HostSpec& spec : pool.hosts) {
     HostLoad& load = hosts_[spec.name];
     load.spec = &spec;
@@ -72,6 +72,33 @@ Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<st
         ++load.managed_vms;
       }
     }
+  }
+}
+
+bool Placer::Reserved(const VmInfo& vm) const {
+  return HoldsResources(vm.state) ||
+         (managed_.contains(vm.name) && desired_running_.contains(vm.name));
+}
+
+void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
+  auto it = hosts_.find(host);
+  if (it == hosts_.end() || !it->second.online) {
+    return;
+  }
+  HostLoad& load = it->second;
+  if (Reserved(vm)) {
+    load.free_cpu += sign * static_cast<int64_t>(vm.cpu);
+    load.free_memory += sign * static_cast<int64_t>(vm.memory_bytes);
+    if (vm.IsMacos()) {
+      load.macos_committed -= sign;
+    }
+  }
+  if (vm.IsMacos() && CountsForAppleLimit(vm.state)) {
+    macos_running_[host] -= sign;
+  }
+  load.free_disk += sign * static_cast<int64_t>(vm.disk_bytes);
+  if (managed_.contains(vm.name)) {
+    load.managed_vms -= sign;
   }
 }
 

@@ -71,6 +71,10 @@ class Placer {
   };
   Choice Place(const VMSet& set, const std::string& vm, const std::string& avoid = "");
 
+  // Gives back (sign +1) or takes again (sign -1) what an existing VM on `host` holds, for a VM
+  // that is deleted before its replacement is made.
+  void Release(const std::string& host, const VmInfo& vm, int sign = +1);
+
   // Whether a macOS VM on `host` may start now without passing the Apple limit, counting starts
   // already planned; reserves the slot when it may.
   bool ReserveMacosStart(const std::string& host);
@@ -78,8 +82,12 @@ class Placer {
   const HostLoad* Load(const std::string& host) const;
 
  private:
+  bool Reserved(const VmInfo& vm) const;
+
   const HostPool& pool_;
   const PlannerOptions& options_;
+  std::set<std::string> managed_;
+  std::set<std::string> desired_running_;
   std::map<std::string, HostLoad> hosts_;          // by name
   std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
 };

@@ -121,6 +121,7 @@ class PoolPlanner {
   struct Outdated {
     std::string vm;
     std::string host;
+    VmInfo info;
   };
 
   Finding MakeFinding(FindingKind kind, const VMSet* set, const std::string& vm,
@@ -242,7 +243,7 @@ class PoolPlanner {
         continue;
       }
       if (entry != nullptr && entry->template_hash != hash) {
-        outdated.push_back(Outdated{.vm = vm, .host = host});
+        outdated.push_back(Outdated{.vm = vm, .host = host, .info = *here.vm});
         continue;
       }
       PlanState(set, vm, host, *here.vm, want_running, unavailable);
@@ -320,8 +321,7 @@ class PoolPlanner {
                                     "once it is deleted"));
           break;
         case UpdateStrategyType::kRecreate:
-          AddNew(set, old.vm, ActionKind::kReplace, old.host, old.host, /*create_first=*/false,
-                 "template changed (Recreate: delete, then create)");
+          ReplaceDeleteFirst(set, old, "template changed (Recreate: delete, then create)");
           break;
         case UpdateStrategyType::kRolling: {
           if (budget == 0) {
@@ -333,20 +333,35 @@ class PoolPlanner {
           }
           --budget;
           // With spare capacity the new VM is made first, wherever it fits best; without,
-          // the old one makes room on its own host.
+          // the old one makes room first.
           const Placer::Choice choice = placer_->Place(set, old.vm);
           if (!choice.host.empty()) {
             AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host,
                    /*create_first=*/true, "template changed (rolling update)");
           } else {
-            AddNew(set, old.vm, ActionKind::kReplace, old.host, old.host,
-                   /*create_first=*/false,
-                   "template changed (rolling update; no spare capacity, so delete first)");
+            ReplaceDeleteFirst(set, old,
+                               "template changed (rolling update; no spare capacity, so "
+                               "delete first)");
           }
           break;
         }
       }
     }
+  }
+
+  // Deletes `old`, then makes its successor where it fits best (its own host included); if
+  // nothing fits even then, the old VM stays and the reason is reported.
+  void ReplaceDeleteFirst(const VMSet& set, const Outdated& old, const std::string& reason) {
+    placer_->Release(old.host, old.info);
+    const Placer::Choice choice = placer_->Place(set, old.vm);
+    if (choice.host.empty()) {
+      placer_->Release(old.host, old.info, -1);
+      builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, old.vm, old.host,
+                                "cannot replace the outdated VM: " + choice.reason));
+      return;
+    }
+    AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host, /*create_first=*/false,
+           reason);
   }
 
   void CollectDeletes(std::vector<DeleteCandidate>& deletes) {
