@@ -198,20 +198,22 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     return (c + m) / 2.0;
   };
   const bool spread = set.placement == ::flotilla::Placement::kSpread;
-  auto better = [&](const HostLoad* a, const HostLoad* b) {
-    const bool a_cached = a->cached_images.contains(t.image);
-    const bool b_cached = b->cached_images.contains(t.image);
-    if (a_cached != b_cached) {
-      return a_cached;
+  // Cached image first, then the score (spread: most left; pack: least left), then the name
+  // (the map's order, so the first of equals wins).
+  HostLoad* best = nullptr;
+  bool best_cached = false;
+  double best_left = 0.0;
+  for (HostLoad* h : fits) {
+    const bool cached = h->cached_images.contains(t.image);
+    const double l = left(h);
+    const bool wins = best == nullptr || (cached != best_cached && cached) ||
+                      (cached == best_cached && (spread ? l > best_left : l < best_left));
+    if (wins) {
+      best = h;
+      best_cached = cached;
+      best_left = l;
     }
-    const double la = left(a);
-    const double lb = left(b);
-    if (la != lb) {
-      return spread ? la > lb : la < lb;
-    }
-    return a->spec->name < b->spec->name;
-  };
-  HostLoad* best = *std::min_element(fits.begin(), fits.end(), better);
+  }
   best->free_cpu -= cpu;
   best->free_memory -= memory;
   best->free_disk -= disk;

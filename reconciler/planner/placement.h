@@ -58,7 +58,7 @@ class Placer {
  public:
   // `managed` names the VMs on hosts that are Flotilla's (they count towards maxVMs);
   // `desired_running` the managed VMs desired running (their resources stay reserved while
-  // they are stopped).
+  // they are stopped). All references must outlive the Placer.
   Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
          const std::set<std::string>& desired_running, const PlannerOptions& options);
 
@@ -86,8 +86,8 @@ class Placer {
 
   const HostPool& pool_;
   const PlannerOptions& options_;
-  std::set<std::string> managed_;
-  std::set<std::string> desired_running_;
+  const std::set<std::string>& managed_;
+  const std::set<std::string>& desired_running_;
   std::map<std::string, HostLoad> hosts_;          // by name
   std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
 };

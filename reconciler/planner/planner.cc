@@ -87,11 +87,12 @@ class PoolPlanner {
         desired_vms_[set.VMName(i)] = &set;
       }
     }
-    std::set<std::string> managed;
-    std::set<std::string> desired_running;
+    std::set<std::string>& managed = managed_;
+    std::set<std::string>& desired_running = desired_running_;
     for (const LedgerEntry& entry : ledger.entries) {
       if (entry.pool == pool.meta.name) {
         managed.insert(entry.vm);
+        owned_[entry.vm] = &entry;
       }
     }
     if (options.adopt_unowned) {
@@ -135,8 +136,8 @@ class PoolPlanner {
   }
 
   const LedgerEntry* OwnEntry(const std::string& vm) const {
-    const LedgerEntry* entry = ledger_.Find(vm);
-    return entry != nullptr && entry->pool == pool_.meta.name ? entry : nullptr;
+    auto it = owned_.find(vm);
+    return it == owned_.end() ? nullptr : it->second;
   }
 
   // Adds a create or replace (and the start that follows it when the VM should run).
@@ -150,7 +151,7 @@ class PoolPlanner {
                                        .from_host = from_host,
                                        .reason = std::move(reason),
                                        .templ = set.templ,
-                                       .template_hash = TemplateHash(set.templ),
+                                       .template_hash = HashOf(set),
                                        .create_first = create_first});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
@@ -178,8 +179,17 @@ class PoolPlanner {
     return true;
   }
 
+  // The set's template hash, computed once per set.
+  const std::string& HashOf(const VMSet& set) {
+    auto it = hashes_.find(&set);
+    if (it == hashes_.end()) {
+      it = hashes_.emplace(&set, TemplateHash(set.templ)).first;
+    }
+    return it->second;
+  }
+
   void PlanSet(const VMSet& set) {
-    const std::string hash = TemplateHash(set.templ);
+    const std::string hash = HashOf(set);
     const bool want_running = set.templ.state == PowerState::kRunning;
     uint32_t unavailable = 0;
     std::vector<Outdated> outdated;
@@ -187,7 +197,8 @@ class PoolPlanner {
       const std::string vm = set.VMName(ordinal);
       const LedgerEntry* entry = OwnEntry(vm);
       auto found = where_.find(vm);
-      std::vector<Located> copies = found == where_.end() ? std::vector<Located>{} : found->second;
+      static const std::vector<Located> kNone;
+      const std::vector<Located>& copies = found == where_.end() ? kNone : found->second;
       if (entry == nullptr && !copies.empty() && !options_.adopt_unowned) {
         builder_.Note(MakeFinding(FindingKind::kConflict, &set, vm, copies.front().host->name,
                                   "a VM named " + vm + " exists on " + copies.front().host->name +
@@ -424,7 +435,11 @@ class PoolPlanner {
   std::map<std::string, std::vector<Located>> where_;  // VM name -> copies, by host name
   std::vector<const VMSet*> sets_;
   std::map<std::string, const VMSet*> desired_vms_;  // VM name -> its set
+  std::map<std::string, const LedgerEntry*> owned_;  // this pool's ledger, by VM name
+  std::set<std::string> managed_;                    // VMs on this pool's hosts that are Flotilla's
+  std::set<std::string> desired_running_;            // managed VMs desired running
   std::unique_ptr<Placer> placer_;
+  std::map<const VMSet*, std::string> hashes_;
 };
 
 }  // namespace
