@@ -1,0 +1,29 @@
+#pragma once
+
+// A Plan for people and for programs (DESIGN section 7):
+//   text      like a Terraform plan, grouped by pool and VMSet, with a one-line summary;
+//             colour only when asked (a terminal without NO_COLOR)
+//   JSON      apiVersion flotilla.dev/v1, kind Plan; schemas/plan.v1.json describes it
+//   Markdown  for pull-request comments: a summary table and collapsible details per VMSet
+// All three are deterministic: the same Plan renders to the same bytes.
+
+#include <string>
+
+#include "reconciler/model/plan.h"
+
+namespace flotilla::render {
+
+struct RenderOptions {
+  bool color = false;    // ANSI colour (text only)
+  std::string revision;  // shown in headers when set, e.g. "main@1a2b3c4"
+};
+
+// "Plan: 3 to create, 1 to replace, 0 to delete, 2 to start, 0 to stop; 1 unschedulable."
+// (other findings are counted after the unschedulable ones when there are any).
+std::string PlanSummary(const Plan& plan);
+
+std::string RenderPlanText(const Plan& plan, const RenderOptions& options = {});
+std::string RenderPlanJson(const Plan& plan, const RenderOptions& options = {});
+std::string RenderPlanMarkdown(const Plan& plan, const RenderOptions& options = {});
+
+}  // namespace flotilla::render
