@@ -12,6 +12,7 @@
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
+#include "reconciler/planner/simulate.h"
 
 namespace flotilla::planner {
 namespace {
@@ -26,61 +27,7 @@ struct World {
   Observed observed;
   Ledger ledger;
 
-  void Apply(const Plan& plan) {
-    for (const Action& a : plan.actions) {
-      switch (a.kind) {
-        case ActionKind::kCreate:
-        case ActionKind::kReplace: {
-          if (a.kind == ActionKind::kReplace) {
-            Remove(a.from_host, a.vm);
-          }
-          const VMTemplate& t = *a.templ;
-          ObservedHost& host = observed.hosts[a.host];
-          host.vms.push_back(VmInfo{.id = "id-" + a.vm,
-                                    .name = a.vm,
-                                    .state = VmState::kStopped,
-                                    .raw_state = "stopped",
-                                    .os = t.os,
-                                    .cpu = t.cpu,
-                                    .memory_bytes = t.memory.bytes(),
-                                    .disk_bytes = t.disk ? t.disk->bytes() : 40 * kGi});
-          host.facts.available.disk_bytes -= host.vms.back().disk_bytes;
-          Sort(host);
-          std::erase_if(ledger.entries, [&](const LedgerEntry& e) { return e.vm == a.vm; });
-          ledger.entries.push_back(LedgerEntry{.vm = a.vm,
-                                               .vmset = a.vmset,
-                                               .pool = a.pool,
-                                               .host = a.host,
-                                               .provider_id = "id-" + a.vm,
-                                               .template_hash = a.template_hash});
-          break;
-        }
-        case ActionKind::kStart:
-        case ActionKind::kStop:
-          for (VmInfo& vm : observed.hosts[a.host].vms) {
-            if (vm.name == a.vm) {
-              vm.state = a.kind == ActionKind::kStart ? VmState::kRunning : VmState::kStopped;
-              vm.raw_state = std::string(ToString(vm.state));
-            }
-          }
-          break;
-        case ActionKind::kDelete:
-          Remove(a.host, a.vm);
-          std::erase_if(ledger.entries, [&](const LedgerEntry& e) { return e.vm == a.vm; });
-          break;
-      }
-    }
-  }
-
-  void Remove(const std::string& host_name, const std::string& vm) {
-    ObservedHost& host = observed.hosts[host_name];
-    for (const VmInfo& v : host.vms) {
-      if (v.name == vm) {
-        host.facts.available.disk_bytes += v.disk_bytes;
-      }
-    }
-    std::erase_if(host.vms, [&](const VmInfo& v) { return v.name == vm; });
-  }
+  void Apply(const Plan& plan) { SimulateApply(plan, observed, ledger); }
 
   static void Sort(ObservedHost& host) {
     std::sort(host.vms.begin(), host.vms.end(),
