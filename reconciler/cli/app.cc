@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "reconciler/cli/context.h"
+#include "reconciler/cli/diff_command.h"
 #include "reconciler/cli/logging.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/manifest/diagnostics.h"
@@ -75,6 +76,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
 
   ValidateOptions validate;
   CLI::App* validate_cmd = AddValidateCommand(app, validate);
+  DiffOptions diff;
+  CLI::App* diff_cmd = AddDiffCommand(app, diff);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) {
@@ -124,6 +127,9 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
 
   if (validate_cmd->parsed()) {
     return RunValidate(validate, context);
+  }
+  if (diff_cmd->parsed()) {
+    return RunDiff(diff, context);
   }
   err << "flotilla: no command ran\n";
   return 1;

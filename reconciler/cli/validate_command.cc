@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "reconciler/cli/repository.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/source/git_url.h"
 #include "reconciler/source/manifest_source.h"
@@ -99,26 +100,14 @@ CLI::App* AddValidateCommand(CLI::App& app, ValidateOptions& options) {
       "Check manifests against the schemas and the fleet rules, without touching any host.\n"
       "Every problem is reported as FILE:LINE:COLUMN: error: MESSAGE (JSON-POINTER).\n"
       "Exit status: 0 valid (warnings allowed), 1 invalid or error.");
-  cmd->add_option("--repo", options.repo,
+  cmd->add_option("--repo", options.git.repo,
                   "Validate a revision of this Git repository instead of files: a local path, "
                   "file://, git://, http(s):// or ssh:// URL, or user@host:path");
   cmd->add_option("--rev", options.rev,
                   "With --repo: branch, tag, SHA or expression such as main~2 (default HEAD)");
   cmd->add_option("--path", options.repo_path,
                   "With --repo: folder of the repository that holds the manifests");
-  cmd->add_option("--state-dir", options.state_dir,
-                  "With a remote --repo: keep the mirror here (default: a temporary folder)");
-  cmd->add_option("--token-file", options.token_file,
-                  "With an http(s) --repo: file holding the access token");
-  cmd->add_option("--token-env", options.token_env,
-                  "With an http(s) --repo: environment variable holding the access token");
-  cmd->add_option("--ssh-key-file", options.ssh_key_file, "With an ssh --repo: private key");
-  cmd->add_option("--ssh-passphrase-file", options.ssh_passphrase_file,
-                  "With an ssh --repo: file holding the private key's passphrase");
-  cmd->add_option("--known-hosts-file", options.known_hosts_file,
-                  "With an ssh --repo: known_hosts file; the server's key must be in it");
-  cmd->add_flag("--insecure-ignore-host-key", options.insecure_ignore_host_key,
-                "With an ssh --repo: accept any host key (unsafe; warned about)");
+  AddRepositoryFlags(*cmd, options.git);
   cmd->add_option("path", options.path,
                   "Directory of manifests (every *.yaml/*.yml below it) or a single file")
       ->capture_default_str();
@@ -132,76 +121,6 @@ CLI::App* AddValidateCommand(CLI::App& app, ValidateOptions& options) {
   return cmd;
 }
 
-namespace {
-
-// A folder under the system's temporary directory, removed with everything in it.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "flotilla-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) {
-      path_ = pattern;
-    }
-  }
-  ~TemporaryDirectory() {
-    if (!path_.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(path_, ec);
-    }
-  }
-  TemporaryDirectory(const TemporaryDirectory&) = delete;
-  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-Result<LoadResult> LoadFromRepository(const ValidateOptions& options,
-                                      const manifest::ManifestLoader& loader,
-                                      const Context& context) {
-  source::GitSourceOptions git;
-  git.url = options.repo;
-  git.branch = "";  // validate any revision; follow no branch
-  git.auth.token_file = options.token_file;
-  git.auth.token_env = options.token_env;
-  git.auth.ssh_key_file = options.ssh_key_file;
-  git.auth.ssh_passphrase_file = options.ssh_passphrase_file;
-  git.auth.known_hosts_file = options.known_hosts_file;
-  git.auth.insecure_ignore_host_key = options.insecure_ignore_host_key;
-  Result<source::GitUrl> url = source::ParseGitUrl(options.repo);
-  if (!url.ok()) {
-    return url.status();
-  }
-  std::optional<TemporaryDirectory> scratch;
-  if (url->IsRemote()) {
-    if (options.state_dir.empty()) {
-      scratch.emplace();
-      git.state_dir = scratch->path();
-    } else {
-      git.state_dir = options.state_dir;
-    }
-  }
-  Result<std::unique_ptr<source::GitSource>> repo = source::OpenGitSource(git);
-  if (!repo.ok()) {
-    return repo.status();
-  }
-  if (url->IsRemote()) {
-    Result<source::FetchResult> fetched = (*repo)->Fetch();
-    if (!fetched.ok()) {
-      return fetched.status();
-    }
-    for (const std::string& warning : fetched->warnings) {
-      context.log->warn("{}", warning);
-    }
-    context.log->debug("fetched {}", url->redacted);
-  }
-  source::ParseCache cache;
-  return source::LoadRevision(**repo, options.rev, options.repo_path, loader, cache);
-}
-
-}  // namespace
-
 int RunValidate(const ValidateOptions& options, const Context& context) {
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
       manifest::SchemaValidator::Create();
@@ -210,16 +129,25 @@ int RunValidate(const ValidateOptions& options, const Context& context) {
     return 1;
   }
   manifest::ManifestLoader loader(*validator);
-  Result<LoadResult> result = options.repo.empty() ? loader.LoadPath(options.path, options.path)
-                                                   : LoadFromRepository(options, loader, context);
+  Result<LoadResult> result = [&]() -> Result<LoadResult> {
+    if (options.git.repo.empty()) {
+      return loader.LoadPath(options.path, options.path);
+    }
+    Result<std::unique_ptr<Repository>> repo = Repository::Open(options.git, context);
+    if (!repo.ok()) {
+      return repo.status();
+    }
+    return (*repo)->Load(options.rev, options.repo_path, loader);
+  }();
   if (!result.ok()) {
     context.err << "flotilla: " << result.status().message() << "\n";
     return 1;
   }
   // Never print or log the URL as typed: it may carry a token.
-  const std::string shown = options.repo.empty() ? options.path : source::RedactUrls(options.repo);
+  const std::string shown =
+      options.git.repo.empty() ? options.path : source::RedactUrls(options.git.repo);
   context.log->debug("read {} files, {} documents below {}", result->files, result->documents,
-                     options.repo.empty() ? shown : shown + "@" + options.rev);
+                     options.git.repo.empty() ? shown : shown + "@" + options.rev);
   if (options.format == OutputFormat::kJson) {
     PrintJson(*result, shown, context);
   } else {

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "reconciler/cli/context.h"
+#include "reconciler/cli/repository.h"
 
 namespace flotilla::cli {
 
@@ -15,16 +16,9 @@ struct ValidateOptions {
   OutputFormat format = OutputFormat::kText;  // findings as text lines or one JSON object
   // With `repo`: validate revision `rev` of that repository, manifests below `repo_path`,
   // read straight from Git (no checkout).
-  std::string repo;
+  RepositoryOptions git;
   std::string rev = "HEAD";
   std::string repo_path;
-  std::string state_dir;  // keep the mirror here between runs; default: a temporary folder
-  std::string token_file;
-  std::string token_env;
-  std::string ssh_key_file;
-  std::string ssh_passphrase_file;
-  std::string known_hosts_file;
-  bool insecure_ignore_host_key = false;
 };
 
 // Adds `validate` to `app`, filling `options` when parsed.

@@ -1,0 +1,183 @@
+// `flotilla diff`: what a change to a fleet repository does, run as CI would run it (a real Git
+// repository, the real binary, no credentials, no hosts).
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "tests/support/process.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string Slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// A fleet repository seeded from examples/fleet, with commits made by the test.
+class DiffTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = scratch_.path() / "repo";
+    fs::create_directories(repo_);
+    fs::copy(fs::path(FLOTILLA_SOURCE_DIR) / "examples/fleet", repo_ / "fleet",
+             fs::copy_options::recursive);
+    Git("init -q");
+    Commit("base");
+  }
+
+  void Git(const std::string& args) {
+    const std::string command = "cd " + repo_.string() +
+                                " && git -c user.email=t@example.com -c user.name=t " + args +
+                                " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  }
+  void Commit(const std::string& message) {
+    Git("add -A && git -c user.email=t@example.com -c user.name=t commit -q --allow-empty -m '" +
+        message + "'");
+  }
+
+  // Replaces `from` by `to` in a file of the fleet.
+  void Edit(const std::string& file, const std::string& from, const std::string& to) {
+    const fs::path path = repo_ / "fleet" / file;
+    std::string text = Slurp(path);
+    const size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in " << file;
+    text.replace(at, from.size(), to);
+    std::ofstream(path) << text;
+  }
+
+  Outcome Diff(const std::string& args) {
+    const std::string command = "cd " + repo_.string() +
+                                " && NO_COLOR=1 " FLOTILLA_BIN " diff --path fleet " + args +
+                                " </dev/null >" + (scratch_.path() / "out").string() + " 2>" +
+                                (scratch_.path() / "err").string();
+    const int status = std::system(command.c_str());
+    return Outcome{.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                   .out = Slurp(scratch_.path() / "out"),
+                   .err = Slurp(scratch_.path() / "err")};
+  }
+
+  flotilla::testing::ScratchDir scratch_;
+  fs::path repo_;
+};
+
+TEST_F(DiffTest, NoChangeExitsZero) {
+  Commit("nothing");
+  Outcome r = Diff("--base HEAD~1 --head HEAD");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "Plan for HEAD~1..HEAD\n\nNo changes: the fleet matches the desired state.\n");
+}
+
+TEST_F(DiffTest, ScalingAndTemplateChangesListEveryAffectedVm) {
+  Edit("vmsets/linux-runners.yaml", "replicas: 4", "replicas: 2");
+  Edit("vmsets/ios-runners.yaml", "replicas: 4", "replicas: 5");
+  Edit("vmsets/ios-runners.yaml", "catalog://macos-sequoia-xcode/16.1",
+       "catalog://macos-sequoia-xcode/16.2");
+  Commit("head");
+  Outcome r = Diff("--base HEAD~1 --max-deletions 5");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(Contains(r.out, "- delete        linux-runners-2 ")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "- delete        linux-runners-3 ")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "+ create        ios-runners-4 ")) << r.out;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(Contains(r.out, "ios-runners-" + std::to_string(i) + " ")) << i << r.out;
+  }
+  EXPECT_TRUE(Contains(r.out, "Plan: 1 to create")) << r.out;
+}
+
+TEST_F(DiffTest, ARemovedPoolListsAllItsVms) {
+  fs::remove(repo_ / "fleet/pools/linux-builders.yaml");
+  fs::remove(repo_ / "fleet/vmsets/linux-runners.yaml");
+  Commit("drop linux");
+  Outcome r = Diff("--base HEAD~1");
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(Contains(r.out, "linux-runners-" + std::to_string(i) + " on macpro-0"))
+        << i << r.out;
+  }
+  EXPECT_TRUE(Contains(r.out, "pool linux-builders was removed")) << r.out;
+}
+
+TEST_F(DiffTest, AnInvalidHeadFailsWithLocatedMessages) {
+  Edit("vmsets/ios-runners.yaml", "replicas: 4", "replica: 4");
+  Commit("typo");
+  Outcome r = Diff("--base HEAD~1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.err, "fleet/vmsets/ios-runners.yaml@")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "did you mean \"replicas\"")) << r.err;
+}
+
+TEST_F(DiffTest, JsonAndMarkdownFormatsAndOut) {
+  Edit("vmsets/ios-runners.yaml", "replicas: 4", "replicas: 5");
+  Commit("grow");
+  Outcome json =
+      Diff("--base HEAD~1 --format json --out " + (scratch_.path() / "plan.json").string());
+  EXPECT_EQ(json.exit_code, 2) << json.err;
+  const nlohmann::json plan = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(plan.is_object()) << json.out;
+  EXPECT_EQ(plan["kind"], "Plan");
+  EXPECT_EQ(plan["summary"]["create"], 1);
+  EXPECT_EQ(Slurp(scratch_.path() / "plan.json"), json.out);
+
+  Outcome md = Diff("--base HEAD~1 --format markdown");
+  EXPECT_TRUE(Contains(md.out, "### Flotilla plan for `HEAD~1..HEAD`")) << md.out;
+  EXPECT_TRUE(Contains(md.out, "<details><summary><b>ios-runners</b>")) << md.out;
+}
+
+TEST_F(DiffTest, AnInventoryPreviewsPlacementAndCanFailOnUnschedulable) {
+  Edit("vmsets/ios-runners.yaml", "replicas: 4", "replicas: 5");
+  Commit("grow");
+  // Every mac host full: online, but no memory left.
+  nlohmann::json hosts = nlohmann::json::array();
+  for (const char* name : {"mini-01", "mini-02", "mini-03", "mini-04"}) {
+    hosts.push_back({{"name", name},
+                     {"pool", "mac-builders"},
+                     {"online", true},
+                     {"arch", "arm64"},
+                     {"total", {{"cpu", 12}, {"memory", "16Gi"}, {"disk", "500Gi"}}},
+                     {"reserved", {{"cpu", 1}, {"memory", "14Gi"}, {"disk", "0"}}},
+                     {"available", {{"cpu", 11}, {"memory", "2Gi"}, {"disk", "400Gi"}}},
+                     {"vms", nlohmann::json::array()}});
+  }
+  const nlohmann::json inventory = {{"apiVersion", "flotilla.dev/v1"},
+                                    {"kind", "Inventory"},
+                                    {"hosts", hosts},
+                                    {"ledger", nlohmann::json::array()}};
+  std::ofstream(scratch_.path() / "inventory.json") << inventory.dump();
+  const std::string args =
+      "--base HEAD~1 --inventory " + (scratch_.path() / "inventory.json").string();
+  Outcome r = Diff(args);
+  // Only the golden VM, kept stopped, needs no memory: it is the one change.
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(Contains(r.out, "+ create        macos-golden-0 ")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "! unschedulable ios-runners-0")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "insufficient memory")) << r.out;
+  EXPECT_EQ(Diff(args + " --fail-on-unschedulable").exit_code, 1);
+
+  std::ofstream(scratch_.path() / "inventory.json") << "{\"kind\":\"Inventory\",\"hosts\":[{}]}";
+  Outcome bad = Diff(args);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(Contains(bad.err, "/hosts/0/name: is required")) << bad.err;
+}
+
+}  // namespace
