@@ -10,6 +10,7 @@
 #include "reconciler/cli/context.h"
 #include "reconciler/cli/diff_command.h"
 #include "reconciler/cli/logging.h"
+#include "reconciler/cli/plan_command.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/source/git_source.h"
@@ -78,6 +79,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   CLI::App* validate_cmd = AddValidateCommand(app, validate);
   DiffOptions diff;
   CLI::App* diff_cmd = AddDiffCommand(app, diff);
+  PlanOptions plan;
+  CLI::App* plan_cmd = AddPlanCommand(app, plan);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) {
@@ -130,6 +133,9 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   }
   if (diff_cmd->parsed()) {
     return RunDiff(diff, context);
+  }
+  if (plan_cmd->parsed()) {
+    return RunPlan(plan, context);
   }
   err << "flotilla: no command ran\n";
   return 1;

@@ -71,7 +71,7 @@ struct Fleet {
   Ledger ledger;
   PlannerOptions options;
 
-  explicit Fleet(std::vector<std::string> hosts = {"mini-01", "mini-02"}) {
+  explicit Fleet(const std::vector<std::string>& hosts = {"mini-01", "mini-02"}) {
     pool.meta.name = "macs";
     pool.defaults.max_vms = 4;
     for (const std::string& h : hosts) {

@@ -1,0 +1,200 @@
+#include "reconciler/cli/plan_command.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "providers/secrets.h"
+#include "reconciler/manifest/loader.h"
+#include "reconciler/model/clock.h"
+#include "reconciler/planner/planner.h"
+#include "reconciler/render/plan_render.h"
+
+namespace flotilla::cli {
+namespace {
+
+constexpr size_t kObserveThreads = 32;
+
+struct HostJob {
+  const HostPool* pool;
+  const HostSpec* host;
+  providers::Provider* provider;
+};
+
+// Observes every host of every pool, a bounded number at a time; one slow host delays only
+// itself (each observation has its own deadline).
+Result<Observed> ObserveFleet(const Desired& desired, const PlanOptions& options,
+                              const Context& context) {
+  const std::string secrets_dir = options.secrets_dir;
+  const providers::FileSecretSource secrets(secrets_dir);
+  const SystemClock clock;
+  std::vector<std::unique_ptr<providers::Provider>> built;
+  std::vector<HostJob> jobs;
+  for (const HostPool& pool : desired.pools) {
+    Result<std::unique_ptr<providers::Provider>> provider =
+        context.providers.Build(providers::ProviderContext{
+            .pool = pool, .secrets = secrets, .logger = context.log, .clock = clock});
+    if (!provider.ok()) {
+      return provider.status();
+    }
+    built.push_back(std::move(*provider));
+    for (const HostSpec& host : pool.hosts) {
+      jobs.push_back(HostJob{.pool = &pool, .host = &host, .provider = built.back().get()});
+    }
+  }
+  Observed observed;
+  std::mutex mu;
+  std::atomic<size_t> next{0};
+  const auto now = clock.Now();
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(options.host_timeout_seconds * 1000.0));
+  auto work = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      const HostJob& job = jobs[i];
+      const providers::HostRef ref{
+          .pool = job.pool->meta.name, .name = job.host->name, .address = job.host->address};
+      providers::HostObservation o = job.provider->Observe(ref, providers::DeadlineIn(timeout));
+      ObservedHost host;
+      host.name = job.host->name;
+      host.pool = job.pool->meta.name;
+      host.online = o.status.ok();
+      // Without a store there is no history: an offline host counts as just gone silent, so
+      // its VMs are reported unknown rather than replaced.
+      host.last_seen = now;
+      host.error = o.status.ok() ? "" : o.status.message();
+      host.facts = std::move(o.facts);
+      host.vms = std::move(o.vms);
+      if (!o.status.ok()) {
+        context.log->warn("host {} ({}): {}", job.host->name, job.pool->meta.name,
+                          o.status.ToString());
+      }
+      std::lock_guard lock(mu);
+      observed.hosts[host.name] = std::move(host);
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t t = 0; t < std::min(kObserveThreads, jobs.size()); ++t) {
+    workers.emplace_back(work);
+  }
+  for (std::thread& w : workers) {
+    w.join();
+  }
+  return observed;
+}
+
+}  // namespace
+
+CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
+  CLI::App* cmd = app.add_subcommand(
+      "plan",
+      "Desired state (a folder of manifests, or a revision with --repo) against the live hosts,\n"
+      "observed through their providers. Changes nothing.\n"
+      "Until the store exists (flotilla run), VMs that carry a desired name are taken as\n"
+      "Flotilla's own.\n"
+      "Exit status: 0 no changes, 2 changes, 1 error.");
+  cmd->add_option("path", options.path,
+                  "Directory of manifests (every *.yaml/*.yml below it) or a single file")
+      ->capture_default_str();
+  cmd->add_option("--repo", options.git.repo, "Plan a revision of this Git repository instead");
+  cmd->add_option("--rev", options.rev, "With --repo: the revision (default HEAD)");
+  cmd->add_option("--path", options.repo_path, "With --repo: folder of the manifests");
+  cmd->add_option("--secrets-dir", options.secrets_dir,
+                  "Folder of host credentials: <dir>/<credentialsRef>/apiKey (or username and "
+                  "password); default $FLOTILLA_SECRETS_DIR, else only FLOTILLA_SECRET_* "
+                  "variables");
+  cmd->add_option("--host-timeout", options.host_timeout_seconds,
+                  "Seconds each host may take to answer")
+      ->capture_default_str();
+  cmd->add_option_function<uint32_t>(
+      "--max-deletions", [&options](uint32_t n) { options.max_deletions = n; },
+      "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
+  cmd->add_flag("--allow-empty", options.allow_empty, "Allow a plan that deletes every managed VM");
+  cmd->add_option_function<std::string>(
+         "--format",
+         [&options](const std::string& format) {
+           options.format = format == "json"       ? PlanFormat::kJson
+                            : format == "markdown" ? PlanFormat::kMarkdown
+                                                   : PlanFormat::kText;
+         },
+         "Output format: text (default), json or markdown")
+      ->check(CLI::IsMember({"text", "json", "markdown"}));
+  cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
+  AddRepositoryFlags(*cmd, options.git);
+  return cmd;
+}
+
+int RunPlan(const PlanOptions& options, const Context& context) {
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  if (!validator.ok()) {
+    context.err << "flotilla: " << validator.status().ToString() << "\n";
+    return 1;
+  }
+  manifest::ManifestLoader loader(*validator);
+  Result<manifest::LoadResult> loaded = [&]() -> Result<manifest::LoadResult> {
+    if (options.git.repo.empty()) {
+      return loader.LoadPath(options.path, options.path);
+    }
+    Result<std::unique_ptr<Repository>> repo = Repository::Open(options.git, context);
+    if (!repo.ok()) {
+      return repo.status();
+    }
+    return (*repo)->Load(options.rev, options.repo_path, loader);
+  }();
+  if (!loaded.ok()) {
+    context.err << "flotilla: " << loaded.status().message() << "\n";
+    return 1;
+  }
+  if (!loaded->ok()) {
+    for (const manifest::Diagnostic& d : loaded->diagnostics.Sorted()) {
+      context.err << d.ToString() << "\n";
+    }
+    context.err << "flotilla: the manifests have " << loaded->diagnostics.error_count()
+                << " error(s); nothing planned\n";
+    return 1;
+  }
+  PlanOptions effective = options;
+  if (effective.secrets_dir.empty()) {
+    // Read once at start-up; nothing in the process sets it.
+    if (const char* dir = std::getenv("FLOTILLA_SECRETS_DIR")) {  // NOLINT(concurrency-mt-unsafe)
+      effective.secrets_dir = dir;
+    }
+  }
+  Result<Observed> observed = ObserveFleet(loaded->desired, effective, context);
+  if (!observed.ok()) {
+    context.err << "flotilla: " << observed.status().message() << "\n";
+    return 1;
+  }
+  planner::PlannerOptions planner_options;
+  planner_options.max_deletions = options.max_deletions;
+  planner_options.allow_empty = options.allow_empty;
+  planner_options.adopt_unowned = true;  // no ledger yet: desired names are ours
+  const Plan plan = planner::ComputePlan(loaded->desired, *observed, Ledger{}, planner_options,
+                                         std::chrono::system_clock::now());
+  const render::RenderOptions render_options{.color = context.color &&
+                                                      options.format == PlanFormat::kText};
+  switch (options.format) {
+    case PlanFormat::kJson:
+      context.out << render::RenderPlanJson(plan, render_options);
+      break;
+    case PlanFormat::kMarkdown:
+      context.out << render::RenderPlanMarkdown(plan, render_options);
+      break;
+    case PlanFormat::kText:
+      context.out << render::RenderPlanText(plan, render_options);
+      break;
+  }
+  if (!options.out.empty()) {
+    std::ofstream out(options.out, std::ios::binary | std::ios::trunc);
+    out << render::RenderPlanJson(plan, render_options);
+    if (!out) {
+      context.err << "flotilla: cannot write " << options.out << "\n";
+      return 1;
+    }
+  }
+  return plan.actions.empty() ? 0 : 2;
+}
+
+}  // namespace flotilla::cli

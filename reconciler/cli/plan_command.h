@@ -1,0 +1,34 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "reconciler/cli/context.h"
+#include "reconciler/cli/diff_command.h"
+#include "reconciler/cli/repository.h"
+
+namespace flotilla::cli {
+
+struct PlanOptions {
+  std::string path = ".";  // a directory of manifests, or one file
+  // With git.repo: plan revision `rev` of that repository, manifests below `repo_path`.
+  RepositoryOptions git;
+  std::string rev = "HEAD";
+  std::string repo_path;
+  std::string secrets_dir;           // <dir>/<credentialsRef>/{apiKey,username,password}
+  double host_timeout_seconds = 10;  // per host observation
+  std::optional<uint32_t> max_deletions;
+  bool allow_empty = false;
+  PlanFormat format = PlanFormat::kText;
+  std::string out;  // also write the JSON plan here
+};
+
+CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options);
+
+// Desired state against the live hosts, observed through their providers; changes nothing.
+// Exit code: 0 no changes, 2 changes, 1 error.
+int RunPlan(const PlanOptions& options, const Context& context);
+
+}  // namespace flotilla::cli
