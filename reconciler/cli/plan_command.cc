@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "providers/secrets.h"
+#include "reconciler/manifest/config.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
 #include "reconciler/planner/planner.h"
@@ -94,9 +95,12 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
       "Until the store exists (flotilla run), VMs that carry a desired name are taken as\n"
       "Flotilla's own.\n"
       "Exit status: 0 no changes, 2 changes, 1 error.");
+  cmd->add_option("--config", options.config,
+                  "Reconciler configuration (flotilla.yaml): the fleet repository (source), "
+                  "secretsDir, and reconcile settings such as maxDeletionsPerRun");
   cmd->add_option("path", options.path,
-                  "Directory of manifests (every *.yaml/*.yml below it) or a single file")
-      ->capture_default_str();
+                  "Directory of manifests (every *.yaml/*.yml below it) or a single file "
+                  "(default: the current folder, or the config's source)");
   cmd->add_option("--repo", options.git.repo, "Plan a revision of this Git repository instead");
   cmd->add_option("--rev", options.rev, "With --repo: the revision (default HEAD)");
   cmd->add_option("--path", options.repo_path, "With --repo: folder of the manifests");
@@ -133,15 +137,52 @@ int RunPlan(const PlanOptions& options, const Context& context) {
     return 1;
   }
   manifest::ManifestLoader loader(*validator);
-  Result<manifest::LoadResult> loaded = [&]() -> Result<manifest::LoadResult> {
-    if (options.git.repo.empty()) {
-      return loader.LoadPath(options.path, options.path);
+  PlanOptions effective = options;
+  planner::PlannerOptions planner_options;
+  if (!options.config.empty()) {
+    manifest::Diagnostics diagnostics;
+    Result<manifest::ReconcilerConfig> config =
+        manifest::LoadConfigFile(options.config, **validator, diagnostics);
+    if (!config.ok()) {
+      for (const manifest::Diagnostic& d : diagnostics.Sorted()) {
+        context.err << d.ToString() << "\n";
+      }
+      context.err << "flotilla: " << config.status().message() << "\n";
+      return 1;
     }
-    Result<std::unique_ptr<Repository>> repo = Repository::Open(options.git, context);
+    // Flags given on the command line win over the file.
+    if (effective.secrets_dir.empty()) {
+      effective.secrets_dir = config->secrets_dir;
+    }
+    if (effective.path.empty() && effective.git.repo.empty() && !config->source.url.empty()) {
+      effective.git.repo = config->source.url;
+      effective.git.token_file = config->source.token_file;
+      effective.git.token_env = config->source.token_env;
+      effective.git.ssh_key_file = config->source.ssh_key_file;
+      effective.git.ssh_passphrase_file = config->source.ssh_passphrase_file;
+      effective.git.known_hosts_file = config->source.known_hosts_file;
+      effective.git.insecure_ignore_host_key = config->source.insecure_ignore_host_key;
+      effective.rev =
+          config->source.revision.empty() ? config->source.branch : config->source.revision;
+      effective.repo_path = config->source.path;
+    }
+    planner_options.host_lost_after =
+        std::chrono::duration_cast<std::chrono::seconds>(config->reconcile.host_lost_after);
+    planner_options.max_deletions = config->reconcile.max_deletions;
+    planner_options.max_deletions_percent = config->reconcile.max_deletions_percent;
+  }
+  if (effective.path.empty()) {
+    effective.path = ".";
+  }
+  Result<manifest::LoadResult> loaded = [&]() -> Result<manifest::LoadResult> {
+    if (effective.git.repo.empty()) {
+      return loader.LoadPath(effective.path, effective.path);
+    }
+    Result<std::unique_ptr<Repository>> repo = Repository::Open(effective.git, context);
     if (!repo.ok()) {
       return repo.status();
     }
-    return (*repo)->Load(options.rev, options.repo_path, loader);
+    return (*repo)->Load(effective.rev, effective.repo_path, loader);
   }();
   if (!loaded.ok()) {
     context.err << "flotilla: " << loaded.status().message() << "\n";
@@ -155,7 +196,6 @@ int RunPlan(const PlanOptions& options, const Context& context) {
                 << " error(s); nothing planned\n";
     return 1;
   }
-  PlanOptions effective = options;
   if (effective.secrets_dir.empty()) {
     // Read once at start-up; nothing in the process sets it.
     if (const char* dir = std::getenv("FLOTILLA_SECRETS_DIR")) {  // NOLINT(concurrency-mt-unsafe)
@@ -167,8 +207,9 @@ int RunPlan(const PlanOptions& options, const Context& context) {
     context.err << "flotilla: " << observed.status().message() << "\n";
     return 1;
   }
-  planner::PlannerOptions planner_options;
-  planner_options.max_deletions = options.max_deletions;
+  if (options.max_deletions) {
+    planner_options.max_deletions = options.max_deletions;
+  }
   planner_options.allow_empty = options.allow_empty;
   planner_options.adopt_unowned = true;  // no ledger yet: desired names are ours
   const Plan plan = planner::ComputePlan(loaded->desired, *observed, Ledger{}, planner_options,

@@ -12,7 +12,9 @@
 namespace flotilla::cli {
 
 struct PlanOptions {
-  std::string path = ".";  // a directory of manifests, or one file
+  std::string config;  // flotilla.yaml: source, secretsDir and reconcile settings
+  std::string path;    // a directory of manifests, or one file; default "." unless --config
+                       // names a source
   // With git.repo: plan revision `rev` of that repository, manifests below `repo_path`.
   RepositoryOptions git;
   std::string rev = "HEAD";

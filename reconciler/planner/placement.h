@@ -25,8 +25,10 @@ namespace flotilla::planner {
 struct PlannerOptions {
   // An offline host's VMs are replaced elsewhere once it has been silent this long.
   std::chrono::seconds host_lost_after{std::chrono::minutes{10}};
-  // At most this many deletes per plan; empty = 10% of managed VMs, at least 1.
+  // At most this many deletes per plan; empty = max_deletions_percent of managed VMs, at
+  // least 1.
   std::optional<uint32_t> max_deletions;
+  uint32_t max_deletions_percent = 10;
   // Allow a revision that deletes every managed VM.
   bool allow_empty = false;
   // Treat a VM that has a desired name but is not in the ledger as ours (after the store was

@@ -474,8 +474,9 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
   // Deletion safety: the budget, and the guard against emptying the fleet.
   const size_t managed = ledger.entries.size();
   const bool empties_fleet = managed > 0 && deletes.size() >= managed;
-  const size_t budget =
-      options.max_deletions ? *options.max_deletions : std::max<size_t>(1, managed / 10);
+  const size_t budget = options.max_deletions
+                            ? *options.max_deletions
+                            : std::max<size_t>(1, managed * options.max_deletions_percent / 100);
   size_t done = 0;
   for (const DeleteCandidate& d : deletes) {
     Finding held{.vm = d.entry.vm, .vmset = d.entry.vmset, .pool = d.entry.pool, .host = d.host};

@@ -123,6 +123,35 @@ TEST_F(PlanCommandTest, AnOfflineHostIsReportedNotWaitedFor) {
   sim_->Control("POST", "/_sim/hosts/sim-001/online");
 }
 
+TEST_F(PlanCommandTest, TheConfigFileNamesTheRepositoryAndTheSecrets) {
+  // The fleet, committed to a repository; the config points at it and at the secrets folder.
+  const fs::path repo = dir_.path() / "repo";
+  fs::create_directories(repo);
+  fs::copy(dir_.path() / "fleet", repo / "fleet", fs::copy_options::recursive);
+  ASSERT_EQ(std::system(("cd " + repo.string() +
+                         " && git init -q -b main && git add -A && git -c user.email=t@e -c "
+                         "user.name=t commit -qm fleet")
+                            .c_str()),
+            0);
+  std::ofstream(dir_.path() / "flotilla.yaml")
+      << "source: {url: " << repo.string() << ", branch: main, path: fleet}\n"
+      << "secretsDir: " << (dir_.path() / "secrets").string() << "\n"
+      << "reconcile: {hostLostAfter: 5m, maxDeletionsPerRun: 50%}\n";
+  const std::string command =
+      "NO_COLOR=1 " FLOTILLA_BIN " plan --config " + (dir_.path() / "flotilla.yaml").string() +
+      " </dev/null >" + (dir_.path() / "out").string() + " 2>" + (dir_.path() / "err").string();
+  const int status = std::system(command.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 2) << Slurp(dir_.path() / "err");
+  EXPECT_TRUE(Contains(Slurp(dir_.path() / "out"), "Plan: 3 to create"))
+      << Slurp(dir_.path() / "out");
+
+  std::ofstream(dir_.path() / "flotilla.yaml") << "reconcile: {hostLostAfter: soon}\n";
+  const int bad = std::system(command.c_str());
+  EXPECT_EQ(WEXITSTATUS(bad), 1);
+  EXPECT_TRUE(Contains(Slurp(dir_.path() / "err"), "flotilla.yaml:1:"))
+      << Slurp(dir_.path() / "err");
+}
+
 TEST_F(PlanCommandTest, MissingCredentialsAreAClearError) {
   fs::remove_all(dir_.path() / "secrets/sims");
   Outcome r = Plan();

@@ -1,0 +1,146 @@
+#include "reconciler/manifest/config.h"
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "reconciler/manifest/yaml_reader.h"
+
+namespace flotilla::manifest {
+namespace {
+
+using nlohmann::json;
+
+const json* At(const json& object, const char* key) {
+  if (!object.is_object()) {
+    return nullptr;
+  }
+  auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+// A whole number >= 0 (YAML integers arrive signed).
+std::optional<uint32_t> Count(const json* v) {
+  if (v == nullptr || !v->is_number_integer() || v->get<int64_t>() < 0 ||
+      v->get<int64_t>() > INT32_MAX) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(v->get<int64_t>());
+}
+
+void ReadString(const json& object, const char* key, std::string& out) {
+  if (const json* v = At(object, key); v != nullptr && v->is_string()) {
+    out = v->get<std::string>();
+  }
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  int64_t total = 0;
+  while (!text.empty()) {
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end == text.data()) {
+      return std::nullopt;
+    }
+    text.remove_prefix(static_cast<size_t>(end - text.data()));
+    int64_t scale = 0;
+    if (text.starts_with("ms")) {
+      scale = 1;
+      text.remove_prefix(2);
+    } else if (text.starts_with("s")) {
+      scale = 1000;
+      text.remove_prefix(1);
+    } else if (text.starts_with("m")) {
+      scale = 60'000;
+      text.remove_prefix(1);
+    } else if (text.starts_with("h")) {
+      scale = 3'600'000;
+      text.remove_prefix(1);
+    } else {
+      return std::nullopt;
+    }
+    if (n > (INT64_MAX - total) / scale) {
+      return std::nullopt;
+    }
+    total += n * scale;
+  }
+  return std::chrono::milliseconds{total};
+}
+
+Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaValidator& validator,
+                                        Diagnostics& diagnostics) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::NotFound("cannot read config file " + path);
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  DocumentBudget budget{.limit = 1};
+  std::vector<YamlDocument> docs = ReadYamlDocuments(text.str(), path, budget, diagnostics);
+  if (diagnostics.HasErrors()) {
+    return Status::InvalidArgument("config file " + path + " is invalid");
+  }
+  ReconcilerConfig config;
+  if (docs.empty()) {
+    return config;  // an empty file: every default
+  }
+  if (!validator.Validate("config.v1.json", docs[0], diagnostics) || diagnostics.HasErrors()) {
+    return Status::InvalidArgument("config file " + path + " is invalid");
+  }
+  const json& root = docs[0].value;
+  if (const json* source = At(root, "source")) {
+    ReadString(*source, "url", config.source.url);
+    ReadString(*source, "branch", config.source.branch);
+    ReadString(*source, "revision", config.source.revision);
+    ReadString(*source, "path", config.source.path);
+    if (const json* v = At(*source, "interval"); v != nullptr && v->is_string()) {
+      config.source.interval =
+          ParseDuration(v->get<std::string>()).value_or(config.source.interval);
+    }
+    if (const json* auth = At(*source, "auth")) {
+      ReadString(*auth, "tokenFile", config.source.token_file);
+      ReadString(*auth, "tokenEnv", config.source.token_env);
+      ReadString(*auth, "username", config.source.username);
+      ReadString(*auth, "sshKeyFile", config.source.ssh_key_file);
+      ReadString(*auth, "sshPassphraseFile", config.source.ssh_passphrase_file);
+      ReadString(*auth, "knownHostsFile", config.source.known_hosts_file);
+      if (const json* v = At(*auth, "insecureIgnoreHostKey"); v != nullptr && v->is_boolean()) {
+        config.source.insecure_ignore_host_key = v->get<bool>();
+      }
+    }
+    if (const json* verify = At(*source, "verify")) {
+      ReadString(*verify, "allowedSignersFile", config.source.allowed_signers_file);
+    }
+  }
+  ReadString(root, "stateDir", config.state_dir);
+  ReadString(root, "secretsDir", config.secrets_dir);
+  if (const json* reconcile = At(root, "reconcile")) {
+    ReconcilerConfig::Reconcile& r = config.reconcile;
+    if (const json* v = At(*reconcile, "resyncInterval"); v != nullptr && v->is_string()) {
+      r.resync_interval = ParseDuration(v->get<std::string>()).value_or(r.resync_interval);
+    }
+    if (const json* v = At(*reconcile, "hostLostAfter"); v != nullptr && v->is_string()) {
+      r.host_lost_after = ParseDuration(v->get<std::string>()).value_or(r.host_lost_after);
+    }
+    r.concurrency = Count(At(*reconcile, "concurrency")).value_or(r.concurrency);
+    r.per_host_concurrency =
+        Count(At(*reconcile, "perHostConcurrency")).value_or(r.per_host_concurrency);
+    if (const json* v = At(*reconcile, "maxDeletionsPerRun")) {
+      if (Count(v)) {
+        r.max_deletions = Count(v);
+      } else if (v->is_string()) {
+        const std::string percent = v->get<std::string>();  // "N%", checked by the schema
+        r.max_deletions_percent =
+            static_cast<uint32_t>(std::stoul(percent.substr(0, percent.size() - 1)));
+      }
+    }
+  }
+  return config;
+}
+
+}  // namespace flotilla::manifest

@@ -1,0 +1,59 @@
+#pragma once
+
+// The reconciler's own configuration file (flotilla.yaml; schemas/config.v1.json, DESIGN
+// section 2), read into typed values with every default filled. Problems are reported as
+// diagnostics with file:line:column, like manifests.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "reconciler/manifest/diagnostics.h"
+#include "reconciler/manifest/schema_validator.h"
+#include "reconciler/model/result.h"
+
+namespace flotilla::manifest {
+
+struct ReconcilerConfig {
+  struct Source {
+    std::string url;  // empty: no repository configured
+    std::string branch = "main";
+    std::string revision;  // pinned commit or tag; empty: follow branch
+    std::string path;      // folder of the manifests inside the repository
+    std::chrono::milliseconds interval{std::chrono::seconds{60}};
+    std::string token_file;
+    std::string token_env;
+    std::string username = "x-access-token";
+    std::string ssh_key_file;
+    std::string ssh_passphrase_file;
+    std::string known_hosts_file;
+    bool insecure_ignore_host_key = false;
+    std::string allowed_signers_file;  // verify signed tips when set
+  };
+  struct Reconcile {
+    std::chrono::milliseconds resync_interval{std::chrono::seconds{30}};
+    std::chrono::milliseconds host_lost_after{std::chrono::minutes{10}};
+    uint32_t concurrency = 32;
+    uint32_t per_host_concurrency = 2;
+    // maxDeletionsPerRun: a number of VMs, or (when unset) a percentage of managed VMs.
+    std::optional<uint32_t> max_deletions;
+    uint32_t max_deletions_percent = 10;
+  };
+
+  Source source;
+  std::string state_dir = "/var/lib/flotilla";
+  std::string secrets_dir = "/etc/flotilla/secrets";
+  Reconcile reconcile;
+};
+
+// "500ms", "30s", "10m", "1h30m" -> milliseconds; nullopt for anything else (or overflow).
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+
+// Reads and checks `path`. On problems, returns InvalidArgument and adds every one of them to
+// `diagnostics` (file:line:column).
+Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaValidator& validator,
+                                        Diagnostics& diagnostics);
+
+}  // namespace flotilla::manifest

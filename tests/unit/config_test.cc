@@ -1,0 +1,74 @@
+// Reading flotilla.yaml into typed values (reconciler/manifest/config.h).
+
+#include "reconciler/manifest/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/unit/manifest_fixture.h"
+
+namespace flotilla::manifest {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(ConfigTest, DurationsAddTheirParts) {
+  EXPECT_EQ(ParseDuration("500ms"), milliseconds{500});
+  EXPECT_EQ(ParseDuration("30s"), milliseconds{30'000});
+  EXPECT_EQ(ParseDuration("1h30m"), milliseconds{5'400'000});
+  EXPECT_FALSE(ParseDuration("").has_value());
+  EXPECT_FALSE(ParseDuration("10").has_value());
+  EXPECT_FALSE(ParseDuration("5d").has_value());
+  EXPECT_FALSE(ParseDuration("99999999999999999999h").has_value());
+}
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  Result<ReconcilerConfig> Load(const std::string& yaml) {
+    const std::string path = ::testing::TempDir() + "/flotilla-config-test.yaml";
+    std::ofstream(path) << yaml;
+    diagnostics_ = Diagnostics();
+    return LoadConfigFile(path, *testing::Validator(), diagnostics_);
+  }
+  Diagnostics diagnostics_;
+};
+
+TEST_F(ConfigFileTest, DefaultsAndValues) {
+  Result<ReconcilerConfig> empty = Load("");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->secrets_dir, "/etc/flotilla/secrets");
+  EXPECT_EQ(empty->reconcile.max_deletions_percent, 10u);
+  EXPECT_EQ(empty->source.branch, "main");
+
+  Result<ReconcilerConfig> config = Load(
+      "source: {url: https://git.example.com/fleet.git, path: fleet/, interval: 2m,\n"
+      "         auth: {tokenFile: /run/token}}\n"
+      "secretsDir: /s\n"
+      "reconcile: {hostLostAfter: 15m, maxDeletionsPerRun: 3, concurrency: 8}\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->source.url, "https://git.example.com/fleet.git");
+  EXPECT_EQ(config->source.path, "fleet/");
+  EXPECT_EQ(config->source.interval, milliseconds{120'000});
+  EXPECT_EQ(config->source.token_file, "/run/token");
+  EXPECT_EQ(config->secrets_dir, "/s");
+  EXPECT_EQ(config->reconcile.host_lost_after, milliseconds{900'000});
+  EXPECT_EQ(config->reconcile.max_deletions, 3u);
+  EXPECT_EQ(config->reconcile.concurrency, 8u);
+
+  Result<ReconcilerConfig> percent = Load("reconcile: {maxDeletionsPerRun: 25%}\n");
+  ASSERT_TRUE(percent.ok());
+  EXPECT_FALSE(percent->reconcile.max_deletions.has_value());
+  EXPECT_EQ(percent->reconcile.max_deletions_percent, 25u);
+}
+
+TEST_F(ConfigFileTest, MistakesAreLocated) {
+  EXPECT_FALSE(Load("reconcile: {hostLostAfter: soon}\n").ok());
+  ASSERT_FALSE(diagnostics_.empty());
+  EXPECT_EQ(diagnostics_.Sorted().front().location.line, 1);
+  EXPECT_FALSE(Load("secretDir: /s\n").ok());
+  EXPECT_NE(diagnostics_.Sorted().front().message.find("secretsDir"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flotilla::manifest
