@@ -1,5 +1,6 @@
 #include "reconciler/cli/diff_command.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -66,6 +67,21 @@ render::Inventory StandUp(const Desired& base, const Desired& head,
   return world;
 }
 
+// The repository the current folder belongs to: the nearest folder, going up, that holds .git.
+std::string EnclosingRepository() {
+  std::error_code ec;
+  for (std::filesystem::path dir = std::filesystem::current_path(ec); !ec && !dir.empty();
+       dir = dir.parent_path()) {
+    if (std::filesystem::exists(dir / ".git", ec)) {
+      return dir.string();
+    }
+    if (dir == dir.parent_path()) {
+      break;
+    }
+  }
+  return ".";
+}
+
 void PrintDiagnostics(const manifest::LoadResult& result, const std::string& what,
                       const Context& context) {
   for (const manifest::Diagnostic& d : result.diagnostics.Sorted()) {
@@ -93,7 +109,8 @@ CLI::App* AddDiffCommand(CLI::App& app, DiffOptions& options) {
   cmd->add_option("--head", options.head, "Revision the change ends at (default HEAD)");
   cmd->add_option("--repo", options.git.repo,
                   "Repository: a local path (default: the current folder) or a URL");
-  cmd->add_option("--path", options.path, "Folder of the repository that holds the manifests");
+  cmd->add_option("--path", options.path,
+                  "Folder of the repository (from its root) that holds the manifests");
   cmd->add_option("--inventory", options.inventory,
                   "Inventory snapshot (JSON) to plan HEAD against instead of a simulated BASE");
   cmd->add_option_function<std::string>(
@@ -125,7 +142,11 @@ int RunDiff(const DiffOptions& options, const Context& context) {
     return 1;
   }
   manifest::ManifestLoader loader(*validator);
-  Result<std::unique_ptr<Repository>> repo = Repository::Open(options.git, context);
+  RepositoryOptions git = options.git;
+  if (git.repo.empty() || git.repo == ".") {
+    git.repo = EnclosingRepository();
+  }
+  Result<std::unique_ptr<Repository>> repo = Repository::Open(git, context);
   if (!repo.ok()) {
     context.err << "flotilla: " << repo.status().message() << "\n";
     return 1;

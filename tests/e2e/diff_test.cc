@@ -89,6 +89,16 @@ TEST_F(DiffTest, NoChangeExitsZero) {
   EXPECT_EQ(r.out, "Plan for HEAD~1..HEAD\n\nNo changes: the fleet matches the desired state.\n");
 }
 
+TEST_F(DiffTest, WorksFromAnyFolderOfTheRepository) {
+  Edit("vmsets/ios-runners.yaml", "replicas: 4", "replicas: 5");
+  Commit("grow");
+  const std::string command = "cd " + (repo_ / "fleet/vmsets").string() +
+                              " && NO_COLOR=1 " FLOTILLA_BIN
+                              " diff --path fleet --base HEAD~1 >/dev/null 2>&1";
+  const int status = std::system(command.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
 TEST_F(DiffTest, ScalingAndTemplateChangesListEveryAffectedVm) {
   Edit("vmsets/linux-runners.yaml", "replicas: 4", "replicas: 2");
   Edit("vmsets/ios-runners.yaml", "replicas: 4", "replicas: 5");
