@@ -8,7 +8,6 @@
 #include "reconciler/planner/planner.h"
 #include "reconciler/planner/simulate.h"
 #include "reconciler/render/inventory.h"
-#include "reconciler/render/plan_render.h"
 #include "reconciler/source/git_url.h"
 
 namespace flotilla::cli {
@@ -113,15 +112,7 @@ CLI::App* AddDiffCommand(CLI::App& app, DiffOptions& options) {
                   "Folder of the repository (from its root) that holds the manifests");
   cmd->add_option("--inventory", options.inventory,
                   "Inventory snapshot (JSON) to plan HEAD against instead of a simulated BASE");
-  cmd->add_option_function<std::string>(
-         "--format",
-         [&options](const std::string& format) {
-           options.format = format == "json"       ? PlanFormat::kJson
-                            : format == "markdown" ? PlanFormat::kMarkdown
-                                                   : PlanFormat::kText;
-         },
-         "Output format: text (default), json or markdown")
-      ->check(CLI::IsMember({"text", "json", "markdown"}));
+  AddPlanFormatFlag(*cmd, options.format);
   cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
   cmd->add_flag("--fail-on-unschedulable", options.fail_on_unschedulable,
                 "Exit 1 when a VM of HEAD would find no host");
@@ -199,32 +190,13 @@ int RunDiff(const DiffOptions& options, const Context& context) {
   const Plan plan =
       planner::ComputePlan(head->desired, world.observed, world.ledger, planner_options, now);
 
-  const render::RenderOptions render_options{
-      .color = context.color && options.format == PlanFormat::kText,
-      .revision = options.base + ".." + options.head};
-  switch (options.format) {
-    case PlanFormat::kJson:
-      context.out << render::RenderPlanJson(plan, render_options);
-      break;
-    case PlanFormat::kMarkdown:
-      context.out << render::RenderPlanMarkdown(plan, render_options);
-      break;
-    case PlanFormat::kText:
-      context.out << render::RenderPlanText(plan, render_options);
-      break;
-  }
-  if (!options.out.empty()) {
-    std::ofstream out(options.out, std::ios::binary | std::ios::trunc);
-    out << render::RenderPlanJson(plan, render_options);
-    if (!out) {
-      context.err << "flotilla: cannot write " << options.out << "\n";
-      return 1;
-    }
+  if (!EmitPlan(plan, options.format, options.out, options.base + ".." + options.head, context)) {
+    return 1;
   }
   if (options.fail_on_unschedulable && plan.Count(FindingKind::kUnschedulable) > 0) {
     return 1;
   }
-  return plan.actions.empty() ? 0 : 2;
+  return PlanExitCode(plan);
 }
 
 }  // namespace flotilla::cli

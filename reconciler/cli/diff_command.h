@@ -6,11 +6,10 @@
 #include <CLI/CLI.hpp>
 
 #include "reconciler/cli/context.h"
+#include "reconciler/cli/plan_output.h"
 #include "reconciler/cli/repository.h"
 
 namespace flotilla::cli {
-
-enum class PlanFormat { kText, kJson, kMarkdown };
 
 struct DiffOptions {
   RepositoryOptions git;  // git.repo defaults to "." (the repository of the current folder)

@@ -7,11 +7,11 @@
 #include <thread>
 
 #include "providers/secrets.h"
+#include "reconciler/cli/plan_output.h"
 #include "reconciler/manifest/config.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
 #include "reconciler/planner/planner.h"
-#include "reconciler/render/plan_render.h"
 
 namespace flotilla::cli {
 namespace {
@@ -115,15 +115,7 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
       "--max-deletions", [&options](uint32_t n) { options.max_deletions = n; },
       "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
   cmd->add_flag("--allow-empty", options.allow_empty, "Allow a plan that deletes every managed VM");
-  cmd->add_option_function<std::string>(
-         "--format",
-         [&options](const std::string& format) {
-           options.format = format == "json"       ? PlanFormat::kJson
-                            : format == "markdown" ? PlanFormat::kMarkdown
-                                                   : PlanFormat::kText;
-         },
-         "Output format: text (default), json or markdown")
-      ->check(CLI::IsMember({"text", "json", "markdown"}));
+  AddPlanFormatFlag(*cmd, options.format);
   cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
   AddRepositoryFlags(*cmd, options.git);
   return cmd;
@@ -174,16 +166,8 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   if (effective.path.empty()) {
     effective.path = ".";
   }
-  Result<manifest::LoadResult> loaded = [&]() -> Result<manifest::LoadResult> {
-    if (effective.git.repo.empty()) {
-      return loader.LoadPath(effective.path, effective.path);
-    }
-    Result<std::unique_ptr<Repository>> repo = Repository::Open(effective.git, context);
-    if (!repo.ok()) {
-      return repo.status();
-    }
-    return (*repo)->Load(effective.rev, effective.repo_path, loader);
-  }();
+  Result<manifest::LoadResult> loaded = LoadManifests(effective.path, effective.git, effective.rev,
+                                                      effective.repo_path, loader, context);
   if (!loaded.ok()) {
     context.err << "flotilla: " << loaded.status().message() << "\n";
     return 1;
@@ -214,28 +198,10 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   planner_options.adopt_unowned = true;  // no ledger yet: desired names are ours
   const Plan plan = planner::ComputePlan(loaded->desired, *observed, Ledger{}, planner_options,
                                          std::chrono::system_clock::now());
-  const render::RenderOptions render_options{.color = context.color &&
-                                                      options.format == PlanFormat::kText};
-  switch (options.format) {
-    case PlanFormat::kJson:
-      context.out << render::RenderPlanJson(plan, render_options);
-      break;
-    case PlanFormat::kMarkdown:
-      context.out << render::RenderPlanMarkdown(plan, render_options);
-      break;
-    case PlanFormat::kText:
-      context.out << render::RenderPlanText(plan, render_options);
-      break;
+  if (!EmitPlan(plan, options.format, options.out, "", context)) {
+    return 1;
   }
-  if (!options.out.empty()) {
-    std::ofstream out(options.out, std::ios::binary | std::ios::trunc);
-    out << render::RenderPlanJson(plan, render_options);
-    if (!out) {
-      context.err << "flotilla: cannot write " << options.out << "\n";
-      return 1;
-    }
-  }
-  return plan.actions.empty() ? 0 : 2;
+  return PlanExitCode(plan);
 }
 
 }  // namespace flotilla::cli

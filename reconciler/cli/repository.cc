@@ -85,4 +85,18 @@ Result<manifest::LoadResult> Repository::Load(const std::string& rev, const std:
   return source::LoadRevision(*git_, rev, path, loader, cache_);
 }
 
+Result<manifest::LoadResult> LoadManifests(const std::string& path, const RepositoryOptions& git,
+                                           const std::string& rev, const std::string& repo_path,
+                                           const manifest::ManifestLoader& loader,
+                                           const Context& context) {
+  if (git.repo.empty()) {
+    return loader.LoadPath(path, path);
+  }
+  Result<std::unique_ptr<Repository>> repo = Repository::Open(git, context);
+  if (!repo.ok()) {
+    return repo.status();
+  }
+  return (*repo)->Load(rev, repo_path, loader);
+}
+
 }  // namespace flotilla::cli

@@ -64,4 +64,11 @@ class Repository {
   source::ParseCache cache_;
 };
 
+// The manifests of a folder (`path`), or, when `git.repo` is set, of revision `rev` of that
+// repository below `repo_path`.
+Result<manifest::LoadResult> LoadManifests(const std::string& path, const RepositoryOptions& git,
+                                           const std::string& rev, const std::string& repo_path,
+                                           const manifest::ManifestLoader& loader,
+                                           const Context& context);
+
 }  // namespace flotilla::cli

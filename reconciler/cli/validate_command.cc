@@ -129,16 +129,8 @@ int RunValidate(const ValidateOptions& options, const Context& context) {
     return 1;
   }
   manifest::ManifestLoader loader(*validator);
-  Result<LoadResult> result = [&]() -> Result<LoadResult> {
-    if (options.git.repo.empty()) {
-      return loader.LoadPath(options.path, options.path);
-    }
-    Result<std::unique_ptr<Repository>> repo = Repository::Open(options.git, context);
-    if (!repo.ok()) {
-      return repo.status();
-    }
-    return (*repo)->Load(options.rev, options.repo_path, loader);
-  }();
+  Result<LoadResult> result =
+      LoadManifests(options.path, options.git, options.rev, options.repo_path, loader, context);
   if (!result.ok()) {
     context.err << "flotilla: " << result.status().message() << "\n";
     return 1;

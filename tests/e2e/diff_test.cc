@@ -11,28 +11,15 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/cli_runner.h"
 #include "tests/support/process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using flotilla::testing::Contains;
+using flotilla::testing::Outcome;
+using flotilla::testing::Slurp;
 
 // A fleet repository seeded from examples/fleet, with commits made by the test.
 class DiffTest : public ::testing::Test {
@@ -68,14 +55,9 @@ class DiffTest : public ::testing::Test {
   }
 
   Outcome Diff(const std::string& args) {
-    const std::string command = "cd " + repo_.string() +
-                                " && NO_COLOR=1 " FLOTILLA_BIN " diff --path fleet " + args +
-                                " </dev/null >" + (scratch_.path() / "out").string() + " 2>" +
-                                (scratch_.path() / "err").string();
-    const int status = std::system(command.c_str());
-    return Outcome{.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                   .out = Slurp(scratch_.path() / "out"),
-                   .err = Slurp(scratch_.path() / "err")};
+    return flotilla::testing::RunCommand(
+        "cd " + repo_.string() + " && NO_COLOR=1 " FLOTILLA_BIN " diff --path fleet " + args,
+        scratch_.path());
   }
 
   flotilla::testing::ScratchDir scratch_;

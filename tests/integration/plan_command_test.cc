@@ -10,30 +10,16 @@
 
 #include "reconciler/model/text.h"
 #include "tests/integration/hostsim.h"
+#include "tests/support/cli_runner.h"
 
 namespace flotilla {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Contains;
+using testing::Outcome;
 
 constexpr const char* kApiKey = "FLOTILLA:plan-test-secret-42";
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 class PlanCommandTest : public ::testing::Test {
  protected:
@@ -78,14 +64,10 @@ class PlanCommandTest : public ::testing::Test {
   }
 
   Outcome Plan(const std::string& args = "") {
-    const std::string command =
-        "NO_COLOR=1 " FLOTILLA_BIN " plan " + (dir_.path() / "fleet").string() + " --secrets-dir " +
-        (dir_.path() / "secrets").string() + " " + args + " </dev/null >" +
-        (dir_.path() / "out").string() + " 2>" + (dir_.path() / "err").string();
-    const int status = std::system(command.c_str());
-    return Outcome{.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                   .out = Slurp(dir_.path() / "out"),
-                   .err = Slurp(dir_.path() / "err")};
+    return testing::RunCommand("NO_COLOR=1 " FLOTILLA_BIN " plan " +
+                                   (dir_.path() / "fleet").string() + " --secrets-dir " +
+                                   (dir_.path() / "secrets").string() + " " + args,
+                               dir_.path());
   }
 
   testing::ScratchDir dir_;
@@ -138,18 +120,15 @@ TEST_F(PlanCommandTest, TheConfigFileNamesTheRepositoryAndTheSecrets) {
       << "secretsDir: " << (dir_.path() / "secrets").string() << "\n"
       << "reconcile: {hostLostAfter: 5m, maxDeletionsPerRun: 50%}\n";
   const std::string command =
-      "NO_COLOR=1 " FLOTILLA_BIN " plan --config " + (dir_.path() / "flotilla.yaml").string() +
-      " </dev/null >" + (dir_.path() / "out").string() + " 2>" + (dir_.path() / "err").string();
-  const int status = std::system(command.c_str());
-  EXPECT_EQ(WEXITSTATUS(status), 2) << Slurp(dir_.path() / "err");
-  EXPECT_TRUE(Contains(Slurp(dir_.path() / "out"), "Plan: 3 to create"))
-      << Slurp(dir_.path() / "out");
+      "NO_COLOR=1 " FLOTILLA_BIN " plan --config " + (dir_.path() / "flotilla.yaml").string();
+  Outcome r = testing::RunCommand(command, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(Contains(r.out, "Plan: 3 to create")) << r.out;
 
   std::ofstream(dir_.path() / "flotilla.yaml") << "reconcile: {hostLostAfter: soon}\n";
-  const int bad = std::system(command.c_str());
-  EXPECT_EQ(WEXITSTATUS(bad), 1);
-  EXPECT_TRUE(Contains(Slurp(dir_.path() / "err"), "flotilla.yaml:1:"))
-      << Slurp(dir_.path() / "err");
+  Outcome bad = testing::RunCommand(command, dir_.path());
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(Contains(bad.err, "flotilla.yaml:1:")) << bad.err;
 }
 
 TEST_F(PlanCommandTest, MissingCredentialsAreAClearError) {

@@ -1,0 +1,48 @@
+#include "reconciler/cli/plan_output.h"
+
+#include <fstream>
+
+#include "reconciler/render/plan_render.h"
+
+namespace flotilla::cli {
+
+void AddPlanFormatFlag(CLI::App& cmd, PlanFormat& format) {
+  cmd.add_option_function<std::string>(
+         "--format",
+         [&format](const std::string& value) {
+           format = value == "json"       ? PlanFormat::kJson
+                    : value == "markdown" ? PlanFormat::kMarkdown
+                                          : PlanFormat::kText;
+         },
+         "Output format: text (default), json (schemas/plan.v1.json) or markdown (for pull "
+         "requests)")
+      ->check(CLI::IsMember({"text", "json", "markdown"}));
+}
+
+bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,
+              const std::string& revision, const Context& context) {
+  const render::RenderOptions options{.color = context.color && format == PlanFormat::kText,
+                                      .revision = revision};
+  switch (format) {
+    case PlanFormat::kJson:
+      context.out << render::RenderPlanJson(plan, options);
+      break;
+    case PlanFormat::kMarkdown:
+      context.out << render::RenderPlanMarkdown(plan, options);
+      break;
+    case PlanFormat::kText:
+      context.out << render::RenderPlanText(plan, options);
+      break;
+  }
+  if (!out_file.empty()) {
+    std::ofstream out(out_file, std::ios::binary | std::ios::trunc);
+    out << render::RenderPlanJson(plan, options);
+    if (!out) {
+      context.err << "flotilla: cannot write " << out_file << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace flotilla::cli

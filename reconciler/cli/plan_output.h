@@ -1,0 +1,27 @@
+#pragma once
+
+// How plan and diff show a plan: --format text|json|markdown on stdout, --out FILE for JSON.
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "reconciler/cli/context.h"
+#include "reconciler/model/plan.h"
+
+namespace flotilla::cli {
+
+enum class PlanFormat { kText, kJson, kMarkdown };
+
+// Adds --format.
+void AddPlanFormatFlag(CLI::App& cmd, PlanFormat& format);
+
+// Prints `plan` in `format` (text in colour when the context allows) and, if `out_file` is set,
+// writes its JSON form there. False (with a message) if the file cannot be written.
+bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,
+              const std::string& revision, const Context& context);
+
+// Terraform's detailed exit codes: 0 no changes, 2 changes.
+inline int PlanExitCode(const Plan& plan) { return plan.actions.empty() ? 0 : 2; }
+
+}  // namespace flotilla::cli
