@@ -48,8 +48,9 @@ void AddDeclaredHosts(const Desired& desired, Observed& observed,
 render::Inventory StandUp(const Desired& base, const Desired& head,
                           std::chrono::system_clock::time_point now) {
   render::Inventory world;
-  AddDeclaredHosts(base, world.observed, now);
+  // Head's declarations first: a change to a host's arch or capacity is what head plans on.
   AddDeclaredHosts(head, world.observed, now);
+  AddDeclaredHosts(base, world.observed, now);
   planner::PlannerOptions options;
   options.allow_empty = true;
   options.max_deletions = UINT32_MAX;

@@ -102,15 +102,20 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
                   "Directory of manifests (every *.yaml/*.yml below it) or a single file "
                   "(default: the current folder, or the config's source)");
   cmd->add_option("--repo", options.git.repo, "Plan a revision of this Git repository instead");
-  cmd->add_option("--rev", options.rev, "With --repo: the revision (default HEAD)");
-  cmd->add_option("--path", options.repo_path, "With --repo: folder of the manifests");
+  cmd->add_option_function<std::string>(
+      "--rev", [&options](const std::string& rev) { options.rev = rev; },
+      "With --repo: the revision (default HEAD, or the config's revision or branch)");
+  cmd->add_option_function<std::string>(
+      "--path", [&options](const std::string& path) { options.repo_path = path; },
+      "With --repo: folder of the manifests (default: the config's path)");
   cmd->add_option("--secrets-dir", options.secrets_dir,
                   "Folder of host credentials: <dir>/<credentialsRef>/apiKey (or username and "
                   "password); default $FLOTILLA_SECRETS_DIR, else only FLOTILLA_SECRET_* "
                   "variables");
   cmd->add_option("--host-timeout", options.host_timeout_seconds,
                   "Seconds each host may take to answer")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->add_option_function<uint32_t>(
       "--max-deletions", [&options](uint32_t n) { options.max_deletions = n; },
       "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
@@ -166,8 +171,9 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   if (effective.path.empty()) {
     effective.path = ".";
   }
-  Result<manifest::LoadResult> loaded = LoadManifests(effective.path, effective.git, effective.rev,
-                                                      effective.repo_path, loader, context);
+  Result<manifest::LoadResult> loaded =
+      LoadManifests(effective.path, effective.git, effective.rev.value_or("HEAD"),
+                    effective.repo_path.value_or(""), loader, context);
   if (!loaded.ok()) {
     context.err << "flotilla: " << loaded.status().message() << "\n";
     return 1;

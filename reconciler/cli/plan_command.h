@@ -17,10 +17,10 @@ struct PlanOptions {
                        // names a source
   // With git.repo: plan revision `rev` of that repository, manifests below `repo_path`.
   RepositoryOptions git;
-  std::string rev = "HEAD";
-  std::string repo_path;
-  std::string secrets_dir;           // <dir>/<credentialsRef>/{apiKey,username,password}
-  double host_timeout_seconds = 10;  // per host observation
+  std::optional<std::string> rev;        // default HEAD (or the config's)
+  std::optional<std::string> repo_path;  // default the root (or the config's)
+  std::string secrets_dir;               // <dir>/<credentialsRef>/{apiKey,username,password}
+  double host_timeout_seconds = 10;      // per host observation
   std::optional<uint32_t> max_deletions;
   bool allow_empty = false;
   PlanFormat format = PlanFormat::kText;

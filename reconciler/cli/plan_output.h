@@ -21,7 +21,12 @@ void AddPlanFormatFlag(CLI::App& cmd, PlanFormat& format);
 bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,
               const std::string& revision, const Context& context);
 
-// Terraform's detailed exit codes: 0 no changes, 2 changes.
-inline int PlanExitCode(const Plan& plan) { return plan.actions.empty() ? 0 : 2; }
+// Terraform's detailed exit codes: 0 nothing to do, 2 changes. Changes held back (deferred or
+// refused deletes, outdated VMs waiting their turn) count as changes.
+inline int PlanExitCode(const Plan& plan) {
+  const bool held = plan.Count(FindingKind::kDeferred) > 0 ||
+                    plan.Count(FindingKind::kRefused) > 0 || plan.Count(FindingKind::kOutdated) > 0;
+  return plan.actions.empty() && !held ? 0 : 2;
+}
 
 }  // namespace flotilla::cli

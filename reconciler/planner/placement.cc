@@ -54,16 +54,17 @@ Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<st
     load.free_disk = static_cast<int64_t>(facts.available.disk_bytes);
     load.cached_images.insert(facts.cached_images.begin(), facts.cached_images.end());
     uint32_t& running_macos = macos_running_[spec.name];
+    std::vector<const VmInfo*> waiting;  // stopped, managed, desired running
     for (const VmInfo& vm : host->vms) {
       const bool is_managed = managed.contains(vm.name);
-      const bool reserved =
-          HoldsResources(vm.state) || (is_managed && desired_running.contains(vm.name));
-      if (reserved) {
+      if (HoldsResources(vm.state)) {
         load.free_cpu -= vm.cpu;
         load.free_memory -= static_cast<int64_t>(vm.memory_bytes);
         if (vm.IsMacos()) {
           ++load.macos_committed;
         }
+      } else if (vm.state == VmState::kStopped && is_managed && desired_running.contains(vm.name)) {
+        waiting.push_back(&vm);
       }
       if (vm.IsMacos() && CountsForAppleLimit(vm.state)) {
         ++running_macos;
@@ -72,12 +73,49 @@ Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<st
         ++load.managed_vms;
       }
     }
+    // Stopped VMs that should run keep their share while they are stopped, as far as the host
+    // has room (in name order); the rest are over capacity and cannot start until room is made.
+    for (const VmInfo* vm : waiting) {
+      if (load.free_cpu >= vm->cpu && load.free_memory >= static_cast<int64_t>(vm->memory_bytes)) {
+        load.free_cpu -= vm->cpu;
+        load.free_memory -= static_cast<int64_t>(vm->memory_bytes);
+        if (vm->IsMacos()) {
+          ++load.macos_committed;
+        }
+      } else {
+        unreserved_.insert({spec.name, vm->name});
+      }
+    }
   }
 }
 
-bool Placer::Reserved(const VmInfo& vm) const {
-  return HoldsResources(vm.state) ||
-         (managed_.contains(vm.name) && desired_running_.contains(vm.name));
+bool Placer::Reserved(const std::string& host, const VmInfo& vm) const {
+  if (HoldsResources(vm.state)) {
+    return true;
+  }
+  return vm.state == VmState::kStopped && managed_.contains(vm.name) &&
+         desired_running_.contains(vm.name) && !unreserved_.contains({host, vm.name});
+}
+
+bool Placer::ReserveStart(const std::string& host, const VmInfo& vm) {
+  if (!unreserved_.contains({host, vm.name})) {
+    return true;  // its share is held already
+  }
+  auto it = hosts_.find(host);
+  if (it == hosts_.end()) {
+    return false;
+  }
+  HostLoad& load = it->second;
+  if (load.free_cpu < vm.cpu || load.free_memory < static_cast<int64_t>(vm.memory_bytes)) {
+    return false;
+  }
+  load.free_cpu -= vm.cpu;
+  load.free_memory -= static_cast<int64_t>(vm.memory_bytes);
+  if (vm.IsMacos()) {
+    ++load.macos_committed;
+  }
+  unreserved_.erase({host, vm.name});
+  return true;
 }
 
 void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
@@ -86,7 +124,7 @@ void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
     return;
   }
   HostLoad& load = it->second;
-  if (Reserved(vm)) {
+  if (Reserved(host, vm)) {
     load.free_cpu += sign * static_cast<int64_t>(vm.cpu);
     load.free_memory += sign * static_cast<int64_t>(vm.memory_bytes);
     if (vm.IsMacos()) {
@@ -147,7 +185,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     } else if (load.managed_vms >= spec.max_vms.value_or(kDefaultMaxVMs)) {
       ++failed["at maxVMs"];
     } else if (macos && running && load.macos_committed >= options_.apple_vm_limit) {
-      ++failed["already 2 macOS VMs"];
+      ++failed["already " + std::to_string(options_.apple_vm_limit) + " macOS VMs"];
     } else if (load.free_cpu < cpu) {
       ++failed["insufficient cpu"];
       max_free_cpu = std::max(max_free_cpu, load.free_cpu);

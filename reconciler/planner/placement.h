@@ -77,6 +77,10 @@ class Placer {
   // that is deleted before its replacement is made.
   void Release(const std::string& host, const VmInfo& vm, int sign = +1);
 
+  // Whether an existing stopped VM on `host` has the cpu and memory to start (its share is held
+  // unless the host was already over capacity); reserves it when it has.
+  bool ReserveStart(const std::string& host, const VmInfo& vm);
+
   // Whether a macOS VM on `host` may start now without passing the Apple limit, counting starts
   // already planned; reserves the slot when it may.
   bool ReserveMacosStart(const std::string& host);
@@ -84,7 +88,7 @@ class Placer {
   const HostLoad* Load(const std::string& host) const;
 
  private:
-  bool Reserved(const VmInfo& vm) const;
+  bool Reserved(const std::string& host, const VmInfo& vm) const;
 
   const HostPool& pool_;
   const PlannerOptions& options_;
@@ -92,6 +96,7 @@ class Placer {
   const std::set<std::string>& desired_running_;
   std::map<std::string, HostLoad> hosts_;          // by name
   std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
+  std::set<std::pair<std::string, std::string>> unreserved_;  // (host, VM) over capacity
 };
 
 }  // namespace flotilla::planner

@@ -62,6 +62,7 @@ class PoolPlanner {
               PlanBuilder& builder)
       : desired_(desired),
         pool_(pool),
+        observed_(observed),
         ledger_(ledger),
         options_(options),
         now_(now),
@@ -69,6 +70,9 @@ class PoolPlanner {
     for (const HostSpec& spec : pool.hosts) {
       specs_[spec.name] = &spec;
       const ObservedHost* host = observed.FindHost(spec.name);
+      if (host == nullptr || !host->online) {
+        silent_hosts_.push_back(spec.name);
+      }
       if (host == nullptr) {
         continue;
       }
@@ -199,16 +203,48 @@ class PoolPlanner {
       auto found = where_.find(vm);
       static const std::vector<Located> kNone;
       const std::vector<Located>& copies = found == where_.end() ? kNone : found->second;
-      if (entry == nullptr && !copies.empty() && !options_.adopt_unowned) {
-        builder_.Note(MakeFinding(FindingKind::kConflict, &set, vm, copies.front().host->name,
-                                  "a VM named " + vm + " exists on " + copies.front().host->name +
-                                      " but Flotilla did not create it; it is left alone "
-                                      "(rename or remove it, or adopt it)"));
+      // Which copy is ours: with a ledger entry, only the one on the ledger's host; without
+      // one, none (a conflict) unless adopting, then the first. Any other copy of the name is
+      // someone else's VM: reported, never touched.
+      const Located* mine = nullptr;
+      if (entry != nullptr) {
+        for (const Located& copy : copies) {
+          if (copy.host->name == entry->host) {
+            mine = &copy;
+          }
+        }
+      } else if (options_.adopt_unowned && !copies.empty()) {
+        mine = &copies.front();
+      }
+      for (const Located& copy : copies) {
+        if (&copy != mine) {
+          builder_.Note(MakeFinding(FindingKind::kConflict, &set, vm, copy.host->name,
+                                    "a VM named " + vm + " exists on " + copy.host->name +
+                                        " but Flotilla did not create it; it is left alone "
+                                        "(rename or remove it, or adopt it)"));
+        }
+      }
+      if (mine == nullptr && entry == nullptr && !copies.empty()) {
         ++unavailable;
         continue;
       }
-      if (copies.empty()) {
-        if (entry != nullptr && !set.self_heal) {
+      if (mine == nullptr && entry != nullptr) {
+        const ObservedHost* ledger_host = observed_.FindHost(entry->host);
+        if (ledger_host == nullptr || !ledger_host->online) {
+          // Not seen because its host is not answering: unknown, not missing.
+          ++unavailable;
+          PlanSilentHost(set, vm, entry->host, ledger_host);
+          continue;
+        }
+      }
+      if (mine == nullptr) {
+        if (entry == nullptr && options_.adopt_unowned && !silent_hosts_.empty()) {
+          // Without a ledger a VM on a host that did not answer looks missing; creating it
+          // again elsewhere could make two.
+          builder_.Note(MakeFinding(FindingKind::kUnknown, &set, vm, "",
+                                    "not found on the hosts that answered; not created while " +
+                                        silent_hosts_.front() + " is offline"));
+        } else if (entry != nullptr && !set.self_heal) {
           builder_.Note(MakeFinding(
               FindingKind::kDrift, &set, vm, entry->host,
               "VM is gone from " + entry->host + "; selfHeal is off, so it is not recreated"));
@@ -219,30 +255,11 @@ class PoolPlanner {
         ++unavailable;
         continue;
       }
-      // Prefer the copy where the ledger says the VM is.
-      Located here = copies.front();
-      for (const Located& copy : copies) {
-        if (entry != nullptr && copy.host->name == entry->host) {
-          here = copy;
-        }
-      }
+      const Located here = *mine;
       const std::string& host = here.host->name;
       if (!here.host->online) {
         ++unavailable;
-        const bool lost =
-            !here.host->last_seen || now_ - *here.host->last_seen >= options_.host_lost_after;
-        const std::string silent =
-            here.host->last_seen ? " for " + Minutes(now_ - *here.host->last_seen) : "";
-        if (lost && set.self_heal) {
-          CreateElsewhere(set, vm, ActionKind::kReplace, host,
-                          "host " + host + " lost (silent" + silent + ")");
-        } else {
-          builder_.Note(MakeFinding(
-              FindingKind::kUnknown, &set, vm, host,
-              "host " + host + " is offline" + silent + "; the VM's state is unknown" +
-                  (set.self_heal ? "; replaced elsewhere after " + Minutes(options_.host_lost_after)
-                                 : "; selfHeal is off")));
-        }
+        PlanSilentHost(set, vm, host, here.host);
         continue;
       }
       auto spec = specs_.find(host);
@@ -254,12 +271,35 @@ class PoolPlanner {
         continue;
       }
       if (entry != nullptr && entry->template_hash != hash) {
+        if (want_running && here.vm->state != VmState::kRunning) {
+          ++unavailable;
+        }
         outdated.push_back(Outdated{.vm = vm, .host = host, .info = *here.vm});
         continue;
       }
       PlanState(set, vm, host, *here.vm, want_running, unavailable);
     }
     PlanUpdates(set, outdated, unavailable);
+  }
+
+  // A VM whose host is offline (or was never observed): unknown until the host has been silent
+  // for host_lost_after, then replaced elsewhere if the set self-heals.
+  void PlanSilentHost(const VMSet& set, const std::string& vm, const std::string& host,
+                      const ObservedHost* observed) {
+    const std::optional<TimePoint> last_seen =
+        observed != nullptr ? observed->last_seen : std::nullopt;
+    const bool lost = !last_seen || now_ - *last_seen >= options_.host_lost_after;
+    const std::string silent = last_seen ? " for " + Minutes(now_ - *last_seen) : "";
+    if (lost && set.self_heal) {
+      CreateElsewhere(set, vm, ActionKind::kReplace, host,
+                      "host " + host + " lost (silent" + silent + ")");
+      return;
+    }
+    builder_.Note(MakeFinding(
+        FindingKind::kUnknown, &set, vm, host,
+        "host " + host + " is offline" + silent + "; the VM's state is unknown" +
+            (set.self_heal ? "; replaced elsewhere after " + Minutes(options_.host_lost_after)
+                           : "; selfHeal is off")));
   }
 
   void PlanState(const VMSet& set, const std::string& vm, const std::string& host,
@@ -302,7 +342,15 @@ class PoolPlanner {
                                 reason + "; selfHeal is off, so it is not corrected"));
       return;
     }
-    if (kind == ActionKind::kStart && info.IsMacos() && info.state == VmState::kStopped &&
+    if (kind == ActionKind::kStart && info.state == VmState::kStopped &&
+        !placer_->ReserveStart(host, info)) {
+      builder_.Note(MakeFinding(
+          FindingKind::kUnschedulable, &set, vm, host,
+          "cannot start " + vm + ": " + host + " does not have the cpu and memory free"));
+      return;
+    }
+    // Paused VMs already count against the limit; stopped and suspended ones need a slot.
+    if (kind == ActionKind::kStart && info.IsMacos() && info.state != VmState::kPaused &&
         !placer_->ReserveMacosStart(host)) {
       builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, vm, host,
                                 "cannot start " + vm + ": " + host + " already runs " +
@@ -330,6 +378,7 @@ class PoolPlanner {
           builder_.Note(MakeFinding(FindingKind::kOutdated, &set, old.vm, old.host,
                                     "template changed; updateStrategy OnDelete replaces it "
                                     "once it is deleted"));
+          KeepPowerState(set, old);
           break;
         case UpdateStrategyType::kRecreate:
           ReplaceDeleteFirst(set, old, "template changed (Recreate: delete, then create)");
@@ -340,12 +389,13 @@ class PoolPlanner {
                                       "template changed; waiting: maxUnavailable " +
                                           std::to_string(strategy.max_unavailable) +
                                           " VMs of the set are already unavailable"));
+            KeepPowerState(set, old);
             break;
           }
           --budget;
-          // With spare capacity the new VM is made first, wherever it fits best; without,
-          // the old one makes room first.
-          const Placer::Choice choice = placer_->Place(set, old.vm);
+          // With spare capacity the new VM is made first on another host (two VMs of one name
+          // never share a host); without, the old one makes room first.
+          const Placer::Choice choice = placer_->Place(set, old.vm, old.host);
           if (!choice.host.empty()) {
             AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host,
                    /*create_first=*/true, "template changed (rolling update)");
@@ -358,6 +408,12 @@ class PoolPlanner {
         }
       }
     }
+  }
+
+  // An outdated VM that is not being replaced yet still gets started or stopped as desired.
+  void KeepPowerState(const VMSet& set, const Outdated& old) {
+    uint32_t ignored = 0;
+    PlanState(set, old.vm, old.host, old.info, set.templ.state == PowerState::kRunning, ignored);
   }
 
   // Deletes `old`, then makes its successor where it fits best (its own host included); if
@@ -400,7 +456,17 @@ class PoolPlanner {
       const std::string why = set != nullptr ? "beyond " + std::to_string(set->replicas) +
                                                    " replicas of " + set->meta.name
                                              : "VMSet " + entry->vmset + " was removed";
-      const Located& here = found->second.front();
+      // Only the copy on the ledger's host is ours; a same-named VM elsewhere is not.
+      const Located* mine = nullptr;
+      for (const Located& copy : found->second) {
+        if (copy.host->name == entry->host) {
+          mine = &copy;
+        }
+      }
+      if (mine == nullptr) {
+        continue;  // gone from its host (or its host is not observed)
+      }
+      const Located& here = *mine;
       if (!prune) {
         builder_.Note(
             Finding{.kind = FindingKind::kDrift,
@@ -427,6 +493,7 @@ class PoolPlanner {
 
   const Desired& desired_;
   const HostPool& pool_;
+  const Observed& observed_;
   const Ledger& ledger_;
   const PlannerOptions& options_;
   const TimePoint now_;
@@ -436,6 +503,7 @@ class PoolPlanner {
   std::vector<const VMSet*> sets_;
   std::map<std::string, const VMSet*> desired_vms_;  // VM name -> its set
   std::map<std::string, const LedgerEntry*> owned_;  // this pool's ledger, by VM name
+  std::vector<std::string> silent_hosts_;            // hosts offline or never observed
   std::set<std::string> managed_;                    // VMs on this pool's hosts that are Flotilla's
   std::set<std::string> desired_running_;            // managed VMs desired running
   std::unique_ptr<Placer> placer_;
@@ -471,9 +539,26 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
                                     "knows how to reach its hosts)"});
   }
 
-  // Deletion safety: the budget, and the guard against emptying the fleet.
+  // Deletion safety: the budget, and the guard against emptying the fleet. The guard looks at
+  // intent: does any managed VM remain desired (or kept because prune is off)?
+  std::set<std::string> desired_names;
+  for (const VMSet& set : desired.sets) {
+    for (uint32_t i = 0; i < set.replicas; ++i) {
+      desired_names.insert(set.VMName(i));
+    }
+  }
   const size_t managed = ledger.entries.size();
-  const bool empties_fleet = managed > 0 && deletes.size() >= managed;
+  size_t survivors = 0;
+  for (const LedgerEntry& entry : ledger.entries) {
+    const VMSet* set = desired.FindSet(entry.vmset);
+    auto last = ledger.vmset_prune.find(entry.vmset);
+    const bool prune =
+        set != nullptr ? set->prune : (last != ledger.vmset_prune.end() && last->second);
+    if (desired_names.contains(entry.vm) || !prune) {
+      ++survivors;
+    }
+  }
+  const bool empties_fleet = managed > 0 && !deletes.empty() && survivors == 0;
   const size_t budget = options.max_deletions
                             ? *options.max_deletions
                             : std::max<size_t>(1, managed * options.max_deletions_percent / 100);

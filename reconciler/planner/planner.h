@@ -19,8 +19,12 @@
 //                                             in-between states wait
 // Managed VMs no longer desired (ordinal beyond replicas, VMSet removed) are deleted when the
 // VMSet's prune (for a removed VMSet: the prune it last had) allows, within the deletion budget;
-// a revision that would delete every managed VM is refused unless allowed. Unmanaged VMs count
-// against capacity and are never touched.
+// a revision that would delete every managed VM is refused unless allowed. The deletion budget
+// covers these prune deletes; replacements are bounded by the update strategy instead
+// (Recreate replaces a whole set at once by design). Only the copy of a VM on the host the
+// ledger names is Flotilla's: a same-named VM elsewhere is a conflict. A managed VM whose host
+// is offline or unobserved is unknown, not missing. Unmanaged VMs count against capacity and are
+// never touched.
 
 #include <chrono>
 

@@ -197,7 +197,9 @@ Result<Inventory> ParseInventoryJson(std::string_view text) {
       host.name = h.String("name", true);
       host.pool = h.String("pool");
       host.online = h.Bool("online");
-      if (const uint64_t seen = h.Number("last_seen"); seen > 0) {
+      if (const uint64_t seen = h.Number("last_seen"); seen > (uint64_t{1} << 35)) {
+        h.Fail("last_seen", "is not a time in Unix seconds");
+      } else if (seen > 0) {
         host.last_seen =
             std::chrono::system_clock::time_point{std::chrono::seconds{static_cast<int64_t>(seen)}};
       }

@@ -449,5 +449,103 @@ TEST(PlannerTest, RecreateReplacesAllAtOnceAndOnDeleteOnlyReports) {
   EXPECT_EQ(plan.Count(FindingKind::kOutdated), 2u);
 }
 
+TEST(PlannerTest, OnlyTheCopyOnTheLedgersHostIsOurs) {
+  Fleet fleet;
+  VMSet old_set = Set("old", 1, GuestOs::kLinux);
+  fleet.Own(old_set, "old-0", "mini-02", VmState::kRunning);
+  // Someone else's VM of the same name, on a host that sorts first.
+  fleet.observed.hosts["mini-01"].vms.push_back(Vm("old-0", VmState::kRunning, GuestOs::kLinux));
+  VMSet keep = Set("keep", 1, GuestOs::kLinux);
+  fleet.Own(keep, "keep-0", "mini-02", VmState::kRunning);
+  fleet.sets.push_back(keep);
+  fleet.ledger.vmset_prune["old"] = true;
+  Plan plan = fleet.Compute();
+  ASSERT_EQ(plan.Count(ActionKind::kDelete), 1u);
+  EXPECT_EQ(plan.actions[0].host, "mini-02");
+
+  // A desired VM whose ledger host lacks it while a same-named VM sits elsewhere: that one is a
+  // conflict, and ours is recreated.
+  Fleet moved;
+  VMSet set = Set("ios", 1, GuestOs::kLinux);
+  moved.sets.push_back(set);
+  moved.ledger.entries.push_back(LedgerEntry{.vm = "ios-0",
+                                             .vmset = "ios",
+                                             .pool = "macs",
+                                             .host = "mini-02",
+                                             .template_hash = TemplateHash(set.templ)});
+  moved.observed.hosts["mini-01"].vms.push_back(Vm("ios-0", VmState::kRunning, GuestOs::kLinux));
+  plan = moved.Compute();
+  EXPECT_EQ(plan.Count(FindingKind::kConflict), 1u);
+  EXPECT_EQ(plan.Count(ActionKind::kStop), 0u);
+}
+
+TEST(PlannerTest, AManagedVmOnASilentHostIsUnknownNotMissing) {
+  Fleet fleet;
+  VMSet set = Set("ios", 1, GuestOs::kLinux);
+  fleet.sets.push_back(set);
+  fleet.ledger.entries.push_back(LedgerEntry{.vm = "ios-0",
+                                             .vmset = "ios",
+                                             .pool = "macs",
+                                             .host = "mini-01",
+                                             .template_hash = TemplateHash(set.templ)});
+  fleet.observed.hosts["mini-01"].online = false;  // and its VM list is empty
+  fleet.observed.hosts["mini-01"].last_seen = kNow - minutes{1};
+  const Plan plan = fleet.Compute();
+  EXPECT_TRUE(plan.actions.empty());
+  EXPECT_EQ(plan.Count(FindingKind::kUnknown), 1u);
+}
+
+TEST(PlannerTest, TheEmptyGuardLooksAtIntentNotAtWhatCanBeDeletedNow) {
+  Fleet fleet;
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  fleet.Own(set, "lin-0", "mini-01", VmState::kRunning);
+  fleet.Own(set, "lin-1", "mini-02", VmState::kRunning);
+  fleet.observed.hosts["mini-02"].online = false;  // lin-1 cannot be a delete candidate now
+  fleet.ledger.vmset_prune["lin"] = true;
+  fleet.options.max_deletions = 10;
+  const Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kDelete), 0u);
+  EXPECT_EQ(plan.Count(FindingKind::kRefused), 1u);
+}
+
+TEST(PlannerTest, StartsNeedRoomAndResumingCountsForTheAppleLimit) {
+  Fleet fleet({"mini-01"});
+  fleet.observed.hosts["mini-01"] = Online("mini-01", 7, 32);  // 6 usable cpus
+  VMSet set = Set("lin", 4, GuestOs::kLinux);
+  for (uint32_t i = 0; i < 4; ++i) {
+    fleet.Own(set, set.VMName(i), "mini-01", VmState::kStopped);
+  }
+  fleet.sets.push_back(set);
+  Plan plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kStart), 3u);
+  EXPECT_EQ(plan.Count(FindingKind::kUnschedulable), 1u);
+
+  Fleet mac({"mini-01"});
+  mac.observed.hosts["mini-01"].vms.push_back(Vm("a", VmState::kRunning));
+  mac.observed.hosts["mini-01"].vms.push_back(Vm("b", VmState::kRunning));
+  VMSet ios = Set("ios", 1);
+  mac.sets.push_back(ios);
+  mac.Own(ios, "ios-0", "mini-01", VmState::kSuspended);
+  plan = mac.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kStart), 0u);
+  EXPECT_EQ(plan.Count(FindingKind::kUnschedulable), 1u);
+}
+
+TEST(PlannerTest, OutdatedVmsStillGetTheirPowerStateAndCountAsUnavailable) {
+  Fleet fleet({"a", "b", "c"});
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  fleet.Own(set, "lin-0", "a", VmState::kStopped, "v1-old");
+  fleet.Own(set, "lin-1", "b", VmState::kRunning, "v1-old");
+  set.update_strategy.type = UpdateStrategyType::kOnDelete;
+  fleet.sets.push_back(set);
+  Plan plan = fleet.Compute();
+  EXPECT_EQ(Summary(plan),
+            (std::vector<std::string>{"start lin-0@a", "outdated lin-0", "outdated lin-1"}));
+  // Rolling, maxUnavailable 1: the stopped outdated VM already uses the budget.
+  fleet.sets[0].update_strategy.type = UpdateStrategyType::kRolling;
+  plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kReplace), 0u);
+}
+
 }  // namespace
 }  // namespace flotilla::planner
