@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "tests/unit/manifest_fixture.h"
@@ -26,7 +28,10 @@ TEST(ConfigTest, DurationsAddTheirParts) {
 class ConfigFileTest : public ::testing::Test {
  protected:
   Result<ReconcilerConfig> Load(const std::string& yaml) {
-    const std::string path = ::testing::TempDir() + "/flotilla-config-test.yaml";
+    // One file per test and process: CTest runs the tests of this suite in parallel.
+    const std::string path =
+        ::testing::TempDir() + "/flotilla-config-" + std::to_string(::getpid()) + "-" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml";
     std::ofstream(path) << yaml;
     diagnostics_ = Diagnostics();
     return LoadConfigFile(path, *testing::Validator(), diagnostics_);
