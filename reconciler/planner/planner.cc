@@ -1,6 +1,7 @@
 #include "reconciler/planner/planner.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <memory>
 #include <set>
@@ -541,20 +542,29 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
 
   // Deletion safety: the budget, and the guard against emptying the fleet. The guard looks at
   // intent: does any managed VM remain desired (or kept because prune is off)?
-  std::set<std::string> desired_names;
+  std::map<std::string_view, const VMSet*> sets_by_name;
   for (const VMSet& set : desired.sets) {
-    for (uint32_t i = 0; i < set.replicas; ++i) {
-      desired_names.insert(set.VMName(i));
-    }
+    sets_by_name[set.meta.name] = &set;
   }
   const size_t managed = ledger.entries.size();
   size_t survivors = 0;
   for (const LedgerEntry& entry : ledger.entries) {
-    const VMSet* set = desired.FindSet(entry.vmset);
+    auto found = sets_by_name.find(entry.vmset);
+    const VMSet* set = found == sets_by_name.end() ? nullptr : found->second;
+    // Desired while its ordinal is below the set's replicas ("<set>-<ordinal>").
+    bool desired_vm = false;
+    if (set != nullptr && entry.vm.size() > set->meta.name.size() + 1 &&
+        entry.vm.starts_with(set->meta.name + "-")) {
+      const std::string_view ordinal = std::string_view(entry.vm).substr(set->meta.name.size() + 1);
+      uint32_t n = 0;
+      auto [end, ec] = std::from_chars(ordinal.data(), ordinal.data() + ordinal.size(), n);
+      desired_vm = ec == std::errc() && end == ordinal.data() + ordinal.size() &&
+                   n < set->replicas && set->VMName(n) == entry.vm;
+    }
     auto last = ledger.vmset_prune.find(entry.vmset);
     const bool prune =
         set != nullptr ? set->prune : (last != ledger.vmset_prune.end() && last->second);
-    if (desired_names.contains(entry.vm) || !prune) {
+    if (desired_vm || !prune) {
       ++survivors;
     }
   }
