@@ -117,11 +117,7 @@ CLI::App* AddDiffCommand(CLI::App& app, DiffOptions& options) {
   cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
   cmd->add_flag("--fail-on-unschedulable", options.fail_on_unschedulable,
                 "Exit 1 when a VM of HEAD would find no host");
-  cmd->add_option_function<uint32_t>(
-      "--max-deletions", [&options](uint32_t n) { options.max_deletions = n; },
-      "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
-  cmd->add_flag("--allow-empty", options.allow_empty,
-                "Allow a change that deletes every managed VM");
+  AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
   AddRepositoryFlags(*cmd, options.git);
   return cmd;
 }

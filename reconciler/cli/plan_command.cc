@@ -116,10 +116,7 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
                   "Seconds each host may take to answer")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
-  cmd->add_option_function<uint32_t>(
-      "--max-deletions", [&options](uint32_t n) { options.max_deletions = n; },
-      "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
-  cmd->add_flag("--allow-empty", options.allow_empty, "Allow a plan that deletes every managed VM");
+  AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
   AddPlanFormatFlag(*cmd, options.format);
   cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
   AddRepositoryFlags(*cmd, options.git);

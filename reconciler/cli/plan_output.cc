@@ -19,6 +19,14 @@ void AddPlanFormatFlag(CLI::App& cmd, PlanFormat& format) {
       ->check(CLI::IsMember({"text", "json", "markdown"}));
 }
 
+void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletions,
+                            bool& allow_empty) {
+  cmd.add_option_function<uint32_t>(
+      "--max-deletions", [&max_deletions](uint32_t n) { max_deletions = n; },
+      "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
+  cmd.add_flag("--allow-empty", allow_empty, "Allow deleting every managed VM");
+}
+
 bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,
               const std::string& revision, const Context& context) {
   const render::RenderOptions options{.color = context.color && format == PlanFormat::kText,

@@ -2,6 +2,8 @@
 
 // How plan and diff show a plan: --format text|json|markdown on stdout, --out FILE for JSON.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +17,10 @@ enum class PlanFormat { kText, kJson, kMarkdown };
 
 // Adds --format.
 void AddPlanFormatFlag(CLI::App& cmd, PlanFormat& format);
+
+// Adds --max-deletions and --allow-empty, the per-run overrides of the planner's safety guards.
+void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletions,
+                            bool& allow_empty);
 
 // Prints `plan` in `format` (text in colour when the context allows) and, if `out_file` is set,
 // writes its JSON form there. False (with a message) if the file cannot be written.
