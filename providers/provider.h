@@ -85,6 +85,10 @@ struct CreateRequest {
   std::optional<PendingCreate> resume;
   // Called (possibly more than once, from the calling thread) as the create makes progress.
   std::function<void(const PendingCreate&)> on_progress;
+  // Polled while the create waits on the host (a catalog pull can take many minutes). When it
+  // returns true the create gives up with Cancelled, leaving what it reported through
+  // on_progress for a later attempt to resume or clean up.
+  std::function<bool()> cancelled;
 };
 
 struct CreateResult {

@@ -12,6 +12,9 @@ namespace {
 using nlohmann::json;
 using std::chrono::steady_clock;
 
+// How often a waiting create looks at CreateRequest::cancelled.
+constexpr std::chrono::milliseconds kCancelSlice{200};
+
 // Sleeps for `wait`, or until the deadline if that is sooner. False if the deadline has passed.
 bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline) {
   const auto now = steady_clock::now();
@@ -361,8 +364,9 @@ Result<std::string> ParallelsProvider::CreateFromCatalog(HostClient& client,
       request.on_progress(PendingCreate{.temp_name = temp_name, .job_id = job_id});
     }
   }
-  Result<std::string> vm_id = PollJob(
-      client, job_id, "create VM " + request.name + " from " + request.templ.image, deadline);
+  Result<std::string> vm_id =
+      PollJob(client, job_id, "create VM " + request.name + " from " + request.templ.image,
+              request.cancelled, deadline);
   if (!vm_id.ok()) {
     return vm_id.status();
   }
@@ -377,7 +381,9 @@ Result<std::string> ParallelsProvider::CreateFromCatalog(HostClient& client,
 }
 
 Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::string& job_id,
-                                               std::string_view what, Deadline deadline) {
+                                               std::string_view what,
+                                               const std::function<bool()>& cancelled,
+                                               Deadline deadline) {
   std::chrono::milliseconds wait = config_.tuning.job_poll_initial;
   int progress = 0;
   for (;;) {
@@ -408,7 +414,18 @@ Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::st
       return Status::FailedPrecondition(text);
     }
     progress = job->progress;
-    if (!SleepWithin(wait, deadline)) {
+    // The wait is cut into short slices so that a cancelled create lets go promptly.
+    bool in_time = true;
+    for (auto slept = std::chrono::milliseconds{0}; in_time && slept < wait;
+         slept += kCancelSlice) {
+      if (cancelled && cancelled()) {
+        return Status::Cancelled("host " + client.host().name + ": " + std::string(what) +
+                                 " was cancelled while the host's job " + job_id +
+                                 " was running (" + std::to_string(progress) + "%)");
+      }
+      in_time = SleepWithin(std::min(kCancelSlice, wait - slept), deadline);
+    }
+    if (!in_time) {
       return Status::DeadlineExceeded("host " + client.host().name + ": " + std::string(what) +
                                       " is still running (job " + job_id + ", " +
                                       std::to_string(progress) + "%)");

@@ -53,7 +53,7 @@ class ParallelsProvider final : public Provider {
   Result<std::string> CloneTemplate(HostClient& client, const CreateRequest& request,
                                     const std::string& temp_name, Deadline deadline);
   Result<std::string> PollJob(HostClient& client, const std::string& job_id, std::string_view what,
-                              Deadline deadline);
+                              const std::function<bool()>& cancelled, Deadline deadline);
   Status ForceDelete(HostClient& client, std::string_view vm, Deadline deadline);
   std::string NewNonce();
 

@@ -26,6 +26,8 @@ std::string_view CodeName(Status::Code code) {
       return "DeadlineExceeded";
     case Status::Code::kInternal:
       return "Internal";
+    case Status::Code::kCancelled:
+      return "Cancelled";
   }
   return "Unknown";
 }

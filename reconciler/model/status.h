@@ -27,6 +27,7 @@ class Status {
     kUnavailable,         // network, host down, 5xx; retryable
     kDeadlineExceeded,    // timed out; retryable
     kInternal,            // a bug or an invariant broken; terminal
+    kCancelled,           // the caller gave up (shutdown, or a newer plan); not retried
   };
 
   // OK.
@@ -53,6 +54,7 @@ class Status {
     return {Code::kDeadlineExceeded, std::move(msg)};
   }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  static Status Cancelled(std::string msg) { return {Code::kCancelled, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -62,6 +64,7 @@ class Status {
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsPermissionDenied() const { return code_ == Code::kPermissionDenied; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
+  bool IsCancelled() const { return code_ == Code::kCancelled; }
 
   // True when the same call may succeed later without anything else changing.
   bool IsRetryable() const;

@@ -1,0 +1,200 @@
+#pragma once
+
+// The store: one SQLite file (default <stateDir>/flotilla.db) that remembers what Flotilla owns
+// and what it did (DESIGN sections 3 and 5).
+//
+//   ledger        every VM Flotilla created or adopted (name, VMSet, pool, host, provider id,
+//                 template hash, created/updated)
+//   vmset_prune   the `prune` each VMSet had when it was last applied
+//   revisions     every revision the loop attempted: sha, when, applied/rejected/failed, why
+//   runs          one row per reconcile: trigger, revision, start/finish, outcome, counts
+//   actions       the journal: one row per action attempt of a run, written before the provider
+//                 is called (`intended`) and updated as it goes
+//   hosts         the last observation of every host (facts and VMs), so that a restart and
+//                 `diff --inventory` have an inventory before any host answers
+//   events        short messages for people (a host went offline, a revision was rejected)
+//
+// The file is opened in WAL mode with foreign keys on; its schema is migrated forward by
+// `PRAGMA user_version` when opened. Old runs (with their actions) and events are pruned to the
+// configured retention. Nothing secret is ever written: callers pass redacted messages, and the
+// store holds no credentials.
+//
+// Thread-safety: a Store may be used from many threads at once (calls are serialised inside).
+// Only one process should write a store at a time: hold an OwnerLock (owner_lock.h).
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/model/observed.h"
+#include "reconciler/model/plan.h"
+#include "reconciler/model/result.h"
+#include "reconciler/model/status.h"
+
+namespace flotilla::store {
+
+using Time = std::chrono::system_clock::time_point;
+
+// The schema version this build writes. Opening a newer file fails (downgrades are refused).
+inline constexpr int kSchemaVersion = 1;
+
+struct StoreOptions {
+  size_t retain_runs = 1000;     // newest runs kept (with their actions); 0: keep all
+  size_t retain_events = 10000;  // newest events kept; 0: keep all
+  // How long a statement waits for a lock held by another connection before failing.
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+enum class RevisionOutcome { kApplied, kRejected, kFailed };
+std::string_view ToString(RevisionOutcome outcome);  // "applied", "rejected", "failed"
+
+struct RevisionRecord {
+  int64_t id = 0;
+  std::string sha;  // may be empty when the source could not be read at all
+  Time attempted_at;
+  RevisionOutcome outcome = RevisionOutcome::kFailed;
+  std::string reason;  // why rejected or failed; empty when applied
+};
+
+enum class RunOutcome {
+  kRunning,    // not finished (or the process died while it ran)
+  kSucceeded,  // every action succeeded (or there was nothing to do)
+  kPartial,    // some actions failed or were abandoned
+  kFailed,     // the reconcile could not run (no revision, no store, ...)
+  kCancelled,  // superseded by a newer revision or stopped by a signal
+};
+std::string_view ToString(RunOutcome outcome);  // "running", "succeeded", ...
+
+struct RunCounts {
+  int64_t planned = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t abandoned = 0;
+  int64_t findings = 0;
+
+  friend bool operator==(const RunCounts&, const RunCounts&) = default;
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string trigger;   // "apply", "timer", "change", "manual", "webhook", ...
+  std::string revision;  // the commit planned from; empty if none was loaded
+  Time started_at;
+  std::optional<Time> finished_at;
+  RunOutcome outcome = RunOutcome::kRunning;
+  RunCounts counts;
+  std::string message;  // summary or error, for people
+};
+
+enum class ActionState { kIntended, kRunning, kSucceeded, kFailed, kAbandoned };
+std::string_view ToString(ActionState state);  // "intended", "running", ...
+bool IsFinished(ActionState state);            // succeeded, failed or abandoned
+
+// One attempt at one action of a run.
+struct ActionRecord {
+  int64_t id = 0;  // assigned by InsertAction
+  int64_t run_id = 0;
+  int plan_action_id = 0;  // Action::id within its plan
+  ActionKind kind = ActionKind::kCreate;
+  std::string vm;
+  std::string vmset;
+  std::string pool;
+  std::string host;
+  std::string from_host;         // replace: where the predecessor is
+  std::string template_hash;     // create/replace
+  std::string predecessor_id;    // replace: the provider id of the VM being replaced
+  bool create_first = false;     // replace: new VM before the predecessor is deleted
+  int attempt = 1;
+  ActionState state = ActionState::kIntended;
+  std::string error;            // last error (redacted by the caller)
+  std::string pending_temp_name;  // create/replace: the provider's temporary VM name
+  std::string pending_job_id;     // create/replace: the host's job id, if asynchronous
+  Time started_at;
+  std::optional<Time> finished_at;
+};
+
+// One line for people.
+struct EventRecord {
+  int64_t id = 0;
+  Time at;
+  std::string level;  // "info", "warn", "error"
+  std::string kind;   // "host-offline", "revision-rejected", "action-failed", ...
+  std::string subject;  // host, VM or revision the event is about; may be empty
+  std::string message;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the SQLite file at `path`, creating its folder, and migrates
+  // it to kSchemaVersion. Errors name the file.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path,
+                                             const StoreOptions& options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const;
+  int schema_version() const;
+
+  // --- ledger ---
+  Result<Ledger> LoadLedger();
+  // Inserts or replaces the row of `entry.vm` (created_at is kept when it exists).
+  Status UpsertLedger(const LedgerEntry& entry, Time now);
+  Status RemoveLedger(std::string_view vm);  // OK when there is no such row
+  // Replaces the whole vmset_prune table.
+  Status SetVmsetPrune(const std::map<std::string, bool>& prune);
+
+  // --- revisions ---
+  Result<int64_t> RecordRevision(const RevisionRecord& revision);
+  Result<std::optional<RevisionRecord>> LastApplied();
+  Result<std::optional<RevisionRecord>> LastAttempted();
+  Result<std::vector<RevisionRecord>> Revisions(size_t limit);  // newest first; limit 0: all
+
+  // --- runs ---
+  Result<int64_t> BeginRun(std::string_view trigger, std::string_view revision, Time now);
+  Status FinishRun(int64_t run_id, RunOutcome outcome, const RunCounts& counts,
+                   std::string_view message, Time now);
+  Result<std::vector<RunRecord>> Runs(size_t limit);  // newest first; limit 0: all
+  Result<std::optional<RunRecord>> Run(int64_t run_id);
+  // Marks runs left `running` by a dead process as cancelled; returns how many.
+  Result<int64_t> CloseStaleRuns(std::string_view message, Time now);
+
+  // --- actions journal ---
+  Result<int64_t> InsertAction(const ActionRecord& action);  // returns the new id
+  Status UpdateActionState(int64_t action_id, ActionState state, std::string_view error,
+                           std::optional<Time> finished_at);
+  Status UpdateActionPending(int64_t action_id, std::string_view temp_name,
+                             std::string_view job_id);
+  Result<std::vector<ActionRecord>> Actions(int64_t run_id);  // in id order
+  // Every action still intended or running, oldest first.
+  Result<std::vector<ActionRecord>> UnfinishedActions();
+
+  // --- host inventory ---
+  // Replaces the stored observation of every host in `observed` (hosts not in it are kept).
+  Status SaveHosts(const Observed& observed);
+  Result<Observed> LoadHosts();
+
+  // --- events ---
+  Status AddEvent(const EventRecord& event);
+  Result<std::vector<EventRecord>> Events(size_t limit);  // newest first; limit 0: all
+
+  // Deletes runs (and their actions), revisions and events beyond the retention. Called by
+  // FinishRun. Keeps runs whose actions are still intended or running, and the newest applied
+  // revision.
+  Status Prune();
+
+  // `PRAGMA integrity_check`: OK, or the problems SQLite reports.
+  Status CheckIntegrity();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flotilla::store
