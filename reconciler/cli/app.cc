@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "reconciler/cli/context.h"
+#include "reconciler/cli/converge_command.h"
 #include "reconciler/cli/diff_command.h"
 #include "reconciler/cli/logging.h"
 #include "reconciler/cli/plan_command.h"
@@ -81,6 +82,14 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   CLI::App* diff_cmd = AddDiffCommand(app, diff);
   PlanOptions plan;
   CLI::App* plan_cmd = AddPlanCommand(app, plan);
+  ApplyOptions apply;
+  CLI::App* apply_cmd = AddApplyCommand(app, apply);
+  RunOptions run;
+  CLI::App* run_cmd = AddRunCommand(app, run);
+  StatusOptions status;
+  CLI::App* status_cmd = AddStatusCommand(app, status);
+  HistoryOptions history;
+  CLI::App* history_cmd = AddHistoryCommand(app, history);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) {
@@ -136,6 +145,18 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   }
   if (plan_cmd->parsed()) {
     return RunPlan(plan, context);
+  }
+  if (apply_cmd->parsed()) {
+    return RunApply(apply, context);
+  }
+  if (run_cmd->parsed()) {
+    return RunLoop(run, context);
+  }
+  if (status_cmd->parsed()) {
+    return RunStatus(status, context);
+  }
+  if (history_cmd->parsed()) {
+    return RunHistory(history, context);
   }
   err << "flotilla: no command ran\n";
   return 1;

@@ -212,6 +212,9 @@ class Runner {
       }
     }
     report.elapsed = std::chrono::duration_cast<milliseconds>(steady_clock::now() - started);
+    if (report.outcome != Outcome::kSucceeded && !progressed.created) {
+      report.pending = progressed.pending;
+    }
     Announce(action, report);
     return report;
   }

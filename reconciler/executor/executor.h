@@ -110,6 +110,8 @@ struct ActionReport {
   Status status;     // the last error; OK when succeeded
   int attempts = 0;  // provider attempts made
   std::chrono::milliseconds elapsed{0};
+  // A create or replace that did not finish: what the provider reported, to resume later.
+  std::optional<providers::PendingCreate> pending;
 };
 
 struct Report {

@@ -127,6 +127,16 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     if (const json* v = At(*reconcile, "hostLostAfter"); v != nullptr && v->is_string()) {
       r.host_lost_after = ParseDuration(v->get<std::string>()).value_or(r.host_lost_after);
     }
+    const auto duration = [&](const char* key, std::chrono::milliseconds& field) {
+      if (const json* v = At(*reconcile, key); v != nullptr && v->is_string()) {
+        field = ParseDuration(v->get<std::string>()).value_or(field);
+      }
+    };
+    duration("hostTimeout", r.host_timeout);
+    duration("createTimeout", r.create_timeout);
+    duration("actionTimeout", r.action_timeout);
+    duration("shutdownTimeout", r.shutdown_timeout);
+    r.max_attempts = Count(At(*reconcile, "maxAttempts")).value_or(r.max_attempts);
     r.concurrency = Count(At(*reconcile, "concurrency")).value_or(r.concurrency);
     r.per_host_concurrency =
         Count(At(*reconcile, "perHostConcurrency")).value_or(r.per_host_concurrency);
@@ -139,6 +149,11 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
             static_cast<uint32_t>(std::stoul(percent.substr(0, percent.size() - 1)));
       }
     }
+  }
+  if (const json* store = At(root, "store")) {
+    config.store.retain_runs = Count(At(*store, "retainRuns")).value_or(config.store.retain_runs);
+    config.store.retain_events =
+        Count(At(*store, "retainEvents")).value_or(config.store.retain_events);
   }
   return config;
 }

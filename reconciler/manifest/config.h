@@ -35,6 +35,12 @@ struct ReconcilerConfig {
   struct Reconcile {
     std::chrono::milliseconds resync_interval{std::chrono::seconds{30}};
     std::chrono::milliseconds host_lost_after{std::chrono::minutes{10}};
+    std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // one observation
+    std::chrono::milliseconds create_timeout{std::chrono::minutes{30}};  // one create attempt
+    std::chrono::milliseconds action_timeout{std::chrono::minutes{5}};   // other actions
+    // SIGTERM: how long actions under way may take to finish before the process exits.
+    std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{60}};
+    uint32_t max_attempts = 4;  // per action and run, for retryable errors
     uint32_t concurrency = 32;
     uint32_t per_host_concurrency = 2;
     // maxDeletionsPerRun: a number of VMs, or (when unset) a percentage of managed VMs.
@@ -42,7 +48,13 @@ struct ReconcilerConfig {
     uint32_t max_deletions_percent = 10;
   };
 
+  struct Store {
+    uint32_t retain_runs = 1000;     // newest runs (with their actions) kept; 0: all
+    uint32_t retain_events = 10000;  // newest events kept; 0: all
+  };
+
   Source source;
+  Store store;
   std::string state_dir = "/var/lib/flotilla";
   std::string secrets_dir = "/etc/flotilla/secrets";
   Reconcile reconcile;

@@ -1,0 +1,642 @@
+#include "reconciler/controller/controller.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "reconciler/planner/planner.h"
+
+namespace flotilla::controller {
+namespace {
+
+using std::chrono::system_clock;
+
+std::string ResumeKey(std::string_view vm, std::string_view host) {
+  return std::string(vm) + "@" + std::string(host);
+}
+
+store::ActionState ToState(executor::Outcome outcome) {
+  switch (outcome) {
+    case executor::Outcome::kSucceeded:
+      return store::ActionState::kSucceeded;
+    case executor::Outcome::kFailed:
+      return store::ActionState::kFailed;
+    case executor::Outcome::kAbandoned:
+      return store::ActionState::kAbandoned;
+  }
+  return store::ActionState::kFailed;
+}
+
+// The executor's journal, written to the store as things happen. A write that fails is logged;
+// the executor decides what it means (a failed Intend keeps the provider from being called).
+class StoreJournal : public executor::Journal {
+ public:
+  StoreJournal(store::Store& store, int64_t run_id, const Clock& clock,
+               std::shared_ptr<spdlog::logger> logger)
+      : store_(store), run_id_(run_id), clock_(clock), logger_(std::move(logger)) {}
+
+  Result<int64_t> Intend(const Attempt& attempt) override {
+    const Action& a = *attempt.action;
+    store::ActionRecord record{.run_id = run_id_,
+                               .plan_action_id = a.id,
+                               .kind = a.kind,
+                               .vm = a.vm,
+                               .vmset = a.vmset,
+                               .pool = a.pool,
+                               .host = a.host,
+                               .from_host = a.from_host,
+                               .template_hash = a.template_hash,
+                               .predecessor_id = attempt.predecessor_id,
+                               .create_first = a.create_first,
+                               .attempt = attempt.attempt,
+                               .state = store::ActionState::kIntended,
+                               .started_at = clock_.Now()};
+    return Logged(store_.InsertAction(record));
+  }
+  Status Running(int64_t id) override {
+    return Logged(store_.UpdateActionState(id, store::ActionState::kRunning, "", std::nullopt));
+  }
+  Status Pending(int64_t id, const providers::PendingCreate& pending) override {
+    return Logged(store_.UpdateActionPending(id, pending.temp_name, pending.job_id));
+  }
+  Status Finished(int64_t id, executor::Outcome outcome, std::string_view error) override {
+    return Logged(store_.UpdateActionState(id, ToState(outcome), error, clock_.Now()));
+  }
+  Status VmCreated(const LedgerEntry& entry) override {
+    return Logged(store_.UpsertLedger(entry, clock_.Now()));
+  }
+  Status VmDeleted(std::string_view vm, std::string_view /*host*/) override {
+    return Logged(store_.RemoveLedger(vm));
+  }
+
+ private:
+  template <typename T>
+  T Logged(T result) {
+    if (!result.ok()) {
+      logger_->error("store: {}", result.status().ToString());
+    }
+    return result;
+  }
+  Status Logged(Status status) {
+    if (!status.ok()) {
+      logger_->error("store: {}", status.ToString());
+    }
+    return status;
+  }
+
+  store::Store& store_;
+  int64_t run_id_;
+  const Clock& clock_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+// The first few diagnostics of a rejected revision, for the record.
+std::string Summarise(const manifest::Diagnostics& diagnostics) {
+  std::string text = std::to_string(diagnostics.error_count()) + " error(s)";
+  size_t shown = 0;
+  for (const manifest::Diagnostic& d : diagnostics.Sorted()) {
+    if (d.severity != manifest::Severity::kError) {
+      continue;
+    }
+    text += (shown == 0 ? ": " : "; ") + d.ToString();
+    if (++shown == 3) {
+      break;
+    }
+  }
+  return text;
+}
+
+bool CreatesOn(const Plan& plan, const std::string& vm, const std::string& host) {
+  return std::any_of(plan.actions.begin(), plan.actions.end(), [&](const Action& a) {
+    return a.vm == vm && a.host == host &&
+           (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace);
+  });
+}
+
+}  // namespace
+
+struct Controller::PoolProvider {
+  std::unique_ptr<HostPool> pool;  // providers may keep a reference to their pool
+  std::unique_ptr<providers::Provider> provider;
+};
+
+Controller::Controller(ControllerOptions options, store::Store& store, DesiredSource& source,
+                       const providers::ProviderRegistry& registry, const Clock& clock,
+                       std::shared_ptr<spdlog::logger> logger)
+    : options_(std::move(options)),
+      store_(store),
+      source_(source),
+      registry_(registry),
+      clock_(clock),
+      logger_(std::move(logger)),
+      secrets_(options_.secrets_dir) {}
+
+Controller::~Controller() = default;
+
+bool Controller::InScope(const std::string& pool) const {
+  return options_.pools.empty() ||
+         std::find(options_.pools.begin(), options_.pools.end(), pool) != options_.pools.end();
+}
+
+Desired Controller::Filter(const Desired& desired) const {
+  if (options_.pools.empty()) {
+    return desired;
+  }
+  Desired out;
+  for (const HostPool& pool : desired.pools) {
+    if (InScope(pool.meta.name)) {
+      out.pools.push_back(pool);
+    }
+  }
+  for (const VMSet& set : desired.sets) {
+    if (InScope(set.pool)) {
+      out.sets.push_back(set);
+    }
+  }
+  return out;
+}
+
+void Controller::Event(std::string_view level, std::string_view kind, std::string_view subject,
+                       std::string_view message) {
+  if (Status s = store_.AddEvent(store::EventRecord{.at = clock_.Now(),
+                                                    .level = std::string(level),
+                                                    .kind = std::string(kind),
+                                                    .subject = std::string(subject),
+                                                    .message = std::string(message)});
+      !s.ok()) {
+    logger_->error("store: {}", s.ToString());
+  }
+}
+
+SyncResult Controller::Sync() {
+  SyncResult result;
+  auto hold = [&](std::string problem, const std::string& sha, store::RevisionOutcome outcome) {
+    // Record a problem once per revision (or once per distinct fetch error), not every poll.
+    const std::string key = sha.empty() ? problem : sha;
+    if (key != newest_problem_sha_) {
+      newest_problem_sha_ = key;
+      logger_->warn("{}; {}", problem,
+                    current_sha_ ? "keeping revision " + current_sha_->substr(0, 12) +
+                                       " in force, without deletions"
+                                 : std::string("no revision in force"));
+      (void)store_.RecordRevision(store::RevisionRecord{
+          .sha = sha, .attempted_at = clock_.Now(), .outcome = outcome, .reason = problem});
+      Event("warn", outcome == store::RevisionOutcome::kRejected ? "revision-rejected"
+                                                                 : "fetch-failed",
+            sha, problem);
+    }
+    result.fail_static = true;
+    result.problem = std::move(problem);
+  };
+  Result<std::string> polled = source_.Poll();
+  if (!polled.ok()) {
+    hold("cannot read " + source_.Describe() + ": " + polled.status().message(), "",
+         store::RevisionOutcome::kFailed);
+  } else if (current_sha_ && *polled == *current_sha_) {
+    newest_problem_sha_.clear();
+  } else if (*polled == newest_problem_sha_) {
+    result.fail_static = true;
+    result.problem = sync_.problem;
+  } else {
+    Result<manifest::LoadResult> loaded = source_.Load(*polled);
+    if (!loaded.ok()) {
+      hold("cannot load revision " + polled->substr(0, 12) + ": " + loaded.status().message(),
+           *polled, store::RevisionOutcome::kFailed);
+    } else if (!loaded->ok()) {
+      hold("revision " + polled->substr(0, 12) + " is invalid: " + Summarise(loaded->diagnostics),
+           *polled, store::RevisionOutcome::kRejected);
+    } else if (loaded->documents == 0) {
+      hold("revision " + polled->substr(0, 12) + " has no manifests below the configured path",
+           *polled, store::RevisionOutcome::kRejected);
+    } else {
+      current_ = Filter(loaded->desired);
+      current_sha_ = *polled;
+      newest_problem_sha_.clear();
+      result.changed = true;
+      logger_->info("revision {} in force ({} pools, {} VM sets)", polled->substr(0, 12),
+                    current_.pools.size(), current_.sets.size());
+    }
+  }
+  if (!current_sha_) {
+    // Nothing in force yet (a fresh start): fall back to the last revision this store applied.
+    Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
+    if (applied.ok() && *applied && !(*applied)->sha.empty()) {
+      Result<manifest::LoadResult> loaded = source_.Load((*applied)->sha);
+      if (loaded.ok() && loaded->ok()) {
+        current_ = Filter(loaded->desired);
+        current_sha_ = (*applied)->sha;
+        result.changed = true;
+        logger_->info("revision {} (the last applied) in force", current_sha_->substr(0, 12));
+      }
+    }
+  }
+  result.sha = current_sha_.value_or("");
+  sync_ = result;
+  return result;
+}
+
+Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
+  auto it = providers_.find(pool.meta.name);
+  if (it != providers_.end() && *it->second->pool == pool) {
+    return it->second->provider.get();
+  }
+  auto entry = std::make_unique<PoolProvider>();
+  entry->pool = std::make_unique<HostPool>(pool);
+  Result<std::unique_ptr<providers::Provider>> built =
+      registry_.Build(providers::ProviderContext{
+          .pool = *entry->pool, .secrets = secrets_, .logger = logger_, .clock = clock_});
+  if (!built.ok()) {
+    return built.status();
+  }
+  entry->provider = std::move(*built);
+  providers::Provider* provider = entry->provider.get();
+  providers_[pool.meta.name] = std::move(entry);
+  return provider;
+}
+
+executor::Fleet Controller::FleetFor(const Desired& desired) {
+  executor::Fleet fleet;
+  for (const HostPool& pool : desired.pools) {
+    Result<providers::Provider*> provider = ProviderFor(pool);
+    if (!provider.ok()) {
+      continue;  // its hosts were observed offline; nothing was planned on them
+    }
+    fleet.providers[pool.meta.name] = *provider;
+    for (const HostSpec& host : pool.hosts) {
+      fleet.hosts[host.name] =
+          providers::HostRef{.pool = pool.meta.name, .name = host.name, .address = host.address};
+    }
+  }
+  return fleet;
+}
+
+Result<Observed> Controller::Observe(const Desired& desired) {
+  struct Job {
+    const HostPool* pool;
+    const HostSpec* host;
+    providers::Provider* provider;  // null: the pool's provider could not be built
+    std::string error;
+  };
+  std::vector<Job> jobs;
+  for (const HostPool& pool : desired.pools) {
+    Result<providers::Provider*> provider = ProviderFor(pool);
+    if (!provider.ok()) {
+      logger_->error("pool {}: {}", pool.meta.name, provider.status().ToString());
+    }
+    for (const HostSpec& host : pool.hosts) {
+      jobs.push_back(Job{.pool = &pool,
+                         .host = &host,
+                         .provider = provider.ok() ? *provider : nullptr,
+                         .error = provider.ok() ? "" : provider.status().message()});
+    }
+  }
+  Result<Observed> stored = store_.LoadHosts();
+  if (!stored.ok()) {
+    return stored.status();
+  }
+  const auto now = clock_.Now();
+  for (const Job& job : jobs) {
+    first_observed_.emplace(job.host->name, now);
+  }
+  Observed observed;
+  std::mutex mu;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < jobs.size(); i = next++) {
+      const Job& job = jobs[i];
+      ObservedHost host;
+      host.name = job.host->name;
+      host.pool = job.pool->meta.name;
+      Status status = Status::Unavailable(job.error);
+      if (job.provider != nullptr) {
+        providers::HostObservation o = job.provider->Observe(
+            providers::HostRef{
+                .pool = host.pool, .name = host.name, .address = job.host->address},
+            providers::DeadlineIn(options_.host_timeout));
+        status = o.status;
+        host.facts = std::move(o.facts);
+        host.vms = std::move(o.vms);
+      }
+      host.online = status.ok();
+      if (host.online) {
+        host.last_seen = now;
+      } else {
+        host.error = status.message();
+        // Keep what was last known (its VMs are unknown, not gone); host loss counts from the
+        // last answer, but never from before this process started looking (the grace).
+        if (const ObservedHost* before = stored->FindHost(host.name)) {
+          host.facts = before->facts;
+          host.vms = before->vms;
+          host.last_seen = before->last_seen;
+        }
+        const auto grace = first_observed_.at(host.name);
+        if (!host.last_seen || *host.last_seen < grace) {
+          host.last_seen = grace;
+        }
+      }
+      std::lock_guard lock(mu);
+      observed.hosts[host.name] = std::move(host);
+    }
+  };
+  {
+    std::vector<std::jthread> workers;
+    const size_t count = std::min<size_t>(std::max<uint32_t>(options_.observe_concurrency, 1),
+                                          jobs.size());
+    for (size_t t = 0; t < count; ++t) {
+      workers.emplace_back(work);
+    }
+  }
+  for (const auto& [name, host] : observed.hosts) {
+    const ObservedHost* before = stored->FindHost(name);
+    if (!host.online && (before == nullptr || before->online)) {
+      logger_->warn("host {} ({}) is offline: {}", name, host.pool, host.error);
+      Event("warn", "host-offline", name, host.error);
+    } else if (host.online && before != nullptr && !before->online) {
+      logger_->info("host {} ({}) is back online", name, host.pool);
+      Event("info", "host-online", name, "");
+    }
+  }
+  if (Status s = store_.SaveHosts(observed); !s.ok()) {
+    return s;
+  }
+  return observed;
+}
+
+Status Controller::Recover(Prepared& prepared) {
+  for (auto& [key, pending] : cancelled_creates_) {
+    prepared.resume[key] = pending;
+  }
+  cancelled_creates_.clear();
+  Result<std::vector<store::ActionRecord>> unfinished = store_.UnfinishedActions();
+  if (!unfinished.ok()) {
+    return unfinished.status();
+  }
+  const auto settle = [&](const store::ActionRecord& a, store::ActionState state,
+                          const std::string& why) {
+    (void)store_.UpdateActionState(a.id, state, why, clock_.Now());
+    ++prepared.recovered;
+  };
+  for (const store::ActionRecord& a : *unfinished) {
+    if (!InScope(a.pool)) {
+      continue;
+    }
+    const ObservedHost* host = prepared.observed.FindHost(a.host);
+    if (host == nullptr || !host->online) {
+      continue;  // settled once the host answers again
+    }
+    const VmInfo* vm = nullptr;
+    for (const VmInfo& v : host->vms) {
+      if (v.name == a.vm) {
+        vm = &v;
+      }
+    }
+    if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
+      if (vm == nullptr) {
+        if (!a.pending_temp_name.empty()) {
+          prepared.resume[ResumeKey(a.vm, a.host)] =
+              providers::PendingCreate{.temp_name = a.pending_temp_name,
+                                       .job_id = a.pending_job_id};
+        }
+        settle(a, store::ActionState::kAbandoned,
+               "interrupted; " + std::string(a.pending_temp_name.empty()
+                                                 ? "planned again"
+                                                 : "the next create of it resumes it"));
+        continue;
+      }
+      // The host has the VM: the create finished though its outcome was never recorded.
+      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      if (entry == nullptr || entry->host != a.host) {
+        LedgerEntry adopted{.vm = a.vm,
+                            .vmset = a.vmset,
+                            .pool = a.pool,
+                            .host = a.host,
+                            .provider_id = vm->id,
+                            .template_hash = a.template_hash};
+        if (Status s = store_.UpsertLedger(adopted, clock_.Now()); !s.ok()) {
+          return s;
+        }
+        logger_->info("recovered {} on {}: its create finished before the last process stopped",
+                      a.vm, a.host);
+      }
+      if (a.kind == ActionKind::kReplace && a.create_first) {
+        // Finish the replace: the predecessor goes (only the copy the journal names).
+        const ObservedHost* from = prepared.observed.FindHost(a.from_host);
+        if (from == nullptr || !from->online) {
+          continue;
+        }
+        const bool still_there = std::any_of(from->vms.begin(), from->vms.end(), [&](auto& v) {
+          return a.predecessor_id.empty() ? v.name == a.vm : v.id == a.predecessor_id;
+        });
+        if (still_there) {
+          Result<providers::Provider*> provider = ProviderFor(*prepared.desired.FindPool(a.pool));
+          const HostSpec* spec = nullptr;
+          if (const HostPool* pool = prepared.desired.FindPool(a.pool)) {
+            for (const HostSpec& h : pool->hosts) {
+              if (h.name == a.from_host) {
+                spec = &h;
+              }
+            }
+          }
+          if (!provider.ok() || spec == nullptr) {
+            continue;
+          }
+          Status deleted = (*provider)->Delete(
+              providers::HostRef{.pool = a.pool, .name = spec->name, .address = spec->address},
+              a.predecessor_id.empty() ? a.vm : a.predecessor_id,
+              providers::DeadlineIn(options_.executor.action_timeout));
+          if (!deleted.ok()) {
+            logger_->warn("finishing the replace of {}: {}", a.vm, deleted.ToString());
+            continue;
+          }
+        }
+      }
+      settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
+      continue;
+    }
+    if (a.kind == ActionKind::kDelete && vm == nullptr) {
+      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      if (entry != nullptr && entry->host == a.host) {
+        (void)store_.RemoveLedger(a.vm);
+      }
+      settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
+      continue;
+    }
+    settle(a, store::ActionState::kAbandoned, "interrupted; planned again");
+  }
+  if (prepared.recovered > 0) {
+    Event("info", "recovered", "",
+          std::to_string(prepared.recovered) + " unfinished action(s) of an earlier process");
+    Result<Ledger> ledger = store_.LoadLedger();
+    if (!ledger.ok()) {
+      return ledger.status();
+    }
+    prepared.ledger = std::move(*ledger);
+  }
+  return Status::Ok();
+}
+
+Result<Prepared> Controller::Prepare() {
+  if (!current_sha_) {
+    return Status::FailedPrecondition(
+        sync_.problem.empty() ? "no revision of " + source_.Describe() + " has been loaded yet"
+                              : sync_.problem);
+  }
+  Prepared prepared;
+  prepared.sha = *current_sha_;
+  prepared.desired = current_;
+  prepared.fail_static = sync_.fail_static;
+  prepared.problem = sync_.problem;
+  Result<Observed> observed = Observe(prepared.desired);
+  if (!observed.ok()) {
+    return observed.status();
+  }
+  prepared.observed = std::move(*observed);
+  Result<Ledger> ledger = store_.LoadLedger();
+  if (!ledger.ok()) {
+    return ledger.status();
+  }
+  prepared.ledger = std::move(*ledger);
+  if (Status s = Recover(prepared); !s.ok()) {
+    return s;
+  }
+  // Only this loop's pools: other shards' VMs are theirs.
+  std::erase_if(prepared.ledger.entries,
+                [&](const LedgerEntry& e) { return !InScope(e.pool); });
+  planner::PlannerOptions planner_options = options_.planner;
+  // A store that owns nothing has lost its memory (or is new): desired names are taken as ours
+  // rather than reported as conflicts (DESIGN section 3).
+  planner_options.adopt_unowned = prepared.ledger.entries.empty();
+  if (prepared.fail_static) {
+    planner_options.max_deletions = 0;
+  }
+  prepared.plan = planner::ComputePlan(prepared.desired, prepared.observed, prepared.ledger,
+                                       planner_options, clock_.Now());
+  return prepared;
+}
+
+void Controller::Sweep(const Prepared& prepared) {
+  auto ours = [&](const std::string& vm) {
+    if (const LedgerEntry* entry = prepared.ledger.Find(vm)) {
+      return InScope(entry->pool);
+    }
+    return std::any_of(prepared.desired.sets.begin(), prepared.desired.sets.end(),
+                       [&](const VMSet& set) { return vm.starts_with(set.meta.name + "-"); });
+  };
+  for (const auto& [name, host] : prepared.observed.hosts) {
+    if (!host.online) {
+      continue;
+    }
+    for (const VmInfo& vm : host.vms) {
+      if (vm.pending_create_for.empty() || !ours(vm.pending_create_for) ||
+          CreatesOn(prepared.plan, vm.pending_create_for, name)) {
+        continue;
+      }
+      const HostPool* pool = prepared.desired.FindPool(host.pool);
+      if (pool == nullptr) {
+        continue;
+      }
+      Result<providers::Provider*> provider = ProviderFor(*pool);
+      auto spec = std::find_if(pool->hosts.begin(), pool->hosts.end(),
+                               [&](const HostSpec& h) { return h.name == name; });
+      if (!provider.ok() || spec == pool->hosts.end()) {
+        continue;
+      }
+      logger_->info("host {}: deleting {}, left by an unfinished create of {}", name, vm.name,
+                    vm.pending_create_for);
+      Status deleted = (*provider)->Delete(
+          providers::HostRef{.pool = host.pool, .name = name, .address = spec->address}, vm.id,
+          providers::DeadlineIn(options_.executor.action_timeout));
+      if (!deleted.ok()) {
+        logger_->warn("host {}: could not delete {}: {}", name, vm.name, deleted.ToString());
+      }
+    }
+  }
+}
+
+PassResult Controller::Execute(const Prepared& prepared, std::string_view trigger,
+                               executor::Progress* progress, std::stop_token stop) {
+  PassResult result;
+  Result<int64_t> run = store_.BeginRun(trigger, prepared.sha, clock_.Now());
+  if (!run.ok()) {
+    logger_->error("store: {}", run.status().ToString());
+    result.outcome = store::RunOutcome::kFailed;
+    result.message = run.status().ToString();
+    return result;
+  }
+  result.run_id = *run;
+  if (!prepared.plan.actions.empty()) {
+    Sweep(prepared);
+    const executor::Fleet fleet = FleetFor(prepared.desired);
+    StoreJournal journal(store_, result.run_id, clock_, logger_);
+    executor::Context context{.fleet = &fleet,
+                              .journal = &journal,
+                              .progress = progress,
+                              .ledger = &prepared.ledger,
+                              .resume = prepared.resume};
+    executor::Executor executor(options_.executor);
+    result.report = executor.Run(prepared.plan, context, std::move(stop));
+    for (size_t i = 0; i < result.report.actions.size(); ++i) {
+      const executor::ActionReport& r = result.report.actions[i];
+      const Action& a = prepared.plan.actions[i];
+      if (r.pending) {
+        cancelled_creates_[ResumeKey(a.vm, a.host)] = *r.pending;
+      }
+      if (r.outcome == executor::Outcome::kFailed) {
+        Event("error", "action-failed", a.vm,
+              std::string(ToString(a.kind)) + " on " + a.host + ": " + r.status.ToString());
+      }
+    }
+  }
+  const executor::Report& report = result.report;
+  store::RunCounts counts{.planned = static_cast<int64_t>(prepared.plan.actions.size()),
+                          .succeeded = static_cast<int64_t>(report.succeeded),
+                          .failed = static_cast<int64_t>(report.failed),
+                          .abandoned = static_cast<int64_t>(report.abandoned),
+                          .findings = static_cast<int64_t>(prepared.plan.findings.size())};
+  result.outcome = report.cancelled ? store::RunOutcome::kCancelled
+                   : (report.failed > 0 || report.abandoned > 0) ? store::RunOutcome::kPartial
+                                                                 : store::RunOutcome::kSucceeded;
+  result.message = std::to_string(report.succeeded) + " of " +
+                   std::to_string(prepared.plan.actions.size()) + " action(s) succeeded";
+  if (report.failed > 0) {
+    result.message += ", " + std::to_string(report.failed) + " failed";
+  }
+  if (report.abandoned > 0) {
+    result.message += ", " + std::to_string(report.abandoned) + " abandoned";
+  }
+  if (prepared.fail_static) {
+    result.message += "; " + prepared.problem + " (deletions held back)";
+  }
+  if (Status s = store_.FinishRun(result.run_id, result.outcome, counts, result.message,
+                                  clock_.Now());
+      !s.ok()) {
+    logger_->error("store: {}", s.ToString());
+  }
+  // The revision is recorded as applied the first time a pass acts on it.
+  Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
+  if (applied.ok() && (!*applied || (*applied)->sha != prepared.sha)) {
+    (void)store_.RecordRevision(store::RevisionRecord{.sha = prepared.sha,
+                                                      .attempted_at = clock_.Now(),
+                                                      .outcome = store::RevisionOutcome::kApplied});
+  }
+  // Remember each VMSet's prune, so that VMs of a set later removed are deleted only if it
+  // allowed that when it was last applied.
+  std::map<std::string, bool> prune = prepared.ledger.vmset_prune;
+  for (const VMSet& set : prepared.desired.sets) {
+    prune[set.meta.name] = set.prune;
+  }
+  if (prune != prepared.ledger.vmset_prune) {
+    (void)store_.SetVmsetPrune(prune);
+  }
+  return result;
+}
+
+void Controller::RecordFailedRun(std::string_view trigger, std::string_view message) {
+  Result<int64_t> run = store_.BeginRun(trigger, current_sha_.value_or(""), clock_.Now());
+  if (run.ok()) {
+    (void)store_.FinishRun(*run, store::RunOutcome::kFailed, {}, message, clock_.Now());
+  }
+}
+
+}  // namespace flotilla::controller

@@ -1,0 +1,151 @@
+#pragma once
+
+// The controller: one reconcile pass, and what the loop keeps between passes (DESIGN section 6).
+//
+//   Sync      fetch the source; load and validate a new revision. A revision that cannot be
+//             fetched, loaded or validated (or has no manifests at all) is recorded as failed or
+//             rejected, and the last applied revision stays in force, with deletions held back
+//             ("fail static") until a good revision arrives.
+//   Prepare   observe every host (each with its own deadline), recover what a previous process
+//             left unfinished (adopt VMs whose create completed, finish replaces, collect
+//             creates to resume), and plan.
+//   Execute   sweep temporary VMs of creates that will not be resumed, run the plan through the
+//             executor, and record the run.
+//
+// Thread-safety: Sync and Prepare are called from one thread (the loop's); Execute may run on
+// another thread while the loop calls Sync, never while it calls Prepare.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "providers/registry.h"
+#include "providers/secrets.h"
+#include "reconciler/executor/executor.h"
+#include "reconciler/manifest/loader.h"
+#include "reconciler/model/clock.h"
+#include "reconciler/model/plan.h"
+#include "reconciler/planner/placement.h"
+#include "reconciler/store/store.h"
+
+namespace flotilla::controller {
+
+// Where desired state comes from: a Git repository in production, anything in tests.
+class DesiredSource {
+ public:
+  virtual ~DesiredSource() = default;
+  // Fetches (if remote) and returns the commit to apply: the branch tip or the pinned revision.
+  virtual Result<std::string> Poll() = 0;
+  // The manifests at `sha`; problems inside files are diagnostics.
+  virtual Result<manifest::LoadResult> Load(const std::string& sha) = 0;
+  // For messages: the repository and branch, without credentials.
+  virtual std::string Describe() const = 0;
+};
+
+struct ControllerOptions {
+  std::vector<std::string> pools;  // --pools: only these pools (and their VMSets); empty: all
+  planner::PlannerOptions planner;   // deletion budget, host_lost_after, ...
+  executor::ExecutorOptions executor;
+  std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // per observation
+  uint32_t observe_concurrency = 32;
+  std::string secrets_dir;
+};
+
+// What the last Sync decided.
+struct SyncResult {
+  std::string sha;           // the revision in force; empty when none could ever be loaded
+  bool changed = false;      // a new revision came into force
+  bool fail_static = false;  // the newest revision could not be used; deletions are held
+  std::string problem;       // why, when fail_static or when nothing is in force
+};
+
+// Everything a pass decided before acting on it.
+struct Prepared {
+  std::string sha;
+  Desired desired;
+  Observed observed;
+  Ledger ledger;
+  Plan plan;
+  bool fail_static = false;
+  std::string problem;
+  std::map<std::string, providers::PendingCreate> resume;  // by "<vm>@<host>"
+  size_t recovered = 0;  // unfinished actions of an earlier process that were settled
+};
+
+struct PassResult {
+  int64_t run_id = 0;
+  store::RunOutcome outcome = store::RunOutcome::kSucceeded;
+  executor::Report report;
+  std::string message;
+};
+
+class Controller {
+ public:
+  // `store`, `source`, `registry`, `clock` and `logger` must outlive the controller.
+  Controller(ControllerOptions options, store::Store& store, DesiredSource& source,
+             const providers::ProviderRegistry& registry, const Clock& clock,
+             std::shared_ptr<spdlog::logger> logger);
+  ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // Fetches and, if the revision changed, loads and validates it (see above). Never fails: a
+  // problem is recorded and reported in the result.
+  SyncResult Sync();
+
+  // Observes, recovers and plans against the revision in force. Fails only when no revision
+  // is in force or the store cannot be read.
+  Result<Prepared> Prepare();
+
+  // Runs the plan and records the run (trigger: "apply", "timer", "change", "manual", ...).
+  // `progress` may be null.
+  PassResult Execute(const Prepared& prepared, std::string_view trigger,
+                     executor::Progress* progress, std::stop_token stop);
+
+  // Records a run that could not get as far as executing (no revision, observation failed).
+  void RecordFailedRun(std::string_view trigger, std::string_view message);
+
+  const SyncResult& last_sync() const { return sync_; }
+
+ private:
+  struct PoolProvider;
+
+  Result<Observed> Observe(const Desired& desired);
+  // Settles unfinished actions of an earlier process; fills `prepared.resume`.
+  Status Recover(Prepared& prepared);
+  // Deletes temporary VMs of creates that this plan does not resume.
+  void Sweep(const Prepared& prepared);
+  Result<providers::Provider*> ProviderFor(const HostPool& pool);
+  executor::Fleet FleetFor(const Desired& desired);
+  Desired Filter(const Desired& desired) const;
+  bool InScope(const std::string& pool) const;
+  void Event(std::string_view level, std::string_view kind, std::string_view subject,
+             std::string_view message);
+
+  ControllerOptions options_;
+  store::Store& store_;
+  DesiredSource& source_;
+  const providers::ProviderRegistry& registry_;
+  const Clock& clock_;
+  std::shared_ptr<spdlog::logger> logger_;
+  providers::FileSecretSource secrets_;
+
+  std::optional<std::string> current_sha_;  // the revision in force
+  Desired current_;                         // its desired state (filtered to the pools)
+  std::string newest_problem_sha_;          // a revision already rejected: not recorded again
+  SyncResult sync_;
+  std::map<std::string, std::unique_ptr<PoolProvider>> providers_;  // by pool
+  // When this process first tried to observe each host: host loss counts from here at the
+  // earliest (the grace after start).
+  std::map<std::string, std::chrono::system_clock::time_point> first_observed_;
+  // Creates cancelled by this process (superseded or shut down), to resume or sweep.
+  std::map<std::string, providers::PendingCreate> cancelled_creates_;
+};
+
+}  // namespace flotilla::controller
