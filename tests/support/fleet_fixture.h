@@ -1,0 +1,175 @@
+#pragma once
+
+// A whole fleet on loopback for converge tests and benchmarks: flotilla-hostsim serving N hosts
+// (sim-000, sim-001, ...) on one port, a local Git repository of manifests, a secrets folder
+// with the hosts' API key and a catalog connection, and a flotilla.yaml pointing at all of it,
+// in one scratch folder. Commands run the real `flotilla` binary.
+//
+// REQUIRES: FLOTILLA_BIN and FLOTILLA_HOSTSIM_BIN compile definitions.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "reconciler/model/text.h"
+#include "tests/integration/hostsim.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/process.h"
+#include "tests/support/shell.h"
+
+namespace flotilla::testing {
+
+inline constexpr const char* kFleetApiKey = "FLEET:fixture-secret-7";
+
+struct FleetOptions {
+  int hosts = 3;
+  std::vector<std::string> sim_flags;  // added to flotilla-hostsim's
+  uint32_t max_vms = 4;                // the pool's defaults.maxVMs
+  std::string config_extra;            // appended to flotilla.yaml (top-level YAML)
+  std::string reconcile_extra;         // added inside `reconcile:` (e.g. "maxAttempts: 6")
+};
+
+class FleetFixture {
+ public:
+  explicit FleetFixture(FleetOptions options = {}) : options_(std::move(options)) {
+    std::vector<std::string> flags = {"--hosts", std::to_string(options_.hosts), "--api-key",
+                                      kFleetApiKey, "--offline-hang", "1s"};
+    flags.insert(flags.end(), options_.sim_flags.begin(), options_.sim_flags.end());
+    sim_ = std::make_unique<Hostsim>(flags);
+    fs::create_directories(repo());
+    fs::create_directories(dir() / "secrets/sims");
+    fs::create_directories(dir() / "secrets/catalog");
+    std::ofstream(dir() / "secrets/sims/apiKey") << EncodeBase64(kFleetApiKey) << "\n";
+    std::ofstream(dir() / "secrets/catalog/connection") << "host=reader:pw@catalog.example:443\n";
+    Sh("git -C " + repo().string() + " init -q -b main");
+    WriteManifest("pool.yaml", PoolYaml());
+    WriteConfig();
+  }
+
+  bool ready() const { return sim_->ready(); }
+  Hostsim& sim() { return *sim_; }
+  const fs::path& dir() const { return scratch_.path(); }
+  fs::path repo() const { return dir() / "fleet"; }
+  fs::path config() const { return dir() / "flotilla.yaml"; }
+  fs::path state_dir() const { return dir() / "state"; }
+  fs::path store_path() const { return state_dir() / "flotilla.db"; }
+  std::string host(int i) const {
+    char name[16];
+    std::snprintf(name, sizeof name, "sim-%03d", i);
+    return name;
+  }
+
+  // The HostPool `sims` with every host, and maxVMs from the options.
+  std::string PoolYaml(const std::string& extra_host_fields = "") const {
+    std::string yaml =
+        "apiVersion: flotilla.dev/v1\nkind: HostPool\nmetadata: {name: sims}\nspec:\n"
+        "  credentialsRef: sims\n  catalog: {connectionRef: catalog}\n"
+        "  defaults: {maxVMs: " +
+        std::to_string(options_.max_vms) + "}\n  hosts:\n";
+    for (int i = 0; i < options_.hosts; ++i) {
+      yaml += "    - {name: " + host(i) + ", address: \"" + sim_->address(host(i)) + "\"" +
+              extra_host_fields + "}\n";
+    }
+    return yaml;
+  }
+
+  // A Linux VMSet of the pool; `extra_spec` lines go under spec (2-space indented), e.g.
+  // "  prune: true\n"; `image` and `cpu` change the template.
+  static std::string VmSetYaml(const std::string& name, int replicas,
+                               const std::string& extra_spec = "  prune: true\n",
+                               const std::string& image = "catalog://LINUX/v1", int cpu = 2) {
+    return "apiVersion: flotilla.dev/v1\nkind: VMSet\nmetadata: {name: " + name +
+           "}\nspec:\n  pool: sims\n  replicas: " + std::to_string(replicas) + "\n" + extra_spec +
+           "  template: {image: \"" + image + "\", os: linux, arch: arm64, cpu: " +
+           std::to_string(cpu) + ", memory: 2Gi}\n";
+  }
+
+  void WriteManifest(const std::string& name, const std::string& content) {
+    std::ofstream(repo() / name) << content;
+  }
+  void RemoveManifest(const std::string& name) { fs::remove(repo() / name); }
+
+  // Commits everything in the repository; returns the new commit's SHA.
+  std::string Commit(const std::string& message) {
+    Sh("git -C " + repo().string() + " add -A");
+    Sh("git -C " + repo().string() +
+       " -c user.email=t@example.com -c user.name=test commit -q --allow-empty -m '" + message +
+       "'");
+    std::string sha = Sh("git -C " + repo().string() + " rev-parse HEAD");
+    while (!sha.empty() && (sha.back() == '\n' || sha.back() == ' ')) {
+      sha.pop_back();
+    }
+    return sha;
+  }
+
+  void WriteConfig(const std::string& source_url = "") {
+    std::ofstream(config()) << "source: {url: \""
+                            << (source_url.empty() ? repo().string() : source_url)
+                            << "\", branch: main, interval: 1s}\n"
+                            << "stateDir: \"" << state_dir().string() << "\"\n"
+                            << "secretsDir: \"" << (dir() / "secrets").string() << "\"\n"
+                            << "reconcile:\n  resyncInterval: 2s\n  hostTimeout: 5s\n"
+                            << (options_.reconcile_extra.empty()
+                                    ? ""
+                                    : "  " + options_.reconcile_extra + "\n")
+                            << options_.config_extra;
+  }
+
+  // Runs `flotilla <args> --config <config>` to completion.
+  Outcome Flotilla(const std::string& args) {
+    return RunCommand("NO_COLOR=1 " FLOTILLA_BIN " " + args + " --config " + config().string(),
+                      dir());
+  }
+  Outcome Apply(const std::string& extra = "") { return Flotilla("apply --yes " + extra); }
+
+  // Starts `flotilla run` (stdout and stderr to files in the scratch folder).
+  std::unique_ptr<Process> StartLoop(const std::string& extra = "") {
+    std::vector<std::string> argv = {"/bin/sh", "-c",
+                                     "exec " FLOTILLA_BIN " run --config " + config().string() +
+                                         " " + extra + " >" + (dir() / "run.out").string() +
+                                         " 2>" + (dir() / "run.err").string()};
+    return std::make_unique<Process>(argv);
+  }
+  std::string LoopLog() const { return Slurp(dir() / "run.err"); }
+
+  // VM name -> state on one host, through the DevOps API the provider uses.
+  std::map<std::string, std::string> Vms(int host_index) {
+    httplib::Client client(sim_->origin());
+    httplib::Headers headers = {{"X-Api-Key", EncodeBase64(kFleetApiKey)}};
+    auto result = client.Get("/h/" + host(host_index) + "/api/v1/machines", headers);
+    std::map<std::string, std::string> vms;
+    if (!result || result->status != 200) {
+      ADD_FAILURE() << "cannot list VMs of " << host(host_index);
+      return vms;
+    }
+    for (const auto& vm : nlohmann::json::parse(result->body)) {
+      vms[vm.value("Name", "")] = vm.value("State", "");
+    }
+    return vms;
+  }
+
+  // Every VM name with the hosts holding it, across all hosts.
+  std::map<std::string, std::vector<std::string>> AllVms() {
+    std::map<std::string, std::vector<std::string>> all;
+    for (int i = 0; i < options_.hosts; ++i) {
+      for (const auto& [name, state] : Vms(i)) {
+        all[name].push_back(host(i));
+      }
+    }
+    return all;
+  }
+
+ private:
+  FleetOptions options_;
+  ScratchDir scratch_;
+  std::unique_ptr<Hostsim> sim_;
+};
+
+}  // namespace flotilla::testing
