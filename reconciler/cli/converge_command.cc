@@ -540,7 +540,7 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
                                   {"outcome", store::ToString(r.outcome)},
                                   {"reason", r.reason}});
     }
-    context.out << doc.dump(2) << "\n";
+    context.out << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return 0;
   }
   context.out << "RUN    STARTED               TRIGGER   REVISION  OUTCOME    ACTIONS  "
@@ -618,7 +618,7 @@ int RunStatus(const StatusOptions& options, const Context& context) {
                                            {"outcome", store::ToString(runs->front().outcome)},
                                            {"started_at", FormatTime(runs->front().started_at)},
                                            {"message", runs->front().message}})}};
-    context.out << doc.dump(2) << "\n";
+    context.out << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return 0;
   }
   context.out << "Revision in force: "

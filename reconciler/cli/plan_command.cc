@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
 #include "reconciler/planner/planner.h"
+#include "reconciler/store/store.h"
 
 namespace flotilla::cli {
 namespace {
@@ -92,8 +94,9 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
       "plan",
       "Desired state (a folder of manifests, or a revision with --repo) against the live hosts,\n"
       "observed through their providers. Changes nothing.\n"
-      "Until the store exists (flotilla run), VMs that carry a desired name are taken as\n"
-      "Flotilla's own.\n"
+      "With --config, VMs are judged against the store's ledger (<stateDir>/flotilla.db), as\n"
+      "apply and run do; before anything was applied, VMs that carry a desired name are taken\n"
+      "as Flotilla's own. Save a plan with --out and apply exactly it with 'apply --plan'.\n"
       "Exit status: 0 no changes, 2 changes, 1 error.");
   cmd->add_option("--config", options.config,
                   "Reconciler configuration (flotilla.yaml): the fleet repository (source), "
@@ -133,6 +136,7 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   manifest::ManifestLoader loader(*validator);
   PlanOptions effective = options;
   planner::PlannerOptions planner_options;
+  std::string state_dir;
   if (!options.config.empty()) {
     manifest::Diagnostics diagnostics;
     Result<manifest::ReconcilerConfig> config =
@@ -160,6 +164,7 @@ int RunPlan(const PlanOptions& options, const Context& context) {
           config->source.revision.empty() ? config->source.branch : config->source.revision;
       effective.repo_path = config->source.path;
     }
+    state_dir = config->state_dir;
     planner_options.host_lost_after =
         std::chrono::duration_cast<std::chrono::seconds>(config->reconcile.host_lost_after);
     planner_options.max_deletions = config->reconcile.max_deletions;
@@ -198,8 +203,21 @@ int RunPlan(const PlanOptions& options, const Context& context) {
     planner_options.max_deletions = options.max_deletions;
   }
   planner_options.allow_empty = options.allow_empty;
-  planner_options.adopt_unowned = true;  // no ledger yet: desired names are ours
-  const Plan plan = planner::ComputePlan(loaded->desired, *observed, Ledger{}, planner_options,
+  // With a configuration whose store exists, plan against what Flotilla owns (as apply does);
+  // without one, desired names are taken as Flotilla's own (nothing else is known).
+  Ledger ledger;
+  const std::string store_path = (std::filesystem::path(state_dir) / "flotilla.db").string();
+  if (!state_dir.empty() && std::filesystem::exists(store_path)) {
+    Result<std::unique_ptr<store::Store>> store = store::Store::Open(store_path);
+    Result<Ledger> owned = store.ok() ? (*store)->LoadLedger() : Result<Ledger>(store.status());
+    if (!owned.ok()) {
+      context.err << "flotilla: " << owned.status().message() << "\n";
+      return 1;
+    }
+    ledger = std::move(*owned);
+  }
+  planner_options.adopt_unowned = ledger.entries.empty();
+  const Plan plan = planner::ComputePlan(loaded->desired, *observed, ledger, planner_options,
                                          std::chrono::system_clock::now());
   if (!EmitPlan(plan, options.format, options.out, "", context)) {
     return 1;

@@ -175,7 +175,8 @@ std::string RenderInventoryJson(const Inventory& inventory) {
               {"hosts", std::move(hosts)},
               {"ledger", std::move(ledger)},
               {"vmset_prune", std::move(prune)}};
-  return doc.dump(2) + "\n";
+  // Host-reported text may not be UTF-8: replace bad bytes rather than throw.
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 Result<Inventory> ParseInventoryJson(std::string_view text) {

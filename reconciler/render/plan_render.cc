@@ -226,7 +226,7 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
     findings.push_back(std::move(finding));
   }
   doc["findings"] = std::move(findings);
-  return doc.dump(2) + "\n";
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string RenderPlanMarkdown(const Plan& plan, const RenderOptions& options) {

@@ -67,6 +67,30 @@ TEST_F(ConfigFileTest, DefaultsAndValues) {
   EXPECT_EQ(percent->reconcile.max_deletions_percent, 25u);
 }
 
+TEST_F(ConfigFileTest, ExecutorTimeoutsAndRetention) {
+  Result<ReconcilerConfig> defaults = Load("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->reconcile.create_timeout, milliseconds{30 * 60'000});
+  EXPECT_EQ(defaults->reconcile.max_attempts, 4u);
+  EXPECT_EQ(defaults->store.retain_runs, 1000u);
+
+  Result<ReconcilerConfig> config =
+      Load("reconcile: {hostTimeout: 3s, createTimeout: 1h, actionTimeout: 90s,\n"
+           "            shutdownTimeout: 10s, maxAttempts: 7}\n"
+           "store: {retainRuns: 50, retainEvents: 0}\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->reconcile.host_timeout, milliseconds{3'000});
+  EXPECT_EQ(config->reconcile.create_timeout, milliseconds{3'600'000});
+  EXPECT_EQ(config->reconcile.action_timeout, milliseconds{90'000});
+  EXPECT_EQ(config->reconcile.shutdown_timeout, milliseconds{10'000});
+  EXPECT_EQ(config->reconcile.max_attempts, 7u);
+  EXPECT_EQ(config->store.retain_runs, 50u);
+  EXPECT_EQ(config->store.retain_events, 0u);
+
+  EXPECT_FALSE(Load("reconcile: {maxAttempts: 0}\n").ok());
+  EXPECT_FALSE(Load("store: {retainRuns: -1}\n").ok());
+}
+
 TEST_F(ConfigFileTest, MistakesAreLocated) {
   EXPECT_FALSE(Load("reconcile: {hostLostAfter: soon}\n").ok());
   ASSERT_FALSE(diagnostics_.empty());
