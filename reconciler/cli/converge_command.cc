@@ -126,9 +126,9 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
     return lock.status();
   }
   engine->lock = std::move(*lock);
-  Result<std::unique_ptr<store::Store>> store = store::Store::Open(
-      StorePath(c), store::StoreOptions{.retain_runs = c.store.retain_runs,
-                                        .retain_events = c.store.retain_events});
+  Result<std::unique_ptr<store::Store>> store =
+      store::Store::Open(StorePath(c), store::StoreOptions{.retain_runs = c.store.retain_runs,
+                                                           .retain_events = c.store.retain_events});
   if (!store.ok()) {
     return store.status();
   }
@@ -136,9 +136,10 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
   Result<int64_t> stale = engine->store->CloseStaleRuns(
       "the process running it stopped before it finished", engine->clock.Now());
   if (stale.ok() && *stale > 0) {
-    context.log->warn("{} run(s) of an earlier process did not finish; their unfinished "
-                      "actions are settled against the hosts",
-                      *stale);
+    context.log->warn(
+        "{} run(s) of an earlier process did not finish; their unfinished "
+        "actions are settled against the hosts",
+        *stale);
   }
   engine->loader = std::make_unique<manifest::ManifestLoader>(*validator);
   Result<std::unique_ptr<controller::GitDesiredSource>> source =
@@ -160,9 +161,9 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
   options.executor.create_timeout = c.reconcile.create_timeout;
   options.executor.action_timeout = c.reconcile.action_timeout;
   options.executor.max_attempts = c.reconcile.max_attempts;
-  engine->controller = std::make_unique<controller::Controller>(
-      std::move(options), *engine->store, *engine->source, context.providers, engine->clock,
-      context.log);
+  engine->controller =
+      std::make_unique<controller::Controller>(std::move(options), *engine->store, *engine->source,
+                                               context.providers, engine->clock, context.log);
   return engine;
 }
 
@@ -475,13 +476,11 @@ int RunLoop(const RunOptions& options, const Context& context) {
       loop->Stop();
     }
   }
-  context.log->info("flotilla run: {} every {} s, hosts every {} s, store {}",
-                    (*engine)->source->Describe(),
-                    std::chrono::duration_cast<std::chrono::seconds>(config.source.interval).count(),
-                    std::chrono::duration_cast<std::chrono::seconds>(
-                        config.reconcile.resync_interval)
-                        .count(),
-                    StorePath(config));
+  context.log->info(
+      "flotilla run: {} every {} s, hosts every {} s, store {}", (*engine)->source->Describe(),
+      std::chrono::duration_cast<std::chrono::seconds>(config.source.interval).count(),
+      std::chrono::duration_cast<std::chrono::seconds>(config.reconcile.resync_interval).count(),
+      StorePath(config));
   const bool drained = loop->Run();
   if (!drained) {
     // Threads are still inside provider calls; their rows stay `running` and the next start
@@ -547,12 +546,11 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
                  "MESSAGE\n";
   for (const store::RunRecord& r : *runs) {
     char line[160];
-    std::snprintf(line, sizeof line, "%-6lld %-21s %-9s %-9s %-10s %-8s ",
-                  static_cast<long long>(r.id), FormatTime(r.started_at).c_str(),
-                  r.trigger.c_str(), Short(r.revision).c_str(),
-                  std::string(store::ToString(r.outcome)).c_str(),
-                  (std::to_string(r.counts.succeeded) + "/" + std::to_string(r.counts.planned))
-                      .c_str());
+    std::snprintf(
+        line, sizeof line, "%-6lld %-21s %-9s %-9s %-10s %-8s ", static_cast<long long>(r.id),
+        FormatTime(r.started_at).c_str(), r.trigger.c_str(), Short(r.revision).c_str(),
+        std::string(store::ToString(r.outcome)).c_str(),
+        (std::to_string(r.counts.succeeded) + "/" + std::to_string(r.counts.planned)).c_str());
     context.out << line << r.message << "\n";
   }
   context.out << "\nREVISION  ATTEMPTED             OUTCOME   REASON\n";

@@ -182,8 +182,8 @@ SyncResult Controller::Sync() {
                                  : std::string("no revision in force"));
       (void)store_.RecordRevision(store::RevisionRecord{
           .sha = sha, .attempted_at = clock_.Now(), .outcome = outcome, .reason = problem});
-      Event("warn", outcome == store::RevisionOutcome::kRejected ? "revision-rejected"
-                                                                 : "fetch-failed",
+      Event("warn",
+            outcome == store::RevisionOutcome::kRejected ? "revision-rejected" : "fetch-failed",
             sha, problem);
     }
     result.fail_static = true;
@@ -243,9 +243,8 @@ Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
   }
   auto entry = std::make_unique<PoolProvider>();
   entry->pool = std::make_unique<HostPool>(pool);
-  Result<std::unique_ptr<providers::Provider>> built =
-      registry_.Build(providers::ProviderContext{
-          .pool = *entry->pool, .secrets = secrets_, .logger = logger_, .clock = clock_});
+  Result<std::unique_ptr<providers::Provider>> built = registry_.Build(providers::ProviderContext{
+      .pool = *entry->pool, .secrets = secrets_, .logger = logger_, .clock = clock_});
   if (!built.ok()) {
     return built.status();
   }
@@ -311,8 +310,7 @@ Result<Observed> Controller::Observe(const Desired& desired) {
       Status status = Status::Unavailable(job.error);
       if (job.provider != nullptr) {
         providers::HostObservation o = job.provider->Observe(
-            providers::HostRef{
-                .pool = host.pool, .name = host.name, .address = job.host->address},
+            providers::HostRef{.pool = host.pool, .name = host.name, .address = job.host->address},
             providers::DeadlineIn(options_.host_timeout));
         status = o.status;
         host.facts = std::move(o.facts);
@@ -341,8 +339,8 @@ Result<Observed> Controller::Observe(const Desired& desired) {
   };
   {
     std::vector<std::jthread> workers;
-    const size_t count = std::min<size_t>(std::max<uint32_t>(options_.observe_concurrency, 1),
-                                          jobs.size());
+    const size_t count =
+        std::min<size_t>(std::max<uint32_t>(options_.observe_concurrency, 1), jobs.size());
     for (size_t t = 0; t < count; ++t) {
       workers.emplace_back(work);
     }
@@ -394,9 +392,8 @@ Status Controller::Recover(Prepared& prepared) {
     if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
       if (vm == nullptr) {
         if (!a.pending_temp_name.empty()) {
-          prepared.resume[ResumeKey(a.vm, a.host)] =
-              providers::PendingCreate{.temp_name = a.pending_temp_name,
-                                       .job_id = a.pending_job_id};
+          prepared.resume[ResumeKey(a.vm, a.host)] = providers::PendingCreate{
+              .temp_name = a.pending_temp_name, .job_id = a.pending_job_id};
         }
         settle(a, store::ActionState::kAbandoned,
                "interrupted; " + std::string(a.pending_temp_name.empty()
@@ -501,8 +498,7 @@ Result<Prepared> Controller::Prepare() {
     return s;
   }
   // Only this loop's pools: other shards' VMs are theirs.
-  std::erase_if(prepared.ledger.entries,
-                [&](const LedgerEntry& e) { return !InScope(e.pool); });
+  std::erase_if(prepared.ledger.entries, [&](const LedgerEntry& e) { return !InScope(e.pool); });
   planner::PlannerOptions planner_options = options_.planner;
   // A store that owns nothing has lost its memory (or is new): desired names are taken as ours
   // rather than reported as conflicts (DESIGN section 3).
@@ -512,10 +508,11 @@ Result<Prepared> Controller::Prepare() {
   }
   prepared.plan = planner::ComputePlan(prepared.desired, prepared.observed, prepared.ledger,
                                        planner_options, clock_.Now());
+  prepared.leftovers = Leftovers(prepared);
   return prepared;
 }
 
-void Controller::Sweep(const Prepared& prepared) {
+std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared& prepared) const {
   auto ours = [&](const std::string& vm) {
     if (const LedgerEntry* entry = prepared.ledger.Find(vm)) {
       return InScope(entry->pool);
@@ -523,33 +520,43 @@ void Controller::Sweep(const Prepared& prepared) {
     return std::any_of(prepared.desired.sets.begin(), prepared.desired.sets.end(),
                        [&](const VMSet& set) { return vm.starts_with(set.meta.name + "-"); });
   };
+  std::vector<std::pair<std::string, VmInfo>> leftovers;
   for (const auto& [name, host] : prepared.observed.hosts) {
     if (!host.online) {
       continue;
     }
     for (const VmInfo& vm : host.vms) {
-      if (vm.pending_create_for.empty() || !ours(vm.pending_create_for) ||
-          CreatesOn(prepared.plan, vm.pending_create_for, name)) {
-        continue;
+      // Temporary names ("<name>.flotilla-<nonce>") are Flotilla's by construction: manifest
+      // names never contain '.'. Only this loop's VM sets are looked at.
+      if (!vm.pending_create_for.empty() && ours(vm.pending_create_for) &&
+          !CreatesOn(prepared.plan, vm.pending_create_for, name)) {
+        leftovers.emplace_back(name, vm);
       }
-      const HostPool* pool = prepared.desired.FindPool(host.pool);
-      if (pool == nullptr) {
-        continue;
-      }
-      Result<providers::Provider*> provider = ProviderFor(*pool);
-      auto spec = std::find_if(pool->hosts.begin(), pool->hosts.end(),
-                               [&](const HostSpec& h) { return h.name == name; });
-      if (!provider.ok() || spec == pool->hosts.end()) {
-        continue;
-      }
-      logger_->info("host {}: deleting {}, left by an unfinished create of {}", name, vm.name,
-                    vm.pending_create_for);
-      Status deleted = (*provider)->Delete(
-          providers::HostRef{.pool = host.pool, .name = name, .address = spec->address}, vm.id,
-          providers::DeadlineIn(options_.executor.action_timeout));
-      if (!deleted.ok()) {
-        logger_->warn("host {}: could not delete {}: {}", name, vm.name, deleted.ToString());
-      }
+    }
+  }
+  return leftovers;
+}
+
+void Controller::Sweep(const Prepared& prepared) {
+  for (const auto& [name, vm] : prepared.leftovers) {
+    const ObservedHost* host = prepared.observed.FindHost(name);
+    const HostPool* pool = host == nullptr ? nullptr : prepared.desired.FindPool(host->pool);
+    if (pool == nullptr) {
+      continue;
+    }
+    Result<providers::Provider*> provider = ProviderFor(*pool);
+    auto spec = std::find_if(pool->hosts.begin(), pool->hosts.end(),
+                             [&](const HostSpec& h) { return h.name == name; });
+    if (!provider.ok() || spec == pool->hosts.end()) {
+      continue;
+    }
+    logger_->info("host {}: deleting {}, left by an unfinished create of {}", name, vm.name,
+                  vm.pending_create_for);
+    Status deleted = (*provider)->Delete(
+        providers::HostRef{.pool = host->pool, .name = name, .address = spec->address}, vm.id,
+        providers::DeadlineIn(options_.executor.action_timeout));
+    if (!deleted.ok()) {
+      logger_->warn("host {}: could not delete {}: {}", name, vm.name, deleted.ToString());
     }
   }
 }
@@ -565,8 +572,8 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     return result;
   }
   result.run_id = *run;
+  Sweep(prepared);
   if (!prepared.plan.actions.empty()) {
-    Sweep(prepared);
     const executor::Fleet fleet = FleetFor(prepared.desired);
     StoreJournal journal(store_, result.run_id, clock_, logger_);
     executor::Context context{.fleet = &fleet,
@@ -594,7 +601,7 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
                           .failed = static_cast<int64_t>(report.failed),
                           .abandoned = static_cast<int64_t>(report.abandoned),
                           .findings = static_cast<int64_t>(prepared.plan.findings.size())};
-  result.outcome = report.cancelled ? store::RunOutcome::kCancelled
+  result.outcome = report.cancelled                              ? store::RunOutcome::kCancelled
                    : (report.failed > 0 || report.abandoned > 0) ? store::RunOutcome::kPartial
                                                                  : store::RunOutcome::kSucceeded;
   result.message = std::to_string(report.succeeded) + " of " +
@@ -608,8 +615,8 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   if (prepared.fail_static) {
     result.message += "; " + prepared.problem + " (deletions held back)";
   }
-  if (Status s = store_.FinishRun(result.run_id, result.outcome, counts, result.message,
-                                  clock_.Now());
+  if (Status s =
+          store_.FinishRun(result.run_id, result.outcome, counts, result.message, clock_.Now());
       !s.ok()) {
     logger_->error("store: {}", s.ToString());
   }

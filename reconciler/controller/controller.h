@@ -49,8 +49,8 @@ class DesiredSource {
 };
 
 struct ControllerOptions {
-  std::vector<std::string> pools;  // --pools: only these pools (and their VMSets); empty: all
-  planner::PlannerOptions planner;   // deletion budget, host_lost_after, ...
+  std::vector<std::string> pools;   // --pools: only these pools (and their VMSets); empty: all
+  planner::PlannerOptions planner;  // deletion budget, host_lost_after, ...
   executor::ExecutorOptions executor;
   std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // per observation
   uint32_t observe_concurrency = 32;
@@ -76,6 +76,11 @@ struct Prepared {
   std::string problem;
   std::map<std::string, providers::PendingCreate> resume;  // by "<vm>@<host>"
   size_t recovered = 0;  // unfinished actions of an earlier process that were settled
+  // Temporary VMs of creates that this plan will not resume: Execute deletes them.
+  std::vector<std::pair<std::string, VmInfo>> leftovers;  // (host, VM)
+
+  // Execute has something to do.
+  bool HasWork() const { return !plan.actions.empty() || !leftovers.empty(); }
 };
 
 struct PassResult {
@@ -119,7 +124,9 @@ class Controller {
   Result<Observed> Observe(const Desired& desired);
   // Settles unfinished actions of an earlier process; fills `prepared.resume`.
   Status Recover(Prepared& prepared);
-  // Deletes temporary VMs of creates that this plan does not resume.
+  // Temporary VMs of creates that this plan does not resume.
+  std::vector<std::pair<std::string, VmInfo>> Leftovers(const Prepared& prepared) const;
+  // Deletes them.
   void Sweep(const Prepared& prepared);
   Result<providers::Provider*> ProviderFor(const HostPool& pool);
   executor::Fleet FleetFor(const Desired& desired);

@@ -32,10 +32,11 @@ Result<std::unique_ptr<GitDesiredSource>> GitDesiredSource::Open(
   if (!git.ok()) {
     return git.status();
   }
-  std::string description = url->redacted + " (" +
-                            (config.source.revision.empty() ? "branch " + config.source.branch
-                                                            : "revision " + config.source.revision) +
-                            (config.source.path.empty() ? "" : ", path " + config.source.path) + ")";
+  std::string description =
+      url->redacted + " (" +
+      (config.source.revision.empty() ? "branch " + config.source.branch
+                                      : "revision " + config.source.revision) +
+      (config.source.path.empty() ? "" : ", path " + config.source.path) + ")";
   return std::unique_ptr<GitDesiredSource>(
       new GitDesiredSource(config, loader, std::move(*git), std::move(description)));
 }

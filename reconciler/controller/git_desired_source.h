@@ -24,8 +24,7 @@ class GitDesiredSource final : public DesiredSource {
   std::string Describe() const override { return description_; }
 
  private:
-  GitDesiredSource(const manifest::ReconcilerConfig& config,
-                   const manifest::ManifestLoader& loader,
+  GitDesiredSource(const manifest::ReconcilerConfig& config, const manifest::ManifestLoader& loader,
                    std::unique_ptr<source::GitSource> git, std::string description)
       : source_(config.source),
         loader_(loader),

@@ -88,7 +88,7 @@ bool Loop::Run() {
         }
         ++passes_;
         cv_.notify_all();
-      } else if (prepared->plan.actions.empty() && !explicit_pass) {
+      } else if (!prepared->HasWork() && !explicit_pass) {
         logger_->debug("in sync at {}", prepared->sha.substr(0, 12));
         ++passes_;
         cv_.notify_all();
@@ -98,9 +98,9 @@ bool Loop::Run() {
         }
         executing_ = true;
         execution_stop_ = std::stop_source();
-        execution_ = std::thread(
-            [this, reason, token = execution_stop_.get_token(),
-             pass = std::make_shared<Prepared>(std::move(*prepared))]() mutable {
+        execution_ =
+            std::thread([this, reason, token = execution_stop_.get_token(),
+                         pass = std::make_shared<Prepared>(std::move(*prepared))]() mutable {
               const PassResult result =
                   controller_.Execute(*pass, reason, progress_, std::move(token));
               logger_->info("run {} ({}): {}: {}", result.run_id, reason,
@@ -115,22 +115,20 @@ bool Loop::Run() {
     }
     const uint64_t seen = passes_;
     const auto wake = executing_ ? next_fetch : std::min(next_fetch, next_resync);
-    cv_.wait_until(lock, wake, [&] {
-      return stopping_ || trigger_.has_value() || passes_ != seen;
-    });
+    cv_.wait_until(lock, wake,
+                   [&] { return stopping_ || trigger_.has_value() || passes_ != seen; });
   }
   // Shutting down: the pass under way was cancelled in Stop(); give its actions time to end.
-  const bool drained =
-      cv_.wait_for(lock, options_.shutdown_timeout, [&] { return !executing_; });
+  const bool drained = cv_.wait_for(lock, options_.shutdown_timeout, [&] { return !executing_; });
   lock.unlock();
   if (drained) {
     if (execution_.joinable()) {
       execution_.join();
     }
   } else {
-    logger_->error("actions still running after {} s; leaving them to the next start",
-                   std::chrono::duration_cast<std::chrono::seconds>(options_.shutdown_timeout)
-                       .count());
+    logger_->error(
+        "actions still running after {} s; leaving them to the next start",
+        std::chrono::duration_cast<std::chrono::seconds>(options_.shutdown_timeout).count());
     execution_.detach();
   }
   return drained;

@@ -1,0 +1,403 @@
+// The controller with a real SQLite store, the in-memory FakeProvider and a scripted source:
+// recovery after a crash, fail static, host-loss grace and the record it keeps.
+
+#include "reconciler/controller/controller.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "providers/fake_provider.h"
+#include "reconciler/model/template_hash.h"
+#include "tests/support/process.h"
+
+namespace flotilla::controller {
+namespace {
+
+using providers::FakeProvider;
+using std::chrono::minutes;
+
+// Revisions by SHA; Poll answers `tip` (or `poll_error`).
+class ScriptedSource : public DesiredSource {
+ public:
+  Result<std::string> Poll() override {
+    if (!poll_error.ok()) {
+      return poll_error;
+    }
+    return tip;
+  }
+  Result<manifest::LoadResult> Load(const std::string& sha) override {
+    auto it = revisions.find(sha);
+    if (it == revisions.end()) {
+      return Status::NotFound("no revision " + sha);
+    }
+    return it->second;
+  }
+  std::string Describe() const override { return "scripted"; }
+
+  std::string tip;
+  Status poll_error;
+  std::map<std::string, manifest::LoadResult> revisions;
+};
+
+// Every pool's provider forwards to one shared FakeProvider.
+class Forwarder : public providers::Provider {
+ public:
+  explicit Forwarder(FakeProvider& fake) : fake_(fake) {}
+  std::string_view name() const override { return "fake"; }
+  providers::HostObservation Observe(const providers::HostRef& h, providers::Deadline d) override {
+    return fake_.Observe(h, d);
+  }
+  Result<providers::CreateResult> Create(const providers::HostRef& h,
+                                         const providers::CreateRequest& r,
+                                         providers::Deadline d) override {
+    return fake_.Create(h, r, d);
+  }
+  Status Configure(const providers::HostRef& h, std::string_view vm, uint32_t cpu, Quantity m,
+                   providers::Deadline d) override {
+    return fake_.Configure(h, vm, cpu, m, d);
+  }
+  Status Start(const providers::HostRef& h, std::string_view vm, providers::Deadline d) override {
+    return fake_.Start(h, vm, d);
+  }
+  Status Stop(const providers::HostRef& h, std::string_view vm, const providers::StopOptions& o,
+              providers::Deadline d) override {
+    return fake_.Stop(h, vm, o, d);
+  }
+  Status Delete(const providers::HostRef& h, std::string_view vm, providers::Deadline d) override {
+    return fake_.Delete(h, vm, d);
+  }
+  Result<providers::ExecResult> Exec(const providers::HostRef& h, std::string_view vm,
+                                     std::string_view s,
+                                     const std::map<std::string, std::string>& e,
+                                     providers::Deadline d) override {
+    return fake_.Exec(h, vm, s, e, d);
+  }
+
+ private:
+  FakeProvider& fake_;
+};
+
+class ForwarderFactory : public providers::ProviderFactory {
+ public:
+  explicit ForwarderFactory(FakeProvider& fake) : fake_(fake) {}
+  std::string_view name() const override { return "fake"; }
+  Result<std::unique_ptr<providers::Provider>> Build(
+      const providers::ProviderContext& /*context*/) const override {
+    return std::unique_ptr<providers::Provider>(std::make_unique<Forwarder>(fake_));
+  }
+
+ private:
+  FakeProvider& fake_;
+};
+
+manifest::LoadResult Fleet(uint32_t replicas, bool prune = true,
+                           std::string image = "catalog://L/1") {
+  manifest::LoadResult result;
+  HostPool pool;
+  pool.meta.name = "p";
+  pool.provider = "fake";
+  for (const char* name : {"h1", "h2"}) {
+    HostSpec host;
+    host.name = name;
+    host.address = name;
+    host.max_vms = 4;
+    pool.hosts.push_back(host);
+  }
+  VMSet set;
+  set.meta.name = "set";
+  set.pool = "p";
+  set.replicas = replicas;
+  set.prune = prune;
+  set.templ.image = std::move(image);
+  set.templ.os = GuestOs::kLinux;
+  set.templ.cpu = 2;
+  set.templ.memory = Quantity::FromBytes(uint64_t{2} << 30);
+  set.templ.state = PowerState::kStopped;
+  result.desired.pools.push_back(pool);
+  result.desired.sets.push_back(set);
+  result.documents = 2;
+  result.files = 1;
+  return result;
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  ControllerTest() {
+    fake_.AddHost("h1");
+    fake_.AddHost("h2");
+    EXPECT_TRUE(registry_.Register(std::make_unique<ForwarderFactory>(fake_)).ok());
+    store_ = std::move(*store::Store::Open((dir_.path() / "flotilla.db").string()));
+    options_.executor.initial_backoff = std::chrono::milliseconds(1);
+    options_.planner.host_lost_after = minutes(10);
+    logger_ = std::make_shared<spdlog::logger>("test");
+  }
+
+  Controller& Make() {
+    controller_ =
+        std::make_unique<Controller>(options_, *store_, source_, registry_, clock_, logger_);
+    return *controller_;
+  }
+
+  // One pass; the plan it ran.
+  Plan Pass(Controller& c) {
+    Result<Prepared> prepared = c.Prepare();
+    EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
+    if (!prepared.ok()) {
+      return {};
+    }
+    c.Execute(*prepared, "test", nullptr, {});
+    return prepared->plan;
+  }
+
+  std::vector<std::string> Names(const std::string& host) {
+    std::vector<std::string> names;
+    for (const VmInfo& vm : fake_.Vms(host)) {
+      names.push_back(vm.name);
+    }
+    return names;
+  }
+
+  store::ActionRecord Journalled(ActionKind kind, const std::string& vm, const std::string& host) {
+    const int64_t run = *store_->BeginRun("apply", "sha1", clock_.Now());
+    store::ActionRecord a{.run_id = run,
+                          .plan_action_id = 1,
+                          .kind = kind,
+                          .vm = vm,
+                          .vmset = "set",
+                          .pool = "p",
+                          .host = host,
+                          .template_hash = hash_,
+                          .state = store::ActionState::kRunning,
+                          .started_at = clock_.Now()};
+    return a;
+  }
+
+  testing::ScratchDir dir_;
+  FakeProvider fake_;
+  providers::ProviderRegistry registry_;
+  std::unique_ptr<store::Store> store_;
+  ScriptedSource source_;
+  ManualClock clock_;
+  ControllerOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<Controller> controller_;
+  std::string hash_ = TemplateHash(Fleet(1).desired.sets[0].templ);
+};
+
+TEST_F(ControllerTest, ConvergesAndRecordsTheRunTheRevisionAndTheLedger) {
+  source_.revisions["sha1"] = Fleet(3);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  EXPECT_TRUE(c.Sync().changed);
+  EXPECT_EQ(Pass(c).Count(ActionKind::kCreate), 3U);
+  EXPECT_TRUE(Pass(c).Empty());
+  Ledger ledger = *store_->LoadLedger();
+  ASSERT_EQ(ledger.entries.size(), 3U);
+  EXPECT_EQ(ledger.entries[0].template_hash, hash_);
+  EXPECT_EQ(ledger.vmset_prune.at("set"), true);
+  EXPECT_EQ((*store_->LastApplied())->sha, "sha1");
+  EXPECT_EQ(store_->Runs(0)->size(), 2U);
+}
+
+TEST_F(ControllerTest, AdoptsACreateThatFinishedBeforeACrash) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  // The last process journalled the create and died before recording its outcome.
+  ASSERT_TRUE(store_->InsertAction(Journalled(ActionKind::kCreate, "set-0", "h1")).ok());
+  ASSERT_TRUE(
+      store_
+          ->UpsertLedger(LedgerEntry{.vm = "other-0", .vmset = "other", .pool = "p", .host = "h2"},
+                         clock_.Now())
+          .ok());  // the ledger is not empty, so nothing is adopted by name alone
+  fake_.PutVm("h1", VmInfo{.id = "id-1", .name = "set-0", .state = VmState::kStopped});
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->recovered, 1U);
+  EXPECT_EQ(prepared->plan.Count(ActionKind::kCreate), 0U);
+  EXPECT_EQ(prepared->plan.Count(FindingKind::kConflict), 0U);
+  const LedgerEntry* entry = prepared->ledger.Find("set-0");
+  ASSERT_NE(entry, nullptr);
+  EXPECT_EQ(entry->provider_id, "id-1");
+  EXPECT_EQ(entry->template_hash, hash_);
+  EXPECT_TRUE(store_->UnfinishedActions()->empty());
+}
+
+TEST_F(ControllerTest, ResumesAJournalledCreateOnItsHost) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  store::ActionRecord a = Journalled(ActionKind::kCreate, "set-0", "h1");
+  a.pending_temp_name = "set-0.flotilla-abc";
+  a.pending_job_id = "job-9";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  ASSERT_TRUE(prepared->resume.contains("set-0@h1"));
+  EXPECT_EQ(prepared->resume.at("set-0@h1").job_id, "job-9");
+}
+
+TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
+  fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
+  ASSERT_TRUE(store_
+                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
+                                             .vmset = "set",
+                                             .pool = "p",
+                                             .host = "h1",
+                                             .provider_id = "old",
+                                             .template_hash = "outdated"},
+                                 clock_.Now())
+                  .ok());
+  store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
+  a.from_host = "h1";
+  a.create_first = true;
+  a.predecessor_id = "old";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_TRUE(Names("h1").empty());
+  EXPECT_EQ(prepared->ledger.Find("set-0")->host, "h2");
+  EXPECT_EQ(prepared->ledger.Find("set-0")->template_hash, hash_);
+  EXPECT_TRUE(prepared->plan.Empty());
+}
+
+TEST_F(ControllerTest, SweepsTemporaryVmsThatNoCreateResumes) {
+  source_.revisions["sha1"] = Fleet(2);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  // A create cancelled long ago left its temporary VM; nothing plans set-0 there any more.
+  fake_.PutVm("h2", VmInfo{.id = "tmp", .name = "set-0.flotilla-zz", .state = VmState::kStopped});
+  fake_.PutVm("h2", VmInfo{.id = "mine",
+                           .name = "manual.flotilla-zz",  // not ours: kept
+                           .state = VmState::kStopped});
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_TRUE(prepared->plan.Empty());
+  ASSERT_EQ(prepared->leftovers.size(), 1U);  // even with nothing else to do, there is work
+  EXPECT_TRUE(prepared->HasWork());
+  c.Execute(*prepared, "test", nullptr, {});
+  const std::vector<std::string> h2 = Names("h2");
+  EXPECT_EQ(std::count(h2.begin(), h2.end(), "set-0.flotilla-zz"), 0);
+  EXPECT_NE(std::find(h2.begin(), h2.end(), "manual.flotilla-zz"), h2.end());
+}
+
+TEST_F(ControllerTest, AnInvalidRevisionKeepsTheLastGoodOneWithoutDeletions) {
+  source_.revisions["sha1"] = Fleet(3);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  source_.revisions["sha2"] = Fleet(1);  // valid: wants 2 deletions...
+  manifest::LoadResult bad = Fleet(0);
+  bad.diagnostics.Add(manifest::Diagnostic{.severity = manifest::Severity::kError,
+                                           .message = "replicas: must be a number"});
+  source_.revisions["sha3"] = bad;
+  source_.tip = "sha2";
+  c.Sync();
+  source_.tip = "sha3";  // ...then a broken commit arrives before the deletions ran
+  const SyncResult sync = c.Sync();
+  EXPECT_TRUE(sync.fail_static);
+  EXPECT_EQ(sync.sha, "sha2");
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->plan.Count(ActionKind::kDelete), 0U);
+  EXPECT_GE(prepared->plan.Count(FindingKind::kDeferred), 1U);
+  const auto revisions = *store_->Revisions(0);
+  ASSERT_FALSE(revisions.empty());
+  EXPECT_EQ(revisions.front().sha, "sha3");
+  EXPECT_EQ(revisions.front().outcome, store::RevisionOutcome::kRejected);
+  EXPECT_NE(revisions.front().reason.find("replicas"), std::string::npos);
+  // Polling the same broken tip again records nothing new.
+  c.Sync();
+  EXPECT_EQ(store_->Revisions(0)->size(), revisions.size());
+}
+
+TEST_F(ControllerTest, AnUnreachableSourceIsRecordedOnceAndNothingIsDeleted) {
+  source_.revisions["sha1"] = Fleet(2);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  source_.poll_error = Status::Unavailable("connection refused");
+  EXPECT_TRUE(c.Sync().fail_static);
+  EXPECT_TRUE(c.Sync().fail_static);
+  const auto revisions = *store_->Revisions(0);
+  EXPECT_EQ(std::count_if(revisions.begin(), revisions.end(),
+                          [](auto& r) { return r.outcome == store::RevisionOutcome::kFailed; }),
+            1);
+  EXPECT_TRUE(Pass(c).Empty());
+}
+
+TEST_F(ControllerTest, ARevisionWithoutManifestsIsRejected) {
+  source_.revisions["sha1"] = Fleet(2);
+  source_.revisions["empty"] = manifest::LoadResult{};
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  source_.tip = "empty";
+  const SyncResult sync = c.Sync();
+  EXPECT_TRUE(sync.fail_static);
+  EXPECT_NE(sync.problem.find("no manifests"), std::string::npos);
+  EXPECT_TRUE(Pass(c).Empty());
+  EXPECT_EQ(Names("h1").size() + Names("h2").size(), 2U);
+}
+
+TEST_F(ControllerTest, AHostIsNotLostBeforeThisProcessHasWatchedItForHostLostAfter) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  {
+    Controller& c = Make();
+    c.Sync();
+    Pass(c);
+  }
+  const std::string host = store_->LoadLedger()->entries.at(0).host;
+  fake_.SetOnline(host, false);
+  clock_.Advance(minutes(60));  // long after the host was last seen by the previous process
+  Controller& c = Make();       // a restart
+  c.Sync();
+  Result<Prepared> first = c.Prepare();
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->plan.Count(ActionKind::kReplace), 0U);
+  EXPECT_EQ(first->plan.Count(FindingKind::kUnknown), 1U);
+  clock_.Advance(minutes(11));
+  Result<Prepared> later = c.Prepare();
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->plan.Count(ActionKind::kReplace), 1U);
+}
+
+TEST_F(ControllerTest, OnlyItsOwnPoolsWhenSharded) {
+  manifest::LoadResult fleet = Fleet(2);
+  HostPool other = fleet.desired.pools[0];
+  other.meta.name = "q";
+  other.hosts.clear();
+  fleet.desired.pools.push_back(other);
+  VMSet set = fleet.desired.sets[0];
+  set.meta.name = "qset";
+  set.pool = "q";
+  fleet.desired.sets.push_back(set);
+  source_.revisions["sha1"] = fleet;
+  source_.tip = "sha1";
+  options_.pools = {"p"};
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->desired.sets.size(), 1U);
+  for (const Action& a : prepared->plan.actions) {
+    EXPECT_EQ(a.pool, "p");
+  }
+}
+
+}  // namespace
+}  // namespace flotilla::controller
