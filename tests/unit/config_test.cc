@@ -74,10 +74,10 @@ TEST_F(ConfigFileTest, ExecutorTimeoutsAndRetention) {
   EXPECT_EQ(defaults->reconcile.max_attempts, 4u);
   EXPECT_EQ(defaults->store.retain_runs, 1000u);
 
-  Result<ReconcilerConfig> config =
-      Load("reconcile: {hostTimeout: 3s, createTimeout: 1h, actionTimeout: 90s,\n"
-           "            shutdownTimeout: 10s, maxAttempts: 7}\n"
-           "store: {retainRuns: 50, retainEvents: 0}\n");
+  Result<ReconcilerConfig> config = Load(
+      "reconcile: {hostTimeout: 3s, createTimeout: 1h, actionTimeout: 90s,\n"
+      "            shutdownTimeout: 10s, maxAttempts: 7}\n"
+      "store: {retainRuns: 50, retainEvents: 0}\n");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->reconcile.host_timeout, milliseconds{3'000});
   EXPECT_EQ(config->reconcile.create_timeout, milliseconds{3'600'000});
