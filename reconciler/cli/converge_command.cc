@@ -172,7 +172,9 @@ class ConsoleProgress : public executor::Progress {
  public:
   ConsoleProgress(const Context& context, bool live) : context_(context), live_(live) {}
 
-  void Started(const Action& action, int attempt, size_t done, size_t total) override {
+  // Shows the how-manieth action this is ("[12/40] create ios-7 on mini-03 ...").
+  void Started(const Action& action, int attempt, size_t /*done*/, size_t total) override {
+    const size_t done = attempt == 1 ? ++started_ : started_;
     const std::string what = Describe(action);
     if (live_) {
       context_.err << "\r\033[K[" << done << "/" << total << "] " << what
@@ -224,6 +226,7 @@ class ConsoleProgress : public executor::Progress {
 
   const Context& context_;
   bool live_;
+  size_t started_ = 0;  // calls come one at a time (executor::Progress)
 };
 
 // SIGINT and SIGTERM, turned into a call on a thread of ours: block them in every thread (call

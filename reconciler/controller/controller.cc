@@ -538,7 +538,9 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
 }
 
 void Controller::Sweep(const Prepared& prepared) {
-  for (const auto& [name, vm] : prepared.leftovers) {
+  for (const auto& leftover : prepared.leftovers) {
+    const std::string& name = leftover.first;
+    const VmInfo& vm = leftover.second;
     const ObservedHost* host = prepared.observed.FindHost(name);
     const HostPool* pool = host == nullptr ? nullptr : prepared.desired.FindPool(host->pool);
     if (pool == nullptr) {
