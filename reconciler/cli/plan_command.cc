@@ -137,6 +137,7 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   PlanOptions effective = options;
   planner::PlannerOptions planner_options;
   std::string state_dir;
+  std::string label_branch;  // names the revision in the plan: "<branch>@<sha7>"
   if (!options.config.empty()) {
     manifest::Diagnostics diagnostics;
     Result<manifest::ReconcilerConfig> config =
@@ -163,6 +164,7 @@ int RunPlan(const PlanOptions& options, const Context& context) {
       effective.rev =
           config->source.revision.empty() ? config->source.branch : config->source.revision;
       effective.repo_path = config->source.path;
+      label_branch = config->source.branch;  // as apply names it, so saved plans compare
     }
     state_dir = config->state_dir;
     planner_options.host_lost_after =
@@ -173,9 +175,26 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   if (effective.path.empty()) {
     effective.path = ".";
   }
-  Result<manifest::LoadResult> loaded =
-      LoadManifests(effective.path, effective.git, effective.rev.value_or("HEAD"),
-                    effective.repo_path.value_or(""), loader, context);
+  // A plan made from Git names its revision, so that 'apply --plan' can refuse a stale one.
+  std::string revision;
+  Result<manifest::LoadResult> loaded = Status::Internal("not loaded");
+  if (effective.git.repo.empty()) {
+    loaded = loader.LoadPath(effective.path, effective.path);
+  } else {
+    Result<std::unique_ptr<Repository>> repo = Repository::Open(effective.git, context);
+    if (!repo.ok()) {
+      context.err << "flotilla: " << repo.status().message() << "\n";
+      return 1;
+    }
+    const std::string rev = effective.rev.value_or("HEAD");
+    Result<std::string> sha = (*repo)->Resolve(rev);
+    if (!sha.ok()) {
+      context.err << "flotilla: " << sha.status().message() << "\n";
+      return 1;
+    }
+    revision = (label_branch.empty() ? rev : label_branch) + "@" + sha->substr(0, 7);
+    loaded = (*repo)->Load(*sha, effective.repo_path.value_or(""), loader);
+  }
   if (!loaded.ok()) {
     context.err << "flotilla: " << loaded.status().message() << "\n";
     return 1;
@@ -219,7 +238,7 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   planner_options.adopt_unowned = ledger.entries.empty();
   const Plan plan = planner::ComputePlan(loaded->desired, *observed, ledger, planner_options,
                                          std::chrono::system_clock::now());
-  if (!EmitPlan(plan, options.format, options.out, "", context)) {
+  if (!EmitPlan(plan, options.format, options.out, revision, context)) {
     return 1;
   }
   return PlanExitCode(plan);

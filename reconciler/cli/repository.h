@@ -56,6 +56,9 @@ class Repository {
   Result<manifest::LoadResult> Load(const std::string& rev, const std::string& path,
                                     const manifest::ManifestLoader& loader);
 
+  // A revision to its full commit SHA.
+  Result<std::string> Resolve(const std::string& rev) { return git_->Resolve(rev); }
+
  private:
   Repository() = default;
 
