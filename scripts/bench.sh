@@ -4,6 +4,8 @@
 #   scripts/bench.sh git_source [files] [rounds]
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
 #   scripts/bench.sh planner [runs]
+#   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency]
+#   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -22,8 +24,18 @@ case "${1:-git_source}" in
     cmake --build build-bench -j "$(nproc)" --target bench_planner
     build-bench/bin/bench_planner "${2:-30}"
     ;;
+  converge)
+    cmake --build build-bench -j "$(nproc)" --target converge_bench flotilla flotilla-hostsim
+    build-bench/bin/converge_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
+      "${2:-100}" "${3:-10}" "${4:-32,200}" "${5:-clone}" "${6:-10}" ${7:+"$7"}
+    ;;
+  idle)
+    cmake --build build-bench -j "$(nproc)" --target idle_bench flotilla flotilla-hostsim
+    build-bench/bin/idle_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
+      "${2:-60}" "${3:-10}" "${4:-20}" "${5:-30s,5s}"
+    ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle" >&2
     exit 1
     ;;
 esac

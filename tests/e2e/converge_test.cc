@@ -636,9 +636,7 @@ TEST(ConvergeTest, ApplyASavedPlanRefusesANewRevision) {
 
   fx.WriteManifest("ci.yaml", "# reviewed\n" + FleetFixture::VmSetYaml("ci", 2));
   fx.Commit("ci: a comment");
-  // BUG (product): `flotilla plan --config ... --out` writes no "revision" into the saved plan
-  // (reconciler/cli/plan_command.cc RunPlan passes "" to EmitPlan), so apply --plan's revision
-  // check (converge_command.cc CompareSavedPlan) never fires and this plan is applied.
+  // The actions are the same, but the plan names the revision it was made from.
   const Outcome r = fx.Flotilla("apply --plan " + plan);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(Contains(r.err, "refusing")) << r.err;
