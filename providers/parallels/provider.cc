@@ -268,8 +268,10 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
   std::string temp = finish_temp;
   if (temp.empty()) {
     temp = resume_temp.empty() ? PendingCreateName(request.name, NewNonce()) : resume_temp;
-    if (request.on_progress && resume_job.empty()) {
-      request.on_progress(PendingCreate{.temp_name = temp});
+    // Reported before the host is asked (or, when following a job, again), so that the
+    // journal of this attempt can resume it too if this process dies.
+    if (request.on_progress) {
+      request.on_progress(PendingCreate{.temp_name = temp, .job_id = resume_job});
     }
     Result<std::string> created = image->kind == ImageRef::Kind::kCatalog
                                       ? CreateFromCatalog(c, request, temp, resume_job, deadline)
@@ -279,6 +281,9 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     }
     vm_id = *created;
   } else {
+    if (request.on_progress) {
+      request.on_progress(PendingCreate{.temp_name = temp});
+    }
     Result<VmInfo> vm = GetVm(c, temp, deadline);
     if (!vm.ok()) {
       return vm.status();

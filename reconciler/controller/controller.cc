@@ -361,10 +361,8 @@ Result<Observed> Controller::Observe(const Desired& desired) {
   return observed;
 }
 
-Status Controller::Recover(Prepared& prepared) {
-  for (auto& [key, pending] : cancelled_creates_) {
-    prepared.resume[key] = pending;
-  }
+Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>& resumable) {
+  resumable = std::move(cancelled_creates_);
   cancelled_creates_.clear();
   Result<std::vector<store::ActionRecord>> unfinished = store_.UnfinishedActions();
   if (!unfinished.ok()) {
@@ -392,8 +390,10 @@ Status Controller::Recover(Prepared& prepared) {
     if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
       if (vm == nullptr) {
         if (!a.pending_temp_name.empty()) {
-          prepared.resume[ResumeKey(a.vm, a.host)] = providers::PendingCreate{
-              .temp_name = a.pending_temp_name, .job_id = a.pending_job_id};
+          resumable[ResumeKey(a.vm, a.host)] =
+              Unfinished{.pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
+                                                             .job_id = a.pending_job_id},
+                         .template_hash = a.template_hash};
         }
         settle(a, store::ActionState::kAbandoned,
                "interrupted; " + std::string(a.pending_temp_name.empty()
@@ -494,7 +494,8 @@ Result<Prepared> Controller::Prepare() {
     return ledger.status();
   }
   prepared.ledger = std::move(*ledger);
-  if (Status s = Recover(prepared); !s.ok()) {
+  std::map<std::string, Unfinished> resumable;
+  if (Status s = Recover(prepared, resumable); !s.ok()) {
     return s;
   }
   // Only this loop's pools: other shards' VMs are theirs.
@@ -508,17 +509,32 @@ Result<Prepared> Controller::Prepare() {
   }
   prepared.plan = planner::ComputePlan(prepared.desired, prepared.observed, prepared.ledger,
                                        planner_options, clock_.Now());
+  // Only a create of the same VM, on the same host, from the same template picks up where an
+  // unfinished one stopped; what the others left behind is swept (or cleaned up by the
+  // provider's next create of that name on that host).
+  for (const Action& a : prepared.plan.actions) {
+    auto it = resumable.find(ResumeKey(a.vm, a.host));
+    if (it != resumable.end() && it->second.template_hash == a.template_hash &&
+        (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace)) {
+      prepared.resume[it->first] = it->second.pending;
+    }
+  }
   prepared.leftovers = Leftovers(prepared);
   return prepared;
 }
 
 std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared& prepared) const {
+  // A temporary VM is ours when it was for "<set>-<ordinal>" of a VM set this store has applied
+  // (vmset_prune keeps every set ever applied, written before any of its VMs is created) or
+  // wants now: a user's VM that merely looks like one is never touched.
   auto ours = [&](const std::string& vm) {
-    if (const LedgerEntry* entry = prepared.ledger.Find(vm)) {
-      return InScope(entry->pool);
+    const size_t dash = vm.rfind('-');
+    if (dash == std::string::npos || dash + 1 == vm.size() ||
+        vm.find_first_not_of("0123456789", dash + 1) != std::string::npos) {
+      return false;
     }
-    return std::any_of(prepared.desired.sets.begin(), prepared.desired.sets.end(),
-                       [&](const VMSet& set) { return vm.starts_with(set.meta.name + "-"); });
+    const std::string set = vm.substr(0, dash);
+    return prepared.ledger.vmset_prune.contains(set) || prepared.desired.FindSet(set) != nullptr;
   };
   std::vector<std::pair<std::string, VmInfo>> leftovers;
   for (const auto& [name, host] : prepared.observed.hosts) {
@@ -527,7 +543,8 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
     }
     for (const VmInfo& vm : host.vms) {
       // Temporary names ("<name>.flotilla-<nonce>") are Flotilla's by construction: manifest
-      // names never contain '.'. Only this loop's VM sets are looked at.
+      // names never contain '.'. Only this loop's hosts are observed (a host belongs to one
+      // pool), and a leftover goes whether or not its VM set still exists.
       if (!vm.pending_create_for.empty() && ours(vm.pending_create_for) &&
           !CreatesOn(prepared.plan, vm.pending_create_for, name)) {
         leftovers.emplace_back(name, vm);
@@ -574,6 +591,17 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     return result;
   }
   result.run_id = *run;
+  // Remember each VMSet's prune before any of its VMs exist, so that VMs of a set later removed
+  // are deleted only if it allowed that when it was last applied, even if this run is cut short.
+  std::map<std::string, bool> prune = prepared.ledger.vmset_prune;
+  for (const VMSet& set : prepared.desired.sets) {
+    prune[set.meta.name] = set.prune;
+  }
+  if (prune != prepared.ledger.vmset_prune) {
+    if (Status s = store_.SetVmsetPrune(prune); !s.ok()) {
+      logger_->error("store: {}", s.ToString());
+    }
+  }
   Sweep(prepared);
   if (!prepared.plan.actions.empty()) {
     const executor::Fleet fleet = FleetFor(prepared.desired);
@@ -589,7 +617,8 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
       const executor::ActionReport& r = result.report.actions[i];
       const Action& a = prepared.plan.actions[i];
       if (r.pending) {
-        cancelled_creates_[ResumeKey(a.vm, a.host)] = *r.pending;
+        cancelled_creates_[ResumeKey(a.vm, a.host)] =
+            Unfinished{.pending = *r.pending, .template_hash = a.template_hash};
       }
       if (r.outcome == executor::Outcome::kFailed) {
         Event("error", "action-failed", a.vm,
@@ -628,15 +657,6 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     (void)store_.RecordRevision(store::RevisionRecord{.sha = prepared.sha,
                                                       .attempted_at = clock_.Now(),
                                                       .outcome = store::RevisionOutcome::kApplied});
-  }
-  // Remember each VMSet's prune, so that VMs of a set later removed are deleted only if it
-  // allowed that when it was last applied.
-  std::map<std::string, bool> prune = prepared.ledger.vmset_prune;
-  for (const VMSet& set : prepared.desired.sets) {
-    prune[set.meta.name] = set.prune;
-  }
-  if (prune != prepared.ledger.vmset_prune) {
-    (void)store_.SetVmsetPrune(prune);
   }
   return result;
 }

@@ -122,8 +122,14 @@ class Controller {
   struct PoolProvider;
 
   Result<Observed> Observe(const Desired& desired);
-  // Settles unfinished actions of an earlier process; fills `prepared.resume`.
-  Status Recover(Prepared& prepared);
+  // A create that did not finish, and the template hash it was building.
+  struct Unfinished {
+    providers::PendingCreate pending;
+    std::string template_hash;
+  };
+  // Settles unfinished actions of an earlier process; collects creates to resume by
+  // "<vm>@<host>" into `unfinished`.
+  Status Recover(Prepared& prepared, std::map<std::string, Unfinished>& unfinished);
   // Temporary VMs of creates that this plan does not resume.
   std::vector<std::pair<std::string, VmInfo>> Leftovers(const Prepared& prepared) const;
   // Deletes them.
@@ -152,7 +158,7 @@ class Controller {
   // earliest (the grace after start).
   std::map<std::string, std::chrono::system_clock::time_point> first_observed_;
   // Creates cancelled by this process (superseded or shut down), to resume or sweep.
-  std::map<std::string, providers::PendingCreate> cancelled_creates_;
+  std::map<std::string, Unfinished> cancelled_creates_;
 };
 
 }  // namespace flotilla::controller

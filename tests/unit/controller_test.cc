@@ -240,6 +240,33 @@ TEST_F(ControllerTest, ResumesAJournalledCreateOnItsHost) {
   EXPECT_EQ(prepared->resume.at("set-0@h1").job_id, "job-9");
 }
 
+TEST_F(ControllerTest, DoesNotResumeACreateOfAnOlderTemplate) {
+  source_.revisions["sha1"] = Fleet(1, true, "catalog://L/2");
+  source_.tip = "sha1";
+  store::ActionRecord a = Journalled(ActionKind::kCreate, "set-0", "h1");
+  a.template_hash = hash_;  // of catalog://L/1
+  a.pending_temp_name = "set-0.flotilla-abc";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
+  options_.planner.max_deletions = 0;
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_TRUE(prepared->resume.empty());
+}
+
+TEST_F(ControllerTest, SweepsTheTemporaryVmOfASetThatWasRemoved) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  ASSERT_TRUE(store_->SetVmsetPrune({{"gone", true}}).ok());
+  fake_.PutVm("h1", VmInfo{.id = "t", .name = "gone-3.flotilla-q", .state = VmState::kStopped});
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  const std::vector<std::string> h1 = Names("h1");
+  EXPECT_EQ(std::count(h1.begin(), h1.end(), "gone-3.flotilla-q"), 0);
+}
+
 TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   source_.revisions["sha1"] = Fleet(1);
   source_.tip = "sha1";
