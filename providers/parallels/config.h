@@ -15,9 +15,10 @@ namespace flotilla::providers::parallels {
 struct ParallelsTuning {
   // Longest wait for a TCP (and TLS) connection, within the call's deadline.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds{10}};
-  // How often an asynchronous create's job is polled: starts at the first value, doubles up to
-  // the second.
-  std::chrono::milliseconds job_poll_initial{std::chrono::seconds{1}};
+  // How often an asynchronous create's job is polled: every quarter of the time it has run so
+  // far, at least the first value and at most the second. A job is then seen at most 25% (or
+  // job_poll_max) after it finished, whether it takes 2 s or an hour, with a few dozen polls.
+  std::chrono::milliseconds job_poll_initial{std::chrono::milliseconds{250}};
   std::chrono::milliseconds job_poll_max{std::chrono::seconds{10}};
   // How often a VM's state is polled while waiting for it to settle (stop, for example).
   std::chrono::milliseconds state_poll{std::chrono::milliseconds{500}};

@@ -389,6 +389,7 @@ Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::st
                                                std::string_view what,
                                                const std::function<bool()>& cancelled,
                                                Deadline deadline) {
+  const auto started = steady_clock::now();
   std::chrono::milliseconds wait = config_.tuning.job_poll_initial;
   int progress = 0;
   for (;;) {
@@ -435,7 +436,9 @@ Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::st
                                       " is still running (job " + job_id + ", " +
                                       std::to_string(progress) + "%)");
     }
-    wait = std::min(wait * 2, config_.tuning.job_poll_max);
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started);
+    wait = std::clamp(elapsed / 4, config_.tuning.job_poll_initial, config_.tuning.job_poll_max);
   }
 }
 

@@ -230,7 +230,8 @@ class ConsoleProgress : public executor::Progress {
 };
 
 // SIGINT and SIGTERM, turned into a call on a thread of ours: block them in every thread (call
-// before starting any), then wait for them on one. `on_signal` runs at most once.
+// before starting any), then wait for them on one. `on_signal` runs for the first; a second
+// one ends the process at once (exit 130), for a shutdown that takes too long.
 class SignalWatcher {
  public:
   explicit SignalWatcher(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
@@ -242,9 +243,13 @@ class SignalWatcher {
       const timespec slice{.tv_sec = 0, .tv_nsec = 200'000'000};
       while (!done_) {
         const int sig = sigtimedwait(&set_, nullptr, &slice);
-        if (sig > 0) {
+        if (sig > 0 && !signalled_) {
+          signalled_ = true;
           on_signal_(sig);
-          return;
+        } else if (sig > 0) {
+          static constexpr char kMessage[] = "flotilla: second signal; exiting now\n";
+          (void)!write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+          std::_Exit(130);
         }
       }
     });
@@ -252,6 +257,10 @@ class SignalWatcher {
   ~SignalWatcher() {
     done_ = true;
     thread_.join();
+    // A signal that arrived after the watcher stopped must not kill the process on unmasking.
+    const timespec none{};
+    while (sigtimedwait(&set_, nullptr, &none) > 0) {
+    }
     pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
   }
   SignalWatcher(const SignalWatcher&) = delete;
@@ -262,6 +271,7 @@ class SignalWatcher {
   sigset_t set_{};
   sigset_t previous_{};
   std::atomic<bool> done_{false};
+  bool signalled_ = false;  // only the watcher thread uses it
   std::thread thread_;
 };
 
@@ -397,9 +407,9 @@ int RunApply(const ApplyOptions& options, const Context& context) {
     return 1;
   }
   if (prepared->plan.actions.empty()) {
-    controller.Execute(*prepared, "apply", nullptr, {});
+    const controller::PassResult result = controller.Execute(*prepared, "apply", nullptr, {});
     context.err << "No changes to apply.\n";
-    return 0;
+    return result.outcome == store::RunOutcome::kFailed || sync.fail_static ? 1 : 0;
   }
   if (!options.yes && options.plan_file.empty()) {
     if (isatty(STDIN_FILENO) != 1) {
@@ -437,6 +447,14 @@ int RunApply(const ApplyOptions& options, const Context& context) {
       context.err << "  failed: " << ToString(a.kind) << " " << a.vm << " on " << a.host << ": "
                   << r.status.message() << "\n";
     }
+  }
+  if (result.outcome == store::RunOutcome::kFailed) {
+    context.err << "flotilla: " << result.message << "\n";
+    return 1;
+  }
+  if (sync.fail_static) {
+    context.err << "flotilla: the newest revision was not applied: " << sync.problem << "\n";
+    return 1;
   }
   return report.failed + report.abandoned == 0 ? 0 : 1;
 }

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
 
 namespace flotilla::controller {
@@ -401,8 +402,14 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
                                                  : "the next create of it resumes it"));
         continue;
       }
-      // The host has the VM: the create finished though its outcome was never recorded.
+      // The host has the VM: the create finished though its outcome was never recorded. Only
+      // an attempt that reached the host (it journals the temporary name before asking) can
+      // have made it; otherwise the VM is someone else's and stays unmanaged.
       const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      if (a.pending_temp_name.empty() && (entry == nullptr || entry->host != a.host)) {
+        settle(a, store::ActionState::kAbandoned, "interrupted before reaching the host");
+        continue;
+      }
       if (entry == nullptr || entry->host != a.host) {
         LedgerEntry adopted{.vm = a.vm,
                             .vmset = a.vmset,
@@ -426,13 +433,15 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
           return a.predecessor_id.empty() ? v.name == a.vm : v.id == a.predecessor_id;
         });
         if (still_there) {
-          Result<providers::Provider*> provider = ProviderFor(*prepared.desired.FindPool(a.pool));
+          const HostPool* pool = prepared.desired.FindPool(a.pool);
+          if (pool == nullptr) {
+            continue;
+          }
+          Result<providers::Provider*> provider = ProviderFor(*pool);
           const HostSpec* spec = nullptr;
-          if (const HostPool* pool = prepared.desired.FindPool(a.pool)) {
-            for (const HostSpec& h : pool->hosts) {
-              if (h.name == a.from_host) {
-                spec = &h;
-              }
+          for (const HostSpec& h : pool->hosts) {
+            if (h.name == a.from_host) {
+              spec = &h;
             }
           }
           if (!provider.ok() || spec == nullptr) {
@@ -450,6 +459,38 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
       }
       settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
       continue;
+    }
+    if (a.kind == ActionKind::kDelete && !a.predecessor_id.empty()) {
+      // A delete journalled by id (the predecessor of a replace, or a VM being pruned): the
+      // copy with that id is ours unless the ledger says the VM on this host is.
+      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      const bool still_there =
+          std::any_of(host->vms.begin(), host->vms.end(),
+                      [&](const VmInfo& v) { return v.id == a.predecessor_id; });
+      const bool ledger_names_it =
+          entry != nullptr && entry->host == a.host && entry->provider_id == a.predecessor_id;
+      if (still_there && !ledger_names_it) {
+        const HostPool* pool = prepared.desired.FindPool(a.pool);
+        Result<providers::Provider*> provider =
+            pool == nullptr ? Result<providers::Provider*>(Status::NotFound("pool"))
+                            : ProviderFor(*pool);
+        auto spec = pool == nullptr
+                        ? std::vector<HostSpec>::const_iterator{}
+                        : std::find_if(pool->hosts.begin(), pool->hosts.end(),
+                                       [&](const HostSpec& h) { return h.name == a.host; });
+        if (!provider.ok() || spec == pool->hosts.end()) {
+          continue;
+        }
+        Status deleted = (*provider)->Delete(
+            providers::HostRef{.pool = a.pool, .name = a.host, .address = spec->address},
+            a.predecessor_id, providers::DeadlineIn(options_.executor.action_timeout));
+        if (!deleted.ok()) {
+          logger_->warn("deleting the replaced {} on {}: {}", a.vm, a.host, deleted.ToString());
+          continue;
+        }
+        settle(a, store::ActionState::kSucceeded, "deleted after a restart");
+        continue;
+      }
     }
     if (a.kind == ActionKind::kDelete && vm == nullptr) {
       const LedgerEntry* entry = prepared.ledger.Find(a.vm);
@@ -503,7 +544,13 @@ Result<Prepared> Controller::Prepare() {
   planner::PlannerOptions planner_options = options_.planner;
   // A store that owns nothing has lost its memory (or is new): desired names are taken as ours
   // rather than reported as conflicts (DESIGN section 3).
-  planner_options.adopt_unowned = prepared.ledger.entries.empty();
+  // Adoption is for a store that never applied anything (new, or lost), not for one whose
+  // pools merely own nothing now.
+  Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
+  if (!applied.ok()) {
+    return applied.status();
+  }
+  planner_options.adopt_unowned = prepared.ledger.entries.empty() && !applied->has_value();
   if (prepared.fail_static) {
     planner_options.max_deletions = 0;
   }
@@ -520,6 +567,9 @@ Result<Prepared> Controller::Prepare() {
     }
   }
   prepared.leftovers = Leftovers(prepared);
+  if (planner_options.adopt_unowned) {
+    prepared.adoptions = Adoptions(prepared);
+  }
   return prepared;
 }
 
@@ -552,6 +602,40 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
     }
   }
   return leftovers;
+}
+
+std::vector<LedgerEntry> Controller::Adoptions(const Prepared& prepared) const {
+  // Desired names found on exactly one online host of their pool; the planner treated them as
+  // Flotilla's, so the ledger now says so (with the desired template, as adopted VMs are not
+  // rolled: DESIGN section 3).
+  std::map<std::string, std::vector<std::pair<std::string, const VmInfo*>>> found;
+  for (const auto& [name, host] : prepared.observed.hosts) {
+    if (!host.online) {
+      continue;
+    }
+    for (const VmInfo& vm : host.vms) {
+      found[vm.name].emplace_back(name, &vm);
+    }
+  }
+  std::vector<LedgerEntry> adoptions;
+  for (const VMSet& set : prepared.desired.sets) {
+    const std::string hash = TemplateHash(set.templ);
+    for (uint32_t i = 0; i < set.replicas; ++i) {
+      const std::string name = set.meta.name + "-" + std::to_string(i);
+      auto it = found.find(name);
+      if (it == found.end() || it->second.size() != 1 ||
+          prepared.observed.FindHost(it->second[0].first)->pool != set.pool) {
+        continue;
+      }
+      adoptions.push_back(LedgerEntry{.vm = name,
+                                      .vmset = set.meta.name,
+                                      .pool = set.pool,
+                                      .host = it->second[0].first,
+                                      .provider_id = it->second[0].second->id,
+                                      .template_hash = hash});
+    }
+  }
+  return adoptions;
 }
 
 void Controller::Sweep(const Prepared& prepared) {
@@ -599,6 +683,13 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   }
   if (prune != prepared.ledger.vmset_prune) {
     if (Status s = store_.SetVmsetPrune(prune); !s.ok()) {
+      logger_->error("store: {}", s.ToString());
+    }
+  }
+  for (const LedgerEntry& entry : prepared.adoptions) {
+    logger_->info("adopting {} on {}: it carries a desired name and this store owns nothing",
+                  entry.vm, entry.host);
+    if (Status s = store_.UpsertLedger(entry, clock_.Now()); !s.ok()) {
       logger_->error("store: {}", s.ToString());
     }
   }

@@ -79,8 +79,12 @@ struct Prepared {
   // Temporary VMs of creates that this plan will not resume: Execute deletes them.
   std::vector<std::pair<std::string, VmInfo>> leftovers;  // (host, VM)
 
+  // VMs with desired names that a store which never applied anything takes as its own; the
+  // ledger gets them when the pass executes.
+  std::vector<LedgerEntry> adoptions;
+
   // Execute has something to do.
-  bool HasWork() const { return !plan.actions.empty() || !leftovers.empty(); }
+  bool HasWork() const { return !plan.actions.empty() || !leftovers.empty() || !adoptions.empty(); }
 };
 
 struct PassResult {
@@ -134,6 +138,7 @@ class Controller {
   std::vector<std::pair<std::string, VmInfo>> Leftovers(const Prepared& prepared) const;
   // Deletes them.
   void Sweep(const Prepared& prepared);
+  std::vector<LedgerEntry> Adoptions(const Prepared& prepared) const;
   Result<providers::Provider*> ProviderFor(const HostPool& pool);
   executor::Fleet FleetFor(const Desired& desired);
   Desired Filter(const Desired& desired) const;

@@ -28,6 +28,7 @@ steady_clock::time_point Loop::Jittered(std::chrono::milliseconds period) {
 void Loop::Trigger(std::string reason) {
   std::lock_guard lock(mu_);
   trigger_ = std::move(reason);
+  fetch_now_ = true;
   cv_.notify_all();
 }
 
@@ -54,8 +55,9 @@ bool Loop::Run() {
   auto next_resync = steady_clock::now();
   bool changed = false;  // a revision came into force that no pass has acted on yet
   while (!stopping_) {
-    const bool fetch = trigger_.has_value() || steady_clock::now() >= next_fetch;
+    const bool fetch = fetch_now_ || steady_clock::now() >= next_fetch;
     if (fetch) {
+      fetch_now_ = false;
       lock.unlock();
       const SyncResult sync = controller_.Sync();
       lock.lock();
@@ -81,6 +83,9 @@ bool Loop::Run() {
       Result<Prepared> prepared = controller_.Prepare();
       lock.lock();
       next_resync = Jittered(options_.resync_interval);
+      if (stopping_) {
+        break;  // Stop() came while observing: start nothing
+      }
       if (!prepared.ok()) {
         logger_->error("cannot reconcile: {}", prepared.status().message());
         if (explicit_pass) {
@@ -115,8 +120,9 @@ bool Loop::Run() {
     }
     const uint64_t seen = passes_;
     const auto wake = executing_ ? next_fetch : std::min(next_fetch, next_resync);
-    cv_.wait_until(lock, wake,
-                   [&] { return stopping_ || trigger_.has_value() || passes_ != seen; });
+    cv_.wait_until(lock, wake, [&] {
+      return stopping_ || fetch_now_ || passes_ != seen || (!executing_ && trigger_.has_value());
+    });
   }
   // Shutting down: the pass under way was cancelled in Stop(); give its actions time to end.
   const bool drained = cv_.wait_for(lock, options_.shutdown_timeout, [&] { return !executing_; });

@@ -73,7 +73,8 @@ class Loop {
   mutable std::mutex mu_;  // guards everything below
   mutable std::condition_variable cv_;
   bool stopping_ = false;
-  std::optional<std::string> trigger_;
+  std::optional<std::string> trigger_;  // a pass was asked for (runs once none is under way)
+  bool fetch_now_ = false;              // a fetch was asked for
   bool executing_ = false;
   std::stop_source execution_stop_;
   uint64_t passes_ = 0;

@@ -215,6 +215,21 @@ class Runner {
     if (report.outcome != Outcome::kSucceeded && !progressed.created) {
       report.pending = progressed.pending;
     }
+    if (action.kind == ActionKind::kReplace && action.create_first && progressed.created &&
+        !progressed.predecessor_gone) {
+      // The ledger already names the new VM; the old one must not become an unowned twin.
+      // Journal its delete and leave it unfinished: recovery deletes it (by provider id) once
+      // its host answers.
+      Action leftover{.id = action.id,
+                      .kind = ActionKind::kDelete,
+                      .vm = action.vm,
+                      .vmset = action.vmset,
+                      .pool = action.pool,
+                      .host = action.from_host,
+                      .reason = "predecessor of a replace"};
+      (void)context_.journal->Intend(
+          Journal::Attempt{.action = &leftover, .attempt = 1, .predecessor_id = predecessor});
+    }
     Announce(action, report);
     return report;
   }
@@ -335,10 +350,18 @@ class Runner {
       (void)context_.journal->Pending(id, pending);
     };
     request.cancelled = [this] { return stop_.stop_requested(); };
+    const bool ours_to_adopt = request.resume.has_value() || progressed.pending.has_value();
     Result<providers::CreateResult> created =
         provider.Create(host, request, providers::DeadlineIn(options_.create_timeout));
     if (!created.ok()) {
       return created.status();
+    }
+    // The provider adopts a VM that already has the name. That is ours only if an attempt of
+    // ours got as far as asking the host for it; otherwise someone else made it (between
+    // planning and now, or under a name differing only in case): it is never taken over.
+    if (created->adopted && (!ours_to_adopt || created->vm.name != action.vm)) {
+      return Status::Conflict("host " + host.name + " already has a VM named " + created->vm.name +
+                              " that Flotilla did not create; left alone");
     }
     progressed.created = true;
     if (Status s = context_.journal->VmCreated(LedgerEntry{.vm = action.vm,

@@ -517,7 +517,8 @@ TEST(ConvergeTest, FailStaticWhenGitIsUnreachable) {
   fx.Commit("ci: 1 replica");
   ResetCounters(fx);
   const Outcome r = fx.Apply("--max-deletions 10");
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The last good revision was applied, but the newest was not: that is reported as an error.
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(Contains(r.err, "warning") && Contains(r.err, "cannot read")) << r.err;
   const auto all = Inventory(fx);
   EXPECT_TRUE(Converged(all, "ci", 3)) << "the last applied revision was not applied\n"
@@ -551,7 +552,8 @@ TEST(ConvergeTest, FailStaticOnAnInvalidRevision) {
   const std::string bad = fx.Commit("ci: 2 replicas, and a typo");
   ResetCounters(fx);
   const Outcome r = fx.Apply("--max-deletions 10");
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The last good revision was applied, but the newest was not: that is reported as an error.
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(Contains(r.err, "warning") && Contains(r.err, "unknown field")) << r.err;
   const auto all = Inventory(fx);
   EXPECT_TRUE(Converged(all, "ci", 4)) << Describe(all);
@@ -587,7 +589,8 @@ TEST(ConvergeTest, FailStaticOnAnEmptyRevision) {
   fx.Commit("remove everything");
   ResetCounters(fx);
   const Outcome r = fx.Apply("--max-deletions 10 --allow-empty");
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The last good revision was applied, but the newest was not: that is reported as an error.
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(Contains(r.err, "warning") && Contains(r.err, "no manifests")) << r.err;
   const auto all = Inventory(fx);
   EXPECT_TRUE(Converged(all, "ci", 3)) << Describe(all);

@@ -203,8 +203,11 @@ TEST_F(ControllerTest, ConvergesAndRecordsTheRunTheRevisionAndTheLedger) {
 TEST_F(ControllerTest, AdoptsACreateThatFinishedBeforeACrash) {
   source_.revisions["sha1"] = Fleet(1);
   source_.tip = "sha1";
-  // The last process journalled the create and died before recording its outcome.
-  ASSERT_TRUE(store_->InsertAction(Journalled(ActionKind::kCreate, "set-0", "h1")).ok());
+  // The last process journalled the create (and the temporary name it asked the host for) and
+  // died before recording its outcome.
+  store::ActionRecord a = Journalled(ActionKind::kCreate, "set-0", "h1");
+  a.pending_temp_name = "set-0.flotilla-1";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
   ASSERT_TRUE(
       store_
           ->UpsertLedger(LedgerEntry{.vm = "other-0", .vmset = "other", .pool = "p", .host = "h2"},
@@ -285,6 +288,7 @@ TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   a.from_host = "h1";
   a.create_first = true;
   a.predecessor_id = "old";
+  a.pending_temp_name = "set-0.flotilla-2";
   ASSERT_TRUE(store_->InsertAction(a).ok());
   Controller& c = Make();
   c.Sync();
@@ -294,6 +298,66 @@ TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   EXPECT_EQ(prepared->ledger.Find("set-0")->host, "h2");
   EXPECT_EQ(prepared->ledger.Find("set-0")->template_hash, hash_);
   EXPECT_TRUE(prepared->plan.Empty());
+}
+
+TEST_F(ControllerTest, ARowThatNeverReachedTheHostAdoptsNothing) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  ASSERT_TRUE(store_->InsertAction(Journalled(ActionKind::kCreate, "set-0", "h1")).ok());
+  ASSERT_TRUE(
+      store_
+          ->RecordRevision(store::RevisionRecord{.sha = "sha0",
+                                                 .attempted_at = clock_.Now(),
+                                                 .outcome = store::RevisionOutcome::kApplied})
+          .ok());
+  fake_.PutVm("h1", VmInfo{.id = "theirs", .name = "set-0", .state = VmState::kStopped});
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->ledger.Find("set-0"), nullptr);
+  EXPECT_EQ(prepared->plan.Count(FindingKind::kConflict), 1U);
+}
+
+TEST_F(ControllerTest, AFreshStoreAdoptsDesiredNamesIntoTheLedger) {
+  source_.revisions["sha1"] = Fleet(2);
+  source_.tip = "sha1";
+  fake_.PutVm("h2", VmInfo{.id = "found", .name = "set-1", .state = VmState::kStopped});
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  const Ledger ledger = *store_->LoadLedger();
+  ASSERT_NE(ledger.Find("set-1"), nullptr);
+  EXPECT_EQ(ledger.Find("set-1")->provider_id, "found");
+  EXPECT_EQ(ledger.Find("set-1")->host, "h2");
+  EXPECT_TRUE(Pass(c).Empty());  // still ours on the next pass, though the ledger is not empty
+}
+
+TEST_F(ControllerTest, DeletesAReplacedVmWhoseDeleteWasLeftUnfinished) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
+  fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
+  ASSERT_TRUE(store_
+                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
+                                             .vmset = "set",
+                                             .pool = "p",
+                                             .host = "h2",
+                                             .provider_id = "new",
+                                             .template_hash = hash_},
+                                 clock_.Now())
+                  .ok());
+  store::ActionRecord a = Journalled(ActionKind::kDelete, "set-0", "h1");
+  a.state = store::ActionState::kIntended;
+  a.predecessor_id = "old";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
+  Controller& c = Make();
+  c.Sync();
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_TRUE(Names("h1").empty());
+  EXPECT_EQ(Names("h2"), std::vector<std::string>{"set-0"});
+  EXPECT_TRUE(store_->UnfinishedActions()->empty());
 }
 
 TEST_F(ControllerTest, SweepsTemporaryVmsThatNoCreateResumes) {

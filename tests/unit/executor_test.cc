@@ -387,6 +387,43 @@ TEST_F(ExecutorTest, ARetriedReplaceDoesNotCreateTwice) {
   EXPECT_EQ(fake_.Calls("delete"), 2);
 }
 
+TEST_F(ExecutorTest, NeverAdoptsAVmItDidNotStartToCreate) {
+  fake_.PutVm("h1", VmInfo{.id = "theirs", .name = "set-0", .state = VmState::kStopped});
+  Plan plan;
+  plan.actions = {Create(1, "set-0", "h1")};
+  options_.max_attempts = 1;
+  // MeasuringProvider reports progress before creating, like the real provider; use the fake
+  // directly so that nothing was reported when the existing VM is found.
+  fleet_.providers["p"] = &fake_;
+  const Report report = Run(plan);
+  EXPECT_EQ(report.failed, 1U);
+  EXPECT_EQ(report.actions[0].status.code(), Status::Code::kConflict);
+  EXPECT_FALSE(journal_.ledger.contains("set-0"));
+}
+
+TEST_F(ExecutorTest, AReplaceWhosePredecessorCannotBeDeletedLeavesItsDeleteJournalled) {
+  (void)fake_.Create(fleet_.hosts["h1"],
+                     providers::CreateRequest{.name = "set-0", .templ = Template()},
+                     providers::DeadlineIn(std::chrono::seconds(1)));
+  const std::string old_id = Vm("h1", "set-0")->id;
+  ledger_.entries.push_back(
+      LedgerEntry{.vm = "set-0", .vmset = "set", .pool = "p", .host = "h1", .provider_id = old_id});
+  Action replace = Create(1, "set-0", "h2");
+  replace.kind = ActionKind::kReplace;
+  replace.from_host = "h1";
+  replace.create_first = true;
+  options_.max_attempts = 2;
+  fake_.FailNext("delete", Status::Unavailable("host gone"), 5);
+  Plan plan;
+  plan.actions = {replace};
+  const Report report = Run(plan);
+  EXPECT_EQ(report.failed, 1U);
+  EXPECT_EQ(journal_.ledger.at("set-0").host, "h2");
+  // An intended delete of the predecessor stays behind for recovery.
+  EXPECT_EQ(journal_.Count("intend delete set-0 #1"), 1U);
+  EXPECT_EQ(journal_.Count("succeeded delete set-0") + journal_.Count("failed delete set-0"), 0U);
+}
+
 TEST_F(ExecutorTest, DeleteRemovesTheLedgerRow) {
   (void)fake_.Create(fleet_.hosts["h3"],
                      providers::CreateRequest{.name = "set-9", .templ = Template()},
