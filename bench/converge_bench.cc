@@ -19,7 +19,7 @@
 //
 // Images: `clone` (vm://golden, a stopped template VM seeded on every host; the clone call is
 // synchronous) or `catalog` (catalog://LINUX/v1, cached on every host; the create is an
-// asynchronous job that the provider polls at 1 s, 2 s, 4 s, ... after the first look).
+// asynchronous job that the provider polls every quarter of its age, 250 ms to 10 s).
 //
 // Usage: converge_bench FLOTILLA_BIN HOSTSIM_BIN [hosts=100] [vms_per_host=10]
 //          [concurrencies=32,200] [image=clone] [sequential_vms=10] [latency=...]
@@ -338,12 +338,11 @@ double CreateSeconds(const std::map<std::string, double>& lat, const std::string
   }
   double job = at("create");  // the image is cached: no pull
   if (quantised) {
-    // PollJob looks at once, then after 1 s, 2 s, 4 s, 8 s, 10 s, 10 s, ...
+    // PollJob looks at once, then waits a quarter of the time since it started (at least
+    // 0.25 s, at most 10 s) before each next look.
     double t = 0;
-    double wait = 1;
     while (t < job) {
-      t += wait;
-      wait = std::min(wait * 2, 10.0);
+      t += std::clamp(t / 4, 0.25, 10.0);
     }
     job = t;
   }
