@@ -64,7 +64,7 @@ using nlohmann::json;
 
 constexpr const char* kApiKey = "BENCH:bench-secret";
 constexpr const char* kApiKeyBase64 = "QkVOQ0g6YmVuY2gtc2VjcmV0";  // base64(kApiKey)
-constexpr int kSetSize = 100;                                    // replicas per VMSet
+constexpr int kSetSize = 100;                                      // replicas per VMSet
 
 std::string HostName(int i) {
   char name[16];
@@ -153,13 +153,13 @@ struct Setup {
 struct Outcome {
   bool ok = false;
   int exit_code = -1;
-  double wall_s = 0;         // spawn to exit
-  double to_first_s = 0;     // spawn to the first action started (load, fetch, observe, plan)
-  double span_s = 0;         // first action started to last action finished
-  int actions_logged = 0;    // "succeeded" lines
-  int vms_running = 0;       // on the hosts afterwards, named like ours
+  double wall_s = 0;       // spawn to exit
+  double to_first_s = 0;   // spawn to the first action started (load, fetch, observe, plan)
+  double span_s = 0;       // first action started to last action finished
+  int actions_logged = 0;  // "succeeded" lines
+  int vms_running = 0;     // on the hosts afterwards, named like ours
   std::map<std::string, long> calls;  // per endpoint, all hosts
-  std::string summary;       // flotilla's "Apply complete ..." line
+  std::string summary;                // flotilla's "Apply complete ..." line
 };
 
 // One fresh fleet (hostsim, repository, secrets, configuration) and one `flotilla apply --yes`.
@@ -171,13 +171,26 @@ Outcome Converge(const std::string& flotilla, const std::string& hostsim, const 
   // Real hosts are separate machines; one simulator process needs a thread for every keep-alive
   // connection (the provider keeps up to a few per host), so give it enough.
   const int threads = 64 + 4 * s.hosts;
-  std::vector<std::string> sim_argv = {hostsim,           "--listen",      "127.0.0.1:0",
-                                       "--port-file",     port_file,       "--hosts",
-                                       std::to_string(s.hosts), "--control", "--lookup-delay",
-                                       "0s",              "--api-key",     kApiKey,
-                                       "--cpu",           "64",            "--memory",
-                                       "256Gi",           "--threads",     std::to_string(threads),
-                                       "--latency",       s.latency};
+  std::vector<std::string> sim_argv = {hostsim,
+                                       "--listen",
+                                       "127.0.0.1:0",
+                                       "--port-file",
+                                       port_file,
+                                       "--hosts",
+                                       std::to_string(s.hosts),
+                                       "--control",
+                                       "--lookup-delay",
+                                       "0s",
+                                       "--api-key",
+                                       kApiKey,
+                                       "--cpu",
+                                       "64",
+                                       "--memory",
+                                       "256Gi",
+                                       "--threads",
+                                       std::to_string(threads),
+                                       "--latency",
+                                       s.latency};
   if (s.image == "catalog") {
     sim_argv.insert(sim_argv.end(), {"--cached", "LINUX/v1"});
   }
@@ -371,7 +384,8 @@ int main(int argc, char** argv) {
   }
   base.image = argc > 6 ? argv[6] : "clone";
   const int sequential_vms = argc > 7 ? std::atoi(argv[7]) : 10;
-  base.latency = argc > 8 ? argv[8] : "list=100ms,clone=2s,set=200ms,rename=200ms,start=1s,create=2s";
+  base.latency =
+      argc > 8 ? argv[8] : "list=100ms,clone=2s,set=200ms,rename=200ms,start=1s,create=2s";
   if (base.image != "clone" && base.image != "catalog") {
     std::cerr << "image must be clone or catalog\n";
     return 1;
@@ -418,8 +432,7 @@ int main(int argc, char** argv) {
   for (int concurrency : concurrencies) {
     Setup s = base;
     s.concurrency = concurrency;
-    const double host_bound =
-        std::max(s.vms_per_host * per_vm / s.per_host, per_vm);
+    const double host_bound = std::max(s.vms_per_host * per_vm / s.per_host, per_vm);
     const double global_bound = total * per_vm / std::min(concurrency, 2 * total);
     const double bound = std::max(host_bound, global_bound);
     const double bound_q = std::max(std::max(s.vms_per_host * per_vm_q / s.per_host, per_vm_q),
@@ -442,8 +455,8 @@ int main(int argc, char** argv) {
               << o.to_first_s << " s; first to last action: " << o.span_s << " s\n"
               << "  ratio actions / critical path: " << o.span_s / bound
               << "; wall / critical path: " << o.wall_s / bound << "\n"
-              << "  speed-up vs sequential (computed " << total * per_vm << " s): "
-              << total * per_vm / o.wall_s << "x (wall)";
+              << "  speed-up vs sequential (computed " << total * per_vm
+              << " s): " << total * per_vm / o.wall_s << "x (wall)";
     if (sequential_measured) {
       std::cout << "; vs sequential (measured, extrapolated " << *sequential_measured
                 << " s): " << *sequential_measured / o.wall_s << "x";

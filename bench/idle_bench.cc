@@ -306,8 +306,7 @@ int main(int argc, char** argv) {
     ok = ok && ready && ticks0 >= 0 && ticks1 >= 0 && action_lines == 0;
     std::cout << "\nresyncInterval " << resync << (ready ? "" : " (first pass NOT seen)") << ":\n"
               << "  start-up to first pass: " << startup_s << " s, "
-              << static_cast<double>(startup_ticks) / static_cast<double>(ticks_per_s)
-              << " s CPU\n"
+              << static_cast<double>(startup_ticks) / static_cast<double>(ticks_per_s) << " s CPU\n"
               << "  window " << window << " s: CPU " << cpu_s << " s = " << percent
               << " % of one core (target < 1 %)\n"
               << "  observations in the window: " << after.min_cache - before.min_cache
@@ -319,8 +318,8 @@ int main(int argc, char** argv) {
       }
     }
     std::cout << "); log lines " << new_lines.size() << ", actions " << action_lines << "\n"
-              << "  RSS " << rss / 1024 << " MiB; exit " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
-              << "\n"
+              << "  RSS " << rss / 1024 << " MiB; exit "
+              << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << "\n"
               << std::flush;
   }
   return ok ? 0 : 1;

@@ -35,7 +35,7 @@ struct ReconcilerConfig {
   struct Reconcile {
     std::chrono::milliseconds resync_interval{std::chrono::seconds{30}};
     std::chrono::milliseconds host_lost_after{std::chrono::minutes{10}};
-    std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // one observation
+    std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};    // one observation
     std::chrono::milliseconds create_timeout{std::chrono::minutes{30}};  // one create attempt
     std::chrono::milliseconds action_timeout{std::chrono::minutes{5}};   // other actions
     // SIGTERM: how long actions under way may take to finish before the process exits.

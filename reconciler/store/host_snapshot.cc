@@ -18,7 +18,8 @@ std::string StringAt(const Json& object, const char* key) {
 }  // namespace
 
 Result<std::string> RenderHostSnapshot(const ObservedHost& host) {
-  // nlohmann::json throws on text that is not UTF-8; no exception leaves the store.
+  // Hosts may report text that is not UTF-8: such bytes are stored as U+FFFD rather than
+  // losing the whole observation. No exception leaves the store.
   try {
     render::Inventory one;
     one.observed.hosts.emplace(host.name, host);
@@ -35,7 +36,7 @@ Result<std::string> RenderHostSnapshot(const ObservedHost& host) {
       vms[i]["type"] = host.vms[i].type;
       vms[i]["pending_create_for"] = host.vms[i].pending_create_for;
     }
-    return doc.dump();
+    return doc.dump(-1, ' ', false, Json::error_handler_t::replace);
   } catch (const std::exception& e) {
     return Status::InvalidArgument("host " + host.name +
                                    ": cannot store its observation: " + e.what());

@@ -105,13 +105,13 @@ struct ActionRecord {
   std::string vmset;
   std::string pool;
   std::string host;
-  std::string from_host;         // replace: where the predecessor is
-  std::string template_hash;     // create/replace
-  std::string predecessor_id;    // replace: the provider id of the VM being replaced
-  bool create_first = false;     // replace: new VM before the predecessor is deleted
+  std::string from_host;       // replace: where the predecessor is
+  std::string template_hash;   // create/replace
+  std::string predecessor_id;  // replace: the provider id of the VM being replaced
+  bool create_first = false;   // replace: new VM before the predecessor is deleted
   int attempt = 1;
   ActionState state = ActionState::kIntended;
-  std::string error;            // last error (redacted by the caller)
+  std::string error;              // last error (redacted by the caller)
   std::string pending_temp_name;  // create/replace: the provider's temporary VM name
   std::string pending_job_id;     // create/replace: the host's job id, if asynchronous
   Time started_at;
@@ -122,8 +122,8 @@ struct ActionRecord {
 struct EventRecord {
   int64_t id = 0;
   Time at;
-  std::string level;  // "info", "warn", "error"
-  std::string kind;   // "host-offline", "revision-rejected", "action-failed", ...
+  std::string level;    // "info", "warn", "error"
+  std::string kind;     // "host-offline", "revision-rejected", "action-failed", ...
   std::string subject;  // host, VM or revision the event is about; may be empty
   std::string message;
 };

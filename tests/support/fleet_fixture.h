@@ -39,8 +39,9 @@ struct FleetOptions {
 class FleetFixture {
  public:
   explicit FleetFixture(FleetOptions options = {}) : options_(std::move(options)) {
-    std::vector<std::string> flags = {"--hosts", std::to_string(options_.hosts), "--api-key",
-                                      kFleetApiKey, "--offline-hang", "1s"};
+    std::vector<std::string> flags = {"--hosts",        std::to_string(options_.hosts),
+                                      "--api-key",      kFleetApiKey,
+                                      "--offline-hang", "1s"};
     flags.insert(flags.end(), options_.sim_flags.begin(), options_.sim_flags.end());
     sim_ = std::make_unique<Hostsim>(flags);
     fs::create_directories(repo());
@@ -87,8 +88,8 @@ class FleetFixture {
                                const std::string& image = "catalog://LINUX/v1", int cpu = 2) {
     return "apiVersion: flotilla.dev/v1\nkind: VMSet\nmetadata: {name: " + name +
            "}\nspec:\n  pool: sims\n  replicas: " + std::to_string(replicas) + "\n" + extra_spec +
-           "  template: {image: \"" + image + "\", os: linux, arch: arm64, cpu: " +
-           std::to_string(cpu) + ", memory: 2Gi}\n";
+           "  template: {image: \"" + image +
+           "\", os: linux, arch: arm64, cpu: " + std::to_string(cpu) + ", memory: 2Gi}\n";
   }
 
   void WriteManifest(const std::string& name, const std::string& content) {
@@ -133,8 +134,8 @@ class FleetFixture {
   std::unique_ptr<Process> StartLoop(const std::string& extra = "") {
     std::vector<std::string> argv = {"/bin/sh", "-c",
                                      "exec " FLOTILLA_BIN " run --config " + config().string() +
-                                         " " + extra + " >" + (dir() / "run.out").string() +
-                                         " 2>" + (dir() / "run.err").string()};
+                                         " " + extra + " >" + (dir() / "run.out").string() + " 2>" +
+                                         (dir() / "run.err").string()};
     return std::make_unique<Process>(argv);
   }
   std::string LoopLog() const { return Slurp(dir() / "run.err"); }
