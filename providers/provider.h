@@ -118,7 +118,10 @@ class Provider {
   virtual HostObservation Observe(const HostRef& host, Deadline deadline) = 0;
 
   // Creates a stopped VM named `request.name` from `request.templ`. If a VM with that name
-  // already exists on the host, returns it with `adopted = true`.
+  // already exists on the host, returns it with `adopted = true`. A provider that changes the
+  // host must call `request.on_progress` before its first change: the executor only accepts an
+  // adopted VM, and crash recovery only adopts a finished create, when the attempt journalled
+  // such progress (otherwise the VM is someone else's).
   // REQUIRES: no other Create of the same name on the same host is running (each attempt
   // cleans up what earlier attempts of that name left behind).
   virtual Result<CreateResult> Create(const HostRef& host, const CreateRequest& request,
