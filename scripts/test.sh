@@ -9,16 +9,9 @@ scripts/install-deps.sh
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$(nproc)"
 
-scripts/check-format.sh
-
-# clang-tidy runs beside the tests: most test time is spent waiting on simulated hosts and
-# child processes, so the two together take little more than clang-tidy alone.
-scripts/check-tidy.sh build-test &
-tidy=$!
-
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-status=0
-ctest --preset asan -j "$(nproc)" || status=$?
-wait "$tidy" || status=$?
-exit "$status"
+ctest --preset asan -j "$(nproc)"
+
+scripts/check-format.sh
+scripts/check-tidy.sh build-test
