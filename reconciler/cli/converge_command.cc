@@ -309,6 +309,27 @@ std::string CompareSavedPlan(const std::string& file, const Plan& plan,
   return "";
 }
 
+// The store named by `where`, for the commands that only read it (no lock: a loop may be
+// running). NotFound when nothing has been applied from that state directory yet.
+Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,
+                                                        const Context& context) {
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  if (!validator.ok()) {
+    return validator.status();
+  }
+  Result<manifest::ReconcilerConfig> config = LoadConfig(where, **validator, context);
+  if (!config.ok()) {
+    return config.status();
+  }
+  const std::string path = StorePath(*config);
+  if (!fs::exists(path)) {
+    return Status::NotFound("no store at " + path +
+                            ": nothing has been applied from this state directory yet");
+  }
+  return store::Store::Open(path);
+}
+
 int Fail(const Context& context, const Status& status) {
   context.err << "flotilla: " << status.message() << "\n";
   return 1;
@@ -514,21 +535,7 @@ int RunLoop(const RunOptions& options, const Context& context) {
 }
 
 int RunHistory(const HistoryOptions& options, const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return Fail(context, validator.status());
-  }
-  Result<manifest::ReconcilerConfig> config = LoadConfig(options.where, **validator, context);
-  if (!config.ok()) {
-    return Fail(context, config.status());
-  }
-  if (!fs::exists(StorePath(*config))) {
-    return Fail(context, Status::NotFound("no store at " + StorePath(*config) +
-                                          ": nothing has been applied from this state "
-                                          "directory yet"));
-  }
-  Result<std::unique_ptr<store::Store>> store = store::Store::Open(StorePath(*config));
+  Result<std::unique_ptr<store::Store>> store = OpenExistingStore(options.where, context);
   if (!store.ok()) {
     return Fail(context, store.status());
   }
@@ -587,21 +594,7 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
 }
 
 int RunStatus(const StatusOptions& options, const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return Fail(context, validator.status());
-  }
-  Result<manifest::ReconcilerConfig> config = LoadConfig(options.where, **validator, context);
-  if (!config.ok()) {
-    return Fail(context, config.status());
-  }
-  if (!fs::exists(StorePath(*config))) {
-    return Fail(context, Status::NotFound("no store at " + StorePath(*config) +
-                                          ": nothing has been applied from this state "
-                                          "directory yet"));
-  }
-  Result<std::unique_ptr<store::Store>> opened = store::Store::Open(StorePath(*config));
+  Result<std::unique_ptr<store::Store>> opened = OpenExistingStore(options.where, context);
   if (!opened.ok()) {
     return Fail(context, opened.status());
   }
@@ -615,7 +608,7 @@ int RunStatus(const StatusOptions& options, const Context& context) {
   Result<std::vector<store::EventRecord>> events = s.Events(5);
   if (!applied.ok() || !attempted.ok() || !runs.ok() || !ledger.ok() || !hosts.ok() ||
       !unfinished.ok() || !events.ok()) {
-    return Fail(context, Status::Internal("cannot read the store " + StorePath(*config)));
+    return Fail(context, Status::Internal("cannot read the store " + s.path()));
   }
   size_t online = 0;
   for (const auto& [name, host] : hosts->hosts) {
