@@ -41,6 +41,16 @@ inline Deadline DeadlineIn(std::chrono::steady_clock::duration timeout) {
   return std::chrono::steady_clock::now() + timeout;
 }
 
+// Told about every request a provider sends to a host, for metrics. `endpoint` is the request's
+// route with ids replaced ("GET /v1/machines/{id}"), so that it has few distinct values; `code`
+// is the HTTP status, or 0 when no response came (refused, timed out, TLS failure).
+// Thread-safety: called from many threads at once.
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  virtual void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) = 0;
+};
+
 // Everything a provider needs to reach one host.
 struct HostRef {
   std::string pool;     // the HostPool's name

@@ -31,6 +31,7 @@ struct ProviderContext {
   const SecretSource& secrets;
   std::shared_ptr<spdlog::logger> logger;  // never null
   const Clock& clock;
+  RequestObserver* requests = nullptr;  // may be null; outlives the provider
 };
 
 class ProviderFactory {

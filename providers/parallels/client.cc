@@ -1,6 +1,7 @@
 #include "providers/parallels/client.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "providers/parallels/wire.h"
@@ -47,6 +48,32 @@ Result<Endpoint> ParseEndpoint(std::string_view address) {
   }
   endpoint.prefix = prefix.empty() ? "/api" : prefix;
   return endpoint;
+}
+
+std::string RouteOf(std::string_view path) {
+  static constexpr std::array<std::string_view, 32> kWords = {
+      "v1",       "api",        "machines",  "jobs",        "config",  "hardware", "auth",
+      "token",    "catalog",    "pull",      "set",         "rename",  "start",    "stop",
+      "execute",  "status",     "clone",     "health",      "probe",   "system",   "async",
+      "register", "unregister", "suspend",   "resume",      "restart", "reset",    "pause",
+      "cache",    "users",      "diskspace", "orchestrator"};
+  path = path.substr(0, path.find('?'));
+  std::string route;
+  size_t begin = 0;
+  while (begin < path.size()) {
+    size_t end = path.find('/', begin);
+    if (end == std::string_view::npos) {
+      end = path.size();
+    }
+    const std::string_view segment = path.substr(begin, end - begin);
+    if (!segment.empty()) {
+      route += '/';
+      const bool word = std::find(kWords.begin(), kWords.end(), segment) != kWords.end();
+      route += word ? segment : std::string_view("{id}");
+    }
+    begin = end + 1;
+  }
+  return route.empty() ? "/" : route;
 }
 
 std::string_view ToString(Method method) {
@@ -134,6 +161,11 @@ Result<Response> HostClient::Send(Method method, const std::string& path, const 
     return client->Get(full_path, headers);
   }();
   const auto elapsed = steady_clock::now() - started;
+  if (config_.requests != nullptr) {
+    config_.requests->ProviderRequest("parallels",
+                                      std::string(ToString(method)) + " " + RouteOf(path),
+                                      result ? result->status : 0);
+  }
   if (!result) {
     const httplib::Error error = result.error();
     logger_->debug("host {}: {} {} failed after {}: {}", host_.name, ToString(method), full_path,

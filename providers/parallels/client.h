@@ -40,6 +40,11 @@ struct Response {
   std::string body;
 };
 
+// A request path with its ids and names replaced, for metrics labels:
+// "/v1/machines/3f2a.../set?x=1" -> "/v1/machines/{id}/set". Segments that are words of the
+// API ("machines", "start", "hardware", ...) stay; anything else becomes "{id}".
+std::string RouteOf(std::string_view path);
+
 enum class Method { kGet, kPost, kPut, kDelete };
 std::string_view ToString(Method method);
 

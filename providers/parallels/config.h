@@ -40,6 +40,7 @@ struct ParallelsConfig {
   bool insecure_skip_verify = false;  // do not verify host certificates (logged as a warning)
   std::string ca_file;                // PEM bundle that signs host certificates; empty = system
   ParallelsTuning tuning;
+  RequestObserver* requests = nullptr;  // told of every request (metrics); may be null
 };
 
 // Reads `<ref>/apiKey`, `<ref>/username`, `<ref>/password` for the pool's credentialsRef and

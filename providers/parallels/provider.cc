@@ -662,7 +662,11 @@ Result<ExecResult> ParallelsProvider::Exec(const HostRef& host, std::string_view
 
 Result<ParallelsConfig> ParallelsProviderFactory::ParseConfig(
     const ProviderContext& context) const {
-  return ParseParallelsConfig(context, tuning_);
+  Result<ParallelsConfig> config = ParseParallelsConfig(context, tuning_);
+  if (config.ok()) {
+    config->requests = context.requests;
+  }
+  return config;
 }
 
 Result<std::unique_ptr<Provider>> ParallelsProviderFactory::Create(

@@ -275,3 +275,18 @@ TEST(ParallelsConfigTest, CredentialsComeFromSecretsAndMistakesAreNamed) {
 
 }  // namespace
 }  // namespace flotilla::providers::parallels
+
+namespace flotilla::providers::parallels {
+namespace {
+
+TEST(ParallelsRouteTest, IdsAndNamesBecomePlaceholders) {
+  EXPECT_EQ(RouteOf("/v1/machines"), "/v1/machines");
+  EXPECT_EQ(RouteOf("/v1/machines/3f2a-11/set"), "/v1/machines/{id}/set");
+  EXPECT_EQ(RouteOf("/v1/machines/ios-runners-0/start?force=true"), "/v1/machines/{id}/start");
+  EXPECT_EQ(RouteOf("/v1/jobs/77"), "/v1/jobs/{id}");
+  EXPECT_EQ(RouteOf("/v1/config/hardware"), "/v1/config/hardware");
+  EXPECT_EQ(RouteOf(""), "/");
+}
+
+}  // namespace
+}  // namespace flotilla::providers::parallels
