@@ -150,6 +150,18 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
       }
     }
   }
+  if (const json* api = At(root, "api")) {
+    ReadString(*api, "listen", config.api.listen);
+    ReadString(*api, "tokenFile", config.api.token_file);
+    ReadString(*api, "tokenEnv", config.api.token_env);
+    ReadString(*api, "webhookSecretFile", config.api.webhook_secret_file);
+    ReadString(*api, "webhookSecretEnv", config.api.webhook_secret_env);
+    config.api.threads = Count(At(*api, "threads")).value_or(config.api.threads);
+    if (const json* tls = At(*api, "tls")) {
+      ReadString(*tls, "certFile", config.api.tls_cert_file);
+      ReadString(*tls, "keyFile", config.api.tls_key_file);
+    }
+  }
   if (const json* store = At(root, "store")) {
     config.store.retain_runs = Count(At(*store, "retainRuns")).value_or(config.store.retain_runs);
     config.store.retain_events =

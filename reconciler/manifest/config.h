@@ -53,8 +53,21 @@ struct ReconcilerConfig {
     uint32_t retain_events = 10000;  // newest events kept; 0: all
   };
 
+  // The HTTP API of `flotilla run` (docs/api.md).
+  struct Api {
+    std::string listen = "127.0.0.1:8080";  // host:port, "[::1]:8080"
+    std::string token_file;                 // the bearer token; or token_env
+    std::string token_env;
+    std::string webhook_secret_file;  // shared secret of POST /api/v1/webhooks/git; or env
+    std::string webhook_secret_env;
+    std::string tls_cert_file;  // both or neither: serve HTTPS
+    std::string tls_key_file;
+    uint32_t threads = 8;  // worker threads; requests beyond them queue
+  };
+
   Source source;
   Store store;
+  Api api;
   std::string state_dir = "/var/lib/flotilla";
   std::string secrets_dir = "/etc/flotilla/secrets";
   Reconcile reconcile;

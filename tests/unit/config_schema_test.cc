@@ -17,7 +17,7 @@ source:
   auth: {tokenFile: /etc/flotilla/git/token}
 stateDir: /var/lib/flotilla
 secretsDir: /etc/flotilla/secrets
-api: {listen: 127.0.0.1:8080, tokenFile: /etc/flotilla/api-token, webhookSecretFile: null}
+api: {listen: 127.0.0.1:8080, tokenFile: /etc/flotilla/api-token, webhookSecretFile: /etc/flotilla/webhook-secret}
 reconcile:
   resyncInterval: 30s
   hostLostAfter: 10m

@@ -91,6 +91,32 @@ TEST_F(ConfigFileTest, ExecutorTimeoutsAndRetention) {
   EXPECT_FALSE(Load("store: {retainRuns: -1}\n").ok());
 }
 
+TEST_F(ConfigFileTest, ApiSection) {
+  Result<ReconcilerConfig> defaults = Load("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->api.listen, "127.0.0.1:8080");
+  EXPECT_EQ(defaults->api.threads, 8u);
+  EXPECT_TRUE(defaults->api.token_file.empty());
+
+  Result<ReconcilerConfig> config = Load(
+      "api:\n"
+      "  listen: 0.0.0.0:9090\n"
+      "  tokenFile: /run/secrets/api-token\n"
+      "  webhookSecretEnv: FLOTILLA_WEBHOOK_SECRET\n"
+      "  threads: 4\n"
+      "  tls: {certFile: /etc/flotilla/tls.crt, keyFile: /etc/flotilla/tls.key}\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->api.listen, "0.0.0.0:9090");
+  EXPECT_EQ(config->api.token_file, "/run/secrets/api-token");
+  EXPECT_EQ(config->api.webhook_secret_env, "FLOTILLA_WEBHOOK_SECRET");
+  EXPECT_EQ(config->api.threads, 4u);
+  EXPECT_EQ(config->api.tls_cert_file, "/etc/flotilla/tls.crt");
+  EXPECT_EQ(config->api.tls_key_file, "/etc/flotilla/tls.key");
+
+  EXPECT_FALSE(Load("api: {threads: 0}\n").ok());
+  EXPECT_FALSE(Load("api: {tokenEnv: \"not a name\"}\n").ok());
+}
+
 TEST_F(ConfigFileTest, MistakesAreLocated) {
   EXPECT_FALSE(Load("reconcile: {hostLostAfter: soon}\n").ok());
   ASSERT_FALSE(diagnostics_.empty());

@@ -1,0 +1,108 @@
+#pragma once
+
+// The HTTP API of `flotilla run` (DESIGN section 7; docs/api.md has every endpoint and shape).
+//
+//   GET  /healthz, /readyz                      no token
+//   GET  /metrics                               Prometheus text
+//   GET  /api/v1/{hosts,vms,overview/resources,plan,inventory,runs,runs/ID,revisions}
+//   POST /api/v1/reconcile                      a pass now; answers with its run id
+//   POST /api/v1/webhooks/git                   push events; authenticated by their signature
+//   GET  /api/v1/orchestrator/{hosts,overview/resources,machines}   the orchestrator's shapes
+//
+// Every other request needs `Authorization: Bearer <token>`, compared in constant time; a
+// missing or wrong token gets 401 with a JSON error. Without a token the server only starts on
+// a loopback address. Bodies are capped (1 MiB by default), sockets time out, and a fixed pool
+// of worker threads serves requests.
+//
+// Thread-safety: Start, Stop and the accessors may be called from any thread; the backend,
+// store and telemetry are called from the worker threads.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <spdlog/logger.h>
+
+#include "reconciler/api/snapshot.h"
+#include "reconciler/api/telemetry.h"
+#include "reconciler/model/result.h"
+#include "reconciler/store/store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace flotilla::api {
+
+// What the server asks of the loop.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // The latest observation; null before the first.
+  virtual std::shared_ptr<const Snapshot> Latest() const = 0;
+  // Asks for a fetch and a pass now; the future yields the run's id once it is recorded (0 if
+  // none was). `reason` becomes the run's trigger ("api", "webhook").
+  virtual std::shared_future<int64_t> Reconcile(std::string reason) = 0;
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:8080";  // host:port or [v6]:port; port 0 picks a free one
+  std::string token;                      // bearer token; empty: none required (loopback only)
+  std::string webhook_secret;             // empty: the webhook endpoint answers 404
+  std::string branch;                     // the followed branch; empty when the source is pinned
+  std::string tls_cert_file;              // both or neither: HTTPS
+  std::string tls_key_file;
+  size_t threads = 8;
+  size_t max_body_bytes = size_t{1} << 20;
+  std::chrono::seconds io_timeout{10};  // per read and write on a connection
+  // How long POST /api/v1/reconcile waits for the pass to be recorded before answering 202
+  // without a run id.
+  std::chrono::milliseconds reconcile_wait{std::chrono::seconds{30}};
+};
+
+class Server {
+ public:
+  // Checks the options (InvalidArgument: a bad listen address; FailedPrecondition: no token
+  // on a non-loopback address, unreadable TLS files), binds (Unavailable: the address is in
+  // use) and serves on a background thread. `backend`, `store`, `telemetry` and `logger` must
+  // outlive the server.
+  static Result<std::unique_ptr<Server>> Start(ServerOptions options, Backend& backend,
+                                               store::Store& store, Telemetry& telemetry,
+                                               std::shared_ptr<spdlog::logger> logger);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  int port() const { return port_; }
+  // "http://127.0.0.1:8080" (https with TLS); an unspecified address is shown as loopback.
+  std::string url() const;
+  // Stops accepting; requests under way finish. Idempotent.
+  void Stop();
+
+ private:
+  Server(ServerOptions options, Backend& backend, store::Store& store, Telemetry& telemetry,
+         std::shared_ptr<spdlog::logger> logger);
+  void Routes();
+
+  ServerOptions options_;
+  Backend& backend_;
+  store::Store& store_;
+  Telemetry& telemetry_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<httplib::Server> http_;
+  std::string host_;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> serving_done_{false};
+};
+
+// Splits "host:port" / "[v6]:port". InvalidArgument when malformed.
+Result<std::pair<std::string, int>> ParseListen(std::string_view listen);
+// 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopback(std::string_view host);
+
+}  // namespace flotilla::api

@@ -1,0 +1,153 @@
+#include "reconciler/api/telemetry.h"
+
+#include <map>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace flotilla::api {
+namespace {
+
+double Seconds(std::chrono::milliseconds d) { return static_cast<double>(d.count()) / 1000.0; }
+
+using Series = std::vector<std::pair<std::vector<std::string>, double>>;
+
+Series ToSeries(const std::map<std::vector<std::string>, double>& counts) {
+  return {counts.begin(), counts.end()};
+}
+
+}  // namespace
+
+std::string_view HostState(const ObservedHost* host) {
+  if (host == nullptr) {
+    return "unknown";
+  }
+  return host->online ? "online" : "offline";
+}
+
+Telemetry::Telemetry()
+    : runs_(registry_.AddCounter("flotilla_reconcile_runs_total",
+                                 "Reconcile runs recorded, by outcome.", {"outcome"})),
+      run_duration_(registry_.AddHistogram("flotilla_reconcile_duration_seconds",
+                                           "Time from the start to the end of a run.", {},
+                                           DurationBuckets())),
+      actions_(registry_.AddCounter("flotilla_actions_total",
+                                    "Plan actions that ended, by kind and outcome.",
+                                    {"kind", "outcome"})),
+      action_duration_(registry_.AddHistogram("flotilla_action_duration_seconds",
+                                              "Time an action took, retries included, by kind.",
+                                              {"kind"}, DurationBuckets())),
+      hosts_(registry_.AddGauge("flotilla_hosts",
+                                "Hosts of the fleet at the latest observation, by state.",
+                                {"pool", "state"})),
+      vms_(registry_.AddGauge(
+          "flotilla_vms",
+          "VMs on the fleet's hosts at the latest observation (vmset is empty for VMs "
+          "flotilla does not own).",
+          {"pool", "vmset", "state"})),
+      unschedulable_(registry_.AddGauge("flotilla_vms_unschedulable",
+                                        "Desired VMs that no host can take.", {"pool", "vmset"})),
+      drift_(registry_.AddGauge(
+          "flotilla_drift_vms",
+          "VMs that differ from what the repository says (the next pass would act on them, "
+          "or self-heal is off, or the update strategy holds them).",
+          {"pool", "vmset"})),
+      fetches_(registry_.AddCounter("flotilla_git_fetch_total",
+                                    "Polls of the fleet repository, by outcome.", {"outcome"})),
+      last_applied_(registry_.AddGauge(
+          "flotilla_git_last_applied_timestamp_seconds",
+          "When the revision in force was first applied (Unix time; 0 when never).", {})),
+      revision_(registry_.AddGauge("flotilla_revision_info", "The revision in force (value 1).",
+                                   {"sha"})),
+      deferred_(registry_.AddCounter(
+          "flotilla_deletions_deferred_total",
+          "Deletions held back by the deletion budget or by fail static, summed over runs.", {})),
+      requests_(registry_.AddCounter("flotilla_provider_requests_total",
+                                     "Requests providers sent to hosts (code 0: no response).",
+                                     {"provider", "endpoint", "code"})) {}
+
+void Telemetry::GitFetch(bool ok) { fetches_.Inc({ok ? "success" : "failure"}); }
+
+void Telemetry::RunFinished(std::string_view outcome, std::chrono::milliseconds duration) {
+  runs_.Inc({std::string(outcome)});
+  run_duration_.Observe({}, Seconds(duration));
+}
+
+void Telemetry::ActionFinished(std::string_view kind, std::string_view outcome,
+                               std::chrono::milliseconds elapsed) {
+  actions_.Inc({std::string(kind), std::string(outcome)});
+  action_duration_.Observe({std::string(kind)}, Seconds(elapsed));
+}
+
+void Telemetry::DeletionsDeferred(size_t count) { deferred_.Inc({}, static_cast<double>(count)); }
+
+void Telemetry::ProviderRequest(std::string_view provider, std::string_view endpoint, int code) {
+  requests_.Inc({std::string(provider), std::string(endpoint), std::to_string(code)});
+}
+
+std::string Telemetry::Render(const Snapshot* snapshot,
+                              std::optional<std::chrono::system_clock::time_point> last_applied) {
+  last_applied_.Set({}, last_applied
+                            ? static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      last_applied->time_since_epoch())
+                                                      .count())
+                            : 0.0);
+  if (snapshot != nullptr) {
+    std::map<std::vector<std::string>, double> hosts;
+    std::map<std::vector<std::string>, double> vms;
+    std::map<std::vector<std::string>, double> unschedulable;
+    std::map<std::vector<std::string>, double> drift;
+    for (const VMSet& set : snapshot->desired.sets) {
+      unschedulable[{set.pool, set.meta.name}] = 0;
+      drift[{set.pool, set.meta.name}] = 0;
+    }
+    for (const HostPool& pool : snapshot->desired.pools) {
+      for (const HostSpec& spec : pool.hosts) {
+        const ObservedHost* host = snapshot->observed.FindHost(spec.name);
+        hosts[{pool.meta.name, std::string(HostState(host))}] += 1;
+        if (host == nullptr) {
+          continue;
+        }
+        for (const VmInfo& vm : host->vms) {
+          if (!vm.pending_create_for.empty()) {
+            continue;  // a create under way; counted once it has its name
+          }
+          const LedgerEntry* owned = snapshot->ledger.Find(vm.name);
+          const bool ours = owned != nullptr && owned->host == spec.name;
+          vms[{pool.meta.name, ours ? owned->vmset : std::string(),
+               std::string(ToString(vm.state))}] += 1;
+        }
+      }
+    }
+    for (const Finding& f : snapshot->plan.findings) {
+      if (f.kind == FindingKind::kUnschedulable) {
+        unschedulable[{f.pool, f.vmset}] += 1;
+      }
+    }
+    std::set<std::pair<std::string, std::string>> drifted;  // (vmset, vm)
+    for (const Action& a : snapshot->plan.actions) {
+      drifted.insert({a.vmset, a.vm});
+    }
+    for (const Finding& f : snapshot->plan.findings) {
+      if (f.kind == FindingKind::kDrift || f.kind == FindingKind::kOutdated) {
+        drifted.insert({f.vmset, f.vm});
+      }
+    }
+    for (const auto& [vmset, vm] : drifted) {
+      const VMSet* set = snapshot->desired.FindSet(vmset);
+      const LedgerEntry* owned = snapshot->ledger.Find(vm);
+      const std::string pool = set != nullptr ? set->pool : owned != nullptr ? owned->pool : "";
+      drift[{pool, vmset}] += 1;
+    }
+    hosts_.Replace(ToSeries(hosts));
+    vms_.Replace(ToSeries(vms));
+    unschedulable_.Replace(ToSeries(unschedulable));
+    drift_.Replace(ToSeries(drift));
+    if (!snapshot->sha.empty()) {
+      revision_.Replace({{{snapshot->sha}, 1.0}});
+    }
+  }
+  return registry_.Render();
+}
+
+}  // namespace flotilla::api

@@ -1,0 +1,466 @@
+#include "reconciler/api/views.h"
+
+#include <ctime>
+#include <map>
+
+#include "reconciler/api/telemetry.h"
+
+namespace flotilla::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+json ResourcesOf(const Resources& r) {
+  return {{"cpu", r.cpu}, {"memory_bytes", r.memory_bytes}, {"disk_bytes", r.disk_bytes}};
+}
+
+void Add(Resources& sum, const Resources& r) {
+  sum.cpu += r.cpu;
+  sum.memory_bytes += r.memory_bytes;
+  sum.disk_bytes += r.disk_bytes;
+}
+
+json NullableTime(const std::optional<std::chrono::system_clock::time_point>& t) {
+  return t ? json(FormatTime(*t)) : json(nullptr);
+}
+
+// The VM set and ownership of a VM seen on `host`.
+const LedgerEntry* Owner(const Snapshot& snapshot, const VmInfo& vm, const std::string& host) {
+  const LedgerEntry* entry = snapshot.ledger.Find(vm.name);
+  return entry != nullptr && entry->host == host ? entry : nullptr;
+}
+
+// The orchestrator's HostResourceItem: MB sizes, `disk_size`.
+json OrchestratorResources(const Resources& r, uint32_t apple_vms) {
+  return {{"logical_cpu_count", r.cpu},
+          {"memory_size", r.memory_bytes / kMiB},
+          {"disk_size", r.disk_bytes / kMiB},
+          {"total_apple_vms", apple_vms}};
+}
+
+// SystemUsageResponse blocks: MB sizes, `disk_count`.
+json UsageBlock(const Resources& r) {
+  return {{"logical_cpu_count", r.cpu},
+          {"memory_size", r.memory_bytes / kMiB},
+          {"disk_count", r.disk_bytes / kMiB}};
+}
+
+Resources InUse(const ObservedHost& host) {
+  Resources used;
+  for (const VmInfo& vm : host.vms) {
+    if (vm.state == VmState::kRunning) {
+      used.cpu += vm.cpu;
+      used.memory_bytes += vm.memory_bytes;
+      used.disk_bytes += vm.disk_bytes;
+    }
+  }
+  return used;
+}
+
+Resources Reserved(const ObservedHost& host) {
+  Resources reserved;
+  for (const VmInfo& vm : host.vms) {
+    if (vm.state != VmState::kRunning) {
+      reserved.cpu += vm.cpu;
+      reserved.memory_bytes += vm.memory_bytes;
+      reserved.disk_bytes += vm.disk_bytes;
+    }
+  }
+  return reserved;
+}
+
+std::string ArchOf(const HostSpec& spec, const ObservedHost* host) {
+  if (host != nullptr && host->facts.arch) {
+    return std::string(ToString(*host->facts.arch));
+  }
+  return spec.arch ? std::string(ToString(*spec.arch)) : std::string();
+}
+
+}  // namespace
+
+std::string FormatTime(std::chrono::system_clock::time_point t) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buffer;
+}
+
+std::string WithoutCredentials(std::string_view address) {
+  const size_t scheme = address.find("://");
+  const size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const size_t end = address.find_first_of("/?#", start);
+  const std::string_view authority =
+      address.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) {
+    return std::string(address);
+  }
+  return std::string(address.substr(0, start)) + std::string(address.substr(start + at + 1));
+}
+
+json HostsJson(const Snapshot& snapshot) {
+  json hosts = json::array();
+  for (const HostPool& pool : snapshot.desired.pools) {
+    for (const HostSpec& spec : pool.hosts) {
+      const ObservedHost* host = snapshot.observed.FindHost(spec.name);
+      size_t vms = 0;
+      size_t managed = 0;
+      if (host != nullptr) {
+        for (const VmInfo& vm : host->vms) {
+          if (vm.pending_create_for.empty()) {
+            ++vms;
+            managed += Owner(snapshot, vm, spec.name) != nullptr ? 1 : 0;
+          }
+        }
+      }
+      json entry = {{"name", spec.name},
+                    {"pool", pool.meta.name},
+                    {"provider", pool.provider},
+                    {"address", WithoutCredentials(spec.address)},
+                    {"state", HostState(host)},
+                    {"cordoned", spec.cordoned},
+                    {"tags", spec.tags},
+                    {"arch", ArchOf(spec, host)},
+                    {"max_vms", spec.max_vms.value_or(0)},
+                    {"vms", vms},
+                    {"managed_vms", managed},
+                    {"last_seen", host != nullptr ? NullableTime(host->last_seen) : json(nullptr)},
+                    {"error", host != nullptr ? host->error : std::string()}};
+      if (host != nullptr && host->last_seen) {
+        entry["resources"] = {{"total", ResourcesOf(host->facts.total)},
+                              {"available", ResourcesOf(host->facts.available)}};
+        entry["agent_version"] = host->facts.agent_version;
+        entry["os"] = host->facts.os_name + " " + host->facts.os_version;
+      } else {
+        entry["resources"] = nullptr;
+      }
+      hosts.push_back(std::move(entry));
+    }
+  }
+  return {{"observed_at", FormatTime(snapshot.observed_at)},
+          {"revision", snapshot.sha},
+          {"hosts", std::move(hosts)}};
+}
+
+json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
+  json vms = json::array();
+  for (const HostPool& pool : snapshot.desired.pools) {
+    if (!filter.pool.empty() && filter.pool != pool.meta.name) {
+      continue;
+    }
+    for (const HostSpec& spec : pool.hosts) {
+      const ObservedHost* host = snapshot.observed.FindHost(spec.name);
+      if (host == nullptr || (!filter.host.empty() && filter.host != spec.name)) {
+        continue;
+      }
+      for (const VmInfo& vm : host->vms) {
+        if (!vm.pending_create_for.empty()) {
+          continue;
+        }
+        const LedgerEntry* owner = Owner(snapshot, vm, spec.name);
+        const std::string vmset = owner != nullptr ? owner->vmset : std::string();
+        const std::string state(ToString(vm.state));
+        if ((!filter.vmset.empty() && filter.vmset != vmset) ||
+            (!filter.state.empty() && filter.state != state) ||
+            (filter.managed && *filter.managed != (owner != nullptr))) {
+          continue;
+        }
+        vms.push_back({{"name", vm.name},
+                       {"id", vm.id},
+                       {"host", spec.name},
+                       {"pool", pool.meta.name},
+                       {"vmset", vmset},
+                       {"managed", owner != nullptr},
+                       {"state", state},
+                       {"host_state", HostState(host)},
+                       {"os", vm.os ? std::string(ToString(*vm.os)) : vm.os_raw},
+                       {"cpu", vm.cpu},
+                       {"memory_bytes", vm.memory_bytes},
+                       {"disk_bytes", vm.disk_bytes},
+                       {"ip", vm.ip},
+                       {"template_hash", owner != nullptr ? owner->template_hash : ""}});
+      }
+    }
+  }
+  return {{"observed_at", FormatTime(snapshot.observed_at)}, {"vms", std::move(vms)}};
+}
+
+json ResourcesJson(const Snapshot& snapshot) {
+  struct Sum {
+    size_t hosts = 0;
+    size_t online = 0;
+    size_t vms = 0;
+    Resources total;
+    Resources available;
+  };
+  std::map<std::string, Sum> pools;
+  std::map<std::string, Sum> arches;
+  for (const HostPool& pool : snapshot.desired.pools) {
+    for (const HostSpec& spec : pool.hosts) {
+      const ObservedHost* host = snapshot.observed.FindHost(spec.name);
+      const std::string arch = ArchOf(spec, host);
+      for (Sum* sum : {&pools[pool.meta.name], &arches[arch.empty() ? "unknown" : arch]}) {
+        ++sum->hosts;
+        if (host == nullptr) {
+          continue;
+        }
+        sum->vms += host->vms.size();
+        if (host->online) {
+          ++sum->online;
+          Add(sum->total, host->facts.total);
+          Add(sum->available, host->facts.available);
+        }
+      }
+    }
+  }
+  auto render = [](const char* key, const std::map<std::string, Sum>& sums) {
+    json out = json::array();
+    for (const auto& [name, sum] : sums) {
+      out.push_back({{key, name},
+                     {"hosts", sum.hosts},
+                     {"online_hosts", sum.online},
+                     {"vms", sum.vms},
+                     {"total", ResourcesOf(sum.total)},
+                     {"available", ResourcesOf(sum.available)}});
+    }
+    return out;
+  };
+  return {{"observed_at", FormatTime(snapshot.observed_at)},
+          {"note", "totals count online hosts only"},
+          {"pools", render("pool", pools)},
+          {"arches", render("arch", arches)}};
+}
+
+json RunJson(const store::RunRecord& r) {
+  return {{"id", r.id},
+          {"trigger", r.trigger},
+          {"revision", r.revision},
+          {"started_at", FormatTime(r.started_at)},
+          {"finished_at", NullableTime(r.finished_at)},
+          {"outcome", store::ToString(r.outcome)},
+          {"planned", r.counts.planned},
+          {"succeeded", r.counts.succeeded},
+          {"failed", r.counts.failed},
+          {"abandoned", r.counts.abandoned},
+          {"findings", r.counts.findings},
+          {"message", r.message}};
+}
+
+json ActionJson(const store::ActionRecord& a) {
+  return {{"id", a.id},
+          {"plan_action", a.plan_action_id},
+          {"kind", ToString(a.kind)},
+          {"vm", a.vm},
+          {"vmset", a.vmset},
+          {"pool", a.pool},
+          {"host", a.host},
+          {"from_host", a.from_host},
+          {"attempt", a.attempt},
+          {"state", store::ToString(a.state)},
+          {"error", a.error},
+          {"started_at", FormatTime(a.started_at)},
+          {"finished_at", NullableTime(a.finished_at)}};
+}
+
+json RevisionJson(const store::RevisionRecord& r) {
+  return {{"sha", r.sha},
+          {"attempted_at", FormatTime(r.attempted_at)},
+          {"outcome", store::ToString(r.outcome)},
+          {"reason", r.reason}};
+}
+
+Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
+  Result<std::optional<store::RevisionRecord>> applied = store.LastApplied();
+  Result<std::optional<store::RevisionRecord>> attempted = store.LastAttempted();
+  Result<std::vector<store::RunRecord>> runs = store.Runs(1);
+  Result<Ledger> ledger = store.LoadLedger();
+  Result<std::vector<store::ActionRecord>> unfinished = store.UnfinishedActions();
+  Result<std::vector<store::EventRecord>> events = store.Events(5);
+  Result<Observed> saved =
+      snapshot != nullptr ? Result<Observed>(snapshot->observed) : store.LoadHosts();
+  for (const Status& s : {applied.status(), attempted.status(), runs.status(), ledger.status(),
+                          unfinished.status(), events.status(), saved.status()}) {
+    if (!s.ok()) {
+      return s.WithContext("store " + store.path());
+    }
+  }
+  json offline = json::array();
+  size_t online = 0;
+  for (const auto& [name, host] : saved->hosts) {
+    if (host.online) {
+      ++online;
+    } else {
+      offline.push_back({{"name", name}, {"pool", host.pool}, {"error", host.error}});
+    }
+  }
+  const bool problem = *attempted && (*attempted)->outcome != store::RevisionOutcome::kApplied;
+  json recent = json::array();
+  for (const store::EventRecord& e : *events) {
+    recent.push_back({{"at", FormatTime(e.at)},
+                      {"level", e.level},
+                      {"kind", e.kind},
+                      {"subject", e.subject},
+                      {"message", e.message}});
+  }
+  return json{
+      {"applied", *applied ? json((*applied)->sha) : json(nullptr)},
+      {"applied_at", *applied ? json(FormatTime((*applied)->attempted_at)) : json(nullptr)},
+      {"in_force", snapshot != nullptr ? json(snapshot->sha) : json(nullptr)},
+      {"observed_at",
+       snapshot != nullptr ? json(FormatTime(snapshot->observed_at)) : json(nullptr)},
+      {"latest_problem", problem ? json({{"sha", (*attempted)->sha},
+                                         {"outcome", store::ToString((*attempted)->outcome)},
+                                         {"reason", (*attempted)->reason}})
+                                 : json(nullptr)},
+      {"hosts", {{"total", saved->hosts.size()}, {"online", online}, {"offline", offline}}},
+      {"managed_vms", ledger->entries.size()},
+      {"unfinished_actions", unfinished->size()},
+      {"last_run", runs->empty() ? json(nullptr) : RunJson(runs->front())},
+      {"events", std::move(recent)}};
+}
+
+Result<Snapshot> SnapshotFromStore(store::Store& store) {
+  Result<Observed> observed = store.LoadHosts();
+  Result<Ledger> ledger = store.LoadLedger();
+  if (!observed.ok() || !ledger.ok()) {
+    return (observed.ok() ? ledger.status() : observed.status())
+        .WithContext("store " + store.path());
+  }
+  Snapshot snapshot;
+  snapshot.observed = std::move(*observed);
+  snapshot.ledger = std::move(*ledger);
+  std::map<std::string, HostPool> pools;
+  for (const auto& [name, host] : snapshot.observed.hosts) {
+    HostPool& pool = pools[host.pool];
+    pool.meta.name = host.pool;
+    HostSpec spec;
+    spec.name = name;
+    pool.hosts.push_back(std::move(spec));
+    if (host.last_seen && *host.last_seen > snapshot.observed_at) {
+      snapshot.observed_at = *host.last_seen;
+    }
+  }
+  for (auto& [name, pool] : pools) {
+    snapshot.desired.pools.push_back(std::move(pool));
+  }
+  return snapshot;
+}
+
+json OrchestratorHostsJson(const Snapshot& snapshot) {
+  json hosts = json::array();
+  for (const HostPool& pool : snapshot.desired.pools) {
+    for (const HostSpec& spec : pool.hosts) {
+      const ObservedHost* host = snapshot.observed.FindHost(spec.name);
+      const HostFacts facts = host != nullptr ? host->facts : HostFacts{};
+      const uint32_t apple_vms = facts.running_macos_vms;
+      const bool healthy = host != nullptr && host->online;
+      const Resources in_use = host != nullptr ? InUse(*host) : Resources{};
+      const Resources reserved = host != nullptr ? Reserved(*host) : Resources{};
+      hosts.push_back({{"id", spec.name},
+                       {"enabled", !spec.cordoned},
+                       {"host", WithoutCredentials(spec.address)},
+                       {"architecture", ArchOf(spec, host)},
+                       {"cpu_model", ""},
+                       {"os_name", facts.os_name},
+                       {"os_version", facts.os_version},
+                       {"external_ip_address", ""},
+                       {"devops_version", facts.agent_version},
+                       {"description", spec.name},
+                       {"tags", spec.tags},
+                       {"state", host == nullptr ? ""
+                                 : healthy       ? "healthy"
+                                                 : "unhealthy"},
+                       {"parallels_desktop_version", facts.hypervisor_version},
+                       {"parallels_desktop_licensed", healthy},
+                       {"has_websocket_events", false},
+                       {"is_local", false},
+                       {"is_reverse_proxy_enabled", false},
+                       {"is_log_streaming_enabled", false},
+                       {"enabled_modules", json::array()},
+                       {"resources", OrchestratorResources(facts.total, apple_vms)},
+                       {"detailed_resources",
+                        {{"total_apple_vms", apple_vms},
+                         {"system_reserved", OrchestratorResources(facts.system_reserved, 0)},
+                         {"total", OrchestratorResources(facts.total, apple_vms)},
+                         {"total_available", OrchestratorResources(facts.available, 0)},
+                         {"total_in_use", OrchestratorResources(in_use, apple_vms)},
+                         {"total_reserved", OrchestratorResources(reserved, 0)}}},
+                       {"required_claims", json::array()},
+                       {"required_roles", json::array()}});
+    }
+  }
+  return hosts;
+}
+
+json OrchestratorResourcesJson(const Snapshot& snapshot) {
+  // One entry per architecture, summed over healthy, enabled hosts, as the orchestrator does.
+  struct Sum {
+    Resources system_reserved, total, available, in_use, reserved;
+  };
+  std::map<std::string, Sum> arches;
+  for (const HostPool& pool : snapshot.desired.pools) {
+    for (const HostSpec& spec : pool.hosts) {
+      const ObservedHost* host = snapshot.observed.FindHost(spec.name);
+      if (host == nullptr || !host->online || spec.cordoned) {
+        continue;
+      }
+      Sum& sum = arches[ArchOf(spec, host)];
+      Add(sum.system_reserved, host->facts.system_reserved);
+      Add(sum.total, host->facts.total);
+      Add(sum.available, host->facts.available);
+      Add(sum.in_use, InUse(*host));
+      Add(sum.reserved, Reserved(*host));
+    }
+  }
+  json out = json::array();
+  for (const auto& [arch, sum] : arches) {
+    out.push_back({{"cpu_type", arch},
+                   {"cpu_brand", ""},
+                   {"system_reserved", UsageBlock(sum.system_reserved)},
+                   {"total", UsageBlock(sum.total)},
+                   {"total_available", UsageBlock(sum.available)},
+                   {"total_in_use", UsageBlock(sum.in_use)},
+                   {"total_reserved", UsageBlock(sum.reserved)}});
+  }
+  return out;
+}
+
+json OrchestratorMachinesJson(const Snapshot& snapshot) {
+  // Only VMs of healthy, enabled hosts, with the host_* fields filled, as the orchestrator does.
+  json out = json::array();
+  for (const HostPool& pool : snapshot.desired.pools) {
+    for (const HostSpec& spec : pool.hosts) {
+      const ObservedHost* host = snapshot.observed.FindHost(spec.name);
+      if (host == nullptr || !host->online || spec.cordoned) {
+        continue;
+      }
+      for (const VmInfo& vm : host->vms) {
+        out.push_back(
+            {{"ID", vm.id},
+             {"Name", vm.name},
+             {"Description", ""},
+             {"Type", vm.type},
+             {"State", vm.raw_state.empty() ? std::string(ToString(vm.state)) : vm.raw_state},
+             {"OS", vm.os_raw},
+             {"host", WithoutCredentials(spec.address)},
+             {"host_url", WithoutCredentials(spec.address)},
+             {"host_id", spec.name},
+             {"host_name", spec.name},
+             {"host_state", "healthy"},
+             {"host_external_ip_address", ""},
+             {"internal_ip_address", vm.ip},
+             {"Hardware",
+              {{"cpu", {{"cpus", vm.cpu}}},
+               {"memory", {{"size", std::to_string(vm.memory_bytes / kMiB) + "Mb"}}},
+               {"hdd0", {{"size", std::to_string(vm.disk_bytes / kMiB) + "Mb"}}}}}});
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace flotilla::api

@@ -1,0 +1,56 @@
+#pragma once
+
+// The JSON bodies of the API's read endpoints (docs/api.md), as pure functions of a snapshot
+// and store records, so that the server, the CLI's local fallback and the tests render alike.
+// Nothing here holds a secret: host addresses lose any user:password part, and the store holds
+// none.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "reconciler/api/snapshot.h"
+#include "reconciler/store/store.h"
+
+namespace flotilla::api {
+
+// "2026-11-23T10:00:00Z".
+std::string FormatTime(std::chrono::system_clock::time_point t);
+
+// `address` without a user:password@ part.
+std::string WithoutCredentials(std::string_view address);
+
+struct VmFilter {
+  std::string pool;
+  std::string vmset;
+  std::string host;
+  std::string state;            // "running", "stopped", ...
+  std::optional<bool> managed;  // owned by this loop (in the ledger)
+};
+
+nlohmann::json HostsJson(const Snapshot& snapshot);
+nlohmann::json VmsJson(const Snapshot& snapshot, const VmFilter& filter);
+nlohmann::json ResourcesJson(const Snapshot& snapshot);
+
+nlohmann::json RunJson(const store::RunRecord& run);
+nlohmann::json ActionJson(const store::ActionRecord& action);
+nlohmann::json RevisionJson(const store::RevisionRecord& revision);
+
+// GET /api/v1/status and `flotilla status`: the revision in force, the newest problem, the last
+// run, hosts online, owned VMs, unfinished actions and recent events. Hosts come from
+// `snapshot` when there is one (a running loop), else from the store's last saved observation.
+Result<nlohmann::json> StatusJson(store::Store& store, const Snapshot* snapshot);
+
+// A snapshot made from what the store saved (hosts, ledger) for commands that read the store
+// without a running loop. Pools hold only the hosts observed; addresses and tags are unknown.
+Result<Snapshot> SnapshotFromStore(store::Store& store);
+
+// The Parallels DevOps orchestrator's shapes (reference section 7), for its existing clients.
+nlohmann::json OrchestratorHostsJson(const Snapshot& snapshot);
+nlohmann::json OrchestratorResourcesJson(const Snapshot& snapshot);
+nlohmann::json OrchestratorMachinesJson(const Snapshot& snapshot);
+
+}  // namespace flotilla::api
