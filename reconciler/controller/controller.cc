@@ -13,6 +13,31 @@ namespace {
 
 using std::chrono::system_clock;
 
+// Passes progress on and counts every finished action in the metrics.
+class MeteredProgress final : public executor::Progress {
+ public:
+  MeteredProgress(executor::Progress* next, api::Telemetry* telemetry)
+      : next_(next), telemetry_(telemetry) {}
+  void Started(const Action& action, int attempt, size_t done, size_t total) override {
+    if (next_ != nullptr) {
+      next_->Started(action, attempt, done, total);
+    }
+  }
+  void Finished(const Action& action, executor::Outcome outcome, const Status& status,
+                std::chrono::milliseconds elapsed, size_t done, size_t total) override {
+    if (telemetry_ != nullptr) {
+      telemetry_->ActionFinished(ToString(action.kind), executor::ToString(outcome), elapsed);
+    }
+    if (next_ != nullptr) {
+      next_->Finished(action, outcome, status, elapsed, done, total);
+    }
+  }
+
+ private:
+  executor::Progress* next_;
+  api::Telemetry* telemetry_;
+};
+
 std::string ResumeKey(std::string_view vm, std::string_view host) {
   return std::string(vm) + "@" + std::string(host);
 }
@@ -191,6 +216,9 @@ SyncResult Controller::Sync() {
     result.problem = std::move(problem);
   };
   Result<std::string> polled = source_.Poll();
+  if (options_.telemetry != nullptr) {
+    options_.telemetry->GitFetch(polled.ok());
+  }
   if (!polled.ok()) {
     hold("cannot read " + source_.Describe() + ": " + polled.status().message(), "",
          store::RevisionOutcome::kFailed);
@@ -244,8 +272,12 @@ Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
   }
   auto entry = std::make_unique<PoolProvider>();
   entry->pool = std::make_unique<HostPool>(pool);
-  Result<std::unique_ptr<providers::Provider>> built = registry_.Build(providers::ProviderContext{
-      .pool = *entry->pool, .secrets = secrets_, .logger = logger_, .clock = clock_});
+  Result<std::unique_ptr<providers::Provider>> built =
+      registry_.Build(providers::ProviderContext{.pool = *entry->pool,
+                                                 .secrets = secrets_,
+                                                 .logger = logger_,
+                                                 .clock = clock_,
+                                                 .requests = options_.telemetry});
   if (!built.ok()) {
     return built.status();
   }
@@ -570,7 +602,22 @@ Result<Prepared> Controller::Prepare() {
   if (planner_options.adopt_unowned) {
     prepared.adoptions = Adoptions(prepared);
   }
+  auto snapshot = std::make_shared<api::Snapshot>(api::Snapshot{.observed_at = clock_.Now(),
+                                                                .sha = prepared.sha,
+                                                                .fail_static = prepared.fail_static,
+                                                                .problem = prepared.problem,
+                                                                .desired = prepared.desired,
+                                                                .observed = prepared.observed,
+                                                                .ledger = prepared.ledger,
+                                                                .plan = prepared.plan});
+  std::lock_guard lock(snapshot_mu_);
+  snapshot_ = std::move(snapshot);
   return prepared;
+}
+
+std::shared_ptr<const api::Snapshot> Controller::snapshot() const {
+  std::lock_guard lock(snapshot_mu_);
+  return snapshot_;
 }
 
 std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared& prepared) const {
@@ -665,13 +712,21 @@ void Controller::Sweep(const Prepared& prepared) {
 }
 
 PassResult Controller::Execute(const Prepared& prepared, std::string_view trigger,
-                               executor::Progress* progress, std::stop_token stop) {
+                               executor::Progress* progress, std::stop_token stop,
+                               const std::function<void(int64_t)>& on_started) {
   PassResult result;
+  const auto started = std::chrono::steady_clock::now();
   Result<int64_t> run = store_.BeginRun(trigger, prepared.sha, clock_.Now());
+  if (on_started) {
+    on_started(run.ok() ? *run : 0);
+  }
   if (!run.ok()) {
     logger_->error("store: {}", run.status().ToString());
     result.outcome = store::RunOutcome::kFailed;
     result.message = run.status().ToString();
+    if (options_.telemetry != nullptr) {
+      options_.telemetry->RunFinished(store::ToString(result.outcome), {});
+    }
     return result;
   }
   result.run_id = *run;
@@ -696,12 +751,14 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   Sweep(prepared);
   if (!prepared.plan.actions.empty()) {
     const executor::Fleet fleet = FleetFor(prepared.desired);
+    MeteredProgress metered(progress, options_.telemetry);
     StoreJournal journal(store_, result.run_id, clock_, logger_);
-    executor::Context context{.fleet = &fleet,
-                              .journal = &journal,
-                              .progress = progress,
-                              .ledger = &prepared.ledger,
-                              .resume = prepared.resume};
+    executor::Context context{
+        .fleet = &fleet,
+        .journal = &journal,
+        .progress = progress != nullptr || options_.telemetry != nullptr ? &metered : nullptr,
+        .ledger = &prepared.ledger,
+        .resume = prepared.resume};
     executor::Executor executor(options_.executor);
     result.report = executor.Run(prepared.plan, context, std::move(stop));
     for (size_t i = 0; i < result.report.actions.size(); ++i) {
@@ -742,6 +799,12 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
       !s.ok()) {
     logger_->error("store: {}", s.ToString());
   }
+  if (options_.telemetry != nullptr) {
+    options_.telemetry->RunFinished(store::ToString(result.outcome),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - started));
+    options_.telemetry->DeletionsDeferred(prepared.plan.Count(FindingKind::kDeferred));
+  }
   // The revision is recorded as applied the first time a pass acts on it.
   Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
   if (applied.ok() && (!*applied || (*applied)->sha != prepared.sha)) {
@@ -752,11 +815,16 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   return result;
 }
 
-void Controller::RecordFailedRun(std::string_view trigger, std::string_view message) {
-  Result<int64_t> run = store_.BeginRun(trigger, current_sha_.value_or(""), clock_.Now());
-  if (run.ok()) {
-    (void)store_.FinishRun(*run, store::RunOutcome::kFailed, {}, message, clock_.Now());
+int64_t Controller::RecordFailedRun(std::string_view trigger, std::string_view message) {
+  if (options_.telemetry != nullptr) {
+    options_.telemetry->RunFinished(store::ToString(store::RunOutcome::kFailed), {});
   }
+  Result<int64_t> run = store_.BeginRun(trigger, current_sha_.value_or(""), clock_.Now());
+  if (!run.ok()) {
+    return 0;
+  }
+  (void)store_.FinishRun(*run, store::RunOutcome::kFailed, {}, message, clock_.Now());
+  return *run;
 }
 
 }  // namespace flotilla::controller

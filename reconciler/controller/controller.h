@@ -16,8 +16,10 @@
 // another thread while the loop calls Sync, never while it calls Prepare.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -27,6 +29,8 @@
 
 #include "providers/registry.h"
 #include "providers/secrets.h"
+#include "reconciler/api/snapshot.h"
+#include "reconciler/api/telemetry.h"
 #include "reconciler/executor/executor.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
@@ -55,6 +59,7 @@ struct ControllerOptions {
   std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // per observation
   uint32_t observe_concurrency = 32;
   std::string secrets_dir;
+  api::Telemetry* telemetry = nullptr;  // metrics; may be null; outlives the controller
 };
 
 // What the last Sync decided.
@@ -113,14 +118,20 @@ class Controller {
   Result<Prepared> Prepare();
 
   // Runs the plan and records the run (trigger: "apply", "timer", "change", "manual", ...).
-  // `progress` may be null.
+  // `progress` may be null. `on_started`, if set, is called with the run's id as soon as the
+  // run is recorded (before any action), or with 0 if it could not be.
   PassResult Execute(const Prepared& prepared, std::string_view trigger,
-                     executor::Progress* progress, std::stop_token stop);
+                     executor::Progress* progress, std::stop_token stop,
+                     const std::function<void(int64_t)>& on_started = {});
 
   // Records a run that could not get as far as executing (no revision, observation failed).
-  void RecordFailedRun(std::string_view trigger, std::string_view message);
+  // Returns its id, or 0 if the store could not record it.
+  int64_t RecordFailedRun(std::string_view trigger, std::string_view message);
 
   const SyncResult& last_sync() const { return sync_; }
+
+  // What the latest Prepare saw and planned; null before the first. Any thread.
+  std::shared_ptr<const api::Snapshot> snapshot() const;
 
  private:
   struct PoolProvider;
@@ -164,6 +175,9 @@ class Controller {
   std::map<std::string, std::chrono::system_clock::time_point> first_observed_;
   // Creates cancelled by this process (superseded or shut down), to resume or sweep.
   std::map<std::string, Unfinished> cancelled_creates_;
+
+  mutable std::mutex snapshot_mu_;  // guards snapshot_
+  std::shared_ptr<const api::Snapshot> snapshot_;
 };
 
 }  // namespace flotilla::controller

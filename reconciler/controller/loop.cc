@@ -25,11 +25,18 @@ steady_clock::time_point Loop::Jittered(std::chrono::milliseconds period) {
                                        static_cast<double>(period.count()) * factor(rng_)));
 }
 
-void Loop::Trigger(std::string reason) {
+std::shared_future<int64_t> Loop::Trigger(std::string reason) {
   std::lock_guard lock(mu_);
-  trigger_ = std::move(reason);
+  if (!trigger_) {
+    trigger_ = std::move(reason);
+  }
+  if (!trigger_run_) {
+    trigger_run_ = std::make_shared<std::promise<int64_t>>();
+    trigger_future_ = trigger_run_->get_future().share();
+  }
   fetch_now_ = true;
   cv_.notify_all();
+  return trigger_future_;
 }
 
 void Loop::Stop() {
@@ -71,6 +78,10 @@ bool Loop::Run() {
         }
       }
     }
+    if (verify_now_ && !executing_) {
+      verify_now_ = false;
+      next_resync = steady_clock::now();
+    }
     const bool due = changed || trigger_.has_value() || steady_clock::now() >= next_resync;
     if (!stopping_ && !executing_ && due) {
       const std::string reason = trigger_.has_value() ? *trigger_
@@ -78,18 +89,26 @@ bool Loop::Run() {
                                                       : options_.trigger_name;
       const bool explicit_pass = trigger_.has_value() || changed;
       trigger_.reset();
+      std::shared_ptr<std::promise<int64_t>> told = std::move(trigger_run_);
+      trigger_run_.reset();
       changed = false;
       lock.unlock();
       Result<Prepared> prepared = controller_.Prepare();
       lock.lock();
       next_resync = Jittered(options_.resync_interval);
       if (stopping_) {
+        if (told) {
+          told->set_value(0);
+        }
         break;  // Stop() came while observing: start nothing
       }
       if (!prepared.ok()) {
         logger_->error("cannot reconcile: {}", prepared.status().message());
         if (explicit_pass) {
-          controller_.RecordFailedRun(reason, prepared.status().message());
+          const int64_t run = controller_.RecordFailedRun(reason, prepared.status().message());
+          if (told) {
+            told->set_value(run);
+          }
         }
         ++passes_;
         cv_.notify_all();
@@ -104,14 +123,24 @@ bool Loop::Run() {
         executing_ = true;
         execution_stop_ = std::stop_source();
         execution_ =
-            std::thread([this, reason, token = execution_stop_.get_token(),
+            std::thread([this, reason, told, token = execution_stop_.get_token(),
                          pass = std::make_shared<Prepared>(std::move(*prepared))]() mutable {
-              const PassResult result =
-                  controller_.Execute(*pass, reason, progress_, std::move(token));
+              const PassResult result = controller_.Execute(*pass, reason, progress_,
+                                                            std::move(token), [&told](int64_t run) {
+                                                              if (told) {
+                                                                told->set_value(run);
+                                                              }
+                                                            });
               logger_->info("run {} ({}): {}: {}", result.run_id, reason,
                             store::ToString(result.outcome), result.message);
               std::lock_guard done(mu_);
               executing_ = false;
+              // A pass that changed the fleet is looked at again at once: that confirms it
+              // (and publishes what the hosts now hold), and the next step of a rolling update
+              // starts without waiting for the timer. A pass that failed keeps the timer, so
+              // a failing action is not retried in a tight loop.
+              verify_now_ =
+                  result.outcome == store::RunOutcome::kSucceeded && !pass->plan.actions.empty();
               ++passes_;
               cv_.notify_all();
             });
@@ -123,6 +152,10 @@ bool Loop::Run() {
     cv_.wait_until(lock, wake, [&] {
       return stopping_ || fetch_now_ || passes_ != seen || (!executing_ && trigger_.has_value());
     });
+  }
+  if (trigger_run_) {
+    trigger_run_->set_value(0);  // asked for, never started
+    trigger_run_.reset();
   }
   // Shutting down: the pass under way was cancelled in Stop(); give its actions time to end.
   const bool drained = cv_.wait_for(lock, options_.shutdown_timeout, [&] { return !executing_; });

@@ -10,6 +10,10 @@
 // desired state always wins and a stuck action never blocks a fix. Passes whose plan is empty
 // are not recorded as runs unless they were asked for (Trigger) or a revision changed.
 //
+// A pass whose actions all succeeded is followed at once by another observation (recorded as a
+// run only if it finds work, such as the next step of a rolling update), so that what the API
+// serves reflects the change without waiting for the resync timer.
+//
 // Stop() (SIGTERM/SIGINT) stops starting actions, cancels the pass and waits up to
 // `shutdown_timeout` for actions under way to finish; Run() then returns.
 //
@@ -18,6 +22,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -52,8 +57,11 @@ class Loop {
   // false when some were still running (they are settled by the next start's recovery).
   bool Run();
 
-  // Asks for a pass now (and a fetch first). `reason` is recorded as the run's trigger.
-  void Trigger(std::string reason);
+  // Asks for a pass now (and a fetch first). `reason` is recorded as the run's trigger. Triggers
+  // that arrive before the pass starts share it (the first reason wins). The future yields the
+  // id of the run recorded for that pass as soon as it is recorded (before its actions run), or
+  // 0 if none was (the loop stopped first, or the store failed).
+  std::shared_future<int64_t> Trigger(std::string reason);
   void Stop();
 
   // Passes executed so far (recorded or not), for tests and the API.
@@ -74,8 +82,11 @@ class Loop {
   mutable std::condition_variable cv_;
   bool stopping_ = false;
   std::optional<std::string> trigger_;  // a pass was asked for (runs once none is under way)
-  bool fetch_now_ = false;              // a fetch was asked for
+  std::shared_ptr<std::promise<int64_t>> trigger_run_;  // told the run id of that pass
+  std::shared_future<int64_t> trigger_future_;
+  bool fetch_now_ = false;  // a fetch was asked for
   bool executing_ = false;
+  bool verify_now_ = false;  // the pass that just ended changed the fleet: observe again now
   std::stop_source execution_stop_;
   uint64_t passes_ = 0;
   std::thread execution_;
