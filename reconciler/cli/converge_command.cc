@@ -4,17 +4,21 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "reconciler/api/server.h"
+#include "reconciler/api/telemetry.h"
 #include "reconciler/controller/controller.h"
 #include "reconciler/controller/git_desired_source.h"
 #include "reconciler/controller/loop.h"
@@ -30,17 +34,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-void AddLocationFlags(CLI::App& cmd, StoreLocation& where) {
-  cmd.add_option("--config", where.config,
-                 "Reconciler configuration (default: $FLOTILLA_CONFIG, else ./flotilla.yaml)");
-  cmd.add_option("--state-dir", where.state_dir,
-                 "Folder of the store (flotilla.db), its lock and the Git mirror; overrides "
-                 "the configuration's stateDir");
-  cmd.add_option("--secrets-dir", where.secrets_dir,
-                 "Folder of host credentials (<dir>/<credentialsRef>/apiKey, ...); overrides "
-                 "the configuration's secretsDir");
-}
 
 // The configuration named by `where`, with the command-line overrides applied.
 Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
@@ -81,15 +74,6 @@ std::string StorePath(const manifest::ReconcilerConfig& config) {
   return (fs::path(config.state_dir) / "flotilla.db").string();
 }
 
-std::string FormatTime(store::Time t) {
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buffer;
-}
-
 std::string Short(const std::string& sha) { return sha.substr(0, 7); }
 
 // Everything apply and run share: the configuration, the owner lock, the store, the source and
@@ -102,6 +86,7 @@ struct Engine {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<controller::GitDesiredSource> source;
   SystemClock clock;
+  api::Telemetry telemetry;
   std::unique_ptr<controller::Controller> controller;
 };
 
@@ -161,6 +146,7 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
   options.executor.create_timeout = c.reconcile.create_timeout;
   options.executor.action_timeout = c.reconcile.action_timeout;
   options.executor.max_attempts = c.reconcile.max_attempts;
+  options.telemetry = &engine->telemetry;
   engine->controller =
       std::make_unique<controller::Controller>(std::move(options), *engine->store, *engine->source,
                                                context.providers, engine->clock, context.log);
@@ -309,6 +295,19 @@ std::string CompareSavedPlan(const std::string& file, const Plan& plan,
   return "";
 }
 
+}  // namespace
+
+void AddLocationFlags(CLI::App& cmd, StoreLocation& where) {
+  cmd.add_option("--config", where.config,
+                 "Reconciler configuration (default: $FLOTILLA_CONFIG, else ./flotilla.yaml)");
+  cmd.add_option("--state-dir", where.state_dir,
+                 "Folder of the store (flotilla.db), its lock and the Git mirror; overrides "
+                 "the configuration's stateDir");
+  cmd.add_option("--secrets-dir", where.secrets_dir,
+                 "Folder of host credentials (<dir>/<credentialsRef>/apiKey, ...); overrides "
+                 "the configuration's secretsDir");
+}
+
 // The store named by `where`, for the commands that only read it (no lock: a loop may be
 // running). NotFound when nothing has been applied from that state directory yet.
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,
@@ -335,7 +334,46 @@ int Fail(const Context& context, const Status& status) {
   return 1;
 }
 
-}  // namespace
+Result<manifest::ReconcilerConfig> LoadReconcilerConfig(const StoreLocation& where,
+                                                        const Context& context) {
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  if (!validator.ok()) {
+    return validator.status();
+  }
+  return LoadConfig(where, **validator, context);
+}
+
+// The value of a secret from a file (trailing whitespace dropped) or, without a file, from an
+// environment variable; empty when neither is configured. Never logged.
+Result<std::string> ReadSecretSetting(const std::string& file, const std::string& env,
+                                      std::string_view what) {
+  std::string value;
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      return Status::FailedPrecondition("cannot read the " + std::string(what) + " file " + file);
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    value = text.str();
+  } else if (!env.empty()) {
+    // Read once at start-up; nothing in the process sets it.
+    const char* set = std::getenv(env.c_str());  // NOLINT(concurrency-mt-unsafe)
+    if (set == nullptr) {
+      return Status::FailedPrecondition("the " + std::string(what) + " variable " + env +
+                                        " is not set");
+    }
+    value = set;
+  }
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())) != 0) {
+    value.pop_back();
+  }
+  if ((!file.empty() || !env.empty()) && value.empty()) {
+    return Status::FailedPrecondition("the " + std::string(what) + " is empty");
+  }
+  return value;
+}
 
 CLI::App* AddApplyCommand(CLI::App& app, ApplyOptions& options) {
   CLI::App* cmd = app.add_subcommand(
@@ -369,27 +407,9 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
   cmd->add_option("--pools", options.pools,
                   "Only these pools (comma-separated) and their VM sets: run one loop per "
                   "shard, each with its own --state-dir");
-  return cmd;
-}
-
-CLI::App* AddHistoryCommand(CLI::App& app, HistoryOptions& options) {
-  CLI::App* cmd =
-      app.add_subcommand("history", "Recent runs and revisions, from the store (newest first).");
-  AddLocationFlags(*cmd, options.where);
-  cmd->add_option("--limit", options.limit, "How many runs and revisions")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
-  cmd->add_flag("--json", options.json, "Print JSON instead of a table");
-  return cmd;
-}
-
-CLI::App* AddStatusCommand(CLI::App& app, StatusOptions& options) {
-  CLI::App* cmd = app.add_subcommand(
-      "status",
-      "What the store knows now: the revision in force, the last run, hosts, owned VMs,\n"
-      "unfinished actions and recent events.");
-  AddLocationFlags(*cmd, options.where);
-  cmd->add_flag("--json", options.json, "Print JSON instead of text");
+  cmd->add_option("--listen", options.listen,
+                  "Address of the HTTP API and /metrics (host:port; port 0 picks a free one); "
+                  "overrides api.listen (default 127.0.0.1:8080)");
   return cmd;
 }
 
@@ -480,7 +500,50 @@ int RunApply(const ApplyOptions& options, const Context& context) {
   return report.failed + report.abandoned == 0 ? 0 : 1;
 }
 
-int RunLoop(const RunOptions& options, const Context& context) {
+namespace {
+
+// The API's view of a running loop.
+class LoopBackend final : public api::Backend {
+ public:
+  LoopBackend(const controller::Controller& controller, controller::Loop& loop)
+      : controller_(controller), loop_(loop) {}
+  std::shared_ptr<const api::Snapshot> Latest() const override { return controller_.snapshot(); }
+  std::shared_future<int64_t> Reconcile(std::string reason) override {
+    return loop_.Trigger(std::move(reason));
+  }
+
+ private:
+  const controller::Controller& controller_;
+  controller::Loop& loop_;
+};
+
+Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine& engine,
+                                              api::Backend& backend, const Context& context) {
+  const manifest::ReconcilerConfig& c = engine.config;
+  Result<std::string> token = ReadSecretSetting(c.api.token_file, c.api.token_env, "API token");
+  if (!token.ok()) {
+    return token.status();
+  }
+  Result<std::string> webhook =
+      ReadSecretSetting(c.api.webhook_secret_file, c.api.webhook_secret_env, "webhook secret");
+  if (!webhook.ok()) {
+    return webhook.status();
+  }
+  return api::Server::Start(
+      api::ServerOptions{.listen = options.listen.empty() ? c.api.listen : options.listen,
+                         .token = *token,
+                         .webhook_secret = *webhook,
+                         .branch = c.source.revision.empty() ? c.source.branch : std::string(),
+                         .tls_cert_file = c.api.tls_cert_file,
+                         .tls_key_file = c.api.tls_key_file,
+                         .threads = c.api.threads},
+      backend, *engine.store, engine.telemetry, context.log);
+}
+
+}  // namespace
+
+int RunLoop(const RunOptions& options, const Context& context,
+            const std::function<void(const std::string& url)>& ready) {
   controller::ControllerOptions controller_options;
   std::stringstream pools(options.pools);
   for (std::string pool; std::getline(pools, pool, ',');) {
@@ -518,12 +581,27 @@ int RunLoop(const RunOptions& options, const Context& context) {
       loop->Stop();
     }
   }
+  LoopBackend backend(*(*engine)->controller, *loop);
+  Result<std::unique_ptr<api::Server>> server = StartApi(options, **engine, backend, context);
+  if (!server.ok()) {
+    return Fail(context, server.status().WithContext("API"));
+  }
   context.log->info(
-      "flotilla run: {} every {} s, hosts every {} s, store {}", (*engine)->source->Describe(),
+      "flotilla run: {} every {} s, hosts every {} s, store {}, API {}",
+      (*engine)->source->Describe(),
       std::chrono::duration_cast<std::chrono::seconds>(config.source.interval).count(),
       std::chrono::duration_cast<std::chrono::seconds>(config.reconcile.resync_interval).count(),
-      StorePath(config));
+      StorePath(config), (*server)->url());
+  if (config.api.token_file.empty() && config.api.token_env.empty()) {
+    context.log->warn(
+        "the API needs no token (api.tokenFile is not set): anyone on this machine "
+        "can read it and trigger reconciles");
+  }
+  if (ready) {
+    ready((*server)->url());
+  }
   const bool drained = loop->Run();
+  (*server)->Stop();
   if (!drained) {
     // Threads are still inside provider calls; their rows stay `running` and the next start
     // settles them against the hosts. Leave without running destructors under their feet.
@@ -531,143 +609,6 @@ int RunLoop(const RunOptions& options, const Context& context) {
     std::_Exit(0);
   }
   context.log->info("stopped");
-  return 0;
-}
-
-int RunHistory(const HistoryOptions& options, const Context& context) {
-  Result<std::unique_ptr<store::Store>> store = OpenExistingStore(options.where, context);
-  if (!store.ok()) {
-    return Fail(context, store.status());
-  }
-  Result<std::vector<store::RunRecord>> runs = (*store)->Runs(options.limit);
-  Result<std::vector<store::RevisionRecord>> revisions = (*store)->Revisions(options.limit);
-  if (!runs.ok() || !revisions.ok()) {
-    return Fail(context, runs.ok() ? revisions.status() : runs.status());
-  }
-  if (options.json) {
-    json doc = {{"runs", json::array()}, {"revisions", json::array()}};
-    for (const store::RunRecord& r : *runs) {
-      doc["runs"].push_back(
-          {{"id", r.id},
-           {"trigger", r.trigger},
-           {"revision", r.revision},
-           {"started_at", FormatTime(r.started_at)},
-           {"finished_at", r.finished_at ? json(FormatTime(*r.finished_at)) : json(nullptr)},
-           {"outcome", store::ToString(r.outcome)},
-           {"planned", r.counts.planned},
-           {"succeeded", r.counts.succeeded},
-           {"failed", r.counts.failed},
-           {"abandoned", r.counts.abandoned},
-           {"findings", r.counts.findings},
-           {"message", r.message}});
-    }
-    for (const store::RevisionRecord& r : *revisions) {
-      doc["revisions"].push_back({{"sha", r.sha},
-                                  {"attempted_at", FormatTime(r.attempted_at)},
-                                  {"outcome", store::ToString(r.outcome)},
-                                  {"reason", r.reason}});
-    }
-    context.out << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
-    return 0;
-  }
-  context.out << "RUN    STARTED               TRIGGER   REVISION  OUTCOME    ACTIONS  "
-                 "MESSAGE\n";
-  for (const store::RunRecord& r : *runs) {
-    char line[160];
-    std::snprintf(
-        line, sizeof line, "%-6lld %-21s %-9s %-9s %-10s %-8s ", static_cast<long long>(r.id),
-        FormatTime(r.started_at).c_str(), r.trigger.c_str(), Short(r.revision).c_str(),
-        std::string(store::ToString(r.outcome)).c_str(),
-        (std::to_string(r.counts.succeeded) + "/" + std::to_string(r.counts.planned)).c_str());
-    context.out << line << r.message << "\n";
-  }
-  context.out << "\nREVISION  ATTEMPTED             OUTCOME   REASON\n";
-  for (const store::RevisionRecord& r : *revisions) {
-    char line[96];
-    std::snprintf(line, sizeof line, "%-9s %-21s %-9s ",
-                  (r.sha.empty() ? std::string("-") : Short(r.sha)).c_str(),
-                  FormatTime(r.attempted_at).c_str(),
-                  std::string(store::ToString(r.outcome)).c_str());
-    context.out << line << r.reason << "\n";
-  }
-  return 0;
-}
-
-int RunStatus(const StatusOptions& options, const Context& context) {
-  Result<std::unique_ptr<store::Store>> opened = OpenExistingStore(options.where, context);
-  if (!opened.ok()) {
-    return Fail(context, opened.status());
-  }
-  store::Store& s = **opened;
-  Result<std::optional<store::RevisionRecord>> applied = s.LastApplied();
-  Result<std::optional<store::RevisionRecord>> attempted = s.LastAttempted();
-  Result<std::vector<store::RunRecord>> runs = s.Runs(1);
-  Result<Ledger> ledger = s.LoadLedger();
-  Result<Observed> hosts = s.LoadHosts();
-  Result<std::vector<store::ActionRecord>> unfinished = s.UnfinishedActions();
-  Result<std::vector<store::EventRecord>> events = s.Events(5);
-  if (!applied.ok() || !attempted.ok() || !runs.ok() || !ledger.ok() || !hosts.ok() ||
-      !unfinished.ok() || !events.ok()) {
-    return Fail(context, Status::Internal("cannot read the store " + s.path()));
-  }
-  size_t online = 0;
-  for (const auto& [name, host] : hosts->hosts) {
-    online += host.online ? 1 : 0;
-  }
-  const bool problem = *attempted && (*attempted)->outcome != store::RevisionOutcome::kApplied;
-  if (options.json) {
-    json doc = {
-        {"applied", *applied ? json((*applied)->sha) : json(nullptr)},
-        {"latest_problem", problem ? json({{"sha", (*attempted)->sha},
-                                           {"outcome", store::ToString((*attempted)->outcome)},
-                                           {"reason", (*attempted)->reason}})
-                                   : json(nullptr)},
-        {"hosts", {{"total", hosts->hosts.size()}, {"online", online}}},
-        {"managed_vms", ledger->entries.size()},
-        {"unfinished_actions", unfinished->size()},
-        {"last_run", runs->empty() ? json(nullptr)
-                                   : json({{"id", runs->front().id},
-                                           {"outcome", store::ToString(runs->front().outcome)},
-                                           {"started_at", FormatTime(runs->front().started_at)},
-                                           {"message", runs->front().message}})}};
-    context.out << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
-    return 0;
-  }
-  context.out << "Revision in force: "
-              << (*applied ? Short((*applied)->sha) + " (applied " +
-                                 FormatTime((*applied)->attempted_at) + ")"
-                           : std::string("none yet"))
-              << "\n";
-  if (problem) {
-    context.out << "Newest revision:   " << store::ToString((*attempted)->outcome) << " "
-                << ((*attempted)->sha.empty() ? "" : Short((*attempted)->sha) + " ") << "- "
-                << (*attempted)->reason << "\n";
-  }
-  if (!runs->empty()) {
-    const store::RunRecord& r = runs->front();
-    context.out << "Last run:          " << r.id << " (" << r.trigger << ", "
-                << FormatTime(r.started_at) << "): " << store::ToString(r.outcome) << ", "
-                << r.message << "\n";
-  }
-  context.out << "Hosts:             " << online << " of " << hosts->hosts.size() << " online\n";
-  for (const auto& [name, host] : hosts->hosts) {
-    if (!host.online) {
-      context.out << "  offline: " << name << " (" << host.pool << "): " << host.error << "\n";
-    }
-  }
-  context.out << "Managed VMs:       " << ledger->entries.size() << "\n";
-  if (!unfinished->empty()) {
-    context.out << "Unfinished:        " << unfinished->size()
-                << " action(s), settled on the next run\n";
-  }
-  if (!events->empty()) {
-    context.out << "Recent events:\n";
-    for (const store::EventRecord& e : *events) {
-      context.out << "  " << FormatTime(e.at) << " " << e.level << " " << e.kind
-                  << (e.subject.empty() ? "" : " " + e.subject)
-                  << (e.message.empty() ? "" : ": " + e.message) << "\n";
-    }
-  }
   return 0;
 }
 
