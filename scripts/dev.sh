@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # One command for a newcomer: installs dependencies (Debian packages), builds an optimised
-# flotilla into build/, and runs the main job: validating the example fleet.
+# flotilla into build/, checks the example fleet, and runs `flotilla dev`: simulated hosts, a
+# local fleet repository seeded from examples/fleet (in ./.flotilla-dev), and the loop with its
+# API. Ctrl-C stops it; the next run picks up where it stopped. Arguments go to `flotilla dev`
+# (e.g. --reset, --listen 127.0.0.1:0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,4 +13,7 @@ cmake --build --preset release -j "$(nproc)"
 
 echo
 echo "+ build/bin/flotilla validate examples/fleet"
-exec build/bin/flotilla validate examples/fleet
+build/bin/flotilla validate examples/fleet
+echo
+echo "+ build/bin/flotilla dev $*"
+exec build/bin/flotilla dev "$@"

@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev
   # Git source tests: real git daemon, smart HTTP (git http-backend under Python), sshd
   git openssh-server openssh-client python3
+  # API tests: /metrics is read with Prometheus' own text parser
+  python3-prometheus-client
   # Provider TLS tests: a throwaway certificate made with the openssl command
   openssl
 )

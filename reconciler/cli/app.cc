@@ -9,9 +9,11 @@
 
 #include "reconciler/cli/context.h"
 #include "reconciler/cli/converge_command.h"
+#include "reconciler/cli/dev_command.h"
 #include "reconciler/cli/diff_command.h"
 #include "reconciler/cli/logging.h"
 #include "reconciler/cli/plan_command.h"
+#include "reconciler/cli/read_commands.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/source/git_source.h"
@@ -86,10 +88,18 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   CLI::App* apply_cmd = AddApplyCommand(app, apply);
   RunOptions run;
   CLI::App* run_cmd = AddRunCommand(app, run);
-  StatusOptions status;
+  ReadOptions status;
   CLI::App* status_cmd = AddStatusCommand(app, status);
   HistoryOptions history;
   CLI::App* history_cmd = AddHistoryCommand(app, history);
+  ReadOptions hosts;
+  CLI::App* hosts_cmd = AddHostsCommand(app, hosts);
+  VmsOptions vms;
+  CLI::App* vms_cmd = AddVmsCommand(app, vms);
+  ReconcileOptions reconcile;
+  CLI::App* reconcile_cmd = AddReconcileCommand(app, reconcile);
+  DevOptions dev;
+  CLI::App* dev_cmd = AddDevCommand(app, dev);
 
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) {
@@ -157,6 +167,18 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   }
   if (history_cmd->parsed()) {
     return RunHistory(history, context);
+  }
+  if (hosts_cmd->parsed()) {
+    return RunHosts(hosts, context);
+  }
+  if (vms_cmd->parsed()) {
+    return RunVms(vms, context);
+  }
+  if (reconcile_cmd->parsed()) {
+    return RunReconcile(reconcile, context);
+  }
+  if (dev_cmd->parsed()) {
+    return RunDev(dev, context);
   }
   err << "flotilla: no command ran\n";
   return 1;

@@ -1,0 +1,389 @@
+#include "reconciler/cli/dev_command.h"
+
+#include <pthread.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "providers/hostsim/sim_server.h"
+#include "reconciler/cli/converge_command.h"
+#include "reconciler/cli/embedded_examples.h"
+#include "reconciler/manifest/loader.h"
+#include "reconciler/model/text.h"
+#include "reconciler/source/git_source.h"
+#include "reconciler/source/seed_repository.h"
+
+namespace flotilla::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kApiKeyName = "DEV";
+
+std::string RandomHex(size_t bytes) {
+  std::random_device random;
+  std::string out;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (size_t i = 0; i < bytes; ++i) {
+    const auto byte = static_cast<unsigned>(random() & 0xffU);
+    out += kDigits[byte >> 4U];
+    out += kDigits[byte & 0xfU];
+  }
+  return out;
+}
+
+Status WriteFile(const fs::path& path, const std::string& text, bool secret = false) {
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) {
+      return Status::Unavailable("cannot write " + path.string());
+    }
+  }
+  if (secret) {
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace,
+                    ec);
+  }
+  return Status::Ok();
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// What the data folder remembers between starts: where each pool's simulated hosts listen (the
+// repository's addresses point there) and the credentials they accept.
+struct DevState {
+  std::map<std::string, int> ports;  // by pool
+  std::string api_secret;
+};
+
+Result<DevState> LoadState(const fs::path& file) {
+  const json doc = json::parse(ReadFile(file), nullptr, false);
+  if (!doc.is_object() || !doc.contains("ports") || !doc["ports"].is_object() ||
+      !doc.contains("apiSecret") || !doc["apiSecret"].is_string()) {
+    return Status::FailedPrecondition(file.string() +
+                                      " is damaged; start over with 'flotilla dev --reset'");
+  }
+  DevState state;
+  for (const auto& [pool, port] : doc["ports"].items()) {
+    if (port.is_number_integer()) {
+      state.ports[pool] = port.get<int>();
+    }
+  }
+  state.api_secret = doc["apiSecret"].get<std::string>();
+  return state;
+}
+
+// The example fleet as compiled into the binary: file name -> text.
+std::map<std::string, std::string> ExampleFiles() {
+  std::map<std::string, std::string> files;
+  for (std::string_view name : examples::Names()) {
+    files.emplace(std::string(name), std::string(examples::Find(name)));
+  }
+  return files;
+}
+
+Result<Desired> LoadExamples(const std::map<std::string, std::string>& files) {
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  if (!validator.ok()) {
+    return validator.status();
+  }
+  manifest::ManifestLoader loader(*validator);
+  std::vector<manifest::ManifestFile> manifests;
+  for (const auto& [name, text] : files) {
+    manifests.push_back({.display_path = "examples/fleet/" + name, .content = text});
+  }
+  manifest::LoadResult loaded = loader.LoadFiles(manifests);
+  if (!loaded.ok()) {
+    return Status::Internal("the example fleet compiled into this binary is invalid");
+  }
+  return loaded.desired;
+}
+
+// A pool manifest with every host's address pointing at its simulated host and the TLS block
+// dropped (the simulated hosts speak plain HTTP on loopback). Comments stay.
+std::string RewritePool(const std::string& text, const std::map<std::string, std::string>& to) {
+  std::istringstream in(text);
+  std::ostringstream out;
+  out << "# Seeded by 'flotilla dev' from examples/fleet: each host's address points at a\n"
+         "# simulated host on this machine.\n";
+  std::string host;
+  size_t skip_deeper_than = std::string::npos;  // inside the dropped tls: block
+  for (std::string line; std::getline(in, line);) {
+    const size_t indent = line.find_first_not_of(' ');
+    const std::string_view body =
+        indent == std::string::npos ? std::string_view() : std::string_view(line).substr(indent);
+    if (skip_deeper_than != std::string::npos) {
+      if (body.empty() || indent > skip_deeper_than) {
+        continue;
+      }
+      skip_deeper_than = std::string::npos;
+    }
+    if (body.starts_with("tls:")) {
+      skip_deeper_than = indent;
+      continue;
+    }
+    for (std::string_view key : {"- name:", "name:"}) {
+      if (body.starts_with(key)) {
+        host = std::string(TrimAscii(body.substr(key.size())));
+      }
+    }
+    if (body.starts_with("address:")) {
+      auto it = to.find(host);
+      if (it != to.end()) {
+        out << line.substr(0, indent) << "address: " << it->second << "\n";
+        continue;
+      }
+    }
+    out << line << "\n";
+  }
+  return out.str();
+}
+
+std::string Display(const fs::path& path) {
+  std::error_code ec;
+  const fs::path relative = fs::relative(path, fs::current_path(ec), ec);
+  return !ec && !relative.empty() && !relative.string().starts_with("..") ? relative.string()
+                                                                          : path.string();
+}
+
+// Blocks SIGINT and SIGTERM in this thread and every thread it starts from now on (the loop's
+// watcher takes them with sigtimedwait); restores the mask when it goes.
+class BlockSignals {
+ public:
+  BlockSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+  }
+  ~BlockSignals() {
+    const timespec none{};
+    while (sigtimedwait(&set_, nullptr, &none) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  BlockSignals(const BlockSignals&) = delete;
+  BlockSignals& operator=(const BlockSignals&) = delete;
+
+ private:
+  sigset_t set_{};
+  sigset_t previous_{};
+};
+
+}  // namespace
+
+CLI::App* AddDevCommand(CLI::App& app, DevOptions& options) {
+  CLI::App* cmd = app.add_subcommand(
+      "dev",
+      "Try flotilla on one machine, with no configuration: simulated hosts shaped like the\n"
+      "example fleet's, a local Git repository seeded from examples/fleet, and the loop with\n"
+      "its API, all in --dir. Edit a manifest, commit, and watch the fleet follow. The next\n"
+      "start reuses --dir (repository, store and VMs); --reset starts over. Ctrl-C stops.");
+  cmd->add_option("--dir", options.dir, "Data folder")->capture_default_str();
+  cmd->add_option("--listen", options.listen, "Address of the API (port 0: any free port)")
+      ->capture_default_str();
+  cmd->add_option("--latency", options.latency,
+                  "Simulated host latencies (create, pull, start, stop, delete, exec, ...), or "
+                  "none")
+      ->capture_default_str();
+  cmd->add_flag("--reset", options.reset, "Delete --dir first: a new repository, store and hosts");
+  return cmd;
+}
+
+int RunDev(const DevOptions& options, const Context& context) {
+  BlockSignals blocked;  // before the simulated hosts start their threads
+  std::error_code ec;
+  const fs::path dir = fs::absolute(options.dir, ec);
+  if (options.reset) {
+    fs::remove_all(dir, ec);
+    if (ec) {
+      return Fail(context,
+                  Status::Unavailable("cannot delete " + dir.string() + ": " + ec.message()));
+    }
+  }
+  const fs::path repo = dir / "fleet";
+  const fs::path state_file = dir / "dev.json";
+  const bool reuse = fs::exists(repo / ".git", ec);
+  if (!reuse && fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+    return Fail(context, Status::FailedPrecondition(
+                             dir.string() + " exists but holds no fleet repository; remove it, "
+                                            "pick another --dir, or pass --reset"));
+  }
+  DevState state;
+  if (reuse) {
+    Result<DevState> loaded = LoadState(state_file);
+    if (!loaded.ok()) {
+      return Fail(context, loaded.status());
+    }
+    state = std::move(*loaded);
+  } else {
+    state.api_secret = RandomHex(16);
+  }
+
+  Result<std::map<std::string, hostsim::Duration>> latency =
+      options.latency == "none" ? std::map<std::string, hostsim::Duration>{}
+                                : hostsim::ParseLatencySpec(options.latency);
+  if (!latency.ok()) {
+    return Fail(context, latency.status().WithContext("--latency"));
+  }
+
+  const std::map<std::string, std::string> examples = ExampleFiles();
+  Result<Desired> fleet = LoadExamples(examples);
+  if (!fleet.ok()) {
+    return Fail(context, fleet.status());
+  }
+
+  // One simulator per pool: its hosts share an architecture and a size.
+  std::vector<std::unique_ptr<hostsim::SimService>> sims;
+  std::map<std::string, std::string> addresses;  // host -> its simulated address
+  std::vector<std::string> lines;                // for the banner
+  for (const HostPool& pool : fleet->pools) {
+    const HostCapacity capacity = pool.defaults.capacity.value_or(HostCapacity{
+        .cpu = 12, .memory = Quantity::FromMiB(32 * 1024), .disk = Quantity::FromMiB(500 * 1024)});
+    hostsim::SimOptions sim{
+        .listen_port = state.ports.contains(pool.meta.name) ? state.ports[pool.meta.name] : 0,
+        .hosts = static_cast<int>(pool.hosts.size()),
+        .arch = std::string(ToString(pool.defaults.arch.value_or(Arch::kArm64))),
+        .cpu = static_cast<int>(capacity.cpu),
+        .memory_mb = capacity.memory.bytes() >> 20U,
+        .disk_mb = capacity.disk.bytes() >> 20U,
+        .latency = *latency,
+        .jitter = options.latency == "none" ? 0.0 : 0.2,
+        .lookup_delay = std::chrono::milliseconds{300},
+        .api_keys = {hostsim::ApiKeyCredential{.key = kApiKeyName, .secret = state.api_secret}},
+        .state_file = (dir / "hosts" / (pool.meta.name + ".json")).string()};
+    fs::create_directories(dir / "hosts", ec);
+    Result<std::unique_ptr<hostsim::SimService>> started = hostsim::SimService::Start(sim);
+    if (!started.ok()) {
+      return Fail(
+          context,
+          Status::Unavailable(
+              "cannot start the simulated hosts of pool " + pool.meta.name + " on port " +
+              std::to_string(sim.listen_port) + ": " + started.status().message() +
+              (reuse ? " (another 'flotilla dev' on this folder? --reset starts over)" : "")));
+    }
+    state.ports[pool.meta.name] = (*started)->port();
+    for (size_t i = 0; i < pool.hosts.size(); ++i) {
+      std::string number = std::to_string(i);
+      number.insert(0, number.size() < 3 ? 3 - number.size() : 0, '0');
+      addresses[pool.hosts[i].name] = (*started)->base_url() + "/h/sim-" + number + "/api";
+    }
+    lines.push_back(pool.meta.name + ": " + std::to_string(pool.hosts.size()) + " " + sim.arch +
+                    " hosts on " + (*started)->base_url());
+    sims.push_back(std::move(*started));
+  }
+
+  const std::string token_file = (dir / "api-token").string();
+  if (!reuse) {
+    std::map<std::string, std::string> files;
+    for (const auto& [name, text] : examples) {
+      files[name] = name.starts_with("pools/") ? RewritePool(text, addresses) : text;
+    }
+    const source::GitLibrary git;
+    if (Status s = source::SeedRepository(repo.string(), "main", files,
+                                          "Seed the fleet from examples/fleet (flotilla dev)");
+        !s.ok()) {
+      return Fail(context, s);
+    }
+    std::set<std::string> credentials;
+    std::set<std::string> catalogs;
+    for (const HostPool& pool : fleet->pools) {
+      credentials.insert(pool.credentials_ref);
+      catalogs.insert(pool.catalog_connection_ref);
+    }
+    for (const std::string& ref : credentials) {
+      if (!ref.empty()) {
+        if (Status s = WriteFile(
+                dir / "secrets" / ref / "apiKey",
+                EncodeBase64(std::string(kApiKeyName) + ":" + state.api_secret) + "\n", true);
+            !s.ok()) {
+          return Fail(context, s);
+        }
+      }
+    }
+    for (const std::string& ref : catalogs) {
+      if (!ref.empty()) {
+        // The simulated hosts have every catalog image; the connection is never dialled.
+        if (Status s = WriteFile(dir / "secrets" / ref / "connection",
+                                 "host=dev:dev@catalog.invalid:443\n", true);
+            !s.ok()) {
+          return Fail(context, s);
+        }
+      }
+    }
+    for (const auto& [file, bytes] : {std::pair{"api-token", 24}, {"webhook-secret", 24}}) {
+      if (Status s = WriteFile(dir / file, RandomHex(bytes) + "\n", true); !s.ok()) {
+        return Fail(context, s);
+      }
+    }
+  }
+  json saved = {{"ports", state.ports}, {"apiSecret", state.api_secret}};
+  if (Status s = WriteFile(state_file, saved.dump(2) + "\n", true); !s.ok()) {
+    return Fail(context, s);
+  }
+  const fs::path config = dir / "flotilla.yaml";
+  std::ostringstream yaml;
+  yaml << "# Written by 'flotilla dev' at every start.\n"
+       << "source: {url: " << json(repo.string()).dump() << ", branch: main, interval: 5s}\n"
+       << "stateDir: " << json((dir / "state").string()).dump() << "\n"
+       << "secretsDir: " << json((dir / "secrets").string()).dump() << "\n"
+       << "api:\n"
+       << "  listen: " << json(options.listen).dump() << "\n"
+       << "  tokenFile: " << json(token_file).dump() << "\n"
+       << "  webhookSecretFile: " << json((dir / "webhook-secret").string()).dump() << "\n"
+       << "reconcile: {resyncInterval: 5s, hostTimeout: 5s, shutdownTimeout: 15s}\n";
+  if (Status s = WriteFile(config, yaml.str()); !s.ok()) {
+    return Fail(context, s);
+  }
+
+  const std::string token(TrimAscii(ReadFile(token_file)));
+  const std::string shown_dir = Display(dir);
+  const std::string shown_config = Display(config);
+  const std::string shown_repo = Display(repo);
+  RunOptions run;
+  run.where.config = config.string();
+  const int code = RunLoop(run, context, [&](const std::string& url) {
+    std::ostringstream banner;
+    banner << "\nflotilla dev is running " << (reuse ? "(reusing " : "(new fleet in ") << shown_dir
+           << ")\n\n"
+           << "  API          " << url << "\n"
+           << "  API token    " << token << "   (also in " << Display(token_file) << ")\n"
+           << "  Repository   " << shown_repo << "   (branch main, fetched every 5 s)\n";
+    for (const std::string& line : lines) {
+      banner << "  Hosts        " << line << "\n";
+    }
+    banner << "\nThings to try, in another terminal:\n"
+           << "  1. Change 'replicas: 4' in " << shown_repo << "/vmsets/linux-runners.yaml, then\n"
+           << "       git -C " << shown_repo << " commit -am 'more runners'\n"
+           << "     and watch this loop create them.\n"
+           << "  2. flotilla plan --config " << shown_config << "\n"
+           << "  3. FLOTILLA_TOKEN=$(cat " << Display(token_file) << ") flotilla vms --server "
+           << url << "\n\n"
+           << "Ctrl-C stops everything.\n\n";
+    context.out << banner.str() << std::flush;
+  });
+  for (auto& sim : sims) {
+    sim->Stop();  // saves the simulated VMs for the next start
+  }
+  return code;
+}
+
+}  // namespace flotilla::cli

@@ -1,0 +1,32 @@
+#pragma once
+
+// `flotilla dev`: the whole system on one machine, with no configuration. Simulated hosts
+// (flotilla-hostsim, in process) stand in for the example fleet's Macs, with the same
+// architecture and resources per pool; a local Git repository seeded from examples/fleet
+// (compiled into the binary) points its pools at them; and the loop with its API runs against
+// both, fetching every 5 s. Everything lives in one data folder (./.flotilla-dev by default):
+// the repository, the store, the simulated hosts' VMs, the API token. The next start reuses it,
+// so edits and VMs survive; --reset starts over. Ctrl-C stops everything cleanly.
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "reconciler/cli/context.h"
+
+namespace flotilla::cli {
+
+struct DevOptions {
+  std::string dir = ".flotilla-dev";
+  std::string listen = "127.0.0.1:8080";  // the API
+  // Simulated latencies (hostsim --latency), so that a converge can be watched; "none" for 0.
+  std::string latency = "create=3s,pull=4s,start=1s,stop=1s,delete=1s,exec=500ms";
+  bool reset = false;
+};
+
+CLI::App* AddDevCommand(CLI::App& app, DevOptions& options);
+
+// Exit codes: 0 after Ctrl-C (or SIGTERM), 1 when it cannot start.
+int RunDev(const DevOptions& options, const Context& context);
+
+}  // namespace flotilla::cli

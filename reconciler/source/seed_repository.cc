@@ -1,0 +1,88 @@
+#include "reconciler/source/seed_repository.h"
+
+#include <git2.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+namespace flotilla::source {
+namespace {
+
+namespace fs = std::filesystem;
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const { Free(p); }
+};
+template <typename T, void (*Free)(T*)>
+using Owned = std::unique_ptr<T, Deleter<T, Free>>;
+
+Status GitError(const std::string& what) {
+  const git_error* e = git_error_last();
+  return Status::Internal(what + ": " +
+                          (e != nullptr && e->message != nullptr
+                               ? std::string(e->message)
+                               : std::string("unknown libgit2 error")));
+}
+
+}  // namespace
+
+Status SeedRepository(const std::string& path, const std::string& branch,
+                      const std::map<std::string, std::string>& files, const std::string& message) {
+  std::error_code ec;
+  if (fs::exists(fs::path(path) / ".git", ec)) {
+    return Status::FailedPrecondition(path + " already holds a Git repository");
+  }
+  for (const auto& [name, content] : files) {
+    const fs::path file = fs::path(path) / name;
+    fs::create_directories(file.parent_path(), ec);
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out) {
+      return Status::Unavailable("cannot write " + file.string());
+    }
+  }
+  git_repository_init_options options = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+  options.flags = GIT_REPOSITORY_INIT_MKPATH;
+  const std::string head = "refs/heads/" + branch;
+  options.initial_head = head.c_str();
+  git_repository* raw_repo = nullptr;
+  if (git_repository_init_ext(&raw_repo, path.c_str(), &options) != 0) {
+    return GitError("cannot create a repository at " + path);
+  }
+  Owned<git_repository, git_repository_free> repo(raw_repo);
+  git_index* raw_index = nullptr;
+  if (git_repository_index(&raw_index, repo.get()) != 0) {
+    return GitError("cannot open the index of " + path);
+  }
+  Owned<git_index, git_index_free> index(raw_index);
+  for (const auto& [name, content] : files) {
+    if (git_index_add_bypath(index.get(), name.c_str()) != 0) {
+      return GitError("cannot add " + name);
+    }
+  }
+  git_oid tree_id;
+  if (git_index_write(index.get()) != 0 || git_index_write_tree(&tree_id, index.get()) != 0) {
+    return GitError("cannot write the index of " + path);
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repo.get(), &tree_id) != 0) {
+    return GitError("cannot read the tree just written");
+  }
+  Owned<git_tree, git_tree_free> tree(raw_tree);
+  git_signature* raw_signature = nullptr;
+  if (git_signature_now(&raw_signature, "flotilla dev", "dev@flotilla.invalid") != 0) {
+    return GitError("cannot make a signature");
+  }
+  Owned<git_signature, git_signature_free> signature(raw_signature);
+  git_oid commit_id;
+  const git_tree* tree_ptr = tree.get();
+  if (git_commit_create(&commit_id, repo.get(), "HEAD", signature.get(), signature.get(), nullptr,
+                        message.c_str(), tree_ptr, 0, nullptr) != 0) {
+    return GitError("cannot commit in " + path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace flotilla::source

@@ -1,0 +1,160 @@
+// `flotilla dev` end to end: it starts with no configuration, converges the example fleet on its
+// simulated hosts, follows a commit that changes replicas, stops cleanly on SIGTERM, and a
+// second start reuses the folder (repository, store and VMs) without changing anything.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "tests/support/cli_runner.h"
+#include "tests/support/process.h"
+#include "tests/support/shell.h"
+
+namespace flotilla {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::Contains;
+using testing::Process;
+using testing::ScratchDir;
+using testing::Slurp;
+using testing::WaitUntil;
+
+// The example fleet: ios-runners 4, linux-runners 4, macos-golden 1.
+constexpr size_t kExampleVms = 9;
+
+class Dev {
+ public:
+  explicit Dev(const fs::path& scratch) : scratch_(scratch) {
+    process_ = std::make_unique<Process>(std::vector<std::string>{
+        "/bin/sh", "-c",
+        "cd " + scratch.string() +
+            " && exec env NO_COLOR=1 " FLOTILLA_BIN
+            " dev --listen 127.0.0.1:0 --latency none >dev.out 2>dev.err"});
+    const std::regex api(R"(API +(http://127\.0\.0\.1:(\d+)))");
+    WaitUntil(
+        [&] {
+          std::smatch m;
+          const std::string out = Slurp(scratch_ / "dev.out");
+          if (std::regex_search(out, m, api)) {
+            port_ = std::stoi(m[2].str());
+            return true;
+          }
+          return false;
+        },
+        std::chrono::seconds(30));
+    std::ifstream in(scratch_ / ".flotilla-dev" / "api-token");
+    std::getline(in, token_);
+  }
+
+  bool ok() const { return port_ > 0; }
+  std::string out() const { return Slurp(scratch_ / "dev.out"); }
+  std::string err() const { return Slurp(scratch_ / "dev.err"); }
+
+  json Get(const std::string& path) {
+    httplib::Client client("127.0.0.1", port_);
+    auto r = client.Get(path, {{"Authorization", "Bearer " + token_}});
+    if (!r || r->status != 200) {
+      return nullptr;
+    }
+    return json::parse(r->body, nullptr, false);
+  }
+
+  size_t ManagedVms(const std::string& vmset = "") {
+    const json vms = Get("/api/v1/vms?managed=true" + (vmset.empty() ? "" : "&vmset=" + vmset));
+    return vms.is_object() ? vms["vms"].size() : 0;
+  }
+
+  bool InSync() {
+    const json plan = Get("/api/v1/plan");
+    return plan.is_object() && plan["actions"].empty();
+  }
+
+  // SIGTERM, then the exit code (-1 if it did not end within 30 s).
+  int Terminate() {
+    const pid_t pid = process_->pid();
+    kill(pid, SIGTERM);
+    int status = 0;
+    if (!WaitUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; },
+                   std::chrono::seconds(30))) {
+      return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+  }
+
+ private:
+  fs::path scratch_;
+  std::unique_ptr<Process> process_;
+  int port_ = 0;
+  std::string token_;
+};
+
+TEST(DevTest, ConvergesFollowsACommitAndRestartsCleanly) {
+  ScratchDir scratch;
+  const fs::path data = scratch.path() / ".flotilla-dev";
+  int64_t last_run = 0;
+  {
+    Dev dev(scratch.path());
+    ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
+    const std::string banner = dev.out();
+    EXPECT_TRUE(Contains(banner, "API token")) << banner;
+    EXPECT_TRUE(Contains(banner, "Repository   .flotilla-dev/fleet")) << banner;
+    EXPECT_TRUE(Contains(banner, "flotilla plan --config .flotilla-dev/flotilla.yaml")) << banner;
+    EXPECT_TRUE(Contains(banner, "flotilla vms --server")) << banner;
+    ASSERT_TRUE(WaitUntil([&] { return dev.ManagedVms() == kExampleVms && dev.InSync(); },
+                          std::chrono::seconds(90)))
+        << dev.ManagedVms() << " VMs\n"
+        << dev.err();
+    EXPECT_EQ(dev.ManagedVms("linux-runners"), 4u);
+
+    // The seeded repository is a normal Git repository: edit, commit, and the loop follows.
+    const fs::path vmset = data / "fleet" / "vmsets" / "linux-runners.yaml";
+    std::string text = Slurp(vmset);
+    const size_t at = text.find("replicas: 4");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 11, "replicas: 5");
+    std::ofstream(vmset) << text;
+    testing::Sh("git -C " + (data / "fleet").string() +
+                " -c user.email=dev@example.com -c user.name=dev commit -q -am 'five runners'");
+    ASSERT_TRUE(WaitUntil([&] { return dev.ManagedVms("linux-runners") == 5u && dev.InSync(); },
+                          std::chrono::seconds(60)))
+        << dev.err();
+    const json runs = dev.Get("/api/v1/runs?limit=1");
+    ASSERT_TRUE(runs.is_object() && !runs["runs"].empty());
+    last_run = runs["runs"][0]["id"].get<int64_t>();
+    EXPECT_EQ(dev.Terminate(), 0) << dev.err();
+    EXPECT_TRUE(Contains(dev.err(), "stopped")) << dev.err();
+  }
+  {
+    // The second start finds everything where it was.
+    Dev dev(scratch.path());
+    ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
+    EXPECT_TRUE(Contains(dev.out(), "reusing")) << dev.out();
+    ASSERT_TRUE(WaitUntil([&] { return dev.InSync() && dev.ManagedVms() == kExampleVms + 1; },
+                          std::chrono::seconds(60)))
+        << dev.ManagedVms() << "\n"
+        << dev.err();
+    const json runs = dev.Get("/api/v1/runs?limit=100");
+    ASSERT_TRUE(runs.is_object());
+    for (const json& run : runs["runs"]) {
+      // Nothing was recreated after the restart: the runs since planned nothing.
+      if (run["id"].get<int64_t>() > last_run) {
+        EXPECT_EQ(run["planned"], 0) << run.dump();
+      }
+    }
+    EXPECT_EQ(dev.Terminate(), 0) << dev.err();
+  }
+}
+
+}  // namespace
+}  // namespace flotilla
