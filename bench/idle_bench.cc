@@ -221,6 +221,7 @@ int main(int argc, char** argv) {
                           << "\", branch: main, interval: 60s}\n"
                           << "stateDir: \"" << (dir / "state").string() << "\"\n"
                           << "secretsDir: \"" << (dir / "secrets").string() << "\"\n"
+                          << "api: {listen: \"127.0.0.1:0\"}\n"
                           << "reconcile:\n  resyncInterval: " << resync << "\n";
   };
 

@@ -34,6 +34,8 @@ struct FleetOptions {
   uint32_t max_vms = 4;                // the pool's defaults.maxVMs
   std::string config_extra;            // appended to flotilla.yaml (top-level YAML)
   std::string reconcile_extra;         // added inside `reconcile:` (e.g. "maxAttempts: 6")
+  std::string source_interval = "1s";  // source.interval
+  std::string resync_interval = "2s";  // reconcile.resyncInterval
 };
 
 class FleetFixture {
@@ -111,16 +113,19 @@ class FleetFixture {
   }
 
   void WriteConfig(const std::string& source_url = "") {
-    std::ofstream(config()) << "source: {url: \""
-                            << (source_url.empty() ? repo().string() : source_url)
-                            << "\", branch: main, interval: 1s}\n"
-                            << "stateDir: \"" << state_dir().string() << "\"\n"
-                            << "secretsDir: \"" << (dir() / "secrets").string() << "\"\n"
-                            << "reconcile:\n  resyncInterval: 2s\n  hostTimeout: 5s\n"
-                            << (options_.reconcile_extra.empty()
-                                    ? ""
-                                    : "  " + options_.reconcile_extra + "\n")
-                            << options_.config_extra;
+    std::ofstream(config())
+        << "source: {url: \"" << (source_url.empty() ? repo().string() : source_url)
+        << "\", branch: main, interval: " << options_.source_interval << "}\n"
+        << "stateDir: \"" << state_dir().string() << "\"\n"
+        << "secretsDir: \"" << (dir() / "secrets").string() << "\"\n"
+        << "reconcile:\n  resyncInterval: " << options_.resync_interval << "\n  hostTimeout: 5s\n"
+        << (options_.reconcile_extra.empty() ? "" : "  " + options_.reconcile_extra + "\n")
+        // A free port for the API, so that loops of parallel tests never
+        // collide (tests that configure the API say so in config_extra).
+        << (options_.config_extra.find("api:") == std::string::npos
+                ? "api: {listen: \"127.0.0.1:0\"}\n"
+                : "")
+        << options_.config_extra;
   }
 
   // Runs `flotilla <args> --config <config>` to completion.
@@ -130,12 +135,13 @@ class FleetFixture {
   }
   Outcome Apply(const std::string& extra = "") { return Flotilla("apply --yes " + extra); }
 
-  // Starts `flotilla run` (stdout and stderr to files in the scratch folder).
-  std::unique_ptr<Process> StartLoop(const std::string& extra = "") {
-    std::vector<std::string> argv = {"/bin/sh", "-c",
-                                     "exec " FLOTILLA_BIN " run --config " + config().string() +
-                                         " " + extra + " >" + (dir() / "run.out").string() + " 2>" +
-                                         (dir() / "run.err").string()};
+  // Starts `flotilla run` (stdout and stderr to files in the scratch folder). `env` is
+  // prepended as VAR=value words.
+  std::unique_ptr<Process> StartLoop(const std::string& extra = "", const std::string& env = "") {
+    std::vector<std::string> argv = {
+        "/bin/sh", "-c",
+        "exec env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " + extra +
+            " >" + (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()};
     return std::make_unique<Process>(argv);
   }
   std::string LoopLog() const { return Slurp(dir() / "run.err"); }

@@ -1,0 +1,678 @@
+// The HTTP API of the real `flotilla run` against flotilla-hostsim hosts on loopback
+// (tests/support/fleet_fixture.h): authentication, every endpoint's shape, filters, readiness,
+// triggering, webhooks, metrics read with Prometheus' own parser, and the CLI over the API.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconciler/api/webhook.h"
+#include "tests/support/cli_runner.h"
+#include "tests/support/fleet_fixture.h"
+#include "tests/support/process.h"
+
+namespace flotilla {
+namespace {
+
+using nlohmann::json;
+using testing::Contains;
+using testing::FleetFixture;
+using testing::FleetOptions;
+using testing::Outcome;
+using testing::Process;
+using testing::WaitUntil;
+
+constexpr const char* kToken = "api-test-token-5d1f";
+constexpr const char* kWebhookSecret = "webhook-secret-77";
+
+FleetOptions ApiFleet(std::vector<std::string> sim_flags = {}, std::string interval = "1s",
+                      std::string resync = "2s") {
+  FleetOptions options;
+  options.hosts = 3;
+  options.sim_flags = std::move(sim_flags);
+  options.config_extra =
+      "api: {listen: \"127.0.0.1:0\", tokenEnv: FLOTILLA_TEST_TOKEN, "
+      "webhookSecretEnv: FLOTILLA_TEST_WEBHOOK}\n";
+  options.source_interval = std::move(interval);
+  options.resync_interval = std::move(resync);
+  return options;
+}
+
+// A running `flotilla run` with its API.
+class ApiLoop {
+ public:
+  explicit ApiLoop(FleetFixture& fx) : fx_(fx) {
+    loop_ = fx.StartLoop("", std::string("FLOTILLA_TEST_TOKEN=") + kToken +
+                                 " FLOTILLA_TEST_WEBHOOK=" + kWebhookSecret);
+    const std::regex api(R"(API (http://127\.0\.0\.1:(\d+)))");
+    WaitUntil([&] {
+      std::smatch m;
+      const std::string log = fx_.LoopLog();
+      if (std::regex_search(log, m, api)) {
+        url_ = m[1].str();
+        port_ = std::stoi(m[2].str());
+        return true;
+      }
+      return false;
+    });
+  }
+
+  bool ok() const { return port_ > 0; }
+  const std::string& url() const { return url_; }
+  int port() const { return port_; }
+
+  httplib::Result Get(const std::string& path, const std::string& token = kToken) {
+    httplib::Client client("127.0.0.1", port_);
+    client.set_read_timeout(std::chrono::seconds{60});
+    httplib::Headers headers;
+    if (!token.empty()) {
+      headers.emplace("Authorization", "Bearer " + token);
+    }
+    return client.Get(path, headers);
+  }
+
+  httplib::Result Post(const std::string& path, const std::string& body,
+                       httplib::Headers headers = {
+                           {"Authorization", std::string("Bearer ") + kToken}}) {
+    httplib::Client client("127.0.0.1", port_);
+    client.set_read_timeout(std::chrono::seconds{60});
+    return client.Post(path, headers, body, "application/json");
+  }
+
+  json GetJson(const std::string& path) {
+    httplib::Result r = Get(path);
+    if (!r) {
+      ADD_FAILURE() << "GET " << path << ": no answer";
+      return nullptr;
+    }
+    EXPECT_TRUE(r->status == 200 || r->status == 202)
+        << path << ": " << r->status << " " << r->body;
+    return json::parse(r->body, nullptr, false);
+  }
+
+  // Waits until the first observation is served.
+  bool Ready() {
+    return WaitUntil([&] {
+      httplib::Result r = Get("/readyz", "");
+      return r && r->status == 200;
+    });
+  }
+
+  json Runs() { return GetJson("/api/v1/runs?limit=100")["runs"]; }
+
+  // The newest run with this trigger, or null.
+  json RunWithTrigger(const std::string& trigger) {
+    for (const json& run : Runs()) {
+      if (run.value("trigger", "") == trigger) {
+        return run;
+      }
+    }
+    return nullptr;
+  }
+
+  // Waits until the plan of the latest observation is empty and the loop has run.
+  bool Converged() {
+    return WaitUntil(
+        [&] {
+          httplib::Result r = Get("/api/v1/plan");
+          if (!r || r->status != 200) {
+            return false;
+          }
+          const json plan = json::parse(r->body, nullptr, false);
+          return plan.is_object() && plan["actions"].empty() && !Runs().empty();
+        },
+        std::chrono::seconds(60));
+  }
+
+  Process& process() { return *loop_; }
+
+ private:
+  FleetFixture& fx_;
+  std::unique_ptr<Process> loop_;
+  std::string url_;
+  int port_ = 0;
+};
+
+std::vector<std::string> ProtectedGets() {
+  return {"/metrics",
+          "/api/v1/status",
+          "/api/v1/hosts",
+          "/api/v1/vms",
+          "/api/v1/overview/resources",
+          "/api/v1/plan",
+          "/api/v1/inventory",
+          "/api/v1/runs",
+          "/api/v1/runs/1",
+          "/api/v1/revisions",
+          "/api/v1/orchestrator/hosts",
+          "/api/v1/orchestrator/overview/resources",
+          "/api/v1/orchestrator/machines"};
+}
+
+TEST(ApiTest, EveryProtectedEndpointNeedsTheToken) {
+  FleetFixture fx(ApiFleet());
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  for (const std::string& path : ProtectedGets()) {
+    for (const std::string& token : {std::string(), std::string("wrong-token")}) {
+      httplib::Result r = api.Get(path, token);
+      ASSERT_TRUE(r) << path;
+      EXPECT_EQ(r->status, 401) << path << " with token \"" << token << "\"";
+      const json body = json::parse(r->body, nullptr, false);
+      EXPECT_TRUE(body.is_object() && body.contains("error")) << path << ": " << r->body;
+      EXPECT_FALSE(Contains(r->body, kToken));
+      EXPECT_EQ(r->get_header_value("WWW-Authenticate"), "Bearer");
+    }
+  }
+  httplib::Result post = api.Post("/api/v1/reconcile", "", {});
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 401);
+  post = api.Post("/api/v1/reconcile", "", {{"Authorization", "Bearer wrong"}});
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 401);
+  // Health needs none.
+  httplib::Result health = api.Get("/healthz", "");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+  // A token with a different length, and the right one with a prefix, are refused too.
+  httplib::Result longer = api.Get("/api/v1/hosts", std::string(kToken) + "x");
+  ASSERT_TRUE(longer);
+  EXPECT_EQ(longer->status, 401);
+}
+
+TEST(ApiTest, ReadyOnlyAfterTheFirstObservation) {
+  // Listing VMs takes 2 s on every host, so the first observation is still under way when the
+  // API starts answering.
+  FleetFixture fx(ApiFleet({"--latency", "list=2s"}));
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  httplib::Result before = api.Get("/readyz", "");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->status, 503) << before->body;
+  EXPECT_EQ(json::parse(before->body)["status"], "not ready");
+  httplib::Result hosts = api.Get("/api/v1/hosts");
+  ASSERT_TRUE(hosts);
+  EXPECT_EQ(hosts->status, 503) << "no observation to serve yet";
+  ASSERT_TRUE(api.Ready()) << fx.LoopLog();
+  const json ready = json::parse(api.Get("/readyz", "")->body);
+  EXPECT_EQ(ready["status"], "ready");
+  EXPECT_TRUE(ready["observed_at"].is_string());
+}
+
+TEST(ApiTest, EndpointShapesAndFilters) {
+  FleetFixture fx(ApiFleet());
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 3));
+  fx.WriteManifest("golden.yaml", FleetFixture::VmSetYaml("golden", 1,
+                                                          "  prune: true\n"
+                                                          "  placement: pack\n"));
+  fx.Commit("ci and golden");
+  ASSERT_EQ(fx.Apply().exit_code, 0);
+  // A VM flotilla does not own.
+  fx.sim().Control("POST", "/_sim/hosts/" + fx.host(2) + "/vms",
+                   {{"name", "hand-made"},
+                    {"os", "linux"},
+                    {"cpu", 1},
+                    {"memory_mb", 1024},
+                    {"disk_mb", 10240},
+                    {"state", "stopped"}});
+
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Ready());
+
+  const json hosts = api.GetJson("/api/v1/hosts");
+  ASSERT_EQ(hosts["hosts"].size(), 3u) << hosts.dump();
+  for (const json& h : hosts["hosts"]) {
+    for (const char* k : {"name", "pool", "address", "state", "cordoned", "tags", "arch", "vms",
+                          "managed_vms", "last_seen", "resources"}) {
+      EXPECT_TRUE(h.contains(k)) << k << " in " << h.dump();
+    }
+    EXPECT_EQ(h["pool"], "sims");
+    EXPECT_EQ(h["state"], "online");
+    EXPECT_EQ(h["arch"], "arm64");
+    EXPECT_GT(h["resources"]["total"]["cpu"].get<int>(), 0);
+    EXPECT_FALSE(Contains(h["address"].get<std::string>(), "@"));
+  }
+
+  const json all = api.GetJson("/api/v1/vms");
+  size_t managed = 0;
+  for (const json& vm : all["vms"]) {
+    for (const char* k : {"name", "id", "host", "pool", "vmset", "managed", "state", "cpu",
+                          "memory_bytes", "disk_bytes", "ip"}) {
+      EXPECT_TRUE(vm.contains(k)) << k << " in " << vm.dump();
+    }
+    managed += vm["managed"].get<bool>() ? 1 : 0;
+  }
+  EXPECT_EQ(managed, 4u) << all.dump();
+  EXPECT_EQ(api.GetJson("/api/v1/vms?vmset=ci")["vms"].size(), 3u);
+  EXPECT_EQ(api.GetJson("/api/v1/vms?vmset=golden&state=running")["vms"].size(), 1u);
+  EXPECT_EQ(api.GetJson("/api/v1/vms?state=suspended")["vms"].size(), 0u);
+  EXPECT_EQ(api.GetJson("/api/v1/vms?host=" + fx.host(0) + "&pool=sims")["vms"].size(),
+            fx.Vms(0).size());
+  const json unmanaged = api.GetJson("/api/v1/vms?managed=false");
+  ASSERT_EQ(unmanaged["vms"].size(), 1u) << unmanaged.dump();
+  EXPECT_EQ(unmanaged["vms"][0]["name"], "hand-made");
+  EXPECT_EQ(unmanaged["vms"][0]["vmset"], "");
+  httplib::Result bad_filter = api.Get("/api/v1/vms?managed=maybe");
+  ASSERT_TRUE(bad_filter);
+  EXPECT_EQ(bad_filter->status, 400);
+
+  const json resources = api.GetJson("/api/v1/overview/resources");
+  ASSERT_EQ(resources["pools"].size(), 1u);
+  EXPECT_EQ(resources["pools"][0]["pool"], "sims");
+  EXPECT_EQ(resources["pools"][0]["online_hosts"], 3);
+  ASSERT_EQ(resources["arches"].size(), 1u);
+  EXPECT_EQ(resources["arches"][0]["arch"], "arm64");
+
+  const json plan = api.GetJson("/api/v1/plan");
+  EXPECT_TRUE(plan.contains("actions") && plan.contains("summary")) << plan.dump();
+  httplib::Result text = api.Get("/api/v1/plan?format=text");
+  ASSERT_TRUE(text);
+  EXPECT_TRUE(Contains(text->body, "Plan for main@")) << text->body;
+
+  const json inventory = api.GetJson("/api/v1/inventory");
+  EXPECT_TRUE(inventory.is_object()) << inventory.dump();
+
+  const json revisions = api.GetJson("/api/v1/revisions");
+  EXPECT_EQ(revisions["in_force"], revisions["last_applied"]["sha"]);
+  EXPECT_EQ(revisions["last_applied"]["outcome"], "applied");
+  EXPECT_FALSE(revisions["revisions"].empty());
+
+  const json runs = api.Runs();
+  ASSERT_FALSE(runs.empty());
+  const json& first = runs.back();  // the apply
+  EXPECT_EQ(first["trigger"], "apply");
+  const json run = api.GetJson("/api/v1/runs/" + std::to_string(first["id"].get<int64_t>()));
+  ASSERT_TRUE(run.contains("actions")) << run.dump();
+  EXPECT_FALSE(run["actions"].empty());
+  EXPECT_TRUE(run["actions"][0].contains("kind") && run["actions"][0].contains("state"));
+  httplib::Result missing = api.Get("/api/v1/runs/999999");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  httplib::Result unknown = api.Get("/api/v1/nothing-here");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_TRUE(json::parse(unknown->body, nullptr, false).contains("error"));
+
+  // The orchestrator's shapes and status codes.
+  httplib::Result ohosts = api.Get("/api/v1/orchestrator/hosts");
+  ASSERT_TRUE(ohosts);
+  EXPECT_EQ(ohosts->status, 200);
+  const json orchestrator_hosts = json::parse(ohosts->body);
+  ASSERT_EQ(orchestrator_hosts.size(), 3u);
+  for (const char* k : {"id", "enabled", "host", "architecture", "state", "tags", "resources",
+                        "detailed_resources", "devops_version"}) {
+    EXPECT_TRUE(orchestrator_hosts[0].contains(k)) << k;
+  }
+  EXPECT_EQ(orchestrator_hosts[0]["state"], "healthy");
+  EXPECT_TRUE(orchestrator_hosts[0]["resources"].contains("disk_size"));
+  EXPECT_TRUE(orchestrator_hosts[0]["resources"].contains("memory_size"));
+  httplib::Result overview = api.Get("/api/v1/orchestrator/overview/resources");
+  ASSERT_TRUE(overview);
+  EXPECT_EQ(overview->status, 202);
+  const json per_arch = json::parse(overview->body);
+  ASSERT_EQ(per_arch.size(), 1u);
+  EXPECT_EQ(per_arch[0]["cpu_type"], "arm64");
+  for (const char* k :
+       {"total", "total_available", "total_in_use", "total_reserved", "system_reserved"}) {
+    EXPECT_TRUE(per_arch[0][k].contains("logical_cpu_count")) << k;
+    EXPECT_TRUE(per_arch[0][k].contains("disk_count")) << k;
+  }
+  httplib::Result machines = api.Get("/api/v1/orchestrator/machines");
+  ASSERT_TRUE(machines);
+  EXPECT_EQ(machines->status, 202);
+  const json vms = json::parse(machines->body);
+  EXPECT_EQ(vms.size(), 5u);
+  for (const char* k : {"ID", "Name", "State", "host_id", "host_name", "host_state"}) {
+    EXPECT_TRUE(vms[0].contains(k)) << k;
+  }
+}
+
+TEST(ApiTest, ReconcileStartsARunAndAnswersItsId) {
+  FleetFixture fx(ApiFleet({}, "1h", "1h"));
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Converged()) << fx.LoopLog();
+
+  httplib::Result r = api.Post("/api/v1/reconcile", R"({"reason":"manual"})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  const json answer = json::parse(r->body);
+  ASSERT_TRUE(answer["run_id"].is_number_integer()) << r->body;
+  const json run = api.GetJson("/api/v1/runs/" + std::to_string(answer["run_id"].get<int64_t>()));
+  EXPECT_EQ(run["trigger"], "manual");
+
+  httplib::Result malformed = api.Post("/api/v1/reconcile", "{not json");
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 400);
+  EXPECT_TRUE(Contains(malformed->body, "JSON"));
+}
+
+class WebhookTest : public ::testing::Test {
+ protected:
+  // No timer would fetch or reconcile during the test: only a webhook (or the API) does.
+  WebhookTest() : fx_(ApiFleet({}, "1h", "1h")) {}
+
+  void SetUp() override {
+    ASSERT_TRUE(fx_.ready());
+    fx_.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+    fx_.Commit("ci");
+    api_ = std::make_unique<ApiLoop>(fx_);
+    ASSERT_TRUE(api_->ok()) << fx_.LoopLog();
+    ASSERT_TRUE(api_->Converged()) << fx_.LoopLog();
+  }
+
+  httplib::Result GitHubPush(const std::string& branch, const std::string& secret = kWebhookSecret,
+                             std::string body = "") {
+    if (body.empty()) {
+      body = json{{"ref", "refs/heads/" + branch}, {"after", std::string(40, 'a')}}.dump();
+    }
+    return api_->Post("/api/v1/webhooks/git", body,
+                      {{"X-GitHub-Event", "push"},
+                       {"X-Hub-Signature-256", "sha256=" + api::HmacSha256Hex(secret, body)}});
+  }
+
+  // Proves that nothing was triggered: a pass asked for now through the API is the next run,
+  // and no run was recorded with the webhook trigger before it (triggers are taken in order).
+  void ExpectNoWebhookRun() {
+    httplib::Result r = api_->Post("/api/v1/reconcile", "");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202) << r->body;
+    EXPECT_TRUE(api_->RunWithTrigger("webhook").is_null());
+    EXPECT_EQ(api_->Runs()[0]["trigger"], "api");
+  }
+
+  FleetFixture fx_;
+  std::unique_ptr<ApiLoop> api_;
+};
+
+TEST_F(WebhookTest, SignedPushToTheBranchReconcilesTheNewCommit) {
+  fx_.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 2));
+  const std::string sha = fx_.Commit("two");
+  const auto sent = std::chrono::steady_clock::now();
+  httplib::Result r = GitHubPush("main");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(json::parse(r->body)["triggered"], true);
+  json run;
+  ASSERT_TRUE(WaitUntil([&] {
+    run = api_->RunWithTrigger("webhook");
+    return !run.is_null();
+  })) << fx_.LoopLog();
+  const auto took = std::chrono::steady_clock::now() - sent;
+  EXPECT_EQ(run["revision"], sha);
+  // The timer is an hour away: only the webhook can have fetched the commit. The latency is
+  // measured by bench/webhook; here a generous bound only catches a webhook that waits.
+  EXPECT_LT(took, std::chrono::seconds(10));
+  std::printf(
+      "webhook to recorded run: %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  ASSERT_TRUE(api_->Converged());
+  EXPECT_EQ(api_->GetJson("/api/v1/vms?vmset=ci")["vms"].size(), 2u);
+}
+
+TEST_F(WebhookTest, GitLabTokenAndGenericSignatureAreAccepted) {
+  const std::string body = R"({"object_kind":"push","ref":"refs/heads/main"})";
+  httplib::Result gitlab =
+      api_->Post("/api/v1/webhooks/git", body,
+                 {{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", kWebhookSecret}});
+  ASSERT_TRUE(gitlab);
+  EXPECT_EQ(gitlab->status, 202) << gitlab->body;
+  EXPECT_EQ(json::parse(gitlab->body)["triggered"], true);
+  ASSERT_TRUE(WaitUntil([&] { return !api_->RunWithTrigger("webhook").is_null(); }));
+
+  const std::string generic = R"({"branch":"main"})";
+  httplib::Result signed_generic = api_->Post(
+      "/api/v1/webhooks/git", generic,
+      {{"X-Flotilla-Signature", "sha256=" + api::HmacSha256Hex(kWebhookSecret, generic)}});
+  ASSERT_TRUE(signed_generic);
+  EXPECT_EQ(signed_generic->status, 202) << signed_generic->body;
+  EXPECT_EQ(json::parse(signed_generic->body)["triggered"], true);
+}
+
+TEST_F(WebhookTest, BadSignatureTriggersNothing) {
+  httplib::Result r = GitHubPush("main", "not-the-secret");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401) << r->body;
+  EXPECT_FALSE(Contains(r->body, kWebhookSecret));
+  httplib::Result unsigned_push = api_->Post("/api/v1/webhooks/git", R"({"ref":"refs/heads/main"})",
+                                             {{"X-GitHub-Event", "push"}});
+  ASSERT_TRUE(unsigned_push);
+  EXPECT_EQ(unsigned_push->status, 401);
+  httplib::Result wrong_gitlab =
+      api_->Post("/api/v1/webhooks/git", R"({"ref":"refs/heads/main"})",
+                 {{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "guess"}});
+  ASSERT_TRUE(wrong_gitlab);
+  EXPECT_EQ(wrong_gitlab->status, 401);
+  ExpectNoWebhookRun();
+}
+
+TEST_F(WebhookTest, OtherBranchesAreIgnored) {
+  httplib::Result r = GitHubPush("feature-x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  const json answer = json::parse(r->body);
+  EXPECT_EQ(answer["triggered"], false);
+  EXPECT_TRUE(Contains(answer["reason"].get<std::string>(), "feature-x"));
+  ExpectNoWebhookRun();
+}
+
+TEST_F(WebhookTest, OversizedBodyIsRefused) {
+  const std::string big =
+      json{{"ref", "refs/heads/main"}, {"padding", std::string(size_t{1} << 20, 'x')}}.dump();
+  httplib::Result r = GitHubPush("main", kWebhookSecret, big);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413) << r->body.substr(0, 200);
+  ExpectNoWebhookRun();
+}
+
+// The families of a Prometheus text exposition, as Prometheus' own Python parser reads them:
+// name -> list of (labels, value).
+std::map<std::string, std::vector<std::pair<std::map<std::string, std::string>, double>>>
+ParseMetrics(const std::string& text, const std::filesystem::path& dir) {
+  const std::filesystem::path in = dir / "metrics.txt";
+  std::ofstream(in) << text;
+  const std::string script =
+      "import json,sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "out = {}\n"
+      "for f in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
+      "    for s in f.samples:\n"
+      "        out.setdefault(s.name, []).append([s.labels, s.value])\n"
+      "print(json.dumps(out))\n";
+  std::ofstream(dir / "parse.py") << script;
+  const Outcome parsed = testing::RunCommand(
+      "/usr/bin/python3 " + (dir / "parse.py").string() + " " + in.string(), dir);
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.err;
+  std::map<std::string, std::vector<std::pair<std::map<std::string, std::string>, double>>> out;
+  const json doc = json::parse(parsed.out, nullptr, false);
+  if (!doc.is_object()) {
+    ADD_FAILURE() << "parser output: " << parsed.out << parsed.err;
+    return out;
+  }
+  for (const auto& [name, samples] : doc.items()) {
+    for (const json& s : samples) {
+      out[name].push_back({s[0].get<std::map<std::string, std::string>>(), s[1].get<double>()});
+    }
+  }
+  return out;
+}
+
+double Sum(const std::vector<std::pair<std::map<std::string, std::string>, double>>& samples,
+           const std::map<std::string, std::string>& match) {
+  double sum = 0;
+  for (const auto& [labels, value] : samples) {
+    bool all = true;
+    for (const auto& [k, v] : match) {
+      all = all && labels.contains(k) && labels.at(k) == v;
+    }
+    sum += all ? value : 0;
+  }
+  return sum;
+}
+
+TEST(ApiTest, MetricsParseWithPrometheusAndMoveWhenActionsRun) {
+  FleetFixture fx(ApiFleet({}, "1s", "1h"));
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Converged()) << fx.LoopLog();
+
+  auto scrape = [&] {
+    httplib::Result r = api.Get("/metrics");
+    EXPECT_TRUE(r && r->status == 200);
+    EXPECT_TRUE(r && Contains(r->get_header_value("Content-Type"), "text/plain"));
+    return ParseMetrics(r ? r->body : "", fx.dir());
+  };
+  auto before = scrape();
+  for (const char* name :
+       {"flotilla_reconcile_runs_total", "flotilla_reconcile_duration_seconds_count",
+        "flotilla_actions_total", "flotilla_action_duration_seconds_count", "flotilla_hosts",
+        "flotilla_vms", "flotilla_vms_unschedulable", "flotilla_drift_vms",
+        "flotilla_git_fetch_total", "flotilla_git_last_applied_timestamp_seconds",
+        "flotilla_revision_info", "flotilla_deletions_deferred_total",
+        "flotilla_provider_requests_total"}) {
+    EXPECT_TRUE(before.contains(name)) << name;
+  }
+  EXPECT_EQ(Sum(before["flotilla_hosts"], {{"pool", "sims"}, {"state", "online"}}), 3);
+  EXPECT_EQ(Sum(before["flotilla_actions_total"], {{"kind", "create"}, {"outcome", "succeeded"}}),
+            1);
+  EXPECT_EQ(Sum(before["flotilla_vms"], {{"vmset", "ci"}, {"state", "running"}}), 1);
+  EXPECT_EQ(Sum(before["flotilla_drift_vms"], {{"vmset", "ci"}}), 0);
+  EXPECT_GT(Sum(before["flotilla_git_fetch_total"], {{"outcome", "success"}}), 0);
+  EXPECT_GT(Sum(before["flotilla_provider_requests_total"], {{"provider", "parallels"}}), 0);
+  EXPECT_GT(Sum(before["flotilla_git_last_applied_timestamp_seconds"], {}), 1.7e9);
+  ASSERT_EQ(before["flotilla_revision_info"].size(), 1u);
+
+  // Three more replicas: the counters move.
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 4));
+  const std::string sha = fx.Commit("four");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return api.GetJson("/api/v1/vms?vmset=ci&state=running")["vms"].size() == 4 &&
+               api.GetJson("/api/v1/revisions")["in_force"] == sha;
+      },
+      std::chrono::seconds(60)))
+      << fx.LoopLog();
+  ASSERT_TRUE(api.Converged());
+  auto after = scrape();
+  EXPECT_EQ(Sum(after["flotilla_actions_total"], {{"kind", "create"}, {"outcome", "succeeded"}}),
+            4);
+  EXPECT_EQ(Sum(after["flotilla_actions_total"], {{"kind", "start"}, {"outcome", "succeeded"}}), 4);
+  EXPECT_GE(Sum(after["flotilla_action_duration_seconds_count"], {{"kind", "create"}}), 4);
+  EXPECT_GT(Sum(after["flotilla_reconcile_runs_total"], {{"outcome", "succeeded"}}),
+            Sum(before["flotilla_reconcile_runs_total"], {{"outcome", "succeeded"}}));
+  EXPECT_EQ(Sum(after["flotilla_vms"], {{"vmset", "ci"}, {"state", "running"}}), 4);
+  EXPECT_GT(
+      Sum(after["flotilla_provider_requests_total"], {{"endpoint", "POST /v1/machines/async"}}), 0);
+  ASSERT_EQ(after["flotilla_revision_info"].size(), 1u);
+  EXPECT_EQ(after["flotilla_revision_info"][0].first.at("sha"), sha);
+}
+
+TEST(ApiTest, CliTalksToTheApiAndFallsBackToTheStore) {
+  FleetFixture fx(ApiFleet({}, "1s", "1h"));
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 2));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Converged()) << fx.LoopLog();
+  std::ofstream(fx.dir() / "token") << kToken << "\n";
+  const std::string server =
+      " --server " + api.url() + " --token-file " + (fx.dir() / "token").string();
+
+  Outcome hosts = fx.Flotilla("hosts -o json" + server);
+  ASSERT_EQ(hosts.exit_code, 0) << hosts.err;
+  EXPECT_EQ(json::parse(hosts.out)["hosts"].size(), 3u);
+  Outcome table = fx.Flotilla("hosts" + server);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_TRUE(Contains(table.out, "HOST") && Contains(table.out, fx.host(0))) << table.out;
+
+  Outcome vms = fx.Flotilla("vms --managed true -o json" + server);
+  ASSERT_EQ(vms.exit_code, 0) << vms.err;
+  EXPECT_EQ(json::parse(vms.out)["vms"].size(), 2u);
+  Outcome vms_table = fx.Flotilla("vms --vmset ci" + server);
+  EXPECT_TRUE(Contains(vms_table.out, "ci-0")) << vms_table.out;
+
+  Outcome status = fx.Flotilla("status" + server);
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_TRUE(Contains(status.out, "Managed VMs:       2")) << status.out;
+  EXPECT_TRUE(Contains(status.out, "Hosts:             3 of 3 online")) << status.out;
+
+  Outcome history = fx.Flotilla("history --json" + server);
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_FALSE(json::parse(history.out)["runs"].empty());
+
+  Outcome reconcile = fx.Flotilla("reconcile --wait" + server);
+  EXPECT_EQ(reconcile.exit_code, 0) << reconcile.out << reconcile.err;
+  EXPECT_TRUE(Contains(reconcile.out, "succeeded")) << reconcile.out;
+
+  // Without --server, reconcile asks the loop that a configuration describes.
+  const std::filesystem::path client_config = fx.dir() / "client.yaml";
+  std::ofstream(client_config) << "api: {listen: \"127.0.0.1:" << api.port()
+                               << "\", tokenFile: " << (fx.dir() / "token").string() << "}\n";
+  const Outcome by_config = testing::RunCommand(
+      "NO_COLOR=1 " FLOTILLA_BIN " reconcile --wait --config " + client_config.string(), fx.dir());
+  EXPECT_EQ(by_config.exit_code, 0) << by_config.out << by_config.err;
+  EXPECT_TRUE(Contains(by_config.out, "succeeded")) << by_config.out;
+
+  // A wrong token is an error that says what to do.
+  std::ofstream(fx.dir() / "bad-token") << "nope\n";
+  Outcome refused = fx.Flotilla("hosts --server " + api.url() + " --token-file " +
+                                (fx.dir() / "bad-token").string());
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(Contains(refused.err, "token")) << refused.err;
+  // No server: the store, which the loop keeps up to date.
+  Outcome local = fx.Flotilla("vms --managed true -o json");
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_EQ(json::parse(local.out)["vms"].size(), 2u);
+  Outcome local_hosts = fx.Flotilla("hosts");
+  EXPECT_EQ(local_hosts.exit_code, 0) << local_hosts.err;
+  // reconcile needs a server.
+  Outcome no_server = fx.Flotilla("reconcile");
+  EXPECT_EQ(no_server.exit_code, 1);
+  EXPECT_TRUE(Contains(no_server.err, "--server")) << no_server.err;
+  // Unreachable server.
+  Outcome down = fx.Flotilla("status --server http://127.0.0.1:1");
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_TRUE(Contains(down.err, "cannot reach")) << down.err;
+}
+
+TEST(ApiTest, RefusesANonLoopbackAddressWithoutAToken) {
+  FleetOptions options;
+  options.hosts = 1;
+  options.config_extra = "api: {listen: \"0.0.0.0:0\"}\n";
+  FleetFixture fx(options);
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  const Outcome run = fx.Flotilla("run");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(Contains(run.err, "without a token")) << run.err;
+}
+
+}  // namespace
+}  // namespace flotilla
