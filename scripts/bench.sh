@@ -6,6 +6,7 @@
 #   scripts/bench.sh planner [runs]
 #   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
+#   scripts/bench.sh webhook [pushes] [hosts]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -34,8 +35,13 @@ case "${1:-git_source}" in
     build-bench/bin/idle_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
       "${2:-60}" "${3:-10}" "${4:-20}" "${5:-30s,5s}"
     ;;
+  webhook)
+    cmake --build build-bench -j "$(nproc)" --target webhook_bench flotilla flotilla-hostsim
+    build-bench/bin/webhook_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
+      "${2:-20}" "${3:-10}"
+    ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook" >&2
     exit 1
     ;;
 esac

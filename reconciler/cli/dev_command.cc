@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -162,6 +163,26 @@ std::string Display(const fs::path& path) {
   const fs::path relative = fs::relative(path, fs::current_path(ec), ec);
   return !ec && !relative.empty() && !relative.string().starts_with("..") ? relative.string()
                                                                           : path.string();
+}
+
+// How the user runs this binary: "flotilla" when that name on PATH is this very file, else its
+// path (relative to the current folder when below it: "build/bin/flotilla"), so that the
+// commands the banner suggests can be pasted as they are.
+std::string SelfCommand() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    return "flotilla";
+  }
+  // Read once at start-up; nothing in the process sets it.
+  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
+  std::stringstream dirs(path == nullptr ? "" : path);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    if (!dir.empty() && fs::equivalent(fs::path(dir) / "flotilla", exe, ec)) {
+      return "flotilla";
+    }
+  }
+  return Display(exe);
 }
 
 // Blocks SIGINT and SIGTERM in this thread and every thread it starts from now on (the loop's
@@ -358,6 +379,7 @@ int RunDev(const DevOptions& options, const Context& context) {
   const std::string shown_dir = Display(dir);
   const std::string shown_config = Display(config);
   const std::string shown_repo = Display(repo);
+  const std::string self = SelfCommand();
   RunOptions run;
   run.where.config = config.string();
   const int code = RunLoop(run, context, [&](const std::string& url) {
@@ -374,9 +396,9 @@ int RunDev(const DevOptions& options, const Context& context) {
            << "  1. Change 'replicas: 4' in " << shown_repo << "/vmsets/linux-runners.yaml, then\n"
            << "       git -C " << shown_repo << " commit -am 'more runners'\n"
            << "     and watch this loop create them.\n"
-           << "  2. flotilla plan --config " << shown_config << "\n"
-           << "  3. FLOTILLA_TOKEN=$(cat " << Display(token_file) << ") flotilla vms --server "
-           << url << "\n\n"
+           << "  2. " << self << " plan --config " << shown_config << "\n"
+           << "  3. " << self << " vms --server " << url << " --token-file " << Display(token_file)
+           << "\n\n"
            << "Ctrl-C stops everything.\n\n";
     context.out << banner.str() << std::flush;
   });

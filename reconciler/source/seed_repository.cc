@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <utility>
 
 namespace flotilla::source {
 namespace {
@@ -24,6 +25,35 @@ Status GitError(const std::string& what) {
                           (e != nullptr && e->message != nullptr
                                ? std::string(e->message)
                                : std::string("unknown libgit2 error")));
+}
+
+// Without a user.name and user.email anywhere (a fresh machine), `git commit` in the seeded
+// repository would refuse to run; the repository then gets a local identity of its own, so
+// that the first thing a newcomer is told to try works.
+Status EnsureIdentity(git_repository* repo) {
+  git_config* raw_config = nullptr;
+  if (git_repository_config(&raw_config, repo) != 0) {
+    return GitError("cannot read the repository's configuration");
+  }
+  Owned<git_config, git_config_free> config(raw_config);
+  git_config* raw_local = nullptr;
+  if (git_config_open_level(&raw_local, config.get(), GIT_CONFIG_LEVEL_LOCAL) != 0) {
+    return GitError("cannot open the repository's own configuration");
+  }
+  Owned<git_config, git_config_free> local(raw_local);
+  for (const auto& [key, value] :
+       {std::pair{"user.name", "flotilla dev"}, {"user.email", "dev@flotilla.invalid"}}) {
+    git_buf existing = GIT_BUF_INIT;
+    const int found = git_config_get_string_buf(&existing, config.get(), key);
+    git_buf_dispose(&existing);
+    if (found == 0) {
+      continue;
+    }
+    if (git_config_set_string(local.get(), key, value) != 0) {
+      return GitError(std::string("cannot set ") + key);
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -52,6 +82,9 @@ Status SeedRepository(const std::string& path, const std::string& branch,
     return GitError("cannot create a repository at " + path);
   }
   Owned<git_repository, git_repository_free> repo(raw_repo);
+  if (Status s = EnsureIdentity(repo.get()); !s.ok()) {
+    return s;
+  }
   git_index* raw_index = nullptr;
   if (git_repository_index(&raw_index, repo.get()) != 0) {
     return GitError("cannot open the index of " + path);

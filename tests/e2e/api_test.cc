@@ -20,6 +20,7 @@
 #include "tests/support/cli_runner.h"
 #include "tests/support/fleet_fixture.h"
 #include "tests/support/process.h"
+#include "tests/support/shell.h"
 
 namespace flotilla {
 namespace {
@@ -659,6 +660,55 @@ TEST(ApiTest, CliTalksToTheApiAndFallsBackToTheStore) {
   Outcome down = fx.Flotilla("status --server http://127.0.0.1:1");
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_TRUE(Contains(down.err, "cannot reach")) << down.err;
+}
+
+TEST(ApiTest, ServesHttpsWithTheConfiguredCertificate) {
+  testing::ScratchDir tls;
+  const std::string cert = (tls.path() / "cert.pem").string();
+  const std::string key = (tls.path() / "key.pem").string();
+  testing::Sh(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+      "-subj /CN=flotilla-api-test -addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert);
+  FleetOptions options = ApiFleet();
+  options.hosts = 1;
+  options.config_extra =
+      "api: {listen: \"127.0.0.1:0\", tokenEnv: FLOTILLA_TEST_TOKEN, tls: "
+      "{certFile: " +
+      cert + ", keyFile: " + key + "}}\n";
+  FleetFixture fx(options);
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  const std::unique_ptr<Process> loop =
+      fx.StartLoop("", std::string("FLOTILLA_TEST_TOKEN=") + kToken);
+  std::string url;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::smatch m;
+    const std::string log = fx.LoopLog();
+    if (std::regex_search(log, m, std::regex(R"(API (https://127\.0\.0\.1:\d+))"))) {
+      url = m[1].str();
+      return true;
+    }
+    return false;
+  })) << fx.LoopLog();
+  std::ofstream(fx.dir() / "token") << kToken << "\n";
+  const std::string flags = " --server " + url + " --token-file " + (fx.dir() / "token").string();
+  Outcome hosts;
+  ASSERT_TRUE(WaitUntil([&] {
+    hosts = fx.Flotilla("hosts -o json --ca-file " + cert + flags);
+    return hosts.exit_code == 0;
+  })) << hosts.err;
+  EXPECT_EQ(json::parse(hosts.out)["hosts"].size(), 1u);
+  // Without the CA the certificate is not trusted, and plain HTTP gets no API.
+  const Outcome untrusted = fx.Flotilla("hosts" + flags);
+  EXPECT_EQ(untrusted.exit_code, 1);
+  EXPECT_TRUE(Contains(untrusted.err, "cannot reach")) << untrusted.err;
+  std::string plain = url;
+  plain.replace(0, 5, "http");
+  const Outcome over_http =
+      fx.Flotilla("hosts --server " + plain + " --token-file " + (fx.dir() / "token").string());
+  EXPECT_EQ(over_http.exit_code, 1);
 }
 
 TEST(ApiTest, RefusesANonLoopbackAddressWithoutAToken) {

@@ -36,10 +36,13 @@ constexpr size_t kExampleVms = 9;
 class Dev {
  public:
   explicit Dev(const fs::path& scratch) : scratch_(scratch) {
+    // A previous start's output would otherwise be read before this one's shell truncates it.
+    fs::remove(scratch / "dev.out");
+    fs::remove(scratch / "dev.err");
     process_ = std::make_unique<Process>(std::vector<std::string>{
         "/bin/sh", "-c",
-        "cd " + scratch.string() +
-            " && exec env NO_COLOR=1 " FLOTILLA_BIN
+        "cd " + scratch.string() + " && exec env NO_COLOR=1 HOME=" + scratch.string() +
+            " GIT_CONFIG_NOSYSTEM=1 " FLOTILLA_BIN
             " dev --listen 127.0.0.1:0 --latency none >dev.out 2>dev.err"});
     const std::regex api(R"(API +(http://127\.0\.0\.1:(\d+)))");
     WaitUntil(
@@ -124,8 +127,11 @@ TEST(DevTest, ConvergesFollowsACommitAndRestartsCleanly) {
     ASSERT_NE(at, std::string::npos);
     text.replace(at, 11, "replicas: 5");
     std::ofstream(vmset) << text;
-    testing::Sh("git -C " + (data / "fleet").string() +
-                " -c user.email=dev@example.com -c user.name=dev commit -q -am 'five runners'");
+    // With no Git identity anywhere (for `flotilla dev` and for this commit, HOME is the scratch
+    // folder and there is no system config), as on a fresh machine: the seeded repository has
+    // one of its own, so the suggested commit works.
+    testing::Sh("HOME=" + scratch.path().string() + " GIT_CONFIG_NOSYSTEM=1 git -C " +
+                (data / "fleet").string() + " commit -q -am 'five runners'");
     ASSERT_TRUE(WaitUntil([&] { return dev.ManagedVms("linux-runners") == 5u && dev.InSync(); },
                           std::chrono::seconds(60)))
         << dev.err();
