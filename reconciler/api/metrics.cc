@@ -95,11 +95,11 @@ double GaugeFamily::Value(const LabelValues& label_values) const {
   return it == series_.end() ? 0 : it->second;
 }
 
-void GaugeFamily::Replace(std::vector<std::pair<LabelValues, double>> series) {
+void GaugeFamily::Replace(const std::vector<std::pair<LabelValues, double>>& series) {
   std::map<LabelValues, double> next;
-  for (auto& [values, value] : series) {
+  for (const auto& [values, value] : series) {
     if (values.size() == labels_) {
-      next[std::move(values)] = value;
+      next[values] = value;
     }
   }
   std::lock_guard lock(mu_);

@@ -41,7 +41,7 @@ class GaugeFamily {
   double Value(const LabelValues& label_values) const;  // 0 when absent
   // Replaces every series at once (series not in `series` disappear): for gauges computed from
   // a snapshot.
-  void Replace(std::vector<std::pair<LabelValues, double>> series);
+  void Replace(const std::vector<std::pair<LabelValues, double>>& series);
 
  private:
   friend class MetricsRegistry;

@@ -277,8 +277,10 @@ int RunDev(const DevOptions& options, const Context& context) {
   std::map<std::string, std::string> addresses;  // host -> its simulated address
   std::vector<std::string> lines;                // for the banner
   for (const HostPool& pool : fleet->pools) {
-    const HostCapacity capacity = pool.defaults.capacity.value_or(HostCapacity{
-        .cpu = 12, .memory = Quantity::FromMiB(32 * 1024), .disk = Quantity::FromMiB(500 * 1024)});
+    const HostCapacity capacity = pool.defaults.capacity.value_or(
+        HostCapacity{.cpu = 12,
+                     .memory = Quantity::FromMiB(uint64_t{32} * 1024),
+                     .disk = Quantity::FromMiB(uint64_t{500} * 1024)});
     hostsim::SimOptions sim{
         .listen_port = state.ports.contains(pool.meta.name) ? state.ports[pool.meta.name] : 0,
         .hosts = static_cast<int>(pool.hosts.size()),

@@ -78,7 +78,7 @@ class ApiClient {
     } else {
       token = std::string(TrimAscii(Env("FLOTILLA_TOKEN")));
     }
-    auto client = std::unique_ptr<ApiClient>(new ApiClient(url, token));
+    auto client = std::unique_ptr<ApiClient>(new ApiClient(std::move(url), std::move(token)));
     if (!flags.ca_file.empty()) {
       client->http_.set_ca_cert_path(flags.ca_file.c_str());
     }
