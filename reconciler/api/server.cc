@@ -180,6 +180,13 @@ void Server::Routes() {
   httplib::Server& http = *http_;
   const size_t threads = std::max<size_t>(options_.threads, 1);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // cpp-httplib's default sets SO_REUSEPORT, which lets a second process bind the same port and
+  // take half its connections: a second loop configured with the same api.listen must fail to
+  // start instead. SO_REUSEADDR alone still allows a restart while old connections linger.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   http.set_payload_max_length(options_.max_body_bytes);
   http.set_read_timeout(options_.io_timeout);
   http.set_write_timeout(options_.io_timeout);
@@ -407,7 +414,12 @@ void Server::Routes() {
       }
     }
     std::shared_future<int64_t> run = backend_.Reconcile(reason);
-    if (run.wait_for(options_.reconcile_wait) != std::future_status::ready) {
+    const size_t max_waiters = std::max<size_t>(options_.threads / 4, 1);
+    const bool wait = reconcile_waiters_.fetch_add(1) < max_waiters;
+    const bool ready = wait ? run.wait_for(options_.reconcile_wait) == std::future_status::ready
+                            : run.wait_for(std::chrono::seconds{0}) == std::future_status::ready;
+    reconcile_waiters_.fetch_sub(1);
+    if (!ready) {
       Reply(res, 202, {{"run_id", nullptr}, {"status", "queued"}, {"trigger", reason}});
       return;
     }

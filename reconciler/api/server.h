@@ -60,7 +60,9 @@ struct ServerOptions {
   size_t max_body_bytes = size_t{1} << 20;
   std::chrono::seconds io_timeout{10};  // per read and write on a connection
   // How long POST /api/v1/reconcile waits for the pass to be recorded before answering 202
-  // without a run id.
+  // without a run id. At most a quarter of the workers (at least one) wait at once; the others
+  // answer "queued" at once, so requests piling up behind a long pass never take every worker
+  // from /healthz and the rest.
   std::chrono::milliseconds reconcile_wait{std::chrono::seconds{30}};
 };
 
@@ -98,6 +100,7 @@ class Server {
   int port_ = 0;
   std::thread thread_;
   std::atomic<bool> serving_done_{false};
+  std::atomic<size_t> reconcile_waiters_{0};  // POST /api/v1/reconcile requests waiting
 };
 
 // Splits "host:port" / "[v6]:port". InvalidArgument when malformed.

@@ -1,0 +1,153 @@
+// api::Server with a fake loop (Backend) and a real store: what the server decides by itself,
+// without a `flotilla run` around it. (api_test covers the endpoints end to end.)
+
+#include "reconciler/api/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "tests/support/process.h"
+
+namespace flotilla::api {
+namespace {
+
+using nlohmann::json;
+
+// A loop whose pass is never recorded until Release(): the state of a long pass under way.
+class StuckBackend final : public Backend {
+ public:
+  std::shared_ptr<const Snapshot> Latest() const override { return nullptr; }
+  std::shared_future<int64_t> Reconcile(std::string reason) override {
+    std::lock_guard lock(mu_);
+    reasons_.push_back(std::move(reason));
+    return future_;
+  }
+  void Release(int64_t run) { promise_.set_value(run); }
+  size_t calls() const {
+    std::lock_guard lock(mu_);
+    return reasons_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> reasons_;
+  std::promise<int64_t> promise_;
+  std::shared_future<int64_t> future_ = promise_.get_future().share();
+};
+
+class ApiServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<store::Store>> opened =
+        store::Store::Open((scratch_.path() / "flotilla.db").string());
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(*opened);
+  }
+
+  std::unique_ptr<Server> Start(ServerOptions options) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    Result<std::unique_ptr<Server>> server =
+        Server::Start(std::move(options), backend_, *store_, telemetry_, logger);
+    EXPECT_TRUE(server.ok()) << server.status().ToString();
+    return server.ok() ? std::move(*server) : nullptr;
+  }
+
+  testing::ScratchDir scratch_;
+  std::unique_ptr<store::Store> store_;
+  StuckBackend backend_;
+  Telemetry telemetry_;
+};
+
+TEST_F(ApiServerTest, ReconcileRequestsBehindALongPassNeverTakeEveryWorker) {
+  // Two workers: one reconcile request may wait for the pass; the next answers at once.
+  std::unique_ptr<Server> server = Start(ServerOptions{.listen = "127.0.0.1:0",
+                                                       .token = "t0ken",
+                                                       .threads = 2,
+                                                       .reconcile_wait = std::chrono::hours{1}});
+  ASSERT_NE(server, nullptr);
+  const httplib::Headers auth{{"Authorization", "Bearer t0ken"}};
+  std::thread waiting([&] {
+    httplib::Client client("127.0.0.1", server->port());
+    client.set_read_timeout(std::chrono::seconds{120});
+    httplib::Result r = client.Post("/api/v1/reconcile", auth, "", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 202);
+    EXPECT_EQ(json::parse(r->body)["run_id"], 7) << r->body;
+  });
+  ASSERT_TRUE(testing::WaitUntil([&] { return backend_.calls() == 1; }));
+
+  httplib::Client client("127.0.0.1", server->port());
+  client.set_read_timeout(std::chrono::seconds{120});
+  httplib::Result queued = client.Post("/api/v1/reconcile", auth, "", "application/json");
+  ASSERT_TRUE(queued);
+  EXPECT_EQ(queued->status, 202);
+  const json answer = json::parse(queued->body);
+  EXPECT_TRUE(answer["run_id"].is_null()) << queued->body;
+  EXPECT_EQ(answer["status"], "queued");
+  // The other worker is still free for health checks.
+  httplib::Result health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+
+  backend_.Release(7);
+  waiting.join();
+  EXPECT_EQ(backend_.calls(), 2u);
+}
+
+TEST_F(ApiServerTest, StartRefusesBadOptions) {
+  auto logger =
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  Result<std::unique_ptr<Server>> no_token = Server::Start(
+      ServerOptions{.listen = "0.0.0.0:0"}, backend_, *store_, telemetry_, logger);
+  EXPECT_EQ(no_token.status().code(), Status::Code::kFailedPrecondition);
+  Result<std::unique_ptr<Server>> bad_listen =
+      Server::Start(ServerOptions{.listen = "127.0.0.1"}, backend_, *store_, telemetry_, logger);
+  EXPECT_EQ(bad_listen.status().code(), Status::Code::kInvalidArgument);
+  Result<std::unique_ptr<Server>> half_tls = Server::Start(
+      ServerOptions{.listen = "127.0.0.1:0", .tls_cert_file = "/nonexistent.pem"}, backend_,
+      *store_, telemetry_, logger);
+  EXPECT_EQ(half_tls.status().code(), Status::Code::kInvalidArgument);
+  // Taken port.
+  std::unique_ptr<Server> first = Start(ServerOptions{.listen = "127.0.0.1:0"});
+  ASSERT_NE(first, nullptr);
+  Result<std::unique_ptr<Server>> taken =
+      Server::Start(ServerOptions{.listen = "127.0.0.1:" + std::to_string(first->port())},
+                    backend_, *store_, telemetry_, logger);
+  EXPECT_EQ(taken.status().code(), Status::Code::kUnavailable);
+}
+
+TEST(ParseListenTest, HostsPortsAndLoopback) {
+  Result<std::pair<std::string, int>> v4 = ParseListen("127.0.0.1:8080");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(v4->first, "127.0.0.1");
+  EXPECT_EQ(v4->second, 8080);
+  Result<std::pair<std::string, int>> v6 = ParseListen("[::1]:0");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->first, "::1");
+  EXPECT_EQ(v6->second, 0);
+  EXPECT_FALSE(ParseListen("8080").ok());
+  EXPECT_FALSE(ParseListen(":8080").ok());
+  EXPECT_FALSE(ParseListen("host:70000").ok());
+  EXPECT_FALSE(ParseListen("host:80x").ok());
+  EXPECT_TRUE(IsLoopback("127.0.0.1"));
+  EXPECT_TRUE(IsLoopback("127.1.2.3"));
+  EXPECT_TRUE(IsLoopback("::1"));
+  EXPECT_TRUE(IsLoopback("localhost"));
+  EXPECT_FALSE(IsLoopback("0.0.0.0"));
+  EXPECT_FALSE(IsLoopback("10.0.0.1"));
+}
+
+}  // namespace
+}  // namespace flotilla::api
