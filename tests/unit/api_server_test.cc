@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
 
@@ -56,8 +56,8 @@ class ApiServerTest : public ::testing::Test {
   }
 
   std::unique_ptr<Server> Start(ServerOptions options) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto logger =
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
     Result<std::unique_ptr<Server>> server =
         Server::Start(std::move(options), backend_, *store_, telemetry_, logger);
     EXPECT_TRUE(server.ok()) << server.status().ToString();
@@ -109,22 +109,22 @@ TEST_F(ApiServerTest, ReconcileRequestsBehindALongPassNeverTakeEveryWorker) {
 TEST_F(ApiServerTest, StartRefusesBadOptions) {
   auto logger =
       std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
-  Result<std::unique_ptr<Server>> no_token = Server::Start(
-      ServerOptions{.listen = "0.0.0.0:0"}, backend_, *store_, telemetry_, logger);
+  Result<std::unique_ptr<Server>> no_token =
+      Server::Start(ServerOptions{.listen = "0.0.0.0:0"}, backend_, *store_, telemetry_, logger);
   EXPECT_EQ(no_token.status().code(), Status::Code::kFailedPrecondition);
   Result<std::unique_ptr<Server>> bad_listen =
       Server::Start(ServerOptions{.listen = "127.0.0.1"}, backend_, *store_, telemetry_, logger);
   EXPECT_EQ(bad_listen.status().code(), Status::Code::kInvalidArgument);
-  Result<std::unique_ptr<Server>> half_tls = Server::Start(
-      ServerOptions{.listen = "127.0.0.1:0", .tls_cert_file = "/nonexistent.pem"}, backend_,
-      *store_, telemetry_, logger);
+  Result<std::unique_ptr<Server>> half_tls =
+      Server::Start(ServerOptions{.listen = "127.0.0.1:0", .tls_cert_file = "/nonexistent.pem"},
+                    backend_, *store_, telemetry_, logger);
   EXPECT_EQ(half_tls.status().code(), Status::Code::kInvalidArgument);
   // Taken port.
   std::unique_ptr<Server> first = Start(ServerOptions{.listen = "127.0.0.1:0"});
   ASSERT_NE(first, nullptr);
   Result<std::unique_ptr<Server>> taken =
-      Server::Start(ServerOptions{.listen = "127.0.0.1:" + std::to_string(first->port())},
-                    backend_, *store_, telemetry_, logger);
+      Server::Start(ServerOptions{.listen = "127.0.0.1:" + std::to_string(first->port())}, backend_,
+                    *store_, telemetry_, logger);
   EXPECT_EQ(taken.status().code(), Status::Code::kUnavailable);
 }
 
