@@ -191,6 +191,14 @@ void PrintTable(const Context& context, const std::vector<std::vector<std::strin
   }
 }
 
+// --config, --state-dir, --secrets-dir, --server, --token-file, --ca-file and -o: what every
+// command that reads the fleet takes.
+void AddReadFlags(CLI::App& cmd, ReadOptions& options) {
+  AddLocationFlags(cmd, options.where);
+  AddServerFlags(cmd, options.api);
+  AddOutputFlags(cmd, options.json);
+}
+
 }  // namespace
 
 CLI::App* AddStatusCommand(CLI::App& app, ReadOptions& options) {
@@ -199,18 +207,14 @@ CLI::App* AddStatusCommand(CLI::App& app, ReadOptions& options) {
       "What the fleet looks like now: the revision in force and the newest problem, the last\n"
       "run, hosts online, owned VMs, unfinished actions and recent events. From a running\n"
       "loop's API with --server, else from the store.");
-  AddLocationFlags(*cmd, options.where);
-  AddServerFlags(*cmd, options.api);
-  AddOutputFlags(*cmd, options.json);
+  AddReadFlags(*cmd, options);
   return cmd;
 }
 
 CLI::App* AddHistoryCommand(CLI::App& app, HistoryOptions& options) {
   CLI::App* cmd = app.add_subcommand(
       "history", "Recent runs and revisions, newest first (from the API with --server).");
-  AddLocationFlags(*cmd, options.where);
-  AddServerFlags(*cmd, options.api);
-  AddOutputFlags(*cmd, options.json);
+  AddReadFlags(*cmd, options);
   cmd->add_option("--limit", options.limit, "How many runs and revisions")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
@@ -223,18 +227,14 @@ CLI::App* AddHostsCommand(CLI::App& app, ReadOptions& options) {
       "Every host of the fleet: pool, state, architecture, VMs and resources. A running\n"
       "loop's API (--server) shows the latest observation with addresses and tags; the store\n"
       "shows the last observation it saved.");
-  AddLocationFlags(*cmd, options.where);
-  AddServerFlags(*cmd, options.api);
-  AddOutputFlags(*cmd, options.json);
+  AddReadFlags(*cmd, options);
   return cmd;
 }
 
 CLI::App* AddVmsCommand(CLI::App& app, VmsOptions& options) {
   CLI::App* cmd = app.add_subcommand(
       "vms", "Every VM on the fleet's hosts, managed (owned by flotilla, with its VM set) or not.");
-  AddLocationFlags(*cmd, options.where);
-  AddServerFlags(*cmd, options.api);
-  AddOutputFlags(*cmd, options.json);
+  AddReadFlags(*cmd, options);
   cmd->add_option("--pool", options.pool, "Only VMs on hosts of this pool");
   cmd->add_option("--vmset", options.vmset, "Only VMs of this VM set");
   cmd->add_option("--host", options.host, "Only VMs on this host");
