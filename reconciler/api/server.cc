@@ -339,16 +339,12 @@ void Server::Routes() {
       Error(res, 400, "limit must be a number from 0 to 10000");
       return;
     }
-    Result<std::vector<store::RunRecord>> runs = store_.Runs(*limit);
+    Result<json> runs = RunsJson(store_, *limit);
     if (!runs.ok()) {
       Error(res, 500, "store: " + runs.status().message());
       return;
     }
-    json out = json::array();
-    for (const store::RunRecord& run : *runs) {
-      out.push_back(RunJson(run));
-    }
-    Reply(res, 200, {{"runs", std::move(out)}});
+    Reply(res, 200, *runs);
   });
   http.Get(R"(/api/v1/runs/(\d{1,18}))",
            [this](const httplib::Request& req, httplib::Response& res) {
@@ -376,25 +372,13 @@ void Server::Routes() {
       Error(res, 400, "limit must be a number from 0 to 10000");
       return;
     }
-    Result<std::vector<store::RevisionRecord>> revisions = store_.Revisions(*limit);
-    Result<std::optional<store::RevisionRecord>> attempted = store_.LastAttempted();
-    Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
-    if (!revisions.ok() || !attempted.ok() || !applied.ok()) {
+    std::shared_ptr<const Snapshot> snapshot = backend_.Latest();
+    Result<json> revisions = RevisionsJson(store_, *limit, snapshot.get());
+    if (!revisions.ok()) {
       Error(res, 500, "store: cannot read revisions");
       return;
     }
-    json out = json::array();
-    for (const store::RevisionRecord& r : *revisions) {
-      out.push_back(RevisionJson(r));
-    }
-    std::shared_ptr<const Snapshot> snapshot = backend_.Latest();
-    Reply(res, 200,
-          {{"in_force", snapshot ? json(snapshot->sha) : json(nullptr)},
-           {"fail_static", snapshot ? snapshot->fail_static : false},
-           {"problem", snapshot ? snapshot->problem : std::string()},
-           {"last_attempted", *attempted ? RevisionJson(**attempted) : json(nullptr)},
-           {"last_applied", *applied ? RevisionJson(**applied) : json(nullptr)},
-           {"revisions", std::move(out)}});
+    Reply(res, 200, *revisions);
   });
   http.Post("/api/v1/reconcile", [this](const httplib::Request& req, httplib::Response& res) {
     std::string reason = "api";

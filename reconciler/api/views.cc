@@ -273,6 +273,39 @@ json RevisionJson(const store::RevisionRecord& r) {
           {"reason", r.reason}};
 }
 
+Result<json> RunsJson(store::Store& store, size_t limit) {
+  Result<std::vector<store::RunRecord>> runs = store.Runs(limit);
+  if (!runs.ok()) {
+    return runs.status();
+  }
+  json out = json::array();
+  for (const store::RunRecord& run : *runs) {
+    out.push_back(RunJson(run));
+  }
+  return json{{"runs", std::move(out)}};
+}
+
+Result<json> RevisionsJson(store::Store& store, size_t limit, const Snapshot* snapshot) {
+  Result<std::vector<store::RevisionRecord>> revisions = store.Revisions(limit);
+  Result<std::optional<store::RevisionRecord>> attempted = store.LastAttempted();
+  Result<std::optional<store::RevisionRecord>> applied = store.LastApplied();
+  for (const Status& s : {revisions.status(), attempted.status(), applied.status()}) {
+    if (!s.ok()) {
+      return s;
+    }
+  }
+  json out = json::array();
+  for (const store::RevisionRecord& r : *revisions) {
+    out.push_back(RevisionJson(r));
+  }
+  return json{{"in_force", snapshot != nullptr ? json(snapshot->sha) : json(nullptr)},
+              {"fail_static", snapshot != nullptr && snapshot->fail_static},
+              {"problem", snapshot != nullptr ? snapshot->problem : std::string()},
+              {"last_attempted", *attempted ? RevisionJson(**attempted) : json(nullptr)},
+              {"last_applied", *applied ? RevisionJson(**applied) : json(nullptr)},
+              {"revisions", std::move(out)}};
+}
+
 Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
   Result<std::optional<store::RevisionRecord>> applied = store.LastApplied();
   Result<std::optional<store::RevisionRecord>> attempted = store.LastAttempted();

@@ -39,6 +39,13 @@ nlohmann::json RunJson(const store::RunRecord& run);
 nlohmann::json ActionJson(const store::ActionRecord& action);
 nlohmann::json RevisionJson(const store::RevisionRecord& revision);
 
+// GET /api/v1/runs and `flotilla history`: {"runs": [...]}, the `limit` newest first.
+Result<nlohmann::json> RunsJson(store::Store& store, size_t limit);
+// GET /api/v1/revisions and `flotilla history`: the revision in force (from `snapshot`, which
+// may be null without a running loop), the last attempted and last applied, and the `limit`
+// newest revisions.
+Result<nlohmann::json> RevisionsJson(store::Store& store, size_t limit, const Snapshot* snapshot);
+
 // GET /api/v1/status and `flotilla status`: the revision in force, the newest problem, the last
 // run, hosts online, owned VMs, unfinished actions and recent events. Hosts come from
 // `snapshot` when there is one (a running loop), else from the store's last saved observation.

@@ -317,34 +317,13 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
   const std::string limit = std::to_string(options.limit);
   Result<json> runs = Fetch(
       options, "/api/v1/runs?limit=" + limit,
-      [&](store::Store& store) -> Result<json> {
-        Result<std::vector<store::RunRecord>> records = store.Runs(options.limit);
-        if (!records.ok()) {
-          return records.status();
-        }
-        json out = json::array();
-        for (const store::RunRecord& r : *records) {
-          out.push_back(api::RunJson(r));
-        }
-        return json{{"runs", out}};
-      },
-      context);
+      [&](store::Store& store) { return api::RunsJson(store, options.limit); }, context);
   if (!runs.ok()) {
     return Fail(context, runs.status());
   }
   Result<json> revisions = Fetch(
       options, "/api/v1/revisions?limit=" + limit,
-      [&](store::Store& store) -> Result<json> {
-        Result<std::vector<store::RevisionRecord>> records = store.Revisions(options.limit);
-        if (!records.ok()) {
-          return records.status();
-        }
-        json out = json::array();
-        for (const store::RevisionRecord& r : *records) {
-          out.push_back(api::RevisionJson(r));
-        }
-        return json{{"revisions", out}};
-      },
+      [&](store::Store& store) { return api::RevisionsJson(store, options.limit, nullptr); },
       context);
   if (!revisions.ok()) {
     return Fail(context, revisions.status());
