@@ -138,6 +138,17 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     return 1;
   }
 
+  // apply and run also take the log settings of flotilla.yaml; the flags take precedence.
+  if (apply_cmd->parsed() || run_cmd->parsed()) {
+    const manifest::ReconcilerConfig::Log configured =
+        ConfiguredLog(apply_cmd->parsed() ? apply.where : run.where);
+    if (!configured.format.empty() && app.get_option("--log-format")->count() == 0) {
+      global.log_format = configured.format == "json" ? LogFormat::kJson : LogFormat::kText;
+    }
+    if (!configured.level.empty() && app.get_option("--log-level")->count() == 0) {
+      global.log_level = configured.level;
+    }
+  }
   Result<std::shared_ptr<spdlog::logger>> log =
       MakeLogger(global.log_format, global.log_level, err);
   if (!log.ok()) {

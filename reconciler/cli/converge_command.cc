@@ -35,10 +35,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// The configuration named by `where`, with the command-line overrides applied.
-Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
-                                              const manifest::SchemaValidator& validator,
-                                              const Context& context) {
+// The configuration file `where` names: --config, else $FLOTILLA_CONFIG, else ./flotilla.yaml
+// if it exists; empty when there is none.
+std::string ConfigPath(const StoreLocation& where) {
   std::string path = where.config;
   if (path.empty()) {
     // Read once at start-up; nothing in the process sets it.
@@ -48,6 +47,14 @@ Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
       path = "flotilla.yaml";
     }
   }
+  return path;
+}
+
+// The configuration named by `where`, with the command-line overrides applied.
+Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
+                                              const manifest::SchemaValidator& validator,
+                                              const Context& context) {
+  const std::string path = ConfigPath(where);
   manifest::ReconcilerConfig config;
   if (!path.empty()) {
     manifest::Diagnostics diagnostics;
@@ -296,6 +303,19 @@ std::string CompareSavedPlan(const std::string& file, const Plan& plan,
 }
 
 }  // namespace
+
+manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where) {
+  const std::string path = ConfigPath(where);
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  if (path.empty() || !validator.ok()) {
+    return {};
+  }
+  manifest::Diagnostics diagnostics;  // reported when the command loads the file
+  Result<manifest::ReconcilerConfig> config =
+      manifest::LoadConfigFile(path, **validator, diagnostics);
+  return config.ok() ? config->log : manifest::ReconcilerConfig::Log{};
+}
 
 void AddLocationFlags(CLI::App& cmd, StoreLocation& where) {
   cmd.add_option("--config", where.config,

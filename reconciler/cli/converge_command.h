@@ -46,6 +46,10 @@ struct RunOptions {
 // --config, --state-dir and --secrets-dir.
 void AddLocationFlags(CLI::App& cmd, StoreLocation& where);
 
+// The `log` settings of the configuration file `where` names; empty fields when it sets none,
+// or when there is no file or it does not load (the command reports that when it loads it).
+manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where);
+
 // The store named by `where`, for commands that only read it (no lock: a loop may be running).
 // NotFound when nothing has been applied from that state directory yet.
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,

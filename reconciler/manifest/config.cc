@@ -117,6 +117,10 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
       ReadString(*verify, "allowedSignersFile", config.source.allowed_signers_file);
     }
   }
+  if (const json* log = At(root, "log")) {
+    ReadString(*log, "format", config.log.format);
+    ReadString(*log, "level", config.log.level);
+  }
   ReadString(root, "stateDir", config.state_dir);
   ReadString(root, "secretsDir", config.secrets_dir);
   if (const json* reconcile = At(root, "reconcile")) {

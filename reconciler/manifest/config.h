@@ -65,9 +65,16 @@ struct ReconcilerConfig {
     uint32_t threads = 8;  // worker threads; requests beyond them queue
   };
 
+  // log: what `apply` and `run` log; the --log-format and --log-level flags take precedence.
+  struct Log {
+    std::string format;  // text | json; empty: not set
+    std::string level;   // trace | debug | info | warn | error; empty: not set
+  };
+
   Source source;
   Store store;
   Api api;
+  Log log;
   std::string state_dir = "/var/lib/flotilla";
   std::string secrets_dir = "/etc/flotilla/secrets";
   Reconcile reconcile;

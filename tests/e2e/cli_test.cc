@@ -161,6 +161,33 @@ TEST(CliTest, LogsGoToStderrAsTextOrJson) {
       << bad.err;
 }
 
+// apply and run take flotilla.yaml's log settings; the command-line flags take precedence.
+TEST(CliTest, ConfigLogSettingsApplyUnlessAFlagIsGiven) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("flotilla-cli-log-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const fs::path config = dir / "flotilla.yaml";
+  std::ofstream(config) << "source: {url: " << (dir / "no-such-repo").string() << "}\n"
+                        << "stateDir: " << (dir / "state").string() << "\n"
+                        << "log: {format: json, level: debug}\n";
+
+  Outcome json = Flotilla("apply --yes --config " + config.string());
+  EXPECT_EQ(json.exit_code, 1);
+  std::istringstream lines(json.err);
+  std::string line;
+  ASSERT_TRUE(std::getline(lines, line)) << json.err;
+  const nlohmann::json entry = nlohmann::json::parse(line, nullptr, false);
+  ASSERT_TRUE(entry.is_object()) << json.err;
+  EXPECT_EQ(entry["level"], "warning");
+  EXPECT_TRUE(Contains(entry.value("msg", ""), "no-such-repo")) << line;
+
+  Outcome text = Flotilla("--log-format text apply --yes --config " + config.string());
+  EXPECT_EQ(text.exit_code, 1);
+  EXPECT_FALSE(text.err.starts_with("{")) << text.err;
+  EXPECT_TRUE(Contains(text.err, " warning cannot read ")) << text.err;
+  fs::remove_all(dir);
+}
+
 TEST(CliTest, NoColourWhenNotATerminal) {
   Outcome r = Flotilla("validate examples/invalid/bad-enum.yaml", "-u NO_COLOR");
   EXPECT_FALSE(Contains(r.out, "\033[")) << r.out;
