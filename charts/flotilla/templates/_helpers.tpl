@@ -1,0 +1,116 @@
+{{/* Names, labels and the rendered flotilla.yaml, shared by every template. */}}
+
+{{/* The chart's name, at most 63 characters. */}}
+{{- define "flotilla.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name: the release name, with the chart name unless it is already in it. */}}
+{{- define "flotilla.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The loops the release runs: one per shard, or a single one (name "") for every pool.
+Rendered as YAML so that templates can range over it with fromYamlArray.
+*/}}
+{{- define "flotilla.instances" -}}
+{{- if .Values.shards -}}
+{{- toYaml .Values.shards -}}
+{{- else -}}
+- name: ""
+  pools: []
+{{- end -}}
+{{- end -}}
+
+{{/* The name of one loop's StatefulSet and Service; takes (dict "root" $ "shard" $shard). */}}
+{{- define "flotilla.instanceName" -}}
+{{- $full := include "flotilla.fullname" .root -}}
+{{- if .shard.name -}}
+{{- printf "%s-%s" ($full | trunc (int (sub 62 (len .shard.name)))) .shard.name | trimSuffix "-" -}}
+{{- else -}}
+{{- $full -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flotilla.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "flotilla.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "flotilla.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "flotilla.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* One loop's selector labels; takes (dict "root" $ "shard" $shard). */}}
+{{- define "flotilla.shardSelectorLabels" -}}
+{{ include "flotilla.selectorLabels" .root }}
+flotilla.dev/shard: {{ default "all" .shard.name | quote }}
+{{- end -}}
+
+{{- define "flotilla.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "flotilla.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+flotilla.yaml: the user's config with the paths the chart owns. Every path points at a mount
+made in statefulset.yaml; the files hold secrets, this text never does.
+*/}}
+{{- define "flotilla.config" -}}
+{{- $_ := required "config.source.url is required: the fleet repository" .Values.config.source.url -}}
+{{- $_ = required "api.token.secretName is required: the API listens beyond loopback, so it needs a token" .Values.api.token.secretName -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $source := $cfg.source -}}
+{{- if not $source.path -}}
+{{- $_ = unset $source "path" -}}
+{{- end -}}
+{{- $auth := dict -}}
+{{- if .Values.git.token.secretName -}}
+{{- $_ = set $auth "tokenFile" "/etc/flotilla/git/token" -}}
+{{- $_ = set $auth "username" .Values.git.username -}}
+{{- end -}}
+{{- if .Values.git.sshKey.secretName -}}
+{{- $_ = set $auth "sshKeyFile" "/etc/flotilla/git/ssh-key" -}}
+{{- end -}}
+{{- if .Values.git.sshPassphrase.secretName -}}
+{{- $_ = set $auth "sshPassphraseFile" "/etc/flotilla/git/ssh-passphrase" -}}
+{{- end -}}
+{{- if .Values.git.knownHosts.secretName -}}
+{{- $_ = set $auth "knownHostsFile" "/etc/flotilla/git/known_hosts" -}}
+{{- end -}}
+{{- if $auth -}}
+{{- $_ = set $source "auth" $auth -}}
+{{- end -}}
+{{- if .Values.git.allowedSigners.configMapName -}}
+{{- $_ = set $source "verify" (dict "allowedSignersFile" "/etc/flotilla/git/allowed_signers") -}}
+{{- end -}}
+{{- $_ = set $cfg "stateDir" "/var/lib/flotilla" -}}
+{{- $_ = set $cfg "secretsDir" "/etc/flotilla/secrets" -}}
+{{- $api := $cfg.api | default dict -}}
+{{- $_ = set $api "listen" (printf "0.0.0.0:%d" (int .Values.api.port)) -}}
+{{- $_ = set $api "tokenFile" "/etc/flotilla/api/token" -}}
+{{- if .Values.api.webhookSecret.secretName -}}
+{{- $_ = set $api "webhookSecretFile" "/etc/flotilla/api/webhook-secret" -}}
+{{- end -}}
+{{- if .Values.api.tls.secretName -}}
+{{- $_ = set $api "tls" (dict "certFile" "/etc/flotilla/tls/tls.crt" "keyFile" "/etc/flotilla/tls/tls.key") -}}
+{{- end -}}
+{{- $_ = set $cfg "api" $api -}}
+{{- toYaml $cfg -}}
+{{- end -}}
