@@ -12,12 +12,18 @@ packages=(
   libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev
+  # The pull-request review example (examples/ci/, ci_example_test) reads plan JSON with jq;
+  # its script is checked with shellcheck
+  jq shellcheck
   # Git source tests: real git daemon, smart HTTP (git http-backend under Python), sshd
   git openssh-server openssh-client python3
   # API tests: /metrics is read with Prometheus' own text parser
   python3-prometheus-client
   # Provider TLS tests: a throwaway certificate made with the openssl command
   openssl
+  # Packaging: `cpack -G DEB` reads the binaries' library dependencies with dpkg-shlibdeps
+  # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd)
+  dpkg-dev file systemd
 )
 
 missing=()
