@@ -203,6 +203,9 @@ TEST(ChartTest, SchemaRejectsBadValues) {
       {"a literal FLOTILLA_SECRET_ variable", json::json_pointer("/extraEnv"),
        json::array({{{"name", "FLOTILLA_SECRET_MACS_APIKEY"}, {"value", "abc"}}})},
       {"a misspelt top-level key", json::json_pointer("/shard"), json::array()},
+      {"a credentials ref with ..", json::json_pointer("/credentials"),
+       json::array({{{"ref", "a..b"}, {"secretName", "x"}}})},
+      {"a full name Services refuse", json::json_pointer("/fullnameOverride"), "1flotilla.x"},
   };
   for (const Case& c : cases) {
     json values = Values();
@@ -210,6 +213,8 @@ TEST(ChartTest, SchemaRejectsBadValues) {
     EXPECT_NE(SchemaErrors(schema, values), "") << c.what << " was accepted";
   }
   json valid = Values();
+  // Any secret name flotilla accepts in a HostPool.
+  valid["credentials"] = json::array({{{"ref", "Mac_Builders.v2"}, {"secretName", "macs"}}});
   valid["shards"] = json::array({{{"name", "macs"}, {"pools", {"mac-builders"}}}});
   valid["extraEnv"] =
       json::array({{{"name", "FLOTILLA_SECRET_MACS_APIKEY"},
@@ -303,8 +308,8 @@ TEST(ChartTest, ChecksCatchBrokenTemplates) {
 TEST(ChartTest, StatefulSetRunsOneHardenedLoop) {
   const json sts = StubbedManifests().at("statefulset.yaml").at(0);
   const json& spec = sts["spec"];
-  EXPECT_EQ(spec["replicas"], 1);  // the store has one owner
-  EXPECT_EQ(spec["podManagementPolicy"], "OrderedReady");
+  EXPECT_EQ(spec["replicas"], 1);                      // the store has one owner
+  EXPECT_EQ(spec["podManagementPolicy"], "Parallel");  // a pod never ready blocks no update
   const json& pod = spec["template"]["spec"];
   EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], true);
   EXPECT_EQ(pod["automountServiceAccountToken"], false);

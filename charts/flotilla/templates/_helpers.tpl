@@ -32,13 +32,17 @@ Rendered as YAML so that templates can range over it with fromYamlArray.
 {{- end -}}
 {{- end -}}
 
-{{/* The name of one loop's StatefulSet and Service; takes (dict "root" $ "shard" $shard). */}}
+{{/*
+The name of one loop's StatefulSet and Service; takes (dict "root" $ "shard" $shard). At most
+52 characters: a StatefulSet's pods carry a label of its name plus 11 characters, and a label
+value may have 63.
+*/}}
 {{- define "flotilla.instanceName" -}}
 {{- $full := include "flotilla.fullname" .root -}}
 {{- if .shard.name -}}
-{{- printf "%s-%s" ($full | trunc (int (sub 62 (len .shard.name)))) .shard.name | trimSuffix "-" -}}
+{{- printf "%s-%s" ($full | trunc (int (sub 51 (len .shard.name))) | trimSuffix "-") .shard.name -}}
 {{- else -}}
-{{- $full -}}
+{{- $full | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 
@@ -68,6 +72,33 @@ flotilla.dev/shard: {{ default "all" .shard.name | quote }}
 {{- end -}}
 {{- end -}}
 
+{{/* What values.schema.json cannot say: combinations flotilla would refuse at start-up. */}}
+{{- define "flotilla.checkValues" -}}
+{{- if and .Values.git.sshKey.secretName (not .Values.git.knownHosts.secretName) -}}
+{{- fail "git.sshKey needs git.knownHosts: flotilla checks the Git server's host key" -}}
+{{- end -}}
+{{- if and .Values.git.sshPassphrase.secretName (not .Values.git.sshKey.secretName) -}}
+{{- fail "git.sshPassphrase is set without git.sshKey" -}}
+{{- end -}}
+{{- $refs := dict -}}
+{{- range .Values.credentials -}}
+{{- if hasKey $refs .ref -}}
+{{- fail (printf "credentials: ref %q is listed twice" .ref) -}}
+{{- end -}}
+{{- $_ := set $refs .ref true -}}
+{{- end -}}
+{{- $pools := dict -}}
+{{- range .Values.shards -}}
+{{- $shard := .name -}}
+{{- range .pools -}}
+{{- if hasKey $pools . -}}
+{{- fail (printf "shards: pool %q is in shards %q and %q; two loops would both own its VMs" . (get $pools .) $shard) -}}
+{{- end -}}
+{{- $_ := set $pools . $shard -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/*
 flotilla.yaml: the user's config with the paths the chart owns. Every path points at a mount
 made in statefulset.yaml; the files hold secrets, this text never does.
@@ -75,6 +106,7 @@ made in statefulset.yaml; the files hold secrets, this text never does.
 {{- define "flotilla.config" -}}
 {{- $_ := required "config.source.url is required: the fleet repository" .Values.config.source.url -}}
 {{- $_ = required "api.token.secretName is required: the API listens beyond loopback, so it needs a token" .Values.api.token.secretName -}}
+{{- include "flotilla.checkValues" . -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $source := $cfg.source -}}
 {{- if not $source.path -}}
