@@ -11,7 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-const json* At(const json& object, const char* key) {
+const json* Find(const json& object, const char* key) {
   if (!object.is_object()) {
     return nullptr;
   }
@@ -29,7 +29,7 @@ std::optional<uint32_t> Count(const json* v) {
 }
 
 void ReadString(const json& object, const char* key, std::string& out) {
-  if (const json* v = At(object, key); v != nullptr && v->is_string()) {
+  if (const json* v = Find(object, key); v != nullptr && v->is_string()) {
     out = v->get<std::string>();
   }
 }
@@ -93,46 +93,46 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     return Status::InvalidArgument("config file " + path + " is invalid");
   }
   const json& root = docs[0].value;
-  if (const json* source = At(root, "source")) {
+  if (const json* source = Find(root, "source")) {
     ReadString(*source, "url", config.source.url);
     ReadString(*source, "branch", config.source.branch);
     ReadString(*source, "revision", config.source.revision);
     ReadString(*source, "path", config.source.path);
-    if (const json* v = At(*source, "interval"); v != nullptr && v->is_string()) {
+    if (const json* v = Find(*source, "interval"); v != nullptr && v->is_string()) {
       config.source.interval =
           ParseDuration(v->get<std::string>()).value_or(config.source.interval);
     }
-    if (const json* auth = At(*source, "auth")) {
+    if (const json* auth = Find(*source, "auth")) {
       ReadString(*auth, "tokenFile", config.source.token_file);
       ReadString(*auth, "tokenEnv", config.source.token_env);
       ReadString(*auth, "username", config.source.username);
       ReadString(*auth, "sshKeyFile", config.source.ssh_key_file);
       ReadString(*auth, "sshPassphraseFile", config.source.ssh_passphrase_file);
       ReadString(*auth, "knownHostsFile", config.source.known_hosts_file);
-      if (const json* v = At(*auth, "insecureIgnoreHostKey"); v != nullptr && v->is_boolean()) {
+      if (const json* v = Find(*auth, "insecureIgnoreHostKey"); v != nullptr && v->is_boolean()) {
         config.source.insecure_ignore_host_key = v->get<bool>();
       }
     }
-    if (const json* verify = At(*source, "verify")) {
+    if (const json* verify = Find(*source, "verify")) {
       ReadString(*verify, "allowedSignersFile", config.source.allowed_signers_file);
     }
   }
-  if (const json* log = At(root, "log")) {
+  if (const json* log = Find(root, "log")) {
     ReadString(*log, "format", config.log.format);
     ReadString(*log, "level", config.log.level);
   }
   ReadString(root, "stateDir", config.state_dir);
   ReadString(root, "secretsDir", config.secrets_dir);
-  if (const json* reconcile = At(root, "reconcile")) {
+  if (const json* reconcile = Find(root, "reconcile")) {
     ReconcilerConfig::Reconcile& r = config.reconcile;
-    if (const json* v = At(*reconcile, "resyncInterval"); v != nullptr && v->is_string()) {
+    if (const json* v = Find(*reconcile, "resyncInterval"); v != nullptr && v->is_string()) {
       r.resync_interval = ParseDuration(v->get<std::string>()).value_or(r.resync_interval);
     }
-    if (const json* v = At(*reconcile, "hostLostAfter"); v != nullptr && v->is_string()) {
+    if (const json* v = Find(*reconcile, "hostLostAfter"); v != nullptr && v->is_string()) {
       r.host_lost_after = ParseDuration(v->get<std::string>()).value_or(r.host_lost_after);
     }
     const auto duration = [&](const char* key, std::chrono::milliseconds& field) {
-      if (const json* v = At(*reconcile, key); v != nullptr && v->is_string()) {
+      if (const json* v = Find(*reconcile, key); v != nullptr && v->is_string()) {
         field = ParseDuration(v->get<std::string>()).value_or(field);
       }
     };
@@ -140,11 +140,11 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     duration("createTimeout", r.create_timeout);
     duration("actionTimeout", r.action_timeout);
     duration("shutdownTimeout", r.shutdown_timeout);
-    r.max_attempts = Count(At(*reconcile, "maxAttempts")).value_or(r.max_attempts);
-    r.concurrency = Count(At(*reconcile, "concurrency")).value_or(r.concurrency);
+    r.max_attempts = Count(Find(*reconcile, "maxAttempts")).value_or(r.max_attempts);
+    r.concurrency = Count(Find(*reconcile, "concurrency")).value_or(r.concurrency);
     r.per_host_concurrency =
-        Count(At(*reconcile, "perHostConcurrency")).value_or(r.per_host_concurrency);
-    if (const json* v = At(*reconcile, "maxDeletionsPerRun")) {
+        Count(Find(*reconcile, "perHostConcurrency")).value_or(r.per_host_concurrency);
+    if (const json* v = Find(*reconcile, "maxDeletionsPerRun")) {
       if (Count(v)) {
         r.max_deletions = Count(v);
       } else if (v->is_string()) {
@@ -154,22 +154,22 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
       }
     }
   }
-  if (const json* api = At(root, "api")) {
+  if (const json* api = Find(root, "api")) {
     ReadString(*api, "listen", config.api.listen);
     ReadString(*api, "tokenFile", config.api.token_file);
     ReadString(*api, "tokenEnv", config.api.token_env);
     ReadString(*api, "webhookSecretFile", config.api.webhook_secret_file);
     ReadString(*api, "webhookSecretEnv", config.api.webhook_secret_env);
-    config.api.threads = Count(At(*api, "threads")).value_or(config.api.threads);
-    if (const json* tls = At(*api, "tls")) {
+    config.api.threads = Count(Find(*api, "threads")).value_or(config.api.threads);
+    if (const json* tls = Find(*api, "tls")) {
       ReadString(*tls, "certFile", config.api.tls_cert_file);
       ReadString(*tls, "keyFile", config.api.tls_key_file);
     }
   }
-  if (const json* store = At(root, "store")) {
-    config.store.retain_runs = Count(At(*store, "retainRuns")).value_or(config.store.retain_runs);
+  if (const json* store = Find(root, "store")) {
+    config.store.retain_runs = Count(Find(*store, "retainRuns")).value_or(config.store.retain_runs);
     config.store.retain_events =
-        Count(At(*store, "retainEvents")).value_or(config.store.retain_events);
+        Count(Find(*store, "retainEvents")).value_or(config.store.retain_events);
   }
   return config;
 }
