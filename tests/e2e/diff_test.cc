@@ -12,14 +12,18 @@
 #include <string>
 
 #include "tests/support/cli_runner.h"
+#include "tests/support/inventory.h"
 #include "tests/support/process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using flotilla::testing::Contains;
+using flotilla::testing::InventoryHost;
 using flotilla::testing::Outcome;
+using flotilla::testing::Resources;
 using flotilla::testing::Slurp;
+using flotilla::testing::WriteInventory;
 
 // A fleet repository seeded from examples/fleet, with commits made by the test.
 class DiffTest : public ::testing::Test {
@@ -142,20 +146,10 @@ TEST_F(DiffTest, AnInventoryPreviewsPlacementAndCanFailOnUnschedulable) {
   // Every mac host full: online, but no memory left.
   nlohmann::json hosts = nlohmann::json::array();
   for (const char* name : {"mini-01", "mini-02", "mini-03", "mini-04"}) {
-    hosts.push_back({{"name", name},
-                     {"pool", "mac-builders"},
-                     {"online", true},
-                     {"arch", "arm64"},
-                     {"total", {{"cpu", 12}, {"memory", "16Gi"}, {"disk", "500Gi"}}},
-                     {"reserved", {{"cpu", 1}, {"memory", "14Gi"}, {"disk", "0"}}},
-                     {"available", {{"cpu", 11}, {"memory", "2Gi"}, {"disk", "400Gi"}}},
-                     {"vms", nlohmann::json::array()}});
+    hosts.push_back(InventoryHost(name, "mac-builders", "arm64", Resources(12, "16Gi", "500Gi"),
+                                  Resources(1, "14Gi", "0"), Resources(11, "2Gi", "400Gi")));
   }
-  const nlohmann::json inventory = {{"apiVersion", "flotilla.dev/v1"},
-                                    {"kind", "Inventory"},
-                                    {"hosts", hosts},
-                                    {"ledger", nlohmann::json::array()}};
-  std::ofstream(scratch_.path() / "inventory.json") << inventory.dump();
+  WriteInventory(scratch_.path() / "inventory.json", hosts);
   const std::string args =
       "--base HEAD~1 --inventory " + (scratch_.path() / "inventory.json").string();
   Outcome r = Diff(args);
