@@ -16,6 +16,7 @@
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/schema_validator.h"
 #include "reconciler/manifest/yaml_reader.h"
+#include "tests/support/cli_runner.h"
 #include "tests/support/process.h"
 #include "tests/support/shell.h"
 
@@ -25,13 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ScratchDir;
 using testing::Sh;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::Slurp;
 
 std::string Quote(const fs::path& path) { return "'" + path.string() + "'"; }
 
@@ -53,7 +48,7 @@ class PackageTest : public ::testing::Test {
   // `Key=value` lines of the unit, the last value of each key.
   static std::map<std::string, std::string> UnitSettings() {
     std::map<std::string, std::string> settings;
-    std::istringstream lines(ReadFile(Unit()));
+    std::istringstream lines(Slurp(Unit()));
     for (std::string line; std::getline(lines, line);) {
       const size_t eq = line.find('=');
       if (line.empty() || line[0] == '#' || line[0] == '[' || eq == std::string::npos) {
@@ -81,7 +76,7 @@ TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
        {"config.v1.json", "hostpool.v1.json", "vmset.v1.json", "plan.v1.json"}) {
     const fs::path installed = Prefix() / "share" / "flotilla" / "schemas" / schema;
     ASSERT_TRUE(fs::exists(installed)) << installed;
-    EXPECT_EQ(ReadFile(installed), ReadFile(schemas / schema)) << schema;
+    EXPECT_EQ(Slurp(installed), Slurp(schemas / schema)) << schema;
   }
   EXPECT_TRUE(fs::exists(Unit()));
   EXPECT_TRUE(fs::exists(Prefix() / "lib" / "sysusers.d" / "flotilla.conf"));
@@ -122,7 +117,7 @@ TEST_F(PackageTest, ExampleConfigurationIsValid) {
   manifest::DocumentBudget budget;
   manifest::Diagnostics diagnostics;
   std::vector<manifest::YamlDocument> docs =
-      manifest::ReadYamlDocuments(ReadFile(example), "flotilla.yaml", budget, diagnostics);
+      manifest::ReadYamlDocuments(Slurp(example), "flotilla.yaml", budget, diagnostics);
   ASSERT_EQ(docs.size(), 1U);
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
       manifest::SchemaValidator::Create();
@@ -166,13 +161,13 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
   // The unit in the package runs /usr/bin/flotilla.
   const fs::path unpacked = scratch_->path() / "unpacked";
   Sh("dpkg-deb --extract '" + deb + "' " + Quote(unpacked));
-  EXPECT_NE(ReadFile(unpacked / "usr/lib/systemd/system/flotilla.service")
+  EXPECT_NE(Slurp(unpacked / "usr/lib/systemd/system/flotilla.service")
                 .find("ExecStart=/usr/bin/flotilla run --config /etc/flotilla/flotilla.yaml"),
             std::string::npos);
   // The maintainer scripts create the user and keep the secrets folder to its group.
   const fs::path control = scratch_->path() / "control";
   Sh("dpkg-deb --control '" + deb + "' " + Quote(control));
-  const std::string postinst = ReadFile(control / "postinst");
+  const std::string postinst = Slurp(control / "postinst");
   EXPECT_NE(postinst.find("systemd-sysusers"), std::string::npos);
   EXPECT_NE(postinst.find("-m 0750 -o root -g flotilla /etc/flotilla/secrets"), std::string::npos);
   Sh("sh -n " + Quote(control / "postinst") + " && sh -n " + Quote(control / "prerm") +

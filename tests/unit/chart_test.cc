@@ -25,21 +25,16 @@
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/schema_validator.h"
 #include "reconciler/manifest/yaml_reader.h"
+#include "tests/support/cli_runner.h"
 
 namespace flotilla {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::Slurp;
 
 const fs::path kChart = fs::path(FLOTILLA_SOURCE_DIR) / "charts" / "flotilla";
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Every document of `text`, parsed as flotilla parses manifests (duplicate keys refused).
 // Problems go to `errors`.
@@ -61,7 +56,7 @@ std::vector<json> ParseYaml(const std::string& text, const std::string& name, st
 
 json ParseOne(const fs::path& path) {
   std::string errors;
-  std::vector<json> docs = ParseYaml(ReadFile(path), path.filename().string(), errors);
+  std::vector<json> docs = ParseYaml(Slurp(path), path.filename().string(), errors);
   EXPECT_EQ(errors, "");
   EXPECT_EQ(docs.size(), 1U) << path;
   return docs.empty() ? json() : docs.front();
@@ -156,15 +151,15 @@ std::map<std::string, std::vector<json>> StubbedManifests() {
     }
     std::string errors;
     out[file.filename().string()] =
-        ParseYaml(StubActions(ReadFile(file)), file.filename().string(), errors);
+        ParseYaml(StubActions(Slurp(file)), file.filename().string(), errors);
     EXPECT_EQ(errors, "") << file << " does not parse once its actions are replaced:\n"
-                          << StubActions(ReadFile(file));
+                          << StubActions(Slurp(file));
   }
   return out;
 }
 
 json Values() { return ParseOne(kChart / "values.yaml"); }
-json ValuesSchema() { return json::parse(ReadFile(kChart / "values.schema.json")); }
+json ValuesSchema() { return json::parse(Slurp(kChart / "values.schema.json")); }
 
 TEST(ChartTest, ChartYamlDescribesTheChart) {
   const json chart = ParseOne(kChart / "Chart.yaml");
@@ -238,7 +233,7 @@ TEST(ChartTest, ConfigValuesAreFlotillaConfiguration) {
   }
 
   const json flotilla_schema =
-      json::parse(ReadFile(fs::path(FLOTILLA_SOURCE_DIR) / "schemas" / "config.v1.json"));
+      json::parse(Slurp(fs::path(FLOTILLA_SOURCE_DIR) / "schemas" / "config.v1.json"));
   // Walks the chart's schema for config beside flotilla's and reports keys flotilla lacks.
   std::vector<std::string> unknown;
   auto walk = [&](auto& self, const json& chart, const json& ours, const std::string& at) -> void {
@@ -284,7 +279,7 @@ TEST(ChartTest, TemplatesParseOnceActionsAreReplaced) {
 TEST(ChartTest, EveryValueATemplateNamesExists) {
   const json values = Values();
   for (const fs::path& file : Templates()) {
-    const std::set<std::string> refs = ValueReferences(ReadFile(file));
+    const std::set<std::string> refs = ValueReferences(Slurp(file));
     EXPECT_EQ(MissingValues(refs, values), std::vector<std::string>{})
         << file.filename() << " names values that values.yaml lacks";
   }
@@ -342,7 +337,7 @@ TEST(ChartTest, StatefulSetRunsOneHardenedLoop) {
     EXPECT_TRUE(volumes.contains(m["name"].get<std::string>())) << m["name"] << " has no volume";
   }
   // Every file path the rendered flotilla.yaml names is mounted (or lies in a mounted folder).
-  const std::string helpers = ReadFile(kChart / "templates" / "_helpers.tpl");
+  const std::string helpers = Slurp(kChart / "templates" / "_helpers.tpl");
   static const std::regex kPath(R"re("(/(etc|var)/[^"]+)")re");
   int paths = 0;
   for (auto it = std::sregex_iterator(helpers.begin(), helpers.end(), kPath);
@@ -393,7 +388,7 @@ TEST(ChartTest, NoSecretValueInValuesOrConfigMap) {
 
   // In the helper that renders flotilla.yaml, values are copied only from `config` and from
   // the two plain settings below; secret references are only ever tested, never copied.
-  const std::string helpers = ReadFile(kChart / "templates" / "_helpers.tpl");
+  const std::string helpers = Slurp(kChart / "templates" / "_helpers.tpl");
   const size_t begin = helpers.find(R"(define "flotilla.config")");
   ASSERT_NE(begin, std::string::npos);
   std::istringstream lines(helpers.substr(begin));
@@ -408,21 +403,21 @@ TEST(ChartTest, NoSecretValueInValuesOrConfigMap) {
       EXPECT_TRUE(ref == "git.username" || ref == "api.port") << "flotilla.yaml copies " << ref;
     }
   }
-  const std::string configmap = ReadFile(kChart / "templates" / "configmap.yaml");
+  const std::string configmap = Slurp(kChart / "templates" / "configmap.yaml");
   EXPECT_EQ(ValueReferences(configmap), std::set<std::string>{});
 }
 
 TEST(ChartTest, ShardsRenderOneLoopPerShardWithItsPools) {
-  const std::string sts = ReadFile(kChart / "templates" / "statefulset.yaml");
+  const std::string sts = Slurp(kChart / "templates" / "statefulset.yaml");
   EXPECT_NE(sts.find(R"(range $shard := include "flotilla.instances" . | fromYamlArray)"),
             std::string::npos);
   EXPECT_NE(sts.find(R"(- --pools)"), std::string::npos);
   EXPECT_NE(sts.find(R"({{ join "," $shard.pools | quote }})"), std::string::npos);
   // Services too: a webhook must reach every shard's loop.
-  const std::string svc = ReadFile(kChart / "templates" / "service.yaml");
+  const std::string svc = Slurp(kChart / "templates" / "service.yaml");
   EXPECT_NE(svc.find(R"(range $shard := include "flotilla.instances" . | fromYamlArray)"),
             std::string::npos);
-  const std::string helpers = ReadFile(kChart / "templates" / "_helpers.tpl");
+  const std::string helpers = Slurp(kChart / "templates" / "_helpers.tpl");
   EXPECT_NE(helpers.find("toYaml .Values.shards"), std::string::npos);
 }
 

@@ -33,11 +33,13 @@
 #include <vector>
 
 #include "schemas/embedded.h"
+#include "tests/support/cli_runner.h"
 
 namespace flotilla {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Slurp;
 
 // Ordered, so that the tables list fields in the order the schemas declare them.
 using Json = nlohmann::ordered_json;
@@ -694,13 +696,6 @@ std::string LineDiff(const std::string& before, const std::string& after) {
   return out;
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::string RegenerateCommand() {
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
@@ -719,7 +714,7 @@ Json EmbeddedSchema(std::string_view name) {
 // The real schemas and the page.
 
 TEST(ManifestDocsTest, DocsMatchTheSchemas) {
-  const std::string current = ReadFile(kDocs);
+  const std::string current = Slurp(kDocs);
   ASSERT_FALSE(current.empty()) << "cannot read " << kDocs;
   std::string generated = current;
   for (const DocSection& section : kSections) {
@@ -762,7 +757,7 @@ TEST(ManifestDocsTest, EveryFieldIsDocumented) {
 TEST(ManifestDocsTest, EmbeddedSchemasAreTheFilesInSchemas) {
   for (const DocSection& section : kSections) {
     const fs::path file = fs::path(FLOTILLA_SOURCE_DIR) / "schemas" / section.schema;
-    EXPECT_EQ(EmbeddedSchema(section.schema), Json::parse(ReadFile(file)))
+    EXPECT_EQ(EmbeddedSchema(section.schema), Json::parse(Slurp(file)))
         << file << " changed since this test was built: rebuild it first";
   }
 }
