@@ -1,0 +1,323 @@
+#include "providers/hostsim/sim_host.h"
+
+#include <algorithm>
+
+#include "providers/hostsim/sim_wire.h"
+#include "reconciler/model/text.h"
+
+namespace flotilla::hostsim {
+
+using nlohmann::json;
+using SystemClock = std::chrono::system_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Operations on one VM
+
+Reply SimHost::Clone(const std::string& id, std::string_view body) {
+  const json j = ParseBody(body);
+  const std::string clone_name = j.is_discarded() ? "" : StringField(j, "clone_name");
+  if (clone_name.empty()) {
+    return InvalidBody("clone_name cannot be empty");
+  }
+  const std::string destination = StringField(j, "destination_path");
+  const std::string uuid = env_.NewUuid();
+  SimVm copy;
+  {
+    std::unique_lock lock(mu_);
+    const SimVm* source = FindOrWait(lock, id);
+    if (source == nullptr) {
+      return VmNotFound();
+    }
+    if (ExactNameTakenLocked(clone_name, "")) {
+      return Reply::Error(
+          ApiError::Prlctl("Failed to clone the VM: a virtual machine with the "
+                           "name \"" +
+                           clone_name + "\" already exists."));
+    }
+    const uint64_t taken = UsedDiskLocked() + ReservedDiskLocked();
+    const uint64_t free_mb = options_.disk_mb > taken ? options_.disk_mb - taken : 0;
+    if (source->disk_mb > free_mb) {
+      return Reply::Error(ApiError::Prlctl("Failed to clone the VM: not enough free disk space (" +
+                                           std::to_string(source->disk_mb) + " MB needed, " +
+                                           std::to_string(free_mb) + " MB free)."));
+    }
+    copy.uuid = uuid;
+    copy.name = clone_name;
+    copy.owner = source->owner;
+    copy.os = source->os;
+    copy.cpus = source->cpus;
+    copy.memory_mb = source->memory_mb;
+    copy.disk_mb = source->disk_mb;
+    copy.folder = destination.empty() ? source->folder : destination;
+    copy.ip_octet = NextIpOctetLocked();
+    pending_.push_back({uuid, clone_name, copy.disk_mb});
+  }
+  env_.Sleep(env_.Latency("clone"));
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(pending_, [&](const Pending& p) { return p.key == uuid; });
+    vms_.push_back(copy);
+  }
+  env_.OnMutation();
+  return Reply::Json(200, {{"id", uuid}, {"status", "Success"}});
+}
+
+Reply SimHost::ChangeState(const std::string& id, StateOp op, bool force) {
+  Reply success =
+      Reply::Json(200, {{"id", id}, {"operation", OperationTitle(op)}, {"status", "Success"}});
+  const Duration latency = env_.Latency(StateOpName(op));
+  std::unique_lock lock(mu_);
+  SimVm* vm = FindOrWait(lock, id);
+  if (vm == nullptr) {
+    return VmNotFound();
+  }
+  const std::string prior = vm->state;
+  Reply not_running = Reply::Error(ApiError::Uncoded("VM is not running"));
+  std::string transitional;
+  std::string final_state;
+  bool check_can_run = false;
+  bool graceful_stop = false;
+  switch (op) {
+    case StateOp::kStart:
+      if (prior == "running") {
+        return success;
+      }
+      if (prior != "stopped") {
+        return Reply::Error(ApiError::Uncoded("VM is not stopped"));
+      }
+      transitional = "starting";
+      final_state = "running";
+      check_can_run = true;
+      break;
+    case StateOp::kStop:
+      if (prior == "stopped") {
+        return success;
+      }
+      if (prior == "running" || (force && (prior == "paused" || prior == "suspended"))) {
+        transitional = "stopping";
+        final_state = "stopped";
+        graceful_stop = !force;
+        break;
+      }
+      return not_running;
+    case StateOp::kRestart:
+      if (prior == "stopped") {
+        return success;
+      }
+      if (prior != "running") {
+        return not_running;
+      }
+      transitional = "restarting";
+      final_state = "running";
+      break;
+    case StateOp::kReset:
+      if (prior == "stopped") {
+        return success;
+      }
+      if (prior != "running" && prior != "paused" && prior != "suspended") {
+        return not_running;
+      }
+      transitional = "resetting";
+      final_state = "running";
+      check_can_run = prior == "suspended";
+      break;
+    case StateOp::kPause:
+      if (prior == "paused") {
+        return success;
+      }
+      if (prior != "running") {
+        return not_running;
+      }
+      transitional = "pausing";
+      final_state = "paused";
+      break;
+    case StateOp::kSuspend:
+      if (prior == "suspended") {
+        return success;
+      }
+      if (prior != "running") {
+        return not_running;
+      }
+      transitional = "suspending";
+      final_state = "suspended";
+      break;
+    case StateOp::kResume:
+      if (prior != "paused" && prior != "suspended") {
+        return Reply::Error(ApiError::Uncoded("VM is not paused or suspended"));
+      }
+      transitional = "resuming";
+      final_state = "running";
+      check_can_run = prior == "suspended";
+      break;
+  }
+  if (check_can_run) {
+    if (std::optional<ApiError> error = CheckCanRunLocked(*vm)) {
+      return Reply::Error(*error);
+    }
+  }
+  const bool times_out = graceful_stop && vm->ignore_graceful_stop;
+  const std::string uuid = vm->uuid;
+  const uint64_t seq = ++vm->op_seq;
+  if (latency.count() > 0) {
+    vm->state = transitional;
+    vm->pending_state = times_out ? prior : final_state;
+    lock.unlock();
+    env_.Sleep(latency);
+    lock.lock();
+    vm = FindByUuidLocked(uuid);
+    if (vm == nullptr || vm->op_seq != seq) {
+      // Deleted or changed out of band meanwhile: that change wins.
+      return times_out
+                 ? Reply::Error(ApiError::Prlctl("Failed to stop the VM: the operation timed out."))
+                 : success;
+    }
+  }
+  vm->pending_state.clear();
+  if (times_out) {
+    vm->state = prior;
+    return Reply::Error(ApiError::Prlctl("Failed to stop the VM: the operation timed out."));
+  }
+  vm->state = final_state;
+  lock.unlock();
+  env_.OnMutation();
+  return success;
+}
+
+Reply SimHost::Delete(const std::string& id, bool force) {
+  const Duration latency = env_.Latency("delete");
+  std::unique_lock lock(mu_);
+  SimVm* vm = FindOrWait(lock, id);
+  if (vm == nullptr) {
+    return VmNotFound();
+  }
+  if (vm->state != "stopped" && vm->state != "invalid" && !force) {
+    return Reply::Error(ApiError::Uncoded("VM is not stopped"));
+  }
+  const std::string uuid = vm->uuid;
+  if (latency.count() > 0) {
+    ++vm->op_seq;
+    vm->pending_state = vm->state;  // a crash mid-delete leaves the VM as it was
+    vm->state = "deleting";
+    lock.unlock();
+    env_.Sleep(latency);
+    lock.lock();
+  }
+  std::erase_if(vms_, [&](const SimVm& v) { return v.uuid == uuid; });
+  lock.unlock();
+  env_.OnMutation();
+  return Reply::Empty(202);
+}
+
+Reply SimHost::Set(const std::string& id, std::string_view body) {
+  const json j = ParseBody(body);
+  if (j.is_discarded() || !j.is_object() || !j.contains("operations") ||
+      !j["operations"].is_array()) {
+    return InvalidBody("operations must be a list");
+  }
+  json results = json::array();
+  bool changed = false;
+  {
+    std::unique_lock lock(mu_);
+    SimVm* vm = FindOrWait(lock, id);
+    if (vm == nullptr) {
+      return VmNotFound();
+    }
+    for (const json& op : j["operations"]) {
+      const std::string group = StringField(op, "group");
+      const std::string operation = StringField(op, "operation");
+      if (group.empty() || operation.empty()) {
+        return InvalidBody("every operation needs a group and an operation");
+      }
+      if ((group == "cpu" || group == "memory") && operation == "set") {
+        if (vm->state != "stopped") {
+          return Reply::Error(ApiError::Uncoded("VM is not stopped"));
+        }
+        const json value = op.contains("value") ? op["value"] : json();
+        if (!(value.is_string() && value == "auto")) {
+          std::optional<uint64_t> v = PositiveInt(value);
+          if (!v || (group == "cpu" && *v > 1024)) {
+            const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+            return Reply::Error(ApiError::Prlctl("Failed to configure the VM: invalid " + group +
+                                                 " value \"" + text + "\"."));
+          }
+          if (group == "cpu") {
+            vm->cpus = static_cast<int>(*v);
+          } else {
+            vm->memory_mb = *v;
+          }
+          changed = true;
+        }
+      }
+      // Every other group/operation is accepted and does nothing here.
+      results.push_back({{"group", group}, {"operation", operation}, {"status", "Success"}});
+    }
+  }
+  if (changed) {
+    env_.OnMutation();
+  }
+  env_.Sleep(env_.Latency("set"));
+  return Reply::Json(200, {{"operations", results}});
+}
+
+Reply SimHost::Execute(const std::string& id, std::string_view body) {
+  const json j = ParseBody(body);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidBody("malformed JSON");
+  }
+  Execution execution;
+  execution.command = StringField(j, "command");
+  if (execution.command.empty()) {
+    return InvalidBody("command cannot be empty");
+  }
+  if (j.contains("environment_variables") && j["environment_variables"].is_object()) {
+    for (const auto& [key, value] : j["environment_variables"].items()) {
+      execution.environment_variables[key] =
+          value.is_string() ? value.get<std::string>() : value.dump();
+    }
+  }
+  {
+    std::unique_lock lock(mu_);
+    SimVm* vm = FindOrWait(lock, id);
+    if (vm == nullptr) {
+      return VmNotFound();
+    }
+    if (vm->state != "running") {
+      return Reply::Error(ApiError::Uncoded("VM is not running"));
+    }
+    vm->executions.push_back(std::move(execution));
+  }
+  env_.Sleep(env_.Latency("exec"));
+  return Reply::Json(200, {{"stdout", ""}, {"stderr", ""}, {"exit_code", 0}});
+}
+
+Reply SimHost::Rename(const std::string& id, std::string_view body) {
+  const json j = ParseBody(body);
+  const std::string new_name = j.is_discarded() ? "" : StringField(j, "new_name");
+  if (new_name.empty()) {
+    return InvalidBody("new_name cannot be empty");
+  }
+  json result;
+  {
+    std::unique_lock lock(mu_);
+    SimVm* vm = FindOrWait(lock, id);
+    if (vm == nullptr) {
+      return VmNotFound();
+    }
+    if (ExactNameTakenLocked(new_name, vm->uuid)) {
+      return Reply::Error(
+          ApiError::Prlctl("Failed to rename the VM: a virtual machine with the "
+                           "name \"" +
+                           new_name + "\" already exists."));
+    }
+    vm->name = new_name;
+    if (j.contains("description") && j["description"].is_string()) {
+      vm->description = j["description"].get<std::string>();
+    }
+    result = VmJsonLocked(*vm);
+  }
+  env_.OnMutation();
+  env_.Sleep(env_.Latency("rename"));
+  return Reply::Json(200, std::move(result));
+}
+
+}  // namespace flotilla::hostsim
