@@ -18,8 +18,32 @@ Reply SimHost::Login(std::string_view body) {
   if (j.is_discarded() || !j.is_object()) {
     return Diagnostics(400, "Invalid request body", "token");
   }
+  // Until 1.0.1 LoginRequest is {email, password} and Validate() wants both
+  // (models/login.go at v1.0.0 and v0.9.21); `username` and `api_key` are unknown fields.
+  // From 1.0.1 (PR #477) email, username or api_key will do, email first.
+  const bool modern = features_.login_username_and_api_key;
+  const std::string email_field = StringField(j, "email");
+  const std::string username_field = modern ? StringField(j, "username") : "";
+  const std::string api_key = modern ? StringField(j, "api_key") : "";
+  const std::string password = StringField(j, "password");
+  if (api_key.empty()) {
+    std::string invalid;
+    if (!modern) {
+      invalid = email_field.empty() ? "Email is required"
+                : password.empty()  ? "Password is required"
+                                    : "";
+    } else if (!email_field.empty() || !username_field.empty()) {
+      invalid = !password.empty()      ? ""
+                : !email_field.empty() ? "Password is required for email login"
+                                       : "Password is required for username login";
+    } else {
+      invalid = "Either email, username or api_key must be provided";
+    }
+    if (!invalid.empty()) {
+      return Diagnostics(400, "Invalid request body: " + invalid, "token");
+    }
+  }
   std::string email;
-  const std::string api_key = StringField(j, "api_key");
   if (!api_key.empty()) {
     const std::optional<std::string> decoded = DecodeBase64(api_key);
     if (!decoded) {
@@ -41,26 +65,39 @@ Reply SimHost::Login(std::string_view body) {
         return Diagnostics(401, "Invalid API key secret", "token");
       }
     }
+    // A key without an owner logs in as the root user (controllers/authorization.go:88-117).
     email = "root@localhost";
   } else {
-    std::string user = StringField(j, "username");
-    if (user.empty()) {
-      user = StringField(j, "email");
-    }
-    const std::string password = StringField(j, "password");
-    if (user.empty() || password.empty()) {
-      return Diagnostics(400, "Invalid request body: username or email and password are required",
-                         "token");
-    }
+    // GetUser matches the id, email or username, ignoring case (data/users.go:72).
+    const std::string& user = email_field.empty() ? username_field : email_field;
     const std::string& known = options_.username;
     const std::string known_email =
         known.find('@') == std::string::npos ? known + "@localhost" : known;
     if (!options_.no_auth) {
       const bool user_ok =
           !known.empty() && (EqualsIgnoreCase(user, known) || EqualsIgnoreCase(user, known_email));
-      if (!user_ok || password != options_.password) {
+      if (!user_ok) {
+        return Diagnostics(404, "user not found", "token");  // data/users.go ErrUserNotFound
+      }
+      if (password != options_.password) {
+        // The brute-force guard counts the failure and, from the limit on, sleeps inside the
+        // request before it answers: wait x failures past the limit
+        // (security/brute_force_guard/main.go:89-107, incremental by default). It sets
+        // Blocked, which nothing checks: the right password still works.
+        Duration sleep{0};
+        {
+          std::lock_guard lock(mu_);
+          ++failed_logins_;
+          if (failed_logins_ >= options_.brute_force_attempts) {
+            sleep =
+                options_.brute_force_wait * (failed_logins_ - (options_.brute_force_attempts - 1));
+          }
+        }
+        env_.Sleep(sleep);
         return Diagnostics(404, "Invalid user or Password", "token");
       }
+      std::lock_guard lock(mu_);
+      failed_logins_ = 0;
     }
     email = known.empty() ? "root@localhost" : known_email;
   }
@@ -94,8 +131,10 @@ Reply SimHost::ValidateToken(std::string_view body) {
 }
 
 std::optional<Reply> SimHost::Authenticate(const std::string* authorization,
-                                           const std::string* api_key) const {
+                                           const std::string* api_key, bool* user) const {
+  *user = false;
   if (options_.no_auth) {
+    *user = true;
     return std::nullopt;
   }
   if (authorization != nullptr && api_key != nullptr) {
@@ -117,6 +156,7 @@ std::optional<Reply> SimHost::Authenticate(const std::string* authorization,
     if (SystemClock::now() >= it->second) {
       return Reply::Json(401, OAuthError("Token is expired"));
     }
+    *user = true;  // token_authorization_middleware.go:275 sets the user
     return std::nullopt;
   }
   // The API-key middleware runs on the header even when it is absent.

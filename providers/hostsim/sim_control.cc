@@ -114,7 +114,7 @@ Reply SimHost::ControlCreateVm(std::string_view body) {
     vms_.push_back(vm);
     result = VmJsonLocked(vm);
   }
-  env_.OnMutation();
+  Mutated();
   return Reply::Json(201, std::move(result));
 }
 
@@ -147,7 +147,7 @@ Reply SimHost::ControlPatchVm(const std::string& name, std::string_view body) {
     result = VmJsonLocked(*vm);
     result["ignore_graceful_stop"] = vm->ignore_graceful_stop;
   }
-  env_.OnMutation();
+  Mutated();
   return Reply::Json(200, std::move(result));
 }
 
@@ -161,7 +161,7 @@ Reply SimHost::ControlDeleteVm(const std::string& name) {
     const std::string uuid = vm->uuid;
     std::erase_if(vms_, [&](const SimVm& v) { return v.uuid == uuid; });
   }
-  env_.OnMutation();
+  Mutated();
   return Reply::Json(200, {{"deleted", name}});
 }
 

@@ -13,7 +13,8 @@ using SystemClock = std::chrono::system_clock;
 // ---------------------------------------------------------------------------------------------
 // Create (§3.3, §8.2)
 
-std::optional<ApiError> SimHost::ParseCreate(std::string_view body, CreateRequest* out) {
+std::optional<ApiError> SimHost::ParseCreate(std::string_view body, bool user,
+                                             CreateRequest* out) const {
   const json j = ParseBody(body);
   if (j.is_discarded() || !j.is_object()) {
     return ApiError::Raw(400, "Invalid request body: malformed JSON");
@@ -40,14 +41,31 @@ std::optional<ApiError> SimHost::ParseCreate(std::string_view body, CreateReques
   if (!m.is_object()) {
     return ApiError::Raw(400, "Invalid request body: catalog_manifest must be an object");
   }
-  r.catalog_id = AsciiUpper(StringField(m, "catalog_id"));
+  r.catalog_id = StringField(m, "catalog_id");
   if (r.catalog_id.empty()) {
     return ApiError::Raw(400, "Invalid request body: catalog_id cannot be empty");
   }
   if (const std::string v = StringField(m, "version"); !v.empty()) {
     r.version = v;
   }
-  if (StringField(m, "connection").empty() && StringField(m, "catalog_manager_id").empty()) {
+  // controllers/machines.go resolveCatalogMachineConnection: a connection or a catalog
+  // manager (1.0.0+), never both; a manager is looked up for the calling user
+  // (getAuthorizedCatalogManagerForUse needs one: API-key callers get 401).
+  const std::string connection(TrimAscii(StringField(m, "connection")));
+  const std::string manager =
+      features_.async_create ? std::string(TrimAscii(StringField(m, "catalog_manager_id"))) : "";
+  if (!connection.empty() && !manager.empty()) {
+    return ApiError::Raw(400, "connection and catalog_manager_id cannot both be provided");
+  }
+  if (!manager.empty()) {
+    if (!user && !options_.no_auth) {
+      return ApiError::Raw(401, "User not contextually found");
+    }
+    const auto& known = options_.catalog_managers;
+    if (std::find(known.begin(), known.end(), manager) == known.end()) {
+      return ApiError::Raw(404, "catalog manager not found");
+    }
+  } else if (connection.empty()) {
     return ApiError::Raw(400,
                          "missing connection or catalog_manager_id; local catalog is not "
                          "enabled");
@@ -76,24 +94,21 @@ std::optional<ApiError> SimHost::ParseCreate(std::string_view body, CreateReques
       *target = static_cast<typename std::remove_pointer_t<decltype(target)>::value_type>(*v);
       return true;
     };
-    if (!spec("cpu", &r.cpu) || !spec("memory", &r.memory_mb) || !spec("disk", &r.disk_mb)) {
+    // Only cpu and memory are applied to the new VM (controllers/machines.go
+    // createCatalogMachine, :1985-2016); `disk` and `type` are read by the orchestrator's
+    // placement alone, so the VM keeps its image's disk and OS.
+    if (!spec("cpu", &r.cpu) || !spec("memory", &r.memory_mb)) {
       return ApiError::Raw(400,
-                           "Invalid request body: specs cpu, memory and disk must be "
-                           "positive integers (memory and disk in MB)");
-    }
-    const std::string type = AsciiLower(StringField(specs, "type"));
-    if (type == "macvm") {
-      r.type = GuestOs::kMacos;
-    } else if (type == "pvm") {
-      r.type = GuestOs::kLinux;
+                           "Invalid request body: specs cpu and memory must be positive "
+                           "integers (memory in MB)");
     }
   }
   return std::nullopt;
 }
 
-Reply SimHost::Create(std::string_view body, bool async) {
+Reply SimHost::Create(std::string_view body, bool async, bool user) {
   CreateRequest request;
-  if (std::optional<ApiError> error = ParseCreate(body, &request)) {
+  if (std::optional<ApiError> error = ParseCreate(body, user, &request)) {
     return Reply::Error(*error);
   }
   const std::string job_id = env_.NewUuid();
@@ -106,12 +121,17 @@ Reply SimHost::Create(std::string_view body, bool async) {
     job.message = "Creating virtual machine " + request.name;
     job.result_record_name = request.name;
     job.created_at = job.updated_at = Now();
-    for (const char* step : {"Validating Requirements", "Checking Cache", "Downloading Pack File",
-                             "Registering Machine", "Renaming Machine"}) {
+    job.touched = std::chrono::steady_clock::now();
+    // catalog/pull.go getPullWorkflowSteps, with the host cache enabled.
+    for (const char* step :
+         {"Validating request", "Checking local catalog", "Checking Remote Providers",
+          "Downloading manifest", "Downloading pack file", "Caching pack file",
+          "Copying from cache", "Cleaning and flattening pulled structure", "Registering machine",
+          "Renaming machine"}) {
       job.steps.push_back({step});
     }
     if (request.start_on_create) {
-      job.steps.push_back({"Starting Machine"});
+      job.steps.push_back({"Starting machine"});
     }
     jobs_.push_back(job);
     accepted = JobJsonLocked(job);
@@ -139,11 +159,16 @@ Reply SimHost::Create(std::string_view body, bool async) {
                            {"current_state", vm != nullptr ? vm->state : "stopped"}});
 }
 
+void SimHost::TouchJobLocked(Job& job) {
+  job.updated_at = Now();
+  job.touched = std::chrono::steady_clock::now();
+}
+
 void SimHost::FailJobLocked(Job& job, const std::string& error) {
   job.state = "failed";
   job.error = error;
   job.message = "Failed to create virtual machine " + job.result_record_name;
-  job.updated_at = Now();
+  TouchJobLocked(job);
   for (JobStep& step : job.steps) {
     if (step.state == "running") {
       step.state = "failed";
@@ -152,10 +177,36 @@ void SimHost::FailJobLocked(Job& job, const std::string& error) {
   cv_.notify_all();
 }
 
+void SimHost::ReapStaleJobs() {
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) {
+      return;
+    }
+    // data/jobs.go DetectStaleJobs: pending or running jobs without an update for the timeout
+    // fail with "Canceled Job". Whatever the job was doing goes on.
+    const auto cutoff = std::chrono::steady_clock::now() - options_.ghost_job_timeout;
+    for (Job& job : jobs_) {
+      if ((job.state == "pending" || job.state == "running") && job.touched < cutoff) {
+        job.state = "failed";
+        job.error = "Canceled Job";
+        TouchJobLocked(job);
+      }
+    }
+  }
+  cv_.notify_all();
+  // The checker runs every GhostJobCheckIntervalSeconds = 5 (constants/jobs.go).
+  env_.Schedule(std::chrono::seconds(5), [this] { ReapStaleJobs(); });
+}
+
+void SimHost::StartBackgroundWork() {
+  if (features_.ghost_job_reaper) {
+    env_.Schedule(std::chrono::seconds(5), [this] { ReapStaleJobs(); });
+  }
+}
+
 void SimHost::RunCreate(const std::string& job_id, const CreateRequest& request) {
-  const Duration create_latency = env_.Latency("create");
   const Duration pull_latency = env_.Latency("pull");
-  const Duration start_latency = request.start_on_create ? env_.Latency("start") : Duration(0);
   std::unique_lock lock(mu_);
   Job* job = FindJobLocked(job_id);
   if (job == nullptr) {
@@ -173,39 +224,33 @@ void SimHost::RunCreate(const std::string& job_id, const CreateRequest& request)
   if (arch != options_.arch) {
     return fail("architecture " + arch + " does not match the host architecture " + options_.arch);
   }
-  // Resolve the image.
+  // Resolve the image. The pull asks the catalog for NormalizeStringUpper(id) and
+  // NormalizeString(version) (catalog/pull.go:192): lookups ignore case and separators.
+  const std::string id_key = NormalizeCatalogName(request.catalog_id);
   std::optional<GuestOs> image_os;
   plan.version = request.version;
   plan.image_mb = options_.default_image_size_mb;
   if (!options_.catalog.empty()) {
     const CatalogImage* found = nullptr;
     for (const CatalogImage& image : options_.catalog) {
-      if (image.id != request.catalog_id) {
+      if (NormalizeCatalogName(image.id) != id_key) {
         continue;
       }
-      if (image.version == request.version ||
+      if (NormalizeCatalogName(image.version) == NormalizeCatalogName(request.version) ||
           (request.version == "latest" && (found == nullptr || found->version != "latest"))) {
         found = &image;
       }
     }
     if (found == nullptr) {
-      return fail("error 404: catalog manifest " + request.catalog_id + " version " +
+      return fail("error 404: catalog manifest " + AsciiUpper(id_key) + " version " +
                   request.version + " for architecture " + arch + " not found");
     }
     plan.version = found->version;
     plan.image_mb = found->size_mb;
     image_os = found->os;
   }
-  if (request.type) {
-    plan.os = *request.type;
-  } else if (image_os) {
-    plan.os = *image_os;
-  } else {
-    const std::string& id = request.catalog_id;
-    const bool apple = id.find("MACOS") != std::string::npos ||
-                       id.find("IOS") != std::string::npos || id.find("XCODE") != std::string::npos;
-    plan.os = arch == "arm64" && apple ? GuestOs::kMacos : GuestOs::kLinux;
-  }
+  plan.os = image_os.value_or(GuessImageOs(id_key, arch));
+  plan.cache_key = id_key + "/" + NormalizeCatalogName(plan.version);
   if (NameTrapLocked(request.name)) {
     return fail("machine " + request.name + " already exists");
   }
@@ -219,11 +264,8 @@ void SimHost::RunCreate(const std::string& job_id, const CreateRequest& request)
     return fail("not enough memory on the host: " + std::to_string(memory) + " MB requested, " +
                 std::to_string(options_.memory_mb - options_.reserved_memory_mb) + " MB usable");
   }
-  plan.cached = std::any_of(cache_.begin(), cache_.end(), [&](const CacheEntry& e) {
-    return e.catalog_id == request.catalog_id && e.version == plan.version &&
-           e.architecture == arch;
-  });
-  plan.disk_mb = request.disk_mb.value_or(plan.image_mb);
+  plan.cached = CachedLocked(plan.cache_key, arch);
+  plan.disk_mb = plan.image_mb;  // the image's own disk: specs.disk is not applied
   const uint64_t need = plan.disk_mb + (plan.cached ? 0 : plan.image_mb);
   const uint64_t taken = UsedDiskLocked() + ReservedDiskLocked();
   const uint64_t free_mb = options_.disk_mb > taken ? options_.disk_mb - taken : 0;
@@ -233,15 +275,79 @@ void SimHost::RunCreate(const std::string& job_id, const CreateRequest& request)
   }
   pending_.push_back({job_id, request.name, need});
   job->state = "running";
-  job->progress = 10;
-  job->updated_at = Now();
-  job->steps[0].state = "completed";
-  job->steps[1].state = "completed";
-  job->steps[2].state = plan.cached ? "skipped" : "running";
-  const Duration delay =
-      create_latency + (plan.cached ? Duration(0) : pull_latency) + start_latency;
+  job->progress = 20;
+  TouchJobLocked(*job);
+  for (size_t i = 0; i < 4; ++i) {
+    job->steps[i].state = "completed";
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (plan.cached) {
+    job->steps[4].state = "skipped";
+    job->steps[5].state = "skipped";
+    lock.unlock();
+    Download(job_id, plan, now, Duration(0));
+    return;
+  }
+  JobStep& download = job->steps[4];
+  download.state = "running";
+  download.has_percentage = true;
+  download.total = plan.image_mb;
+  download.unit = "MB";
+  caching_[job_id] = plan.cache_key;
   lock.unlock();
-  env_.Schedule(delay, [this, job_id, plan] { FinishCreate(job_id, plan); });
+  Download(job_id, plan, now, pull_latency);
+}
+
+void SimHost::Download(const std::string& job_id, const CreatePlan& plan,
+                       std::chrono::steady_clock::time_point started, Duration length) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto elapsed = std::chrono::duration_cast<Duration>(now - started);
+  const bool done = elapsed >= length;
+  {
+    std::lock_guard lock(mu_);
+    Job* job = FindJobLocked(job_id);
+    if (job == nullptr || shutting_down_) {
+      return;
+    }
+    JobStep& download = job->steps[4];
+    if (download.state == "running") {
+      // The download reports progress as it goes (catalog/pull.go, the job's tracker): bytes,
+      // percentage and an estimate of the time left; each report updates the job.
+      const double fraction =
+          done ? 1.0 : static_cast<double>(elapsed.count()) / static_cast<double>(length.count());
+      download.value = static_cast<uint64_t>(fraction * static_cast<double>(download.total));
+      const auto left = std::chrono::duration_cast<std::chrono::seconds>(length - elapsed);
+      download.eta = done ? "" : std::to_string(left.count()) + "s";
+      if (job->state == "running") {
+        job->progress = 20 + static_cast<int>(fraction * 50.0);
+        TouchJobLocked(*job);
+      }
+      if (done) {
+        download.state = "completed";
+        job->steps[5].state = "completed";
+      }
+    }
+    if (done) {
+      // Copying from the cache, registering and renaming: one stretch of `create` latency
+      // (and `start` with start_on_create) in which the job is not updated.
+      job->steps[6].state = "running";
+    }
+  }
+  if (!done) {
+    env_.Schedule(
+        std::min<Duration>(length - elapsed, std::chrono::seconds(1)),
+        [this, job_id, plan, started, length] { Download(job_id, plan, started, length); });
+    return;
+  }
+  const Duration rest =
+      env_.Latency("create") + (plan.request.start_on_create ? env_.Latency("start") : Duration(0));
+  env_.Schedule(rest, [this, job_id, plan] { FinishCreate(job_id, plan); });
+}
+
+bool SimHost::CachedLocked(const std::string& cache_key, const std::string& arch) const {
+  return std::any_of(cache_.begin(), cache_.end(), [&](const CacheEntry& e) {
+    return e.catalog_id + "/" + e.version == cache_key && e.architecture == arch;
+  });
 }
 
 void SimHost::FinishCreate(const std::string& job_id, const CreatePlan& plan) {
@@ -249,14 +355,22 @@ void SimHost::FinishCreate(const std::string& job_id, const CreatePlan& plan) {
   {
     std::lock_guard lock(mu_);
     std::erase_if(pending_, [&](const Pending& p) { return p.key == job_id; });
+    const bool disturbed = std::erase(cache_disturbed_, job_id) > 0;
+    caching_.erase(job_id);
+    Job* job = FindJobLocked(job_id);
     const CreateRequest& request = plan.request;
-    const bool cached = std::any_of(cache_.begin(), cache_.end(), [&](const CacheEntry& e) {
-      return e.catalog_id == request.catalog_id && e.version == plan.version &&
-             e.architecture == options_.arch;
-    });
-    if (!cached) {
-      cache_.push_back(
-          {request.catalog_id, plan.version, options_.arch, plan.image_mb, plan.os, Now()});
+    if (disturbed) {
+      // The integrity check read back an item a listing had rewritten: the pull fails after
+      // its download, and no VM is registered.
+      if (job != nullptr && job->state == "running") {
+        FailJobLocked(*job, PullError("Cache is not completed"));
+      }
+      return;
+    }
+    if (!plan.cached && !CachedLocked(plan.cache_key, options_.arch)) {
+      const size_t slash = plan.cache_key.find('/');
+      cache_.push_back({plan.cache_key.substr(0, slash), plan.cache_key.substr(slash + 1),
+                        options_.arch, plan.image_mb, plan.os, Now()});
     }
     SimVm vm;
     vm.uuid = uuid;
@@ -272,10 +386,12 @@ void SimHost::FinishCreate(const std::string& job_id, const CreatePlan& plan) {
       start_error = CheckCanRunLocked(vm);
       if (!start_error) {
         vm.state = "running";
+        vm.booted_at = std::chrono::steady_clock::now() + options_.guest_boot;
       }
     }
     vms_.push_back(vm);
-    if (Job* job = FindJobLocked(job_id)) {
+    // A job the reaper cancelled stays failed: the pull finished all the same.
+    if (job != nullptr && job->state == "running") {
       job->result_record_id = uuid;
       for (JobStep& step : job->steps) {
         step.state = step.state == "skipped" ? "skipped" : "completed";
@@ -287,12 +403,12 @@ void SimHost::FinishCreate(const std::string& job_id, const CreatePlan& plan) {
         job->state = "completed";
         job->progress = 100;
         job->message = "Virtual machine " + request.name + " created";
-        job->updated_at = Now();
+        TouchJobLocked(*job);
       }
     }
   }
   cv_.notify_all();
-  env_.OnMutation();
+  Mutated();
 }
 
 }  // namespace flotilla::hostsim

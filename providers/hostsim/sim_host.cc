@@ -56,27 +56,30 @@ std::optional<StateOp> ParseStateOp(std::string_view name) {
 // Construction, availability
 
 SimHost::SimHost(std::string name, int index, const SimOptions& options, SimEnv& env)
-    : name_(std::move(name)), index_(index), options_(options), env_(env) {
+    : name_(std::move(name)),
+      index_(index),
+      options_(options),
+      features_(*FeaturesOf(options.version)),  // Validate() accepted the version
+      env_(env) {
   for (const std::string& item : options_.cached) {
     const size_t slash = item.find('/');
     CacheEntry entry;
-    entry.catalog_id = AsciiUpper(item.substr(0, slash));
-    entry.version = item.substr(slash + 1);
+    // The cache keeps the manifest as the catalog stored it: id and version normalised
+    // (catalog/main.go:142-144, helpers/strings.go NormalizeString).
+    entry.catalog_id = NormalizeCatalogName(item.substr(0, slash));
+    entry.version = NormalizeCatalogName(item.substr(slash + 1));
     entry.architecture = options_.arch;
     entry.size_mb = options_.default_image_size_mb;
     entry.date = Now();
-    bool macos = options_.arch == "arm64" && (entry.catalog_id.find("MACOS") != std::string::npos ||
-                                              entry.catalog_id.find("IOS") != std::string::npos ||
-                                              entry.catalog_id.find("XCODE") != std::string::npos);
+    std::optional<GuestOs> os;
     for (const CatalogImage& image : options_.catalog) {
-      if (image.id == entry.catalog_id && image.version == entry.version) {
+      if (NormalizeCatalogName(image.id) == entry.catalog_id &&
+          NormalizeCatalogName(image.version) == entry.version) {
         entry.size_mb = image.size_mb;
-        if (image.os) {
-          macos = *image.os == GuestOs::kMacos;
-        }
+        os = image.os;
       }
     }
-    entry.os = macos ? GuestOs::kMacos : GuestOs::kLinux;
+    entry.os = os.value_or(GuessImageOs(entry.catalog_id, options_.arch));
     cache_.push_back(entry);
   }
 }
@@ -92,7 +95,7 @@ void SimHost::SetOnline(bool online) {
     online_ = online;
   }
   cv_.notify_all();
-  env_.OnMutation();
+  Mutated();
 }
 
 bool SimHost::WaitOnline(Duration max) {
@@ -318,18 +321,28 @@ json SimHost::VmJsonLocked(const SimVm& vm) const {
 }
 
 json SimHost::JobJsonLocked(const Job& job) const {
+  // models/job.go JobStepResponse.
   json steps = json::array();
   for (const JobStep& step : job.steps) {
     const bool done = step.state == "completed" || step.state == "skipped";
+    const double percentage =
+        done             ? 100.0
+        : step.total > 0 ? 100.0 * static_cast<double>(step.value) / static_cast<double>(step.total)
+                         : 0.0;
     steps.push_back({{"name", step.name},
                      {"display_name", step.name},
                      {"weight", 1},
                      {"parallel", false},
-                     {"has_percentage", false},
+                     {"has_percentage", step.has_percentage},
                      {"state", step.state},
-                     {"current_percentage", done ? 100 : 0},
+                     {"current_percentage", percentage},
+                     {"value", step.value},
+                     {"total", step.total},
+                     {"eta", step.eta},
                      {"message", ""},
-                     {"error", ""}});
+                     {"error", ""},
+                     {"filename", ""},
+                     {"unit", step.unit}});
   }
   return {{"id", job.id},
           {"owner", job.owner},
@@ -360,7 +373,9 @@ Reply SimHost::Hardware() const {
       in_use_cpu += vm.cpus;
       in_use_mem += static_cast<int64_t>(vm.memory_mb);
       in_use_disk += static_cast<int64_t>(vm.disk_mb);
-      if (vm.os == GuestOs::kMacos) {
+      // Any running VM whose OS is macosx or whose name contains "mac", in any case
+      // (parallelsdesktop/main.go syncMacVmRunningStatus): an "emacs-dev" Linux VM counts.
+      if (vm.os == GuestOs::kMacos || AsciiLower(vm.name).find("mac") != std::string::npos) {
         mac_running.push_back(vm.uuid);
       }
     } else {
@@ -369,14 +384,40 @@ Reply SimHost::Hardware() const {
       idle_disk += static_cast<int64_t>(vm.disk_mb);
     }
   }
-  const int64_t used = static_cast<int64_t>(UsedDiskLocked());
-  const int64_t free_disk = std::max<int64_t>(static_cast<int64_t>(options_.disk_mb) - used, 0);
-  const int64_t avail_cpu = std::max<int64_t>(options_.cpu - options_.reserved_cpu - in_use_cpu, 0);
-  const int64_t avail_mem =
-      std::max<int64_t>(static_cast<int64_t>(options_.memory_mb) -
-                            static_cast<int64_t>(options_.reserved_memory_mb) - in_use_mem,
-                        0);
+  const int64_t size = static_cast<int64_t>(options_.disk_mb);
+  const int64_t free_disk = std::max<int64_t>(size - static_cast<int64_t>(UsedDiskLocked()), 0);
+  // `df -h /` on macOS 11+: Size is the APFS container, Used the sealed system volume alone,
+  // Avail what is really free. parseDfCommand (serviceprovider/system/main.go:715-732) reads
+  // fields[1] as the total and fields[2], Used, as "free"; GetHardwareInfo then reports
+  // total.disk_count = Size - Used and total_available.disk_count = Used
+  // (parallelsdesktop/main.go:2899-2902). Every version has this.
+  const int64_t df_used = static_cast<int64_t>(options_.system_volume_used_mb);
+  // Available cpu and memory are total - reserved - in use, negative when overcommitted
+  // (SystemUsageItem.LogicalCpuCount is an int64, never clamped).
+  const int64_t avail_cpu = options_.cpu - options_.reserved_cpu - in_use_cpu;
+  const int64_t avail_mem = static_cast<int64_t>(options_.memory_mb) -
+                            static_cast<int64_t>(options_.reserved_memory_mb) - in_use_mem;
+  json available = {
+      {"logical_cpu_count", avail_cpu}, {"memory_size", avail_mem}, {"disk_count", df_used}};
+  if (features_.prl_home_disk) {
+    // statfs of the Parallels VM home (helpers/disk_space_unix.go): Bavail and Blocks, in MB.
+    // Both omitempty.
+    if (free_disk > 0) {
+      available["prl_home_free_size"] = free_disk;
+    }
+    available["prl_home_total_size"] = size;
+  }
+  json in_use = {
+      {"logical_cpu_count", in_use_cpu}, {"memory_size", in_use_mem}, {"disk_count", in_use_disk}};
+  if (features_.mac_vms_running && !mac_running.empty()) {
+    in_use["mac_vms_running"] = std::move(mac_running);  // omitempty
+  }
   const bool arm = options_.arch == "arm64";
+  json modules = {"api", "cors", "host", "reverse_proxy"};
+  if (features_.async_create) {
+    modules.push_back("cache");
+    modules.push_back("catalog_manager");
+  }
   json body = {
       {"cpu_type", options_.arch},
       {"cpu_brand", arm ? "Apple M2 Pro" : "Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz"},
@@ -388,7 +429,7 @@ Reply SimHost::Hardware() const {
       {"external_ip_address", "192.0.2." + std::to_string(10 + index_ % 240)},
       {"is_reverse_proxy_enabled", false},
       {"is_log_streaming_enabled", false},
-      {"enabled_modules", {"api", "cors", "host", "cache", "reverse_proxy", "catalog_manager"}},
+      {"enabled_modules", modules},
       {"cache_config",
        {{"enabled", true},
         {"folder", "/Users/root/.parallels-api-service/catalog_cache"},
@@ -403,14 +444,9 @@ Reply SimHost::Hardware() const {
        {{"physical_cpu_count", options_.cpu},
         {"logical_cpu_count", options_.cpu},
         {"memory_size", options_.memory_mb},
-        {"disk_count", used}}},
-      {"total_available",
-       {{"logical_cpu_count", avail_cpu}, {"memory_size", avail_mem}, {"disk_count", free_disk}}},
-      {"total_in_use",
-       {{"logical_cpu_count", in_use_cpu},
-        {"memory_size", in_use_mem},
-        {"disk_count", in_use_disk},
-        {"mac_vms_running", mac_running}}},
+        {"disk_count", size - df_used}}},
+      {"total_available", std::move(available)},
+      {"total_in_use", std::move(in_use)},
       {"total_reserved",
        {{"logical_cpu_count", idle_cpu}, {"memory_size", idle_mem}, {"disk_count", idle_disk}}},
   };
@@ -429,15 +465,52 @@ Reply SimHost::ListVms(const std::string* filter) {
   json list = json::array();
   {
     std::lock_guard lock(mu_);
-    for (const SimVm& vm : vms_) {
-      json j = VmJsonLocked(vm);
+    // The list is the service's VM cache, which follows prlctl's events
+    // (parallelsdesktop/main.go GetCachedVms): with --list-lag it shows the state of that long
+    // ago.
+    json lagging;
+    const json* shown = nullptr;
+    if (options_.list_lag.count() > 0) {
+      const auto cutoff = std::chrono::steady_clock::now() - options_.list_lag;
+      for (const auto& [when, listing] : listings_) {
+        if (when <= cutoff || shown == nullptr) {
+          shown = &listing;
+        }
+      }
+    }
+    if (shown == nullptr) {
+      lagging = json::array();
+      for (const SimVm& vm : vms_) {
+        lagging.push_back(VmJsonLocked(vm));
+      }
+      shown = &lagging;
+    }
+    for (const json& j : *shown) {
       if (!parsed || FilterMatches(*parsed, j)) {
-        list.push_back(std::move(j));
+        list.push_back(j);
       }
     }
   }
   env_.Sleep(env_.Latency("list"));
   return Reply::Json(200, std::move(list));
+}
+
+void SimHost::Mutated() {
+  if (options_.list_lag.count() > 0) {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    json listing = json::array();
+    for (const SimVm& vm : vms_) {
+      listing.push_back(VmJsonLocked(vm));
+    }
+    // Keep the newest listing older than the lag, and everything after it.
+    const auto cutoff = now - options_.list_lag;
+    while (listings_.size() >= 2 && listings_[1].first <= cutoff) {
+      listings_.erase(listings_.begin());
+    }
+    listings_.emplace_back(now, std::move(listing));
+  }
+  env_.OnMutation();
 }
 
 Reply SimHost::GetVm(const std::string& id) {
@@ -452,13 +525,25 @@ Reply SimHost::VmStatus(const std::string& id) {
   if (vm == nullptr) {
     return VmNotFound();
   }
-  const std::string ip = vm->state == "running" ? "10.211.55." + std::to_string(vm->ip_octet) : "-";
+  // Live `prlctl list -f --json` (parallelsdesktop/main.go VmStatus): the guest reports an
+  // address once it has booted.
+  const bool up = vm->state == "running" && std::chrono::steady_clock::now() >= vm->booted_at;
+  const std::string ip = up ? "10.211.55." + std::to_string(vm->ip_octet) : "-";
   return Reply::Json(200,
                      {{"id", "{" + vm->uuid + "}"}, {"status", vm->state}, {"ip_configured", ip}});
 }
 
-Reply SimHost::Cache() const {
+Reply SimHost::Cache() {
   std::lock_guard lock(mu_);
+  if (options_.cache_listing_race) {
+    // GetAllCacheItems rewrites every item's metadata file without a lock while it lists
+    // (controllers/cache.go:102-123, catalog/cacheservice/main.go:557-595); a pull that has
+    // just marked its item complete then reads it back as incomplete and fails its integrity
+    // check (main.go:891-906, integrity_check.go:22-24). Read from the source, not run.
+    for (const auto& [job, key] : caching_) {
+      cache_disturbed_.push_back(job);
+    }
+  }
   uint64_t total = 0;
   json manifests = json::array();
   for (const CacheEntry& e : cache_) {
@@ -473,7 +558,10 @@ Reply SimHost::Cache() const {
   return Reply::Json(200, {{"total_size", total}, {"manifests", manifests}});
 }
 
-Reply SimHost::ListJobs() const {
+Reply SimHost::ListJobs(bool user) const {
+  if (!user && !options_.no_auth) {
+    return Reply::Error(ApiError::Raw(401, "User not found"));  // controllers/jobs.go:89-92
+  }
   std::lock_guard lock(mu_);
   json list = json::array();
   for (const Job& job : jobs_) {
@@ -482,7 +570,14 @@ Reply SimHost::ListJobs() const {
   return Reply::Json(200, std::move(list));
 }
 
-Reply SimHost::GetJob(const std::string& id) const {
+Reply SimHost::GetJob(const std::string& id, bool user) const {
+  // Only a login token sets a user: API-key callers get 401 "User not found" on every version
+  // that has jobs (controllers/jobs.go:140-143; the API-key middleware sets no user,
+  // restapi/apikey_authorization_middleware.go:61-65). hostsim's users may read every job (the
+  // job_manager_list claim), so the owner check of jobs.go:155-160 never refuses here.
+  if (!user && !options_.no_auth) {
+    return Reply::Error(ApiError::Raw(401, "User not found"));
+  }
   std::lock_guard lock(mu_);
   const Job* job = FindJobLocked(id);
   if (job == nullptr) {

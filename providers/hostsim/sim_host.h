@@ -22,7 +22,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "providers/hostsim/sim_guest.h"
 #include "providers/hostsim/sim_options.h"
+#include "providers/hostsim/sim_version.h"
 
 namespace flotilla::hostsim {
 
@@ -44,6 +46,8 @@ class SimEnv {
   virtual void Schedule(Duration delay, std::function<void()> task) = 0;
   // Called after each change worth persisting, with no host lock held.
   virtual void OnMutation() = 0;
+  // Where guests run commands (shared by every host); null with --guest-exec succeed.
+  virtual const GuestShell* Guests() = 0;
 };
 
 // An error as the real service reports it (reference §1.1); Body() is the generic shape.
@@ -104,6 +108,8 @@ struct SimVm {
   std::string folder;
   uint64_t op_seq = 0;  // bumped by every operation; stale completions are dropped
   std::vector<Execution> executions;
+  // When the guest OS can run commands: set by a start (boot) or a resume (at once).
+  std::chrono::steady_clock::time_point booted_at{};
 };
 
 class SimHost {
@@ -122,14 +128,17 @@ class SimHost {
   bool WaitOnline(Duration max);
   // Wakes every waiter (offline hangs, synchronous creates); they give up.
   void Shutdown();
+  // Starts the host's periodic work (the stale-job reaper) on the environment's scheduler.
+  void StartBackgroundWork();
 
   // --- authentication (§2) ---
   Reply Login(std::string_view body);          // POST auth/token
   Reply ValidateToken(std::string_view body);  // POST auth/token/validate
-  // Checks the Authorization / X-Api-Key headers (nullptr: absent). nullopt: accepted;
-  // otherwise the 401 reply.
-  std::optional<Reply> Authenticate(const std::string* authorization,
-                                    const std::string* api_key) const;
+  // Checks the Authorization / X-Api-Key headers (nullptr: absent). nullopt: accepted, with
+  // `*user` set when a login token (a user) is calling rather than an API key (which the
+  // service authorises without a user); otherwise the 401 reply.
+  std::optional<Reply> Authenticate(const std::string* authorization, const std::string* api_key,
+                                    bool* user) const;
   void ExpireTokens();
 
   // --- API (§3-§6, §8.3). `id` is a VM UUID or name, case-insensitive. ---
@@ -139,16 +148,18 @@ class SimHost {
   Reply GetVm(const std::string& id);
   Reply VmStatus(const std::string& id);
   // POST machines (sync: blocks until the create finishes) and POST machines/async (202).
-  Reply Create(std::string_view body, bool async);
-  Reply ListJobs() const;
-  Reply GetJob(const std::string& id) const;
+  // `user` as for GetJob: a catalog manager is only looked up for a logged-in user.
+  Reply Create(std::string_view body, bool async, bool user);
+  Reply ListJobs(bool user) const;
+  // `user`: the caller is a logged-in user (Authenticate); API-key callers get 401.
+  Reply GetJob(const std::string& id, bool user) const;
   Reply Clone(const std::string& id, std::string_view body);
   Reply ChangeState(const std::string& id, StateOp op, bool force);
   Reply Delete(const std::string& id, bool force);
   Reply Set(const std::string& id, std::string_view body);
   Reply Execute(const std::string& id, std::string_view body);
   Reply Rename(const std::string& id, std::string_view body);
-  Reply Cache() const;
+  Reply Cache();
 
   // --- faults and counters ---
   // The fault to answer with for this call of `endpoint`, if any (one-shot rules first, then
@@ -183,6 +194,12 @@ class SimHost {
   struct JobStep {
     std::string name;
     std::string state = "pending";  // pending | running | completed | skipped | failed
+    // Progress of a step that has it (the download): bytes done of total, with an ETA.
+    bool has_percentage = false;
+    uint64_t value = 0;
+    uint64_t total = 0;
+    std::string unit;
+    std::string eta;
   };
   struct Job {
     std::string id;
@@ -197,6 +214,7 @@ class SimHost {
     std::string result_record_name;
     std::string created_at;
     std::string updated_at;
+    std::chrono::steady_clock::time_point touched;  // updated_at, for the stale-job reaper
   };
   // A parsed, validated create request (§3.3).
   struct CreateRequest {
@@ -225,6 +243,7 @@ class SimHost {
     uint64_t image_mb = 0;
     uint64_t disk_mb = 0;
     bool cached = false;
+    std::string cache_key;  // normalised catalog id and version, as the cache stores them
   };
 
   // Lookups; REQUIRES mu_ held.
@@ -247,14 +266,27 @@ class SimHost {
   int NextIpOctetLocked();
   std::string Now() const;
 
-  static std::optional<ApiError> ParseCreate(std::string_view body, CreateRequest* out);
+  std::optional<ApiError> ParseCreate(std::string_view body, bool user, CreateRequest* out) const;
+  // The cache holds `cache_key` ("<normalised id>/<normalised version>") for `arch`.
+  bool CachedLocked(const std::string& cache_key, const std::string& arch) const;
   void RunCreate(const std::string& job_id, const CreateRequest& request);
+  // The download of a pull: moves the job's progress every second until `done`.
+  void Download(const std::string& job_id, const CreatePlan& plan,
+                std::chrono::steady_clock::time_point started, Duration length);
   void FinishCreate(const std::string& job_id, const CreatePlan& plan);
   void FailJobLocked(Job& job, const std::string& error);
+  void TouchJobLocked(Job& job);
+  // Fails jobs without an update for ghost_job_timeout (1.0.1+); runs every 5 s.
+  void ReapStaleJobs();
+  // Runs one guest command under the exec semaphore and the prlctl time limit.
+  ExecOutcome RunInGuest(const SimVm& vm, const std::string& command);
+  // Records what the VM list shows from now on (--list-lag), then tells the environment.
+  void Mutated();
 
   const std::string name_;
   const int index_;
   const SimOptions& options_;
+  const ServiceFeatures features_;
   SimEnv& env_;
 
   mutable std::mutex mu_;
@@ -267,6 +299,13 @@ class SimHost {
   std::vector<Job> jobs_;
   int next_ip_ = 0;
   std::map<std::string, std::chrono::system_clock::time_point> tokens_;
+  int failed_logins_ = 0;  // of the one user hostsim knows, for the brute-force guard
+  int exec_running_ = 0;   // guest commands running (at most options_.exec_slots)
+  // Pulls caching an image now (job id -> cache key), and those a cache listing disturbed.
+  std::map<std::string, std::string> caching_;
+  std::vector<std::string> cache_disturbed_;
+  // What GET machines shows, newest last, when --list-lag is set: (when, list).
+  std::vector<std::pair<std::chrono::steady_clock::time_point, nlohmann::json>> listings_;
   struct FaultRule {
     std::string endpoint;
     int remaining = 0;

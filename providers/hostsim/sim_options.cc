@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "providers/hostsim/sim_version.h"
 #include "reconciler/model/quantity.h"
 #include "reconciler/model/text.h"
 
@@ -252,8 +253,8 @@ Status Validate(const SimOptions& o) {
   if (o.hosts == 0 && (o.name.empty() || o.name.find('/') != std::string::npos)) {
     return Status::InvalidArgument("--name must be non-empty and contain no '/'");
   }
-  if (o.version != "1.0.4" && o.version != "1.0.5") {
-    return Status::InvalidArgument("--version must be 1.0.4 or 1.0.5");
+  if (Result<ServiceFeatures> features = FeaturesOf(o.version); !features.ok()) {
+    return features.status();
   }
   if (o.arch != "arm64" && o.arch != "x86_64") {
     return Status::InvalidArgument("--arch must be arm64 or x86_64");
@@ -266,6 +267,29 @@ Status Validate(const SimOptions& o) {
   }
   if (o.disk_mb == 0 || o.disk_used_mb > o.disk_mb) {
     return Status::InvalidArgument("--disk must be > 0 and --disk-used <= --disk");
+  }
+  if (o.system_volume_used_mb > o.disk_used_mb) {
+    return Status::InvalidArgument("--system-volume-used must be <= --disk-used");
+  }
+  if (o.guest_exec != "shell" && o.guest_exec != "succeed") {
+    return Status::InvalidArgument("--guest-exec must be shell or succeed");
+  }
+  if (o.exec_slots < 1 || o.exec_slots > 64) {
+    return Status::InvalidArgument("--exec-slots must be in 1..64");
+  }
+  if (o.brute_force_attempts < 1) {
+    return Status::InvalidArgument("--brute-force-attempts must be >= 1");
+  }
+  if (o.prlctl_timeout.count() <= 0 || o.ghost_job_timeout.count() <= 0) {
+    return Status::InvalidArgument("--prlctl-timeout and --ghost-job-timeout must be > 0");
+  }
+  // A guest shell runs what callers send on this machine: never for anyone on the network.
+  const bool loopback = o.listen_host == "127.0.0.1" || o.listen_host == "localhost" ||
+                        o.listen_host == "::1" || o.listen_host.starts_with("127.");
+  if (o.guest_exec == "shell" && o.no_auth && !loopback) {
+    return Status::InvalidArgument(
+        "--no-auth on a non-loopback --listen address needs --guest-exec succeed (guest commands "
+        "run on this machine)");
   }
   if (!(o.jitter >= 0.0 && o.jitter <= 1.0)) {
     return Status::InvalidArgument("--jitter must be in [0,1]");
@@ -306,11 +330,13 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   SimOptions& o = *options;
   CLI::App app{
       "flotilla-hostsim: simulated Mac hosts speaking the Parallels DevOps Service REST API "
-      "(prl-devops-service 1.0.4/1.0.5)."};
+      "(prl-devops-service 0.9.21 to 1.0.6, each version as its source behaves)."};
   std::string listen = o.listen_host + ":" + std::to_string(o.listen_port);
-  std::string memory = "32Gi", disk = "1Ti", disk_used = "40Gi", reserved_memory = "2048Mi",
-              reserved_disk = "20000Mi", default_image_size = "20Gi";
+  std::string memory = "32Gi", disk = "1Ti", disk_used = "40Gi", system_volume_used = "12Gi",
+              reserved_memory = "2048Mi", reserved_disk = "20000Mi", default_image_size = "20Gi";
   std::string latency, fault_rate, lookup_delay = "5s", token_ttl = "15m", offline_hang = "30s";
+  std::string guest_boot = "10s", prlctl_timeout = "3m", ghost_job_timeout = "5m", list_lag = "0",
+              brute_force_wait = "5s";
   std::vector<std::string> catalog, api_keys;
 
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")
@@ -322,13 +348,18 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
       ->capture_default_str();
   app.add_option("--name", o.name, "host name in single-host mode")->capture_default_str();
   app.add_option("--version", o.version,
-                 "emulated service version: 1.0.5 (state ops PUT) or 1.0.4 (state ops GET)")
+                 "emulated service version: 0.9.21 (no async create, jobs or cache; login by "
+                 "email), 1.0.0 (email login), 1.0.1-1.0.4 (state ops GET), 1.0.5, 1.0.6")
       ->capture_default_str();
   app.add_option("--arch", o.arch, "host architecture: arm64 | x86_64")->capture_default_str();
   app.add_option("--cpu", o.cpu, "logical CPUs per host")->capture_default_str();
   app.add_option("--memory", memory, "memory per host (Ki/Mi/Gi/Ti)")->capture_default_str();
   app.add_option("--disk", disk, "disk size per host")->capture_default_str();
   app.add_option("--disk-used", disk_used, "disk used by the host OS")->capture_default_str();
+  app.add_option("--system-volume-used", system_volume_used,
+                 "the sealed system volume's share of --disk-used: df's Used column for /, which "
+                 "the service reports as free disk")
+      ->capture_default_str();
   app.add_option("--reserved-cpu", o.reserved_cpu, "CPUs reserved for the system")
       ->capture_default_str();
   app.add_option("--reserved-memory", reserved_memory, "memory reserved for the system")
@@ -374,6 +405,37 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
                "log one line per request to stderr (method, path, status, duration)");
   app.add_flag("--allow-overcommit", o.allow_overcommit,
                "let VMs start even when their cpu/memory exceed what is available");
+  app.add_option("--guest-boot", guest_boot,
+                 "after a start, exec fails (exit_code != 0) until the guest has booted")
+      ->capture_default_str();
+  app.add_option("--prlctl-timeout", prlctl_timeout,
+                 "every prlctl call (exec included) is killed past this (exit_code -1)")
+      ->capture_default_str();
+  app.add_option("--exec-slots", o.exec_slots, "commands run in guests at once per host")
+      ->capture_default_str();
+  app.add_option("--guest-exec", o.guest_exec,
+                 "shell: exec runs the command with /bin/sh ON THIS MACHINE in a folder per VM; "
+                 "succeed: every command exits 0 with no output and nothing runs")
+      ->capture_default_str();
+  app.add_option("--guest-dir", o.guest_dir,
+                 "folder for guest shells (default: a new folder under $TMPDIR)");
+  app.add_option("--ghost-job-timeout", ghost_job_timeout,
+                 "jobs without an update this long fail with \"Canceled Job\" (1.0.1+)")
+      ->capture_default_str();
+  app.add_flag("!--no-cache-listing-race", o.cache_listing_race,
+               "a GET /cache during a pull no longer makes the pull fail with \"Cache is not "
+               "completed\" (the real service's race; on by default)");
+  app.add_option("--catalog-manager", o.catalog_managers,
+                 "id of a catalog manager the host knows (catalog_manager_id), repeatable");
+  app.add_option("--list-lag", list_lag,
+                 "VM lists show a change this long after it happened (the service's VM cache)")
+      ->capture_default_str();
+  app.add_option("--brute-force-attempts", o.brute_force_attempts,
+                 "failed logins of a user before each further one sleeps in the request")
+      ->capture_default_str();
+  app.add_option("--brute-force-wait", brute_force_wait,
+                 "sleep per failed login past --brute-force-attempts")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -392,6 +454,7 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
       {"--memory", {&memory, &o.memory_mb}},
       {"--disk", {&disk, &o.disk_mb}},
       {"--disk-used", {&disk_used, &o.disk_used_mb}},
+      {"--system-volume-used", {&system_volume_used, &o.system_volume_used_mb}},
       {"--reserved-memory", {&reserved_memory, &o.reserved_memory_mb}},
       {"--reserved-disk", {&reserved_disk, &o.reserved_disk_mb}},
       {"--default-image-size", {&default_image_size, &o.default_image_size_mb}},
@@ -429,6 +492,11 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
       {"--lookup-delay", {&lookup_delay, &o.lookup_delay}},
       {"--token-ttl", {&token_ttl, &o.token_ttl}},
       {"--offline-hang", {&offline_hang, &o.offline_hang}},
+      {"--guest-boot", {&guest_boot, &o.guest_boot}},
+      {"--prlctl-timeout", {&prlctl_timeout, &o.prlctl_timeout}},
+      {"--ghost-job-timeout", {&ghost_job_timeout, &o.ghost_job_timeout}},
+      {"--list-lag", {&list_lag, &o.list_lag}},
+      {"--brute-force-wait", {&brute_force_wait, &o.brute_force_wait}},
   };
   for (const auto& [flag, target] : durations) {
     Result<Duration> d = ParseDuration(*target.first);

@@ -54,7 +54,8 @@ struct SimOptions {
   // 0: one host served at /api/..., named `name`. N >= 1: hosts sim-000.. under /h/<name>/api.
   int hosts = 0;
   std::string name = "sim";
-  // Emulated prl-devops-service version: "1.0.5" (state ops are PUT) or "1.0.4" (GET).
+  // Emulated prl-devops-service version, one of KnownVersions() (sim_version.h); what differs
+  // between versions is listed in ServiceFeatures.
   std::string version = "1.0.5";
   // Host architecture: "arm64" or "x86_64".
   std::string arch = "arm64";
@@ -63,6 +64,10 @@ struct SimOptions {
   uint64_t memory_mb = uint64_t{32} * 1024;
   uint64_t disk_mb = uint64_t{1024} * 1024;
   uint64_t disk_used_mb = uint64_t{40} * 1024;  // the base OS's share of the disk
+  // The "Used" column of `df -h /` on macOS 11+: the sealed system volume alone, which the
+  // service reports as the host's free disk (serviceprovider/system/main.go parseDfCommand
+  // takes fields[2], Used, for "free"). Part of disk_used_mb.
+  uint64_t system_volume_used_mb = uint64_t{12} * 1024;
   int reserved_cpu = 1;
   uint64_t reserved_memory_mb = 2048;
   uint64_t reserved_disk_mb = 20000;
@@ -108,6 +113,46 @@ struct SimOptions {
   // Allow starting VMs whose cpu/memory exceed what is available (the real Parallels
   // overcommits); by default a start that does not fit fails like a prlctl failure.
   bool allow_overcommit = false;
+
+  // --- the guest, as PUT machines/{id}/execute reaches it through `prlctl exec` ---
+  // After a start the guest OS is still booting: `prlctl exec` fails (HTTP 200, non-zero
+  // exit_code) until this much time has passed. The real figure depends on the guest.
+  Duration guest_boot = std::chrono::seconds(10);
+  // Every prlctl call runs under this limit and is killed past it (helpers/os.go
+  // ExecutionTimeout = 3 minutes; exit_code -1, error "... signal: killed").
+  Duration prlctl_timeout = std::chrono::minutes(3);
+  // Commands run in guests at once per host; more wait (parallelsdesktop/main.go
+  // maxConcurrentSSH = 2).
+  int exec_slots = 2;
+  // How a guest runs commands: "shell" runs them with /bin/sh on this machine, in a folder per
+  // VM under guest_dir (the VM's HOME); "succeed" answers every command with exit 0 and no
+  // output, without running it (benchmarks, demos).
+  std::string guest_exec = "shell";
+  // Where guest shells run; empty: a folder made under the system's temporary directory.
+  std::string guest_dir;
+
+  // --- jobs and the catalog cache ---
+  // Jobs pending or running without an update for this long are failed with "Canceled Job"
+  // (1.0.1+: data/jobs.go DetectStaleJobs, GHOST_JOB_TIMEOUT_MINUTES default 5); the pull goes
+  // on regardless. A pull's download updates its job; registering the machine does not.
+  Duration ghost_job_timeout = std::chrono::minutes(5);
+  // A listing of the cache (GET /cache) while a pull is caching an image rewrites the item's
+  // metadata and makes that pull fail with "Cache is not completed"
+  // (catalog/cacheservice/main.go GetAllCacheItems vs the pull's integrity check).
+  bool cache_listing_race = true;
+  // Catalog managers the host knows (catalog_manifest.catalog_manager_id), each holding its own
+  // catalog connection.
+  std::vector<std::string> catalog_managers;
+
+  // --- the host's VM cache and login guard ---
+  // VM lists (GET machines) are served from a cache that follows prlctl's events; a change
+  // shows there this long after it happened (per-id lookups and /status are current).
+  Duration list_lag = Duration(0);
+  // After this many failed logins of a known user, each further failure sleeps in the request
+  // for brute_force_wait times the failures past the limit (security/brute_force_guard:
+  // 5 attempts, "5s", incremental).
+  int brute_force_attempts = 5;
+  Duration brute_force_wait = std::chrono::seconds(5);
 };
 
 // Checks ranges and combinations. InvalidArgument names the offending flag.

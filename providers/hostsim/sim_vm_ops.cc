@@ -58,7 +58,7 @@ Reply SimHost::Clone(const std::string& id, std::string_view body) {
     std::erase_if(pending_, [&](const Pending& p) { return p.key == uuid; });
     vms_.push_back(copy);
   }
-  env_.OnMutation();
+  Mutated();
   return Reply::Json(200, {{"id", uuid}, {"status", "Success"}});
 }
 
@@ -178,8 +178,13 @@ Reply SimHost::ChangeState(const std::string& id, StateOp op, bool force) {
     return Reply::Error(ApiError::Prlctl("Failed to stop the VM: the operation timed out."));
   }
   vm->state = final_state;
+  if (final_state == "running" && op != StateOp::kResume) {
+    // `prlctl start` returns once the VM is on, not once its OS is up
+    // (parallelsdesktop/main.go:1282-1290); a resumed guest is up at once.
+    vm->booted_at = std::chrono::steady_clock::now() + options_.guest_boot;
+  }
   lock.unlock();
-  env_.OnMutation();
+  Mutated();
   return success;
 }
 
@@ -204,7 +209,7 @@ Reply SimHost::Delete(const std::string& id, bool force) {
   }
   std::erase_if(vms_, [&](const SimVm& v) { return v.uuid == uuid; });
   lock.unlock();
-  env_.OnMutation();
+  Mutated();
   return Reply::Empty(202);
 }
 
@@ -216,6 +221,7 @@ Reply SimHost::Set(const std::string& id, std::string_view body) {
   }
   json results = json::array();
   bool changed = false;
+  std::optional<ApiError> first_error;
   {
     std::unique_lock lock(mu_);
     SimVm* vm = FindOrWait(lock, id);
@@ -223,23 +229,28 @@ Reply SimHost::Set(const std::string& id, std::string_view body) {
       return VmNotFound();
     }
     for (const json& op : j["operations"]) {
-      const std::string group = StringField(op, "group");
-      const std::string operation = StringField(op, "operation");
-      if (group.empty() || operation.empty()) {
+      if (StringField(op, "group").empty() || StringField(op, "operation").empty()) {
         return InvalidBody("every operation needs a group and an operation");
       }
+    }
+    // ConfigureVm (parallelsdesktop/main.go:1872-1950) runs every operation, then answers with
+    // the first error: a change can be partly applied.
+    for (const json& op : j["operations"]) {
+      const std::string group = StringField(op, "group");
+      const std::string operation = StringField(op, "operation");
+      std::optional<ApiError> error;
       if ((group == "cpu" || group == "memory") && operation == "set") {
-        if (vm->state != "stopped") {
-          return Reply::Error(ApiError::Uncoded("VM is not stopped"));
-        }
         const json value = op.contains("value") ? op["value"] : json();
-        if (!(value.is_string() && value == "auto")) {
-          std::optional<uint64_t> v = PositiveInt(value);
-          if (!v || (group == "cpu" && *v > 1024)) {
-            const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-            return Reply::Error(ApiError::Prlctl("Failed to configure the VM: invalid " + group +
-                                                 " value \"" + text + "\"."));
-          }
+        std::optional<uint64_t> v = PositiveInt(value);
+        if (vm->state != "stopped") {
+          error = ApiError::Uncoded("VM is not stopped");
+        } else if (value.is_string() && value == "auto") {
+          // nothing to change
+        } else if (!v || (group == "cpu" && *v > 1024)) {
+          const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+          error = ApiError::Prlctl("Failed to configure the VM: invalid " + group + " value \"" +
+                                   text + "\".");
+        } else {
           if (group == "cpu") {
             vm->cpus = static_cast<int>(*v);
           } else {
@@ -247,15 +258,48 @@ Reply SimHost::Set(const std::string& id, std::string_view body) {
           }
           changed = true;
         }
+      } else if (group == "device" && operation == "set" && StringField(op, "value") == "hdd0") {
+        // `prlctl set <id> --device-set hdd0 --size <MB>` (SetVmDeviceOperation and
+        // GetCmdArgs, models/virtual_machine_config.go). hostsim's rules, since prlctl's are not
+        // in the service's source: the VM must be stopped, and a disk only grows.
+        std::optional<uint64_t> size;
+        if (op.contains("options") && op["options"].is_array()) {
+          for (const json& option : op["options"]) {
+            if (StringField(option, "flag") == "size") {
+              size = PositiveInt(option.contains("value") ? option["value"] : json());
+            }
+          }
+        }
+        if (vm->state != "stopped") {
+          error = ApiError::Prlctl("Failed to configure the VM: the VM is not stopped.");
+        } else if (size && *size < vm->disk_mb) {
+          error = ApiError::Prlctl("Failed to resize the disk: the new size (" +
+                                   std::to_string(*size) + " MB) is smaller than the current " +
+                                   std::to_string(vm->disk_mb) + " MB.");
+        } else if (size) {
+          vm->disk_mb = *size;
+          changed = true;
+        }
       }
       // Every other group/operation is accepted and does nothing here.
-      results.push_back({{"group", group}, {"operation", operation}, {"status", "Success"}});
+      json result = {{"group", group}, {"operation", operation}, {"status", "Success"}};
+      if (error) {
+        result["status"] = "Error";
+        result["error"] = error->message;
+        if (!first_error) {
+          first_error = error;
+        }
+      }
+      results.push_back(std::move(result));
     }
   }
   if (changed) {
-    env_.OnMutation();
+    Mutated();
   }
   env_.Sleep(env_.Latency("set"));
+  if (first_error) {
+    return Reply::Error(*first_error);
+  }
   return Reply::Json(200, {{"operations", results}});
 }
 
@@ -275,19 +319,78 @@ Reply SimHost::Execute(const std::string& id, std::string_view body) {
           value.is_string() ? value.get<std::string>() : value.dump();
     }
   }
+  // ExecuteCommandOnVm (parallelsdesktop/main.go:2640-2700): with environment variables the
+  // command runs as `env K='V' ... bash -c '<command>'`, else as it is.
+  std::string command = execution.command;
+  if (!execution.environment_variables.empty()) {
+    std::string vars;
+    for (const auto& [key, value] : execution.environment_variables) {
+      vars += (vars.empty() ? "" : " ") + key + "='" + value + "'";
+    }
+    command = "env " + vars + " bash -c '" + execution.command + "'";
+  }
+  SimVm vm;
   {
     std::unique_lock lock(mu_);
-    SimVm* vm = FindOrWait(lock, id);
-    if (vm == nullptr) {
+    SimVm* found = FindOrWait(lock, id);
+    if (found == nullptr) {
       return VmNotFound();
     }
-    if (vm->state != "running") {
+    if (found->state != "running") {
       return Reply::Error(ApiError::Uncoded("VM is not running"));
     }
-    vm->executions.push_back(std::move(execution));
+    found->executions.push_back(std::move(execution));
+    vm = *found;
   }
-  env_.Sleep(env_.Latency("exec"));
-  return Reply::Json(200, {{"stdout", ""}, {"stderr", ""}, {"exit_code", 0}});
+  const ExecOutcome outcome = RunInGuest(vm, command);
+  // Any prlctl failure is still HTTP 200: the exit code and error are in the body, which
+  // omits empty stdout, stderr and error (models/virtual_machine_execute.go).
+  json reply = {{"exit_code", outcome.exit_code}};
+  if (!outcome.stdout_text.empty()) {
+    reply["stdout"] = outcome.stdout_text;
+  }
+  if (!outcome.stderr_text.empty()) {
+    reply["stderr"] = outcome.stderr_text;
+  }
+  if (!outcome.error.empty()) {
+    reply["error"] = outcome.error;
+  }
+  return Reply::Json(200, std::move(reply));
+}
+
+ExecOutcome SimHost::RunInGuest(const SimVm& vm, const std::string& command) {
+  // At most exec_slots commands run in guests at once; the rest wait for a slot, however long
+  // (the service's sshSem channel, parallelsdesktop/main.go:60 and :2688-2690).
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return exec_running_ < options_.exec_slots || shutting_down_; });
+    ++exec_running_;
+  }
+  const Duration latency = env_.Latency("exec");
+  ExecOutcome outcome;
+  if (std::chrono::steady_clock::now() < vm.booted_at) {
+    // The guest OS is still booting: prlctl cannot reach it and exits non-zero. The exit code
+    // and text are not in the service's source (prlctl is not); these are hostsim's.
+    env_.Sleep(std::min(latency, options_.prlctl_timeout));
+    outcome =
+        Shape("", "Failed to execute the command: the guest OS is not ready yet.\n", 255, false);
+  } else if (const GuestShell* guests = env_.Guests(); guests != nullptr) {
+    env_.Sleep(std::min(latency, options_.prlctl_timeout));
+    outcome = guests->Run(vm.uuid, command,
+                          options_.prlctl_timeout - std::min(latency, options_.prlctl_timeout));
+  } else if (latency >= options_.prlctl_timeout) {
+    env_.Sleep(options_.prlctl_timeout);
+    outcome = Shape("", "", -1, /*killed=*/true);
+  } else {
+    env_.Sleep(latency);
+    outcome = Shape("", "", 0, false);
+  }
+  {
+    std::lock_guard lock(mu_);
+    --exec_running_;
+  }
+  cv_.notify_all();
+  return outcome;
 }
 
 Reply SimHost::Rename(const std::string& id, std::string_view body) {
@@ -315,7 +418,7 @@ Reply SimHost::Rename(const std::string& id, std::string_view body) {
     }
     result = VmJsonLocked(*vm);
   }
-  env_.OnMutation();
+  Mutated();
   env_.Sleep(env_.Latency("rename"));
   return Reply::Json(200, std::move(result));
 }

@@ -36,6 +36,24 @@ std::string Rfc3339(std::chrono::system_clock::time_point tp) {
   return buf.data();
 }
 
+std::string NormalizeCatalogName(std::string_view name) {
+  static constexpr std::string_view kReplaced = " ,:;()[]{}'\"/\\|<>=+*&^%$#@!`~?";
+  std::string out(TrimAscii(name));
+  for (char& c : out) {
+    if (kReplaced.find(c) != std::string_view::npos) {
+      c = '_';
+    }
+  }
+  return AsciiLower(out);
+}
+
+GuestOs GuessImageOs(std::string_view catalog_id, std::string_view host_arch) {
+  const std::string id = AsciiLower(catalog_id);
+  const bool apple = id.find("macos") != std::string::npos || id.find("ios") != std::string::npos ||
+                     id.find("xcode") != std::string::npos;
+  return host_arch == "arm64" && apple ? GuestOs::kMacos : GuestOs::kLinux;
+}
+
 // A JSON body parsed leniently: discarded (is_discarded()) when it is not valid JSON.
 json ParseBody(std::string_view body) {
   if (body.empty()) {

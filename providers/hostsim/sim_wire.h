@@ -35,6 +35,15 @@ std::optional<uint64_t> PositiveInt(const nlohmann::json& j);
 // "amd64" -> "x86_64", "arm"/"aarch64" -> "arm64"; "" when unknown.
 std::string NormalizeArch(std::string_view arch);
 
+// The catalog's NormalizeString (helpers/strings.go:95-103): lower case, with space and
+// ,:;()[]{}'"/\|<>=+*&^%$#@!`~? each replaced by '_'. Catalog ids and versions are stored so
+// (catalog/main.go:142-144), and the host cache keeps them so.
+std::string NormalizeCatalogName(std::string_view name);
+
+// The guest family hostsim gives an image nobody described (--catalog without os=): macOS for
+// ids naming macOS, iOS or Xcode on an arm64 host, else Linux.
+GuestOs GuessImageOs(std::string_view catalog_id, std::string_view host_arch);
+
 // A state in which a VM holds its cpu and memory and counts for Apple's limit.
 bool IsAlive(std::string_view state);
 

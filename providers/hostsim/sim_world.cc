@@ -43,6 +43,23 @@ SimWorld::SimWorld(SimOptions options)
 
 SimWorld::~SimWorld() { Shutdown(); }
 
+Status SimWorld::Open() {
+  if (options_.guest_exec == "shell") {
+    Result<std::unique_ptr<GuestShell>> guests = GuestShell::Open(options_);
+    if (!guests.ok()) {
+      return guests.status();
+    }
+    guests_ = std::move(*guests);
+  }
+  if (Status s = LoadState(); !s.ok()) {
+    return s;
+  }
+  for (const auto& host : hosts_) {
+    host->StartBackgroundWork();
+  }
+  return Status::Ok();
+}
+
 SimHost* SimWorld::FindHost(std::string_view name) const {
   for (const auto& host : hosts_) {
     if (host->name() == name) {

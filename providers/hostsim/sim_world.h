@@ -42,6 +42,9 @@ class SimWorld final : public SimEnv {
   // nullptr when no host has that name.
   SimHost* FindHost(std::string_view name) const;
 
+  // Makes the guests' folder (--guest-exec shell), loads the state file and starts the hosts'
+  // periodic work. Call once, before serving requests.
+  Status Open();
   // Loads options.state_file when it exists (a missing file is not an error). Hosts absent from
   // the file keep their initial state; entries for unknown hosts are ignored.
   Status LoadState();
@@ -62,6 +65,7 @@ class SimWorld final : public SimEnv {
   void Sleep(Duration d) override;
   void Schedule(Duration delay, std::function<void()> task) override;
   void OnMutation() override;
+  const GuestShell* Guests() override { return guests_.get(); }
 
  private:
   struct Task {
@@ -75,6 +79,7 @@ class SimWorld final : public SimEnv {
   void RunScheduler();
 
   const SimOptions options_;
+  std::unique_ptr<GuestShell> guests_;  // null with --guest-exec succeed
   std::vector<std::unique_ptr<SimHost>> hosts_;
 
   std::mutex rng_mu_;

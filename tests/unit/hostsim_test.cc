@@ -18,156 +18,17 @@
 
 #include "providers/hostsim/sim_options.h"
 #include "providers/hostsim/sim_server.h"
+#include "tests/unit/hostsim_fixture.h"
 
 namespace flotilla::hostsim {
 namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 0x3F]);
-    }
-  }
-  if (bits > 0) {
-    out.push_back(kAlphabet[(acc << (6 - bits)) & 0x3F]);
-  }
-  while (out.size() % 4 != 0) {
-    out.push_back('=');
-  }
-  return out;
-}
-
-struct Answer {
-  int status = 0;  // 0: no answer (connection error, timeout)
-  std::string body;
-  std::string content_type;
-  bool has_content_type = false;
-  json Json() const { return json::parse(body, nullptr, false); }
-};
-
-SimOptions TestOptions() {
-  SimOptions o;
-  o.listen_port = 0;
-  o.lookup_delay = Duration(0);
-  o.username = "root";
-  o.password = "Secret-Passw0rd";
-  o.api_keys = {{"CI-KEY", "ci-secret"}};
-  o.control = true;
-  o.offline_hang = milliseconds(3000);
-  o.threads = 8;
-  return o;
-}
-
-class HostsimTest : public ::testing::Test {
- protected:
-  void Start(SimOptions options = TestOptions()) {
-    Result<std::unique_ptr<SimService>> sim = SimService::Start(std::move(options));
-    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
-    sim_ = std::move(*sim);
-  }
-
-  // One request. `auth`: "key" sends the test API key, "" nothing, anything else is sent as
-  // a bearer token.
-  Answer Call(const std::string& method, const std::string& path, const std::string& body = "",
-              const std::string& auth = "key", httplib::Headers headers = {},
-              milliseconds timeout = milliseconds(20000)) {
-    httplib::Client client("127.0.0.1", sim_->port());
-    client.set_read_timeout(timeout);
-    if (auth == "key") {
-      headers.emplace("X-Api-Key", Base64("ci-key:ci-secret"));
-    } else if (!auth.empty()) {
-      headers.emplace("Authorization", "Bearer " + auth);
-    }
-    httplib::Request req;
-    req.method = method;
-    req.path = path;
-    req.headers = headers;
-    if (!body.empty()) {
-      req.body = body;
-      req.set_header("Content-Type", "application/json");
-    }
-    httplib::Result res = client.send(req);
-    Answer answer;
-    if (!res) {
-      return answer;
-    }
-    answer.status = res->status;
-    answer.body = res->body;
-    answer.has_content_type = res->has_header("Content-Type");
-    answer.content_type = res->get_header_value("Content-Type");
-    return answer;
-  }
-
-  Answer Control(const std::string& method, const std::string& path, const json& body = {}) {
-    return Call(method, "/_sim/" + path, body.is_null() ? "" : body.dump(), "");
-  }
-
-  // Adds a VM out of band on the single host `sim`.
-  std::string AddVm(const std::string& name, const std::string& os, const std::string& state,
-                    int cpu = 2, int memory_mb = 2048, int disk_mb = 10000,
-                    const std::string& host = "sim") {
-    Answer a = Control("POST", "hosts/" + host + "/vms",
-                       {{"name", name},
-                        {"os", os},
-                        {"cpu", cpu},
-                        {"memory_mb", memory_mb},
-                        {"disk_mb", disk_mb},
-                        {"state", state}});
-    EXPECT_EQ(a.status, 201) << a.body;
-    return a.Json().value("ID", "");
-  }
-
-  std::string StateOf(const std::string& name) {
-    Answer a = Call("GET", "/api/v1/machines/" + name);
-    return a.Json().value("State", "?");
-  }
-
-  std::string Login() {
-    Answer a = Call("POST", "/api/v1/auth/token",
-                    json{{"username", "root"}, {"password", "Secret-Passw0rd"}}.dump(), "");
-    EXPECT_EQ(a.status, 200) << a.body;
-    return a.Json().value("token", "");
-  }
-
-  static json CreateBody(const std::string& name, const std::string& catalog_id = "UBUNTU-22",
-                         bool start = false) {
-    return {{"name", name},
-            {"start_on_create", start},
-            {"catalog_manifest",
-             {{"catalog_id", catalog_id},
-              {"version", "1.0.0"},
-              {"connection", "host=user:pass@catalog.example.com:443"},
-              {"specs", {{"cpu", "4"}, {"memory", "8192"}}}}}};
-  }
-
-  // Polls a job until it leaves pending/running (zero latencies: a few scheduler ticks).
-  json WaitJob(const std::string& id) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      json job = Call("GET", "/api/v1/jobs/" + id).Json();
-      const std::string state = job.value("state", "");
-      if (state == "completed" || state == "failed") {
-        return job;
-      }
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    ADD_FAILURE() << "job " << id << " did not finish";
-    return {};
-  }
-
-  std::unique_ptr<SimService> sim_;
-};
+using testing::Answer;
+using testing::Base64;
+using testing::HostsimTest;
+using testing::TestOptions;
 
 // --- wire basics ------------------------------------------------------------------------------
 
@@ -216,7 +77,9 @@ TEST_F(HostsimTest, AcceptsAPutWithoutContentLength) {
   EXPECT_EQ(StateOf("vm"), "running");
 }
 
-TEST_F(HostsimTest, UnknownPathIs404AndWrongMethodIs405WithEmptyBody) {
+// The service's router (gorilla/mux 1.8.1, one subrouter per route) never answers 405: a known
+// path with the wrong verb gets the same 404 as an unknown path.
+TEST_F(HostsimTest, UnknownPathAndWrongMethodAre404) {
   Start();
   Answer a = Call("GET", "/api/v1/no/such/thing");
   EXPECT_EQ(a.status, 404);
@@ -225,8 +88,9 @@ TEST_F(HostsimTest, UnknownPathIs404AndWrongMethodIs405WithEmptyBody) {
   EXPECT_EQ(a.content_type, "application/json");
 
   Answer b = Call("POST", "/api/v1/health/probe");
-  EXPECT_EQ(b.status, 405);
-  EXPECT_EQ(b.body, "");
+  EXPECT_EQ(b.status, 404);
+  EXPECT_EQ(b.Json(),
+            json({{"message", "resource /api/v1/health/probe not found"}, {"code", 404}}));
   EXPECT_EQ(b.content_type, "application/json");
 
   // The control API does not exist without --control.
@@ -326,7 +190,6 @@ TEST_F(HostsimTest, HardwareCountsRunningAsInUseAndStoppedAsReserved) {
   EXPECT_EQ(hw["total"]["logical_cpu_count"], 12);
   EXPECT_EQ(hw["total"]["physical_cpu_count"], 12);
   EXPECT_EQ(hw["total"]["memory_size"], 32768);
-  EXPECT_EQ(hw["total"]["disk_count"], 40000 + 60000 + 10000);  // used disk
   EXPECT_EQ(hw["total_in_use"]["logical_cpu_count"], 4);
   EXPECT_EQ(hw["total_in_use"]["memory_size"], 8192);
   EXPECT_EQ(hw["total_in_use"]["mac_vms_running"], json::array({mac}));
@@ -335,7 +198,48 @@ TEST_F(HostsimTest, HardwareCountsRunningAsInUseAndStoppedAsReserved) {
   // Stopped VMs do not reduce cpu/memory availability.
   EXPECT_EQ(hw["total_available"]["logical_cpu_count"], 12 - 1 - 4);
   EXPECT_EQ(hw["total_available"]["memory_size"], 32768 - 2048 - 8192);
-  EXPECT_EQ(hw["total_available"]["disk_count"], 1000000 - 110000);
+  // The real disk figures: the Parallels home's statfs.
+  EXPECT_EQ(hw["total_available"]["prl_home_free_size"], 1000000 - 110000);
+  EXPECT_EQ(hw["total_available"]["prl_home_total_size"], 1000000);
+}
+
+// `df -h /` on macOS 11+ reports the sealed system volume as Used, and the service reads that
+// column as free disk: total.disk_count = Size - Used, total_available.disk_count = Used,
+// whatever the VMs take.
+TEST_F(HostsimTest, HardwareReportsDfUsedColumnAsFreeDisk) {
+  SimOptions o = TestOptions();
+  o.disk_mb = 471040;  // 460Gi
+  o.disk_used_mb = 40000;
+  o.system_volume_used_mb = 10240;  // 10Gi
+  Start(o);
+  AddVm("big", "linux", "stopped", 2, 2048, 200000);
+  const json hw = Call("GET", "/api/v1/config/hardware").Json();
+  EXPECT_EQ(hw["total"]["disk_count"], 471040 - 10240);
+  EXPECT_EQ(hw["total_available"]["disk_count"], 10240);
+  EXPECT_EQ(hw["total_available"]["prl_home_free_size"], 471040 - 40000 - 200000);
+}
+
+// mac_vms_running lists running VMs whose OS is macOS or whose name contains "mac"; the list is
+// omitted when empty, and before 1.0.0 it does not exist (nor do the prl_home sizes).
+TEST_F(HostsimTest, MacVmsRunningCountsNamesWithMacAndIsAbsentOnOldVersions) {
+  Start();
+  const std::string emacs = AddVm("emacs-dev", "linux", "running");
+  AddVm("web", "linux", "running");
+  json hw = Call("GET", "/api/v1/config/hardware").Json();
+  EXPECT_EQ(hw["total_in_use"]["mac_vms_running"], json::array({emacs}));
+  ASSERT_EQ(Call("PUT", "/api/v1/machines/emacs-dev/stop").status, 200);
+  hw = Call("GET", "/api/v1/config/hardware").Json();
+  EXPECT_FALSE(hw["total_in_use"].contains("mac_vms_running"));
+
+  SimOptions o = TestOptions();
+  o.version = "0.9.21";
+  sim_.reset();
+  Start(o);
+  AddVm("mac-1", "macos", "running");
+  hw = Call("GET", "/api/v1/config/hardware").Json();
+  EXPECT_FALSE(hw["total_in_use"].contains("mac_vms_running"));
+  EXPECT_FALSE(hw["total_available"].contains("prl_home_free_size"));
+  EXPECT_FALSE(hw["total_available"].contains("prl_home_total_size"));
 }
 
 // --- create -------------------------------------------------------------------------------------
@@ -359,7 +263,8 @@ TEST_F(HostsimTest, SyncCreateRegistersAStoppedVmAndCachesTheImage) {
 
   const json cache = Call("GET", "/api/v1/cache").Json();
   ASSERT_EQ(cache["manifests"].size(), 1u);
-  EXPECT_EQ(cache["manifests"][0]["catalog_id"], "UBUNTU-22");
+  // Stored as the catalog normalised them (lower case, separators as '_').
+  EXPECT_EQ(cache["manifests"][0]["catalog_id"], "ubuntu-22");
   EXPECT_EQ(cache["manifests"][0]["version"], "1.0.0");
   EXPECT_EQ(cache["manifests"][0]["architecture"], "arm64");
   EXPECT_EQ(cache["manifests"][0]["cache_type"], "pvm");
@@ -400,7 +305,7 @@ TEST_F(HostsimTest, AsyncCreateReturnsAJobThatCompletes) {
   EXPECT_EQ(vm["OS"], "macosx");
   EXPECT_EQ(vm["State"], "running");
   EXPECT_EQ(vm["Network"]["ipAddresses"][0]["type"], "ipv4");
-  EXPECT_EQ(Call("GET", "/api/v1/jobs").Json().size(), 1u);
+  EXPECT_EQ(Call("GET", "/api/v1/jobs", "", Login()).Json().size(), 1u);
 }
 
 TEST_F(HostsimTest, CreateRejectsANameThatAnExistingNameMatchesAsARegex) {
@@ -545,8 +450,8 @@ TEST_F(HostsimTest, Version104ServesStateOpsAsGet) {
   Start(o);
   AddVm("vm", "linux", "stopped");
   Answer put = Call("PUT", "/api/v1/machines/vm/start");
-  EXPECT_EQ(put.status, 405);
-  EXPECT_EQ(put.body, "");
+  EXPECT_EQ(put.status, 404);
+  EXPECT_EQ(put.Json()["message"], "resource /api/v1/machines/vm/start not found");
   EXPECT_EQ(Call("GET", "/api/v1/machines/vm/start").status, 200);
   EXPECT_EQ(StateOf("vm"), "running");
   EXPECT_EQ(Call("GET", "/api/v1/config/hardware").Json()["devops_version"], "1.0.4");
@@ -557,7 +462,12 @@ TEST_F(HostsimTest, Version104ServesStateOpsAsGet) {
 TEST_F(HostsimTest, DeleteOfARunningVmNeedsForce) {
   Start();
   AddVm("busy", "linux", "running", 2, 2048, 30000);
-  const int64_t used_before = Call("GET", "/api/v1/config/hardware").Json()["total"]["disk_count"];
+  auto free_disk = [&] {
+    return Call("GET", "/api/v1/config/hardware")
+        .Json()["total_available"]["prl_home_free_size"]
+        .get<int64_t>();
+  };
+  const int64_t free_before = free_disk();
   Answer refused = Call("DELETE", "/api/v1/machines/busy");
   EXPECT_EQ(refused.status, 400);
   EXPECT_EQ(refused.Json(), json({{"message", "error: VM is not stopped"}, {"code", 400}}));
@@ -565,8 +475,7 @@ TEST_F(HostsimTest, DeleteOfARunningVmNeedsForce) {
   EXPECT_EQ(forced.status, 202);
   EXPECT_EQ(forced.body, "");
   EXPECT_EQ(Call("GET", "/api/v1/machines/busy").status, 404);
-  EXPECT_EQ(Call("GET", "/api/v1/config/hardware").Json()["total"]["disk_count"],
-            used_before - 30000);
+  EXPECT_EQ(free_disk(), free_before + 30000);
 }
 
 TEST_F(HostsimTest, SetNeedsAStoppedVm) {
@@ -590,19 +499,22 @@ TEST_F(HostsimTest, SetNeedsAStoppedVm) {
   EXPECT_EQ(vm["Hardware"]["memory"]["size"], "8192Mb");
 }
 
-TEST_F(HostsimTest, ExecuteRecordsCommandsOnRunningVms) {
+TEST_F(HostsimTest, ExecuteRunsCommandsOnRunningVms) {
   Start();
   AddVm("vm", "linux", "running");
   AddVm("off", "linux", "stopped");
-  const json body = {{"command", "echo ready"}, {"environment_variables", {{"TOKEN", "s3"}}}};
+  // With environment variables the service runs `env TOKEN='s3' bash -c '<command>'`.
+  const json body = {{"command", "echo ready $TOKEN"},
+                     {"environment_variables", {{"TOKEN", "s3"}}}};
   Answer a = Call("PUT", "/api/v1/machines/vm/execute", body.dump());
   ASSERT_EQ(a.status, 200);
-  EXPECT_EQ(a.Json(), json({{"stdout", ""}, {"stderr", ""}, {"exit_code", 0}}));
+  // A trailing newline is cut from stdout; empty fields are omitted.
+  EXPECT_EQ(a.Json(), json({{"stdout", "ready s3"}, {"exit_code", 0}}));
   EXPECT_EQ(Call("PUT", "/api/v1/machines/off/execute", body.dump()).Json()["message"],
             "error: VM is not running");
   const json runs = Control("GET", "hosts/sim/vms/vm/executions").Json();
   ASSERT_EQ(runs.size(), 1u);
-  EXPECT_EQ(runs[0]["command"], "echo ready");
+  EXPECT_EQ(runs[0]["command"], "echo ready $TOKEN");
   EXPECT_EQ(runs[0]["environment_variables"]["TOKEN"], "s3");
 }
 
@@ -814,7 +726,18 @@ TEST(HostsimOptionsTest, RefusesToStartWithoutCredentials) {
   o.api_keys = {{"K", "S"}};
   EXPECT_TRUE(Validate(o).ok());
   o.version = "1.0.3";
+  EXPECT_TRUE(Validate(o).ok());
+  o.version = "0.9.21";
+  EXPECT_TRUE(Validate(o).ok());
+  o.version = "1.0.7";
   EXPECT_FALSE(Validate(o).ok());
+  o.version = "1.0.5";
+  // A guest shell runs what callers send: never without auth on a non-loopback address.
+  o.no_auth = true;
+  o.listen_host = "0.0.0.0";
+  EXPECT_FALSE(Validate(o).ok());
+  o.guest_exec = "succeed";
+  EXPECT_TRUE(Validate(o).ok());
 
   std::vector<std::string> args = {"flotilla-hostsim", "--no-auth",   "--hosts",   "2",
                                    "--memory",         "16Gi",        "--latency", "create=1s",
