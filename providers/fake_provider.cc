@@ -184,6 +184,9 @@ Result<CreateResult> FakeProvider::Create(const HostRef& host, const CreateReque
     // The callback may call back into the fake.
     lock.unlock();
     request.on_progress(PendingCreate{.temp_name = PendingCreateName(request.name, "fake")});
+    if (request.on_status) {
+      request.on_status("copying " + request.templ.image);
+    }
     lock.lock();
     if (VmInfo* existing = FindVm(h, request.name)) {
       return CreateResult{.vm = *existing, .adopted = true};
@@ -202,9 +205,9 @@ Result<CreateResult> FakeProvider::Create(const HostRef& host, const CreateReque
   h.vms[vm.name] = vm;
   if (request.templ.image.starts_with("catalog://")) {
     auto& cached = h.spec.cached_images;
-    if (!std::binary_search(cached.begin(), cached.end(), request.templ.image)) {
-      cached.insert(std::upper_bound(cached.begin(), cached.end(), request.templ.image),
-                    request.templ.image);
+    const std::string key = ImageCacheKey(request.templ.image);
+    if (!std::binary_search(cached.begin(), cached.end(), key)) {
+      cached.insert(std::upper_bound(cached.begin(), cached.end(), key), key);
     }
   }
   return CreateResult{.vm = std::move(vm), .adopted = false};

@@ -102,6 +102,22 @@ std::string WithoutCredentials(std::string_view address) {
   return std::string(address.substr(0, start)) + std::string(address.substr(start + at + 1));
 }
 
+namespace {
+
+// What limits a host that is otherwise online, in words.
+json HostConditions(const HostFacts& facts) {
+  json conditions = json::array();
+  for (const auto& [prefix, why] : facts.unsupported_images) {
+    conditions.push_back("cannot create VMs from " + prefix + " images: " + why);
+  }
+  if (!facts.disk_known) {
+    conditions.push_back("reports no free disk: disk is not checked when VMs are placed here");
+  }
+  return conditions;
+}
+
+}  // namespace
+
 json HostsJson(const Snapshot& snapshot) {
   json hosts = json::array();
   for (const HostPool& pool : snapshot.desired.pools) {
@@ -135,6 +151,7 @@ json HostsJson(const Snapshot& snapshot) {
                               {"available", ResourcesOf(host->facts.available)}};
         entry["agent_version"] = host->facts.agent_version;
         entry["os"] = host->facts.os_name + " " + host->facts.os_version;
+        entry["conditions"] = HostConditions(host->facts);
       } else {
         entry["resources"] = nullptr;
       }
@@ -262,6 +279,7 @@ json ActionJson(const store::ActionRecord& a) {
           {"attempt", a.attempt},
           {"state", store::ToString(a.state)},
           {"error", a.error},
+          {"doing", a.doing},
           {"started_at", FormatTime(a.started_at)},
           {"finished_at", NullableTime(a.finished_at)}};
 }

@@ -53,10 +53,27 @@ struct HostFacts {
   Resources available;             // free for VMs to run, as the host computes it (stopped VMs
                                    // use disk but not cpu or memory)
   uint32_t running_macos_vms = 0;  // Apple allows two per Mac
-  std::vector<std::string> cached_images;  // "catalog://ID/VERSION", sorted, unique
+  // Images the host has cached, as ImageCacheKey()s, sorted, unique.
+  std::vector<std::string> cached_images;
+  // False when the host does not report its free disk: `available.disk_bytes` and
+  // `total.disk_bytes` then mean nothing, and free disk is no placement filter.
+  bool disk_known = true;
+  // Images this host cannot create VMs from, by prefix ("catalog://"), each with the reason
+  // (an agent too old for them, say). Placement skips the host for such images.
+  std::map<std::string, std::string> unsupported_images;
 
   friend bool operator==(const HostFacts&, const HostFacts&) = default;
 };
+
+// The catalog's NormalizeString (prl-devops-service helpers/strings.go:95-103): lower case,
+// with space and ,:;()[]{}'"/\|<>=+*&^%$#@!`~? each replaced by '_'. The Parallels catalog
+// stores ids and versions so (catalog/main.go:142-144), and hosts cache them so.
+std::string NormalizeCatalogName(std::string_view name);
+
+// The key of an image in HostFacts::cached_images: "catalog://ID/VERSION" with ID and VERSION
+// normalised (NormalizeCatalogName), so that "catalog://MACOS_BASE/v1" is the cached
+// "catalog://macos_base/v1"; any other reference as it is.
+std::string ImageCacheKey(std::string_view image);
 
 // One VM as the host reports it.
 struct VmInfo {

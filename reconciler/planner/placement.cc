@@ -18,6 +18,23 @@ bool CountsForAppleLimit(VmState state) {
   return state == VmState::kRunning || state == VmState::kTransitional || state == VmState::kPaused;
 }
 
+// Free disk of a host that does not report it: more than any template asks for, and far from
+// overflowing however much is given and taken back during a plan.
+constexpr int64_t kUnknownFreeDisk = INT64_MAX / 4;
+
+// Why `host` cannot create VMs from `image`, or nullptr.
+const std::string* Unsupported(const HostLoad& host, const std::string& image) {
+  if (host.unsupported_images == nullptr) {
+    return nullptr;
+  }
+  for (const auto& [prefix, why] : *host.unsupported_images) {
+    if (image.starts_with(prefix)) {
+      return &why;
+    }
+  }
+  return nullptr;
+}
+
 std::string Bytes(int64_t bytes) {
   return Quantity::FromBytes(bytes > 0 ? static_cast<uint64_t>(bytes) : 0).ToString();
 }
@@ -51,7 +68,10 @@ Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<st
     load.free_cpu = static_cast<int64_t>(total.cpu) - facts.system_reserved.cpu;
     load.free_memory = static_cast<int64_t>(total.memory_bytes) -
                        static_cast<int64_t>(facts.system_reserved.memory_bytes);
-    load.free_disk = static_cast<int64_t>(facts.available.disk_bytes);
+    // A host that does not say how much disk is free is not filtered by it.
+    load.free_disk =
+        facts.disk_known ? static_cast<int64_t>(facts.available.disk_bytes) : kUnknownFreeDisk;
+    load.unsupported_images = &facts.unsupported_images;
     load.cached_images.insert(facts.cached_images.begin(), facts.cached_images.end());
     uint32_t& running_macos = macos_running_[spec.name];
     std::vector<const VmInfo*> waiting;  // stopped, managed, desired running
@@ -182,6 +202,8 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
       ++failed[std::string(ToString(*load.arch))];
     } else if (!spec.HasAllTags(set.selector_tags)) {
       ++failed["missing selector tags"];
+    } else if (const std::string* why = Unsupported(load, t.image)) {
+      ++failed["cannot use the image: " + *why];
     } else if (load.managed_vms >= spec.max_vms.value_or(kDefaultMaxVMs)) {
       ++failed["at maxVMs"];
     } else if (macos && running && load.macos_committed >= options_.apple_vm_limit) {
@@ -228,6 +250,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     }
     return Choice{.reason = reason};
   }
+  const std::string cache_key = ImageCacheKey(t.image);
   // The free share a host would have left, averaged over cpu and memory.
   auto left = [&](const HostLoad* h) {
     const double c = h->total_cpu > 0 ? double(h->free_cpu - cpu) / double(h->total_cpu) : 0.0;
@@ -242,7 +265,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   bool best_cached = false;
   double best_left = 0.0;
   for (HostLoad* h : fits) {
-    const bool cached = h->cached_images.contains(t.image);
+    const bool cached = h->cached_images.contains(cache_key);
     const double l = left(h);
     const bool wins = best == nullptr || (cached != best_cached && cached) ||
                       (cached == best_cached && (spread ? l > best_left : l < best_left));

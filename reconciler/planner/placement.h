@@ -3,9 +3,11 @@
 // Placement: which host of a pool gets a new VM (DESIGN section 4).
 //
 // Filters, in order (a host is counted under the first it fails): offline, cordoned,
-// architecture, selector tags (all of them), maxVMs, the Apple limit (at most two running macOS
-// VMs per host, counting VMs this plan will start), free cpu, memory, disk. Among the hosts
-// left, hosts whose catalog cache holds the image come first; then `spread` takes the host with
+// architecture, selector tags (all of them), images the host cannot use (HostFacts::
+// unsupported_images), maxVMs, the Apple limit (at most two running macOS VMs per host, counting
+// VMs this plan will start), free cpu, memory, disk (not on a host that does not report its
+// free disk). Among the hosts left, hosts whose catalog cache holds the image (compared as
+// ImageCacheKey()s) come first; then `spread` takes the host with
 // the most free resources and `pack` the one with the least that still fits; ties go to the
 // host name. Capacity given out earlier in the same plan counts as used.
 
@@ -50,9 +52,11 @@ struct HostLoad {
   int64_t free_cpu = 0;
   int64_t free_memory = 0;
   int64_t free_disk = 0;
-  uint32_t managed_vms = 0;      // Flotilla's VMs on the host, existing and planned
-  uint32_t macos_committed = 0;  // macOS VMs running or to be running
-  std::set<std::string> cached_images;
+  uint32_t managed_vms = 0;             // Flotilla's VMs on the host, existing and planned
+  uint32_t macos_committed = 0;         // macOS VMs running or to be running
+  std::set<std::string> cached_images;  // ImageCacheKey()s
+  // Image prefixes the host cannot create VMs from, with why (HostFacts); may be null.
+  const std::map<std::string, std::string>* unsupported_images = nullptr;
 };
 
 // The hosts of one pool and what they can take. Not thread-safe; one per plan.

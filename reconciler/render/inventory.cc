@@ -151,6 +151,8 @@ std::string RenderInventoryJson(const Inventory& inventory) {
     h["reserved"] = ResourcesJson(host.facts.system_reserved);
     h["available"] = ResourcesJson(host.facts.available);
     h["cached_images"] = host.facts.cached_images;
+    h["disk_known"] = host.facts.disk_known;
+    h["unsupported_images"] = host.facts.unsupported_images;
     h["vms"] = std::move(vms);
     hosts.push_back(std::move(h));
   }
@@ -216,6 +218,19 @@ Result<Inventory> ParseInventoryJson(std::string_view text) {
           }
         }
         std::sort(host.facts.cached_images.begin(), host.facts.cached_images.end());
+      }
+      // Both written since the provider learned them; absent in older snapshots.
+      if (const auto known = (*hosts)[i].find("disk_known");
+          known != (*hosts)[i].end() && known->is_boolean()) {
+        host.facts.disk_known = known->get<bool>();
+      }
+      if (const auto unsupported = (*hosts)[i].find("unsupported_images");
+          unsupported != (*hosts)[i].end() && unsupported->is_object()) {
+        for (const auto& [prefix, why] : unsupported->items()) {
+          if (why.is_string()) {
+            host.facts.unsupported_images[prefix] = why.get<std::string>();
+          }
+        }
       }
       if (const nlohmann::json* vms = h.Array("vms")) {
         for (size_t j = 0; j < vms->size(); ++j) {

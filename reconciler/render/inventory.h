@@ -7,6 +7,7 @@
 //   {"apiVersion": "flotilla.dev/v1", "kind": "Inventory",
 //    "hosts": [{"name", "pool", "online", "last_seen" (Unix seconds), "error", "arch",
 //               "total"/"reserved"/"available": {"cpu", "memory", "disk"}, "cached_images",
+//               "disk_known" (false: free disk unknown), "unsupported_images": {prefix: why},
 //               "vms": [{"id", "name", "state", "raw_state", "os", "cpu", "memory", "disk",
 //                        "ip"}]}],
 //    "ledger": [{"vm", "vmset", "pool", "host", "provider_id", "template_hash"}],

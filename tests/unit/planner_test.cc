@@ -292,9 +292,38 @@ TEST(PlannerTest, SelectorTagsArchMaxVmsAndPackVersusSpread) {
             "no host fits intel-0: 2 hosts in pool macs; 2 arm64 (need x86_64)");
 }
 
+// A host that does not report its free disk (a Parallels service before 1.0.0) is not refused
+// for disk; one that reports too little is.
+TEST(PlannerTest, UnknownFreeDiskIsNoFilter) {
+  Fleet fleet({"a", "b"});
+  fleet.observed.hosts["a"].facts.available.disk_bytes = 10 * kGi;
+  fleet.observed.hosts["b"].facts.available.disk_bytes = 0;
+  fleet.observed.hosts["b"].facts.disk_known = false;
+  fleet.sets.push_back(Set("mac", 1));
+  const Plan plan = fleet.Compute();
+  ASSERT_EQ(plan.actions.size(), 2u);  // create, start
+  EXPECT_EQ(plan.actions[0].host, "b");
+}
+
+// Hosts that cannot use an image (an agent too old for catalog creates) are skipped, and the
+// reason is in the finding when no host is left.
+TEST(PlannerTest, HostsThatCannotUseTheImageAreSkippedWithTheirReason) {
+  Fleet fleet({"a", "b"});
+  fleet.observed.hosts["a"].facts.unsupported_images["catalog://"] = "service 0.9.21 is too old";
+  fleet.sets.push_back(Set("mac", 1));
+  EXPECT_EQ(fleet.Compute().actions.at(0).host, "b");
+  fleet.observed.hosts["b"].facts.unsupported_images["catalog://"] = "service 0.9.21 is too old";
+  EXPECT_EQ(fleet.Compute().findings.at(0).message,
+            "no host fits mac-0: 2 hosts in pool macs; 2 cannot use the image: service 0.9.21 is "
+            "too old");
+  fleet.sets[0].templ.image = "vm://golden";
+  EXPECT_TRUE(fleet.Compute().findings.empty());
+}
+
 TEST(PlannerTest, HostsHoldingTheImageArePreferred) {
   Fleet fleet({"a", "b"});
-  fleet.observed.hosts["b"].facts.cached_images = {"catalog://BASE/v1"};
+  // As hosts report it (ImageCacheKey): the template says catalog://BASE/v1.
+  fleet.observed.hosts["b"].facts.cached_images = {"catalog://base/v1"};
   fleet.observed.hosts["a"] = Online("a", 24, 64);  // roomier, but would have to pull
   fleet.sets.push_back(Set("lin", 1, GuestOs::kLinux));
   EXPECT_EQ(fleet.Compute().actions[0].host, "b");
