@@ -99,6 +99,10 @@ struct CreateRequest {
   // returns true the create gives up with Cancelled, leaving what it reported through
   // on_progress for a later attempt to resume or clean up.
   std::function<bool()> cancelled;
+  // What the create is doing now, in words for people ("Downloading pack file 45% (9.0 of
+  // 20.0 GiB, 1m20s left)"); called from the calling thread whenever that changes. May be
+  // unset.
+  std::function<void(std::string_view)> on_status;
 };
 
 struct CreateResult {
@@ -154,9 +158,11 @@ class Provider {
   virtual Status Delete(const HostRef& host, std::string_view vm, Deadline deadline) = 0;
 
   // Runs `script` in the running VM with `env` set. A script that fails is not an error: look
-  // at ExecResult::exit_code. Values of `env` are treated as secrets. If the answer is lost (a
-  // timeout), the script may have run: a retry runs it again, so startup scripts must be safe
-  // to repeat.
+  // at ExecResult::exit_code. Values of `env` are treated as secrets. A guest that cannot run
+  // commands yet (still booting) is a retryable error. If the answer is lost (a timeout), the
+  // script may have run, and may still be running: a provider that can tell (parallels) follows
+  // that run when called again with the same VM, script and environment; otherwise a retry runs
+  // it again, so startup scripts must be safe to repeat.
   virtual Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                                   const std::map<std::string, std::string>& env,
                                   Deadline deadline) = 0;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -196,6 +197,21 @@ class ConsoleProgress : public executor::Progress {
     }
   }
 
+  // A running create's progress: on the live line, and in the log when its step changes.
+  void Doing(const Action& action, std::string_view what) override {
+    const std::string line = Describe(action) + ": " + std::string(what);
+    if (live_) {
+      context_.err << "\r\033[K" << line << std::flush;
+      return;
+    }
+    std::string& last = last_step_[action.id];
+    const std::string step(what.substr(0, what.find_first_of("0123456789(")));
+    if (step != last) {
+      last = step;
+      context_.log->info("{}", line);
+    }
+  }
+
   void End() {
     if (live_) {
       context_.err << "\r\033[K" << std::flush;
@@ -219,7 +235,8 @@ class ConsoleProgress : public executor::Progress {
 
   const Context& context_;
   bool live_;
-  size_t started_ = 0;  // calls come one at a time (executor::Progress)
+  size_t started_ = 0;                    // calls come one at a time (executor::Progress)
+  std::map<int, std::string> last_step_;  // by action id: the step last logged
 };
 
 // SIGINT and SIGTERM, turned into a call on a thread of ours: block them in every thread (call

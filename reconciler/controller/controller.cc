@@ -86,6 +86,9 @@ class StoreJournal : public executor::Journal {
   Status Pending(int64_t id, const providers::PendingCreate& pending) override {
     return Logged(store_.UpdateActionPending(id, pending.temp_name, pending.job_id));
   }
+  Status Doing(int64_t id, std::string_view what) override {
+    return Logged(store_.UpdateActionDoing(id, what));
+  }
   Status Finished(int64_t id, executor::Outcome outcome, std::string_view error) override {
     return Logged(store_.UpdateActionState(id, ToState(outcome), error, clock_.Now()));
   }

@@ -350,6 +350,13 @@ class Runner {
       (void)context_.journal->Pending(id, pending);
     };
     request.cancelled = [this] { return stop_.stop_requested(); };
+    request.on_status = [&](std::string_view what) {
+      (void)context_.journal->Doing(id, what);
+      std::lock_guard lock(progress_mu_);
+      if (context_.progress != nullptr) {
+        context_.progress->Doing(action, what);
+      }
+    };
     const bool ours_to_adopt = request.resume.has_value() || progressed.pending.has_value();
     Result<providers::CreateResult> created =
         provider.Create(host, request, providers::DeadlineIn(options_.create_timeout));

@@ -88,6 +88,9 @@ class Journal {
   virtual Status Running(int64_t id) = 0;
   // A create reported its temporary name (and job) for resuming after a crash.
   virtual Status Pending(int64_t id, const providers::PendingCreate& pending) = 0;
+  // What a running create is doing, in words ("Downloading pack file 45% ..."), for people
+  // following the run. Not needed to resume anything.
+  virtual Status Doing(int64_t /*id*/, std::string_view /*what*/) { return Status::Ok(); }
   virtual Status Finished(int64_t id, Outcome outcome, std::string_view error) = 0;
   // The host confirmed the VM exists under its final name: it is Flotilla's from now on.
   virtual Status VmCreated(const LedgerEntry& entry) = 0;
@@ -102,6 +105,8 @@ class Progress {
   virtual void Started(const Action& action, int attempt, size_t done, size_t total) = 0;
   virtual void Finished(const Action& action, Outcome outcome, const Status& status,
                         std::chrono::milliseconds elapsed, size_t done, size_t total) = 0;
+  // What a running action is doing, as its provider says (a pull's progress).
+  virtual void Doing(const Action& /*action*/, std::string_view /*what*/) {}
 };
 
 struct ActionReport {

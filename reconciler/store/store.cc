@@ -152,7 +152,12 @@ CREATE TABLE events (
 );
 )sql";
 
-constexpr std::array kMigrations = {kMigrationV1};
+// What a running action is doing, as its provider says (a pull's step and progress).
+constexpr const char* kMigrationV2 = R"sql(
+ALTER TABLE actions ADD COLUMN doing TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array kMigrations = {kMigrationV1, kMigrationV2};
 static_assert(kMigrations.size() == kSchemaVersion, "one migration per schema version");
 
 // ---------------------------------------------------------------------------------------------
@@ -580,7 +585,7 @@ RunRecord ReadRun(Statement& s) {
 constexpr const char* kActionColumns =
     "id, run_id, plan_action_id, kind, vm, vmset, pool, host, from_host, template_hash, "
     "predecessor_id, create_first, attempt, state, error, pending_temp_name, pending_job_id, "
-    "started_at, finished_at";
+    "started_at, finished_at, doing";
 
 ActionRecord ReadAction(Statement& s) {
   return ActionRecord{.id = s.Int(0),
@@ -600,6 +605,7 @@ ActionRecord ReadAction(Statement& s) {
                       .error = s.Text(14),
                       .pending_temp_name = s.Text(15),
                       .pending_job_id = s.Text(16),
+                      .doing = s.Text(19),
                       .started_at = s.TimeAt(17),
                       .finished_at = s.OptionalTime(18)};
 }
@@ -884,6 +890,16 @@ Status Store::UpdateActionPending(int64_t action_id, std::string_view temp_name,
   Status s =
       impl_->db.Run("UPDATE actions SET pending_temp_name = ?2, pending_job_id = ?3 WHERE id = ?1",
                     what, action_id, temp_name, job_id);
+  if (s.ok() && impl_->db.Changes() == 0) {
+    return Status::NotFound(impl_->db.path() + ": " + what + ": no such action");
+  }
+  return s;
+}
+
+Status Store::UpdateActionDoing(int64_t action_id, std::string_view doing) {
+  std::lock_guard lock(impl_->mu);
+  const std::string what = "update action " + std::to_string(action_id);
+  Status s = impl_->db.Run("UPDATE actions SET doing = ?2 WHERE id = ?1", what, action_id, doing);
   if (s.ok() && impl_->db.Changes() == 0) {
     return Status::NotFound(impl_->db.path() + ": " + what + ": no such action");
   }

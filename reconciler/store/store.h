@@ -41,7 +41,7 @@ namespace flotilla::store {
 using Time = std::chrono::system_clock::time_point;
 
 // The schema version this build writes. Opening a newer file fails (downgrades are refused).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct StoreOptions {
   size_t retain_runs = 1000;     // newest runs kept (with their actions); 0: keep all
@@ -114,6 +114,7 @@ struct ActionRecord {
   std::string error;              // last error (redacted by the caller)
   std::string pending_temp_name;  // create/replace: the provider's temporary VM name
   std::string pending_job_id;     // create/replace: the host's job id, if asynchronous
+  std::string doing;              // what it is doing, as the provider last said (for people)
   Time started_at;
   std::optional<Time> finished_at;
 };
@@ -170,6 +171,7 @@ class Store {
                            std::optional<Time> finished_at);
   Status UpdateActionPending(int64_t action_id, std::string_view temp_name,
                              std::string_view job_id);
+  Status UpdateActionDoing(int64_t action_id, std::string_view doing);
   Result<std::vector<ActionRecord>> Actions(int64_t run_id);  // in id order
   // Every action still intended or running, oldest first.
   Result<std::vector<ActionRecord>> UnfinishedActions();

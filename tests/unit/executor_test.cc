@@ -33,6 +33,9 @@ class RecordingJournal : public Journal {
   Status Pending(int64_t id, const providers::PendingCreate& pending) override {
     return Add("pending " + Name(id) + " " + pending.temp_name);
   }
+  Status Doing(int64_t id, std::string_view what) override {
+    return Add("doing " + Name(id) + ": " + std::string(what));
+  }
   Status Finished(int64_t id, Outcome outcome, std::string_view /*error*/) override {
     return Add(std::string(ToString(outcome)) + " " + Name(id));
   }
@@ -251,6 +254,10 @@ TEST_F(ExecutorTest, CreatesThenStartsAndRunsTheStartupScript) {
   EXPECT_LT(journal_.IndexOf("pending create set-0 set-0.flotilla-t"),
             journal_.IndexOf("created set-0 on h1"));
   EXPECT_LT(journal_.IndexOf("created set-0 on h1"), journal_.IndexOf("intend start set-0 #1"));
+  // What the provider said it was doing reached the journal (for the API) on the way.
+  EXPECT_TRUE(std::any_of(journal_.lines.begin(), journal_.lines.end(), [](const std::string& l) {
+    return l.starts_with("doing create set-0: copying ");
+  }));
   EXPECT_EQ(journal_.ledger.at("set-0").template_hash, "hash-1");
   EXPECT_EQ(journal_.ledger.at("set-0").provider_id, Vm("h1", "set-0")->id);
 }

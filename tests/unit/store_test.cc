@@ -464,10 +464,13 @@ TEST_F(StoreTest, ActionsAreJournaledAndUpdated) {
 
   ASSERT_OK(store->UpdateActionPending(*id, "ios-3.flotilla-3fa9", "job-17"));
   ASSERT_OK(store->UpdateActionState(*id, ActionState::kRunning, "", std::nullopt));
+  ASSERT_OK(store->UpdateActionDoing(*id, "Downloading pack file 45%"));
+  EXPECT_TRUE(store->UpdateActionDoing(*id + 1000, "x").IsNotFound());
   actions = store->Actions(*run);
   ASSERT_OK(actions);
   EXPECT_EQ((*actions)[0].pending_temp_name, "ios-3.flotilla-3fa9");
   EXPECT_EQ((*actions)[0].pending_job_id, "job-17");
+  EXPECT_EQ((*actions)[0].doing, "Downloading pack file 45%");
   EXPECT_EQ((*actions)[0].state, ActionState::kRunning);
   EXPECT_EQ((*actions)[0].error, "");
 
