@@ -301,6 +301,7 @@ class SimHost {
   std::map<std::string, std::chrono::system_clock::time_point> tokens_;
   int failed_logins_ = 0;  // of the one user hostsim knows, for the brute-force guard
   int exec_running_ = 0;   // guest commands running (at most options_.exec_slots)
+  int exec_requests_ = 0;  // exec requests running or waiting for a slot
   // Pulls caching an image now (job id -> cache key), and those a cache listing disturbed.
   std::map<std::string, std::string> caching_;
   std::vector<std::string> cache_disturbed_;

@@ -405,6 +405,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
                "log one line per request to stderr (method, path, status, duration)");
   app.add_flag("--allow-overcommit", o.allow_overcommit,
                "let VMs start even when their cpu/memory exceed what is available");
+  app.add_flag("--no-api-routes", o.no_api_routes,
+               "reproduce the 1.0.6 HTTPS-only defect: no API route is registered, only "
+               "/api/health/probe answers");
   app.add_option("--guest-boot", guest_boot,
                  "after a start, exec fails (exit_code != 0) until the guest has booted")
       ->capture_default_str();

@@ -105,6 +105,10 @@ struct SimOptions {
   // worker (httplib), and a client keeps one or two per host it talks to: with fewer workers
   // than that, requests queue behind idle connections.
   int threads = 0;
+  // Reproduce prl-devops-service 1.0.6's HTTPS-only mode defect: with TLS_ENABLED and
+  // DISABLE_HTTP_WHEN_TLS it registers no API routes (restapi/http_listener.go:481-513, PR
+  // #534), so everything but the health probe is the router's 404.
+  bool no_api_routes = false;
   // Serve HTTPS with this PEM certificate and key (both or neither).
   std::string tls_cert;
   std::string tls_key;

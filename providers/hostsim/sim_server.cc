@@ -51,7 +51,11 @@ struct Route {
 };
 
 // The routes of one version (controllers/*.go Register* at that tag).
-std::vector<Route> BuildRoutes(const ServiceFeatures& features) {
+std::vector<Route> BuildRoutes(const ServiceFeatures& features, bool no_api_routes) {
+  if (no_api_routes) {
+    // Only what http_listener.go registers itself; the controllers' routes are missing.
+    return {{"GET", {"health", "probe"}, Api::kProbe, "probe", false}};
+  }
   std::vector<Route> routes = {
       {"POST", {"auth", "token"}, Api::kLogin, "login", false},
       {"POST", {"auth", "token", "validate"}, Api::kValidate, "validate", false},
@@ -165,7 +169,9 @@ struct SimServer::Routes {
 };
 
 SimServer::SimServer(SimWorld& world)
-    : world_(world), routes_(new Routes{BuildRoutes(*FeaturesOf(world.options().version))}) {}
+    : world_(world),
+      routes_(new Routes{
+          BuildRoutes(*FeaturesOf(world.options().version), world.options().no_api_routes)}) {}
 
 SimServer::~SimServer() { Stop(); }
 

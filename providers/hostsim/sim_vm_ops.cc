@@ -363,6 +363,10 @@ ExecOutcome SimHost::RunInGuest(const SimVm& vm, const std::string& command) {
   // (the service's sshSem channel, parallelsdesktop/main.go:60 and :2688-2690).
   {
     std::unique_lock lock(mu_);
+    // Requests holding or waiting for a slot, for the control API's counters.
+    ++exec_requests_;
+    int64_t& peak = counters_["execute"]["peak_requests"];
+    peak = std::max<int64_t>(peak, exec_requests_);
     cv_.wait(lock, [&] { return exec_running_ < options_.exec_slots || shutting_down_; });
     ++exec_running_;
   }
@@ -388,6 +392,7 @@ ExecOutcome SimHost::RunInGuest(const SimVm& vm, const std::string& command) {
   {
     std::lock_guard lock(mu_);
     --exec_running_;
+    --exec_requests_;
   }
   cv_.notify_all();
   return outcome;
