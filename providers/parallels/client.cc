@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <thread>
 
 #include "providers/parallels/wire.h"
 #include "reconciler/model/text.h"
@@ -21,6 +22,32 @@ std::string Seconds(steady_clock::duration d) {
 }
 
 }  // namespace
+
+nlohmann::json ParseBody(const Response& response) {
+  return nlohmann::json::parse(response.body, nullptr, false);
+}
+
+bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline) {
+  const auto now = steady_clock::now();
+  if (now >= deadline) {
+    return false;
+  }
+  std::this_thread::sleep_for(std::min<steady_clock::duration>(wait, deadline - now));
+  return steady_clock::now() < deadline;
+}
+
+bool IsRouterNotFound(std::string_view message) {
+  return message.starts_with("resource ") && ContainsIgnoreCase(message, "not found");
+}
+
+namespace {
+constexpr std::string_view kNoSuchEndpoint = "the host has no such endpoint";
+}  // namespace
+
+bool IsMissingEndpoint(const Status& status) {
+  return status.code() == Status::Code::kFailedPrecondition &&
+         status.message().find(kNoSuchEndpoint) != std::string::npos;
+}
 
 Result<Endpoint> ParseEndpoint(std::string_view address) {
   Endpoint endpoint;
@@ -210,11 +237,19 @@ Result<Response> HostClient::Send(Method method, const std::string& path, const 
   return response;
 }
 
-Result<HostClient::Token> HostClient::Login(Deadline deadline) {
+Result<std::optional<HostClient::Token>> HostClient::Login(Deadline deadline) {
   // A login is short; waiting for it must not use a whole long operation's deadline, since
   // every other caller for this host waits behind it.
   deadline = std::min(deadline, DeadlineIn(std::chrono::seconds{30}));
-  const nlohmann::json request = {{"username", config_.username}, {"password", config_.password}};
+  const bool key = !config_.api_key.empty();
+  // Hosts before 1.0.1 read only `email` (which matches a user name too); later ones read
+  // `email` first. An API key is exchanged for a token from 1.0.1 on (`api_key`), so that
+  // every call carries a user: the jobs endpoints refuse API keys, and each X-Api-Key request
+  // costs the host a bcrypt comparison (audit #2, #4, #17).
+  const nlohmann::json request = key ? nlohmann::json{{"api_key", config_.api_key}}
+                                     : nlohmann::json{{"email", config_.username},
+                                                      {"username", config_.username},
+                                                      {"password", config_.password}};
   const std::string body = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   Result<Response> response =
       Send(Method::kPost, "/v1/auth/token", &body, httplib::Headers{}, deadline);
@@ -224,15 +259,19 @@ Result<HostClient::Token> HostClient::Login(Deadline deadline) {
   const int status = response->status;
   if (status != 200) {
     const std::string message = Message(response->body);
+    if (key && status == 400) {
+      // "Invalid request body: Email is required": a host before 1.0.1 took the key for a
+      // password login without an email.
+      return std::optional<Token>();
+    }
     // The service answers an unknown user or a wrong password with 404 (and the message
     // below), a malformed request with 400, a locked-out one with 401; anything else is the
     // host's trouble, not the credentials'.
     if (status == 400 || status == 401 || status == 403 ||
         (status == 404 &&
          !(ContainsIgnoreCase(message, "resource") && ContainsIgnoreCase(message, "not found")))) {
-      return Status::PermissionDenied(
-          "host " + host_.name +
-          " refused the login with the pool's username and password: " + message);
+      return Status::PermissionDenied("host " + host_.name + " refused the login with the pool's " +
+                                      (key ? "API key" : "username and password") + ": " + message);
     }
     return ErrorFor(*response, "log in");
   }
@@ -256,33 +295,76 @@ Result<HostClient::Token> HostClient::Login(Deadline deadline) {
   const auto margin =
       std::min<Clock::TimePoint::duration>(config_.tuning.token_renew_margin, lifetime / 4);
   token.renew_at = token.expires_at - margin;
-  return token;
+  return std::optional<Token>(token);
 }
 
 Result<std::string> HostClient::BearerToken(Deadline deadline) {
+  auto current = [this]() -> std::optional<Result<std::string>> {
+    if (key_header_) {
+      return Result<std::string>(std::string());
+    }
+    if (token_ && clock_.Now() < token_->renew_at) {
+      return Result<std::string>(token_->value);
+    }
+    if (refused_ && clock_.Now() < retry_login_at_) {
+      return Result<std::string>(*refused_);
+    }
+    return std::nullopt;
+  };
   {
     std::lock_guard lock(mu_);
-    if (token_ && clock_.Now() < token_->renew_at) {
-      return token_->value;
+    if (std::optional<Result<std::string>> known = current()) {
+      return *known;
     }
   }
   std::lock_guard login(login_mu_);
   {
     // Another thread may have logged in while this one waited.
     std::lock_guard lock(mu_);
-    if (token_ && clock_.Now() < token_->renew_at) {
-      return token_->value;
+    if (std::optional<Result<std::string>> known = current()) {
+      return *known;
     }
   }
-  Result<Token> token = Login(deadline);
+  Result<std::optional<Token>> token = Login(deadline);
+  std::lock_guard lock(mu_);
   if (!token.ok()) {
-    return token.status();
+    Status status = token.status();
+    if (status.IsPermissionDenied()) {
+      // The brute-force guard counts every refused login and, from the fifth, sleeps in the
+      // request: the pool's credentials are not tried on this host again for a while.
+      login_backoff_ = login_backoff_.count() == 0
+                           ? config_.tuning.login_backoff
+                           : std::min(login_backoff_ * 2, config_.tuning.login_backoff_max);
+      retry_login_at_ = clock_.Now() + login_backoff_;
+      refused_ = Status::PermissionDenied(
+          status.message() + " (not tried again on this host for " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(login_backoff_).count()) +
+          "s, so that its brute-force guard does not slow every login down)");
+      return status;
+    }
+    if (refused_ && status.code() == Status::Code::kDeadlineExceeded) {
+      return Status::PermissionDenied(
+          "host " + host_.name +
+          " did not answer a login in time after refusing the pool's "
+          "credentials before: its brute-force guard delays every further login (" +
+          status.message() + ")");
+    }
+    return status;
   }
+  refused_.reset();
+  login_backoff_ = std::chrono::milliseconds{0};
+  if (!token->has_value()) {
+    key_header_ = true;
+    logger_->info(
+        "host {}: the service cannot exchange an API key for a token (before 1.0.1); using "
+        "X-Api-Key, with which it lets no job be read",
+        host_.name);
+    return std::string();
+  }
+  token_ = **token;
   logger_->debug(
       "host {}: logged in; token valid for {}s", host_.name,
-      std::chrono::duration_cast<std::chrono::seconds>(token->expires_at - clock_.Now()).count());
-  std::lock_guard lock(mu_);
-  token_ = *token;
+      std::chrono::duration_cast<std::chrono::seconds>(token_->expires_at - clock_.Now()).count());
   return token_->value;
 }
 
@@ -299,25 +381,30 @@ Result<Response> HostClient::Call(Method method, const std::string& path,
   const std::string payload =
       body != nullptr ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                       : std::string();
-  const bool use_token = config_.api_key.empty() && !config_.username.empty();
+  const bool authenticated = !config_.api_key.empty() || !config_.username.empty();
   for (int attempt = 0;; ++attempt) {
     // Exactly one credential header: the service rejects requests that carry both.
     httplib::Headers headers{{"Accept", "application/json"}};
     std::string token;
-    if (!config_.api_key.empty()) {
-      headers.emplace("X-Api-Key", config_.api_key);
-    } else if (use_token) {
+    if (authenticated) {
       Result<std::string> bearer = BearerToken(deadline);
       if (!bearer.ok()) {
         return bearer.status();
       }
       token = *bearer;
-      headers.emplace("Authorization", "Bearer " + token);
+      if (!token.empty()) {
+        headers.emplace("Authorization", "Bearer " + token);
+      } else {
+        headers.emplace("X-Api-Key", config_.api_key);
+      }
     }
     Result<Response> response =
         Send(method, path, body != nullptr ? &payload : nullptr, headers, deadline);
-    if (response.ok() && response->status == 401 && use_token && attempt == 0) {
+    if (response.ok() && response->status == 401 && !token.empty() && attempt == 0 &&
+        !ContainsIgnoreCase(response->body, "permission")) {
       // Expired early, or the service restarted with a new signing secret: log in once more.
+      // A token that lacks a claim ("User does not contain enough permissions") is refused the
+      // same way, and a new one would be too.
       logger_->debug("host {}: token refused ({}); logging in again", host_.name,
                      Message(response->body));
       ForgetToken(token);
@@ -327,12 +414,88 @@ Result<Response> HostClient::Call(Method method, const std::string& path,
   }
 }
 
+HostClient::ExecSlot::~ExecSlot() {
+  if (client_ != nullptr) {
+    {
+      std::lock_guard lock(client_->mu_);
+      --client_->exec_running_;
+    }
+    client_->exec_cv_.notify_one();
+  }
+}
+
+Result<HostClient::ExecSlot> HostClient::AcquireExecSlot(Deadline deadline) {
+  std::unique_lock lock(mu_);
+  if (!exec_cv_.wait_until(lock, deadline,
+                           [&] { return exec_running_ < config_.tuning.exec_slots; })) {
+    return Status::DeadlineExceeded("host " + host_.name + ": no guest-command slot came free (" +
+                                    std::to_string(config_.tuning.exec_slots) +
+                                    " run at once per host)");
+  }
+  ++exec_running_;
+  return ExecSlot(this);
+}
+
+void HostClient::BeginCreate() {
+  std::lock_guard lock(mu_);
+  ++creates_in_flight_;
+}
+
+void HostClient::EndCreate() {
+  std::lock_guard lock(mu_);
+  --creates_in_flight_;
+}
+
+int HostClient::creates_in_flight() const {
+  std::lock_guard lock(mu_);
+  return creates_in_flight_;
+}
+
+HostClient::CacheListing HostClient::cache_listing() const {
+  std::lock_guard lock(mu_);
+  return cache_;
+}
+
+void HostClient::SetCacheListing(CacheListing listing) {
+  std::lock_guard lock(mu_);
+  cache_ = std::move(listing);
+}
+
+Result<Response> HostClient::GetWithoutCredentials(const std::string& path, Deadline deadline) {
+  return Send(Method::kGet, path, nullptr, httplib::Headers{{"Accept", "application/json"}},
+              deadline);
+}
+
 void HostClient::NoteAgentVersion(std::string_view version) {
   std::optional<bool> at_least = VersionAtLeast(version, kFirstPutVersion);
   std::lock_guard lock(mu_);
+  agent_version_ = std::string(version);
   if (at_least) {
     state_verb_put_ = *at_least;
   }
+}
+
+Result<std::string> HostClient::AgentVersion(Deadline deadline) {
+  {
+    std::lock_guard lock(mu_);
+    if (agent_version_) {
+      return *agent_version_;
+    }
+  }
+  Result<Response> hardware = Call(Method::kGet, "/v1/config/hardware", nullptr, deadline);
+  if (!hardware.ok()) {
+    return hardware.status();
+  }
+  std::string version;
+  if (hardware->status == 200) {
+    const nlohmann::json parsed = ParseBody(*hardware);
+    if (parsed.is_object() && parsed.contains("devops_version") &&
+        parsed["devops_version"].is_string()) {
+      version = parsed["devops_version"].get<std::string>();
+      NoteAgentVersion(version);
+    }
+  }
+  return version;
 }
 
 Result<Response> HostClient::StateChange(std::string_view vm, std::string_view operation,
@@ -343,16 +506,8 @@ Result<Response> HostClient::StateChange(std::string_view vm, std::string_view o
     put = state_verb_put_;
   }
   if (!put) {
-    Result<Response> hardware = Call(Method::kGet, "/v1/config/hardware", nullptr, deadline);
-    if (!hardware.ok()) {
-      return hardware.status();
-    }
-    if (hardware->status == 200) {
-      const nlohmann::json parsed = nlohmann::json::parse(hardware->body, nullptr, false);
-      if (parsed.is_object() && parsed.contains("devops_version") &&
-          parsed["devops_version"].is_string()) {
-        NoteAgentVersion(parsed["devops_version"].get<std::string>());
-      }
+    if (Result<std::string> version = AgentVersion(deadline); !version.ok()) {
+      return version.status();
     }
     std::lock_guard lock(mu_);
     put = state_verb_put_.value_or(true);  // an unknown version is probably a new one
@@ -363,11 +518,16 @@ Result<Response> HostClient::StateChange(std::string_view vm, std::string_view o
   }
   for (int attempt = 0;; ++attempt) {
     Result<Response> response = Call(*put ? Method::kPut : Method::kGet, path, nullptr, deadline);
-    if (response.ok() && response->status == 405 && attempt == 0) {
-      // The version said one verb and the router wants the other (a proxy in between, or a
-      // build between releases): switch and remember.
-      logger_->info("host {}: {} of /machines/{{id}}/{} refused with 405; using {}", host_.name,
-                    *put ? "PUT" : "GET", operation, *put ? "GET" : "PUT");
+    // The version said one verb and the router wants the other (a source build reports
+    // 0.0.0; the version report failed): switch once and remember. The service's router
+    // answers a wrong verb with its plain 404 "resource <path> not found", never 405 (audit #6,
+    // run against gorilla/mux 1.8.1); a proxy in between may say 405.
+    if (response.ok() && attempt == 0 &&
+        (response->status == 405 ||
+         (response->status == 404 && IsRouterNotFound(Message(response->body))))) {
+      logger_->info("host {}: {} of /machines/{{id}}/{} refused by the router (HTTP {}); using {}",
+                    host_.name, *put ? "PUT" : "GET", operation, response->status,
+                    *put ? "GET" : "PUT");
       put = !*put;
       std::lock_guard lock(mu_);
       state_verb_put_ = *put;
@@ -396,10 +556,11 @@ Status HostClient::ErrorFor(const Response& response, std::string_view what,
     return Status::InvalidArgument(prefix + detail);
   }
   if (status == 404) {
-    // The router's own 404: the address's path prefix is wrong, or the host is too old.
-    if (message.starts_with("resource ") && ContainsIgnoreCase(message, "not found")) {
-      return Status::FailedPrecondition(prefix + "the host does not serve this endpoint (" +
-                                        detail + "); check the address's path prefix");
+    // The router's own 404: no route for this path and verb.
+    if (IsRouterNotFound(message)) {
+      return Status::FailedPrecondition(
+          prefix + std::string(kNoSuchEndpoint) + " (" + detail +
+          "): its service may be too old for this call, or the address's path prefix wrong");
     }
     // The service answers 404 both for a missing VM ("error 404: Virtual machine not found")
     // and for any host command that failed; only the first is NotFound (reference 1.1).

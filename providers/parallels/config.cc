@@ -59,9 +59,13 @@ Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
       config.password.clear();
     }
   } else {
-    context.logger->warn("pool {}: no credentialsRef; hosts are called without credentials",
-                         pool.meta.name);
+    // Every prl-devops-service host wants credentials: it has no unauthenticated mode (an
+    // empty X-Api-Key gets 401, security/apikey/apikey.go:29-48; audit #16).
+    return Status::FailedPrecondition("pool " + pool.meta.name +
+                                      " has no credentialsRef: prl-devops-service hosts need an "
+                                      "API key or a username and password");
   }
+  config.catalog_manager_id = pool.catalog_manager_id;
   if (!pool.catalog_connection_ref.empty()) {
     Result<std::string> connection =
         ReadOptional(context.secrets, pool.catalog_connection_ref, "connection");

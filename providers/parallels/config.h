@@ -25,6 +25,25 @@ struct ParallelsTuning {
   // A login token is renewed this long before it expires (or a quarter of its lifetime, if that
   // is shorter).
   std::chrono::seconds token_renew_margin{60};
+  // After a host refuses the pool's credentials, no login is tried on it for this long (doubling
+  // with every further refusal up to login_backoff_max): the service's brute-force guard sleeps
+  // inside the request from the fifth failure on, 5 s more each time, until a refused password
+  // looks like an unreachable host (audit #12).
+  std::chrono::milliseconds login_backoff{std::chrono::minutes{1}};
+  std::chrono::milliseconds login_backoff_max{std::chrono::minutes{30}};
+  // The catalog cache (GET /cache) is listed at most this often per host, and never while a
+  // create runs there: a listing rewrites the cache's metadata and can fail a pull in progress
+  // (audit #9). Locality only needs to be roughly current.
+  std::chrono::milliseconds cache_refresh{std::chrono::minutes{10}};
+  // Guest commands (PUT /execute) sent to one host at once: the service runs at most 2
+  // (maxConcurrentSSH) and queues the rest while their requests wait.
+  int exec_slots = 2;
+  // How often a startup script running detached in a guest is looked at, and how long to wait
+  // between attempts to launch it while the guest is still booting.
+  std::chrono::milliseconds script_poll{std::chrono::seconds{5}};
+  std::chrono::milliseconds guest_boot_poll{std::chrono::seconds{5}};
+  // How often a VM being pulled is looked for by name when its job cannot be read.
+  std::chrono::milliseconds follow_poll{std::chrono::seconds{10}};
 };
 
 struct ParallelsConfig {
@@ -35,8 +54,11 @@ struct ParallelsConfig {
   std::string username;
   std::string password;
   // The catalog connection string passed to hosts when creating from catalog://; may be empty
-  // (hosts then need a local catalog).
+  // (hosts then need a local catalog, or catalog_manager_id).
   std::string catalog_connection;
+  // A catalog manager registered on the hosts (catalog_manifest.catalog_manager_id): the hosts
+  // hold the catalog's credentials, Flotilla never sees them. Exclusive with the connection.
+  std::string catalog_manager_id;
   bool insecure_skip_verify = false;  // do not verify host certificates (logged as a warning)
   std::string ca_file;                // PEM bundle that signs host certificates; empty = system
   ParallelsTuning tuning;

@@ -1,7 +1,6 @@
 #include "providers/parallels/provider.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "providers/parallels/wire.h"
 #include "reconciler/model/text.h"
@@ -10,22 +9,10 @@ namespace flotilla::providers::parallels {
 namespace {
 
 using nlohmann::json;
-using std::chrono::steady_clock;
 
-// How often a waiting create looks at CreateRequest::cancelled.
-constexpr std::chrono::milliseconds kCancelSlice{200};
-
-// Sleeps for `wait`, or until the deadline if that is sooner. False if the deadline has passed.
-bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline) {
-  const auto now = steady_clock::now();
-  if (now >= deadline) {
-    return false;
-  }
-  std::this_thread::sleep_for(std::min<steady_clock::duration>(wait, deadline - now));
-  return steady_clock::now() < deadline;
-}
-
-json ParseBody(const Response& response) { return json::parse(response.body, nullptr, false); }
+// The first release with asynchronous creates, jobs and the cache (controllers/jobs.go and
+// controllers/cache.go arrive in v1.0.0; v0.9.21 has neither).
+constexpr std::string_view kFirstCatalogVersion = "1.0.0";
 
 }  // namespace
 
@@ -123,6 +110,76 @@ Result<VmInfo> ParallelsProvider::WaitFor(HostClient& client, std::string_view v
   }
 }
 
+std::string ParallelsProvider::CatalogUnsupported(std::string_view agent_version) {
+  // Source builds report 0.0.0 (version/version.go: only release builds set it): unknown.
+  if (TrimAscii(agent_version) == "0.0.0") {
+    return "";
+  }
+  std::optional<bool> recent = VersionAtLeast(agent_version, kFirstCatalogVersion);
+  if (!recent || *recent) {
+    return "";
+  }
+  return "prl-devops-service " + std::string(TrimAscii(agent_version)) +
+         " has no asynchronous create and no jobs (Flotilla creates from a catalog on 1.0.0 and "
+         "later; vm:// clones work)";
+}
+
+Status ParallelsProvider::MissingRoutes(HostClient& client, Deadline deadline) {
+  // The health probe is registered outside the API's controllers (http_listener.go): if it
+  // answers, the prefix is right and the service registered no API routes, which
+  // prl-devops-service 1.0.6 does in HTTPS-only mode (TLS_ENABLED with DISABLE_HTTP_WHEN_TLS;
+  // restapi/http_listener.go:481-513).
+  const std::string& name = client.host().name;
+  Result<Response> probe = client.GetWithoutCredentials("/health/probe", deadline);
+  if (probe.ok() && probe->status == 200) {
+    return Status::FailedPrecondition(
+        "host " + name +
+        " answers its health probe but has no API endpoints: the service registered no API "
+        "routes (prl-devops-service 1.0.6 does so in HTTPS-only mode, TLS_ENABLED with "
+        "DISABLE_HTTP_WHEN_TLS; see docs/operations.md)");
+  }
+  return Status::FailedPrecondition("host " + name +
+                                    " serves neither its API nor /health/probe under this "
+                                    "address: check its path prefix (the service's default is "
+                                    "/api)");
+}
+
+std::vector<std::string> ParallelsProvider::CachedImages(HostClient& client, const HostFacts& facts,
+                                                         Deadline deadline) {
+  HostClient::CacheListing listing = client.cache_listing();
+  const bool fresh =
+      listing.listed_at && clock_.Now() - *listing.listed_at < config_.tuning.cache_refresh;
+  if (fresh || client.creates_in_flight() > 0 || !CatalogUnsupported(facts.agent_version).empty()) {
+    return listing.images;
+  }
+  // Nor while any pull runs on the host, ours from before a restart or anyone else's: only a
+  // host whose job list shows none is listed (one that lets us read no jobs, never).
+  Result<Response> jobs = client.Call(Method::kGet, "/v1/jobs", nullptr, deadline);
+  if (!jobs.ok() || jobs->status != 200) {
+    return listing.images;
+  }
+  const json list = ParseBody(*jobs);
+  const bool pulling = !list.is_array() || std::any_of(list.begin(), list.end(), [](const json& j) {
+    Result<Job> job = ParseJob(j);
+    return !job.ok() || job->state == "pending" || job->state == "running" || job->state == "init";
+  });
+  if (pulling) {
+    return listing.images;
+  }
+  // The catalog cache is optional (the module can be off): without it there is just no
+  // locality preference.
+  Result<Response> cache = client.Call(Method::kGet, "/v1/cache", nullptr, deadline);
+  if (cache.ok() && cache->status == 200) {
+    listing.images = ParseCachedImages(ParseBody(*cache), facts.arch);
+  } else if (cache.ok()) {
+    logger_->debug("host {}: no catalog cache listing (HTTP {})", client.host().name,
+                   cache->status);
+  }
+  listing.listed_at = clock_.Now();
+  client.SetCacheListing(listing);
+  return listing.images;
+}
+
 HostObservation ParallelsProvider::Observe(const HostRef& host, Deadline deadline) {
   HostObservation observation;
   Result<HostClient*> client = ClientFor(host);
@@ -135,12 +192,19 @@ HostObservation ParallelsProvider::Observe(const HostRef& host, Deadline deadlin
   if (!hardware.ok()) {
     observation.status = hardware.status();
     // A refused login is an answer; a connection that never completed is not.
-    observation.reachable = hardware.status().code() == Status::Code::kPermissionDenied;
+    observation.reachable = hardware.status().code() == Status::Code::kPermissionDenied ||
+                            IsMissingEndpoint(hardware.status());
+    if (IsMissingEndpoint(hardware.status())) {
+      observation.status = MissingRoutes(c, deadline);  // the login's route is missing
+    }
     return observation;
   }
   observation.reachable = true;
   if (hardware->status != 200) {
     observation.status = c.ErrorFor(*hardware, "read hardware");
+    if (IsMissingEndpoint(observation.status)) {
+      observation.status = MissingRoutes(c, deadline);
+    }
     return observation;
   }
   Result<HostFacts> facts = ParseHardware(ParseBody(*hardware));
@@ -151,326 +215,25 @@ HostObservation ParallelsProvider::Observe(const HostRef& host, Deadline deadlin
     return observation;
   }
   c.NoteAgentVersion(facts->agent_version);
+  if (std::string why = CatalogUnsupported(facts->agent_version); !why.empty()) {
+    facts->unsupported_images["catalog://"] = std::move(why);
+  }
 
   Result<std::vector<VmInfo>> vms = ListVms(c, deadline);
   if (!vms.ok()) {
     observation.status = vms.status();
     return observation;
   }
-  // The catalog cache is optional (the module can be off): without it there is just no
-  // locality preference.
-  Result<Response> cache = c.Call(Method::kGet, "/v1/cache", nullptr, deadline);
-  if (cache.ok() && cache->status == 200) {
-    facts->cached_images = ParseCachedImages(ParseBody(*cache));
-  } else if (cache.ok()) {
-    logger_->debug("host {}: no catalog cache listing (HTTP {})", host.name, cache->status);
-  }
-  if (facts->running_macos_vms == 0) {
-    for (const VmInfo& vm : *vms) {
-      if (vm.state == VmState::kRunning && vm.IsMacos()) {
-        ++facts->running_macos_vms;
-      }
-    }
-  }
+  facts->cached_images = CachedImages(c, *facts, deadline);
+  // Counted from the list: the service's mac_vms_running also holds any running VM with "mac"
+  // in its name (audit #14).
+  facts->running_macos_vms =
+      static_cast<uint32_t>(std::count_if(vms->begin(), vms->end(), [](const VmInfo& vm) {
+        return vm.state == VmState::kRunning && vm.IsMacos();
+      }));
   observation.facts = std::move(*facts);
   observation.vms = std::move(*vms);
   return observation;
-}
-
-// How Create stays idempotent on a host whose name check is an unanchored regex.
-//
-// The host refuses to create `ios-1` while `ios-10` exists (its duplicate check matches the new
-// name as a substring of existing names), and a retried create after a lost response fails
-// with "already exists" even though the first one worked. So a VM is never created under its
-// final name. It is built under a temporary name, "<name>.flotilla-<nonce>" (a '.' never occurs
-// in a manifest's VM name, and a fresh random nonce is a substring of no existing name), and
-// renamed to its final name once complete; a rename only clashes with an exact name.
-//
-//   1. If a VM with the final name exists, it is returned as adopted: a previous attempt got
-//      as far as the rename, or someone else made it (the ledger decides which).
-//   2. Temporary VMs for this name left by earlier attempts are finished (the one the caller
-//      journalled, if it is complete) or deleted (anything else: half-pulled, or from an
-//      attempt nobody remembers).
-//   3. Otherwise: report the temporary name (and then the host's job id) through on_progress,
-//      so a crash at any point leaves the caller enough to resume or clean up; pull or clone;
-//      configure; rename.
-Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const CreateRequest& request,
-                                               Deadline deadline) {
-  Result<HostClient*> client = ClientFor(host);
-  if (!client.ok()) {
-    return client.status();
-  }
-  HostClient& c = **client;
-  Result<ImageRef> image = ParseImage(request.templ.image);
-  if (!image.ok()) {
-    return image.status();
-  }
-  Result<std::vector<VmInfo>> vms = ListVms(c, deadline);
-  if (!vms.ok()) {
-    return vms.status();
-  }
-  const VmInfo* existing = nullptr;
-  for (const VmInfo& vm : *vms) {
-    if (EqualsIgnoreCase(vm.name, request.name)) {
-      existing = &vm;
-    }
-  }
-  // A journalled job that the host is still running is followed, not repeated (its VM may
-  // already be listed under the temporary name while the host finishes configuring it).
-  std::string resume_job;
-  std::string resume_temp;
-  bool resume_failed = false;  // the journalled job failed: what it left is not finished
-  if (request.resume && !request.resume->job_id.empty()) {
-    Result<Response> job = c.Call(
-        Method::kGet, "/v1/jobs/" + EncodePathSegment(request.resume->job_id), nullptr, deadline);
-    if (!job.ok()) {
-      return job.status();
-    }
-    if (job->status != 200) {
-      // Only a job the host no longer knows means "start again"; anything else (a 5xx, a
-      // refused token) must not lead to a second pull or to deleting the one under way.
-      Status error = c.ErrorFor(*job, "follow job " + request.resume->job_id);
-      if (!error.IsNotFound()) {
-        return error;
-      }
-    } else {
-      Result<Job> parsed = ParseJob(ParseBody(*job));
-      if (parsed.ok() &&
-          (parsed->state == "pending" || parsed->state == "running" || parsed->state == "init")) {
-        resume_job = request.resume->job_id;
-        resume_temp = request.resume->temp_name;
-      }
-      resume_failed = parsed.ok() && (parsed->state == "failed" || parsed->state == "skipped");
-    }
-  }
-  std::string finish_temp;  // a complete temporary VM to rename
-  for (const VmInfo& vm : *vms) {
-    if (vm.pending_create_for != request.name || vm.name == resume_temp) {
-      continue;
-    }
-    if (existing == nullptr && request.resume && resume_job.empty() && !resume_failed &&
-        vm.name == request.resume->temp_name && vm.state == VmState::kStopped) {
-      finish_temp = vm.name;
-      continue;
-    }
-    logger_->info("host {}: deleting {}, left by an earlier create of {}", host.name, vm.name,
-                  request.name);
-    if (Status s = ForceDelete(c, vm.id, deadline); !s.ok()) {
-      return s;
-    }
-  }
-  if (existing != nullptr) {
-    logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
-    return CreateResult{.vm = *existing, .adopted = true};
-  }
-
-  std::string vm_id;
-  std::string temp = finish_temp;
-  if (temp.empty()) {
-    temp = resume_temp.empty() ? PendingCreateName(request.name, NewNonce()) : resume_temp;
-    // Reported before the host is asked (or, when following a job, again), so that the
-    // journal of this attempt can resume it too if this process dies.
-    if (request.on_progress) {
-      request.on_progress(PendingCreate{.temp_name = temp, .job_id = resume_job});
-    }
-    Result<std::string> created = image->kind == ImageRef::Kind::kCatalog
-                                      ? CreateFromCatalog(c, request, temp, resume_job, deadline)
-                                      : CloneTemplate(c, request, temp, deadline);
-    if (!created.ok()) {
-      return created.status();
-    }
-    vm_id = *created;
-  } else {
-    if (request.on_progress) {
-      request.on_progress(PendingCreate{.temp_name = temp});
-    }
-    Result<VmInfo> vm = GetVm(c, temp, deadline);
-    if (!vm.ok()) {
-      return vm.status();
-    }
-    vm_id = vm->id;
-    logger_->info("host {}: finishing the create of {} from {}", host.name, request.name, temp);
-  }
-  if (image->kind == ImageRef::Kind::kTemplateVm) {
-    // A clone has its template's hardware until told otherwise.
-    if (Status s = Configure(host, vm_id, request.templ.cpu, request.templ.memory, deadline);
-        !s.ok()) {
-      return s.WithContext("configuring the clone " + temp);
-    }
-  }
-  const json rename = {{"new_name", request.name}};
-  Result<Response> renamed = c.Call(
-      Method::kPut, "/v1/machines/" + EncodePathSegment(vm_id) + "/rename", &rename, deadline);
-  if (!renamed.ok()) {
-    return renamed.status();
-  }
-  if (renamed->status != 200) {
-    Status error = c.ErrorFor(*renamed, "rename " + temp + " to " + request.name);
-    // Someone created the final name meanwhile: theirs stays, ours goes.
-    Result<VmInfo> other = GetVm(c, request.name, deadline);
-    if (other.ok() && other->id != vm_id) {
-      (void)ForceDelete(c, vm_id, deadline);
-      return Status::Conflict("host " + host.name + ": VM " + request.name +
-                              " appeared while it was being created");
-    }
-    return error;
-  }
-  Result<VmInfo> vm = ParseVm(ParseBody(*renamed));
-  if (!vm.ok() || vm->name != request.name) {
-    vm = GetVm(c, request.name, deadline);
-  }
-  if (!vm.ok()) {
-    return vm.status();
-  }
-  logger_->info("host {}: created VM {} ({})", host.name, request.name, vm->id);
-  return CreateResult{.vm = std::move(*vm), .adopted = false};
-}
-
-Result<std::string> ParallelsProvider::CreateFromCatalog(HostClient& client,
-                                                         const CreateRequest& request,
-                                                         const std::string& temp_name,
-                                                         const std::string& resume_job,
-                                                         Deadline deadline) {
-  std::string job_id = resume_job;
-  if (job_id.empty()) {
-    const ImageRef image = *ParseImage(request.templ.image);
-    json specs = {{"cpu", std::to_string(request.templ.cpu)},
-                  {"memory", std::to_string(request.templ.memory.mib())},
-                  {"type", request.templ.os == GuestOs::kMacos ? "macvm" : "pvm"}};
-    if (request.templ.disk) {
-      specs["disk"] = std::to_string(request.templ.disk->mib());
-    }
-    const json body = {{"name", temp_name},
-                       {"architecture", std::string(ToString(request.templ.arch))},
-                       {"start_on_create", false},
-                       {"catalog_manifest",
-                        {{"catalog_id", image.catalog_id},
-                         {"version", image.version},
-                         {"connection", config_.catalog_connection},
-                         {"specs", specs}}}};
-    // The asynchronous endpoint answers at once with a job: a pull of tens of GiB never holds a
-    // connection open, and a crash leaves a job id to come back to.
-    Result<Response> response = client.Call(Method::kPost, "/v1/machines/async", &body, deadline);
-    if (!response.ok()) {
-      return response.status();
-    }
-    if (response->status != 202 && response->status != 200) {
-      return client.ErrorFor(*response,
-                             "create VM " + request.name + " from " + request.templ.image);
-    }
-    Result<Job> job = ParseJob(ParseBody(*response));
-    if (!job.ok()) {
-      return Status::Unavailable(
-          "host " + client.host().name +
-          " answered the create without a job: " + client.Redact(job.status().message()));
-    }
-    job_id = job->id;
-    if (request.on_progress) {
-      request.on_progress(PendingCreate{.temp_name = temp_name, .job_id = job_id});
-    }
-  }
-  Result<std::string> vm_id =
-      PollJob(client, job_id, "create VM " + request.name + " from " + request.templ.image,
-              request.cancelled, deadline);
-  if (!vm_id.ok()) {
-    return vm_id.status();
-  }
-  if (!vm_id->empty()) {
-    return vm_id;
-  }
-  Result<VmInfo> vm = GetVm(client, temp_name, deadline);
-  if (!vm.ok()) {
-    return vm.status();
-  }
-  return vm->id;
-}
-
-Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::string& job_id,
-                                               std::string_view what,
-                                               const std::function<bool()>& cancelled,
-                                               Deadline deadline) {
-  const auto started = steady_clock::now();
-  std::chrono::milliseconds wait = config_.tuning.job_poll_initial;
-  int progress = 0;
-  for (;;) {
-    Result<Response> response =
-        client.Call(Method::kGet, "/v1/jobs/" + EncodePathSegment(job_id), nullptr, deadline);
-    if (!response.ok()) {
-      return response.status();
-    }
-    if (response->status != 200) {
-      return client.ErrorFor(*response, "follow job " + job_id);
-    }
-    Result<Job> job = ParseJob(ParseBody(*response));
-    if (!job.ok()) {
-      return Status::Unavailable("host " + client.host().name + ": " +
-                                 client.Redact(job.status().message()));
-    }
-    if (job->state == "completed") {
-      return job->result_record_id;
-    }
-    if (job->state == "failed" || job->state == "skipped") {
-      const std::string message = client.Message(job->error);
-      const std::string text = "host " + client.host().name + ": cannot " + std::string(what) +
-                               ": " + (message.empty() ? "the host's job failed" : message);
-      if (ContainsIgnoreCase(message, "timeout") || ContainsIgnoreCase(message, "timed out") ||
-          ContainsIgnoreCase(message, "connection")) {
-        return Status::Unavailable(text);
-      }
-      return Status::FailedPrecondition(text);
-    }
-    progress = job->progress;
-    // The wait is cut into short slices so that a cancelled create lets go promptly.
-    bool in_time = true;
-    for (auto slept = std::chrono::milliseconds{0}; in_time && slept < wait;
-         slept += kCancelSlice) {
-      if (cancelled && cancelled()) {
-        return Status::Cancelled("host " + client.host().name + ": " + std::string(what) +
-                                 " was cancelled while the host's job " + job_id +
-                                 " was running (" + std::to_string(progress) + "%)");
-      }
-      in_time = SleepWithin(std::min(kCancelSlice, wait - slept), deadline);
-    }
-    if (!in_time) {
-      return Status::DeadlineExceeded("host " + client.host().name + ": " + std::string(what) +
-                                      " is still running (job " + job_id + ", " +
-                                      std::to_string(progress) + "%)");
-    }
-    const auto elapsed =
-        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started);
-    wait = std::clamp(elapsed / 4, config_.tuning.job_poll_initial, config_.tuning.job_poll_max);
-  }
-}
-
-Result<std::string> ParallelsProvider::CloneTemplate(HostClient& client,
-                                                     const CreateRequest& request,
-                                                     const std::string& temp_name,
-                                                     Deadline deadline) {
-  const ImageRef image = *ParseImage(request.templ.image);
-  const json body = {{"clone_name", temp_name}};
-  Result<Response> response = client.Call(
-      Method::kPut, "/v1/machines/" + EncodePathSegment(image.vm_name) + "/clone", &body, deadline);
-  if (!response.ok()) {
-    return response.status();
-  }
-  if (response->status != 200) {
-    Status error = client.ErrorFor(*response, "clone " + image.vm_name + " as " + request.name);
-    if (error.IsNotFound()) {
-      return Status::FailedPrecondition("host " + client.host().name + " has no template VM " +
-                                        image.vm_name + " to clone " + request.name + " from");
-    }
-    return error;
-  }
-  const json parsed = ParseBody(*response);
-  if (parsed.is_object() && parsed.contains("id") && parsed["id"].is_string() &&
-      !parsed["id"].get<std::string>().empty()) {
-    return parsed["id"].get<std::string>();
-  }
-  Result<VmInfo> vm = GetVm(client, temp_name, deadline);
-  if (!vm.ok()) {
-    return vm.status();
-  }
-  return vm->id;
 }
 
 Status ParallelsProvider::Configure(const HostRef& host, std::string_view vm, uint32_t cpu,
@@ -609,55 +372,6 @@ Status ParallelsProvider::Delete(const HostRef& host, std::string_view vm, Deadl
     return client.status();
   }
   return ForceDelete(**client, vm, deadline);
-}
-
-Result<ExecResult> ParallelsProvider::Exec(const HostRef& host, std::string_view vm,
-                                           std::string_view script,
-                                           const std::map<std::string, std::string>& env,
-                                           Deadline deadline) {
-  Result<HostClient*> client = ClientFor(host);
-  if (!client.ok()) {
-    return client.status();
-  }
-  Result<std::string> command = ExecCommand(script, env);
-  if (!command.ok()) {
-    return command.status();
-  }
-  const json body = {{"command", *command},
-                     {"environment_variables", {{kExecMarkerVariable, "1"}}}};
-  Result<Response> response = (*client)->Call(
-      Method::kPut, "/v1/machines/" + EncodePathSegment(vm) + "/execute", &body, deadline);
-  if (!response.ok()) {
-    return response.status();
-  }
-  // Environment values may be secrets: none of them leaves in an error or the output.
-  Redactor env_redactor;
-  for (const auto& [key, value] : env) {
-    env_redactor.Add(value);
-  }
-  if (response->status != 200) {
-    return (*client)->ErrorFor(*response, "run a script in VM " + std::string(vm), &env_redactor);
-  }
-  const json parsed = ParseBody(*response);
-  const auto exit_code =
-      parsed.is_object() && parsed.contains("exit_code") && parsed["exit_code"].is_number_integer()
-          ? std::optional<int64_t>(parsed["exit_code"].get<int64_t>())
-          : std::nullopt;
-  if (!exit_code) {
-    // The script may have run: not retryable, or it could run twice.
-    return Status::FailedPrecondition("host " + host.name +
-                                      ": the result of the script has no exit_code");
-  }
-  ExecResult result;
-  result.exit_code = static_cast<int>(std::clamp<int64_t>(*exit_code, INT32_MIN, INT32_MAX));
-  auto text = [&](const char* key) {
-    return parsed.contains(key) && parsed[key].is_string()
-               ? env_redactor.Apply((*client)->Redact(parsed[key].get<std::string>()))
-               : std::string();
-  };
-  result.stdout_text = text("stdout");
-  result.stderr_text = text("stderr");
-  return result;
 }
 
 Result<ParallelsConfig> ParallelsProviderFactory::ParseConfig(

@@ -47,15 +47,51 @@ class ParallelsProvider final : public Provider {
   // Polls the VM until `done` holds for its state, or the deadline passes.
   Result<VmInfo> WaitFor(HostClient& client, std::string_view vm,
                          const std::function<bool(VmState)>& done, Deadline deadline);
+  // The host's catalog cache for placement: listed again only when the last listing is older
+  // than tuning.cache_refresh and no create runs on the host (audit #9).
+  std::vector<std::string> CachedImages(HostClient& client, const HostFacts& facts,
+                                        Deadline deadline);
+  // The observation of a host whose API answers a route with the router's 404.
+  Status MissingRoutes(HostClient& client, Deadline deadline);
+  // Why the host cannot create VMs from catalog images, or "" when it can (or its version is
+  // not known: source builds report 0.0.0).
+  static std::string CatalogUnsupported(std::string_view agent_version);
+
+  // create.cc
   Result<std::string> CreateFromCatalog(HostClient& client, const CreateRequest& request,
                                         const std::string& temp_name, const std::string& resume_job,
                                         Deadline deadline);
   Result<std::string> CloneTemplate(HostClient& client, const CreateRequest& request,
                                     const std::string& temp_name, Deadline deadline);
-  Result<std::string> PollJob(HostClient& client, const std::string& job_id, std::string_view what,
-                              const std::function<bool()>& cancelled, Deadline deadline);
+  // Follows a job to its VM id ("" when the job names none). NotFound-free errors; a job the
+  // caller may not read, or one the host's reaper cancelled while its pull went on, is
+  // followed by the temporary VM's name instead (FollowByName).
+  Result<std::string> PollJob(HostClient& client, const std::string& job_id,
+                              const CreateRequest& request, const std::string& temp_name,
+                              Deadline deadline);
+  // Waits for a pull to register `temp_name`, stopped, with the requested cpu and memory (the
+  // last thing a pull does), and returns its id.
+  Result<std::string> FollowByName(HostClient& client, const CreateRequest& request,
+                                   const std::string& temp_name, std::string_view why,
+                                   Deadline deadline);
+  // Grows the new VM's disk to the template's size when the image's is smaller (hosts apply
+  // only cpu and memory of a catalog create, audit #7); FailedPrecondition when the host
+  // cannot.
+  Status FitDisk(HostClient& client, const CreateRequest& request, const std::string& vm_id,
+                 const std::string& temp_name, Deadline deadline);
   Status ForceDelete(HostClient& client, std::string_view vm, Deadline deadline);
   std::string NewNonce();
+
+  // exec.cc: one guest command through PUT /execute, under the host's exec slots.
+  struct GuestAnswer {
+    int exit_code = 0;
+    std::string stdout_text;
+    std::string stderr_text;
+    std::string error;  // the service's `error`: prlctl's failure, or the command's
+  };
+  Result<GuestAnswer> RunGuestCommand(HostClient& client, std::string_view vm,
+                                      std::string_view script, const Redactor& env_redactor,
+                                      Deadline deadline);
 
   const ParallelsConfig config_;
   const std::shared_ptr<spdlog::logger> logger_;

@@ -35,6 +35,19 @@ const json* ObjectField(const json& object, const char* key) {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
+// An architecture as the service writes it: `uname -m` (arm64, x86_64), or the names the
+// catalog also accepts, amd64 and aarch64 (catalog/common/helpers.go:47-58).
+std::optional<Arch> WireArch(std::string_view text) {
+  const std::string arch = AsciiLower(TrimAscii(text));
+  if (arch == "amd64") {
+    return Arch::kX86_64;
+  }
+  if (arch == "aarch64") {
+    return Arch::kArm64;
+  }
+  return ParseArch(arch);
+}
+
 uint64_t MiBToBytes(uint64_t mib) { return mib > UINT64_MAX / kMiB ? UINT64_MAX : mib * kMiB; }
 
 Resources ParseResourceBlock(const json* block) {
@@ -179,7 +192,7 @@ Result<HostFacts> ParseHardware(const json& usage) {
     return Status::InvalidArgument("the hardware report has no \"total_available\"");
   }
   HostFacts facts;
-  facts.arch = ParseArch(StringField(usage, "cpu_type"));
+  facts.arch = WireArch(StringField(usage, "cpu_type"));
   facts.os_name = StringField(usage, "os_name");
   facts.os_version = StringField(usage, "os_version");
   facts.agent_version = StringField(usage, "devops_version");
@@ -187,21 +200,16 @@ Result<HostFacts> ParseHardware(const json& usage) {
   facts.total = ParseResourceBlock(total);
   facts.available = ParseResourceBlock(available);
   facts.system_reserved = ParseResourceBlock(ObjectField(usage, "system_reserved"));
-  // On hosts `total.disk_count` is the disk in use, not the disk's size (reference section 5):
-  // the size is what is used plus what is free.
-  facts.total.disk_bytes = facts.total.disk_bytes > UINT64_MAX - facts.available.disk_bytes
-                               ? UINT64_MAX
-                               : facts.total.disk_bytes + facts.available.disk_bytes;
-  if (const json* in_use = ObjectField(usage, "total_in_use")) {
-    auto running = in_use->find("mac_vms_running");
-    if (running != in_use->end() && running->is_array()) {
-      facts.running_macos_vms = static_cast<uint32_t>(running->size());
-    }
-  }
+  // Both prl_home fields are omitempty: a total without a free figure is a full disk.
+  const std::optional<uint64_t> home_total = NumberField(*available, "prl_home_total_size");
+  const std::optional<uint64_t> home_free = NumberField(*available, "prl_home_free_size");
+  facts.disk_known = home_total.has_value() || home_free.has_value();
+  facts.total.disk_bytes = MiBToBytes(home_total.value_or(0));
+  facts.available.disk_bytes = MiBToBytes(home_free.value_or(0));
   return facts;
 }
 
-std::vector<std::string> ParseCachedImages(const json& cache) {
+std::vector<std::string> ParseCachedImages(const json& cache, std::optional<Arch> arch) {
   std::vector<std::string> images;
   if (!cache.is_object()) {
     return images;
@@ -214,10 +222,16 @@ std::vector<std::string> ParseCachedImages(const json& cache) {
     if (!m.is_object()) {
       continue;
     }
+    // Entries are kept per architecture (catalog/cacheservice); another architecture's copy
+    // is no use to this host's VMs.
+    const std::string entry_arch = StringField(m, "architecture");
+    if (arch && !entry_arch.empty() && WireArch(entry_arch) != arch) {
+      continue;
+    }
     const std::string id = StringField(m, "catalog_id");
     const std::string version = StringField(m, "version");
     if (!id.empty() && !version.empty()) {
-      images.push_back("catalog://" + id + "/" + version);
+      images.push_back(ImageCacheKey("catalog://" + id + "/" + version));
     }
   }
   std::sort(images.begin(), images.end());
@@ -245,6 +259,41 @@ Result<Job> ParseJob(const json& job) {
     out.error = StringField(job, "message");
   }
   out.result_record_id = StringField(job, "result_record_id");
+  // models/job.go JobStepResponse: the first step still running says what the job is doing.
+  if (auto steps = job.find("steps"); steps != job.end() && steps->is_array()) {
+    for (const json& step : *steps) {
+      if (!step.is_object() || AsciiLower(StringField(step, "state")) != "running") {
+        continue;
+      }
+      std::string name = StringField(step, "display_name");
+      if (name.empty()) {
+        name = StringField(step, "name");
+      }
+      out.step = name;
+      auto percentage = step.find("current_percentage");
+      const uint64_t value = NumberField(step, "value").value_or(0);
+      const uint64_t total = NumberField(step, "total").value_or(0);
+      if (percentage != step.end() && percentage->is_number() && total > 0) {
+        out.step += " " + std::to_string(static_cast<int>(percentage->get<double>())) + "%";
+        const std::string unit = StringField(step, "unit");
+        const bool mb = EqualsIgnoreCase(unit, "MB") || EqualsIgnoreCase(unit, "MiB");
+        auto size = [&](uint64_t n) {
+          if (!mb) {
+            return std::to_string(n) + (unit.empty() ? "" : " " + unit);
+          }
+          // MB with one decimal of GiB: "9.2 GiB".
+          const uint64_t tenths = (n * 10 + 512) / 1024;
+          return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " GiB";
+        };
+        std::string detail = size(value) + " of " + size(total);
+        if (const std::string eta = StringField(step, "eta"); !eta.empty()) {
+          detail += ", " + eta + " left";
+        }
+        out.step += " (" + detail + ")";
+      }
+      break;
+    }
+  }
   return out;
 }
 

@@ -27,10 +27,16 @@ std::optional<uint64_t> JsonUnsigned(const nlohmann::json& value);
 Result<VmInfo> ParseVm(const nlohmann::json& vm);
 // A list of ParallelsVM objects, sorted by name.
 Result<std::vector<VmInfo>> ParseVmList(const nlohmann::json& list);
-// A SystemUsageResponse (GET /config/hardware).
+// A SystemUsageResponse (GET /config/hardware). Disk comes from the Parallels home's statfs
+// (total_available.prl_home_free_size and prl_home_total_size, 1.0.0+); `disk_count` is not
+// used: the service fills it from the Used column of `df -h /`, the sealed system volume on
+// macOS 11+ (audit #1). Without the prl_home fields the disk is unknown. `running_macos_vms`
+// is left 0: mac_vms_running also counts any VM with "mac" in its name (audit #14); the
+// provider counts from the VM list instead.
 Result<HostFacts> ParseHardware(const nlohmann::json& usage);
-// `{"manifests":[{"catalog_id","version",...}]}` (GET /cache) -> sorted "catalog://ID/VERSION".
-std::vector<std::string> ParseCachedImages(const nlohmann::json& cache);
+// `{"manifests":[{"catalog_id","version","architecture",...}]}` (GET /cache) -> sorted
+// ImageCacheKey()s of the entries for `arch` (entries are kept per architecture).
+std::vector<std::string> ParseCachedImages(const nlohmann::json& cache, std::optional<Arch> arch);
 
 struct Job {
   std::string id;
@@ -38,6 +44,9 @@ struct Job {
   int progress = 0;
   std::string error;             // set when failed
   std::string result_record_id;  // the VM id once completed
+  // The step under way, in words: "Downloading pack file 45% (9.0 of 20.0 GiB, 1m20s left)";
+  // empty when the job says nothing more than its state.
+  std::string step;
 };
 Result<Job> ParseJob(const nlohmann::json& job);
 

@@ -292,7 +292,11 @@ int RunDev(const DevOptions& options, const Context& context) {
         .jitter = options.latency == "none" ? 0.0 : 0.2,
         .lookup_delay = std::chrono::milliseconds{300},
         .api_keys = {hostsim::ApiKeyCredential{.key = kApiKeyName, .secret = state.api_secret}},
-        .state_file = (dir / "hosts" / (pool.meta.name + ".json")).string()};
+        .state_file = (dir / "hosts" / (pool.meta.name + ".json")).string(),
+        // Simulated guests boot (startup scripts wait for them) but run nothing: every command
+        // succeeds without output, so the example's runner registration needs no runner.
+        .guest_boot = std::chrono::seconds{3},
+        .guest_exec = "succeed"};
     fs::create_directories(dir / "hosts", ec);
     Result<std::unique_ptr<hostsim::SimService>> started = hostsim::SimService::Start(sim);
     if (!started.ok()) {

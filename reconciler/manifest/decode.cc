@@ -175,6 +175,7 @@ HostPool DecodeHostPool(const YamlDocument& doc, Diagnostics& diagnostics) {
   pool.provider = String(spec, "provider", pool.provider);
   pool.credentials_ref = String(spec, "credentialsRef");
   pool.catalog_connection_ref = String(At(spec, "catalog"), "connectionRef");
+  pool.catalog_manager_id = String(At(spec, "catalog"), "managerId");
   const json& tls = At(spec, "tls");
   pool.tls.insecure_skip_verify =
       At(tls, "insecureSkipVerify").is_boolean() && At(tls, "insecureSkipVerify").get<bool>();

@@ -108,6 +108,7 @@ struct HostPool {
   std::string provider = "parallels";  // a ProviderRegistry name
   std::string credentials_ref;         // <secretsDir>/<ref>/...; empty = none
   std::string catalog_connection_ref;  // <secretsDir>/<ref>/connection; empty = none
+  std::string catalog_manager_id;      // a catalog manager on the hosts; empty = none
   TlsOptions tls;
   HostDefaults defaults;
   std::vector<HostSpec> hosts;  // sorted by name after Normalize

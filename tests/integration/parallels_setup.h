@@ -28,7 +28,12 @@ inline ParallelsTuning FastTuning() {
   return ParallelsTuning{.connect_timeout = std::chrono::seconds{2},
                          .job_poll_initial = std::chrono::milliseconds{20},
                          .job_poll_max = std::chrono::milliseconds{100},
-                         .state_poll = std::chrono::milliseconds{20}};
+                         .state_poll = std::chrono::milliseconds{20},
+                         .login_backoff = std::chrono::milliseconds{300},
+                         .login_backoff_max = std::chrono::milliseconds{1200},
+                         .script_poll = std::chrono::milliseconds{50},
+                         .guest_boot_poll = std::chrono::milliseconds{100},
+                         .follow_poll = std::chrono::milliseconds{50}};
 }
 
 inline constexpr const char* kApiKeyPlain = "FLOTILLA:ak-0123456789-secret";

@@ -66,11 +66,15 @@ TEST(ParallelsWireTest, VmObjectsIgnoreUnknownFieldsAndNameMissingOnes) {
   EXPECT_EQ(broken.status().message(), "VM list entry 1: VM 1 has no \"Name\"");
 }
 
-TEST(ParallelsWireTest, HardwareReportDiskIsUsedPlusFree) {
+// Disk comes from the Parallels home's statfs, never from disk_count: the service fills that
+// from the Used column of `df -h /`, the sealed system volume (audit #1). mac_vms_running is
+// ignored (it counts any VM with "mac" in its name).
+TEST(ParallelsWireTest, HardwareReportDiskIsTheParallelsHomes) {
   const json usage = json::parse(R"({"cpu_type":"arm64","devops_version":"1.0.5",
     "os_name":"macOS","os_version":"15.5","parallels_desktop_version":"26.0.0",
-    "total":{"logical_cpu_count":12,"memory_size":32768,"disk_count":400000},
-    "total_available":{"logical_cpu_count":7,"memory_size":22528,"disk_count":500000},
+    "total":{"logical_cpu_count":12,"memory_size":32768,"disk_count":461824},
+    "total_available":{"logical_cpu_count":7,"memory_size":22528,"disk_count":10240,
+                       "prl_home_free_size":308224,"prl_home_total_size":471040},
     "total_in_use":{"logical_cpu_count":4,"memory_size":8192,"disk_count":65536,
                     "mac_vms_running":["a","b"]},
     "system_reserved":{"logical_cpu_count":1,"memory_size":2048,"disk_count":20000}})");
@@ -80,20 +84,59 @@ TEST(ParallelsWireTest, HardwareReportDiskIsUsedPlusFree) {
   EXPECT_EQ(facts->agent_version, "1.0.5");
   EXPECT_EQ(facts->total.cpu, 12u);
   EXPECT_EQ(facts->total.memory_bytes, uint64_t{32} << 30);
-  EXPECT_EQ(facts->total.disk_bytes, uint64_t{900000} << 20);
-  EXPECT_EQ(facts->available.disk_bytes, uint64_t{500000} << 20);
+  EXPECT_TRUE(facts->disk_known);
+  EXPECT_EQ(facts->total.disk_bytes, uint64_t{471040} << 20);
+  EXPECT_EQ(facts->available.disk_bytes, uint64_t{308224} << 20);
   EXPECT_EQ(facts->available.cpu, 7u);
   EXPECT_EQ(facts->system_reserved.memory_bytes, uint64_t{2} << 30);
-  EXPECT_EQ(facts->running_macos_vms, 2u);
+  EXPECT_EQ(facts->running_macos_vms, 0u);
   EXPECT_FALSE(ParseHardware(json::parse(R"({"total":{}})")).ok());
+
+  // Both prl_home fields are omitempty: a total alone is a full disk; neither is unknown
+  // (services before 1.0.0).
+  Result<HostFacts> full = ParseHardware(json::parse(R"({"total":{},
+    "total_available":{"disk_count":10240,"prl_home_total_size":471040}})"));
+  ASSERT_TRUE(full.ok());
+  EXPECT_TRUE(full->disk_known);
+  EXPECT_EQ(full->available.disk_bytes, 0u);
+  Result<HostFacts> old = ParseHardware(
+      json::parse(R"({"total":{"disk_count":461824},"total_available":{"disk_count":10240}})"));
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->disk_known);
+}
+
+// Cache entries are keyed by normalised id and version and by architecture.
+TEST(ParallelsWireTest, CachedImagesAreNormalisedAndForTheHostsArchitecture) {
+  const json cache = json::parse(R"({"manifests":[
+    {"catalog_id":"macos_base","version":"v1","architecture":"arm64"},
+    {"catalog_id":"ubuntu","version":"24.04","architecture":"amd64"},
+    {"catalog_id":"B","version":"2"},{"x":1}]})");
+  EXPECT_EQ(ParseCachedImages(cache, Arch::kArm64),
+            (std::vector<std::string>{"catalog://b/2", "catalog://macos_base/v1"}));
+  EXPECT_EQ(ParseCachedImages(cache, Arch::kX86_64),
+            (std::vector<std::string>{"catalog://b/2", "catalog://ubuntu/24.04"}));
+  EXPECT_EQ(ImageCacheKey("catalog://MACOS_BASE/v1"), "catalog://macos_base/v1");
+  EXPECT_EQ(ImageCacheKey("catalog://Xcode 16:beta/1.0 (rc)"), "catalog://xcode_16_beta/1.0__rc_");
+  EXPECT_EQ(ImageCacheKey("vm://Golden"), "vm://Golden");
+}
+
+// The running step of a job, in words, for the progress line.
+TEST(ParallelsWireTest, JobStepsDescribeTheRunningStep) {
+  Result<Job> job = ParseJob(json::parse(R"({"id":"j","state":"running","progress":40,"steps":[
+    {"name":"Validating request","state":"completed","current_percentage":100},
+    {"name":"Downloading pack file","state":"running","has_percentage":true,
+     "current_percentage":45.2,"value":9216,"total":20480,"unit":"MB","eta":"1m20s"},
+    {"name":"Registering machine","state":"pending"}]})"));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->step, "Downloading pack file 45% (9.0 GiB of 20.0 GiB, 1m20s left)");
+  Result<Job> quiet = ParseJob(json::parse(R"({"id":"j","state":"running","steps":[
+    {"name":"Registering machine","state":"running"}]})"));
+  ASSERT_TRUE(quiet.ok());
+  EXPECT_EQ(quiet->step, "Registering machine");
 }
 
 TEST(ParallelsWireTest, CacheJobsAndErrorBodies) {
   const Redactor none;
-  EXPECT_EQ(
-      ParseCachedImages(json::parse(
-          R"({"manifests":[{"catalog_id":"B","version":"2"},{"catalog_id":"A","version":"1"},{"x":1}]})")),
-      (std::vector<std::string>{"catalog://A/1", "catalog://B/2"}));
   Result<Job> job = ParseJob(
       json::parse(R"({"id":"j1","state":"completed","progress":100,"result_record_id":"vm-1"})"));
   ASSERT_TRUE(job.ok());
@@ -138,7 +181,7 @@ TEST(ParallelsWireTest, NumbersOutOfRangeAreRejectedNotWrapped) {
   EXPECT_FALSE(JsonUnsigned(json("12x")).has_value());
   EXPECT_FALSE(JsonUnsigned(json("")).has_value());
   Result<HostFacts> huge = ParseHardware(json::parse(
-      R"({"total":{"memory_size":1e300,"disk_count":18446744073709551615},"total_available":{"disk_count":5}})"));
+      R"({"total":{"memory_size":1e300},"total_available":{"prl_home_total_size":18446744073709551615}})"));
   ASSERT_TRUE(huge.ok());
   EXPECT_EQ(huge->total.memory_bytes, 0u);
   EXPECT_EQ(huge->total.disk_bytes, UINT64_MAX);
@@ -270,6 +313,17 @@ TEST(ParallelsConfigTest, CredentialsComeFromSecretsAndMistakesAreNamed) {
 
   pool.tls.ca_file = "/nonexistent/ca.pem";
   EXPECT_NE(ParseParallelsConfig(context, {}).status().message().find("tls.caFile"),
+            std::string::npos);
+  pool.tls.ca_file.clear();
+
+  // A catalog manager travels as it is; no credentials at all is refused (the service has no
+  // unauthenticated mode).
+  pool.catalog_manager_id = "acme";
+  Result<ParallelsConfig> managed = ParseParallelsConfig(context, {});
+  ASSERT_TRUE(managed.ok());
+  EXPECT_EQ(managed->catalog_manager_id, "acme");
+  pool.credentials_ref.clear();
+  EXPECT_NE(ParseParallelsConfig(context, {}).status().message().find("no credentialsRef"),
             std::string::npos);
 }
 
