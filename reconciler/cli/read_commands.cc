@@ -388,6 +388,13 @@ int RunHosts(const ReadOptions& options, const Context& context) {
     if (!Str(h, "error").empty()) {
       note += (note.empty() ? "" : "; ") + Str(h, "error");
     }
+    if (h.contains("conditions") && h["conditions"].is_array()) {
+      for (const json& condition : h["conditions"]) {
+        if (condition.is_string()) {
+          note += (note.empty() ? "" : "; ") + condition.get<std::string>();
+        }
+      }
+    }
     rows.push_back({Str(h, "name"), Str(h, "pool"), Str(h, "state"),
                     Str(h, "arch").empty() ? "-" : Str(h, "arch"),
                     std::to_string(Num<size_t>(h, "managed_vms")) + "/" +

@@ -217,6 +217,30 @@ TEST(ApiTest, ReadyOnlyAfterTheFirstObservation) {
   EXPECT_TRUE(ready["observed_at"].is_string());
 }
 
+// Hosts whose service is too old for catalog creates say so, in the hosts view and in the
+// plan's findings, and nothing is created on them.
+TEST(ApiTest, HostsTooOldForCatalogCreatesSaySo) {
+  FleetFixture fx(ApiFleet({"--version", "0.9.21"}));
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Ready()) << fx.LoopLog();
+  const json hosts = api.GetJson("/api/v1/hosts");
+  ASSERT_EQ(hosts["hosts"].size(), 3u) << hosts.dump();
+  for (const json& h : hosts["hosts"]) {
+    const std::string conditions = h["conditions"].dump();
+    EXPECT_TRUE(Contains(conditions, "cannot create VMs from catalog:// images")) << conditions;
+    EXPECT_TRUE(Contains(conditions, "0.9.21")) << conditions;
+    EXPECT_TRUE(Contains(conditions, "reports no free disk")) << conditions;
+  }
+  const json plan = api.GetJson("/api/v1/plan?format=json");
+  EXPECT_TRUE(Contains(plan.dump(), "cannot use the image")) << plan.dump();
+  EXPECT_TRUE(fx.sim().Control("GET", "/_sim/hosts").dump().find("\"vms\":1") == std::string::npos)
+      << "no VM was created";
+}
+
 TEST(ApiTest, EndpointShapesAndFilters) {
   FleetFixture fx(ApiFleet());
   ASSERT_TRUE(fx.ready());
@@ -243,9 +267,10 @@ TEST(ApiTest, EndpointShapesAndFilters) {
   ASSERT_EQ(hosts["hosts"].size(), 3u) << hosts.dump();
   for (const json& h : hosts["hosts"]) {
     for (const char* k : {"name", "pool", "address", "state", "cordoned", "tags", "arch", "vms",
-                          "managed_vms", "last_seen", "resources"}) {
+                          "managed_vms", "last_seen", "resources", "conditions"}) {
       EXPECT_TRUE(h.contains(k)) << k << " in " << h.dump();
     }
+    EXPECT_EQ(h["conditions"], json::array()) << "nothing limits a 1.0.5 host";
     EXPECT_EQ(h["pool"], "sims");
     EXPECT_EQ(h["state"], "online");
     EXPECT_EQ(h["arch"], "arm64");
