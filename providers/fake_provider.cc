@@ -294,6 +294,23 @@ Status FakeProvider::Delete(const HostRef& host, std::string_view vm, Deadline /
   return Status::Ok();
 }
 
+Status FakeProvider::Prepull(const HostRef& host, const PrepullRequest& request,
+                             Deadline /*deadline*/) {
+  std::lock_guard lock(mu_);
+  Result<Host*> entered = Enter("prepull", host);
+  if (!entered.ok()) {
+    return entered.status();
+  }
+  if (request.templ.image.starts_with("catalog://")) {
+    auto& cached = (*entered)->spec.cached_images;
+    const std::string key = ImageCacheKey(request.templ.image);
+    if (!std::binary_search(cached.begin(), cached.end(), key)) {
+      cached.insert(std::upper_bound(cached.begin(), cached.end(), key), key);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<ExecResult> FakeProvider::Exec(const HostRef& host, std::string_view vm,
                                       std::string_view script,
                                       const std::map<std::string, std::string>& /*env*/,

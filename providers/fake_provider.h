@@ -22,7 +22,7 @@ struct FakeHostSpec {
   Resources total{.cpu = 12, .memory_bytes = uint64_t{32} << 30, .disk_bytes = uint64_t{1} << 40};
   Resources system_reserved{
       .cpu = 1, .memory_bytes = uint64_t{2} << 30, .disk_bytes = uint64_t{20000} << 20};
-  std::vector<std::string> cached_images;  // "catalog://ID/VERSION"
+  std::vector<std::string> cached_images;  // ImageCacheKey()s, sorted
   std::string agent_version = "1.0.5";
   bool online = true;
 };
@@ -61,6 +61,8 @@ class FakeProvider final : public Provider {
   Status Stop(const HostRef& host, std::string_view vm, const StopOptions& options,
               Deadline deadline) override;
   Status Delete(const HostRef& host, std::string_view vm, Deadline deadline) override;
+  // Adds the image to the host's cache (catalog:// images; "prepull" failures can be injected).
+  Status Prepull(const HostRef& host, const PrepullRequest& request, Deadline deadline) override;
   Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                           const std::map<std::string, std::string>& env,
                           Deadline deadline) override;

@@ -1,5 +1,7 @@
 #include "providers/provider.h"
 
+#include "reconciler/model/text.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -27,6 +29,20 @@ std::string ParsePendingCreateName(std::string_view vm_name) {
     return "";
   }
   return std::string(final_name);
+}
+
+namespace {
+constexpr std::string_view kPrepullPrefix = "flotilla-prepull-h";
+}  // namespace
+
+std::string PrepullVmName(std::string_view image) {
+  return std::string(kPrepullPrefix) + HexHash(ImageCacheKey(image), 8);
+}
+
+bool IsPrepullVmName(std::string_view vm_name) {
+  return vm_name.size() == kPrepullPrefix.size() + 8 && vm_name.starts_with(kPrepullPrefix) &&
+         vm_name.find_first_not_of("0123456789abcdef", kPrepullPrefix.size()) ==
+             std::string_view::npos;
 }
 
 }  // namespace flotilla::providers

@@ -110,6 +110,14 @@ struct CreateResult {
   bool adopted = false;  // the VM already existed under its final name; nothing was created
 };
 
+// What Prepull stages: the image of `templ` (for its architecture).
+struct PrepullRequest {
+  VMTemplate templ;
+  // As for CreateRequest.
+  std::function<bool()> cancelled;
+  std::function<void(std::string_view)> on_status;
+};
+
 struct ExecResult {
   int exit_code = 0;
   std::string stdout_text;
@@ -157,6 +165,14 @@ class Provider {
   // Deletes the VM, powering it off first if needed; OK if it does not exist.
   virtual Status Delete(const HostRef& host, std::string_view vm, Deadline deadline) = 0;
 
+  // Makes the host hold `request.templ.image` in its cache, so that later creates from it copy
+  // instead of downloading; OK when it already does, or when the provider has no cache (the
+  // default). Leaves no VM behind. The same cancellation and progress rules as Create.
+  virtual Status Prepull(const HostRef& /*host*/, const PrepullRequest& /*request*/,
+                         Deadline /*deadline*/) {
+    return Status::Ok();
+  }
+
   // Runs `script` in the running VM with `env` set. A script that fails is not an error: look
   // at ExecResult::exit_code. Values of `env` are treated as secrets. A guest that cannot run
   // commands yet (still booting) is a retryable error. If the answer is lost (a timeout), the
@@ -175,5 +191,12 @@ std::string PendingCreateName(std::string_view final_name, std::string_view nonc
 
 // The final name inside a temporary create name, or empty if `vm_name` is not one.
 std::string ParsePendingCreateName(std::string_view vm_name);
+
+// The VM a provider may make to pull `image` into a host's cache (Provider::Prepull), and which
+// it deletes again: "flotilla-prepull-h<8 hex digits>". Never the name of a VMSet's VM
+// ("<set>-<ordinal>": the part after the last '-' is not a number). The loop deletes such VMs,
+// and their temporary forms, that a killed prepull left behind.
+std::string PrepullVmName(std::string_view image);
+bool IsPrepullVmName(std::string_view vm_name);
 
 }  // namespace flotilla::providers

@@ -466,6 +466,14 @@ Result<Response> HostClient::GetWithoutCredentials(const std::string& path, Dead
               deadline);
 }
 
+void HostClient::NoteCached(const std::string& key) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string>& images = cache_.images;
+  if (!std::binary_search(images.begin(), images.end(), key)) {
+    images.insert(std::upper_bound(images.begin(), images.end(), key), key);
+  }
+}
+
 void HostClient::NoteAgentVersion(std::string_view version) {
   std::optional<bool> at_least = VersionAtLeast(version, kFirstPutVersion);
   std::lock_guard lock(mu_);

@@ -128,6 +128,8 @@ class HostClient {
   };
   CacheListing cache_listing() const;
   void SetCacheListing(CacheListing listing);
+  // The host has just cached `key` (an ImageCacheKey): a create or a prepull pulled it.
+  void NoteCached(const std::string& key);
 
   const HostRef& host() const { return host_; }
   std::string Redact(std::string_view text) const { return redactor_->Apply(text); }

@@ -238,7 +238,56 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     return vm.status();
   }
   logger_->info("host {}: created VM {} ({})", host.name, request.name, vm->id);
+  if (image->kind == ImageRef::Kind::kCatalog) {
+    c.NoteCached(ImageCacheKey(request.templ.image));
+  }
   return CreateResult{.vm = std::move(*vm), .adopted = false};
+}
+
+Status ParallelsProvider::Prepull(const HostRef& host, const PrepullRequest& request,
+                                  Deadline deadline) {
+  Result<HostClient*> client = ClientFor(host);
+  if (!client.ok()) {
+    return client.status();
+  }
+  HostClient& c = **client;
+  Result<ImageRef> image = ParseImage(request.templ.image);
+  if (!image.ok()) {
+    return image.status();
+  }
+  if (image->kind != ImageRef::Kind::kCatalog) {
+    return Status::Ok();  // a template VM is on the host already
+  }
+  const std::string key = ImageCacheKey(request.templ.image);
+  Result<std::string> version = c.AgentVersion(deadline);
+  if (!version.ok()) {
+    return version.status();
+  }
+  HostFacts facts{.arch = request.templ.arch, .agent_version = *version};
+  std::vector<std::string> cached = CachedImages(c, facts, deadline, /*refresh=*/true);
+  if (std::binary_search(cached.begin(), cached.end(), key)) {
+    return Status::Ok();
+  }
+  // The service's only way to fill its cache is a pull that registers a VM (a create, or
+  // PUT /catalog/pull, which exists only with the catalog module): a VM is made and deleted.
+  // Its name (PrepullVmName) never matches a VMSet's, and one name per image keeps two prepulls
+  // of one image from racing; the loop sweeps what a killed prepull leaves.
+  const std::string name = PrepullVmName(request.templ.image);
+  CreateRequest create{.name = name,
+                       .templ = request.templ,
+                       .cancelled = request.cancelled,
+                       .on_status = request.on_status};
+  create.templ.disk.reset();  // only the image matters
+  Result<CreateResult> made = Create(host, create, deadline);
+  if (!made.ok()) {
+    return made.status().WithContext("pre-staging " + request.templ.image);
+  }
+  if (Status s = ForceDelete(c, made->vm.id, deadline); !s.ok()) {
+    return s.WithContext("deleting " + name + " after pre-staging " + request.templ.image);
+  }
+  c.NoteCached(key);
+  logger_->info("host {}: {} is in the host's cache", host.name, request.templ.image);
+  return Status::Ok();
 }
 
 Result<std::string> ParallelsProvider::CreateFromCatalog(HostClient& client,

@@ -1,7 +1,6 @@
 #include "providers/parallels/guest_script.h"
 
 #include <charconv>
-#include <cstdint>
 #include <vector>
 
 #include "providers/parallels/wire.h"
@@ -15,33 +14,19 @@ std::string RunDir(std::string_view run_id) {
   return "d=\"${HOME:-/tmp}/.flotilla/runs/" + std::string(run_id) + "\"\n";
 }
 
-void Fnv(uint64_t& hash, std::string_view bytes) {
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  hash ^= 0xff;  // a separator no text contains
-  hash *= 1099511628211ULL;
-}
-
 }  // namespace
 
 std::string ScriptRunId(std::string_view vm_id, std::string_view script,
                         const std::map<std::string, std::string>& env) {
-  uint64_t hash = 14695981039346656037ULL;
-  Fnv(hash, vm_id);
-  Fnv(hash, script);
+  // Each part ends with a byte no text here contains, so that no two inputs run together.
+  std::string text(vm_id);
+  text += '\xff';
+  text += script;
+  text += '\xff';
   for (const auto& [name, value] : env) {
-    Fnv(hash, name);
-    Fnv(hash, value);
+    text += name + '\xff' + value + '\xff';
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    id[static_cast<size_t>(i)] = kHex[hash & 0xF];
-    hash >>= 4;
-  }
-  return id;
+  return HexHash(text, 16);
 }
 
 Result<std::string> LaunchScript(std::string_view run_id, std::string_view script,

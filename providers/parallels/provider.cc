@@ -145,10 +145,10 @@ Status ParallelsProvider::MissingRoutes(HostClient& client, Deadline deadline) {
 }
 
 std::vector<std::string> ParallelsProvider::CachedImages(HostClient& client, const HostFacts& facts,
-                                                         Deadline deadline) {
+                                                         Deadline deadline, bool refresh) {
   HostClient::CacheListing listing = client.cache_listing();
-  const bool fresh =
-      listing.listed_at && clock_.Now() - *listing.listed_at < config_.tuning.cache_refresh;
+  const bool fresh = !refresh && listing.listed_at &&
+                     clock_.Now() - *listing.listed_at < config_.tuning.cache_refresh;
   if (fresh || client.creates_in_flight() > 0 || !CatalogUnsupported(facts.agent_version).empty()) {
     return listing.images;
   }

@@ -36,6 +36,9 @@ class ParallelsProvider final : public Provider {
   Status Stop(const HostRef& host, std::string_view vm, const StopOptions& options,
               Deadline deadline) override;
   Status Delete(const HostRef& host, std::string_view vm, Deadline deadline) override;
+  // Pulls a catalog image by creating a VM named "flotilla-prepull-h<hash>" from it (the host
+  // caches what it pulls) and deleting that VM; OK at once when the host caches the image.
+  Status Prepull(const HostRef& host, const PrepullRequest& request, Deadline deadline) override;
   Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                           const std::map<std::string, std::string>& env,
                           Deadline deadline) override;
@@ -50,7 +53,7 @@ class ParallelsProvider final : public Provider {
   // The host's catalog cache for placement: listed again only when the last listing is older
   // than tuning.cache_refresh and no create runs on the host (audit #9).
   std::vector<std::string> CachedImages(HostClient& client, const HostFacts& facts,
-                                        Deadline deadline);
+                                        Deadline deadline, bool refresh = false);
   // The observation of a host whose API answers a route with the router's 404.
   Status MissingRoutes(HostClient& client, Deadline deadline);
   // Why the host cannot create VMs from catalog images, or "" when it can (or its version is

@@ -628,6 +628,9 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
   // (vmset_prune keeps every set ever applied, written before any of its VMs is created) or
   // wants now: a user's VM that merely looks like one is never touched.
   auto ours = [&](const std::string& vm) {
+    if (providers::IsPrepullVmName(vm)) {
+      return true;  // made by a provider's prepull, only ever to be deleted
+    }
     const size_t dash = vm.rfind('-');
     if (dash == std::string::npos || dash + 1 == vm.size() ||
         vm.find_first_not_of("0123456789", dash + 1) != std::string::npos) {
@@ -648,6 +651,8 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
       if (!vm.pending_create_for.empty() && ours(vm.pending_create_for) &&
           !CreatesOn(prepared.plan, vm.pending_create_for, name)) {
         leftovers.emplace_back(name, vm);
+      } else if (providers::IsPrepullVmName(vm.name)) {
+        leftovers.emplace_back(name, vm);  // a prepull finished but was killed before deleting it
       }
     }
   }

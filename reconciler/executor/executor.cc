@@ -328,8 +328,30 @@ class Runner {
         }
         return context_.journal->VmDeleted(action.vm, action.host);
       }
+      case ActionKind::kPrepull: {
+        if (!action.templ) {
+          return Status::Internal("prepull on " + action.host + " has no template");
+        }
+        // A pull takes as long as a create's.
+        return provider.Prepull(
+            host,
+            providers::PrepullRequest{
+                .templ = *action.templ,
+                .cancelled = [this] { return stop_.stop_requested(); },
+                .on_status = [&](std::string_view what) { Doing(id, action, what); }},
+            providers::DeadlineIn(options_.create_timeout));
+      }
     }
     return Status::Internal("unknown action kind");
+  }
+
+  // What a running action is doing, for the journal and for people.
+  void Doing(int64_t id, const Action& action, std::string_view what) {
+    (void)context_.journal->Doing(id, what);
+    std::lock_guard lock(progress_mu_);
+    if (context_.progress != nullptr) {
+      context_.progress->Doing(action, what);
+    }
   }
 
   Status Create(providers::Provider& provider, const providers::HostRef& host, const Action& action,
@@ -350,13 +372,7 @@ class Runner {
       (void)context_.journal->Pending(id, pending);
     };
     request.cancelled = [this] { return stop_.stop_requested(); };
-    request.on_status = [&](std::string_view what) {
-      (void)context_.journal->Doing(id, what);
-      std::lock_guard lock(progress_mu_);
-      if (context_.progress != nullptr) {
-        context_.progress->Doing(action, what);
-      }
-    };
+    request.on_status = [&](std::string_view what) { Doing(id, action, what); };
     const bool ours_to_adopt = request.resume.has_value() || progressed.pending.has_value();
     Result<providers::CreateResult> created =
         provider.Create(host, request, providers::DeadlineIn(options_.create_timeout));

@@ -243,6 +243,9 @@ VMSet DecodeVMSet(const YamlDocument& doc, Diagnostics& diagnostics) {
   if (At(strategy, "maxUnavailable").is_number()) {
     set.update_strategy.max_unavailable = At(strategy, "maxUnavailable").get<uint32_t>();
   }
+  if (At(strategy, "prepull").is_boolean()) {
+    set.update_strategy.prepull = At(strategy, "prepull").get<bool>();
+  }
   set.prune = At(spec, "prune").is_boolean() && At(spec, "prune").get<bool>();
   set.self_heal = !At(spec, "selfHeal").is_boolean() || At(spec, "selfHeal").get<bool>();
   return set;

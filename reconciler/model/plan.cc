@@ -25,6 +25,8 @@ std::string_view ToString(ActionKind kind) {
       return "stop";
     case ActionKind::kDelete:
       return "delete";
+    case ActionKind::kPrepull:
+      return "prepull";
   }
   return "create";
 }

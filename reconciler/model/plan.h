@@ -42,6 +42,9 @@ enum class ActionKind {
   kStart,
   kStop,
   kDelete,
+  // Pull `templ`'s image onto `host` (no VM; `vm` is empty) so that the replacements of a
+  // rolling update there copy it from the host's cache.
+  kPrepull,
 };
 std::string_view ToString(ActionKind kind);  // "create", "replace", ...
 

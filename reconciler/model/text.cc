@@ -116,4 +116,17 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
   return out;
 }
 
+std::string HexHash(std::string_view text, size_t digits) {
+  uint64_t hash = 14695981039346656037ULL;
+  for (unsigned char c : text) {
+    hash = (hash ^ c) * 1099511628211ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(std::min<size_t>(digits, 16), '0');
+  for (size_t i = out.size(); i-- > 0; hash >>= 4) {
+    out[i] = kHex[hash & 0xF];
+  }
+  return out;
+}
+
 }  // namespace flotilla

@@ -19,6 +19,10 @@ std::string_view TrimAscii(std::string_view text);
 
 // Standard alphabet, padded.
 std::string EncodeBase64(std::string_view bytes);
+
+// `digits` (at most 16) lower-case hex digits of the FNV-1a hash of `text`: short, stable names
+// (not for security).
+std::string HexHash(std::string_view text, size_t digits);
 // Standard or URL-safe alphabet, padding optional; nullopt on anything else.
 std::optional<std::string> DecodeBase64(std::string_view text);
 

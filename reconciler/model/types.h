@@ -134,6 +134,8 @@ struct VMTemplate {
 struct UpdateStrategy {
   UpdateStrategyType type = UpdateStrategyType::kRolling;
   uint32_t max_unavailable = 1;  // Rolling only
+  // Rolling only: pull a new catalog image onto the hosts that lack it before replacing.
+  bool prepull = true;
 
   friend bool operator==(const UpdateStrategy&, const UpdateStrategy&) = default;
 };

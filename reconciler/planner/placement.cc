@@ -160,6 +160,22 @@ void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
   }
 }
 
+std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
+  const VMTemplate& t = set.templ;
+  const std::string key = ImageCacheKey(t.image);
+  const int64_t disk =
+      static_cast<int64_t>(t.disk ? t.disk->bytes() : options_.default_image_disk_bytes);
+  std::vector<std::string> hosts;
+  for (const auto& [name, load] : hosts_) {
+    if (load.online && !load.spec->cordoned && load.arch == t.arch &&
+        load.spec->HasAllTags(set.selector_tags) && Unsupported(load, t.image) == nullptr &&
+        load.free_disk >= disk && !load.cached_images.contains(key)) {
+      hosts.push_back(name);
+    }
+  }
+  return hosts;
+}
+
 const HostLoad* Placer::Load(const std::string& host) const {
   auto it = hosts_.find(host);
   return it == hosts_.end() ? nullptr : &it->second;

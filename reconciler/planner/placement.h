@@ -89,6 +89,11 @@ class Placer {
   // already planned; reserves the slot when it may.
   bool ReserveMacosStart(const std::string& host);
 
+  // Hosts that could run VMs of `set` (online, not cordoned, its architecture, tags and image)
+  // with room on disk for its image as far as they report it, but do not cache the image: where
+  // a prepull helps. In name order.
+  std::vector<std::string> LackingImage(const VMSet& set) const;
+
   const HostLoad* Load(const std::string& host) const;
 
  private:

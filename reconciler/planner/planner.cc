@@ -148,6 +148,10 @@ class PoolPlanner {
   // Adds a create or replace (and the start that follows it when the VM should run).
   void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
               const std::string& from_host, bool create_first, std::string reason) {
+    std::vector<int> after;
+    if (auto it = prepulls_.find({host, ImageCacheKey(set.templ.image)}); it != prepulls_.end()) {
+      after.push_back(it->second);  // the image is being staged there: copy, do not download
+    }
     const int id = builder_.Add(Action{.kind = kind,
                                        .vm = vm,
                                        .vmset = set.meta.name,
@@ -155,6 +159,7 @@ class PoolPlanner {
                                        .host = host,
                                        .from_host = from_host,
                                        .reason = std::move(reason),
+                                       .depends_on = std::move(after),
                                        .templ = set.templ,
                                        .template_hash = HashOf(set),
                                        .create_first = create_first});
@@ -372,6 +377,9 @@ class PoolPlanner {
     uint32_t budget = 0;
     if (strategy.type == UpdateStrategyType::kRolling) {
       budget = strategy.max_unavailable > unavailable ? strategy.max_unavailable - unavailable : 0;
+      if (strategy.prepull && !outdated.empty()) {
+        Prepull(set);
+      }
     }
     for (const Outdated& old : outdated) {
       switch (strategy.type) {
@@ -408,6 +416,29 @@ class PoolPlanner {
           break;
         }
       }
+    }
+  }
+
+  // Stages the set's new image on every host that could run its VMs and lacks it, once per host
+  // and image in this plan; replacements on such a host wait for its pull (AddNew). Only catalog
+  // images are pulled and cached.
+  void Prepull(const VMSet& set) {
+    if (!set.templ.image.starts_with("catalog://")) {
+      return;
+    }
+    const std::string key = ImageCacheKey(set.templ.image);
+    for (const std::string& host : placer_->LackingImage(set)) {
+      if (prepulls_.contains({host, key})) {
+        continue;
+      }
+      prepulls_[{host, key}] = builder_.Add(
+          Action{.kind = ActionKind::kPrepull,
+                 .vmset = set.meta.name,
+                 .pool = pool_.meta.name,
+                 .host = host,
+                 .reason = "stage the new image before the rolling update replaces VMs",
+                 .templ = set.templ,
+                 .template_hash = HashOf(set)});
     }
   }
 
@@ -509,6 +540,8 @@ class PoolPlanner {
   std::set<std::string> desired_running_;            // managed VMs desired running
   std::unique_ptr<Placer> placer_;
   std::map<const VMSet*, std::string> hashes_;
+  // Prepull actions of this plan, by (host, ImageCacheKey of the image).
+  std::map<std::pair<std::string, std::string>, int> prepulls_;
 };
 
 }  // namespace

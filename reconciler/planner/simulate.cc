@@ -66,6 +66,14 @@ void SimulateApply(const Plan& plan, Observed& observed, Ledger& ledger,
         RemoveVm(observed, a.host, a.vm);
         std::erase_if(ledger.entries, [&](const LedgerEntry& e) { return e.vm == a.vm; });
         break;
+      case ActionKind::kPrepull: {
+        std::vector<std::string>& cached = observed.hosts[a.host].facts.cached_images;
+        const std::string key = ImageCacheKey(a.templ->image);
+        if (std::find(cached.begin(), cached.end(), key) == cached.end()) {
+          cached.insert(std::upper_bound(cached.begin(), cached.end(), key), key);
+        }
+        break;
+      }
     }
   }
 }

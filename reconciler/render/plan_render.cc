@@ -39,6 +39,8 @@ std::string_view Symbol(ActionKind kind) {
       return ".";
     case ActionKind::kDelete:
       return "-";
+    case ActionKind::kPrepull:
+      return "*";
   }
   return "+";
 }
@@ -66,6 +68,8 @@ std::string_view Colour(ActionKind kind) {
       return "\033[34m";
     case ActionKind::kDelete:
       return "\033[31m";
+    case ActionKind::kPrepull:
+      return "\033[35m";
   }
   return "";
 }
@@ -96,7 +100,9 @@ std::string Line(const Action& a) {
   std::string where = a.kind == ActionKind::kReplace && a.from_host != a.host
                           ? a.from_host + " -> " + a.host
                           : "on " + a.host;
-  return std::string(Symbol(a.kind)) + " " + Pad(ToString(a.kind), 14) + a.vm + " " + where + " (" +
+  // A prepull concerns an image, not a VM.
+  const std::string& what = a.kind == ActionKind::kPrepull && a.templ ? a.templ->image : a.vm;
+  return std::string(Symbol(a.kind)) + " " + Pad(ToString(a.kind), 14) + what + " " + where + " (" +
          a.reason + ")";
 }
 
@@ -112,7 +118,7 @@ std::string Counts(const Group& g) {
   }
   std::string out;
   for (ActionKind kind : {ActionKind::kCreate, ActionKind::kReplace, ActionKind::kDelete,
-                          ActionKind::kStart, ActionKind::kStop}) {
+                          ActionKind::kStart, ActionKind::kStop, ActionKind::kPrepull}) {
     if (by_kind[kind] > 0) {
       out += (out.empty() ? "" : ", ") + std::to_string(by_kind[kind]) + " to " +
              std::string(ToString(kind));
@@ -132,8 +138,12 @@ std::string PlanSummary(const Plan& plan) {
                     std::to_string(plan.Count(ActionKind::kReplace)) + " to replace, " +
                     std::to_string(plan.Count(ActionKind::kDelete)) + " to delete, " +
                     std::to_string(plan.Count(ActionKind::kStart)) + " to start, " +
-                    std::to_string(plan.Count(ActionKind::kStop)) + " to stop; " +
-                    std::to_string(plan.Count(FindingKind::kUnschedulable)) + " unschedulable";
+                    std::to_string(plan.Count(ActionKind::kStop)) + " to stop" +
+                    (plan.Count(ActionKind::kPrepull) > 0
+                         ? ", " + std::to_string(plan.Count(ActionKind::kPrepull)) + " to prepull"
+                         : "") +
+                    "; " + std::to_string(plan.Count(FindingKind::kUnschedulable)) +
+                    " unschedulable";
   for (FindingKind kind : {FindingKind::kConflict, FindingKind::kDeferred, FindingKind::kRefused,
                            FindingKind::kUnknown, FindingKind::kWaiting, FindingKind::kDrift,
                            FindingKind::kOutdated}) {
@@ -186,6 +196,7 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
                     {"delete", plan.Count(ActionKind::kDelete)},
                     {"start", plan.Count(ActionKind::kStart)},
                     {"stop", plan.Count(ActionKind::kStop)},
+                    {"prepull", plan.Count(ActionKind::kPrepull)},
                     {"unschedulable", plan.Count(FindingKind::kUnschedulable)},
                     {"conflict", plan.Count(FindingKind::kConflict)},
                     {"deferred", plan.Count(FindingKind::kDeferred)},

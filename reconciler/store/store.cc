@@ -152,9 +152,45 @@ CREATE TABLE events (
 );
 )sql";
 
-// What a running action is doing, as its provider says (a pull's step and progress).
+// Actions may pre-stage an image ('prepull'), and say what they are doing, as their provider
+// says (a pull's step and progress). SQLite cannot change a CHECK constraint: the table is made
+// again and its rows copied.
 constexpr const char* kMigrationV2 = R"sql(
-ALTER TABLE actions ADD COLUMN doing TEXT NOT NULL DEFAULT '';
+CREATE TABLE actions_v2 (
+  id                INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  plan_action_id    INTEGER NOT NULL,
+  kind              TEXT NOT NULL
+                    CHECK (kind IN ('create', 'replace', 'start', 'stop', 'delete', 'prepull')),
+  vm                TEXT NOT NULL,
+  vmset             TEXT NOT NULL DEFAULT '',
+  pool              TEXT NOT NULL DEFAULT '',
+  host              TEXT NOT NULL DEFAULT '',
+  from_host         TEXT NOT NULL DEFAULT '',
+  template_hash     TEXT NOT NULL DEFAULT '',
+  predecessor_id    TEXT NOT NULL DEFAULT '',
+  create_first      INTEGER NOT NULL DEFAULT 0 CHECK (create_first IN (0, 1)),
+  attempt           INTEGER NOT NULL DEFAULT 1,
+  state             TEXT NOT NULL
+                    CHECK (state IN ('intended', 'running', 'succeeded', 'failed', 'abandoned')),
+  error             TEXT NOT NULL DEFAULT '',
+  pending_temp_name TEXT NOT NULL DEFAULT '',
+  pending_job_id    TEXT NOT NULL DEFAULT '',
+  started_at        INTEGER NOT NULL,
+  finished_at       INTEGER,
+  doing             TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO actions_v2 (id, run_id, plan_action_id, kind, vm, vmset, pool, host, from_host,
+                        template_hash, predecessor_id, create_first, attempt, state, error,
+                        pending_temp_name, pending_job_id, started_at, finished_at)
+  SELECT id, run_id, plan_action_id, kind, vm, vmset, pool, host, from_host, template_hash,
+         predecessor_id, create_first, attempt, state, error, pending_temp_name, pending_job_id,
+         started_at, finished_at
+  FROM actions;
+DROP TABLE actions;
+ALTER TABLE actions_v2 RENAME TO actions;
+CREATE INDEX actions_by_state ON actions(state);
+CREATE INDEX actions_by_run ON actions(run_id);
 )sql";
 
 constexpr std::array kMigrations = {kMigrationV1, kMigrationV2};
@@ -182,8 +218,9 @@ constexpr std::array kRunOutcomes = {RunOutcome::kRunning, RunOutcome::kSucceede
 constexpr std::array kActionStates = {ActionState::kIntended, ActionState::kRunning,
                                       ActionState::kSucceeded, ActionState::kFailed,
                                       ActionState::kAbandoned};
-constexpr std::array kActionKinds = {ActionKind::kCreate, ActionKind::kReplace, ActionKind::kStart,
-                                     ActionKind::kStop, ActionKind::kDelete};
+constexpr std::array kActionKinds = {ActionKind::kCreate, ActionKind::kReplace,
+                                     ActionKind::kStart,  ActionKind::kStop,
+                                     ActionKind::kDelete, ActionKind::kPrepull};
 
 // The Status for a failed SQLite call: "<file>: <what>: <SQLite's message>", coded so that
 // callers can tell a busy file (retry) from a broken or unwritable one.

@@ -27,15 +27,6 @@ using testing_fixture::MacTemplate;
 using testing_fixture::ParallelsTest;
 using testing_fixture::Soon;
 
-const VmInfo* Find(const HostObservation& observation, const std::string& name) {
-  for (const VmInfo& vm : observation.vms) {
-    if (vm.name == name) {
-      return &vm;
-    }
-  }
-  return nullptr;
-}
-
 // --- #1 disk -----------------------------------------------------------------------------------
 
 // The service reports the sealed system volume's usage as free disk; the provider reads the
@@ -330,6 +321,37 @@ TEST_F(ParallelsTest, PullProgressIsReported) {
     return s.starts_with("Downloading pack file") && s.find("GiB") != std::string::npos;
   });
   EXPECT_TRUE(downloading) << ::testing::PrintToString(said);
+}
+
+// --- pre-staging -------------------------------------------------------------------------------
+
+// A prepull leaves the image in the host's cache and no VM behind; a create from it then copies
+// instead of downloading; a second prepull does nothing.
+TEST_F(ParallelsTest, PrepullLeavesTheImageCachedAndNoVm) {
+  Start({"--latency", "pull=1s"});
+  Build();
+  std::vector<std::string> said;
+  const PrepullRequest request{.templ = MacTemplate(),
+                               .on_status = [&said](std::string_view s) { said.emplace_back(s); }};
+  ASSERT_TRUE(provider().Prepull(host(), request, Soon()).ok());
+  EXPECT_TRUE(std::any_of(said.begin(), said.end(), [](const std::string& s) {
+    return s.starts_with("Downloading pack file");
+  })) << ::testing::PrintToString(said);
+  HostObservation observation = provider().Observe(host(), Soon());
+  EXPECT_TRUE(observation.vms.empty());
+  EXPECT_EQ(observation.facts.cached_images, std::vector<std::string>{"catalog://macos_base/v1"});
+  EXPECT_EQ(sim_->Count("sim", "create_async"), 1);
+
+  ASSERT_TRUE(provider().Prepull(host(), request, Soon()).ok());
+  EXPECT_EQ(sim_->Count("sim", "create_async"), 1) << "already cached: nothing to pull";
+
+  said.clear();
+  CreateRequest create{.name = "ios-0", .templ = MacTemplate()};
+  create.on_status = [&said](std::string_view s) { said.emplace_back(s); };
+  ASSERT_TRUE(provider().Create(host(), create, Soon()).ok());
+  EXPECT_TRUE(std::none_of(said.begin(), said.end(), [](const std::string& s) {
+    return s.starts_with("Downloading pack file");
+  })) << ::testing::PrintToString(said);
 }
 
 // --- #13 the VM list lags

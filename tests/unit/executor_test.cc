@@ -110,6 +110,10 @@ class MeasuringProvider : public providers::Provider {
                 providers::Deadline deadline) override {
     return fake_.Delete(host, vm, deadline);
   }
+  Status Prepull(const providers::HostRef& host, const providers::PrepullRequest& request,
+                 providers::Deadline deadline) override {
+    return fake_.Prepull(host, request, deadline);
+  }
   Result<providers::ExecResult> Exec(const providers::HostRef& host, std::string_view vm,
                                      std::string_view script,
                                      const std::map<std::string, std::string>& env,
@@ -260,6 +264,27 @@ TEST_F(ExecutorTest, CreatesThenStartsAndRunsTheStartupScript) {
   }));
   EXPECT_EQ(journal_.ledger.at("set-0").template_hash, "hash-1");
   EXPECT_EQ(journal_.ledger.at("set-0").provider_id, Vm("h1", "set-0")->id);
+}
+
+// A prepull stages the image on its host before the replacement that depends on it; a failed
+// one holds that replacement back.
+TEST_F(ExecutorTest, PrepullsRunBeforeTheCreatesThatWaitForThem) {
+  Plan plan;
+  Action prepull = Simple(1, ActionKind::kPrepull, "", "h1");
+  prepull.templ = Template("");
+  plan.actions = {prepull, Create(2, "set-0", "h1")};
+  plan.actions[1].depends_on = {1};
+  Report report = Run(plan);
+  EXPECT_EQ(report.succeeded, 2U);
+  EXPECT_EQ(fake_.Observe(fleet_.hosts.at("h1"), {}).facts.cached_images,
+            std::vector<std::string>{ImageCacheKey(Template("").image)});
+  EXPECT_LT(journal_.IndexOf("succeeded prepull "), journal_.IndexOf("intend create set-0 #1"));
+
+  fake_.FailNext("prepull", Status::FailedPrecondition("no disk"), 1);
+  plan.actions[1].vm = "set-1";
+  report = Run(plan);
+  EXPECT_EQ(report.failed, 1U);
+  EXPECT_FALSE(Vm("h1", "set-1").has_value()) << "the create waits for its prepull";
 }
 
 TEST_F(ExecutorTest, RetriesRetryableErrorsWithANewJournalRowPerAttempt) {

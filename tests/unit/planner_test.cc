@@ -449,7 +449,11 @@ TEST(PlannerTest, RollingUpdatesRespectMaxUnavailable) {
     const Plan plan = fleet.Compute();
     EXPECT_EQ(plan.Count(ActionKind::kReplace), max_unavailable);
     EXPECT_EQ(plan.Count(FindingKind::kOutdated), 3u - max_unavailable);
-    EXPECT_TRUE(plan.actions[0].create_first) << "spare capacity: the new VM comes first";
+    const auto replace =
+        std::find_if(plan.actions.begin(), plan.actions.end(),
+                     [](const Action& a) { return a.kind == ActionKind::kReplace; });
+    ASSERT_NE(replace, plan.actions.end());
+    EXPECT_TRUE(replace->create_first) << "spare capacity: the new VM comes first";
   }
   // A VM already unavailable uses the budget.
   Fleet busy({"a", "b"});
@@ -458,6 +462,52 @@ TEST(PlannerTest, RollingUpdatesRespectMaxUnavailable) {
   busy.Own(set, "lin-1", "b", VmState::kTransitional);
   busy.sets.push_back(set);
   EXPECT_EQ(busy.Compute().Count(ActionKind::kReplace), 0u);
+}
+
+// A rolling update first pulls the new image onto every host that could run the set's VMs and
+// lacks it (once per host and image, whatever the budget); a replacement waits for the pull on
+// its host. Hosts that cache the image, cannot run the set or have no disk for it get none.
+TEST(PlannerTest, RollingUpdatesPrepullTheNewImageWhereItIsMissing) {
+  Fleet fleet({"a", "b", "c", "d", "e"});
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  fleet.Own(set, "lin-0", "a", VmState::kRunning, "v1-old");
+  fleet.Own(set, "lin-1", "b", VmState::kRunning, "v1-old");
+  fleet.observed.hosts["c"].facts.cached_images = {"catalog://base/v1"};
+  fleet.pool.hosts[3].cordoned = true;                              // d
+  fleet.observed.hosts["e"].facts.available.disk_bytes = 10 * kGi;  // the image needs 50Gi
+  VMSet second = Set("other", 1, GuestOs::kLinux);
+  fleet.Own(second, "other-0", "a", VmState::kRunning, "v1-old");
+  fleet.sets = {set, second};
+  const Plan plan = fleet.Compute();
+  std::map<std::string, int> prepull_on;
+  for (const Action& a : plan.actions) {
+    if (a.kind == ActionKind::kPrepull) {
+      EXPECT_TRUE(a.vm.empty());
+      EXPECT_EQ(a.templ->image, "catalog://BASE/v1");
+      EXPECT_FALSE(prepull_on.contains(a.host)) << "one pull per host and image";
+      prepull_on[a.host] = a.id;
+    }
+  }
+  EXPECT_EQ(prepull_on.size(), 2u) << "a and b; not c (cached), d (cordoned), e (full)";
+  EXPECT_TRUE(prepull_on.contains("a") && prepull_on.contains("b"));
+  for (const Action& a : plan.actions) {
+    if (a.kind == ActionKind::kReplace && prepull_on.contains(a.host)) {
+      EXPECT_EQ(a.depends_on, std::vector<int>{prepull_on[a.host]}) << a.vm;
+    }
+    if (a.kind == ActionKind::kReplace && a.host == "c") {
+      EXPECT_TRUE(a.depends_on.empty());
+    }
+  }
+  EXPECT_EQ(plan.Count(ActionKind::kReplace), 2u) << "one per set (maxUnavailable 1)";
+
+  // Turned off, or with a template VM, nothing is pulled.
+  fleet.sets[0].update_strategy.prepull = false;
+  fleet.sets[1].update_strategy.prepull = false;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kPrepull), 0u);
+  fleet.sets[0].update_strategy.prepull = true;
+  fleet.sets[0].templ.image = "vm://golden";
+  fleet.sets.resize(1);
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kPrepull), 0u);
 }
 
 TEST(PlannerTest, RecreateReplacesAllAtOnceAndOnDeleteOnlyReports) {

@@ -159,6 +159,14 @@ TEST_F(StoreTest, UpgradesFromEveryEarlierVersionKeepingData) {
                            "template_hash, created_at, updated_at) VALUES ('old-0', 'old', "
                            "'macs', 'mini-01', 'uuid-old-0', 'sha256:old', 1000, 2000)"),
                   "");
+        // A journalled action, to see it survive the rebuild of the actions table (schema 2).
+        ASSERT_EQ(raw.Exec("INSERT INTO runs (id, \"trigger\", revision, started_at, outcome) "
+                           "VALUES (7, 'timer', 'abc', 1000, 'succeeded')"),
+                  "");
+        ASSERT_EQ(raw.Exec("INSERT INTO actions (id, run_id, plan_action_id, kind, vm, state, "
+                           "pending_temp_name, started_at) VALUES (41, 7, 1, 'create', 'old-0', "
+                           "'running', 'old-0.flotilla-1', 1000)"),
+                  "");
       }
     }
     Result<std::unique_ptr<Store>> store = Store::Open(path);
@@ -179,6 +187,21 @@ TEST_F(StoreTest, UpgradesFromEveryEarlierVersionKeepingData) {
       EXPECT_TRUE(ledger->entries.empty());
     }
     ASSERT_OK((*store)->UpsertLedger(Entry("new-0"), kT0));  // and it is writable
+    if (version >= 1) {
+      Result<std::vector<ActionRecord>> kept = (*store)->UnfinishedActions();
+      ASSERT_OK(kept);
+      ASSERT_EQ(kept->size(), 1U);
+      EXPECT_EQ((*kept)[0].id, 41);
+      EXPECT_EQ((*kept)[0].pending_temp_name, "old-0.flotilla-1");
+      EXPECT_EQ((*kept)[0].doing, "");
+      // Ids go on after the old ones (AUTOINCREMENT survives the rebuild), and the new kind
+      // is accepted.
+      ActionRecord prepull = Action(/*run_id=*/7, "");
+      prepull.kind = ActionKind::kPrepull;
+      Result<int64_t> next = (*store)->InsertAction(prepull);
+      ASSERT_OK(next);
+      EXPECT_GT(*next, 41);
+    }
     ASSERT_OK((*store)->CheckIntegrity());
   }
 }
