@@ -38,6 +38,9 @@ std::string NormalizeArch(std::string_view arch);
 // The catalog's NormalizeString (helpers/strings.go:95-103): lower case, with space and
 // ,:;()[]{}'"/\|<>=+*&^%$#@!`~? each replaced by '_'. Catalog ids and versions are stored so
 // (catalog/main.go:142-144), and the host cache keeps them so.
+// Written here again rather than taken from the model's NormalizeCatalogName (which the provider
+// uses): the simulator follows the service's source on its own, so that a mistake in the
+// provider's copy is not mirrored and hidden.
 std::string NormalizeCatalogName(std::string_view name);
 
 // The guest family hostsim gives an image nobody described (--catalog without os=): macOS for

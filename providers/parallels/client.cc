@@ -552,7 +552,13 @@ Status HostClient::ErrorFor(const Response& response, std::string_view what,
   const std::string detail = message.empty() ? "HTTP " + std::to_string(response.status) : message;
   const int status = response.status;
   if (status == 401 || status == 403) {
-    return Status::PermissionDenied(prefix + "credentials refused (" + detail + ")");
+    // "User does not contain enough permissions" (token_authorization_middleware.go): the
+    // credentials are fine, the user lacks a claim (docs/operations.md lists them).
+    const bool claim = ContainsIgnoreCase(message, "permission") || status == 403;
+    return Status::PermissionDenied(
+        prefix +
+        (claim ? "the pool's user lacks the permission for this (" : "credentials refused (") +
+        detail + ")");
   }
   if (status == 400) {
     if (ContainsIgnoreCase(message, "not stopped") || ContainsIgnoreCase(message, "not running") ||

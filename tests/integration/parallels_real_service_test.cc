@@ -294,6 +294,8 @@ TEST_F(ParallelsTest, ATokenLackingAClaimIsNotRenewed) {
                  {"message", "User does not contain enough permissions"}});
   HostObservation refused = provider().Observe(host(), Soon());
   EXPECT_TRUE(refused.status.IsPermissionDenied()) << refused.status.ToString();
+  EXPECT_NE(refused.status.message().find("lacks the permission"), std::string::npos)
+      << refused.status.ToString();
   EXPECT_EQ(sim_->Count("sim", "login"), 1);
 }
 
