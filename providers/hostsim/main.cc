@@ -45,6 +45,11 @@ int main(int argc, char** argv) {
                  o.hosts, o.hosts - 1, base.c_str(), o.version.c_str(), o.arch.c_str(),
                  auth.c_str(), o.control ? ", control API at /_sim/" : "");
   }
+  if (const flotilla::hostsim::GuestShell* guests = (*service)->world().Guests()) {
+    // Guest commands run for real: say where, so nobody is surprised.
+    std::fprintf(stderr, "flotilla-hostsim: guest commands run with /bin/sh in %s/<vm>\n",
+                 guests->dir().c_str());
+  }
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   std::fprintf(stderr, "flotilla-hostsim: signal %d, stopping\n", signal_number);

@@ -648,11 +648,12 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
       // Temporary names ("<name>.flotilla-<nonce>") are Flotilla's by construction: manifest
       // names never contain '.'. Only this loop's hosts are observed (a host belongs to one
       // pool), and a leftover goes whether or not its VM set still exists.
-      if (!vm.pending_create_for.empty() && ours(vm.pending_create_for) &&
-          !CreatesOn(prepared.plan, vm.pending_create_for, name)) {
+      // A VM a prepull made goes too, if the prepull was killed before deleting it.
+      const bool unfinished_create = !vm.pending_create_for.empty() &&
+                                     ours(vm.pending_create_for) &&
+                                     !CreatesOn(prepared.plan, vm.pending_create_for, name);
+      if (unfinished_create || providers::IsPrepullVmName(vm.name)) {
         leftovers.emplace_back(name, vm);
-      } else if (providers::IsPrepullVmName(vm.name)) {
-        leftovers.emplace_back(name, vm);  // a prepull finished but was killed before deleting it
       }
     }
   }
