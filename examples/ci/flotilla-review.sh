@@ -98,10 +98,12 @@ if [ "$valid" = yes ]; then
   diff_status=0
   "$flotilla" diff "$@" --format markdown --out "$out/plan.json" >"$out/plan.md" \
     2>"$out/diff.err" || diff_status=$?
+  # 0 no changes, 2 changes, 3 nothing can be done but VMs find no host or deletions are
+  # refused (both shown in the comment), 1 error.
   case $diff_status in
-    0 | 2)
+    0 | 2 | 3)
       planned=yes
-      if [ "$diff_status" -eq 2 ]; then
+      if [ "$diff_status" -ne 0 ]; then
         changes=yes
       fi
       unschedulable=$(jq -r '.summary.unschedulable' "$out/plan.json")
@@ -132,12 +134,6 @@ else
   summary='passed, no changes'
 fi
 
-if [ -n "$inventory" ]; then
-  placement='Placement: previewed on the live fleet (inventory from the API of the running loop).'
-else
-  placement='Placement: simulated on the hosts the manifests declare, with their declared capacity (no inventory).'
-fi
-
 fenced() {
   printf '```text\n'
   head -n "$max_validate_lines" "$1"
@@ -157,8 +153,8 @@ comment() {
     printf '\n<sub>Reproduce: <code>flotilla validate %s</code></sub>\n' "$path"
     return
   fi
-  printf -- '- Validation of `%s`: %s\n' "$path" "$(tail -n 1 "$out/validate.txt")"
-  printf -- '- %s\n\n' "$placement"
+  # Where placement came from is the plan's own header (flotilla diff says it).
+  printf -- '- Validation of `%s`: %s\n\n' "$path" "$(tail -n 1 "$out/validate.txt")"
   if [ "$(wc -l <"$out/validate.txt")" -gt 1 ]; then
     printf '<details><summary>Validation messages</summary>\n\n'
     fenced "$out/validate.txt"

@@ -62,7 +62,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   app.set_version_flag("--version", std::string("flotilla ") + FLOTILLA_VERSION);
   app.require_subcommand(0, 1);
   app.footer(
-      "Exit status: 0 success (or no changes), 1 error.\n"
+      "Exit status: 0 success, 1 error; plan and diff also 2 (changes) and 3 (no action\n"
+      "possible, but VMs that find no host or refused deletions).\n"
       "Run 'flotilla COMMAND --help' for the options of one command.\n");
 
   GlobalOptions global;

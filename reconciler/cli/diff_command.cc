@@ -29,6 +29,9 @@ void AddDeclaredHosts(const Desired& desired, Observed& observed,
       host.online = true;
       host.last_seen = now;
       host.facts.arch = spec.arch;
+      // What a host does not declare is assumed: any architecture fits it and its capacity is
+      // generous, as validate assumes; placements on it are marked in the plan.
+      host.facts.assumed = !spec.arch || !spec.capacity;
       if (spec.capacity) {
         host.facts.total = Resources{.cpu = spec.capacity->cpu,
                                      .memory_bytes = spec.capacity->memory.bytes(),
@@ -101,8 +104,11 @@ CLI::App* AddDiffCommand(CLI::App& app, DiffOptions& options) {
       "Without --inventory the base revision is stood up on the hosts the manifests declare\n"
       "(their declared arch and capacity); with --inventory FILE (a snapshot of hosts, VMs and\n"
       "the ledger, as the API exports it) placement and capacity are previewed for real.\n"
-      "Exit status: 0 no changes, 2 changes, 1 error (or unschedulable VMs with\n"
-      "--fail-on-unschedulable).");
+      "Hosts that declare no arch or capacity are taken to fit, as validate does; placements\n"
+      "that rely on it are marked [assumed host facts].\n"
+      "Exit status: 0 no changes; 2 changes (actions, or changes held back); 3 no action\n"
+      "possible but VMs that find no host or refused deletions; 1 error (also unschedulable VMs\n"
+      "with --fail-on-unschedulable).");
   options.git.repo = ".";
   cmd->add_option("--base", options.base, "Revision the change starts from (e.g. origin/main)")
       ->required();
@@ -187,7 +193,13 @@ int RunDiff(const DiffOptions& options, const Context& context) {
   const Plan plan =
       planner::ComputePlan(head->desired, world.observed, world.ledger, planner_options, now);
 
-  if (!EmitPlan(plan, options.format, options.out, options.base + ".." + options.head, context)) {
+  const std::string placement =
+      !options.inventory.empty()
+          ? "an inventory snapshot (" +
+                std::filesystem::path(options.inventory).filename().string() + ")"
+          : "simulated on the hosts the manifests declare (BASE stood up on them; no inventory)";
+  if (!EmitPlan(plan, options.format, options.out, options.base + ".." + options.head, context,
+                placement)) {
     return 1;
   }
   if (options.fail_on_unschedulable && plan.Count(FindingKind::kUnschedulable) > 0) {

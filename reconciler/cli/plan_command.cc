@@ -97,7 +97,8 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
       "With --config, VMs are judged against the store's ledger (<stateDir>/flotilla.db), as\n"
       "apply and run do; before anything was applied, VMs that carry a desired name are taken\n"
       "as Flotilla's own. Save a plan with --out and apply exactly it with 'apply --plan'.\n"
-      "Exit status: 0 no changes, 2 changes, 1 error.");
+      "Exit status: 0 no changes; 2 changes (actions, or changes held back); 3 no action\n"
+      "possible but VMs that find no host or refused deletions; 1 error.");
   cmd->add_option("--config", options.config,
                   "Reconciler configuration (flotilla.yaml): the fleet repository (source), "
                   "secretsDir, and reconcile settings such as maxDeletionsPerRun");

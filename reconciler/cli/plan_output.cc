@@ -28,9 +28,10 @@ void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletion
 }
 
 bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,
-              const std::string& revision, const Context& context) {
+              const std::string& revision, const Context& context, const std::string& placement) {
   const render::RenderOptions options{.color = context.color && format == PlanFormat::kText,
-                                      .revision = revision};
+                                      .revision = revision,
+                                      .placement = placement};
   switch (format) {
     case PlanFormat::kJson:
       context.out << render::RenderPlanJson(plan, options);

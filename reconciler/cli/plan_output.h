@@ -23,16 +23,25 @@ void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletion
                             bool& allow_empty);
 
 // Prints `plan` in `format` (text in colour when the context allows) and, if `out_file` is set,
-// writes its JSON form there. False (with a message) if the file cannot be written.
+// writes its JSON form there. `placement` says where placement came from (RenderOptions).
+// False (with a message) if the file cannot be written.
 bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,
-              const std::string& revision, const Context& context);
+              const std::string& revision, const Context& context,
+              const std::string& placement = "");
 
-// Terraform's detailed exit codes: 0 nothing to do, 2 changes. Changes held back (deferred or
-// refused deletes, outdated VMs waiting their turn) count as changes.
+// Exit statuses of plan and diff, after Terraform's detailed exit codes:
+//   0  nothing to do
+//   2  changes: actions, or changes held back (deferred deletes, outdated VMs waiting their turn)
+//   3  no action can be taken, but VMs find no host or deletions are refused
+// (1 is an error.) So a check can tell "nothing" from "nothing placeable".
 inline int PlanExitCode(const Plan& plan) {
-  const bool held = plan.Count(FindingKind::kDeferred) > 0 ||
-                    plan.Count(FindingKind::kRefused) > 0 || plan.Count(FindingKind::kOutdated) > 0;
-  return plan.actions.empty() && !held ? 0 : 2;
+  if (!plan.actions.empty()) {
+    return 2;
+  }
+  if (plan.Count(FindingKind::kUnschedulable) > 0 || plan.Count(FindingKind::kRefused) > 0) {
+    return 3;
+  }
+  return plan.Count(FindingKind::kDeferred) > 0 || plan.Count(FindingKind::kOutdated) > 0 ? 2 : 0;
 }
 
 }  // namespace flotilla::cli

@@ -268,11 +268,16 @@ void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
     const HostPool& pool = declared.object;
     uint64_t room = 0;
     size_t schedulable = 0;
+    bool uncapped = false;  // a host without maxVMs: its resources bound it, unknown here
     for (const HostSpec& host : pool.hosts) {
       if (!host.cordoned) {
-        room += host.max_vms.value_or(kDefaultMaxVMs);
+        room += host.max_vms.value_or(0);
+        uncapped = uncapped || !host.max_vms;
         ++schedulable;
       }
+    }
+    if (uncapped) {
+      continue;
     }
     uint64_t wanted = 0;
     for (const Declared<VMSet>& set : sets) {

@@ -23,6 +23,7 @@ void Normalize(HostPool& pool) {
     SortUnique(host.tags);
     if (!host.max_vms) {
       host.max_vms = pool.defaults.max_vms;
+      host.max_vms_from_pool = host.max_vms.has_value();
     }
     if (!host.arch) {
       host.arch = pool.defaults.arch;

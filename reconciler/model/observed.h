@@ -58,6 +58,10 @@ struct HostFacts {
   // False when the host does not report its free disk: `available.disk_bytes` and
   // `total.disk_bytes` then mean nothing, and free disk is no placement filter.
   bool disk_known = true;
+  // True when these facts are stand-ins for a host that declares none (an offline preview,
+  // `flotilla diff` without an inventory): an unknown architecture then fits any template, as
+  // `validate` assumes, and placements on the host are marked as assumed.
+  bool assumed = false;
   // Images this host cannot create VMs from, by prefix ("catalog://"), each with the reason
   // (an agent too old for them, say). Placement skips the host for such images.
   std::map<std::string, std::string> unsupported_images;

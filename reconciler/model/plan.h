@@ -64,6 +64,9 @@ struct Action {
   // replace: the new VM is made before the predecessor is deleted (there was spare capacity);
   // false: delete first, then create.
   bool create_first = false;
+  // create/replace: `host` was chosen on assumed facts (HostFacts::assumed), not on what the
+  // host declares or reports: the placement may not hold.
+  bool assumed_placement = false;
 
   friend bool operator==(const Action&, const Action&) = default;
 };

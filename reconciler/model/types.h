@@ -67,11 +67,14 @@ struct HostCapacity {
 };
 
 struct HostSpec {
-  std::string name;                      // unique across all pools
-  std::string address;                   // base URL of the host's API; unique across all pools
-  std::vector<std::string> tags;         // sorted, unique after Normalize
-  bool cordoned = false;                 // no new VMs; managed VMs are drained
-  std::optional<uint32_t> max_vms;       // set after Normalize (pool default, then 2)
+  std::string name;               // unique across all pools
+  std::string address;            // base URL of the host's API; unique across all pools
+  std::vector<std::string> tags;  // sorted, unique after Normalize
+  bool cordoned = false;          // no new VMs; managed VMs are drained
+  // After Normalize: the host's own maxVMs, else the pool's defaults.maxVMs; empty: no cap (the
+  // host's resources bound it, and for macOS guests Apple's limit of 2 running per Mac).
+  std::optional<uint32_t> max_vms;
+  bool max_vms_from_pool = false;        // set by Normalize when max_vms is the pool's default
   std::optional<Arch> arch;              // declared; empty = learned from the host
   std::optional<HostCapacity> capacity;  // declared; empty = learned from the host
   SourceLocation origin;
@@ -92,11 +95,8 @@ struct TlsOptions {
   friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
 };
 
-// macOS guests are licensed 2 per Mac host, and Virtualization.framework enforces it.
-inline constexpr uint32_t kDefaultMaxVMs = 2;
-
 struct HostDefaults {
-  uint32_t max_vms = kDefaultMaxVMs;
+  std::optional<uint32_t> max_vms;  // empty: no cap
   std::optional<Arch> arch;
   std::optional<HostCapacity> capacity;
 

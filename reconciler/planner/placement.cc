@@ -57,6 +57,7 @@ Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<st
     if (facts.arch) {
       load.arch = facts.arch;
     }
+    load.assumed = facts.assumed;
     Resources total = facts.total;
     if (total.cpu == 0 && spec.capacity) {
       total = Resources{.cpu = spec.capacity->cpu,
@@ -167,7 +168,8 @@ std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
       static_cast<int64_t>(t.disk ? t.disk->bytes() : options_.default_image_disk_bytes);
   std::vector<std::string> hosts;
   for (const auto& [name, load] : hosts_) {
-    if (load.online && !load.spec->cordoned && load.arch == t.arch &&
+    const bool arch_fits = load.arch ? *load.arch == t.arch : load.assumed;
+    if (load.online && !load.spec->cordoned && arch_fits &&
         load.spec->HasAllTags(set.selector_tags) && Unsupported(load, t.image) == nullptr &&
         load.free_disk >= disk && !load.cached_images.contains(key)) {
       hosts.push_back(name);
@@ -212,18 +214,20 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
       ++failed["offline"];
     } else if (spec.cordoned) {
       ++failed["cordoned"];
-    } else if (!load.arch) {
+    } else if (!load.arch && !load.assumed) {
       ++failed["architecture unknown"];
-    } else if (*load.arch != t.arch) {
+    } else if (load.arch && *load.arch != t.arch) {
       ++failed[std::string(ToString(*load.arch))];
     } else if (!spec.HasAllTags(set.selector_tags)) {
       ++failed["missing selector tags"];
     } else if (const std::string* why = Unsupported(load, t.image)) {
       ++failed["cannot use the image: " + *why];
-    } else if (load.managed_vms >= spec.max_vms.value_or(kDefaultMaxVMs)) {
-      ++failed["at maxVMs"];
+    } else if (spec.max_vms && load.managed_vms >= *spec.max_vms) {
+      ++failed["at maxVMs " + std::to_string(*spec.max_vms) +
+               (spec.max_vms_from_pool ? " (pool default)" : " (the host's)")];
     } else if (macos && running && load.macos_committed >= options_.apple_vm_limit) {
-      ++failed["already " + std::to_string(options_.apple_vm_limit) + " macOS VMs"];
+      ++failed["at the macOS limit (" + std::to_string(options_.apple_vm_limit) +
+               " running per Mac)"];
     } else if (load.free_cpu < cpu) {
       ++failed["insufficient cpu"];
       max_free_cpu = std::max(max_free_cpu, load.free_cpu);

@@ -52,6 +52,7 @@ struct HostLoad {
   int64_t free_cpu = 0;
   int64_t free_memory = 0;
   int64_t free_disk = 0;
+  bool assumed = false;                 // HostFacts::assumed
   uint32_t managed_vms = 0;             // Flotilla's VMs on the host, existing and planned
   uint32_t macos_committed = 0;         // macOS VMs running or to be running
   std::set<std::string> cached_images;  // ImageCacheKey()s

@@ -162,7 +162,8 @@ class PoolPlanner {
                                        .depends_on = std::move(after),
                                        .templ = set.templ,
                                        .template_hash = HashOf(set),
-                                       .create_first = create_first});
+                                       .create_first = create_first,
+                                       .assumed_placement = Assumed(host)});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
         placer_->ReserveMacosStart(host);
@@ -175,6 +176,11 @@ class PoolPlanner {
                           .reason = "new VM; desired running",
                           .depends_on = {id}});
     }
+  }
+
+  bool Assumed(const std::string& host) const {
+    const HostLoad* load = placer_->Load(host);
+    return load != nullptr && load->assumed;
   }
 
   // Places and adds a new VM, or reports why it cannot be placed. True if placed.

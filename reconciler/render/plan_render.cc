@@ -1,5 +1,6 @@
 #include "reconciler/render/plan_render.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -103,7 +104,7 @@ std::string Line(const Action& a) {
   // A prepull concerns an image, not a VM.
   const std::string& what = a.kind == ActionKind::kPrepull && a.templ ? a.templ->image : a.vm;
   return std::string(Symbol(a.kind)) + " " + Pad(ToString(a.kind), 14) + what + " " + where + " (" +
-         a.reason + ")";
+         a.reason + ")" + (a.assumed_placement ? kAssumedMark : "");
 }
 
 std::string Line(const Finding& f) {
@@ -129,6 +130,28 @@ std::string Counts(const Group& g) {
            (g.findings.size() == 1 ? " finding" : " findings");
   }
   return out.empty() ? "no changes" : out;
+}
+
+}  // namespace
+
+namespace {
+
+size_t AssumedPlacements(const Plan& plan) {
+  return static_cast<size_t>(std::count_if(plan.actions.begin(), plan.actions.end(),
+                                           [](const Action& a) { return a.assumed_placement; }));
+}
+
+// Said under a plan that placed VMs on assumed facts.
+std::string AssumedNote(const Plan& plan) {
+  const size_t n = AssumedPlacements(plan);
+  if (n == 0) {
+    return "";
+  }
+  return std::to_string(n) + (n == 1 ? " placement assumes" : " placements assume") +
+         " undeclared host facts (" + std::string(kAssumedMark).substr(1) +
+         "): hosts without arch or capacity in their HostPool are taken to fit, as validate "
+         "does. Declare them, or plan against an inventory snapshot (--inventory), to see "
+         "placement for real.";
 }
 
 }  // namespace
@@ -181,6 +204,9 @@ std::string RenderPlanText(const Plan& plan, const RenderOptions& options) {
     return out;
   }
   out += PlanSummary(plan) + "\n";
+  if (const std::string note = AssumedNote(plan); !note.empty()) {
+    out += note + "\n";
+  }
   return out;
 }
 
@@ -191,6 +217,9 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
   if (!options.revision.empty()) {
     doc["revision"] = options.revision;
   }
+  if (!options.placement.empty()) {
+    doc["placement"] = options.placement;
+  }
   doc["summary"] = {{"create", plan.Count(ActionKind::kCreate)},
                     {"replace", plan.Count(ActionKind::kReplace)},
                     {"delete", plan.Count(ActionKind::kDelete)},
@@ -200,7 +229,8 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
                     {"unschedulable", plan.Count(FindingKind::kUnschedulable)},
                     {"conflict", plan.Count(FindingKind::kConflict)},
                     {"deferred", plan.Count(FindingKind::kDeferred)},
-                    {"findings", plan.findings.size()}};
+                    {"findings", plan.findings.size()},
+                    {"assumed_placements", AssumedPlacements(plan)}};
   Json actions = Json::array();
   for (const Action& a : plan.actions) {
     Json action = {{"id", a.id},         {"kind", ToString(a.kind)},
@@ -212,6 +242,9 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
     }
     if (a.kind == ActionKind::kReplace) {
       action["create_first"] = a.create_first;
+    }
+    if (a.assumed_placement) {
+      action["assumed_placement"] = true;
     }
     if (a.templ) {
       const VMTemplate& t = *a.templ;
@@ -250,6 +283,11 @@ std::string RenderPlanMarkdown(const Plan& plan, const RenderOptions& options) {
     return out + "No changes: the fleet matches the desired state.\n";
   }
   out += "**" + PlanSummary(plan) + "**\n\n";
+  const std::string note = AssumedNote(plan);
+  if (!options.placement.empty() || !note.empty()) {
+    std::string line = options.placement.empty() ? "" : "Placement: " + options.placement + ".";
+    out += line + (line.empty() || note.empty() ? "" : " ") + note + "\n\n";
+  }
   const auto groups = Groups(plan);
   out += "| pool | VMSet | create | replace | delete | start | stop | findings |\n";
   out += "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";

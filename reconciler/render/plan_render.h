@@ -16,7 +16,13 @@ namespace flotilla::render {
 struct RenderOptions {
   bool color = false;    // ANSI colour (text only)
   std::string revision;  // shown in headers when set, e.g. "main@1a2b3c4"
+  // Where placement came from, said in the Markdown header and the JSON ("declared host facts",
+  // "an inventory snapshot", "the hosts as observed"); empty: not said.
+  std::string placement;
 };
+
+// Marks the line of an action placed on assumed host facts (Action::assumed_placement).
+inline constexpr const char* kAssumedMark = " [assumed host facts]";
 
 // "Plan: 3 to create, 1 to replace, 0 to delete, 2 to start, 0 to stop; 1 unschedulable."
 // (other findings are counted after the unschedulable ones when there are any).

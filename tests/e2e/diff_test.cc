@@ -75,6 +75,63 @@ TEST_F(DiffTest, NoChangeExitsZero) {
   EXPECT_EQ(r.out, "Plan for HEAD~1..HEAD\n\nNo changes: the fleet matches the desired state.\n");
 }
 
+// Hosts that declare no arch or capacity are taken to fit, as validate assumes: an ordinary fleet
+// repository's change lists every create and the deletions of a removed set (which the base
+// revision, stood up on the same assumption, had made), marked as assumed, and exits 2.
+TEST_F(DiffTest, HostsWithoutDeclaredFactsNeverHideAChange) {
+  fs::remove_all(repo_ / "fleet");
+  fs::create_directories(repo_ / "fleet");
+  std::ofstream(repo_ / "fleet/pool.yaml")
+      << "apiVersion: flotilla.dev/v1\nkind: HostPool\nmetadata: {name: p}\n"
+         "spec:\n  provider: parallels\n  credentialsRef: p\n"
+         "  hosts:\n    - {name: a, address: \"https://10.0.0.1:3080\"}\n";
+  const auto set = [](const std::string& name, int replicas) {
+    return "apiVersion: flotilla.dev/v1\nkind: VMSet\nmetadata: {name: " + name +
+           "}\nspec:\n  pool: p\n  replicas: " + std::to_string(replicas) +
+           "\n  prune: true\n  template: {image: \"vm://golden\", os: linux, arch: x86_64, cpu: 1, "
+           "memory: 1Gi}\n";
+  };
+  std::ofstream(repo_ / "fleet/lx.yaml") << set("lx", 2);
+  std::ofstream(repo_ / "fleet/old.yaml") << set("old", 1);
+  Commit("fleet");
+  std::ofstream(repo_ / "fleet/lx.yaml") << set("lx", 3);
+  fs::remove(repo_ / "fleet/old.yaml");
+  Commit("grow lx, drop old");
+
+  Outcome r = Diff("--base HEAD~1 --head HEAD");
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(Contains(r.out, "+ create        lx-2 on a (new VM) [assumed host facts]")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "- delete        old-0 on a")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "1 placement assumes undeclared host facts")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "! unschedulable")) << r.out;
+
+  Outcome json = Diff("--base HEAD~1 --head HEAD --format json");
+  const nlohmann::json plan = nlohmann::json::parse(json.out);
+  EXPECT_EQ(plan["summary"]["create"], 1);
+  EXPECT_EQ(plan["summary"]["delete"], 1);
+  EXPECT_EQ(plan["summary"]["assumed_placements"], 1);
+  EXPECT_TRUE(Contains(plan["placement"].get<std::string>(), "declare")) << json.out;
+  Outcome markdown = Diff("--base HEAD~1 --head HEAD --format markdown");
+  EXPECT_TRUE(Contains(markdown.out, "Placement: simulated on the hosts the manifests declare"))
+      << markdown.out;
+}
+
+// Nothing can be done, but a VM finds no host: exit 3, so CI can tell it from "no changes";
+// when something else can be done too, exit 2.
+TEST_F(DiffTest, OnlyUnschedulableVmsExitThree) {
+  Edit("vmsets/linux-runners.yaml", "replicas: 4", "replicas: 8");  // 2 hosts x maxVMs 4
+  Commit("fill linux-builders");
+  std::ofstream(repo_ / "fleet/vmsets/extra.yaml")
+      << "apiVersion: flotilla.dev/v1\nkind: VMSet\nmetadata: {name: extra}\n"
+         "spec:\n  pool: linux-builders\n  replicas: 1\n"
+         "  template: {image: \"vm://golden\", os: linux, arch: x86_64, cpu: 2, memory: 1Gi}\n";
+  Commit("one more, nowhere to go");
+  Outcome none = Diff("--base HEAD~1 --head HEAD");
+  EXPECT_EQ(none.exit_code, 3) << none.out << none.err;
+  EXPECT_TRUE(Contains(none.out, "! unschedulable extra-0")) << none.out;
+  EXPECT_EQ(Diff("--base HEAD~2 --head HEAD").exit_code, 2) << "some VMs are created";
+}
+
 TEST_F(DiffTest, WorksFromAnyFolderOfTheRepository) {
   Edit("vmsets/ios-runners.yaml", "replicas: 4", "replicas: 5");
   Commit("grow");

@@ -35,20 +35,24 @@ TEST(NormalizeTest, HostsInheritPoolDefaults) {
   EXPECT_EQ(a.max_vms, 1u);  // own value wins
   EXPECT_EQ(a.arch, Arch::kX86_64);
   EXPECT_EQ(b.max_vms, 3u);  // pool default
+  EXPECT_TRUE(b.max_vms_from_pool);
+  EXPECT_FALSE(a.max_vms_from_pool);
   EXPECT_EQ(b.arch, Arch::kArm64);
   ASSERT_TRUE(b.capacity.has_value());
   EXPECT_EQ(b.capacity->cpu, 8u);
 }
 
-TEST(NormalizeTest, MaxVMsDefaultsToTwoWithoutPoolDefault) {
+// Without maxVMs anywhere a host has no cap: its resources bound it (and Apple's licence, the
+// macOS VMs it runs), not a number copied from the macOS limit.
+TEST(NormalizeTest, NoMaxVMsMeansNoCap) {
   HostPool pool;
   HostSpec host;
   host.name = "h";
   host.address = "https://h";
   pool.hosts = {host};
   Normalize(pool);
-  EXPECT_EQ(pool.hosts[0].max_vms, kDefaultMaxVMs);
-  EXPECT_EQ(kDefaultMaxVMs, 2u);
+  EXPECT_FALSE(pool.hosts[0].max_vms.has_value());
+  EXPECT_FALSE(pool.hosts[0].max_vms_from_pool);
   EXPECT_FALSE(pool.hosts[0].arch.has_value());  // unknown until observed
 }
 

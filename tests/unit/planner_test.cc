@@ -205,7 +205,7 @@ TEST(PlannerTest, AppleLimitCountsVmsThePlanWillStart) {
   EXPECT_EQ(plan.Count(ActionKind::kStart), 2u);
   ASSERT_EQ(plan.findings.size(), 1u);
   EXPECT_EQ(plan.findings[0].message,
-            "no host fits ios-2: 1 host in pool macs; 1 already 2 macOS VMs");
+            "no host fits ios-2: 1 host in pool macs; 1 at the macOS limit (2 running per Mac)");
 
   // Linux guests are not limited.
   Fleet linux({"mini-01"});
@@ -318,6 +318,26 @@ TEST(PlannerTest, HostsThatCannotUseTheImageAreSkippedWithTheirReason) {
             "too old");
   fleet.sets[0].templ.image = "vm://golden";
   EXPECT_TRUE(fleet.Compute().findings.empty());
+}
+
+// Caps say what they are and where they come from; without maxVMs only resources (and, for
+// macOS, Apple's limit) bound a host.
+TEST(PlannerTest, CapsNameTheLimitAndItsOrigin) {
+  Fleet fleet({"a", "b"});
+  fleet.pool.defaults.max_vms.reset();
+  fleet.pool.hosts[0].max_vms = 1;  // a: its own
+  fleet.pool.hosts[1].max_vms = 1;  // b: as if from the pool
+  fleet.pool.hosts[1].max_vms_from_pool = true;
+  fleet.sets.push_back(Set("lin", 3, GuestOs::kLinux));
+  const Plan capped = fleet.Compute();
+  ASSERT_EQ(capped.findings.size(), 1u);
+  EXPECT_EQ(capped.findings[0].message,
+            "no host fits lin-2: 2 hosts in pool macs; 1 at maxVMs 1 (pool default); 1 at maxVMs 1 "
+            "(the host's)");
+  fleet.pool.hosts[0].max_vms.reset();
+  fleet.pool.hosts[1].max_vms.reset();
+  fleet.sets[0].replicas = 12;  // 2 cpu each: 11 free cpus per host
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kCreate), 10u) << "5 per host, by cpu";
 }
 
 TEST(PlannerTest, HostsHoldingTheImageArePreferred) {

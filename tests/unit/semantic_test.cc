@@ -155,12 +155,16 @@ TEST(SemanticTest, WarnsWhenEveryFittingHostIsCordoned) {
 }
 
 TEST(SemanticTest, WarnsWhenSetsWantMoreThanMaxVMsAllow) {
-  LoadResult r = LoadYaml(Fleet(kPool, Replace(kSet, "replicas: 2", "replicas: 5")));
+  const std::string capped = Replace(kPool, "    arch: arm64", "    arch: arm64\n    maxVMs: 2");
+  LoadResult r = LoadYaml(Fleet(capped, Replace(kSet, "replicas: 2", "replicas: 5")));
   EXPECT_TRUE(r.ok());
   EXPECT_TRUE(Says(r,
                    "warning: VM sets want 5 VMs in pool \"mac\", but its 2 schedulable hosts "
                    "allow at most 4 (maxVMs)"))
       << AllText(r);
+  // Without maxVMs there is no cap to warn about: resources decide.
+  LoadResult uncapped = LoadYaml(Fleet(kPool, Replace(kSet, "replicas: 2", "replicas: 5")));
+  EXPECT_FALSE(Says(uncapped, "maxVMs")) << AllText(uncapped);
 }
 
 TEST(SemanticTest, InlineSecretsAreErrorsAndNeverEchoed) {
@@ -217,7 +221,7 @@ TEST(SemanticTest, DecodedFleetIsNormalised) {
   const HostPool& pool = r.desired.pools.at(0);
   EXPECT_EQ(pool.credentials_ref, "mac-creds");
   ASSERT_EQ(pool.hosts.size(), 2u);
-  EXPECT_EQ(pool.hosts[0].max_vms, 2u);
+  EXPECT_FALSE(pool.hosts[0].max_vms.has_value()) << "no maxVMs: no cap";
   EXPECT_EQ(pool.hosts[0].arch, Arch::kArm64);
   EXPECT_EQ(pool.hosts[0].capacity->memory.ToString(), "16Gi");
   EXPECT_EQ(pool.hosts[0].tags, (std::vector<std::string>{"builder", "m2"}));
