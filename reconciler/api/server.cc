@@ -382,6 +382,7 @@ void Server::Routes() {
   });
   http.Post("/api/v1/reconcile", [this](const httplib::Request& req, httplib::Response& res) {
     std::string reason = "api";
+    std::optional<PassApproval> approval;
     if (!req.body.empty()) {
       const json body = json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object()) {
@@ -396,8 +397,27 @@ void Server::Routes() {
         }
         reason = body["reason"].get<std::string>();
       }
+      if (body.contains("max_deletions") || body.contains("allow_empty")) {
+        PassApproval granted{.by = "api"};
+        if (body.contains("max_deletions")) {
+          const json& n = body["max_deletions"];
+          if (!n.is_number_unsigned() || n.get<uint64_t>() > 1'000'000) {
+            Error(res, 400, "max_deletions must be a whole number from 0 to 1000000");
+            return;
+          }
+          granted.max_deletions = n.get<uint32_t>();
+        }
+        if (body.contains("allow_empty")) {
+          if (!body["allow_empty"].is_boolean()) {
+            Error(res, 400, "allow_empty must be true or false");
+            return;
+          }
+          granted.allow_empty = body["allow_empty"].get<bool>();
+        }
+        approval = std::move(granted);
+      }
     }
-    std::shared_future<int64_t> run = backend_.Reconcile(reason);
+    std::shared_future<int64_t> run = backend_.Reconcile(reason, approval);
     const size_t max_waiters = std::max<size_t>(options_.threads / 4, 1);
     const bool wait = reconcile_waiters_.fetch_add(1) < max_waiters;
     const bool ready = wait ? run.wait_for(options_.reconcile_wait) == std::future_status::ready
@@ -446,7 +466,7 @@ void Server::Routes() {
     } else {
       logger_->info("webhook: {} push to {} ({}); fetching now", event->source, event->branch,
                     event->after.substr(0, 12));
-      (void)backend_.Reconcile("webhook");
+      (void)backend_.Reconcile("webhook", std::nullopt);
       answer["triggered"] = true;
     }
     Reply(res, 202, answer);

@@ -45,8 +45,10 @@ class Backend {
   // The latest observation; null before the first.
   virtual std::shared_ptr<const Snapshot> Latest() const = 0;
   // Asks for a fetch and a pass now; the future yields the run's id once it is recorded (0 if
-  // none was). `reason` becomes the run's trigger ("api", "webhook").
-  virtual std::shared_future<int64_t> Reconcile(std::string reason) = 0;
+  // none was). `reason` becomes the run's trigger ("api", "webhook"); `approval`, if any, lets
+  // that pass go past the deletion guards (Controller::Approve).
+  virtual std::shared_future<int64_t> Reconcile(std::string reason,
+                                                std::optional<PassApproval> approval) = 0;
 };
 
 struct ServerOptions {

@@ -264,7 +264,8 @@ json RunJson(const store::RunRecord& r) {
           {"failed", r.counts.failed},
           {"abandoned", r.counts.abandoned},
           {"findings", r.counts.findings},
-          {"message", r.message}};
+          {"message", r.message},
+          {"approval", r.approval}};
 }
 
 json ActionJson(const store::ActionRecord& a) {

@@ -26,6 +26,7 @@
 #include "reconciler/manifest/config.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
+#include "reconciler/model/text.h"
 #include "reconciler/render/plan_render.h"
 #include "reconciler/store/owner_lock.h"
 #include "reconciler/store/store.h"
@@ -145,10 +146,10 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
   options.host_timeout = c.reconcile.host_timeout;
   options.planner.host_lost_after =
       std::chrono::duration_cast<std::chrono::seconds>(c.reconcile.host_lost_after);
-  if (!options.planner.max_deletions) {
-    options.planner.max_deletions = c.reconcile.max_deletions;
-  }
+  options.planner.max_deletions = c.reconcile.max_deletions;
   options.planner.max_deletions_percent = c.reconcile.max_deletions_percent;
+  options.planner.deletion_window =
+      std::chrono::duration_cast<std::chrono::seconds>(c.reconcile.deletion_window);
   options.executor.concurrency = c.reconcile.concurrency;
   options.executor.per_host_concurrency = c.reconcile.per_host_concurrency;
   options.executor.create_timeout = c.reconcile.create_timeout;
@@ -428,6 +429,9 @@ CLI::App* AddApplyCommand(CLI::App& app, ApplyOptions& options) {
                   "refused if the revision, the hosts or the ledger changed since")
       ->check(CLI::ExistingFile);
   AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
+  cmd->add_option("--pools", options.pools,
+                  "Only these pools (comma-separated) and their VM sets, as a sharded loop "
+                  "(run --pools) would; a name the revision lacks is an error");
   AddPlanFormatFlag(*cmd, options.format);
   return cmd;
 }
@@ -452,8 +456,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
 
 int RunApply(const ApplyOptions& options, const Context& context) {
   controller::ControllerOptions controller_options;
-  controller_options.planner.max_deletions = options.max_deletions;
-  controller_options.planner.allow_empty = options.allow_empty;
+  controller_options.pools = SplitPools(options.pools);
   Result<std::unique_ptr<Engine>> engine = OpenEngine(options.where, controller_options, context);
   if (!engine.ok()) {
     return Fail(context, engine.status());
@@ -466,6 +469,10 @@ int RunApply(const ApplyOptions& options, const Context& context) {
   if (sync.fail_static) {
     context.err << "flotilla: warning: " << sync.problem << "\nflotilla: applying revision "
                 << Short(sync.sha) << " (the last applied) with deletions held back\n";
+  }
+  if (options.max_deletions || options.allow_empty) {
+    controller.Approve(PassApproval{
+        .max_deletions = options.max_deletions, .allow_empty = options.allow_empty, .by = "local"});
   }
   Result<controller::Prepared> prepared = controller.Prepare();
   if (!prepared.ok()) {
@@ -542,15 +549,19 @@ namespace {
 // The API's view of a running loop.
 class LoopBackend final : public api::Backend {
  public:
-  LoopBackend(const controller::Controller& controller, controller::Loop& loop)
+  LoopBackend(controller::Controller& controller, controller::Loop& loop)
       : controller_(controller), loop_(loop) {}
   std::shared_ptr<const api::Snapshot> Latest() const override { return controller_.snapshot(); }
-  std::shared_future<int64_t> Reconcile(std::string reason) override {
+  std::shared_future<int64_t> Reconcile(std::string reason,
+                                        std::optional<PassApproval> approval) override {
+    if (approval) {
+      controller_.Approve(std::move(*approval));  // spent by the pass this asks for
+    }
     return loop_.Trigger(std::move(reason));
   }
 
  private:
-  const controller::Controller& controller_;
+  controller::Controller& controller_;
   controller::Loop& loop_;
 };
 
@@ -582,12 +593,7 @@ Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine&
 int RunLoop(const RunOptions& options, const Context& context,
             const std::function<void(const std::string& url)>& ready) {
   controller::ControllerOptions controller_options;
-  std::stringstream pools(options.pools);
-  for (std::string pool; std::getline(pools, pool, ',');) {
-    if (!pool.empty()) {
-      controller_options.pools.push_back(pool);
-    }
-  }
+  controller_options.pools = SplitPools(options.pools);
   // Signals are blocked before any thread starts, so that only the watcher receives them.
   std::unique_ptr<controller::Loop> loop;
   std::mutex loop_mu;

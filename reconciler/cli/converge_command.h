@@ -31,9 +31,10 @@ struct StoreLocation {
 struct ApplyOptions {
   StoreLocation where;
   bool yes = false;
-  std::string plan_file;  // apply exactly this saved plan (flotilla plan --out)
-  std::optional<uint32_t> max_deletions;
+  std::string plan_file;                  // apply exactly this saved plan (flotilla plan --out)
+  std::optional<uint32_t> max_deletions;  // with allow_empty: an approval for this one pass
   bool allow_empty = false;
+  std::string pools;  // comma-separated; empty: all
   PlanFormat format = PlanFormat::kText;
 };
 

@@ -123,6 +123,9 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
   AddPlanFormatFlag(*cmd, options.format);
   cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
+  cmd->add_option("--pools", options.pools,
+                  "Only these pools (comma-separated) and their VM sets, as a sharded loop "
+                  "(run --pools) plans them; a name the revision lacks is an error");
   AddRepositoryFlags(*cmd, options.git);
   return cmd;
 }
@@ -208,13 +211,19 @@ int RunPlan(const PlanOptions& options, const Context& context) {
                 << " error(s); nothing planned\n";
     return 1;
   }
+  const std::vector<std::string> pools = SplitPools(options.pools);
+  if (const std::string missing = loaded->desired.MissingPools(pools); !missing.empty()) {
+    context.err << "flotilla: " << missing << "\n";
+    return 1;
+  }
+  const Desired desired = loaded->desired.OnlyPools(pools);
   if (effective.secrets_dir.empty()) {
     // Read once at start-up; nothing in the process sets it.
     if (const char* dir = std::getenv("FLOTILLA_SECRETS_DIR")) {  // NOLINT(concurrency-mt-unsafe)
       effective.secrets_dir = dir;
     }
   }
-  Result<Observed> observed = ObserveFleet(loaded->desired, effective, context);
+  Result<Observed> observed = ObserveFleet(desired, effective, context);
   if (!observed.ok()) {
     context.err << "flotilla: " << observed.status().message() << "\n";
     return 1;
@@ -235,9 +244,12 @@ int RunPlan(const PlanOptions& options, const Context& context) {
       return 1;
     }
     ledger = std::move(*owned);
+    std::erase_if(ledger.entries, [&](const LedgerEntry& e) {
+      return desired.FindPool(e.pool) == nullptr && !pools.empty();  // another shard's
+    });
   }
   planner_options.adopt_unowned = ledger.entries.empty();
-  const Plan plan = planner::ComputePlan(loaded->desired, *observed, ledger, planner_options,
+  const Plan plan = planner::ComputePlan(desired, *observed, ledger, planner_options,
                                          std::chrono::system_clock::now());
   if (!EmitPlan(plan, options.format, options.out, revision, context)) {
     return 1;

@@ -23,6 +23,7 @@ struct PlanOptions {
   double host_timeout_seconds = 10;      // per host observation
   std::optional<uint32_t> max_deletions;
   bool allow_empty = false;
+  std::string pools;  // comma-separated: only these pools and their VM sets; empty: all
   PlanFormat format = PlanFormat::kText;
   std::string out;  // also write the JSON plan here
 };
@@ -30,7 +31,7 @@ struct PlanOptions {
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options);
 
 // Desired state against the live hosts, observed through their providers; changes nothing.
-// Exit code: 0 no changes, 2 changes, 1 error.
+// Exit code: 0 no changes, 2 changes, 3 nothing placeable (PlanExitCode), 1 error.
 int RunPlan(const PlanOptions& options, const Context& context);
 
 }  // namespace flotilla::cli

@@ -1,7 +1,9 @@
 #include "reconciler/cli/plan_output.h"
 
 #include <fstream>
+#include <sstream>
 
+#include "reconciler/model/text.h"
 #include "reconciler/render/plan_render.h"
 
 namespace flotilla::cli {
@@ -25,6 +27,18 @@ void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletion
       "--max-deletions", [&max_deletions](uint32_t n) { max_deletions = n; },
       "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
   cmd.add_flag("--allow-empty", allow_empty, "Allow deleting every managed VM");
+}
+
+std::vector<std::string> SplitPools(const std::string& text) {
+  std::vector<std::string> pools;
+  std::stringstream in(text);
+  for (std::string pool; std::getline(in, pool, ',');) {
+    pool = std::string(TrimAscii(pool));
+    if (!pool.empty()) {
+      pools.push_back(pool);
+    }
+  }
+  return pools;
 }
 
 bool EmitPlan(const Plan& plan, PlanFormat format, const std::string& out_file,

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,9 @@ enum class PlanFormat { kText, kJson, kMarkdown };
 
 // Adds --format.
 void AddPlanFormatFlag(CLI::App& cmd, PlanFormat& format);
+
+// "a, b,,c" -> {"a", "b", "c"}: the --pools flag.
+std::vector<std::string> SplitPools(const std::string& text);
 
 // Adds --max-deletions and --allow-empty, the per-run overrides of the planner's safety guards.
 void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletions,

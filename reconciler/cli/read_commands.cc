@@ -249,13 +249,16 @@ CLI::App* AddReconcileCommand(CLI::App& app, ReconcileOptions& options) {
       "reconcile",
       "Ask a running loop (flotilla run) to fetch the repository and reconcile now. Prints\n"
       "the run's id; --wait follows it to the end. Without --server (or $FLOTILLA_SERVER) it\n"
-      "asks the API of the loop that --config describes (api.listen and api.tokenFile).");
+      "asks the API of the loop that --config describes (api.listen and api.tokenFile).\n"
+      "--max-deletions and --allow-empty approve that one pass past the deletion guards; the\n"
+      "approval is recorded with the run (flotilla history) and spent by it.");
   cmd->add_option("--config", options.where.config,
                   "Reconciler configuration of the loop to ask (default: $FLOTILLA_CONFIG, else "
                   "./flotilla.yaml)");
   AddServerFlags(*cmd, options.api);
   AddOutputFlags(*cmd, options.json);
   cmd->add_flag("--wait", options.wait, "Wait until the run finishes; exit 1 unless it succeeded");
+  AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
   cmd->add_option("--timeout", options.timeout_seconds, "Seconds to wait with --wait")
       ->capture_default_str();
   return cmd;
@@ -336,11 +339,13 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
   std::vector<std::vector<std::string>> rows = {
       {"RUN", "STARTED", "TRIGGER", "REVISION", "OUTCOME", "ACTIONS", "MESSAGE"}};
   for (const json& r : doc["runs"]) {
-    rows.push_back({std::to_string(Num<int64_t>(r, "id")), Str(r, "started_at"), Str(r, "trigger"),
-                    Short(Str(r, "revision")), Str(r, "outcome"),
-                    std::to_string(Num<int64_t>(r, "succeeded")) + "/" +
-                        std::to_string(Num<int64_t>(r, "planned")),
-                    Str(r, "message")});
+    rows.push_back(
+        {std::to_string(Num<int64_t>(r, "id")), Str(r, "started_at"), Str(r, "trigger"),
+         Short(Str(r, "revision")), Str(r, "outcome"),
+         std::to_string(Num<int64_t>(r, "succeeded")) + "/" +
+             std::to_string(Num<int64_t>(r, "planned")),
+         Str(r, "message") +
+             (Str(r, "approval").empty() ? "" : " (approved by " + Str(r, "approval") + ")")});
   }
   PrintTable(context, rows);
   context.out << "\n";
@@ -507,7 +512,14 @@ int RunReconcile(const ReconcileOptions& options, const Context& context) {
   if (!client.ok()) {
     return Fail(context, client.status());
   }
-  Result<json> started = (*client)->Post("/api/v1/reconcile", R"({"reason":"cli"})");
+  json request = {{"reason", "cli"}};
+  if (options.max_deletions) {
+    request["max_deletions"] = *options.max_deletions;
+  }
+  if (options.allow_empty) {
+    request["allow_empty"] = true;
+  }
+  Result<json> started = (*client)->Post("/api/v1/reconcile", request.dump());
   if (!started.ok()) {
     return Fail(context, started.status());
   }

@@ -53,6 +53,9 @@ struct ReconcileOptions {
   bool json = false;
   bool wait = false;  // until the run finishes
   size_t timeout_seconds = 3600;
+  // An approval for the pass (Controller::Approve): recorded with the run, spent by it.
+  std::optional<uint32_t> max_deletions;
+  bool allow_empty = false;
 };
 
 CLI::App* AddStatusCommand(CLI::App& app, ReadOptions& options);

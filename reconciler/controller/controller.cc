@@ -4,6 +4,7 @@
 #include <atomic>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
@@ -168,24 +169,6 @@ bool Controller::InScope(const std::string& pool) const {
          std::find(options_.pools.begin(), options_.pools.end(), pool) != options_.pools.end();
 }
 
-Desired Controller::Filter(const Desired& desired) const {
-  if (options_.pools.empty()) {
-    return desired;
-  }
-  Desired out;
-  for (const HostPool& pool : desired.pools) {
-    if (InScope(pool.meta.name)) {
-      out.pools.push_back(pool);
-    }
-  }
-  for (const VMSet& set : desired.sets) {
-    if (InScope(set.pool)) {
-      out.sets.push_back(set);
-    }
-  }
-  return out;
-}
-
 void Controller::Event(std::string_view level, std::string_view kind, std::string_view subject,
                        std::string_view message) {
   if (Status s = store_.AddEvent(store::EventRecord{.at = clock_.Now(),
@@ -242,7 +225,8 @@ SyncResult Controller::Sync() {
       hold("revision " + polled->substr(0, 12) + " has no manifests below the configured path",
            *polled, store::RevisionOutcome::kRejected);
     } else {
-      current_ = Filter(loaded->desired);
+      current_ = loaded->desired.OnlyPools(options_.pools);
+      unknown_pools_ = loaded->desired.MissingPools(options_.pools);
       current_sha_ = *polled;
       newest_problem_sha_.clear();
       result.changed = true;
@@ -256,7 +240,8 @@ SyncResult Controller::Sync() {
     if (applied.ok() && *applied && !(*applied)->sha.empty()) {
       Result<manifest::LoadResult> loaded = source_.Load((*applied)->sha);
       if (loaded.ok() && loaded->ok()) {
-        current_ = Filter(loaded->desired);
+        current_ = loaded->desired.OnlyPools(options_.pools);
+        unknown_pools_ = loaded->desired.MissingPools(options_.pools);
         current_sha_ = (*applied)->sha;
         result.changed = true;
         logger_->info("revision {} (the last applied) in force", current_sha_->substr(0, 12));
@@ -555,6 +540,9 @@ Result<Prepared> Controller::Prepare() {
         sync_.problem.empty() ? "no revision of " + source_.Describe() + " has been loaded yet"
                               : sync_.problem);
   }
+  if (!unknown_pools_.empty()) {
+    return Status::InvalidArgument(unknown_pools_);
+  }
   Prepared prepared;
   prepared.sha = *current_sha_;
   prepared.desired = current_;
@@ -577,6 +565,33 @@ Result<Prepared> Controller::Prepare() {
   // Only this loop's pools: other shards' VMs are theirs.
   std::erase_if(prepared.ledger.entries, [&](const LedgerEntry& e) { return !InScope(e.pool); });
   planner::PlannerOptions planner_options = options_.planner;
+  {
+    std::lock_guard lock(snapshot_mu_);
+    prepared.approval = std::exchange(approval_, std::nullopt);
+  }
+  if (prepared.approval && prepared.approval->max_deletions) {
+    planner_options.max_deletions = prepared.approval->max_deletions;  // the window aside
+  } else {
+    // The budget is a rate: what this loop's pools deleted within the window counts.
+    const auto now = clock_.Now();
+    Result<std::vector<store::ActionRecord>> recent =
+        store_.DeletionsSince(now - std::chrono::duration_cast<Clock::TimePoint::duration>(
+                                        options_.planner.deletion_window));
+    if (!recent.ok()) {
+      return recent.status();
+    }
+    for (const store::ActionRecord& a : *recent) {
+      if (!InScope(a.pool) || !a.finished_at) {
+        continue;
+      }
+      if (planner_options.deletions_in_window++ == 0) {
+        planner_options.window_frees_at = *a.finished_at + options_.planner.deletion_window;
+      }
+    }
+  }
+  if (prepared.approval && prepared.approval->allow_empty) {
+    planner_options.allow_empty = true;
+  }
   // A store that owns nothing has lost its memory (or is new): desired names are taken as ours
   // rather than reported as conflicts (DESIGN section 3).
   // Adoption is for a store that never applied anything (new, or lost), not for one whose
@@ -616,6 +631,11 @@ Result<Prepared> Controller::Prepare() {
   std::lock_guard lock(snapshot_mu_);
   snapshot_ = std::move(snapshot);
   return prepared;
+}
+
+void Controller::Approve(PassApproval approval) {
+  std::lock_guard lock(snapshot_mu_);
+  approval_ = std::move(approval);
 }
 
 std::shared_ptr<const api::Snapshot> Controller::snapshot() const {
@@ -726,6 +746,14 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   PassResult result;
   const auto started = std::chrono::steady_clock::now();
   Result<int64_t> run = store_.BeginRun(trigger, prepared.sha, clock_.Now());
+  if (run.ok() && prepared.approval) {
+    const std::string approval = prepared.approval->Describe();
+    if (Status s = store_.SetRunApproval(*run, approval); !s.ok()) {
+      logger_->error("store: {}", s.ToString());
+    }
+    logger_->warn("run {} approved by {}", *run, approval);
+    Event("warn", "approval", "", "run " + std::to_string(*run) + " approved by " + approval);
+  }
   if (on_started) {
     on_started(run.ok() ? *run : 0);
   }

@@ -53,8 +53,9 @@ class DesiredSource {
 };
 
 struct ControllerOptions {
-  std::vector<std::string> pools;   // --pools: only these pools (and their VMSets); empty: all
-  planner::PlannerOptions planner;  // deletion budget, host_lost_after, ...
+  std::vector<std::string> pools;  // --pools: only these pools (and their VMSets); empty: all
+  // Deletion budget (counted over planner.deletion_window from the journal), host_lost_after...
+  planner::PlannerOptions planner;
   executor::ExecutorOptions executor;
   std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // per observation
   uint32_t observe_concurrency = 32;
@@ -88,6 +89,9 @@ struct Prepared {
   // ledger gets them when the pass executes.
   std::vector<LedgerEntry> adoptions;
 
+  // The approval this pass plans with, if one was given (Controller::Approve).
+  std::optional<PassApproval> approval;
+
   // Execute has something to do.
   bool HasWork() const { return !plan.actions.empty() || !leftovers.empty() || !adoptions.empty(); }
 };
@@ -114,8 +118,13 @@ class Controller {
   SyncResult Sync();
 
   // Observes, recovers and plans against the revision in force. Fails only when no revision
-  // is in force or the store cannot be read.
+  // is in force, the store cannot be read, or --pools names a pool the revision lacks.
   Result<Prepared> Prepare();
+
+  // Leave to pass the deletion guards for the next Prepare only (then it is spent): its
+  // max_deletions replaces the budget and the window, allow_empty lets the revision delete
+  // every managed VM. Execute records it with the run. Any thread.
+  void Approve(PassApproval approval);
 
   // Runs the plan and records the run (trigger: "apply", "timer", "change", "manual", ...).
   // `progress` may be null. `on_started`, if set, is called with the run's id as soon as the
@@ -152,7 +161,6 @@ class Controller {
   std::vector<LedgerEntry> Adoptions(const Prepared& prepared) const;
   Result<providers::Provider*> ProviderFor(const HostPool& pool);
   executor::Fleet FleetFor(const Desired& desired);
-  Desired Filter(const Desired& desired) const;
   bool InScope(const std::string& pool) const;
   void Event(std::string_view level, std::string_view kind, std::string_view subject,
              std::string_view message);
@@ -168,6 +176,7 @@ class Controller {
   std::optional<std::string> current_sha_;  // the revision in force
   Desired current_;                         // its desired state (filtered to the pools)
   std::string newest_problem_sha_;          // a revision already rejected: not recorded again
+  std::string unknown_pools_;               // MissingPools of the revision in force
   SyncResult sync_;
   std::map<std::string, std::unique_ptr<PoolProvider>> providers_;  // by pool
   // When this process first tried to observe each host: host loss counts from here at the
@@ -176,8 +185,9 @@ class Controller {
   // Creates cancelled by this process (superseded or shut down), to resume or sweep.
   std::map<std::string, Unfinished> cancelled_creates_;
 
-  mutable std::mutex snapshot_mu_;  // guards snapshot_
+  mutable std::mutex snapshot_mu_;  // guards snapshot_ and approval_
   std::shared_ptr<const api::Snapshot> snapshot_;
+  std::optional<PassApproval> approval_;  // for the next Prepare
 };
 
 }  // namespace flotilla::controller

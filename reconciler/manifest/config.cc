@@ -140,6 +140,7 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     duration("createTimeout", r.create_timeout);
     duration("actionTimeout", r.action_timeout);
     duration("shutdownTimeout", r.shutdown_timeout);
+    duration("deletionWindow", r.deletion_window);
     r.max_attempts = Count(Find(*reconcile, "maxAttempts")).value_or(r.max_attempts);
     r.concurrency = Count(Find(*reconcile, "concurrency")).value_or(r.concurrency);
     r.per_host_concurrency =

@@ -43,9 +43,11 @@ struct ReconcilerConfig {
     uint32_t max_attempts = 4;  // per action and run, for retryable errors
     uint32_t concurrency = 32;
     uint32_t per_host_concurrency = 2;
-    // maxDeletionsPerRun: a number of VMs, or (when unset) a percentage of managed VMs.
+    // maxDeletionsPerRun: a number of VMs, or (when unset) a percentage of managed VMs, deleted
+    // at most within deletion_window.
     std::optional<uint32_t> max_deletions;
     uint32_t max_deletions_percent = 10;
+    std::chrono::milliseconds deletion_window{std::chrono::minutes{10}};
   };
 
   struct Store {

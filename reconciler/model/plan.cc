@@ -31,6 +31,18 @@ std::string_view ToString(ActionKind kind) {
   return "create";
 }
 
+std::string PassApproval::Describe() const {
+  std::string what;
+  if (max_deletions) {
+    what = "up to " + std::to_string(*max_deletions) +
+           (*max_deletions == 1 ? " deletion" : " deletions");
+  }
+  if (allow_empty) {
+    what += (what.empty() ? "" : ", ") + std::string("emptying the fleet allowed");
+  }
+  return (by.empty() ? "unknown" : by) + ": " + (what.empty() ? "nothing" : what);
+}
+
 std::string_view ToString(FindingKind kind) {
   switch (kind) {
     case FindingKind::kUnschedulable:

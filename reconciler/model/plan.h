@@ -71,6 +71,18 @@ struct Action {
   friend bool operator==(const Action&, const Action&) = default;
 };
 
+// A person's leave, for one pass, to go past the deletion guards (`apply --max-deletions
+// --allow-empty`, `flotilla reconcile --max-deletions --allow-empty`). Recorded with the run.
+struct PassApproval {
+  std::optional<uint32_t> max_deletions;  // this many deletions, whatever the window holds
+  bool allow_empty = false;               // this revision may delete every managed VM
+  std::string by;                         // who: "local", or the API token's name
+
+  // "local: up to 5 deletions, emptying the fleet allowed".
+  std::string Describe() const;
+  friend bool operator==(const PassApproval&, const PassApproval&) = default;
+};
+
 enum class FindingKind {
   kUnschedulable,  // no host fits a VM that should exist
   kConflict,       // a VM we want exists but is not ours; never touched

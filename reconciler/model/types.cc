@@ -94,6 +94,45 @@ std::string VMSet::VMName(uint32_t ordinal) const {
 const HostPool* Desired::FindPool(std::string_view name) const { return FindByName(pools, name); }
 const VMSet* Desired::FindSet(std::string_view name) const { return FindByName(sets, name); }
 
+Desired Desired::OnlyPools(const std::vector<std::string>& names) const {
+  if (names.empty()) {
+    return *this;
+  }
+  const auto named = [&](const std::string& pool) {
+    return std::find(names.begin(), names.end(), pool) != names.end();
+  };
+  Desired out;
+  for (const HostPool& pool : pools) {
+    if (named(pool.meta.name)) {
+      out.pools.push_back(pool);
+    }
+  }
+  for (const VMSet& set : sets) {
+    if (named(set.pool)) {
+      out.sets.push_back(set);
+    }
+  }
+  return out;
+}
+
+std::string Desired::MissingPools(const std::vector<std::string>& names) const {
+  std::string missing;
+  for (const std::string& name : names) {
+    if (FindPool(name) == nullptr) {
+      missing += (missing.empty() ? "" : ", ") + name;
+    }
+  }
+  if (missing.empty()) {
+    return "";
+  }
+  std::string known;
+  for (const HostPool& pool : pools) {
+    known += (known.empty() ? "" : ", ") + pool.meta.name;
+  }
+  return "--pools names pools the revision does not have: " + missing +
+         " (its pools: " + (known.empty() ? "none" : known) + ")";
+}
+
 size_t Desired::HostCount() const {
   size_t n = 0;
   for (const HostPool& pool : pools) {

@@ -167,6 +167,12 @@ struct Desired {
   size_t HostCount() const;
   size_t DesiredVMCount() const;  // sum of replicas
 
+  // Only the pools named (and their VM sets); all of them when `names` is empty (--pools).
+  Desired OnlyPools(const std::vector<std::string>& names) const;
+  // Why `names` does not fit: the names it lacks, and the pools it has; "" when every name is
+  // one of its pools.
+  std::string MissingPools(const std::vector<std::string>& names) const;
+
   friend bool operator==(const Desired&, const Desired&) = default;
 };
 

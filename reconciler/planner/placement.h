@@ -27,10 +27,15 @@ namespace flotilla::planner {
 struct PlannerOptions {
   // An offline host's VMs are replaced elsewhere once it has been silent this long.
   std::chrono::seconds host_lost_after{std::chrono::minutes{10}};
-  // At most this many deletes per plan; empty = max_deletions_percent of managed VMs, at
-  // least 1.
+  // The deletion budget: at most this many deletes within `deletion_window`; empty =
+  // max_deletions_percent of managed VMs (at least 1, unless the percentage is 0).
   std::optional<uint32_t> max_deletions;
   uint32_t max_deletions_percent = 10;
+  std::chrono::seconds deletion_window{std::chrono::minutes{10}};
+  // Deletions already made within the window (from the journal), and when the oldest of them
+  // leaves it; the plan deletes at most the rest of the budget.
+  uint32_t deletions_in_window = 0;
+  std::optional<std::chrono::system_clock::time_point> window_frees_at;
   // Allow a revision that deletes every managed VM.
   bool allow_empty = false;
   // Treat a VM that has a desired name but is not in the ledger as ours (after the store was

@@ -608,9 +608,26 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     }
   }
   const bool empties_fleet = managed > 0 && !deletes.empty() && survivors == 0;
-  const size_t budget = options.max_deletions
-                            ? *options.max_deletions
-                            : std::max<size_t>(1, managed * options.max_deletions_percent / 100);
+  const size_t allowed = options.max_deletions ? *options.max_deletions
+                         : options.max_deletions_percent == 0
+                             ? 0
+                             : std::max<size_t>(1, managed * options.max_deletions_percent / 100);
+  const size_t budget =
+      allowed > options.deletions_in_window ? allowed - options.deletions_in_window : 0;
+  std::string deferred_why = "delete deferred: at most " + std::to_string(allowed) +
+                             " deletions per " + Minutes(options.deletion_window) +
+                             " (maxDeletionsPerRun, deletionWindow)";
+  if (options.deletions_in_window > 0) {
+    deferred_why += "; " + std::to_string(options.deletions_in_window) + " made within it";
+  }
+  if (allowed == 0) {
+    deferred_why += "; approve it with apply --max-deletions or flotilla reconcile --max-deletions";
+  } else if (options.window_frees_at && *options.window_frees_at > now) {
+    deferred_why += "; the next may run in " + Minutes(*options.window_frees_at - now) +
+                    " (or approve more with --max-deletions)";
+  } else {
+    deferred_why += "; the rest run in later passes (or approve more with --max-deletions)";
+  }
   size_t done = 0;
   for (const DeleteCandidate& d : deletes) {
     Finding held{.vm = d.entry.vm, .vmset = d.entry.vmset, .pool = d.entry.pool, .host = d.host};
@@ -623,8 +640,7 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     }
     if (done >= budget) {
       held.kind = FindingKind::kDeferred;
-      held.message = "delete deferred: at most " + std::to_string(budget) +
-                     " deletions per run (maxDeletionsPerRun; override with --max-deletions)";
+      held.message = deferred_why;
       builder.Note(std::move(held));
       continue;
     }

@@ -154,7 +154,7 @@ CREATE TABLE events (
 
 // Actions may pre-stage an image ('prepull'), and say what they are doing, as their provider
 // says (a pull's step and progress). SQLite cannot change a CHECK constraint: the table is made
-// again and its rows copied.
+// again and its rows copied. Runs record a person's approval to pass the deletion guards.
 constexpr const char* kMigrationV2 = R"sql(
 CREATE TABLE actions_v2 (
   id                INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -191,6 +191,7 @@ DROP TABLE actions;
 ALTER TABLE actions_v2 RENAME TO actions;
 CREATE INDEX actions_by_state ON actions(state);
 CREATE INDEX actions_by_run ON actions(run_id);
+ALTER TABLE runs ADD COLUMN approval TEXT NOT NULL DEFAULT '';
 )sql";
 
 constexpr std::array kMigrations = {kMigrationV1, kMigrationV2};
@@ -602,7 +603,7 @@ RevisionRecord ReadRevision(Statement& s) {
 
 constexpr const char* kRunColumns =
     "id, \"trigger\", revision, started_at, finished_at, outcome, planned, succeeded, failed, "
-    "abandoned, findings, message";
+    "abandoned, findings, message, approval";
 
 RunRecord ReadRun(Statement& s) {
   return RunRecord{.id = s.Int(0),
@@ -616,7 +617,8 @@ RunRecord ReadRun(Statement& s) {
                                        .failed = s.Int(8),
                                        .abandoned = s.Int(9),
                                        .findings = s.Int(10)},
-                   .message = s.Text(11)};
+                   .message = s.Text(11),
+                   .approval = s.Text(12)};
 }
 
 constexpr const char* kActionColumns =
@@ -840,6 +842,16 @@ Result<int64_t> Store::BeginRun(std::string_view trigger, std::string_view revis
   return impl_->db.LastInsertId();
 }
 
+Status Store::SetRunApproval(int64_t run_id, std::string_view approval) {
+  std::lock_guard lock(impl_->mu);
+  const std::string what = "record the approval of run " + std::to_string(run_id);
+  Status s = impl_->db.Run("UPDATE runs SET approval = ?2 WHERE id = ?1", what, run_id, approval);
+  if (s.ok() && impl_->db.Changes() == 0) {
+    return Status::NotFound(impl_->db.path() + ": " + what + ": no such run");
+  }
+  return s;
+}
+
 Status Store::FinishRun(int64_t run_id, RunOutcome outcome, const RunCounts& counts,
                         std::string_view message, Time now) {
   std::lock_guard lock(impl_->mu);
@@ -957,6 +969,17 @@ Result<std::vector<ActionRecord>> Store::UnfinishedActions() {
       impl_->db.Prepare(Select(kActionColumns, "FROM actions WHERE state IN (?1, ?2) ORDER BY id"),
                         "read unfinished actions", ToString(ActionState::kIntended),
                         ToString(ActionState::kRunning)),
+      ReadAction);
+}
+
+Result<std::vector<ActionRecord>> Store::DeletionsSince(Time since) {
+  std::lock_guard lock(impl_->mu);
+  return ReadAll<ActionRecord>(
+      impl_->db.Prepare(Select(kActionColumns,
+                               "FROM actions WHERE kind = ?1 AND state = ?2 AND finished_at >= ?3 "
+                               "ORDER BY finished_at"),
+                        "read recent deletions", ToString(ActionKind::kDelete),
+                        ToString(ActionState::kSucceeded), since),
       ReadAction);
 }
 

@@ -88,7 +88,8 @@ struct RunRecord {
   std::optional<Time> finished_at;
   RunOutcome outcome = RunOutcome::kRunning;
   RunCounts counts;
-  std::string message;  // summary or error, for people
+  std::string message;   // summary or error, for people
+  std::string approval;  // a person's leave to pass the deletion guards (PassApproval::Describe)
 };
 
 enum class ActionState { kIntended, kRunning, kSucceeded, kFailed, kAbandoned };
@@ -158,6 +159,8 @@ class Store {
 
   // --- runs ---
   Result<int64_t> BeginRun(std::string_view trigger, std::string_view revision, Time now);
+  // Records the approval the run went past the deletion guards with.
+  Status SetRunApproval(int64_t run_id, std::string_view approval);
   Status FinishRun(int64_t run_id, RunOutcome outcome, const RunCounts& counts,
                    std::string_view message, Time now);
   Result<std::vector<RunRecord>> Runs(size_t limit);  // newest first; limit 0: all
@@ -175,6 +178,8 @@ class Store {
   Result<std::vector<ActionRecord>> Actions(int64_t run_id);  // in id order
   // Every action still intended or running, oldest first.
   Result<std::vector<ActionRecord>> UnfinishedActions();
+  // Deletes that succeeded at or after `since` (what the deletion budget counts), oldest first.
+  Result<std::vector<ActionRecord>> DeletionsSince(Time since);
 
   // --- host inventory ---
   // Replaces the stored observation of every host in `observed` (hosts not in it are kept).

@@ -217,6 +217,42 @@ TEST(ApiTest, ReadyOnlyAfterTheFirstObservation) {
   EXPECT_TRUE(ready["observed_at"].is_string());
 }
 
+// A running loop holds deletions back by its budget; POST /api/v1/reconcile with an approval
+// lets exactly that pass delete, records who approved it, and is spent by the pass.
+TEST(ApiTest, AnApprovalLetsOnePassOfARunningLoopDelete) {
+  FleetOptions options = ApiFleet();
+  options.reconcile_extra = "maxDeletionsPerRun: 0";
+  FleetFixture fx(options);
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("a.yaml", FleetFixture::VmSetYaml("a", 1));
+  fx.WriteManifest("b.yaml", FleetFixture::VmSetYaml("b", 2));
+  fx.Commit("a and b");
+  ASSERT_EQ(fx.Apply().exit_code, 0);
+  fx.RemoveManifest("b.yaml");
+  fx.Commit("remove b");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Ready()) << fx.LoopLog();
+  const json held = api.GetJson("/api/v1/plan?format=json");
+  EXPECT_TRUE(Contains(held.dump(), "approve it with")) << held.dump();
+
+  httplib::Result bad = api.Post("/api/v1/reconcile", R"({"max_deletions": -1})");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  httplib::Result approved =
+      api.Post("/api/v1/reconcile", R"({"reason": "drop-b", "max_deletions": 2})");
+  ASSERT_TRUE(approved);
+  EXPECT_EQ(approved->status, 202) << approved->body;
+  ASSERT_TRUE(WaitUntil([&] {
+    const json run = api.RunWithTrigger("drop-b");
+    return run.is_object() && run.value("outcome", "") != "running";
+  })) << fx.LoopLog();
+  const json run = api.RunWithTrigger("drop-b");
+  EXPECT_EQ(run["approval"], "api: up to 2 deletions") << run.dump();
+  EXPECT_EQ(run["outcome"], "succeeded") << run.dump();
+  EXPECT_TRUE(Contains(fx.LoopLog(), "approved by api: up to 2 deletions")) << fx.LoopLog();
+}
+
 // Hosts whose service is too old for catalog creates say so, in the hosts view and in the
 // plan's findings, and nothing is created on them.
 TEST(ApiTest, HostsTooOldForCatalogCreatesSaySo) {

@@ -314,6 +314,58 @@ TEST(ConvergeTest, RemovingAVmSetDeletesOnlyItsVms) {
   EXPECT_TRUE(Contains(fx.Flotilla("status").out, "Managed VMs:       2"));
 }
 
+// The deletion budget is a rate: maxDeletionsPerRun within deletionWindow, counted from the
+// journal, so back-to-back applies (separate processes: a restart each time) delete no more;
+// an approval (apply --max-deletions) lets exactly one pass go past it, and is recorded.
+TEST(ConvergeTest, TheDeletionBudgetHoldsOverPassesAndRestarts) {
+  testing::FleetOptions options;
+  options.reconcile_extra = "maxDeletionsPerRun: 1\n  deletionWindow: 1h";
+  FleetFixture fx(options);
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("a.yaml", FleetFixture::VmSetYaml("a", 1));
+  fx.WriteManifest("b.yaml", FleetFixture::VmSetYaml("b", 4));
+  fx.Commit("a and b");
+  ExpectApplied(fx.Apply());
+  fx.RemoveManifest("b.yaml");
+  fx.Commit("remove b");
+  ResetCounters(fx);
+  const Outcome first = fx.Apply();
+  ExpectApplied(first);
+  EXPECT_EQ(Deletes(fx), 1);
+  EXPECT_TRUE(Contains(first.out, "at most 1 deletions per 60m")) << first.out;
+  const Outcome second = fx.Apply();
+  EXPECT_EQ(Deletes(fx), 1) << "the window still holds the first deletion\n" << second.out;
+  EXPECT_TRUE(Contains(second.out, "1 made within it; the next may run in")) << second.out;
+
+  const Outcome approved = fx.Apply("--max-deletions 2");
+  ExpectApplied(approved);
+  EXPECT_EQ(Deletes(fx), 3) << approved.out;
+  EXPECT_TRUE(Contains(fx.Flotilla("history").out, "approved by local: up to 2 deletions"))
+      << fx.Flotilla("history").out;
+  fx.Apply();
+  EXPECT_EQ(Deletes(fx), 3) << "the approval was spent by its pass";
+}
+
+// apply and plan take --pools, like a sharded loop; a misspelt pool is an error naming the
+// pools there are, never a silent "nothing to do".
+TEST(ConvergeTest, PoolsMustNameRealPools) {
+  FleetFixture fx;
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("a.yaml", FleetFixture::VmSetYaml("a", 1));
+  fx.Commit("a");
+  const Outcome apply = fx.Apply("--pools simz");
+  EXPECT_EQ(apply.exit_code, 1) << apply.out << apply.err;
+  EXPECT_TRUE(Contains(apply.err,
+                       "--pools names pools the revision does not have: simz (its "
+                       "pools: sims)"))
+      << apply.err;
+  const Outcome plan = fx.Flotilla("plan --pools simz");
+  EXPECT_EQ(plan.exit_code, 1) << plan.out << plan.err;
+  EXPECT_TRUE(Contains(plan.err, "its pools: sims")) << plan.err;
+  ExpectApplied(fx.Apply("--pools sims"));
+  EXPECT_EQ(fx.Flotilla("plan --pools sims").exit_code, 0);
+}
+
 // 5. VMs Flotilla did not create are never touched: not when sets are removed or scaled down,
 // and not when one carries a desired name (a conflict, reported).
 TEST(ConvergeTest, UnmanagedVmsAreNeverTouched) {

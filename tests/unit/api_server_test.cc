@@ -28,7 +28,8 @@ using nlohmann::json;
 class StuckBackend final : public Backend {
  public:
   std::shared_ptr<const Snapshot> Latest() const override { return nullptr; }
-  std::shared_future<int64_t> Reconcile(std::string reason) override {
+  std::shared_future<int64_t> Reconcile(std::string reason,
+                                        std::optional<PassApproval> /*approval*/) override {
     std::lock_guard lock(mu_);
     reasons_.push_back(std::move(reason));
     return future_;

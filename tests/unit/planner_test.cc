@@ -379,6 +379,29 @@ TEST(PlannerTest, DeletionsNeedPruneAndStayWithinTheBudget) {
   fleet.options.max_deletions = 5;
   EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 3u);
 
+  // The budget is a rate: deletions made within the window count, and the finding says when
+  // the next may run.
+  fleet.options.deletions_in_window = 4;
+  fleet.options.window_frees_at = kNow + minutes(7);
+  plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kDelete), 1u);
+  ASSERT_EQ(plan.Count(FindingKind::kDeferred), 2u);
+  const auto deferred = std::find_if(plan.findings.begin(), plan.findings.end(),
+                                     [](auto& f) { return f.kind == FindingKind::kDeferred; });
+  EXPECT_EQ(deferred->message,
+            "delete deferred: at most 5 deletions per 10m (maxDeletionsPerRun, deletionWindow); "
+            "4 made within it; the next may run in 7m (or approve more with --max-deletions)");
+  fleet.options.deletions_in_window = 5;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 0u);
+
+  // 0 and 0% hold every deletion back (a percentage rounds up to 1 otherwise).
+  fleet.options.deletions_in_window = 0;
+  fleet.options.max_deletions.reset();
+  fleet.options.max_deletions_percent = 0;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 0u);
+  fleet.options.max_deletions_percent = 1;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kDelete), 1u);
+
   fleet.sets[0].prune = false;
   plan = fleet.Compute();
   EXPECT_EQ(plan.Count(ActionKind::kDelete), 0u);
