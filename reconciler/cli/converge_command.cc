@@ -167,9 +167,10 @@ class ConsoleProgress : public executor::Progress {
  public:
   ConsoleProgress(const Context& context, bool live) : context_(context), live_(live) {}
 
-  // Shows the how-manieth action this is ("[12/40] create ios-7 on mini-03 ...").
-  void Started(const Action& action, int attempt, size_t /*done*/, size_t total) override {
-    const size_t done = attempt == 1 ? ++started_ : started_;
+  // Shows the how-manieth action this is ("[12/40] create ios-7 on mini-03 ..."), in this run.
+  void Started(const Action& action, int attempt, size_t ordinal, size_t total) override {
+    const size_t done = ordinal;
+    last_step_.erase(action.id);  // plan ids repeat from one pass to the next
     const std::string what = Describe(action);
     if (live_) {
       context_.err << "\r\033[K[" << done << "/" << total << "] " << what
@@ -236,7 +237,6 @@ class ConsoleProgress : public executor::Progress {
 
   const Context& context_;
   bool live_;
-  size_t started_ = 0;                    // calls come one at a time (executor::Progress)
   std::map<int, std::string> last_step_;  // by action id: the step last logged
 };
 

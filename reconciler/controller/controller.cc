@@ -19,18 +19,23 @@ class MeteredProgress final : public executor::Progress {
  public:
   MeteredProgress(executor::Progress* next, api::Telemetry* telemetry)
       : next_(next), telemetry_(telemetry) {}
-  void Started(const Action& action, int attempt, size_t done, size_t total) override {
+  void Started(const Action& action, int attempt, size_t ordinal, size_t total) override {
     if (next_ != nullptr) {
-      next_->Started(action, attempt, done, total);
+      next_->Started(action, attempt, ordinal, total);
     }
   }
   void Finished(const Action& action, executor::Outcome outcome, const Status& status,
-                std::chrono::milliseconds elapsed, size_t done, size_t total) override {
+                std::chrono::milliseconds elapsed, size_t ordinal, size_t total) override {
     if (telemetry_ != nullptr) {
       telemetry_->ActionFinished(ToString(action.kind), executor::ToString(outcome), elapsed);
     }
     if (next_ != nullptr) {
-      next_->Finished(action, outcome, status, elapsed, done, total);
+      next_->Finished(action, outcome, status, elapsed, ordinal, total);
+    }
+  }
+  void Doing(const Action& action, std::string_view what) override {
+    if (next_ != nullptr) {
+      next_->Doing(action, what);
     }
   }
 

@@ -190,7 +190,7 @@ class Runner {
       {
         std::lock_guard lock(progress_mu_);
         if (context_.progress != nullptr) {
-          context_.progress->Started(action, attempt, done_snapshot_, plan_.actions.size());
+          context_.progress->Started(action, attempt, Ordinal(action), plan_.actions.size());
         }
       }
       Status status = Attempt(action, *id, predecessor, progressed);
@@ -236,11 +236,17 @@ class Runner {
 
   void Announce(const Action& action, const ActionReport& report) {
     std::lock_guard lock(progress_mu_);
-    ++done_snapshot_;
     if (context_.progress != nullptr) {
       context_.progress->Finished(action, report.outcome, report.status, report.elapsed,
-                                  done_snapshot_, plan_.actions.size());
+                                  Ordinal(action), plan_.actions.size());
     }
+  }
+
+  // The action's place in the order this run started actions (a skipped one gets the next).
+  // REQUIRES: progress_mu_ held.
+  size_t Ordinal(const Action& action) {
+    auto [it, added] = ordinals_.try_emplace(action.id, ordinals_.size() + 1);
+    return it->second;
   }
 
   // The provider id of the VM a replace or delete removes, from the ledger; empty when unknown
@@ -466,7 +472,7 @@ class Runner {
   std::mt19937_64 rng_;
 
   std::mutex progress_mu_;
-  size_t done_snapshot_ = 0;  // actions finished, as shown to Progress
+  std::map<int, size_t> ordinals_;  // by action id: see Ordinal
 
   std::mutex mu_;  // guards everything below
   std::condition_variable_any cv_;

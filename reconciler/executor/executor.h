@@ -98,13 +98,15 @@ class Journal {
   virtual Status VmDeleted(std::string_view vm, std::string_view host) = 0;
 };
 
-// Live progress, for people. Called from worker threads, one call at a time.
+// Live progress, for people. Called from worker threads, one call at a time. `ordinal` is the
+// action's place, from 1, in the order this run started its actions (the same in its Started,
+// Doing and Finished, whatever the attempt); `total` the actions of the plan.
 class Progress {
  public:
   virtual ~Progress() = default;
-  virtual void Started(const Action& action, int attempt, size_t done, size_t total) = 0;
+  virtual void Started(const Action& action, int attempt, size_t ordinal, size_t total) = 0;
   virtual void Finished(const Action& action, Outcome outcome, const Status& status,
-                        std::chrono::milliseconds elapsed, size_t done, size_t total) = 0;
+                        std::chrono::milliseconds elapsed, size_t ordinal, size_t total) = 0;
   // What a running action is doing, as its provider says (a pull's progress).
   virtual void Doing(const Action& /*action*/, std::string_view /*what*/) {}
 };

@@ -517,6 +517,15 @@ TEST(ConvergeTest, TheLoopConvergesAndFollowsCommits) {
   const auto after = IdsOf(Inventory(fx), "ci");
   EXPECT_EQ(after.at("ci-0"), before.at("ci-0"));
   EXPECT_EQ(after.at("ci-1"), before.at("ci-1"));
+  // The second pass numbers its actions from 1 again, and an action's start and end lines
+  // carry the same number.
+  ASSERT_TRUE(WaitUntil([&] { return Contains(fx.LoopLog(), "] start ci-2 on "); }))
+      << fx.LoopLog();
+  EXPECT_TRUE(Contains(fx.LoopLog(), "[1/2] create ci-2 on ")) << fx.LoopLog();
+  EXPECT_TRUE(std::regex_search(fx.LoopLog(), std::regex(R"(\[1/2\] create ci-2 on [^:]+: )")))
+      << fx.LoopLog();
+  EXPECT_TRUE(std::regex_search(fx.LoopLog(), std::regex(R"(\[2/2\] start ci-2 on [^:]+: )")))
+      << fx.LoopLog();
 
   // An invalid commit that would scale down: rejected; the loop keeps reconciling against the
   // last good revision (ci-2, removed out of band, comes back) and deletes nothing.
