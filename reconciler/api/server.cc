@@ -273,7 +273,9 @@ void Server::Routes() {
         last.ok() && *last) {
       applied = (*last)->attempted_at;
     }
-    res.set_content(telemetry_.Render(snapshot.get(), applied),
+    const Clock::TimePoint now =
+        options_.clock != nullptr ? options_.clock->Now() : std::chrono::system_clock::now();
+    res.set_content(telemetry_.Render(snapshot.get(), applied, now),
                     "text/plain; version=0.0.4; charset=utf-8");
   });
 

@@ -29,6 +29,7 @@
 
 #include "reconciler/api/snapshot.h"
 #include "reconciler/api/telemetry.h"
+#include "reconciler/model/clock.h"
 #include "reconciler/model/result.h"
 #include "reconciler/store/store.h"
 
@@ -66,6 +67,7 @@ struct ServerOptions {
   // answer "queued" at once, so requests piling up behind a long pass never take every worker
   // from /healthz and the rest.
   std::chrono::milliseconds reconcile_wait{std::chrono::seconds{30}};
+  const Clock* clock = nullptr;  // ages hosts' observations in /metrics; null: the system clock
 };
 
 class Server {

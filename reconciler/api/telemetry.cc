@@ -64,9 +64,36 @@ Telemetry::Telemetry()
           "Deletions held back by the deletion budget or by fail static, summed over runs.", {})),
       requests_(registry_.AddCounter("flotilla_provider_requests_total",
                                      "Requests providers sent to hosts (code 0: no response).",
-                                     {"provider", "endpoint", "code"})) {}
+                                     {"provider", "endpoint", "code"})),
+      rejected_(registry_.AddCounter("flotilla_source_rejected_revisions_total",
+                                     "Revisions of the repository rejected (invalid or empty), "
+                                     "once each.",
+                                     {})),
+      fail_static_(registry_.AddGauge("flotilla_fail_static",
+                                      "1 while the newest revision cannot be used and the last "
+                                      "good one stays in force with deletions held.",
+                                      {})),
+      observation_age_(registry_.AddGauge(
+          "flotilla_host_observation_age_seconds",
+          "Seconds since each host last answered an observation (hosts never seen are absent).",
+          {"pool", "host"})),
+      deferred_now_(registry_.AddGauge(
+          "flotilla_deletions_deferred",
+          "Deletions the latest plan holds back (deletion budget, fail static).", {"pool"})),
+      conflicts_(registry_.AddGauge("flotilla_conflicts",
+                                    "Desired names held by VMs flotilla does not own: the set "
+                                    "is short of them until they are moved away.",
+                                    {"pool", "vmset"})),
+      refused_(registry_.AddGauge("flotilla_refused_deletions",
+                                  "Deletions refused because the revision would delete every "
+                                  "managed VM (approve with --allow-empty).",
+                                  {"pool"})) {}
 
-void Telemetry::GitFetch(bool ok) { fetches_.Inc({ok ? "success" : "failure"}); }
+void Telemetry::GitFetch(std::string_view outcome) { fetches_.Inc({std::string(outcome)}); }
+
+void Telemetry::RevisionRejected() { rejected_.Inc({}); }
+
+void Telemetry::FailStatic(bool on) { fail_static_.Set({}, on ? 1.0 : 0.0); }
 
 void Telemetry::RunFinished(std::string_view outcome, std::chrono::milliseconds duration) {
   runs_.Inc({std::string(outcome)});
@@ -86,7 +113,8 @@ void Telemetry::ProviderRequest(std::string_view provider, std::string_view endp
 }
 
 std::string Telemetry::Render(const Snapshot* snapshot,
-                              std::optional<std::chrono::system_clock::time_point> last_applied) {
+                              std::optional<std::chrono::system_clock::time_point> last_applied,
+                              std::chrono::system_clock::time_point now) {
   last_applied_.Set({}, last_applied
                             ? static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
                                                       last_applied->time_since_epoch())
@@ -139,6 +167,35 @@ std::string Telemetry::Render(const Snapshot* snapshot,
       const std::string pool = set != nullptr ? set->pool : owned != nullptr ? owned->pool : "";
       drift[{pool, vmset}] += 1;
     }
+    std::map<std::vector<std::string>, double> ages;
+    for (const auto& [name, host] : snapshot->observed.hosts) {
+      if (host.last_seen) {
+        ages[{host.pool, name}] = std::chrono::duration<double>(now - *host.last_seen).count();
+      }
+    }
+    std::map<std::vector<std::string>, double> deferred;
+    std::map<std::vector<std::string>, double> conflicts;
+    std::map<std::vector<std::string>, double> refused;
+    for (const HostPool& pool : snapshot->desired.pools) {
+      deferred[{pool.meta.name}] = 0;
+      refused[{pool.meta.name}] = 0;
+    }
+    for (const VMSet& set : snapshot->desired.sets) {
+      conflicts[{set.pool, set.meta.name}] = 0;
+    }
+    for (const Finding& f : snapshot->plan.findings) {
+      if (f.kind == FindingKind::kDeferred) {
+        deferred[{f.pool}] += 1;
+      } else if (f.kind == FindingKind::kConflict) {
+        conflicts[{f.pool, f.vmset}] += 1;
+      } else if (f.kind == FindingKind::kRefused) {
+        refused[{f.pool}] += 1;
+      }
+    }
+    observation_age_.Replace(ToSeries(ages));
+    deferred_now_.Replace(ToSeries(deferred));
+    conflicts_.Replace(ToSeries(conflicts));
+    refused_.Replace(ToSeries(refused));
     hosts_.Replace(ToSeries(hosts));
     vms_.Replace(ToSeries(vms));
     unschedulable_.Replace(ToSeries(unschedulable));

@@ -25,8 +25,13 @@ class Telemetry final : public providers::RequestObserver {
   Telemetry(const Telemetry&) = delete;
   Telemetry& operator=(const Telemetry&) = delete;
 
-  // One poll of the source: outcome "success" or "failure".
-  void GitFetch(bool ok);
+  // One poll of the source: outcome "success", "failure" (unreadable), or "rejected" (the
+  // newest revision cannot be used).
+  void GitFetch(std::string_view outcome);
+  // A revision was rejected (once per revision).
+  void RevisionRejected();
+  // Whether the loop fails static after this poll (the newest revision cannot be used).
+  void FailStatic(bool on);
   // A run ended: outcome as the store spells it ("succeeded", "failed", ...).
   void RunFinished(std::string_view outcome, std::chrono::milliseconds duration);
   // An action ended: kind "create", ...; outcome "succeeded", "failed" or "abandoned".
@@ -37,9 +42,11 @@ class Telemetry final : public providers::RequestObserver {
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
 
   // The exposition text. `snapshot` (may be null before the first observation) feeds the fleet
-  // gauges; `last_applied` is when the revision in force was applied, if ever.
+  // gauges; `last_applied` is when the revision in force was applied, if ever; `now` ages the
+  // hosts' observations.
   std::string Render(const Snapshot* snapshot,
-                     std::optional<std::chrono::system_clock::time_point> last_applied);
+                     std::optional<std::chrono::system_clock::time_point> last_applied,
+                     std::chrono::system_clock::time_point now);
 
  private:
   MetricsRegistry registry_;
@@ -56,6 +63,12 @@ class Telemetry final : public providers::RequestObserver {
   GaugeFamily& revision_;
   CounterFamily& deferred_;
   CounterFamily& requests_;
+  CounterFamily& rejected_;
+  GaugeFamily& fail_static_;
+  GaugeFamily& observation_age_;
+  GaugeFamily& deferred_now_;
+  GaugeFamily& conflicts_;
+  GaugeFamily& refused_;
 };
 
 // The state word the API and metrics use for a host: "online", "offline" or "unknown" (never

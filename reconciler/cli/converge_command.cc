@@ -584,7 +584,8 @@ Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine&
                          .branch = c.source.revision.empty() ? c.source.branch : std::string(),
                          .tls_cert_file = c.api.tls_cert_file,
                          .tls_key_file = c.api.tls_key_file,
-                         .threads = c.api.threads},
+                         .threads = c.api.threads,
+                         .clock = &engine.clock},
       backend, *engine.store, engine.telemetry, context.log);
 }
 

@@ -188,28 +188,51 @@ void Controller::Event(std::string_view level, std::string_view kind, std::strin
 
 SyncResult Controller::Sync() {
   SyncResult result;
+  Result<std::string> polled = source_.Poll();
+  if (!current_sha_) {
+    // Nothing in force yet (a fresh start): the last revision this store applied is, until the
+    // newest one proves usable. (After the poll: the mirror holds it then.)
+    Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
+    if (applied.ok() && *applied && !(*applied)->sha.empty()) {
+      Result<manifest::LoadResult> loaded = source_.Load((*applied)->sha);
+      if (loaded.ok() && loaded->ok()) {
+        current_ = loaded->desired.OnlyPools(options_.pools);
+        unknown_pools_ = loaded->desired.MissingPools(options_.pools);
+        current_sha_ = (*applied)->sha;
+        result.changed = true;
+        logger_->info("revision {} (the last applied) in force", current_sha_->substr(0, 12));
+      }
+    }
+  }
   auto hold = [&](std::string problem, const std::string& sha, store::RevisionOutcome outcome) {
     // Record a problem once per revision (or once per distinct fetch error), not every poll.
     const std::string key = sha.empty() ? problem : sha;
+    newest_problem_rejected_ = outcome == store::RevisionOutcome::kRejected;
     if (key != newest_problem_sha_) {
       newest_problem_sha_ = key;
+      if (options_.telemetry != nullptr && newest_problem_rejected_) {
+        options_.telemetry->RevisionRejected();
+      }
       logger_->warn("{}; {}", problem,
                     current_sha_ ? "keeping revision " + current_sha_->substr(0, 12) +
                                        " in force, without deletions"
                                  : std::string("no revision in force"));
-      (void)store_.RecordRevision(store::RevisionRecord{
-          .sha = sha, .attempted_at = clock_.Now(), .outcome = outcome, .reason = problem});
-      Event("warn",
-            outcome == store::RevisionOutcome::kRejected ? "revision-rejected" : "fetch-failed",
-            sha, problem);
+      // Once per revision, also across restarts: a process that starts on the rejected HEAD
+      // finds it already recorded.
+      Result<std::optional<store::RevisionRecord>> last = store_.LastAttempted();
+      const bool recorded =
+          !sha.empty() && last.ok() && *last && (*last)->sha == sha && (*last)->outcome == outcome;
+      if (!recorded) {
+        (void)store_.RecordRevision(store::RevisionRecord{
+            .sha = sha, .attempted_at = clock_.Now(), .outcome = outcome, .reason = problem});
+        Event("warn",
+              outcome == store::RevisionOutcome::kRejected ? "revision-rejected" : "fetch-failed",
+              sha, problem);
+      }
     }
     result.fail_static = true;
     result.problem = std::move(problem);
   };
-  Result<std::string> polled = source_.Poll();
-  if (options_.telemetry != nullptr) {
-    options_.telemetry->GitFetch(polled.ok());
-  }
   if (!polled.ok()) {
     hold("cannot read " + source_.Describe() + ": " + polled.status().message(), "",
          store::RevisionOutcome::kFailed);
@@ -239,19 +262,13 @@ SyncResult Controller::Sync() {
                     current_.pools.size(), current_.sets.size());
     }
   }
-  if (!current_sha_) {
-    // Nothing in force yet (a fresh start): fall back to the last revision this store applied.
-    Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
-    if (applied.ok() && *applied && !(*applied)->sha.empty()) {
-      Result<manifest::LoadResult> loaded = source_.Load((*applied)->sha);
-      if (loaded.ok() && loaded->ok()) {
-        current_ = loaded->desired.OnlyPools(options_.pools);
-        unknown_pools_ = loaded->desired.MissingPools(options_.pools);
-        current_sha_ = (*applied)->sha;
-        result.changed = true;
-        logger_->info("revision {} (the last applied) in force", current_sha_->substr(0, 12));
-      }
-    }
+  if (options_.telemetry != nullptr) {
+    // A revision that was fetched but cannot be used is no successful fetch.
+    options_.telemetry->GitFetch(!polled.ok()                                     ? "failure"
+                                 : result.fail_static && newest_problem_rejected_ ? "rejected"
+                                 : result.fail_static                             ? "failure"
+                                                                                  : "success");
+    options_.telemetry->FailStatic(result.fail_static);
   }
   result.sha = current_sha_.value_or("");
   sync_ = result;

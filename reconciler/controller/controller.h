@@ -176,6 +176,7 @@ class Controller {
   std::optional<std::string> current_sha_;  // the revision in force
   Desired current_;                         // its desired state (filtered to the pools)
   std::string newest_problem_sha_;          // a revision already rejected: not recorded again
+  bool newest_problem_rejected_ = false;    // it was rejected (invalid), not unreadable
   std::string unknown_pools_;               // MissingPools of the revision in force
   SyncResult sync_;
   std::map<std::string, std::unique_ptr<PoolProvider>> providers_;  // by pool

@@ -616,7 +616,9 @@ TEST(ApiTest, MetricsParseWithPrometheusAndMoveWhenActionsRun) {
         "flotilla_vms", "flotilla_vms_unschedulable", "flotilla_drift_vms",
         "flotilla_git_fetch_total", "flotilla_git_last_applied_timestamp_seconds",
         "flotilla_revision_info", "flotilla_deletions_deferred_total",
-        "flotilla_provider_requests_total"}) {
+        "flotilla_provider_requests_total", "flotilla_source_rejected_revisions_total",
+        "flotilla_fail_static", "flotilla_host_observation_age_seconds",
+        "flotilla_deletions_deferred", "flotilla_conflicts", "flotilla_refused_deletions"}) {
     EXPECT_TRUE(before.contains(name)) << name;
   }
   EXPECT_EQ(Sum(before["flotilla_hosts"], {{"pool", "sims"}, {"state", "online"}}), 3);
@@ -628,6 +630,17 @@ TEST(ApiTest, MetricsParseWithPrometheusAndMoveWhenActionsRun) {
   EXPECT_GT(Sum(before["flotilla_provider_requests_total"], {{"provider", "parallels"}}), 0);
   EXPECT_GT(Sum(before["flotilla_git_last_applied_timestamp_seconds"], {}), 1.7e9);
   ASSERT_EQ(before["flotilla_revision_info"].size(), 1u);
+  EXPECT_EQ(Sum(before["flotilla_fail_static"], {}), 0);
+  EXPECT_EQ(Sum(before["flotilla_source_rejected_revisions_total"], {}), 0);
+  EXPECT_EQ(Sum(before["flotilla_git_fetch_total"], {{"outcome", "rejected"}}), 0);
+  ASSERT_EQ(before["flotilla_host_observation_age_seconds"].size(), 3u);
+  for (const auto& [labels, age] : before["flotilla_host_observation_age_seconds"]) {
+    EXPECT_EQ(labels.at("pool"), "sims");
+    EXPECT_GE(age, 0);
+    EXPECT_LT(age, 3600);  // observed by this run, not at the epoch
+  }
+  EXPECT_EQ(Sum(before["flotilla_deletions_deferred"], {{"pool", "sims"}}), 0);
+  EXPECT_EQ(Sum(before["flotilla_conflicts"], {{"pool", "sims"}, {"vmset", "ci"}}), 0);
 
   // Three more replicas: the counters move.
   fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 4));
@@ -652,6 +665,27 @@ TEST(ApiTest, MetricsParseWithPrometheusAndMoveWhenActionsRun) {
       Sum(after["flotilla_provider_requests_total"], {{"endpoint", "POST /v1/machines/async"}}), 0);
   ASSERT_EQ(after["flotilla_revision_info"].size(), 1u);
   EXPECT_EQ(after["flotilla_revision_info"][0].first.at("sha"), sha);
+
+  // A revision that cannot be used: counted once, fetches of it are "rejected", not
+  // "success", and the loop fails static until a good revision follows.
+  fx.WriteManifest("broken.yaml", "apiVersion: flotilla.dev/v1\nkind: VMSet\n");
+  fx.Commit("broken");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto m = scrape();
+        return Sum(m["flotilla_fail_static"], {}) == 1 &&
+               Sum(m["flotilla_git_fetch_total"], {{"outcome", "rejected"}}) >= 2;
+      },
+      std::chrono::seconds(60)))
+      << fx.LoopLog();
+  auto rejected = scrape();
+  EXPECT_EQ(Sum(rejected["flotilla_source_rejected_revisions_total"], {}), 1);
+  fx.RemoveManifest("broken.yaml");
+  fx.Commit("fixed");
+  ASSERT_TRUE(WaitUntil([&] { return Sum(scrape()["flotilla_fail_static"], {}) == 0; },
+                        std::chrono::seconds(60)))
+      << fx.LoopLog();
+  EXPECT_EQ(Sum(scrape()["flotilla_source_rejected_revisions_total"], {}), 1);
 }
 
 TEST(ApiTest, CliTalksToTheApiAndFallsBackToTheStore) {

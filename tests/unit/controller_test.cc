@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
 
 #include "providers/fake_provider.h"
 #include "reconciler/model/template_hash.h"
@@ -411,6 +414,31 @@ TEST_F(ControllerTest, AnInvalidRevisionKeepsTheLastGoodOneWithoutDeletions) {
   // Polling the same broken tip again records nothing new.
   c.Sync();
   EXPECT_EQ(store_->Revisions(0)->size(), revisions.size());
+}
+
+TEST_F(ControllerTest, ARestartOnARejectedHeadNamesTheRevisionInForceAndRecordsNothingTwice) {
+  source_.revisions["sha1"] = Fleet(2);
+  source_.tip = "sha1";
+  Make().Sync();
+  Pass(*controller_);
+  manifest::LoadResult bad = Fleet(0);
+  bad.diagnostics.Add(manifest::Diagnostic{.severity = manifest::Severity::kError,
+                                           .message = "replicas: must be a number"});
+  source_.revisions["sha3"] = bad;
+  source_.tip = "sha3";
+  EXPECT_TRUE(controller_->Sync().fail_static);
+  const size_t recorded = store_->Revisions(0)->size();
+
+  // A new process: the last applied revision is in force before the rejection is reported.
+  std::ostringstream log;
+  logger_ = std::make_shared<spdlog::logger>("restart",
+                                             std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  const SyncResult sync = Make().Sync();
+  EXPECT_TRUE(sync.fail_static);
+  EXPECT_EQ(sync.sha, "sha1");
+  EXPECT_EQ(log.str().find("no revision in force"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("keeping revision sha1 in force"), std::string::npos) << log.str();
+  EXPECT_EQ(store_->Revisions(0)->size(), recorded);
 }
 
 TEST_F(ControllerTest, AnUnreachableSourceIsRecordedOnceAndNothingIsDeleted) {
