@@ -429,6 +429,7 @@ CLI::App* AddApplyCommand(CLI::App& app, ApplyOptions& options) {
                   "refused if the revision, the hosts or the ledger changed since")
       ->check(CLI::ExistingFile);
   AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
+  AddAdoptFlag(*cmd, options.adopt);
   cmd->add_option("--pools", options.pools,
                   "Only these pools (comma-separated) and their VM sets, as a sharded loop "
                   "(run --pools) would; a name the revision lacks is an error");
@@ -457,6 +458,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
 int RunApply(const ApplyOptions& options, const Context& context) {
   controller::ControllerOptions controller_options;
   controller_options.pools = SplitPools(options.pools);
+  controller_options.adopt = options.adopt;
   Result<std::unique_ptr<Engine>> engine = OpenEngine(options.where, controller_options, context);
   if (!engine.ok()) {
     return Fail(context, engine.status());

@@ -34,7 +34,8 @@ struct ApplyOptions {
   std::string plan_file;                  // apply exactly this saved plan (flotilla plan --out)
   std::optional<uint32_t> max_deletions;  // with allow_empty: an approval for this one pass
   bool allow_empty = false;
-  std::string pools;  // comma-separated; empty: all
+  bool adopt = false;  // take over existing VMs with desired names in this run
+  std::string pools;   // comma-separated; empty: all
   PlanFormat format = PlanFormat::kText;
 };
 

@@ -121,6 +121,7 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
   AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
+  AddAdoptFlag(*cmd, options.adopt);
   AddPlanFormatFlag(*cmd, options.format);
   cmd->add_option("--out", options.out, "Also write the plan as JSON to this file");
   cmd->add_option("--pools", options.pools,
@@ -248,7 +249,7 @@ int RunPlan(const PlanOptions& options, const Context& context) {
       return desired.FindPool(e.pool) == nullptr && !pools.empty();  // another shard's
     });
   }
-  planner_options.adopt_unowned = ledger.entries.empty();
+  planner_options.adopt_existing = options.adopt;
   const Plan plan = planner::ComputePlan(desired, *observed, ledger, planner_options,
                                          std::chrono::system_clock::now());
   if (!EmitPlan(plan, options.format, options.out, revision, context)) {

@@ -23,7 +23,8 @@ struct PlanOptions {
   double host_timeout_seconds = 10;      // per host observation
   std::optional<uint32_t> max_deletions;
   bool allow_empty = false;
-  std::string pools;  // comma-separated: only these pools and their VM sets; empty: all
+  bool adopt = false;  // show VMs with desired names as adopted, as apply --adopt would
+  std::string pools;   // comma-separated: only these pools and their VM sets; empty: all
   PlanFormat format = PlanFormat::kText;
   std::string out;  // also write the JSON plan here
 };

@@ -25,8 +25,18 @@ void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletion
                             bool& allow_empty) {
   cmd.add_option_function<uint32_t>(
       "--max-deletions", [&max_deletions](uint32_t n) { max_deletions = n; },
-      "Deletions allowed in one run (default: 10% of managed VMs, at least 1)");
-  cmd.add_flag("--allow-empty", allow_empty, "Allow deleting every managed VM");
+      "Approve up to this many deletions in this run, whatever the deletion window already "
+      "holds (default: reconcile.maxDeletionsPerRun per reconcile.deletionWindow)");
+  cmd.add_flag("--allow-empty", allow_empty,
+               "Approve a revision that deletes every managed VM of a pool (the empty-fleet "
+               "guard), for this run");
+}
+
+void AddAdoptFlag(CLI::App& cmd, bool& adopt) {
+  cmd.add_flag("--adopt", adopt,
+               "Take over VMs that already carry a desired name (made by hand, or by a store "
+               "that was lost) instead of reporting conflicts; the plan shows them as '= adopt'. "
+               "A VMSet's adoptExisting: true does this for good");
 }
 
 std::vector<std::string> SplitPools(const std::string& text) {

@@ -25,6 +25,8 @@ std::vector<std::string> SplitPools(const std::string& text);
 // Adds --max-deletions and --allow-empty, the per-run overrides of the planner's safety guards.
 void AddDeletionSafetyFlags(CLI::App& cmd, std::optional<uint32_t>& max_deletions,
                             bool& allow_empty);
+// --adopt, for plan and apply.
+void AddAdoptFlag(CLI::App& cmd, bool& adopt);
 
 // Prints `plan` in `format` (text in colour when the context allows) and, if `out_file` is set,
 // writes its JSON form there. `placement` says where placement came from (RenderOptions).

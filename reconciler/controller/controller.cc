@@ -362,6 +362,7 @@ Result<Observed> Controller::Observe(const Desired& desired) {
       host.online = status.ok();
       if (host.online) {
         host.last_seen = now;
+        host.vms_known = true;
       } else {
         host.error = status.message();
         // Keep what was last known (its VMs are unknown, not gone); host loss counts from the
@@ -369,6 +370,7 @@ Result<Observed> Controller::Observe(const Desired& desired) {
         if (const ObservedHost* before = stored->FindHost(host.name)) {
           host.facts = before->facts;
           host.vms = before->vms;
+          host.vms_known = before->vms_known;
           host.last_seen = before->last_seen;
         }
         const auto grace = first_observed_.at(host.name);
@@ -614,15 +616,9 @@ Result<Prepared> Controller::Prepare() {
   if (prepared.approval && prepared.approval->allow_empty) {
     planner_options.allow_empty = true;
   }
-  // A store that owns nothing has lost its memory (or is new): desired names are taken as ours
-  // rather than reported as conflicts (DESIGN section 3).
-  // Adoption is for a store that never applied anything (new, or lost), not for one whose
-  // pools merely own nothing now.
-  Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
-  if (!applied.ok()) {
-    return applied.status();
-  }
-  planner_options.adopt_unowned = prepared.ledger.entries.empty() && !applied->has_value();
+  // Existing VMs with desired names are taken over only when asked (apply --adopt, or a set's
+  // adoptExisting), as `adopt` actions of the plan; otherwise they are conflicts.
+  planner_options.adopt_existing = options_.adopt;
   if (prepared.fail_static) {
     planner_options.max_deletions = 0;
   }
@@ -639,9 +635,7 @@ Result<Prepared> Controller::Prepare() {
     }
   }
   prepared.leftovers = Leftovers(prepared);
-  if (planner_options.adopt_unowned) {
-    prepared.adoptions = Adoptions(prepared);
-  }
+  Announce(prepared.plan);
   auto snapshot = std::make_shared<api::Snapshot>(api::Snapshot{.observed_at = clock_.Now(),
                                                                 .sha = prepared.sha,
                                                                 .fail_static = prepared.fail_static,
@@ -700,40 +694,6 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
     }
   }
   return leftovers;
-}
-
-std::vector<LedgerEntry> Controller::Adoptions(const Prepared& prepared) const {
-  // Desired names found on exactly one online host of their pool; the planner treated them as
-  // Flotilla's, so the ledger now says so (with the desired template, as adopted VMs are not
-  // rolled: DESIGN section 3).
-  std::map<std::string, std::vector<std::pair<std::string, const VmInfo*>>> found;
-  for (const auto& [name, host] : prepared.observed.hosts) {
-    if (!host.online) {
-      continue;
-    }
-    for (const VmInfo& vm : host.vms) {
-      found[vm.name].emplace_back(name, &vm);
-    }
-  }
-  std::vector<LedgerEntry> adoptions;
-  for (const VMSet& set : prepared.desired.sets) {
-    const std::string hash = TemplateHash(set.templ);
-    for (uint32_t i = 0; i < set.replicas; ++i) {
-      const std::string name = set.meta.name + "-" + std::to_string(i);
-      auto it = found.find(name);
-      if (it == found.end() || it->second.size() != 1 ||
-          prepared.observed.FindHost(it->second[0].first)->pool != set.pool) {
-        continue;
-      }
-      adoptions.push_back(LedgerEntry{.vm = name,
-                                      .vmset = set.meta.name,
-                                      .pool = set.pool,
-                                      .host = it->second[0].first,
-                                      .provider_id = it->second[0].second->id,
-                                      .template_hash = hash});
-    }
-  }
-  return adoptions;
 }
 
 void Controller::Sweep(const Prepared& prepared) {
@@ -800,13 +760,6 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
       logger_->error("store: {}", s.ToString());
     }
   }
-  for (const LedgerEntry& entry : prepared.adoptions) {
-    logger_->info("adopting {} on {}: it carries a desired name and this store owns nothing",
-                  entry.vm, entry.host);
-    if (Status s = store_.UpsertLedger(entry, clock_.Now()); !s.ok()) {
-      logger_->error("store: {}", s.ToString());
-    }
-  }
   Sweep(prepared);
   if (!prepared.plan.actions.empty()) {
     const executor::Fleet fleet = FleetFor(prepared.desired);
@@ -834,11 +787,14 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     }
   }
   const executor::Report& report = result.report;
-  store::RunCounts counts{.planned = static_cast<int64_t>(prepared.plan.actions.size()),
-                          .succeeded = static_cast<int64_t>(report.succeeded),
-                          .failed = static_cast<int64_t>(report.failed),
-                          .abandoned = static_cast<int64_t>(report.abandoned),
-                          .findings = static_cast<int64_t>(prepared.plan.findings.size())};
+  store::RunCounts counts{
+      .planned = static_cast<int64_t>(prepared.plan.actions.size()),
+      .succeeded = static_cast<int64_t>(report.succeeded),
+      .failed = static_cast<int64_t>(report.failed),
+      .abandoned = static_cast<int64_t>(report.abandoned),
+      .findings = static_cast<int64_t>(prepared.plan.findings.size()),
+      .conflicts = static_cast<int64_t>(prepared.plan.Count(FindingKind::kConflict)),
+      .refused = static_cast<int64_t>(prepared.plan.Count(FindingKind::kRefused))};
   result.outcome = report.cancelled                              ? store::RunOutcome::kCancelled
                    : (report.failed > 0 || report.abandoned > 0) ? store::RunOutcome::kPartial
                                                                  : store::RunOutcome::kSucceeded;
@@ -849,6 +805,14 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   }
   if (report.abandoned > 0) {
     result.message += ", " + std::to_string(report.abandoned) + " abandoned";
+  }
+  if (counts.refused > 0) {
+    result.message += "; " + std::to_string(counts.refused) +
+                      " deletion(s) refused (the revision would delete every managed VM)";
+  }
+  if (counts.conflicts > 0) {
+    result.message += "; " + std::to_string(counts.conflicts) +
+                      " conflict(s): desired names held by VMs Flotilla does not own";
   }
   if (prepared.fail_static) {
     result.message += "; " + prepared.problem + " (deletions held back)";

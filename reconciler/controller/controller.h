@@ -60,6 +60,9 @@ struct ControllerOptions {
   std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // per observation
   uint32_t observe_concurrency = 32;
   std::string secrets_dir;
+  // Take over VMs that already carry desired names (`apply --adopt`): the planner's
+  // adopt_existing for every set.
+  bool adopt = false;
   api::Telemetry* telemetry = nullptr;  // metrics; may be null; outlives the controller
 };
 
@@ -85,15 +88,11 @@ struct Prepared {
   // Temporary VMs of creates that this plan will not resume: Execute deletes them.
   std::vector<std::pair<std::string, VmInfo>> leftovers;  // (host, VM)
 
-  // VMs with desired names that a store which never applied anything takes as its own; the
-  // ledger gets them when the pass executes.
-  std::vector<LedgerEntry> adoptions;
-
   // The approval this pass plans with, if one was given (Controller::Approve).
   std::optional<PassApproval> approval;
 
   // Execute has something to do.
-  bool HasWork() const { return !plan.actions.empty() || !leftovers.empty() || !adoptions.empty(); }
+  bool HasWork() const { return !plan.actions.empty() || !leftovers.empty(); }
 };
 
 struct PassResult {
@@ -158,7 +157,9 @@ class Controller {
   std::vector<std::pair<std::string, VmInfo>> Leftovers(const Prepared& prepared) const;
   // Deletes them.
   void Sweep(const Prepared& prepared);
-  std::vector<LedgerEntry> Adoptions(const Prepared& prepared) const;
+  // Says what the guards hold back and what conflicts, every pass while it lasts (a warning
+  // each), with an event when each starts and ends.
+  void Announce(const Plan& plan);
   Result<providers::Provider*> ProviderFor(const HostPool& pool);
   executor::Fleet FleetFor(const Desired& desired);
   bool InScope(const std::string& pool) const;
@@ -185,6 +186,9 @@ class Controller {
   std::map<std::string, std::chrono::system_clock::time_point> first_observed_;
   // Creates cancelled by this process (superseded or shut down), to resume or sweep.
   std::map<std::string, Unfinished> cancelled_creates_;
+  // What Announce reported in the last pass: "conflict <vm> <host>" or "refused <pool>", with
+  // the event subject; an event marks each one's end.
+  std::map<std::string, std::string> announced_;
 
   mutable std::mutex snapshot_mu_;  // guards snapshot_ and approval_
   std::shared_ptr<const api::Snapshot> snapshot_;

@@ -334,6 +334,14 @@ class Runner {
         }
         return context_.journal->VmDeleted(action.vm, action.host);
       }
+      case ActionKind::kAdopt:
+        // Nothing changes on the host: the VM is Flotilla's from now on.
+        return context_.journal->VmCreated(LedgerEntry{.vm = action.vm,
+                                                       .vmset = action.vmset,
+                                                       .pool = action.pool,
+                                                       .host = action.host,
+                                                       .provider_id = action.vm_id,
+                                                       .template_hash = action.template_hash});
       case ActionKind::kPrepull: {
         if (!action.templ) {
           return Status::Internal("prepull on " + action.host + " has no template");

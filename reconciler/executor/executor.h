@@ -27,6 +27,7 @@
 //            plan and the template has a startup script, the script is run through Exec.
 //   stop     Provider::Stop (graceful, then forced).
 //   delete   Provider::Delete, then VmDeleted.
+//   adopt    VmCreated for the existing VM (Action::vm_id); the host is not called.
 //
 // Thread-safety: Run may be called from one thread at a time per Executor; the Journal and the
 // providers are called from many threads.

@@ -248,6 +248,8 @@ VMSet DecodeVMSet(const YamlDocument& doc, Diagnostics& diagnostics) {
   }
   set.prune = At(spec, "prune").is_boolean() && At(spec, "prune").get<bool>();
   set.self_heal = !At(spec, "selfHeal").is_boolean() || At(spec, "selfHeal").get<bool>();
+  set.adopt_existing =
+      At(spec, "adoptExisting").is_boolean() && At(spec, "adoptExisting").get<bool>();
   return set;
 }
 

@@ -113,6 +113,9 @@ struct ObservedHost {
   std::string error;        // why the latest observation failed; empty when online
   HostFacts facts;          // as of last_seen
   std::vector<VmInfo> vms;  // as of last_seen, sorted by name
+  // False while the host has never answered: `vms` is then no list of what it runs (it may run
+  // VMs of any name).
+  bool vms_known = false;
 
   friend bool operator==(const ObservedHost&, const ObservedHost&) = default;
 };

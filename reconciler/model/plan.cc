@@ -27,6 +27,8 @@ std::string_view ToString(ActionKind kind) {
       return "delete";
     case ActionKind::kPrepull:
       return "prepull";
+    case ActionKind::kAdopt:
+      return "adopt";
   }
   return "create";
 }

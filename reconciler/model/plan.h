@@ -45,6 +45,10 @@ enum class ActionKind {
   // Pull `templ`'s image onto `host` (no VM; `vm` is empty) so that the replacements of a
   // rolling update there copy it from the host's cache.
   kPrepull,
+  // Take over the existing VM `vm` (id `vm_id`) on `host`: a ledger write, no call to the host.
+  // `template_hash` is the set's when the VM's OS, cpu and memory match its template, else
+  // kUnknownTemplateHash.
+  kAdopt,
 };
 std::string_view ToString(ActionKind kind);  // "create", "replace", ...
 
@@ -67,6 +71,7 @@ struct Action {
   // create/replace: `host` was chosen on assumed facts (HostFacts::assumed), not on what the
   // host declares or reports: the placement may not hold.
   bool assumed_placement = false;
+  std::string vm_id;  // adopt: the provider's id of the VM taken over
 
   friend bool operator==(const Action&, const Action&) = default;
 };

@@ -31,4 +31,10 @@ std::string TemplateHash(const VMTemplate& templ) {
   return "v1-" + Sha256Hex(encoded);
 }
 
+std::string AdoptedTemplateHash(const VMTemplate& templ, const VmInfo& vm) {
+  const bool same =
+      vm.os == templ.os && vm.cpu == templ.cpu && vm.memory_bytes == templ.memory.bytes();
+  return same ? TemplateHash(templ) : std::string(kUnknownTemplateHash);
+}
+
 }  // namespace flotilla

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
+#include "reconciler/model/observed.h"
 #include "reconciler/model/types.h"
 
 namespace flotilla {
@@ -18,5 +20,15 @@ namespace flotilla {
 // The encoding is frozen: changing it would mark every VM outdated. A new encoding gets a new
 // prefix and the planner must treat the old one as equal where the fields agree.
 std::string TemplateHash(const VMTemplate& templ);
+
+// The template hash of an adopted VM that was not built from a known template (its OS, cpu or
+// memory differ from its set's): never equal to a TemplateHash, so the VM counts as outdated
+// and its set's update strategy replaces it.
+inline constexpr std::string_view kUnknownTemplateHash = "unknown";
+
+// What the ledger records for `vm` taken over into `set`: the set's TemplateHash when the VM's
+// observed OS, cpu and memory are the template's (its image cannot be seen, and is assumed),
+// kUnknownTemplateHash otherwise.
+std::string AdoptedTemplateHash(const VMTemplate& templ, const VmInfo& vm);
 
 }  // namespace flotilla

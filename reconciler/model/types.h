@@ -150,6 +150,8 @@ struct VMSet {
   UpdateStrategy update_strategy;
   bool prune = false;     // delete managed VMs that are no longer desired
   bool self_heal = true;  // correct out-of-band changes (false: only report them)
+  // Take over VMs that already carry the set's names instead of reporting conflicts.
+  bool adopt_existing = false;
 
   // "<name>-<ordinal>", the stable name of one replica.
   std::string VMName(uint32_t ordinal) const;

@@ -38,9 +38,10 @@ struct PlannerOptions {
   std::optional<std::chrono::system_clock::time_point> window_frees_at;
   // Allow a revision that deletes every managed VM.
   bool allow_empty = false;
-  // Treat a VM that has a desired name but is not in the ledger as ours (after the store was
-  // lost) instead of reporting a conflict.
-  bool adopt_unowned = false;
+  // Adopt, in every VM set, a VM that has a desired name but is not in the ledger (found on
+  // exactly one online host of its pool) instead of reporting a conflict: `apply --adopt`.
+  // VMSet::adopt_existing does the same for one set.
+  bool adopt_existing = false;
   // Disk a VM is assumed to take when its template names none.
   uint64_t default_image_disk_bytes = uint64_t{40} << 30;
   // Running macOS VMs per Mac host (Apple's licence, enforced by Virtualization.framework).

@@ -22,6 +22,11 @@ struct Located {
   const VmInfo* vm = nullptr;
 };
 
+// "1 VM", "2 VMs".
+std::string Count(size_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
 std::string Minutes(std::chrono::system_clock::duration d) {
   const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
   return minutes < 1 ? "less than a minute" : std::to_string(minutes) + "m";
@@ -100,11 +105,9 @@ class PoolPlanner {
         owned_[entry.vm] = &entry;
       }
     }
-    if (options.adopt_unowned) {
-      for (const auto& [name, set] : desired_vms_) {
-        if (where_.contains(name)) {
-          managed.insert(name);
-        }
+    for (const auto& [name, set] : desired_vms_) {
+      if (!owned_.contains(name) && Adoptable(*set, name) != nullptr) {
+        managed.insert(name);  // adopted by this plan
       }
     }
     for (const std::string& name : managed) {
@@ -128,7 +131,45 @@ class PoolPlanner {
     std::string vm;
     std::string host;
     VmInfo info;
+    bool unknown_template = false;  // adopted from a template Flotilla cannot tell
   };
+
+  // Why an outdated VM is to be replaced, for people.
+  static std::string Why(const Outdated& old) {
+    return old.unknown_template ? "adopted, template unknown" : "template changed";
+  }
+
+  bool Adopting(const VMSet& set) const { return options_.adopt_existing || set.adopt_existing; }
+
+  // The VM this plan adopts for `vm` of `set`: the one copy of the name, on an online host of
+  // the pool; null when adoption is off, or there is none, or there are several (conflicts).
+  const Located* Adoptable(const VMSet& set, const std::string& vm) const {
+    auto found = where_.find(vm);
+    if (!Adopting(set) || found == where_.end() || found->second.size() != 1 ||
+        !found->second.front().host->online) {
+      return nullptr;
+    }
+    return &found->second.front();
+  }
+
+  // Actions on `vm` wait for its adoption in this plan, if any.
+  std::vector<int> After(const std::string& vm) const {
+    auto it = adopt_ids_.find(vm);
+    return it == adopt_ids_.end() ? std::vector<int>{} : std::vector<int>{it->second};
+  }
+
+  // A host of the pool that is silent, has never answered (its VMs are unknown: it may run a
+  // VM of any name) and is not yet lost; "" when there is none.
+  std::string UnansweredHost() const {
+    for (const std::string& name : silent_hosts_) {
+      const ObservedHost* host = observed_.FindHost(name);
+      if (host != nullptr && !host->vms_known && host->last_seen &&
+          now_ - *host->last_seen < options_.host_lost_after) {
+        return name;
+      }
+    }
+    return "";
+  }
 
   Finding MakeFinding(FindingKind kind, const VMSet* set, const std::string& vm,
                       const std::string& host, std::string message) const {
@@ -148,7 +189,7 @@ class PoolPlanner {
   // Adds a create or replace (and the start that follows it when the VM should run).
   void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
               const std::string& from_host, bool create_first, std::string reason) {
-    std::vector<int> after;
+    std::vector<int> after = After(vm);
     if (auto it = prepulls_.find({host, ImageCacheKey(set.templ.image)}); it != prepulls_.end()) {
       after.push_back(it->second);  // the image is being staged there: copy, do not download
     }
@@ -216,28 +257,51 @@ class PoolPlanner {
       static const std::vector<Located> kNone;
       const std::vector<Located>& copies = found == where_.end() ? kNone : found->second;
       // Which copy is ours: with a ledger entry, only the one on the ledger's host; without
-      // one, none (a conflict) unless adopting, then the first. Any other copy of the name is
-      // someone else's VM: reported, never touched.
+      // one, none (a conflict) unless the set adopts, then the only one. Any other copy of the
+      // name is someone else's VM: reported, never touched.
       const Located* mine = nullptr;
+      std::string owned_hash = entry != nullptr ? entry->template_hash : "";
       if (entry != nullptr) {
         for (const Located& copy : copies) {
           if (copy.host->name == entry->host) {
             mine = &copy;
           }
         }
-      } else if (options_.adopt_unowned && !copies.empty()) {
-        mine = &copies.front();
+      } else if ((mine = Adoptable(set, vm)) != nullptr) {
+        owned_hash = AdoptedTemplateHash(set.templ, *mine->vm);
+        adopt_ids_[vm] = builder_.Add(Action{
+            .kind = ActionKind::kAdopt,
+            .vm = vm,
+            .vmset = set.meta.name,
+            .pool = pool_.meta.name,
+            .host = mine->host->name,
+            .reason = owned_hash == hash
+                          ? "existing VM with a desired name"
+                          : "existing VM with a desired name; its OS, cpu or memory differ from "
+                            "the template, so it counts as outdated",
+            .template_hash = owned_hash,
+            .vm_id = mine->vm->id});
       }
       for (const Located& copy : copies) {
         if (&copy != mine) {
-          builder_.Note(MakeFinding(FindingKind::kConflict, &set, vm, copy.host->name,
-                                    "a VM named " + vm + " exists on " + copy.host->name +
-                                        " but Flotilla did not create it; it is left alone "
-                                        "(rename or remove it, or adopt it)"));
+          builder_.Note(MakeFinding(
+              FindingKind::kConflict, &set, vm, copy.host->name,
+              "a VM named " + vm + " exists on " + copy.host->name +
+                  " but Flotilla did not create it; it is left alone and the set stays short "
+                  "(rename or remove it, or adopt it: apply --adopt, or adoptExisting: true" +
+                  (copies.size() > 1
+                       ? "; a name found on " + Count(copies.size(), "host") + " is adopted on none"
+                       : "") +
+                  ")"));
         }
       }
       if (mine == nullptr && entry == nullptr && !copies.empty()) {
         ++unavailable;
+        continue;
+      }
+      if (mine == nullptr && entry != nullptr && !specs_.contains(entry->host)) {
+        ++unavailable;
+        PlanRemovedHost(set, vm, entry->host);
         continue;
       }
       if (mine == nullptr && entry != nullptr) {
@@ -250,12 +314,14 @@ class PoolPlanner {
         }
       }
       if (mine == nullptr) {
-        if (entry == nullptr && options_.adopt_unowned && !silent_hosts_.empty()) {
-          // Without a ledger a VM on a host that did not answer looks missing; creating it
-          // again elsewhere could make two.
+        if (const std::string silent = entry == nullptr ? UnansweredHost() : ""; !silent.empty()) {
+          // A host that never answered may already run it (made by a store that was lost, or
+          // by hand): creating it elsewhere could make two, until the host counts as lost.
           builder_.Note(MakeFinding(FindingKind::kUnknown, &set, vm, "",
-                                    "not found on the hosts that answered; not created while " +
-                                        silent_hosts_.front() + " is offline"));
+                                    "not created while " + silent +
+                                        " is offline: it has never answered, so it may run " + vm +
+                                        " already; created elsewhere once it is lost (" +
+                                        Minutes(options_.host_lost_after) + ")"));
         } else if (entry != nullptr && !set.self_heal) {
           builder_.Note(MakeFinding(
               FindingKind::kDrift, &set, vm, entry->host,
@@ -282,11 +348,14 @@ class PoolPlanner {
         }
         continue;
       }
-      if (entry != nullptr && entry->template_hash != hash) {
+      if (owned_hash != hash) {
         if (want_running && here.vm->state != VmState::kRunning) {
           ++unavailable;
         }
-        outdated.push_back(Outdated{.vm = vm, .host = host, .info = *here.vm});
+        outdated.push_back(Outdated{.vm = vm,
+                                    .host = host,
+                                    .info = *here.vm,
+                                    .unknown_template = owned_hash == kUnknownTemplateHash});
         continue;
       }
       PlanState(set, vm, host, *here.vm, want_running, unavailable);
@@ -312,6 +381,19 @@ class PoolPlanner {
         "host " + host + " is offline" + silent + "; the VM's state is unknown" +
             (set.self_heal ? "; replaced elsewhere after " + Minutes(options_.host_lost_after)
                            : "; selfHeal is off")));
+  }
+
+  // A VM whose host is no longer in the pool: Flotilla cannot reach it there any more, so it is
+  // treated as lost at once (made again elsewhere with selfHeal); the copy on the old host is
+  // left alone.
+  void PlanRemovedHost(const VMSet& set, const std::string& vm, const std::string& host) {
+    const std::string why = "host " + host + " was removed from pool " + pool_.meta.name;
+    if (!set.self_heal) {
+      builder_.Note(MakeFinding(FindingKind::kDrift, &set, vm, host,
+                                why + "; selfHeal is off, so the VM is not made elsewhere"));
+      return;
+    }
+    CreateElsewhere(set, vm, ActionKind::kCreate, "", why + "; the copy there is left alone");
   }
 
   void PlanState(const VMSet& set, const std::string& vm, const std::string& host,
@@ -375,12 +457,14 @@ class PoolPlanner {
                         .vmset = set.meta.name,
                         .pool = pool_.meta.name,
                         .host = host,
-                        .reason = reason});
+                        .reason = reason,
+                        .depends_on = After(vm)});
   }
 
   void PlanUpdates(const VMSet& set, const std::vector<Outdated>& outdated, uint32_t unavailable) {
     const UpdateStrategy& strategy = set.update_strategy;
     uint32_t budget = 0;
+    uint32_t replacing = 0;  // by this plan
     if (strategy.type == UpdateStrategyType::kRolling) {
       budget = strategy.max_unavailable > unavailable ? strategy.max_unavailable - unavailable : 0;
       if (strategy.prepull && !outdated.empty()) {
@@ -391,33 +475,36 @@ class PoolPlanner {
       switch (strategy.type) {
         case UpdateStrategyType::kOnDelete:
           builder_.Note(MakeFinding(FindingKind::kOutdated, &set, old.vm, old.host,
-                                    "template changed; updateStrategy OnDelete replaces it "
-                                    "once it is deleted"));
+                                    Why(old) + "; updateStrategy OnDelete replaces it once it is "
+                                               "deleted"));
           KeepPowerState(set, old);
           break;
         case UpdateStrategyType::kRecreate:
-          ReplaceDeleteFirst(set, old, "template changed (Recreate: delete, then create)");
+          ReplaceDeleteFirst(set, old, Why(old) + "; Recreate: delete, then create");
           break;
         case UpdateStrategyType::kRolling: {
           if (budget == 0) {
+            const uint32_t busy = unavailable + replacing;
             builder_.Note(MakeFinding(FindingKind::kOutdated, &set, old.vm, old.host,
-                                      "template changed; waiting: maxUnavailable " +
-                                          std::to_string(strategy.max_unavailable) +
-                                          " VMs of the set are already unavailable"));
+                                      Why(old) + "; waiting: maxUnavailable is " +
+                                          std::to_string(strategy.max_unavailable) + " and " +
+                                          Count(busy, "VM") + " of the set " +
+                                          (busy == 1 ? "is" : "are") +
+                                          " unavailable or being replaced"));
             KeepPowerState(set, old);
             break;
           }
           --budget;
+          ++replacing;
           // With spare capacity the new VM is made first on another host (two VMs of one name
           // never share a host); without, the old one makes room first.
           const Placer::Choice choice = placer_->Place(set, old.vm, old.host);
           if (!choice.host.empty()) {
             AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host,
-                   /*create_first=*/true, "template changed (rolling update)");
+                   /*create_first=*/true, Why(old) + "; rolling update");
           } else {
             ReplaceDeleteFirst(set, old,
-                               "template changed (rolling update; no spare capacity, so "
-                               "delete first)");
+                               Why(old) + "; rolling update, no spare capacity, so delete first");
           }
           break;
         }
@@ -479,6 +566,17 @@ class PoolPlanner {
     std::sort(entries.begin(), entries.end(),
               [](const LedgerEntry* a, const LedgerEntry* b) { return a->vm < b->vm; });
     for (const LedgerEntry* entry : entries) {
+      if (!specs_.contains(entry->host)) {
+        builder_.Note(Finding{.kind = FindingKind::kDrift,
+                              .vm = entry->vm,
+                              .vmset = entry->vmset,
+                              .pool = pool_.meta.name,
+                              .host = entry->host,
+                              .message = "no longer desired, and host " + entry->host +
+                                         " was removed from the pool: the VM there is left "
+                                         "alone (delete it by hand)"});
+        continue;
+      }
       auto found = where_.find(entry->vm);
       if (found == where_.end()) {
         continue;  // already gone
@@ -546,6 +644,7 @@ class PoolPlanner {
   std::set<std::string> desired_running_;            // managed VMs desired running
   std::unique_ptr<Placer> placer_;
   std::map<const VMSet*, std::string> hashes_;
+  std::map<std::string, int> adopt_ids_;  // VM name -> its adopt action in this plan
   // Prepull actions of this plan, by (host, ImageCacheKey of the image).
   std::map<std::pair<std::string, std::string>, int> prepulls_;
 };

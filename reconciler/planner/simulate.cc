@@ -66,6 +66,15 @@ void SimulateApply(const Plan& plan, Observed& observed, Ledger& ledger,
         RemoveVm(observed, a.host, a.vm);
         std::erase_if(ledger.entries, [&](const LedgerEntry& e) { return e.vm == a.vm; });
         break;
+      case ActionKind::kAdopt:
+        std::erase_if(ledger.entries, [&](const LedgerEntry& e) { return e.vm == a.vm; });
+        ledger.entries.push_back(LedgerEntry{.vm = a.vm,
+                                             .vmset = a.vmset,
+                                             .pool = a.pool,
+                                             .host = a.host,
+                                             .provider_id = a.vm_id,
+                                             .template_hash = a.template_hash});
+        break;
       case ActionKind::kPrepull: {
         std::vector<std::string>& cached = observed.hosts[a.host].facts.cached_images;
         const std::string key = ImageCacheKey(a.templ->image);

@@ -207,6 +207,7 @@ Result<Inventory> ParseInventoryJson(std::string_view text) {
             std::chrono::system_clock::time_point{std::chrono::seconds{static_cast<int64_t>(seen)}};
       }
       host.error = h.String("error");
+      host.vms_known = host.online || host.last_seen.has_value();  // it answered at some time
       host.facts.arch = ParseArch(h.String("arch"));
       host.facts.total = h.ResourcesAt("total");
       host.facts.system_reserved = h.ResourcesAt("reserved");

@@ -42,6 +42,8 @@ std::string_view Symbol(ActionKind kind) {
       return "-";
     case ActionKind::kPrepull:
       return "*";
+    case ActionKind::kAdopt:
+      return "=";
   }
   return "+";
 }
@@ -71,6 +73,8 @@ std::string_view Colour(ActionKind kind) {
       return "\033[31m";
     case ActionKind::kPrepull:
       return "\033[35m";
+    case ActionKind::kAdopt:
+      return "\033[1;36m";
   }
   return "";
 }
@@ -118,8 +122,9 @@ std::string Counts(const Group& g) {
     ++by_kind[a->kind];
   }
   std::string out;
-  for (ActionKind kind : {ActionKind::kCreate, ActionKind::kReplace, ActionKind::kDelete,
-                          ActionKind::kStart, ActionKind::kStop, ActionKind::kPrepull}) {
+  for (ActionKind kind :
+       {ActionKind::kAdopt, ActionKind::kCreate, ActionKind::kReplace, ActionKind::kDelete,
+        ActionKind::kStart, ActionKind::kStop, ActionKind::kPrepull}) {
     if (by_kind[kind] > 0) {
       out += (out.empty() ? "" : ", ") + std::to_string(by_kind[kind]) + " to " +
              std::string(ToString(kind));
@@ -164,6 +169,9 @@ std::string PlanSummary(const Plan& plan) {
                     std::to_string(plan.Count(ActionKind::kStop)) + " to stop" +
                     (plan.Count(ActionKind::kPrepull) > 0
                          ? ", " + std::to_string(plan.Count(ActionKind::kPrepull)) + " to prepull"
+                         : "") +
+                    (plan.Count(ActionKind::kAdopt) > 0
+                         ? ", " + std::to_string(plan.Count(ActionKind::kAdopt)) + " to adopt"
                          : "") +
                     "; " + std::to_string(plan.Count(FindingKind::kUnschedulable)) +
                     " unschedulable";
@@ -226,6 +234,7 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
                     {"start", plan.Count(ActionKind::kStart)},
                     {"stop", plan.Count(ActionKind::kStop)},
                     {"prepull", plan.Count(ActionKind::kPrepull)},
+                    {"adopt", plan.Count(ActionKind::kAdopt)},
                     {"unschedulable", plan.Count(FindingKind::kUnschedulable)},
                     {"conflict", plan.Count(FindingKind::kConflict)},
                     {"deferred", plan.Count(FindingKind::kDeferred)},
@@ -245,6 +254,10 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
     }
     if (a.assumed_placement) {
       action["assumed_placement"] = true;
+    }
+    if (a.kind == ActionKind::kAdopt) {
+      action["vm_id"] = a.vm_id;
+      action["template_hash"] = a.template_hash;
     }
     if (a.templ) {
       const VMTemplate& t = *a.templ;

@@ -30,6 +30,7 @@ Result<std::string> RenderHostSnapshot(const ObservedHost& host) {
     h["agent_version"] = host.facts.agent_version;
     h["hypervisor_version"] = host.facts.hypervisor_version;
     h["running_macos_vms"] = host.facts.running_macos_vms;
+    h["vms_known"] = host.vms_known;
     Json& vms = h["vms"];  // in the order of host.vms
     for (size_t i = 0; i < host.vms.size() && i < vms.size(); ++i) {
       vms[i]["os_raw"] = host.vms[i].os_raw;
@@ -63,6 +64,8 @@ Result<ObservedHost> ParseHostSnapshot(std::string_view text, const std::string&
   host.facts.os_version = StringAt(h, "os_version");
   host.facts.agent_version = StringAt(h, "agent_version");
   host.facts.hypervisor_version = StringAt(h, "hypervisor_version");
+  // Snapshots written before the field: a host's VMs are known if it was online then.
+  host.vms_known = h.value("vms_known", host.online);
   if (auto running = h.find("running_macos_vms");
       running != h.end() && running->is_number_unsigned()) {
     host.facts.running_macos_vms = running->get<uint32_t>();

@@ -154,7 +154,7 @@ CREATE TABLE events (
 
 // Actions may pre-stage an image ('prepull'), and say what they are doing, as their provider
 // says (a pull's step and progress). SQLite cannot change a CHECK constraint: the table is made
-// again and its rows copied. Runs record a person's approval to pass the deletion guards.
+// again and its rows copied.
 constexpr const char* kMigrationV2 = R"sql(
 CREATE TABLE actions_v2 (
   id                INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -191,10 +191,48 @@ DROP TABLE actions;
 ALTER TABLE actions_v2 RENAME TO actions;
 CREATE INDEX actions_by_state ON actions(state);
 CREATE INDEX actions_by_run ON actions(run_id);
-ALTER TABLE runs ADD COLUMN approval TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array kMigrations = {kMigrationV1, kMigrationV2};
+// Actions may adopt an existing VM ('adopt': a ledger write, no call to the host). Runs record
+// a person's approval to pass the deletion guards, and how many desired VMs were held by VMs
+// Flotilla does not own (conflicts) and how many deletions the empty-fleet guard refused.
+constexpr const char* kMigrationV3 = R"sql(
+CREATE TABLE actions_v3 (
+  id                INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  plan_action_id    INTEGER NOT NULL,
+  kind              TEXT NOT NULL
+                    CHECK (kind IN ('create', 'replace', 'start', 'stop', 'delete', 'prepull',
+                                    'adopt')),
+  vm                TEXT NOT NULL,
+  vmset             TEXT NOT NULL DEFAULT '',
+  pool              TEXT NOT NULL DEFAULT '',
+  host              TEXT NOT NULL DEFAULT '',
+  from_host         TEXT NOT NULL DEFAULT '',
+  template_hash     TEXT NOT NULL DEFAULT '',
+  predecessor_id    TEXT NOT NULL DEFAULT '',
+  create_first      INTEGER NOT NULL DEFAULT 0 CHECK (create_first IN (0, 1)),
+  attempt           INTEGER NOT NULL DEFAULT 1,
+  state             TEXT NOT NULL
+                    CHECK (state IN ('intended', 'running', 'succeeded', 'failed', 'abandoned')),
+  error             TEXT NOT NULL DEFAULT '',
+  pending_temp_name TEXT NOT NULL DEFAULT '',
+  pending_job_id    TEXT NOT NULL DEFAULT '',
+  started_at        INTEGER NOT NULL,
+  finished_at       INTEGER,
+  doing             TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO actions_v3 SELECT * FROM actions;
+DROP TABLE actions;
+ALTER TABLE actions_v3 RENAME TO actions;
+CREATE INDEX actions_by_state ON actions(state);
+CREATE INDEX actions_by_run ON actions(run_id);
+ALTER TABLE runs ADD COLUMN approval TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+constexpr std::array kMigrations = {kMigrationV1, kMigrationV2, kMigrationV3};
 static_assert(kMigrations.size() == kSchemaVersion, "one migration per schema version");
 
 // ---------------------------------------------------------------------------------------------
@@ -219,9 +257,9 @@ constexpr std::array kRunOutcomes = {RunOutcome::kRunning, RunOutcome::kSucceede
 constexpr std::array kActionStates = {ActionState::kIntended, ActionState::kRunning,
                                       ActionState::kSucceeded, ActionState::kFailed,
                                       ActionState::kAbandoned};
-constexpr std::array kActionKinds = {ActionKind::kCreate, ActionKind::kReplace,
-                                     ActionKind::kStart,  ActionKind::kStop,
-                                     ActionKind::kDelete, ActionKind::kPrepull};
+constexpr std::array kActionKinds = {
+    ActionKind::kCreate, ActionKind::kReplace, ActionKind::kStart, ActionKind::kStop,
+    ActionKind::kDelete, ActionKind::kPrepull, ActionKind::kAdopt};
 
 // The Status for a failed SQLite call: "<file>: <what>: <SQLite's message>", coded so that
 // callers can tell a busy file (retry) from a broken or unwritable one.
@@ -603,7 +641,7 @@ RevisionRecord ReadRevision(Statement& s) {
 
 constexpr const char* kRunColumns =
     "id, \"trigger\", revision, started_at, finished_at, outcome, planned, succeeded, failed, "
-    "abandoned, findings, message, approval";
+    "abandoned, findings, message, approval, conflicts, refused";
 
 RunRecord ReadRun(Statement& s) {
   return RunRecord{.id = s.Int(0),
@@ -616,7 +654,9 @@ RunRecord ReadRun(Statement& s) {
                                        .succeeded = s.Int(7),
                                        .failed = s.Int(8),
                                        .abandoned = s.Int(9),
-                                       .findings = s.Int(10)},
+                                       .findings = s.Int(10),
+                                       .conflicts = s.Int(13),
+                                       .refused = s.Int(14)},
                    .message = s.Text(11),
                    .approval = s.Text(12)};
 }
@@ -858,9 +898,10 @@ Status Store::FinishRun(int64_t run_id, RunOutcome outcome, const RunCounts& cou
   const std::string what = "finish run " + std::to_string(run_id);
   Status s = impl_->db.Run(
       "UPDATE runs SET outcome = ?2, finished_at = ?3, planned = ?4, succeeded = ?5, "
-      "failed = ?6, abandoned = ?7, findings = ?8, message = ?9 WHERE id = ?1",
+      "failed = ?6, abandoned = ?7, findings = ?8, message = ?9, conflicts = ?10, "
+      "refused = ?11 WHERE id = ?1",
       what, run_id, ToString(outcome), now, counts.planned, counts.succeeded, counts.failed,
-      counts.abandoned, counts.findings, message);
+      counts.abandoned, counts.findings, message, counts.conflicts, counts.refused);
   if (!s.ok()) {
     return s;
   }

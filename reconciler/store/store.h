@@ -41,7 +41,7 @@ namespace flotilla::store {
 using Time = std::chrono::system_clock::time_point;
 
 // The schema version this build writes. Opening a newer file fails (downgrades are refused).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct StoreOptions {
   size_t retain_runs = 1000;     // newest runs kept (with their actions); 0: keep all
@@ -76,6 +76,8 @@ struct RunCounts {
   int64_t failed = 0;
   int64_t abandoned = 0;
   int64_t findings = 0;
+  int64_t conflicts = 0;  // desired VMs whose name a VM Flotilla does not own holds
+  int64_t refused = 0;    // deletions refused by the empty-fleet guard
 
   friend bool operator==(const RunCounts&, const RunCounts&) = default;
 };

@@ -99,13 +99,13 @@ TEST_F(PlanCommandTest, PlansAgainstLiveHostsAndTakesDesiredNamesAsItsOwn) {
 TEST_F(PlanCommandTest, AnOfflineHostIsReportedNotWaitedFor) {
   sim_->Control("POST", "/_sim/hosts/sim-001/offline");
   Outcome r = Plan("--host-timeout 1");
-  // Without a ledger, a VM not found on the hosts that answered may be on the silent one: it is
-  // reported, not created a second time.
+  // A VM not found on the hosts that answered may be on the silent one, which has never
+  // answered: it is reported, not created a second time.
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(Contains(r.err, "host sim-001")) << r.err;
   EXPECT_TRUE(Contains(r.out,
-                       "# unknown       ci-0: not found on the hosts that answered; not "
-                       "created while sim-001 is offline"))
+                       "# unknown       ci-0: not created while sim-001 is offline: it has never "
+                       "answered"))
       << r.out;
   sim_->Control("POST", "/_sim/hosts/sim-001/online");
 }

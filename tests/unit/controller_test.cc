@@ -322,18 +322,45 @@ TEST_F(ControllerTest, ARowThatNeverReachedTheHostAdoptsNothing) {
   EXPECT_EQ(prepared->plan.Count(FindingKind::kConflict), 1U);
 }
 
-TEST_F(ControllerTest, AFreshStoreAdoptsDesiredNamesIntoTheLedger) {
+TEST_F(ControllerTest, AFreshStoreAdoptsNothingUnlessAskedAndSaysWhatConflicts) {
   source_.revisions["sha1"] = Fleet(2);
   source_.tip = "sha1";
-  fake_.PutVm("h2", VmInfo{.id = "found", .name = "set-1", .state = VmState::kStopped});
+  fake_.PutVm("h2", VmInfo{.id = "found",
+                           .name = "set-1",
+                           .state = VmState::kStopped,
+                           .os = GuestOs::kLinux,
+                           .cpu = 2,
+                           .memory_bytes = uint64_t{2} << 30});
   Controller& c = Make();
   c.Sync();
+  // An empty store takes nothing over: the VM made by hand is a conflict, said once as an event.
+  const Plan first = Pass(c);
+  EXPECT_EQ(first.Count(ActionKind::kAdopt), 0U);
+  ASSERT_EQ(first.findings.size(), 1U);
+  EXPECT_EQ(first.findings[0].kind, FindingKind::kConflict);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-1"), nullptr);
   Pass(c);
+  size_t conflict_events = 0;
+  for (const store::EventRecord& e : *store_->Events(0)) {
+    conflict_events += e.kind == "conflict" ? 1 : 0;
+  }
+  EXPECT_EQ(conflict_events, 1U);
+  EXPECT_EQ(store_->Runs(1)->at(0).counts.conflicts, 1);
+
+  // apply --adopt takes it over with an action of its own, and it stays ours afterwards.
+  options_.adopt = true;
+  Controller& adopting = Make();
+  adopting.Sync();
+  const Plan adopted = Pass(adopting);
+  EXPECT_EQ(adopted.Count(ActionKind::kAdopt), 1U);
   const Ledger ledger = *store_->LoadLedger();
   ASSERT_NE(ledger.Find("set-1"), nullptr);
   EXPECT_EQ(ledger.Find("set-1")->provider_id, "found");
   EXPECT_EQ(ledger.Find("set-1")->host, "h2");
-  EXPECT_TRUE(Pass(c).Empty());  // still ours on the next pass, though the ledger is not empty
+  options_.adopt = false;
+  Controller& after = Make();
+  after.Sync();
+  EXPECT_TRUE(Pass(after).Empty());
 }
 
 TEST_F(ControllerTest, DeletesAReplacedVmWhoseDeleteWasLeftUnfinished) {

@@ -37,7 +37,7 @@ ObservedHost Online(const std::string& name) {
 }
 
 // A fleet that exercises every symbol: creates and starts, a rolling replace, a drain, a stop, a
-// delete, an unschedulable VM and a conflict.
+// delete, an unschedulable VM, a conflict and an adoption.
 Plan ExamplePlan() {
   HostPool pool;
   pool.meta.name = "mac-builders";
@@ -67,6 +67,7 @@ Plan ExamplePlan() {
   huge.templ.memory = Quantity::FromBytes(64 * kGi);
   VMSet golden = make_set("golden", 1, GuestOs::kMacos);
   golden.templ.state = PowerState::kStopped;
+  golden.adopt_existing = true;
 
   Observed observed;
   Ledger ledger;
@@ -94,7 +95,15 @@ Plan ExamplePlan() {
   own(ios, "ios-runners-1", "mini-03", VmState::kRunning, TemplateHash(ios.templ));
   own(linux, "linux-runners-0", "mini-02", VmState::kRunning, "v1-outdated");
   own(linux, "linux-runners-1", "mini-02", VmState::kRunning, TemplateHash(linux.templ));
-  own(golden, "golden-0", "mini-01", VmState::kRunning, TemplateHash(golden.templ));
+  // golden-0 was made by hand; its set adopts it, then stops it.
+  observed.hosts["mini-01"].vms.push_back(VmInfo{.id = "id-golden-0",
+                                                 .name = "golden-0",
+                                                 .state = VmState::kRunning,
+                                                 .raw_state = "running",
+                                                 .os = GuestOs::kMacos,
+                                                 .cpu = 4,
+                                                 .memory_bytes = 8 * kGi,
+                                                 .disk_bytes = 80 * kGi});
   VMSet old = make_set("old-runners", 1, GuestOs::kLinux);
   own(old, "old-runners-0", "mini-02", VmState::kStopped, TemplateHash(old.templ));
   ledger.vmset_prune["old-runners"] = true;

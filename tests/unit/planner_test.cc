@@ -41,6 +41,7 @@ ObservedHost Online(const std::string& name, uint32_t cpu = 12, uint64_t memory_
   host.name = name;
   host.pool = "macs";
   host.online = true;
+  host.vms_known = true;
   host.last_seen = kNow;
   host.facts.arch = Arch::kArm64;
   host.facts.total =
@@ -357,9 +358,115 @@ TEST(PlannerTest, NameConflictsAreFindingsNeverDeletes) {
   EXPECT_TRUE(plan.actions.empty());
   ASSERT_EQ(plan.findings.size(), 1u);
   EXPECT_EQ(plan.findings[0].kind, FindingKind::kConflict);
+  EXPECT_NE(plan.findings[0].message.find("apply --adopt, or adoptExisting: true"),
+            std::string::npos)
+      << plan.findings[0].message;
+}
 
-  fleet.options.adopt_unowned = true;
-  EXPECT_TRUE(fleet.Compute().findings.empty()) << "adopted instead";
+TEST(PlannerTest, AdoptionIsAnActionOfItsOwnAndOnlyWhenAsked) {
+  Fleet fleet;
+  fleet.observed.hosts["mini-01"].vms.push_back(Vm("ios-0", VmState::kStopped));
+  fleet.sets.push_back(Set("ios", 1));
+  EXPECT_EQ(Summary(fleet.Compute()), (std::vector<std::string>{"conflict ios-0"}));
+
+  for (const bool by_set : {false, true}) {
+    fleet.options.adopt_existing = !by_set;
+    fleet.sets[0].adopt_existing = by_set;
+    const Plan plan = fleet.Compute();
+    ASSERT_EQ(Summary(plan),
+              (std::vector<std::string>{"adopt ios-0@mini-01", "start ios-0@mini-01"}));
+    EXPECT_EQ(plan.actions[0].reason, "existing VM with a desired name");
+    EXPECT_EQ(plan.actions[0].vm_id, "id-ios-0");
+    // Its OS, cpu and memory are the template's: the template is taken to be its own.
+    EXPECT_EQ(plan.actions[0].template_hash, TemplateHash(fleet.sets[0].templ));
+    EXPECT_EQ(plan.actions[1].depends_on, std::vector<int>{plan.actions[0].id});
+  }
+
+  // Built differently (4 cpus under a 2-cpu template): adopted, but from an unknown template,
+  // so the update strategy replaces it in the same plan.
+  fleet.observed.hosts["mini-01"].vms[0].cpu = 4;
+  fleet.observed.hosts["mini-01"].vms[0].state = VmState::kRunning;
+  fleet.sets[0].update_strategy.prepull = false;
+  Plan plan = fleet.Compute();
+  ASSERT_EQ(Summary(plan), (std::vector<std::string>{"adopt ios-0@mini-01", "replace ios-0@mini-02",
+                                                     "start ios-0@mini-02"}));
+  EXPECT_EQ(plan.actions[0].template_hash, kUnknownTemplateHash);
+  EXPECT_EQ(plan.actions[1].reason, "adopted, template unknown; rolling update");
+  EXPECT_EQ(plan.actions[1].depends_on, std::vector<int>{plan.actions[0].id});
+
+  // Once adopted so, OnDelete reports it rather than replacing it.
+  fleet.Own(fleet.sets[0], "ios-0", "mini-01", VmState::kRunning,
+            std::string(kUnknownTemplateHash));
+  fleet.observed.hosts["mini-01"].vms.erase(fleet.observed.hosts["mini-01"].vms.begin());
+  fleet.sets[0].update_strategy.type = UpdateStrategyType::kOnDelete;
+  plan = fleet.Compute();
+  ASSERT_EQ(plan.findings.size(), 1u);
+  EXPECT_EQ(plan.findings[0].message,
+            "adopted, template unknown; updateStrategy OnDelete replaces it once it is deleted");
+
+  // A name found on two hosts is adopted on neither.
+  Fleet twice;
+  twice.options.adopt_existing = true;
+  twice.observed.hosts["mini-01"].vms.push_back(Vm("ios-0", VmState::kRunning));
+  twice.observed.hosts["mini-02"].vms.push_back(Vm("ios-0", VmState::kRunning));
+  twice.sets.push_back(Set("ios", 1));
+  EXPECT_EQ(Summary(twice.Compute()),
+            (std::vector<std::string>{"conflict ios-0", "conflict ios-0"}));
+}
+
+TEST(PlannerTest, AHostThatNeverAnsweredHoldsCreatesUntilItIsLost) {
+  Fleet fleet;
+  VMSet set = Set("lin", 2, GuestOs::kLinux);
+  fleet.sets.push_back(set);
+  fleet.Own(set, "lin-0", "mini-02", VmState::kRunning);  // whatever the store holds
+  ObservedHost& silent = fleet.observed.hosts["mini-01"];
+  silent.online = false;
+  silent.vms_known = false;
+  silent.last_seen = kNow - minutes{9};  // since the loop first looked
+  Plan plan = fleet.Compute();
+  EXPECT_EQ(Summary(plan), (std::vector<std::string>{"unknown lin-1"}));
+  EXPECT_NE(plan.findings[0].message.find("mini-01 is offline: it has never answered"),
+            std::string::npos)
+      << plan.findings[0].message;
+
+  silent.last_seen = kNow - minutes{10};  // hostLostAfter
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kCreate), 1u);
+
+  // A host that answered before and went silent did not list lin-1: it is created.
+  silent.last_seen = kNow - minutes{1};
+  silent.vms_known = true;
+  EXPECT_EQ(fleet.Compute().Count(ActionKind::kCreate), 1u);
+}
+
+TEST(PlannerTest, VmsOfAHostRemovedFromItsPoolAreMadeElsewhere) {
+  Fleet fleet;
+  VMSet set = Set("lin", 1, GuestOs::kLinux);
+  fleet.sets.push_back(set);
+  fleet.ledger.entries.push_back(LedgerEntry{.vm = "lin-0",
+                                             .vmset = "lin",
+                                             .pool = "macs",
+                                             .host = "retired",
+                                             .provider_id = "id-lin-0",
+                                             .template_hash = TemplateHash(set.templ)});
+  fleet.ledger.entries.push_back(LedgerEntry{.vm = "lin-7",
+                                             .vmset = "lin",
+                                             .pool = "macs",
+                                             .host = "retired",
+                                             .provider_id = "id-lin-7",
+                                             .template_hash = TemplateHash(set.templ)});
+  Plan plan = fleet.Compute();
+  ASSERT_EQ(Summary(plan), (std::vector<std::string>{"create lin-0@mini-01", "start lin-0@mini-01",
+                                                     "drift lin-7"}));
+  EXPECT_EQ(plan.actions[0].reason,
+            "host retired was removed from pool macs; the copy there is left alone");
+  EXPECT_TRUE(plan.actions[0].from_host.empty()) << "nothing to delete where it cannot reach";
+  EXPECT_NE(plan.findings[0].message.find("host retired was removed from the pool"),
+            std::string::npos);
+
+  fleet.sets[0].self_heal = false;
+  plan = fleet.Compute();
+  EXPECT_EQ(plan.Count(ActionKind::kCreate), 0u);
+  EXPECT_EQ(plan.Count(FindingKind::kDrift), 2u);
 }
 
 TEST(PlannerTest, DeletionsNeedPruneAndStayWithinTheBudget) {

@@ -42,7 +42,7 @@ TEST(SchemaTest, EveryUnknownFieldIsReported) {
       Fleet(kPool, Replace(kSet, "  replicas: 2", "  replicas: 2\n  colour: red\n  zzz: 1")));
   EXPECT_TRUE(Says(r, "unknown field \"colour\""));
   EXPECT_TRUE(Says(r, "unknown field \"zzz\""));
-  EXPECT_TRUE(Says(r, "spec takes placement, pool, prune"));
+  EXPECT_TRUE(Says(r, "spec takes adoptExisting, placement, pool, prune"));
 }
 
 TEST(SchemaTest, UnknownTopLevelAndNestedFields) {
