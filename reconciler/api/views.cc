@@ -264,6 +264,8 @@ json RunJson(const store::RunRecord& r) {
           {"failed", r.counts.failed},
           {"abandoned", r.counts.abandoned},
           {"findings", r.counts.findings},
+          {"conflicts", r.counts.conflicts},
+          {"refused", r.counts.refused},
           {"message", r.message},
           {"approval", r.approval}};
 }
@@ -350,6 +352,18 @@ Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
     }
   }
   const bool problem = *attempted && (*attempted)->outcome != store::RevisionOutcome::kApplied;
+  // What the guards hold back: from the loop's latest plan, else from the last run's record
+  // (which does not keep deferrals).
+  json guards = json(nullptr);
+  if (snapshot != nullptr) {
+    guards = {{"conflicts", snapshot->plan.Count(FindingKind::kConflict)},
+              {"refused_deletions", snapshot->plan.Count(FindingKind::kRefused)},
+              {"deferred_deletions", snapshot->plan.Count(FindingKind::kDeferred)}};
+  } else if (!runs->empty()) {
+    guards = {{"conflicts", runs->front().counts.conflicts},
+              {"refused_deletions", runs->front().counts.refused},
+              {"deferred_deletions", nullptr}};
+  }
   json recent = json::array();
   for (const store::EventRecord& e : *events) {
     recent.push_back({{"at", FormatTime(e.at)},
@@ -371,6 +385,7 @@ Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
       {"hosts", {{"total", saved->hosts.size()}, {"online", online}, {"offline", offline}}},
       {"managed_vms", ledger->entries.size()},
       {"unfinished_actions", unfinished->size()},
+      {"guards", std::move(guards)},
       {"last_run", runs->empty() ? json(nullptr) : RunJson(runs->front())},
       {"events", std::move(recent)}};
 }

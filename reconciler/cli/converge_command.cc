@@ -320,6 +320,37 @@ std::string CompareSavedPlan(const std::string& file, const Plan& plan,
   return "";
 }
 
+// What the plan held back that a person must act on (refused deletions, names held by VMs
+// Flotilla does not own), each with what to do; true when there was any.
+bool ReportHeldBack(const Plan& plan, std::ostream& err) {
+  std::map<std::string, size_t> refused;  // by pool
+  std::vector<std::string> conflicts;
+  for (const Finding& f : plan.findings) {
+    if (f.kind == FindingKind::kRefused) {
+      ++refused[f.pool];
+    } else if (f.kind == FindingKind::kConflict) {
+      conflicts.push_back(f.vm + " on " + f.host);
+    }
+  }
+  for (const auto& [pool, count] : refused) {
+    err << "flotilla: " << count << (count == 1 ? " deletion" : " deletions") << " in pool " << pool
+        << " refused: the revision would delete every managed VM of the pool. If that is meant, "
+           "run 'flotilla apply --allow-empty'; otherwise revert the commit.\n";
+  }
+  if (!conflicts.empty()) {
+    std::string list;
+    for (const std::string& c : conflicts) {
+      list += (list.empty() ? "" : ", ") + c;
+    }
+    err << "flotilla: " << conflicts.size()
+        << (conflicts.size() == 1 ? " desired name is" : " desired names are")
+        << " held by VMs Flotilla does not own (" << list
+        << "), so their sets stay short. Rename or remove those VMs, or take them over: "
+           "'flotilla plan --adopt' to review, then 'flotilla apply --adopt'.\n";
+  }
+  return !refused.empty() || !conflicts.empty();
+}
+
 }  // namespace
 
 manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where) {
@@ -496,7 +527,8 @@ int RunApply(const ApplyOptions& options, const Context& context) {
   if (prepared->plan.actions.empty()) {
     const controller::PassResult result = controller.Execute(*prepared, "apply", nullptr, {});
     context.err << "No changes to apply.\n";
-    return result.outcome == store::RunOutcome::kFailed || sync.fail_static ? 1 : 0;
+    const bool held_back = ReportHeldBack(prepared->plan, context.err);
+    return result.outcome == store::RunOutcome::kFailed || sync.fail_static || held_back ? 1 : 0;
   }
   if (!options.yes && options.plan_file.empty()) {
     if (isatty(STDIN_FILENO) != 1) {
@@ -539,11 +571,12 @@ int RunApply(const ApplyOptions& options, const Context& context) {
     context.err << "flotilla: " << result.message << "\n";
     return 1;
   }
+  const bool held_back = ReportHeldBack(prepared->plan, context.err);
   if (sync.fail_static) {
     context.err << "flotilla: the newest revision was not applied: " << sync.problem << "\n";
     return 1;
   }
-  return report.failed + report.abandoned == 0 ? 0 : 1;
+  return report.failed + report.abandoned == 0 && !held_back ? 0 : 1;
 }
 
 namespace {

@@ -305,6 +305,25 @@ int RunStatus(const ReadOptions& options, const Context& context) {
     context.out << "Unfinished:        " << Num<size_t>(d, "unfinished_actions")
                 << " action(s), settled on the next run\n";
   }
+  if (const json& g = d["guards"]; g.is_object()) {
+    const auto conflicts = Num<size_t>(g, "conflicts");
+    const auto refused = Num<size_t>(g, "refused_deletions");
+    const auto deferred = Num<size_t>(g, "deferred_deletions");
+    if (conflicts > 0) {
+      context.out << "Conflicts:         " << conflicts
+                  << " desired name(s) held by VMs Flotilla does not own; their sets stay short "
+                     "(flotilla vms; rename or remove them, or apply --adopt)\n";
+    }
+    if (refused > 0) {
+      context.out << "Refused:           " << refused
+                  << " deletion(s): the revision would delete every managed VM of a pool "
+                     "(flotilla reconcile --allow-empty approves it)\n";
+    }
+    if (deferred > 0) {
+      context.out << "Deferred:          " << deferred
+                  << " deletion(s) held by the deletion budget; they run as the window moves\n";
+    }
+  }
   if (!d["events"].empty()) {
     context.out << "Recent events:\n";
     for (const json& e : d["events"]) {

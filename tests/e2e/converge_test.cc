@@ -427,7 +427,10 @@ TEST(ConvergeTest, UnmanagedVmsAreNeverTouched) {
   fx.Commit("ci up to 6");
   ResetCounters(fx);
   const Outcome r = fx.Apply();
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The rest is applied, but a set left short is an error that says what to do.
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(Contains(r.err, "ci-5 on " + fx.host(2)) && Contains(r.err, "apply --adopt"))
+      << r.err;
   bool reported = false;
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
@@ -449,13 +452,62 @@ TEST(ConvergeTest, UnmanagedVmsAreNeverTouched) {
     expect_untouched(all, "after the conflict, round " + std::to_string(round));
     if (round == 0) {
       const Outcome again = fx.Apply();
-      EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+      EXPECT_EQ(again.exit_code, 1) << again.out << again.err;
     }
   }
   EXPECT_EQ(Deletes(fx), 0);
   // (Creates rename their temporary VM, so "rename" is not counted here.)
   EXPECT_EQ(Calls(fx, {"stop", "set"}), 0);
-  EXPECT_TRUE(Contains(fx.Flotilla("status").out, "Managed VMs:       5"));
+  const Outcome status = fx.Flotilla("status");
+  EXPECT_TRUE(Contains(status.out, "Managed VMs:       5")) << status.out;
+  EXPECT_TRUE(Contains(status.out, "Conflicts:         1")) << status.out;
+
+  // Taken over only when asked, as an action of the plan; its 1 CPU differs from the template,
+  // so it is then rolled like any outdated VM (once it runs: it is started first, and until then
+  // it is the set's one unavailable VM).
+  ResetCounters(fx);
+  const Outcome adopted = fx.Apply("--adopt");
+  EXPECT_EQ(adopted.exit_code, 0) << adopted.out << adopted.err;
+  EXPECT_TRUE(Contains(adopted.out, "= adopt         ci-5 on " + fx.host(2))) << adopted.out;
+  EXPECT_TRUE(Contains(adopted.out, "adopted, template unknown")) << adopted.out;
+  const Outcome rolled = fx.Apply();
+  EXPECT_EQ(rolled.exit_code, 0) << rolled.out << rolled.err;
+  EXPECT_TRUE(Contains(rolled.out, "replace       ci-5")) << rolled.out;
+  const auto after = Inventory(fx);
+  EXPECT_TRUE(Converged(after, "ci", 6)) << Describe(after);
+  EXPECT_EQ(after.at("ci-5").front().cpus, 2);
+  expect_untouched(after, "after adopting ci-5");
+  EXPECT_TRUE(Contains(fx.Flotilla("status").out, "Managed VMs:       6"));
+}
+
+// 8b. Removing the last VM set of a pool is refused, and says so: apply exits 1 naming the
+// approval, status and history count it, an event records it; an approval lets it through.
+TEST(ConvergeTest, RemovingThePoolsLastVmSetIsRefusedLoudly) {
+  FleetFixture fx;
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 2));
+  fx.Commit("ci: 2 replicas");
+  ExpectApplied(fx.Apply());
+  fx.RemoveManifest("ci.yaml");
+  fx.Commit("remove ci");
+  ResetCounters(fx);
+  const Outcome r = fx.Apply("--max-deletions 10");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(Contains(r.err, "2 deletions in pool sims refused") &&
+              Contains(r.err, "apply --allow-empty"))
+      << r.err;
+  EXPECT_EQ(Deletes(fx), 0);
+  const Outcome status = fx.Flotilla("status");
+  EXPECT_TRUE(Contains(status.out, "Refused:           2")) << status.out;
+  EXPECT_TRUE(Contains(status.out, "deletions-refused")) << status.out;
+  const json runs = History(fx)["runs"];
+  ASSERT_FALSE(runs.empty());
+  EXPECT_EQ(runs[0].value("refused", -1), 2) << runs[0].dump();
+  EXPECT_TRUE(Contains(runs[0].value("message", ""), "refused")) << runs[0].dump();
+
+  const Outcome approved = fx.Apply("--max-deletions 10 --allow-empty");
+  EXPECT_EQ(approved.exit_code, 0) << approved.out << approved.err;
+  EXPECT_EQ(Deletes(fx), 2);
 }
 
 // 6. Without --yes and without a terminal, apply refuses and changes nothing.
