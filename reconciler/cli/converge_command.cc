@@ -142,19 +142,7 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
     return source.status();
   }
   engine->source = std::move(*source);
-  options.secrets_dir = c.secrets_dir;
-  options.host_timeout = c.reconcile.host_timeout;
-  options.planner.host_lost_after =
-      std::chrono::duration_cast<std::chrono::seconds>(c.reconcile.host_lost_after);
-  options.planner.max_deletions = c.reconcile.max_deletions;
-  options.planner.max_deletions_percent = c.reconcile.max_deletions_percent;
-  options.planner.deletion_window =
-      std::chrono::duration_cast<std::chrono::seconds>(c.reconcile.deletion_window);
-  options.executor.concurrency = c.reconcile.concurrency;
-  options.executor.per_host_concurrency = c.reconcile.per_host_concurrency;
-  options.executor.create_timeout = c.reconcile.create_timeout;
-  options.executor.action_timeout = c.reconcile.action_timeout;
-  options.executor.max_attempts = c.reconcile.max_attempts;
+  options = controller::ConfiguredOptions(c, std::move(options));
   options.telemetry = &engine->telemetry;
   engine->controller =
       std::make_unique<controller::Controller>(std::move(options), *engine->store, *engine->source,
@@ -377,8 +365,8 @@ void AddLocationFlags(CLI::App& cmd, StoreLocation& where) {
                  "the configuration's secretsDir");
 }
 
-// The store named by `where`, for the commands that only read it (no lock: a loop may be
-// running). NotFound when nothing has been applied from that state directory yet.
+// The store named by `where`, opened read-only for the commands that only read it (no lock: a
+// loop may be running). NotFound when nothing has been applied from that state directory yet.
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,
                                                         const Context& context) {
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
@@ -395,7 +383,8 @@ Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& whe
     return Status::NotFound("no store at " + path +
                             ": nothing has been applied from this state directory yet");
   }
-  return store::Store::Open(path);
+  // Read-only: it never migrates (or writes) a store an older running loop owns.
+  return store::Store::Open(path, store::StoreOptions{.read_only = true});
 }
 
 int Fail(const Context& context, const Status& status) {

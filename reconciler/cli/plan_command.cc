@@ -1,104 +1,72 @@
 #include "reconciler/cli/plan_command.h"
 
-#include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <mutex>
-#include <thread>
 
-#include "providers/secrets.h"
 #include "reconciler/cli/plan_output.h"
+#include "reconciler/controller/controller.h"
+#include "reconciler/controller/git_desired_source.h"
 #include "reconciler/manifest/config.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
-#include "reconciler/planner/planner.h"
 #include "reconciler/store/store.h"
 
 namespace flotilla::cli {
 namespace {
 
-constexpr size_t kObserveThreads = 32;
+// Manifests already read (a folder, or a revision read with --repo), served to the controller
+// as its only revision.
+class LoadedSource final : public controller::DesiredSource {
+ public:
+  LoadedSource(std::string sha, manifest::LoadResult loaded, std::string what)
+      : sha_(std::move(sha)), loaded_(std::move(loaded)), what_(std::move(what)) {}
+  Result<std::string> Poll() override { return sha_; }
+  Result<manifest::LoadResult> Load(const std::string& /*sha*/) override { return loaded_; }
+  std::string Describe() const override { return what_; }
 
-struct HostJob {
-  const HostPool* pool;
-  const HostSpec* host;
-  providers::Provider* provider;
+ private:
+  std::string sha_;
+  manifest::LoadResult loaded_;
+  std::string what_;
 };
 
-// Observes every host of every pool, a bounded number at a time; one slow host delays only
-// itself (each observation has its own deadline).
-Result<Observed> ObserveFleet(const Desired& desired, const PlanOptions& options,
-                              const Context& context) {
-  const std::string secrets_dir = options.secrets_dir;
-  const providers::FileSecretSource secrets(secrets_dir);
-  const SystemClock clock;
-  std::vector<std::unique_ptr<providers::Provider>> built;
-  std::vector<HostJob> jobs;
-  for (const HostPool& pool : desired.pools) {
-    Result<std::unique_ptr<providers::Provider>> provider =
-        context.providers.Build(providers::ProviderContext{
-            .pool = pool, .secrets = secrets, .logger = context.log, .clock = clock});
-    if (!provider.ok()) {
-      return provider.status();
-    }
-    built.push_back(std::move(*provider));
-    for (const HostSpec& host : pool.hosts) {
-      jobs.push_back(HostJob{.pool = &pool, .host = &host, .provider = built.back().get()});
-    }
-  }
-  Observed observed;
-  std::mutex mu;
-  std::atomic<size_t> next{0};
-  const auto now = clock.Now();
-  const auto timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(options.host_timeout_seconds * 1000.0));
-  auto work = [&] {
-    for (size_t i = next++; i < jobs.size(); i = next++) {
-      const HostJob& job = jobs[i];
-      const providers::HostRef ref{
-          .pool = job.pool->meta.name, .name = job.host->name, .address = job.host->address};
-      providers::HostObservation o = job.provider->Observe(ref, providers::DeadlineIn(timeout));
-      ObservedHost host;
-      host.name = job.host->name;
-      host.pool = job.pool->meta.name;
-      host.online = o.status.ok();
-      // Without a store there is no history: an offline host counts as just gone silent, so
-      // its VMs are reported unknown rather than replaced.
-      host.last_seen = now;
-      host.error = o.status.ok() ? "" : o.status.message();
-      host.facts = std::move(o.facts);
-      host.vms = std::move(o.vms);
-      if (!o.status.ok()) {
-        context.log->warn("host {} ({}): {}", job.host->name, job.pool->meta.name,
-                          o.status.ToString());
-      }
-      std::lock_guard lock(mu);
-      observed.hosts[host.name] = std::move(host);
-    }
-  };
-  std::vector<std::thread> workers;
-  for (size_t t = 0; t < std::min(kObserveThreads, jobs.size()); ++t) {
-    workers.emplace_back(work);
-  }
-  for (std::thread& w : workers) {
-    w.join();
-  }
-  return observed;
+// Keeps the diagnostics of the last load, so that an invalid revision is shown in full.
+int PlanFail(const Context& context, const Status& status) {
+  context.err << "flotilla: " << status.message() << "\n";
+  return 1;
 }
+
+class RecordingSource final : public controller::DesiredSource {
+ public:
+  explicit RecordingSource(controller::DesiredSource& inner) : inner_(inner) {}
+  Result<std::string> Poll() override { return inner_.Poll(); }
+  Result<manifest::LoadResult> Load(const std::string& sha) override {
+    Result<manifest::LoadResult> loaded = inner_.Load(sha);
+    if (loaded.ok()) {
+      diagnostics_ = loaded->diagnostics;
+    }
+    return loaded;
+  }
+  std::string Describe() const override { return inner_.Describe(); }
+  const manifest::Diagnostics& diagnostics() const { return diagnostics_; }
+
+ private:
+  controller::DesiredSource& inner_;
+  manifest::Diagnostics diagnostics_;
+};
 
 }  // namespace
 
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   CLI::App* cmd = app.add_subcommand(
       "plan",
-      "Desired state (a folder of manifests, or a revision with --repo) against the live hosts,\n"
-      "observed through their providers. Changes nothing.\n"
+      "Desired state (the configuration's repository, a folder of manifests, or a revision\n"
+      "with --repo) against the live hosts, observed and planned by the same code as apply and\n"
+      "run. Changes nothing: the store is opened read-only, no host is asked to change.\n"
       "With --config, VMs are judged against the store's ledger (<stateDir>/flotilla.db), as\n"
-      "apply and run do; before anything was applied, VMs that carry a desired name are taken\n"
-      "as Flotilla's own. Save a plan with --out and apply exactly it with 'apply --plan'.\n"
-      "Exit status: 0 no changes; 2 changes (actions, or changes held back); 3 no action\n"
-      "possible but VMs that find no host or refused deletions; 1 error.");
+      "apply and run do; without a store every VM is unmanaged, and one that carries a desired\n"
+      "name is a conflict (--adopt shows its adoption). Save a plan with --out and apply exactly\n"
+      "it with 'apply --plan'.");
   cmd->add_option("--config", options.config,
                   "Reconciler configuration (flotilla.yaml): the fleet repository (source), "
                   "secretsDir, and reconcile settings such as maxDeletionsPerRun");
@@ -112,13 +80,15 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   cmd->add_option_function<std::string>(
       "--path", [&options](const std::string& path) { options.repo_path = path; },
       "With --repo: folder of the manifests (default: the config's path)");
+  cmd->add_option("--state-dir", options.state_dir,
+                  "With --config: folder of the store (flotilla.db) to plan against; overrides "
+                  "the configuration's stateDir");
   cmd->add_option("--secrets-dir", options.secrets_dir,
                   "Folder of host credentials: <dir>/<credentialsRef>/apiKey (or username and "
                   "password); default $FLOTILLA_SECRETS_DIR, else only FLOTILLA_SECRET_* "
                   "variables");
   cmd->add_option("--host-timeout", options.host_timeout_seconds,
-                  "Seconds each host may take to answer")
-      ->capture_default_str()
+                  "Seconds each host may take to answer (default: reconcile.hostTimeout, 15)")
       ->check(CLI::Range(0.1, 3600.0));
   AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);
   AddAdoptFlag(*cmd, options.adopt);
@@ -135,127 +105,146 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
       manifest::SchemaValidator::Create();
   if (!validator.ok()) {
-    context.err << "flotilla: " << validator.status().ToString() << "\n";
-    return 1;
+    return PlanFail(context, validator.status());
   }
   manifest::ManifestLoader loader(*validator);
-  PlanOptions effective = options;
-  planner::PlannerOptions planner_options;
-  std::string state_dir;
-  std::string label_branch;  // names the revision in the plan: "<branch>@<sha7>"
+  std::optional<manifest::ReconcilerConfig> config;
   if (!options.config.empty()) {
     manifest::Diagnostics diagnostics;
-    Result<manifest::ReconcilerConfig> config =
+    Result<manifest::ReconcilerConfig> loaded =
         manifest::LoadConfigFile(options.config, **validator, diagnostics);
-    if (!config.ok()) {
+    if (!loaded.ok()) {
       for (const manifest::Diagnostic& d : diagnostics.Sorted()) {
         context.err << d.ToString() << "\n";
       }
-      context.err << "flotilla: " << config.status().message() << "\n";
-      return 1;
+      return PlanFail(context, loaded.status());
     }
-    // Flags given on the command line win over the file.
-    if (effective.secrets_dir.empty()) {
-      effective.secrets_dir = config->secrets_dir;
+    config = std::move(*loaded);
+    if (!options.state_dir.empty()) {
+      config->state_dir = options.state_dir;
     }
-    if (effective.path.empty() && effective.git.repo.empty() && !config->source.url.empty()) {
-      effective.git.repo = config->source.url;
-      effective.git.token_file = config->source.token_file;
-      effective.git.token_env = config->source.token_env;
-      effective.git.ssh_key_file = config->source.ssh_key_file;
-      effective.git.ssh_passphrase_file = config->source.ssh_passphrase_file;
-      effective.git.known_hosts_file = config->source.known_hosts_file;
-      effective.git.insecure_ignore_host_key = config->source.insecure_ignore_host_key;
-      effective.rev =
-          config->source.revision.empty() ? config->source.branch : config->source.revision;
-      effective.repo_path = config->source.path;
-      label_branch = config->source.branch;  // as apply names it, so saved plans compare
+    if (!options.secrets_dir.empty()) {
+      config->secrets_dir = options.secrets_dir;
     }
-    state_dir = config->state_dir;
-    planner_options.host_lost_after =
-        std::chrono::duration_cast<std::chrono::seconds>(config->reconcile.host_lost_after);
-    planner_options.max_deletions = config->reconcile.max_deletions;
-    planner_options.max_deletions_percent = config->reconcile.max_deletions_percent;
   }
-  if (effective.path.empty()) {
-    effective.path = ".";
-  }
-  // A plan made from Git names its revision, so that 'apply --plan' can refuse a stale one.
-  std::string revision;
-  Result<manifest::LoadResult> loaded = Status::Internal("not loaded");
-  if (effective.git.repo.empty()) {
-    loaded = loader.LoadPath(effective.path, effective.path);
+
+  // What to plan: the configuration's repository (fetched into a mirror of this command's own,
+  // never a running loop's), or manifests read here from a folder or a --repo revision.
+  const bool from_config_source =
+      config && options.path.empty() && options.git.repo.empty() && !config->source.url.empty();
+  std::unique_ptr<controller::DesiredSource> source;
+  std::optional<TemporaryDirectory> mirror;
+  std::string revision;      // names the plan's revision, as apply does: "<branch>@<sha7>"
+  std::string label_branch;  // with --repo, the revision asked for
+  if (from_config_source) {
+    manifest::ReconcilerConfig for_source = *config;
+    mirror.emplace();
+    for_source.state_dir = mirror->path();
+    if (options.rev) {
+      for_source.source.revision = *options.rev;
+    }
+    Result<std::unique_ptr<controller::GitDesiredSource>> git =
+        controller::GitDesiredSource::Open(for_source, loader);
+    if (!git.ok()) {
+      return PlanFail(context, git.status());
+    }
+    source = std::move(*git);
+    label_branch = config->source.branch;
   } else {
-    Result<std::unique_ptr<Repository>> repo = Repository::Open(effective.git, context);
-    if (!repo.ok()) {
-      context.err << "flotilla: " << repo.status().message() << "\n";
-      return 1;
+    const std::string path = options.path.empty() ? "." : options.path;
+    std::string sha = "local";
+    Result<manifest::LoadResult> loaded = Status::Internal("not loaded");
+    if (options.git.repo.empty()) {
+      loaded = loader.LoadPath(path, path);
+    } else {
+      Result<std::unique_ptr<Repository>> repo = Repository::Open(options.git, context);
+      if (!repo.ok()) {
+        return PlanFail(context, repo.status());
+      }
+      const std::string rev = options.rev.value_or("HEAD");
+      Result<std::string> resolved = (*repo)->Resolve(rev);
+      if (!resolved.ok()) {
+        return PlanFail(context, resolved.status());
+      }
+      sha = *resolved;
+      label_branch = rev;
+      loaded = (*repo)->Load(sha, options.repo_path.value_or(""), loader);
     }
-    const std::string rev = effective.rev.value_or("HEAD");
-    Result<std::string> sha = (*repo)->Resolve(rev);
-    if (!sha.ok()) {
-      context.err << "flotilla: " << sha.status().message() << "\n";
-      return 1;
+    if (!loaded.ok()) {
+      return PlanFail(context, loaded.status());
     }
-    revision = (label_branch.empty() ? rev : label_branch) + "@" + sha->substr(0, 7);
-    loaded = (*repo)->Load(*sha, effective.repo_path.value_or(""), loader);
+    if (loaded->ok() && loaded->documents == 0) {
+      return PlanFail(context,
+                      Status::NotFound("no manifests (*.yaml, *.yml) found in " +
+                                       (options.git.repo.empty() ? path : options.git.repo) +
+                                       "; nothing to plan"));
+    }
+    source = std::make_unique<LoadedSource>(sha, std::move(*loaded),
+                                            options.git.repo.empty() ? path : options.git.repo);
   }
-  if (!loaded.ok()) {
-    context.err << "flotilla: " << loaded.status().message() << "\n";
-    return 1;
+  RecordingSource recording(*source);
+
+  // Judge VMs against what Flotilla owns: the configuration's store, opened read-only (a loop
+  // may own it); without one, an empty store that lasts as long as this command.
+  const std::string store_path =
+      config ? (std::filesystem::path(config->state_dir) / "flotilla.db").string() : "";
+  const bool has_store = !store_path.empty() && std::filesystem::exists(store_path);
+  Result<std::unique_ptr<store::Store>> store =
+      has_store ? store::Store::Open(store_path, store::StoreOptions{.read_only = true})
+                : store::Store::Open(":memory:");
+  if (!store.ok()) {
+    return PlanFail(context, store.status());
   }
-  if (!loaded->ok()) {
-    for (const manifest::Diagnostic& d : loaded->diagnostics.Sorted()) {
+
+  controller::ControllerOptions controller_options;
+  if (config) {
+    controller_options = controller::ConfiguredOptions(*config, std::move(controller_options));
+  } else if (const char* dir =
+                 std::getenv("FLOTILLA_SECRETS_DIR")) {  // NOLINT(concurrency-mt-unsafe)
+    controller_options.secrets_dir = dir;  // read once at start-up; nothing in the process sets it
+  }
+  if (!options.secrets_dir.empty()) {
+    controller_options.secrets_dir = options.secrets_dir;
+  }
+  if (options.host_timeout_seconds) {
+    controller_options.host_timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(*options.host_timeout_seconds * 1000.0));
+  }
+  controller_options.pools = SplitPools(options.pools);
+  controller_options.adopt = options.adopt;
+  controller_options.preview = true;
+  SystemClock clock;
+  controller::Controller controller(std::move(controller_options), **store, recording,
+                                    context.providers, clock, context.log);
+  const controller::SyncResult sync = controller.Sync();
+  if (sync.fail_static || sync.sha.empty()) {
+    for (const manifest::Diagnostic& d : recording.diagnostics().Sorted()) {
       context.err << d.ToString() << "\n";
     }
-    context.err << "flotilla: the manifests have " << loaded->diagnostics.error_count()
-                << " error(s); nothing planned\n";
-    return 1;
+    return PlanFail(context, Status::FailedPrecondition(sync.problem + "; nothing planned"));
   }
-  const std::vector<std::string> pools = SplitPools(options.pools);
-  if (const std::string missing = loaded->desired.MissingPools(pools); !missing.empty()) {
-    context.err << "flotilla: " << missing << "\n";
-    return 1;
+  if (options.max_deletions || options.allow_empty) {
+    controller.Approve(PassApproval{
+        .max_deletions = options.max_deletions, .allow_empty = options.allow_empty, .by = "local"});
   }
-  const Desired desired = loaded->desired.OnlyPools(pools);
-  if (effective.secrets_dir.empty()) {
-    // Read once at start-up; nothing in the process sets it.
-    if (const char* dir = std::getenv("FLOTILLA_SECRETS_DIR")) {  // NOLINT(concurrency-mt-unsafe)
-      effective.secrets_dir = dir;
+  Result<controller::Prepared> prepared = controller.Prepare();
+  if (!prepared.ok()) {
+    return PlanFail(context, prepared.status());
+  }
+  if (!prepared->unusable_pools.empty()) {
+    for (size_t i = 1; i < prepared->unusable_pools.size(); ++i) {
+      context.err << "flotilla: " << prepared->unusable_pools[i] << "\n";
     }
+    return PlanFail(context, Status::FailedPrecondition(prepared->unusable_pools.front() +
+                                                        "; its hosts cannot be observed"));
   }
-  Result<Observed> observed = ObserveFleet(desired, effective, context);
-  if (!observed.ok()) {
-    context.err << "flotilla: " << observed.status().message() << "\n";
+  if (sync.sha != "local") {
+    revision = label_branch + "@" + sync.sha.substr(0, 7);
+  }
+  if (!EmitPlan(prepared->plan, options.format, options.out, revision, context)) {
     return 1;
   }
-  if (options.max_deletions) {
-    planner_options.max_deletions = options.max_deletions;
-  }
-  planner_options.allow_empty = options.allow_empty;
-  // With a configuration whose store exists, plan against what Flotilla owns (as apply does);
-  // without one, desired names are taken as Flotilla's own (nothing else is known).
-  Ledger ledger;
-  const std::string store_path = (std::filesystem::path(state_dir) / "flotilla.db").string();
-  if (!state_dir.empty() && std::filesystem::exists(store_path)) {
-    Result<std::unique_ptr<store::Store>> store = store::Store::Open(store_path);
-    Result<Ledger> owned = store.ok() ? (*store)->LoadLedger() : Result<Ledger>(store.status());
-    if (!owned.ok()) {
-      context.err << "flotilla: " << owned.status().message() << "\n";
-      return 1;
-    }
-    ledger = std::move(*owned);
-    std::erase_if(ledger.entries, [&](const LedgerEntry& e) {
-      return desired.FindPool(e.pool) == nullptr && !pools.empty();  // another shard's
-    });
-  }
-  planner_options.adopt_existing = options.adopt;
-  const Plan plan = planner::ComputePlan(desired, *observed, ledger, planner_options,
-                                         std::chrono::system_clock::now());
-  if (!EmitPlan(plan, options.format, options.out, revision, context)) {
-    return 1;
-  }
-  return PlanExitCode(plan);
+  return PlanExitCode(prepared->plan);
 }
 
 }  // namespace flotilla::cli

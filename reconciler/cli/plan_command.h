@@ -19,8 +19,9 @@ struct PlanOptions {
   RepositoryOptions git;
   std::optional<std::string> rev;        // default HEAD (or the config's)
   std::optional<std::string> repo_path;  // default the root (or the config's)
+  std::string state_dir;                 // overrides the config's stateDir (where the store is)
   std::string secrets_dir;               // <dir>/<credentialsRef>/{apiKey,username,password}
-  double host_timeout_seconds = 10;      // per host observation
+  std::optional<double> host_timeout_seconds;  // per host; default reconcile.hostTimeout (15s)
   std::optional<uint32_t> max_deletions;
   bool allow_empty = false;
   bool adopt = false;  // show VMs with desired names as adopted, as apply --adopt would
@@ -31,7 +32,9 @@ struct PlanOptions {
 
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options);
 
-// Desired state against the live hosts, observed through their providers; changes nothing.
+// Desired state against the live hosts, observed, recovered and planned by a preview
+// controller (the code apply and run use), against the store's ledger opened read-only;
+// changes nothing.
 // Exit code: 0 no changes, 2 changes, 3 nothing placeable (PlanExitCode), 1 error.
 int RunPlan(const PlanOptions& options, const Context& context);
 

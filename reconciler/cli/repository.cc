@@ -9,8 +9,9 @@
 namespace flotilla::cli {
 
 void AddRepositoryFlags(CLI::App& cmd, RepositoryOptions& options) {
-  cmd.add_option("--state-dir", options.state_dir,
-                 "With a remote --repo: keep the mirror here (default: a temporary folder)");
+  cmd.add_option("--mirror-dir", options.mirror_dir,
+                 "With a remote --repo: keep the Git mirror here between runs (default: a "
+                 "temporary folder)");
   cmd.add_option("--token-file", options.token_file,
                  "With an http(s) --repo: file holding the access token");
   cmd.add_option("--token-env", options.token_env,
@@ -55,11 +56,11 @@ Result<std::unique_ptr<Repository>> Repository::Open(const RepositoryOptions& op
   }
   std::unique_ptr<Repository> repository(new Repository());
   if (url->IsRemote()) {
-    if (options.state_dir.empty()) {
+    if (options.mirror_dir.empty()) {
       repository->scratch_.emplace();
       git.state_dir = repository->scratch_->path();
     } else {
-      git.state_dir = options.state_dir;
+      git.state_dir = options.mirror_dir;
     }
   }
   Result<std::unique_ptr<source::GitSource>> opened = source::OpenGitSource(git);

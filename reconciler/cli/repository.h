@@ -1,7 +1,7 @@
 #pragma once
 
 // A fleet repository opened for reading revisions: a local path (read in place) or a remote URL
-// (fetched into a mirror under --state-dir, or a temporary folder). Shared by the commands that
+// (fetched into a mirror under --mirror-dir, or a temporary folder). Shared by the commands that
 // read manifests from Git (validate --repo, diff).
 
 #include <memory>
@@ -19,8 +19,8 @@
 namespace flotilla::cli {
 
 struct RepositoryOptions {
-  std::string repo;       // path or URL
-  std::string state_dir;  // keep the mirror here between runs; default: a temporary folder
+  std::string repo;        // path or URL
+  std::string mirror_dir;  // keep the mirror here between runs; default: a temporary folder
   std::string token_file;
   std::string token_env;
   std::string ssh_key_file;
@@ -29,7 +29,7 @@ struct RepositoryOptions {
   bool insecure_ignore_host_key = false;
 };
 
-// Adds --state-dir and the authentication flags (not --repo, whose help differs per command).
+// Adds --mirror-dir and the authentication flags (not --repo, whose help differs per command).
 void AddRepositoryFlags(CLI::App& cmd, RepositoryOptions& options);
 
 // A folder under the system's temporary directory, removed with everything in it.

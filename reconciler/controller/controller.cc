@@ -176,6 +176,9 @@ bool Controller::InScope(const std::string& pool) const {
 
 void Controller::Event(std::string_view level, std::string_view kind, std::string_view subject,
                        std::string_view message) {
+  if (options_.preview) {
+    return;
+  }
   if (Status s = store_.AddEvent(store::EventRecord{.at = clock_.Now(),
                                                     .level = std::string(level),
                                                     .kind = std::string(kind),
@@ -222,7 +225,7 @@ SyncResult Controller::Sync() {
       Result<std::optional<store::RevisionRecord>> last = store_.LastAttempted();
       const bool recorded =
           !sha.empty() && last.ok() && *last && (*last)->sha == sha && (*last)->outcome == outcome;
-      if (!recorded) {
+      if (!recorded && !options_.preview) {
         (void)store_.RecordRevision(store::RevisionRecord{
             .sha = sha, .attempted_at = clock_.Now(), .outcome = outcome, .reason = problem});
         Event("warn",
@@ -400,6 +403,9 @@ Result<Observed> Controller::Observe(const Desired& desired) {
       Event("info", "host-online", name, "");
     }
   }
+  if (options_.preview) {
+    return observed;
+  }
   if (Status s = store_.SaveHosts(observed); !s.ok()) {
     return s;
   }
@@ -413,10 +419,20 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
   if (!unfinished.ok()) {
     return unfinished.status();
   }
+  const bool preview = options_.preview;
   const auto settle = [&](const store::ActionRecord& a, store::ActionState state,
                           const std::string& why) {
-    (void)store_.UpdateActionState(a.id, state, why, clock_.Now());
+    if (!preview) {
+      (void)store_.UpdateActionState(a.id, state, why, clock_.Now());
+    }
     ++prepared.recovered;
+  };
+  // In a preview, what recovery would delete is only taken out of the pass's view.
+  const auto forget = [&](const std::string& host, const std::string& id_or_name) {
+    if (auto it = prepared.observed.hosts.find(host); it != prepared.observed.hosts.end()) {
+      std::erase_if(it->second.vms,
+                    [&](const VmInfo& v) { return v.id == id_or_name || v.name == id_or_name; });
+    }
   };
   for (const store::ActionRecord& a : *unfinished) {
     if (!InScope(a.pool)) {
@@ -461,7 +477,11 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
                             .host = a.host,
                             .provider_id = vm->id,
                             .template_hash = a.template_hash};
-        if (Status s = store_.UpsertLedger(adopted, clock_.Now()); !s.ok()) {
+        if (preview) {
+          std::erase_if(prepared.ledger.entries,
+                        [&](const LedgerEntry& e) { return e.vm == adopted.vm; });
+          prepared.ledger.entries.push_back(adopted);
+        } else if (Status s = store_.UpsertLedger(adopted, clock_.Now()); !s.ok()) {
           return s;
         }
         logger_->info("recovered {} on {}: its create finished before the last process stopped",
@@ -491,10 +511,13 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
           if (!provider.ok() || spec == nullptr) {
             continue;
           }
-          Status deleted = (*provider)->Delete(
-              providers::HostRef{.pool = a.pool, .name = spec->name, .address = spec->address},
-              a.predecessor_id.empty() ? a.vm : a.predecessor_id,
-              providers::DeadlineIn(options_.executor.action_timeout));
+          const std::string& which = a.predecessor_id.empty() ? a.vm : a.predecessor_id;
+          Status deleted =
+              preview ? (forget(a.from_host, which), Status::Ok())
+                      : (*provider)->Delete(
+                            providers::HostRef{
+                                .pool = a.pool, .name = spec->name, .address = spec->address},
+                            which, providers::DeadlineIn(options_.executor.action_timeout));
           if (!deleted.ok()) {
             logger_->warn("finishing the replace of {}: {}", a.vm, deleted.ToString());
             continue;
@@ -525,9 +548,12 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
         if (!provider.ok() || spec == pool->hosts.end()) {
           continue;
         }
-        Status deleted = (*provider)->Delete(
-            providers::HostRef{.pool = a.pool, .name = a.host, .address = spec->address},
-            a.predecessor_id, providers::DeadlineIn(options_.executor.action_timeout));
+        Status deleted =
+            preview
+                ? (forget(a.host, a.predecessor_id), Status::Ok())
+                : (*provider)->Delete(
+                      providers::HostRef{.pool = a.pool, .name = a.host, .address = spec->address},
+                      a.predecessor_id, providers::DeadlineIn(options_.executor.action_timeout));
         if (!deleted.ok()) {
           logger_->warn("deleting the replaced {} on {}: {}", a.vm, a.host, deleted.ToString());
           continue;
@@ -539,14 +565,19 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
     if (a.kind == ActionKind::kDelete && vm == nullptr) {
       const LedgerEntry* entry = prepared.ledger.Find(a.vm);
       if (entry != nullptr && entry->host == a.host) {
-        (void)store_.RemoveLedger(a.vm);
+        if (preview) {
+          std::erase_if(prepared.ledger.entries,
+                        [&](const LedgerEntry& e) { return e.vm == a.vm; });
+        } else {
+          (void)store_.RemoveLedger(a.vm);
+        }
       }
       settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
       continue;
     }
     settle(a, store::ActionState::kAbandoned, "interrupted; planned again");
   }
-  if (prepared.recovered > 0) {
+  if (prepared.recovered > 0 && !preview) {
     Event("info", "recovered", "",
           std::to_string(prepared.recovered) + " unfinished action(s) of an earlier process");
     Result<Ledger> ledger = store_.LoadLedger();
@@ -577,6 +608,12 @@ Result<Prepared> Controller::Prepare() {
     return observed.status();
   }
   prepared.observed = std::move(*observed);
+  for (const HostPool& pool : prepared.desired.pools) {
+    if (Result<providers::Provider*> provider = ProviderFor(pool); !provider.ok()) {
+      prepared.unusable_pools.push_back("pool " + pool.meta.name + ": " +
+                                        provider.status().message());
+    }
+  }
   Result<Ledger> ledger = store_.LoadLedger();
   if (!ledger.ok()) {
     return ledger.status();
@@ -635,7 +672,9 @@ Result<Prepared> Controller::Prepare() {
     }
   }
   prepared.leftovers = Leftovers(prepared);
-  Announce(prepared.plan);
+  if (!options_.preview) {
+    Announce(prepared.plan);
+  }
   auto snapshot = std::make_shared<api::Snapshot>(api::Snapshot{.observed_at = clock_.Now(),
                                                                 .sha = prepared.sha,
                                                                 .fail_static = prepared.fail_static,
@@ -726,6 +765,11 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
                                executor::Progress* progress, std::stop_token stop,
                                const std::function<void(int64_t)>& on_started) {
   PassResult result;
+  if (options_.preview) {
+    result.outcome = store::RunOutcome::kFailed;
+    result.message = "a preview controller changes nothing";
+    return result;
+  }
   const auto started = std::chrono::steady_clock::now();
   Result<int64_t> run = store_.BeginRun(trigger, prepared.sha, clock_.Now());
   if (run.ok() && prepared.approval) {
@@ -839,6 +883,9 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
 }
 
 int64_t Controller::RecordFailedRun(std::string_view trigger, std::string_view message) {
+  if (options_.preview) {
+    return 0;
+  }
   if (options_.telemetry != nullptr) {
     options_.telemetry->RunFinished(store::ToString(store::RunOutcome::kFailed), {});
   }

@@ -32,6 +32,7 @@
 #include "reconciler/api/snapshot.h"
 #include "reconciler/api/telemetry.h"
 #include "reconciler/executor/executor.h"
+#include "reconciler/manifest/config.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/clock.h"
 #include "reconciler/model/plan.h"
@@ -63,8 +64,18 @@ struct ControllerOptions {
   // Take over VMs that already carry desired names (`apply --adopt`): the planner's
   // adopt_existing for every set.
   bool adopt = false;
+  // `flotilla plan`: the same fetch, observation, recovery view and planning, with nothing
+  // changed anywhere: no revision, event, observation, run or ledger change is written, no host
+  // is asked to change anything (recovery's deletions and adoptions are applied to the pass's
+  // view only), nothing is announced, and Execute refuses.
+  bool preview = false;
   api::Telemetry* telemetry = nullptr;  // metrics; may be null; outlives the controller
 };
+
+// `base` with everything the configuration file sets: secrets, timeouts, the deletion budget
+// and window, host loss, executor limits. apply, run and plan build their controllers with it.
+ControllerOptions ConfiguredOptions(const manifest::ReconcilerConfig& config,
+                                    ControllerOptions base);
 
 // What the last Sync decided.
 struct SyncResult {
@@ -85,6 +96,9 @@ struct Prepared {
   std::string problem;
   std::map<std::string, providers::PendingCreate> resume;  // by "<vm>@<host>"
   size_t recovered = 0;  // unfinished actions of an earlier process that were settled
+  // "pool P: why": pools whose provider could not be built (credentials missing, ...); their
+  // hosts count as offline.
+  std::vector<std::string> unusable_pools;
   // Temporary VMs of creates that this plan will not resume: Execute deletes them.
   std::vector<std::pair<std::string, VmInfo>> leftovers;  // (host, VM)
 

@@ -77,14 +77,19 @@ bool HasHiddenComponent(std::string_view path) {
   return false;
 }
 
+// A folder of the repository as Git names it: "./fleet", "fleet/", "/fleet" and "fleet//./"
+// are all "fleet"; "." and "" are the root.
 std::string TrimSlashes(std::string_view path) {
-  while (!path.empty() && path.front() == '/') {
-    path.remove_prefix(1);
+  std::string out;
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    const std::string_view part = path.substr(0, slash);
+    if (!part.empty() && part != ".") {
+      out += (out.empty() ? "" : "/") + std::string(part);
+    }
+    path.remove_prefix(slash == std::string_view::npos ? path.size() : slash + 1);
   }
-  while (!path.empty() && path.back() == '/') {
-    path.remove_suffix(1);
-  }
-  return std::string(path == "." ? "" : path);
+  return out;
 }
 
 // State shared with libgit2's callbacks during one network operation.

@@ -525,9 +525,10 @@ class Transaction {
 // ---------------------------------------------------------------------------------------------
 // Opening and migrating.
 
-Result<Db> OpenDb(const std::string& path, std::chrono::milliseconds busy_timeout) {
+Result<Db> OpenDb(const std::string& path, std::chrono::milliseconds busy_timeout,
+                  bool read_only = false) {
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
-  if (!folder.empty()) {
+  if (!folder.empty() && !read_only) {
     std::error_code ec;
     std::filesystem::create_directories(folder, ec);
     if (ec) {
@@ -536,9 +537,10 @@ Result<Db> OpenDb(const std::string& path, std::chrono::milliseconds busy_timeou
   }
   sqlite3* handle = nullptr;
   // No SQLite mutex: Store::Impl::mu serialises every use of the connection.
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &handle,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int flags =
+      (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+      SQLITE_OPEN_NOMUTEX;
+  const int rc = sqlite3_open_v2(path.c_str(), &handle, flags, nullptr);
   Db db(handle, path);  // owns the handle even when opening failed
   if (rc != SQLITE_OK) {
     return db.Error(rc, "cannot open");
@@ -562,7 +564,9 @@ Status Configure(Db& db) {
   if (!mode.ok()) {
     return mode.status();
   }
-  if (mode->empty() || mode->front() != "wal") {
+  // ":memory:" (a preview with no store: plan) keeps its own journal; nothing there must last.
+  const bool in_memory = db.path() == ":memory:";
+  if (mode->empty() || (mode->front() != "wal" && !(in_memory && mode->front() == "memory"))) {
     return Status::FailedPrecondition(db.path() +
                                       ": cannot use WAL journaling on this file system");
   }
@@ -725,9 +729,28 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreOptions& options) {
-  Result<Db> db = OpenDb(path, options.busy_timeout);
+  Result<Db> db = OpenDb(path, options.busy_timeout, options.read_only);
   if (!db.ok()) {
     return db.status();
+  }
+  if (options.read_only) {
+    // Look, never change: a loop of another version may own this file.
+    Result<int> version = UserVersion(*db);
+    if (!version.ok()) {
+      return version.status();
+    }
+    if (*version > kSchemaVersion) {
+      return NewerSchema(*db, *version);
+    }
+    if (*version < kSchemaVersion) {
+      return Status::FailedPrecondition(
+          path + " has store schema " + std::to_string(*version) + "; this build reads schema " +
+          std::to_string(kSchemaVersion) +
+          ". It is migrated when this build's 'flotilla run' or 'apply' opens it; until then, "
+          "read it with the flotilla that wrote it");
+    }
+    return std::unique_ptr<Store>(
+        new Store(std::make_unique<Impl>(std::move(*db), options, *version)));
   }
   if (Status s = Configure(*db); !s.ok()) {
     return s;

@@ -48,6 +48,10 @@ struct StoreOptions {
   size_t retain_events = 10000;  // newest events kept; 0: keep all
   // How long a statement waits for a lock held by another connection before failing.
   std::chrono::milliseconds busy_timeout{5000};
+  // For the commands that only look (status, history, hosts, vms, plan): the file must exist
+  // and have exactly this build's schema; nothing is created, migrated or written, and every
+  // write fails.
+  bool read_only = false;
 };
 
 enum class RevisionOutcome { kApplied, kRejected, kFailed };
@@ -135,7 +139,9 @@ struct EventRecord {
 class Store {
  public:
   // Opens (creating if needed) the SQLite file at `path`, creating its folder, and migrates
-  // it to kSchemaVersion. Errors name the file.
+  // it to kSchemaVersion; with options.read_only, opens an existing file of exactly that schema
+  // and changes nothing. ":memory:" is a store that lasts as long as the object. Errors name the
+  // file.
   static Result<std::unique_ptr<Store>> Open(const std::string& path,
                                              const StoreOptions& options = {});
   ~Store();

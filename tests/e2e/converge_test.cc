@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -478,6 +480,56 @@ TEST(ConvergeTest, UnmanagedVmsAreNeverTouched) {
   EXPECT_EQ(after.at("ci-5").front().cpus, 2);
   expect_untouched(after, "after adopting ci-5");
   EXPECT_TRUE(Contains(fx.Flotilla("status").out, "Managed VMs:       6"));
+}
+
+// 8a. Looking changes nothing: status, history, hosts, vms and plan open the store read-only
+// (the file stays byte-identical), and refuse a store of another schema instead of migrating it
+// under a running loop of another version. plan judges VMs by the store's ledger, as apply does.
+TEST(ConvergeTest, ReadCommandsAndPlanLeaveTheStoreAsItWas) {
+  FleetFixture fx;
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 2));
+  fx.Commit("ci: 2 replicas");
+  ExpectApplied(fx.Apply());
+  auto bytes = [&] {
+    std::ifstream in(fx.store_path(), std::ios::binary);
+    std::stringstream all;
+    all << in.rdbuf();
+    return all.str();
+  };
+  const std::string before = bytes();
+  ASSERT_FALSE(before.empty());
+  for (const char* command : {"status", "history", "hosts", "vms"}) {
+    const Outcome r = fx.Flotilla(command);
+    EXPECT_EQ(r.exit_code, 0) << command << ": " << r.err;
+  }
+  const Outcome plan = fx.Flotilla("plan");
+  EXPECT_EQ(plan.exit_code, 0) << plan.out << plan.err;  // the ledger owns ci-0 and ci-1
+  EXPECT_TRUE(Contains(plan.out, "No changes")) << plan.out;
+  EXPECT_EQ(bytes(), before) << "a read command changed the store";
+
+  auto set_version = [&](int version) {
+    ASSERT_EQ(std::system(("/usr/bin/python3 -c \"import sqlite3; c = sqlite3.connect('" +
+                           fx.store_path().string() + "'); c.execute('PRAGMA user_version = " +
+                           std::to_string(version) + "'); c.commit()\"")
+                              .c_str()),
+              0);
+  };
+  // As an older loop's store looks to this build: refused, not migrated.
+  set_version(2);
+  const std::string older = bytes();
+  for (const char* command : {"status", "vms", "plan"}) {
+    const Outcome r = fx.Flotilla(command);
+    EXPECT_EQ(r.exit_code, 1) << command;
+    EXPECT_TRUE(Contains(r.err, "has store schema 2")) << command << ": " << r.err;
+  }
+  EXPECT_EQ(bytes(), older) << "a read command migrated the store";
+  set_version(99);
+  for (const char* command : {"status", "plan"}) {
+    const Outcome r = fx.Flotilla(command);
+    EXPECT_EQ(r.exit_code, 1) << command;
+    EXPECT_TRUE(Contains(r.err, "newer flotilla (schema 99)")) << command << ": " << r.err;
+  }
 }
 
 // 8b. Removing the last VM set of a pool is refused, and says so: apply exits 1 naming the

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "reconciler/store/migrations.h"
@@ -232,6 +233,50 @@ TEST_F(StoreTest, RefusesAFileFromANewerBuild) {
       << message;
   // And the file is left as it was.
   EXPECT_EQ(RawDb(DbPath()).Int("PRAGMA user_version"), kSchemaVersion + 1);
+}
+
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+TEST_F(StoreTest, ReadOnlyReadsAndChangesNothing) {
+  {
+    auto store = OpenStore();
+    ASSERT_OK(store->UpsertLedger(Entry("ios-0"), kT0));
+  }
+  const std::string before = FileBytes(DbPath());
+  ASSERT_FALSE(before.empty());
+  {
+    Result<std::unique_ptr<Store>> store = Store::Open(DbPath(), StoreOptions{.read_only = true});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    EXPECT_EQ((*store)->LoadLedger()->entries.size(), 1U);
+    EXPECT_FALSE((*store)->UpsertLedger(Entry("ios-1"), kT0).ok());
+    EXPECT_FALSE((*store)->AddEvent(EventRecord{.at = kT0, .level = "info", .kind = "x"}).ok());
+  }
+  EXPECT_EQ(FileBytes(DbPath()), before);
+  // Nothing is created where there is no store.
+  const std::string missing = (dir_.path() / "none" / "flotilla.db").string();
+  EXPECT_FALSE(Store::Open(missing, StoreOptions{.read_only = true}).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "none"));
+}
+
+TEST_F(StoreTest, ReadOnlyRefusesAnotherSchemaAndMigratesNothing) {
+  ASSERT_OK(MigrateForTesting(DbPath(), kSchemaVersion - 1));
+  Result<std::unique_ptr<Store>> older = Store::Open(DbPath(), StoreOptions{.read_only = true});
+  ASSERT_FALSE(older.ok());
+  EXPECT_NE(older.status().message().find("has store schema " + std::to_string(kSchemaVersion - 1)),
+            std::string::npos)
+      << older.status().message();
+  EXPECT_EQ(RawDb(DbPath()).Int("PRAGMA user_version"), kSchemaVersion - 1);
+  ASSERT_EQ(RawDb(DbPath()).Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion + 1)),
+            "");
+  Result<std::unique_ptr<Store>> newer = Store::Open(DbPath(), StoreOptions{.read_only = true});
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(newer.status().message().find("newer flotilla"), std::string::npos)
+      << newer.status().message();
 }
 
 TEST_F(StoreTest, RefusesAFileThatIsNotADatabase) {
