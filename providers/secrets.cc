@@ -69,6 +69,13 @@ Result<std::optional<std::string>> FileSecretSource::Read(std::string_view ref,
       buffer << in.rdbuf();
       std::string value = buffer.str();
       TrimOneNewline(value);
+      if (value.empty()) {
+        // Never a silent fallback to the environment, nor an empty credential.
+        return Status::FailedPrecondition("secret file " + file.string() +
+                                          " is empty; write the value into it, or remove the "
+                                          "file to use " +
+                                          EnvName(ref, key));
+      }
       return std::optional<std::string>(std::move(value));
     }
   }
@@ -77,6 +84,9 @@ Result<std::optional<std::string>> FileSecretSource::Read(std::string_view ref,
           std::getenv(EnvName(ref, key).c_str())) {  // NOLINT(concurrency-mt-unsafe)
     std::string text(value);
     TrimOneNewline(text);
+    if (text.empty()) {
+      return Status::FailedPrecondition("the variable " + EnvName(ref, key) + " is empty");
+    }
     return std::optional<std::string>(std::move(text));
   }
   return std::optional<std::string>();
@@ -98,7 +108,7 @@ Result<std::optional<std::string>> MapSecretSource::Read(std::string_view ref,
 }
 
 void Redactor::Add(std::string_view secret) {
-  if (secret.size() < 4) {
+  if (secret.empty()) {
     return;
   }
   std::lock_guard lock(mu_);
@@ -113,11 +123,22 @@ void Redactor::Add(std::string_view secret) {
 std::string Redactor::Apply(std::string_view text) const {
   std::string out(text);
   std::lock_guard lock(mu_);
+  constexpr std::string_view kMark = "[REDACTED]";
+  const auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
   for (const std::string& secret : secrets_) {
+    // A short value is replaced where it stands alone, so that a 3-character password is
+    // hidden in "password=abc" but ordinary words that contain it stay readable.
+    const bool whole_word_only = secret.size() < kMinAnywhere;
     size_t at = 0;
     while ((at = out.find(secret, at)) != std::string::npos) {
-      out.replace(at, secret.size(), "[REDACTED]");
-      at += 10;
+      const size_t end = at + secret.size();
+      if (whole_word_only && ((at > 0 && is_word(out[at - 1]) && is_word(secret.front())) ||
+                              (end < out.size() && is_word(out[end]) && is_word(secret.back())))) {
+        ++at;
+        continue;
+      }
+      out.replace(at, secret.size(), kMark);
+      at += kMark.size();
     }
   }
   return out;

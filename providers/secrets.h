@@ -55,11 +55,12 @@ class MapSecretSource final : public SecretSource {
   std::map<std::pair<std::string, std::string>, std::string> values_;
 };
 
-// Replaces every known secret value in a text with "[REDACTED]". Thread-safe.
+// Replaces every known secret value in a text with "[REDACTED]", whatever its length: values of
+// kMinAnywhere characters or more wherever they occur, shorter ones wherever they are not part
+// of a longer word (they would otherwise shred ordinary text). Thread-safe.
 class Redactor {
  public:
-  // Values shorter than 4 characters are ignored (they would shred ordinary text and are not
-  // secrets worth the name).
+  static constexpr size_t kMinAnywhere = 4;
   void Add(std::string_view secret);
   std::string Apply(std::string_view text) const;
 

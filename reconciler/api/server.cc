@@ -176,6 +176,27 @@ void Server::Stop() {
   thread_.join();
 }
 
+Status Server::SetSecrets(std::string token, std::string webhook_secret) {
+  if (token.empty() && !IsLoopback(host_)) {
+    return Status::FailedPrecondition("the API token became empty; the API listens on " + host_ +
+                                      ", so the old token stays in force");
+  }
+  std::lock_guard lock(secrets_mu_);
+  options_.token = std::move(token);
+  options_.webhook_secret = std::move(webhook_secret);
+  return Status::Ok();
+}
+
+std::string Server::Token() const {
+  std::lock_guard lock(secrets_mu_);
+  return options_.token;
+}
+
+std::string Server::WebhookSecret() const {
+  std::lock_guard lock(secrets_mu_);
+  return options_.webhook_secret;
+}
+
 void Server::Routes() {
   httplib::Server& http = *http_;
   const size_t threads = std::max<size_t>(options_.threads, 1);
@@ -193,14 +214,14 @@ void Server::Routes() {
   http.set_keep_alive_timeout(5);
 
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (options_.token.empty() || Public(req.path)) {
+    const std::string token = Token();
+    if (token.empty() || Public(req.path)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
     const std::string header = req.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
-    const bool ok =
-        header.size() > kBearer.size() && header.starts_with(kBearer) &&
-        ConstantTimeEquals(std::string_view(header).substr(kBearer.size()), options_.token);
+    const bool ok = header.size() > kBearer.size() && header.starts_with(kBearer) &&
+                    ConstantTimeEquals(std::string_view(header).substr(kBearer.size()), token);
     if (ok) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -436,7 +457,8 @@ void Server::Routes() {
     Reply(res, 202, {{"run_id", run.get()}, {"status", "started"}, {"trigger", reason}});
   });
   http.Post("/api/v1/webhooks/git", [this](const httplib::Request& req, httplib::Response& res) {
-    if (options_.webhook_secret.empty()) {
+    const std::string secret = WebhookSecret();
+    if (secret.empty()) {
       Error(res, 404, "webhooks are off: set api.webhookSecretFile to turn them on");
       return;
     }
@@ -447,9 +469,9 @@ void Server::Routes() {
       }
       return req.get_header_value(key);
     };
-    Result<PushEvent> event = VerifyWebhook(
-        WebhookConfig{.secret = options_.webhook_secret, .max_body_bytes = options_.max_body_bytes},
-        headers, req.body);
+    Result<PushEvent> event =
+        VerifyWebhook(WebhookConfig{.secret = secret, .max_body_bytes = options_.max_body_bytes},
+                      headers, req.body);
     if (!event.ok()) {
       logger_->warn("webhook refused: {}", event.status().message());
       Error(res, HttpStatus(event.status()), event.status().message());

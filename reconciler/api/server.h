@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -89,12 +90,22 @@ class Server {
   // Stops accepting; requests under way finish. Idempotent.
   void Stop();
 
+  // Rotated secrets (api.tokenFile, api.webhookSecretFile changed): requests from now on are
+  // checked against these. Refused (FailedPrecondition, the old ones kept) when the token would
+  // become empty on a non-loopback address. Any thread.
+  Status SetSecrets(std::string token, std::string webhook_secret);
+
  private:
   Server(ServerOptions options, Backend& backend, store::Store& store, Telemetry& telemetry,
          std::shared_ptr<spdlog::logger> logger);
   void Routes();
 
+  // The bearer token and webhook secret in force (options_'s copies are the first ones).
+  std::string Token() const;
+  std::string WebhookSecret() const;
+
   ServerOptions options_;
+  mutable std::mutex secrets_mu_;  // guards options_.token and options_.webhook_secret
   Backend& backend_;
   store::Store& store_;
   Telemetry& telemetry_;

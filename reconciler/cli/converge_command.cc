@@ -233,16 +233,23 @@ class ConsoleProgress : public executor::Progress {
 // one ends the process at once (exit 130), for a shutdown that takes too long.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
+  // `on_hangup`, if set, is called on every SIGHUP (which then ends nothing).
+  explicit SignalWatcher(std::function<void(int)> on_signal, std::function<void()> on_hangup = {})
+      : on_signal_(std::move(on_signal)), on_hangup_(std::move(on_hangup)) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    if (on_hangup_) {
+      sigaddset(&set_, SIGHUP);
+    }
     pthread_sigmask(SIG_BLOCK, &set_, &previous_);
     thread_ = std::thread([this] {
       const timespec slice{.tv_sec = 0, .tv_nsec = 200'000'000};
       while (!done_) {
         const int sig = sigtimedwait(&set_, nullptr, &slice);
-        if (sig > 0 && !signalled_) {
+        if (sig == SIGHUP) {
+          on_hangup_();
+        } else if (sig > 0 && !signalled_) {
           signalled_ = true;
           on_signal_(sig);
         } else if (sig > 0) {
@@ -267,6 +274,7 @@ class SignalWatcher {
 
  private:
   std::function<void(int)> on_signal_;
+  std::function<void()> on_hangup_;
   sigset_t set_{};
   sigset_t previous_{};
   std::atomic<bool> done_{false};
@@ -428,7 +436,9 @@ Result<std::string> ReadSecretSetting(const std::string& file, const std::string
     value.pop_back();
   }
   if ((!file.empty() || !env.empty()) && value.empty()) {
-    return Status::FailedPrecondition("the " + std::string(what) + " is empty");
+    return Status::FailedPrecondition("the " + std::string(what) +
+                                      (file.empty() ? " variable " + env : " file " + file) +
+                                      " is empty");
   }
   return value;
 }
@@ -464,7 +474,8 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
       "every reconcile.resyncInterval, and converge whenever either changed. A revision that\n"
       "cannot be fetched or fails validation is recorded and the last applied one stays in\n"
       "force, without deletions. SIGTERM or SIGINT: no new actions; those under way get\n"
-      "reconcile.shutdownTimeout to finish; exit 0. One loop per state directory.");
+      "reconcile.shutdownTimeout to finish; exit 0. Secrets are read again before every pass;\n"
+      "SIGHUP asks for a pass now. One loop per state directory.");
   AddLocationFlags(*cmd, options.where);
   cmd->add_option("--pools", options.pools,
                   "Only these pools (comma-separated) and their VM sets: run one loop per "
@@ -589,6 +600,50 @@ class LoopBackend final : public api::Backend {
   controller::Loop& loop_;
 };
 
+// Before each pass: the API token and webhook secret read again; a change takes effect for the
+// requests that follow. A file that cannot be read (or is empty) keeps the old value, said once.
+class ApiSecretsReloader {
+ public:
+  ApiSecretsReloader(const manifest::ReconcilerConfig& config, const Context& context)
+      : config_(config), context_(context) {}
+
+  void operator()(api::Server* server) {
+    if (server == nullptr) {
+      return;
+    }
+    const manifest::ReconcilerConfig::Api& a = config_.api;
+    Result<std::string> token = ReadSecretSetting(a.token_file, a.token_env, "API token");
+    Result<std::string> webhook =
+        ReadSecretSetting(a.webhook_secret_file, a.webhook_secret_env, "webhook secret");
+    Status problem = !token.ok() ? token.status() : webhook.status();
+    if (problem.ok() && (!read_ || *token != token_ || *webhook != webhook_)) {
+      problem = server->SetSecrets(*token, *webhook);
+      if (problem.ok() && read_) {
+        context_.log->info(
+            "the API token or webhook secret changed; requests are now checked "
+            "against the new value");
+      }
+      if (problem.ok()) {
+        read_ = true;
+        token_ = *token;
+        webhook_ = *webhook;
+      }
+    }
+    if (!problem.ok() && problem.message() != last_problem_) {
+      context_.log->error("{}; the API keeps the values it has", problem.message());
+    }
+    last_problem_ = problem.ok() ? "" : problem.message();
+  }
+
+ private:
+  const manifest::ReconcilerConfig& config_;
+  const Context& context_;
+  bool read_ = false;  // token_ and webhook_ are what the server was given
+  std::string token_;
+  std::string webhook_;
+  std::string last_problem_;
+};
+
 Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine& engine,
                                               api::Backend& backend, const Context& context) {
   const manifest::ReconcilerConfig& c = engine.config;
@@ -623,27 +678,39 @@ int RunLoop(const RunOptions& options, const Context& context,
   std::unique_ptr<controller::Loop> loop;
   std::mutex loop_mu;
   bool stop_early = false;
-  SignalWatcher signals([&](int sig) {
-    context.log->info("{}: shutting down", sig == SIGINT ? "interrupted" : "terminated");
-    std::lock_guard lock(loop_mu);
-    stop_early = true;
-    if (loop) {
-      loop->Stop();
-    }
-  });
+  SignalWatcher signals(
+      [&](int sig) {
+        context.log->info("{}: shutting down", sig == SIGINT ? "interrupted" : "terminated");
+        std::lock_guard lock(loop_mu);
+        stop_early = true;
+        if (loop) {
+          loop->Stop();
+        }
+      },
+      [&] {
+        // Re-read the secrets (they are checked before every pass) and reconcile now.
+        context.log->info("SIGHUP: reading the secrets again and reconciling");
+        std::lock_guard lock(loop_mu);
+        if (loop) {
+          (void)loop->Trigger("sighup");
+        }
+      });
   Result<std::unique_ptr<Engine>> engine = OpenEngine(options.where, controller_options, context);
   if (!engine.ok()) {
     return Fail(context, engine.status());
   }
   const manifest::ReconcilerConfig& config = (*engine)->config;
   ConsoleProgress progress(context, false);
+  api::Server* api = nullptr;  // set once it serves; passes start after that
+  ApiSecretsReloader reload_api(config, context);
   {
     std::lock_guard lock(loop_mu);
     loop = std::make_unique<controller::Loop>(
         *(*engine)->controller,
         controller::LoopOptions{.interval = config.source.interval,
                                 .resync_interval = config.reconcile.resync_interval,
-                                .shutdown_timeout = config.reconcile.shutdown_timeout},
+                                .shutdown_timeout = config.reconcile.shutdown_timeout,
+                                .before_pass = [&] { reload_api(api); }},
         context.log, &progress);
     if (stop_early) {
       loop->Stop();
@@ -654,6 +721,7 @@ int RunLoop(const RunOptions& options, const Context& context,
   if (!server.ok()) {
     return Fail(context, server.status().WithContext("API"));
   }
+  api = server->get();
   context.log->info(
       "flotilla run: {} every {} s, hosts every {} s, store {}, API {}",
       (*engine)->source->Describe(),

@@ -151,11 +151,6 @@ bool CreatesOn(const Plan& plan, const std::string& vm, const std::string& host)
 
 }  // namespace
 
-struct Controller::PoolProvider {
-  std::unique_ptr<HostPool> pool;  // providers may keep a reference to their pool
-  std::unique_ptr<providers::Provider> provider;
-};
-
 Controller::Controller(ControllerOptions options, store::Store& store, DesiredSource& source,
                        const providers::ProviderRegistry& registry, const Clock& clock,
                        std::shared_ptr<spdlog::logger> logger)
@@ -192,6 +187,11 @@ void Controller::Event(std::string_view level, std::string_view kind, std::strin
 SyncResult Controller::Sync() {
   SyncResult result;
   Result<std::string> polled = source_.Poll();
+  for (const std::string& warning : source_.TakeWarnings()) {
+    if (warned_.insert(warning).second) {
+      logger_->warn("{}", warning);  // once per process: the same holds on every fetch
+    }
+  }
   if (!current_sha_) {
     // Nothing in force yet (a fresh start): the last revision this store applied is, until the
     // newest one proves usable. (After the poll: the mirror holds it then.)
@@ -276,44 +276,6 @@ SyncResult Controller::Sync() {
   result.sha = current_sha_.value_or("");
   sync_ = result;
   return result;
-}
-
-Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
-  auto it = providers_.find(pool.meta.name);
-  if (it != providers_.end() && *it->second->pool == pool) {
-    return it->second->provider.get();
-  }
-  auto entry = std::make_unique<PoolProvider>();
-  entry->pool = std::make_unique<HostPool>(pool);
-  Result<std::unique_ptr<providers::Provider>> built =
-      registry_.Build(providers::ProviderContext{.pool = *entry->pool,
-                                                 .secrets = secrets_,
-                                                 .logger = logger_,
-                                                 .clock = clock_,
-                                                 .requests = options_.telemetry});
-  if (!built.ok()) {
-    return built.status();
-  }
-  entry->provider = std::move(*built);
-  providers::Provider* provider = entry->provider.get();
-  providers_[pool.meta.name] = std::move(entry);
-  return provider;
-}
-
-executor::Fleet Controller::FleetFor(const Desired& desired) {
-  executor::Fleet fleet;
-  for (const HostPool& pool : desired.pools) {
-    Result<providers::Provider*> provider = ProviderFor(pool);
-    if (!provider.ok()) {
-      continue;  // its hosts were observed offline; nothing was planned on them
-    }
-    fleet.providers[pool.meta.name] = *provider;
-    for (const HostSpec& host : pool.hosts) {
-      fleet.hosts[host.name] =
-          providers::HostRef{.pool = pool.meta.name, .name = host.name, .address = host.address};
-    }
-  }
-  return fleet;
 }
 
 Result<Observed> Controller::Observe(const Desired& desired) {
@@ -603,6 +565,7 @@ Result<Prepared> Controller::Prepare() {
   prepared.desired = current_;
   prepared.fail_static = sync_.fail_static;
   prepared.problem = sync_.problem;
+  RefreshCredentials();
   Result<Observed> observed = Observe(prepared.desired);
   if (!observed.ok()) {
     return observed.status();

@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -51,6 +52,8 @@ class DesiredSource {
   virtual Result<manifest::LoadResult> Load(const std::string& sha) = 0;
   // For messages: the repository and branch, without credentials.
   virtual std::string Describe() const = 0;
+  // What polling warned about since the last call (an SSH host key accepted unchecked, ...).
+  virtual std::vector<std::string> TakeWarnings() { return {}; }
 };
 
 struct ControllerOptions {
@@ -175,6 +178,9 @@ class Controller {
   // each), with an event when each starts and ends.
   void Announce(const Plan& plan);
   Result<providers::Provider*> ProviderFor(const HostPool& pool);
+  // Forgets the providers whose secrets now read differently, so that they are built again
+  // with the new values. Once per pass (Prepare).
+  void RefreshCredentials();
   executor::Fleet FleetFor(const Desired& desired);
   bool InScope(const std::string& pool) const;
   void Event(std::string_view level, std::string_view kind, std::string_view subject,
@@ -193,8 +199,10 @@ class Controller {
   std::string newest_problem_sha_;          // a revision already rejected: not recorded again
   bool newest_problem_rejected_ = false;    // it was rejected (invalid), not unreadable
   std::string unknown_pools_;               // MissingPools of the revision in force
+  std::set<std::string> warned_;            // source warnings already logged by this process
   SyncResult sync_;
-  std::map<std::string, std::unique_ptr<PoolProvider>> providers_;  // by pool
+  // By pool (shared_ptr: PoolProvider is complete only in pool_providers.cc).
+  std::map<std::string, std::shared_ptr<PoolProvider>> providers_;
   // When this process first tried to observe each host: host loss counts from here at the
   // earliest (the grace after start).
   std::map<std::string, std::chrono::system_clock::time_point> first_observed_;

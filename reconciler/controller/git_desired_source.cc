@@ -1,5 +1,7 @@
 #include "reconciler/controller/git_desired_source.h"
 
+#include <utility>
+
 #include "reconciler/source/git_url.h"
 
 namespace flotilla::controller {
@@ -46,8 +48,21 @@ Result<std::string> GitDesiredSource::Poll() {
   if (!fetched.ok()) {
     return fetched.status();
   }
-  return git_->Resolve(source_.revision.empty() ? source_.branch : source_.revision);
+  warnings_.insert(warnings_.end(), fetched->warnings.begin(), fetched->warnings.end());
+  Result<std::string> sha =
+      git_->Resolve(source_.revision.empty() ? source_.branch : source_.revision);
+  if (!sha.ok()) {
+    return sha;
+  }
+  // source.verify holds for every revision that can be applied: a pinned one and a repository
+  // read in place too, not only a fetched branch tip.
+  if (Status verified = git_->VerifyCommit(*sha); !verified.ok()) {
+    return verified;
+  }
+  return sha;
 }
+
+std::vector<std::string> GitDesiredSource::TakeWarnings() { return std::exchange(warnings_, {}); }
 
 Result<manifest::LoadResult> GitDesiredSource::Load(const std::string& sha) {
   return source::LoadRevision(*git_, sha, source_.path, loader_, cache_);

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "reconciler/controller/controller.h"
 #include "reconciler/manifest/config.h"
@@ -22,6 +23,7 @@ class GitDesiredSource final : public DesiredSource {
   Result<std::string> Poll() override;
   Result<manifest::LoadResult> Load(const std::string& sha) override;
   std::string Describe() const override { return description_; }
+  std::vector<std::string> TakeWarnings() override;
 
  private:
   GitDesiredSource(const manifest::ReconcilerConfig& config, const manifest::ManifestLoader& loader,
@@ -36,6 +38,7 @@ class GitDesiredSource final : public DesiredSource {
   std::unique_ptr<source::GitSource> git_;
   source::ParseCache cache_;
   std::string description_;
+  std::vector<std::string> warnings_;  // of fetches since the last TakeWarnings
 };
 
 }  // namespace flotilla::controller

@@ -93,6 +93,9 @@ bool Loop::Run() {
       trigger_run_.reset();
       changed = false;
       lock.unlock();
+      if (options_.before_pass) {
+        options_.before_pass();
+      }
       Result<Prepared> prepared = controller_.Prepare();
       lock.lock();
       next_resync = Jittered(options_.resync_interval);

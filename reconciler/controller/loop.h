@@ -22,6 +22,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,9 @@ struct LoopOptions {
   std::chrono::milliseconds resync_interval{std::chrono::seconds{30}};  // observe and plan
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds{60}};
   std::string trigger_name = "timer";  // the trigger recorded for timer passes
+  // Called on the loop's thread before each pass prepares (the run command re-reads the API's
+  // rotated secrets there); may be empty.
+  std::function<void()> before_pass;
 };
 
 class Loop {

@@ -90,6 +90,12 @@ class GitSource {
                                                         std::string_view path) = 0;
 
   virtual Result<CommitInfo> Commit(std::string_view rev) = 0;
+
+  // With allowed_signers_file: OK when `sha` carries an SSH signature by a key of that file,
+  // PermissionDenied otherwise. Fetch checks a followed branch's tip before the mirror moves;
+  // this checks any commit (a pinned revision, a repository read in place). Without the
+  // option: OK.
+  virtual Status VerifyCommit(std::string_view sha) = 0;
 };
 
 // The libgit2 implementation. For a local path or file:// URL with an empty state_dir, the

@@ -428,6 +428,20 @@ class Libgit2Source final : public GitSource {
     return changed;
   }
 
+  Status VerifyCommit(std::string_view sha) override {
+    if (options_.allowed_signers_file.empty()) {
+      return Status::Ok();
+    }
+    if (Status s = EnsureOpen(); !s.ok()) {
+      return s;
+    }
+    git_oid oid{};
+    if (git_oid_fromstrn(&oid, sha.data(), sha.size()) < 0) {
+      return Status::InvalidArgument("\"" + std::string(sha) + "\" is not a commit id");
+    }
+    return VerifyTip(oid);
+  }
+
   Result<CommitInfo> Commit(std::string_view rev) override {
     std::string sha;
     Result<::flotilla::source::Commit> commit = LookupCommit(rev, sha);
@@ -672,8 +686,10 @@ class Libgit2Source final : public GitSource {
     if (rc < 0 && rc != GIT_ENOTFOUND) {
       return Status::Internal("cannot read commit " + sha + ": " + LastMessage());
     }
-    return VerifySshSignature(sig_text, data_text, options_.allowed_signers_file,
-                              "commit " + sha.substr(0, 7) + " on " + options_.branch);
+    return VerifySshSignature(
+        sig_text, data_text, options_.allowed_signers_file,
+        "commit " + sha.substr(0, 7) +
+            (options_.branch.empty() ? std::string() : " on " + options_.branch));
   }
 
   Status Classify(int rc, NetworkContext& ctx, const std::string& what) {

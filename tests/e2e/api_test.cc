@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -755,6 +756,57 @@ TEST(ApiTest, CliTalksToTheApiAndFallsBackToTheStore) {
   Outcome down = fx.Flotilla("status --server http://127.0.0.1:1");
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_TRUE(Contains(down.err, "cannot reach")) << down.err;
+}
+
+// Rotated secrets are used without a restart: host credentials and the API token are read again
+// before each pass, and SIGHUP asks for a pass at once (the timers here are an hour).
+TEST(ApiTest, RotatedSecretsAreUsedOnTheNextPassWithoutARestart) {
+  testing::ScratchDir secrets;
+  const std::filesystem::path token_file = secrets.path() / "api-token";
+  std::ofstream(token_file) << "first-token-1234\n";
+  FleetOptions options = ApiFleet({}, "1h", "1h");
+  options.hosts = 1;
+  options.config_extra = "api: {listen: \"127.0.0.1:0\", tokenFile: " + token_file.string() + "}\n";
+  FleetFixture fx(options);
+  ASSERT_TRUE(fx.ready());
+  const std::filesystem::path key_file = fx.dir() / "secrets/sims/apiKey";
+  std::ofstream(key_file) << EncodeBase64("FLEET:an-old-key") << "\n";
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  const std::unique_ptr<Process> loop = fx.StartLoop();
+  ASSERT_TRUE(WaitUntil([&] { return Contains(fx.LoopLog(), "is offline"); })) << fx.LoopLog();
+  std::smatch m;
+  const std::string started = fx.LoopLog();
+  ASSERT_TRUE(std::regex_search(started, m, std::regex(R"(API (http://127\.0\.0\.1:\d+))")))
+      << started;
+  const std::string url = m[1].str();
+  auto status_with = [&](const std::string& token) {
+    httplib::Client client(url);
+    httplib::Result r = client.Get("/api/v1/status", {{"Authorization", "Bearer " + token}});
+    return r ? r->status : 0;
+  };
+  EXPECT_EQ(status_with("first-token-1234"), 200);
+  EXPECT_TRUE(fx.Vms(0).empty());
+
+  // The right key, and a new API token; SIGHUP: the next pass uses both.
+  std::ofstream(key_file) << EncodeBase64(testing::kFleetApiKey) << "\n";
+  std::ofstream(token_file) << "second-token-5678\n";
+  ASSERT_EQ(kill(loop->pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitUntil([&] { return fx.Vms(0).contains("ci-0"); }, std::chrono::seconds(60)))
+      << fx.LoopLog();
+  EXPECT_TRUE(Contains(fx.LoopLog(), "pool sims: its credentials changed")) << fx.LoopLog();
+  EXPECT_EQ(status_with("second-token-5678"), 200);
+  EXPECT_EQ(status_with("first-token-1234"), 401);
+  EXPECT_TRUE(Contains(fx.LoopLog(), "the API token or webhook secret changed")) << fx.LoopLog();
+  // Nothing secret in the log.
+  EXPECT_FALSE(Contains(fx.LoopLog(), "second-token-5678"));
+  EXPECT_FALSE(Contains(fx.LoopLog(), EncodeBase64(testing::kFleetApiKey)));
+  // An emptied token file is refused and the API keeps the token it has.
+  std::ofstream(token_file) << "";
+  ASSERT_EQ(kill(loop->pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitUntil([&] { return Contains(fx.LoopLog(), token_file.string() + " is empty"); }))
+      << fx.LoopLog();
+  EXPECT_EQ(status_with("second-token-5678"), 200);
 }
 
 TEST(ApiTest, ServesHttpsWithTheConfiguredCertificate) {

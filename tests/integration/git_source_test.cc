@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 
+#include "reconciler/controller/git_desired_source.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/manifest_source.h"
 #include "reconciler/source/socket_stream.h"
@@ -587,6 +588,46 @@ TEST_F(SignedSourceTest, RefusesUnsignedAndUnknownSignersAndKeepsTheLastVerified
   Result<FetchResult> again = git->Fetch();
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->new_sha, fixed);
+}
+
+// source.verify holds for every revision the controller can apply: a pinned revision (no branch
+// is followed, so Fetch checks no tip) and a repository read in place (nothing is fetched).
+TEST_F(SignedSourceTest, PinnedRevisionsAndRepositoriesReadInPlaceAreVerifiedToo) {
+  const std::string good = Push(5, "alice");
+  const std::string unsigned_sha = Push(6, "");
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create();
+  ASSERT_TRUE(validator.ok());
+  const manifest::ManifestLoader loader(*validator);
+  auto poll = [&](const std::string& url, const std::string& revision) {
+    manifest::ReconcilerConfig config;
+    config.source.url = url;
+    config.source.revision = revision;
+    config.source.path = "fleet";
+    config.source.allowed_signers_file = AllowedSigners().string();
+    config.state_dir = (scratch_.path() / "state").string();
+    Result<std::unique_ptr<controller::GitDesiredSource>> source =
+        controller::GitDesiredSource::Open(config, loader);
+    EXPECT_TRUE(source.ok()) << source.status().ToString();
+    return source.ok() ? (*source)->Poll() : Result<std::string>(source.status());
+  };
+  const std::string remote = repo_.bare().string();
+  for (const std::string& url : {remote, "file://" + remote}) {
+    Result<std::string> pinned = poll(url, unsigned_sha);
+    ASSERT_FALSE(pinned.ok()) << url;
+    EXPECT_TRUE(pinned.status().IsPermissionDenied()) << pinned.status().ToString();
+    EXPECT_NE(
+        pinned.status().message().find("commit " + unsigned_sha.substr(0, 7) + " is not signed"),
+        std::string::npos)
+        << pinned.status().message();
+    Result<std::string> signed_pin = poll(url, good);
+    ASSERT_TRUE(signed_pin.ok()) << signed_pin.status().ToString();
+    EXPECT_EQ(*signed_pin, good);
+  }
+  // Read in place, following main, whose tip is unsigned.
+  Result<std::string> in_place = poll(remote, "");
+  ASSERT_FALSE(in_place.ok());
+  EXPECT_TRUE(in_place.status().IsPermissionDenied()) << in_place.status().ToString();
 }
 
 }  // namespace

@@ -349,6 +349,19 @@ TEST(ChartTest, StatefulSetRunsOneHardenedLoop) {
     EXPECT_TRUE(mounted) << path << " is named in flotilla.yaml but not mounted";
   }
   EXPECT_GE(paths, 8);
+  // Secrets are mounted as folders: a subPath mount never sees a rotated Secret.
+  std::set<std::string> secret_volumes;
+  for (const json& v : pod["volumes"]) {
+    if (v.contains("secret")) {
+      secret_volumes.insert(v["name"].get<std::string>());
+    }
+  }
+  EXPECT_GE(secret_volumes.size(), 5U);
+  for (const json& m : c["volumeMounts"]) {
+    if (secret_volumes.contains(m["name"].get<std::string>())) {
+      EXPECT_FALSE(m.contains("subPath")) << m["name"] << " is mounted with subPath";
+    }
+  }
 }
 
 // No secret value is ever in values.yaml or the ConfigMap: every credential in values is a

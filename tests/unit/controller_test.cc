@@ -37,8 +37,10 @@ class ScriptedSource : public DesiredSource {
     return it->second;
   }
   std::string Describe() const override { return "scripted"; }
+  std::vector<std::string> TakeWarnings() override { return warnings; }
 
   std::string tip;
+  std::vector<std::string> warnings;  // said by every poll
   Status poll_error;
   std::map<std::string, manifest::LoadResult> revisions;
 };
@@ -466,6 +468,22 @@ TEST_F(ControllerTest, ARestartOnARejectedHeadNamesTheRevisionInForceAndRecordsN
   EXPECT_EQ(log.str().find("no revision in force"), std::string::npos) << log.str();
   EXPECT_NE(log.str().find("keeping revision sha1 in force"), std::string::npos) << log.str();
   EXPECT_EQ(store_->Revisions(0)->size(), recorded);
+}
+
+TEST_F(ControllerTest, TheSourcesWarningsAreLoggedOncePerProcess) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  source_.warnings = {"accepted the SSH host key of git.example without checking it"};
+  std::ostringstream log;
+  logger_ = std::make_shared<spdlog::logger>("warn",
+                                             std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  Controller& c = Make();
+  c.Sync();
+  c.Sync();
+  const std::string text = log.str();
+  const size_t first = text.find("accepted the SSH host key of git.example");
+  ASSERT_NE(first, std::string::npos) << text;
+  EXPECT_EQ(text.find("accepted the SSH host key", first + 1), std::string::npos) << text;
 }
 
 TEST_F(ControllerTest, AnUnreachableSourceIsRecordedOnceAndNothingIsDeleted) {

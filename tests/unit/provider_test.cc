@@ -126,13 +126,35 @@ TEST_F(SecretsTest, RefusesPathsAndHugeFilesWithoutQuotingThem) {
   EXPECT_EQ(big.status().message().find("xxxx"), std::string::npos);
 }
 
+TEST_F(SecretsTest, AnEmptyFileIsAnErrorNamingItNeverAFallback) {
+  setenv("FLOTILLA_SECRET_BUILDERS_PASSWORD", "from-env-value", 1);
+  Write("builders/password", "\n");
+  FileSecretSource source(dir_);
+  Result<std::optional<std::string>> empty = source.Read("builders", "password");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.status().message().find((dir_ / "builders/password").string() + " is empty"),
+            std::string::npos)
+      << empty.status().message();
+  setenv("FLOTILLA_SECRET_BUILDERS_PASSWORD", "", 1);
+  std::filesystem::remove(dir_ / "builders/password");
+  EXPECT_FALSE(source.Read("builders", "password").ok());
+  unsetenv("FLOTILLA_SECRET_BUILDERS_PASSWORD");
+}
+
 TEST(RedactorTest, ReplacesEveryOccurrenceLongestFirst) {
   Redactor redactor;
-  redactor.Add("abc");  // too short to be worth redacting
   redactor.Add("s3cret");
   redactor.Add("user:s3cret");
-  EXPECT_EQ(redactor.Apply("login user:s3cret failed; s3cret again; abc"),
-            "login [REDACTED] failed; [REDACTED] again; abc");
+  EXPECT_EQ(redactor.Apply("login user:s3cret failed; s3cret again"),
+            "login [REDACTED] failed; [REDACTED] again");
+}
+
+TEST(RedactorTest, ShortValuesAreRedactedWhereverTheyStandAlone) {
+  Redactor redactor;
+  redactor.Add("abc");
+  redactor.Add("7");
+  EXPECT_EQ(redactor.Apply("password=abc; abc. user abc:7 fabcd 17"),
+            "password=[REDACTED]; [REDACTED]. user [REDACTED]:[REDACTED] fabcd 17");
 }
 
 TEST(FakeProviderTest, InjectedFailuresAndCallCounts) {

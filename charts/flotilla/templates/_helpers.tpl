@@ -114,31 +114,31 @@ made in statefulset.yaml; the files hold secrets, this text never does.
 {{- end -}}
 {{- $auth := dict -}}
 {{- if .Values.git.token.secretName -}}
-{{- $_ = set $auth "tokenFile" "/etc/flotilla/git/token" -}}
+{{- $_ = set $auth "tokenFile" "/etc/flotilla/git/token/value" -}}
 {{- $_ = set $auth "username" .Values.git.username -}}
 {{- end -}}
 {{- if .Values.git.sshKey.secretName -}}
-{{- $_ = set $auth "sshKeyFile" "/etc/flotilla/git/ssh-key" -}}
+{{- $_ = set $auth "sshKeyFile" "/etc/flotilla/git/ssh-key/value" -}}
 {{- end -}}
 {{- if .Values.git.sshPassphrase.secretName -}}
-{{- $_ = set $auth "sshPassphraseFile" "/etc/flotilla/git/ssh-passphrase" -}}
+{{- $_ = set $auth "sshPassphraseFile" "/etc/flotilla/git/ssh-passphrase/value" -}}
 {{- end -}}
 {{- if .Values.git.knownHosts.secretName -}}
-{{- $_ = set $auth "knownHostsFile" "/etc/flotilla/git/known_hosts" -}}
+{{- $_ = set $auth "knownHostsFile" "/etc/flotilla/git/known_hosts/value" -}}
 {{- end -}}
 {{- if $auth -}}
 {{- $_ = set $source "auth" $auth -}}
 {{- end -}}
 {{- if .Values.git.allowedSigners.configMapName -}}
-{{- $_ = set $source "verify" (dict "allowedSignersFile" "/etc/flotilla/git/allowed_signers") -}}
+{{- $_ = set $source "verify" (dict "allowedSignersFile" "/etc/flotilla/git/allowed_signers/value") -}}
 {{- end -}}
 {{- $_ = set $cfg "stateDir" "/var/lib/flotilla" -}}
 {{- $_ = set $cfg "secretsDir" "/etc/flotilla/secrets" -}}
 {{- $api := $cfg.api | default dict -}}
 {{- $_ = set $api "listen" (printf "0.0.0.0:%d" (int .Values.api.port)) -}}
-{{- $_ = set $api "tokenFile" "/etc/flotilla/api/token" -}}
+{{- $_ = set $api "tokenFile" "/etc/flotilla/api/token/value" -}}
 {{- if .Values.api.webhookSecret.secretName -}}
-{{- $_ = set $api "webhookSecretFile" "/etc/flotilla/api/webhook-secret" -}}
+{{- $_ = set $api "webhookSecretFile" "/etc/flotilla/api/webhook-secret/value" -}}
 {{- end -}}
 {{- if .Values.api.tls.secretName -}}
 {{- $_ = set $api "tls" (dict "certFile" "/etc/flotilla/tls/tls.crt" "keyFile" "/etc/flotilla/tls/tls.key") -}}
