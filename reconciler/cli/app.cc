@@ -51,6 +51,31 @@ std::string FirstCommandWord(int argc, const char* const* argv) {
   return {};
 }
 
+// For each --flag in argv that neither `cmd` nor flotilla itself takes, the closest one that
+// they do ("unknown flag --yess; did you mean --yes?").
+void SuggestFlags(const CLI::App& app, const CLI::App* cmd, int argc, const char* const* argv,
+                  std::ostream& err) {
+  std::vector<std::string> flags;
+  for (const CLI::App* a : {&app, cmd}) {
+    for (const CLI::Option* o : a->get_options()) {
+      for (const std::string& name : o->get_lnames()) {
+        flags.push_back("--" + name);
+      }
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg(argv[i]);
+    const std::string flag = arg.substr(0, arg.find('='));
+    if (!flag.starts_with("--") || std::find(flags.begin(), flags.end(), flag) != flags.end()) {
+      continue;
+    }
+    const std::string guess = manifest::ClosestMatch(flag, flags);
+    if (!guess.empty()) {
+      err << "flotilla: unknown flag " << flag << "; did you mean " << guess << "?\n";
+    }
+  }
+}
+
 }  // namespace
 
 int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err, bool color,
@@ -103,11 +128,15 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   CLI::App* dev_cmd = AddDevCommand(app, dev);
 
   std::vector<std::string> names;
-  for (const CLI::App* sub : app.get_subcommands({})) {
+  for (CLI::App* sub : app.get_subcommands({})) {
     names.push_back(sub->get_name());
+    // Each command's help states its own exit status, not the summary of all of them.
+    const bool own = sub->get_description().find("Exit status") != std::string::npos;
+    sub->footer(own ? "" : "Exit status: 0 success, 1 error.");
   }
   const std::string word = FirstCommandWord(argc, argv);
   if (!word.empty() && std::find(names.begin(), names.end(), word) == names.end()) {
+    SuggestFlags(app, &app, argc, argv, err);  // "--log-levl debug" makes "debug" the command
     err << "flotilla: unknown command \"" << word << "\"";
     const std::string guess = manifest::ClosestMatch(word, names);
     if (!guess.empty()) {
@@ -130,7 +159,10 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     return 0;
   } catch (const CLI::ParseError& e) {
     err << "flotilla: " << e.what() << "\n";
-    err << "Run 'flotilla --help' (or 'flotilla COMMAND --help') for usage.\n";
+    const CLI::App* cmd = app.get_subcommands().empty() ? &app : app.get_subcommands().back();
+    SuggestFlags(app, cmd, argc, argv, err);
+    err << "Run 'flotilla " << (cmd == &app ? std::string() : cmd->get_name() + " ")
+        << "--help' for usage.\n";
     return 1;
   }
 

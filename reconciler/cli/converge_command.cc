@@ -37,21 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// The configuration file `where` names: --config, else $FLOTILLA_CONFIG, else ./flotilla.yaml
-// if it exists; empty when there is none.
-std::string ConfigPath(const StoreLocation& where) {
-  std::string path = where.config;
-  if (path.empty()) {
-    // Read once at start-up; nothing in the process sets it.
-    if (const char* env = std::getenv("FLOTILLA_CONFIG")) {  // NOLINT(concurrency-mt-unsafe)
-      path = env;
-    } else if (fs::exists("flotilla.yaml")) {
-      path = "flotilla.yaml";
-    }
-  }
-  return path;
-}
-
 // The configuration named by `where`, with the command-line overrides applied.
 Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
                                               const manifest::SchemaValidator& validator,
@@ -115,6 +100,15 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
   }
   engine->config = std::move(*config);
   const manifest::ReconcilerConfig& c = engine->config;
+  // Before anything is created in the state directory.
+  if (c.source.url.empty()) {
+    const std::string path = ConfigPath(where);
+    return Status::FailedPrecondition(
+        path.empty() ? "no configuration file: give --config FILE, set $FLOTILLA_CONFIG, or run "
+                       "in a folder that holds flotilla.yaml (its source.url names the fleet "
+                       "repository)"
+                     : "no fleet repository configured: set source.url in " + path);
+  }
   Result<std::unique_ptr<store::OwnerLock>> lock = store::OwnerLock::Acquire(c.state_dir);
   if (!lock.ok()) {
     return lock.status();
@@ -348,6 +342,19 @@ bool ReportHeldBack(const Plan& plan, std::ostream& err) {
 }
 
 }  // namespace
+
+std::string ConfigPath(const StoreLocation& where) {
+  std::string path = where.config;
+  if (path.empty()) {
+    // Read once at start-up; nothing in the process sets it.
+    if (const char* env = std::getenv("FLOTILLA_CONFIG")) {  // NOLINT(concurrency-mt-unsafe)
+      path = env;
+    } else if (fs::exists("flotilla.yaml")) {
+      path = "flotilla.yaml";
+    }
+  }
+  return path;
+}
 
 manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where) {
   const std::string path = ConfigPath(where);

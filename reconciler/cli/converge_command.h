@@ -45,6 +45,10 @@ struct RunOptions {
   std::string listen;  // overrides api.listen
 };
 
+// The configuration file `where` names: --config, else $FLOTILLA_CONFIG, else ./flotilla.yaml
+// if it exists; empty when there is none.
+std::string ConfigPath(const StoreLocation& where);
+
 // --config, --state-dir and --secrets-dir.
 void AddLocationFlags(CLI::App& cmd, StoreLocation& where);
 

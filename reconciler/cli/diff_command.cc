@@ -184,6 +184,9 @@ int RunDiff(const DiffOptions& options, const Context& context) {
       return 1;
     }
     world = std::move(*inventory);
+    // Hosts the snapshot does not know (added since, or by this change) are not offline: they
+    // are taken as declared, as without an inventory.
+    AddDeclaredHosts(head->desired, world.observed, now);
   } else {
     world = StandUp(base_desired, head->desired, now);
   }
@@ -196,7 +199,8 @@ int RunDiff(const DiffOptions& options, const Context& context) {
   const std::string placement =
       !options.inventory.empty()
           ? "an inventory snapshot (" +
-                std::filesystem::path(options.inventory).filename().string() + ")"
+                std::filesystem::path(options.inventory).filename().string() +
+                "; hosts it lacks as the manifests declare them)"
           : "simulated on the hosts the manifests declare (BASE stood up on them; no inventory)";
   if (!EmitPlan(plan, options.format, options.out, options.base + ".." + options.head, context,
                 placement)) {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "reconciler/cli/converge_command.h"
 #include "reconciler/cli/plan_output.h"
 #include "reconciler/controller/controller.h"
 #include "reconciler/controller/git_desired_source.h"
@@ -66,13 +67,17 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
       "With --config, VMs are judged against the store's ledger (<stateDir>/flotilla.db), as\n"
       "apply and run do; without a store every VM is unmanaged, and one that carries a desired\n"
       "name is a conflict (--adopt shows its adoption). Save a plan with --out and apply exactly\n"
-      "it with 'apply --plan'.");
+      "it with 'apply --plan'.\n"
+      "Exit status: 0 no changes; 2 changes (actions, or changes held back); 3 no action\n"
+      "possible but VMs that find no host or refused deletions; 1 error.");
   cmd->add_option("--config", options.config,
-                  "Reconciler configuration (flotilla.yaml): the fleet repository (source), "
-                  "secretsDir, and reconcile settings such as maxDeletionsPerRun");
+                  "Reconciler configuration: the fleet repository (source), the store "
+                  "(stateDir), secretsDir and reconcile settings (default: $FLOTILLA_CONFIG, "
+                  "else ./flotilla.yaml if it exists)");
   cmd->add_option("path", options.path,
-                  "Directory of manifests (every *.yaml/*.yml below it) or a single file "
-                  "(default: the current folder, or the config's source)");
+                  "Directory of manifests (every *.yaml/*.yml below it) or a single file, "
+                  "instead of the configuration's source (default: that source, else the "
+                  "current folder)");
   cmd->add_option("--repo", options.git.repo, "Plan a revision of this Git repository instead");
   cmd->add_option_function<std::string>(
       "--rev", [&options](const std::string& rev) { options.rev = rev; },
@@ -109,10 +114,12 @@ int RunPlan(const PlanOptions& options, const Context& context) {
   }
   manifest::ManifestLoader loader(*validator);
   std::optional<manifest::ReconcilerConfig> config;
-  if (!options.config.empty()) {
+  // As every command: --config, else $FLOTILLA_CONFIG, else ./flotilla.yaml if it exists.
+  const std::string config_path = ConfigPath(StoreLocation{.config = options.config});
+  if (!config_path.empty()) {
     manifest::Diagnostics diagnostics;
     Result<manifest::ReconcilerConfig> loaded =
-        manifest::LoadConfigFile(options.config, **validator, diagnostics);
+        manifest::LoadConfigFile(config_path, **validator, diagnostics);
     if (!loaded.ok()) {
       for (const manifest::Diagnostic& d : diagnostics.Sorted()) {
         context.err << d.ToString() << "\n";

@@ -1,5 +1,7 @@
 #include "reconciler/cli/read_commands.h"
 
+#include <netdb.h>
+
 #include <httplib.h>
 
 #include <chrono>
@@ -23,10 +25,12 @@ namespace {
 
 using nlohmann::json;
 
-void AddServerFlags(CLI::App& cmd, ServerFlags& api) {
+void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true) {
   cmd.add_option("--server", api.server,
-                 "URL of a running loop's API, e.g. http://127.0.0.1:8080 (default: "
-                 "$FLOTILLA_SERVER; without either, the store is read)");
+                 std::string("URL of a running loop's API, e.g. http://127.0.0.1:8080 (default: "
+                             "$FLOTILLA_SERVER") +
+                     (store_fallback ? "; without either, the store is read)"
+                                     : "; without either, the API that --config describes)"));
   cmd.add_option("--token-file", api.token_file,
                  "File holding the API's bearer token (default: $FLOTILLA_TOKEN)");
   cmd.add_option("--ca-file", api.ca_file, "CA bundle (PEM) for an https API");
@@ -97,6 +101,43 @@ class ApiClient {
     http_.set_read_timeout(std::chrono::seconds{60});
   }
 
+  // What went wrong, in words: httplib's own names ("Connection") say little.
+  std::string Why(httplib::Error error) const {
+    switch (error) {
+      case httplib::Error::Connection: {
+        // Unknown host or nothing listening: tell them apart by resolving the name.
+        const std::string host = HostOf(url_);
+        addrinfo* found = nullptr;
+        const int rc = getaddrinfo(host.c_str(), nullptr, nullptr, &found);
+        if (found != nullptr) {
+          freeaddrinfo(found);
+        }
+        return rc != 0 ? "unknown host " + host
+                       : "connection refused (is 'flotilla run' listening there?)";
+      }
+      case httplib::Error::ConnectionTimeout:
+        return "no answer within 5 s (a firewall, or the wrong address)";
+      case httplib::Error::Read:
+        return "the connection closed before the answer was complete";
+      case httplib::Error::SSLConnection:
+        return "the TLS handshake failed (is it an https API?)";
+      case httplib::Error::SSLServerVerification:
+        return "the server's certificate is not trusted (give its CA with --ca-file)";
+      default:
+        return httplib::to_string(error);
+    }
+  }
+
+  // "http://h:8080/x" -> "h"; "[::1]" -> "::1".
+  static std::string HostOf(const std::string& url) {
+    std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+    rest = rest.substr(0, rest.find('/'));
+    if (rest.starts_with('[')) {
+      return rest.substr(1, rest.find(']') - 1);
+    }
+    return rest.substr(0, rest.find(':'));
+  }
+
   Result<json> Call(const std::string& method, const std::string& path, const std::string& body) {
     httplib::Headers headers{{"Accept", "application/json"}};
     if (!token_.empty()) {
@@ -106,7 +147,7 @@ class ApiClient {
                                               : http_.Get(path, headers);
     if (!result) {
       return Status::Unavailable("cannot reach the flotilla API at " + url_ + ": " +
-                                 httplib::to_string(result.error()));
+                                 Why(result.error()));
     }
     const json doc = json::parse(result->body, nullptr, false);
     if (result->status == 401) {
@@ -255,7 +296,7 @@ CLI::App* AddReconcileCommand(CLI::App& app, ReconcileOptions& options) {
   cmd->add_option("--config", options.where.config,
                   "Reconciler configuration of the loop to ask (default: $FLOTILLA_CONFIG, else "
                   "./flotilla.yaml)");
-  AddServerFlags(*cmd, options.api);
+  AddServerFlags(*cmd, options.api, /*store_fallback=*/false);
   AddOutputFlags(*cmd, options.json);
   cmd->add_flag("--wait", options.wait, "Wait until the run finishes; exit 1 unless it succeeded");
   AddDeletionSafetyFlags(*cmd, options.max_deletions, options.allow_empty);

@@ -11,6 +11,7 @@
 
 #include "reconciler/cli/repository.h"
 #include "reconciler/manifest/loader.h"
+#include "reconciler/model/text.h"
 #include "reconciler/source/git_url.h"
 #include "reconciler/source/manifest_source.h"
 
@@ -22,7 +23,7 @@ using manifest::LoadResult;
 using manifest::Severity;
 
 std::string Count(size_t n, const std::string& singular, const std::string& plural) {
-  return std::to_string(n) + " " + (n == 1 ? singular : plural);
+  return CountOf(n, singular, plural);
 }
 
 std::string Summary(const LoadResult& result) {
@@ -140,6 +141,12 @@ int RunValidate(const ValidateOptions& options, const Context& context) {
       options.git.repo.empty() ? options.path : source::RedactUrls(options.git.repo);
   context.log->debug("read {} files, {} documents below {}", result->files, result->documents,
                      options.git.repo.empty() ? shown : shown + "@" + options.rev);
+  if (result->documents == 0 && result->ok()) {
+    // Valid, but most likely the wrong folder: say so.
+    result->diagnostics.Warning({shown, 0, 0},
+                                "no manifests found: no *.yaml or *.yml file below it holds a "
+                                "document, so nothing was validated");
+  }
   if (options.format == OutputFormat::kJson) {
     PrintJson(*result, shown, context);
   } else {

@@ -75,6 +75,9 @@ struct ControllerOptions {
   api::Telemetry* telemetry = nullptr;  // metrics; may be null; outlives the controller
 };
 
+// The key of Prepared::resume and of the creates a process cancelled: "<vm>@<host>".
+std::string ResumeKey(std::string_view vm, std::string_view host);
+
 // `base` with everything the configuration file sets: secrets, timeouts, the deletion budget
 // and window, host loss, executor limits. apply, run and plan build their controllers with it.
 ControllerOptions ConfiguredOptions(const manifest::ReconcilerConfig& config,
@@ -99,8 +102,8 @@ struct Prepared {
   std::string problem;
   std::map<std::string, providers::PendingCreate> resume;  // by "<vm>@<host>"
   size_t recovered = 0;  // unfinished actions of an earlier process that were settled
-  // "pool P: why": pools whose provider could not be built (credentials missing, ...); their
-  // hosts count as offline.
+  // Why each pool whose provider could not be built (credentials missing, ...) could not (the
+  // message names the pool); their hosts count as offline.
   std::vector<std::string> unusable_pools;
   // Temporary VMs of creates that this plan will not resume: Execute deletes them.
   std::vector<std::pair<std::string, VmInfo>> leftovers;  // (host, VM)

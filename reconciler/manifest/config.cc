@@ -1,8 +1,11 @@
 #include "reconciler/manifest/config.h"
 
+#include <cerrno>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <system_error>
 
 #include "reconciler/manifest/yaml_reader.h"
 
@@ -74,9 +77,17 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
 
 Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaValidator& validator,
                                         Diagnostics& diagnostics) {
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (!exists || std::filesystem::is_directory(path, ec)) {
+    return Status::NotFound("cannot read config file " + path + ": " +
+                            (exists ? "it is a folder" : "no such file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Status::NotFound("cannot read config file " + path);
+    // Permissions, mostly; errno says which.
+    return Status::FailedPrecondition("cannot read config file " + path + ": " +
+                                      std::generic_category().message(errno));
   }
   std::stringstream text;
   text << in.rdbuf();

@@ -179,6 +179,20 @@ std::vector<std::string> KindNames() {
   return names;
 }
 
+// A document with no apiVersion or kind and the keys of flotilla.yaml: the configuration file,
+// found among the manifests (a folder, or a repository's root).
+bool IsConfigurationFile(const YamlDocument& doc) {
+  if (!doc.value.is_object() || doc.value.contains("apiVersion") || doc.value.contains("kind")) {
+    return false;
+  }
+  for (const char* key : {"source", "stateDir", "secretsDir", "reconcile", "api", "log", "store"}) {
+    if (doc.value.contains(key)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Checks apiVersion and kind; returns the kind's schema, or empty after reporting why not.
 std::string_view SchemaFor(const YamlDocument& doc, Diagnostics& diagnostics) {
   if (!doc.value.is_object()) {
@@ -307,6 +321,13 @@ ParsedFile ManifestLoader::ParseFile(const ManifestFile& file, DocumentBudget& b
       ReadYamlDocuments(file.content, file.display_path, budget, out.diagnostics);
   out.documents = docs.size();
   for (YamlDocument& doc : docs) {
+    if (IsConfigurationFile(doc)) {
+      out.diagnostics.Warning(doc.ValueLocation(""),
+                              "a flotilla configuration file, not a manifest: skipped (commands "
+                              "read it with --config)");
+      --out.documents;
+      continue;
+    }
     const std::string_view schema = SchemaFor(doc, out.diagnostics);
     if (schema.empty()) {
       continue;

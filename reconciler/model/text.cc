@@ -129,4 +129,10 @@ std::string HexHash(std::string_view text, size_t digits) {
   return out;
 }
 
+std::string CountOf(size_t n, std::string_view singular, std::string_view plural) {
+  return std::to_string(n) + " " +
+         (n == 1 ? std::string(singular)
+                 : (plural.empty() ? std::string(singular) + "s" : std::string(plural)));
+}
+
 }  // namespace flotilla

@@ -17,6 +17,9 @@ bool ContainsIgnoreCase(std::string_view text, std::string_view what);
 // `text` without leading and trailing ASCII whitespace.
 std::string_view TrimAscii(std::string_view text);
 
+// "1 pool", "2 pools"; "1 VM set", "3 VM sets" (`plural` defaults to `singular` + "s").
+std::string CountOf(size_t n, std::string_view singular, std::string_view plural = {});
+
 // Standard alphabet, padded.
 std::string EncodeBase64(std::string_view bytes);
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "reconciler/model/template_hash.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::planner {
 namespace {
@@ -22,10 +23,7 @@ struct Located {
   const VmInfo* vm = nullptr;
 };
 
-// "1 VM", "2 VMs".
-std::string Count(size_t n, std::string_view noun) {
-  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
-}
+std::string Count(size_t n, std::string_view noun) { return CountOf(n, noun); }
 
 std::string Minutes(std::chrono::system_clock::duration d) {
   const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
@@ -343,7 +341,7 @@ class PoolPlanner {
       auto spec = specs_.find(host);
       if (spec != specs_.end() && spec->second->cordoned) {
         if (!CreateElsewhere(set, vm, ActionKind::kReplace, host,
-                             "host " + host + " is cordoned (drain)")) {
+                             "host " + host + " is cordoned: drained")) {
           // It keeps running where it is until a host can take it.
         }
         continue;
@@ -373,7 +371,7 @@ class PoolPlanner {
     const std::string silent = last_seen ? " for " + Minutes(now_ - *last_seen) : "";
     if (lost && set.self_heal) {
       CreateElsewhere(set, vm, ActionKind::kReplace, host,
-                      "host " + host + " lost (silent" + silent + ")");
+                      "host " + host + " lost: silent" + silent);
       return;
     }
     builder_.Note(MakeFinding(

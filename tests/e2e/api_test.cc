@@ -755,7 +755,10 @@ TEST(ApiTest, CliTalksToTheApiAndFallsBackToTheStore) {
   // Unreachable server.
   Outcome down = fx.Flotilla("status --server http://127.0.0.1:1");
   EXPECT_EQ(down.exit_code, 1);
-  EXPECT_TRUE(Contains(down.err, "cannot reach")) << down.err;
+  EXPECT_TRUE(Contains(down.err, "cannot reach") && Contains(down.err, "connection refused"))
+      << down.err;
+  Outcome nowhere = fx.Flotilla("status --server http://no-such-host.invalid:8080");
+  EXPECT_TRUE(Contains(nowhere.err, "unknown host no-such-host.invalid")) << nowhere.err;
 }
 
 // Rotated secrets are used without a restart: host credentials and the API token are read again

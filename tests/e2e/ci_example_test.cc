@@ -174,7 +174,11 @@ TEST_F(CiExampleTest, AnUnschedulableVmFailsTheCheckAndStillWritesTheComment) {
       comment.starts_with("<!-- flotilla-plan -->\n:x: **Flotilla review failed**: 5 VMs "
                           "would find no host"))
       << comment;
-  EXPECT_TRUE(Contains(comment, "Placement: an inventory snapshot (inventory.json)")) << comment;
+  EXPECT_TRUE(
+      Contains(comment,
+               "Placement: an inventory snapshot (inventory.json; hosts it lacks as the manifests "
+               "declare them)"))
+      << comment;
   EXPECT_TRUE(Contains(comment, "! unschedulable ios-runners-4")) << comment;
   EXPECT_TRUE(Contains(comment, "+ create        linux-runners-0 on macpro-0")) << comment;
   EXPECT_TRUE(Contains(comment, "--inventory inventory.json")) << comment;

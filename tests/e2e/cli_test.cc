@@ -100,6 +100,70 @@ TEST(CliTest, MissingPathIsAnError) {
   EXPECT_EQ(r.out, "");
 }
 
+// Runs `flotilla <args>` in `dir`, with FLOTILLA_CONFIG unset.
+Outcome FlotillaIn(const fs::path& dir, const std::string& args) {
+  const fs::path out = dir / ".out";
+  const fs::path err = dir / ".err";
+  const std::string command = "cd " + dir.string() + " && env -u FLOTILLA_CONFIG NO_COLOR=1 " +
+                              FLOTILLA_BIN " " + args + " </dev/null >" + out.string() + " 2>" +
+                              err.string();
+  const int status = std::system(command.c_str());
+  Outcome run{.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+              .out = Slurp(out),
+              .err = Slurp(err)};
+  fs::remove(out);
+  fs::remove(err);
+  return run;
+}
+
+// What a new user runs into first: each says what is wrong and changes nothing.
+TEST(CliTest, FirstStepsSayWhatIsMissing) {
+  const fs::path dir = fs::temp_directory_path() / ("flotilla-first-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "empty");
+  // apply without any configuration creates no state before refusing.
+  Outcome apply = FlotillaIn(dir / "empty", "apply --yes --state-dir " + (dir / "state").string());
+  EXPECT_EQ(apply.exit_code, 1);
+  EXPECT_TRUE(Contains(apply.err, "no configuration file: give --config FILE")) << apply.err;
+  EXPECT_FALSE(fs::exists(dir / "state"));
+  // A configuration file that is not there says why it cannot be read.
+  Outcome missing = FlotillaIn(dir / "empty", "status --config nowhere.yaml");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(Contains(missing.err, "cannot read config file nowhere.yaml: no such file"))
+      << missing.err;
+  // A folder without manifests: validate warns, plan refuses.
+  Outcome validate = FlotillaIn(dir / "empty", "validate");
+  EXPECT_TRUE(Contains(validate.out, "no manifests found")) << validate.out;
+  Outcome plan = FlotillaIn(dir / "empty", "plan");
+  EXPECT_EQ(plan.exit_code, 1);
+  EXPECT_TRUE(Contains(plan.err, "no manifests (*.yaml, *.yml) found in .")) << plan.err;
+  // A folder that holds flotilla.yaml beside the manifests: the file is the configuration, not
+  // a manifest with a missing apiVersion.
+  fs::create_directories(dir / "fleet");
+  std::ofstream(dir / "fleet" / "fleet.yaml")
+      << "apiVersion: flotilla.dev/v1\nkind: HostPool\nmetadata: {name: mac-builders}\nspec:\n"
+         "  credentialsRef: mac-builders\n  hosts:\n"
+         "    - {name: mini-01, address: \"http://127.0.0.1:1\"}\n---\n"
+         "apiVersion: flotilla.dev/v1\nkind: VMSet\nmetadata: {name: ci}\nspec:\n"
+         "  pool: mac-builders\n  replicas: 1\n"
+         "  template: {image: \"catalog://L/1\", os: linux, arch: arm64, cpu: 1, memory: 1Gi}\n";
+  std::ofstream(dir / "fleet" / "flotilla.yaml")
+      << "stateDir: " << (dir / "state").string() << "\nsecretsDir: " << (dir / "secrets").string()
+      << "\n";
+  fs::create_directories(dir / "secrets" / "mac-builders");
+  std::ofstream(dir / "secrets" / "mac-builders" / "apiKey") << "S0VZOlNFQ1JFVA==\n";
+  Outcome in_fleet = FlotillaIn(dir / "fleet", "validate");
+  EXPECT_EQ(in_fleet.exit_code, 0) << in_fleet.out << in_fleet.err;
+  EXPECT_TRUE(
+      Contains(in_fleet.out + in_fleet.err, "a flotilla configuration file, not a manifest"))
+      << in_fleet.out << in_fleet.err;
+  Outcome plan_in_fleet = FlotillaIn(dir / "fleet", "plan --host-timeout 0.2");
+  EXPECT_FALSE(Contains(plan_in_fleet.err, "apiVersion")) << plan_in_fleet.err;
+  EXPECT_TRUE(Contains(plan_in_fleet.out, "Plan:")) << plan_in_fleet.out << plan_in_fleet.err;
+  EXPECT_FALSE(fs::exists(dir / "state")) << "plan created a store";
+  fs::remove_all(dir);
+}
+
 TEST(CliTest, HelpAndVersion) {
   Outcome help = Flotilla("--help");
   EXPECT_EQ(help.exit_code, 0);
@@ -111,6 +175,17 @@ TEST(CliTest, HelpAndVersion) {
   EXPECT_EQ(sub.exit_code, 0);
   EXPECT_TRUE(Contains(sub.out, "--format")) << sub.out;
   EXPECT_TRUE(Contains(sub.out, "FILE:LINE:COLUMN"));
+
+  // Each command states its own exit status, once.
+  for (const char* command : {"plan", "diff", "apply", "status"}) {
+    const std::string text = Flotilla(std::string(command) + " --help").out;
+    const size_t first = text.find("Exit status");
+    ASSERT_NE(first, std::string::npos) << command << "\n" << text;
+    EXPECT_EQ(text.find("Exit status", first + 1), std::string::npos) << command << "\n" << text;
+  }
+  EXPECT_TRUE(Contains(Flotilla("plan --help").out, "3 no action"));
+  // reconcile never reads the store.
+  EXPECT_FALSE(Contains(Flotilla("reconcile --help").out, "the store is read"));
 
   Outcome version = Flotilla("--version");
   EXPECT_EQ(version.exit_code, 0);
@@ -125,8 +200,11 @@ TEST(CliTest, UnknownCommandsAndFlagsExitOneWithAHint) {
 
   Outcome flag = Flotilla("validate --frmat json");
   EXPECT_EQ(flag.exit_code, 1);
-  EXPECT_TRUE(Contains(flag.err, "--frmat")) << flag.err;
-  EXPECT_TRUE(Contains(flag.err, "--help"));
+  EXPECT_TRUE(Contains(flag.err, "unknown flag --frmat; did you mean --format?")) << flag.err;
+  EXPECT_TRUE(Contains(flag.err, "flotilla validate --help"));
+  Outcome global = Flotilla("--log-levl debug status");
+  EXPECT_TRUE(Contains(global.err, "unknown flag --log-levl; did you mean --log-level?"))
+      << global.err;
 
   Outcome format = Flotilla("validate --format yaml");
   EXPECT_EQ(format.exit_code, 1);

@@ -217,6 +217,10 @@ TEST_F(DiffTest, AnInventoryPreviewsPlacementAndCanFailOnUnschedulable) {
   EXPECT_TRUE(Contains(r.out, "insufficient memory")) << r.out;
   EXPECT_EQ(Diff(args + " --fail-on-unschedulable").exit_code, 1);
 
+  // Hosts the snapshot lacks (the linux pool's) are not offline: they are taken as declared.
+  EXPECT_TRUE(Contains(r.out, "+ create        linux-runners-0 on macpro-01")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "offline")) << r.out;
+
   std::ofstream(scratch_.path() / "inventory.json") << "{\"kind\":\"Inventory\",\"hosts\":[{}]}";
   Outcome bad = Diff(args);
   EXPECT_EQ(bad.exit_code, 1);

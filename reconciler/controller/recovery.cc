@@ -1,0 +1,261 @@
+// What a previous process left unfinished, settled against what the hosts show (Recover), and
+// the temporary VMs of creates that nothing will resume (Leftovers, Sweep). The recovery table
+// is in docs/converge.md.
+
+#include <algorithm>
+
+#include "reconciler/controller/controller.h"
+
+namespace flotilla::controller {
+namespace {
+
+bool CreatesOn(const Plan& plan, const std::string& vm, const std::string& host) {
+  return std::any_of(plan.actions.begin(), plan.actions.end(), [&](const Action& a) {
+    return a.vm == vm && a.host == host &&
+           (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace);
+  });
+}
+
+}  // namespace
+
+Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>& resumable) {
+  resumable = std::move(cancelled_creates_);
+  cancelled_creates_.clear();
+  Result<std::vector<store::ActionRecord>> unfinished = store_.UnfinishedActions();
+  if (!unfinished.ok()) {
+    return unfinished.status();
+  }
+  const bool preview = options_.preview;
+  const auto settle = [&](const store::ActionRecord& a, store::ActionState state,
+                          const std::string& why) {
+    if (!preview) {
+      (void)store_.UpdateActionState(a.id, state, why, clock_.Now());
+    }
+    ++prepared.recovered;
+  };
+  // In a preview, what recovery would delete is only taken out of the pass's view.
+  const auto forget = [&](const std::string& host, const std::string& id_or_name) {
+    if (auto it = prepared.observed.hosts.find(host); it != prepared.observed.hosts.end()) {
+      std::erase_if(it->second.vms,
+                    [&](const VmInfo& v) { return v.id == id_or_name || v.name == id_or_name; });
+    }
+  };
+  for (const store::ActionRecord& a : *unfinished) {
+    if (!InScope(a.pool)) {
+      continue;
+    }
+    const ObservedHost* host = prepared.observed.FindHost(a.host);
+    if (host == nullptr || !host->online) {
+      continue;  // settled once the host answers again
+    }
+    const VmInfo* vm = nullptr;
+    for (const VmInfo& v : host->vms) {
+      if (v.name == a.vm) {
+        vm = &v;
+      }
+    }
+    if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
+      if (vm == nullptr) {
+        if (!a.pending_temp_name.empty()) {
+          resumable[ResumeKey(a.vm, a.host)] =
+              Unfinished{.pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
+                                                             .job_id = a.pending_job_id},
+                         .template_hash = a.template_hash};
+        }
+        settle(a, store::ActionState::kAbandoned,
+               "interrupted; " + std::string(a.pending_temp_name.empty()
+                                                 ? "planned again"
+                                                 : "the next create of it resumes it"));
+        continue;
+      }
+      // The host has the VM: the create finished though its outcome was never recorded. Only
+      // an attempt that reached the host (it journals the temporary name before asking) can
+      // have made it; otherwise the VM is someone else's and stays unmanaged.
+      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      if (a.pending_temp_name.empty() && (entry == nullptr || entry->host != a.host)) {
+        settle(a, store::ActionState::kAbandoned, "interrupted before reaching the host");
+        continue;
+      }
+      if (entry == nullptr || entry->host != a.host) {
+        LedgerEntry adopted{.vm = a.vm,
+                            .vmset = a.vmset,
+                            .pool = a.pool,
+                            .host = a.host,
+                            .provider_id = vm->id,
+                            .template_hash = a.template_hash};
+        if (preview) {
+          std::erase_if(prepared.ledger.entries,
+                        [&](const LedgerEntry& e) { return e.vm == adopted.vm; });
+          prepared.ledger.entries.push_back(adopted);
+        } else if (Status s = store_.UpsertLedger(adopted, clock_.Now()); !s.ok()) {
+          return s;
+        }
+        logger_->info("recovered {} on {}: its create finished before the last process stopped",
+                      a.vm, a.host);
+      }
+      if (a.kind == ActionKind::kReplace && a.create_first) {
+        // Finish the replace: the predecessor goes (only the copy the journal names).
+        const ObservedHost* from = prepared.observed.FindHost(a.from_host);
+        if (from == nullptr || !from->online) {
+          continue;
+        }
+        const bool still_there = std::any_of(from->vms.begin(), from->vms.end(), [&](auto& v) {
+          return a.predecessor_id.empty() ? v.name == a.vm : v.id == a.predecessor_id;
+        });
+        if (still_there) {
+          const HostPool* pool = prepared.desired.FindPool(a.pool);
+          if (pool == nullptr) {
+            continue;
+          }
+          Result<providers::Provider*> provider = ProviderFor(*pool);
+          const HostSpec* spec = nullptr;
+          for (const HostSpec& h : pool->hosts) {
+            if (h.name == a.from_host) {
+              spec = &h;
+            }
+          }
+          if (!provider.ok() || spec == nullptr) {
+            continue;
+          }
+          const std::string& which = a.predecessor_id.empty() ? a.vm : a.predecessor_id;
+          Status deleted =
+              preview ? (forget(a.from_host, which), Status::Ok())
+                      : (*provider)->Delete(
+                            providers::HostRef{
+                                .pool = a.pool, .name = spec->name, .address = spec->address},
+                            which, providers::DeadlineIn(options_.executor.action_timeout));
+          if (!deleted.ok()) {
+            logger_->warn("finishing the replace of {}: {}", a.vm, deleted.ToString());
+            continue;
+          }
+        }
+      }
+      settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
+      continue;
+    }
+    if (a.kind == ActionKind::kDelete && !a.predecessor_id.empty()) {
+      // A delete journalled by id (the predecessor of a replace, or a VM being pruned): the
+      // copy with that id is ours unless the ledger says the VM on this host is.
+      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      const bool still_there =
+          std::any_of(host->vms.begin(), host->vms.end(),
+                      [&](const VmInfo& v) { return v.id == a.predecessor_id; });
+      const bool ledger_names_it =
+          entry != nullptr && entry->host == a.host && entry->provider_id == a.predecessor_id;
+      if (still_there && !ledger_names_it) {
+        const HostPool* pool = prepared.desired.FindPool(a.pool);
+        Result<providers::Provider*> provider =
+            pool == nullptr ? Result<providers::Provider*>(Status::NotFound("pool"))
+                            : ProviderFor(*pool);
+        auto spec = pool == nullptr
+                        ? std::vector<HostSpec>::const_iterator{}
+                        : std::find_if(pool->hosts.begin(), pool->hosts.end(),
+                                       [&](const HostSpec& h) { return h.name == a.host; });
+        if (!provider.ok() || spec == pool->hosts.end()) {
+          continue;
+        }
+        Status deleted =
+            preview
+                ? (forget(a.host, a.predecessor_id), Status::Ok())
+                : (*provider)->Delete(
+                      providers::HostRef{.pool = a.pool, .name = a.host, .address = spec->address},
+                      a.predecessor_id, providers::DeadlineIn(options_.executor.action_timeout));
+        if (!deleted.ok()) {
+          logger_->warn("deleting the replaced {} on {}: {}", a.vm, a.host, deleted.ToString());
+          continue;
+        }
+        settle(a, store::ActionState::kSucceeded, "deleted after a restart");
+        continue;
+      }
+    }
+    if (a.kind == ActionKind::kDelete && vm == nullptr) {
+      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
+      if (entry != nullptr && entry->host == a.host) {
+        if (preview) {
+          std::erase_if(prepared.ledger.entries,
+                        [&](const LedgerEntry& e) { return e.vm == a.vm; });
+        } else {
+          (void)store_.RemoveLedger(a.vm);
+        }
+      }
+      settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
+      continue;
+    }
+    settle(a, store::ActionState::kAbandoned, "interrupted; planned again");
+  }
+  if (prepared.recovered > 0 && !preview) {
+    Event("info", "recovered", "",
+          std::to_string(prepared.recovered) + " unfinished action(s) of an earlier process");
+    Result<Ledger> ledger = store_.LoadLedger();
+    if (!ledger.ok()) {
+      return ledger.status();
+    }
+    prepared.ledger = std::move(*ledger);
+  }
+  return Status::Ok();
+}
+
+std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared& prepared) const {
+  // A temporary VM is ours when it was for "<set>-<ordinal>" of a VM set this store has applied
+  // (vmset_prune keeps every set ever applied, written before any of its VMs is created) or
+  // wants now: a user's VM that merely looks like one is never touched.
+  auto ours = [&](const std::string& vm) {
+    if (providers::IsPrepullVmName(vm)) {
+      return true;  // made by a provider's prepull, only ever to be deleted
+    }
+    const size_t dash = vm.rfind('-');
+    if (dash == std::string::npos || dash + 1 == vm.size() ||
+        vm.find_first_not_of("0123456789", dash + 1) != std::string::npos) {
+      return false;
+    }
+    const std::string set = vm.substr(0, dash);
+    return prepared.ledger.vmset_prune.contains(set) || prepared.desired.FindSet(set) != nullptr;
+  };
+  std::vector<std::pair<std::string, VmInfo>> leftovers;
+  for (const auto& [name, host] : prepared.observed.hosts) {
+    if (!host.online) {
+      continue;
+    }
+    for (const VmInfo& vm : host.vms) {
+      // Temporary names ("<name>.flotilla-<nonce>") are Flotilla's by construction: manifest
+      // names never contain '.'. Only this loop's hosts are observed (a host belongs to one
+      // pool), and a leftover goes whether or not its VM set still exists.
+      // A VM a prepull made goes too, if the prepull was killed before deleting it.
+      const bool unfinished_create = !vm.pending_create_for.empty() &&
+                                     ours(vm.pending_create_for) &&
+                                     !CreatesOn(prepared.plan, vm.pending_create_for, name);
+      if (unfinished_create || providers::IsPrepullVmName(vm.name)) {
+        leftovers.emplace_back(name, vm);
+      }
+    }
+  }
+  return leftovers;
+}
+
+void Controller::Sweep(const Prepared& prepared) {
+  for (const auto& leftover : prepared.leftovers) {
+    const std::string& name = leftover.first;
+    const VmInfo& vm = leftover.second;
+    const ObservedHost* host = prepared.observed.FindHost(name);
+    const HostPool* pool = host == nullptr ? nullptr : prepared.desired.FindPool(host->pool);
+    if (pool == nullptr) {
+      continue;
+    }
+    Result<providers::Provider*> provider = ProviderFor(*pool);
+    auto spec = std::find_if(pool->hosts.begin(), pool->hosts.end(),
+                             [&](const HostSpec& h) { return h.name == name; });
+    if (!provider.ok() || spec == pool->hosts.end()) {
+      continue;
+    }
+    logger_->info("host {}: deleting {}, left by an unfinished create of {}", name, vm.name,
+                  vm.pending_create_for);
+    Status deleted = (*provider)->Delete(
+        providers::HostRef{.pool = host->pool, .name = name, .address = spec->address}, vm.id,
+        providers::DeadlineIn(options_.executor.action_timeout));
+    if (!deleted.ok()) {
+      logger_->warn("host {}: could not delete {}: {}", name, vm.name, deleted.ToString());
+    }
+  }
+}
+
+}  // namespace flotilla::controller
