@@ -31,12 +31,12 @@ class LoadedSource final : public controller::DesiredSource {
   std::string what_;
 };
 
-// Keeps the diagnostics of the last load, so that an invalid revision is shown in full.
 int PlanFail(const Context& context, const Status& status) {
   context.err << "flotilla: " << status.message() << "\n";
   return 1;
 }
 
+// Keeps the diagnostics of the last load, so that an invalid revision is shown in full.
 class RecordingSource final : public controller::DesiredSource {
  public:
   explicit RecordingSource(controller::DesiredSource& inner) : inner_(inner) {}
@@ -81,10 +81,12 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   cmd->add_option("--repo", options.git.repo, "Plan a revision of this Git repository instead");
   cmd->add_option_function<std::string>(
       "--rev", [&options](const std::string& rev) { options.rev = rev; },
-      "With --repo: the revision (default HEAD, or the config's revision or branch)");
+      "The revision to plan (with --repo: default HEAD; else default the configuration's "
+      "revision or branch)");
   cmd->add_option_function<std::string>(
       "--path", [&options](const std::string& path) { options.repo_path = path; },
-      "With --repo: folder of the manifests (default: the config's path)");
+      "Folder of the manifests in the repository (--repo's, or the configuration's; default: "
+      "the configuration's source.path, else the root)");
   cmd->add_option("--state-dir", options.state_dir,
                   "With --config: folder of the store (flotilla.db) to plan against; overrides "
                   "the configuration's stateDir");
@@ -149,6 +151,9 @@ int RunPlan(const PlanOptions& options, const Context& context) {
     for_source.state_dir = mirror->path();
     if (options.rev) {
       for_source.source.revision = *options.rev;
+    }
+    if (options.repo_path) {
+      for_source.source.path = *options.repo_path;
     }
     Result<std::unique_ptr<controller::GitDesiredSource>> git =
         controller::GitDesiredSource::Open(for_source, loader);

@@ -233,6 +233,38 @@ TEST_F(ControllerTest, AdoptsACreateThatFinishedBeforeACrash) {
   EXPECT_TRUE(store_->UnfinishedActions()->empty());
 }
 
+// plan's controller: the same recovery view and plan, and nothing written or done anywhere.
+TEST_F(ControllerTest, APreviewPlansAsRecoveryWouldButChangesNothing) {
+  source_.revisions["sha1"] = Fleet(2);
+  source_.tip = "sha1";
+  store::ActionRecord a = Journalled(ActionKind::kCreate, "set-0", "h1");
+  a.pending_temp_name = "set-0.flotilla-1";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
+  fake_.PutVm("h1", VmInfo{.id = "id-1", .name = "set-0", .state = VmState::kStopped});
+  fake_.PutVm("h2", VmInfo{.id = "tmp", .name = "set-1.flotilla-zz", .state = VmState::kStopped});
+  const size_t events = store_->Events(0)->size();
+  options_.preview = true;
+  Controller& c = Make();
+  EXPECT_FALSE(c.Sync().fail_static);
+  Result<Prepared> prepared = c.Prepare();
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->recovered, 1U);
+  ASSERT_NE(prepared->ledger.Find("set-0"), nullptr);        // as recovery will adopt it
+  EXPECT_EQ(prepared->plan.Count(ActionKind::kCreate), 1U);  // set-1 only
+  EXPECT_EQ(prepared->plan.Count(FindingKind::kConflict), 0U);
+  // Nothing changed: the journal row, the ledger, the revisions, events and host snapshots.
+  EXPECT_EQ(store_->UnfinishedActions()->size(), 1U);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-0"), nullptr);
+  EXPECT_TRUE(store_->Revisions(0)->empty());
+  EXPECT_EQ(store_->Events(0)->size(), events);
+  EXPECT_TRUE(store_->LoadHosts()->hosts.empty());
+  const PassResult refused = c.Execute(*prepared, "preview", nullptr, {});
+  EXPECT_EQ(refused.outcome, store::RunOutcome::kFailed);
+  EXPECT_EQ(Names("h2"), std::vector<std::string>{"set-1.flotilla-zz"});  // not swept
+  EXPECT_EQ(fake_.Calls("create"), 0);
+  EXPECT_EQ(fake_.Calls("delete"), 0);
+}
+
 TEST_F(ControllerTest, ResumesAJournalledCreateOnItsHost) {
   source_.revisions["sha1"] = Fleet(1);
   source_.tip = "sha1";
