@@ -9,8 +9,8 @@
 #include "reconciler/controller/controller.h"
 
 namespace flotilla::controller {
-namespace {
 
+// (Not in an anonymous namespace: PoolProvider, a member type of Controller, holds one.)
 // Reads through to the controller's secrets and remembers each value a provider read, so that a
 // change (a rotated password, a Secret updated in place) can be noticed.
 class RememberingSecrets final : public providers::SecretSource {
@@ -53,8 +53,6 @@ class RememberingSecrets final : public providers::SecretSource {
   mutable std::mutex mu_;
   mutable Seen seen_;
 };
-
-}  // namespace
 
 struct Controller::PoolProvider {
   std::unique_ptr<HostPool> pool;               // providers may keep a reference to their pool
