@@ -375,7 +375,8 @@ TEST_F(ControllerTest, AFreshStoreAdoptsNothingUnlessAskedAndSaysWhatConflicts) 
   EXPECT_EQ(store_->LoadLedger()->Find("set-1"), nullptr);
   Pass(c);
   size_t conflict_events = 0;
-  for (const store::EventRecord& e : *store_->Events(0)) {
+  const Result<std::vector<store::EventRecord>> events = store_->Events(0);
+  for (const store::EventRecord& e : *events) {
     conflict_events += e.kind == "conflict" ? 1 : 0;
   }
   EXPECT_EQ(conflict_events, 1U);
