@@ -73,6 +73,11 @@ Telemetry::Telemetry()
                                       "1 while the newest revision cannot be used and the last "
                                       "good one stays in force with deletions held.",
                                       {})),
+      ledger_mismatches_(registry_.AddGauge(
+          "flotilla_ledger_mismatches",
+          "Ledger rows of the latest pass whose provider id their host does not report while it "
+          "reports a VM of that name (repaired when the journal shows this store made it).",
+          {})),
       observation_age_(registry_.AddGauge(
           "flotilla_host_observation_age_seconds",
           "Seconds since each host last answered an observation (hosts never seen are absent).",
@@ -94,6 +99,10 @@ void Telemetry::GitFetch(std::string_view outcome) { fetches_.Inc({std::string(o
 void Telemetry::RevisionRejected() { rejected_.Inc({}); }
 
 void Telemetry::FailStatic(bool on) { fail_static_.Set({}, on ? 1.0 : 0.0); }
+
+void Telemetry::LedgerMismatches(size_t count) {
+  ledger_mismatches_.Set({}, static_cast<double>(count));
+}
 
 void Telemetry::RunFinished(std::string_view outcome, std::chrono::milliseconds duration) {
   runs_.Inc({std::string(outcome)});

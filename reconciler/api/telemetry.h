@@ -32,6 +32,9 @@ class Telemetry final : public providers::RequestObserver {
   void RevisionRejected();
   // Whether the loop fails static after this poll (the newest revision cannot be used).
   void FailStatic(bool on);
+  // Ledger rows whose provider id the host of the row did not report in the latest pass, while
+  // it reports a VM of that name (repaired or not).
+  void LedgerMismatches(size_t count);
   // A run ended: outcome as the store spells it ("succeeded", "failed", ...).
   void RunFinished(std::string_view outcome, std::chrono::milliseconds duration);
   // An action ended: kind "create", ...; outcome "succeeded", "failed" or "abandoned".
@@ -65,6 +68,7 @@ class Telemetry final : public providers::RequestObserver {
   CounterFamily& requests_;
   CounterFamily& rejected_;
   GaugeFamily& fail_static_;
+  GaugeFamily& ledger_mismatches_;
   GaugeFamily& observation_age_;
   GaugeFamily& deferred_now_;
   GaugeFamily& conflicts_;

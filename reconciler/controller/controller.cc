@@ -403,6 +403,9 @@ Result<Prepared> Controller::Prepare() {
   if (Status s = Recover(prepared, resumable); !s.ok()) {
     return s;
   }
+  if (Status s = CheckLedger(prepared); !s.ok()) {
+    return s;
+  }
   // Only this loop's pools: other shards' VMs are theirs.
   std::erase_if(prepared.ledger.entries, [&](const LedgerEntry& e) { return !InScope(e.pool); });
   planner::PlannerOptions planner_options = options_.planner;

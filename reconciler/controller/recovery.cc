@@ -76,7 +76,13 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
         settle(a, store::ActionState::kAbandoned, "interrupted before reaching the host");
         continue;
       }
-      if (entry == nullptr || entry->host != a.host) {
+      // The ledger names the VM that exists: a row for this name on this host that still holds
+      // the id of a VM since gone (deleted out of band, then made again by this create) takes
+      // the id observed now.
+      const bool stale_id = entry != nullptr && entry->host == a.host &&
+                            !a.pending_temp_name.empty() && entry->provider_id != vm->id &&
+                            vm->id != a.predecessor_id;
+      if (entry == nullptr || entry->host != a.host || stale_id) {
         LedgerEntry adopted{.vm = a.vm,
                             .vmset = a.vmset,
                             .pool = a.pool,
@@ -195,6 +201,55 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
   return Status::Ok();
 }
 
+Status Controller::CheckLedger(Prepared& prepared) {
+  size_t mismatches = 0;
+  for (LedgerEntry& entry : prepared.ledger.entries) {
+    const ObservedHost* host = prepared.observed.FindHost(entry.host);
+    if (!InScope(entry.pool) || host == nullptr || !host->online) {
+      continue;
+    }
+    const VmInfo* named = nullptr;
+    bool id_seen = false;
+    for (const VmInfo& vm : host->vms) {
+      named = vm.name == entry.vm ? &vm : named;
+      id_seen = id_seen || vm.id == entry.provider_id;
+    }
+    if (id_seen || named == nullptr) {
+      continue;  // as recorded, or gone (the planner makes it again)
+    }
+    ++mismatches;
+    Result<bool> made = store_.MadeOn(entry.vm, entry.host);
+    if (!made.ok()) {
+      return made.status();
+    }
+    if (!*made) {
+      logger_->warn(
+          "ledger: {} on {} is recorded with id {}, but the VM of that name there has "
+          "id {} and the journal does not show that Flotilla made it; left as it is",
+          entry.vm, entry.host, entry.provider_id, named->id);
+      continue;
+    }
+    logger_->warn(
+        "ledger: {} on {} had id {}, but the host reports {}, which the journal shows "
+        "Flotilla made; {}",
+        entry.vm, entry.host, entry.provider_id, named->id,
+        options_.preview ? "the next pass corrects it" : "corrected");
+    entry.provider_id = named->id;
+    if (options_.preview) {
+      continue;
+    }
+    if (Status s = store_.UpsertLedger(entry, clock_.Now()); !s.ok()) {
+      return s;
+    }
+    Event("warn", "ledger-corrected", entry.vm,
+          "on " + entry.host + ": the id the host reports replaced a stale one");
+  }
+  if (options_.telemetry != nullptr && !options_.preview) {
+    options_.telemetry->LedgerMismatches(mismatches);
+  }
+  return Status::Ok();
+}
+
 std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared& prepared) const {
   // A temporary VM is ours when it was for "<set>-<ordinal>" of a VM set this store has applied
   // (vmset_prune keeps every set ever applied, written before any of its VMs is created) or
@@ -211,6 +266,13 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
     const std::string set = vm.substr(0, dash);
     return prepared.ledger.vmset_prune.contains(set) || prepared.desired.FindSet(set) != nullptr;
   };
+  auto journalled = [&](const std::string& temp_name, const std::string& host) {
+    Result<bool> asked = store_.AskedFor(temp_name, host);
+    if (!asked.ok()) {
+      logger_->error("store: {}", asked.status().ToString());
+    }
+    return asked.ok() && *asked;  // unsure: keep it
+  };
   std::vector<std::pair<std::string, VmInfo>> leftovers;
   for (const auto& [name, host] : prepared.observed.hosts) {
     if (!host.online) {
@@ -221,9 +283,13 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
       // names never contain '.'. Only this loop's hosts are observed (a host belongs to one
       // pool), and a leftover goes whether or not its VM set still exists.
       // A VM a prepull made goes too, if the prepull was killed before deleting it.
-      const bool unfinished_create = !vm.pending_create_for.empty() &&
-                                     ours(vm.pending_create_for) &&
-                                     !CreatesOn(prepared.plan, vm.pending_create_for, name);
+      // The name alone proves nothing: only a temporary name this store's journal asked the
+      // host for is Flotilla's; any other is someone else's VM, left alone. (A prepull's VMs
+      // are named by the provider, flotilla-prepull-h<hash>, and only ever made to be deleted.)
+      const bool unfinished_create =
+          !vm.pending_create_for.empty() && ours(vm.pending_create_for) &&
+          !CreatesOn(prepared.plan, vm.pending_create_for, name) &&
+          (providers::IsPrepullVmName(vm.pending_create_for) || journalled(vm.name, name));
       if (unfinished_create || providers::IsPrepullVmName(vm.name)) {
         leftovers.emplace_back(name, vm);
       }

@@ -249,11 +249,16 @@ class Runner {
     return it->second;
   }
 
-  // The provider id of the VM a replace or delete removes, from the ledger; empty when unknown
-  // (the VM is then addressed by name).
+  // The provider id of the VM a replace or delete removes: the one the host reported when the
+  // plan was made, else the ledger's; empty when unknown (the VM is then addressed by name).
   std::string PredecessorId(const Action& action) const {
-    if (context_.ledger == nullptr ||
-        (action.kind != ActionKind::kReplace && action.kind != ActionKind::kDelete)) {
+    if (action.kind != ActionKind::kReplace && action.kind != ActionKind::kDelete) {
+      return "";
+    }
+    if (!action.vm_id.empty()) {
+      return action.vm_id;
+    }
+    if (context_.ledger == nullptr) {
       return "";
     }
     const LedgerEntry* entry = context_.ledger->Find(action.vm);

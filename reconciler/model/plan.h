@@ -71,7 +71,10 @@ struct Action {
   // create/replace: `host` was chosen on assumed facts (HostFacts::assumed), not on what the
   // host declares or reports: the placement may not hold.
   bool assumed_placement = false;
-  std::string vm_id;  // adopt: the provider's id of the VM taken over
+  // adopt: the provider's id of the VM taken over; replace (its predecessor on from_host) and
+  // delete: the id the host reported for the VM, by which it is deleted (never a remembered id
+  // no host reports).
+  std::string vm_id;
 
   friend bool operator==(const Action&, const Action&) = default;
 };

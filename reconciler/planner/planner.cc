@@ -57,6 +57,7 @@ struct DeleteCandidate {
   LedgerEntry entry;
   std::string host;
   std::string reason;
+  std::string vm_id;  // as the host reports it
 };
 
 class PoolPlanner {
@@ -179,6 +180,19 @@ class PoolPlanner {
                    .message = std::move(message)};
   }
 
+  // The id `host` reports for `vm`; empty when it reports none (or `host` is empty).
+  std::string ObservedId(const std::string& vm, const std::string& host) const {
+    auto it = where_.find(vm);
+    if (it != where_.end()) {
+      for (const Located& copy : it->second) {
+        if (copy.host->name == host) {
+          return copy.vm->id;
+        }
+      }
+    }
+    return "";
+  }
+
   const LedgerEntry* OwnEntry(const std::string& vm) const {
     auto it = owned_.find(vm);
     return it == owned_.end() ? nullptr : it->second;
@@ -202,7 +216,8 @@ class PoolPlanner {
                                        .templ = set.templ,
                                        .template_hash = HashOf(set),
                                        .create_first = create_first,
-                                       .assumed_placement = Assumed(host)});
+                                       .assumed_placement = Assumed(host),
+                                       .vm_id = ObservedId(vm, from_host)});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
         placer_->ReserveMacosStart(host);
@@ -621,7 +636,8 @@ class PoolPlanner {
                                          here.host->name + " is offline"});
         continue;
       }
-      deletes.push_back(DeleteCandidate{.entry = *entry, .host = here.host->name, .reason = why});
+      deletes.push_back(DeleteCandidate{
+          .entry = *entry, .host = here.host->name, .reason = why, .vm_id = here.vm->id});
     }
   }
 
@@ -747,7 +763,8 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
                        .vmset = d.entry.vmset,
                        .pool = d.entry.pool,
                        .host = d.host,
-                       .reason = d.reason});
+                       .reason = d.reason,
+                       .vm_id = d.vm_id});
   }
   return builder.Finish();
 }

@@ -255,8 +255,10 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
     if (a.assumed_placement) {
       action["assumed_placement"] = true;
     }
-    if (a.kind == ActionKind::kAdopt) {
+    if (!a.vm_id.empty()) {
       action["vm_id"] = a.vm_id;
+    }
+    if (a.kind == ActionKind::kAdopt) {
       action["template_hash"] = a.template_hash;
     }
     if (a.templ) {

@@ -1047,6 +1047,32 @@ Result<std::vector<ActionRecord>> Store::DeletionsSince(Time since) {
       ReadAction);
 }
 
+Result<bool> Store::MadeOn(const std::string& vm, const std::string& host) {
+  std::lock_guard lock(impl_->mu);
+  Result<std::vector<int64_t>> found = ReadAll<int64_t>(
+      impl_->db.Prepare("SELECT 1 FROM actions WHERE vm = ?1 AND host = ?2 AND kind IN (?3, ?4) "
+                        "AND pending_temp_name != '' LIMIT 1",
+                        "read the journal of a VM", vm, host, ToString(ActionKind::kCreate),
+                        ToString(ActionKind::kReplace)),
+      [](Statement& s) { return s.Int(0); });
+  if (!found.ok()) {
+    return found.status();
+  }
+  return !found->empty();
+}
+
+Result<bool> Store::AskedFor(const std::string& temp_name, const std::string& host) {
+  std::lock_guard lock(impl_->mu);
+  Result<std::vector<int64_t>> found = ReadAll<int64_t>(
+      impl_->db.Prepare("SELECT 1 FROM actions WHERE pending_temp_name = ?1 AND host = ?2 LIMIT 1",
+                        "read the journal of a temporary VM", temp_name, host),
+      [](Statement& s) { return s.Int(0); });
+  if (!found.ok()) {
+    return found.status();
+  }
+  return !found->empty();
+}
+
 // --- host inventory ---
 
 Status Store::SaveHosts(const Observed& observed) {

@@ -188,6 +188,13 @@ class Store {
   Result<std::vector<ActionRecord>> UnfinishedActions();
   // Deletes that succeeded at or after `since` (what the deletion budget counts), oldest first.
   Result<std::vector<ActionRecord>> DeletionsSince(Time since);
+  // The journal's proof that this store made `vm` on `host`: a create or replace of it there
+  // whose attempt reached the host (it journalled a temporary name). Retention may have removed
+  // the proof of old VMs.
+  Result<bool> MadeOn(const std::string& vm, const std::string& host);
+  // Whether an attempt of this store asked `host` for a VM named `temp_name` (a create's
+  // temporary name, journalled before the host is asked).
+  Result<bool> AskedFor(const std::string& temp_name, const std::string& host);
 
   // --- host inventory ---
   // Replaces the stored observation of every host in `observed` (hosts not in it are kept).

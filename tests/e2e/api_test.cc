@@ -611,17 +611,29 @@ TEST(ApiTest, MetricsParseWithPrometheusAndMoveWhenActionsRun) {
     return ParseMetrics(r ? r->body : "", fx.dir());
   };
   auto before = scrape();
-  for (const char* name :
-       {"flotilla_reconcile_runs_total", "flotilla_reconcile_duration_seconds_count",
-        "flotilla_actions_total", "flotilla_action_duration_seconds_count", "flotilla_hosts",
-        "flotilla_vms", "flotilla_vms_unschedulable", "flotilla_drift_vms",
-        "flotilla_git_fetch_total", "flotilla_git_last_applied_timestamp_seconds",
-        "flotilla_revision_info", "flotilla_deletions_deferred_total",
-        "flotilla_provider_requests_total", "flotilla_source_rejected_revisions_total",
-        "flotilla_fail_static", "flotilla_host_observation_age_seconds",
-        "flotilla_deletions_deferred", "flotilla_conflicts", "flotilla_refused_deletions"}) {
+  for (const char* name : {"flotilla_reconcile_runs_total",
+                           "flotilla_reconcile_duration_seconds_count",
+                           "flotilla_actions_total",
+                           "flotilla_action_duration_seconds_count",
+                           "flotilla_hosts",
+                           "flotilla_vms",
+                           "flotilla_vms_unschedulable",
+                           "flotilla_drift_vms",
+                           "flotilla_git_fetch_total",
+                           "flotilla_git_last_applied_timestamp_seconds",
+                           "flotilla_revision_info",
+                           "flotilla_deletions_deferred_total",
+                           "flotilla_provider_requests_total",
+                           "flotilla_source_rejected_revisions_total",
+                           "flotilla_fail_static",
+                           "flotilla_host_observation_age_seconds",
+                           "flotilla_deletions_deferred",
+                           "flotilla_conflicts",
+                           "flotilla_refused_deletions",
+                           "flotilla_ledger_mismatches"}) {
     EXPECT_TRUE(before.contains(name)) << name;
   }
+  EXPECT_EQ(Sum(before["flotilla_ledger_mismatches"], {}), 0);
   EXPECT_EQ(Sum(before["flotilla_hosts"], {{"pool", "sims"}, {"state", "online"}}), 3);
   EXPECT_EQ(Sum(before["flotilla_actions_total"], {{"kind", "create"}, {"outcome", "succeeded"}}),
             1);

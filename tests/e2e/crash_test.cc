@@ -686,3 +686,74 @@ TEST(CrashTest, VmsOfAPrunedSetAreDeletedEvenIfItsFirstApplyWasKilled) {
 
 }  // namespace
 }  // namespace flotilla::testing
+
+namespace flotilla::testing {
+namespace {
+
+// Issue 18, item 0: a kill while the host renames a recreated VM into place leaves the VM with a
+// new id; the ledger must learn it, or a later replace deletes the dead id and two copies live on.
+TEST(CrashTest, AKillDuringTheRenameOfARecreatedVmLeavesNoDuplicateAfterAReplace) {
+  constexpr int kHosts = 2;
+  FleetFixture f(FleetOptions{.hosts = kHosts, .sim_flags = {"--latency", "rename=3s"}});
+  ASSERT_TRUE(f.ready());
+  const std::regex managed("^lx-[0-9]+$");
+  auto manifest = [&](int cpu) {
+    f.WriteManifest(
+        "lx.yaml",
+        FleetFixture::VmSetYaml("lx", 2, "  prune: true\n  updateStrategy: {maxUnavailable: 2}\n",
+                                "catalog://LINUX/v1", cpu));
+  };
+  manifest(1);
+  f.Commit("lx: 2");
+  std::string log;
+  ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 2}}), managed, 3, log))
+      << Tail(log, 6000);
+
+  // lx-1 deleted out of band.
+  HostVm old;
+  for (const HostVm& vm : ListAll(f, kHosts)) {
+    old = vm.name == "lx-1" ? vm : old;
+  }
+  ASSERT_FALSE(old.id.empty());
+  httplib::Client client(f.sim().origin());
+  const httplib::Headers headers = {{"X-Api-Key", EncodeBase64(kFleetApiKey)}};
+  auto deleted =
+      client.Delete("/h/" + old.host + "/api/v1/machines/" + old.id + "?force=true", headers);
+  ASSERT_TRUE(deleted && deleted->status < 300) << (deleted ? deleted->body : "no answer");
+
+  // apply makes it again and is killed while the host renames it into place.
+  const fs::path err = f.dir() / "killed.err";
+  {
+    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
+    // The clone is quick and the rename takes 3 s (the host holds its lock meanwhile, so the
+    // temporary name is never listed): 1.5 s after the create begins, the rename is under way.
+    ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "create lx-1 on"); }, 60s))
+        << Slurp(err);
+    std::this_thread::sleep_for(1500ms);
+    apply.Signal(SIGKILL);
+    ASSERT_TRUE(apply.Wait(10s).has_value());
+  }
+  std::this_thread::sleep_for(3000ms);  // the host finishes the rename on its own
+  ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 2}}), managed, 3, log))
+      << Tail(log, 6000);
+
+  // A template change replaces both VMs: exactly one lx-1 remains, and Flotilla owns it.
+  manifest(2);
+  f.Commit("lx: 2 cpus");
+  ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 2}}), managed, 4, log))
+      << Tail(log, 6000);
+  int copies = 0;
+  for (const HostVm& vm : ListAll(f, kHosts)) {
+    copies += vm.name == "lx-1" ? 1 : 0;
+    if (vm.name == "lx-1" || vm.name == "lx-0") {
+      EXPECT_EQ(vm.cpus, 2) << vm.name << " on " << vm.host;
+    }
+  }
+  EXPECT_EQ(copies, 1) << Describe(ListAll(f, kHosts));
+  Outcome plan = RunBounded(f, "plan", 60s);
+  EXPECT_EQ(plan.exit_code, 0) << plan.out << plan.err;
+  EXPECT_FALSE(Contains(plan.out, "conflict")) << plan.out;
+}
+
+}  // namespace
+}  // namespace flotilla::testing
