@@ -174,8 +174,9 @@ class Controller {
   // "<vm>@<host>" into `unfinished`.
   Status Recover(Prepared& prepared, std::map<std::string, Unfinished>& unfinished);
   // Ledger rows against what the hosts report: a row whose id its host does not report while
-  // it reports a VM of that name takes the observed id when the journal shows this store made
-  // that VM (otherwise it is reported); counted in flotilla_ledger_mismatches.
+  // it reports a VM of that name takes the observed id when the journal shows this store may
+  // have made that VM without recording it (Store::MadeOn; otherwise it is reported); counted
+  // in flotilla_ledger_mismatches.
   Status CheckLedger(Prepared& prepared);
   // Temporary VMs of creates that this plan does not resume.
   std::vector<std::pair<std::string, VmInfo>> Leftovers(const Prepared& prepared) const;

@@ -188,9 +188,10 @@ class Store {
   Result<std::vector<ActionRecord>> UnfinishedActions();
   // Deletes that succeeded at or after `since` (what the deletion budget counts), oldest first.
   Result<std::vector<ActionRecord>> DeletionsSince(Time since);
-  // The journal's proof that this store made `vm` on `host`: a create or replace of it there
-  // whose attempt reached the host (it journalled a temporary name). Retention may have removed
-  // the proof of old VMs.
+  // The journal's proof that this store may have made the `vm` now on `host` without recording
+  // its id: a create or replace of it there that reached the host (it journalled a temporary
+  // name) and whose success was never recorded (interrupted, abandoned or failed; a succeeded
+  // one wrote its id to the ledger). Retention may have removed the proof of old VMs.
   Result<bool> MadeOn(const std::string& vm, const std::string& host);
   // Whether an attempt of this store asked `host` for a VM named `temp_name` (a create's
   // temporary name, journalled before the host is asked).

@@ -338,10 +338,18 @@ TEST_F(ControllerTest, ALedgerIdNoHostReportsIsCorrectedOnlyWithTheJournalsProof
   c.Sync();
   Pass(c);
   EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "A");  // no proof: reported
+  // A create that succeeded recorded its id (A): no proof that B is ours.
   store::ActionRecord made = Journalled(ActionKind::kCreate, "set-0", "h1");
   made.pending_temp_name = "set-0.flotilla-7";
   made.state = store::ActionState::kSucceeded;
   ASSERT_TRUE(store_->InsertAction(made).ok());
+  Pass(c);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "A");
+  // One that was cut short after reaching the host, and never recorded an id: B is its VM.
+  store::ActionRecord cut = Journalled(ActionKind::kCreate, "set-0", "h1");
+  cut.pending_temp_name = "set-0.flotilla-8";
+  cut.state = store::ActionState::kAbandoned;
+  ASSERT_TRUE(store_->InsertAction(cut).ok());
   Pass(c);
   EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "B");
 }
