@@ -313,12 +313,10 @@ std::string CompareSavedPlan(const std::string& file, const Plan& plan,
 // What the plan held back that a person must act on (refused deletions, names held by VMs
 // Flotilla does not own), each with what to do; true when there was any.
 bool ReportHeldBack(const Plan& plan, std::ostream& err) {
-  std::map<std::string, size_t> refused;  // by pool
+  const std::map<std::string, size_t> refused = plan.CountByPool(FindingKind::kRefused);
   std::vector<std::string> conflicts;
   for (const Finding& f : plan.findings) {
-    if (f.kind == FindingKind::kRefused) {
-      ++refused[f.pool];
-    } else if (f.kind == FindingKind::kConflict) {
+    if (f.kind == FindingKind::kConflict) {
       conflicts.push_back(f.vm + " on " + f.host);
     }
   }

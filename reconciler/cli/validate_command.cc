@@ -22,24 +22,20 @@ using manifest::Diagnostic;
 using manifest::LoadResult;
 using manifest::Severity;
 
-std::string Count(size_t n, const std::string& singular, const std::string& plural) {
-  return CountOf(n, singular, plural);
-}
-
 std::string Summary(const LoadResult& result) {
   const size_t errors = result.diagnostics.error_count();
   const size_t warnings = result.diagnostics.warning_count();
   if (errors > 0) {
-    return Count(errors, "error", "errors") + ", " + Count(warnings, "warning", "warnings") +
-           " in " + Count(result.files, "file", "files") + ": invalid";
+    return CountOf(errors, "error", "errors") + ", " + CountOf(warnings, "warning", "warnings") +
+           " in " + CountOf(result.files, "file", "files") + ": invalid";
   }
   const Desired& d = result.desired;
-  std::string line = Count(d.pools.size(), "pool", "pools") + ", " +
-                     Count(d.HostCount(), "host", "hosts") + ", " +
-                     Count(d.sets.size(), "VM set", "VM sets") + ", " +
-                     Count(d.DesiredVMCount(), "VM", "VMs") + " desired: valid";
+  std::string line = CountOf(d.pools.size(), "pool", "pools") + ", " +
+                     CountOf(d.HostCount(), "host", "hosts") + ", " +
+                     CountOf(d.sets.size(), "VM set", "VM sets") + ", " +
+                     CountOf(d.DesiredVMCount(), "VM", "VMs") + " desired: valid";
   if (warnings > 0) {
-    line += " (" + Count(warnings, "warning", "warnings") + ")";
+    line += " (" + CountOf(warnings, "warning", "warnings") + ")";
   }
   return line;
 }

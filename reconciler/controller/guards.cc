@@ -10,7 +10,6 @@ namespace flotilla::controller {
 
 void Controller::Announce(const Plan& plan) {
   std::map<std::string, std::string> now;  // key -> event subject
-  std::map<std::string, size_t> refused;   // by pool
   for (const Finding& f : plan.findings) {
     if (f.kind == FindingKind::kConflict) {
       logger_->warn("conflict: {} on {}: {}", f.vm, f.host, f.message);
@@ -19,11 +18,9 @@ void Controller::Announce(const Plan& plan) {
       if (!announced_.contains(key)) {
         Event("warn", "conflict", f.vm, f.host + ": " + f.message);
       }
-    } else if (f.kind == FindingKind::kRefused) {
-      ++refused[f.pool];
     }
   }
-  for (const auto& [pool, count] : refused) {
+  for (const auto& [pool, count] : plan.CountByPool(FindingKind::kRefused)) {
     const std::string message =
         std::to_string(count) + (count == 1 ? " deletion" : " deletions") + " in pool " + pool +
         " refused: the revision would delete every managed VM. If that is meant, approve one "

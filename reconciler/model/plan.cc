@@ -77,4 +77,14 @@ size_t Plan::Count(FindingKind kind) const {
                                            [kind](const Finding& f) { return f.kind == kind; }));
 }
 
+std::map<std::string, size_t> Plan::CountByPool(FindingKind kind) const {
+  std::map<std::string, size_t> counts;
+  for (const Finding& f : findings) {
+    if (f.kind == kind) {
+      ++counts[f.pool];
+    }
+  }
+  return counts;
+}
+
 }  // namespace flotilla

@@ -121,6 +121,8 @@ struct Plan {
   bool Empty() const { return actions.empty(); }
   size_t Count(ActionKind kind) const;
   size_t Count(FindingKind kind) const;
+  // Findings of `kind` per pool (pools without any are absent).
+  std::map<std::string, size_t> CountByPool(FindingKind kind) const;
 
   friend bool operator==(const Plan&, const Plan&) = default;
 };

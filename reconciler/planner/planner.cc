@@ -23,8 +23,6 @@ struct Located {
   const VmInfo* vm = nullptr;
 };
 
-std::string Count(size_t n, std::string_view noun) { return CountOf(n, noun); }
-
 std::string Minutes(std::chrono::system_clock::duration d) {
   const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
   return minutes < 1 ? "less than a minute" : std::to_string(minutes) + "m";
@@ -302,9 +300,9 @@ class PoolPlanner {
               "a VM named " + vm + " exists on " + copy.host->name +
                   " but Flotilla did not create it; it is left alone and the set stays short "
                   "(rename or remove it, or adopt it: apply --adopt, or adoptExisting: true" +
-                  (copies.size() > 1
-                       ? "; a name found on " + Count(copies.size(), "host") + " is adopted on none"
-                       : "") +
+                  (copies.size() > 1 ? "; a name found on " + CountOf(copies.size(), "host") +
+                                           " is adopted on none"
+                                     : "") +
                   ")"));
         }
       }
@@ -501,7 +499,7 @@ class PoolPlanner {
             builder_.Note(MakeFinding(FindingKind::kOutdated, &set, old.vm, old.host,
                                       Why(old) + "; waiting: maxUnavailable is " +
                                           std::to_string(strategy.max_unavailable) + " and " +
-                                          Count(busy, "VM") + " of the set " +
+                                          CountOf(busy, "VM") + " of the set " +
                                           (busy == 1 ? "is" : "are") +
                                           " unavailable or being replaced"));
             KeepPowerState(set, old);

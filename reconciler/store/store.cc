@@ -501,6 +501,16 @@ Result<std::optional<T>> ReadFirst(Result<Statement> statement, Read read) {
   return std::optional<T>(std::move(rows->front()));
 }
 
+// Whether `statement` yields any row.
+Result<bool> AnyRow(Result<Statement> statement) {
+  Result<std::optional<int64_t>> first =
+      ReadFirst<int64_t>(std::move(statement), [](Statement& s) { return s.Int(0); });
+  if (!first.ok()) {
+    return first.status();
+  }
+  return first->has_value();
+}
+
 // BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed uncommitted. IMMEDIATE takes the write
 // lock at once: a deferred transaction that reads and then writes can fail with SQLITE_BUSY
 // half way when another connection wrote in between, and busy_timeout does not help there.
@@ -1049,28 +1059,18 @@ Result<std::vector<ActionRecord>> Store::DeletionsSince(Time since) {
 
 Result<bool> Store::MadeOn(const std::string& vm, const std::string& host) {
   std::lock_guard lock(impl_->mu);
-  Result<std::vector<int64_t>> found = ReadAll<int64_t>(
+  return AnyRow(
       impl_->db.Prepare("SELECT 1 FROM actions WHERE vm = ?1 AND host = ?2 AND kind IN (?3, ?4) "
                         "AND pending_temp_name != '' AND state != ?5 LIMIT 1",
                         "read the journal of a VM", vm, host, ToString(ActionKind::kCreate),
-                        ToString(ActionKind::kReplace), ToString(ActionState::kSucceeded)),
-      [](Statement& s) { return s.Int(0); });
-  if (!found.ok()) {
-    return found.status();
-  }
-  return !found->empty();
+                        ToString(ActionKind::kReplace), ToString(ActionState::kSucceeded)));
 }
 
 Result<bool> Store::AskedFor(const std::string& temp_name, const std::string& host) {
   std::lock_guard lock(impl_->mu);
-  Result<std::vector<int64_t>> found = ReadAll<int64_t>(
+  return AnyRow(
       impl_->db.Prepare("SELECT 1 FROM actions WHERE pending_temp_name = ?1 AND host = ?2 LIMIT 1",
-                        "read the journal of a temporary VM", temp_name, host),
-      [](Statement& s) { return s.Int(0); });
-  if (!found.ok()) {
-    return found.status();
-  }
-  return !found->empty();
+                        "read the journal of a temporary VM", temp_name, host));
 }
 
 // --- host inventory ---
