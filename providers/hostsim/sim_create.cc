@@ -118,8 +118,9 @@ Reply SimHost::Create(std::string_view body, bool async, bool user) {
     Job job;
     job.id = job_id;
     job.owner = request.owner;
-    job.message = "Creating virtual machine " + request.name;
-    job.result_record_name = request.name;
+    // jobs/main.go CreateNewJob(caller, "machines", "create", ...) sets no message and no
+    // result record: nothing in a running job names the VM it makes.
+    job.vm_name = request.name;
     job.created_at = job.updated_at = Now();
     job.touched = std::chrono::steady_clock::now();
     // catalog/pull.go getPullWorkflowSteps, with the host cache enabled.
@@ -135,9 +136,15 @@ Reply SimHost::Create(std::string_view body, bool async, bool user) {
     }
     jobs_.push_back(job);
     accepted = JobJsonLocked(job);
+    // Counted when the work starts, whether or not the caller ever hears the answer (endpoint
+    // counters count answered requests).
+    ++counters_["create_jobs"]["calls"];
   }
   env_.Schedule(Duration(0), [this, job_id, request] { RunCreate(job_id, request); });
   if (async) {
+    // The job has started; the answer may still be slow to arrive (a slow network): a client
+    // that dies meanwhile has a job running that it never heard of.
+    env_.Sleep(env_.Latency("accept"));
     return Reply::Json(202, std::move(accepted));
   }
   std::unique_lock lock(mu_);
@@ -167,7 +174,7 @@ void SimHost::TouchJobLocked(Job& job) {
 void SimHost::FailJobLocked(Job& job, const std::string& error) {
   job.state = "failed";
   job.error = error;
-  job.message = "Failed to create virtual machine " + job.result_record_name;
+  job.message = "Failed to create virtual machine " + job.vm_name;
   TouchJobLocked(job);
   for (JobStep& step : job.steps) {
     if (step.state == "running") {
@@ -393,6 +400,7 @@ void SimHost::FinishCreate(const std::string& job_id, const CreatePlan& plan) {
     // A job the reaper cancelled stays failed: the pull finished all the same.
     if (job != nullptr && job->state == "running") {
       job->result_record_id = uuid;
+      job->result_record_name = request.name;
       for (JobStep& step : job->steps) {
         step.state = step.state == "skipped" ? "skipped" : "completed";
       }
@@ -402,7 +410,7 @@ void SimHost::FinishCreate(const std::string& job_id, const CreatePlan& plan) {
       } else {
         job->state = "completed";
         job->progress = 100;
-        job->message = "Virtual machine " + request.name + " created";
+        job->result = "Virtual machine " + uuid + " created";  // controllers/machines.go
         TouchJobLocked(*job);
       }
     }

@@ -344,20 +344,31 @@ json SimHost::JobJsonLocked(const Job& job) const {
                      {"filename", ""},
                      {"unit", step.unit}});
   }
-  return {{"id", job.id},
-          {"owner", job.owner},
-          {"state", job.state},
-          {"message", job.message},
-          {"progress", job.progress},
-          {"job_type", "virtual_machine"},
-          {"job_operation", job.operation},
-          {"steps", steps},
-          {"result_record_id", job.result_record_id},
-          {"result_record_name", job.result_record_name},
-          {"result_record_type", "virtual_machine"},
-          {"error", job.error},
-          {"created_at", job.created_at},
-          {"updated_at", job.updated_at}};
+  // models/job.go JobResponse: the omitempty fields are left out while empty; the record
+  // fields are set only when the job completes (jobs/main.go MarkJobCompleteWithRecord).
+  json out = {{"id", job.id},
+              {"owner", job.owner},
+              {"state", job.state},
+              {"progress", job.progress},
+              {"job_type", "machines"},  // controllers/machines.go CreateNewJob(.., "machines", ..)
+              {"job_operation", job.operation},
+              {"created_at", job.created_at},
+              {"updated_at", job.updated_at}};
+  const auto optional = [&out](const char* key, const std::string& value) {
+    if (!value.empty()) {
+      out[key] = value;
+    }
+  };
+  optional("message", job.message);
+  if (!steps.empty()) {
+    out["steps"] = steps;
+  }
+  optional("result", job.result);
+  optional("result_record_id", job.result_record_id);
+  optional("result_record_name", job.result_record_name);
+  optional("result_record_type", job.result_record_id.empty() ? "" : "virtual_machine");
+  optional("error", job.error);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -210,8 +210,12 @@ class SimHost {
     std::string error;
     int progress = 0;
     std::vector<JobStep> steps;
+    // Set when the job completes (jobs/main.go MarkJobCompleteWithRecord): while it runs, a
+    // job does not say which VM it makes.
     std::string result_record_id;
     std::string result_record_name;
+    std::string result;
+    std::string vm_name;  // what the job makes; the simulator's own bookkeeping, never served
     std::string created_at;
     std::string updated_at;
     std::chrono::steady_clock::time_point touched;  // updated_at, for the stale-job reaper

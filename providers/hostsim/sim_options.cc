@@ -79,8 +79,8 @@ Result<GuestOs> ParseGuestOs(std::string_view text) {
 
 const std::vector<std::string>& LatencyNames() {
   static const std::vector<std::string> kNames = {
-      "create", "pull",  "clone", "start",   "stop",    "delete", "set",   "exec",
-      "rename", "login", "list",  "restart", "suspend", "resume", "pause", "reset"};
+      "create", "pull", "clone",   "start",   "stop",   "delete", "set",   "exec",  "rename",
+      "login",  "list", "restart", "suspend", "resume", "pause",  "reset", "accept"};
   return kNames;
 }
 
@@ -373,10 +373,12 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
                  "image size when no --catalog is given")
       ->capture_default_str();
   app.add_option("--cached", o.cached, "image ID/VERSION pre-cached on every host, repeatable");
-  app.add_option("--latency", latency,
-                 "per-operation latency, e.g. create=20s,pull=60s,clone=5s,start=2s,stop=1s,"
-                 "delete=1s,set=0s,exec=0s,rename=0s,login=0s,list=0s (also restart, suspend, "
-                 "resume, pause, reset); default all 0");
+  app.add_option(
+      "--latency", latency,
+      "per-operation latency, e.g. create=20s,pull=60s,clone=5s,start=2s,stop=1s,"
+      "delete=1s,set=0s,exec=0s,rename=0s,login=0s,list=0s (also restart, suspend, "
+      "resume, pause, reset; accept: how late the answer to an async create arrives, its job "
+      "already started); default all 0");
   app.add_option("--jitter", o.jitter, "latency jitter fraction in [0,1]")->capture_default_str();
   app.add_option("--seed", o.seed, "random seed (UUIDs, jitter, random faults)")
       ->capture_default_str();

@@ -474,6 +474,16 @@ void HostClient::NoteCached(const std::string& key) {
   }
 }
 
+void HostClient::NoteJob(const std::string& id) {
+  std::lock_guard lock(mu_);
+  jobs_.insert(id);
+}
+
+bool HostClient::KnowsJob(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  return jobs_.contains(id);
+}
+
 void HostClient::NoteAgentVersion(std::string_view version) {
   std::optional<bool> at_least = VersionAtLeast(version, kFirstPutVersion);
   std::lock_guard lock(mu_);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -130,6 +131,9 @@ class HostClient {
   void SetCacheListing(CacheListing listing);
   // The host has just cached `key` (an ImageCacheKey): a create or a prepull pulled it.
   void NoteCached(const std::string& key);
+  // Jobs of the host that this process started or is following (their creates know them).
+  void NoteJob(const std::string& id);
+  bool KnowsJob(const std::string& id) const;
 
   const HostRef& host() const { return host_; }
   std::string Redact(std::string_view text) const { return redactor_->Apply(text); }
@@ -174,6 +178,7 @@ class HostClient {
   std::condition_variable exec_cv_;
   int creates_in_flight_ = 0;
   CacheListing cache_;
+  std::set<std::string> jobs_;  // NoteJob
 
   std::mutex login_mu_;  // one login at a time per host
 };

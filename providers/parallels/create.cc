@@ -133,6 +133,7 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
       if (parsed.ok() && (Pending(*parsed) || Reaped(*parsed))) {
         resume_job = request.resume->job_id;
         resume_temp = request.resume->temp_name;
+        c.NoteJob(resume_job);
       }
       resume_failed = parsed.ok() && !Reaped(*parsed) &&
                       (parsed->state == "failed" || parsed->state == "skipped");
@@ -175,9 +176,34 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
     return CreateResult{.vm = *existing, .adopted = true};
   }
+  // The journal has the temporary name but no job: the last process died while asking the
+  // host, which may have started a job that nobody heard of. Its VM, once made, is finished
+  // here rather than pulled again under another name.
+  if (finish_temp.empty() && request.resume && request.resume->job_id.empty() &&
+      !request.resume->temp_name.empty() &&
+      std::none_of(vms->begin(), vms->end(),
+                   [&](const VmInfo& vm) { return vm.name == request.resume->temp_name; })) {
+    Result<bool> made = AwaitUnheardCreates(c, request, request.resume->temp_name, deadline);
+    if (!made.ok()) {
+      return made.status();
+    }
+    if (*made) {
+      finish_temp = request.resume->temp_name;
+    }
+  }
 
+  std::optional<VmInfo> finishing;  // the complete temporary VM, looked up now
+  if (!finish_temp.empty()) {
+    Result<VmInfo> vm = GetVm(c, finish_temp, deadline);
+    if (!vm.ok() && !vm.status().IsNotFound()) {
+      return vm.status();
+    }
+    if (vm.ok()) {
+      finishing = std::move(*vm);
+    }
+  }
   std::string vm_id;
-  std::string temp = finish_temp;
+  std::string temp = finishing ? finish_temp : "";
   if (temp.empty()) {
     temp = resume_temp.empty() ? PendingCreateName(request.name, NewNonce()) : resume_temp;
     // Reported before the host is asked (or, when following a job, again), so that the
@@ -196,11 +222,7 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     if (request.on_progress) {
       request.on_progress(PendingCreate{.temp_name = temp});
     }
-    Result<VmInfo> vm = GetVm(c, temp, deadline);
-    if (!vm.ok()) {
-      return vm.status();
-    }
-    vm_id = vm->id;
+    vm_id = finishing->id;
     logger_->info("host {}: finishing the create of {} from {}", host.name, request.name, temp);
   }
   if (image->kind == ImageRef::Kind::kTemplateVm) {
@@ -331,6 +353,7 @@ Result<std::string> ParallelsProvider::CreateFromCatalog(HostClient& client,
           " answered the create without a job: " + client.Redact(job.status().message()));
     }
     job_id = job->id;
+    client.NoteJob(job_id);
     if (request.on_progress) {
       request.on_progress(PendingCreate{.temp_name = temp_name, .job_id = job_id});
     }
@@ -347,6 +370,71 @@ Result<std::string> ParallelsProvider::CreateFromCatalog(HostClient& client,
     return vm.status();
   }
   return vm->id;
+}
+
+Result<bool> ParallelsProvider::AwaitUnheardCreates(HostClient& client,
+                                                    const CreateRequest& request,
+                                                    const std::string& temp_name,
+                                                    Deadline deadline) {
+  // Nothing in a running job names the VM it makes (jobs/main.go CreateNewJob sets no record;
+  // MarkJobCompleteWithRecord names it at the end), so every create job that no create of this
+  // process started or follows is waited for, and its result record compared. GET /v1/jobs
+  // lists the caller's own jobs (or all, with JOB_MANAGER_LIST; controllers/jobs.go).
+  Result<Response> listed = client.Call(Method::kGet, "/v1/jobs", nullptr, deadline);
+  if (!listed.ok()) {
+    return listed.status();
+  }
+  if (listed->status == 401 || listed->status == 403 || listed->status == 404) {
+    return false;  // no jobs to see: an API key on 1.0.0, or a host without jobs
+  }
+  if (listed->status != 200) {
+    return client.ErrorFor(*listed, "list the host's jobs");
+  }
+  const json body = ParseBody(*listed);
+  std::vector<Job> jobs;
+  for (const json& item : body.is_array() ? body : json::array()) {
+    Result<Job> job = ParseJob(item);
+    if (job.ok() && job->type == "machines" && job->operation == "create" &&
+        !client.KnowsJob(job->id)) {
+      jobs.push_back(std::move(*job));
+    }
+  }
+  std::chrono::milliseconds wait = config_.tuning.job_poll_initial;
+  for (Job& job : jobs) {
+    if (Pending(job)) {
+      logger_->info("host {}: waiting for job {}, a create nobody has heard of, before creating {}",
+                    client.host().name, job.id, request.name);
+    }
+    while (Pending(job)) {
+      if (Status s = SleepUnlessCancelled(wait, request.cancelled, deadline,
+                                          "host " + client.host().name + ": waiting for job " +
+                                              job.id + " before creating " + request.name);
+          !s.ok()) {
+        return s;
+      }
+      wait = std::min(wait * 2, config_.tuning.job_poll_max);
+      Result<Response> now =
+          client.Call(Method::kGet, "/v1/jobs/" + EncodePathSegment(job.id), nullptr, deadline);
+      if (!now.ok()) {
+        return now.status();
+      }
+      if (now->status != 200) {
+        break;  // gone (404), or not ours to read: nothing to wait for
+      }
+      Result<Job> parsed = ParseJob(ParseBody(*now));
+      if (!parsed.ok()) {
+        break;
+      }
+      parsed->type = job.type;
+      parsed->operation = job.operation;
+      job = std::move(*parsed);
+    }
+    if (job.state == "completed" && job.result_record_name == temp_name) {
+      logger_->info("host {}: job {} made {}; finishing it", client.host().name, job.id, temp_name);
+      return true;
+    }
+  }
+  return false;
 }
 
 Result<std::string> ParallelsProvider::PollJob(HostClient& client, const std::string& job_id,

@@ -77,6 +77,12 @@ class ParallelsProvider final : public Provider {
   Result<std::string> FollowByName(HostClient& client, const CreateRequest& request,
                                    const std::string& temp_name, std::string_view why,
                                    Deadline deadline);
+  // For a create journalled with its temporary name but no job (the process that asked the
+  // host died before the answer came): follows the host's create jobs that no create of this
+  // process knows until they end, and says whether one of them made `temp_name`. False when the
+  // host lets these credentials list no job.
+  Result<bool> AwaitUnheardCreates(HostClient& client, const CreateRequest& request,
+                                   const std::string& temp_name, Deadline deadline);
   // Grows the new VM's disk to the template's size when the image's is smaller (hosts apply
   // only cpu and memory of a catalog create, audit #7); FailedPrecondition when the host
   // cannot.

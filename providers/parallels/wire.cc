@@ -259,6 +259,9 @@ Result<Job> ParseJob(const json& job) {
     out.error = StringField(job, "message");
   }
   out.result_record_id = StringField(job, "result_record_id");
+  out.result_record_name = StringField(job, "result_record_name");
+  out.type = StringField(job, "job_type");
+  out.operation = StringField(job, "job_operation");
   // models/job.go JobStepResponse: the first step still running says what the job is doing.
   if (auto steps = job.find("steps"); steps != job.end() && steps->is_array()) {
     for (const json& step : *steps) {

@@ -42,8 +42,11 @@ struct Job {
   std::string id;
   std::string state;  // init, pending, running, completed, failed, skipped
   int progress = 0;
-  std::string error;             // set when failed
-  std::string result_record_id;  // the VM id once completed
+  std::string error;               // set when failed
+  std::string result_record_id;    // the VM id once completed
+  std::string result_record_name;  // the VM's name once completed
+  std::string type;                // "machines" for a VM create (job_type)
+  std::string operation;           // "create" (job_operation)
   // The step under way, in words: "Downloading pack file 45% (9.0 of 20.0 GiB, 1m20s left)";
   // empty when the job says nothing more than its state.
   std::string step;

@@ -139,6 +139,11 @@ std::string Summarise(const manifest::Diagnostics& diagnostics) {
   return text;
 }
 
+// A VM that exists only while a create or a prepull is under way (what PlanCleanups deletes).
+bool IsTemporaryVm(const std::string& name) {
+  return !providers::ParsePendingCreateName(name).empty() || providers::IsPrepullVmName(name);
+}
+
 }  // namespace
 
 std::string ResumeKey(std::string_view vm, std::string_view host) {
@@ -425,7 +430,8 @@ Result<Prepared> Controller::Prepare() {
       return recent.status();
     }
     for (const store::ActionRecord& a : *recent) {
-      if (!InScope(a.pool) || !a.finished_at) {
+      // The cleanup of a temporary VM deletes no VM of the fleet: it is outside the budget.
+      if (!InScope(a.pool) || !a.finished_at || IsTemporaryVm(a.vm)) {
         continue;
       }
       if (planner_options.deletions_in_window++ == 0) {
@@ -442,6 +448,13 @@ Result<Prepared> Controller::Prepare() {
   if (prepared.fail_static) {
     planner_options.max_deletions = 0;
   }
+  // Resume where the work is: a VM whose unfinished create left a job or a temporary VM on a
+  // host is placed there when it fits.
+  for (const auto& [key, unfinished] : resumable) {
+    const size_t at = key.find('@');  // ResumeKey: "<vm>@<host>"; VM names have no '@'
+    planner_options.unfinished[key.substr(0, at)] = planner::PlannerOptions::Unfinished{
+        .host = key.substr(at + 1), .template_hash = unfinished.template_hash};
+  }
   prepared.plan = planner::ComputePlan(prepared.desired, prepared.observed, prepared.ledger,
                                        planner_options, clock_.Now());
   // Only a create of the same VM, on the same host, from the same template picks up where an
@@ -454,7 +467,7 @@ Result<Prepared> Controller::Prepare() {
       prepared.resume[it->first] = it->second.pending;
     }
   }
-  prepared.leftovers = Leftovers(prepared);
+  PlanCleanups(prepared);
   if (!options_.preview) {
     Announce(prepared.plan);
   }
@@ -524,7 +537,6 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
       logger_->error("store: {}", s.ToString());
     }
   }
-  Sweep(prepared);
   if (!prepared.plan.actions.empty()) {
     const executor::Fleet fleet = FleetFor(prepared.desired);
     MeteredProgress metered(progress, options_.telemetry);

@@ -105,14 +105,11 @@ struct Prepared {
   // Why each pool whose provider could not be built (credentials missing, ...) could not (the
   // message names the pool); their hosts count as offline.
   std::vector<std::string> unusable_pools;
-  // Temporary VMs of creates that this plan will not resume: Execute deletes them.
-  std::vector<std::pair<std::string, VmInfo>> leftovers;  // (host, VM)
-
   // The approval this pass plans with, if one was given (Controller::Approve).
   std::optional<PassApproval> approval;
 
   // Execute has something to do.
-  bool HasWork() const { return !plan.actions.empty() || !leftovers.empty(); }
+  bool HasWork() const { return !plan.actions.empty(); }
 };
 
 struct PassResult {
@@ -178,10 +175,11 @@ class Controller {
   // have made that VM without recording it (Store::MadeOn; otherwise it is reported); counted
   // in flotilla_ledger_mismatches.
   Status CheckLedger(Prepared& prepared);
-  // Temporary VMs of creates that this plan does not resume.
-  std::vector<std::pair<std::string, VmInfo>> Leftovers(const Prepared& prepared) const;
-  // Deletes them.
-  void Sweep(const Prepared& prepared);
+  // Temporary VMs of creates that this plan does not resume, added to the plan as deletions
+  // ("left by an interrupted create of lx-8"), so that `plan` shows what `apply` does and the
+  // journal records them. Only temporaries this store's journal asked a host for (and what a
+  // provider's prepull made) are Flotilla's; any other VM is someone else's.
+  void PlanCleanups(Prepared& prepared) const;
   // Says what the guards hold back and what conflicts, every pass while it lasts (a warning
   // each), with an event when each starts and ends.
   void Announce(const Plan& plan);

@@ -1,6 +1,6 @@
 // What a previous process left unfinished, settled against what the hosts show (Recover), and
-// the temporary VMs of creates that nothing will resume (Leftovers, Sweep). The recovery table
-// is in docs/converge.md.
+// the temporary VMs of creates that nothing will resume (PlanCleanups: deletions in the plan).
+// The recovery table is in docs/converge.md.
 
 #include <algorithm>
 
@@ -250,7 +250,7 @@ Status Controller::CheckLedger(Prepared& prepared) {
   return Status::Ok();
 }
 
-std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared& prepared) const {
+void Controller::PlanCleanups(Prepared& prepared) const {
   // A temporary VM is ours when it was for "<set>-<ordinal>" of a VM set this store has applied
   // (vmset_prune keeps every set ever applied, written before any of its VMs is created) or
   // wants now: a user's VM that merely looks like one is never touched.
@@ -273,54 +273,42 @@ std::vector<std::pair<std::string, VmInfo>> Controller::Leftovers(const Prepared
     }
     return asked.ok() && *asked;  // unsure: keep it
   };
-  std::vector<std::pair<std::string, VmInfo>> leftovers;
+  std::vector<Action> cleanups;
   for (const auto& [name, host] : prepared.observed.hosts) {
-    if (!host.online) {
+    if (!host.online || !InScope(host.pool)) {
       continue;
     }
     for (const VmInfo& vm : host.vms) {
-      // Temporary names ("<name>.flotilla-<nonce>") are Flotilla's by construction: manifest
-      // names never contain '.'. Only this loop's hosts are observed (a host belongs to one
-      // pool), and a leftover goes whether or not its VM set still exists.
-      // A VM a prepull made goes too, if the prepull was killed before deleting it.
-      // The name alone proves nothing: only a temporary name this store's journal asked the
-      // host for is Flotilla's; any other is someone else's VM, left alone. (A prepull's VMs
-      // are named by the provider, flotilla-prepull-h<hash>, and only ever made to be deleted.)
+      // Temporary names ("<name>.flotilla-<nonce>") cannot clash with a manifest's names, which
+      // never contain '.'; but the name alone proves nothing: only a temporary name this
+      // store's journal asked the host for is Flotilla's, any other is someone else's VM,
+      // left alone. A prepull's VMs are named by the provider (flotilla-prepull-h<hash>) and
+      // only ever made to be deleted, so what a killed prepull left goes too. A leftover goes
+      // whether or not its VM set still exists.
       const bool unfinished_create =
           !vm.pending_create_for.empty() && ours(vm.pending_create_for) &&
           !CreatesOn(prepared.plan, vm.pending_create_for, name) &&
           (providers::IsPrepullVmName(vm.pending_create_for) || journalled(vm.name, name));
-      if (unfinished_create || providers::IsPrepullVmName(vm.name)) {
-        leftovers.emplace_back(name, vm);
+      if (!unfinished_create && !providers::IsPrepullVmName(vm.name)) {
+        continue;
       }
+      const std::string& of = vm.pending_create_for.empty() ? vm.name : vm.pending_create_for;
+      const size_t dash = of.rfind('-');
+      const bool prepull = providers::IsPrepullVmName(of);
+      cleanups.push_back(
+          Action{.kind = ActionKind::kDelete,
+                 .vm = vm.name,
+                 .vmset = prepull || dash == std::string::npos ? "" : of.substr(0, dash),
+                 .pool = host.pool,
+                 .host = name,
+                 .reason = prepull ? "left by an interrupted pre-staging of an image"
+                                   : "left by an interrupted create of " + of,
+                 .vm_id = vm.id});
     }
   }
-  return leftovers;
-}
-
-void Controller::Sweep(const Prepared& prepared) {
-  for (const auto& leftover : prepared.leftovers) {
-    const std::string& name = leftover.first;
-    const VmInfo& vm = leftover.second;
-    const ObservedHost* host = prepared.observed.FindHost(name);
-    const HostPool* pool = host == nullptr ? nullptr : prepared.desired.FindPool(host->pool);
-    if (pool == nullptr) {
-      continue;
-    }
-    Result<providers::Provider*> provider = ProviderFor(*pool);
-    auto spec = std::find_if(pool->hosts.begin(), pool->hosts.end(),
-                             [&](const HostSpec& h) { return h.name == name; });
-    if (!provider.ok() || spec == pool->hosts.end()) {
-      continue;
-    }
-    logger_->info("host {}: deleting {}, left by an unfinished create of {}", name, vm.name,
-                  vm.pending_create_for);
-    Status deleted = (*provider)->Delete(
-        providers::HostRef{.pool = host->pool, .name = name, .address = spec->address}, vm.id,
-        providers::DeadlineIn(options_.executor.action_timeout));
-    if (!deleted.ok()) {
-      logger_->warn("host {}: could not delete {}: {}", name, vm.name, deleted.ToString());
-    }
+  for (Action& a : cleanups) {
+    a.id = static_cast<int>(prepared.plan.actions.size()) + 1;
+    prepared.plan.actions.push_back(std::move(a));
   }
 }
 

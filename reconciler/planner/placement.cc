@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "reconciler/model/quantity.h"
+#include "reconciler/model/template_hash.h"
 
 namespace flotilla::planner {
 namespace {
@@ -200,6 +201,13 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   const int64_t memory = running ? static_cast<int64_t>(t.memory.bytes()) : 0;
   const int64_t disk =
       static_cast<int64_t>(t.disk ? t.disk->bytes() : options_.default_image_disk_bytes);
+  // The host where an unfinished create of this VM from this template left its work.
+  std::string resume_host;
+  if (auto it = options_.unfinished.find(vm);
+      it != options_.unfinished.end() && it->second.template_hash == TemplateHash(t)) {
+    resume_host = it->second.host;
+  }
+  const auto disk_on = [&](const std::string& host) { return host == resume_host ? 0 : disk; };
 
   std::map<std::string, int> failed;  // reason -> hosts
   int64_t max_free_cpu = INT64_MIN;
@@ -234,7 +242,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     } else if (load.free_memory < memory) {
       ++failed["insufficient memory"];
       max_free_memory = std::max(max_free_memory, load.free_memory);
-    } else if (load.free_disk < disk) {
+    } else if (load.free_disk < disk_on(name)) {
       ++failed["insufficient disk"];
       max_free_disk = std::max(max_free_disk, load.free_disk);
     } else {
@@ -285,6 +293,10 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   bool best_cached = false;
   double best_left = 0.0;
   for (HostLoad* h : fits) {
+    if (h->spec->name == resume_host) {
+      best = h;  // the work is there
+      break;
+    }
     const bool cached = h->cached_images.contains(cache_key);
     const double l = left(h);
     const bool wins = best == nullptr || (cached != best_cached && cached) ||
@@ -297,7 +309,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   }
   best->free_cpu -= cpu;
   best->free_memory -= memory;
-  best->free_disk -= disk;
+  best->free_disk -= disk_on(best->spec->name);
   ++best->managed_vms;
   if (macos && running) {
     ++best->macos_committed;

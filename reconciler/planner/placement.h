@@ -6,7 +6,8 @@
 // architecture, selector tags (all of them), images the host cannot use (HostFacts::
 // unsupported_images), maxVMs, the Apple limit (at most two running macOS VMs per host, counting
 // VMs this plan will start), free cpu, memory, disk (not on a host that does not report its
-// free disk). Among the hosts left, hosts whose catalog cache holds the image (compared as
+// free disk). Among the hosts left, the host holding an unfinished create of the VM
+// (PlannerOptions::unfinished) wins; then hosts whose catalog cache holds the image (compared as
 // ImageCacheKey()s) come first; then `spread` takes the host with
 // the most free resources and `pack` the one with the least that still fits; ties go to the
 // host name. Capacity given out earlier in the same plan counts as used.
@@ -46,6 +47,15 @@ struct PlannerOptions {
   uint64_t default_image_disk_bytes = uint64_t{40} << 30;
   // Running macOS VMs per Mac host (Apple's licence, enforced by Virtualization.framework).
   uint32_t apple_vm_limit = 2;
+  // Where an unfinished create of a VM left work (a host job, or a complete temporary VM), and
+  // the template hash it was building, by VM name: a new VM with that template goes to that
+  // host whenever it fits there, before any other ranking, and asks no disk of it (the work
+  // already holds it).
+  struct Unfinished {
+    std::string host;
+    std::string template_hash;
+  };
+  std::map<std::string, Unfinished> unfinished;
 };
 
 // What one host can still take during one plan.

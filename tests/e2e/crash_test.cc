@@ -757,3 +757,106 @@ TEST(CrashTest, AKillDuringTheRenameOfARecreatedVmLeavesNoDuplicateAfterAReplace
 
 }  // namespace
 }  // namespace flotilla::testing
+
+namespace flotilla::testing {
+namespace {
+
+// Issue 18, items 1 and 5: an apply killed while its catalog create's request is in flight (the
+// host has started the job, its answer is slow to come: hostsim --latency accept=3s). The
+// journal has the temporary name, but no job id.
+struct InFlightKill {
+  static constexpr int kHosts = 2;
+  FleetFixture f{FleetOptions{.hosts = kHosts, .sim_flags = {"--latency", "accept=3s,create=2s"}}};
+  const std::regex managed{"^lx-[0-9]+$"};
+  std::string log;
+
+  void Write(int replicas) {
+    f.WriteManifest("lx.yaml", FleetFixture::VmSetYaml("lx", replicas, "  prune: true\n",
+                                                       "catalog://LINUX/v1", 1));
+  }
+  int Creates() {
+    int n = 0;
+    for (int i = 0; i < kHosts; ++i) {
+      n += f.sim().Count(f.host(i), "create_jobs");
+    }
+    return n;
+  }
+  // lx-0 converged; then lx-1 wanted, and the apply that creates it killed with its request in
+  // flight.
+  void KillWithTheCreateInFlight() {
+    ASSERT_TRUE(f.ready());
+    Write(1);
+    f.Commit("lx: 1");
+    ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 1}}), managed, 3, log))
+        << Tail(log, 6000);
+    ASSERT_EQ(Creates(), 1);
+    Write(2);
+    f.Commit("lx: 2");
+    const fs::path err = f.dir() / "killed.err";
+    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
+    // The host counts a request once it is answered: 1 s after the create begins, the request
+    // is with the host and its answer 2 s away.
+    ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "create lx-1 on"); }, 60s))
+        << Slurp(err);
+    std::this_thread::sleep_for(1000ms);
+    apply.Signal(SIGKILL);
+    ASSERT_TRUE(apply.Wait(10s).has_value());
+    ASSERT_EQ(f.sim().Count(f.host(0), "create_async") + f.sim().Count(f.host(1), "create_async"),
+              1)
+        << "the create was answered before the kill\n"
+        << Slurp(err);
+    ASSERT_EQ(Creates(), 2);
+  }
+};
+
+TEST(CrashTest, ACreateKilledInFlightIsFinishedWhereItsJobRunsWithoutASecondPull) {
+  InFlightKill k;
+  k.KillWithTheCreateInFlight();
+  ASSERT_FALSE(HasFatalFailure());
+  // At once: the host's job is still pulling, and nobody knows its id. The next apply places
+  // lx-1 on that host, waits for the job and finishes its VM.
+  EXPECT_TRUE(
+      ApplyUntilConverged(k.f, InFlightKill::kHosts, Expected({{"lx", 2}}), k.managed, 3, k.log))
+      << Tail(k.log, 8000);
+  const std::vector<HostVm> vms = ListAll(k.f, InFlightKill::kHosts);
+  ExpectNoDuplicatesOrLeftovers(vms);
+  ExpectLedgerMatchesHosts(k.f, vms, k.managed);
+  EXPECT_EQ(k.Creates(), 2) << "host creates for 2 VMs\n" << Describe(vms) << Tail(k.log, 6000);
+}
+
+TEST(CrashTest, ALeftoverOfACreateKilledInFlightIsPlannedAsADeletionAndDeleted) {
+  InFlightKill k;
+  k.KillWithTheCreateInFlight();
+  ASSERT_FALSE(HasFatalFailure());
+  k.Write(1);
+  k.f.Commit("lx: back to 1");
+  // The job completes: its temporary VM is on the host, and no longer wanted.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const HostVm& vm : ListAll(k.f, InFlightKill::kHosts)) {
+          if (IsTemporary(vm.name)) {
+            return true;
+          }
+        }
+        return false;
+      },
+      30s))
+      << Describe(ListAll(k.f, InFlightKill::kHosts)) << Slurp(k.f.dir() / "killed.err");
+  Outcome plan = RunBounded(k.f, "plan", 60s);
+  EXPECT_EQ(plan.exit_code, 2) << plan.out << plan.err;
+  EXPECT_TRUE(std::regex_search(
+      plan.out, std::regex(R"(- delete +lx-1\.flotilla-[0-9a-f]+ on sim-00[01] \(left by an )"
+                           R"(interrupted create of lx-1)")))
+      << plan.out;
+  EXPECT_TRUE(
+      ApplyUntilConverged(k.f, InFlightKill::kHosts, Expected({{"lx", 1}}), k.managed, 3, k.log))
+      << Tail(k.log, 8000);
+  const std::vector<HostVm> vms = ListAll(k.f, InFlightKill::kHosts);
+  ExpectNoDuplicatesOrLeftovers(vms);
+  ExpectLedgerMatchesHosts(k.f, vms, k.managed);
+  Outcome after = RunBounded(k.f, "plan", 60s);
+  EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
+}
+
+}  // namespace
+}  // namespace flotilla::testing

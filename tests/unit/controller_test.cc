@@ -540,8 +540,13 @@ TEST_F(ControllerTest, SweepsTemporaryVmsThatNoCreateResumes) {
               VmInfo{.id = "hand", .name = "set-1.flotilla-0000", .state = VmState::kRunning});
   Result<Prepared> prepared = c.Prepare();
   ASSERT_TRUE(prepared.ok());
-  EXPECT_TRUE(prepared->plan.Empty());
-  ASSERT_EQ(prepared->leftovers.size(), 1U);  // even with nothing else to do, there is work
+  // The leftover is a deletion of the plan, so that `plan` shows what `apply` does.
+  ASSERT_EQ(prepared->plan.actions.size(), 1U);
+  const Action& cleanup = prepared->plan.actions[0];
+  EXPECT_EQ(cleanup.kind, ActionKind::kDelete);
+  EXPECT_EQ(cleanup.vm, "set-0.flotilla-zz");
+  EXPECT_EQ(cleanup.vm_id, "tmp");
+  EXPECT_EQ(cleanup.reason, "left by an interrupted create of set-0");
   EXPECT_TRUE(prepared->HasWork());
   c.Execute(*prepared, "test", nullptr, {});
   const std::vector<std::string> h2 = Names("h2");

@@ -292,7 +292,9 @@ TEST_F(HostsimTest, AsyncCreateReturnsAJobThatCompletes) {
                   CreateBody("MACOS-runner", "macos-sequoia", /*start=*/true).dump());
   ASSERT_EQ(a.status, 202) << a.body;
   const json accepted = a.Json();
-  EXPECT_EQ(accepted["job_type"], "virtual_machine");
+  EXPECT_EQ(accepted["job_type"], "machines");
+  // Nothing in a job names its VM until it completes.
+  EXPECT_FALSE(accepted.contains("result_record_name")) << accepted.dump();
   EXPECT_EQ(accepted["job_operation"], "create");
   const json job = WaitJob(accepted["id"]);
   ASSERT_EQ(job["state"], "completed") << job.dump();

@@ -778,3 +778,31 @@ TEST(PlannerTest, OutdatedVmsStillGetTheirPowerStateAndCountAsUnavailable) {
 
 }  // namespace
 }  // namespace flotilla::planner
+
+namespace flotilla::planner {
+namespace {
+
+// Issue 18, item 5: the work of an unfinished create (a host job, or a complete temporary VM) is
+// finished where it is, not started again on the host that ranks best.
+TEST(PlannerTest, AVmWhoseUnfinishedCreateLeftWorkOnAHostIsPlacedThere) {
+  Fleet fleet;
+  fleet.sets.push_back(Set("ios", 1));
+  fleet.observed.hosts["mini-02"].facts.available.disk_bytes = 30 * kGi;  // the pull's disk
+  fleet.observed.hosts["mini-02"].facts.disk_known = true;
+  // Without it, spread and the free disk put ios-0 on mini-01.
+  EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-01");
+  fleet.options.unfinished["ios-0"] = PlannerOptions::Unfinished{
+      .host = "mini-02", .template_hash = TemplateHash(fleet.sets[0].templ)};
+  // The 50Gi the template asks for are already taken by the work on mini-02.
+  EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-02");
+  // Built from another template, the work is not resumed: placed as usual.
+  fleet.options.unfinished["ios-0"].template_hash = "older";
+  EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-01");
+  // A host that cannot take the VM any more is not forced.
+  fleet.options.unfinished["ios-0"].template_hash = TemplateHash(fleet.sets[0].templ);
+  fleet.pool.hosts[1].cordoned = true;
+  EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-01");
+}
+
+}  // namespace
+}  // namespace flotilla::planner
