@@ -22,7 +22,7 @@ std::string_view HostState(const ObservedHost* host) {
   if (host == nullptr) {
     return "unknown";
   }
-  return host->online ? "online" : "offline";
+  return host->degraded ? "degraded" : host->online ? "online" : "offline";
 }
 
 Telemetry::Telemetry()

@@ -75,8 +75,8 @@ class Telemetry final : public providers::RequestObserver {
   GaugeFamily& refused_;
 };
 
-// The state word the API and metrics use for a host: "online", "offline" or "unknown" (never
-// observed).
+// The state word the API and metrics use for a host: "online", "degraded", "offline" or
+// "unknown" (never observed).
 std::string_view HostState(const ObservedHost* host);
 
 }  // namespace flotilla::api

@@ -145,7 +145,9 @@ json HostsJson(const Snapshot& snapshot) {
                     {"vms", vms},
                     {"managed_vms", managed},
                     {"last_seen", host != nullptr ? NullableTime(host->last_seen) : json(nullptr)},
-                    {"error", host != nullptr ? host->error : std::string()}};
+                    {"error", host != nullptr ? host->error : std::string()},
+                    {"error_rate", host != nullptr ? host->error_rate : 0.0},
+                    {"failed_observations", host != nullptr ? host->failures : 0}};
       if (host != nullptr && host->last_seen) {
         entry["resources"] = {{"total", ResourcesOf(host->facts.total)},
                               {"available", ResourcesOf(host->facts.available)}};
@@ -343,11 +345,16 @@ Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
     }
   }
   json offline = json::array();
+  json degraded = json::array();
   size_t online = 0;
   for (const auto& [name, host] : saved->hosts) {
-    if (host.online) {
-      ++online;
-    } else {
+    online += host.online ? 1 : 0;
+    if (host.degraded) {
+      degraded.push_back({{"name", name},
+                          {"pool", host.pool},
+                          {"error_rate", host.error_rate},
+                          {"error", host.error}});
+    } else if (!host.online) {
       offline.push_back({{"name", name}, {"pool", host.pool}, {"error", host.error}});
     }
   }
@@ -382,7 +389,11 @@ Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
                                          {"outcome", store::ToString((*attempted)->outcome)},
                                          {"reason", (*attempted)->reason}})
                                  : json(nullptr)},
-      {"hosts", {{"total", saved->hosts.size()}, {"online", online}, {"offline", offline}}},
+      {"hosts",
+       {{"total", saved->hosts.size()},
+        {"online", online},
+        {"degraded", degraded},
+        {"offline", offline}}},
       {"managed_vms", ledger->entries.size()},
       {"unfinished_actions", unfinished->size()},
       {"guards", std::move(guards)},

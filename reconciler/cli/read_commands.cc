@@ -25,6 +25,15 @@ namespace {
 
 using nlohmann::json;
 
+// "12% of recent observation attempts failed", from a host's error_rate.
+std::string FailedShare(const json& host) {
+  const double rate = host.contains("error_rate") && host["error_rate"].is_number()
+                          ? host["error_rate"].get<double>()
+                          : 0.0;
+  return std::to_string(static_cast<int>(rate * 100.0 + 0.5)) +
+         "% of recent observation attempts failed";
+}
+
 void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true) {
   cmd.add_option("--server", api.server,
                  std::string("URL of a running loop's API, e.g. http://127.0.0.1:8080 (default: "
@@ -341,6 +350,13 @@ int RunStatus(const ReadOptions& options, const Context& context) {
     context.out << "  offline: " << Str(h, "name") << " (" << Str(h, "pool")
                 << "): " << Str(h, "error") << "\n";
   }
+  if (hosts.contains("degraded") && hosts["degraded"].is_array()) {
+    for (const json& h : hosts["degraded"]) {
+      context.out << "  degraded: " << Str(h, "name") << " (" << Str(h, "pool")
+                  << "): " << FailedShare(h)
+                  << (Str(h, "error").empty() ? "" : "; " + Str(h, "error")) << "\n";
+    }
+  }
   context.out << "Managed VMs:       " << Num<size_t>(d, "managed_vms") << "\n";
   if (Num<size_t>(d, "unfinished_actions") > 0) {
     context.out << "Unfinished:        " << Num<size_t>(d, "unfinished_actions")
@@ -450,6 +466,9 @@ int RunHosts(const ReadOptions& options, const Context& context) {
                Bytes(Num<uint64_t>(total, "memory_bytes"));
     }
     std::string note = h.value("cordoned", false) ? "cordoned" : "";
+    if (Str(h, "state") == "degraded") {
+      note += (note.empty() ? "" : "; ") + FailedShare(h);
+    }
     if (!Str(h, "error").empty()) {
       note += (note.empty() ? "" : "; ") + Str(h, "error");
     }

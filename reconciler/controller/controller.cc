@@ -139,6 +139,9 @@ std::string Summarise(const manifest::Diagnostics& diagnostics) {
   return text;
 }
 
+// Observation attempts per host kept for its error rate.
+constexpr size_t kObservationWindow = 20;
+
 // A VM that exists only while a create or a prepull is under way (what PlanCleanups deletes).
 bool IsTemporaryVm(const std::string& name) {
   return !providers::ParsePendingCreateName(name).empty() || providers::IsPrepullVmName(name);
@@ -307,6 +310,7 @@ Result<Observed> Controller::Observe(const Desired& desired) {
     first_observed_.emplace(job.host->name, now);
   }
   Observed observed;
+  std::set<std::string> refused;  // hosts whose failure no retry would change (credentials)
   std::mutex mu;
   std::atomic<size_t> next{0};
   auto work = [&] {
@@ -316,13 +320,30 @@ Result<Observed> Controller::Observe(const Desired& desired) {
       host.name = job.host->name;
       host.pool = job.pool->meta.name;
       Status status = Status::Unavailable(job.error);
+      std::vector<bool> failed;  // each attempt's outcome
       if (job.provider != nullptr) {
-        providers::HostObservation o = job.provider->Observe(
-            providers::HostRef{.pool = host.pool, .name = host.name, .address = job.host->address},
-            providers::DeadlineIn(options_.host_timeout));
-        status = o.status;
-        host.facts = std::move(o.facts);
-        host.vms = std::move(o.vms);
+        // A failure the provider calls retryable (a 5xx, a dropped connection) is tried again
+        // within the pass, as long as the host's deadline leaves time: one bad answer does not
+        // make a host unknown for a pass.
+        const providers::Deadline deadline = providers::DeadlineIn(options_.host_timeout);
+        for (uint32_t attempt = 1;; ++attempt) {
+          providers::HostObservation o = job.provider->Observe(
+              providers::HostRef{
+                  .pool = host.pool, .name = host.name, .address = job.host->address},
+              deadline);
+          status = o.status;
+          host.facts = std::move(o.facts);
+          host.vms = std::move(o.vms);
+          failed.push_back(!status.ok());
+          const auto pause = std::chrono::milliseconds{100} * attempt;
+          if (status.ok() || !status.IsRetryable() || attempt >= options_.observe_attempts ||
+              std::chrono::steady_clock::now() + pause >= deadline) {
+            break;
+          }
+          std::this_thread::sleep_for(pause);
+        }
+      } else {
+        failed.push_back(true);
       }
       host.online = status.ok();
       if (host.online) {
@@ -344,6 +365,16 @@ Result<Observed> Controller::Observe(const Desired& desired) {
         }
       }
       std::lock_guard lock(mu);
+      if (!status.ok() && !status.IsRetryable()) {
+        refused.insert(host.name);
+      }
+      std::deque<bool>& recent = attempts_[host.name];
+      recent.insert(recent.end(), failed.begin(), failed.end());
+      while (recent.size() > kObservationWindow) {
+        recent.pop_front();
+      }
+      host.error_rate = static_cast<double>(std::count(recent.begin(), recent.end(), true)) /
+                        static_cast<double>(recent.size());
       observed.hosts[host.name] = std::move(host);
     }
   };
@@ -355,14 +386,46 @@ Result<Observed> Controller::Observe(const Desired& desired) {
       workers.emplace_back(work);
     }
   }
-  for (const auto& [name, host] : observed.hosts) {
+  // Offline only after failing for host_offline_after (at least twice in a row), or at once when
+  // the failure is not one to retry (refused credentials, a missing endpoint); degraded
+  // meanwhile, and while recent attempts failed. Transitions are logged and recorded, not blips.
+  for (auto& [name, host] : observed.hosts) {
     const ObservedHost* before = stored->FindHost(name);
-    if (!host.online && (before == nullptr || before->online)) {
+    if (host.online) {
+      host.failures = 0;
+      host.failing_since.reset();
+    } else {
+      host.failures = before != nullptr && !before->online ? before->failures + 1 : 1;
+      host.failing_since = before != nullptr && !before->online && before->failing_since
+                               ? before->failing_since
+                               : std::optional(now);
+    }
+    const bool down =
+        !host.online &&
+        (options_.host_offline_after.count() == 0 || refused.contains(name) ||
+         (host.failures >= 2 && now - *host.failing_since >= options_.host_offline_after));
+    host.degraded = host.online ? host.error_rate > 0.0 : !down;
+    const std::string_view was = before == nullptr ? "unknown" : api::HostState(before);
+    const std::string_view is = api::HostState(&host);
+    if (was == is) {
+      continue;
+    }
+    const std::string rate = std::to_string(static_cast<int>(host.error_rate * 100.0 + 0.5)) +
+                             "% of its recent observation attempts failed";
+    if (is == "offline") {
       logger_->warn("host {} ({}) is offline: {}", name, host.pool, host.error);
       Event("warn", "host-offline", name, host.error);
-    } else if (host.online && before != nullptr && !before->online) {
-      logger_->info("host {} ({}) is back online", name, host.pool);
-      Event("info", "host-online", name, "");
+    } else if (was == "offline") {
+      logger_->info("host {} ({}) is back online{}", name, host.pool,
+                    host.degraded ? " (degraded: " + rate + ")" : "");
+      Event("info", "host-online", name, host.degraded ? "back online, degraded" : "back online");
+    } else if (is == "degraded") {
+      logger_->warn("host {} ({}) is degraded: {}{}", name, host.pool, rate,
+                    host.online ? "" : "; latest: " + host.error);
+      Event("warn", "host-degraded", name, rate);
+    } else if (was == "degraded") {
+      logger_->info("host {} ({}) is healthy again", name, host.pool);
+      Event("info", "host-online", name, "healthy again");
     }
   }
   if (options_.preview) {

@@ -16,6 +16,7 @@
 // another thread while the loop calls Sync, never while it calls Prepare.
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -62,6 +63,12 @@ struct ControllerOptions {
   planner::PlannerOptions planner;
   executor::ExecutorOptions executor;
   std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};  // per observation
+  // A host is reported offline once its observations have failed for this long, at least two in
+  // a row (until then: degraded); 0: at the first failure. Planning is not affected: a host
+  // that did not answer in a pass is never planned on in that pass.
+  std::chrono::milliseconds host_offline_after{std::chrono::seconds{30}};
+  // Attempts of one observation within a pass, for retryable failures, within host_timeout.
+  uint32_t observe_attempts = 3;
   uint32_t observe_concurrency = 32;
   std::string secrets_dir;
   // Take over VMs that already carry desired names (`apply --adopt`): the planner's
@@ -212,6 +219,9 @@ class Controller {
   // When this process first tried to observe each host: host loss counts from here at the
   // earliest (the grace after start).
   std::map<std::string, std::chrono::system_clock::time_point> first_observed_;
+  // The outcomes of each host's latest observation attempts (true: failed), newest last, at most
+  // kObservationWindow: its error rate.
+  std::map<std::string, std::deque<bool>> attempts_;
   // Creates cancelled by this process (superseded or shut down), to resume or sweep.
   std::map<std::string, Unfinished> cancelled_creates_;
   // What Announce reported in the last pass: "conflict <vm> <host>" or "refused <pool>", with

@@ -10,6 +10,7 @@ ControllerOptions ConfiguredOptions(const manifest::ReconcilerConfig& config,
   const manifest::ReconcilerConfig::Reconcile& r = config.reconcile;
   base.secrets_dir = config.secrets_dir;
   base.host_timeout = r.host_timeout;
+  base.host_offline_after = r.host_offline_after;
   base.planner.host_lost_after =
       std::chrono::duration_cast<std::chrono::seconds>(r.host_lost_after);
   base.planner.max_deletions = r.max_deletions;

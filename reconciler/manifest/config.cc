@@ -148,6 +148,7 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
       }
     };
     duration("hostTimeout", r.host_timeout);
+    duration("hostOfflineAfter", r.host_offline_after);
     duration("createTimeout", r.create_timeout);
     duration("actionTimeout", r.action_timeout);
     duration("shutdownTimeout", r.shutdown_timeout);

@@ -35,6 +35,9 @@ struct ReconcilerConfig {
   struct Reconcile {
     std::chrono::milliseconds resync_interval{std::chrono::seconds{30}};
     std::chrono::milliseconds host_lost_after{std::chrono::minutes{10}};
+    // How long a host's observations must keep failing (at least two in a row) before it is
+    // reported offline; until then it is degraded. 0: the first failure.
+    std::chrono::milliseconds host_offline_after{std::chrono::seconds{30}};
     std::chrono::milliseconds host_timeout{std::chrono::seconds{15}};    // one observation
     std::chrono::milliseconds create_timeout{std::chrono::minutes{30}};  // one create attempt
     std::chrono::milliseconds action_timeout{std::chrono::minutes{5}};   // other actions

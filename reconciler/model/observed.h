@@ -116,6 +116,15 @@ struct ObservedHost {
   // False while the host has never answered: `vms` is then no list of what it runs (it may run
   // VMs of any name).
   bool vms_known = false;
+  // How reliably the host answers, for people (planning uses `online` only). `failures`:
+  // consecutive failed observations (0 when online), the first of them at `failing_since`;
+  // `error_rate`: the share of failed observation attempts (retries included) among its recent
+  // ones. `degraded`: it answers, but not always (error_rate > 0), or it has failed for less
+  // than reconcile.hostOfflineAfter; a host that is neither online nor degraded is offline.
+  uint32_t failures = 0;
+  std::optional<std::chrono::system_clock::time_point> failing_since;
+  double error_rate = 0.0;
+  bool degraded = false;
 
   friend bool operator==(const ObservedHost&, const ObservedHost&) = default;
 };

@@ -146,6 +146,13 @@ std::string RenderInventoryJson(const Inventory& inventory) {
                                                .count())
                                     : Json(nullptr);
     h["error"] = host.error;
+    h["failures"] = host.failures;
+    h["failing_since"] = host.failing_since ? Json(std::chrono::duration_cast<std::chrono::seconds>(
+                                                       host.failing_since->time_since_epoch())
+                                                       .count())
+                                            : Json(nullptr);
+    h["error_rate"] = host.error_rate;
+    h["degraded"] = host.degraded;
     h["arch"] = host.facts.arch ? std::string(ToString(*host.facts.arch)) : "";
     h["total"] = ResourcesJson(host.facts.total);
     h["reserved"] = ResourcesJson(host.facts.system_reserved);
@@ -207,6 +214,21 @@ Result<Inventory> ParseInventoryJson(std::string_view text) {
             std::chrono::system_clock::time_point{std::chrono::seconds{static_cast<int64_t>(seen)}};
       }
       host.error = h.String("error");
+      // Observation health: written since hosts could be degraded; absent in older snapshots.
+      const nlohmann::json& raw = (*hosts)[i];
+      if (const auto v = raw.find("failures"); v != raw.end() && v->is_number_unsigned()) {
+        host.failures = v->get<uint32_t>();
+      }
+      if (const auto v = raw.find("failing_since"); v != raw.end() && v->is_number_unsigned()) {
+        host.failing_since = std::chrono::system_clock::time_point{
+            std::chrono::seconds{static_cast<int64_t>(v->get<uint64_t>())}};
+      }
+      if (const auto v = raw.find("error_rate"); v != raw.end() && v->is_number()) {
+        host.error_rate = std::clamp(v->get<double>(), 0.0, 1.0);
+      }
+      if (const auto v = raw.find("degraded"); v != raw.end() && v->is_boolean()) {
+        host.degraded = v->get<bool>();
+      }
       host.vms_known = host.online || host.last_seen.has_value();  // it answered at some time
       host.facts.arch = ParseArch(h.String("arch"));
       host.facts.total = h.ResourcesAt("total");

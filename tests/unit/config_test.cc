@@ -50,7 +50,8 @@ TEST_F(ConfigFileTest, DefaultsAndValues) {
       "source: {url: https://git.example.com/fleet.git, path: fleet/, interval: 2m,\n"
       "         auth: {tokenFile: /run/token}}\n"
       "secretsDir: /s\n"
-      "reconcile: {hostLostAfter: 15m, maxDeletionsPerRun: 3, concurrency: 8}\n");
+      "reconcile: {hostLostAfter: 15m, hostOfflineAfter: 45s, maxDeletionsPerRun: 3, "
+      "concurrency: 8}\n");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->source.url, "https://git.example.com/fleet.git");
   EXPECT_EQ(config->source.path, "fleet/");
@@ -58,6 +59,7 @@ TEST_F(ConfigFileTest, DefaultsAndValues) {
   EXPECT_EQ(config->source.token_file, "/run/token");
   EXPECT_EQ(config->secrets_dir, "/s");
   EXPECT_EQ(config->reconcile.host_lost_after, milliseconds{900'000});
+  EXPECT_EQ(config->reconcile.host_offline_after, milliseconds{45'000});
   EXPECT_EQ(config->reconcile.max_deletions, 3u);
   EXPECT_EQ(config->reconcile.concurrency, 8u);
 

@@ -706,3 +706,76 @@ TEST_F(ControllerTest, OnlyItsOwnPoolsWhenSharded) {
 
 }  // namespace
 }  // namespace flotilla::controller
+
+namespace flotilla::controller {
+namespace {
+
+std::vector<std::string> EventKinds(store::Store& store, const std::string& subject) {
+  std::vector<std::string> kinds;
+  Result<std::vector<store::EventRecord>> events = store.Events(0);
+  for (auto it = events->rbegin(); it != events->rend(); ++it) {
+    if (it->subject == subject && it->kind.starts_with("host-")) {
+      kinds.push_back(it->kind);
+    }
+  }
+  return kinds;
+}
+
+// Issue 18, item 3: a failed request is tried again within the pass; a host that keeps failing
+// is degraded until reconcile.hostOfflineAfter has passed (and two observations failed), then
+// offline; events mark the transitions only.
+TEST_F(ControllerTest, AHostTurnsOfflineOnlyAfterFailingForHostOfflineAfter) {
+  source_.revisions["sha1"] = Fleet(0);
+  source_.tip = "sha1";
+  options_.host_offline_after = std::chrono::seconds(30);
+  Controller& c = Make();
+  c.Sync();
+  // One failed attempt is retried: the host stays online and healthy but for its error rate.
+  fake_.FailNext("observe", Status::Unavailable("injected fault"));
+  Result<Prepared> blip = c.Prepare();
+  ASSERT_TRUE(blip.ok());
+  int online = 0;
+  for (const auto& [name, host] : blip->observed.hosts) {
+    online += host.online ? 1 : 0;
+    if (host.error_rate > 0.0) {
+      EXPECT_TRUE(host.degraded) << name;
+    }
+  }
+  EXPECT_EQ(online, 2);
+  // h2 stops answering: degraded for 30 s, then offline; back: online again.
+  fake_.SetOnline("h2", false);
+  std::vector<std::string> states;
+  for (int pass = 0; pass < 5; ++pass) {
+    Result<Prepared> p = c.Prepare();
+    ASSERT_TRUE(p.ok());
+    const ObservedHost* h2 = p->observed.FindHost("h2");
+    EXPECT_FALSE(h2->online);  // never planned on while it does not answer
+    states.push_back(std::string(api::HostState(h2)) + "/" + std::to_string(h2->failures));
+    clock_.Advance(std::chrono::seconds(10));
+  }
+  EXPECT_EQ(states, (std::vector<std::string>{"degraded/1", "degraded/2", "degraded/3", "offline/4",
+                                              "offline/5"}));
+  fake_.SetOnline("h2", true);
+  ASSERT_TRUE(c.Prepare().ok());
+  EXPECT_EQ(EventKinds(*store_, "h2"),
+            (std::vector<std::string>{"host-degraded", "host-offline", "host-online"}));
+}
+
+// A refusal no retry changes (credentials) makes the host offline at once.
+TEST_F(ControllerTest, AHostThatRefusesIsOfflineAtOnce) {
+  source_.revisions["sha1"] = Fleet(0);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  fake_.FailNext("observe", Status::PermissionDenied("login refused"), 2);
+  Result<Prepared> p = c.Prepare();
+  ASSERT_TRUE(p.ok());
+  size_t offline = 0;
+  for (const auto& [name, host] : p->observed.hosts) {
+    offline += api::HostState(&host) == "offline" ? 1 : 0;
+  }
+  EXPECT_EQ(offline, 2U);
+}
+
+}  // namespace
+}  // namespace flotilla::controller
