@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "reconciler/api/front_door.h"
 #include "reconciler/api/views.h"
 #include "reconciler/api/webhook.h"
 #include "reconciler/render/inventory.h"
@@ -48,6 +49,18 @@ int HttpStatus(const Status& status) {
 bool Public(const std::string& path) {
   return path == "/healthz" || path == "/readyz" || path == "/api/v1/webhooks/git";
 }
+
+// cpp-httplib's request handling (parsing, routing, answering) for one request of a stream
+// the front door hands over; its own accept loop and thread pool are not used.
+class HttpCore final : public httplib::Server {
+ public:
+  void Serve(httplib::Stream& stream, bool& closed) {
+    closed = false;
+    if (!process_request(stream, /*close_connection=*/false, closed, [](httplib::Request&) {})) {
+      closed = true;
+    }
+  }
+};
 
 std::optional<size_t> Limit(const httplib::Request& req, size_t fallback) {
   if (!req.has_param("limit")) {
@@ -124,34 +137,35 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
         return Status::FailedPrecondition("cannot read the API's TLS file " + file);
       }
     }
-    auto tls = std::make_unique<httplib::SSLServer>(server->options_.tls_cert_file.c_str(),
-                                                    server->options_.tls_key_file.c_str());
-    if (!tls->is_valid()) {
-      return Status::FailedPrecondition("cannot load the API's TLS certificate " +
-                                        server->options_.tls_cert_file + " and key " +
-                                        server->options_.tls_key_file);
-    }
-    server->http_ = std::move(tls);
-  } else {
-    server->http_ = std::make_unique<httplib::Server>();
   }
+  auto core = std::make_unique<HttpCore>();
+  HttpCore* raw_core = core.get();
+  server->http_ = std::move(core);
   server->host_ = listen->first;
   server->Routes();
-  httplib::Server& http = *server->http_;
-  const int port = listen->second == 0 ? http.bind_to_any_port(listen->first)
-                   : http.bind_to_port(listen->first, listen->second) ? listen->second
-                                                                      : -1;
-  if (port <= 0) {
-    return Status::Unavailable("cannot listen on " + server->options_.listen +
-                               " (in use, or not an address of this machine)");
+  const ServerOptions& o = server->options_;
+  Result<std::unique_ptr<FrontDoor>> door = FrontDoor::Open(
+      FrontDoorOptions{.host = listen->first,
+                       .port = listen->second,
+                       .tls_cert_file = o.tls_cert_file,
+                       .tls_key_file = o.tls_key_file,
+                       .workers = std::max<size_t>(o.threads, 1),
+                       .header_timeout = o.header_timeout,
+                       .io_timeout = o.io_timeout,
+                       .max_body_bytes = o.max_body_bytes,
+                       .max_per_client = o.max_connections_per_client,
+                       .max_connections = o.max_connections},
+      [raw_core](httplib::Stream& stream, bool& closed) { raw_core->Serve(stream, closed); },
+      server->logger_);
+  if (!door.ok()) {
+    if (door.status().code() == Status::Code::kUnavailable) {
+      return Status::Unavailable("cannot listen on " + o.listen + " (" + door.status().message() +
+                                 ")");
+    }
+    return door.status();
   }
-  server->port_ = port;
-  // The socket listens from bind on: connections made before the accept loop runs wait in
-  // its backlog.
-  server->thread_ = std::thread([raw = server.get()] {
-    raw->http_->listen_after_bind();
-    raw->serving_done_ = true;
-  });
+  server->front_ = std::move(*door);
+  server->port_ = server->front_->port();
   return server;
 }
 
@@ -165,15 +179,9 @@ std::string Server::url() const {
 }
 
 void Server::Stop() {
-  if (!thread_.joinable()) {
-    return;
+  if (front_ != nullptr) {
+    front_->Stop();
   }
-  // stop() only ends an accept loop that is already running: repeat it until the thread ends.
-  while (!serving_done_) {
-    http_->stop();
-    std::this_thread::sleep_for(std::chrono::milliseconds{5});
-  }
-  thread_.join();
 }
 
 Status Server::SetSecrets(std::string token, std::string webhook_secret) {
@@ -199,15 +207,6 @@ std::string Server::WebhookSecret() const {
 
 void Server::Routes() {
   httplib::Server& http = *http_;
-  const size_t threads = std::max<size_t>(options_.threads, 1);
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  // cpp-httplib's default sets SO_REUSEPORT, which lets a second process bind the same port and
-  // take half its connections: a second loop configured with the same api.listen must fail to
-  // start instead. SO_REUSEADDR alone still allows a restart while old connections linger.
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
   http.set_payload_max_length(options_.max_body_bytes);
   http.set_read_timeout(options_.io_timeout);
   http.set_write_timeout(options_.io_timeout);

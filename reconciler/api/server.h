@@ -11,8 +11,9 @@
 //
 // Every other request needs `Authorization: Bearer <token>`, compared in constant time; a
 // missing or wrong token gets 401 with a JSON error. Without a token the server only starts on
-// a loopback address. Bodies are capped (1 MiB by default), sockets time out, and a fixed pool
-// of worker threads serves requests.
+// a loopback address. Bodies are capped (1 MiB by default). Connections are accepted and read by
+// an event thread (front_door.h): idle or slow clients hold no worker, health checks have
+// workers of their own, and a fixed pool of worker threads serves complete requests.
 //
 // Thread-safety: Start, Stop and the accessors may be called from any thread; the backend,
 // store and telemetry are called from the worker threads.
@@ -40,6 +41,8 @@ class Server;
 
 namespace flotilla::api {
 
+class FrontDoor;
+
 // What the server asks of the loop.
 class Backend {
  public:
@@ -62,7 +65,13 @@ struct ServerOptions {
   std::string tls_key_file;
   size_t threads = 8;
   size_t max_body_bytes = size_t{1} << 20;
-  std::chrono::seconds io_timeout{10};  // per read and write on a connection
+  std::chrono::seconds io_timeout{10};  // per read and write of a worker on a connection
+  // The front door (front_door.h): a request must be complete this soon after its connection
+  // is accepted (or its last answer); at most this many connections per client address, and in
+  // all.
+  std::chrono::milliseconds header_timeout{std::chrono::seconds{5}};
+  size_t max_connections_per_client = 64;
+  size_t max_connections = 1024;
   // How long POST /api/v1/reconcile waits for the pass to be recorded before answering 202
   // without a run id. At most a quarter of the workers (at least one) wait at once; the others
   // answer "queued" at once, so requests piling up behind a long pass never take every worker
@@ -110,11 +119,10 @@ class Server {
   store::Store& store_;
   Telemetry& telemetry_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<httplib::Server> http_;  // request handling only (front_door.h serves)
+  std::unique_ptr<FrontDoor> front_;
   std::string host_;
   int port_ = 0;
-  std::thread thread_;
-  std::atomic<bool> serving_done_{false};
   std::atomic<size_t> reconcile_waiters_{0};  // POST /api/v1/reconcile requests waiting
 };
 

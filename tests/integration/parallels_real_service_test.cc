@@ -236,6 +236,8 @@ TEST_F(ParallelsTest, TheCacheIsNotListedWhileAPullRuns) {
   other.pool.credentials_ref = "hosts";
   other.secrets.Set("hosts", "apiKey", Base64(kApiKeyPlain));
   ASSERT_TRUE(other.Build(testing::FastTuning()).ok());
+  // The pull has begun on the host (before that, there is nothing to hold the listing back).
+  ASSERT_TRUE(testing::WaitUntil([&] { return sim_->Count("sim", "create_jobs") > 0; }));
   for (int i = 0; i < 5; ++i) {
     EXPECT_TRUE(provider().Observe(host(), Soon()).status.ok());
     EXPECT_TRUE(other.provider->Observe(host(), Soon()).status.ok());

@@ -3,9 +3,14 @@
 
 #include "reconciler/api/server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -17,6 +22,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "reconciler/api/webhook.h"
 #include "tests/support/process.h"
 
 namespace flotilla::api {
@@ -148,6 +154,118 @@ TEST(ParseListenTest, HostsPortsAndLoopback) {
   EXPECT_TRUE(IsLoopback("localhost"));
   EXPECT_FALSE(IsLoopback("0.0.0.0"));
   EXPECT_FALSE(IsLoopback("10.0.0.1"));
+}
+
+}  // namespace
+}  // namespace flotilla::api
+
+namespace flotilla::api {
+namespace {
+
+// A TCP connection to the server from `source` (any 127.0.0.0/8 address), with `sent` sent.
+class RawConnection {
+ public:
+  RawConnection(const std::string& source, int port, const std::string& sent) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
+        connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      ADD_FAILURE() << "cannot connect from " << source;
+      return;
+    }
+    if (!sent.empty()) {
+      EXPECT_EQ(send(fd_, sent.data(), sent.size(), MSG_NOSIGNAL),
+                static_cast<ssize_t>(sent.size()));
+    }
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) {
+      close(fd_);
+    }
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  // Whether the server closed the connection within `limit`.
+  bool ClosedWithin(std::chrono::milliseconds limit) const {
+    pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+    if (poll(&p, 1, static_cast<int>(limit.count())) <= 0) {
+      return false;
+    }
+    char byte = 0;
+    return recv(fd_, &byte, 1, MSG_DONTWAIT) == 0;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Issue 18, item 2: idle and half-sent connections hold no worker, so /healthz and a webhook
+// are answered at once while they stay open; each client address gets a bounded number of
+// connections, and a request must be complete within the header timeout.
+TEST_F(ApiServerTest, IdleAndHalfSentConnectionsStarveNeitherHealthChecksNorWebhooks) {
+  std::unique_ptr<Server> server = Start(ServerOptions{.listen = "127.0.0.1:0",
+                                                       .token = "t0ken",
+                                                       .webhook_secret = "hook-secret",
+                                                       .branch = "main",
+                                                       .header_timeout = std::chrono::seconds{20}});
+  ASSERT_NE(server, nullptr);
+  // 200 silent connections and 200 that stop half-way through a request, from 8 addresses.
+  std::vector<std::unique_ptr<RawConnection>> flood;
+  for (int i = 0; i < 400; ++i) {
+    const std::string source = "127.0.0." + std::to_string(2 + i % 8);
+    flood.push_back(std::make_unique<RawConnection>(
+        source, server->port(),
+        i < 200 ? "" : "POST /api/v1/reconcile HTTP/1.1\r\nHost: flotilla\r\nContent-Le"));
+  }
+  httplib::Client client("127.0.0.1", server->port());
+  std::vector<int64_t> took;
+  for (int i = 0; i < 5; ++i) {
+    const auto started = std::chrono::steady_clock::now();
+    httplib::Result health = client.Get("/healthz");
+    took.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count());
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+  }
+  std::sort(took.begin(), took.end());
+  EXPECT_LT(took[2], 100) << "median /healthz time with 400 idle connections open, ms";
+  EXPECT_LT(took[4], 1000);
+  // A webhook (GitHub's form) is accepted and triggers a pass.
+  const std::string body = R"({"ref":"refs/heads/main","after":")" + std::string(40, 'a') + "\"}";
+  httplib::Result hook =
+      client.Post("/api/v1/webhooks/git",
+                  {{"X-GitHub-Event", "push"},
+                   {"X-Hub-Signature-256", "sha256=" + HmacSha256Hex("hook-secret", body)}},
+                  body, "application/json");
+  ASSERT_TRUE(hook);
+  EXPECT_EQ(hook->status, 202) << hook->body;
+  EXPECT_EQ(backend_.calls(), 1u);
+  // Each address may hold 64 connections: the 65th is closed at once.
+  std::vector<std::unique_ptr<RawConnection>> one_client;
+  for (int i = 0; i < 64; ++i) {
+    one_client.push_back(std::make_unique<RawConnection>("127.0.0.20", server->port(), ""));
+  }
+  RawConnection extra("127.0.0.20", server->port(), "");
+  EXPECT_TRUE(extra.ClosedWithin(std::chrono::seconds{5}));
+  EXPECT_FALSE(one_client.front()->ClosedWithin(std::chrono::milliseconds{100}));
+}
+
+TEST_F(ApiServerTest, AConnectionThatNeverCompletesItsRequestIsClosed) {
+  std::unique_ptr<Server> server = Start(ServerOptions{
+      .listen = "127.0.0.1:0", .token = "t0ken", .header_timeout = std::chrono::seconds{1}});
+  ASSERT_NE(server, nullptr);
+  RawConnection silent("127.0.0.1", server->port(), "");
+  RawConnection half("127.0.0.1", server->port(), "GET /api/v1/hosts HTTP/1.1\r\nHo");
+  EXPECT_TRUE(silent.ClosedWithin(std::chrono::seconds{10}));
+  EXPECT_TRUE(half.ClosedWithin(std::chrono::seconds{10}));
 }
 
 }  // namespace

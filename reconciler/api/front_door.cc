@@ -1,0 +1,642 @@
+#include "reconciler/api/front_door.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <httplib.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "reconciler/model/text.h"
+
+namespace flotilla::api {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// One client connection. Owned by the event thread; while `with_worker`, only that worker
+// touches it.
+struct Conn {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  bool handshaken = false;
+  std::string ip;
+  int port = 0;
+  std::string in;       // bytes read and not yet consumed by a worker
+  size_t consumed = 0;  // how much of `in` the worker has read
+  Clock::time_point accepted;
+  Clock::time_point deadline;  // for the request under way
+  bool with_worker = false;
+  bool close = false;      // the worker says: no further request on it
+  bool peer_done = false;  // the client will send nothing more
+};
+
+// Waits until `fd` is readable (or writable); false on timeout or error.
+bool Wait(int fd, bool write, milliseconds timeout) {
+  pollfd p{.fd = fd, .events = static_cast<short>(write ? POLLOUT : POLLIN), .revents = 0};
+  for (;;) {
+    const int r = poll(&p, 1, static_cast<int>(timeout.count()));
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    return r > 0;
+  }
+}
+
+// The request in `in`, as far as the front door needs it: whether it is complete, and whether
+// it is a health check.
+struct Framing {
+  bool complete = false;
+  bool too_large = false;  // the header passed the limit
+};
+
+Framing Frame(const std::string& in, size_t max_header, size_t max_body) {
+  const size_t end = in.find("\r\n\r\n");
+  if (end == std::string::npos) {
+    return Framing{.too_large = in.size() > max_header};
+  }
+  if (end + 4 > max_header) {
+    return Framing{.too_large = true};
+  }
+  const std::string header = AsciiLower(std::string_view(in).substr(0, end + 2));
+  size_t length = 0;
+  if (size_t at = header.find("\r\ncontent-length:"); at != std::string::npos) {
+    at += 17;
+    while (at < header.size() && (header[at] == ' ' || header[at] == '\t')) {
+      ++at;
+    }
+    size_t digits = 0;
+    while (at < header.size() && header[at] >= '0' && header[at] <= '9' && digits < 19) {
+      length = length * 10 + static_cast<size_t>(header[at++] - '0');
+      ++digits;
+    }
+  }
+  // A chunked body, or one beyond the limit, is left to the worker (which streams it, or
+  // refuses it with 413 without reading it).
+  if (header.find("\r\ntransfer-encoding:") != std::string::npos || length > max_body) {
+    return Framing{.complete = true};
+  }
+  return Framing{.complete = in.size() >= end + 4 + length};
+}
+
+bool IsHealthCheck(const std::string& in) {
+  for (std::string_view path : {"GET /healthz", "GET /readyz"}) {
+    if (in.size() > path.size() && in.starts_with(path) &&
+        (in[path.size()] == ' ' || in[path.size()] == '?')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A worker's view of a connection: the bytes the event thread read first, then the socket.
+class ConnStream final : public httplib::Stream {
+ public:
+  ConnStream(Conn& conn, milliseconds timeout) : conn_(conn), timeout_(timeout) {}
+
+  bool is_readable() const override {
+    return conn_.consumed < conn_.in.size() ||
+           (conn_.ssl != nullptr && SSL_pending(conn_.ssl) > 0) || Wait(conn_.fd, false, timeout_);
+  }
+  bool is_writable() const override { return Wait(conn_.fd, true, timeout_); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (conn_.consumed < conn_.in.size()) {
+      const size_t n = std::min(size, conn_.in.size() - conn_.consumed);
+      std::copy_n(conn_.in.data() + conn_.consumed, n, ptr);
+      conn_.consumed += n;
+      return static_cast<ssize_t>(n);
+    }
+    for (;;) {
+      bool want_write = false;
+      if (conn_.ssl != nullptr) {
+        const int n = SSL_read(conn_.ssl, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+        if (n > 0) {
+          return n;
+        }
+        const int error = SSL_get_error(conn_.ssl, n);
+        if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+          return error == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+        }
+        want_write = error == SSL_ERROR_WANT_WRITE;
+      } else {
+        const ssize_t n = recv(conn_.fd, ptr, size, 0);
+        if (n >= 0) {
+          return n;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          return -1;
+        }
+      }
+      if (!Wait(conn_.fd, want_write, timeout_)) {
+        return -1;
+      }
+    }
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    for (;;) {
+      bool want_read = false;
+      if (conn_.ssl != nullptr) {
+        const int n = SSL_write(conn_.ssl, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+        if (n > 0) {
+          return n;
+        }
+        const int error = SSL_get_error(conn_.ssl, n);
+        if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+          return -1;
+        }
+        want_read = error == SSL_ERROR_WANT_READ;
+      } else {
+        const ssize_t n = send(conn_.fd, ptr, size, MSG_NOSIGNAL);
+        if (n >= 0) {
+          return n;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          return -1;
+        }
+      }
+      if (!Wait(conn_.fd, !want_read, timeout_)) {
+        return -1;
+      }
+    }
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = conn_.ip;
+    port = conn_.port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    ip.clear();
+    port = 0;
+    if (getsockname(conn_.fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      std::array<char, NI_MAXHOST> host{};
+      std::array<char, NI_MAXSERV> serv{};
+      if (getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host.data(), host.size(),
+                      serv.data(), serv.size(), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+        ip = host.data();
+        port = std::atoi(serv.data());
+      }
+    }
+  }
+  socket_t socket() const override { return conn_.fd; }
+
+ private:
+  Conn& conn_;
+  milliseconds timeout_;
+};
+
+// A fixed set of threads serving connections handed to it, in order.
+class Workers {
+ public:
+  Workers(size_t count, std::function<void(Conn*)> serve) : serve_(std::move(serve)) {
+    for (size_t i = 0; i < std::max<size_t>(count, 1); ++i) {
+      threads_.emplace_back([this] { Run(); });
+    }
+  }
+  ~Workers() { Stop(); }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  void Push(Conn* conn) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(conn);
+    }
+    cv_.notify_one();
+  }
+  // Ends the threads once the connections they are serving are done; queued ones are not
+  // served. Returns those.
+  std::deque<Conn*> Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    threads_.clear();  // joins
+    std::lock_guard lock(mu_);
+    return std::exchange(queue_, {});
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      Conn* conn = nullptr;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) {
+          return;
+        }
+        conn = queue_.front();
+        queue_.pop_front();
+      }
+      serve_(conn);
+    }
+  }
+
+  std::function<void(Conn*)> serve_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Conn*> queue_;
+  bool stopping_ = false;
+  std::vector<std::jthread> threads_;
+};
+
+}  // namespace
+
+struct FrontDoor::Impl {
+  FrontDoorOptions options;
+  Handler handler;
+  std::shared_ptr<spdlog::logger> logger;
+  int listen_fd = -1;
+  int wake_fd = -1;  // eventfd: connections came back from workers, or Stop
+  int epoll_fd = -1;
+  int port = 0;
+  SSL_CTX* tls = nullptr;
+
+  std::map<int, std::unique_ptr<Conn>> conns;  // by fd; event thread only
+  std::map<std::string, size_t> per_client;    // open connections by address; event thread only
+  std::mutex back_mu;                          // guards back
+  std::vector<Conn*> back;                     // returned by workers
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<Workers> workers;
+  std::unique_ptr<Workers> health;
+  std::thread thread;
+
+  ~Impl() {
+    if (tls != nullptr) {
+      SSL_CTX_free(tls);
+    }
+    for (int fd : {listen_fd, wake_fd, epoll_fd}) {
+      if (fd >= 0) {
+        close(fd);
+      }
+    }
+  }
+
+  Status Bind() {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string port_text = std::to_string(options.port);
+    if (getaddrinfo(options.host.c_str(), port_text.c_str(), &hints, &found) != 0 ||
+        found == nullptr) {
+      return Status::Unavailable("not an address of this machine");
+    }
+    for (addrinfo* a = found; a != nullptr && listen_fd < 0; a = a->ai_next) {
+      const int fd =
+          socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) {
+        continue;
+      }
+      // SO_REUSEADDR only: a restart may bind while old connections linger, but a second loop
+      // configured with the same address fails to start (SO_REUSEPORT would share the port).
+      int yes = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+        listen_fd = fd;
+      } else {
+        close(fd);
+      }
+    }
+    freeaddrinfo(found);
+    if (listen_fd < 0) {
+      return Status::Unavailable("in use, or not an address of this machine");
+    }
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    return Status::Ok();
+  }
+
+  Status LoadTls() {
+    tls = SSL_CTX_new(TLS_server_method());
+    if (tls == nullptr) {
+      return Status::FailedPrecondition("cannot set up TLS");
+    }
+    SSL_CTX_set_min_proto_version(tls, TLS1_2_VERSION);
+    SSL_CTX_set_mode(tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(tls, options.tls_cert_file.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(tls, options.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(tls) != 1) {
+      ERR_clear_error();
+      return Status::FailedPrecondition("cannot load the API's TLS certificate " +
+                                        options.tls_cert_file + " and key " + options.tls_key_file);
+    }
+    return Status::Ok();
+  }
+
+  void Watch(Conn& conn, bool write, int op) {
+    epoll_event ev{};
+    ev.events = (write ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP;
+    ev.data.fd = conn.fd;
+    epoll_ctl(epoll_fd, op, conn.fd, &ev);
+  }
+
+  void Close(int fd) {
+    auto it = conns.find(fd);
+    if (it == conns.end()) {
+      return;
+    }
+    Conn& conn = *it->second;
+    if (!conn.with_worker) {
+      epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    }
+    if (conn.ssl != nullptr) {
+      SSL_free(conn.ssl);
+    }
+    close(fd);
+    if (auto c = per_client.find(conn.ip); c != per_client.end() && --c->second == 0) {
+      per_client.erase(c);
+    }
+    conns.erase(it);
+  }
+
+  void Accept() {
+    for (;;) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof(addr);
+      const int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        return;  // EAGAIN: all taken; anything else: tried again on the next wake-up
+      }
+      std::array<char, NI_MAXHOST> host{};
+      std::array<char, NI_MAXSERV> serv{};
+      getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host.data(), host.size(), serv.data(),
+                  serv.size(), NI_NUMERICHOST | NI_NUMERICSERV);
+      const std::string ip = host.data();
+      if (per_client[ip] >= options.max_per_client) {
+        logger->debug("api: {} has {} connections open; closing another", ip, per_client[ip]);
+        close(fd);
+        continue;
+      }
+      if (conns.size() >= options.max_connections && !EvictOldestPending()) {
+        close(fd);
+        continue;
+      }
+      auto conn = std::make_unique<Conn>();
+      conn->fd = fd;
+      conn->ip = ip;
+      conn->port = std::atoi(serv.data());
+      conn->accepted = Clock::now();
+      conn->deadline = conn->accepted + options.header_timeout;
+      if (tls != nullptr) {
+        conn->ssl = SSL_new(tls);
+        SSL_set_fd(conn->ssl, fd);
+        SSL_set_accept_state(conn->ssl);
+      }
+      ++per_client[ip];
+      Conn& c = *conn;
+      conns.emplace(fd, std::move(conn));
+      Watch(c, false, EPOLL_CTL_ADD);
+    }
+  }
+
+  // Closes the connection that has waited longest for its request; false if none waits.
+  bool EvictOldestPending() {
+    Conn* oldest = nullptr;
+    for (auto& [fd, conn] : conns) {
+      if (!conn->with_worker && (oldest == nullptr || conn->accepted < oldest->accepted)) {
+        oldest = conn.get();
+      }
+    }
+    if (oldest == nullptr) {
+      return false;
+    }
+    Close(oldest->fd);
+    return true;
+  }
+
+  // Reads what the connection has sent; hands it to a worker once its request is complete.
+  void Pump(Conn& conn) {
+    if (conn.ssl != nullptr && !conn.handshaken) {
+      const int r = SSL_do_handshake(conn.ssl);
+      if (r != 1) {
+        const int error = SSL_get_error(conn.ssl, r);
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+          Watch(conn, error == SSL_ERROR_WANT_WRITE, EPOLL_CTL_MOD);
+          return;
+        }
+        ERR_clear_error();
+        Close(conn.fd);
+        return;
+      }
+      conn.handshaken = true;
+      Watch(conn, false, EPOLL_CTL_MOD);
+    }
+    std::array<char, 16384> buffer{};
+    for (;;) {
+      ssize_t n = 0;
+      if (conn.ssl != nullptr) {
+        const int r = SSL_read(conn.ssl, buffer.data(), static_cast<int>(buffer.size()));
+        if (r <= 0) {
+          const int error = SSL_get_error(conn.ssl, r);
+          if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+            Watch(conn, error == SSL_ERROR_WANT_WRITE, EPOLL_CTL_MOD);
+            break;
+          }
+          ERR_clear_error();
+          Close(conn.fd);
+          return;
+        }
+        n = r;
+      } else {
+        n = recv(conn.fd, buffer.data(), buffer.size(), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          break;
+        }
+        if (n == 0 && Frame(conn.in, options.max_header_bytes, options.max_body_bytes).complete) {
+          conn.peer_done = true;  // sent its request and shut down its side: still answered
+          break;
+        }
+        if (n <= 0) {
+          Close(conn.fd);
+          return;
+        }
+      }
+      conn.in.append(buffer.data(), static_cast<size_t>(n));
+      if (conn.in.size() > options.max_header_bytes + options.max_body_bytes) {
+        break;  // enough to decide
+      }
+    }
+    Dispatch(conn);
+  }
+
+  void Dispatch(Conn& conn) {
+    const Framing framing = Frame(conn.in, options.max_header_bytes, options.max_body_bytes);
+    if (framing.too_large) {
+      static constexpr std::string_view kTooLarge =
+          "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
+          "Connection: close\r\n\r\n";
+      if (conn.ssl != nullptr) {
+        (void)SSL_write(conn.ssl, kTooLarge.data(), static_cast<int>(kTooLarge.size()));
+      } else {
+        (void)send(conn.fd, kTooLarge.data(), kTooLarge.size(), MSG_NOSIGNAL);
+      }
+      Close(conn.fd);
+      return;
+    }
+    if (!framing.complete) {
+      return;  // more to come, within the deadline
+    }
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, conn.fd, nullptr);
+    conn.with_worker = true;
+    (IsHealthCheck(conn.in) ? health : workers)->Push(&conn);
+  }
+
+  // On a worker thread.
+  void Serve(Conn* conn) {
+    ConnStream stream(*conn, options.io_timeout);
+    bool closed = false;
+    handler(stream, closed);
+    conn->in.erase(0, conn->consumed);
+    conn->consumed = 0;
+    conn->close = closed;
+    {
+      std::lock_guard lock(back_mu);
+      back.push_back(conn);
+    }
+    const uint64_t one = 1;
+    (void)!write(wake_fd, &one, sizeof(one));
+  }
+
+  void TakeBack() {
+    uint64_t count = 0;
+    (void)!read(wake_fd, &count, sizeof(count));
+    std::vector<Conn*> returned;
+    {
+      std::lock_guard lock(back_mu);
+      returned.swap(back);
+    }
+    for (Conn* conn : returned) {
+      conn->with_worker = false;
+      if (conn->close || conn->peer_done || stopping) {
+        Close(conn->fd);
+        continue;
+      }
+      // Keep-alive: the next request must come within the header timeout, like the first.
+      conn->accepted = Clock::now();
+      conn->deadline = conn->accepted + options.header_timeout;
+      Watch(*conn, false, EPOLL_CTL_ADD);
+      if (!conn->in.empty()) {
+        Dispatch(*conn);  // a pipelined request
+      }
+    }
+  }
+
+  void CloseExpired() {
+    const auto now = Clock::now();
+    std::vector<int> expired;
+    for (const auto& [fd, conn] : conns) {
+      if (!conn->with_worker && conn->deadline <= now) {
+        expired.push_back(fd);
+      }
+    }
+    for (int fd : expired) {
+      Close(fd);
+    }
+  }
+
+  void Loop() {
+    std::array<epoll_event, 256> events{};
+    while (!stopping) {
+      const int n = epoll_wait(epoll_fd, events.data(), static_cast<int>(events.size()), 250);
+      for (int i = 0; i < n && !stopping; ++i) {
+        const int fd = events[static_cast<size_t>(i)].data.fd;
+        if (fd == listen_fd) {
+          Accept();
+        } else if (fd == wake_fd) {
+          TakeBack();
+        } else if (auto it = conns.find(fd); it != conns.end() && !it->second->with_worker) {
+          Pump(*it->second);
+        }
+      }
+      CloseExpired();
+    }
+  }
+};
+
+FrontDoor::FrontDoor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+FrontDoor::~FrontDoor() { Stop(); }
+
+Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Handler handler,
+                                                   std::shared_ptr<spdlog::logger> logger) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->handler = std::move(handler);
+  impl->logger = std::move(logger);
+  if (!impl->options.tls_cert_file.empty()) {
+    if (Status s = impl->LoadTls(); !s.ok()) {
+      return s;
+    }
+  }
+  if (Status s = impl->Bind(); !s.ok()) {
+    return s;
+  }
+  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (impl->wake_fd < 0 || impl->epoll_fd < 0) {
+    return Status::Unavailable("cannot set up the API's event loop");
+  }
+  for (int fd : {impl->listen_fd, impl->wake_fd}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+  }
+  Impl* raw = impl.get();
+  impl->workers =
+      std::make_unique<Workers>(impl->options.workers, [raw](Conn* c) { raw->Serve(c); });
+  impl->health =
+      std::make_unique<Workers>(impl->options.health_workers, [raw](Conn* c) { raw->Serve(c); });
+  impl->thread = std::thread([raw] { raw->Loop(); });
+  return std::unique_ptr<FrontDoor>(new FrontDoor(std::move(impl)));
+}
+
+int FrontDoor::port() const { return impl_->port; }
+
+void FrontDoor::Stop() {
+  if (!impl_->thread.joinable()) {
+    return;
+  }
+  impl_->stopping = true;
+  const uint64_t one = 1;
+  (void)!write(impl_->wake_fd, &one, sizeof(one));
+  impl_->thread.join();
+  // Requests being served finish; queued ones are dropped with their connections.
+  impl_->workers->Stop();
+  impl_->health->Stop();
+  impl_->back.clear();
+  while (!impl_->conns.empty()) {
+    Conn& conn = *impl_->conns.begin()->second;
+    conn.with_worker = false;
+    impl_->Close(conn.fd);
+  }
+}
+
+}  // namespace flotilla::api

@@ -1,0 +1,75 @@
+#pragma once
+
+// The API's front door: connections are accepted and read by one event thread (epoll), so that
+// clients that connect and say nothing, or send half a request, never hold a worker. A worker
+// gets a connection only once its request is complete (the header, and a body of up to the size
+// limit); health checks (`GET /healthz`, `GET /readyz`) have workers of their own and never queue
+// behind data requests. Between requests a keep-alive connection goes back to the event thread.
+//
+// Limits, each answered by closing the connection (a half-sent request has no one to answer):
+// - a request must be complete within `header_timeout` of the connection being accepted (or of
+//   the last answer on it), and its header within `max_header_bytes`;
+// - at most `max_per_client` connections per client address; more are closed at once;
+// - at most `max_connections` in all: the oldest connection still sending its request makes
+//   room for a new one.
+// TLS (a certificate and key) is done by the event thread too: a handshake that stalls holds
+// no worker either.
+//
+// Thread-safety: Open and Stop from one thread; the handler runs on worker threads.
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "reconciler/model/result.h"
+
+namespace httplib {
+class Stream;
+}
+
+namespace flotilla::api {
+
+struct FrontDoorOptions {
+  std::string host;           // an address of this machine (or 0.0.0.0 / ::)
+  int port = 0;               // 0: any free port
+  std::string tls_cert_file;  // both or neither: TLS
+  std::string tls_key_file;
+  size_t workers = 8;         // for requests other than health checks
+  size_t health_workers = 2;  // for GET /healthz and /readyz
+  std::chrono::milliseconds header_timeout{std::chrono::seconds{5}};
+  std::chrono::milliseconds io_timeout{std::chrono::seconds{10}};  // a worker's reads and writes
+  size_t max_header_bytes = size_t{16} << 10;
+  size_t max_body_bytes = size_t{1} << 20;  // bodies up to this are read before dispatch
+  size_t max_per_client = 64;
+  size_t max_connections = 1024;
+};
+
+class FrontDoor {
+ public:
+  // Serves one complete request from `stream`, answering it; sets `closed` when the connection
+  // must not carry another request.
+  using Handler = std::function<void(httplib::Stream& stream, bool& closed)>;
+
+  // Binds (Unavailable: the address is in use or not this machine's; FailedPrecondition: the
+  // TLS files cannot be loaded) and serves on background threads.
+  static Result<std::unique_ptr<FrontDoor>> Open(FrontDoorOptions options, Handler handler,
+                                                 std::shared_ptr<spdlog::logger> logger);
+  ~FrontDoor();
+  FrontDoor(const FrontDoor&) = delete;
+  FrontDoor& operator=(const FrontDoor&) = delete;
+
+  int port() const;
+  // Stops accepting and reading; requests being served finish. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit FrontDoor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flotilla::api
