@@ -7,6 +7,7 @@
 #   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 #   scripts/bench.sh webhook [pushes] [hosts]
+#   scripts/bench.sh crash_creates [kills] [vms] [hosts] [seed] [latency]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -35,13 +36,17 @@ case "${1:-git_source}" in
     build-bench/bin/idle_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
       "${2:-60}" "${3:-10}" "${4:-20}" "${5:-30s,5s}"
     ;;
+  crash_creates)
+    cmake --build build-bench -j "$(nproc)" --target crash_creates_bench flotilla flotilla-hostsim
+    build-bench/bin/crash_creates_bench "${2:-20}" "${3:-20}" "${4:-2}" "${5:-1}" ${6:+"$6"}
+    ;;
   webhook)
     cmake --build build-bench -j "$(nproc)" --target webhook_bench flotilla flotilla-hostsim
     build-bench/bin/webhook_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
       "${2:-20}" "${3:-10}"
     ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates" >&2
     exit 1
     ;;
 esac

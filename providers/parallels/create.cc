@@ -110,6 +110,7 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
   std::string resume_job;
   std::string resume_temp;
   bool resume_failed = false;  // the journalled job failed: what it left is not finished
+  std::string resume_made;     // the VM id the journalled job completed with
   if (request.resume && !request.resume->job_id.empty()) {
     Result<Response> job = c.Call(
         Method::kGet, "/v1/jobs/" + EncodePathSegment(request.resume->job_id), nullptr, deadline);
@@ -137,6 +138,9 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
       }
       resume_failed = parsed.ok() && !Reaped(*parsed) &&
                       (parsed->state == "failed" || parsed->state == "skipped");
+      if (parsed.ok() && parsed->state == "completed") {
+        resume_made = parsed->result_record_id;
+      }
     }
   }
   std::string finish_temp;  // a complete temporary VM to rename
@@ -175,6 +179,18 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
   if (existing != nullptr) {
     logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
     return CreateResult{.vm = *existing, .adopted = true};
+  }
+  // The journalled job completed, but its VM is not listed yet (the list is the host's cache
+  // and lags, audit #13): it is found by the id the job names, and finished.
+  if (finish_temp.empty() && !resume_made.empty()) {
+    Result<VmInfo> made = GetVm(c, resume_made, deadline);
+    if (!made.ok() && !made.status().IsNotFound()) {
+      return made.status();
+    }
+    if (made.ok() && made->pending_create_for == request.name &&
+        made->name == request.resume->temp_name && made->state == VmState::kStopped) {
+      finish_temp = made->name;
+    }
   }
   // The journal has the temporary name but no job: the last process died while asking the
   // host, which may have started a job that nobody heard of. Its VM, once made, is finished

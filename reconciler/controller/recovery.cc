@@ -40,6 +40,26 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
                     [&](const VmInfo& v) { return v.id == id_or_name || v.name == id_or_name; });
     }
   };
+  // Work an earlier attempt left on a host, whatever became of its row: a process killed again
+  // before it resumed a create leaves the row abandoned, and the work (a pull of tens of GiB)
+  // would otherwise be deleted and done again under another name.
+  Result<std::vector<store::ActionRecord>> resumable_creates = store_.ResumableCreates();
+  if (!resumable_creates.ok()) {
+    return resumable_creates.status();
+  }
+  for (const store::ActionRecord& a : *resumable_creates) {
+    const ObservedHost* host = prepared.observed.FindHost(a.host);
+    if (!InScope(a.pool) || host == nullptr || !host->online ||
+        std::any_of(host->vms.begin(), host->vms.end(),
+                    [&](const VmInfo& v) { return v.name == a.vm; })) {
+      continue;
+    }
+    resumable.try_emplace(
+        ResumeKey(a.vm, a.host),
+        Unfinished{.pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
+                                                       .job_id = a.pending_job_id},
+                   .template_hash = a.template_hash});
+  }
   for (const store::ActionRecord& a : *unfinished) {
     if (!InScope(a.pool)) {
       continue;

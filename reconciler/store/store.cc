@@ -1046,6 +1046,20 @@ Result<std::vector<ActionRecord>> Store::UnfinishedActions() {
       ReadAction);
 }
 
+Result<std::vector<ActionRecord>> Store::ResumableCreates() {
+  std::lock_guard lock(impl_->mu);
+  return ReadAll<ActionRecord>(
+      impl_->db.Prepare(
+          Select(kActionColumns,
+                 "FROM actions a WHERE a.kind IN (?1, ?2) AND a.pending_temp_name != '' "
+                 "AND a.state != ?3 AND NOT EXISTS (SELECT 1 FROM actions b WHERE b.vm = a.vm "
+                 "AND b.kind IN (?1, ?2) AND b.id > a.id "
+                 "AND (b.pending_temp_name != '' OR b.state = ?3)) ORDER BY a.id"),
+          "read resumable creates", ToString(ActionKind::kCreate), ToString(ActionKind::kReplace),
+          ToString(ActionState::kSucceeded)),
+      ReadAction);
+}
+
 Result<std::vector<ActionRecord>> Store::DeletionsSince(Time since) {
   std::lock_guard lock(impl_->mu);
   return ReadAll<ActionRecord>(

@@ -186,6 +186,12 @@ class Store {
   Result<std::vector<ActionRecord>> Actions(int64_t run_id);  // in id order
   // Every action still intended or running, oldest first.
   Result<std::vector<ActionRecord>> UnfinishedActions();
+  // For each VM, its latest create or replace attempt that reached a host (it journalled a
+  // temporary name), if that attempt did not succeed and no later attempt of the VM reached a
+  // host or succeeded: work a later create of the VM on that host can resume, whatever became
+  // of the attempt's row (a process killed again before resuming it leaves it abandoned).
+  // Oldest first.
+  Result<std::vector<ActionRecord>> ResumableCreates();
   // Deletes that succeeded at or after `since` (what the deletion budget counts), oldest first.
   Result<std::vector<ActionRecord>> DeletionsSince(Time since);
   // The journal's proof that this store may have made the `vm` now on `host` without recording

@@ -582,6 +582,42 @@ TEST_F(StoreTest, UnfinishedActionsAreIntendedOrRunningInIdOrder) {
   EXPECT_EQ(ids, expected);
 }
 
+// Issue 18, item 5: the work a create left on a host stays resumable after its row was settled
+// (a process killed again before resuming it), until a later attempt of the VM reached a host
+// or succeeded.
+TEST_F(StoreTest, ResumableCreatesAreTheLatestAttemptsThatReachedAHost) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Result<int64_t> run = store->BeginRun("apply", "aaa", kT0);
+  ASSERT_OK(run);
+  auto add = [&](const std::string& vm, ActionState state, const std::string& temp) {
+    ActionRecord a = Action(*run, vm, state);
+    a.pending_temp_name = temp;
+    Result<int64_t> id = store->InsertAction(a);
+    EXPECT_TRUE(id.ok());
+    if (!temp.empty()) {
+      EXPECT_TRUE(store->UpdateActionPending(*id, temp, "").ok());
+    }
+    return id.ok() ? *id : int64_t{0};
+  };
+  const int64_t abandoned = add("a-0", ActionState::kAbandoned, "a-0.flotilla-1");
+  add("a-0", ActionState::kAbandoned,
+      "");  // killed before it reached the host: a-0.flotilla-1 stays
+  add("b-0", ActionState::kFailed, "b-0.flotilla-1");
+  const int64_t newer = add("b-0", ActionState::kRunning, "b-0.flotilla-2");  // the newer work
+  add("c-0", ActionState::kAbandoned, "c-0.flotilla-1");
+  add("c-0", ActionState::kSucceeded, "");  // made since: nothing to resume
+  add("d-0", ActionState::kSucceeded, "d-0.flotilla-1");
+  Result<std::vector<ActionRecord>> resumable = store->ResumableCreates();
+  ASSERT_OK(resumable);
+  std::vector<std::pair<int64_t, std::string>> got;
+  for (const ActionRecord& a : *resumable) {
+    got.emplace_back(a.id, a.pending_temp_name);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<int64_t, std::string>>{{abandoned, "a-0.flotilla-1"},
+                                                               {newer, "b-0.flotilla-2"}}));
+}
+
 // Every enum value is accepted by the schema's CHECK constraints and reads back as itself.
 TEST_F(StoreTest, EveryEnumValueRoundTrips) {
   auto store = OpenStore();
