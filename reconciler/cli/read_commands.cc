@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -30,8 +31,7 @@ std::string FailedShare(const json& host) {
   const double rate = host.contains("error_rate") && host["error_rate"].is_number()
                           ? host["error_rate"].get<double>()
                           : 0.0;
-  return std::to_string(static_cast<int>(rate * 100.0 + 0.5)) +
-         "% of recent observation attempts failed";
+  return std::to_string(std::lround(rate * 100.0)) + "% of recent observation attempts failed";
 }
 
 void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true) {

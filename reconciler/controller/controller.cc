@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -410,7 +411,7 @@ Result<Observed> Controller::Observe(const Desired& desired) {
     if (was == is) {
       continue;
     }
-    const std::string rate = std::to_string(static_cast<int>(host.error_rate * 100.0 + 0.5)) +
+    const std::string rate = std::to_string(std::lround(host.error_rate * 100.0)) +
                              "% of its recent observation attempts failed";
     if (is == "offline") {
       logger_->warn("host {} ({}) is offline: {}", name, host.pool, host.error);
