@@ -64,6 +64,9 @@ bool Reaped(const Job& job) {
 // in a manifest's VM name, and a fresh random nonce is a substring of no existing name), and
 // renamed to its final name once complete; a rename only clashes with an exact name.
 //
+//   0. A resumed create whose journal has a temporary name but no job id (the process died
+//      while asking the host) first waits for the host's create jobs nobody here knows
+//      (AwaitUnheardCreates): one of them may be making that temporary VM.
 //   1. If a VM with the final name exists, it is returned as adopted: a previous attempt got
 //      as far as the rename, or someone else made it (the ledger decides which).
 //   2. Temporary VMs for this name left by earlier attempts are finished (the one the caller
@@ -94,6 +97,18 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
       return Status::FailedPrecondition("host " + host.name + " cannot create " + request.name +
                                         " from " + request.templ.image + ": " + why);
     }
+  }
+  // The journal has the temporary name but no job: the last process died while asking the
+  // host, which may have started a job that nobody heard of. It is waited for before anything
+  // of that name is finished or deleted (its VM may be listed while the job still works on it),
+  // and its VM, once made, is finished here rather than pulled again under another name.
+  bool unheard_made = false;
+  if (request.resume && request.resume->job_id.empty() && !request.resume->temp_name.empty()) {
+    Result<bool> made = AwaitUnheardCreates(c, request, request.resume->temp_name, deadline);
+    if (!made.ok()) {
+      return made.status();
+    }
+    unheard_made = *made;
   }
   Result<std::vector<VmInfo>> vms = ListVms(c, deadline);
   if (!vms.ok()) {
@@ -192,20 +207,8 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
       finish_temp = made->name;
     }
   }
-  // The journal has the temporary name but no job: the last process died while asking the
-  // host, which may have started a job that nobody heard of. Its VM, once made, is finished
-  // here rather than pulled again under another name.
-  if (finish_temp.empty() && request.resume && request.resume->job_id.empty() &&
-      !request.resume->temp_name.empty() &&
-      std::none_of(vms->begin(), vms->end(),
-                   [&](const VmInfo& vm) { return vm.name == request.resume->temp_name; })) {
-    Result<bool> made = AwaitUnheardCreates(c, request, request.resume->temp_name, deadline);
-    if (!made.ok()) {
-      return made.status();
-    }
-    if (*made) {
-      finish_temp = request.resume->temp_name;
-    }
+  if (finish_temp.empty() && unheard_made) {
+    finish_temp = request.resume->temp_name;  // made, but not listed yet (the list lags)
   }
 
   std::optional<VmInfo> finishing;  // the complete temporary VM, looked up now
@@ -445,7 +448,14 @@ Result<bool> ParallelsProvider::AwaitUnheardCreates(HostClient& client,
       parsed->operation = job.operation;
       job = std::move(*parsed);
     }
-    if (job.state == "completed" && job.result_record_name == temp_name) {
+    bool made = job.state == "completed" && job.result_record_name == temp_name;
+    if (job.state == "completed" && job.result_record_name.empty() &&
+        !job.result_record_id.empty()) {
+      // A host that names only the VM's id: its name says whether it is ours.
+      Result<VmInfo> vm = GetVm(client, job.result_record_id, deadline);
+      made = vm.ok() && vm->name == temp_name;
+    }
+    if (made) {
       logger_->info("host {}: job {} made {}; finishing it", client.host().name, job.id, temp_name);
       return true;
     }

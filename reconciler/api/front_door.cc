@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -45,6 +47,10 @@ struct Conn {
   bool with_worker = false;
   bool close = false;      // the worker says: no further request on it
   bool peer_done = false;  // the client will send nothing more
+  // Refused and answered: what the client still sends is read and dropped until it stops or
+  // the deadline comes, so that closing does not reset the connection before it reads the
+  // answer.
+  bool draining = false;
 };
 
 // Waits until `fd` is readable (or writable); false on timeout or error.
@@ -63,16 +69,22 @@ bool Wait(int fd, bool write, milliseconds timeout) {
 // it is a health check.
 struct Framing {
   bool complete = false;
-  bool too_large = false;  // the header passed the limit
+  // Refused in the event thread, with this status line (a worker never waits for such a body):
+  // "431 Request Header Fields Too Large", "413 Content Too Large", "411 Length Required".
+  std::string_view refuse;
 };
+
+constexpr std::string_view kHeaderTooLarge = "431 Request Header Fields Too Large";
+constexpr std::string_view kBodyTooLarge = "413 Content Too Large";
+constexpr std::string_view kChunked = "411 Length Required";
 
 Framing Frame(const std::string& in, size_t max_header, size_t max_body) {
   const size_t end = in.find("\r\n\r\n");
   if (end == std::string::npos) {
-    return Framing{.too_large = in.size() > max_header};
+    return Framing{.refuse = in.size() > max_header ? kHeaderTooLarge : std::string_view()};
   }
   if (end + 4 > max_header) {
-    return Framing{.too_large = true};
+    return Framing{.refuse = kHeaderTooLarge};
   }
   const std::string header = AsciiLower(std::string_view(in).substr(0, end + 2));
   size_t length = 0;
@@ -87,10 +99,13 @@ Framing Frame(const std::string& in, size_t max_header, size_t max_body) {
       ++digits;
     }
   }
-  // A chunked body, or one beyond the limit, is left to the worker (which streams it, or
-  // refuses it with 413 without reading it).
-  if (header.find("\r\ntransfer-encoding:") != std::string::npos || length > max_body) {
-    return Framing{.complete = true};
+  // A body is read whole before a worker sees the request: one beyond the limit is refused,
+  // and so is a chunked one (no endpoint needs it; webhooks and the CLI send a length).
+  if (header.find("\r\ntransfer-encoding:") != std::string::npos) {
+    return Framing{.refuse = kChunked};
+  }
+  if (length > max_body) {
+    return Framing{.refuse = kBodyTooLarge};
   }
   return Framing{.complete = in.size() >= end + 4 + length};
 }
@@ -106,15 +121,18 @@ bool IsHealthCheck(const std::string& in) {
 }
 
 // A worker's view of a connection: the bytes the event thread read first, then the socket.
+// Every wait is bounded by `timeout`, and all of them together by `total`: a client that reads
+// the answer slowly holds a worker for `total` at most.
 class ConnStream final : public httplib::Stream {
  public:
-  ConnStream(Conn& conn, milliseconds timeout) : conn_(conn), timeout_(timeout) {}
+  ConnStream(Conn& conn, milliseconds timeout, milliseconds total)
+      : conn_(conn), timeout_(timeout), until_(Clock::now() + total) {}
 
   bool is_readable() const override {
     return conn_.consumed < conn_.in.size() ||
-           (conn_.ssl != nullptr && SSL_pending(conn_.ssl) > 0) || Wait(conn_.fd, false, timeout_);
+           (conn_.ssl != nullptr && SSL_pending(conn_.ssl) > 0) || Wait(conn_.fd, false, Left());
   }
-  bool is_writable() const override { return Wait(conn_.fd, true, timeout_); }
+  bool is_writable() const override { return Wait(conn_.fd, true, Left()); }
 
   ssize_t read(char* ptr, size_t size) override {
     if (conn_.consumed < conn_.in.size()) {
@@ -126,6 +144,7 @@ class ConnStream final : public httplib::Stream {
     for (;;) {
       bool want_write = false;
       if (conn_.ssl != nullptr) {
+        ERR_clear_error();  // SSL_get_error reads this thread's queue
         const int n = SSL_read(conn_.ssl, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
         if (n > 0) {
           return n;
@@ -144,7 +163,7 @@ class ConnStream final : public httplib::Stream {
           return -1;
         }
       }
-      if (!Wait(conn_.fd, want_write, timeout_)) {
+      if (!Wait(conn_.fd, want_write, Left())) {
         return -1;
       }
     }
@@ -154,6 +173,7 @@ class ConnStream final : public httplib::Stream {
     for (;;) {
       bool want_read = false;
       if (conn_.ssl != nullptr) {
+        ERR_clear_error();
         const int n = SSL_write(conn_.ssl, ptr, static_cast<int>(std::min<size_t>(size, 1 << 30)));
         if (n > 0) {
           return n;
@@ -172,7 +192,7 @@ class ConnStream final : public httplib::Stream {
           return -1;
         }
       }
-      if (!Wait(conn_.fd, !want_read, timeout_)) {
+      if (!Wait(conn_.fd, !want_read, Left())) {
         return -1;
       }
     }
@@ -200,8 +220,14 @@ class ConnStream final : public httplib::Stream {
   socket_t socket() const override { return conn_.fd; }
 
  private:
+  milliseconds Left() const {
+    const auto left = std::chrono::duration_cast<milliseconds>(until_ - Clock::now());
+    return std::clamp(left, milliseconds{0}, timeout_);
+  }
+
   Conn& conn_;
   milliseconds timeout_;
+  Clock::time_point until_;
 };
 
 // A fixed set of threads serving connections handed to it, in order.
@@ -278,6 +304,7 @@ struct FrontDoor::Impl {
   std::mutex back_mu;                          // guards back
   std::vector<Conn*> back;                     // returned by workers
   std::atomic<bool> stopping{false};
+  std::optional<Clock::time_point> accept_paused_until;  // out of descriptors: see Accept
   std::unique_ptr<Workers> workers;
   std::unique_ptr<Workers> health;
   std::thread thread;
@@ -382,6 +409,17 @@ struct FrontDoor::Impl {
       const int fd = accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE) {
+          // Out of descriptors: make room by closing the connection that has waited longest
+          // for its request; with none, stop accepting for a moment (the listening socket
+          // stays readable, and would wake the loop at once, forever).
+          if (!EvictOldestPending()) {
+            epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
+            accept_paused_until = Clock::now() + milliseconds{100};
+            return;
+          }
+          continue;
+        }
         return;  // EAGAIN: all taken; anything else: tried again on the next wake-up
       }
       std::array<char, NI_MAXHOST> host{};
@@ -389,8 +427,9 @@ struct FrontDoor::Impl {
       getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host.data(), host.size(), serv.data(),
                   serv.size(), NI_NUMERICHOST | NI_NUMERICSERV);
       const std::string ip = host.data();
-      if (per_client[ip] >= options.max_per_client) {
-        logger->debug("api: {} has {} connections open; closing another", ip, per_client[ip]);
+      if (auto open = per_client.find(ip);
+          open != per_client.end() && open->second >= options.max_per_client) {
+        logger->debug("api: {} has {} connections open; closing another", ip, open->second);
         close(fd);
         continue;
       }
@@ -433,7 +472,21 @@ struct FrontDoor::Impl {
 
   // Reads what the connection has sent; hands it to a worker once its request is complete.
   void Pump(Conn& conn) {
+    if (conn.draining) {
+      std::array<char, 16384> sink{};
+      for (;;) {
+        const ssize_t n = recv(conn.fd, sink.data(), sink.size(), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          return;
+        }
+        if (n <= 0) {
+          Close(conn.fd);
+          return;
+        }
+      }
+    }
     if (conn.ssl != nullptr && !conn.handshaken) {
+      ERR_clear_error();
       const int r = SSL_do_handshake(conn.ssl);
       if (r != 1) {
         const int error = SSL_get_error(conn.ssl, r);
@@ -452,6 +505,7 @@ struct FrontDoor::Impl {
     for (;;) {
       ssize_t n = 0;
       if (conn.ssl != nullptr) {
+        ERR_clear_error();
         const int r = SSL_read(conn.ssl, buffer.data(), static_cast<int>(buffer.size()));
         if (r <= 0) {
           const int error = SSL_get_error(conn.ssl, r);
@@ -460,6 +514,11 @@ struct FrontDoor::Impl {
             break;
           }
           ERR_clear_error();
+          if (error == SSL_ERROR_ZERO_RETURN &&
+              Frame(conn.in, options.max_header_bytes, options.max_body_bytes).complete) {
+            conn.peer_done = true;  // sent its request and closed: still answered
+            break;
+          }
           Close(conn.fd);
           return;
         }
@@ -488,16 +547,29 @@ struct FrontDoor::Impl {
 
   void Dispatch(Conn& conn) {
     const Framing framing = Frame(conn.in, options.max_header_bytes, options.max_body_bytes);
-    if (framing.too_large) {
-      static constexpr std::string_view kTooLarge =
-          "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
-          "Connection: close\r\n\r\n";
+    if (!framing.refuse.empty()) {
+      // Best effort (the socket does not block): the client may not be reading.
+      const std::string_view why =
+          framing.refuse == kHeaderTooLarge ? "the request header is too large"
+          : framing.refuse == kBodyTooLarge ? "the request body is too large"
+                                            : "send the request body with a Content-Length";
+      const std::string body = "{\"error\": \"" + std::string(why) + "\"}\n";
+      const std::string answer =
+          "HTTP/1.1 " + std::string(framing.refuse) +
+          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\nConnection: close\r\n\r\n" + body;
       if (conn.ssl != nullptr) {
-        (void)SSL_write(conn.ssl, kTooLarge.data(), static_cast<int>(kTooLarge.size()));
-      } else {
-        (void)send(conn.fd, kTooLarge.data(), kTooLarge.size(), MSG_NOSIGNAL);
+        ERR_clear_error();
+        (void)SSL_write(conn.ssl, answer.data(), static_cast<int>(answer.size()));
+        ERR_clear_error();
+        Close(conn.fd);
+        return;
       }
-      Close(conn.fd);
+      (void)send(conn.fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      shutdown(conn.fd, SHUT_WR);
+      conn.draining = true;
+      conn.in.clear();
+      conn.deadline = Clock::now() + std::chrono::seconds{2};
       return;
     }
     if (!framing.complete) {
@@ -510,7 +582,7 @@ struct FrontDoor::Impl {
 
   // On a worker thread.
   void Serve(Conn* conn) {
-    ConnStream stream(*conn, options.io_timeout);
+    ConnStream stream(*conn, options.io_timeout, options.io_timeout * 3);
     bool closed = false;
     handler(stream, closed);
     conn->in.erase(0, conn->consumed);
@@ -542,7 +614,9 @@ struct FrontDoor::Impl {
       conn->accepted = Clock::now();
       conn->deadline = conn->accepted + options.header_timeout;
       Watch(*conn, false, EPOLL_CTL_ADD);
-      if (!conn->in.empty()) {
+      if (conn->ssl != nullptr && SSL_pending(conn->ssl) > 0) {
+        Pump(*conn);  // decrypted already: epoll will not say so
+      } else if (!conn->in.empty()) {
         Dispatch(*conn);  // a pipelined request
       }
     }
@@ -576,6 +650,13 @@ struct FrontDoor::Impl {
         }
       }
       CloseExpired();
+      if (accept_paused_until && Clock::now() >= *accept_paused_until) {
+        accept_paused_until.reset();
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = listen_fd;
+        epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
+      }
     }
   }
 };
@@ -588,6 +669,11 @@ Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Han
                                                    std::shared_ptr<spdlog::logger> logger) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  // Connections share the process's descriptors with the store, Git and the hosts: at most half.
+  if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    impl->options.max_connections =
+        std::clamp<size_t>(limit.rlim_cur / 2, 1, impl->options.max_connections);
+  }
   impl->handler = std::move(handler);
   impl->logger = std::move(logger);
   if (!impl->options.tls_cert_file.empty()) {

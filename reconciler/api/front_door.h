@@ -8,10 +8,13 @@
 //
 // Limits, each answered by closing the connection (a half-sent request has no one to answer):
 // - a request must be complete within `header_timeout` of the connection being accepted (or of
-//   the last answer on it), and its header within `max_header_bytes`;
+//   the last answer on it); a header beyond `max_header_bytes` gets 431, a body beyond
+//   `max_body_bytes` 413 and a chunked one 411, from the event thread;
+// - a worker waits at most `io_timeout` for each write, and 3 x `io_timeout` in all;
 // - at most `max_per_client` connections per client address; more are closed at once;
-// - at most `max_connections` in all: the oldest connection still sending its request makes
-//   room for a new one.
+// - at most `max_connections` in all (and half the process's descriptor limit): the oldest
+//   connection still sending its request makes room for a new one, also when descriptors run
+//   out.
 // TLS (a certificate and key) is done by the event thread too: a handshake that stalls holds
 // no worker either.
 //

@@ -140,8 +140,10 @@ std::string Summarise(const manifest::Diagnostics& diagnostics) {
   return text;
 }
 
-// Observation attempts per host kept for its error rate.
+// Observation attempts per host kept for its error rate, and how many of them must have failed
+// for a host that answers to count as degraded (one blip does not).
 constexpr size_t kObservationWindow = 20;
+constexpr size_t kDegradedFailures = 2;
 
 // A VM that exists only while a create or a prepull is under way (what PlanCleanups deletes).
 bool IsTemporaryVm(const std::string& name) {
@@ -344,7 +346,8 @@ Result<Observed> Controller::Observe(const Desired& desired) {
           std::this_thread::sleep_for(pause);
         }
       } else {
-        failed.push_back(true);
+        failed.push_back(
+            true);  // the pool's provider cannot be built (its secrets): no retry helps
       }
       host.online = status.ok();
       if (host.online) {
@@ -366,10 +369,22 @@ Result<Observed> Controller::Observe(const Desired& desired) {
         }
       }
       std::lock_guard lock(mu);
-      if (!status.ok() && !status.IsRetryable()) {
+      if (!status.ok() && (!status.IsRetryable() || job.provider == nullptr)) {
         refused.insert(host.name);
       }
-      std::deque<bool>& recent = attempts_[host.name];
+      auto [window, first] = attempts_.try_emplace(host.name);
+      std::deque<bool>& recent = window->second;
+      if (first) {
+        // A restart keeps what the last process saw: the window starts from the error rate it
+        // recorded (as many failed attempts of the last kObservationWindow), so that a degraded
+        // host is not declared healthy again by a restart alone.
+        if (const ObservedHost* before = stored->FindHost(host.name)) {
+          const auto failed_before =
+              static_cast<size_t>(std::lround(before->error_rate * kObservationWindow));
+          recent.assign(kObservationWindow - failed_before, false);
+          recent.insert(recent.end(), failed_before, true);
+        }
+      }
       recent.insert(recent.end(), failed.begin(), failed.end());
       while (recent.size() > kObservationWindow) {
         recent.pop_front();
@@ -388,10 +403,13 @@ Result<Observed> Controller::Observe(const Desired& desired) {
     }
   }
   // Offline only after failing for host_offline_after (at least twice in a row), or at once when
-  // the failure is not one to retry (refused credentials, a missing endpoint); degraded
-  // meanwhile, and while recent attempts failed. Transitions are logged and recorded, not blips.
+  // the failure is not one to retry (refused credentials, a missing endpoint, unreadable
+  // secrets); offline stays offline until an observation succeeds. Degraded meanwhile, and while
+  // at least kDegradedFailures of the recent attempts failed. Transitions are logged and
+  // recorded, not blips.
   for (auto& [name, host] : observed.hosts) {
     const ObservedHost* before = stored->FindHost(name);
+    const bool was_down = before != nullptr && !before->online && !before->degraded;
     if (host.online) {
       host.failures = 0;
       host.failing_since.reset();
@@ -403,9 +421,13 @@ Result<Observed> Controller::Observe(const Desired& desired) {
     }
     const bool down =
         !host.online &&
-        (options_.host_offline_after.count() == 0 || refused.contains(name) ||
+        (was_down || options_.host_offline_after.count() == 0 || refused.contains(name) ||
          (host.failures >= 2 && now - *host.failing_since >= options_.host_offline_after));
-    host.degraded = host.online ? host.error_rate > 0.0 : !down;
+    const auto& recent = attempts_[name];
+    host.degraded = host.online
+                        ? static_cast<size_t>(std::count(recent.begin(), recent.end(), true)) >=
+                              kDegradedFailures
+                        : !down;
     const std::string_view was = before == nullptr ? "unknown" : api::HostState(before);
     const std::string_view is = api::HostState(&host);
     if (was == is) {
@@ -516,8 +538,14 @@ Result<Prepared> Controller::Prepare() {
   // host is placed there when it fits.
   for (const auto& [key, unfinished] : resumable) {
     const size_t at = key.find('@');  // ResumeKey: "<vm>@<host>"; VM names have no '@'
+    const std::string host = key.substr(at + 1);
+    const ObservedHost* observed = prepared.observed.FindHost(host);
+    const std::string& temp = unfinished.pending.temp_name;
+    const bool seen =
+        observed != nullptr && std::any_of(observed->vms.begin(), observed->vms.end(),
+                                           [&temp](const VmInfo& v) { return v.name == temp; });
     planner_options.unfinished[key.substr(0, at)] = planner::PlannerOptions::Unfinished{
-        .host = key.substr(at + 1), .template_hash = unfinished.template_hash};
+        .host = host, .template_hash = unfinished.template_hash, .temporary_seen = seen};
   }
   prepared.plan = planner::ComputePlan(prepared.desired, prepared.observed, prepared.ledger,
                                        planner_options, clock_.Now());

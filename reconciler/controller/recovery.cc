@@ -54,6 +54,15 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
                     [&](const VmInfo& v) { return v.name == a.vm; })) {
       continue;
     }
+    // Without a job id there is work to resume only if the temporary VM is there, or a job
+    // nobody heard of may still make it: not beyond the time a create may take.
+    const bool temporary_seen =
+        std::any_of(host->vms.begin(), host->vms.end(),
+                    [&](const VmInfo& v) { return v.name == a.pending_temp_name; });
+    if (a.pending_job_id.empty() && !temporary_seen &&
+        clock_.Now() - a.started_at > options_.executor.create_timeout) {
+      continue;
+    }
     resumable.try_emplace(
         ResumeKey(a.vm, a.host),
         Unfinished{.pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
@@ -154,6 +163,7 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
             logger_->warn("finishing the replace of {}: {}", a.vm, deleted.ToString());
             continue;
           }
+          forget(a.from_host, which);  // gone: the rest of this pass must not see it
         }
       }
       settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
@@ -190,6 +200,7 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
           logger_->warn("deleting the replaced {} on {}: {}", a.vm, a.host, deleted.ToString());
           continue;
         }
+        forget(a.host, a.predecessor_id);  // gone: the rest of this pass must not see it
         settle(a, store::ActionState::kSucceeded, "deleted after a restart");
         continue;
       }

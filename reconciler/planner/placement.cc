@@ -203,11 +203,15 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
       static_cast<int64_t>(t.disk ? t.disk->bytes() : options_.default_image_disk_bytes);
   // The host where an unfinished create of this VM from this template left its work.
   std::string resume_host;
+  bool disk_held = false;  // by the temporary VM there
   if (auto it = options_.unfinished.find(vm);
       it != options_.unfinished.end() && it->second.template_hash == TemplateHash(t)) {
     resume_host = it->second.host;
+    disk_held = it->second.temporary_seen;
   }
-  const auto disk_on = [&](const std::string& host) { return host == resume_host ? 0 : disk; };
+  const auto disk_on = [&](const std::string& host) {
+    return host == resume_host && disk_held ? 0 : disk;
+  };
 
   std::map<std::string, int> failed;  // reason -> hosts
   int64_t max_free_cpu = INT64_MIN;

@@ -49,11 +49,12 @@ struct PlannerOptions {
   uint32_t apple_vm_limit = 2;
   // Where an unfinished create of a VM left work (a host job, or a complete temporary VM), and
   // the template hash it was building, by VM name: a new VM with that template goes to that
-  // host whenever it fits there, before any other ranking, and asks no disk of it (the work
-  // already holds it).
+  // host whenever it fits there, before any other ranking; when its temporary VM is seen there,
+  // it asks no disk of the host (the temporary VM already holds it).
   struct Unfinished {
     std::string host;
     std::string template_hash;
+    bool temporary_seen = false;
   };
   std::map<std::string, Unfinished> unfinished;
 };

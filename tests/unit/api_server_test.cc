@@ -202,6 +202,26 @@ class RawConnection {
     return recv(fd_, &byte, 1, MSG_DONTWAIT) == 0;
   }
 
+  // What the server sends until it closes the connection (or `limit` passes).
+  std::string ReadAll(std::chrono::milliseconds limit) const {
+    std::string text;
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
+      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
+      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        return text;
+      }
+      char buffer[4096];
+      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) {
+        return text;
+      }
+      text.append(buffer, static_cast<size_t>(n));
+    }
+  }
+
  private:
   int fd_ = -1;
 };
@@ -266,6 +286,17 @@ TEST_F(ApiServerTest, AConnectionThatNeverCompletesItsRequestIsClosed) {
   RawConnection half("127.0.0.1", server->port(), "GET /api/v1/hosts HTTP/1.1\r\nHo");
   EXPECT_TRUE(silent.ClosedWithin(std::chrono::seconds{10}));
   EXPECT_TRUE(half.ClosedWithin(std::chrono::seconds{10}));
+  // Bodies no worker should wait for are refused by the event thread, with an answer.
+  RawConnection chunked("127.0.0.1", server->port(),
+                        "POST /api/v1/reconcile HTTP/1.1\r\nHost: f\r\nAuthorization: Bearer "
+                        "t0ken\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+  EXPECT_TRUE(chunked.ReadAll(std::chrono::seconds{10}).starts_with("HTTP/1.1 411 "));
+  RawConnection huge("127.0.0.1", server->port(),
+                     "POST /api/v1/reconcile HTTP/1.1\r\nHost: f\r\nContent-Length: "
+                     "1000000000000\r\n\r\n{");
+  const std::string refused = huge.ReadAll(std::chrono::seconds{10});
+  EXPECT_TRUE(refused.starts_with("HTTP/1.1 413 ")) << refused;
+  EXPECT_TRUE(refused.find("the request body is too large") != std::string::npos) << refused;
 }
 
 }  // namespace

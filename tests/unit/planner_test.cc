@@ -791,9 +791,16 @@ TEST(PlannerTest, AVmWhoseUnfinishedCreateLeftWorkOnAHostIsPlacedThere) {
   fleet.observed.hosts["mini-02"].facts.disk_known = true;
   // Without it, spread and the free disk put ios-0 on mini-01.
   EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-01");
+  // Its temporary VM is not seen on mini-02 (a job may still make it): preferred, but the disk
+  // the VM needs must be free there.
   fleet.options.unfinished["ios-0"] = PlannerOptions::Unfinished{
       .host = "mini-02", .template_hash = TemplateHash(fleet.sets[0].templ)};
-  // The 50Gi the template asks for are already taken by the work on mini-02.
+  EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-01");
+  fleet.observed.hosts["mini-02"].facts.available.disk_bytes = 60 * kGi;
+  EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-02");
+  // Seen there: the 50Gi the template asks for are already taken by the temporary VM.
+  fleet.observed.hosts["mini-02"].facts.available.disk_bytes = 30 * kGi;
+  fleet.options.unfinished["ios-0"].temporary_seen = true;
   EXPECT_EQ(Summary(fleet.Compute()).front(), "create ios-0@mini-02");
   // Built from another template, the work is not resumed: placed as usual.
   fleet.options.unfinished["ios-0"].template_hash = "older";
