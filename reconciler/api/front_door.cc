@@ -27,9 +27,10 @@
 #include "reconciler/model/text.h"
 
 namespace flotilla::api {
-namespace {
+// Named (not anonymous): FrontDoor::Impl, a member of an exported class, holds these types.
+namespace door {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // One client connection. Owned by the event thread; while `with_worker`, only that worker
@@ -42,8 +43,8 @@ struct Conn {
   int port = 0;
   std::string in;       // bytes read and not yet consumed by a worker
   size_t consumed = 0;  // how much of `in` the worker has read
-  Clock::time_point accepted;
-  Clock::time_point deadline;  // for the request under way
+  SteadyClock::time_point accepted;
+  SteadyClock::time_point deadline;  // for the request under way
   bool with_worker = false;
   bool close = false;      // the worker says: no further request on it
   bool peer_done = false;  // the client will send nothing more
@@ -126,7 +127,7 @@ bool IsHealthCheck(const std::string& in) {
 class ConnStream final : public httplib::Stream {
  public:
   ConnStream(Conn& conn, milliseconds timeout, milliseconds total)
-      : conn_(conn), timeout_(timeout), until_(Clock::now() + total) {}
+      : conn_(conn), timeout_(timeout), until_(SteadyClock::now() + total) {}
 
   bool is_readable() const override {
     return conn_.consumed < conn_.in.size() ||
@@ -221,13 +222,13 @@ class ConnStream final : public httplib::Stream {
 
  private:
   milliseconds Left() const {
-    const auto left = std::chrono::duration_cast<milliseconds>(until_ - Clock::now());
+    const auto left = std::chrono::duration_cast<milliseconds>(until_ - SteadyClock::now());
     return std::clamp(left, milliseconds{0}, timeout_);
   }
 
   Conn& conn_;
   milliseconds timeout_;
-  Clock::time_point until_;
+  SteadyClock::time_point until_;
 };
 
 // A fixed set of threads serving connections handed to it, in order.
@@ -287,7 +288,18 @@ class Workers {
   std::vector<std::jthread> threads_;
 };
 
-}  // namespace
+}  // namespace door
+
+using door::Conn;
+using door::ConnStream;
+using door::Frame;
+using door::Framing;
+using door::IsHealthCheck;
+using door::kBodyTooLarge;
+using door::kHeaderTooLarge;
+using door::SteadyClock;
+using door::Workers;
+using std::chrono::milliseconds;
 
 struct FrontDoor::Impl {
   FrontDoorOptions options;
@@ -304,7 +316,7 @@ struct FrontDoor::Impl {
   std::mutex back_mu;                          // guards back
   std::vector<Conn*> back;                     // returned by workers
   std::atomic<bool> stopping{false};
-  std::optional<Clock::time_point> accept_paused_until;  // out of descriptors: see Accept
+  std::optional<SteadyClock::time_point> accept_paused_until;  // out of descriptors: see Accept
   std::unique_ptr<Workers> workers;
   std::unique_ptr<Workers> health;
   std::thread thread;
@@ -415,7 +427,7 @@ struct FrontDoor::Impl {
           // stays readable, and would wake the loop at once, forever).
           if (!EvictOldestPending()) {
             epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, nullptr);
-            accept_paused_until = Clock::now() + milliseconds{100};
+            accept_paused_until = SteadyClock::now() + milliseconds{100};
             return;
           }
           continue;
@@ -441,7 +453,7 @@ struct FrontDoor::Impl {
       conn->fd = fd;
       conn->ip = ip;
       conn->port = std::atoi(serv.data());
-      conn->accepted = Clock::now();
+      conn->accepted = SteadyClock::now();
       conn->deadline = conn->accepted + options.header_timeout;
       if (tls != nullptr) {
         conn->ssl = SSL_new(tls);
@@ -569,7 +581,7 @@ struct FrontDoor::Impl {
       shutdown(conn.fd, SHUT_WR);
       conn.draining = true;
       conn.in.clear();
-      conn.deadline = Clock::now() + std::chrono::seconds{2};
+      conn.deadline = SteadyClock::now() + std::chrono::seconds{2};
       return;
     }
     if (!framing.complete) {
@@ -611,7 +623,7 @@ struct FrontDoor::Impl {
         continue;
       }
       // Keep-alive: the next request must come within the header timeout, like the first.
-      conn->accepted = Clock::now();
+      conn->accepted = SteadyClock::now();
       conn->deadline = conn->accepted + options.header_timeout;
       Watch(*conn, false, EPOLL_CTL_ADD);
       if (conn->ssl != nullptr && SSL_pending(conn->ssl) > 0) {
@@ -623,7 +635,7 @@ struct FrontDoor::Impl {
   }
 
   void CloseExpired() {
-    const auto now = Clock::now();
+    const auto now = SteadyClock::now();
     std::vector<int> expired;
     for (const auto& [fd, conn] : conns) {
       if (!conn->with_worker && conn->deadline <= now) {
@@ -650,7 +662,7 @@ struct FrontDoor::Impl {
         }
       }
       CloseExpired();
-      if (accept_paused_until && Clock::now() >= *accept_paused_until) {
+      if (accept_paused_until && SteadyClock::now() >= *accept_paused_until) {
         accept_paused_until.reset();
         epoll_event ev{};
         ev.events = EPOLLIN;
