@@ -1,7 +1,10 @@
 #include "reconciler/render/inventory.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "reconciler/model/quantity.h"
 
@@ -48,6 +51,20 @@ class Reader {
       return 0;
     }
     return it->get<uint64_t>();
+  }
+
+  // A time written as Unix seconds (UnixSeconds); empty when absent, null or 0.
+  std::optional<std::chrono::system_clock::time_point> Time(const char* key) {
+    const uint64_t seconds = Number(key);
+    if (seconds > (uint64_t{1} << 35)) {
+      Fail(key, "is not a time in Unix seconds");
+      return std::nullopt;
+    }
+    if (seconds == 0) {
+      return std::nullopt;
+    }
+    return std::chrono::system_clock::time_point{
+        std::chrono::seconds{static_cast<int64_t>(seconds)}};
   }
 
   bool Bool(const char* key) {
@@ -122,6 +139,14 @@ class Reader {
   Status& error_;
 };
 
+// A time as Unix seconds, or null (Reader::Time reads it back).
+nlohmann::json UnixSeconds(const std::optional<std::chrono::system_clock::time_point>& time) {
+  if (!time) {
+    return nullptr;
+  }
+  return std::chrono::duration_cast<std::chrono::seconds>(time->time_since_epoch()).count();
+}
+
 }  // namespace
 
 std::string RenderInventoryJson(const Inventory& inventory) {
@@ -141,16 +166,10 @@ std::string RenderInventoryJson(const Inventory& inventory) {
       vms.push_back(std::move(v));
     }
     Json h = {{"name", host.name}, {"pool", host.pool}, {"online", host.online}};
-    h["last_seen"] = host.last_seen ? Json(std::chrono::duration_cast<std::chrono::seconds>(
-                                               host.last_seen->time_since_epoch())
-                                               .count())
-                                    : Json(nullptr);
+    h["last_seen"] = UnixSeconds(host.last_seen);
     h["error"] = host.error;
     h["failures"] = host.failures;
-    h["failing_since"] = host.failing_since ? Json(std::chrono::duration_cast<std::chrono::seconds>(
-                                                       host.failing_since->time_since_epoch())
-                                                       .count())
-                                            : Json(nullptr);
+    h["failing_since"] = UnixSeconds(host.failing_since);
     h["error_rate"] = host.error_rate;
     h["degraded"] = host.degraded;
     h["arch"] = host.facts.arch ? std::string(ToString(*host.facts.arch)) : "";
@@ -207,27 +226,15 @@ Result<Inventory> ParseInventoryJson(std::string_view text) {
       host.name = h.String("name", true);
       host.pool = h.String("pool");
       host.online = h.Bool("online");
-      if (const uint64_t seen = h.Number("last_seen"); seen > (uint64_t{1} << 35)) {
-        h.Fail("last_seen", "is not a time in Unix seconds");
-      } else if (seen > 0) {
-        host.last_seen =
-            std::chrono::system_clock::time_point{std::chrono::seconds{static_cast<int64_t>(seen)}};
-      }
+      host.last_seen = h.Time("last_seen");
       host.error = h.String("error");
       // Observation health: written since hosts could be degraded; absent in older snapshots.
+      host.failures = static_cast<uint32_t>(std::min<uint64_t>(h.Number("failures"), UINT32_MAX));
+      host.failing_since = h.Time("failing_since");
+      host.degraded = h.Bool("degraded");
       const nlohmann::json& raw = (*hosts)[i];
-      if (const auto v = raw.find("failures"); v != raw.end() && v->is_number_unsigned()) {
-        host.failures = v->get<uint32_t>();
-      }
-      if (const auto v = raw.find("failing_since"); v != raw.end() && v->is_number_unsigned()) {
-        host.failing_since = std::chrono::system_clock::time_point{
-            std::chrono::seconds{static_cast<int64_t>(v->get<uint64_t>())}};
-      }
       if (const auto v = raw.find("error_rate"); v != raw.end() && v->is_number()) {
         host.error_rate = std::clamp(v->get<double>(), 0.0, 1.0);
-      }
-      if (const auto v = raw.find("degraded"); v != raw.end() && v->is_boolean()) {
-        host.degraded = v->get<bool>();
       }
       host.vms_known = host.online || host.last_seen.has_value();  // it answered at some time
       host.facts.arch = ParseArch(h.String("arch"));

@@ -732,7 +732,12 @@ ObservedHost OfflineHost() {
                       .online = false,
                       .last_seen = kT0 - minutes(20),
                       .error = "connect: connection refused",
-                      .facts = HostFacts{.arch = Arch::kX86_64, .total = {.cpu = 8}}};
+                      .facts = HostFacts{.arch = Arch::kX86_64, .total = {.cpu = 8}},
+                      .failures = 3,
+                      .failing_since = std::chrono::floor<std::chrono::seconds>(kT0) -
+                                       minutes(1),  // stored in seconds
+                      .error_rate = 0.25,
+                      .degraded = true};
 }
 
 TEST_F(StoreTest, HostObservationsRoundTrip) {
