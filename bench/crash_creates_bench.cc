@@ -97,13 +97,7 @@ TEST(CrashCreatesBench, HostCreatesPerVmAcrossRandomKills) {
   std::mt19937_64 rng(args.seed);
   // Kills spread over the life of an apply: from its start to well into its creates.
   std::uniform_int_distribution<int> after_ms(300, 3000);
-  const auto creates = [&] {
-    int n = 0;
-    for (int i = 0; i < args.hosts; ++i) {
-      n += f.sim().Count(f.host(i), "create_jobs");
-    }
-    return n;
-  };
+  const auto creates = [&] { return f.CountOnAllHosts("create_jobs"); };
   std::printf("kill  after_ms  host_creates_so_far\n");
   for (int k = 1; k <= args.kills; ++k) {
     const int ms = after_ms(rng);

@@ -126,6 +126,24 @@ std::string Tail(const std::string& text, size_t n = 3000) {
   return text.size() <= n ? text : "..." + text.substr(text.size() - n);
 }
 
+// Runs `apply --yes`, lets it go on for `after` once its log shows `line`, and kills it
+// (SIGKILL). Its log is killed.err in the fixture's folder.
+::testing::AssertionResult ApplyKilledAfter(FleetFixture& f, const std::string& line,
+                                            milliseconds after) {
+  const fs::path err = f.dir() / "killed.err";
+  Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
+  if (!WaitUntil([&] { return Contains(Slurp(err), line); }, 60s)) {
+    return ::testing::AssertionFailure() << "apply never logged \"" << line << "\":\n"
+                                         << Slurp(err);
+  }
+  std::this_thread::sleep_for(after);
+  apply.Signal(SIGKILL);
+  if (!apply.Wait(10s).has_value()) {
+    return ::testing::AssertionFailure() << "apply did not end after SIGKILL";
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // One VM as a host lists it.
 struct HostVm {
   std::string host;
@@ -622,10 +640,7 @@ TEST(CrashTest, TemporaryVmsOfKilledCreatesAreSweptWhenNoLongerWanted) {
   const fs::path err = f.dir() / "killed.err";
   {
     Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
-    ASSERT_TRUE(WaitUntil([&] {
-      return f.sim().Count("sim-000", "create_async") + f.sim().Count("sim-001", "create_async") >=
-             3;
-    })) << Slurp(err);
+    ASSERT_TRUE(WaitUntil([&] { return f.CountOnAllHosts("create_async") >= 3; })) << Slurp(err);
     std::this_thread::sleep_for(200ms);
     apply.Signal(SIGKILL);
     ASSERT_TRUE(apply.Wait(10s).has_value());
@@ -721,18 +736,10 @@ TEST(CrashTest, AKillDuringTheRenameOfARecreatedVmLeavesNoDuplicateAfterAReplace
       client.Delete("/h/" + old.host + "/api/v1/machines/" + old.id + "?force=true", headers);
   ASSERT_TRUE(deleted && deleted->status < 300) << (deleted ? deleted->body : "no answer");
 
-  // apply makes it again and is killed while the host renames it into place.
-  const fs::path err = f.dir() / "killed.err";
-  {
-    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
-    // The clone is quick and the rename takes 3 s (the host holds its lock meanwhile, so the
-    // temporary name is never listed): 1.5 s after the create begins, the rename is under way.
-    ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "create lx-1 on"); }, 60s))
-        << Slurp(err);
-    std::this_thread::sleep_for(1500ms);
-    apply.Signal(SIGKILL);
-    ASSERT_TRUE(apply.Wait(10s).has_value());
-  }
+  // apply makes it again and is killed while the host renames it into place. The clone is
+  // quick and the rename takes 3 s (the host holds its lock meanwhile, so the temporary name is
+  // never listed): 1.5 s after the create begins, the rename is under way.
+  ASSERT_TRUE(ApplyKilledAfter(f, "create lx-1 on", 1500ms));
   std::this_thread::sleep_for(3000ms);  // the host finishes the rename on its own
   ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 2}}), managed, 3, log))
       << Tail(log, 6000);
@@ -774,13 +781,7 @@ struct InFlightKill {
     f.WriteManifest("lx.yaml", FleetFixture::VmSetYaml("lx", replicas, "  prune: true\n",
                                                        "catalog://LINUX/v1", 1));
   }
-  int Creates() {
-    int n = 0;
-    for (int i = 0; i < kHosts; ++i) {
-      n += f.sim().Count(f.host(i), "create_jobs");
-    }
-    return n;
-  }
+  int Creates() { return f.CountOnAllHosts("create_jobs"); }
   // lx-0 converged; then lx-1 wanted, and the apply that creates it killed with its request in
   // flight.
   void KillWithTheCreateInFlight() {
@@ -792,19 +793,11 @@ struct InFlightKill {
     ASSERT_EQ(Creates(), 1);
     Write(2);
     f.Commit("lx: 2");
-    const fs::path err = f.dir() / "killed.err";
-    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
-    // The host counts a request once it is answered: 1 s after the create begins, the request
-    // is with the host and its answer 2 s away.
-    ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "create lx-1 on"); }, 60s))
-        << Slurp(err);
-    std::this_thread::sleep_for(1000ms);
-    apply.Signal(SIGKILL);
-    ASSERT_TRUE(apply.Wait(10s).has_value());
-    ASSERT_EQ(f.sim().Count(f.host(0), "create_async") + f.sim().Count(f.host(1), "create_async"),
-              1)
-        << "the create was answered before the kill\n"
-        << Slurp(err);
+    // 1 s after the create begins, the request is with the host and its answer 2 s away.
+    ASSERT_TRUE(ApplyKilledAfter(f, "create lx-1 on", 1000ms));
+    // The host counts a request once it is answered.
+    ASSERT_EQ(f.CountOnAllHosts("create_async"), 1) << "the create was answered before the kill\n"
+                                                    << Slurp(f.dir() / "killed.err");
     ASSERT_EQ(Creates(), 2);
   }
 };

@@ -68,6 +68,14 @@ class FleetFixture {
     std::snprintf(name, sizeof name, "sim-%03d", i);
     return name;
   }
+  // hostsim's counter `endpoint` ("create_async", "create_jobs", ...) summed over every host.
+  int CountOnAllHosts(const std::string& endpoint) {
+    int n = 0;
+    for (int i = 0; i < options_.hosts; ++i) {
+      n += sim_->Count(host(i), endpoint);
+    }
+    return n;
+  }
 
   // The HostPool `sims` with every host, and maxVMs from the options.
   std::string PoolYaml(const std::string& extra_host_fields = "") const {
