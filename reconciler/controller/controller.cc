@@ -389,8 +389,11 @@ Result<Observed> Controller::Observe(const Desired& desired) {
       while (recent.size() > kObservationWindow) {
         recent.pop_front();
       }
-      host.error_rate = static_cast<double>(std::count(recent.begin(), recent.end(), true)) /
-                        static_cast<double>(recent.size());
+      const auto failed_recently =
+          static_cast<size_t>(std::count(recent.begin(), recent.end(), true));
+      host.error_rate = static_cast<double>(failed_recently) / static_cast<double>(recent.size());
+      // Settled below for a host that did not answer.
+      host.degraded = failed_recently >= kDegradedFailures;
       observed.hosts[host.name] = std::move(host);
     }
   };
@@ -423,11 +426,9 @@ Result<Observed> Controller::Observe(const Desired& desired) {
         !host.online &&
         (was_down || options_.host_offline_after.count() == 0 || refused.contains(name) ||
          (host.failures >= 2 && now - *host.failing_since >= options_.host_offline_after));
-    const auto& recent = attempts_[name];
-    host.degraded = host.online
-                        ? static_cast<size_t>(std::count(recent.begin(), recent.end(), true)) >=
-                              kDegradedFailures
-                        : !down;
+    if (!host.online) {
+      host.degraded = !down;
+    }
     const std::string_view was = before == nullptr ? "unknown" : api::HostState(before);
     const std::string_view is = api::HostState(&host);
     if (was == is) {
@@ -536,16 +537,13 @@ Result<Prepared> Controller::Prepare() {
   }
   // Resume where the work is: a VM whose unfinished create left a job or a temporary VM on a
   // host is placed there when it fits.
-  for (const auto& [key, unfinished] : resumable) {
-    const size_t at = key.find('@');  // ResumeKey: "<vm>@<host>"; VM names have no '@'
-    const std::string host = key.substr(at + 1);
-    const ObservedHost* observed = prepared.observed.FindHost(host);
-    const std::string& temp = unfinished.pending.temp_name;
-    const bool seen =
-        observed != nullptr && std::any_of(observed->vms.begin(), observed->vms.end(),
-                                           [&temp](const VmInfo& v) { return v.name == temp; });
-    planner_options.unfinished[key.substr(0, at)] = planner::PlannerOptions::Unfinished{
-        .host = host, .template_hash = unfinished.template_hash, .temporary_seen = seen};
+  for (const auto& entry : resumable) {
+    const Unfinished& u = entry.second;
+    const ObservedHost* observed = prepared.observed.FindHost(u.host);
+    planner_options.unfinished[u.vm] = planner::PlannerOptions::Unfinished{
+        .host = u.host,
+        .template_hash = u.template_hash,
+        .temporary_seen = observed != nullptr && observed->HasVm(u.pending.temp_name)};
   }
   prepared.plan = planner::ComputePlan(prepared.desired, prepared.observed, prepared.ledger,
                                        planner_options, clock_.Now());
@@ -645,8 +643,8 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
       const executor::ActionReport& r = result.report.actions[i];
       const Action& a = prepared.plan.actions[i];
       if (r.pending) {
-        cancelled_creates_[ResumeKey(a.vm, a.host)] =
-            Unfinished{.pending = *r.pending, .template_hash = a.template_hash};
+        cancelled_creates_[ResumeKey(a.vm, a.host)] = Unfinished{
+            .vm = a.vm, .host = a.host, .pending = *r.pending, .template_hash = a.template_hash};
       }
       if (r.outcome == executor::Outcome::kFailed) {
         Event("error", "action-failed", a.vm,

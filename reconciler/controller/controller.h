@@ -171,6 +171,8 @@ class Controller {
   Result<Observed> Observe(const Desired& desired);
   // A create that did not finish, and the template hash it was building.
   struct Unfinished {
+    std::string vm;
+    std::string host;
     providers::PendingCreate pending;
     std::string template_hash;
   };

@@ -47,27 +47,25 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
   if (!resumable_creates.ok()) {
     return resumable_creates.status();
   }
+  const auto unfinished_of = [](const store::ActionRecord& a) {
+    return Unfinished{.vm = a.vm,
+                      .host = a.host,
+                      .pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
+                                                          .job_id = a.pending_job_id},
+                      .template_hash = a.template_hash};
+  };
   for (const store::ActionRecord& a : *resumable_creates) {
     const ObservedHost* host = prepared.observed.FindHost(a.host);
-    if (!InScope(a.pool) || host == nullptr || !host->online ||
-        std::any_of(host->vms.begin(), host->vms.end(),
-                    [&](const VmInfo& v) { return v.name == a.vm; })) {
+    if (!InScope(a.pool) || host == nullptr || !host->online || host->HasVm(a.vm)) {
       continue;
     }
     // Without a job id there is work to resume only if the temporary VM is there, or a job
     // nobody heard of may still make it: not beyond the time a create may take.
-    const bool temporary_seen =
-        std::any_of(host->vms.begin(), host->vms.end(),
-                    [&](const VmInfo& v) { return v.name == a.pending_temp_name; });
-    if (a.pending_job_id.empty() && !temporary_seen &&
+    if (a.pending_job_id.empty() && !host->HasVm(a.pending_temp_name) &&
         clock_.Now() - a.started_at > options_.executor.create_timeout) {
       continue;
     }
-    resumable.try_emplace(
-        ResumeKey(a.vm, a.host),
-        Unfinished{.pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
-                                                       .job_id = a.pending_job_id},
-                   .template_hash = a.template_hash});
+    resumable.try_emplace(ResumeKey(a.vm, a.host), unfinished_of(a));
   }
   for (const store::ActionRecord& a : *unfinished) {
     if (!InScope(a.pool)) {
@@ -86,10 +84,7 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
     if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
       if (vm == nullptr) {
         if (!a.pending_temp_name.empty()) {
-          resumable[ResumeKey(a.vm, a.host)] =
-              Unfinished{.pending = providers::PendingCreate{.temp_name = a.pending_temp_name,
-                                                             .job_id = a.pending_job_id},
-                         .template_hash = a.template_hash};
+          resumable[ResumeKey(a.vm, a.host)] = unfinished_of(a);
         }
         settle(a, store::ActionState::kAbandoned,
                "interrupted; " + std::string(a.pending_temp_name.empty()

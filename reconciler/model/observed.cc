@@ -1,5 +1,7 @@
 #include "reconciler/model/observed.h"
 
+#include <algorithm>
+
 #include "reconciler/model/text.h"
 
 namespace flotilla {
@@ -72,6 +74,10 @@ VmState ParseVmState(std::string_view raw) {
     return VmState::kTransitional;
   }
   return VmState::kUnknown;
+}
+
+bool ObservedHost::HasVm(std::string_view name) const {
+  return std::any_of(vms.begin(), vms.end(), [&](const VmInfo& vm) { return vm.name == name; });
 }
 
 const ObservedHost* Observed::FindHost(std::string_view name) const {

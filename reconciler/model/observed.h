@@ -119,12 +119,16 @@ struct ObservedHost {
   // How reliably the host answers, for people (planning uses `online` only). `failures`:
   // consecutive failed observations (0 when online), the first of them at `failing_since`;
   // `error_rate`: the share of failed observation attempts (retries included) among its recent
-  // ones. `degraded`: it answers, but not always (error_rate > 0), or it has failed for less
-  // than reconcile.hostOfflineAfter; a host that is neither online nor degraded is offline.
+  // ones. `degraded`: it answers, but some of its recent attempts failed (at least 2 of the
+  // last 20), or it has failed for less than reconcile.hostOfflineAfter; a host that is neither
+  // online nor degraded is offline.
   uint32_t failures = 0;
   std::optional<std::chrono::system_clock::time_point> failing_since;
   double error_rate = 0.0;
   bool degraded = false;
+
+  // Whether `vms` has a VM named `name`.
+  bool HasVm(std::string_view name) const;
 
   friend bool operator==(const ObservedHost&, const ObservedHost&) = default;
 };
