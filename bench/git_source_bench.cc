@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "providers/builtin.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/manifest_source.h"
 #include "tests/support/loopback.h"
@@ -112,7 +113,7 @@ int main(int argc, char** argv) {
   const std::string url = "git://127.0.0.1:" + std::to_string(port) + "/fleet.git";
 
   flotilla::source::GitLibrary library;
-  auto validator = flotilla::manifest::SchemaValidator::Create();
+  auto validator = flotilla::manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
   const flotilla::manifest::ManifestLoader loader(*validator);
 
   auto open = [&](const fs::path& state) {

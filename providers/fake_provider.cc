@@ -205,7 +205,7 @@ Result<CreateResult> FakeProvider::Create(const HostRef& host, const CreateReque
   h.vms[vm.name] = vm;
   if (request.templ.image.starts_with("catalog://")) {
     auto& cached = h.spec.cached_images;
-    const std::string key = ImageCacheKey(request.templ.image);
+    const std::string& key = request.templ.image;  // the fake keys catalog images as written
     if (!std::binary_search(cached.begin(), cached.end(), key)) {
       cached.insert(std::upper_bound(cached.begin(), cached.end(), key), key);
     }
@@ -303,7 +303,7 @@ Status FakeProvider::Prepull(const HostRef& host, const PrepullRequest& request,
   }
   if (request.templ.image.starts_with("catalog://")) {
     auto& cached = (*entered)->spec.cached_images;
-    const std::string key = ImageCacheKey(request.templ.image);
+    const std::string& key = request.templ.image;  // the fake keys catalog images as written
     if (!std::binary_search(cached.begin(), cached.end(), key)) {
       cached.insert(std::upper_bound(cached.begin(), cached.end(), key), key);
     }

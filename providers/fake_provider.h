@@ -4,7 +4,8 @@
 // executor and loop. It keeps the rules that matter to callers (the Apple limit of two running
 // macOS VMs, configure only when stopped, architecture must match, disk must fit, idempotent
 // start/stop/delete, adopt-on-create) and answers instantly. It is not a substitute for the
-// Parallels provider's tests against flotilla-hostsim over HTTP.
+// Parallels provider's tests against flotilla-hostsim over HTTP. Test-only: it lives in its own
+// library (flotilla_fake_provider), never in a production binary.
 //
 // Thread-safety: every method may be called from any thread.
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "providers/provider.h"
+#include "reconciler/model/provider_rules.h"
 
 namespace flotilla::providers {
 
@@ -22,9 +24,22 @@ struct FakeHostSpec {
   Resources total{.cpu = 12, .memory_bytes = uint64_t{32} << 30, .disk_bytes = uint64_t{1} << 40};
   Resources system_reserved{
       .cpu = 1, .memory_bytes = uint64_t{2} << 30, .disk_bytes = uint64_t{20000} << 20};
-  std::vector<std::string> cached_images;  // ImageCacheKey()s, sorted
+  std::vector<std::string> cached_images;  // catalog:// images as written, sorted
   std::string agent_version = "1.0.5";
   bool online = true;
+};
+
+// The fake's rules: no settings of its own, any image, and catalog:// images cached under
+// their own spelling (as FakeHostSpec::cached_images holds them).
+class FakeRules final : public ProviderRules {
+ public:
+  std::string_view name() const override { return "fake"; }
+  std::string_view settings_schema() const override { return "{}"; }
+  void CheckPool(const HostPool& /*pool*/, std::vector<PoolProblem>& /*problems*/) const override {}
+  std::string CheckImage(std::string_view /*image*/) const override { return ""; }
+  std::string ImageCacheKey(std::string_view image) const override {
+    return image.starts_with("catalog://") ? std::string(image) : "";
+  }
 };
 
 class FakeProvider final : public Provider {

@@ -35,8 +35,8 @@ namespace {
 constexpr std::string_view kPrepullPrefix = "flotilla-prepull-h";
 }  // namespace
 
-std::string PrepullVmName(std::string_view image) {
-  return std::string(kPrepullPrefix) + HexHash(ImageCacheKey(image), 8);
+std::string PrepullVmName(std::string_view image_cache_key) {
+  return std::string(kPrepullPrefix) + HexHash(image_cache_key, 8);
 }
 
 bool IsPrepullVmName(std::string_view vm_name) {

@@ -61,7 +61,6 @@ struct HostRef {
 // The observation types (VmState, Resources, HostFacts, VmInfo) live in the model, so that the
 // planner can use them without depending on providers.
 using ::flotilla::HostFacts;
-using ::flotilla::ParseVmState;
 using ::flotilla::Resources;
 using ::flotilla::ToString;
 using ::flotilla::VmInfo;
@@ -192,11 +191,12 @@ std::string PendingCreateName(std::string_view final_name, std::string_view nonc
 // The final name inside a temporary create name, or empty if `vm_name` is not one.
 std::string ParsePendingCreateName(std::string_view vm_name);
 
-// The VM a provider may make to pull `image` into a host's cache (Provider::Prepull), and which
-// it deletes again: "flotilla-prepull-h<8 hex digits>". Never the name of a VMSet's VM
+// The VM a provider may make to pull an image into a host's cache (Provider::Prepull), and which
+// it deletes again: "flotilla-prepull-h<8 hex digits of the image's cache key>". Never the name of
+// a VMSet's VM
 // ("<set>-<ordinal>": the part after the last '-' is not a number). The loop deletes such VMs,
 // and their temporary forms, that a killed prepull left behind.
-std::string PrepullVmName(std::string_view image);
+std::string PrepullVmName(std::string_view image_cache_key);
 bool IsPrepullVmName(std::string_view vm_name);
 
 }  // namespace flotilla::providers

@@ -8,6 +8,10 @@ Status ProviderRegistry::Register(std::unique_ptr<ProviderFactory> factory) {
   if (factory == nullptr) {
     return Status::InvalidArgument("cannot register a null provider factory");
   }
+  if (factory->rules() == nullptr || factory->rules()->name() != factory->name()) {
+    return Status::InvalidArgument("provider \"" + std::string(factory->name()) +
+                                   "\" has no rules of its own name");
+  }
   for (const auto& known : factories_) {
     if (known->name() == factory->name()) {
       return Status::AlreadyExists("provider \"" + std::string(factory->name()) +
@@ -49,6 +53,18 @@ std::vector<std::string> ProviderRegistry::Names() const {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+ProviderRulesList ProviderRegistry::Rules() const {
+  ProviderRulesList rules;
+  for (const std::string& name : Names()) {
+    for (const auto& factory : factories_) {
+      if (factory->name() == name) {
+        rules.push_back(factory->rules());
+      }
+    }
+  }
+  return rules;
 }
 
 }  // namespace flotilla::providers

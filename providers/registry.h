@@ -9,6 +9,10 @@
 //
 // A factory turns a ProviderContext (the pool, its secrets, a logger and a clock) into its own
 // typed config once, through TypedProviderFactory; the provider itself only ever sees that type.
+// It also owns everything else provider-specific that core code needs, as ProviderRules
+// (reconciler/model/provider_rules.h): the schema of its pool settings, its pool checks, the
+// images it takes and how its hosts key cached ones. The registry hands those to the manifest
+// layer (ProviderRegistry::Rules), so core code never names a provider.
 
 #include <spdlog/logger.h>
 #include <memory>
@@ -19,6 +23,7 @@
 #include "providers/provider.h"
 #include "providers/secrets.h"
 #include "reconciler/model/clock.h"
+#include "reconciler/model/provider_rules.h"
 #include "reconciler/model/result.h"
 #include "reconciler/model/types.h"
 
@@ -38,6 +43,8 @@ class ProviderFactory {
  public:
   virtual ~ProviderFactory() = default;
   virtual std::string_view name() const = 0;
+  // This provider's rules for manifests and planning; never null, and named name().
+  virtual std::shared_ptr<const ProviderRules> rules() const = 0;
   // Builds a provider for `context.pool`. Errors name the pool and what is wrong with its
   // configuration (a missing credential file, an unreadable CA file); never a secret.
   virtual Result<std::unique_ptr<Provider>> Build(const ProviderContext& context) const = 0;
@@ -75,6 +82,9 @@ class ProviderRegistry {
   Result<std::unique_ptr<Provider>> Build(const ProviderContext& context) const;
 
   std::vector<std::string> Names() const;  // sorted
+
+  // Every registered factory's rules, in the order of Names().
+  ProviderRulesList Rules() const;
 
  private:
   std::vector<std::unique_ptr<ProviderFactory>> factories_;

@@ -1,6 +1,7 @@
 #include "providers/parallels/config.h"
 
 #include <fstream>
+#include <tuple>
 #include <vector>
 
 #include "providers/parallels/wire.h"
@@ -18,14 +19,66 @@ Result<std::string> ReadOptional(const SecretSource& secrets, const std::string&
   return value->value_or("");
 }
 
+// settings[object][key] as a string: absent or null is "", another type an error.
+Result<std::string> StringSetting(const nlohmann::json& settings, const char* object,
+                                  const char* key) {
+  const auto o = settings.find(object);
+  if (o == settings.end() || o->is_null()) {
+    return std::string();
+  }
+  if (!o->is_object()) {
+    return Status::InvalidArgument(std::string(object) + " must be an object");
+  }
+  const auto v = o->find(key);
+  if (v == o->end() || v->is_null()) {
+    return std::string();
+  }
+  if (!v->is_string()) {
+    return Status::InvalidArgument(std::string(object) + "." + key + " must be a string");
+  }
+  return v->get<std::string>();
+}
+
 }  // namespace
+
+Result<ParallelsPoolSettings> ParsePoolSettings(const nlohmann::json& settings) {
+  if (!settings.is_null() && !settings.is_object()) {
+    return Status::InvalidArgument("the pool's settings must be an object");
+  }
+  if (settings.is_null()) {
+    return ParallelsPoolSettings{};
+  }
+  ParallelsPoolSettings out;
+  for (auto [field, object, key] :
+       {std::tuple{&out.catalog_connection_ref, "catalog", "connectionRef"},
+        std::tuple{&out.catalog_manager_id, "catalog", "managerId"},
+        std::tuple{&out.ca_file, "tls", "caFile"}}) {
+    Result<std::string> value = StringSetting(settings, object, key);
+    if (!value.ok()) {
+      return value.status();
+    }
+    *field = std::move(*value);
+  }
+  if (const auto tls = settings.find("tls"); tls != settings.end() && tls->is_object()) {
+    const auto skip = tls->find("insecureSkipVerify");
+    if (skip != tls->end() && !skip->is_null() && !skip->is_boolean()) {
+      return Status::InvalidArgument("tls.insecureSkipVerify must be true or false");
+    }
+    out.insecure_skip_verify = skip != tls->end() && skip->is_boolean() && skip->get<bool>();
+  }
+  return out;
+}
 
 Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
                                              const ParallelsTuning& tuning) {
   const HostPool& pool = context.pool;
+  Result<ParallelsPoolSettings> settings = ParsePoolSettings(pool.settings);
+  if (!settings.ok()) {
+    return settings.status();
+  }
   ParallelsConfig config{.pool = pool.meta.name,
-                         .insecure_skip_verify = pool.tls.insecure_skip_verify,
-                         .ca_file = pool.tls.ca_file,
+                         .insecure_skip_verify = settings->insecure_skip_verify,
+                         .ca_file = settings->ca_file,
                          .tuning = tuning};
   if (!pool.credentials_ref.empty()) {
     const std::string& ref = pool.credentials_ref;
@@ -65,15 +118,16 @@ Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
                                       " has no credentialsRef: prl-devops-service hosts need an "
                                       "API key or a username and password");
   }
-  config.catalog_manager_id = pool.catalog_manager_id;
-  if (!pool.catalog_connection_ref.empty()) {
+  config.catalog_manager_id = settings->catalog_manager_id;
+  if (!settings->catalog_connection_ref.empty()) {
     Result<std::string> connection =
-        ReadOptional(context.secrets, pool.catalog_connection_ref, "connection");
+        ReadOptional(context.secrets, settings->catalog_connection_ref, "connection");
     if (!connection.ok()) {
       return connection.status();
     }
     if (connection->empty()) {
-      return Status::FailedPrecondition("catalog connectionRef \"" + pool.catalog_connection_ref +
+      return Status::FailedPrecondition("catalog connectionRef \"" +
+                                        settings->catalog_connection_ref +
                                         "\" has no connection value");
     }
     config.catalog_connection = *connection;

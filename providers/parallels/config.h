@@ -6,6 +6,8 @@
 #include <chrono>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "providers/registry.h"
 #include "reconciler/model/result.h"
 
@@ -45,6 +47,18 @@ struct ParallelsTuning {
   // How often a VM being pulled is looked for by name when its job cannot be read.
   std::chrono::milliseconds follow_poll{std::chrono::seconds{10}};
 };
+
+// The pool's own settings (HostPool::settings, described by pool_settings.v1.json).
+struct ParallelsPoolSettings {
+  std::string catalog_connection_ref;  // catalog.connectionRef; empty = none
+  std::string catalog_manager_id;      // catalog.managerId; empty = none
+  bool insecure_skip_verify = false;   // tls.insecureSkipVerify
+  std::string ca_file;                 // tls.caFile; empty = the system's trust store
+};
+
+// InvalidArgument naming the setting when one has the wrong type (the manifest's schema
+// refuses such pools; pools built in code are checked here).
+Result<ParallelsPoolSettings> ParsePoolSettings(const nlohmann::json& settings);
 
 struct ParallelsConfig {
   std::string pool;  // for messages

@@ -313,7 +313,7 @@ Status ParallelsProvider::Prepull(const HostRef& host, const PrepullRequest& req
   // PUT /catalog/pull, which exists only with the catalog module): a VM is made and deleted.
   // Its name (PrepullVmName) never matches a VMSet's, and one name per image keeps two prepulls
   // of one image from racing; the loop sweeps what a killed prepull leaves.
-  const std::string name = PrepullVmName(request.templ.image);
+  const std::string name = PrepullVmName(key);
   CreateRequest create{.name = name,
                        .templ = request.templ,
                        .cancelled = request.cancelled,

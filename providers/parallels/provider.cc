@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "providers/parallels/rules.h"
 #include "providers/parallels/wire.h"
 #include "reconciler/model/text.h"
 
@@ -372,6 +373,10 @@ Status ParallelsProvider::Delete(const HostRef& host, std::string_view vm, Deadl
     return client.status();
   }
   return ForceDelete(**client, vm, deadline);
+}
+
+std::shared_ptr<const ProviderRules> ParallelsProviderFactory::rules() const {
+  return std::make_shared<ParallelsRules>();
 }
 
 Result<ParallelsConfig> ParallelsProviderFactory::ParseConfig(

@@ -116,6 +116,7 @@ class ParallelsProviderFactory final : public TypedProviderFactory<ParallelsConf
  public:
   explicit ParallelsProviderFactory(ParallelsTuning tuning = {}) : tuning_(tuning) {}
   std::string_view name() const override { return "parallels"; }
+  std::shared_ptr<const ProviderRules> rules() const override;
 
  protected:
   Result<ParallelsConfig> ParseConfig(const ProviderContext& context) const override;

@@ -16,6 +16,20 @@
 
 namespace flotilla::providers::parallels {
 
+// Maps a Parallels/prlctl state string onto VmState (case-insensitive). Strings that end in
+// "ing" and are not "running" are transitional; anything unrecognised is kUnknown.
+VmState ParseVmState(std::string_view raw);
+
+// The catalog's NormalizeString (prl-devops-service helpers/strings.go:95-103): lower case,
+// with space and ,:;()[]{}'"/\|<>=+*&^%$#@!`~? each replaced by '_'. The Parallels catalog
+// stores ids and versions so (catalog/main.go:142-144), and hosts cache them so.
+std::string NormalizeCatalogName(std::string_view name);
+
+// The key of an image in HostFacts::cached_images: "catalog://ID/VERSION" with ID and VERSION
+// normalised (NormalizeCatalogName), so that "catalog://MACOS_BASE/v1" is the cached
+// "catalog://macos_base/v1"; any other reference as it is.
+std::string ImageCacheKey(std::string_view image);
+
 // "8192Mb", "64Gb", "512 MB", "1024" (plain numbers are MB, the service's unit) -> bytes.
 // Units b, Kb, Mb, Gb, Tb are powers of 1024, case-insensitive. nullopt on anything else.
 std::optional<uint64_t> ParseSize(std::string_view text);

@@ -1,6 +1,7 @@
 #include "reconciler/cli/app.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "reconciler/cli/read_commands.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/manifest/diagnostics.h"
+#include "reconciler/manifest/loader.h"
 #include "reconciler/source/git_source.h"
 
 #ifndef FLOTILLA_VERSION
@@ -84,7 +86,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       "flotilla keeps a fleet of virtual machines equal to what a Git repository says.\n"
       "Commit HostPool and VMSet manifests; flotilla plans and converges the hosts.",
       "flotilla");
-  app.set_version_flag("--version", std::string("flotilla ") + FLOTILLA_VERSION);
+  app.set_version_flag("--version", std::string("flotilla ") + FLOTILLA_VERSION +
+                                        " (providers: " + manifest::Join(providers.Names()) + ")");
   app.require_subcommand(0, 1);
   app.footer(
       "Exit status: 0 success, 1 error; plan and diff also 2 (changes) and 3 (no action\n"
@@ -104,28 +107,39 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->type_name("LEVEL");
 
+  // Every command: its flags (added now) and how it runs (once it is the one parsed).
+  struct Command {
+    CLI::App* cmd;
+    std::function<int(const Context&)> run;
+  };
   ValidateOptions validate;
-  CLI::App* validate_cmd = AddValidateCommand(app, validate);
   DiffOptions diff;
-  CLI::App* diff_cmd = AddDiffCommand(app, diff);
   PlanOptions plan;
-  CLI::App* plan_cmd = AddPlanCommand(app, plan);
   ApplyOptions apply;
-  CLI::App* apply_cmd = AddApplyCommand(app, apply);
   RunOptions run;
-  CLI::App* run_cmd = AddRunCommand(app, run);
   ReadOptions status;
-  CLI::App* status_cmd = AddStatusCommand(app, status);
   HistoryOptions history;
-  CLI::App* history_cmd = AddHistoryCommand(app, history);
   ReadOptions hosts;
-  CLI::App* hosts_cmd = AddHostsCommand(app, hosts);
   VmsOptions vms;
-  CLI::App* vms_cmd = AddVmsCommand(app, vms);
   ReconcileOptions reconcile;
-  CLI::App* reconcile_cmd = AddReconcileCommand(app, reconcile);
   DevOptions dev;
-  CLI::App* dev_cmd = AddDevCommand(app, dev);
+  CLI::App* apply_cmd = AddApplyCommand(app, apply);
+  CLI::App* run_cmd = AddRunCommand(app, run);
+  const std::vector<Command> commands = {
+      {AddValidateCommand(app, validate),
+       [&](const Context& c) { return RunValidate(validate, c); }},
+      {AddDiffCommand(app, diff), [&](const Context& c) { return RunDiff(diff, c); }},
+      {AddPlanCommand(app, plan), [&](const Context& c) { return RunPlan(plan, c); }},
+      {apply_cmd, [&](const Context& c) { return RunApply(apply, c); }},
+      {run_cmd, [&](const Context& c) { return RunLoop(run, c); }},
+      {AddStatusCommand(app, status), [&](const Context& c) { return RunStatus(status, c); }},
+      {AddHistoryCommand(app, history), [&](const Context& c) { return RunHistory(history, c); }},
+      {AddHostsCommand(app, hosts), [&](const Context& c) { return RunHosts(hosts, c); }},
+      {AddVmsCommand(app, vms), [&](const Context& c) { return RunVms(vms, c); }},
+      {AddReconcileCommand(app, reconcile),
+       [&](const Context& c) { return RunReconcile(reconcile, c); }},
+      {AddDevCommand(app, dev), [&](const Context& c) { return RunDev(dev, c); }},
+  };
 
   std::vector<std::string> names;
   for (CLI::App* sub : app.get_subcommands({})) {
@@ -171,10 +185,17 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     return 1;
   }
 
+  // Built once for every command: the schemas, with each provider's pool settings merged in.
+  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
+      manifest::SchemaValidator::Create(providers.Rules());
+  if (!validator.ok()) {
+    err << "flotilla: " << validator.status().message() << "\n";
+    return 1;
+  }
   // apply and run also take the log settings of flotilla.yaml; the flags take precedence.
   if (apply_cmd->parsed() || run_cmd->parsed()) {
     const manifest::ReconcilerConfig::Log configured =
-        ConfiguredLog(apply_cmd->parsed() ? apply.where : run.where);
+        ConfiguredLog(apply_cmd->parsed() ? apply.where : run.where, **validator);
     if (!configured.format.empty() && app.get_option("--log-format")->count() == 0) {
       global.log_format = configured.format == "json" ? LogFormat::kJson : LogFormat::kText;
     }
@@ -188,41 +209,19 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     err << "flotilla: " << log.status().message() << "\n";
     return 1;
   }
-  const Context context{out, err, color, *log, providers};
+  const manifest::ManifestLoader loader(*validator);
+  const Context context{.out = out,
+                        .err = err,
+                        .color = color,
+                        .log = *log,
+                        .providers = providers,
+                        .validator = **validator,
+                        .loader = loader};
   const source::GitLibrary git_library;
-
-  if (validate_cmd->parsed()) {
-    return RunValidate(validate, context);
-  }
-  if (diff_cmd->parsed()) {
-    return RunDiff(diff, context);
-  }
-  if (plan_cmd->parsed()) {
-    return RunPlan(plan, context);
-  }
-  if (apply_cmd->parsed()) {
-    return RunApply(apply, context);
-  }
-  if (run_cmd->parsed()) {
-    return RunLoop(run, context);
-  }
-  if (status_cmd->parsed()) {
-    return RunStatus(status, context);
-  }
-  if (history_cmd->parsed()) {
-    return RunHistory(history, context);
-  }
-  if (hosts_cmd->parsed()) {
-    return RunHosts(hosts, context);
-  }
-  if (vms_cmd->parsed()) {
-    return RunVms(vms, context);
-  }
-  if (reconcile_cmd->parsed()) {
-    return RunReconcile(reconcile, context);
-  }
-  if (dev_cmd->parsed()) {
-    return RunDev(dev, context);
+  for (const Command& command : commands) {
+    if (command.cmd->parsed()) {
+      return command.run(context);
+    }
   }
   err << "flotilla: no command ran\n";
   return 1;

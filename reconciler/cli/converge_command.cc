@@ -74,8 +74,6 @@ std::string Short(const std::string& sha) { return sha.substr(0, 7); }
 // the controller, in the order they must be destroyed (reverse).
 struct Engine {
   manifest::ReconcilerConfig config;
-  std::shared_ptr<const manifest::SchemaValidator> validator;
-  std::unique_ptr<manifest::ManifestLoader> loader;
   std::unique_ptr<store::OwnerLock> lock;
   std::unique_ptr<store::Store> store;
   std::unique_ptr<controller::GitDesiredSource> source;
@@ -88,13 +86,7 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
                                            controller::ControllerOptions options,
                                            const Context& context) {
   auto engine = std::make_unique<Engine>();
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return validator.status();
-  }
-  engine->validator = *validator;
-  Result<manifest::ReconcilerConfig> config = LoadConfig(where, **validator, context);
+  Result<manifest::ReconcilerConfig> config = LoadConfig(where, context.validator, context);
   if (!config.ok()) {
     return config.status();
   }
@@ -129,9 +121,8 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
         "actions are settled against the hosts",
         *stale);
   }
-  engine->loader = std::make_unique<manifest::ManifestLoader>(*validator);
   Result<std::unique_ptr<controller::GitDesiredSource>> source =
-      controller::GitDesiredSource::Open(c, *engine->loader);
+      controller::GitDesiredSource::Open(c, context.loader);
   if (!source.ok()) {
     return source.status();
   }
@@ -354,16 +345,15 @@ std::string ConfigPath(const StoreLocation& where) {
   return path;
 }
 
-manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where) {
+manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where,
+                                              const manifest::SchemaValidator& validator) {
   const std::string path = ConfigPath(where);
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (path.empty() || !validator.ok()) {
+  if (path.empty()) {
     return {};
   }
   manifest::Diagnostics diagnostics;  // reported when the command loads the file
   Result<manifest::ReconcilerConfig> config =
-      manifest::LoadConfigFile(path, **validator, diagnostics);
+      manifest::LoadConfigFile(path, validator, diagnostics);
   return config.ok() ? config->log : manifest::ReconcilerConfig::Log{};
 }
 
@@ -382,12 +372,7 @@ void AddLocationFlags(CLI::App& cmd, StoreLocation& where) {
 // loop may be running). NotFound when nothing has been applied from that state directory yet.
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,
                                                         const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return validator.status();
-  }
-  Result<manifest::ReconcilerConfig> config = LoadConfig(where, **validator, context);
+  Result<manifest::ReconcilerConfig> config = LoadConfig(where, context.validator, context);
   if (!config.ok()) {
     return config.status();
   }
@@ -407,12 +392,7 @@ int Fail(const Context& context, const Status& status) {
 
 Result<manifest::ReconcilerConfig> LoadReconcilerConfig(const StoreLocation& where,
                                                         const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return validator.status();
-  }
-  return LoadConfig(where, **validator, context);
+  return LoadConfig(where, context.validator, context);
 }
 
 // The value of a secret from a file (trailing whitespace dropped) or, without a file, from an

@@ -54,7 +54,8 @@ void AddLocationFlags(CLI::App& cmd, StoreLocation& where);
 
 // The `log` settings of the configuration file `where` names; empty fields when it sets none,
 // or when there is no file or it does not load (the command reports that when it loads it).
-manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where);
+manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where,
+                                              const manifest::SchemaValidator& validator);
 
 // The store named by `where`, for commands that only read it (no lock: a loop may be running).
 // NotFound when nothing has been applied from that state directory yet.

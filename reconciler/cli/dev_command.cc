@@ -100,13 +100,8 @@ std::map<std::string, std::string> ExampleFiles() {
   return files;
 }
 
-Result<Desired> LoadExamples(const std::map<std::string, std::string>& files) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return validator.status();
-  }
-  manifest::ManifestLoader loader(*validator);
+Result<Desired> LoadExamples(const std::map<std::string, std::string>& files,
+                             const manifest::ManifestLoader& loader) {
   std::vector<manifest::ManifestFile> manifests;
   for (const auto& [name, text] : files) {
     manifests.push_back({.display_path = "examples/fleet/" + name, .content = text});
@@ -267,7 +262,7 @@ int RunDev(const DevOptions& options, const Context& context) {
   }
 
   const std::map<std::string, std::string> examples = ExampleFiles();
-  Result<Desired> fleet = LoadExamples(examples);
+  Result<Desired> fleet = LoadExamples(examples, context.loader);
   if (!fleet.ok()) {
     return Fail(context, fleet.status());
   }
@@ -334,7 +329,8 @@ int RunDev(const DevOptions& options, const Context& context) {
     std::set<std::string> catalogs;
     for (const HostPool& pool : fleet->pools) {
       credentials.insert(pool.credentials_ref);
-      catalogs.insert(pool.catalog_connection_ref);
+      // The example pools are parallels pools (flotilla dev simulates Parallels hosts).
+      catalogs.insert(pool.settings.value("catalog", json::object()).value("connectionRef", ""));
     }
     for (const std::string& ref : credentials) {
       if (!ref.empty()) {

@@ -62,7 +62,7 @@ render::Inventory StandUp(const Desired& base, const Desired& head,
     if (plan.actions.empty()) {
       break;
     }
-    planner::SimulateApply(plan, world.observed, world.ledger);
+    planner::SimulateApply(plan, base, world.observed, world.ledger);
   }
   for (const VMSet& set : base.sets) {
     world.ledger.vmset_prune[set.meta.name] = set.prune;
@@ -129,13 +129,7 @@ CLI::App* AddDiffCommand(CLI::App& app, DiffOptions& options) {
 }
 
 int RunDiff(const DiffOptions& options, const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    context.err << "flotilla: " << validator.status().ToString() << "\n";
-    return 1;
-  }
-  manifest::ManifestLoader loader(*validator);
+  const manifest::ManifestLoader& loader = context.loader;
   RepositoryOptions git = options.git;
   if (git.repo.empty() || git.repo == ".") {
     git.repo = EnclosingRepository();

@@ -109,19 +109,14 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
 }
 
 int RunPlan(const PlanOptions& options, const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    return PlanFail(context, validator.status());
-  }
-  manifest::ManifestLoader loader(*validator);
+  const manifest::ManifestLoader& loader = context.loader;
   std::optional<manifest::ReconcilerConfig> config;
   // As every command: --config, else $FLOTILLA_CONFIG, else ./flotilla.yaml if it exists.
   const std::string config_path = ConfigPath(StoreLocation{.config = options.config});
   if (!config_path.empty()) {
     manifest::Diagnostics diagnostics;
     Result<manifest::ReconcilerConfig> loaded =
-        manifest::LoadConfigFile(config_path, **validator, diagnostics);
+        manifest::LoadConfigFile(config_path, context.validator, diagnostics);
     if (!loaded.ok()) {
       for (const manifest::Diagnostic& d : diagnostics.Sorted()) {
         context.err << d.ToString() << "\n";

@@ -119,13 +119,7 @@ CLI::App* AddValidateCommand(CLI::App& app, ValidateOptions& options) {
 }
 
 int RunValidate(const ValidateOptions& options, const Context& context) {
-  Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
-  if (!validator.ok()) {
-    context.err << "flotilla: " << validator.status().ToString() << "\n";
-    return 1;
-  }
-  manifest::ManifestLoader loader(*validator);
+  const manifest::ManifestLoader& loader = context.loader;
   Result<LoadResult> result =
       LoadManifests(options.path, options.git, options.rev, options.repo_path, loader, context);
   if (!result.ok()) {

@@ -174,12 +174,14 @@ HostPool DecodeHostPool(const YamlDocument& doc, Diagnostics& diagnostics) {
   pool.meta = DecodeMeta(doc);
   pool.provider = String(spec, "provider", pool.provider);
   pool.credentials_ref = String(spec, "credentialsRef");
-  pool.catalog_connection_ref = String(At(spec, "catalog"), "connectionRef");
-  pool.catalog_manager_id = String(At(spec, "catalog"), "managerId");
-  const json& tls = At(spec, "tls");
-  pool.tls.insecure_skip_verify =
-      At(tls, "insecureSkipVerify").is_boolean() && At(tls, "insecureSkipVerify").get<bool>();
-  pool.tls.ca_file = String(tls, "caFile");
+  // Every other key of spec belongs to the provider (its schema checked them).
+  if (spec.is_object()) {
+    for (const auto& [key, value] : spec.items()) {
+      if (key != "provider" && key != "credentialsRef" && key != "defaults" && key != "hosts") {
+        pool.settings[key] = value;
+      }
+    }
+  }
 
   const json& defaults = At(spec, "defaults");
   if (At(defaults, "maxVMs").is_number()) {

@@ -375,7 +375,7 @@ LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files) const {
     }
   }
   result.files = files.size();
-  CheckFleet(pools, sets, invalid, result.diagnostics);
+  CheckFleet(pools, sets, validator_->rules(), invalid, result.diagnostics);
   for (auto& p : pools) {
     result.desired.pools.push_back(std::move(p.object));
   }

@@ -20,11 +20,6 @@ struct SchemaValidator::Engine {
   valijson::Validator validator;  // strong types; caches every compiled `pattern`
 };
 
-struct SchemaValidator::Compiled {
-  nlohmann::json source;  // kept for messages: enums, patterns, known fields
-  valijson::Schema schema;
-};
-
 namespace {
 
 using nlohmann::json;
@@ -397,26 +392,141 @@ void Explain(const valijson::ValidationResults::Error& error, const json& schema
   return;
 }
 
+constexpr std::string_view kPoolSchema = "hostpool.v1.json";
+
+// The pool schema for one provider: `settings`' properties (and their definitions and
+// required keys) join spec's, its `host` properties narrow the hosts' own (a JSON merge
+// patch), and spec.provider lists the known names. Without `settings`,
+// the schema for a provider nobody registered: only spec.provider is checked, so its error
+// is the one a person sees.
+Result<json> PoolSchemaFor(const json& pool, const std::vector<std::string>& names,
+                           const ProviderRules* rules) {
+  json out = pool;
+  json& spec = out["properties"]["spec"];
+  spec["properties"]["provider"]["enum"] = names;
+  if (rules == nullptr) {
+    spec["additionalProperties"] = true;
+    return out;
+  }
+  json settings;
+  try {
+    settings = json::parse(rules->settings_schema());
+  } catch (const json::exception& e) {
+    return Status::Internal("provider " + std::string(rules->name()) +
+                            ": its settings schema is not JSON: " + e.what());
+  }
+  const json properties = settings.value("properties", json::object());
+  const json definitions = settings.value("definitions", json::object());
+  for (const auto& [key, property] : properties.items()) {
+    if (spec["properties"].contains(key)) {
+      return Status::Internal("provider " + std::string(rules->name()) +
+                              ": its settings schema redefines spec." + key);
+    }
+    spec["properties"][key] = property;
+  }
+  for (const auto& [key, definition] : definitions.items()) {
+    if (out["definitions"].contains(key)) {
+      return Status::Internal("provider " + std::string(rules->name()) +
+                              ": its settings schema redefines #/definitions/" + key);
+    }
+    out["definitions"][key] = definition;
+  }
+  const json required = settings.value("required", json::array());
+  for (const json& key : required) {
+    spec["required"].push_back(key);
+  }
+  // Narrower rules for a host's neutral keys (an address's form), merged over the neutral ones.
+  const json host = settings.value("host", json::object()).value("properties", json::object());
+  for (const auto& [key, property] : host.items()) {
+    json& neutral = out["definitions"]["host"]["properties"];
+    if (!neutral.contains(key)) {
+      return Status::Internal("provider " + std::string(rules->name()) +
+                              ": its settings schema narrows hosts' " + key + ", which they lack");
+    }
+    neutral[key].merge_patch(property);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct SchemaValidator::Compiled {
+  nlohmann::json source;  // kept for messages: enums, patterns, known fields
+  valijson::Schema schema;
+};
+
+namespace {
+
+Result<std::unique_ptr<SchemaValidator::Compiled>> Compile(json source, const std::string& what) {
+  auto compiled = std::make_unique<SchemaValidator::Compiled>();
+  try {
+    compiled->source = std::move(source);
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(compiled->source);
+    parser.populateSchema(adapter, compiled->schema);
+  } catch (const std::exception& e) {
+    return Status::Internal(what + " is invalid: " + e.what());
+  }
+  return compiled;
+}
+
 }  // namespace
 
 SchemaValidator::~SchemaValidator() = default;
 
-Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create() {
+Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create(ProviderRulesList rules) {
   std::shared_ptr<SchemaValidator> validator(new SchemaValidator());
   validator->engine_ = std::make_unique<Engine>();
+  validator->rules_ = std::move(rules);
   for (std::string_view name : schemas::Names()) {
-    auto compiled = std::make_unique<Compiled>();
+    json source;
     try {
-      compiled->source = json::parse(schemas::Find(name));
-      valijson::SchemaParser parser;
-      valijson::adapters::NlohmannJsonAdapter adapter(compiled->source);
-      parser.populateSchema(adapter, compiled->schema);
+      source = json::parse(schemas::Find(name));
     } catch (const std::exception& e) {
       return Status::Internal("embedded schema " + std::string(name) + " is invalid: " + e.what());
     }
-    validator->schemas_.emplace(std::string(name), std::move(compiled));
+    if (name == kPoolSchema) {
+      std::vector<std::string> names;
+      for (const std::shared_ptr<const ProviderRules>& r : validator->rules_) {
+        names.emplace_back(r->name());
+      }
+      std::vector<const ProviderRules*> each{nullptr};
+      for (const std::shared_ptr<const ProviderRules>& r : validator->rules_) {
+        each.push_back(r.get());
+      }
+      for (const ProviderRules* r : each) {
+        Result<json> merged = PoolSchemaFor(source, names, r);
+        if (!merged.ok()) {
+          return merged.status();
+        }
+        const std::string provider = r == nullptr ? "" : std::string(r->name());
+        Result<std::unique_ptr<Compiled>> compiled =
+            Compile(std::move(*merged), "the pool schema of provider \"" + provider + "\"");
+        if (!compiled.ok()) {
+          return compiled.status();
+        }
+        validator->pool_schemas_.emplace(provider, std::move(*compiled));
+      }
+    }
+    Result<std::unique_ptr<Compiled>> compiled =
+        Compile(std::move(source), "embedded schema " + std::string(name));
+    if (!compiled.ok()) {
+      return compiled.status();
+    }
+    validator->schemas_.emplace(std::string(name), std::move(*compiled));
   }
   return std::shared_ptr<const SchemaValidator>(std::move(validator));
+}
+
+const SchemaValidator::Compiled* SchemaValidator::PoolSchema(const json& document) const {
+  std::string provider = "parallels";  // the pool schema's default for spec.provider
+  if (const json* spec =
+          document.is_object() && document.contains("spec") ? &document["spec"] : nullptr;
+      spec != nullptr && spec->is_object() && spec->contains("provider")) {
+    provider = (*spec)["provider"].is_string() ? (*spec)["provider"].get<std::string>() : "";
+  }
+  auto it = pool_schemas_.find(provider);
+  return (it != pool_schemas_.end() ? it : pool_schemas_.find(""))->second.get();
 }
 
 bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
@@ -427,7 +537,8 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
     diagnostics.Error(doc.ValueLocation(""), "no schema named " + std::string(schema));
     return false;
   }
-  const json& schema_source = it->second->source;
+  const Compiled* compiled = schema == kPoolSchema ? PoolSchema(doc.value) : it->second.get();
+  const json& schema_source = compiled->source;
   json guarded = doc.value;
   std::set<std::string> cut;
   CapPatternedStrings(schema_source, &schema_source, guarded, "", cut);
@@ -436,7 +547,7 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
   bool valid = false;
   {
     std::lock_guard<std::mutex> lock(engine_->mutex);
-    valid = engine_->validator.validate(it->second->schema, target, &results);
+    valid = engine_->validator.validate(compiled->schema, target, &results);
   }
   if (valid) {
     return true;
@@ -449,7 +560,7 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
       continue;
     }
     std::vector<Violation> violations;
-    Explain(error, it->second->source, doc.value, redacted, violations);
+    Explain(error, compiled->source, doc.value, redacted, violations);
     for (Violation& v : violations) {
       SourceLocation where = v.at_key ? doc.KeyLocation(v.pointer) : doc.ValueLocation(v.pointer);
       diagnostics.Error(std::move(where), std::move(v.message), std::move(v.pointer));

@@ -11,6 +11,7 @@
 
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/yaml_reader.h"
+#include "reconciler/model/provider_rules.h"
 #include "reconciler/model/result.h"
 
 namespace flotilla::manifest {
@@ -23,10 +24,19 @@ namespace flotilla::manifest {
 // Thread-safety: Validate may be called from several threads at once; calls on one validator
 // are serialised (valijson's validator keeps a cache of compiled patterns, shared by all calls
 // so that each `pattern` is compiled once, not once per document).
+//
+// HostPools are checked against the pool schema merged with the settings schema of the pool's
+// provider (ProviderRules::settings_schema), chosen by the document's spec.provider: each
+// provider's keys are as closed as the neutral ones, and a provider that `rules` lacks is
+// reported with the names of those it has.
 class SchemaValidator {
  public:
-  // Parses every embedded schema. An error here is a broken build (Internal).
-  static Result<std::shared_ptr<const SchemaValidator>> Create();
+  // Parses every embedded schema and merges each provider's pool settings into the pool
+  // schema. An error here is a broken build (Internal), naming the provider at fault.
+  static Result<std::shared_ptr<const SchemaValidator>> Create(ProviderRulesList rules);
+
+  // The providers this validator knows, for the checks that span documents (CheckFleet).
+  const ProviderRulesList& rules() const { return rules_; }
 
   ~SchemaValidator();
 
@@ -42,11 +52,17 @@ class SchemaValidator {
   bool Validate(std::string_view schema, const nlohmann::json& value, const std::string& file,
                 Diagnostics& diagnostics) const;
 
+  struct Compiled;  // one parsed schema; defined in the .cc
+
  private:
-  struct Compiled;
   SchemaValidator() = default;
 
+  const Compiled* PoolSchema(const nlohmann::json& document) const;
+
   std::map<std::string, std::unique_ptr<Compiled>, std::less<>> schemas_;
+  // The pool schema per provider name; "" holds the one for a provider no rules name.
+  std::map<std::string, std::unique_ptr<Compiled>, std::less<>> pool_schemas_;
+  ProviderRulesList rules_;
   struct Engine;
   std::unique_ptr<Engine> engine_;  // valijson's validator and its regex cache, under a mutex
 };

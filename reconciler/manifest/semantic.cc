@@ -38,24 +38,6 @@ std::string Shown(const std::string& address) {
   return address.substr(0, start + 3) + address.substr(at + 1);
 }
 
-std::string Scheme(const std::string& address) {
-  const size_t end = address.find("://");
-  return end == std::string::npos ? "" : Lower(address.substr(0, end));
-}
-
-bool IsLoopback(const std::string& address) {
-  const size_t start = address.find("://");
-  if (start == std::string::npos) {
-    return false;
-  }
-  const std::string rest = Lower(address.substr(start + 3));
-  if (rest.rfind("[::1]", 0) == 0) {
-    return true;
-  }
-  const std::string host = rest.substr(0, rest.find_first_of(":/"));
-  return host == "localhost" || host.rfind("127.", 0) == 0;
-}
-
 template <typename T>
 void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
                     Diagnostics& diagnostics) {
@@ -76,7 +58,40 @@ void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
   items = std::move(kept);
 }
 
-void CheckHosts(const std::vector<Declared<HostPool>>& pools, Diagnostics& diagnostics) {
+// The index of host `name` in the document's spec.hosts (file order), or -1.
+int HostIndex(const YamlDocument& doc, const std::string& name) {
+  const nlohmann::json& raw_hosts = doc.value["spec"]["hosts"];
+  for (size_t i = 0; i < raw_hosts.size(); ++i) {
+    if (raw_hosts[i].value("name", "") == name) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+// The provider's own checks of one pool, placed in its document.
+void CheckWithProvider(const Declared<HostPool>& declared, const ProviderRules& rules,
+                       Diagnostics& diagnostics) {
+  std::vector<PoolProblem> problems;
+  rules.CheckPool(declared.object, problems);
+  const YamlDocument& doc = *declared.source;
+  for (PoolProblem& p : problems) {
+    std::string pointer = p.pointer;
+    if (!p.host.empty()) {
+      const int index = HostIndex(doc, p.host);
+      pointer = index < 0 ? "/spec/hosts" : "/spec/hosts/" + std::to_string(index) + pointer;
+    }
+    SourceLocation where = p.at_key ? doc.KeyLocation(pointer) : doc.ValueLocation(pointer);
+    if (p.severity == PoolProblem::Severity::kWarning) {
+      diagnostics.Warning(std::move(where), std::move(p.message), pointer);
+    } else {
+      diagnostics.Error(std::move(where), std::move(p.message), pointer);
+    }
+  }
+}
+
+void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRulesList& rules,
+                Diagnostics& diagnostics) {
   struct Seen {
     std::string pool;
     SourceLocation where;
@@ -86,12 +101,8 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, Diagnostics& diagn
   for (const Declared<HostPool>& declared : pools) {
     const HostPool& pool = declared.object;
     const YamlDocument& doc = *declared.source;
-    if (pool.provider == "parallels" && pool.credentials_ref.empty()) {
-      diagnostics.Error(doc.KeyLocation("/spec"),
-                        "pool \"" + pool.meta.name +
-                            "\" uses provider parallels, which needs spec.credentialsRef "
-                            "(the secret with the hosts' API key or username and password)",
-                        "/spec");
+    if (const ProviderRules* provider = FindRules(rules, pool.provider)) {
+      CheckWithProvider(declared, *provider, diagnostics);
     }
     // Hosts are sorted after normalisation; report in file order for readable output.
     const nlohmann::json& raw_hosts = doc.value["spec"]["hosts"];
@@ -114,20 +125,6 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, Diagnostics& diagn
                           "host address " + Shown(address) + " is already used in pool \"" +
                               a->second.pool + "\" at " + a->second.where.ToString(),
                           pointer + "/address");
-      }
-      const std::string scheme = Scheme(address);
-      if (pool.provider == "parallels" && scheme != "http" && scheme != "https") {
-        diagnostics.Error(doc.ValueLocation(pointer + "/address"),
-                          "address " + Shown(address) +
-                              " must start with https:// or http:// (provider parallels talks "
-                              "to the host's REST API)",
-                          pointer + "/address");
-      } else if (scheme == "http" && !IsLoopback(address)) {
-        diagnostics.Warning(doc.ValueLocation(pointer + "/address"),
-                            "address " + Shown(address) +
-                                " uses plain http: host credentials would cross the network "
-                                "unencrypted; prefer https",
-                            pointer + "/address");
       }
     }
   }
@@ -165,9 +162,10 @@ std::string DescribeTemplate(const VMTemplate& t) {
 
 std::string BracketList(const std::vector<std::string>& items) { return "[" + Join(items) + "]"; }
 
-void CheckSet(const Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& pools,
-              const InvalidNames& invalid, Diagnostics& diagnostics) {
-  const VMSet& set = declared.object;
+void CheckSet(Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& pools,
+              const ProviderRulesList& rules, const InvalidNames& invalid,
+              Diagnostics& diagnostics) {
+  VMSet& set = declared.object;
   const YamlDocument& doc = *declared.source;
 
   if (set.replicas > 0) {
@@ -203,6 +201,17 @@ void CheckSet(const Declared<VMSet>& declared, const std::vector<Declared<HostPo
     return;
   }
   const HostPool& pool = pool_it->object;
+  if (const ProviderRules* provider = FindRules(rules, pool.provider)) {
+    const std::string why = provider->CheckImage(set.templ.image);
+    if (!why.empty()) {
+      diagnostics.Error(
+          doc.ValueLocation("/spec/template/image"),
+          "image \"" + set.templ.image + "\" " + why + " (pool \"" + pool.meta.name + "\")",
+          "/spec/template/image");
+      return;
+    }
+    set.image_cache_key = provider->ImageCacheKey(set.templ.image);
+  }
   if (pool.hosts.empty()) {
     diagnostics.Error(
         doc.ValueLocation("/spec/pool"),
@@ -299,12 +308,13 @@ void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
 }  // namespace
 
 void CheckFleet(std::vector<Declared<HostPool>>& pools, std::vector<Declared<VMSet>>& sets,
-                const InvalidNames& invalid, Diagnostics& diagnostics) {
+                const ProviderRulesList& rules, const InvalidNames& invalid,
+                Diagnostics& diagnostics) {
   DropDuplicates(pools, "HostPool", diagnostics);
   DropDuplicates(sets, "VMSet", diagnostics);
-  CheckHosts(pools, diagnostics);
-  for (const Declared<VMSet>& set : sets) {
-    CheckSet(set, pools, invalid, diagnostics);
+  CheckHosts(pools, rules, diagnostics);
+  for (Declared<VMSet>& set : sets) {
+    CheckSet(set, pools, rules, invalid, diagnostics);
   }
   CheckPoolCapacity(pools, sets, diagnostics);
 }

@@ -26,52 +26,12 @@ std::string_view ToString(VmState state) {
   return "unknown";
 }
 
-std::string NormalizeCatalogName(std::string_view name) {
-  static constexpr std::string_view kReplaced = " ,:;()[]{}'\"/\\|<>=+*&^%$#@!`~?";
-  std::string out(TrimAscii(name));
-  for (char& c : out) {
-    if (kReplaced.find(c) != std::string_view::npos) {
-      c = '_';
+VmState VmStateFromName(std::string_view name) {
+  for (VmState state : {VmState::kRunning, VmState::kStopped, VmState::kSuspended, VmState::kPaused,
+                        VmState::kTransitional, VmState::kUnknown, VmState::kInvalid}) {
+    if (ToString(state) == name) {
+      return state;
     }
-  }
-  return AsciiLower(out);
-}
-
-std::string ImageCacheKey(std::string_view image) {
-  constexpr std::string_view kCatalog = "catalog://";
-  if (!image.starts_with(kCatalog)) {
-    return std::string(image);
-  }
-  const std::string_view rest = image.substr(kCatalog.size());
-  const size_t slash = rest.find('/');
-  if (slash == std::string_view::npos) {
-    return std::string(kCatalog) + NormalizeCatalogName(rest);
-  }
-  return std::string(kCatalog) + NormalizeCatalogName(rest.substr(0, slash)) + "/" +
-         NormalizeCatalogName(rest.substr(slash + 1));
-}
-
-VmState ParseVmState(std::string_view raw) {
-  const std::string state = AsciiLower(raw);
-  if (state == "running") {
-    return VmState::kRunning;
-  }
-  if (state == "stopped") {
-    return VmState::kStopped;
-  }
-  if (state == "suspended") {
-    return VmState::kSuspended;
-  }
-  if (state == "paused") {
-    return VmState::kPaused;
-  }
-  if (state == "invalid") {
-    return VmState::kInvalid;
-  }
-  // prlctl's in-between states: starting, stopping, suspending, resuming, pausing, resetting,
-  // restoring, continuing, migrating, deleting, ...
-  if (state.size() > 3 && state.ends_with("ing")) {
-    return VmState::kTransitional;
   }
   return VmState::kUnknown;
 }

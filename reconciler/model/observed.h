@@ -29,9 +29,9 @@ enum class VmState {
 
 std::string_view ToString(VmState state);  // "running", "stopped", ... "transitional"
 
-// Maps a Parallels/prlctl state string onto VmState (case-insensitive). Strings that end in
-// "ing" and are not "running" are transitional; anything unrecognised is kUnknown.
-VmState ParseVmState(std::string_view raw);
+// The state named by ToString (exactly), or kUnknown. Providers map their own words
+// (VmInfo::raw_state) themselves.
+VmState VmStateFromName(std::string_view name);
 
 struct Resources {
   uint32_t cpu = 0;  // logical CPUs
@@ -53,7 +53,8 @@ struct HostFacts {
   Resources available;             // free for VMs to run, as the host computes it (stopped VMs
                                    // use disk but not cpu or memory)
   uint32_t running_macos_vms = 0;  // Apple allows two per Mac
-  // Images the host has cached, as ImageCacheKey()s, sorted, unique.
+  // Images the host has cached, as its provider keys them (ProviderRules::ImageCacheKey;
+  // VMSet::image_cache_key), sorted, unique.
   std::vector<std::string> cached_images;
   // False when the host does not report its free disk: `available.disk_bytes` and
   // `total.disk_bytes` then mean nothing, and free disk is no placement filter.
@@ -62,22 +63,13 @@ struct HostFacts {
   // `flotilla diff` without an inventory): an unknown architecture then fits any template, as
   // `validate` assumes, and placements on the host are marked as assumed.
   bool assumed = false;
-  // Images this host cannot create VMs from, by prefix ("catalog://"), each with the reason
-  // (an agent too old for them, say). Placement skips the host for such images.
+  // Images this host cannot create VMs from, by prefix of VMTemplate::image as written (the
+  // provider's own words), each with the reason (an agent too old for them, say). Placement
+  // skips the host for such images.
   std::map<std::string, std::string> unsupported_images;
 
   friend bool operator==(const HostFacts&, const HostFacts&) = default;
 };
-
-// The catalog's NormalizeString (prl-devops-service helpers/strings.go:95-103): lower case,
-// with space and ,:;()[]{}'"/\|<>=+*&^%$#@!`~? each replaced by '_'. The Parallels catalog
-// stores ids and versions so (catalog/main.go:142-144), and hosts cache them so.
-std::string NormalizeCatalogName(std::string_view name);
-
-// The key of an image in HostFacts::cached_images: "catalog://ID/VERSION" with ID and VERSION
-// normalised (NormalizeCatalogName), so that "catalog://MACOS_BASE/v1" is the cached
-// "catalog://macos_base/v1"; any other reference as it is.
-std::string ImageCacheKey(std::string_view image);
 
 // One VM as the host reports it.
 struct VmInfo {

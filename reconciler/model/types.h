@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "reconciler/model/quantity.h"
 
 namespace flotilla {
@@ -88,13 +90,6 @@ struct HostSpec {
   }
 };
 
-struct TlsOptions {
-  bool insecure_skip_verify = false;  // verify host certificates unless the pool opts out
-  std::string ca_file;                // empty = the system's trust store
-
-  friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
-};
-
 struct HostDefaults {
   std::optional<uint32_t> max_vms;  // empty: no cap
   std::optional<Arch> arch;
@@ -105,11 +100,13 @@ struct HostDefaults {
 
 struct HostPool {
   ObjectMeta meta;
-  std::string provider = "parallels";  // a ProviderRegistry name
-  std::string credentials_ref;         // <secretsDir>/<ref>/...; empty = none
-  std::string catalog_connection_ref;  // <secretsDir>/<ref>/connection; empty = none
-  std::string catalog_manager_id;      // a catalog manager on the hosts; empty = none
-  TlsOptions tls;
+  // A ProviderRegistry name. Pools that name none are parallels pools, as they always were.
+  std::string provider = "parallels";
+  std::string credentials_ref;  // <secretsDir>/<ref>/...; empty = none
+  // The provider's own keys of `spec` as the manifest spells them (a JSON object), checked by
+  // the schema the provider registers (ProviderRules::settings_schema). Only the provider
+  // reads them.
+  nlohmann::json settings = nlohmann::json::object();
   HostDefaults defaults;
   std::vector<HostSpec> hosts;  // sorted by name after Normalize
 
@@ -119,7 +116,7 @@ struct HostPool {
 // Everything that decides what a VM is. Changing any field except `state` needs a new VM;
 // TemplateHash (template_hash.h) covers exactly those fields.
 struct VMTemplate {
-  std::string image;  // catalog://ID/VERSION | vm://template-name
+  std::string image;  // in the pool's provider's terms (ProviderRules::CheckImage)
   GuestOs os = GuestOs::kMacos;
   Arch arch = Arch::kArm64;
   uint32_t cpu = 0;
@@ -152,6 +149,10 @@ struct VMSet {
   bool self_heal = true;  // correct out-of-band changes (false: only report them)
   // Take over VMs that already carry the set's names instead of reporting conflicts.
   bool adopt_existing = false;
+  // How the pool's hosts name the image in HostFacts::cached_images; empty when they do not
+  // cache it (no prepull, no preference for hosts that hold it). Derived, not declared: the
+  // manifest loader fills it from the pool's provider (ProviderRules::ImageCacheKey).
+  std::string image_cache_key;
 
   // "<name>-<ordinal>", the stable name of one replica.
   std::string VMName(uint32_t ordinal) const;

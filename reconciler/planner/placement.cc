@@ -164,7 +164,7 @@ void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
 
 std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
   const VMTemplate& t = set.templ;
-  const std::string key = ImageCacheKey(t.image);
+  const std::string& key = set.image_cache_key;
   const int64_t disk =
       static_cast<int64_t>(t.disk ? t.disk->bytes() : options_.default_image_disk_bytes);
   std::vector<std::string> hosts;
@@ -172,7 +172,7 @@ std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
     const bool arch_fits = load.arch ? *load.arch == t.arch : load.assumed;
     if (load.online && !load.spec->cordoned && arch_fits &&
         load.spec->HasAllTags(set.selector_tags) && Unsupported(load, t.image) == nullptr &&
-        load.free_disk >= disk && !load.cached_images.contains(key)) {
+        load.free_disk >= disk && !key.empty() && !load.cached_images.contains(key)) {
       hosts.push_back(name);
     }
   }
@@ -282,7 +282,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     }
     return Choice{.reason = reason};
   }
-  const std::string cache_key = ImageCacheKey(t.image);
+  const std::string& cache_key = set.image_cache_key;
   // The free share a host would have left, averaged over cpu and memory.
   auto left = [&](const HostLoad* h) {
     const double c = h->total_cpu > 0 ? double(h->free_cpu - cpu) / double(h->total_cpu) : 0.0;
@@ -301,7 +301,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
       best = h;  // the work is there
       break;
     }
-    const bool cached = h->cached_images.contains(cache_key);
+    const bool cached = !cache_key.empty() && h->cached_images.contains(cache_key);
     const double l = left(h);
     const bool wins = best == nullptr || (cached != best_cached && cached) ||
                       (cached == best_cached && (spread ? l > best_left : l < best_left));

@@ -7,8 +7,8 @@
 // unsupported_images), maxVMs, the Apple limit (at most two running macOS VMs per host, counting
 // VMs this plan will start), free cpu, memory, disk (not on a host that does not report its
 // free disk). Among the hosts left, the host holding an unfinished create of the VM
-// (PlannerOptions::unfinished) wins; then hosts whose catalog cache holds the image (compared as
-// ImageCacheKey()s) come first; then `spread` takes the host with
+// (PlannerOptions::unfinished) wins; then hosts whose cache holds the image (HostFacts::
+// cached_images against VMSet::image_cache_key) come first; then `spread` takes the host with
 // the most free resources and `pack` the one with the least that still fits; ties go to the
 // host name. Capacity given out earlier in the same plan counts as used.
 
@@ -72,7 +72,7 @@ struct HostLoad {
   bool assumed = false;                 // HostFacts::assumed
   uint32_t managed_vms = 0;             // Flotilla's VMs on the host, existing and planned
   uint32_t macos_committed = 0;         // macOS VMs running or to be running
-  std::set<std::string> cached_images;  // ImageCacheKey()s
+  std::set<std::string> cached_images;  // as VMSet::image_cache_key spells them
   // Image prefixes the host cannot create VMs from, with why (HostFacts); may be null.
   const std::map<std::string, std::string>* unsupported_images = nullptr;
 };

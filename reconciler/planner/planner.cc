@@ -200,7 +200,7 @@ class PoolPlanner {
   void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
               const std::string& from_host, bool create_first, std::string reason) {
     std::vector<int> after = After(vm);
-    if (auto it = prepulls_.find({host, ImageCacheKey(set.templ.image)}); it != prepulls_.end()) {
+    if (auto it = prepulls_.find({host, set.image_cache_key}); it != prepulls_.end()) {
       after.push_back(it->second);  // the image is being staged there: copy, do not download
     }
     const int id = builder_.Add(Action{.kind = kind,
@@ -524,13 +524,13 @@ class PoolPlanner {
   }
 
   // Stages the set's new image on every host that could run its VMs and lacks it, once per host
-  // and image in this plan; replacements on such a host wait for its pull (AddNew). Only catalog
-  // images are pulled and cached.
+  // and image in this plan; replacements on such a host wait for its pull (AddNew). Only images
+  // the pool's hosts cache (VMSet::image_cache_key) are pulled.
   void Prepull(const VMSet& set) {
-    if (!set.templ.image.starts_with("catalog://")) {
+    if (set.image_cache_key.empty()) {
       return;
     }
-    const std::string key = ImageCacheKey(set.templ.image);
+    const std::string& key = set.image_cache_key;
     for (const std::string& host : placer_->LackingImage(set)) {
       if (prepulls_.contains({host, key})) {
         continue;
@@ -657,7 +657,7 @@ class PoolPlanner {
   std::unique_ptr<Placer> placer_;
   std::map<const VMSet*, std::string> hashes_;
   std::map<std::string, int> adopt_ids_;  // VM name -> its adopt action in this plan
-  // Prepull actions of this plan, by (host, ImageCacheKey of the image).
+  // Prepull actions of this plan, by (host, VMSet::image_cache_key).
   std::map<std::pair<std::string, std::string>, int> prepulls_;
 };
 

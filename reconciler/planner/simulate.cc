@@ -22,7 +22,7 @@ void RemoveVm(Observed& observed, const std::string& host_name, const std::strin
 
 }  // namespace
 
-void SimulateApply(const Plan& plan, Observed& observed, Ledger& ledger,
+void SimulateApply(const Plan& plan, const Desired& desired, Observed& observed, Ledger& ledger,
                    uint64_t default_disk_bytes) {
   for (const Action& a : plan.actions) {
     switch (a.kind) {
@@ -76,8 +76,12 @@ void SimulateApply(const Plan& plan, Observed& observed, Ledger& ledger,
                                              .template_hash = a.template_hash});
         break;
       case ActionKind::kPrepull: {
+        const VMSet* set = desired.FindSet(a.vmset);
+        if (set == nullptr || set->image_cache_key.empty()) {
+          break;
+        }
         std::vector<std::string>& cached = observed.hosts[a.host].facts.cached_images;
-        const std::string key = ImageCacheKey(a.templ->image);
+        const std::string& key = set->image_cache_key;
         if (std::find(cached.begin(), cached.end(), key) == cached.end()) {
           cached.insert(std::upper_bound(cached.begin(), cached.end(), key), key);
         }

@@ -11,9 +11,10 @@
 
 namespace flotilla::planner {
 
-// REQUIRES: every host the plan names is in `observed` (absent ones are added, online).
-// Created VMs take the template's disk, or `default_disk_bytes` when it names none.
-void SimulateApply(const Plan& plan, Observed& observed, Ledger& ledger,
+// Hosts the plan names but `observed` lacks are added, online. Created VMs take the template's
+// disk, or `default_disk_bytes` when it names none. `desired` is the revision the plan was
+// made for (a prepull caches its set's image_cache_key).
+void SimulateApply(const Plan& plan, const Desired& desired, Observed& observed, Ledger& ledger,
                    uint64_t default_disk_bytes = uint64_t{40} << 30);
 
 }  // namespace flotilla::planner

@@ -270,7 +270,7 @@ Result<Inventory> ParseInventoryJson(std::string_view text) {
           vm.name = v.String("name", true);
           vm.raw_state = v.String("raw_state");
           const std::string state = v.String("state");
-          vm.state = ParseVmState(state.empty() ? vm.raw_state : state);
+          vm.state = VmStateFromName(state.empty() ? vm.raw_state : state);
           if (state == "transitional") {
             vm.state = VmState::kTransitional;
           }

@@ -274,6 +274,7 @@ TEST(CliTest, NoColourWhenNotATerminal) {
 }  // namespace
 
 // Colour needs a terminal, which a test cannot give the child; drive the CLI in-process.
+#include "providers/builtin.h"
 #include "reconciler/cli/app.h"
 
 namespace {
@@ -281,7 +282,8 @@ namespace {
 TEST(CliTest, ColourOnlyWhenAsked) {
   const std::string file = std::string(FLOTILLA_SOURCE_DIR) + "/examples/invalid/bad-enum.yaml";
   const char* argv[] = {"flotilla", "validate", file.c_str()};
-  const flotilla::providers::ProviderRegistry providers = flotilla::cli::BuiltinProviders();
+  const flotilla::providers::ProviderRegistry providers =
+      std::move(*flotilla::providers::BuiltinProviders());
   std::ostringstream out, err;
   EXPECT_EQ(flotilla::cli::RunCli(3, argv, out, err, /*color=*/true, providers), 1);
   EXPECT_TRUE(Contains(out.str(), "\033[31merror\033[0m: ")) << out.str();

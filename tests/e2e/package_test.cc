@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "providers/builtin.h"
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/schema_validator.h"
 #include "reconciler/manifest/yaml_reader.h"
@@ -70,7 +71,8 @@ TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
     ASSERT_TRUE(fs::exists(path)) << path;
     EXPECT_NE(fs::status(path).permissions() & fs::perms::owner_exec, fs::perms::none);
   }
-  EXPECT_EQ(Sh(Quote(Prefix() / "bin" / "flotilla") + " --version"), "flotilla " FLOTILLA_VERSION);
+  EXPECT_EQ(Sh(Quote(Prefix() / "bin" / "flotilla") + " --version"),
+            "flotilla " FLOTILLA_VERSION " (providers: parallels)");
   const fs::path schemas = fs::path(FLOTILLA_SOURCE_DIR) / "schemas";
   for (const char* schema :
        {"config.v1.json", "hostpool.v1.json", "vmset.v1.json", "plan.v1.json"}) {
@@ -120,7 +122,7 @@ TEST_F(PackageTest, ExampleConfigurationIsValid) {
       manifest::ReadYamlDocuments(Slurp(example), "flotilla.yaml", budget, diagnostics);
   ASSERT_EQ(docs.size(), 1U);
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
+      manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
   ASSERT_TRUE(validator.ok());
   EXPECT_TRUE((*validator)->Validate("config.v1.json", docs[0], diagnostics));
   for (const manifest::Diagnostic& d : diagnostics.Sorted()) {

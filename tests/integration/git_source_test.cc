@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 
+#include "providers/builtin.h"
 #include "reconciler/controller/git_desired_source.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/manifest_source.h"
@@ -26,7 +27,7 @@ const fs::path kFleet = fs::path(FLOTILLA_SOURCE_DIR) / "examples" / "fleet";
 constexpr const char* kToken = "tok-3f9a1c7e-secret";
 
 manifest::ManifestLoader Loader() {
-  auto validator = manifest::SchemaValidator::Create();
+  auto validator = manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
   return manifest::ManifestLoader(*validator);
 }
 
@@ -596,7 +597,7 @@ TEST_F(SignedSourceTest, PinnedRevisionsAndRepositoriesReadInPlaceAreVerifiedToo
   const std::string good = Push(5, "alice");
   const std::string unsigned_sha = Push(6, "");
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
+      manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
   ASSERT_TRUE(validator.ok());
   const manifest::ManifestLoader loader(*validator);
   auto poll = [&](const std::string& url, const std::string& revision) {
@@ -638,7 +639,7 @@ namespace {
 
 // The cache must give the same answer as parsing afresh, whatever the document limit does.
 TEST(ParseCacheTest, DocumentLimitIsReportedTheSameWithAWarmCache) {
-  auto validator = manifest::SchemaValidator::Create();
+  auto validator = manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
   const manifest::ManifestLoader loader(*validator, {.max_documents = 2});
   const std::string two = "a: 1\n---\nb: 2\n";
   ParseCache cache;

@@ -305,8 +305,7 @@ TEST_F(ParallelsTest, ATokenLackingAClaimIsNotRenewed) {
 
 TEST_F(ParallelsTest, ACatalogManagerReplacesTheConnection) {
   Start({"--catalog-manager", "acme"});
-  setup_.pool.catalog_connection_ref.clear();
-  setup_.pool.catalog_manager_id = "acme";
+  setup_.pool.settings["catalog"] = {{"managerId", "acme"}};
   Build();
   std::vector<std::string> steps;
   CreateRequest request{.name = "ios-0", .templ = MacTemplate()};

@@ -53,7 +53,7 @@ struct ParallelsSetup {
 
   // Every pool gets a catalog connection: hosts refuse catalog creates without one.
   ParallelsSetup() {
-    pool.catalog_connection_ref = "catalog";
+    pool.settings["catalog"]["connectionRef"] = "catalog";
     secrets.Set("catalog", "connection", "host=reader:Catalog-Pw-1@catalog.example.com:443");
   }
 

@@ -329,7 +329,7 @@ TEST_F(ParallelsTlsTest, UntrustedCertificateIsRefusedWithoutCaFile) {
 }
 
 TEST_F(ParallelsTlsTest, CaFileMakesTheCertificateTrusted) {
-  setup_.pool.tls.ca_file = cert();
+  setup_.pool.settings["tls"]["caFile"] = cert();
   Build();
   HostObservation observation = provider().Observe(host(), Soon());
   EXPECT_TRUE(observation.status.ok()) << observation.status.ToString();
@@ -339,7 +339,7 @@ TEST_F(ParallelsTlsTest, InsecureSkipVerifyAcceptsAnyCertificateAndSaysSo) {
   std::ostringstream log;
   setup_.logger = std::make_shared<spdlog::logger>(
       "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
-  setup_.pool.tls.insecure_skip_verify = true;
+  setup_.pool.settings["tls"]["insecureSkipVerify"] = true;
   Build();
   HostObservation observation = provider().Observe(host(), Soon());
   EXPECT_TRUE(observation.status.ok()) << observation.status.ToString();
@@ -354,7 +354,7 @@ TEST_F(ParallelsTest, SecretsAreNeverLoggedOrReturned) {
   setup_.logger = std::make_shared<spdlog::logger>(
       "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
   setup_.logger->set_level(spdlog::level::trace);
-  setup_.pool.catalog_connection_ref = "catalog";
+  setup_.pool.settings["catalog"]["connectionRef"] = "catalog";
   setup_.secrets.Set("catalog", "connection",
                      "host=reader:" + catalog_password + "@catalog.example.com:443");
   Build();

@@ -45,6 +45,12 @@ class World {
   virtual std::vector<std::string> fixtures() const { return {}; }
 };
 
+// The fake host's words for states: the model's names, and one in-between state (what a
+// host in the middle of a stop says).
+VmState FakeState(const std::string& state) {
+  return state == "stopping" ? VmState::kTransitional : VmStateFromName(state);
+}
+
 class FakeWorld final : public World {
  public:
   FakeWorld() { fake_.AddHost(kAddress); }
@@ -53,7 +59,7 @@ class FakeWorld final : public World {
   HostRef host() const override { return {.pool = "pool", .name = "h1", .address = kAddress}; }
   void PutVm(const std::string& name, GuestOs os, const std::string& state) override {
     fake_.PutVm(kAddress, VmInfo{.name = name,
-                                 .state = ParseVmState(state),
+                                 .state = FakeState(state),
                                  .raw_state = state,
                                  .os = os,
                                  .cpu = 2,
@@ -61,7 +67,7 @@ class FakeWorld final : public World {
                                  .disk_bytes = uint64_t{64} << 30});
   }
   void SetState(const std::string& name, const std::string& state) override {
-    ASSERT_TRUE(fake_.SetVmState(kAddress, name, ParseVmState(state)).ok());
+    ASSERT_TRUE(fake_.SetVmState(kAddress, name, FakeState(state)).ok());
   }
   void SetOnline(bool online) override { fake_.SetOnline(kAddress, online); }
 

@@ -22,6 +22,7 @@
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
 
+#include "providers/builtin.h"
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/schema_validator.h"
 #include "reconciler/manifest/yaml_reader.h"
@@ -222,7 +223,7 @@ TEST(ChartTest, SchemaRejectsBadValues) {
 TEST(ChartTest, ConfigValuesAreFlotillaConfiguration) {
   const json values = Values();
   Result<std::shared_ptr<const manifest::SchemaValidator>> validator =
-      manifest::SchemaValidator::Create();
+      manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
   ASSERT_TRUE(validator.ok());
   json config = values["config"];
   config["source"]["url"] = "https://git.example.com/fleet.git";  // required at install

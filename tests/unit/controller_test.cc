@@ -88,6 +88,9 @@ class ForwarderFactory : public providers::ProviderFactory {
  public:
   explicit ForwarderFactory(FakeProvider& fake) : fake_(fake) {}
   std::string_view name() const override { return "fake"; }
+  std::shared_ptr<const ProviderRules> rules() const override {
+    return std::make_shared<providers::FakeRules>();
+  }
   Result<std::unique_ptr<providers::Provider>> Build(
       const providers::ProviderContext& /*context*/) const override {
     return std::unique_ptr<providers::Provider>(std::make_unique<Forwarder>(fake_));

@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "providers/parallels/embedded.h"
 #include "schemas/embedded.h"
 #include "tests/support/cli_runner.h"
 
@@ -591,8 +592,11 @@ struct DocSection {
   std::string_view schema;
 };
 
-constexpr std::array<DocSection, 3> kSections = {{
+constexpr std::string_view kProviderPrefix = "providers/";
+
+constexpr std::array<DocSection, 4> kSections = {{
     {"hostpool", "hostpool.v1.json"},
+    {"hostpool-parallels", "providers/parallels/pool_settings.v1.json"},
     {"vmset", "vmset.v1.json"},
     {"config", "config.v1.json"},
 }};
@@ -600,8 +604,10 @@ constexpr std::array<DocSection, 3> kSections = {{
 constexpr std::string_view kEndMarker = "<!-- END GENERATED -->";
 
 std::string BeginMarker(const DocSection& section) {
-  return "<!-- BEGIN GENERATED: " + std::string(section.id) + " (schemas/" +
-         std::string(section.schema) + ") -->";
+  const std::string file = section.schema.starts_with(kProviderPrefix)
+                               ? std::string(section.schema)
+                               : "schemas/" + std::string(section.schema);
+  return "<!-- BEGIN GENERATED: " + std::string(section.id) + " (" + file + ") -->";
 }
 
 struct Spliced {
@@ -705,7 +711,24 @@ std::string RegenerateCommand() {
 
 const fs::path kDocs = fs::path(FLOTILLA_SOURCE_DIR) / "docs" / "manifests.md";
 
+// A schema file of schemas/, or a provider's pool settings ("providers/parallels/...") as the
+// keys of spec they add, with the HostPool schema's definitions their $refs name.
 Json EmbeddedSchema(std::string_view name) {
+  if (name.starts_with(kProviderPrefix)) {
+    const std::string_view text =
+        providers::parallels::embedded::Find(name.substr(name.rfind('/') + 1));
+    EXPECT_FALSE(text.empty()) << "no embedded provider schema " << name;
+    const Json settings = text.empty() ? Json::object() : Json::parse(text);
+    return Json{
+        {"description", "The keys provider parallels adds to a HostPool's spec."},
+        {"type", "object"},
+        {"properties",
+         {{"spec",
+           {{"type", "object"},
+            {"description", "The pool's spec, as for every provider, plus these keys."},
+            {"properties", settings.value("properties", Json::object())}}}}},
+        {"definitions", EmbeddedSchema("hostpool.v1.json").value("definitions", Json::object())}};
+  }
   const std::string_view text = schemas::Find(name);
   EXPECT_FALSE(text.empty()) << "no embedded schema " << name;
   return text.empty() ? Json::object() : Json::parse(text);
@@ -722,7 +745,7 @@ TEST(ManifestDocsTest, DocsMatchTheSchemas) {
                                    RenderSection(ReadSchema(EmbeddedSchema(section.schema))));
     ASSERT_TRUE(spliced.error.empty())
         << kDocs << ": " << spliced.error << "\nAdd the marker lines " << BeginMarker(section)
-        << " and " << kEndMarker << " where the table of schemas/" << section.schema
+        << " and " << kEndMarker << " where the table of " << section.schema
         << " belongs, then run\n  " << RegenerateCommand();
     generated = spliced.text;
   }
@@ -756,6 +779,9 @@ TEST(ManifestDocsTest, EveryFieldIsDocumented) {
 // The binary documents the schemas it embeds; make sure those are the files in schemas/.
 TEST(ManifestDocsTest, EmbeddedSchemasAreTheFilesInSchemas) {
   for (const DocSection& section : kSections) {
+    if (section.schema.starts_with(kProviderPrefix)) {
+      continue;  // merged into a document schema; the provider's tests check its file
+    }
     const fs::path file = fs::path(FLOTILLA_SOURCE_DIR) / "schemas" / section.schema;
     EXPECT_EQ(EmbeddedSchema(section.schema), Json::parse(Slurp(file)))
         << file << " changed since this test was built: rebuild it first";

@@ -9,12 +9,27 @@
 #include <string_view>
 #include <vector>
 
+#include "providers/builtin.h"
 #include "reconciler/manifest/loader.h"
 
 namespace flotilla::manifest::testing {
 
+// A provider as core code must see any provider: no settings, any address and any image (as
+// an SSH-driven provider might take). Shows what is core's rule and what is a provider's.
+class OpenRules final : public ProviderRules {
+ public:
+  std::string_view name() const override { return "open"; }
+  std::string_view settings_schema() const override { return "{}"; }
+  void CheckPool(const HostPool& /*pool*/, std::vector<PoolProblem>& /*problems*/) const override {}
+  std::string CheckImage(std::string_view /*image*/) const override { return ""; }
+  std::string ImageCacheKey(std::string_view /*image*/) const override { return ""; }
+};
+
+// The built-in providers, and "open".
 inline std::shared_ptr<const SchemaValidator> Validator() {
-  auto validator = SchemaValidator::Create();
+  ProviderRulesList rules = flotilla::providers::BuiltinRules();
+  rules.push_back(std::make_shared<OpenRules>());
+  auto validator = SchemaValidator::Create(std::move(rules));
   EXPECT_TRUE(validator.ok()) << validator.status().ToString();
   return *validator;
 }

@@ -311,14 +311,14 @@ TEST(ParallelsConfigTest, CredentialsComeFromSecretsAndMistakesAreNamed) {
   EXPECT_TRUE(both->username.empty()) << "never both credentials";
   EXPECT_EQ(SecretValues(*both), (std::vector<std::string>{"QUJDOmRlZg==", "ABC:def", "def"}));
 
-  pool.tls.ca_file = "/nonexistent/ca.pem";
+  pool.settings["tls"]["caFile"] = "/nonexistent/ca.pem";
   EXPECT_NE(ParseParallelsConfig(context, {}).status().message().find("tls.caFile"),
             std::string::npos);
-  pool.tls.ca_file.clear();
+  pool.settings.erase("tls");
 
   // A catalog manager travels as it is; no credentials at all is refused (the service has no
   // unauthenticated mode).
-  pool.catalog_manager_id = "acme";
+  pool.settings["catalog"]["managerId"] = "acme";
   Result<ParallelsConfig> managed = ParseParallelsConfig(context, {});
   ASSERT_TRUE(managed.ok());
   EXPECT_EQ(managed->catalog_manager_id, "acme");

@@ -58,11 +58,13 @@ Plan ExamplePlan() {
                            .cpu = 4,
                            .memory = Quantity::FromBytes(8 * kGi),
                            .disk = Quantity::FromBytes(80 * kGi)};
+    set.image_cache_key = "catalog://macos_base/v1";  // as the loader fills it (parallels)
     return set;
   };
   VMSet ios = make_set("ios-runners", 4, GuestOs::kMacos);
   VMSet linux = make_set("linux-runners", 2, GuestOs::kLinux);
   linux.templ.image = "catalog://UBUNTU/24.04";
+  linux.image_cache_key = "catalog://ubuntu/24.04";
   VMSet huge = make_set("huge", 1, GuestOs::kLinux);
   huge.templ.memory = Quantity::FromBytes(64 * kGi);
   VMSet golden = make_set("golden", 1, GuestOs::kMacos);

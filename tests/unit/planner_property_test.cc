@@ -27,7 +27,9 @@ struct World {
   Observed observed;
   Ledger ledger;
 
-  void Apply(const Plan& plan) { SimulateApply(plan, observed, ledger); }
+  void Apply(const Plan& plan, const Desired& desired) {
+    SimulateApply(plan, desired, observed, ledger);
+  }
 
   static void Sort(ObservedHost& host) {
     std::sort(host.vms.begin(), host.vms.end(),
@@ -146,7 +148,7 @@ void CheckPlan(const Desired& desired, const World& before, const Plan& plan,
     }
   }
   World after = before;
-  after.Apply(plan);
+  after.Apply(plan, desired);
   for (const auto& [name, host] : after.observed.hosts) {
     if (!host.online) {
       continue;
@@ -208,7 +210,7 @@ TEST(PlannerPropertyTest, RandomFleetsKeepEveryPromiseAndConverge) {
           return;
         }
         done = plan.actions.empty();
-        world.Apply(plan);
+        world.Apply(plan, desired);
       }
       ASSERT_TRUE(done) << "seed " << seed << " did not converge in " << kMaxRounds << " rounds";
       for (const VMSet& set : sets) {

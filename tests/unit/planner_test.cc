@@ -32,6 +32,7 @@ VMSet Set(const std::string& name, uint32_t replicas, GuestOs os = GuestOs::kMac
                          .cpu = 2,
                          .memory = Quantity::FromBytes(4 * kGi),
                          .disk = Quantity::FromBytes(50 * kGi)};
+  set.image_cache_key = "catalog://base/v1";  // as the loader fills it for a parallels pool
   set.prune = true;
   return set;
 }
@@ -650,12 +651,13 @@ TEST(PlannerTest, RollingUpdatesPrepullTheNewImageWhereItIsMissing) {
   }
   EXPECT_EQ(plan.Count(ActionKind::kReplace), 2u) << "one per set (maxUnavailable 1)";
 
-  // Turned off, or with a template VM, nothing is pulled.
+  // Turned off, or with an image the provider does not cache (a template VM), nothing is pulled.
   fleet.sets[0].update_strategy.prepull = false;
   fleet.sets[1].update_strategy.prepull = false;
   EXPECT_EQ(fleet.Compute().Count(ActionKind::kPrepull), 0u);
   fleet.sets[0].update_strategy.prepull = true;
   fleet.sets[0].templ.image = "vm://golden";
+  fleet.sets[0].image_cache_key.clear();
   fleet.sets.resize(1);
   EXPECT_EQ(fleet.Compute().Count(ActionKind::kPrepull), 0u);
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "providers/fake_provider.h"
+#include "providers/parallels/wire.h"
 #include "providers/registry.h"
 #include "providers/secrets.h"
 
@@ -16,19 +17,23 @@ namespace flotilla::providers {
 namespace {
 
 TEST(VmStateTest, MapsEveryKnownStringAndKeepsInBetweenStatesApart) {
-  EXPECT_EQ(ParseVmState("running"), VmState::kRunning);
-  EXPECT_EQ(ParseVmState("Stopped"), VmState::kStopped);
-  EXPECT_EQ(ParseVmState("suspended"), VmState::kSuspended);
-  EXPECT_EQ(ParseVmState("paused"), VmState::kPaused);
-  EXPECT_EQ(ParseVmState("invalid"), VmState::kInvalid);
+  EXPECT_EQ(parallels::ParseVmState("running"), VmState::kRunning);
+  EXPECT_EQ(parallels::ParseVmState("Stopped"), VmState::kStopped);
+  EXPECT_EQ(parallels::ParseVmState("suspended"), VmState::kSuspended);
+  EXPECT_EQ(parallels::ParseVmState("paused"), VmState::kPaused);
+  EXPECT_EQ(parallels::ParseVmState("invalid"), VmState::kInvalid);
   for (const char* s : {"starting", "stopping", "resuming", "suspending", "pausing", "resetting",
                         "restoring", "continuing", "migrating", "deleting"}) {
-    EXPECT_EQ(ParseVmState(s), VmState::kTransitional) << s;
+    EXPECT_EQ(parallels::ParseVmState(s), VmState::kTransitional) << s;
   }
-  EXPECT_EQ(ParseVmState("unknown"), VmState::kUnknown);
-  EXPECT_EQ(ParseVmState(""), VmState::kUnknown);
-  EXPECT_EQ(ParseVmState("ing"), VmState::kUnknown);
+  EXPECT_EQ(parallels::ParseVmState("unknown"), VmState::kUnknown);
+  EXPECT_EQ(parallels::ParseVmState(""), VmState::kUnknown);
+  EXPECT_EQ(parallels::ParseVmState("ing"), VmState::kUnknown);
   EXPECT_EQ(ToString(VmState::kTransitional), "transitional");
+  // The model reads back only its own names; each provider maps its own words.
+  EXPECT_EQ(VmStateFromName("transitional"), VmState::kTransitional);
+  EXPECT_EQ(VmStateFromName("Stopped"), VmState::kUnknown);
+  EXPECT_EQ(VmStateFromName("stopping"), VmState::kUnknown);
 }
 
 TEST(PendingCreateNameTest, RoundTripsAndRejectsOrdinaryNames) {
@@ -44,16 +49,33 @@ TEST(PendingCreateNameTest, RoundTripsAndRejectsOrdinaryNames) {
             std::string::npos);
 }
 
+class NamedRules final : public ProviderRules {
+ public:
+  explicit NamedRules(std::string name) : name_(std::move(name)) {}
+  std::string_view name() const override { return name_; }
+  std::string_view settings_schema() const override { return "{}"; }
+  void CheckPool(const HostPool&, std::vector<PoolProblem>&) const override {}
+  std::string CheckImage(std::string_view) const override { return ""; }
+  std::string ImageCacheKey(std::string_view) const override { return ""; }
+
+ private:
+  std::string name_;
+};
+
 class NamedFactory final : public ProviderFactory {
  public:
-  explicit NamedFactory(std::string name) : name_(std::move(name)) {}
+  explicit NamedFactory(std::string name, std::string rules_name = "")
+      : name_(std::move(name)),
+        rules_(std::make_shared<NamedRules>(rules_name.empty() ? name_ : rules_name)) {}
   std::string_view name() const override { return name_; }
+  std::shared_ptr<const ProviderRules> rules() const override { return rules_; }
   Result<std::unique_ptr<Provider>> Build(const ProviderContext&) const override {
     return std::unique_ptr<Provider>(std::make_unique<FakeProvider>());
   }
 
  private:
   std::string name_;
+  std::shared_ptr<const ProviderRules> rules_;
 };
 
 TEST(ProviderRegistryTest, DuplicatesAreRefusedAndUnknownNamesListTheKnownOnes) {
@@ -63,6 +85,11 @@ TEST(ProviderRegistryTest, DuplicatesAreRefusedAndUnknownNamesListTheKnownOnes) 
   Status duplicate = registry.Register(std::make_unique<NamedFactory>("fake"));
   EXPECT_EQ(duplicate.code(), Status::Code::kAlreadyExists);
   EXPECT_EQ(registry.Names(), (std::vector<std::string>{"fake", "parallels"}));
+  ASSERT_EQ(registry.Rules().size(), 2u);
+  EXPECT_EQ(registry.Rules()[0]->name(), "fake");
+  // A factory's rules carry its own name, or core code would check pools by the wrong rules.
+  EXPECT_EQ(registry.Register(std::make_unique<NamedFactory>("tart", "parallels")).code(),
+            Status::Code::kInvalidArgument);
 
   Result<const ProviderFactory*> unknown = registry.Find("tart");
   ASSERT_FALSE(unknown.ok());
@@ -170,9 +197,9 @@ TEST(FakeProviderTest, InjectedFailuresAndCallCounts) {
   EXPECT_TRUE(fake.Start(host, "vm-0", {}).IsUnavailable());
   EXPECT_TRUE(fake.Start(host, "vm-0", {}).ok());
   EXPECT_EQ(fake.Calls("start"), 3);
-  // Cached images are reported as ImageCacheKey()s, like the Parallels provider reports them.
+  // Cached images are reported as FakeRules::ImageCacheKey spells them.
   EXPECT_TRUE(fake.Observe(host, {}).facts.cached_images ==
-              std::vector<std::string>{"catalog://x/1"});
+              std::vector<std::string>{FakeRules().ImageCacheKey("catalog://X/1")});
   VMTemplate x86 = templ;
   x86.arch = Arch::kX86_64;
   EXPECT_EQ(fake.Create(host, {.name = "vm-1", .templ = x86}, {}).status().code(),

@@ -102,7 +102,7 @@ TEST(SchemaTest, EnumsListTheValidValues) {
   EXPECT_TRUE(
       Says(LoadYaml(Fleet(
                Replace(kPool, "  credentialsRef", "  provider: vmware\n  credentialsRef"), kSet)),
-           "provider \"vmware\" is not one of parallels, tart"));
+           "provider \"vmware\" is not one of parallels, open"));
 }
 
 TEST(SchemaTest, PatternsExplainTheRule) {

@@ -126,10 +126,27 @@ TEST(SemanticTest, ParallelsPoolsNeedCredentialsAndHttpAddresses) {
                    "uses provider parallels, which needs spec.credentialsRef"));
   EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "https://10.0.0.2:8080", "ssh://10.0.0.2"), kSet)),
                    "address ssh://10.0.0.2 must start with https:// or http://"));
-  EXPECT_TRUE(LoadYaml(Fleet(Replace(Replace(kPool, "https://10.0.0.2:8080", "ssh://10.0.0.2"),
-                                     "  credentialsRef", "  provider: tart\n  credentialsRef"),
-                             kSet))
-                  .ok());
+  // Those are parallels' rules, not core's: another provider takes other addresses and images.
+  LoadResult open = LoadYaml(
+      Fleet(Replace(Replace(kPool, "https://10.0.0.2:8080", "ssh://10.0.0.2"), "  credentialsRef",
+                    "  provider: open\n  credentialsRef"),
+            Replace(kSet, "catalog://macos/15", "ghcr.io/cirruslabs/macos-sequoia-base:latest")));
+  EXPECT_TRUE(open.ok()) << AllText(open);
+  // A parallels pool refuses such an image where the set names it.
+  EXPECT_TRUE(Says(LoadYaml(Fleet(kPool, Replace(kSet, "catalog://macos/15",
+                                                 "ghcr.io/cirruslabs/macos:latest"))),
+                   "test.yaml:"));
+  EXPECT_TRUE(Says(
+      LoadYaml(
+          Fleet(kPool, Replace(kSet, "catalog://macos/15", "ghcr.io/cirruslabs/macos:latest"))),
+      "must be catalog://ID/VERSION (a catalog image) or vm://NAME (a template VM on the host) for "
+      "provider parallels (pool \"mac\") (/spec/template/image)"));
+  // Settings of one provider are unknown fields to another.
+  EXPECT_TRUE(Says(LoadYaml(Fleet(Replace(kPool, "  credentialsRef",
+                                          "  provider: open\n  tls: {caFile: /ca.pem}\n  "
+                                          "credentialsRef"),
+                                  kSet)),
+                   "unknown field \"tls\""));
 }
 
 TEST(SemanticTest, PlainHttpWarnsUnlessLoopback) {
@@ -201,7 +218,7 @@ TEST(SemanticTest, CredentialsInUrlsAreSecrets) {
   // A user name alone is no secret.
   EXPECT_TRUE(
       LoadYaml(Fleet(Replace(Replace(kPool, "https://10.0.0.2:8080", "ssh://admin@10.0.0.2"),
-                             "  credentialsRef", "  provider: tart\n  credentialsRef"),
+                             "  credentialsRef", "  provider: open\n  credentialsRef"),
                      kSet))
           .ok());
 }
