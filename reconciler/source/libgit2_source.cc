@@ -17,12 +17,14 @@
 #include "reconciler/model/digest.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/git_url.h"
-#include "reconciler/source/known_hosts.h"
+#include "reconciler/ssh/known_hosts.h"
 #include "reconciler/source/signature.h"
 #include "reconciler/source/socket_stream.h"
 
 namespace flotilla::source {
 namespace {
+
+using ssh::KnownHosts;
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;

@@ -1,8 +1,8 @@
-#include "reconciler/source/known_hosts.h"
+#include "reconciler/ssh/known_hosts.h"
 
 #include <gtest/gtest.h>
 
-namespace flotilla::source {
+namespace flotilla::ssh {
 namespace {
 
 // Key blobs are opaque bytes to KnownHosts; small made-up ones keep the tests readable.
@@ -64,4 +64,4 @@ TEST(KnownHostsTest, DecodesBase64) {
 }
 
 }  // namespace
-}  // namespace flotilla::source
+}  // namespace flotilla::ssh

@@ -1,4 +1,4 @@
-#include "reconciler/source/known_hosts.h"
+#include "reconciler/ssh/known_hosts.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace flotilla::source {
+namespace flotilla::ssh {
 namespace {
 
 std::vector<std::string> Split(std::string_view s, char sep) {
@@ -160,4 +160,4 @@ KnownHosts::Verdict KnownHosts::Check(std::string_view host, int port,
   return host_known ? Verdict::kMismatch : Verdict::kUnknownHost;
 }
 
-}  // namespace flotilla::source
+}  // namespace flotilla::ssh

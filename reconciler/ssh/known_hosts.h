@@ -6,7 +6,7 @@
 
 #include "reconciler/model/result.h"
 
-namespace flotilla::source {
+namespace flotilla::ssh {
 
 // An OpenSSH known_hosts file, enforced: a host key is accepted only if the file lists exactly
 // that key for the host (and port). Plain and hashed (|1|salt|hash) host names, comma-separated
@@ -42,4 +42,4 @@ class KnownHosts {
 // Base64 (standard alphabet, padding optional) to bytes; empty on malformed input.
 std::string DecodeBase64(std::string_view text);
 
-}  // namespace flotilla::source
+}  // namespace flotilla::ssh
