@@ -42,6 +42,7 @@ class Server;
 namespace flotilla::api {
 
 class FrontDoor;
+struct RouteContext;
 
 // What the server asks of the loop.
 class Backend {
@@ -107,6 +108,7 @@ class Server {
  private:
   Server(ServerOptions options, Backend& backend, store::Store& store, Telemetry& telemetry,
          std::shared_ptr<spdlog::logger> logger);
+  // Registers the route table (routes.h), with authentication before routing.
   void Routes();
 
   // The bearer token and webhook secret in force (options_'s copies are the first ones).
@@ -119,6 +121,7 @@ class Server {
   store::Store& store_;
   Telemetry& telemetry_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<RouteContext> context_;  // what the handlers (routes.h) share
   std::unique_ptr<httplib::Server> http_;  // request handling only (front_door.h serves)
   std::unique_ptr<FrontDoor> front_;
   std::string host_;

@@ -4,28 +4,14 @@
 
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <utility>
+
+#include "reconciler/source/libgit2_util.h"
 
 namespace flotilla::source {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-template <typename T, void (*Free)(T*)>
-using Owned = std::unique_ptr<T, Deleter<T, Free>>;
-
-Status GitError(const std::string& what) {
-  const git_error* e = git_error_last();
-  return Status::Internal(what + ": " +
-                          (e != nullptr && e->message != nullptr
-                               ? std::string(e->message)
-                               : std::string("unknown libgit2 error")));
-}
 
 // Without a user.name and user.email anywhere (a fresh machine), `git commit` in the seeded
 // repository would refuse to run; the repository then gets a local identity of its own, so
@@ -33,14 +19,14 @@ Status GitError(const std::string& what) {
 Status EnsureIdentity(git_repository* repo) {
   git_config* raw_config = nullptr;
   if (git_repository_config(&raw_config, repo) != 0) {
-    return GitError("cannot read the repository's configuration");
+    return libgit2::GitError("cannot read the repository's configuration");
   }
-  Owned<git_config, git_config_free> config(raw_config);
+  libgit2::Config config(raw_config);
   git_config* raw_local = nullptr;
   if (git_config_open_level(&raw_local, config.get(), GIT_CONFIG_LEVEL_LOCAL) != 0) {
-    return GitError("cannot open the repository's own configuration");
+    return libgit2::GitError("cannot open the repository's own configuration");
   }
-  Owned<git_config, git_config_free> local(raw_local);
+  libgit2::Config local(raw_local);
   for (const auto& [key, value] :
        {std::pair{"user.name", "flotilla dev"}, {"user.email", "dev@flotilla.invalid"}}) {
     git_buf existing = GIT_BUF_INIT;
@@ -50,7 +36,7 @@ Status EnsureIdentity(git_repository* repo) {
       continue;
     }
     if (git_config_set_string(local.get(), key, value) != 0) {
-      return GitError(std::string("cannot set ") + key);
+      return libgit2::GitError(std::string("cannot set ") + key);
     }
   }
   return Status::Ok();
@@ -79,41 +65,41 @@ Status SeedRepository(const std::string& path, const std::string& branch,
   options.initial_head = head.c_str();
   git_repository* raw_repo = nullptr;
   if (git_repository_init_ext(&raw_repo, path.c_str(), &options) != 0) {
-    return GitError("cannot create a repository at " + path);
+    return libgit2::GitError("cannot create a repository at " + path);
   }
-  Owned<git_repository, git_repository_free> repo(raw_repo);
+  libgit2::Repository repo(raw_repo);
   if (Status s = EnsureIdentity(repo.get()); !s.ok()) {
     return s;
   }
   git_index* raw_index = nullptr;
   if (git_repository_index(&raw_index, repo.get()) != 0) {
-    return GitError("cannot open the index of " + path);
+    return libgit2::GitError("cannot open the index of " + path);
   }
-  Owned<git_index, git_index_free> index(raw_index);
+  libgit2::Index index(raw_index);
   for (const auto& [name, content] : files) {
     if (git_index_add_bypath(index.get(), name.c_str()) != 0) {
-      return GitError("cannot add " + name);
+      return libgit2::GitError("cannot add " + name);
     }
   }
   git_oid tree_id;
   if (git_index_write(index.get()) != 0 || git_index_write_tree(&tree_id, index.get()) != 0) {
-    return GitError("cannot write the index of " + path);
+    return libgit2::GitError("cannot write the index of " + path);
   }
   git_tree* raw_tree = nullptr;
   if (git_tree_lookup(&raw_tree, repo.get(), &tree_id) != 0) {
-    return GitError("cannot read the tree just written");
+    return libgit2::GitError("cannot read the tree just written");
   }
-  Owned<git_tree, git_tree_free> tree(raw_tree);
+  libgit2::Tree tree(raw_tree);
   git_signature* raw_signature = nullptr;
   if (git_signature_now(&raw_signature, "flotilla dev", "dev@flotilla.invalid") != 0) {
-    return GitError("cannot make a signature");
+    return libgit2::GitError("cannot make a signature");
   }
-  Owned<git_signature, git_signature_free> signature(raw_signature);
+  libgit2::Signature signature(raw_signature);
   git_oid commit_id;
   const git_tree* tree_ptr = tree.get();
   if (git_commit_create(&commit_id, repo.get(), "HEAD", signature.get(), signature.get(), nullptr,
                         message.c_str(), tree_ptr, 0, nullptr) != 0) {
-    return GitError("cannot commit in " + path);
+    return libgit2::GitError("cannot commit in " + path);
   }
   return Status::Ok();
 }

@@ -3,14 +3,14 @@
 #include <exception>
 #include <nlohmann/json.hpp>
 
-#include "reconciler/render/inventory.h"
+#include "reconciler/model/inventory_json.h"
 
 namespace flotilla::store {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string StringAt(const Json& object, const char* key) {
+std::string StringAt(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
 }
@@ -21,9 +21,9 @@ Result<std::string> RenderHostSnapshot(const ObservedHost& host) {
   // Hosts may report text that is not UTF-8: such bytes are stored as U+FFFD rather than
   // losing the whole observation. No exception leaves the store.
   try {
-    render::Inventory one;
+    Inventory one;
     one.observed.hosts.emplace(host.name, host);
-    Json doc = Json::parse(render::RenderInventoryJson(one));
+    Json doc = InventoryToJson(one);
     Json& h = doc["hosts"][0];
     h["os_name"] = host.facts.os_name;
     h["os_version"] = host.facts.os_version;
@@ -45,7 +45,11 @@ Result<std::string> RenderHostSnapshot(const ObservedHost& host) {
 }
 
 Result<ObservedHost> ParseHostSnapshot(std::string_view text, const std::string& name) {
-  Result<render::Inventory> inventory = render::ParseInventoryJson(text);
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    return Status::InvalidArgument("the inventory is not valid JSON");
+  }
+  Result<Inventory> inventory = InventoryFromJson(doc);
   if (!inventory.ok()) {
     return inventory.status();
   }
@@ -54,12 +58,11 @@ Result<ObservedHost> ParseHostSnapshot(std::string_view text, const std::string&
     return Status::FailedPrecondition("the snapshot does not describe host " + name);
   }
   ObservedHost host = std::move(it->second);
-  const Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  auto hosts = doc.find("hosts");
+  const auto hosts = doc.find("hosts");
   if (hosts == doc.end() || !hosts->is_array() || hosts->empty()) {
     return host;  // not reached: the inventory reader found the host there
   }
-  const Json& h = hosts->front();
+  const nlohmann::json& h = hosts->front();
   host.facts.os_name = StringAt(h, "os_name");
   host.facts.os_version = StringAt(h, "os_version");
   host.facts.agent_version = StringAt(h, "agent_version");
@@ -72,7 +75,7 @@ Result<ObservedHost> ParseHostSnapshot(std::string_view text, const std::string&
   }
   // The inventory reader sorts VMs by name, so the extras are matched by id and name.
   if (auto vms = h.find("vms"); vms != h.end() && vms->is_array()) {
-    for (const Json& v : *vms) {
+    for (const nlohmann::json& v : *vms) {
       for (VmInfo& vm : host.vms) {
         if (vm.name != StringAt(v, "name") || vm.id != StringAt(v, "id")) {
           continue;

@@ -1,10 +1,10 @@
 #pragma once
 
 // How the store writes one host's last observation into the `hosts` table (internal to the
-// store). A snapshot is an inventory document (render/inventory.h) holding just that host, so a
-// row can be exported or read by `diff --inventory` as it is. The inventory format leaves out a
-// few fields the planner and people use (pending creates, the VM type, the host's OS and agent
-// versions); they ride along under extra keys, which inventory readers ignore.
+// store). A snapshot is an inventory document (model/inventory_json.h) holding just that host,
+// so a row can be exported or read by `diff --inventory` as it is. The inventory format leaves
+// out a few fields the planner and people use (pending creates, the VM type, the host's OS and
+// agent versions); they ride along under extra keys, which inventory readers ignore.
 
 #include <string>
 #include <string_view>

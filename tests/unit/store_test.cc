@@ -11,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "reconciler/store/migrations.h"
+#include "reconciler/store/schema.h"
 #include "tests/support/process.h"
 
 namespace flotilla::store {

@@ -1,0 +1,120 @@
+#pragma once
+
+// The endpoints of the API server (server.h) as a table: each route is a method, a path pattern
+// and a named handler that turns a request into a Reply. Handlers write no sockets: a test can
+// call one with a hand-made httplib::Request and read the Reply. Authentication is not theirs:
+// the server checks the bearer token (Authorize) before any route runs.
+//
+// Thread-safety: handlers run on the server's worker threads, many at once; they share only
+// what RouteContext refers to.
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include <nlohmann/json.hpp>
+
+#include "reconciler/api/server.h"
+
+namespace httplib {
+struct Request;
+}
+
+namespace flotilla::api {
+
+// One answer, as the server writes it.
+struct Reply {
+  // Unset: cpp-httplib's choice, 200 (206 with the asked-for part when the request has a Range
+  // header).
+  std::optional<int> status;
+  std::string body;
+  std::string content_type;
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type
+};
+
+// `body` as indented JSON ending in a newline; text that is not UTF-8 is written as U+FFFD.
+Reply JsonReply(int status, const nlohmann::json& body);
+// {"error": message}.
+Reply ErrorReply(int status, std::string_view message);
+
+// What the handlers share: the server's collaborators and settings.
+struct RouteContext {
+  Backend& backend;
+  store::Store& store;
+  Telemetry& telemetry;
+  spdlog::logger& logger;
+  // Handlers read branch, threads, max_body_bytes, reconcile_wait and clock; never the token
+  // or webhook secret, which may be rotated under them (see webhook_secret).
+  const ServerOptions& options;
+  std::function<std::string()> webhook_secret;  // the secret in force; empty: webhooks off
+  std::atomic<size_t>& reconcile_waiters;       // POST /api/v1/reconcile requests waiting
+};
+
+// Whether a route reads the latest observation.
+enum class Observation {
+  kUnused,    // the handler gets a null snapshot
+  kOptional,  // the handler gets the latest one, null before the first
+  kRequired,  // the server answers 503 before the first; the handler never sees null
+};
+
+using Handler = Reply (*)(const httplib::Request& request, const Snapshot* snapshot,
+                          RouteContext& context);
+
+struct Route {
+  std::string_view method;   // "GET" or "POST"
+  std::string_view pattern;  // a path, or a regular expression whose groups are req.matches
+  Observation observation;
+  Handler handler;
+};
+
+// Every endpoint (server.h lists them).
+std::span<const Route> ApiRoutes();
+
+// The 503 a kRequired route answers before the first observation.
+Reply NoObservationReply();
+
+// Nullopt when `request` may pass: no token is required, the path is public (health checks and
+// the webhook, which carries its own signature) or it carries `Authorization: Bearer <token>`
+// (compared in constant time). Otherwise the 401 to answer.
+std::optional<Reply> Authorize(const httplib::Request& request, std::string_view token);
+
+// The endpoints, one handler each.
+Reply HandleHealthz(const httplib::Request& request, const Snapshot* snapshot,
+                    RouteContext& context);
+Reply HandleReadyz(const httplib::Request& request, const Snapshot* snapshot,
+                   RouteContext& context);
+Reply HandleMetrics(const httplib::Request& request, const Snapshot* snapshot,
+                    RouteContext& context);
+Reply HandleStatus(const httplib::Request& request, const Snapshot* snapshot,
+                   RouteContext& context);
+Reply HandleHosts(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context);
+Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context);
+Reply HandleResources(const httplib::Request& request, const Snapshot* snapshot,
+                      RouteContext& context);
+Reply HandlePlan(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context);
+Reply HandleInventory(const httplib::Request& request, const Snapshot* snapshot,
+                      RouteContext& context);
+Reply HandleRuns(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context);
+Reply HandleRun(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context);
+Reply HandleRevisions(const httplib::Request& request, const Snapshot* snapshot,
+                      RouteContext& context);
+Reply HandleReconcile(const httplib::Request& request, const Snapshot* snapshot,
+                      RouteContext& context);
+Reply HandleGitWebhook(const httplib::Request& request, const Snapshot* snapshot,
+                       RouteContext& context);
+Reply HandleOrchestratorHosts(const httplib::Request& request, const Snapshot* snapshot,
+                              RouteContext& context);
+Reply HandleOrchestratorResources(const httplib::Request& request, const Snapshot* snapshot,
+                                  RouteContext& context);
+Reply HandleOrchestratorMachines(const httplib::Request& request, const Snapshot* snapshot,
+                                 RouteContext& context);
+
+}  // namespace flotilla::api

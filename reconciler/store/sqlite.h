@@ -1,0 +1,285 @@
+#pragma once
+
+// A thin RAII layer over SQLite's C API, internal to the store: a connection (Db), a prepared
+// statement (Statement) with typed binding and column readers, row readers (ReadAll, ReadFirst,
+// AnyRow) and an IMMEDIATE transaction. Every failure becomes a Status that names the file and
+// what was being done ("<file>: <what>: <SQLite's message>"), coded so that callers can tell a
+// busy file (Unavailable, retry) from a broken or unwritable one.
+//
+// Times are bound and read as INTEGER milliseconds since the Unix epoch.
+//
+// Thread-safety: none. A Db and its statements are used by one thread at a time (the store
+// serialises every use of its connection).
+
+#include <sqlite3.h>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "reconciler/model/result.h"
+#include "reconciler/model/status.h"
+
+namespace flotilla::store::sqlite {
+
+using Time = std::chrono::system_clock::time_point;
+
+int64_t ToMillis(Time t);
+Time FromMillis(int64_t ms);
+
+// SQLite's LIMIT for "at most `limit` rows, 0 meaning all": negative means none.
+int64_t SqlLimit(size_t limit);
+
+// The Status for a failed SQLite call: "<file>: <what>: <SQLite's message>", coded so that
+// callers can tell a busy file (retry) from a broken or unwritable one.
+Status SqliteStatus(int rc, const std::string& path, std::string_view what,
+                    std::string_view detail);
+
+class Statement;
+
+// One connection; closed when destroyed.
+class Db {
+ public:
+  Db(sqlite3* handle, std::string path) : db_(handle), path_(std::move(path)) {}
+  ~Db() { sqlite3_close_v2(db_); }  // a no-op on nullptr
+  Db(Db&& other) noexcept : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+  Db& operator=(Db&&) = delete;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  Status Error(int rc, std::string_view what) const {
+    return SqliteStatus(rc, path_, what, sqlite3_errmsg(db_));
+  }
+
+  // Runs one or more statements that return no rows.
+  Status Exec(const std::string& sql, std::string_view what) {
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status::Ok() : Error(rc, what);
+  }
+
+  // A statement with `args` bound to ?1, ?2, ...
+  template <typename... Args>
+  Result<Statement> Prepare(std::string_view sql, std::string_view what, const Args&... args);
+
+  // Prepares, binds and runs a statement that returns no rows.
+  template <typename... Args>
+  Status Run(std::string_view sql, std::string_view what, const Args&... args);
+
+  int64_t LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
+  int64_t Changes() const { return sqlite3_changes(db_); }
+  bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+ private:
+  sqlite3* db_;
+  std::string path_;
+};
+
+// One prepared statement; finalized when destroyed. Column readers record the first value they
+// cannot make sense of in `error()` instead of failing on the spot, so that row readers
+// stay plain sequences of assignments.
+class Statement {
+ public:
+  Statement(Db& db, sqlite3_stmt* stmt, std::string_view what)
+      : db_(&db), stmt_(stmt), what_(what) {}
+  ~Statement() { sqlite3_finalize(stmt_); }  // a no-op on nullptr
+  Statement(Statement&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        what_(std::move(other.what_)),
+        error_(std::move(other.error_)) {}
+  Statement& operator=(Statement&&) = delete;
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  template <typename... Args>
+  void Bind(const Args&... args) {
+    int index = 0;
+    (BindOne(++index, args), ...);
+  }
+
+  // Advances to the next row: true when there is one, false when there are no more.
+  Result<bool> Step() {
+    if (!error_.ok()) {
+      return error_;
+    }
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    return db_->Error(rc, what_);
+  }
+
+  // Runs a statement that returns no rows.
+  Status Run() {
+    Result<bool> row = Step();
+    return row.ok() ? Status::Ok() : row.status();
+  }
+
+  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool Bool(int column) const { return Int(column) != 0; }
+  Time TimeAt(int column) const { return FromMillis(Int(column)); }
+  std::optional<Time> OptionalTime(int column) const {
+    if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
+      return std::nullopt;
+    }
+    return TimeAt(column);
+  }
+  std::string Text(int column) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    if (text == nullptr) {
+      return "";
+    }
+    return {reinterpret_cast<const char*>(text),
+            static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
+  }
+
+  // The enum value whose ToString() is the column's text.
+  template <typename E, size_t N>
+  E Enum(int column, const std::array<E, N>& values) {
+    const std::string text = Text(column);
+    for (E value : values) {
+      if (ToString(value) == text) {
+        return value;
+      }
+    }
+    if (error_.ok()) {
+      error_ = Status::FailedPrecondition(db_->path() + ": " + what_ + ": column " +
+                                          sqlite3_column_name(stmt_, column) +
+                                          " holds an unknown value \"" + text + "\"");
+    }
+    return values[0];
+  }
+
+  // The first problem met while binding or reading; OK when none.
+  const Status& error() const { return error_; }
+
+ private:
+  template <typename T>
+  void BindOne(int index, const T& value) {
+    int rc = SQLITE_OK;
+    if constexpr (std::is_same_v<T, bool>) {
+      rc = sqlite3_bind_int(stmt_, index, value ? 1 : 0);
+    } else if constexpr (std::is_integral_v<T>) {
+      rc = sqlite3_bind_int64(stmt_, index, static_cast<sqlite3_int64>(value));
+    } else if constexpr (std::is_same_v<T, Time>) {
+      rc = sqlite3_bind_int64(stmt_, index, ToMillis(value));
+    } else if constexpr (std::is_same_v<T, std::optional<Time>>) {
+      rc = value ? sqlite3_bind_int64(stmt_, index, ToMillis(*value))
+                 : sqlite3_bind_null(stmt_, index);
+    } else {
+      const std::string_view text(value);
+      // A null pointer would bind SQL NULL; an empty string must stay ''.
+      rc = sqlite3_bind_text64(stmt_, index, text.data() == nullptr ? "" : text.data(), text.size(),
+                               SQLITE_TRANSIENT, SQLITE_UTF8);
+    }
+    if (rc != SQLITE_OK && error_.ok()) {
+      error_ = db_->Error(rc, what_);
+    }
+  }
+
+  Db* db_;
+  sqlite3_stmt* stmt_;
+  std::string what_;
+  Status error_;
+};
+
+template <typename... Args>
+Result<Statement> Db::Prepare(std::string_view sql, std::string_view what, const Args&... args) {
+  sqlite3_stmt* stmt = nullptr;
+  const int rc =
+      sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), 0, &stmt, nullptr);
+  Statement statement(*this, stmt, what);
+  if (rc != SQLITE_OK) {
+    return Error(rc, what);
+  }
+  statement.Bind(args...);
+  return statement;
+}
+
+template <typename... Args>
+Status Db::Run(std::string_view sql, std::string_view what, const Args&... args) {
+  Result<Statement> statement = Prepare(sql, what, args...);
+  if (!statement.ok()) {
+    return statement.status();
+  }
+  return statement->Run();
+}
+
+// Every row of `statement`, each turned into a T by `read`.
+template <typename T, typename Read>
+Result<std::vector<T>> ReadAll(Result<Statement> statement, Read read) {
+  if (!statement.ok()) {
+    return statement.status();
+  }
+  std::vector<T> rows;
+  while (true) {
+    Result<bool> row = statement->Step();
+    if (!row.ok()) {
+      return row.status();
+    }
+    if (!*row) {
+      return rows;
+    }
+    T value = read(*statement);
+    if (!statement->error().ok()) {
+      return statement->error();
+    }
+    rows.push_back(std::move(value));
+  }
+}
+
+// The first row of `statement` as a T, or nullopt when there is none.
+template <typename T, typename Read>
+Result<std::optional<T>> ReadFirst(Result<Statement> statement, Read read) {
+  Result<std::vector<T>> rows = ReadAll<T>(std::move(statement), read);
+  if (!rows.ok()) {
+    return rows.status();
+  }
+  if (rows->empty()) {
+    return std::optional<T>();
+  }
+  return std::optional<T>(std::move(rows->front()));
+}
+
+// Whether `statement` yields any row.
+Result<bool> AnyRow(Result<Statement> statement);
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed uncommitted. IMMEDIATE takes the write
+// lock at once: a deferred transaction that reads and then writes can fail with SQLITE_BUSY
+// half way when another connection wrote in between, and busy_timeout does not help there.
+class Transaction {
+ public:
+  explicit Transaction(Db& db) : db_(db) {}
+  ~Transaction() {
+    if (db_.InTransaction()) {
+      db_.Exec("ROLLBACK", "roll back");
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  Status Begin() { return db_.Exec("BEGIN IMMEDIATE", "begin a transaction"); }
+  Status Commit() { return db_.Exec("COMMIT", "commit"); }
+
+ private:
+  Db& db_;
+};
+
+// Opens (creating it and its folder unless `read_only`) the file at `path`, with no SQLite mutex:
+// the caller serialises every use of the connection. ":memory:" opens a private in-memory file.
+Result<Db> OpenDb(const std::string& path, std::chrono::milliseconds busy_timeout,
+                  bool read_only = false);
+
+}  // namespace flotilla::store::sqlite
