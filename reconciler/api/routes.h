@@ -30,6 +30,8 @@ struct Request;
 
 namespace flotilla::api {
 
+using controller::Snapshot;
+
 // One answer, as the server writes it.
 struct Reply {
   // Unset: cpp-httplib's choice, 200 (206 with the asked-for part when the request has a Range

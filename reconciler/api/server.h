@@ -29,8 +29,8 @@
 
 #include <spdlog/logger.h>
 
-#include "reconciler/api/snapshot.h"
 #include "reconciler/api/telemetry.h"
+#include "reconciler/controller/snapshot.h"
 #include "reconciler/model/clock.h"
 #include "reconciler/model/result.h"
 #include "reconciler/store/store.h"
@@ -40,6 +40,8 @@ class Server;
 }
 
 namespace flotilla::api {
+
+using controller::Snapshot;
 
 class FrontDoor;
 struct RouteContext;

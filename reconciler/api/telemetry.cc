@@ -18,13 +18,6 @@ Series ToSeries(const std::map<std::vector<std::string>, double>& counts) {
 
 }  // namespace
 
-std::string_view HostState(const ObservedHost* host) {
-  if (host == nullptr) {
-    return "unknown";
-  }
-  return host->degraded ? "degraded" : host->online ? "online" : "offline";
-}
-
 Telemetry::Telemetry()
     : runs_(registry_.AddCounter("flotilla_reconcile_runs_total",
                                  "Reconcile runs recorded, by outcome.", {"outcome"})),

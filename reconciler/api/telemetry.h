@@ -15,33 +15,29 @@
 
 #include "providers/provider.h"
 #include "reconciler/api/metrics.h"
-#include "reconciler/api/snapshot.h"
+#include "reconciler/controller/pass_observer.h"
+#include "reconciler/controller/snapshot.h"
 
 namespace flotilla::api {
 
-class Telemetry final : public providers::RequestObserver {
+using controller::Snapshot;
+
+class Telemetry final : public controller::PassObserver, public providers::RequestObserver {
  public:
   Telemetry();
   Telemetry(const Telemetry&) = delete;
   Telemetry& operator=(const Telemetry&) = delete;
 
-  // One poll of the source: outcome "success", "failure" (unreadable), or "rejected" (the
-  // newest revision cannot be used).
-  void GitFetch(std::string_view outcome);
-  // A revision was rejected (once per revision).
-  void RevisionRejected();
-  // Whether the loop fails static after this poll (the newest revision cannot be used).
-  void FailStatic(bool on);
-  // Ledger rows whose provider id the host of the row did not report in the latest pass, while
-  // it reports a VM of that name (repaired or not).
-  void LedgerMismatches(size_t count);
-  // A run ended: outcome as the store spells it ("succeeded", "failed", ...).
-  void RunFinished(std::string_view outcome, std::chrono::milliseconds duration);
-  // An action ended: kind "create", ...; outcome "succeeded", "failed" or "abandoned".
+  // controller::PassObserver (its header says what each call means).
+  void GitFetch(std::string_view outcome) override;
+  void RevisionRejected() override;
+  void FailStatic(bool on) override;
+  void LedgerMismatches(size_t count) override;
+  void RunFinished(std::string_view outcome, std::chrono::milliseconds duration) override;
   void ActionFinished(std::string_view kind, std::string_view outcome,
-                      std::chrono::milliseconds elapsed);
-  // Deletions the plan of a run held back (deletion budget, fail static).
-  void DeletionsDeferred(size_t count);
+                      std::chrono::milliseconds elapsed) override;
+  void DeletionsDeferred(size_t count) override;
+  // providers::RequestObserver.
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
 
   // The exposition text. `snapshot` (may be null before the first observation) feeds the fleet
@@ -74,9 +70,5 @@ class Telemetry final : public providers::RequestObserver {
   GaugeFamily& conflicts_;
   GaugeFamily& refused_;
 };
-
-// The state word the API and metrics use for a host: "online", "degraded", "offline" or
-// "unknown" (never observed).
-std::string_view HostState(const ObservedHost* host);
 
 }  // namespace flotilla::api

@@ -12,10 +12,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "reconciler/api/snapshot.h"
+#include "reconciler/controller/snapshot.h"
 #include "reconciler/store/store.h"
 
 namespace flotilla::api {
+
+using controller::Snapshot;
 
 // "2026-11-23T10:00:00Z".
 std::string FormatTime(std::chrono::system_clock::time_point t);

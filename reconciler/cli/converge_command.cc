@@ -128,7 +128,8 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
   }
   engine->source = std::move(*source);
   options = controller::ConfiguredOptions(c, std::move(options));
-  options.telemetry = &engine->telemetry;
+  options.observer = &engine->telemetry;
+  options.requests = &engine->telemetry;
   engine->controller =
       std::make_unique<controller::Controller>(std::move(options), *engine->store, *engine->source,
                                                context.providers, engine->clock, context.log);

@@ -19,7 +19,7 @@ using std::chrono::system_clock;
 // Passes progress on and counts every finished action in the metrics.
 class MeteredProgress final : public executor::Progress {
  public:
-  MeteredProgress(executor::Progress* next, api::Telemetry* telemetry)
+  MeteredProgress(executor::Progress* next, PassObserver* telemetry)
       : next_(next), telemetry_(telemetry) {}
   void Started(const Action& action, int attempt, size_t ordinal, size_t total) override {
     if (next_ != nullptr) {
@@ -43,7 +43,7 @@ class MeteredProgress final : public executor::Progress {
 
  private:
   executor::Progress* next_;
-  api::Telemetry* telemetry_;
+  PassObserver* telemetry_;
 };
 
 store::ActionState ToState(executor::Outcome outcome) {
@@ -218,8 +218,8 @@ SyncResult Controller::Sync() {
     newest_problem_rejected_ = outcome == store::RevisionOutcome::kRejected;
     if (key != newest_problem_sha_) {
       newest_problem_sha_ = key;
-      if (options_.telemetry != nullptr && newest_problem_rejected_) {
-        options_.telemetry->RevisionRejected();
+      if (options_.observer != nullptr && newest_problem_rejected_) {
+        options_.observer->RevisionRejected();
       }
       logger_->warn("{}; {}", problem,
                     current_sha_ ? "keeping revision " + current_sha_->substr(0, 12) +
@@ -271,13 +271,13 @@ SyncResult Controller::Sync() {
                     CountOf(current_.sets.size(), "VM set"));
     }
   }
-  if (options_.telemetry != nullptr) {
+  if (options_.observer != nullptr) {
     // A revision that was fetched but cannot be used is no successful fetch.
-    options_.telemetry->GitFetch(!polled.ok()                                     ? "failure"
-                                 : result.fail_static && newest_problem_rejected_ ? "rejected"
-                                 : result.fail_static                             ? "failure"
-                                                                                  : "success");
-    options_.telemetry->FailStatic(result.fail_static);
+    options_.observer->GitFetch(!polled.ok()                                     ? "failure"
+                                : result.fail_static && newest_problem_rejected_ ? "rejected"
+                                : result.fail_static                             ? "failure"
+                                                                                 : "success");
+    options_.observer->FailStatic(result.fail_static);
   }
   result.sha = current_sha_.value_or("");
   sync_ = result;
@@ -429,8 +429,8 @@ Result<Observed> Controller::Observe(const Desired& desired) {
     if (!host.online) {
       host.degraded = !down;
     }
-    const std::string_view was = before == nullptr ? "unknown" : api::HostState(before);
-    const std::string_view is = api::HostState(&host);
+    const std::string_view was = before == nullptr ? "unknown" : HostState(before);
+    const std::string_view is = HostState(&host);
     if (was == is) {
       continue;
     }
@@ -492,7 +492,8 @@ Result<Prepared> Controller::Prepare() {
   }
   prepared.ledger = std::move(*ledger);
   std::map<std::string, Unfinished> resumable;
-  if (Status s = Recover(prepared, resumable); !s.ok()) {
+  std::vector<planner::FinishDelete> finish;
+  if (Status s = Recover(prepared, resumable, finish); !s.ok()) {
     return s;
   }
   if (Status s = CheckLedger(prepared); !s.ok()) {
@@ -501,6 +502,7 @@ Result<Prepared> Controller::Prepare() {
   // Only this loop's pools: other shards' VMs are theirs.
   std::erase_if(prepared.ledger.entries, [&](const LedgerEntry& e) { return !InScope(e.pool); });
   planner::PlannerOptions planner_options = options_.planner;
+  planner_options.finish_deletes = std::move(finish);
   {
     std::lock_guard lock(snapshot_mu_);
     prepared.approval = std::exchange(approval_, std::nullopt);
@@ -561,14 +563,14 @@ Result<Prepared> Controller::Prepare() {
   if (!options_.preview) {
     Announce(prepared.plan);
   }
-  auto snapshot = std::make_shared<api::Snapshot>(api::Snapshot{.observed_at = clock_.Now(),
-                                                                .sha = prepared.sha,
-                                                                .fail_static = prepared.fail_static,
-                                                                .problem = prepared.problem,
-                                                                .desired = prepared.desired,
-                                                                .observed = prepared.observed,
-                                                                .ledger = prepared.ledger,
-                                                                .plan = prepared.plan});
+  auto snapshot = std::make_shared<Snapshot>(Snapshot{.observed_at = clock_.Now(),
+                                                      .sha = prepared.sha,
+                                                      .fail_static = prepared.fail_static,
+                                                      .problem = prepared.problem,
+                                                      .desired = prepared.desired,
+                                                      .observed = prepared.observed,
+                                                      .ledger = prepared.ledger,
+                                                      .plan = prepared.plan});
   std::lock_guard lock(snapshot_mu_);
   snapshot_ = std::move(snapshot);
   return prepared;
@@ -579,7 +581,7 @@ void Controller::Approve(PassApproval approval) {
   approval_ = std::move(approval);
 }
 
-std::shared_ptr<const api::Snapshot> Controller::snapshot() const {
+std::shared_ptr<const Snapshot> Controller::snapshot() const {
   std::lock_guard lock(snapshot_mu_);
   return snapshot_;
 }
@@ -610,8 +612,8 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     logger_->error("store: {}", run.status().ToString());
     result.outcome = store::RunOutcome::kFailed;
     result.message = run.status().ToString();
-    if (options_.telemetry != nullptr) {
-      options_.telemetry->RunFinished(store::ToString(result.outcome), {});
+    if (options_.observer != nullptr) {
+      options_.observer->RunFinished(store::ToString(result.outcome), {});
     }
     return result;
   }
@@ -629,12 +631,12 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
   }
   if (!prepared.plan.actions.empty()) {
     const executor::Fleet fleet = FleetFor(prepared.desired);
-    MeteredProgress metered(progress, options_.telemetry);
+    MeteredProgress metered(progress, options_.observer);
     StoreJournal journal(store_, result.run_id, clock_, logger_);
     executor::Context context{
         .fleet = &fleet,
         .journal = &journal,
-        .progress = progress != nullptr || options_.telemetry != nullptr ? &metered : nullptr,
+        .progress = progress != nullptr || options_.observer != nullptr ? &metered : nullptr,
         .ledger = &prepared.ledger,
         .resume = prepared.resume};
     executor::Executor executor(options_.executor);
@@ -688,11 +690,11 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
       !s.ok()) {
     logger_->error("store: {}", s.ToString());
   }
-  if (options_.telemetry != nullptr) {
-    options_.telemetry->RunFinished(store::ToString(result.outcome),
-                                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now() - started));
-    options_.telemetry->DeletionsDeferred(prepared.plan.Count(FindingKind::kDeferred));
+  if (options_.observer != nullptr) {
+    options_.observer->RunFinished(store::ToString(result.outcome),
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - started));
+    options_.observer->DeletionsDeferred(prepared.plan.Count(FindingKind::kDeferred));
   }
   // The revision is recorded as applied the first time a pass acts on it.
   Result<std::optional<store::RevisionRecord>> applied = store_.LastApplied();
@@ -708,8 +710,8 @@ int64_t Controller::RecordFailedRun(std::string_view trigger, std::string_view m
   if (options_.preview) {
     return 0;
   }
-  if (options_.telemetry != nullptr) {
-    options_.telemetry->RunFinished(store::ToString(store::RunOutcome::kFailed), {});
+  if (options_.observer != nullptr) {
+    options_.observer->RunFinished(store::ToString(store::RunOutcome::kFailed), {});
   }
   Result<int64_t> run = store_.BeginRun(trigger, current_sha_.value_or(""), clock_.Now());
   if (!run.ok()) {

@@ -31,8 +31,8 @@
 
 #include "providers/registry.h"
 #include "providers/secrets.h"
-#include "reconciler/api/snapshot.h"
-#include "reconciler/api/telemetry.h"
+#include "reconciler/controller/pass_observer.h"
+#include "reconciler/controller/snapshot.h"
 #include "reconciler/executor/executor.h"
 #include "reconciler/manifest/config.h"
 #include "reconciler/manifest/loader.h"
@@ -79,7 +79,10 @@ struct ControllerOptions {
   // is asked to change anything (recovery's deletions and adoptions are applied to the pass's
   // view only), nothing is announced, and Execute refuses.
   bool preview = false;
-  api::Telemetry* telemetry = nullptr;  // metrics; may be null; outlives the controller
+  // Told how passes go (metrics); may be null; outlives the controller.
+  PassObserver* observer = nullptr;
+  // Told of every request the providers send (metrics); may be null; outlives the controller.
+  providers::RequestObserver* requests = nullptr;
 };
 
 // The key of Prepared::resume and of the creates a process cancelled: "<vm>@<host>".
@@ -163,7 +166,7 @@ class Controller {
   const SyncResult& last_sync() const { return sync_; }
 
   // What the latest Prepare saw and planned; null before the first. Any thread.
-  std::shared_ptr<const api::Snapshot> snapshot() const;
+  std::shared_ptr<const Snapshot> snapshot() const;
 
  private:
   struct PoolProvider;
@@ -178,7 +181,11 @@ class Controller {
   };
   // Settles unfinished actions of an earlier process; collects creates to resume by
   // "<vm>@<host>" into `unfinished`.
-  Status Recover(Prepared& prepared, std::map<std::string, Unfinished>& unfinished);
+  // Applies Decide (recovery.h) to every unfinished journal row of this loop's pools: settles
+  // rows, writes the ledger (or, in a preview, only `prepared.ledger`), and collects the
+  // creates to resume and the deletions that finish interrupted actions (for the planner).
+  Status Recover(Prepared& prepared, std::map<std::string, Unfinished>& unfinished,
+                 std::vector<planner::FinishDelete>& finish);
   // Ledger rows against what the hosts report: a row whose id its host does not report while
   // it reports a VM of that name takes the observed id when the journal shows this store may
   // have made that VM without recording it (Store::MadeOn; otherwise it is reported); counted
@@ -231,7 +238,7 @@ class Controller {
   std::map<std::string, std::string> announced_;
 
   mutable std::mutex snapshot_mu_;  // guards snapshot_ and approval_
-  std::shared_ptr<const api::Snapshot> snapshot_;
+  std::shared_ptr<const Snapshot> snapshot_;
   std::optional<PassApproval> approval_;  // for the next Prepare
 };
 

@@ -73,7 +73,7 @@ Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
                                                  .secrets = *entry->secrets,
                                                  .logger = logger_,
                                                  .clock = clock_,
-                                                 .requests = options_.telemetry});
+                                                 .requests = options_.requests});
   if (!built.ok()) {
     return built.status();
   }

@@ -1,6 +1,8 @@
-// What a previous process left unfinished, settled against what the hosts show (Recover), and
-// the temporary VMs of creates that nothing will resume (PlanCleanups: deletions in the plan).
-// The recovery table is in docs/converge.md.
+// What a previous process left unfinished, settled against what the hosts show (Decide, the
+// table of docs/converge.md; Recover applies it), and the temporary VMs of creates that nothing
+// will resume (PlanCleanups: deletions in the plan).
+
+#include "reconciler/controller/recovery.h"
 
 #include <algorithm>
 
@@ -16,9 +18,124 @@ bool CreatesOn(const Plan& plan, const std::string& vm, const std::string& host)
   });
 }
 
+const VmInfo* Named(const ObservedHost& host, const std::string& name) {
+  for (const VmInfo& v : host.vms) {
+    if (v.name == name) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+bool HasId(const ObservedHost& host, const std::string& id) {
+  return std::any_of(host.vms.begin(), host.vms.end(), [&](const VmInfo& v) { return v.id == id; });
+}
+
+RecoveryDecision Settled(RecoveryDecision::Row row, std::string why) {
+  return RecoveryDecision{.row = row, .why = std::move(why)};
+}
+
+RecoveryDecision DecideCreate(const store::ActionRecord& a, const ObservedHost& host,
+                              const ObservedHost* from_host, const Ledger& ledger) {
+  using Row = RecoveryDecision::Row;
+  const VmInfo* vm = Named(host, a.vm);
+  const bool reached = !a.pending_temp_name.empty();  // journalled before the host was asked
+  if (vm == nullptr) {
+    RecoveryDecision d = Settled(Row::kAbandoned, reached ? "interrupted; the next create of it "
+                                                            "resumes it"
+                                                          : "interrupted; planned again");
+    d.resumable = reached;
+    return d;
+  }
+  // The host has the VM: the create finished though its outcome was never recorded. Only an
+  // attempt that reached the host can have made it; otherwise the VM is someone else's.
+  const LedgerEntry* entry = ledger.Find(a.vm);
+  const bool ledger_here = entry != nullptr && entry->host == a.host;
+  if (!reached && !ledger_here) {
+    return Settled(Row::kAbandoned, "interrupted before reaching the host");
+  }
+  RecoveryDecision d = Settled(Row::kSucceeded, "completed before a restart; recovered");
+  // The ledger names the VM that exists: a row for this name on this host that still holds the
+  // id of a VM since gone (deleted out of band, then made again by this create) takes the id
+  // observed now.
+  const bool stale_id =
+      ledger_here && reached && entry->provider_id != vm->id && vm->id != a.predecessor_id;
+  if (!ledger_here || stale_id) {
+    d.adopt = LedgerEntry{.vm = a.vm,
+                          .vmset = a.vmset,
+                          .pool = a.pool,
+                          .host = a.host,
+                          .provider_id = vm->id,
+                          .template_hash = a.template_hash};
+  }
+  if (a.kind == ActionKind::kReplace && a.create_first) {
+    // Finished only when the predecessor is gone (the copy the journal names).
+    if (from_host == nullptr || !from_host->online) {
+      d.row = Row::kOpen;
+      return d;
+    }
+    const VmInfo* old = a.predecessor_id.empty() ? Named(*from_host, a.vm) : nullptr;
+    const bool still_there = a.predecessor_id.empty() ? old != nullptr && old != vm
+                                                      : HasId(*from_host, a.predecessor_id);
+    if (still_there) {
+      d.row = Row::kOpen;
+      d.finish = planner::FinishDelete{
+          .vm = a.vm,
+          .vmset = a.vmset,
+          .pool = a.pool,
+          .host = a.from_host,
+          .vm_id = a.predecessor_id.empty() ? old->id : a.predecessor_id,
+          .reason = "finishes the replace of " + a.vm + " that a restart interrupted"};
+    }
+  }
+  return d;
+}
+
 }  // namespace
 
-Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>& resumable) {
+RecoveryDecision Decide(const store::ActionRecord& a, const ObservedHost* host,
+                        const ObservedHost* from_host, const Ledger& ledger) {
+  using Row = RecoveryDecision::Row;
+  if (host == nullptr || !host->online) {
+    return {};  // settled once the host answers again
+  }
+  if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
+    return DecideCreate(a, *host, from_host, ledger);
+  }
+  if (a.kind != ActionKind::kDelete) {
+    return Settled(Row::kAbandoned, "interrupted; planned again");
+  }
+  const LedgerEntry* entry = ledger.Find(a.vm);
+  const bool ledger_here = entry != nullptr && entry->host == a.host;
+  if (!a.predecessor_id.empty() && HasId(*host, a.predecessor_id)) {
+    // A delete journalled by id (the predecessor of a replace, or a VM being pruned): the copy
+    // with that id is still to go, unless the ledger says the VM on this host is that copy.
+    if (ledger_here && entry->provider_id == a.predecessor_id) {
+      return Settled(Row::kAbandoned, "interrupted; planned again");
+    }
+    RecoveryDecision d;
+    d.finish = planner::FinishDelete{
+        .vm = a.vm,
+        .vmset = a.vmset,
+        .pool = a.pool,
+        .host = a.host,
+        .vm_id = a.predecessor_id,
+        .reason = "finishes a delete of " + a.vm + " that a restart interrupted"};
+    return d;
+  }
+  if (Named(*host, a.vm) == nullptr) {
+    RecoveryDecision d = Settled(Row::kSucceeded, "completed before a restart; recovered");
+    d.drop_ledger = ledger_here;
+    return d;
+  }
+  if (!a.predecessor_id.empty()) {
+    return Settled(Row::kSucceeded, "deleted: the VM of that id is gone from the host");
+  }
+  return Settled(Row::kAbandoned, "interrupted; planned again");
+}
+
+Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>& resumable,
+                           std::vector<planner::FinishDelete>& finish) {
   resumable = std::move(cancelled_creates_);
   cancelled_creates_.clear();
   Result<std::vector<store::ActionRecord>> unfinished = store_.UnfinishedActions();
@@ -26,20 +143,6 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
     return unfinished.status();
   }
   const bool preview = options_.preview;
-  const auto settle = [&](const store::ActionRecord& a, store::ActionState state,
-                          const std::string& why) {
-    if (!preview) {
-      (void)store_.UpdateActionState(a.id, state, why, clock_.Now());
-    }
-    ++prepared.recovered;
-  };
-  // In a preview, what recovery would delete is only taken out of the pass's view.
-  const auto forget = [&](const std::string& host, const std::string& id_or_name) {
-    if (auto it = prepared.observed.hosts.find(host); it != prepared.observed.hosts.end()) {
-      std::erase_if(it->second.vms,
-                    [&](const VmInfo& v) { return v.id == id_or_name || v.name == id_or_name; });
-    }
-  };
   // Work an earlier attempt left on a host, whatever became of its row: a process killed again
   // before it resumed a create leaves the row abandoned, and the work (a pull of tens of GiB)
   // would otherwise be deleted and done again under another name.
@@ -67,157 +170,57 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
     }
     resumable.try_emplace(ResumeKey(a.vm, a.host), unfinished_of(a));
   }
+  const Ledger before = prepared.ledger;
+  bool wrote_ledger = false;
   for (const store::ActionRecord& a : *unfinished) {
     if (!InScope(a.pool)) {
       continue;
     }
-    const ObservedHost* host = prepared.observed.FindHost(a.host);
-    if (host == nullptr || !host->online) {
-      continue;  // settled once the host answers again
+    const RecoveryDecision d = Decide(a, prepared.observed.FindHost(a.host),
+                                      prepared.observed.FindHost(a.from_host), before);
+    if (d.resumable) {
+      resumable[ResumeKey(a.vm, a.host)] = unfinished_of(a);
     }
-    const VmInfo* vm = nullptr;
-    for (const VmInfo& v : host->vms) {
-      if (v.name == a.vm) {
-        vm = &v;
+    if (d.adopt) {
+      if (preview) {
+        std::erase_if(prepared.ledger.entries,
+                      [&](const LedgerEntry& e) { return e.vm == d.adopt->vm; });
+        prepared.ledger.entries.push_back(*d.adopt);
+      } else if (Status s = store_.UpsertLedger(*d.adopt, clock_.Now()); !s.ok()) {
+        return s;
       }
+      wrote_ledger = true;
+      logger_->info("recovered {} on {}: its create finished before the last process stopped", a.vm,
+                    a.host);
     }
-    if (a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace) {
-      if (vm == nullptr) {
-        if (!a.pending_temp_name.empty()) {
-          resumable[ResumeKey(a.vm, a.host)] = unfinished_of(a);
-        }
-        settle(a, store::ActionState::kAbandoned,
-               "interrupted; " + std::string(a.pending_temp_name.empty()
-                                                 ? "planned again"
-                                                 : "the next create of it resumes it"));
-        continue;
+    if (d.drop_ledger) {
+      if (preview) {
+        std::erase_if(prepared.ledger.entries, [&](const LedgerEntry& e) { return e.vm == a.vm; });
+      } else if (Status s = store_.RemoveLedger(a.vm); !s.ok()) {
+        return s;
       }
-      // The host has the VM: the create finished though its outcome was never recorded. Only
-      // an attempt that reached the host (it journals the temporary name before asking) can
-      // have made it; otherwise the VM is someone else's and stays unmanaged.
-      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
-      if (a.pending_temp_name.empty() && (entry == nullptr || entry->host != a.host)) {
-        settle(a, store::ActionState::kAbandoned, "interrupted before reaching the host");
-        continue;
-      }
-      // The ledger names the VM that exists: a row for this name on this host that still holds
-      // the id of a VM since gone (deleted out of band, then made again by this create) takes
-      // the id observed now.
-      const bool stale_id = entry != nullptr && entry->host == a.host &&
-                            !a.pending_temp_name.empty() && entry->provider_id != vm->id &&
-                            vm->id != a.predecessor_id;
-      if (entry == nullptr || entry->host != a.host || stale_id) {
-        LedgerEntry adopted{.vm = a.vm,
-                            .vmset = a.vmset,
-                            .pool = a.pool,
-                            .host = a.host,
-                            .provider_id = vm->id,
-                            .template_hash = a.template_hash};
-        if (preview) {
-          std::erase_if(prepared.ledger.entries,
-                        [&](const LedgerEntry& e) { return e.vm == adopted.vm; });
-          prepared.ledger.entries.push_back(adopted);
-        } else if (Status s = store_.UpsertLedger(adopted, clock_.Now()); !s.ok()) {
+      wrote_ledger = true;
+    }
+    if (d.finish) {
+      finish.push_back(*d.finish);
+    }
+    if (d.row != RecoveryDecision::Row::kOpen) {
+      if (!preview) {
+        const store::ActionState state = d.row == RecoveryDecision::Row::kSucceeded
+                                             ? store::ActionState::kSucceeded
+                                             : store::ActionState::kAbandoned;
+        if (Status s = store_.UpdateActionState(a.id, state, d.why, clock_.Now()); !s.ok()) {
           return s;
         }
-        logger_->info("recovered {} on {}: its create finished before the last process stopped",
-                      a.vm, a.host);
       }
-      if (a.kind == ActionKind::kReplace && a.create_first) {
-        // Finish the replace: the predecessor goes (only the copy the journal names).
-        const ObservedHost* from = prepared.observed.FindHost(a.from_host);
-        if (from == nullptr || !from->online) {
-          continue;
-        }
-        const bool still_there = std::any_of(from->vms.begin(), from->vms.end(), [&](auto& v) {
-          return a.predecessor_id.empty() ? v.name == a.vm : v.id == a.predecessor_id;
-        });
-        if (still_there) {
-          const HostPool* pool = prepared.desired.FindPool(a.pool);
-          if (pool == nullptr) {
-            continue;
-          }
-          Result<providers::Provider*> provider = ProviderFor(*pool);
-          const HostSpec* spec = nullptr;
-          for (const HostSpec& h : pool->hosts) {
-            if (h.name == a.from_host) {
-              spec = &h;
-            }
-          }
-          if (!provider.ok() || spec == nullptr) {
-            continue;
-          }
-          const std::string& which = a.predecessor_id.empty() ? a.vm : a.predecessor_id;
-          Status deleted =
-              preview ? (forget(a.from_host, which), Status::Ok())
-                      : (*provider)->Delete(
-                            providers::HostRef{
-                                .pool = a.pool, .name = spec->name, .address = spec->address},
-                            which, providers::DeadlineIn(options_.executor.action_timeout));
-          if (!deleted.ok()) {
-            logger_->warn("finishing the replace of {}: {}", a.vm, deleted.ToString());
-            continue;
-          }
-          forget(a.from_host, which);  // gone: the rest of this pass must not see it
-        }
-      }
-      settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
-      continue;
+      ++prepared.recovered;
     }
-    if (a.kind == ActionKind::kDelete && !a.predecessor_id.empty()) {
-      // A delete journalled by id (the predecessor of a replace, or a VM being pruned): the
-      // copy with that id is ours unless the ledger says the VM on this host is.
-      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
-      const bool still_there =
-          std::any_of(host->vms.begin(), host->vms.end(),
-                      [&](const VmInfo& v) { return v.id == a.predecessor_id; });
-      const bool ledger_names_it =
-          entry != nullptr && entry->host == a.host && entry->provider_id == a.predecessor_id;
-      if (still_there && !ledger_names_it) {
-        const HostPool* pool = prepared.desired.FindPool(a.pool);
-        Result<providers::Provider*> provider =
-            pool == nullptr ? Result<providers::Provider*>(Status::NotFound("pool"))
-                            : ProviderFor(*pool);
-        auto spec = pool == nullptr
-                        ? std::vector<HostSpec>::const_iterator{}
-                        : std::find_if(pool->hosts.begin(), pool->hosts.end(),
-                                       [&](const HostSpec& h) { return h.name == a.host; });
-        if (!provider.ok() || spec == pool->hosts.end()) {
-          continue;
-        }
-        Status deleted =
-            preview
-                ? (forget(a.host, a.predecessor_id), Status::Ok())
-                : (*provider)->Delete(
-                      providers::HostRef{.pool = a.pool, .name = a.host, .address = spec->address},
-                      a.predecessor_id, providers::DeadlineIn(options_.executor.action_timeout));
-        if (!deleted.ok()) {
-          logger_->warn("deleting the replaced {} on {}: {}", a.vm, a.host, deleted.ToString());
-          continue;
-        }
-        forget(a.host, a.predecessor_id);  // gone: the rest of this pass must not see it
-        settle(a, store::ActionState::kSucceeded, "deleted after a restart");
-        continue;
-      }
-    }
-    if (a.kind == ActionKind::kDelete && vm == nullptr) {
-      const LedgerEntry* entry = prepared.ledger.Find(a.vm);
-      if (entry != nullptr && entry->host == a.host) {
-        if (preview) {
-          std::erase_if(prepared.ledger.entries,
-                        [&](const LedgerEntry& e) { return e.vm == a.vm; });
-        } else {
-          (void)store_.RemoveLedger(a.vm);
-        }
-      }
-      settle(a, store::ActionState::kSucceeded, "completed before a restart; recovered");
-      continue;
-    }
-    settle(a, store::ActionState::kAbandoned, "interrupted; planned again");
   }
   if (prepared.recovered > 0 && !preview) {
     Event("info", "recovered", "",
           std::to_string(prepared.recovered) + " unfinished action(s) of an earlier process");
+  }
+  if (wrote_ledger && !preview) {
     Result<Ledger> ledger = store_.LoadLedger();
     if (!ledger.ok()) {
       return ledger.status();
@@ -270,8 +273,8 @@ Status Controller::CheckLedger(Prepared& prepared) {
     Event("warn", "ledger-corrected", entry.vm,
           "on " + entry.host + ": the id the host reports replaced a stale one");
   }
-  if (options_.telemetry != nullptr && !options_.preview) {
-    options_.telemetry->LedgerMismatches(mismatches);
+  if (options_.observer != nullptr && !options_.preview) {
+    options_.observer->LedgerMismatches(mismatches);
   }
   return Status::Ok();
 }

@@ -36,6 +36,13 @@ VmState VmStateFromName(std::string_view name) {
   return VmState::kUnknown;
 }
 
+std::string_view HostState(const ObservedHost* host) {
+  if (host == nullptr) {
+    return "unknown";
+  }
+  return host->degraded ? "degraded" : host->online ? "online" : "offline";
+}
+
 bool ObservedHost::HasVm(std::string_view name) const {
   return std::any_of(vms.begin(), vms.end(), [&](const VmInfo& vm) { return vm.name == name; });
 }

@@ -133,4 +133,8 @@ struct Observed {
   const ObservedHost* FindHost(std::string_view name) const;
 };
 
+// The state word events, the API and metrics use for a host: "online", "degraded", "offline"
+// or "unknown" (null: never observed).
+std::string_view HostState(const ObservedHost* host);
+
 }  // namespace flotilla

@@ -25,6 +25,21 @@
 
 namespace flotilla::planner {
 
+// A VM an interrupted action of an earlier process still has to delete to be finished (the
+// predecessor of a create-first replace, the copy a delete by id was removing): planned as a
+// delete by id, first among the deletions, within the deletion budget. The planner takes no
+// other notice of that copy (it is no conflict; it is going).
+struct FinishDelete {
+  std::string vm;
+  std::string vmset;
+  std::string pool;
+  std::string host;
+  std::string vm_id;   // as the host reports it
+  std::string reason;  // for people
+
+  friend bool operator==(const FinishDelete&, const FinishDelete&) = default;
+};
+
 struct PlannerOptions {
   // An offline host's VMs are replaced elsewhere once it has been silent this long.
   std::chrono::seconds host_lost_after{std::chrono::minutes{10}};
@@ -57,6 +72,8 @@ struct PlannerOptions {
     bool temporary_seen = false;
   };
   std::map<std::string, Unfinished> unfinished;
+  // Deletions that finish interrupted actions (recovery).
+  std::vector<FinishDelete> finish_deletes;
 };
 
 // What one host can still take during one plan.

@@ -50,6 +50,12 @@ class PlanBuilder {
   Plan plan_;
 };
 
+// True when recovery deletes the VM with `id` on `host` (PlannerOptions::finish_deletes).
+bool Finishing(const PlannerOptions& options, const std::string& host, const std::string& id) {
+  return std::any_of(options.finish_deletes.begin(), options.finish_deletes.end(),
+                     [&](const FinishDelete& d) { return d.host == host && d.vm_id == id; });
+}
+
 // A delete the budget decides on.
 struct DeleteCandidate {
   LedgerEntry entry;
@@ -80,7 +86,7 @@ class PoolPlanner {
         continue;
       }
       for (const VmInfo& vm : host->vms) {
-        if (vm.pending_create_for.empty()) {
+        if (vm.pending_create_for.empty() && !Finishing(options, spec.name, vm.id)) {
           where_[vm.name].push_back(Located{.host = host, .vm = &vm});
         }
       }
@@ -667,6 +673,16 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
                  const PlannerOptions& options, TimePoint now) {
   PlanBuilder builder;
   std::vector<DeleteCandidate> deletes;
+  // What interrupted actions still have to delete goes first: it finishes work under way.
+  for (const FinishDelete& d : options.finish_deletes) {
+    if (desired.FindPool(d.pool) != nullptr) {
+      deletes.push_back(DeleteCandidate{
+          .entry = LedgerEntry{.vm = d.vm, .vmset = d.vmset, .pool = d.pool, .host = d.host},
+          .host = d.host,
+          .reason = d.reason,
+          .vm_id = d.vm_id});
+    }
+  }
   for (const HostPool& pool : desired.pools) {
     PoolPlanner(desired, pool, observed, ledger, options, now, builder).Run(deletes);
   }

@@ -426,12 +426,45 @@ TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   ASSERT_TRUE(store_->InsertAction(a).ok());
   Controller& c = Make();
   c.Sync();
+  // Recovery adopts the new VM and plans the predecessor's delete (journalled and budgeted like
+  // any delete), by the id the journal names; the row stays open until it is gone.
+  const Plan plan = Pass(c);
+  ASSERT_EQ(plan.actions.size(), 1U);
+  EXPECT_EQ(plan.actions[0].kind, ActionKind::kDelete);
+  EXPECT_EQ(plan.actions[0].host, "h1");
+  EXPECT_EQ(plan.actions[0].vm_id, "old");
+  EXPECT_NE(plan.actions[0].reason.find("finishes the replace of set-0"), std::string::npos);
+  EXPECT_TRUE(plan.findings.empty()) << "the copy being deleted is no conflict";
+  EXPECT_TRUE(Names("h1").empty());
   Result<Prepared> prepared = c.Prepare();
   ASSERT_TRUE(prepared.ok());
-  EXPECT_TRUE(Names("h1").empty());
   EXPECT_EQ(prepared->ledger.Find("set-0")->host, "h2");
   EXPECT_EQ(prepared->ledger.Find("set-0")->template_hash, hash_);
   EXPECT_TRUE(prepared->plan.Empty());
+  EXPECT_TRUE(store_->UnfinishedActions()->empty());
+}
+
+// The deletes that finish interrupted actions are held to the deletion budget: with none left,
+// the predecessor stays (deferred), and its row stays open for a later pass.
+TEST_F(ControllerTest, FinishingDeletesAreHeldToTheBudget) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
+  fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
+  store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
+  a.from_host = "h1";
+  a.create_first = true;
+  a.predecessor_id = "old";
+  a.pending_temp_name = "set-0.flotilla-2";
+  ASSERT_TRUE(store_->InsertAction(a).ok());
+  options_.planner.max_deletions = 0;
+  Controller& c = Make();
+  c.Sync();
+  const Plan plan = Pass(c);
+  EXPECT_EQ(plan.Count(ActionKind::kDelete), 0U);
+  EXPECT_EQ(plan.Count(FindingKind::kDeferred), 1U);
+  EXPECT_EQ(Names("h1"), std::vector<std::string>{"set-0"});
+  EXPECT_EQ(store_->UnfinishedActions()->size(), 1U);
 }
 
 TEST_F(ControllerTest, ARowThatNeverReachedTheHostAdoptsNothing) {
@@ -515,10 +548,12 @@ TEST_F(ControllerTest, DeletesAReplacedVmWhoseDeleteWasLeftUnfinished) {
   ASSERT_TRUE(store_->InsertAction(a).ok());
   Controller& c = Make();
   c.Sync();
-  Result<Prepared> prepared = c.Prepare();
-  ASSERT_TRUE(prepared.ok());
+  const Plan plan = Pass(c);
+  ASSERT_EQ(plan.Count(ActionKind::kDelete), 1U);
+  EXPECT_NE(plan.actions[0].reason.find("finishes a delete of set-0"), std::string::npos);
   EXPECT_TRUE(Names("h1").empty());
   EXPECT_EQ(Names("h2"), std::vector<std::string>{"set-0"});
+  ASSERT_TRUE(c.Prepare().ok());  // the next pass settles the row: the copy is gone
   EXPECT_TRUE(store_->UnfinishedActions()->empty());
 }
 
@@ -757,7 +792,7 @@ TEST_F(ControllerTest, AHostTurnsOfflineOnlyAfterFailingForHostOfflineAfter) {
     ASSERT_TRUE(p.ok());
     const ObservedHost* h2 = p->observed.FindHost("h2");
     EXPECT_FALSE(h2->online);  // never planned on while it does not answer
-    states.push_back(std::string(api::HostState(h2)) + "/" + std::to_string(h2->failures));
+    states.push_back(std::string(HostState(h2)) + "/" + std::to_string(h2->failures));
     clock_.Advance(std::chrono::seconds(10));
   }
   EXPECT_EQ(states, (std::vector<std::string>{"degraded/1", "degraded/2", "degraded/3", "offline/4",
@@ -779,7 +814,7 @@ TEST_F(ControllerTest, AHostThatRefusesIsOfflineAtOnce) {
   ASSERT_TRUE(p.ok());
   size_t offline = 0;
   for (const auto& [name, host] : p->observed.hosts) {
-    offline += api::HostState(&host) == "offline" ? 1 : 0;
+    offline += HostState(&host) == "offline" ? 1 : 0;
   }
   EXPECT_EQ(offline, 2U);
 }

@@ -1,8 +1,9 @@
 #pragma once
 
-// What the API serves about the fleet: the controller's view at its latest observation. A
-// snapshot is immutable once published; readers hold it by shared_ptr while they render, so a
-// pass in progress never changes what a request is reading.
+// The controller's view of the fleet at its latest observation, as it publishes it (for the
+// API, the dashboard and `flotilla status`). A snapshot is immutable once published; readers hold
+// it by shared_ptr while they render, so a pass in progress never changes what a request is
+// reading.
 
 #include <chrono>
 #include <string>
@@ -11,7 +12,7 @@
 #include "reconciler/model/plan.h"
 #include "reconciler/model/types.h"
 
-namespace flotilla::api {
+namespace flotilla::controller {
 
 struct Snapshot {
   std::chrono::system_clock::time_point observed_at;
@@ -24,4 +25,4 @@ struct Snapshot {
   Plan plan;                 // what the next pass would do
 };
 
-}  // namespace flotilla::api
+}  // namespace flotilla::controller
