@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
 
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
@@ -146,41 +150,55 @@ TEST(PlannerTest, ConvergedFleetGivesAnEmptyPlanAndPlanningIsDeterministic) {
   EXPECT_EQ(growing.Compute(), growing.Compute());
 }
 
+TEST(PlannerTest, AllVmStatesListsEveryState) {
+  // ToString must name every enumerator (-Wswitch), so a state appended to the enum but missing
+  // from kAllVmStates has its own name one past the end of the list, not the fallback "unknown".
+  std::set<std::string_view> names;
+  for (VmState state : kAllVmStates) {
+    names.insert(ToString(state));
+  }
+  EXPECT_EQ(names.size(), kAllVmStates.size());
+  EXPECT_EQ(ToString(static_cast<VmState>(kAllVmStates.size())), "unknown")
+      << "a VmState is missing from kAllVmStates";
+}
+
 TEST(PlannerTest, StateTableForExistingVms) {
-  struct Row {
-    VmState observed;
-    PowerState desired;
-    std::string expected;  // action kind, finding kind, or "" for nothing
+  // observed x desired -> action kind, finding kind, or "" for nothing.
+  const std::map<std::pair<VmState, PowerState>, std::string> table = {
+      {{VmState::kRunning, PowerState::kRunning}, ""},
+      {{VmState::kRunning, PowerState::kStopped}, "stop"},
+      {{VmState::kStopped, PowerState::kRunning}, "start"},
+      {{VmState::kStopped, PowerState::kStopped}, ""},
+      {{VmState::kSuspended, PowerState::kRunning}, "start"},
+      {{VmState::kSuspended, PowerState::kStopped}, "stop"},
+      {{VmState::kPaused, PowerState::kRunning}, "start"},
+      {{VmState::kPaused, PowerState::kStopped}, "stop"},
+      {{VmState::kTransitional, PowerState::kRunning}, "waiting"},
+      {{VmState::kTransitional, PowerState::kStopped}, "waiting"},
+      {{VmState::kUnknown, PowerState::kRunning}, "drift"},
+      {{VmState::kUnknown, PowerState::kStopped}, "drift"},
+      {{VmState::kInvalid, PowerState::kRunning}, "drift"},
+      {{VmState::kInvalid, PowerState::kStopped}, "drift"},
   };
-  const std::vector<Row> table = {
-      {VmState::kRunning, PowerState::kRunning, ""},
-      {VmState::kRunning, PowerState::kStopped, "stop"},
-      {VmState::kStopped, PowerState::kRunning, "start"},
-      {VmState::kStopped, PowerState::kStopped, ""},
-      {VmState::kSuspended, PowerState::kRunning, "start"},
-      {VmState::kSuspended, PowerState::kStopped, "stop"},
-      {VmState::kPaused, PowerState::kRunning, "start"},
-      {VmState::kPaused, PowerState::kStopped, "stop"},
-      {VmState::kTransitional, PowerState::kRunning, "waiting"},
-      {VmState::kTransitional, PowerState::kStopped, "waiting"},
-      {VmState::kUnknown, PowerState::kRunning, "drift"},
-      {VmState::kUnknown, PowerState::kStopped, "drift"},
-      {VmState::kInvalid, PowerState::kRunning, "drift"},
-      {VmState::kInvalid, PowerState::kStopped, "drift"},
-  };
-  // Every cell of the table is defined.
-  EXPECT_EQ(table.size(), 7u * 2u);
-  for (const Row& row : table) {
-    Fleet fleet;
-    VMSet set = Set("ios", 1);
-    set.templ.state = row.desired;
-    fleet.sets.push_back(set);
-    fleet.Own(set, "ios-0", "mini-01", row.observed);
-    const std::vector<std::string> summary = Summary(fleet.Compute());
-    const std::string got =
-        summary.empty() ? "" : summary.front().substr(0, summary.front().find(' '));
-    EXPECT_EQ(got, row.expected) << ToString(row.observed) << " x " << ToString(row.desired);
-    EXPECT_LE(summary.size(), 1u);
+  // Every cell is defined: the table is walked from the model's list of states, not its own rows.
+  for (VmState observed : kAllVmStates) {
+    for (PowerState desired : {PowerState::kRunning, PowerState::kStopped}) {
+      const auto row = table.find({observed, desired});
+      if (row == table.end()) {
+        ADD_FAILURE() << "no row for " << ToString(observed) << " x " << ToString(desired);
+        continue;
+      }
+      Fleet fleet;
+      VMSet set = Set("ios", 1);
+      set.templ.state = desired;
+      fleet.sets.push_back(set);
+      fleet.Own(set, "ios-0", "mini-01", observed);
+      const std::vector<std::string> summary = Summary(fleet.Compute());
+      const std::string got =
+          summary.empty() ? "" : summary.front().substr(0, summary.front().find(' '));
+      EXPECT_EQ(got, row->second) << ToString(observed) << " x " << ToString(desired);
+      EXPECT_LE(summary.size(), 1u);
+    }
   }
 }
 
