@@ -1,13 +1,14 @@
 // Golden tests for the plan's text, JSON and Markdown forms, and the JSON against
 // schemas/plan.v1.json. Regenerate the golden files after a deliberate change with
-//   FLOTILLA_UPDATE_GOLDEN=1 build/bin/plan_render_test
-// and review the diff.
+//   FLOTILLA_UPDATE_GOLDEN=1 build-test/bin/plan_render_test
+// which rewrites every golden file that differs and fails ("rewrote X; review the diff and
+// rerun"); review the diff, then rerun without the variable.
 
 #include "reconciler/render/plan_render.h"
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +16,7 @@
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
+#include "tests/support/text_files.h"
 #include "tests/unit/manifest_fixture.h"
 
 namespace flotilla::render {
@@ -127,16 +129,17 @@ Plan ExamplePlan() {
 
 void ExpectGolden(const std::string& name, const std::string& actual) {
   const std::string path = std::string(FLOTILLA_SOURCE_DIR) + "/tests/golden/" + name;
-  if (std::getenv("FLOTILLA_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path) << actual;
+  const bool exists = std::filesystem::exists(path);
+  if (testing::UpdateRequested("FLOTILLA_UPDATE_GOLDEN")) {
+    if (!exists || testing::Slurp(path) != actual) {
+      testing::RewriteAndFail(path, actual);
+    }
     return;
   }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing golden file " << path
-                  << " (run with FLOTILLA_UPDATE_GOLDEN=1 to create it)";
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(actual, expected.str()) << "golden file " << path << " differs";
+  ASSERT_TRUE(exists) << "missing golden file " << path
+                      << " (run with FLOTILLA_UPDATE_GOLDEN=1 to create it)";
+  EXPECT_EQ(actual, testing::Slurp(path))
+      << "golden file " << path << " differs (FLOTILLA_UPDATE_GOLDEN=1 rewrites it)";
 }
 
 TEST(PlanRenderTest, TextMatchesGolden) {
