@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/wait_until.h"
+
 extern char** environ;
 
 namespace flotilla::testing {
@@ -22,19 +24,6 @@ namespace flotilla::testing {
 namespace fs = std::filesystem;
 
 inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-// Waits (polling, bounded) until `ready` holds; readiness, not a fixed sleep.
-template <typename F>
-bool WaitUntil(F ready, std::chrono::seconds limit = std::chrono::seconds(20)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (ready()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 // A child process with a pipe on its stdin; killed (whole process group) when destroyed.
 class Process {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "providers/fake_provider.h"
+#include "tests/support/wait_until.h"
 
 namespace flotilla::executor {
 namespace {
@@ -139,7 +140,10 @@ class MeasuringProvider : public providers::Provider {
     if (request.on_progress) {
       request.on_progress(providers::PendingCreate{.temp_name = request.name + ".flotilla-t"});
     }
-    std::this_thread::sleep_for(create_delay);
+    std::this_thread::sleep_for(create_delay);  // the work itself, so that calls overlap
+    if (hang) {
+      hanging = true;  // the pending create is reported and the create hangs
+    }
     while (hang && !(request.cancelled && request.cancelled())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -151,7 +155,8 @@ class MeasuringProvider : public providers::Provider {
   }
 
   std::chrono::milliseconds create_delay{0};
-  std::atomic<bool> hang{false};
+  std::atomic<bool> hang{false};     // creates hang until cancelled
+  std::atomic<bool> hanging{false};  // a create is hanging now
   int max_total = 0;
   std::map<std::string, int> max_per_host;
   std::vector<std::string> resumed;
@@ -493,12 +498,15 @@ TEST_F(ExecutorTest, CancellationReleasesAHangingCreateAndAbandonsTheRest) {
   Plan plan;
   plan.actions = {Create(1, "set-0", "h1"), Create(2, "set-1", "h1")};
   std::stop_source stop;
+  // Cancels once the first create hangs (it has reported its pending create by then); the
+  // deadline only keeps a broken executor from hanging the test.
   std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    testing::WaitUntil([&] { return provider_.hanging.load(); }, std::chrono::seconds(60));
     stop.request_stop();
   });
   const Report report = Run(plan, stop.get_token());
   canceller.join();
+  EXPECT_TRUE(provider_.hanging) << "the create never hung";
   EXPECT_EQ(report.abandoned, 2U);
   EXPECT_EQ(journal_.Count("abandoned create set-0"), 1U);
   // What the create reported stays journalled for the next run to resume.
