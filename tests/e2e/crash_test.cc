@@ -29,6 +29,7 @@
 
 #include "reconciler/store/store.h"
 #include "tests/support/fleet_fixture.h"
+#include "tests/support/status.h"
 
 extern char** environ;
 
@@ -253,12 +254,11 @@ std::string Join(const std::set<std::string>& names) {
 void ExpectLedgerMatchesHosts(FleetFixture& f, const std::vector<HostVm>& vms,
                               const std::regex& managed) {
   Result<std::unique_ptr<store::Store>> opened = store::Store::Open(f.store_path().string());
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   store::Store& s = **opened;
-  Status integrity = s.CheckIntegrity();
-  EXPECT_TRUE(integrity.ok()) << integrity.ToString();
+  EXPECT_OK(s.CheckIntegrity());
   Result<Ledger> ledger = s.LoadLedger();
-  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  ASSERT_OK(ledger);
   std::string entries;
   for (const LedgerEntry& e : ledger->entries) {
     entries += "  " + e.vm + " on " + e.host + " (" + e.provider_id + ")\n";
@@ -286,7 +286,7 @@ void ExpectLedgerMatchesHosts(FleetFixture& f, const std::vector<HostVm>& vms,
         << entries;
   }
   Result<std::vector<store::ActionRecord>> unfinished = s.UnfinishedActions();
-  ASSERT_TRUE(unfinished.ok());
+  ASSERT_OK(unfinished);
   EXPECT_TRUE(unfinished->empty()) << unfinished->size() << " action(s) still unfinished";
 }
 
