@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/integration/hostsim.h"
 #include "tests/integration/parallels_setup.h"
+#include "tests/support/hostsim.h"
 
 namespace flotilla::providers::testing_fixture {
 

@@ -14,8 +14,8 @@
 
 #include "providers/fake_provider.h"
 #include "providers/parallels/provider.h"
-#include "tests/integration/hostsim.h"
 #include "tests/integration/parallels_setup.h"
+#include "tests/support/hostsim.h"
 
 namespace flotilla::providers {
 namespace {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "reconciler/model/text.h"
-#include "tests/integration/hostsim.h"
 #include "tests/support/cli_runner.h"
+#include "tests/support/hostsim.h"
 #include "tests/support/process.h"
 #include "tests/support/shell.h"
 

@@ -23,7 +23,8 @@ namespace flotilla::testing {
 
 namespace fs = std::filesystem;
 
-inline std::string Quote(const std::string& s) { return "'" + s + "'"; }
+// `path` (or any shell word without a single quote) in single quotes, for a shell command line.
+inline std::string Quote(const fs::path& path) { return "'" + path.string() + "'"; }
 
 // A child process with a pipe on its stdin; killed (whole process group) when destroyed.
 class Process {

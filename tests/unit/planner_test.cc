@@ -12,48 +12,28 @@
 
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
+#include "tests/support/fleet_values.h"
 
 namespace flotilla::planner {
 namespace {
 
 using std::chrono::minutes;
-
-const auto kNow = std::chrono::system_clock::time_point{std::chrono::hours{500000}};
-constexpr uint64_t kGi = uint64_t{1} << 30;
-
-HostSpec Host(const std::string& name, std::vector<std::string> tags = {}) {
-  return HostSpec{.name = name, .address = "http://" + name, .tags = std::move(tags)};
-}
+using testing::Host;
+using testing::kGi;
+using testing::kNow;
 
 VMSet Set(const std::string& name, uint32_t replicas, GuestOs os = GuestOs::kMacos) {
   VMSet set;
   set.meta.name = name;
   set.pool = "macs";
   set.replicas = replicas;
-  set.templ = VMTemplate{.image = "catalog://BASE/v1",
-                         .os = os,
-                         .arch = Arch::kArm64,
-                         .cpu = 2,
-                         .memory = Quantity::FromBytes(4 * kGi),
-                         .disk = Quantity::FromBytes(50 * kGi)};
+  set.templ = testing::Template("catalog://BASE/v1", os, 2, 4, 50);
   set.prune = true;
   return set;
 }
 
 ObservedHost Online(const std::string& name, uint32_t cpu = 12, uint64_t memory_gi = 32) {
-  ObservedHost host;
-  host.name = name;
-  host.pool = "macs";
-  host.online = true;
-  host.vms_known = true;
-  host.last_seen = kNow;
-  host.facts.arch = Arch::kArm64;
-  host.facts.total =
-      Resources{.cpu = cpu, .memory_bytes = memory_gi * kGi, .disk_bytes = 1000 * kGi};
-  host.facts.system_reserved = Resources{.cpu = 1, .memory_bytes = 2 * kGi};
-  host.facts.available =
-      Resources{.cpu = cpu - 1, .memory_bytes = (memory_gi - 2) * kGi, .disk_bytes = 900 * kGi};
-  return host;
+  return testing::Online(name, "macs", {.cpu = cpu, .memory_gi = memory_gi});
 }
 
 VmInfo Vm(const std::string& name, VmState state, GuestOs os = GuestOs::kMacos) {
