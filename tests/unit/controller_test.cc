@@ -13,6 +13,7 @@
 
 #include "providers/fake_provider.h"
 #include "reconciler/model/template_hash.h"
+#include "tests/support/forwarding_provider.h"
 #include "tests/support/process.h"
 
 namespace flotilla::controller {
@@ -46,51 +47,15 @@ class ScriptedSource : public DesiredSource {
   std::map<std::string, manifest::LoadResult> revisions;
 };
 
-// Every pool's provider forwards to one shared FakeProvider.
-class Forwarder : public providers::Provider {
- public:
-  explicit Forwarder(FakeProvider& fake) : fake_(fake) {}
-  std::string_view name() const override { return "fake"; }
-  providers::HostObservation Observe(const providers::HostRef& h, providers::Deadline d) override {
-    return fake_.Observe(h, d);
-  }
-  Result<providers::CreateResult> Create(const providers::HostRef& h,
-                                         const providers::CreateRequest& r,
-                                         providers::Deadline d) override {
-    return fake_.Create(h, r, d);
-  }
-  Status Configure(const providers::HostRef& h, std::string_view vm, uint32_t cpu, Quantity m,
-                   providers::Deadline d) override {
-    return fake_.Configure(h, vm, cpu, m, d);
-  }
-  Status Start(const providers::HostRef& h, std::string_view vm, providers::Deadline d) override {
-    return fake_.Start(h, vm, d);
-  }
-  Status Stop(const providers::HostRef& h, std::string_view vm, const providers::StopOptions& o,
-              providers::Deadline d) override {
-    return fake_.Stop(h, vm, o, d);
-  }
-  Status Delete(const providers::HostRef& h, std::string_view vm, providers::Deadline d) override {
-    return fake_.Delete(h, vm, d);
-  }
-  Result<providers::ExecResult> Exec(const providers::HostRef& h, std::string_view vm,
-                                     std::string_view s,
-                                     const std::map<std::string, std::string>& e,
-                                     providers::Deadline d) override {
-    return fake_.Exec(h, vm, s, e, d);
-  }
-
- private:
-  FakeProvider& fake_;
-};
-
 class ForwarderFactory : public providers::ProviderFactory {
  public:
   explicit ForwarderFactory(FakeProvider& fake) : fake_(fake) {}
   std::string_view name() const override { return "fake"; }
   Result<std::unique_ptr<providers::Provider>> Build(
       const providers::ProviderContext& /*context*/) const override {
-    return std::unique_ptr<providers::Provider>(std::make_unique<Forwarder>(fake_));
+    // Every pool's provider forwards to one shared FakeProvider.
+    return std::unique_ptr<providers::Provider>(
+        std::make_unique<testing::ForwardingProvider>(fake_));
   }
 
  private:

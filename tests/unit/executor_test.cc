@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "providers/fake_provider.h"
+#include "tests/support/forwarding_provider.h"
 #include "tests/support/wait_until.h"
 
 namespace flotilla::executor {
@@ -86,40 +87,16 @@ class RecordingJournal : public Journal {
 
 // Wraps the fake: slows creates down and measures how many calls overlap, in all and per host;
 // remembers what Create was asked to resume.
-class MeasuringProvider : public providers::Provider {
+class MeasuringProvider : public testing::ForwardingProvider {
  public:
-  explicit MeasuringProvider(FakeProvider& fake) : fake_(fake) {}
+  explicit MeasuringProvider(FakeProvider& fake) : ForwardingProvider(fake) {}
 
   std::string_view name() const override { return "measuring"; }
-  providers::HostObservation Observe(const providers::HostRef& host,
-                                     providers::Deadline deadline) override {
-    return fake_.Observe(host, deadline);
-  }
-  Status Configure(const providers::HostRef& host, std::string_view vm, uint32_t cpu,
-                   Quantity memory, providers::Deadline deadline) override {
-    return fake_.Configure(host, vm, cpu, memory, deadline);
-  }
-  Status Start(const providers::HostRef& host, std::string_view vm,
-               providers::Deadline deadline) override {
-    return fake_.Start(host, vm, deadline);
-  }
-  Status Stop(const providers::HostRef& host, std::string_view vm,
-              const providers::StopOptions& options, providers::Deadline deadline) override {
-    return fake_.Stop(host, vm, options, deadline);
-  }
-  Status Delete(const providers::HostRef& host, std::string_view vm,
-                providers::Deadline deadline) override {
-    return fake_.Delete(host, vm, deadline);
-  }
-  Status Prepull(const providers::HostRef& host, const providers::PrepullRequest& request,
-                 providers::Deadline deadline) override {
-    return fake_.Prepull(host, request, deadline);
-  }
   Result<providers::ExecResult> Exec(const providers::HostRef& host, std::string_view vm,
                                      std::string_view script,
                                      const std::map<std::string, std::string>& env,
                                      providers::Deadline deadline) override {
-    Result<providers::ExecResult> result = fake_.Exec(host, vm, script, env, deadline);
+    Result<providers::ExecResult> result = target().Exec(host, vm, script, env, deadline);
     if (result.ok() && script.starts_with("exit ")) {  // "exit N" exits with N
       result->exit_code = std::stoi(std::string(script.substr(5)));
       result->stderr_text = "boom";
@@ -151,7 +128,7 @@ class MeasuringProvider : public providers::Provider {
     if (hang) {
       return Status::Cancelled("create cancelled");
     }
-    return fake_.Create(host, request, deadline);
+    return target().Create(host, request, deadline);
   }
 
   std::chrono::milliseconds create_delay{0};
@@ -162,8 +139,6 @@ class MeasuringProvider : public providers::Provider {
   std::vector<std::string> resumed;
 
  private:
-  FakeProvider& fake_;
-
   void Enter(const std::string& host) {
     std::lock_guard lock(mu_);
     max_total = std::max(max_total, ++total_);
