@@ -25,7 +25,7 @@ using ::flotilla::testing::ParallelsSetup;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-inline Deadline Soon() { return DeadlineIn(seconds{10}); }
+using ::flotilla::testing::Soon;
 
 inline VMTemplate MacTemplate(std::string image = "catalog://MACOS_BASE/v1") {
   return VMTemplate{.image = std::move(image),
@@ -50,13 +50,7 @@ class ParallelsTest : public ::testing::Test {
     }
     sim_ = std::make_unique<Hostsim>(flags, scheme);
     ASSERT_TRUE(sim_->ready());
-    setup_.pool.credentials_ref = "hosts";
-    if (login) {
-      setup_.secrets.Set("hosts", "username", kUser);
-      setup_.secrets.Set("hosts", "password", kPassword);
-    } else {
-      setup_.secrets.Set("hosts", "apiKey", Base64(kApiKeyPlain));
-    }
+    setup_.UseCredentials(login);
   }
   void Build() { ASSERT_TRUE(setup_.Build().ok()); }
 
