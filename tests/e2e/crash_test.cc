@@ -8,9 +8,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -31,78 +29,12 @@
 #include "tests/support/fleet_fixture.h"
 #include "tests/support/status.h"
 
-extern char** environ;
-
 namespace flotilla::testing {
 namespace {
 
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
-
-// A child process started through /bin/sh -c "exec ...", so that its pid is the program's own,
-// in its own process group. Killed (SIGKILL) and reaped when destroyed if still running.
-class Child {
- public:
-  explicit Child(const std::string& command) {
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    const std::string script = "exec " + command;
-    const char* argv[] = {"/bin/sh", "-c", script.c_str(), nullptr};
-    if (posix_spawn(&pid_, "/bin/sh", nullptr, &attr, const_cast<char* const*>(argv), environ) !=
-        0) {
-      pid_ = -1;
-    }
-    posix_spawnattr_destroy(&attr);
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(-pid_, SIGKILL);
-      kill(pid_, SIGKILL);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() const { return pid_ > 0; }
-
-  void Signal(int sig) const {
-    if (pid_ > 0) {
-      kill(pid_, sig);
-    }
-  }
-
-  // Waits up to `limit` for the child to end. The exit code; 128+N if killed by signal N;
-  // nullopt if it is still running.
-  std::optional<int> Wait(milliseconds limit) {
-    if (pid_ <= 0) {
-      return status_;
-    }
-    const auto end = steady_clock::now() + limit;
-    for (;;) {
-      int status = 0;
-      const pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return status_;
-      }
-      if (steady_clock::now() >= end) {
-        return std::nullopt;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-};
 
 // `flotilla <args> --config F` as a shell command line with its output to files.
 std::string FlotillaCommand(FleetFixture& f, const std::string& args, const fs::path& out,
@@ -115,7 +47,7 @@ std::string FlotillaCommand(FleetFixture& f, const std::string& args, const fs::
 Outcome RunBounded(FleetFixture& f, const std::string& args, milliseconds limit = 60s) {
   const fs::path out = f.dir() / "bounded.out";
   const fs::path err = f.dir() / "bounded.err";
-  Child child(FlotillaCommand(f, args, out, err));
+  Process child(ShellArgv(FlotillaCommand(f, args, out, err)));
   std::optional<int> code = child.Wait(limit);
   if (!code) {
     child.Signal(SIGKILL);
@@ -134,7 +66,7 @@ template <typename Moment>
 ::testing::AssertionResult ApplyKilledWhen(FleetFixture& f, const std::string& what,
                                            Moment moment) {
   const fs::path err = f.dir() / "killed.err";
-  Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
+  Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err)));
   if (!WaitUntil(moment, 60s)) {
     return ::testing::AssertionFailure() << "never saw " << what << "; the apply logged:\n"
                                          << Slurp(err);
@@ -442,8 +374,8 @@ TEST(CrashTest, AppliesKilledAtRandomMomentsLeaveAConsistentFleet) {
     WriteFleet(f, state);
     f.Commit("iteration " + std::to_string(i));
     const int delay = between(0, 1500);
-    Child apply(FlotillaCommand(f, "apply --yes --max-deletions 100", f.dir() / "killed.out",
-                                f.dir() / "killed.err"));
+    Process apply(ShellArgv(FlotillaCommand(f, "apply --yes --max-deletions 100",
+                                            f.dir() / "killed.out", f.dir() / "killed.err")));
     ASSERT_TRUE(apply.running());
     std::this_thread::sleep_for(milliseconds(delay));
     apply.Signal(SIGKILL);  // the process itself, not just its group
@@ -521,7 +453,7 @@ TEST(CrashTest, HostOfflineMidApplyFailsBoundedThenConverges) {
                   FleetFixture::VmSetYaml("web", 6, "  prune: true\n", "catalog://LINUX/v1", 1));
   f.Commit("six web VMs");
   const fs::path err = f.dir() / "offline.err";
-  Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "offline.out", err));
+  Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "offline.out", err)));
   ASSERT_TRUE(apply.running());
   ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "create web-"); })) << Slurp(err);
   // The creates are under way on the hosts, sim-001's among them.
@@ -560,14 +492,13 @@ TEST(CrashTest, StuckCreateIsSupersededByANewerCommit) {
   f.WriteManifest("web.yaml",
                   FleetFixture::VmSetYaml("web", 2, "  prune: true\n", "catalog://SLOW/v1", 1));
   f.Commit("slow image");
-  Child loop("env NO_COLOR=1 " FLOTILLA_BIN " run --config " + f.config().string() + " >" +
-             (f.dir() / "run.out").string() + " 2>" + (f.dir() / "run.err").string());
-  ASSERT_TRUE(loop.running());
+  std::unique_ptr<Process> loop = f.StartLoop("", "NO_COLOR=1");
+  ASSERT_TRUE(loop->running());
   ASSERT_TRUE(WaitUntil([&] { return Contains(f.LoopLog(), "create web-"); })) << Tail(f.LoopLog());
   // Both creates' jobs have started: their pulls are under way.
   ASSERT_TRUE(WaitUntil([&] { return f.CountOnAllHosts("create_jobs") >= 2; }, 60s))
       << Tail(f.LoopLog());
-  ASSERT_FALSE(loop.Wait(0ms).has_value()) << "the loop exited\n" << Tail(f.LoopLog());
+  ASSERT_FALSE(loop->Wait(0ms).has_value()) << "the loop exited\n" << Tail(f.LoopLog());
 
   f.WriteManifest("web.yaml",
                   FleetFixture::VmSetYaml("web", 2, "  prune: true\n", "catalog://FAST/v1", 1));
@@ -593,9 +524,9 @@ TEST(CrashTest, StuckCreateIsSupersededByANewerCommit) {
   EXPECT_TRUE(converged) << "hosts:\n" << Describe(vms) << "loop log:\n" << Tail(f.LoopLog(), 6000);
   ExpectNoDuplicatesOrLeftovers(vms);
 
-  loop.Signal(SIGTERM);
+  loop->Signal(SIGTERM);
   const auto term = steady_clock::now();
-  const std::optional<int> code = loop.Wait(10s);
+  const std::optional<int> code = loop->Wait(10s);
   const auto stop_ms = std::chrono::duration_cast<milliseconds>(steady_clock::now() - term).count();
   ASSERT_TRUE(code.has_value()) << "flotilla run still running 10 s after SIGTERM\n"
                                 << Tail(f.LoopLog());
@@ -624,7 +555,7 @@ TEST(CrashTest, KilledCreateIsNotFinishedWithAnOlderTemplate) {
   f.Commit("v1, one cpu");
   const fs::path err = f.dir() / "killed.err";
   {
-    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
+    Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err)));
     // The host has answered the create and the job id is journalled.
     ASSERT_TRUE(WaitUntil([&] { return UnfinishedCreatesWithAJob(f) >= 1; }, 60s)) << Slurp(err);
     apply.Signal(SIGKILL);
@@ -667,7 +598,7 @@ TEST(CrashTest, TemporaryVmsOfKilledCreatesAreSweptWhenNoLongerWanted) {
   f.Commit("web-1 and batch-0");
   const fs::path err = f.dir() / "killed.err";
   {
-    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
+    Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err)));
     // The creates of web-1 and batch-0 run on the hosts, their job ids journalled.
     ASSERT_TRUE(WaitUntil([&] { return UnfinishedCreatesWithAJob(f) >= 2; }, 60s)) << Slurp(err);
     apply.Signal(SIGKILL);
@@ -702,7 +633,8 @@ TEST(CrashTest, VmsOfAPrunedSetAreDeletedEvenIfItsFirstApplyWasKilled) {
   f.Commit("web and batch");
   const fs::path err = f.dir() / "killed.err";
   {
-    Child apply(FlotillaCommand(f, "apply --yes --max-deletions 100", f.dir() / "killed.out", err));
+    Process apply(ShellArgv(
+        FlotillaCommand(f, "apply --yes --max-deletions 100", f.dir() / "killed.out", err)));
     // Killed while the slow starts run: every VM exists under its final name by then.
     ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "start batch-"); })) << Slurp(err);
     ASSERT_TRUE(WaitUntil([&] {

@@ -146,11 +146,9 @@ class FleetFixture {
   // Starts `flotilla run` (stdout and stderr to files in the scratch folder). `env` is
   // prepended as VAR=value words.
   std::unique_ptr<Process> StartLoop(const std::string& extra = "", const std::string& env = "") {
-    std::vector<std::string> argv = {
-        "/bin/sh", "-c",
-        "exec env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " + extra +
-            " >" + (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()};
-    return std::make_unique<Process>(argv);
+    return std::make_unique<Process>(ShellArgv(
+        "env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " + extra + " >" +
+        (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()));
   }
   std::string LoopLog() const { return Slurp(dir() / "run.err"); }
 
