@@ -65,7 +65,7 @@ class CiExampleTest : public ::testing::Test {
            " GIT_AUTHOR_DATE=2026-01-01T00:00:00Z GIT_COMMITTER_DATE=2026-01-01T00:00:00Z ";
   }
   std::string Git(const fs::path& repo, const std::string& args) {
-    return Sh(Env() + "git -C " + Quote(repo.string()) + " " + args);
+    return flotilla::testing::Git(repo, args, Env());
   }
 
   // Replaces `from` by `to` in a manifest of the checkout.

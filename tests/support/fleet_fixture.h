@@ -51,7 +51,7 @@ class FleetFixture {
     fs::create_directories(dir() / "secrets/catalog");
     std::ofstream(dir() / "secrets/sims/apiKey") << EncodeBase64(kFleetApiKey) << "\n";
     std::ofstream(dir() / "secrets/catalog/connection") << "host=reader:pw@catalog.example:443\n";
-    Sh("git -C " + repo().string() + " init -q -b main");
+    Git(repo(), "init -q -b main");
     WriteManifest("pool.yaml", PoolYaml());
     WriteConfig();
   }
@@ -108,17 +108,7 @@ class FleetFixture {
   void RemoveManifest(const std::string& name) { fs::remove(repo() / name); }
 
   // Commits everything in the repository; returns the new commit's SHA.
-  std::string Commit(const std::string& message) {
-    Sh("git -C " + repo().string() + " add -A");
-    Sh("git -C " + repo().string() +
-       " -c user.email=t@example.com -c user.name=test commit -q --allow-empty -m '" + message +
-       "'");
-    std::string sha = Sh("git -C " + repo().string() + " rev-parse HEAD");
-    while (!sha.empty() && (sha.back() == '\n' || sha.back() == ' ')) {
-      sha.pop_back();
-    }
-    return sha;
-  }
+  std::string Commit(const std::string& message) { return CommitAll(repo(), message); }
 
   void WriteConfig(const std::string& source_url = "") {
     std::ofstream(config())
