@@ -15,6 +15,7 @@
 #include "reconciler/model/template_hash.h"
 #include "tests/support/forwarding_provider.h"
 #include "tests/support/process.h"
+#include "tests/support/status.h"
 
 namespace flotilla::controller {
 namespace {
@@ -129,6 +130,19 @@ class ControllerTest : public ::testing::Test {
     return names;
   }
 
+  // A ledger entry of the set "set": Flotilla owns `vm` on `host`, with the host's id `id`.
+  void Own(const std::string& vm, const std::string& host, const std::string& id,
+           const std::string& template_hash = "") {
+    EXPECT_OK(store_->UpsertLedger(
+        LedgerEntry{.vm = vm,
+                    .vmset = "set",
+                    .pool = "p",
+                    .host = host,
+                    .provider_id = id,
+                    .template_hash = template_hash.empty() ? hash_ : template_hash},
+        clock_.Now()));
+  }
+
   store::ActionRecord Journalled(ActionKind kind, const std::string& vm, const std::string& host) {
     const int64_t run = *store_->BeginRun("apply", "sha1", clock_.Now());
     store::ActionRecord a{.run_id = run,
@@ -238,15 +252,7 @@ TEST_F(ControllerTest, ARecreatedVmsNewIdReplacesTheStaleOneAndAReplaceLeavesOne
   source_.revisions["sha1"] = Fleet(2);
   source_.tip = "sha1";
   for (const auto& [vm, host, id] : {std::tuple{"set-0", "h2", "s0"}, {"set-1", "h1", "A"}}) {
-    ASSERT_TRUE(store_
-                    ->UpsertLedger(LedgerEntry{.vm = vm,
-                                               .vmset = "set",
-                                               .pool = "p",
-                                               .host = host,
-                                               .provider_id = id,
-                                               .template_hash = hash_},
-                                   clock_.Now())
-                    .ok());
+    Own(vm, host, id);
   }
   const VmInfo shape{.state = VmState::kStopped,
                      .os = GuestOs::kLinux,
@@ -289,15 +295,7 @@ TEST_F(ControllerTest, ARecreatedVmsNewIdReplacesTheStaleOneAndAReplaceLeavesOne
 TEST_F(ControllerTest, ALedgerIdNoHostReportsIsCorrectedOnlyWithTheJournalsProof) {
   source_.revisions["sha1"] = Fleet(1);
   source_.tip = "sha1";
-  ASSERT_TRUE(store_
-                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
-                                             .vmset = "set",
-                                             .pool = "p",
-                                             .host = "h1",
-                                             .provider_id = "A",
-                                             .template_hash = hash_},
-                                 clock_.Now())
-                  .ok());
+  Own("set-0", "h1", "A");
   fake_.PutVm("h1", VmInfo{.id = "B", .name = "set-0", .state = VmState::kStopped});
   Controller& c = Make();
   c.Sync();
@@ -371,15 +369,7 @@ TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   source_.tip = "sha1";
   fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
   fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
-  ASSERT_TRUE(store_
-                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
-                                             .vmset = "set",
-                                             .pool = "p",
-                                             .host = "h1",
-                                             .provider_id = "old",
-                                             .template_hash = "outdated"},
-                                 clock_.Now())
-                  .ok());
+  Own("set-0", "h1", "old", "outdated");
   store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
   a.from_host = "h1";
   a.create_first = true;
@@ -462,15 +452,7 @@ TEST_F(ControllerTest, DeletesAReplacedVmWhoseDeleteWasLeftUnfinished) {
   source_.tip = "sha1";
   fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
   fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
-  ASSERT_TRUE(store_
-                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
-                                             .vmset = "set",
-                                             .pool = "p",
-                                             .host = "h2",
-                                             .provider_id = "new",
-                                             .template_hash = hash_},
-                                 clock_.Now())
-                  .ok());
+  Own("set-0", "h2", "new");
   store::ActionRecord a = Journalled(ActionKind::kDelete, "set-0", "h1");
   a.state = store::ActionState::kIntended;
   a.predecessor_id = "old";
