@@ -78,60 +78,6 @@ template <typename Moment>
   return ::testing::AssertionSuccess();
 }
 
-// One VM as a host lists it.
-struct HostVm {
-  std::string host;
-  std::string id;
-  std::string name;
-  std::string state;
-  int cpus = 0;
-};
-
-// Every VM of every host (duplicates kept), through the DevOps API; retries through injected
-// faults and offline hangs. Fails the test if a host never answers.
-std::vector<HostVm> ListAll(FleetFixture& f, int hosts) {
-  std::vector<HostVm> all;
-  httplib::Headers headers = {{"X-Api-Key", EncodeBase64(kFleetApiKey)}};
-  for (int i = 0; i < hosts; ++i) {
-    bool listed = false;
-    for (int attempt = 0; attempt < 40 && !listed; ++attempt) {
-      httplib::Client client(f.sim().origin());
-      client.set_read_timeout(5, 0);
-      auto result = client.Get("/h/" + f.host(i) + "/api/v1/machines", headers);
-      if (!result || result->status != 200) {
-        std::this_thread::sleep_for(50ms);
-        continue;
-      }
-      nlohmann::json list = nlohmann::json::parse(result->body, nullptr, false);
-      if (!list.is_array()) {
-        continue;
-      }
-      for (const auto& vm : list) {
-        all.push_back(
-            HostVm{.host = f.host(i),
-                   .id = vm.value("ID", ""),
-                   .name = vm.value("Name", ""),
-                   .state = vm.value("State", ""),
-                   .cpus = vm.contains("Hardware") ? vm["Hardware"]["cpu"].value("cpus", 0) : 0});
-      }
-      listed = true;
-    }
-    if (!listed) {
-      ADD_FAILURE() << "cannot list the VMs of " << f.host(i);
-    }
-  }
-  return all;
-}
-
-std::string Describe(const std::vector<HostVm>& vms) {
-  std::string text;
-  for (const HostVm& vm : vms) {
-    text += "  " + vm.host + ": " + vm.name + " (" + vm.state + ", cpu " + std::to_string(vm.cpus) +
-            ", " + vm.id + ")\n";
-  }
-  return text.empty() ? "  (none)\n" : text;
-}
-
 bool IsTemporary(const std::string& name) { return Contains(name, ".flotilla-"); }
 
 // No temporary VMs; no name twice on one host; no name on two hosts.
