@@ -58,7 +58,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using flotilla::testing::Process;
+using flotilla::testing::RunShell;
 using flotilla::testing::ScratchDir;
+using flotilla::testing::SpawnLogged;
 using flotilla::testing::WaitUntil;
 using nlohmann::json;
 
@@ -93,33 +95,6 @@ std::map<std::string, double> ParseLatency(const std::string& spec) {
     }
   }
   return out;
-}
-
-int Run(const std::string& command) {
-  const int status = std::system(command.c_str());  // NOLINT(concurrency-mt-unsafe)
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Spawns argv with stdout and stderr to files; returns the pid.
-pid_t SpawnLogged(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
 }
 
 // "2024-05-01T12:00:00.123Z ..." -> milliseconds since the epoch; nullopt if not a log line.
@@ -250,9 +225,9 @@ Outcome Converge(const std::string& flotilla, const std::string& hostsim, const 
         << "\n  template: {image: \"" << image
         << "\", os: linux, arch: arm64, cpu: 2, memory: 2Gi, state: running}\n";
   }
-  if (Run("git -C " + repo.string() + " init -q -b main && git -C " + repo.string() +
-          " add -A && git -C " + repo.string() +
-          " -c user.email=b@example.com -c user.name=bench commit -q -m fleet") != 0) {
+  if (RunShell("git -C " + repo.string() + " init -q -b main && git -C " + repo.string() +
+               " add -A && git -C " + repo.string() +
+               " -c user.email=b@example.com -c user.name=bench commit -q -m fleet") != 0) {
     std::cerr << "cannot create the fleet repository\n";
     return outcome;
   }
@@ -334,7 +309,7 @@ Outcome Converge(const std::string& flotilla, const std::string& hostsim, const 
   if (!outcome.ok) {
     std::cerr << "apply exit " << outcome.exit_code << ", " << outcome.vms_running << " of "
               << total << " VMs running; log tail:\n";
-    Run("tail -20 " + err.string() + " >&2");
+    RunShell("tail -20 " + err.string() + " >&2");
   }
   return outcome;
 }

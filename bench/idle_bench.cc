@@ -41,7 +41,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using flotilla::testing::Process;
+using flotilla::testing::RssKiB;
+using flotilla::testing::RunShell;
 using flotilla::testing::ScratchDir;
+using flotilla::testing::SpawnLogged;
 using flotilla::testing::WaitUntil;
 using nlohmann::json;
 
@@ -52,32 +55,6 @@ std::string HostName(int i) {
   char name[16];
   std::snprintf(name, sizeof name, "sim-%03d", i);
   return name;
-}
-
-int Run(const std::string& command) {
-  const int status = std::system(command.c_str());  // NOLINT(concurrency-mt-unsafe)
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-pid_t SpawnLogged(const std::vector<std::string>& argv, const fs::path& out, const fs::path& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
-    pid = -1;
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
 }
 
 // utime + stime of a process (all its threads), in clock ticks; -1 if unreadable.
@@ -101,16 +78,6 @@ long CpuTicks(pid_t pid) {
     }
   }
   return utime + stime;
-}
-
-long RssKiB(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::stol(line.substr(6));
-    }
-  }
-  return -1;
 }
 
 // Calls per endpoint over all hosts, and the fewest `cache` calls of any host (the last
@@ -209,9 +176,9 @@ int main(int argc, char** argv) {
         << "\n  template: {image: \"catalog://LINUX/v1\", os: linux, arch: arm64, cpu: 2, "
            "memory: 2Gi, state: running}\n";
   }
-  if (Run("git -C " + repo.string() + " init -q -b main && git -C " + repo.string() +
-          " add -A && git -C " + repo.string() +
-          " -c user.email=b@example.com -c user.name=bench commit -q -m fleet") != 0) {
+  if (RunShell("git -C " + repo.string() + " init -q -b main && git -C " + repo.string() +
+               " add -A && git -C " + repo.string() +
+               " -c user.email=b@example.com -c user.name=bench commit -q -m fleet") != 0) {
     std::cerr << "cannot create the fleet repository\n";
     return 1;
   }
@@ -234,7 +201,7 @@ int main(int argc, char** argv) {
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       std::cerr << "apply failed:\n";
-      Run("tail -20 " + (dir / "apply.err").string() + " >&2");
+      RunShell("tail -20 " + (dir / "apply.err").string() + " >&2");
       return 1;
     }
   }

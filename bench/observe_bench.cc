@@ -25,17 +25,7 @@ using namespace flotilla;
 using providers::HostObservation;
 using providers::HostRef;
 using Steady = std::chrono::steady_clock;
-
-long RssKiB(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::stol(line.substr(6));
-    }
-  }
-  return -1;
-}
+using testing::RssKiB;
 
 }  // namespace
 

@@ -19,11 +19,12 @@
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
+#include "tests/support/fleet_values.h"
 
 namespace {
 
 using namespace flotilla;
-constexpr uint64_t kGi = uint64_t{1} << 30;
+using testing::kGi;
 
 std::string Name(const char* prefix, int i) {
   char buffer[32];
@@ -50,16 +51,11 @@ int main(int argc, char** argv) {
     for (int h = 0; h < 100; ++h) {
       const std::string host = pool.meta.name + "-" + Name("h", h);
       hosts.push_back(host);
-      pool.hosts.push_back(HostSpec{.name = host, .address = "http://" + host});
+      pool.hosts.push_back(testing::Host(host));
       ObservedHost& o = observed.hosts[host];
-      o.name = host;
-      o.pool = pool.meta.name;
-      o.online = true;
-      o.last_seen = now;
-      o.facts.arch = Arch::kArm64;
-      o.facts.total = Resources{.cpu = 64, .memory_bytes = 512 * kGi, .disk_bytes = 8000 * kGi};
-      o.facts.system_reserved = Resources{.cpu = 1, .memory_bytes = 2 * kGi};
-      o.facts.available.disk_bytes = 7000 * kGi;
+      o = testing::Online(host, pool.meta.name,
+                          {.cpu = 64, .memory_gi = 512, .disk_gi = 8000, .free_disk_gi = 7000},
+                          now);
       if (h % 10 == 0) {
         o.vms.push_back(VmInfo{.id = "u",
                                .name = "unmanaged-" + host,
@@ -78,12 +74,8 @@ int main(int argc, char** argv) {
       set.replicas = 100;
       set.prune = true;
       set.update_strategy.max_unavailable = 50;
-      set.templ = VMTemplate{.image = "catalog://IMG/" + std::to_string(s),
-                             .os = s == 0 ? GuestOs::kMacos : GuestOs::kLinux,
-                             .arch = Arch::kArm64,
-                             .cpu = 2,
-                             .memory = Quantity::FromBytes(4 * kGi),
-                             .disk = Quantity::FromBytes(40 * kGi)};
+      set.templ = testing::Template("catalog://IMG/" + std::to_string(s),
+                                    s == 0 ? GuestOs::kMacos : GuestOs::kLinux, 2, 4, 40);
       const std::string hash = TemplateHash(set.templ);
       // 70 of 100 exist, 7 of them outdated; 5 more beyond the replicas.
       for (uint32_t i = 0; i < 105; ++i) {

@@ -45,13 +45,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using flotilla::testing::RunShell;
 using nlohmann::json;
 
 constexpr const char* kApiKey = "BENCH:webhook-bench-secret";
 constexpr const char* kToken = "webhook-bench-token";
 constexpr const char* kSecret = "webhook-bench-hmac";
-
-int Run(const std::string& command) { return std::system(command.c_str()); }
 
 // Request lines from the hosts, stamped when read.
 class RequestLog {
@@ -210,8 +209,8 @@ int main(int argc, char** argv) {
   std::ofstream(repo / "ci.yaml") << VmSet(replicas);
   const std::string git =
       "git -C " + repo.string() + " -c user.email=b@example.com -c user.name=bench ";
-  if (Run("git -C " + repo.string() + " init -q -b main && " + git + "add -A && " + git +
-          "commit -q -m fleet") != 0) {
+  if (RunShell("git -C " + repo.string() + " init -q -b main && " + git + "add -A && " + git +
+               "commit -q -m fleet") != 0) {
     std::cerr << "cannot create the fleet repository\n";
     return 1;
   }
@@ -272,7 +271,7 @@ int main(int argc, char** argv) {
   for (int push = 0; push < pushes; ++push) {
     ++replicas;
     std::ofstream(repo / "ci.yaml") << VmSet(replicas);
-    if (Run(git + "commit -q -am more") != 0) {
+    if (RunShell(git + "commit -q -am more") != 0) {
       std::cerr << "commit failed\n";
       return 1;
     }

@@ -183,6 +183,22 @@ size_t SimHost::VmCount() const {
   return vms_.size();
 }
 
+size_t SimHost::InFlight() const {
+  std::lock_guard lock(mu_);
+  size_t n = pending_.size();  // creates past their checks, and clones
+  for (const Job& job : jobs_) {
+    const bool reserved = std::any_of(pending_.begin(), pending_.end(),
+                                      [&](const Pending& p) { return p.key == job.id; });
+    if ((job.state == "pending" || job.state == "running") && !reserved) {
+      ++n;
+    }
+  }
+  for (const SimVm& vm : vms_) {
+    n += vm.pending_state.empty() ? 0 : 1;
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Persistence
 

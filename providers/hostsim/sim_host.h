@@ -177,6 +177,10 @@ class SimHost {
   Reply ControlDeleteVm(const std::string& name);
   Reply ControlExecutions(const std::string& name) const;
   size_t VmCount() const;
+  // Work under way that changes the VMs without its caller: create jobs (pending or running, or
+  // failed by the stale-job reaper while their pull goes on), clones, and state changes or
+  // deletes waiting for their latency. Tests wait for 0 instead of sleeping.
+  size_t InFlight() const;
 
   // --- persistence: VMs, cache and online flag (not tokens, jobs or counters) ---
   nlohmann::json Snapshot() const;

@@ -439,15 +439,17 @@ Reply SimServer::HandleControl(const httplib::Request& req, const std::string& b
     return std::nullopt;
   };
   const size_t n = parts.size();
-  // GET /_sim/hosts
+  // GET /_sim/hosts: name, online, vms, and in_flight (SimHost::InFlight).
   if (n == 1 && parts[0] == "hosts") {
     if (m != "GET") {
       return Reply::Empty(405);
     }
     json list = json::array();
     for (const auto& host : world_.hosts()) {
-      list.push_back(
-          {{"name", host->name()}, {"online", host->online()}, {"vms", host->VmCount()}});
+      list.push_back({{"name", host->name()},
+                      {"online", host->online()},
+                      {"vms", host->VmCount()},
+                      {"in_flight", host->InFlight()}});
     }
     return Reply::Json(200, std::move(list));
   }

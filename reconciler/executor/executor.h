@@ -10,9 +10,11 @@
 //   soon as the host confirms it, before anything else happens to it; a deleted one is removed
 //   (VmDeleted) as soon as the host confirms the delete. If the journal cannot be written, the
 //   provider is not called.
-// - Retryable errors (Status::IsRetryable) are retried with exponential backoff and full
-//   jitter, up to max_attempts per action; terminal errors are not retried. Every provider call
-//   has a deadline (create_timeout for creates, action_timeout otherwise).
+// - Retryable errors (Status::IsRetryable) are retried with exponential backoff (doubling from
+//   initial_backoff up to max_backoff) and "equal jitter": each wait is half that delay plus a
+//   random part of up to the other half, up to max_attempts per action; terminal errors are not
+//   retried. Every provider call has a deadline (create_timeout for creates, action_timeout
+//   otherwise).
 // - Cancellation (the stop token): no new action or attempt starts, backoff waits end, a
 //   create that is waiting on the host gives up, and the remaining actions are recorded as
 //   abandoned. Calls already under way finish within their deadlines.

@@ -27,8 +27,7 @@ std::string_view ToString(VmState state) {
 }
 
 VmState VmStateFromName(std::string_view name) {
-  for (VmState state : {VmState::kRunning, VmState::kStopped, VmState::kSuspended, VmState::kPaused,
-                        VmState::kTransitional, VmState::kUnknown, VmState::kInvalid}) {
+  for (VmState state : kAllVmStates) {
     if (ToString(state) == name) {
       return state;
     }

@@ -3,7 +3,9 @@
 // What hosts report about themselves and their VMs: the input side of planning. Providers fill
 // these; the planner and the store read them.
 
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -26,6 +28,25 @@ enum class VmState {
   kUnknown,       // the host does not know (or said something we do not recognise)
   kInvalid,       // the host has a broken VM registration
 };
+
+// Every VmState, in declaration order. Tables keyed by state (the planner's decision table and its
+// test) are checked against this list. A new state goes into the enum, ToString (-Wswitch makes
+// that mandatory) and here; the static_assert catches a gap or a reordering, and planner_test
+// catches a state appended to the enum but not here.
+inline constexpr std::array kAllVmStates = {
+    VmState::kRunning,      VmState::kStopped, VmState::kSuspended, VmState::kPaused,
+    VmState::kTransitional, VmState::kUnknown, VmState::kInvalid,
+};
+static_assert(
+    [] {
+      for (std::size_t i = 0; i < kAllVmStates.size(); ++i) {
+        if (static_cast<std::size_t>(kAllVmStates[i]) != i) {
+          return false;
+        }
+      }
+      return true;
+    }(),
+    "kAllVmStates must list every VmState once, in declaration order");
 
 std::string_view ToString(VmState state);  // "running", "stopped", ... "transitional"
 

@@ -3,6 +3,7 @@
 // examples/ci/flotilla-review.sh with the real flotilla. examples/ci/README.md shows the
 // comment of a sample change; this test keeps it true, and rewrites it when run with
 //   FLOTILLA_UPDATE_DOCS=1 build-test/bin/ci_example_test
+// (the run still fails after rewriting: review the diff, then rerun without the variable).
 
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 #include "tests/support/inventory.h"
 #include "tests/support/process.h"
 #include "tests/support/shell.h"
+#include "tests/support/text_files.h"
 
 namespace {
 
@@ -63,7 +65,7 @@ class CiExampleTest : public ::testing::Test {
            " GIT_AUTHOR_DATE=2026-01-01T00:00:00Z GIT_COMMITTER_DATE=2026-01-01T00:00:00Z ";
   }
   std::string Git(const fs::path& repo, const std::string& args) {
-    return Sh(Env() + "git -C " + Quote(repo.string()) + " " + args);
+    return flotilla::testing::Git(repo, args, Env());
   }
 
   // Replaces `from` by `to` in a manifest of the checkout.
@@ -133,9 +135,11 @@ TEST_F(CiExampleTest, TheReadmeShowsTheCommentOfASampleChange) {
   ASSERT_NE(end, std::string::npos) << readme;
   ASSERT_LT(begin, end);
   const size_t from = begin + std::string(kBegin).size();
-  if (std::getenv("FLOTILLA_UPDATE_DOCS") != nullptr) {
-    text.replace(from, end - from, section);
-    std::ofstream(readme, std::ios::binary | std::ios::trunc) << text;
+  if (flotilla::testing::UpdateRequested("FLOTILLA_UPDATE_DOCS")) {
+    if (text.substr(from, end - from) != section) {
+      text.replace(from, end - from, section);
+      flotilla::testing::RewriteAndFail(readme, text);
+    }
     return;
   }
   EXPECT_EQ(text.substr(from, end - from), section)

@@ -1,7 +1,6 @@
 // The flotilla binary as a user runs it: exit codes, output streams, help and errors.
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,44 +10,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/cli_runner.h"
+#include "tests/support/process.h"
+
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using flotilla::testing::Contains;
+using flotilla::testing::Outcome;
+using flotilla::testing::Quote;
+using flotilla::testing::RunCommand;
+using flotilla::testing::ScratchDir;
+using flotilla::testing::Slurp;
 
 // Runs `flotilla <args>` from the source folder, stdin closed, NO_COLOR set unless `env` says
 // otherwise.
 Outcome Flotilla(const std::string& args, const std::string& env = "NO_COLOR=1") {
-  const fs::path tmp =
-      fs::temp_directory_path() / ("flotilla-cli-" + std::to_string(::getpid()) + "-" +
-                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  fs::create_directories(tmp);
-  const std::string command = "cd " FLOTILLA_SOURCE_DIR " && env " + env + " " FLOTILLA_BIN " " +
-                              args + " </dev/null >" + (tmp / "out").string() + " 2>" +
-                              (tmp / "err").string();
-  const int status = std::system(command.c_str());
-  Outcome run;
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.out = Slurp(tmp / "out");
-  run.err = Slurp(tmp / "err");
-  fs::remove_all(tmp);
-  return run;
-}
-
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
+  const ScratchDir scratch;
+  return RunCommand("cd " FLOTILLA_SOURCE_DIR " && env " + env + " " FLOTILLA_BIN " " + args,
+                    scratch.path());
 }
 
 TEST(CliTest, ValidatesTheExampleFleet) {
@@ -102,18 +82,10 @@ TEST(CliTest, MissingPathIsAnError) {
 
 // Runs `flotilla <args>` in `dir`, with FLOTILLA_CONFIG unset.
 Outcome FlotillaIn(const fs::path& dir, const std::string& args) {
-  const fs::path out = dir / ".out";
-  const fs::path err = dir / ".err";
-  const std::string command = "cd " + dir.string() + " && env -u FLOTILLA_CONFIG NO_COLOR=1 " +
-                              FLOTILLA_BIN " " + args + " </dev/null >" + out.string() + " 2>" +
-                              err.string();
-  const int status = std::system(command.c_str());
-  Outcome run{.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-              .out = Slurp(out),
-              .err = Slurp(err)};
-  fs::remove(out);
-  fs::remove(err);
-  return run;
+  const ScratchDir scratch;
+  return RunCommand(
+      "cd " + Quote(dir) + " && env -u FLOTILLA_CONFIG NO_COLOR=1 " FLOTILLA_BIN " " + args,
+      scratch.path());
 }
 
 // What a new user runs into first: each says what is wrong and changes nothing.

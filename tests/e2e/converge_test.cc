@@ -35,38 +35,19 @@ using testing::WaitUntil;
 
 constexpr int kHosts = 3;
 
-// One VM as its host reports it.
-struct Vm {
-  std::string host;
-  std::string id;
-  std::string state;
-  int cpus = 0;
-};
+using testing::HostVm;
 
 // Every VM name with each copy of it, across all hosts.
-std::map<std::string, std::vector<Vm>> Inventory(FleetFixture& fx, int hosts = kHosts) {
-  std::map<std::string, std::vector<Vm>> all;
-  httplib::Client client(fx.sim().origin());
-  const httplib::Headers headers = {{"X-Api-Key", EncodeBase64(testing::kFleetApiKey)}};
-  for (int i = 0; i < hosts; ++i) {
-    auto result = client.Get("/h/" + fx.host(i) + "/api/v1/machines", headers);
-    if (!result || result->status != 200) {
-      ADD_FAILURE() << "cannot list the VMs of " << fx.host(i);
-      continue;
-    }
-    for (const json& vm : json::parse(result->body)) {
-      Vm v{.host = fx.host(i), .id = vm.value("ID", ""), .state = vm.value("State", "")};
-      if (vm.contains("Hardware") && vm["Hardware"].contains("cpu")) {
-        v.cpus = vm["Hardware"]["cpu"].value("cpus", 0);
-      }
-      all[vm.value("Name", "")].push_back(v);
-    }
+std::map<std::string, std::vector<HostVm>> Inventory(FleetFixture& fx, int hosts = kHosts) {
+  std::map<std::string, std::vector<HostVm>> all;
+  for (HostVm& vm : testing::ListAll(fx, hosts)) {
+    all[vm.name].push_back(std::move(vm));
   }
   return all;
 }
 
 // The names of a VMSet's VMs that exist, in order ("ci" -> ci-0, ci-1, ...).
-std::vector<std::string> NamesOf(const std::map<std::string, std::vector<Vm>>& all,
+std::vector<std::string> NamesOf(const std::map<std::string, std::vector<HostVm>>& all,
                                  const std::string& set) {
   std::vector<std::string> names;
   for (const auto& [name, copies] : all) {
@@ -87,7 +68,7 @@ std::vector<std::string> Expected(const std::string& set, int replicas) {
 }
 
 // True when exactly set-0..set-(replicas-1) exist, each once, all running.
-bool Converged(const std::map<std::string, std::vector<Vm>>& all, const std::string& set,
+bool Converged(const std::map<std::string, std::vector<HostVm>>& all, const std::string& set,
                int replicas) {
   if (NamesOf(all, set) != Expected(set, replicas)) {
     return false;
@@ -101,20 +82,16 @@ bool Converged(const std::map<std::string, std::vector<Vm>>& all, const std::str
   return true;
 }
 
-std::string Describe(const std::map<std::string, std::vector<Vm>>& all) {
-  std::ostringstream out;
+std::string Describe(const std::map<std::string, std::vector<HostVm>>& all) {
+  std::vector<HostVm> vms;
   for (const auto& [name, copies] : all) {
-    out << name << ":";
-    for (const Vm& v : copies) {
-      out << " " << v.host << "/" << v.state << "/cpu" << v.cpus << "/" << v.id.substr(0, 8);
-    }
-    out << "\n";
+    vms.insert(vms.end(), copies.begin(), copies.end());
   }
-  return out.str();
+  return testing::Describe(vms);
 }
 
 // VM name -> provider id, for the VMs of one set (each must exist exactly once).
-std::map<std::string, std::string> IdsOf(const std::map<std::string, std::vector<Vm>>& all,
+std::map<std::string, std::string> IdsOf(const std::map<std::string, std::vector<HostVm>>& all,
                                          const std::string& set) {
   std::map<std::string, std::string> ids;
   for (const std::string& name : NamesOf(all, set)) {
@@ -393,15 +370,15 @@ TEST(ConvergeTest, UnmanagedVmsAreNeverTouched) {
   ASSERT_TRUE(Converged(first, "tmp", 1)) << Describe(first);
   ASSERT_EQ(first.count("manual-1"), 1U);
   ASSERT_EQ(first.count("manual-2"), 1U);
-  const Vm manual1 = first.at("manual-1").front();
-  const Vm manual2 = first.at("manual-2").front();
-  auto expect_untouched = [&](const std::map<std::string, std::vector<Vm>>& all,
+  const HostVm manual1 = first.at("manual-1").front();
+  const HostVm manual2 = first.at("manual-2").front();
+  auto expect_untouched = [&](const std::map<std::string, std::vector<HostVm>>& all,
                               const std::string& when) {
-    for (const Vm& want : {manual1, manual2}) {
+    for (const HostVm& want : {manual1, manual2}) {
       const std::string name = want.host == fx.host(0) ? "manual-1" : "manual-2";
       ASSERT_EQ(all.count(name), 1U) << when << ": " << name << " is gone\n" << Describe(all);
       ASSERT_EQ(all.at(name).size(), 1U) << when << "\n" << Describe(all);
-      const Vm& got = all.at(name).front();
+      const HostVm& got = all.at(name).front();
       EXPECT_EQ(got.host, want.host) << when << ": " << name;
       EXPECT_EQ(got.id, want.id) << when << ": " << name;
       EXPECT_EQ(got.state, want.state) << when << ": " << name;

@@ -8,8 +8,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,8 +27,7 @@
 
 #include "reconciler/store/store.h"
 #include "tests/support/fleet_fixture.h"
-
-extern char** environ;
+#include "tests/support/status.h"
 
 namespace flotilla::testing {
 namespace {
@@ -37,70 +35,6 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
-
-// A child process started through /bin/sh -c "exec ...", so that its pid is the program's own,
-// in its own process group. Killed (SIGKILL) and reaped when destroyed if still running.
-class Child {
- public:
-  explicit Child(const std::string& command) {
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    const std::string script = "exec " + command;
-    const char* argv[] = {"/bin/sh", "-c", script.c_str(), nullptr};
-    if (posix_spawn(&pid_, "/bin/sh", nullptr, &attr, const_cast<char* const*>(argv), environ) !=
-        0) {
-      pid_ = -1;
-    }
-    posix_spawnattr_destroy(&attr);
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(-pid_, SIGKILL);
-      kill(pid_, SIGKILL);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() const { return pid_ > 0; }
-
-  void Signal(int sig) const {
-    if (pid_ > 0) {
-      kill(pid_, sig);
-    }
-  }
-
-  // Waits up to `limit` for the child to end. The exit code; 128+N if killed by signal N;
-  // nullopt if it is still running.
-  std::optional<int> Wait(milliseconds limit) {
-    if (pid_ <= 0) {
-      return status_;
-    }
-    const auto end = steady_clock::now() + limit;
-    for (;;) {
-      int status = 0;
-      const pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return status_;
-      }
-      if (steady_clock::now() >= end) {
-        return std::nullopt;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-};
 
 // `flotilla <args> --config F` as a shell command line with its output to files.
 std::string FlotillaCommand(FleetFixture& f, const std::string& args, const fs::path& out,
@@ -113,7 +47,7 @@ std::string FlotillaCommand(FleetFixture& f, const std::string& args, const fs::
 Outcome RunBounded(FleetFixture& f, const std::string& args, milliseconds limit = 60s) {
   const fs::path out = f.dir() / "bounded.out";
   const fs::path err = f.dir() / "bounded.err";
-  Child child(FlotillaCommand(f, args, out, err));
+  Process child(ShellArgv(FlotillaCommand(f, args, out, err)));
   std::optional<int> code = child.Wait(limit);
   if (!code) {
     child.Signal(SIGKILL);
@@ -126,76 +60,22 @@ std::string Tail(const std::string& text, size_t n = 3000) {
   return text.size() <= n ? text : "..." + text.substr(text.size() - n);
 }
 
-// Runs `apply --yes`, lets it go on for `after` once its log shows `line`, and kills it
-// (SIGKILL). Its log is killed.err in the fixture's folder.
-::testing::AssertionResult ApplyKilledAfter(FleetFixture& f, const std::string& line,
-                                            milliseconds after) {
+// Runs `apply --yes` and kills it (SIGKILL) as soon as `moment` holds (`what` describes it). Its
+// log is killed.err in the fixture's folder.
+template <typename Moment>
+::testing::AssertionResult ApplyKilledWhen(FleetFixture& f, const std::string& what,
+                                           Moment moment) {
   const fs::path err = f.dir() / "killed.err";
-  Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
-  if (!WaitUntil([&] { return Contains(Slurp(err), line); }, 60s)) {
-    return ::testing::AssertionFailure() << "apply never logged \"" << line << "\":\n"
+  Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err)));
+  if (!WaitUntil(moment, 60s)) {
+    return ::testing::AssertionFailure() << "never saw " << what << "; the apply logged:\n"
                                          << Slurp(err);
   }
-  std::this_thread::sleep_for(after);
   apply.Signal(SIGKILL);
   if (!apply.Wait(10s).has_value()) {
     return ::testing::AssertionFailure() << "apply did not end after SIGKILL";
   }
   return ::testing::AssertionSuccess();
-}
-
-// One VM as a host lists it.
-struct HostVm {
-  std::string host;
-  std::string id;
-  std::string name;
-  std::string state;
-  int cpus = 0;
-};
-
-// Every VM of every host (duplicates kept), through the DevOps API; retries through injected
-// faults and offline hangs. Fails the test if a host never answers.
-std::vector<HostVm> ListAll(FleetFixture& f, int hosts) {
-  std::vector<HostVm> all;
-  httplib::Headers headers = {{"X-Api-Key", EncodeBase64(kFleetApiKey)}};
-  for (int i = 0; i < hosts; ++i) {
-    bool listed = false;
-    for (int attempt = 0; attempt < 40 && !listed; ++attempt) {
-      httplib::Client client(f.sim().origin());
-      client.set_read_timeout(5, 0);
-      auto result = client.Get("/h/" + f.host(i) + "/api/v1/machines", headers);
-      if (!result || result->status != 200) {
-        std::this_thread::sleep_for(50ms);
-        continue;
-      }
-      nlohmann::json list = nlohmann::json::parse(result->body, nullptr, false);
-      if (!list.is_array()) {
-        continue;
-      }
-      for (const auto& vm : list) {
-        all.push_back(
-            HostVm{.host = f.host(i),
-                   .id = vm.value("ID", ""),
-                   .name = vm.value("Name", ""),
-                   .state = vm.value("State", ""),
-                   .cpus = vm.contains("Hardware") ? vm["Hardware"]["cpu"].value("cpus", 0) : 0});
-      }
-      listed = true;
-    }
-    if (!listed) {
-      ADD_FAILURE() << "cannot list the VMs of " << f.host(i);
-    }
-  }
-  return all;
-}
-
-std::string Describe(const std::vector<HostVm>& vms) {
-  std::string text;
-  for (const HostVm& vm : vms) {
-    text += "  " + vm.host + ": " + vm.name + " (" + vm.state + ", cpu " + std::to_string(vm.cpus) +
-            ", " + vm.id + ")\n";
-  }
-  return text.empty() ? "  (none)\n" : text;
 }
 
 bool IsTemporary(const std::string& name) { return Contains(name, ".flotilla-"); }
@@ -252,12 +132,11 @@ std::string Join(const std::set<std::string>& names) {
 void ExpectLedgerMatchesHosts(FleetFixture& f, const std::vector<HostVm>& vms,
                               const std::regex& managed) {
   Result<std::unique_ptr<store::Store>> opened = store::Store::Open(f.store_path().string());
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   store::Store& s = **opened;
-  Status integrity = s.CheckIntegrity();
-  EXPECT_TRUE(integrity.ok()) << integrity.ToString();
+  EXPECT_OK(s.CheckIntegrity());
   Result<Ledger> ledger = s.LoadLedger();
-  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  ASSERT_OK(ledger);
   std::string entries;
   for (const LedgerEntry& e : ledger->entries) {
     entries += "  " + e.vm + " on " + e.host + " (" + e.provider_id + ")\n";
@@ -285,8 +164,36 @@ void ExpectLedgerMatchesHosts(FleetFixture& f, const std::vector<HostVm>& vms,
         << entries;
   }
   Result<std::vector<store::ActionRecord>> unfinished = s.UnfinishedActions();
-  ASSERT_TRUE(unfinished.ok());
+  ASSERT_OK(unfinished);
   EXPECT_TRUE(unfinished->empty()) << unfinished->size() << " action(s) still unfinished";
+}
+
+// Waits until no host has work under way: creates, clones and state changes that a killed
+// process started finish on the hosts on their own. Fails the test after a generous deadline.
+void WaitForQuietHosts(FleetFixture& f) {
+  EXPECT_TRUE(WaitUntil([&] { return f.sim().InFlight() == 0; }, 60s))
+      << "hosts still busy after 60 s: " << f.sim().Control("GET", "/_sim/hosts").dump();
+}
+
+// Create actions of unfinished runs whose host job id is journalled, read from the store beside
+// a running apply (the store is in WAL mode, so a reader does not block it); -1 if unreadable.
+int UnfinishedCreatesWithAJob(FleetFixture& f) {
+  sqlite3* db = nullptr;
+  int n = -1;
+  if (sqlite3_open_v2(f.store_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 2000);
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT COUNT(*) FROM actions WHERE pending_job_id != '' AND state IN "
+                           "('intended', 'running')",
+                           -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      n = sqlite3_column_int(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return n;
 }
 
 // Applies (not killed) until one reports no changes and the hosts hold exactly `expected`;
@@ -310,6 +217,21 @@ bool ApplyUntilConverged(FleetFixture& f, int hosts, const std::set<std::string>
     }
   }
   return false;
+}
+
+// The end of every scenario: applies (at most `rounds`) until one reports no changes and the
+// hosts hold exactly `expected`, then checks the hosts and the store: no VM twice, no temporary
+// VM, exactly the expected managed VMs, and a ledger that matches the hosts. Returns what the
+// hosts hold, for the scenario's own checks; `log` collects the applies' output.
+std::vector<HostVm> ExpectFleetConverged(FleetFixture& f, int hosts,
+                                         const std::set<std::string>& expected,
+                                         const std::regex& managed, int rounds, std::string& log) {
+  EXPECT_TRUE(ApplyUntilConverged(f, hosts, expected, managed, rounds, log)) << Tail(log, 12000);
+  std::vector<HostVm> vms = ListAll(f, hosts);
+  ExpectNoDuplicatesOrLeftovers(vms);
+  EXPECT_EQ(Join(ManagedNames(vms, managed)), Join(expected)) << Describe(vms);
+  ExpectLedgerMatchesHosts(f, vms, managed);
+  return vms;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,8 +320,8 @@ TEST(CrashTest, AppliesKilledAtRandomMomentsLeaveAConsistentFleet) {
     WriteFleet(f, state);
     f.Commit("iteration " + std::to_string(i));
     const int delay = between(0, 1500);
-    Child apply(FlotillaCommand(f, "apply --yes --max-deletions 100", f.dir() / "killed.out",
-                                f.dir() / "killed.err"));
+    Process apply(ShellArgv(FlotillaCommand(f, "apply --yes --max-deletions 100",
+                                            f.dir() / "killed.out", f.dir() / "killed.err")));
     ASSERT_TRUE(apply.running());
     std::this_thread::sleep_for(milliseconds(delay));
     apply.Signal(SIGKILL);  // the process itself, not just its group
@@ -421,23 +343,20 @@ TEST(CrashTest, AppliesKilledAtRandomMomentsLeaveAConsistentFleet) {
   std::cout << history << "[ crash    ] " << finished_before_kill << " of " << kIterations
             << " applies finished before their kill\n";
 
-  // Creates started by killed processes finish on the hosts on their own; let them land (a
-  // create job takes at most create+pull+start = 500 ms here).
-  std::this_thread::sleep_for(1500ms);
-  const std::set<std::string> expected = Expected(state.Replicas());
+  // Creates started by killed processes finish on the hosts on their own; let them land.
+  WaitForQuietHosts(f);
+  // (a) no duplicates, no temporary VMs, exactly the desired VMs; (b) the ledger matches the
+  // hosts and the store is intact.
+  SCOPED_TRACE("final desired state " + state.ToString());
   std::string log;
-  const bool converged = ApplyUntilConverged(f, kHosts, expected, managed, 12, log);
-  EXPECT_TRUE(converged) << "final desired state " << state.ToString() << "\n" << Tail(log, 12000);
+  const std::vector<HostVm> vms =
+      ExpectFleetConverged(f, kHosts, Expected(state.Replicas()), managed, 12, log);
 
-  // (a) plan agrees: nothing left to do.
+  // (c) plan agrees: nothing left to do.
   Outcome plan = RunBounded(f, "plan", 60s);
   EXPECT_EQ(plan.exit_code, 0) << plan.out << plan.err;
 
-  // (b) no duplicates, no temporary VMs, exactly the desired VMs.
-  const std::vector<HostVm> vms = ListAll(f, kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
-  EXPECT_EQ(Join(ManagedNames(vms, managed)), Join(expected)) << Describe(vms);
-  // Every VM was built from its set's current template (web's cpu follows its version).
+  // (d) every VM was built from its set's current template (web's cpu follows its version).
   for (const HostVm& vm : vms) {
     if (vm.name.starts_with("web-")) {
       EXPECT_EQ(vm.cpus, state.web_version)
@@ -447,9 +366,6 @@ TEST(CrashTest, AppliesKilledAtRandomMomentsLeaveAConsistentFleet) {
       EXPECT_EQ(vm.cpus, 1) << vm.name << " on " << vm.host;
     }
   }
-
-  // (c), (d) the ledger matches the hosts; the store is intact.
-  ExpectLedgerMatchesHosts(f, vms, managed);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,12 +383,7 @@ TEST(CrashTest, RandomHostFaultsConvergeWithoutDuplicates) {
                   FleetFixture::VmSetYaml("web", 6, "  prune: true\n", "catalog://LINUX/v1", 1));
   f.Commit("six web VMs");
   std::string log;
-  const bool converged = ApplyUntilConverged(f, kHosts, Expected({{"web", 6}}), managed, 10, log);
-  EXPECT_TRUE(converged) << Tail(log, 12000);
-  const std::vector<HostVm> vms = ListAll(f, kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
-  EXPECT_EQ(Join(ManagedNames(vms, managed)), Join(Expected({{"web", 6}}))) << Describe(vms);
-  ExpectLedgerMatchesHosts(f, vms, managed);
+  ExpectFleetConverged(f, kHosts, Expected({{"web", 6}}), managed, 10, log);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,10 +399,12 @@ TEST(CrashTest, HostOfflineMidApplyFailsBoundedThenConverges) {
                   FleetFixture::VmSetYaml("web", 6, "  prune: true\n", "catalog://LINUX/v1", 1));
   f.Commit("six web VMs");
   const fs::path err = f.dir() / "offline.err";
-  Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "offline.out", err));
+  Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "offline.out", err)));
   ASSERT_TRUE(apply.running());
   ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "create web-"); })) << Slurp(err);
-  std::this_thread::sleep_for(200ms);  // the creates are under way on the hosts
+  // The creates are under way on the hosts, sim-001's among them.
+  ASSERT_TRUE(WaitUntil([&] { return f.sim().Count("sim-001", "create_jobs") > 0; }, 60s))
+      << Slurp(err);
   f.sim().Control("POST", "/_sim/hosts/sim-001/offline");
   const auto started = steady_clock::now();
   const std::optional<int> code = apply.Wait(90s);
@@ -508,13 +421,8 @@ TEST(CrashTest, HostOfflineMidApplyFailsBoundedThenConverges) {
   const bool converged = ApplyUntilConverged(f, kHosts, Expected({{"web", 6}}), managed, 5, log);
   EXPECT_TRUE(converged) << Tail(log, 12000);
   // Creates that ran on sim-001 while it was offline may finish late; they must not survive.
-  std::this_thread::sleep_for(1500ms);
-  EXPECT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"web", 6}}), managed, 3, log))
-      << Tail(log, 12000);
-  const std::vector<HostVm> vms = ListAll(f, kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
-  EXPECT_EQ(Join(ManagedNames(vms, managed)), Join(Expected({{"web", 6}}))) << Describe(vms);
-  ExpectLedgerMatchesHosts(f, vms, managed);
+  WaitForQuietHosts(f);
+  ExpectFleetConverged(f, kHosts, Expected({{"web", 6}}), managed, 3, log);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,12 +438,13 @@ TEST(CrashTest, StuckCreateIsSupersededByANewerCommit) {
   f.WriteManifest("web.yaml",
                   FleetFixture::VmSetYaml("web", 2, "  prune: true\n", "catalog://SLOW/v1", 1));
   f.Commit("slow image");
-  Child loop("env NO_COLOR=1 " FLOTILLA_BIN " run --config " + f.config().string() + " >" +
-             (f.dir() / "run.out").string() + " 2>" + (f.dir() / "run.err").string());
-  ASSERT_TRUE(loop.running());
+  std::unique_ptr<Process> loop = f.StartLoop("", "NO_COLOR=1");
+  ASSERT_TRUE(loop->running());
   ASSERT_TRUE(WaitUntil([&] { return Contains(f.LoopLog(), "create web-"); })) << Tail(f.LoopLog());
-  std::this_thread::sleep_for(500ms);  // the pulls are under way
-  ASSERT_FALSE(loop.Wait(0ms).has_value()) << "the loop exited\n" << Tail(f.LoopLog());
+  // Both creates' jobs have started: their pulls are under way.
+  ASSERT_TRUE(WaitUntil([&] { return f.CountOnAllHosts("create_jobs") >= 2; }, 60s))
+      << Tail(f.LoopLog());
+  ASSERT_FALSE(loop->Wait(0ms).has_value()) << "the loop exited\n" << Tail(f.LoopLog());
 
   f.WriteManifest("web.yaml",
                   FleetFixture::VmSetYaml("web", 2, "  prune: true\n", "catalog://FAST/v1", 1));
@@ -561,9 +470,9 @@ TEST(CrashTest, StuckCreateIsSupersededByANewerCommit) {
   EXPECT_TRUE(converged) << "hosts:\n" << Describe(vms) << "loop log:\n" << Tail(f.LoopLog(), 6000);
   ExpectNoDuplicatesOrLeftovers(vms);
 
-  loop.Signal(SIGTERM);
+  loop->Signal(SIGTERM);
   const auto term = steady_clock::now();
-  const std::optional<int> code = loop.Wait(10s);
+  const std::optional<int> code = loop->Wait(10s);
   const auto stop_ms = std::chrono::duration_cast<milliseconds>(steady_clock::now() - term).count();
   ASSERT_TRUE(code.has_value()) << "flotilla run still running 10 s after SIGTERM\n"
                                 << Tail(f.LoopLog());
@@ -592,23 +501,19 @@ TEST(CrashTest, KilledCreateIsNotFinishedWithAnOlderTemplate) {
   f.Commit("v1, one cpu");
   const fs::path err = f.dir() / "killed.err";
   {
-    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
-    ASSERT_TRUE(WaitUntil([&] { return f.sim().Count("sim-000", "create_async") > 0; }))
-        << Slurp(err);
-    std::this_thread::sleep_for(300ms);  // the job id is journalled
+    Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err)));
+    // The host has answered the create and the job id is journalled.
+    ASSERT_TRUE(WaitUntil([&] { return UnfinishedCreatesWithAJob(f) >= 1; }, 60s)) << Slurp(err);
     apply.Signal(SIGKILL);
     ASSERT_TRUE(apply.Wait(10s).has_value());
   }
   f.WriteManifest("web.yaml",
                   FleetFixture::VmSetYaml("web", 1, "  prune: true\n", "catalog://LINUX/v2", 2));
   f.Commit("v2, two cpus");
-  std::this_thread::sleep_for(2500ms);  // the v1 job completes on the host
+  WaitForQuietHosts(f);  // the v1 job completes on the host
   std::string log;
-  EXPECT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"web", 1}}), managed, 3, log))
-      << Tail(log, 8000);
-  const std::vector<HostVm> vms = ListAll(f, kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
-  for (const HostVm& vm : vms) {
+  for (const HostVm& vm :
+       ExpectFleetConverged(f, kHosts, Expected({{"web", 1}}), managed, 3, log)) {
     if (vm.name == "web-0") {
       EXPECT_EQ(vm.cpus, 2) << "web-0 was built from the v1 template (1 cpu) though v2 is "
                                "desired and the ledger says it is up to date\n"
@@ -639,9 +544,9 @@ TEST(CrashTest, TemporaryVmsOfKilledCreatesAreSweptWhenNoLongerWanted) {
   f.Commit("web-1 and batch-0");
   const fs::path err = f.dir() / "killed.err";
   {
-    Child apply(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err));
-    ASSERT_TRUE(WaitUntil([&] { return f.CountOnAllHosts("create_async") >= 3; })) << Slurp(err);
-    std::this_thread::sleep_for(200ms);
+    Process apply(ShellArgv(FlotillaCommand(f, "apply --yes", f.dir() / "killed.out", err)));
+    // The creates of web-1 and batch-0 run on the hosts, their job ids journalled.
+    ASSERT_TRUE(WaitUntil([&] { return UnfinishedCreatesWithAJob(f) >= 2; }, 60s)) << Slurp(err);
     apply.Signal(SIGKILL);
     ASSERT_TRUE(apply.Wait(10s).has_value());
   }
@@ -649,11 +554,9 @@ TEST(CrashTest, TemporaryVmsOfKilledCreatesAreSweptWhenNoLongerWanted) {
                   FleetFixture::VmSetYaml("web", 1, "  prune: true\n", "catalog://LINUX/v1", 1));
   f.RemoveManifest("batch.yaml");
   f.Commit("back to one web VM");
-  std::this_thread::sleep_for(2000ms);  // the killed creates' jobs complete on the hosts
-  EXPECT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"web", 1}}), managed, 3, log))
-      << Tail(log, 8000);
-  const std::vector<HostVm> vms = ListAll(f, kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
+  WaitForQuietHosts(f);  // the killed creates' jobs complete on the hosts
+  const std::vector<HostVm> vms =
+      ExpectFleetConverged(f, kHosts, Expected({{"web", 1}}), managed, 3, log);
   if (HasFailure()) {
     std::cout << "hosts:\n" << Describe(vms) << Tail(log, 4000) << "\n";
   }
@@ -676,7 +579,8 @@ TEST(CrashTest, VmsOfAPrunedSetAreDeletedEvenIfItsFirstApplyWasKilled) {
   f.Commit("web and batch");
   const fs::path err = f.dir() / "killed.err";
   {
-    Child apply(FlotillaCommand(f, "apply --yes --max-deletions 100", f.dir() / "killed.out", err));
+    Process apply(ShellArgv(
+        FlotillaCommand(f, "apply --yes --max-deletions 100", f.dir() / "killed.out", err)));
     // Killed while the slow starts run: every VM exists under its final name by then.
     ASSERT_TRUE(WaitUntil([&] { return Contains(Slurp(err), "start batch-"); })) << Slurp(err);
     ASSERT_TRUE(WaitUntil([&] {
@@ -687,11 +591,10 @@ TEST(CrashTest, VmsOfAPrunedSetAreDeletedEvenIfItsFirstApplyWasKilled) {
   }
   f.RemoveManifest("batch.yaml");
   f.Commit("batch removed");
-  std::this_thread::sleep_for(1000ms);
+  WaitForQuietHosts(f);  // the killed apply's starts finish on the hosts
+  SCOPED_TRACE("batch (prune: true) was removed; its VMs must go");
   std::string log;
-  EXPECT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"web", 1}}), managed, 4, log))
-      << "batch (prune: true) was removed, but its VMs stay\n"
-      << Tail(log, 8000);
+  ExpectFleetConverged(f, kHosts, Expected({{"web", 1}}), managed, 4, log);
   Outcome plan = RunBounded(f, "plan", 60s);
   EXPECT_EQ(plan.exit_code, 0) << plan.out << plan.err;
   if (HasFailure()) {
@@ -736,21 +639,25 @@ TEST(CrashTest, AKillDuringTheRenameOfARecreatedVmLeavesNoDuplicateAfterAReplace
       client.Delete("/h/" + old.host + "/api/v1/machines/" + old.id + "?force=true", headers);
   ASSERT_TRUE(deleted && deleted->status < 300) << (deleted ? deleted->body : "no answer");
 
-  // apply makes it again and is killed while the host renames it into place. The clone is
-  // quick and the rename takes 3 s (the host holds its lock meanwhile, so the temporary name is
-  // never listed): 1.5 s after the create begins, the rename is under way.
-  ASSERT_TRUE(ApplyKilledAfter(f, "create lx-1 on", 1500ms));
-  std::this_thread::sleep_for(3000ms);  // the host finishes the rename on its own
-  ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 2}}), managed, 3, log))
-      << Tail(log, 6000);
+  // apply makes it again and is killed while the host renames it into place: the host lists the
+  // new lx-1 as soon as the rename begins, and answers it 3 s later.
+  ASSERT_TRUE(ApplyKilledWhen(f, "the recreated lx-1 listed (its rename under way)", [&] {
+    for (const HostVm& vm : ListAll(f, kHosts)) {
+      if (vm.name == "lx-1" && vm.id != old.id) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  WaitForQuietHosts(f);
+  ExpectFleetConverged(f, kHosts, Expected({{"lx", 2}}), managed, 3, log);
+  ASSERT_FALSE(HasFailure());
 
   // A template change replaces both VMs: exactly one lx-1 remains, and Flotilla owns it.
   manifest(2);
   f.Commit("lx: 2 cpus");
-  ASSERT_TRUE(ApplyUntilConverged(f, kHosts, Expected({{"lx", 2}}), managed, 4, log))
-      << Tail(log, 6000);
   int copies = 0;
-  for (const HostVm& vm : ListAll(f, kHosts)) {
+  for (const HostVm& vm : ExpectFleetConverged(f, kHosts, Expected({{"lx", 2}}), managed, 4, log)) {
     copies += vm.name == "lx-1" ? 1 : 0;
     if (vm.name == "lx-1" || vm.name == "lx-0") {
       EXPECT_EQ(vm.cpus, 2) << vm.name << " on " << vm.host;
@@ -793,8 +700,9 @@ struct InFlightKill {
     ASSERT_EQ(Creates(), 1);
     Write(2);
     f.Commit("lx: 2");
-    // 1 s after the create begins, the request is with the host and its answer 2 s away.
-    ASSERT_TRUE(ApplyKilledAfter(f, "create lx-1 on", 1000ms));
+    // Killed once the host has started lx-1's job: its answer is 3 s away (accept=3s).
+    ASSERT_TRUE(
+        ApplyKilledWhen(f, "the host starting lx-1's create job", [&] { return Creates() == 2; }));
     // The host counts a request once it is answered.
     ASSERT_EQ(f.CountOnAllHosts("create_async"), 1) << "the create was answered before the kill\n"
                                                     << Slurp(f.dir() / "killed.err");
@@ -808,12 +716,8 @@ TEST(CrashTest, ACreateKilledInFlightIsFinishedWhereItsJobRunsWithoutASecondPull
   ASSERT_FALSE(HasFatalFailure());
   // At once: the host's job is still pulling, and nobody knows its id. The next apply places
   // lx-1 on that host, waits for the job and finishes its VM.
-  EXPECT_TRUE(
-      ApplyUntilConverged(k.f, InFlightKill::kHosts, Expected({{"lx", 2}}), k.managed, 3, k.log))
-      << Tail(k.log, 8000);
-  const std::vector<HostVm> vms = ListAll(k.f, InFlightKill::kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
-  ExpectLedgerMatchesHosts(k.f, vms, k.managed);
+  const std::vector<HostVm> vms =
+      ExpectFleetConverged(k.f, InFlightKill::kHosts, Expected({{"lx", 2}}), k.managed, 3, k.log);
   EXPECT_EQ(k.Creates(), 2) << "host creates for 2 VMs\n" << Describe(vms) << Tail(k.log, 6000);
 }
 
@@ -841,12 +745,7 @@ TEST(CrashTest, ALeftoverOfACreateKilledInFlightIsPlannedAsADeletionAndDeleted) 
       plan.out, std::regex(R"(- delete +lx-1\.flotilla-[0-9a-f]+ on sim-00[01] \(left by an )"
                            R"(interrupted create of lx-1)")))
       << plan.out;
-  EXPECT_TRUE(
-      ApplyUntilConverged(k.f, InFlightKill::kHosts, Expected({{"lx", 1}}), k.managed, 3, k.log))
-      << Tail(k.log, 8000);
-  const std::vector<HostVm> vms = ListAll(k.f, InFlightKill::kHosts);
-  ExpectNoDuplicatesOrLeftovers(vms);
-  ExpectLedgerMatchesHosts(k.f, vms, k.managed);
+  ExpectFleetConverged(k.f, InFlightKill::kHosts, Expected({{"lx", 1}}), k.managed, 3, k.log);
   Outcome after = RunBounded(k.f, "plan", 60s);
   EXPECT_EQ(after.exit_code, 0) << after.out << after.err;
 }

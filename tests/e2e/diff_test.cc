@@ -14,6 +14,7 @@
 #include "tests/support/cli_runner.h"
 #include "tests/support/inventory.h"
 #include "tests/support/process.h"
+#include "tests/support/shell.h"
 
 namespace {
 
@@ -33,20 +34,11 @@ class DiffTest : public ::testing::Test {
     fs::create_directories(repo_);
     fs::copy(fs::path(FLOTILLA_SOURCE_DIR) / "examples/fleet", repo_ / "fleet",
              fs::copy_options::recursive);
-    Git("init -q");
+    flotilla::testing::Git(repo_, "init -q");
     Commit("base");
   }
 
-  void Git(const std::string& args) {
-    const std::string command = "cd " + repo_.string() +
-                                " && git -c user.email=t@example.com -c user.name=t " + args +
-                                " >/dev/null 2>&1";
-    ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  }
-  void Commit(const std::string& message) {
-    Git("add -A && git -c user.email=t@example.com -c user.name=t commit -q --allow-empty -m '" +
-        message + "'");
-  }
+  void Commit(const std::string& message) { flotilla::testing::CommitAll(repo_, message); }
 
   // Replaces `from` by `to` in a file of the fleet.
   void Edit(const std::string& file, const std::string& from, const std::string& to) {

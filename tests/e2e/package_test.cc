@@ -25,11 +25,10 @@ namespace flotilla {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Quote;
 using testing::ScratchDir;
 using testing::Sh;
 using testing::Slurp;
-
-std::string Quote(const fs::path& path) { return "'" + path.string() + "'"; }
 
 // The installed tree, made once for every test of this file.
 class PackageTest : public ::testing::Test {

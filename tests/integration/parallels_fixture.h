@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/integration/hostsim.h"
 #include "tests/integration/parallels_setup.h"
+#include "tests/support/hostsim.h"
 
 namespace flotilla::providers::testing_fixture {
 
@@ -25,7 +25,7 @@ using ::flotilla::testing::ParallelsSetup;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-inline Deadline Soon() { return DeadlineIn(seconds{10}); }
+using ::flotilla::testing::Soon;
 
 inline VMTemplate MacTemplate(std::string image = "catalog://MACOS_BASE/v1") {
   return VMTemplate{.image = std::move(image),
@@ -50,26 +50,22 @@ class ParallelsTest : public ::testing::Test {
     }
     sim_ = std::make_unique<Hostsim>(flags, scheme);
     ASSERT_TRUE(sim_->ready());
-    setup_.pool.credentials_ref = "hosts";
-    if (login) {
-      setup_.secrets.Set("hosts", "username", kUser);
-      setup_.secrets.Set("hosts", "password", kPassword);
-    } else {
-      setup_.secrets.Set("hosts", "apiKey", Base64(kApiKeyPlain));
-    }
+    setup_.UseCredentials(login);
   }
   void Build() { ASSERT_TRUE(setup_.Build().ok()); }
 
-  // Starts creating ios-0 and gives up after 100 ms, as a crashed loop would; returns what the
-  // provider reported for the journal (empty if it reported nothing).
+  // Starts creating ios-0 and gives up as soon as the provider has reported the host's job for
+  // the journal, as a loop that crashes then would (no fixed delay: under load the job may take
+  // a while to start); returns what the provider reported (empty if it reported nothing).
   std::optional<PendingCreate> InterruptedCreate() {
     std::optional<PendingCreate> journalled;
-    const CreateRequest request{.name = "ios-0",
-                                .templ = MacTemplate(),
-                                .on_progress = [&](const PendingCreate& p) { journalled = p; }};
-    Result<CreateResult> interrupted =
-        provider().Create(host(), request, DeadlineIn(milliseconds{100}));
-    EXPECT_EQ(interrupted.status().code(), Status::Code::kDeadlineExceeded)
+    const CreateRequest request{
+        .name = "ios-0",
+        .templ = MacTemplate(),
+        .on_progress = [&](const PendingCreate& p) { journalled = p; },
+        .cancelled = [&] { return journalled.has_value() && !journalled->job_id.empty(); }};
+    Result<CreateResult> interrupted = provider().Create(host(), request, Soon());
+    EXPECT_EQ(interrupted.status().code(), Status::Code::kCancelled)
         << interrupted.status().ToString();
     return journalled;
   }

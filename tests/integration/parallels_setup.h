@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,6 +43,9 @@ inline constexpr const char* kPassword = "pw-Very-Secret-42!";
 
 inline std::string Base64(std::string_view text) { return EncodeBase64(text); }
 
+// A deadline ample for any one call to hostsim on loopback.
+inline providers::Deadline Soon() { return providers::DeadlineIn(std::chrono::seconds{10}); }
+
 // A Parallels provider for one pool, built through its factory as the loop will build it.
 struct ParallelsSetup {
   HostPool pool;
@@ -55,6 +59,18 @@ struct ParallelsSetup {
   ParallelsSetup() {
     pool.settings["catalog"]["connectionRef"] = "catalog";
     secrets.Set("catalog", "connection", "host=reader:Catalog-Pw-1@catalog.example.com:443");
+  }
+
+  // The pool's credentials, in the secret `hosts`: the API key kApiKeyPlain, or (`login`) the
+  // username kUser and password kPassword.
+  void UseCredentials(bool login) {
+    pool.credentials_ref = "hosts";
+    if (login) {
+      secrets.Set("hosts", "username", kUser);
+      secrets.Set("hosts", "password", kPassword);
+    } else {
+      secrets.Set("hosts", "apiKey", Base64(kApiKeyPlain));
+    }
   }
 
   Status Build(ParallelsTuning tuning = FastTuning()) {

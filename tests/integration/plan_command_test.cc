@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "reconciler/model/text.h"
-#include "tests/integration/hostsim.h"
 #include "tests/support/cli_runner.h"
+#include "tests/support/hostsim.h"
 
 namespace flotilla {
 namespace {

@@ -14,8 +14,8 @@
 
 #include "providers/fake_provider.h"
 #include "providers/parallels/provider.h"
-#include "tests/integration/hostsim.h"
 #include "tests/integration/parallels_setup.h"
+#include "tests/support/hostsim.h"
 
 namespace flotilla::providers {
 namespace {
@@ -27,6 +27,7 @@ using testing::kApiKeyPlain;
 using testing::kPassword;
 using testing::kUser;
 using testing::ParallelsSetup;
+using testing::Soon;
 
 // A provider plus the means to change the world behind its back.
 class World {
@@ -88,13 +89,7 @@ class HostsimWorld final : public World {
                                             kPassword, "--offline-hang", "3s", "--guest-boot",
                                             "500ms"}),
         catalog_(version != "0.9.21") {
-    setup_.pool.credentials_ref = "hosts";
-    if (auth == Auth::kApiKey) {
-      setup_.secrets.Set("hosts", "apiKey", testing::Base64(kApiKeyPlain));
-    } else {
-      setup_.secrets.Set("hosts", "username", kUser);
-      setup_.secrets.Set("hosts", "password", kPassword);
-    }
+    setup_.UseCredentials(auth == Auth::kPassword);
     built_ = setup_.Build().ok();
     if (!catalog_ && sim_.ready()) {
       sim_.Control("POST", "/_sim/hosts/sim/vms",
@@ -154,7 +149,6 @@ class ProviderContractTest : public ::testing::TestWithParam<Case> {
 
   Provider& provider() { return world_->provider(); }
   HostRef host() { return world_->host(); }
-  static Deadline Soon() { return DeadlineIn(seconds{10}); }
 
   VMTemplate MacTemplate() {
     return VMTemplate{.image = world_->image(),

@@ -46,10 +46,7 @@ class FixtureRepo {
     Git("push -q origin main");
   }
 
-  std::string Git(const std::string& args) {
-    return Sh("git -C " + Quote(work_.string()) +
-              " -c user.name=Fleet -c user.email=fleet@example.com " + args);
-  }
+  std::string Git(const std::string& args) { return testing::Git(work_, args); }
 
   void Write(const std::string& relative, const std::string& content) {
     fs::create_directories((work_ / relative).parent_path());
@@ -64,11 +61,7 @@ class FixtureRepo {
   }
 
   // Commits everything and returns the new SHA.
-  std::string CommitAll(const std::string& message) {
-    Git("add -A");
-    Git("commit -q -m " + Quote(message));
-    return Git("rev-parse HEAD");
-  }
+  std::string CommitAll(const std::string& message) { return testing::CommitAll(work_, message); }
 
   std::string CommitAndPush(const std::string& message) {
     std::string sha = CommitAll(message);

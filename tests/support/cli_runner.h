@@ -7,9 +7,9 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "tests/support/text_files.h"
 
 namespace flotilla::testing {
 
@@ -18,17 +18,6 @@ struct Outcome {
   std::string out;
   std::string err;
 };
-
-inline std::string Slurp(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-inline bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // Runs `command` through the shell with stdin closed; its output goes through files in
 // `scratch`.

@@ -16,11 +16,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "reconciler/model/text.h"
-#include "tests/integration/hostsim.h"
 #include "tests/support/cli_runner.h"
+#include "tests/support/hostsim.h"
 #include "tests/support/process.h"
 #include "tests/support/shell.h"
 
@@ -51,7 +52,7 @@ class FleetFixture {
     fs::create_directories(dir() / "secrets/catalog");
     std::ofstream(dir() / "secrets/sims/apiKey") << EncodeBase64(kFleetApiKey) << "\n";
     std::ofstream(dir() / "secrets/catalog/connection") << "host=reader:pw@catalog.example:443\n";
-    Sh("git -C " + repo().string() + " init -q -b main");
+    Git(repo(), "init -q -b main");
     WriteManifest("pool.yaml", PoolYaml());
     WriteConfig();
   }
@@ -108,17 +109,7 @@ class FleetFixture {
   void RemoveManifest(const std::string& name) { fs::remove(repo() / name); }
 
   // Commits everything in the repository; returns the new commit's SHA.
-  std::string Commit(const std::string& message) {
-    Sh("git -C " + repo().string() + " add -A");
-    Sh("git -C " + repo().string() +
-       " -c user.email=t@example.com -c user.name=test commit -q --allow-empty -m '" + message +
-       "'");
-    std::string sha = Sh("git -C " + repo().string() + " rev-parse HEAD");
-    while (!sha.empty() && (sha.back() == '\n' || sha.back() == ' ')) {
-      sha.pop_back();
-    }
-    return sha;
-  }
+  std::string Commit(const std::string& message) { return CommitAll(repo(), message); }
 
   void WriteConfig(const std::string& source_url = "") {
     std::ofstream(config())
@@ -146,11 +137,9 @@ class FleetFixture {
   // Starts `flotilla run` (stdout and stderr to files in the scratch folder). `env` is
   // prepended as VAR=value words.
   std::unique_ptr<Process> StartLoop(const std::string& extra = "", const std::string& env = "") {
-    std::vector<std::string> argv = {
-        "/bin/sh", "-c",
-        "exec env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " + extra +
-            " >" + (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()};
-    return std::make_unique<Process>(argv);
+    return std::make_unique<Process>(ShellArgv(
+        "env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " + extra + " >" +
+        (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()));
   }
   std::string LoopLog() const { return Slurp(dir() / "run.err"); }
 
@@ -186,5 +175,61 @@ class FleetFixture {
   ScratchDir scratch_;
   std::unique_ptr<Hostsim> sim_;
 };
+
+// One VM as a host lists it.
+struct HostVm {
+  std::string host;
+  std::string id;
+  std::string name;
+  std::string state;
+  int cpus = 0;
+};
+
+// Every VM of the fleet's first `hosts` hosts (duplicates kept), through the DevOps API; retries
+// through injected faults and offline hangs. Fails the test if a host never answers.
+inline std::vector<HostVm> ListAll(FleetFixture& f, int hosts) {
+  std::vector<HostVm> all;
+  httplib::Headers headers = {{"X-Api-Key", EncodeBase64(kFleetApiKey)}};
+  for (int i = 0; i < hosts; ++i) {
+    bool listed = false;
+    for (int attempt = 0; attempt < 40 && !listed; ++attempt) {
+      httplib::Client client(f.sim().origin());
+      client.set_read_timeout(5, 0);
+      auto result = client.Get("/h/" + f.host(i) + "/api/v1/machines", headers);
+      if (!result || result->status != 200) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // then ask again
+        continue;
+      }
+      nlohmann::json list = nlohmann::json::parse(result->body, nullptr, false);
+      if (!list.is_array()) {
+        continue;
+      }
+      for (const auto& vm : list) {
+        all.push_back(HostVm{.host = f.host(i),
+                             .id = vm.value("ID", ""),
+                             .name = vm.value("Name", ""),
+                             .state = vm.value("State", ""),
+                             .cpus = vm.contains("Hardware") && vm["Hardware"].contains("cpu")
+                                         ? vm["Hardware"]["cpu"].value("cpus", 0)
+                                         : 0});
+      }
+      listed = true;
+    }
+    if (!listed) {
+      ADD_FAILURE() << "cannot list the VMs of " << f.host(i);
+    }
+  }
+  return all;
+}
+
+// The VMs one per line, for failure messages.
+inline std::string Describe(const std::vector<HostVm>& vms) {
+  std::string text;
+  for (const HostVm& vm : vms) {
+    text += "  " + vm.host + ": " + vm.name + " (" + vm.state + ", cpu " + std::to_string(vm.cpus) +
+            ", " + vm.id + ")\n";
+  }
+  return text.empty() ? "  (none)\n" : text;
+}
 
 }  // namespace flotilla::testing

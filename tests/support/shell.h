@@ -32,4 +32,20 @@ inline std::string Sh(const std::string& command) {
   return output;
 }
 
+// Runs `git -C repo args` as the committer Fleet <fleet@example.com>, whatever this machine's
+// Git configuration says; fails the test when git fails; returns its output. `env`
+// ("env VAR=value ... ") goes in front of the command.
+inline std::string Git(const fs::path& repo, const std::string& args, const std::string& env = "") {
+  return Sh(env + "git -C " + Quote(repo) + " -c user.name=Fleet -c user.email=fleet@example.com " +
+            args);
+}
+
+// Commits everything in `repo` (an empty commit when nothing changed); the new commit's SHA.
+inline std::string CommitAll(const fs::path& repo, const std::string& message,
+                             const std::string& env = "") {
+  Git(repo, "add -A", env);
+  Git(repo, "commit -q --allow-empty -m " + Quote(message), env);
+  return Git(repo, "rev-parse HEAD", env);
+}
+
 }  // namespace flotilla::testing

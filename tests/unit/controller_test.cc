@@ -13,7 +13,9 @@
 
 #include "providers/fake_provider.h"
 #include "reconciler/model/template_hash.h"
+#include "tests/support/forwarding_provider.h"
 #include "tests/support/process.h"
+#include "tests/support/status.h"
 
 namespace flotilla::controller {
 namespace {
@@ -46,44 +48,6 @@ class ScriptedSource : public DesiredSource {
   std::map<std::string, manifest::LoadResult> revisions;
 };
 
-// Every pool's provider forwards to one shared FakeProvider.
-class Forwarder : public providers::Provider {
- public:
-  explicit Forwarder(FakeProvider& fake) : fake_(fake) {}
-  std::string_view name() const override { return "fake"; }
-  providers::HostObservation Observe(const providers::HostRef& h, providers::Deadline d) override {
-    return fake_.Observe(h, d);
-  }
-  Result<providers::CreateResult> Create(const providers::HostRef& h,
-                                         const providers::CreateRequest& r,
-                                         providers::Deadline d) override {
-    return fake_.Create(h, r, d);
-  }
-  Status Configure(const providers::HostRef& h, std::string_view vm, uint32_t cpu, Quantity m,
-                   providers::Deadline d) override {
-    return fake_.Configure(h, vm, cpu, m, d);
-  }
-  Status Start(const providers::HostRef& h, std::string_view vm, providers::Deadline d) override {
-    return fake_.Start(h, vm, d);
-  }
-  Status Stop(const providers::HostRef& h, std::string_view vm, const providers::StopOptions& o,
-              providers::Deadline d) override {
-    return fake_.Stop(h, vm, o, d);
-  }
-  Status Delete(const providers::HostRef& h, std::string_view vm, providers::Deadline d) override {
-    return fake_.Delete(h, vm, d);
-  }
-  Result<providers::ExecResult> Exec(const providers::HostRef& h, std::string_view vm,
-                                     std::string_view s,
-                                     const std::map<std::string, std::string>& e,
-                                     providers::Deadline d) override {
-    return fake_.Exec(h, vm, s, e, d);
-  }
-
- private:
-  FakeProvider& fake_;
-};
-
 class ForwarderFactory : public providers::ProviderFactory {
  public:
   explicit ForwarderFactory(FakeProvider& fake) : fake_(fake) {}
@@ -93,7 +57,9 @@ class ForwarderFactory : public providers::ProviderFactory {
   }
   Result<std::unique_ptr<providers::Provider>> Build(
       const providers::ProviderContext& /*context*/) const override {
-    return std::unique_ptr<providers::Provider>(std::make_unique<Forwarder>(fake_));
+    // Every pool's provider forwards to one shared FakeProvider.
+    return std::unique_ptr<providers::Provider>(
+        std::make_unique<testing::ForwardingProvider>(fake_));
   }
 
  private:
@@ -165,6 +131,19 @@ class ControllerTest : public ::testing::Test {
       names.push_back(vm.name);
     }
     return names;
+  }
+
+  // A ledger entry of the set "set": Flotilla owns `vm` on `host`, with the host's id `id`.
+  void Own(const std::string& vm, const std::string& host, const std::string& id,
+           const std::string& template_hash = "") {
+    EXPECT_OK(store_->UpsertLedger(
+        LedgerEntry{.vm = vm,
+                    .vmset = "set",
+                    .pool = "p",
+                    .host = host,
+                    .provider_id = id,
+                    .template_hash = template_hash.empty() ? hash_ : template_hash},
+        clock_.Now()));
   }
 
   store::ActionRecord Journalled(ActionKind kind, const std::string& vm, const std::string& host) {
@@ -276,15 +255,7 @@ TEST_F(ControllerTest, ARecreatedVmsNewIdReplacesTheStaleOneAndAReplaceLeavesOne
   source_.revisions["sha1"] = Fleet(2);
   source_.tip = "sha1";
   for (const auto& [vm, host, id] : {std::tuple{"set-0", "h2", "s0"}, {"set-1", "h1", "A"}}) {
-    ASSERT_TRUE(store_
-                    ->UpsertLedger(LedgerEntry{.vm = vm,
-                                               .vmset = "set",
-                                               .pool = "p",
-                                               .host = host,
-                                               .provider_id = id,
-                                               .template_hash = hash_},
-                                   clock_.Now())
-                    .ok());
+    Own(vm, host, id);
   }
   const VmInfo shape{.state = VmState::kStopped,
                      .os = GuestOs::kLinux,
@@ -327,15 +298,7 @@ TEST_F(ControllerTest, ARecreatedVmsNewIdReplacesTheStaleOneAndAReplaceLeavesOne
 TEST_F(ControllerTest, ALedgerIdNoHostReportsIsCorrectedOnlyWithTheJournalsProof) {
   source_.revisions["sha1"] = Fleet(1);
   source_.tip = "sha1";
-  ASSERT_TRUE(store_
-                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
-                                             .vmset = "set",
-                                             .pool = "p",
-                                             .host = "h1",
-                                             .provider_id = "A",
-                                             .template_hash = hash_},
-                                 clock_.Now())
-                  .ok());
+  Own("set-0", "h1", "A");
   fake_.PutVm("h1", VmInfo{.id = "B", .name = "set-0", .state = VmState::kStopped});
   Controller& c = Make();
   c.Sync();
@@ -409,15 +372,7 @@ TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   source_.tip = "sha1";
   fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
   fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
-  ASSERT_TRUE(store_
-                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
-                                             .vmset = "set",
-                                             .pool = "p",
-                                             .host = "h1",
-                                             .provider_id = "old",
-                                             .template_hash = "outdated"},
-                                 clock_.Now())
-                  .ok());
+  Own("set-0", "h1", "old", "outdated");
   store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
   a.from_host = "h1";
   a.create_first = true;
@@ -533,15 +488,7 @@ TEST_F(ControllerTest, DeletesAReplacedVmWhoseDeleteWasLeftUnfinished) {
   source_.tip = "sha1";
   fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
   fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
-  ASSERT_TRUE(store_
-                  ->UpsertLedger(LedgerEntry{.vm = "set-0",
-                                             .vmset = "set",
-                                             .pool = "p",
-                                             .host = "h2",
-                                             .provider_id = "new",
-                                             .template_hash = hash_},
-                                 clock_.Now())
-                  .ok());
+  Own("set-0", "h2", "new");
   store::ActionRecord a = Journalled(ActionKind::kDelete, "set-0", "h1");
   a.state = store::ActionState::kIntended;
   a.predecessor_id = "old";

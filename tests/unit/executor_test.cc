@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "providers/fake_provider.h"
+#include "tests/support/forwarding_provider.h"
+#include "tests/support/wait_until.h"
 
 namespace flotilla::executor {
 namespace {
@@ -85,40 +87,16 @@ class RecordingJournal : public Journal {
 
 // Wraps the fake: slows creates down and measures how many calls overlap, in all and per host;
 // remembers what Create was asked to resume.
-class MeasuringProvider : public providers::Provider {
+class MeasuringProvider : public testing::ForwardingProvider {
  public:
-  explicit MeasuringProvider(FakeProvider& fake) : fake_(fake) {}
+  explicit MeasuringProvider(FakeProvider& fake) : ForwardingProvider(fake) {}
 
   std::string_view name() const override { return "measuring"; }
-  providers::HostObservation Observe(const providers::HostRef& host,
-                                     providers::Deadline deadline) override {
-    return fake_.Observe(host, deadline);
-  }
-  Status Configure(const providers::HostRef& host, std::string_view vm, uint32_t cpu,
-                   Quantity memory, providers::Deadline deadline) override {
-    return fake_.Configure(host, vm, cpu, memory, deadline);
-  }
-  Status Start(const providers::HostRef& host, std::string_view vm,
-               providers::Deadline deadline) override {
-    return fake_.Start(host, vm, deadline);
-  }
-  Status Stop(const providers::HostRef& host, std::string_view vm,
-              const providers::StopOptions& options, providers::Deadline deadline) override {
-    return fake_.Stop(host, vm, options, deadline);
-  }
-  Status Delete(const providers::HostRef& host, std::string_view vm,
-                providers::Deadline deadline) override {
-    return fake_.Delete(host, vm, deadline);
-  }
-  Status Prepull(const providers::HostRef& host, const providers::PrepullRequest& request,
-                 providers::Deadline deadline) override {
-    return fake_.Prepull(host, request, deadline);
-  }
   Result<providers::ExecResult> Exec(const providers::HostRef& host, std::string_view vm,
                                      std::string_view script,
                                      const std::map<std::string, std::string>& env,
                                      providers::Deadline deadline) override {
-    Result<providers::ExecResult> result = fake_.Exec(host, vm, script, env, deadline);
+    Result<providers::ExecResult> result = target().Exec(host, vm, script, env, deadline);
     if (result.ok() && script.starts_with("exit ")) {  // "exit N" exits with N
       result->exit_code = std::stoi(std::string(script.substr(5)));
       result->stderr_text = "boom";
@@ -139,7 +117,10 @@ class MeasuringProvider : public providers::Provider {
     if (request.on_progress) {
       request.on_progress(providers::PendingCreate{.temp_name = request.name + ".flotilla-t"});
     }
-    std::this_thread::sleep_for(create_delay);
+    std::this_thread::sleep_for(create_delay);  // the work itself, so that calls overlap
+    if (hang) {
+      hanging = true;  // the pending create is reported and the create hangs
+    }
     while (hang && !(request.cancelled && request.cancelled())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
@@ -147,18 +128,17 @@ class MeasuringProvider : public providers::Provider {
     if (hang) {
       return Status::Cancelled("create cancelled");
     }
-    return fake_.Create(host, request, deadline);
+    return target().Create(host, request, deadline);
   }
 
   std::chrono::milliseconds create_delay{0};
-  std::atomic<bool> hang{false};
+  std::atomic<bool> hang{false};     // creates hang until cancelled
+  std::atomic<bool> hanging{false};  // a create is hanging now
   int max_total = 0;
   std::map<std::string, int> max_per_host;
   std::vector<std::string> resumed;
 
  private:
-  FakeProvider& fake_;
-
   void Enter(const std::string& host) {
     std::lock_guard lock(mu_);
     max_total = std::max(max_total, ++total_);
@@ -493,12 +473,15 @@ TEST_F(ExecutorTest, CancellationReleasesAHangingCreateAndAbandonsTheRest) {
   Plan plan;
   plan.actions = {Create(1, "set-0", "h1"), Create(2, "set-1", "h1")};
   std::stop_source stop;
+  // Cancels once the first create hangs (it has reported its pending create by then); the
+  // deadline only keeps a broken executor from hanging the test.
   std::thread canceller([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    testing::WaitUntil([&] { return provider_.hanging.load(); }, std::chrono::seconds(60));
     stop.request_stop();
   });
   const Report report = Run(plan, stop.get_token());
   canceller.join();
+  EXPECT_TRUE(provider_.hanging) << "the create never hung";
   EXPECT_EQ(report.abandoned, 2U);
   EXPECT_EQ(journal_.Count("abandoned create set-0"), 1U);
   // What the create reported stays journalled for the next run to resume.

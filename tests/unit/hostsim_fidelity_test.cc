@@ -10,11 +10,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/wait_until.h"
 #include "tests/unit/hostsim_fixture.h"
 
 namespace flotilla::hostsim {
 namespace {
 
+using flotilla::testing::WaitUntil;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using testing::Answer;
@@ -210,10 +212,11 @@ TEST_F(HostsimTest, ExecFailsUntilTheGuestHasBooted) {
   EXPECT_NE(early.Json()["exit_code"], 0);
   EXPECT_FALSE(early.Json().value("error", "").empty());
   EXPECT_EQ(Call("GET", "/api/v1/machines/vm/status").Json()["ip_configured"], "-");
-  std::this_thread::sleep_for(milliseconds(1600));
+  // Booted: the status shows an address, and from then on exec runs.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Call("GET", "/api/v1/machines/vm/status").Json()["ip_configured"] != "-"; }));
   Answer booted = Call("PUT", "/api/v1/machines/vm/execute", command.dump());
   EXPECT_EQ(booted.Json(), json({{"stdout", "up"}, {"exit_code", 0}}));
-  EXPECT_NE(Call("GET", "/api/v1/machines/vm/status").Json()["ip_configured"], "-");
 }
 
 // ExecuteWithOutput's shaping: stderr is blanked on success; a failure keeps it and says
@@ -301,12 +304,12 @@ TEST_F(HostsimTest, VmListLagsBehindLookups) {
   o.list_lag = milliseconds(1500);
   Start(o);
   AddVm("vm", "linux", "stopped");
-  std::this_thread::sleep_for(milliseconds(1600));
+  auto listed = [&] { return Call("GET", "/api/v1/machines").Json().size(); };
+  ASSERT_TRUE(WaitUntil([&] { return listed() == 1u; }));  // the list has caught up
   ASSERT_EQ(Call("DELETE", "/api/v1/machines/vm").status, 202);
   EXPECT_EQ(Call("GET", "/api/v1/machines/vm").status, 404);
-  EXPECT_EQ(Call("GET", "/api/v1/machines").Json().size(), 1u);
-  std::this_thread::sleep_for(milliseconds(1600));
-  EXPECT_EQ(Call("GET", "/api/v1/machines").Json().size(), 0u);
+  EXPECT_EQ(listed(), 1u);
+  EXPECT_TRUE(WaitUntil([&] { return listed() == 0u; }));
 }
 
 // After the limit of failed logins each further failure sleeps in the request, longer each

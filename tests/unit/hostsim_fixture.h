@@ -15,34 +15,15 @@
 
 #include "providers/hostsim/sim_options.h"
 #include "providers/hostsim/sim_server.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::hostsim::testing {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-inline std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 0x3F]);
-    }
-  }
-  if (bits > 0) {
-    out.push_back(kAlphabet[(acc << (6 - bits)) & 0x3F]);
-  }
-  while (out.size() % 4 != 0) {
-    out.push_back('=');
-  }
-  return out;
-}
+// Base64 as clients send the API key (the model's encoder, not a second one).
+inline std::string Base64(std::string_view in) { return EncodeBase64(in); }
 
 struct Answer {
   int status = 0;  // 0: no answer (connection error, timeout)

@@ -7,8 +7,10 @@
 // schemas compiled into the binary and fail when the page differs, when a property has no
 // description, when a leaf field has nothing to show as an example (examples, default, enum or
 // const), or when a default or an example does not validate against the field's own schema.
-// After changing a schema, rewrite the tables in place and review the diff:
+// After changing a schema, rewrite the tables in place with
 //   FLOTILLA_UPDATE_DOCS=1 build-test/bin/manifest_docs_test
+// which still fails ("rewrote docs/manifests.md; review the diff and rerun"): review the diff,
+// then rerun without the variable.
 
 #include <gtest/gtest.h>
 
@@ -20,10 +22,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -34,7 +33,7 @@
 
 #include "providers/parallels/embedded.h"
 #include "schemas/embedded.h"
-#include "tests/support/cli_runner.h"
+#include "tests/support/text_files.h"
 
 namespace flotilla {
 namespace {
@@ -752,10 +751,8 @@ TEST(ManifestDocsTest, DocsMatchTheSchemas) {
   if (generated == current) {
     return;
   }
-  const char* update = std::getenv("FLOTILLA_UPDATE_DOCS");
-  if (update != nullptr && std::string_view(update) == "1") {
-    std::ofstream(kDocs, std::ios::binary | std::ios::trunc) << generated;
-    std::cout << "rewrote the generated tables of " << kDocs << "; review the diff\n";
+  if (testing::UpdateRequested("FLOTILLA_UPDATE_DOCS")) {
+    testing::RewriteAndFail(kDocs, generated);
     return;
   }
   ADD_FAILURE() << "docs/manifests.md does not match the schemas in schemas/ (the tables between "

@@ -12,12 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/text_files.h"
+
 namespace flotilla::api {
 namespace {
 
-bool Contains(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
-}
+using testing::Contains;
 
 TEST(MetricsTest, FormatsValuesAsPrometheusWritesThem) {
   EXPECT_EQ(FormatValue(0), "0");

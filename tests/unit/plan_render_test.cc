@@ -1,13 +1,14 @@
 // Golden tests for the plan's text, JSON and Markdown forms, and the JSON against
 // schemas/plan.v1.json. Regenerate the golden files after a deliberate change with
-//   FLOTILLA_UPDATE_GOLDEN=1 build/bin/plan_render_test
-// and review the diff.
+//   FLOTILLA_UPDATE_GOLDEN=1 build-test/bin/plan_render_test
+// which rewrites every golden file that differs and fails ("rewrote X; review the diff and
+// rerun"); review the diff, then rerun without the variable.
 
 #include "reconciler/render/plan_render.h"
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -15,25 +16,19 @@
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
+#include "tests/support/fleet_values.h"
+#include "tests/support/text_files.h"
 #include "tests/unit/manifest_fixture.h"
 
 namespace flotilla::render {
 namespace {
 
-constexpr uint64_t kGi = uint64_t{1} << 30;
-const auto kNow = std::chrono::system_clock::time_point{std::chrono::hours{500000}};
+using flotilla::testing::kGi;
+using flotilla::testing::kNow;
 
 ObservedHost Online(const std::string& name) {
-  ObservedHost host;
-  host.name = name;
-  host.pool = "mac-builders";
-  host.online = true;
-  host.last_seen = kNow;
-  host.facts.arch = Arch::kArm64;
-  host.facts.total = Resources{.cpu = 24, .memory_bytes = 64 * kGi, .disk_bytes = 1000 * kGi};
-  host.facts.system_reserved = Resources{.cpu = 1, .memory_bytes = 2 * kGi};
-  host.facts.available.disk_bytes = 500 * kGi;
-  return host;
+  return flotilla::testing::Online(name, "mac-builders",
+                                   {.cpu = 24, .memory_gi = 64, .free_disk_gi = 500});
 }
 
 // A fleet that exercises every symbol: creates and starts, a rolling replace, a drain, a stop, a
@@ -43,7 +38,7 @@ Plan ExamplePlan() {
   pool.meta.name = "mac-builders";
   pool.defaults.max_vms = 6;
   for (const char* name : {"mini-01", "mini-02", "mini-03"}) {
-    pool.hosts.push_back(HostSpec{.name = name, .address = std::string("https://") + name});
+    pool.hosts.push_back(flotilla::testing::Host(name, {}, "https"));
   }
   pool.hosts[2].cordoned = true;
   auto make_set = [](const std::string& name, uint32_t replicas, GuestOs os) {
@@ -52,12 +47,7 @@ Plan ExamplePlan() {
     set.pool = "mac-builders";
     set.replicas = replicas;
     set.prune = true;
-    set.templ = VMTemplate{.image = "catalog://MACOS_BASE/v1",
-                           .os = os,
-                           .arch = Arch::kArm64,
-                           .cpu = 4,
-                           .memory = Quantity::FromBytes(8 * kGi),
-                           .disk = Quantity::FromBytes(80 * kGi)};
+    set.templ = flotilla::testing::Template("catalog://MACOS_BASE/v1", os, 4, 8, 80);
     set.image_cache_key = "catalog://macos_base/v1";  // as the loader fills it (parallels)
     return set;
   };
@@ -129,16 +119,17 @@ Plan ExamplePlan() {
 
 void ExpectGolden(const std::string& name, const std::string& actual) {
   const std::string path = std::string(FLOTILLA_SOURCE_DIR) + "/tests/golden/" + name;
-  if (std::getenv("FLOTILLA_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path) << actual;
+  const bool exists = std::filesystem::exists(path);
+  if (testing::UpdateRequested("FLOTILLA_UPDATE_GOLDEN")) {
+    if (!exists || testing::Slurp(path) != actual) {
+      testing::RewriteAndFail(path, actual);
+    }
     return;
   }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing golden file " << path
-                  << " (run with FLOTILLA_UPDATE_GOLDEN=1 to create it)";
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(actual, expected.str()) << "golden file " << path << " differs";
+  ASSERT_TRUE(exists) << "missing golden file " << path
+                      << " (run with FLOTILLA_UPDATE_GOLDEN=1 to create it)";
+  EXPECT_EQ(actual, testing::Slurp(path))
+      << "golden file " << path << " differs (FLOTILLA_UPDATE_GOLDEN=1 rewrites it)";
 }
 
 TEST(PlanRenderTest, TextMatchesGolden) {

@@ -13,12 +13,13 @@
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
 #include "reconciler/planner/simulate.h"
+#include "tests/support/fleet_values.h"
 
 namespace flotilla::planner {
 namespace {
 
-constexpr uint64_t kGi = uint64_t{1} << 30;
-const auto kNow = std::chrono::system_clock::time_point{std::chrono::hours{500000}};
+using testing::kGi;
+using testing::kNow;
 constexpr int kCases = 1000;
 constexpr int kMaxRounds = 40;
 

@@ -5,52 +5,36 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
 
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
+#include "tests/support/fleet_values.h"
 
 namespace flotilla::planner {
 namespace {
 
 using std::chrono::minutes;
-
-const auto kNow = std::chrono::system_clock::time_point{std::chrono::hours{500000}};
-constexpr uint64_t kGi = uint64_t{1} << 30;
-
-HostSpec Host(const std::string& name, std::vector<std::string> tags = {}) {
-  return HostSpec{.name = name, .address = "http://" + name, .tags = std::move(tags)};
-}
+using testing::Host;
+using testing::kGi;
+using testing::kNow;
 
 VMSet Set(const std::string& name, uint32_t replicas, GuestOs os = GuestOs::kMacos) {
   VMSet set;
   set.meta.name = name;
   set.pool = "macs";
   set.replicas = replicas;
-  set.templ = VMTemplate{.image = "catalog://BASE/v1",
-                         .os = os,
-                         .arch = Arch::kArm64,
-                         .cpu = 2,
-                         .memory = Quantity::FromBytes(4 * kGi),
-                         .disk = Quantity::FromBytes(50 * kGi)};
-  set.image_cache_key = "catalog://base/v1";  // as the loader fills it for a parallels pool
+  set.templ = testing::Template("catalog://BASE/v1", os, 2, 4, 50);
+  set.image_cache_key = "catalog://base/v1";  // as the loader fills it (parallels)
   set.prune = true;
   return set;
 }
 
 ObservedHost Online(const std::string& name, uint32_t cpu = 12, uint64_t memory_gi = 32) {
-  ObservedHost host;
-  host.name = name;
-  host.pool = "macs";
-  host.online = true;
-  host.vms_known = true;
-  host.last_seen = kNow;
-  host.facts.arch = Arch::kArm64;
-  host.facts.total =
-      Resources{.cpu = cpu, .memory_bytes = memory_gi * kGi, .disk_bytes = 1000 * kGi};
-  host.facts.system_reserved = Resources{.cpu = 1, .memory_bytes = 2 * kGi};
-  host.facts.available =
-      Resources{.cpu = cpu - 1, .memory_bytes = (memory_gi - 2) * kGi, .disk_bytes = 900 * kGi};
-  return host;
+  return testing::Online(name, "macs", {.cpu = cpu, .memory_gi = memory_gi});
 }
 
 VmInfo Vm(const std::string& name, VmState state, GuestOs os = GuestOs::kMacos) {
@@ -147,41 +131,55 @@ TEST(PlannerTest, ConvergedFleetGivesAnEmptyPlanAndPlanningIsDeterministic) {
   EXPECT_EQ(growing.Compute(), growing.Compute());
 }
 
+TEST(PlannerTest, AllVmStatesListsEveryState) {
+  // ToString must name every enumerator (-Wswitch), so a state appended to the enum but missing
+  // from kAllVmStates has its own name one past the end of the list, not the fallback "unknown".
+  std::set<std::string_view> names;
+  for (VmState state : kAllVmStates) {
+    names.insert(ToString(state));
+  }
+  EXPECT_EQ(names.size(), kAllVmStates.size());
+  EXPECT_EQ(ToString(static_cast<VmState>(kAllVmStates.size())), "unknown")
+      << "a VmState is missing from kAllVmStates";
+}
+
 TEST(PlannerTest, StateTableForExistingVms) {
-  struct Row {
-    VmState observed;
-    PowerState desired;
-    std::string expected;  // action kind, finding kind, or "" for nothing
+  // observed x desired -> action kind, finding kind, or "" for nothing.
+  const std::map<std::pair<VmState, PowerState>, std::string> table = {
+      {{VmState::kRunning, PowerState::kRunning}, ""},
+      {{VmState::kRunning, PowerState::kStopped}, "stop"},
+      {{VmState::kStopped, PowerState::kRunning}, "start"},
+      {{VmState::kStopped, PowerState::kStopped}, ""},
+      {{VmState::kSuspended, PowerState::kRunning}, "start"},
+      {{VmState::kSuspended, PowerState::kStopped}, "stop"},
+      {{VmState::kPaused, PowerState::kRunning}, "start"},
+      {{VmState::kPaused, PowerState::kStopped}, "stop"},
+      {{VmState::kTransitional, PowerState::kRunning}, "waiting"},
+      {{VmState::kTransitional, PowerState::kStopped}, "waiting"},
+      {{VmState::kUnknown, PowerState::kRunning}, "drift"},
+      {{VmState::kUnknown, PowerState::kStopped}, "drift"},
+      {{VmState::kInvalid, PowerState::kRunning}, "drift"},
+      {{VmState::kInvalid, PowerState::kStopped}, "drift"},
   };
-  const std::vector<Row> table = {
-      {VmState::kRunning, PowerState::kRunning, ""},
-      {VmState::kRunning, PowerState::kStopped, "stop"},
-      {VmState::kStopped, PowerState::kRunning, "start"},
-      {VmState::kStopped, PowerState::kStopped, ""},
-      {VmState::kSuspended, PowerState::kRunning, "start"},
-      {VmState::kSuspended, PowerState::kStopped, "stop"},
-      {VmState::kPaused, PowerState::kRunning, "start"},
-      {VmState::kPaused, PowerState::kStopped, "stop"},
-      {VmState::kTransitional, PowerState::kRunning, "waiting"},
-      {VmState::kTransitional, PowerState::kStopped, "waiting"},
-      {VmState::kUnknown, PowerState::kRunning, "drift"},
-      {VmState::kUnknown, PowerState::kStopped, "drift"},
-      {VmState::kInvalid, PowerState::kRunning, "drift"},
-      {VmState::kInvalid, PowerState::kStopped, "drift"},
-  };
-  // Every cell of the table is defined.
-  EXPECT_EQ(table.size(), 7u * 2u);
-  for (const Row& row : table) {
-    Fleet fleet;
-    VMSet set = Set("ios", 1);
-    set.templ.state = row.desired;
-    fleet.sets.push_back(set);
-    fleet.Own(set, "ios-0", "mini-01", row.observed);
-    const std::vector<std::string> summary = Summary(fleet.Compute());
-    const std::string got =
-        summary.empty() ? "" : summary.front().substr(0, summary.front().find(' '));
-    EXPECT_EQ(got, row.expected) << ToString(row.observed) << " x " << ToString(row.desired);
-    EXPECT_LE(summary.size(), 1u);
+  // Every cell is defined: the table is walked from the model's list of states, not its own rows.
+  for (VmState observed : kAllVmStates) {
+    for (PowerState desired : {PowerState::kRunning, PowerState::kStopped}) {
+      const auto row = table.find({observed, desired});
+      if (row == table.end()) {
+        ADD_FAILURE() << "no row for " << ToString(observed) << " x " << ToString(desired);
+        continue;
+      }
+      Fleet fleet;
+      VMSet set = Set("ios", 1);
+      set.templ.state = desired;
+      fleet.sets.push_back(set);
+      fleet.Own(set, "ios-0", "mini-01", observed);
+      const std::vector<std::string> summary = Summary(fleet.Compute());
+      const std::string got =
+          summary.empty() ? "" : summary.front().substr(0, summary.front().find(' '));
+      EXPECT_EQ(got, row->second) << ToString(observed) << " x " << ToString(desired);
+      EXPECT_LE(summary.size(), 1u);
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "reconciler/store/schema.h"
 #include "tests/support/process.h"
+#include "tests/support/status.h"
 
 namespace flotilla::store {
 namespace {
@@ -22,19 +23,6 @@ using std::chrono::minutes;
 
 // Times with millisecond precision: the store keeps milliseconds.
 const Time kT0 = Time{milliseconds{1'750'000'000'123}};
-
-const Status& StatusOf(const Status& status) { return status; }
-template <typename T>
-const Status& StatusOf(const Result<T>& result) {
-  return result.status();
-}
-
-// Asserts that a Status or Result is OK, and prints it when it is not.
-#define ASSERT_OK(expr)                                                        \
-  do {                                                                         \
-    const auto& assert_ok_value = (expr);                                      \
-    ASSERT_TRUE(assert_ok_value.ok()) << StatusOf(assert_ok_value).ToString(); \
-  } while (false)
 
 // A second, raw connection to a store's file, to look under the store's API.
 class RawDb {

@@ -71,6 +71,20 @@ class Hostsim {
     return counters[host][endpoint][status].get<int>();
   }
 
+  // Work under way on all hosts that goes on without its caller (create jobs, clones, state
+  // changes and deletes waiting for their latency): GET /_sim/hosts, summed; -1 if unknown.
+  int InFlight() {
+    const nlohmann::json hosts = Control("GET", "/_sim/hosts");
+    if (!hosts.is_array()) {
+      return -1;
+    }
+    int n = 0;
+    for (const nlohmann::json& host : hosts) {
+      n += host.value("in_flight", 0);
+    }
+    return n;
+  }
+
  private:
   ScratchDir dir_;
   std::unique_ptr<Process> process_;
