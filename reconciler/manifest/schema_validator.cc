@@ -518,6 +518,11 @@ Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create(ProviderR
   return std::shared_ptr<const SchemaValidator>(std::move(validator));
 }
 
+const json* SchemaValidator::PoolSchemaOf(std::string_view provider) const {
+  auto it = pool_schemas_.find(provider);
+  return provider.empty() || it == pool_schemas_.end() ? nullptr : &it->second->source;
+}
+
 const SchemaValidator::Compiled* SchemaValidator::PoolSchema(const json& document) const {
   std::string provider = "parallels";  // the pool schema's default for spec.provider
   if (const json* spec =

@@ -38,6 +38,10 @@ class SchemaValidator {
   // The providers this validator knows, for the checks that span documents (CheckFleet).
   const ProviderRulesList& rules() const { return rules_; }
 
+  // The HostPool schema as pools of `provider` are checked against it (the neutral keys and the
+  // provider's), for editors; null when no provider of that name is known.
+  const nlohmann::json* PoolSchemaOf(std::string_view provider) const;
+
   ~SchemaValidator();
 
   // Validates `doc` against the schema file `schema` ("vmset.v1.json"). Appends one diagnostic

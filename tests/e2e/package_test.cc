@@ -79,6 +79,9 @@ TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
     ASSERT_TRUE(fs::exists(installed)) << installed;
     EXPECT_EQ(Slurp(installed), Slurp(schemas / schema)) << schema;
   }
+  // The editors' pool schema of each built-in provider.
+  EXPECT_EQ(Slurp(Prefix() / "share" / "flotilla" / "schemas" / "hostpool-parallels.v1.json"),
+            Slurp(fs::path(FLOTILLA_SOURCE_DIR) / "providers" / "parallels" / "hostpool.v1.json"));
   EXPECT_TRUE(fs::exists(Unit()));
   EXPECT_TRUE(fs::exists(Prefix() / "lib" / "sysusers.d" / "flotilla.conf"));
   EXPECT_TRUE(fs::exists(Prefix() / "share" / "doc" / "flotilla" / "operations.md"));
@@ -145,6 +148,7 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
   for (const char* path :
        {"./usr/bin/flotilla", "./usr/bin/flotilla-hostsim",
         "./usr/share/flotilla/schemas/vmset.v1.json", "./usr/share/flotilla/schemas/config.v1.json",
+        "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
         "./usr/lib/systemd/system/flotilla.service", "./usr/lib/sysusers.d/flotilla.conf",
         "./usr/share/doc/flotilla/examples/flotilla.yaml"}) {
     EXPECT_TRUE(files.contains(path)) << path << " not in the package:\n"

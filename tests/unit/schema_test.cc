@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "schemas/embedded.h"
+#include "tests/support/text_files.h"
 #include "tests/unit/manifest_fixture.h"
 
 namespace flotilla::manifest {
@@ -264,9 +267,49 @@ TEST(SchemaTest, EveryPatternHasAMaxLength) {
     ++schemas_seen;
     ExpectPatternsBounded(nlohmann::json::parse(schemas::Find(name)), std::string(name), patterns);
   }
+  // And each provider's pool schema, with its settings merged in.
+  const std::shared_ptr<const SchemaValidator> validator = testing::Validator();
+  for (const auto& rules : validator->rules()) {
+    ++schemas_seen;
+    ExpectPatternsBounded(*validator->PoolSchemaOf(rules->name()),
+                          "pool schema of " + std::string(rules->name()), patterns);
+  }
   // Checking nothing must not pass: the embedded schemas are there, and they have patterns.
   EXPECT_GT(schemas_seen, 0);
   EXPECT_GT(patterns, 0);
+}
+
+// Editors check a pool file against one schema file: each built-in provider's pool schema, as
+// `validate` merges it, is kept in the tree (providers/<name>/hostpool.v1.json, installed with
+// the schemas) and must equal what the code merges. FLOTILLA_UPDATE_DOCS=1 rewrites it.
+TEST(SchemaTest, EditorSchemaOfEachProviderIsWhatValidateUses) {
+  const std::shared_ptr<const SchemaValidator> validator = testing::Validator();
+  int providers = 0;
+  for (const auto& rules : flotilla::providers::BuiltinRules()) {
+    ++providers;
+    const nlohmann::json* merged = validator->PoolSchemaOf(rules->name());
+    ASSERT_NE(merged, nullptr) << rules->name();
+    const std::filesystem::path file = std::filesystem::path(FLOTILLA_SOURCE_DIR) / "providers" /
+                                       std::string(rules->name()) / "hostpool.v1.json";
+    nlohmann::json editor = *merged;
+    editor["title"] = "Flotilla HostPool (flotilla.dev/v1), provider " + std::string(rules->name());
+    editor["$comment"] =
+        "Generated from schemas/hostpool.v1.json and this provider's pool settings, as flotilla "
+        "validate merges them, for editors (yaml-language-server). Do not edit: "
+        "FLOTILLA_UPDATE_DOCS=1 build-test/bin/manifest_test rewrites it.";
+    const std::string text = editor.dump(2) + "\n";
+    if (flotilla::testing::Slurp(file) == text) {
+      continue;
+    }
+    if (flotilla::testing::UpdateRequested("FLOTILLA_UPDATE_DOCS")) {
+      flotilla::testing::RewriteAndFail(file, text);
+    } else {
+      ADD_FAILURE() << file << " is not the pool schema validate uses for provider "
+                    << rules->name() << "; rewrite it with FLOTILLA_UPDATE_DOCS=1 "
+                    << "build-test/bin/manifest_test";
+    }
+  }
+  EXPECT_GT(providers, 0);
 }
 
 TEST(SchemaTest, HugeStringsUnderPatternsAreRejectedWithoutCrashing) {
