@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -36,10 +37,12 @@ bool IsExecutable(const fs::path& file) {
 
 std::string Errno(int error) { return std::strerror(error); }  // NOLINT(concurrency-mt-unsafe)
 
-// What the child said before it ended: its first "flotilla-hostsim: ..." line (without the
-// prefix), else its last line. Empty when it said nothing.
-std::string ChildMessage(const std::string& log_file) {
+// What the child said before it ended (in its log from `offset` on): its first
+// "flotilla-hostsim: ..." line (without the prefix), else its last line. Empty when it said
+// nothing.
+std::string ChildMessage(const std::string& log_file, std::streamoff offset) {
   std::ifstream in(log_file);
+  in.seekg(offset);
   const std::string prefix = std::string(kHostSimBinary) + ": ";
   std::string last;
   for (std::string line; std::getline(in, line);) {
@@ -151,11 +154,14 @@ Result<std::unique_ptr<SimulatorProcess>> SimulatorProcess::Start(const std::str
 
   std::error_code ec;
   fs::remove(spec.port_file, ec);  // a previous start's port is no sign of this one
+  // Appended to, not truncated: a second start on a folder in use must not wipe the log of the
+  // simulator that holds the port.
   const int log_fd =
-      open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR);
+      open(spec.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, S_IRUSR | S_IWUSR);
   if (log_fd < 0) {
     return Status::Unavailable("cannot write " + spec.log_file + ": " + Errno(errno));
   }
+  const off_t log_offset = lseek(log_fd, 0, SEEK_END);
   const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) {
     close(log_fd);
@@ -172,7 +178,8 @@ Result<std::unique_ptr<SimulatorProcess>> SimulatorProcess::Start(const std::str
   if (pid < 0) {
     return Status::Unavailable("cannot start " + binary + ": " + Errno(fork_error));
   }
-  std::unique_ptr<SimulatorProcess> process(new SimulatorProcess(pid, spec.log_file));
+  std::unique_ptr<SimulatorProcess> process(
+      new SimulatorProcess(pid, spec.log_file, std::max<off_t>(log_offset, 0)));
   if (Status s = process->AwaitPort(spec); !s.ok()) {
     return s;  // the destructor stops a child that is still running
   }
@@ -191,7 +198,7 @@ Status SimulatorProcess::AwaitPort(const SimulatorSpec& spec) {
     int status = 0;
     if (Exited(pid_, &status)) {
       pid_ = -1;
-      std::string message = ChildMessage(log_file_);
+      std::string message = ChildMessage(log_file_, log_offset_);
       if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         message = "cannot run it";
       } else if (message.empty()) {

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "reconciler/model/result.h"
@@ -52,7 +53,7 @@ struct SimulatorSpec {
   std::string api_key_file;
   std::string state_file;  // --state-file: the simulated VMs, loaded at start, saved at stop
   std::string port_file;   // --port-file: where the child writes the port it bound
-  std::string log_file;    // the child's stdout and stderr (truncated at start)
+  std::string log_file;    // the child's stdout and stderr (appended to)
 };
 
 // The command-line arguments for `spec`, without the program name.
@@ -82,13 +83,15 @@ class SimulatorProcess {
   void Wait();
 
  private:
-  SimulatorProcess(pid_t pid, std::string log_file) : pid_(pid), log_file_(std::move(log_file)) {}
+  SimulatorProcess(pid_t pid, std::string log_file, off_t log_offset)
+      : pid_(pid), log_file_(std::move(log_file)), log_offset_(log_offset) {}
   // Polls for the port file until the child writes it, exits, or the deadline passes.
   Status AwaitPort(const SimulatorSpec& spec);
 
   pid_t pid_ = -1;  // -1 once collected
   int port_ = 0;
   std::string log_file_;
+  off_t log_offset_ = 0;  // where this start's part of the log begins
 };
 
 // Stops every simulator: SIGTERM to all first, then waits for each.
