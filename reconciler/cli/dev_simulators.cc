@@ -56,8 +56,12 @@ std::string ChildMessage(const std::string& log_file, std::streamoff offset) {
   return last;
 }
 
-// Collects `pid` if it has exited; its wait status through `status`.
-bool Exited(pid_t pid, int* status) { return waitpid(pid, status, WNOHANG) == pid; }
+// Collects `pid` if it has exited; its wait status through `status`. A child that cannot be
+// waited for (someone set SIGCHLD to SIG_IGN, and the kernel collected it) has exited too.
+bool Exited(pid_t pid, int* status) {
+  const pid_t waited = waitpid(pid, status, WNOHANG);
+  return waited == pid || (waited < 0 && errno == ECHILD);
+}
 
 // The child's side of fork(): only async-signal-safe calls until exec, since other threads of
 // the parent may have held locks (malloc's among them) at the moment of the fork.
