@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <fstream>
 #include <set>
 
 #include <cmath>
@@ -61,6 +62,31 @@ Result<uint64_t> ParseMiB(const std::string& flag, const std::string& text) {
     return q.status().WithContext(flag);
   }
   return q->mib();
+}
+
+// The non-empty lines of an --api-key-file. The error names the file, never its content.
+Result<std::vector<std::string>> ReadApiKeyFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::InvalidArgument("--api-key-file " + path + " cannot be read");
+  }
+  std::vector<std::string> lines;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    const std::string_view trimmed = TrimAscii(line);
+    if (!trimmed.empty()) {
+      if (trimmed.find(':') == std::string_view::npos) {
+        return Status::InvalidArgument("--api-key-file " + path + " line " +
+                                       std::to_string(number) + " is not KEY:SECRET");
+      }
+      lines.emplace_back(trimmed);
+    }
+  }
+  if (lines.empty()) {
+    return Status::InvalidArgument("--api-key-file " + path + " holds no KEY:SECRET line");
+  }
+  return lines;
 }
 
 }  // namespace
@@ -338,6 +364,7 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   std::string guest_boot = "10s", prlctl_timeout = "3m", ghost_job_timeout = "5m", list_lag = "0",
               brute_force_wait = "5s";
   std::vector<std::string> catalog, api_keys;
+  std::string api_key_file;
 
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")
       ->capture_default_str();
@@ -393,6 +420,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   app.add_option("--username", o.username, "accepted user name (with --password)");
   app.add_option("--password", o.password, "accepted password (with --username)");
   app.add_option("--api-key", api_keys, "accepted API key KEY:SECRET, repeatable");
+  app.add_option("--api-key-file", api_key_file,
+                 "read accepted API keys from this file, one KEY:SECRET per line (keeps the "
+                 "secrets out of the command line, which any user can list)");
   app.add_flag("--no-auth", o.no_auth, "disable authentication");
   app.add_flag("--control", o.control, "serve the /_sim/ control API (no auth)");
   app.add_option("--state-file", o.state_file,
@@ -477,6 +507,13 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
       return fail(image.status());
     }
     o.catalog.push_back(*image);
+  }
+  if (!api_key_file.empty()) {
+    Result<std::vector<std::string>> lines = ReadApiKeyFile(api_key_file);
+    if (!lines.ok()) {
+      return fail(lines.status());
+    }
+    api_keys.insert(api_keys.end(), lines->begin(), lines->end());
   }
   for (const std::string& item : api_keys) {
     Result<ApiKeyCredential> key = ParseApiKeySpec(item);

@@ -95,7 +95,7 @@ struct SimOptions {
   // Accepted credentials. With none of them, auth must be disabled with `no_auth`.
   std::string username;
   std::string password;
-  std::vector<ApiKeyCredential> api_keys;
+  std::vector<ApiKeyCredential> api_keys;  // --api-key KEY:SECRET and --api-key-file FILE
   bool no_auth = false;
   // Serve the /_sim/ control API.
   bool control = false;

@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "providers/hostsim/sim_server.h"
 #include "reconciler/cli/converge_command.h"
+#include "reconciler/cli/dev_simulators.h"
 #include "reconciler/cli/embedded_examples.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/text.h"
@@ -160,6 +160,19 @@ std::string Display(const fs::path& path) {
                                                                           : path.string();
 }
 
+// The value of PATH; empty when unset. Read at start-up; nothing in the process sets it.
+std::string PathVariable() {
+  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
+  return path == nullptr ? "" : path;
+}
+
+// The folder of the running binary; empty when /proc/self/exe cannot be read.
+std::string SelfDir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "" : exe.parent_path().string();
+}
+
 // How the user runs this binary: "flotilla" when that name on PATH is this very file, else its
 // path (relative to the current folder when below it: "build/bin/flotilla"), so that the
 // commands the banner suggests can be pasted as they are.
@@ -169,9 +182,7 @@ std::string SelfCommand() {
   if (ec) {
     return "flotilla";
   }
-  // Read once at start-up; nothing in the process sets it.
-  const char* path = std::getenv("PATH");  // NOLINT(concurrency-mt-unsafe)
-  std::stringstream dirs(path == nullptr ? "" : path);
+  std::stringstream dirs(PathVariable());
   for (std::string dir; std::getline(dirs, dir, ':');) {
     if (!dir.empty() && fs::equivalent(fs::path(dir) / "flotilla", exe, ec)) {
       return "flotilla";
@@ -204,6 +215,240 @@ class BlockSignals {
   sigset_t previous_{};
 };
 
+// The data folder of one start: where everything lives, and whether it held a fleet already.
+struct DevFolder {
+  fs::path dir;
+  fs::path repo;         // the seeded fleet repository
+  fs::path state_file;   // dev.json
+  bool reuse = false;    // a previous start's folder
+  bool existed = false;  // the folder was there (empty, or reused) before this start
+  DevState state;
+};
+
+// Deletes --dir for --reset, refuses a folder that is not ours, and loads or creates dev.json's
+// state.
+Result<DevFolder> OpenFolder(const DevOptions& options) {
+  std::error_code ec;
+  DevFolder folder;
+  folder.dir = fs::absolute(options.dir, ec);
+  if (options.reset) {
+    fs::remove_all(folder.dir, ec);
+    if (ec) {
+      return Status::Unavailable("cannot delete " + folder.dir.string() + ": " + ec.message());
+    }
+  }
+  folder.repo = folder.dir / "fleet";
+  folder.state_file = folder.dir / "dev.json";
+  folder.reuse = fs::exists(folder.repo / ".git", ec);
+  folder.existed = fs::exists(folder.dir, ec);
+  if (!folder.reuse && folder.existed && !fs::is_empty(folder.dir, ec)) {
+    return Status::FailedPrecondition(folder.dir.string() +
+                                      " exists but holds no fleet repository; remove it, pick "
+                                      "another --dir, or pass --reset");
+  }
+  if (folder.reuse) {
+    Result<DevState> loaded = LoadState(folder.state_file);
+    if (!loaded.ok()) {
+      return loaded.status();
+    }
+    folder.state = std::move(*loaded);
+  } else {
+    folder.state.api_secret = RandomHex(16);
+  }
+  return folder;
+}
+
+// A new folder whose first start failed goes again (what this start wrote in it, and the folder
+// itself when this start made it), so that the next start is not refused for holding no fleet.
+void DiscardNewFolder(const DevFolder& folder) {
+  if (folder.reuse) {
+    return;
+  }
+  std::error_code ec;
+  if (!folder.existed) {
+    fs::remove_all(folder.dir, ec);
+    return;
+  }
+  for (const fs::directory_entry& entry : fs::directory_iterator(folder.dir, ec)) {
+    fs::remove_all(entry.path(), ec);
+  }
+}
+
+// The running simulators, one per pool, and what the repository and the banner say of them.
+struct Simulators {
+  std::vector<std::unique_ptr<SimulatorProcess>> processes;
+  std::map<std::string, std::string> addresses;  // host -> its simulated address
+  std::vector<std::string> lines;                // for the banner
+};
+
+// What the simulator of `pool` serves: its hosts with the pool's architecture and size.
+SimulatorSpec SpecFor(const HostPool& pool, const DevOptions& options, const DevFolder& folder,
+                      const fs::path& api_key_file) {
+  const HostCapacity capacity = pool.defaults.capacity.value_or(
+      HostCapacity{.cpu = 12,
+                   .memory = Quantity::FromMiB(uint64_t{32} * 1024),
+                   .disk = Quantity::FromMiB(uint64_t{500} * 1024)});
+  const fs::path hosts = folder.dir / "hosts";
+  const auto port = folder.state.ports.find(pool.meta.name);
+  return SimulatorSpec{
+      .pool = pool.meta.name,
+      .port = port == folder.state.ports.end() ? 0 : port->second,
+      .hosts = static_cast<int>(pool.hosts.size()),
+      .arch = std::string(ToString(pool.defaults.arch.value_or(Arch::kArm64))),
+      .cpu = static_cast<int>(capacity.cpu),
+      .memory_mib = capacity.memory.bytes() >> 20U,
+      .disk_mib = capacity.disk.bytes() >> 20U,
+      .latency = options.latency == "none" ? "" : options.latency,
+      .jitter = options.latency == "none" ? 0.0 : 0.2,
+      .lookup_delay = "300ms",
+      // Simulated guests boot (startup scripts wait for them) but run nothing: every command
+      // succeeds without output, so the example's runner registration needs no runner.
+      .guest_boot = "3s",
+      .guest_exec = "succeed",
+      .api_key_file = api_key_file.string(),
+      .state_file = (hosts / (pool.meta.name + ".json")).string(),
+      .port_file = (hosts / (pool.meta.name + ".port")).string(),
+      .log_file = (hosts / (pool.meta.name + ".log")).string()};
+}
+
+// Starts one flotilla-hostsim per pool (its hosts share an architecture and a size), on the
+// ports of the previous start when there was one; records the ports in folder.state.
+Result<Simulators> StartSimulators(const Desired& fleet, const DevOptions& options,
+                                   DevFolder& folder) {
+  Result<std::string> binary = FindHostSim(SelfDir(), PathVariable());
+  if (!binary.ok()) {
+    return binary.status();
+  }
+  const fs::path api_key_file = folder.dir / "hosts" / "api-keys";
+  if (Status s = WriteFile(api_key_file,
+                           std::string(kApiKeyName) + ":" + folder.state.api_secret + "\n", true);
+      !s.ok()) {
+    return s;
+  }
+  Simulators sims;
+  for (const HostPool& pool : fleet.pools) {
+    const SimulatorSpec spec = SpecFor(pool, options, folder, api_key_file);
+    Result<std::unique_ptr<SimulatorProcess>> started = SimulatorProcess::Start(*binary, spec);
+    if (!started.ok()) {
+      if (started.status().code() == Status::Code::kInvalidArgument) {
+        return started.status();  // a flag `flotilla dev` passed on (--latency)
+      }
+      return Status::Unavailable(
+          "cannot start the simulated hosts of pool " + pool.meta.name + " on port " +
+          std::to_string(spec.port) + ": " + started.status().message() +
+          (folder.reuse ? " (another 'flotilla dev' on this folder? --reset starts over)" : ""));
+    }
+    const SimulatorProcess& sim = **started;
+    folder.state.ports[pool.meta.name] = sim.port();
+    for (size_t i = 0; i < pool.hosts.size(); ++i) {
+      std::string number = std::to_string(i);
+      number.insert(0, number.size() < 3 ? 3 - number.size() : 0, '0');
+      sims.addresses[pool.hosts[i].name] = sim.base_url() + "/h/sim-" + number + "/api";
+    }
+    sims.lines.push_back(pool.meta.name + ": " + std::to_string(pool.hosts.size()) + " " +
+                         spec.arch + " hosts on " + sim.base_url());
+    sims.processes.push_back(std::move(*started));
+  }
+  return sims;
+}
+
+// A new folder's repository, seeded from the examples with the pools pointing at the
+// simulators, and the secrets the fleet and the API need.
+Status SeedFolder(const DevFolder& folder, const std::map<std::string, std::string>& examples,
+                  const Desired& fleet, const std::map<std::string, std::string>& addresses) {
+  std::map<std::string, std::string> files;
+  for (const auto& [name, text] : examples) {
+    files[name] = name.starts_with("pools/") ? RewritePool(text, addresses) : text;
+  }
+  const source::GitLibrary git;
+  if (Status s = source::SeedRepository(folder.repo.string(), "main", files,
+                                        "Seed the fleet from examples/fleet (flotilla dev)");
+      !s.ok()) {
+    return s;
+  }
+  std::set<std::string> credentials;
+  std::set<std::string> catalogs;
+  for (const HostPool& pool : fleet.pools) {
+    credentials.insert(pool.credentials_ref);
+    // The example pools are parallels pools (flotilla dev simulates Parallels hosts).
+    catalogs.insert(pool.settings.value("catalog", json::object()).value("connectionRef", ""));
+  }
+  const fs::path secrets = folder.dir / "secrets";
+  for (const std::string& ref : credentials) {
+    if (!ref.empty()) {
+      if (Status s = WriteFile(
+              secrets / ref / "apiKey",
+              EncodeBase64(std::string(kApiKeyName) + ":" + folder.state.api_secret) + "\n", true);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  for (const std::string& ref : catalogs) {
+    if (!ref.empty()) {
+      // The simulated hosts have every catalog image; the connection is never dialled.
+      if (Status s =
+              WriteFile(secrets / ref / "connection", "host=dev:dev@catalog.invalid:443\n", true);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  for (const auto& [file, bytes] : {std::pair{"api-token", 24}, {"webhook-secret", 24}}) {
+    if (Status s = WriteFile(folder.dir / file, RandomHex(bytes) + "\n", true); !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+// dev.json (ports and credentials, for the next start) and flotilla.yaml (the loop's
+// configuration), written at every start.
+Status WriteConfiguration(const DevFolder& folder, const DevOptions& options) {
+  const json saved = {{"ports", folder.state.ports}, {"apiSecret", folder.state.api_secret}};
+  if (Status s = WriteFile(folder.state_file, saved.dump(2) + "\n", true); !s.ok()) {
+    return s;
+  }
+  std::ostringstream yaml;
+  yaml << "# Written by 'flotilla dev' at every start.\n"
+       << "source: {url: " << json(folder.repo.string()).dump() << ", branch: main, interval: 5s}\n"
+       << "stateDir: " << json((folder.dir / "state").string()).dump() << "\n"
+       << "secretsDir: " << json((folder.dir / "secrets").string()).dump() << "\n"
+       << "api:\n"
+       << "  listen: " << json(options.listen).dump() << "\n"
+       << "  tokenFile: " << json((folder.dir / "api-token").string()).dump() << "\n"
+       << "  webhookSecretFile: " << json((folder.dir / "webhook-secret").string()).dump() << "\n"
+       << "reconcile: {resyncInterval: 5s, hostTimeout: 5s, shutdownTimeout: 15s}\n";
+  return WriteFile(folder.dir / "flotilla.yaml", yaml.str());
+}
+
+// What `flotilla dev` prints once the API listens at `url`.
+std::string Banner(const DevFolder& folder, const Simulators& sims, const std::string& url) {
+  const fs::path token_file = folder.dir / "api-token";
+  const std::string token(TrimAscii(ReadFile(token_file)));
+  const std::string shown_repo = Display(folder.repo);
+  const std::string shown_token_file = Display(token_file);
+  const std::string self = SelfCommand();
+  std::ostringstream banner;
+  banner << "\nflotilla dev is running " << (folder.reuse ? "(reusing " : "(new fleet in ")
+         << Display(folder.dir) << ")\n\n"
+         << "  API          " << url << "\n"
+         << "  API token    " << token << "   (also in " << shown_token_file << ")\n"
+         << "  Repository   " << shown_repo << "   (branch main, fetched every 5 s)\n";
+  for (const std::string& line : sims.lines) {
+    banner << "  Hosts        " << line << "\n";
+  }
+  banner << "\nThings to try, in another terminal:\n"
+         << "  1. Change 'replicas: 4' in " << shown_repo << "/vmsets/linux-runners.yaml, then\n"
+         << "       git -C " << shown_repo << " commit -am 'more runners'\n"
+         << "     and watch this loop create them.\n"
+         << "  2. " << self << " plan --config " << Display(folder.dir / "flotilla.yaml") << "\n"
+         << "  3. " << self << " vms --server " << url << " --token-file " << shown_token_file
+         << "\n\n"
+         << "Ctrl-C stops everything.\n\n";
+  return banner.str();
+}
+
 }  // namespace
 
 CLI::App* AddDevCommand(CLI::App& app, DevOptions& options) {
@@ -225,188 +470,37 @@ CLI::App* AddDevCommand(CLI::App& app, DevOptions& options) {
 }
 
 int RunDev(const DevOptions& options, const Context& context) {
-  BlockSignals blocked;  // before the simulated hosts start their threads
-  std::error_code ec;
-  const fs::path dir = fs::absolute(options.dir, ec);
-  if (options.reset) {
-    fs::remove_all(dir, ec);
-    if (ec) {
-      return Fail(context,
-                  Status::Unavailable("cannot delete " + dir.string() + ": " + ec.message()));
-    }
+  BlockSignals blocked;  // before anything starts a thread or a child
+  Result<DevFolder> folder = OpenFolder(options);
+  if (!folder.ok()) {
+    return Fail(context, folder.status());
   }
-  const fs::path repo = dir / "fleet";
-  const fs::path state_file = dir / "dev.json";
-  const bool reuse = fs::exists(repo / ".git", ec);
-  if (!reuse && fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
-    return Fail(context, Status::FailedPrecondition(
-                             dir.string() + " exists but holds no fleet repository; remove it, "
-                                            "pick another --dir, or pass --reset"));
-  }
-  DevState state;
-  if (reuse) {
-    Result<DevState> loaded = LoadState(state_file);
-    if (!loaded.ok()) {
-      return Fail(context, loaded.status());
-    }
-    state = std::move(*loaded);
-  } else {
-    state.api_secret = RandomHex(16);
-  }
-
-  Result<std::map<std::string, hostsim::Duration>> latency =
-      options.latency == "none" ? std::map<std::string, hostsim::Duration>{}
-                                : hostsim::ParseLatencySpec(options.latency);
-  if (!latency.ok()) {
-    return Fail(context, latency.status().WithContext("--latency"));
-  }
-
   const std::map<std::string, std::string> examples = ExampleFiles();
   Result<Desired> fleet = LoadExamples(examples, context.loader);
   if (!fleet.ok()) {
     return Fail(context, fleet.status());
   }
-
-  // One simulator per pool: its hosts share an architecture and a size.
-  std::vector<std::unique_ptr<hostsim::SimService>> sims;
-  std::map<std::string, std::string> addresses;  // host -> its simulated address
-  std::vector<std::string> lines;                // for the banner
-  for (const HostPool& pool : fleet->pools) {
-    const HostCapacity capacity = pool.defaults.capacity.value_or(
-        HostCapacity{.cpu = 12,
-                     .memory = Quantity::FromMiB(uint64_t{32} * 1024),
-                     .disk = Quantity::FromMiB(uint64_t{500} * 1024)});
-    hostsim::SimOptions sim{
-        .listen_port = state.ports.contains(pool.meta.name) ? state.ports[pool.meta.name] : 0,
-        .hosts = static_cast<int>(pool.hosts.size()),
-        .arch = std::string(ToString(pool.defaults.arch.value_or(Arch::kArm64))),
-        .cpu = static_cast<int>(capacity.cpu),
-        .memory_mb = capacity.memory.bytes() >> 20U,
-        .disk_mb = capacity.disk.bytes() >> 20U,
-        .latency = *latency,
-        .jitter = options.latency == "none" ? 0.0 : 0.2,
-        .lookup_delay = std::chrono::milliseconds{300},
-        .api_keys = {hostsim::ApiKeyCredential{.key = kApiKeyName, .secret = state.api_secret}},
-        .state_file = (dir / "hosts" / (pool.meta.name + ".json")).string(),
-        // Simulated guests boot (startup scripts wait for them) but run nothing: every command
-        // succeeds without output, so the example's runner registration needs no runner.
-        .guest_boot = std::chrono::seconds{3},
-        .guest_exec = "succeed"};
-    fs::create_directories(dir / "hosts", ec);
-    Result<std::unique_ptr<hostsim::SimService>> started = hostsim::SimService::Start(sim);
-    if (!started.ok()) {
-      return Fail(
-          context,
-          Status::Unavailable(
-              "cannot start the simulated hosts of pool " + pool.meta.name + " on port " +
-              std::to_string(sim.listen_port) + ": " + started.status().message() +
-              (reuse ? " (another 'flotilla dev' on this folder? --reset starts over)" : "")));
-    }
-    state.ports[pool.meta.name] = (*started)->port();
-    for (size_t i = 0; i < pool.hosts.size(); ++i) {
-      std::string number = std::to_string(i);
-      number.insert(0, number.size() < 3 ? 3 - number.size() : 0, '0');
-      addresses[pool.hosts[i].name] = (*started)->base_url() + "/h/sim-" + number + "/api";
-    }
-    lines.push_back(pool.meta.name + ": " + std::to_string(pool.hosts.size()) + " " + sim.arch +
-                    " hosts on " + (*started)->base_url());
-    sims.push_back(std::move(*started));
+  Result<Simulators> sims = StartSimulators(*fleet, options, *folder);
+  if (!sims.ok()) {
+    DiscardNewFolder(*folder);
+    return Fail(context, sims.status());
   }
-
-  const std::string token_file = (dir / "api-token").string();
-  if (!reuse) {
-    std::map<std::string, std::string> files;
-    for (const auto& [name, text] : examples) {
-      files[name] = name.starts_with("pools/") ? RewritePool(text, addresses) : text;
-    }
-    const source::GitLibrary git;
-    if (Status s = source::SeedRepository(repo.string(), "main", files,
-                                          "Seed the fleet from examples/fleet (flotilla dev)");
-        !s.ok()) {
+  if (!folder->reuse) {
+    if (Status s = SeedFolder(*folder, examples, *fleet, sims->addresses); !s.ok()) {
+      sims->processes.clear();  // stopped before their folder goes
+      DiscardNewFolder(*folder);
       return Fail(context, s);
     }
-    std::set<std::string> credentials;
-    std::set<std::string> catalogs;
-    for (const HostPool& pool : fleet->pools) {
-      credentials.insert(pool.credentials_ref);
-      // The example pools are parallels pools (flotilla dev simulates Parallels hosts).
-      catalogs.insert(pool.settings.value("catalog", json::object()).value("connectionRef", ""));
-    }
-    for (const std::string& ref : credentials) {
-      if (!ref.empty()) {
-        if (Status s = WriteFile(
-                dir / "secrets" / ref / "apiKey",
-                EncodeBase64(std::string(kApiKeyName) + ":" + state.api_secret) + "\n", true);
-            !s.ok()) {
-          return Fail(context, s);
-        }
-      }
-    }
-    for (const std::string& ref : catalogs) {
-      if (!ref.empty()) {
-        // The simulated hosts have every catalog image; the connection is never dialled.
-        if (Status s = WriteFile(dir / "secrets" / ref / "connection",
-                                 "host=dev:dev@catalog.invalid:443\n", true);
-            !s.ok()) {
-          return Fail(context, s);
-        }
-      }
-    }
-    for (const auto& [file, bytes] : {std::pair{"api-token", 24}, {"webhook-secret", 24}}) {
-      if (Status s = WriteFile(dir / file, RandomHex(bytes) + "\n", true); !s.ok()) {
-        return Fail(context, s);
-      }
-    }
   }
-  json saved = {{"ports", state.ports}, {"apiSecret", state.api_secret}};
-  if (Status s = WriteFile(state_file, saved.dump(2) + "\n", true); !s.ok()) {
+  if (Status s = WriteConfiguration(*folder, options); !s.ok()) {
     return Fail(context, s);
   }
-  const fs::path config = dir / "flotilla.yaml";
-  std::ostringstream yaml;
-  yaml << "# Written by 'flotilla dev' at every start.\n"
-       << "source: {url: " << json(repo.string()).dump() << ", branch: main, interval: 5s}\n"
-       << "stateDir: " << json((dir / "state").string()).dump() << "\n"
-       << "secretsDir: " << json((dir / "secrets").string()).dump() << "\n"
-       << "api:\n"
-       << "  listen: " << json(options.listen).dump() << "\n"
-       << "  tokenFile: " << json(token_file).dump() << "\n"
-       << "  webhookSecretFile: " << json((dir / "webhook-secret").string()).dump() << "\n"
-       << "reconcile: {resyncInterval: 5s, hostTimeout: 5s, shutdownTimeout: 15s}\n";
-  if (Status s = WriteFile(config, yaml.str()); !s.ok()) {
-    return Fail(context, s);
-  }
-
-  const std::string token(TrimAscii(ReadFile(token_file)));
-  const std::string shown_dir = Display(dir);
-  const std::string shown_config = Display(config);
-  const std::string shown_repo = Display(repo);
-  const std::string self = SelfCommand();
   RunOptions run;
-  run.where.config = config.string();
+  run.where.config = (folder->dir / "flotilla.yaml").string();
   const int code = RunLoop(run, context, [&](const std::string& url) {
-    std::ostringstream banner;
-    banner << "\nflotilla dev is running " << (reuse ? "(reusing " : "(new fleet in ") << shown_dir
-           << ")\n\n"
-           << "  API          " << url << "\n"
-           << "  API token    " << token << "   (also in " << Display(token_file) << ")\n"
-           << "  Repository   " << shown_repo << "   (branch main, fetched every 5 s)\n";
-    for (const std::string& line : lines) {
-      banner << "  Hosts        " << line << "\n";
-    }
-    banner << "\nThings to try, in another terminal:\n"
-           << "  1. Change 'replicas: 4' in " << shown_repo << "/vmsets/linux-runners.yaml, then\n"
-           << "       git -C " << shown_repo << " commit -am 'more runners'\n"
-           << "     and watch this loop create them.\n"
-           << "  2. " << self << " plan --config " << shown_config << "\n"
-           << "  3. " << self << " vms --server " << url << " --token-file " << Display(token_file)
-           << "\n\n"
-           << "Ctrl-C stops everything.\n\n";
-    context.out << banner.str() << std::flush;
+    context.out << Banner(*folder, *sims, url) << std::flush;
   });
-  for (auto& sim : sims) {
-    sim->Stop();  // saves the simulated VMs for the next start
-  }
+  StopAll(sims->processes);  // each saves its simulated VMs for the next start
   return code;
 }
 

@@ -1,12 +1,12 @@
 #pragma once
 
 // `flotilla dev`: the whole system on one machine, with no configuration. Simulated hosts
-// (flotilla-hostsim, in process) stand in for the example fleet's Macs, with the same
-// architecture and resources per pool; a local Git repository seeded from examples/fleet
-// (compiled into the binary) points its pools at them; and the loop with its API runs against
-// both, fetching every 5 s. Everything lives in one data folder (./.flotilla-dev by default):
-// the repository, the store, the simulated hosts' VMs, the API token. The next start reuses it,
-// so edits and VMs survive; --reset starts over. Ctrl-C stops everything cleanly.
+// (one flotilla-hostsim child process per pool, see dev_simulators.h) stand in for the example
+// fleet's Macs, with the same architecture and resources per pool; a local Git repository seeded
+// from examples/fleet (compiled into the binary) points its pools at them; and the loop with its
+// API runs against both, fetching every 5 s. Everything lives in one data folder (./.flotilla-dev
+// by default): the repository, the store, the simulated hosts' VMs, the API token. The next start
+// reuses it, so edits and VMs survive; --reset starts over. Ctrl-C stops everything cleanly.
 
 #include <string>
 
@@ -26,7 +26,10 @@ struct DevOptions {
 
 CLI::App* AddDevCommand(CLI::App& app, DevOptions& options);
 
-// Exit codes: 0 after Ctrl-C (or SIGTERM), 1 when it cannot start.
+// Exit codes: 0 after Ctrl-C (or SIGTERM), 1 when it cannot start (flotilla-hostsim not found
+// beside this binary nor on PATH, among other reasons).
+// REQUIRES: called on the main thread (the simulators end when the thread that started them
+// ends).
 int RunDev(const DevOptions& options, const Context& context);
 
 }  // namespace flotilla::cli

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -754,6 +755,33 @@ TEST(HostsimOptionsTest, RefusesToStartWithoutCredentials) {
   EXPECT_EQ(parsed.memory_mb, 16384u);
   EXPECT_EQ(parsed.latency.at("create"), milliseconds(1000));
   EXPECT_EQ(parsed.catalog.at(0).size_mb, 5120u);
+}
+
+// --api-key-file keeps secrets out of argv (which `ps` shows); its errors never quote the file.
+TEST(SimOptionsTest, ApiKeysFromAFile) {
+  const std::string path = ::testing::TempDir() + "/hostsim-api-keys";
+  auto parse = [&](const std::string& text, SimOptions* parsed) {
+    std::ofstream(path, std::ios::trunc) << text;
+    std::vector<std::string> args = {"flotilla-hostsim", "--api-key-file", path};
+    std::vector<char*> argv;
+    for (std::string& a : args) {
+      argv.push_back(a.data());
+    }
+    return ParseCommandLine(static_cast<int>(argv.size()), argv.data(), parsed);
+  };
+  SimOptions parsed;
+  EXPECT_EQ(parse("dev:s3cret\n\nci:other\n", &parsed), std::nullopt);
+  ASSERT_EQ(parsed.api_keys.size(), 2u);
+  EXPECT_EQ(parsed.api_keys[0].key, "DEV");
+  EXPECT_EQ(parsed.api_keys[0].secret, "s3cret");
+  EXPECT_EQ(parsed.api_keys[1].key, "CI");
+  SimOptions bad;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(parse("no-colon-s3cret\n", &bad), 2);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("line 1 is not KEY:SECRET"), std::string::npos) << err;
+  EXPECT_EQ(err.find("s3cret"), std::string::npos) << err;
+  std::remove(path.c_str());
 }
 
 }  // namespace
