@@ -31,7 +31,7 @@
 #include <string_view>
 #include <vector>
 
-#include "providers/parallels/embedded.h"
+#include "providers/builtin.h"
 #include "schemas/embedded.h"
 #include "tests/support/text_files.h"
 
@@ -585,28 +585,32 @@ std::string RenderSection(const FieldTable& table) {
   return out + RenderTable(table) + "\n";
 }
 
-// A generated part of docs/manifests.md, and the schema it comes from.
+// A generated part of docs/manifests.md: its id, where its schema comes from (for people), and
+// the schema file of schemas/ it is made from, or else the provider whose pool settings it
+// documents.
 struct DocSection {
-  std::string_view id;
-  std::string_view schema;
+  std::string id;
+  std::string source;
+  std::string schema;    // "hostpool.v1.json"; empty for a provider's section
+  std::string provider;  // "parallels"; empty for a schema's section
 };
 
-constexpr std::string_view kProviderPrefix = "providers/";
-
-constexpr std::array<DocSection, 4> kSections = {{
-    {"hostpool", "hostpool.v1.json"},
-    {"hostpool-parallels", "providers/parallels/pool_settings.v1.json"},
-    {"vmset", "vmset.v1.json"},
-    {"config", "config.v1.json"},
-}};
+// The schemas' sections, each built-in provider's after the HostPool's.
+std::vector<DocSection> Sections() {
+  std::vector<DocSection> sections = {{"hostpool", "schemas/hostpool.v1.json", "hostpool.v1.json"}};
+  for (const auto& rules : providers::BuiltinRules()) {
+    const std::string name(rules->name());
+    sections.push_back({"hostpool-" + name, "provider " + name, "", name});
+  }
+  sections.push_back({"vmset", "schemas/vmset.v1.json", "vmset.v1.json"});
+  sections.push_back({"config", "schemas/config.v1.json", "config.v1.json"});
+  return sections;
+}
 
 constexpr std::string_view kEndMarker = "<!-- END GENERATED -->";
 
 std::string BeginMarker(const DocSection& section) {
-  const std::string file = section.schema.starts_with(kProviderPrefix)
-                               ? std::string(section.schema)
-                               : "schemas/" + std::string(section.schema);
-  return "<!-- BEGIN GENERATED: " + std::string(section.id) + " (" + file + ") -->";
+  return "<!-- BEGIN GENERATED: " + section.id + " (" + section.source + ") -->";
 }
 
 struct Spliced {
@@ -710,27 +714,33 @@ std::string RegenerateCommand() {
 
 const fs::path kDocs = fs::path(FLOTILLA_SOURCE_DIR) / "docs" / "manifests.md";
 
-// A schema file of schemas/, or a provider's pool settings ("providers/parallels/...") as the
-// keys of spec they add, with the HostPool schema's definitions their $refs name.
 Json EmbeddedSchema(std::string_view name) {
-  if (name.starts_with(kProviderPrefix)) {
-    const std::string_view text =
-        providers::parallels::embedded::Find(name.substr(name.rfind('/') + 1));
-    EXPECT_FALSE(text.empty()) << "no embedded provider schema " << name;
-    const Json settings = text.empty() ? Json::object() : Json::parse(text);
-    return Json{
-        {"description", "The keys provider parallels adds to a HostPool's spec."},
-        {"type", "object"},
-        {"properties",
-         {{"spec",
-           {{"type", "object"},
-            {"description", "The pool's spec, as for every provider, plus these keys."},
-            {"properties", settings.value("properties", Json::object())}}}}},
-        {"definitions", EmbeddedSchema("hostpool.v1.json").value("definitions", Json::object())}};
-  }
   const std::string_view text = schemas::Find(name);
   EXPECT_FALSE(text.empty()) << "no embedded schema " << name;
   return text.empty() ? Json::object() : Json::parse(text);
+}
+
+// A section's schema: a file of schemas/, or a provider's pool settings as the keys of spec
+// they add, with the HostPool schema's definitions their $refs name.
+Json SectionSchema(const DocSection& section) {
+  if (section.provider.empty()) {
+    return EmbeddedSchema(section.schema);
+  }
+  Json settings = Json::object();
+  for (const auto& rules : providers::BuiltinRules()) {
+    if (rules->name() == section.provider) {
+      settings = Json::parse(rules->settings_schema());
+    }
+  }
+  return Json{
+      {"description", "The keys provider " + section.provider + " adds to a HostPool's spec."},
+      {"type", "object"},
+      {"properties",
+       {{"spec",
+         {{"type", "object"},
+          {"description", "The pool's spec, as for every provider, plus these keys."},
+          {"properties", settings.value("properties", Json::object())}}}}},
+      {"definitions", EmbeddedSchema("hostpool.v1.json").value("definitions", Json::object())}};
 }
 
 // The real schemas and the page.
@@ -739,12 +749,12 @@ TEST(ManifestDocsTest, DocsMatchTheSchemas) {
   const std::string current = Slurp(kDocs);
   ASSERT_FALSE(current.empty()) << "cannot read " << kDocs;
   std::string generated = current;
-  for (const DocSection& section : kSections) {
-    const Spliced spliced = Splice(generated, BeginMarker(section),
-                                   RenderSection(ReadSchema(EmbeddedSchema(section.schema))));
+  for (const DocSection& section : Sections()) {
+    const Spliced spliced =
+        Splice(generated, BeginMarker(section), RenderSection(ReadSchema(SectionSchema(section))));
     ASSERT_TRUE(spliced.error.empty())
         << kDocs << ": " << spliced.error << "\nAdd the marker lines " << BeginMarker(section)
-        << " and " << kEndMarker << " where the table of " << section.schema
+        << " and " << kEndMarker << " where the table of " << section.source
         << " belongs, then run\n  " << RegenerateCommand();
     generated = spliced.text;
   }
@@ -763,21 +773,21 @@ TEST(ManifestDocsTest, DocsMatchTheSchemas) {
 }
 
 TEST(ManifestDocsTest, EveryFieldIsDocumented) {
-  for (const DocSection& section : kSections) {
-    const FieldTable table = ReadSchema(EmbeddedSchema(section.schema));
-    EXPECT_FALSE(table.fields.empty()) << section.schema;
-    EXPECT_FALSE(table.description.empty()) << section.schema << " has no description";
+  for (const DocSection& section : Sections()) {
+    const FieldTable table = ReadSchema(SectionSchema(section));
+    EXPECT_FALSE(table.fields.empty()) << section.source;
+    EXPECT_FALSE(table.description.empty()) << section.source << " has no description";
     for (const std::string& problem : table.problems) {
-      ADD_FAILURE() << "schemas/" << section.schema << ": " << problem;
+      ADD_FAILURE() << section.source << ": " << problem;
     }
   }
 }
 
 // The binary documents the schemas it embeds; make sure those are the files in schemas/.
 TEST(ManifestDocsTest, EmbeddedSchemasAreTheFilesInSchemas) {
-  for (const DocSection& section : kSections) {
-    if (section.schema.starts_with(kProviderPrefix)) {
-      continue;  // merged into a document schema; the provider's tests check its file
+  for (const DocSection& section : Sections()) {
+    if (section.schema.empty()) {
+      continue;  // a provider's settings, compiled into the provider
     }
     const fs::path file = fs::path(FLOTILLA_SOURCE_DIR) / "schemas" / section.schema;
     EXPECT_EQ(EmbeddedSchema(section.schema), Json::parse(Slurp(file)))
@@ -984,7 +994,7 @@ TEST(ManifestDocsTest, ValuesAreShownAsInAManifest) {
 }
 
 TEST(ManifestDocsTest, SpliceReplacesOnlyTheTextBetweenTheMarkers) {
-  const std::string begin = BeginMarker(kSections[0]);
+  const std::string begin = BeginMarker(Sections()[0]);
   const std::string doc = "# Title\n\n" + begin + "\nold\n" + std::string(kEndMarker) + "\nafter\n";
   const Spliced spliced = Splice(doc, begin, "\nnew\n\n");
   ASSERT_TRUE(spliced.error.empty()) << spliced.error;
