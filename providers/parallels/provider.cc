@@ -375,9 +375,8 @@ Status ParallelsProvider::Delete(const HostRef& host, std::string_view vm, Deadl
   return ForceDelete(**client, vm, deadline);
 }
 
-std::shared_ptr<const ProviderRules> ParallelsProviderFactory::rules() const {
-  return std::make_shared<ParallelsRules>();
-}
+ParallelsProviderFactory::ParallelsProviderFactory(ParallelsTuning tuning)
+    : tuning_(tuning), rules_(std::make_shared<ParallelsRules>()) {}
 
 Result<ParallelsConfig> ParallelsProviderFactory::ParseConfig(
     const ProviderContext& context) const {

@@ -114,9 +114,9 @@ class ParallelsProvider final : public Provider {
 
 class ParallelsProviderFactory final : public TypedProviderFactory<ParallelsConfig> {
  public:
-  explicit ParallelsProviderFactory(ParallelsTuning tuning = {}) : tuning_(tuning) {}
+  explicit ParallelsProviderFactory(ParallelsTuning tuning = {});
   std::string_view name() const override { return "parallels"; }
-  std::shared_ptr<const ProviderRules> rules() const override;
+  std::shared_ptr<const ProviderRules> rules() const override { return rules_; }
 
  protected:
   Result<ParallelsConfig> ParseConfig(const ProviderContext& context) const override;
@@ -125,6 +125,7 @@ class ParallelsProviderFactory final : public TypedProviderFactory<ParallelsConf
 
  private:
   ParallelsTuning tuning_;
+  std::shared_ptr<const ProviderRules> rules_;  // immutable, shared with the manifest layer
 };
 
 }  // namespace flotilla::providers::parallels

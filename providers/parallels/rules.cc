@@ -28,17 +28,6 @@ bool IsLoopback(std::string_view address) {
   return host == "localhost" || host.starts_with("127.");
 }
 
-// The address as messages show it: never with anything before an '@'. Manifests with
-// credentials in a URL are refused before these checks; this is a second line.
-std::string Shown(std::string_view address) {
-  const size_t start = address.find("://");
-  const size_t at = address.rfind('@');
-  if (start == std::string_view::npos || at == std::string_view::npos || at < start) {
-    return std::string(address);
-  }
-  return std::string(address.substr(0, start + 3)) + std::string(address.substr(at + 1));
-}
-
 // The characters of a catalog id, a version or a template VM's name.
 bool IsImageWord(std::string_view word) {
   return !word.empty() && std::all_of(word.begin(), word.end(), [](char c) {
@@ -66,7 +55,7 @@ void ParallelsRules::CheckPool(const HostPool& pool, std::vector<PoolProblem>& p
     if (scheme != "http" && scheme != "https") {
       problems.push_back(PoolProblem{.host = host.name,
                                      .pointer = "/address",
-                                     .message = "address " + Shown(host.address) +
+                                     .message = "address " + AddressForMessages(host.address) +
                                                 " must start with https:// or http:// (provider "
                                                 "parallels talks to the host's REST API)"});
     } else if (scheme == "http" && !IsLoopback(host.address)) {
@@ -74,7 +63,7 @@ void ParallelsRules::CheckPool(const HostPool& pool, std::vector<PoolProblem>& p
           PoolProblem{.severity = PoolProblem::Severity::kWarning,
                       .host = host.name,
                       .pointer = "/address",
-                      .message = "address " + Shown(host.address) +
+                      .message = "address " + AddressForMessages(host.address) +
                                  " uses plain http: host credentials would cross the network "
                                  "unencrypted; prefer https"});
     }
@@ -85,17 +74,12 @@ std::string ParallelsRules::CheckImage(std::string_view image) const {
   constexpr std::string_view kWanted =
       "must be catalog://ID/VERSION (a catalog image) or vm://NAME (a template VM on the host) "
       "for provider parallels";
-  if (image.starts_with("catalog://")) {
-    const std::string_view rest = image.substr(10);
-    const size_t slash = rest.find('/');
-    if (slash != std::string_view::npos && IsImageWord(rest.substr(0, slash)) &&
-        IsImageWord(rest.substr(slash + 1))) {
-      return "";
-    }
-  } else if (image.starts_with("vm://") && IsImageWord(image.substr(5))) {
-    return "";
-  }
-  return std::string(kWanted);
+  // The provider's own parser, and only the characters the catalog and hosts name things with.
+  Result<ImageRef> ref = ParseImage(image);
+  const bool valid = ref.ok() && (ref->kind == ImageRef::Kind::kCatalog
+                                      ? IsImageWord(ref->catalog_id) && IsImageWord(ref->version)
+                                      : IsImageWord(ref->vm_name));
+  return valid ? "" : std::string(kWanted);
 }
 
 std::string ParallelsRules::ImageCacheKey(std::string_view image) const {

@@ -18,15 +18,6 @@ bool CreatesOn(const Plan& plan, const std::string& vm, const std::string& host)
   });
 }
 
-const VmInfo* Named(const ObservedHost& host, const std::string& name) {
-  for (const VmInfo& v : host.vms) {
-    if (v.name == name) {
-      return &v;
-    }
-  }
-  return nullptr;
-}
-
 bool HasId(const ObservedHost& host, const std::string& id) {
   return std::any_of(host.vms.begin(), host.vms.end(), [&](const VmInfo& v) { return v.id == id; });
 }
@@ -38,7 +29,7 @@ RecoveryDecision Settled(RecoveryDecision::Row row, std::string why) {
 RecoveryDecision DecideCreate(const store::ActionRecord& a, const ObservedHost& host,
                               const ObservedHost* from_host, const Ledger& ledger) {
   using Row = RecoveryDecision::Row;
-  const VmInfo* vm = Named(host, a.vm);
+  const VmInfo* vm = host.FindVm(a.vm);
   const bool reached = !a.pending_temp_name.empty();  // journalled before the host was asked
   if (vm == nullptr) {
     RecoveryDecision d = Settled(Row::kAbandoned, reached ? "interrupted; the next create of it "
@@ -74,7 +65,7 @@ RecoveryDecision DecideCreate(const store::ActionRecord& a, const ObservedHost& 
       d.row = Row::kOpen;
       return d;
     }
-    const VmInfo* old = a.predecessor_id.empty() ? Named(*from_host, a.vm) : nullptr;
+    const VmInfo* old = a.predecessor_id.empty() ? from_host->FindVm(a.vm) : nullptr;
     const bool still_there = a.predecessor_id.empty() ? old != nullptr && old != vm
                                                       : HasId(*from_host, a.predecessor_id);
     if (still_there) {
@@ -123,7 +114,7 @@ RecoveryDecision Decide(const store::ActionRecord& a, const ObservedHost* host,
         .reason = "finishes a delete of " + a.vm + " that a restart interrupted"};
     return d;
   }
-  if (Named(*host, a.vm) == nullptr) {
+  if (!host->HasVm(a.vm)) {
     RecoveryDecision d = Settled(Row::kSucceeded, "completed before a restart; recovered");
     d.drop_ledger = ledger_here;
     return d;

@@ -490,23 +490,24 @@ Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create(ProviderR
       for (const std::shared_ptr<const ProviderRules>& r : validator->rules_) {
         names.emplace_back(r->name());
       }
-      std::vector<const ProviderRules*> each{nullptr};
       for (const std::shared_ptr<const ProviderRules>& r : validator->rules_) {
-        each.push_back(r.get());
-      }
-      for (const ProviderRules* r : each) {
-        Result<json> merged = PoolSchemaFor(source, names, r);
+        Result<json> merged = PoolSchemaFor(source, names, r.get());
         if (!merged.ok()) {
           return merged.status();
         }
-        const std::string provider = r == nullptr ? "" : std::string(r->name());
-        Result<std::unique_ptr<Compiled>> compiled =
-            Compile(std::move(*merged), "the pool schema of provider \"" + provider + "\"");
+        Result<std::unique_ptr<Compiled>> compiled = Compile(
+            std::move(*merged), "the pool schema of provider \"" + std::string(r->name()) + "\"");
         if (!compiled.ok()) {
           return compiled.status();
         }
-        validator->pool_schemas_.emplace(provider, std::move(*compiled));
+        validator->pool_schemas_.emplace(std::string(r->name()), std::move(*compiled));
       }
+      // What schemas_ holds for pools: the schema of a provider no rules name.
+      Result<json> neutral = PoolSchemaFor(source, names, nullptr);
+      if (!neutral.ok()) {
+        return neutral.status();
+      }
+      source = std::move(*neutral);
     }
     Result<std::unique_ptr<Compiled>> compiled =
         Compile(std::move(source), "embedded schema " + std::string(name));
@@ -520,7 +521,7 @@ Result<std::shared_ptr<const SchemaValidator>> SchemaValidator::Create(ProviderR
 
 const json* SchemaValidator::PoolSchemaOf(std::string_view provider) const {
   auto it = pool_schemas_.find(provider);
-  return provider.empty() || it == pool_schemas_.end() ? nullptr : &it->second->source;
+  return it == pool_schemas_.end() ? nullptr : &it->second->source;
 }
 
 const SchemaValidator::Compiled* SchemaValidator::PoolSchema(const json& document) const {
@@ -531,7 +532,7 @@ const SchemaValidator::Compiled* SchemaValidator::PoolSchema(const json& documen
     provider = (*spec)["provider"].is_string() ? (*spec)["provider"].get<std::string>() : "";
   }
   auto it = pool_schemas_.find(provider);
-  return (it != pool_schemas_.end() ? it : pool_schemas_.find(""))->second.get();
+  return (it != pool_schemas_.end() ? it : schemas_.find(kPoolSchema))->second.get();
 }
 
 bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,

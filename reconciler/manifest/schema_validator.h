@@ -64,7 +64,7 @@ class SchemaValidator {
   const Compiled* PoolSchema(const nlohmann::json& document) const;
 
   std::map<std::string, std::unique_ptr<Compiled>, std::less<>> schemas_;
-  // The pool schema per provider name; "" holds the one for a provider no rules name.
+  // The pool schema per provider name; schemas_ holds the one for a provider no rules name.
   std::map<std::string, std::unique_ptr<Compiled>, std::less<>> pool_schemas_;
   ProviderRulesList rules_;
   struct Engine;

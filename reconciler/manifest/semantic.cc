@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "reconciler/model/text.h"
+
 namespace flotilla::manifest {
 namespace {
 
@@ -25,17 +27,6 @@ std::string CanonicalAddress(const std::string& address) {
     path.pop_back();
   }
   return authority + path;
-}
-
-// The address as messages show it: never with anything before an '@' (a user name, or worse).
-// Documents with credentials in a URL are rejected before these checks; this is a second line.
-std::string Shown(const std::string& address) {
-  const size_t start = address.find("://");
-  const size_t at = address.rfind('@');
-  if (start == std::string::npos || at == std::string::npos || at < start) {
-    return address;
-  }
-  return address.substr(0, start + 3) + address.substr(at + 1);
 }
 
 template <typename T>
@@ -122,8 +113,9 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRule
           CanonicalAddress(address), Seen{pool.meta.name, doc.ValueLocation(pointer + "/address")});
       if (!new_address) {
         diagnostics.Error(doc.ValueLocation(pointer + "/address"),
-                          "host address " + Shown(address) + " is already used in pool \"" +
-                              a->second.pool + "\" at " + a->second.where.ToString(),
+                          "host address " + AddressForMessages(address) +
+                              " is already used in pool \"" + a->second.pool + "\" at " +
+                              a->second.where.ToString(),
                           pointer + "/address");
       }
     }

@@ -42,8 +42,9 @@ std::string_view HostState(const ObservedHost* host) {
   return host->degraded ? "degraded" : host->online ? "online" : "offline";
 }
 
-bool ObservedHost::HasVm(std::string_view name) const {
-  return std::any_of(vms.begin(), vms.end(), [&](const VmInfo& vm) { return vm.name == name; });
+const VmInfo* ObservedHost::FindVm(std::string_view name) const {
+  auto it = std::find_if(vms.begin(), vms.end(), [&](const VmInfo& vm) { return vm.name == name; });
+  return it == vms.end() ? nullptr : &*it;
 }
 
 const ObservedHost* Observed::FindHost(std::string_view name) const {

@@ -140,8 +140,9 @@ struct ObservedHost {
   double error_rate = 0.0;
   bool degraded = false;
 
-  // Whether `vms` has a VM named `name`.
-  bool HasVm(std::string_view name) const;
+  // The VM named `name` in `vms`, or null; whether there is one.
+  const VmInfo* FindVm(std::string_view name) const;
+  bool HasVm(std::string_view name) const { return FindVm(name) != nullptr; }
 
   friend bool operator==(const ObservedHost&, const ObservedHost&) = default;
 };

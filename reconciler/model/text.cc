@@ -129,6 +129,15 @@ std::string HexHash(std::string_view text, size_t digits) {
   return out;
 }
 
+std::string AddressForMessages(std::string_view address) {
+  const size_t start = address.find("://");
+  const size_t at = address.rfind('@');
+  if (start == std::string_view::npos || at == std::string_view::npos || at < start) {
+    return std::string(address);
+  }
+  return std::string(address.substr(0, start + 3)) + std::string(address.substr(at + 1));
+}
+
 std::string CountOf(size_t n, std::string_view singular, std::string_view plural) {
   return std::to_string(n) + " " +
          (n == 1 ? std::string(singular)

@@ -17,6 +17,11 @@ bool ContainsIgnoreCase(std::string_view text, std::string_view what);
 // `text` without leading and trailing ASCII whitespace.
 std::string_view TrimAscii(std::string_view text);
 
+// `address` as messages show it: never with anything before an '@' after "://" (a user name,
+// or a careless password that holds '/' or '#'). A second line of defence: manifests with
+// credentials in a URL are refused before any message names the address.
+std::string AddressForMessages(std::string_view address);
+
 // "1 pool", "2 pools"; "1 VM set", "3 VM sets" (`plural` defaults to `singular` + "s").
 std::string CountOf(size_t n, std::string_view singular, std::string_view plural = {});
 

@@ -161,6 +161,16 @@ class ControllerTest : public ::testing::Test {
     return a;
   }
 
+  // A create-first replace of set-0 from h1 (id "old") to h2 that reached h2 and was cut short.
+  store::ActionRecord JournalledCreateFirstReplace() {
+    store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
+    a.from_host = "h1";
+    a.create_first = true;
+    a.predecessor_id = "old";
+    a.pending_temp_name = "set-0.flotilla-2";
+    return a;
+  }
+
   testing::ScratchDir dir_;
   FakeProvider fake_;
   providers::ProviderRegistry registry_;
@@ -373,12 +383,7 @@ TEST_F(ControllerTest, FinishesAReplaceWhoseNewVmExists) {
   fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
   fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
   Own("set-0", "h1", "old", "outdated");
-  store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
-  a.from_host = "h1";
-  a.create_first = true;
-  a.predecessor_id = "old";
-  a.pending_temp_name = "set-0.flotilla-2";
-  ASSERT_TRUE(store_->InsertAction(a).ok());
+  ASSERT_TRUE(store_->InsertAction(JournalledCreateFirstReplace()).ok());
   Controller& c = Make();
   c.Sync();
   // Recovery adopts the new VM and plans the predecessor's delete (journalled and budgeted like
@@ -406,12 +411,7 @@ TEST_F(ControllerTest, FinishingDeletesAreHeldToTheBudget) {
   source_.tip = "sha1";
   fake_.PutVm("h1", VmInfo{.id = "old", .name = "set-0", .state = VmState::kStopped});
   fake_.PutVm("h2", VmInfo{.id = "new", .name = "set-0", .state = VmState::kStopped});
-  store::ActionRecord a = Journalled(ActionKind::kReplace, "set-0", "h2");
-  a.from_host = "h1";
-  a.create_first = true;
-  a.predecessor_id = "old";
-  a.pending_temp_name = "set-0.flotilla-2";
-  ASSERT_TRUE(store_->InsertAction(a).ok());
+  ASSERT_TRUE(store_->InsertAction(JournalledCreateFirstReplace()).ok());
   options_.planner.max_deletions = 0;
   Controller& c = Make();
   c.Sync();
