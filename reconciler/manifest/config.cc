@@ -1,7 +1,6 @@
 #include "reconciler/manifest/config.h"
 
 #include <cerrno>
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -38,42 +37,6 @@ void ReadString(const json& object, const char* key, std::string& out) {
 }
 
 }  // namespace
-
-std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  if (text.empty()) {
-    return std::nullopt;
-  }
-  int64_t total = 0;
-  while (!text.empty()) {
-    int64_t n = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end == text.data()) {
-      return std::nullopt;
-    }
-    text.remove_prefix(static_cast<size_t>(end - text.data()));
-    int64_t scale = 0;
-    if (text.starts_with("ms")) {
-      scale = 1;
-      text.remove_prefix(2);
-    } else if (text.starts_with("s")) {
-      scale = 1000;
-      text.remove_prefix(1);
-    } else if (text.starts_with("m")) {
-      scale = 60'000;
-      text.remove_prefix(1);
-    } else if (text.starts_with("h")) {
-      scale = 3'600'000;
-      text.remove_prefix(1);
-    } else {
-      return std::nullopt;
-    }
-    if (n > (INT64_MAX - total) / scale) {
-      return std::nullopt;
-    }
-    total += n * scale;
-  }
-  return std::chrono::milliseconds{total};
-}
 
 Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaValidator& validator,
                                         Diagnostics& diagnostics) {

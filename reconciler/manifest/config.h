@@ -13,6 +13,7 @@
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/schema_validator.h"
 #include "reconciler/model/result.h"
+#include "reconciler/model/text.h"  // ParseDuration
 
 namespace flotilla::manifest {
 
@@ -84,9 +85,6 @@ struct ReconcilerConfig {
   std::string secrets_dir = "/etc/flotilla/secrets";
   Reconcile reconcile;
 };
-
-// "500ms", "30s", "10m", "1h30m" -> milliseconds; nullopt for anything else (or overflow).
-std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 // Reads and checks `path`. On problems, returns InvalidArgument and adds every one of them to
 // `diagnostics` (file:line:column).

@@ -1,6 +1,7 @@
 #include "reconciler/model/text.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 
 namespace flotilla {
@@ -130,12 +131,49 @@ std::string HexHash(std::string_view text, size_t digits) {
 }
 
 std::string AddressForMessages(std::string_view address) {
-  const size_t start = address.find("://");
+  const size_t found = address.find("://");
+  const size_t start = found == std::string_view::npos ? 0 : found + 3;
   const size_t at = address.rfind('@');
-  if (start == std::string_view::npos || at == std::string_view::npos || at < start) {
+  if (at == std::string_view::npos || at < start) {
     return std::string(address);
   }
-  return std::string(address.substr(0, start + 3)) + std::string(address.substr(at + 1));
+  return std::string(address.substr(0, start)) + std::string(address.substr(at + 1));
+}
+
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  int64_t total = 0;
+  while (!text.empty()) {
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end == text.data()) {
+      return std::nullopt;
+    }
+    text.remove_prefix(static_cast<size_t>(end - text.data()));
+    int64_t scale = 0;
+    if (text.starts_with("ms")) {
+      scale = 1;
+      text.remove_prefix(2);
+    } else if (text.starts_with("s")) {
+      scale = 1000;
+      text.remove_prefix(1);
+    } else if (text.starts_with("m")) {
+      scale = 60'000;
+      text.remove_prefix(1);
+    } else if (text.starts_with("h")) {
+      scale = 3'600'000;
+      text.remove_prefix(1);
+    } else {
+      return std::nullopt;
+    }
+    if (n > (INT64_MAX - total) / scale) {
+      return std::nullopt;
+    }
+    total += n * scale;
+  }
+  return std::chrono::milliseconds{total};
 }
 
 std::string CountOf(size_t n, std::string_view singular, std::string_view plural) {

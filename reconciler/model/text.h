@@ -4,6 +4,7 @@
 // compare names case-insensitively; locales must not matter) and base64 (API keys are
 // base64("KEY:SECRET")).
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,10 +18,15 @@ bool ContainsIgnoreCase(std::string_view text, std::string_view what);
 // `text` without leading and trailing ASCII whitespace.
 std::string_view TrimAscii(std::string_view text);
 
-// `address` as messages show it: never with anything before an '@' after "://" (a user name,
-// or a careless password that holds '/' or '#'). A second line of defence: manifests with
-// credentials in a URL are refused before any message names the address.
+// `address` as messages show it: never with anything before an '@' after "://", or before an
+// '@' of an address without a scheme ("USER@HOST", as SSH writes it): a user name, or a careless
+// password that holds '/' or '#'. A second line of defence: manifests with credentials in a URL
+// are refused before any message names the address.
 std::string AddressForMessages(std::string_view address);
+
+// "500ms", "30s", "10m", "1h30m" -> milliseconds; nullopt for anything else (or overflow).
+// The form of durations in flotilla.yaml and in provider settings.
+std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 // "1 pool", "2 pools"; "1 VM set", "3 VM sets" (`plural` defaults to `singular` + "s").
 std::string CountOf(size_t n, std::string_view singular, std::string_view plural = {});

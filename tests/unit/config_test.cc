@@ -15,16 +15,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-TEST(ConfigTest, DurationsAddTheirParts) {
-  EXPECT_EQ(ParseDuration("500ms"), milliseconds{500});
-  EXPECT_EQ(ParseDuration("30s"), milliseconds{30'000});
-  EXPECT_EQ(ParseDuration("1h30m"), milliseconds{5'400'000});
-  EXPECT_FALSE(ParseDuration("").has_value());
-  EXPECT_FALSE(ParseDuration("10").has_value());
-  EXPECT_FALSE(ParseDuration("5d").has_value());
-  EXPECT_FALSE(ParseDuration("99999999999999999999h").has_value());
-}
-
 class ConfigFileTest : public ::testing::Test {
  protected:
   Result<ReconcilerConfig> Load(const std::string& yaml) {

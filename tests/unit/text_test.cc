@@ -31,5 +31,24 @@ TEST(TextTest, Base64RoundTripsAndRefusesJunk) {
   EXPECT_FALSE(DecodeBase64("A").has_value());
 }
 
+TEST(TextTest, DurationsAddTheirParts) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(ParseDuration("500ms"), milliseconds{500});
+  EXPECT_EQ(ParseDuration("30s"), milliseconds{30'000});
+  EXPECT_EQ(ParseDuration("1h30m"), milliseconds{5'400'000});
+  EXPECT_FALSE(ParseDuration("").has_value());
+  EXPECT_FALSE(ParseDuration("10").has_value());
+  EXPECT_FALSE(ParseDuration("5d").has_value());
+  EXPECT_FALSE(ParseDuration("99999999999999999999h").has_value());
+}
+
+TEST(TextTest, AddressesInMessagesShowNoUserPart) {
+  EXPECT_EQ(AddressForMessages("https://user:pa55@10.0.0.1:8080"), "https://10.0.0.1:8080");
+  EXPECT_EQ(AddressForMessages("ssh://tart@10.0.2.11"), "ssh://10.0.2.11");
+  EXPECT_EQ(AddressForMessages("tart:pa55@10.0.2.11"), "10.0.2.11");  // no scheme: the same
+  EXPECT_EQ(AddressForMessages("https://10.0.0.1:8080/api"), "https://10.0.0.1:8080/api");
+  EXPECT_EQ(AddressForMessages("10.0.2.11"), "10.0.2.11");
+}
+
 }  // namespace
 }  // namespace flotilla
