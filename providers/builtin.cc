@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "providers/parallels/provider.h"
+#include "providers/tart/factory.h"
 
 namespace flotilla::providers {
 
@@ -10,6 +11,9 @@ Result<ProviderRegistry> BuiltinProviders() {
   ProviderRegistry registry;
   if (Status s = registry.Register(std::make_unique<parallels::ParallelsProviderFactory>());
       !s.ok()) {
+    return s;
+  }
+  if (Status s = registry.Register(std::make_unique<tart::TartProviderFactory>()); !s.ok()) {
     return s;
   }
   return registry;

@@ -70,7 +70,7 @@ struct HostCapacity {
 
 struct HostSpec {
   std::string name;               // unique across all pools
-  std::string address;            // base URL of the host's API; unique across all pools
+  std::string address;            // in the provider's terms; unique across all pools
   std::vector<std::string> tags;  // sorted, unique after Normalize
   bool cordoned = false;          // no new VMs; managed VMs are drained
   // After Normalize: the host's own maxVMs, else the pool's defaults.maxVMs; empty: no cap (the

@@ -71,7 +71,7 @@ TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
     EXPECT_NE(fs::status(path).permissions() & fs::perms::owner_exec, fs::perms::none);
   }
   EXPECT_EQ(Sh(Quote(Prefix() / "bin" / "flotilla") + " --version"),
-            "flotilla " FLOTILLA_VERSION " (providers: parallels)");
+            "flotilla " FLOTILLA_VERSION " (providers: parallels, tart)");
   const fs::path schemas = fs::path(FLOTILLA_SOURCE_DIR) / "schemas";
   for (const char* schema :
        {"config.v1.json", "hostpool.v1.json", "vmset.v1.json", "plan.v1.json"}) {
@@ -80,8 +80,14 @@ TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
     EXPECT_EQ(Slurp(installed), Slurp(schemas / schema)) << schema;
   }
   // The editors' pool schema of each built-in provider.
-  EXPECT_EQ(Slurp(Prefix() / "share" / "flotilla" / "schemas" / "hostpool-parallels.v1.json"),
-            Slurp(fs::path(FLOTILLA_SOURCE_DIR) / "providers" / "parallels" / "hostpool.v1.json"));
+  for (const auto& rules : flotilla::providers::BuiltinRules()) {
+    const std::string name(rules->name());
+    const fs::path installed =
+        Prefix() / "share" / "flotilla" / "schemas" / ("hostpool-" + name + ".v1.json");
+    ASSERT_TRUE(fs::exists(installed)) << installed;
+    EXPECT_EQ(Slurp(installed),
+              Slurp(fs::path(FLOTILLA_SOURCE_DIR) / "providers" / name / "hostpool.v1.json"));
+  }
   EXPECT_TRUE(fs::exists(Unit()));
   EXPECT_TRUE(fs::exists(Prefix() / "lib" / "sysusers.d" / "flotilla.conf"));
   EXPECT_TRUE(fs::exists(Prefix() / "share" / "doc" / "flotilla" / "operations.md"));
@@ -149,6 +155,7 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
        {"./usr/bin/flotilla", "./usr/bin/flotilla-hostsim",
         "./usr/share/flotilla/schemas/vmset.v1.json", "./usr/share/flotilla/schemas/config.v1.json",
         "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
+        "./usr/share/flotilla/schemas/hostpool-tart.v1.json",
         "./usr/lib/systemd/system/flotilla.service", "./usr/lib/sysusers.d/flotilla.conf",
         "./usr/share/doc/flotilla/examples/flotilla.yaml"}) {
     EXPECT_TRUE(files.contains(path)) << path << " not in the package:\n"
