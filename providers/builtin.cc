@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "providers/parallels/provider.h"
-#include "providers/tart/factory.h"
+#include "providers/tart/provider.h"
 
 namespace flotilla::providers {
 

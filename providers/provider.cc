@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <thread>
 
 namespace flotilla::providers {
 namespace {
@@ -11,6 +12,15 @@ namespace {
 constexpr std::string_view kPendingMarker = ".flotilla-";
 
 }  // namespace
+
+bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline) {
+    return false;
+  }
+  std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(wait, deadline - now));
+  return std::chrono::steady_clock::now() < deadline;
+}
 
 std::string PendingCreateName(std::string_view final_name, std::string_view nonce) {
   std::string name(final_name);

@@ -183,6 +183,9 @@ class Provider {
                                   Deadline deadline) = 0;
 };
 
+// Sleeps for `wait`, or until the deadline if that is sooner. False if the deadline has passed.
+bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline);
+
 // The name a VM carries while it is being created: "<name>.flotilla-<nonce>". VM names in
 // manifests are DNS labels and never contain '.', so these names cannot clash with a desired
 // VM, and no desired name is a substring of another create's temporary name.

@@ -8,6 +8,7 @@
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 #   scripts/bench.sh webhook [pushes] [hosts]
 #   scripts/bench.sh crash_creates [kills] [vms] [hosts] [seed] [latency]
+#   scripts/bench.sh tart [vms] [running] [rounds] [tart_startup_ms]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -45,8 +46,12 @@ case "${1:-git_source}" in
     build-bench/bin/webhook_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
       "${2:-20}" "${3:-10}"
     ;;
+  tart)
+    cmake --build build-bench -j "$(nproc)" --target tart_bench flotilla-tartsim
+    build-bench/bin/tart_bench "${2:-10}" "${3:-2}" "${4:-20}" "${5:-0}"
+    ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart" >&2
     exit 1
     ;;
 esac

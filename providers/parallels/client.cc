@@ -27,15 +27,6 @@ nlohmann::json ParseBody(const Response& response) {
   return nlohmann::json::parse(response.body, nullptr, false);
 }
 
-bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline) {
-  const auto now = steady_clock::now();
-  if (now >= deadline) {
-    return false;
-  }
-  std::this_thread::sleep_for(std::min<steady_clock::duration>(wait, deadline - now));
-  return steady_clock::now() < deadline;
-}
-
 bool IsRouterNotFound(std::string_view message) {
   return message.starts_with("resource ") && ContainsIgnoreCase(message, "not found");
 }

@@ -53,9 +53,6 @@ std::string RouteOf(std::string_view path);
 // The body as JSON (discarded when it is not JSON).
 nlohmann::json ParseBody(const Response& response);
 
-// Sleeps for `wait`, or until the deadline if that is sooner. False if the deadline has passed.
-bool SleepWithin(std::chrono::milliseconds wait, Deadline deadline);
-
 // The router's own 404 body, "resource <path> not found" (restapi/not_found.go): no route for
 // this path and verb, as opposed to a handler's 404 (a missing VM, a failed host command).
 bool IsRouterNotFound(std::string_view message);

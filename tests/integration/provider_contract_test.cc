@@ -2,7 +2,9 @@
 // The Parallels provider runs against flotilla-hostsim over HTTP on loopback, once per service
 // version hostsim reproduces and per way to authenticate (an API key; a username and
 // password). On 0.9.21, which cannot create from a catalog, VMs are cloned from a template VM.
-// The FakeProvider runs the same tests so that unit tests built on it see the same rules.
+// The Tart provider runs over a real sshd on loopback against flotilla-tartsim (a simulated Mac,
+// tests/support/tart_host.h). The FakeProvider runs the same tests so that unit tests built on
+// it see the same rules.
 
 #include <gtest/gtest.h>
 
@@ -14,8 +16,10 @@
 
 #include "providers/fake_provider.h"
 #include "providers/parallels/provider.h"
+#include "providers/tart/provider.h"
 #include "tests/integration/parallels_setup.h"
 #include "tests/support/hostsim.h"
+#include "tests/support/tart_host.h"
 
 namespace flotilla::providers {
 namespace {
@@ -131,6 +135,59 @@ class HostsimWorld final : public World {
   ParallelsSetup setup_;
   bool built_ = false;
   bool catalog_;
+};
+
+class TartWorld final : public World {
+ public:
+  TartWorld() : mac_(scratch_.path()) {
+    if (!mac_.ready()) {
+      return;
+    }
+    pool_ = mac_.Pool("pool", "macs");
+    mac_.AddSecrets(secrets_, "macs");
+    providers::tart::TartTuning tuning;
+    tuning.settle = std::chrono::seconds{1};
+    tuning.poll = std::chrono::milliseconds{100};
+    tuning.stop_timeout_seconds = 2;
+    providers::tart::TartProviderFactory factory(tuning);
+    Result<std::unique_ptr<Provider>> built = factory.Build(
+        ProviderContext{.pool = pool_, .secrets = secrets_, .logger = logger_, .clock = clock_});
+    if (built.ok()) {
+      provider_ = std::move(*built);
+    }
+  }
+  bool ready() const override { return mac_.ready() && provider_ != nullptr; }
+  std::string image() const override { return std::string("oci://") + testing::kMacImage; }
+  Provider& provider() override { return *provider_; }
+  HostRef host() const override {
+    return {.pool = "pool", .name = "mac", .address = mac_.address()};
+  }
+  void PutVm(const std::string& name, GuestOs os, const std::string& state) override {
+    mac_.PutVm(name, os, state);
+  }
+  void SetState(const std::string& name, const std::string& state) override {
+    if (state == "suspended") {
+      std::ofstream(mac_.home() / "vms" / name / "state.vzvmsave") << "saved";
+    } else if (state == "stopping") {
+      // Tart has no in-between state; the provider's is a `tart run` it started that has not
+      // taken the VM yet.
+      sleeper_ = std::make_unique<testing::Process>(std::vector<std::string>{"/bin/sleep", "600"});
+      std::filesystem::create_directories(mac_.home() / "flotilla" / "run");
+      std::ofstream(mac_.home() / "flotilla" / "run" / (name + ".pid"))
+          << sleeper_->pid() << " " << std::time(nullptr) << "\n";
+    }
+  }
+  void SetOnline(bool online) override { mac_.sshd().SetOnline(online); }
+
+ private:
+  testing::ScratchDir scratch_;
+  testing::SimulatedMac mac_;
+  HostPool pool_;
+  MapSecretSource secrets_;
+  std::shared_ptr<spdlog::logger> logger_ = std::make_shared<spdlog::logger>("tart");
+  SystemClock clock_;
+  std::unique_ptr<Provider> provider_;
+  std::unique_ptr<testing::Process> sleeper_;
 };
 
 struct Case {
@@ -347,16 +404,17 @@ Case Parallels(const std::string& version, HostsimWorld::Auth auth) {
 
 INSTANTIATE_TEST_SUITE_P(
     Providers, ProviderContractTest,
-    ::testing::Values(Case{"fake",
-                           [] { return std::unique_ptr<World>(std::make_unique<FakeWorld>()); }},
-                      Parallels("0.9.21", HostsimWorld::Auth::kApiKey),
-                      Parallels("0.9.21", HostsimWorld::Auth::kPassword),
-                      Parallels("1.0.0", HostsimWorld::Auth::kApiKey),
-                      Parallels("1.0.0", HostsimWorld::Auth::kPassword),
-                      Parallels("1.0.4", HostsimWorld::Auth::kApiKey),
-                      Parallels("1.0.4", HostsimWorld::Auth::kPassword),
-                      Parallels("1.0.5", HostsimWorld::Auth::kApiKey),
-                      Parallels("1.0.6", HostsimWorld::Auth::kPassword)),
+    ::testing::Values(
+        Case{"fake", [] { return std::unique_ptr<World>(std::make_unique<FakeWorld>()); }},
+        Parallels("0.9.21", HostsimWorld::Auth::kApiKey),
+        Parallels("0.9.21", HostsimWorld::Auth::kPassword),
+        Parallels("1.0.0", HostsimWorld::Auth::kApiKey),
+        Parallels("1.0.0", HostsimWorld::Auth::kPassword),
+        Parallels("1.0.4", HostsimWorld::Auth::kApiKey),
+        Parallels("1.0.4", HostsimWorld::Auth::kPassword),
+        Parallels("1.0.5", HostsimWorld::Auth::kApiKey),
+        Parallels("1.0.6", HostsimWorld::Auth::kPassword),
+        Case{"tart_2_32_1", [] { return std::unique_ptr<World>(std::make_unique<TartWorld>()); }}),
     [](const ::testing::TestParamInfo<Case>& info) { return info.param.label; });
 
 }  // namespace

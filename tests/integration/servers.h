@@ -146,9 +146,7 @@ class SshServer {
         << "PermitRootLogin prohibit-password\nLogLevel ERROR\n";
     std::error_code ec;
     fs::create_directories("/run/sshd", ec);  // sshd's privilege-separation folder
-    process_ = std::make_unique<Process>(std::vector<std::string>{
-        "/usr/sbin/sshd", "-D", "-e", "-f", (dir / "sshd_config").string()});
-    ready_ = WaitUntil([&] { return PortAccepts(port_); });
+    SetOnline(true);
     std::ifstream pub(dir / "host_key.pub");
     std::string type, key;
     pub >> type >> key;
@@ -157,6 +155,24 @@ class SshServer {
   }
   bool ready() const { return ready_; }
   int port() const { return port_; }
+  // Offline: sshd stops listening and every connection it holds is cut (its per-connection
+  // processes end). Online: it listens again, with the same keys and port.
+  void SetOnline(bool online) {
+    if (!online) {
+      if (process_ != nullptr) {
+        // The listener's children serve the connections.
+        RunShell("pkill -KILL -P " + std::to_string(process_->pid()) + " 2>/dev/null");
+      }
+      process_.reset();
+      ready_ = false;
+      return;
+    }
+    if (process_ == nullptr) {
+      process_ = std::make_unique<Process>(std::vector<std::string>{
+          "/usr/sbin/sshd", "-D", "-e", "-f", (dir_ / "sshd_config").string()});
+      ready_ = WaitUntil([&] { return PortAccepts(port_); });
+    }
+  }
   std::string Url(const fs::path& repo) const {
     return "ssh://" + Sh("id -un") + "@127.0.0.1:" + std::to_string(port_) + repo.string();
   }

@@ -1,0 +1,265 @@
+// TartProvider::Create and Prepull: idempotent, resumable creates from an OCI image or a local
+// VM.
+
+#include <algorithm>
+#include <set>
+
+#include "providers/tart/provider.h"
+#include "reconciler/model/text.h"
+
+namespace flotilla::providers::tart {
+namespace {
+
+// The output's `@@failed STEP STATUS` line, and the last line a tool printed before it.
+struct StepFailure {
+  std::string step;
+  int status = 1;
+  std::string line;
+};
+
+std::optional<StepFailure> FailedStep(std::string_view out) {
+  std::optional<StepFailure> failure;
+  std::string last;
+  std::stringstream lines{std::string(out)};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("@@failed ")) {
+      std::stringstream words(line.substr(9));
+      StepFailure f{.line = last};
+      words >> f.step >> f.status;
+      failure = f;
+    } else if (!TrimAscii(line).empty()) {
+      last = std::string(TrimAscii(line));
+    }
+  }
+  return failure;
+}
+
+bool Has(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+uint64_t DecimalGbOf(Quantity disk) {
+  constexpr uint64_t kGb = 1000ull * 1000 * 1000;
+  return (disk.bytes() + kGb - 1) / kGb;  // Tart's --disk-size is decimal GB, rounded up
+}
+
+}  // namespace
+
+Status TartProvider::FollowCreate(const HostRef& host, const CreateRequest& request,
+                                  const std::string& temp, Deadline deadline) {
+  logger_->info("host {}: waiting for the earlier create of {} ({}) to finish", host.name,
+                request.name, temp);
+  if (request.on_status) {
+    request.on_status("waiting for an earlier attempt's pull or clone to finish");
+  }
+  for (;;) {
+    Result<RemoteResult> alive = Run(host, "create status", scripts_.CreateAlive(temp), deadline);
+    if (!alive.ok()) {
+      return alive.status();
+    }
+    if (alive->out.find("alive") == std::string::npos) {
+      return Status::Ok();
+    }
+    if (request.cancelled && request.cancelled()) {
+      return Status::Cancelled("create of " + request.name + " on " + host.name + " cancelled");
+    }
+    if (!SleepWithin(config_.tuning.poll, deadline)) {
+      return Status::DeadlineExceeded("host " + host.name + ": the earlier create of " +
+                                      request.name + " is still running");
+    }
+  }
+}
+
+// How Create stays idempotent and resumable.
+//
+// `tart clone` replaces an existing VM of the target name without a word, so nothing is ever
+// cloned onto a final name: a VM is built under "<name>.flotilla-<nonce>" (reported through
+// on_progress before the host is asked) and renamed at the end; `tart rename` refuses an
+// existing target. The steps (pull, clone, set) run on the host detached from the connection
+// (Scripts::Create), so a dropped connection or a killed Flotilla leaves them running:
+//   1. A VM with the final name exists: it is returned as adopted.
+//   2. Creates of this name left by earlier attempts: the journalled one (request.resume) is
+//      followed until its steps end and, once its clone exists, finished (set, rename); any
+//      other is interrupted and its VM deleted.
+//   3. Otherwise: clone (pulling first with pullPolicy Always), set, rename. Cancelled or out of
+//      time, the host's steps are interrupted (tart removes a half-made clone itself).
+Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateRequest& request,
+                                          Deadline deadline) {
+  Result<ImageRef> image = ParseImage(request.templ.image);
+  if (!image.ok()) {
+    return Status::InvalidArgument("VM " + request.name + ": " + image.status().message());
+  }
+  Result<RemoteResult> listed = Run(host, "inventory", scripts_.Inventory(), deadline);
+  if (!listed.ok()) {
+    return listed.status();
+  }
+  Result<HostReport> inventory = ParseHostReport(listed->out);
+  if (!inventory.ok()) {
+    return inventory.status().WithContext("host " + host.name);
+  }
+  auto describe = [&](const std::string& name, bool adopted) -> Result<CreateResult> {
+    Result<VmNow> now = Look(host, name, deadline);
+    if (!now.ok()) {
+      return now.status();
+    }
+    if (!now->details) {
+      return Status::Unavailable("host " + host.name + ": VM " + name + " vanished");
+    }
+    return CreateResult{.vm = ToVmInfo(name, *now->details, now->job, now->ip, now->now),
+                        .adopted = adopted};
+  };
+  if (Has(inventory->names, request.name)) {
+    logger_->info("host {}: VM {} already exists; adopting it", host.name, request.name);
+    return describe(request.name, true);
+  }
+  const std::string resume_temp =
+      request.resume && ParsePendingCreateName(request.resume->temp_name) == request.name
+          ? request.resume->temp_name
+          : "";
+  std::set<std::string> temps;
+  for (const std::string& name : inventory->names) {
+    if (ParsePendingCreateName(name) == request.name) {
+      temps.insert(name);
+    }
+  }
+  for (const auto& [temp, job] : inventory->creates) {
+    if (ParsePendingCreateName(temp) == request.name) {
+      temps.insert(temp);
+    }
+  }
+  std::string finish_temp;
+  for (const std::string& temp : temps) {
+    const auto create = inventory->creates.find(temp);
+    const bool running = create != inventory->creates.end() && create->second.alive;
+    if (temp == resume_temp) {
+      if (running) {
+        if (Status s = FollowCreate(host, request, temp, deadline); !s.ok()) {
+          return s;
+        }
+      }
+      Result<VmNow> now = Look(host, temp, deadline);
+      if (!now.ok()) {
+        return now.status();
+      }
+      if (now->details) {
+        finish_temp = temp;  // the clone is complete (tart moves it into place whole)
+      }
+      continue;
+    }
+    logger_->info("host {}: removing {}, left by an earlier create of {}", host.name, temp,
+                  request.name);
+    if (create != inventory->creates.end()) {
+      Result<RemoteResult> cancelled =
+          Run(host, "create cancel", scripts_.CancelCreate(temp), deadline);
+      if (!cancelled.ok()) {
+        return cancelled.status();
+      }
+    }
+    if (Has(inventory->names, temp)) {
+      if (Status s = Delete(host, temp, deadline); !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  const std::string temp = !finish_temp.empty()   ? finish_temp
+                           : !resume_temp.empty() ? resume_temp
+                                                  : PendingCreateName(request.name, NewNonce());
+  if (request.on_progress) {
+    request.on_progress(PendingCreate{.temp_name = temp});
+  }
+  const uint32_t cpu = request.templ.cpu;
+  const uint64_t memory_mib = (request.templ.memory.bytes() + (uint64_t{1} << 20) - 1) >> 20;
+  const std::optional<uint64_t> disk_gb =
+      request.templ.disk ? std::optional(DecimalGbOf(*request.templ.disk)) : std::nullopt;
+  if (finish_temp.empty()) {
+    const bool oci = image->kind == ImageRef::Kind::kOci;
+    const bool pull = oci && config_.settings.pull_policy == PullPolicy::kAlways;
+    const bool cached = !oci || Has(inventory->cached, image->name);
+    if (request.on_status) {
+      request.on_status(pull || !cached ? "pulling " + image->name : "cloning " + image->name);
+    }
+    Result<RemoteResult> made =
+        Run(host, "create",
+            scripts_.Create(image->name, temp, pull, cpu, memory_mib, disk_gb, RegistryEnv()),
+            deadline, request.cancelled);
+    if (!made.ok()) {
+      if (made.status().IsCancelled() || made.status().code() == Status::Code::kDeadlineExceeded) {
+        // The host's steps would go on without us: interrupted (tart clone removes its
+        // half-made copy on SIGINT), and whatever they left is deleted.
+        (void)Run(host, "create cancel", scripts_.CancelCreate(temp),
+                  DeadlineIn(std::chrono::seconds{30}));
+        (void)Delete(host, temp, DeadlineIn(std::chrono::seconds{30}));
+      }
+      return made.status();
+    }
+    if (std::optional<StepFailure> failed = FailedStep(made->out)) {
+      if (failed->step == "set") {
+        (void)Delete(host, temp, deadline);
+      }
+      return TartError(host, "creating " + request.name + " (tart " + failed->step + ")",
+                       RemoteResult{.exit_code = failed->status, .err = failed->line});
+    }
+    if (made->out.find("@@done") == std::string::npos) {
+      return Status::Unavailable("host " + host.name + ": the create of " + request.name +
+                                 " ended early; it is resumed on the next attempt");
+    }
+  } else {
+    logger_->info("host {}: finishing the create of {} from {}", host.name, request.name, temp);
+    Result<RemoteResult> set =
+        Run(host, "tart set", scripts_.Set(temp, cpu, memory_mib, disk_gb, true), deadline);
+    if (!set.ok()) {
+      return set.status();
+    }
+    if (set->exit_code != 0) {
+      return TartError(host, "configuring " + temp, *set);
+    }
+    (void)Run(host, "create output", scripts_.CreateOutput(temp), deadline);
+  }
+  Result<RemoteResult> renamed =
+      Run(host, "tart rename", scripts_.Rename(temp, request.name), deadline);
+  if (!renamed.ok()) {
+    return renamed.status();
+  }
+  if (renamed->exit_code != 0) {
+    if (Classify(renamed->exit_code, renamed->err) == Failure::kTargetExists) {
+      // Someone created the final name meanwhile: theirs stays, ours goes.
+      (void)Delete(host, temp, deadline);
+      return Status::Conflict("host " + host.name + ": VM " + request.name +
+                              " appeared while it was being created");
+    }
+    return TartError(host, "renaming " + temp + " to " + request.name, *renamed);
+  }
+  logger_->info("host {}: created VM {} from {}", host.name, request.name, image->name);
+  return describe(request.name, false);
+}
+
+Status TartProvider::Prepull(const HostRef& host, const PrepullRequest& request,
+                             Deadline deadline) {
+  Result<ImageRef> image = ParseImage(request.templ.image);
+  if (!image.ok()) {
+    return Status::InvalidArgument(image.status().message());
+  }
+  if (image->kind != ImageRef::Kind::kOci) {
+    return Status::Ok();  // a local VM is on the host already
+  }
+  Result<RemoteResult> listed = Run(host, "inventory", scripts_.Inventory(), deadline);
+  if (!listed.ok()) {
+    return listed.status();
+  }
+  Result<HostReport> inventory = ParseHostReport(listed->out);
+  if (inventory.ok() && Has(inventory->cached, image->name)) {
+    return Status::Ok();
+  }
+  if (request.on_status) {
+    request.on_status("pulling " + image->name);
+  }
+  Result<RemoteResult> pulled = Run(host, "tart pull", scripts_.Pull(image->name, RegistryEnv()),
+                                    deadline, request.cancelled);
+  if (!pulled.ok()) {
+    return pulled.status();
+  }
+  return pulled->exit_code == 0 ? Status::Ok() : TartError(host, "pulling " + image->name, *pulled);
+}
+
+}  // namespace flotilla::providers::tart

@@ -1,0 +1,172 @@
+// Provider tart's readers of Tart's output (wire.h) and its remote scripts (scripts.h).
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "providers/tart/scripts.h"
+#include "providers/tart/ssh.h"
+#include "providers/tart/wire.h"
+
+namespace flotilla::providers::tart {
+namespace {
+
+// As Apple's JSONEncoder prints it: " : ", escaped slashes, fields of Tart 2.32.
+constexpr std::string_view kList = R"([
+  {
+    "Accessed" : "2026-05-12T10:00:00Z",
+    "Disk" : 50,
+    "Name" : "ios-0",
+    "Running" : true,
+    "Size" : 22,
+    "Source" : "local",
+    "State" : "running"
+  },
+  {
+    "Disk" : 50,
+    "Name" : "ghcr.io\/cirruslabs\/macos-sequoia-base:latest",
+    "Running" : false,
+    "Size" : 22,
+    "Source" : "OCI",
+    "State" : "stopped"
+  }
+])";
+
+TEST(TartWireTest, ListIsReadWhateverTheVersionPrints) {
+  Result<std::vector<ListEntry>> entries = ParseList(kList);
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].name, "ios-0");
+  EXPECT_EQ((*entries)[0].state, "running");
+  EXPECT_EQ((*entries)[0].disk_gb, 50u);
+  EXPECT_EQ((*entries)[1].source, "oci");
+  EXPECT_EQ((*entries)[1].name, "ghcr.io/cirruslabs/macos-sequoia-base:latest");
+
+  // Before 1.8 there was no State; before 2.11 Source was "oci"; unknown fields are ignored.
+  Result<std::vector<ListEntry>> old =
+      ParseList(R"([{"Source":"oci","Name":"a","Running":true,"Size":3,"New":{"x":1}},)"
+                R"({"Source":"local","Name":"b","Running":false}])");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ((*old)[0].state, "running");
+  EXPECT_EQ((*old)[0].source, "oci");
+  EXPECT_EQ((*old)[1].state, "stopped");
+
+  EXPECT_FALSE(ParseList("[\n\n]").status().ok() && !ParseList("[\n\n]")->empty());
+  EXPECT_FALSE(ParseList("not json").ok());
+  EXPECT_FALSE(ParseList(R"([{"State":"running"}])").ok());  // no Name
+}
+
+TEST(TartWireTest, GetTakesSizeAsStringOrNumber) {
+  Result<VmDetails> details = ParseGet(R"({
+  "CPU" : 4,
+  "Disk" : 50,
+  "DiskFormat" : "raw",
+  "Display" : "1024x768",
+  "Memory" : 8192,
+  "OS" : "darwin",
+  "Running" : false,
+  "Size" : "22.123",
+  "State" : "suspended"
+})");
+  ASSERT_TRUE(details.ok()) << details.status().ToString();
+  EXPECT_EQ(details->os, "darwin");
+  EXPECT_EQ(details->cpu, 4u);
+  EXPECT_EQ(details->memory_mib, 8192u);
+  EXPECT_EQ(details->disk_gb, 50u);
+  EXPECT_EQ(details->state, "suspended");
+  EXPECT_TRUE(ParseGet(R"({"CPU":2,"Memory":4096,"Size":22,"Running":true})").ok());
+  EXPECT_EQ(ParseGet(R"({"CPU":2,"Memory":4096,"Size":22,"Running":true})")->state, "running");
+}
+
+TEST(TartWireTest, ExitCodesAndTextsAreClassified) {
+  EXPECT_EQ(Classify(2, "the specified VM \"a\" does not exist\n"), Failure::kDoesNotExist);
+  EXPECT_EQ(Classify(2, "VM \"a\" is not running\n"), Failure::kNotRunning);
+  EXPECT_EQ(Classify(2, "VM \"a\" is already running!\n"), Failure::kAlreadyRunning);
+  EXPECT_EQ(Classify(1, "VM \"a\" is running\n"), Failure::kIsRunning);
+  EXPECT_EQ(Classify(1, "The number of VMs exceeds the system limit (other running VMs: a, b)"),
+            Failure::kVmLimit);
+  EXPECT_EQ(Classify(1,
+                     "Error Domain=VZErrorDomain Code=6 \"The maximum supported number of active "
+                     "virtual machines has been reached.\""),
+            Failure::kVmLimit);
+  EXPECT_EQ(Classify(1, "Keychain returned unsuccessful status -25308"), Failure::kKeychainLocked);
+  EXPECT_EQ(Classify(1, "SecKeyCreateRandomKey_ios failed"), Failure::kKeychainLocked);
+  EXPECT_EQ(Classify(64,
+                     "Error: failed to rename VM a, target VM b already exists, delete it "
+                     "first!\nUsage: tart rename <name> <new-name>"),
+            Failure::kTargetExists);
+  EXPECT_EQ(Classify(1,
+                     "Failed to connect to the VM using its control socket: x, is the Tart "
+                     "Guest Agent running?"),
+            Failure::kNoAgent);
+  EXPECT_EQ(Classify(1,
+                     "Error Domain=VZErrorDomain Code=1 \"The virtual machine failed to "
+                     "start.\""),
+            Failure::kOther);
+}
+
+TEST(TartWireTest, HostReportSectionsAreRead) {
+  const std::string out =
+      "@@version\n2.32.1\n@@rc 0\n@@sysctl\n12\n34359738368\narm64\n@@rc 0\n"
+      "@@sw_vers\n15.5\n@@rc 0\n"
+      "@@df\nFilesystem 1024-blocks Used Available Capacity iused ifree %iused  Mounted on\n"
+      "/dev/disk3s5 976490576 195298115 781192461 21% 1 2 0% /\n@@rc 0\n"
+      "@@now 1764900000\n@@rc 0\n@@list\n" +
+      std::string(kList) +
+      "\n@@rc 0\n@@oci\nghcr.io/cirruslabs/macos-sequoia-base:latest\n@@rc 0\n"
+      "@@get ios-0\n{\"CPU\":2,\"Memory\":4096,\"Disk\":50,\"OS\":\"darwin\",\"State\":"
+      "\"running\"}\n@@rc 0\n@@ip ios-0\n192.168.64.3\n@@rc 0\n"
+      "@@job ios-0\n4242 1764899990 1\n@@rc 0\n"
+      "@@job gone\n4243 1764899000 0\n@@rc 0\n@@log gone\nStopping VM...\n@@rc 0\n@@end\n";
+  Result<HostReport> report = ParseHostReport(out);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->tart_version, "2.32.1");
+  EXPECT_EQ(report->ncpu, 12u);
+  EXPECT_EQ(report->memsize, uint64_t{32} << 30);
+  EXPECT_EQ(report->machine, "arm64");
+  EXPECT_EQ(report->os_version, "15.5");
+  EXPECT_EQ(report->disk_avail_kb, 781192461u);
+  ASSERT_EQ(report->local.size(), 1u);
+  EXPECT_EQ(report->cached,
+            std::vector<std::string>{"ghcr.io/cirruslabs/macos-sequoia-base:latest"});
+  EXPECT_EQ(report->details.at("ios-0").cpu, 2u);
+  EXPECT_EQ(report->ips.at("ios-0"), "192.168.64.3");
+  EXPECT_TRUE(report->jobs.at("ios-0").alive);
+  EXPECT_FALSE(report->jobs.at("gone").alive);
+  EXPECT_EQ(report->jobs.at("gone").log_tail, "Stopping VM...\n");
+
+  EXPECT_FALSE(ParseHostReport("@@version\n2.32.1\n@@rc 0\n").ok());  // cut off
+  Result<HostReport> broken = ParseHostReport("@@list\nError: boom\n@@rc 1\n@@end\n");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("boom"), std::string::npos);
+}
+
+TEST(TartScriptsTest, HostileNamesStayWords) {
+  const std::string hostile = "a'; rm -rf / #$(id)`id`\n\"x";
+  TartPoolSettings settings;
+  settings.tart_path = "/opt/home brew/bin/tart";
+  const Scripts scripts(settings);
+  const std::string script = scripts.Set(hostile, 2, 4096, std::nullopt, false);
+  EXPECT_NE(script.find(ShellQuote(hostile)), std::string::npos);
+  EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
+  // The script is one brace group read whole before it runs, with stdin closed.
+  EXPECT_TRUE(script.starts_with("{\n"));
+  EXPECT_TRUE(script.ends_with("\n} </dev/null\n"));
+  // The remote command line carries no value of ours.
+  EXPECT_EQ(RemoteCommand().find(hostile), std::string::npos);
+}
+
+TEST(TartScriptsTest, ExecTrailerTellsTheScriptsStatusFromTarts) {
+  const std::string input = Scripts::ExecInput("exit 2", {{"TOKEN", "s3cr'et"}});
+  EXPECT_NE(input.find("TOKEN='s3cr'\\''et'; export TOKEN"), std::string::npos);
+  std::string out = "hello\n\n__FLOTILLA_EXIT=2\n";
+  EXPECT_EQ(Scripts::ParseExecTrailer(out), 2);
+  EXPECT_EQ(out, "hello\n");
+  std::string none = "VM \"a\" is not running\n";
+  EXPECT_EQ(Scripts::ParseExecTrailer(none), std::nullopt);
+}
+
+}  // namespace
+}  // namespace flotilla::providers::tart
