@@ -417,6 +417,11 @@ Result<ImageRef> ParseImage(std::string_view image) {
     }
     return ImageRef{.kind = ImageRef::Kind::kLocalVm, .name = std::string(name)};
   }
+  if (image.find("://") == std::string_view::npos) {
+    return Status::InvalidArgument(
+        "it starts with neither oci:// nor vm:// (an image in a registry is "
+        "oci://REGISTRY/REPO:TAG)");
+  }
   return Status::InvalidArgument("it starts with neither oci:// nor vm://");
 }
 

@@ -18,6 +18,7 @@
 #include "reconciler/cli/converge_command.h"
 #include "reconciler/cli/dev_simulators.h"
 #include "reconciler/cli/embedded_examples.h"
+#include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/model/text.h"
 #include "reconciler/source/git_source.h"
@@ -30,6 +31,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kApiKeyName = "DEV";
+// Where the compiled-in example files are from, as messages name them.
+constexpr std::string_view kExamplesFolder = "examples/fleet/";
 
 std::string RandomHex(size_t bytes) {
   std::random_device random;
@@ -104,7 +107,7 @@ Result<Desired> LoadExamples(const std::map<std::string, std::string>& files,
                              const manifest::ManifestLoader& loader) {
   std::vector<manifest::ManifestFile> manifests;
   for (const auto& [name, text] : files) {
-    manifests.push_back({.display_path = "examples/fleet/" + name, .content = text});
+    manifests.push_back({.display_path = std::string(kExamplesFolder) + name, .content = text});
   }
   manifest::LoadResult loaded = loader.LoadFiles(manifests);
   if (!loaded.ok()) {
@@ -423,7 +426,8 @@ Status WriteConfiguration(const DevFolder& folder, const DevOptions& options) {
 }
 
 // What `flotilla dev` prints once the API listens at `url`.
-std::string Banner(const DevFolder& folder, const Simulators& sims, const std::string& url) {
+std::string Banner(const DevFolder& folder, const Simulators& sims,
+                   const std::vector<std::string>& left_out, const std::string& url) {
   const fs::path token_file = folder.dir / "api-token";
   const std::string token(TrimAscii(ReadFile(token_file)));
   const std::string shown_repo = Display(folder.repo);
@@ -437,6 +441,10 @@ std::string Banner(const DevFolder& folder, const Simulators& sims, const std::s
          << "  Repository   " << shown_repo << "   (branch main, fetched every 5 s)\n";
   for (const std::string& line : sims.lines) {
     banner << "  Hosts        " << line << "\n";
+  }
+  if (!left_out.empty()) {
+    banner << "  Left out     " << manifest::Join(left_out) << " (" << kHostSimBinary
+           << " simulates " << kSimulatedProvider << " hosts only)\n";
   }
   banner << "\nThings to try, in another terminal:\n"
          << "  1. Change 'replicas: 4' in " << shown_repo << "/vmsets/linux-runners.yaml, then\n"
@@ -475,7 +483,14 @@ int RunDev(const DevOptions& options, const Context& context) {
   if (!folder.ok()) {
     return Fail(context, folder.status());
   }
-  const std::map<std::string, std::string> examples = ExampleFiles();
+  // The example fleet, but for the pools (and their sets) no simulator stands in for.
+  const std::map<std::string, std::string> all_examples = ExampleFiles();
+  Result<Desired> all = LoadExamples(all_examples, context.loader);
+  if (!all.ok()) {
+    return Fail(context, all.status());
+  }
+  const SimulatedFleet simulated = SimulatedExamples(all_examples, *all, kExamplesFolder);
+  const std::map<std::string, std::string>& examples = simulated.files;
   Result<Desired> fleet = LoadExamples(examples, context.loader);
   if (!fleet.ok()) {
     return Fail(context, fleet.status());
@@ -498,7 +513,7 @@ int RunDev(const DevOptions& options, const Context& context) {
   RunOptions run;
   run.where.config = (folder->dir / "flotilla.yaml").string();
   const int code = RunLoop(run, context, [&](const std::string& url) {
-    context.out << Banner(*folder, *sims, url) << std::flush;
+    context.out << Banner(*folder, *sims, simulated.left_out, url) << std::flush;
   });
   StopAll(sims->processes);  // each saves its simulated VMs for the next start
   return code;

@@ -255,6 +255,31 @@ void SimulatorProcess::Wait() {
   pid_ = -1;
 }
 
+SimulatedFleet SimulatedExamples(const std::map<std::string, std::string>& examples,
+                                 const Desired& fleet, std::string_view prefix) {
+  SimulatedFleet out{.files = examples};
+  const auto drop = [&](const ObjectMeta& meta, std::string what) {
+    const std::string_view file(meta.origin.file);
+    if (file.starts_with(prefix)) {
+      out.files.erase(std::string(file.substr(prefix.size())));
+    }
+    out.left_out.push_back(std::move(what));
+  };
+  std::vector<std::string> other_pools;
+  for (const HostPool& pool : fleet.pools) {
+    if (pool.provider != kSimulatedProvider) {
+      other_pools.push_back(pool.meta.name);
+      drop(pool.meta, "pool " + pool.meta.name + " (provider " + pool.provider + ")");
+    }
+  }
+  for (const VMSet& set : fleet.sets) {
+    if (std::find(other_pools.begin(), other_pools.end(), set.pool) != other_pools.end()) {
+      drop(set.meta, "VM set " + set.meta.name);
+    }
+  }
+  return out;
+}
+
 void StopAll(std::vector<std::unique_ptr<SimulatorProcess>>& simulators) {
   for (auto& simulator : simulators) {
     simulator->Terminate();

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@
 
 #include "reconciler/model/result.h"
 #include "reconciler/model/status.h"
+#include "reconciler/model/types.h"
 
 namespace flotilla::cli {
 
@@ -32,6 +34,19 @@ inline constexpr std::string_view kHostSimBinary = "flotilla-hostsim";
 // install and the build put both), else in the first folder of `path_env` (PATH's value) that
 // has it. NotFound names every folder looked in.
 Result<std::string> FindHostSim(const std::string& self_dir, std::string_view path_env);
+
+// The provider whose hosts flotilla-hostsim simulates (the Parallels DevOps service).
+inline constexpr std::string_view kSimulatedProvider = "parallels";
+
+// What `flotilla dev` can run of the example fleet: the files of `examples` (path -> text, as
+// examples/fleet holds them) but those that declare a pool of another provider, or a VM set on
+// such a pool. `fleet` is `examples` loaded, with each object's origin file `prefix` + path.
+struct SimulatedFleet {
+  std::map<std::string, std::string> files;
+  std::vector<std::string> left_out;  // "pool tart-minis (provider tart)", "VM set xcode-runners"
+};
+SimulatedFleet SimulatedExamples(const std::map<std::string, std::string>& examples,
+                                 const Desired& fleet, std::string_view prefix);
 
 // What one simulator serves: the flotilla-hostsim flags `flotilla dev` sets. Only one listen
 // address (loopback) and no TLS: the simulators are for this machine.

@@ -34,7 +34,7 @@ Outcome Flotilla(const std::string& args, const std::string& env = "NO_COLOR=1")
 TEST(CliTest, ValidatesTheExampleFleet) {
   Outcome r = Flotilla("validate examples/fleet");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(r.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+  EXPECT_EQ(r.out, "3 pools, 9 hosts, 4 VM sets, 11 VMs desired: valid\n");
   EXPECT_EQ(r.err, "");
 }
 
@@ -49,7 +49,7 @@ TEST(CliTest, InvalidManifestsExitOneWithLocatedMessages) {
 TEST(CliTest, ValidateDefaultsToTheCurrentDirectory) {
   Outcome r = Flotilla("validate", "--chdir=examples/fleet NO_COLOR=1");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_EQ(r.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+  EXPECT_EQ(r.out, "3 pools, 9 hosts, 4 VM sets, 11 VMs desired: valid\n");
 }
 
 TEST(CliTest, JsonFormatIsParseable) {
@@ -69,8 +69,8 @@ TEST(CliTest, JsonFormatIsParseable) {
   EXPECT_EQ(ok.exit_code, 0);
   nlohmann::json v = nlohmann::json::parse(ok.out);
   EXPECT_EQ(v["valid"], true);
-  EXPECT_EQ(v["vms"], 9);
-  EXPECT_EQ(v["hosts"], 6);
+  EXPECT_EQ(v["vms"], 11);
+  EXPECT_EQ(v["hosts"], 9);
 }
 
 TEST(CliTest, MissingPathIsAnError) {
@@ -191,8 +191,8 @@ TEST(CliTest, UnknownCommandsAndFlagsExitOneWithAHint) {
 TEST(CliTest, LogsGoToStderrAsTextOrJson) {
   Outcome text = Flotilla("--log-level debug validate examples/fleet");
   EXPECT_EQ(text.exit_code, 0);
-  EXPECT_EQ(text.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
-  EXPECT_TRUE(Contains(text.err, "debug read 5 files, 5 documents below examples/fleet"))
+  EXPECT_EQ(text.out, "3 pools, 9 hosts, 4 VM sets, 11 VMs desired: valid\n");
+  EXPECT_TRUE(Contains(text.err, "debug read 7 files, 7 documents below examples/fleet"))
       << text.err;
 
   Outcome json = Flotilla("--log-format json --log-level debug validate examples/fleet");
@@ -202,7 +202,7 @@ TEST(CliTest, LogsGoToStderrAsTextOrJson) {
   ASSERT_TRUE(std::getline(lines, line));
   nlohmann::json entry = nlohmann::json::parse(line);
   EXPECT_EQ(entry["level"], "debug");
-  EXPECT_EQ(entry["msg"], "read 5 files, 5 documents below examples/fleet");
+  EXPECT_EQ(entry["msg"], "read 7 files, 7 documents below examples/fleet");
   EXPECT_TRUE(entry.contains("time"));
 
   Outcome bad = Flotilla("--log-level loud validate examples/fleet");
@@ -298,7 +298,7 @@ TEST(CliTest, ValidatesARevisionOfARepository) {
 
   Outcome good = Flotilla("validate --repo " + repo.string() + " --rev main~1 --path fleet");
   EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
-  EXPECT_EQ(good.out, "2 pools, 6 hosts, 3 VM sets, 9 VMs desired: valid\n");
+  EXPECT_EQ(good.out, "3 pools, 9 hosts, 4 VM sets, 11 VMs desired: valid\n");
 
   Outcome missing = Flotilla("validate --repo " + repo.string() + " --rev nope --path fleet");
   EXPECT_EQ(missing.exit_code, 1);

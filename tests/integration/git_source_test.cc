@@ -92,8 +92,8 @@ void CloneFetchAndReparse(GitSource& git, FixtureRepo& repo,
   Result<manifest::LoadResult> loaded = LoadRevision(git, "main", "fleet", loader, cache);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_TRUE(loaded->ok()) << AllText(*loaded);
-  EXPECT_EQ(loaded->desired.DesiredVMCount(), 9u);
-  EXPECT_EQ(cache.parses(), 5u);
+  EXPECT_EQ(loaded->desired.DesiredVMCount(), 11u);
+  EXPECT_EQ(cache.parses(), 7u);
 
   const std::string next = push_replicas(5);
   Result<FetchResult> second = git.Fetch();
@@ -109,8 +109,8 @@ void CloneFetchAndReparse(GitSource& git, FixtureRepo& repo,
 
   Result<manifest::LoadResult> reloaded = LoadRevision(git, "main", "fleet", loader, cache);
   ASSERT_TRUE(reloaded.ok());
-  EXPECT_EQ(reloaded->desired.DesiredVMCount(), 10u);
-  EXPECT_EQ(cache.parses(), 6u) << "only the changed blob may be parsed again";
+  EXPECT_EQ(reloaded->desired.DesiredVMCount(), 12u);
+  EXPECT_EQ(cache.parses(), 8u) << "only the changed blob may be parsed again";
 
   Result<CommitInfo> info = git.Commit("main");
   ASSERT_TRUE(info.ok());
@@ -307,7 +307,7 @@ TEST_F(GitSourceTest, ServerDownIsUnavailableAndTheMirrorIsIntact) {
   ParseCache cache;
   Result<manifest::LoadResult> loaded = LoadRevision(*git, "main", "fleet", loader_, cache);
   ASSERT_TRUE(loaded.ok());
-  EXPECT_EQ(loaded->desired.DesiredVMCount(), 9u);
+  EXPECT_EQ(loaded->desired.DesiredVMCount(), 11u);
 }
 
 TEST_F(GitSourceTest, MissingRepositoryIsNotFound) {
@@ -377,8 +377,8 @@ TEST_F(GitSourceTest, HugeFilesAndSymlinksInTheTreeAreRefused) {
   EXPECT_NE(text.find("fleet/link.yaml" + at + ": warning: symlink skipped"), std::string::npos)
       << text;
   EXPECT_EQ(text.find(".github"), std::string::npos) << text;
-  EXPECT_EQ(r->desired.DesiredVMCount(), 9u);  // the rest still loads
-  EXPECT_EQ(cache.parses(), 5u);               // the huge blob was never parsed
+  EXPECT_EQ(r->desired.DesiredVMCount(), 11u);  // the rest still loads
+  EXPECT_EQ(cache.parses(), 7u);                // the huge blob was never parsed
 }
 
 TEST_F(GitSourceTest, ErrorsNameFileAtShortSha) {

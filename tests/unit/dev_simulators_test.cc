@@ -9,8 +9,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <vector>
 
+#include "providers/builtin.h"
+#include "reconciler/cli/embedded_examples.h"
+#include "reconciler/manifest/loader.h"
 #include "tests/support/process.h"
 
 namespace flotilla::cli {
@@ -96,6 +101,65 @@ TEST(DevSimulatorsTest, PassesEverySettingAsAFlagAndNoSecret) {
   none.latency.clear();
   const std::vector<std::string> quiet = SimulatorArguments(none);
   EXPECT_EQ(std::count(quiet.begin(), quiet.end(), "--latency"), 0);
+}
+
+// flotilla dev simulates Parallels hosts only: the example pools of other providers, and the
+// sets on them, stay out of its fleet.
+TEST(DevSimulatorsTest, LeavesOutThePoolsNoSimulatorServes) {
+  const auto meta = [](std::string name, std::string file) {
+    return ObjectMeta{.name = std::move(name), .origin = SourceLocation{.file = std::move(file)}};
+  };
+  Desired fleet;
+  fleet.pools = {HostPool{.meta = meta("macs", "ex/pools/macs.yaml"), .provider = "parallels"},
+                 HostPool{.meta = meta("minis", "ex/pools/minis.yaml"), .provider = "tart"}};
+  fleet.sets = {VMSet{.meta = meta("ios", "ex/vmsets/ios.yaml"), .pool = "macs"},
+                VMSet{.meta = meta("xcode", "ex/vmsets/xcode.yaml"), .pool = "minis"}};
+  const std::map<std::string, std::string> files = {{"pools/macs.yaml", "a"},
+                                                    {"pools/minis.yaml", "b"},
+                                                    {"vmsets/ios.yaml", "c"},
+                                                    {"vmsets/xcode.yaml", "d"},
+                                                    {"README.md", "e"}};
+  const SimulatedFleet simulated = SimulatedExamples(files, fleet, "ex/");
+  EXPECT_EQ(simulated.files,
+            (std::map<std::string, std::string>{
+                {"pools/macs.yaml", "a"}, {"vmsets/ios.yaml", "c"}, {"README.md", "e"}}));
+  EXPECT_EQ(simulated.left_out,
+            (std::vector<std::string>{"pool minis (provider tart)", "VM set xcode"}));
+
+  // Nothing to leave out: every file stays.
+  fleet.pools.pop_back();
+  fleet.sets.pop_back();
+  EXPECT_EQ(SimulatedExamples(files, fleet, "ex/").files, files);
+  EXPECT_TRUE(SimulatedExamples(files, fleet, "ex/").left_out.empty());
+}
+
+// The example fleet compiled into flotilla: what flotilla dev runs of it is valid on its own.
+TEST(DevSimulatorsTest, TheSimulatedExampleFleetIsValid) {
+  std::map<std::string, std::string> files;
+  for (std::string_view name : examples::Names()) {
+    files.emplace(std::string(name), std::string(examples::Find(name)));
+  }
+  auto validator = manifest::SchemaValidator::Create(providers::BuiltinRules());
+  ASSERT_TRUE(validator.ok()) << validator.status().ToString();
+  const manifest::ManifestLoader loader(*validator);
+  const auto load = [&](const std::map<std::string, std::string>& texts) {
+    std::vector<manifest::ManifestFile> manifests;
+    for (const auto& [name, text] : texts) {
+      manifests.push_back({.display_path = "examples/fleet/" + name, .content = text});
+    }
+    return loader.LoadFiles(manifests);
+  };
+  const manifest::LoadResult all = load(files);
+  ASSERT_TRUE(all.ok());
+  const SimulatedFleet simulated = SimulatedExamples(files, all.desired, "examples/fleet/");
+  const manifest::LoadResult run = load(simulated.files);
+  ASSERT_TRUE(run.ok());
+  ASSERT_FALSE(run.desired.pools.empty());
+  for (const HostPool& pool : run.desired.pools) {
+    EXPECT_EQ(pool.provider, kSimulatedProvider) << pool.meta.name;
+  }
+  EXPECT_EQ(run.desired.sets.size() + run.desired.pools.size() + simulated.left_out.size(),
+            all.desired.sets.size() + all.desired.pools.size());
 }
 
 }  // namespace

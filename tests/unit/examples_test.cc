@@ -32,10 +32,10 @@ TEST(ExamplesTest, FleetIsValidWithoutWarnings) {
   Result<LoadResult> r = loader.LoadPath(kExamples / "fleet", "examples/fleet");
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->diagnostics.empty()) << testing::AllText(*r);
-  EXPECT_EQ(r->desired.pools.size(), 2u);
-  EXPECT_EQ(r->desired.HostCount(), 6u);
-  EXPECT_EQ(r->desired.sets.size(), 3u);
-  EXPECT_EQ(r->desired.DesiredVMCount(), 9u);
+  EXPECT_EQ(r->desired.pools.size(), 3u);
+  EXPECT_EQ(r->desired.HostCount(), 9u);
+  EXPECT_EQ(r->desired.sets.size(), 4u);
+  EXPECT_EQ(r->desired.DesiredVMCount(), 11u);
 }
 
 TEST(ExamplesTest, FleetFilesPointEditorsAtTheSchemas) {

@@ -4,7 +4,10 @@
 #include "providers/tart/rules.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
+#include "providers/builtin.h"
+#include "reconciler/model/clock.h"
 #include "tests/unit/manifest_fixture.h"
 
 namespace flotilla::manifest {
@@ -232,6 +235,29 @@ TEST(TartRulesTest, TheRulesObjectAnswersDirectly) {
   rules.CheckPool(pool, problems);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].pointer, "/spec/ssh/maxSessions");
+}
+
+// Until the provider exists, flotilla knows tart's rules (validate, plan, diff) and refuses to
+// drive a tart pool, naming it.
+TEST(TartRulesTest, TheBuiltInFactoryHasTheRulesAndNoProviderYet) {
+  Result<providers::ProviderRegistry> registry = providers::BuiltinProviders();
+  ASSERT_TRUE(registry.ok()) << registry.status().ToString();
+  EXPECT_EQ(registry->Names(), (std::vector<std::string>{"parallels", "tart"}));
+  Result<const providers::ProviderFactory*> tart = registry->Find("tart");
+  ASSERT_TRUE(tart.ok());
+  EXPECT_EQ((*tart)->rules()->name(), "tart");
+  EXPECT_EQ((*tart)->rules(), (*tart)->rules());  // one rules object
+
+  HostPool pool;
+  pool.meta.name = "minis";
+  pool.provider = "tart";
+  const providers::MapSecretSource secrets;
+  const SystemClock clock;
+  Result<std::unique_ptr<providers::Provider>> built = registry->Build(
+      {.pool = pool, .secrets = secrets, .logger = spdlog::default_logger(), .clock = clock});
+  ASSERT_FALSE(built.ok());
+  EXPECT_EQ(built.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(built.status().message(), "pool minis: provider tart: not built yet");
 }
 
 }  // namespace

@@ -223,7 +223,7 @@ TEST(TartImageTest, LocalVmsAreClonedByName) {
 TEST(TartImageTest, RefusesWhatIsNotAnImage) {
   const std::string digest = "sha256:" + std::string(64, 'a');
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"ghcr.io/cirruslabs/macos:latest", "neither oci:// nor vm://"},
+      {"ghcr.io/cirruslabs/macos:latest", "nor vm:// (an image in a registry is oci://"},
       {"catalog://macos/15", "neither oci:// nor vm://"},
       {"OCI://ghcr.io/cirruslabs/macos", "neither oci:// nor vm://"},
       {"oci://", "the registry or the repository is missing"},
