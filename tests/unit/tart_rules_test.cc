@@ -237,9 +237,9 @@ TEST(TartRulesTest, TheRulesObjectAnswersDirectly) {
   EXPECT_EQ(problems[0].pointer, "/spec/ssh/maxSessions");
 }
 
-// Until the provider exists, flotilla knows tart's rules (validate, plan, diff) and refuses to
-// drive a tart pool, naming it.
-TEST(TartRulesTest, TheBuiltInFactoryHasTheRulesAndNoProviderYet) {
+// The built-in tart factory carries the rules, and builds a provider only for a pool whose
+// configuration is complete (the pool's secret and its hosts' keys), naming what is missing.
+TEST(TartRulesTest, TheBuiltInFactoryHasTheRulesAndChecksThePool) {
   Result<providers::ProviderRegistry> registry = providers::BuiltinProviders();
   ASSERT_TRUE(registry.ok()) << registry.status().ToString();
   EXPECT_EQ(registry->Names(), (std::vector<std::string>{"parallels", "tart"}));
@@ -251,13 +251,28 @@ TEST(TartRulesTest, TheBuiltInFactoryHasTheRulesAndNoProviderYet) {
   HostPool pool;
   pool.meta.name = "minis";
   pool.provider = "tart";
-  const providers::MapSecretSource secrets;
+  pool.credentials_ref = "minis";
+  providers::MapSecretSource secrets;
   const SystemClock clock;
-  Result<std::unique_ptr<providers::Provider>> built = registry->Build(
-      {.pool = pool, .secrets = secrets, .logger = spdlog::default_logger(), .clock = clock});
+  auto build = [&] {
+    return registry->Build(
+        {.pool = pool, .secrets = secrets, .logger = spdlog::default_logger(), .clock = clock});
+  };
+  Result<std::unique_ptr<providers::Provider>> built = build();
   ASSERT_FALSE(built.ok());
-  EXPECT_EQ(built.status().code(), Status::Code::kFailedPrecondition);
-  EXPECT_EQ(built.status().message(), "pool minis: provider tart: not built yet");
+  EXPECT_EQ(built.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(built.status().message().find("has no sshKey"), std::string::npos)
+      << built.status().ToString();
+  secrets.Set("minis", "sshKey", "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n");
+  built = build();
+  ASSERT_FALSE(built.ok());
+  EXPECT_NE(built.status().message().find("knownHosts"), std::string::npos)
+      << built.status().ToString();
+  EXPECT_EQ(built.status().message().find("secret"), std::string::npos);
+  secrets.Set("minis", "knownHosts", "[10.0.2.11]:22 ssh-ed25519 AAAA");
+  built = build();
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  EXPECT_EQ((*built)->name(), "tart");
 }
 
 }  // namespace
