@@ -17,6 +17,9 @@ packages=(
   jq shellcheck
   # Git source tests: real git daemon, smart HTTP (git http-backend under Python), sshd
   git openssh-server openssh-client python3
+  # Tart provider tests: the simulated Mac's sshd (above), pkill to cut its connections, perl to
+  # start `tart run` in its own session as on a Mac
+  procps perl
   # API tests: /metrics is read with Prometheus' own text parser
   python3-prometheus-client
   # Provider TLS tests: a throwaway certificate made with the openssl command
