@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
   const int running = argc > 2 ? std::atoi(argv[2]) : 2;
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 20;
   const int latency = argc > 4 ? std::atoi(argv[4]) : 0;
-  testing::ScratchDir scratch;
-  testing::SimulatedMac mac(scratch.path());
+  flotilla::testing::ScratchDir scratch;
+  flotilla::testing::SimulatedMac mac(scratch.path());
   if (!mac.ready()) {
     std::fprintf(stderr, "sshd did not start\n");
     return 1;

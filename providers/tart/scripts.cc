@@ -35,7 +35,11 @@ job() {
 
 }  // namespace
 
-std::string RemoteCommand() { return "exec /usr/bin/env -i HOME=\"$HOME\" LC_ALL=C /bin/sh -s"; }
+std::string RemoteCommand() {
+  // TART_HOME, when the host's environment sets it, is what the user's own tart uses too.
+  return "exec /usr/bin/env -i HOME=\"$HOME\" ${TART_HOME:+TART_HOME=\"$TART_HOME\"} LC_ALL=C "
+         "/bin/sh -s";
+}
 
 std::string Scripts::TartHome() const {
   const std::string& home = settings_.tart_home;
@@ -230,10 +234,10 @@ std::string Scripts::Pull(std::string_view image,
 }
 
 std::string Scripts::ExecCommand(std::string_view vm) const {
-  std::string command = "exec /usr/bin/env -i HOME=\"$HOME\" LC_ALL=C";
-  if (!settings_.tart_home.empty()) {
-    command += " TART_HOME=" + TartHome();
-  }
+  std::string command =
+      "exec /usr/bin/env -i HOME=\"$HOME\" LC_ALL=C " +
+      (settings_.tart_home.empty() ? std::string("${TART_HOME:+TART_HOME=\"$TART_HOME\"}")
+                                   : "TART_HOME=" + TartHome());
   command += " " + Q(settings_.tart_path) + " exec -i " + Q(vm) + " /bin/sh -s";
   return command;
 }

@@ -25,7 +25,8 @@
 namespace flotilla::providers::tart {
 
 // The command line given to the remote login shell: a POSIX shell reading its script from
-// stdin, with a fixed environment (HOME kept).
+// stdin, with a fixed environment (HOME kept, and TART_HOME when the host's environment sets
+// it: the pool's tart.home, when set, wins over it in the script).
 std::string RemoteCommand();
 
 class Scripts {
