@@ -130,7 +130,9 @@ class HttpGitServer {
 // sshd on loopback with a throwaway host key; logs in the current user with a throwaway key.
 class SshServer {
  public:
-  explicit SshServer(const fs::path& dir) : dir_(dir), port_(FreePort()) {
+  // `extra_config` is appended to sshd_config (SetEnv lines, say).
+  explicit SshServer(const fs::path& dir, const std::string& extra_config = "")
+      : dir_(dir), port_(FreePort()) {
     fs::create_directories(dir);
     Sh("ssh-keygen -q -t ecdsa -b 256 -N '' -f " + Quote((dir / "host_key").string()));
     Sh("ssh-keygen -q -t ecdsa -b 256 -m PEM -N '' -f " + Quote((dir / "user_key").string()));
@@ -143,7 +145,8 @@ class SshServer {
         << "AuthorizedKeysFile " << (dir / "authorized_keys").string() << "\n"
         << "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
         << "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        << "PermitRootLogin prohibit-password\nLogLevel ERROR\n";
+        << "PermitRootLogin prohibit-password\nLogLevel ERROR\n"
+        << extra_config;
     std::error_code ec;
     fs::create_directories("/run/sshd", ec);  // sshd's privilege-separation folder
     SetOnline(true);

@@ -32,7 +32,7 @@ class SimulatedMac {
  public:
   // `fake` is merged into the fake's .fake/config.json (latencies, faults, version).
   explicit SimulatedMac(const fs::path& dir, const nlohmann::json& fake = {})
-      : dir_(dir), sshd_(dir / "sshd") {
+      : dir_(dir), sshd_(dir / "sshd", "SetEnv TART_HOME=" + (dir / "tart-home").string() + "\n") {
     fs::create_directories(dir / "bin");
     for (const char* tool : {"tart", "sysctl", "sw_vers", "df"}) {
       std::error_code ec;
@@ -92,10 +92,19 @@ class SimulatedMac {
         {"agent", agent}}.dump();
   }
 
-  // The pool's settings and secrets for a HostPool of provider tart on this Mac.
+  // The pool's settings and secrets for a HostPool of provider tart on this Mac. Its sshd sets
+  // TART_HOME for the sessions too (as a Mac's login environment may), so a pool of several
+  // simulated Macs leaves tart.home unset.
   nlohmann::json Settings() const {
     return {{"tart", {{"path", tart().string()}, {"home", home().string()}}},
             {"ssh", {{"knownHostsFile", sshd_.known_hosts().string()}}}};
+  }
+  fs::path known_hosts() const { return sshd_.known_hosts(); }
+  fs::path user_key() const { return sshd_.user_key(); }
+  // Lets the holder of `other`'s user key log in here too (one pool key for several Macs).
+  void Authorize(const SimulatedMac& other) {
+    std::ofstream(dir_ / "sshd" / "authorized_keys", std::ios::app)
+        << ReadText(other.user_key().string() + ".pub");
   }
   void AddSecrets(providers::MapSecretSource& secrets, const std::string& ref) const {
     std::ifstream key(sshd_.user_key());
