@@ -65,7 +65,7 @@ class PackageTest : public ::testing::Test {
 ScratchDir* PackageTest::scratch_ = nullptr;
 
 TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
-  for (const char* bin : {"flotilla", "flotilla-hostsim"}) {
+  for (const char* bin : {"flotilla", "flotilla-hostsim", "flotilla-tartsim"}) {
     const fs::path path = Prefix() / "bin" / bin;
     ASSERT_TRUE(fs::exists(path)) << path;
     EXPECT_NE(fs::status(path).permissions() & fs::perms::owner_exec, fs::perms::none);
@@ -152,7 +152,7 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
     files.insert(line);
   }
   for (const char* path :
-       {"./usr/bin/flotilla", "./usr/bin/flotilla-hostsim",
+       {"./usr/bin/flotilla", "./usr/bin/flotilla-hostsim", "./usr/bin/flotilla-tartsim",
         "./usr/share/flotilla/schemas/vmset.v1.json", "./usr/share/flotilla/schemas/config.v1.json",
         "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
         "./usr/share/flotilla/schemas/hostpool-tart.v1.json",

@@ -78,9 +78,8 @@ int CmdIp(const Context& ctx, const Args& args) {
     return 0;
   }
   const uint64_t wait = ParseUnsigned(kIpSpec, "wait", parsed.Value("wait").value_or("0"), 65535);
-  const std::string resolver = ParseChoice(kIpSpec, "resolver",
-                                           parsed.Value("resolver").value_or("dhcp"),
-                                           {"dhcp", "arp", "agent"});
+  const std::string resolver = ParseChoice(
+      kIpSpec, "resolver", parsed.Value("resolver").value_or("dhcp"), {"dhcp", "arp", "agent"});
   StartCommand(ctx, true);
   const std::string& name = parsed.positionals()[0];
   const VmDir dir = OpenLocalVm(ctx, name);
@@ -129,7 +128,8 @@ int CmdExec(const Context& ctx, const Args& args) {
                                          parsed.positionals().end());
   const VmDir dir = OpenLocalVm(ctx, name);
   if (!dir.Running()) {
-    ThrowRuntimeError(ctx.version(), RuntimeKind::kNotRunning, "VM \"" + name + "\" is not running");
+    ThrowRuntimeError(ctx.version(), RuntimeKind::kNotRunning,
+                      "VM \"" + name + "\" is not running");
   }
   if (!AgentUp(ctx, dir, name)) {
     // What GRPCConnectionPoolError's localizedDescription gives (tart#1220).
@@ -245,17 +245,19 @@ int GuestShutdown(int argc, char** argv) {
           break;
         default:
           std::fprintf(stderr, "shutdown: illegal option -- %c\n", *c);
-          std::fputs("usage: shutdown [-] [-h [-u] [-n] | -r [-n] | -s | -k] time "
-                     "[warning-message ...]\n",
-                     stderr);
+          std::fputs(
+              "usage: shutdown [-] [-h [-u] [-n] | -r [-n] | -s | -k] time "
+              "[warning-message ...]\n",
+              stderr);
           return 1;
       }
     }
   }
   if (i >= argc) {
-    std::fputs("usage: shutdown [-] [-h [-u] [-n] | -r [-n] | -s | -k] time "
-               "[warning-message ...]\n",
-               stderr);
+    std::fputs(
+        "usage: shutdown [-] [-h [-u] [-n] | -r [-n] | -s | -k] time "
+        "[warning-message ...]\n",
+        stderr);
     return 1;
   }
   const char* euid = std::getenv("TARTSIM_EUID");

@@ -20,8 +20,8 @@ namespace {
 
 const CommandSpec kStopSpec{
     .usage = {.command = "stop", .synopsis = "tart stop <name> [--timeout <timeout>]"},
-    .options = {{.long_name = "timeout", .short_name = 't', .takes_value = true,
-                 .value_name = "timeout"}},
+    .options =
+        {{.long_name = "timeout", .short_name = 't', .takes_value = true, .value_name = "timeout"}},
     .positionals = {"name"},
 };
 
@@ -110,11 +110,13 @@ int CmdStop(const Context& ctx, const Args& args) {
   std::optional<PidLock> lock = PidLock::Open(dir.config_path());
   pid_t pid = lock ? lock->HolderPid() : 0;
   if (pid == 0) {
-    ThrowRuntimeError(ctx.version(), RuntimeKind::kNotRunning, "VM \"" + name + "\" is not running");
+    ThrowRuntimeError(ctx.version(), RuntimeKind::kNotRunning,
+                      "VM \"" + name + "\" is not running");
   }
   kill(pid, SIGINT);  // result ignored: the VM may be shutting down already
   // 100 ms ticks while the remaining time is above zero.
-  for (uint64_t left_ms = timeout * 1000; left_ms > 0; left_ms -= std::min<uint64_t>(left_ms, 100)) {
+  for (uint64_t left_ms = timeout * 1000; left_ms > 0;
+       left_ms -= std::min<uint64_t>(left_ms, 100)) {
     pid = lock->HolderPid();
     if (pid == 0) {
       return 0;
@@ -124,9 +126,9 @@ int CmdStop(const Context& ctx, const Args& args) {
     }
   }
   if (kill(pid, SIGKILL) != 0) {
-    ThrowRuntimeError(ctx.version(), RuntimeKind::kOther,
-                      "failed to forcefully terminate the VM \"" + name + "\": " +
-                          ErrnoText(errno));
+    ThrowRuntimeError(
+        ctx.version(), RuntimeKind::kOther,
+        "failed to forcefully terminate the VM \"" + name + "\": " + ErrnoText(errno));
   }
   return 0;
 }
@@ -236,7 +238,7 @@ int CmdSet(const Context& ctx, const Args& args) {
     cpu = ParseUnsigned(kSetSpec, "cpu", *v, 65535);
   }
   if (std::optional<std::string> v = parsed.Value("memory")) {
-    memory = ParseUnsigned(kSetSpec, "memory", *v, UINT64_MAX / (1024 * 1024));
+    memory = ParseUnsigned(kSetSpec, "memory", *v, UINT64_MAX / (uint64_t{1024} * 1024));
   }
   if (std::optional<std::string> v = parsed.Value("disk-size")) {
     disk_size = ParseUnsigned(kSetSpec, "disk-size", *v, 65535);
@@ -265,13 +267,11 @@ int CmdSet(const Context& ctx, const Args& args) {
     const int64_t requested = static_cast<int64_t>(*memory * 1024 * 1024);
     if (config.os == "darwin" && requested < config.memory_size_min) {
       LessThanMinimal("VM should have " + std::to_string(config.memory_size_min) +
-                      " bytes of memory at minimum (requested " + std::to_string(requested) +
-                      ")");
+                      " bytes of memory at minimum (requested " + std::to_string(requested) + ")");
     }
     if (requested < kMinimumMemory) {
       LessThanMinimal("VM should have " + std::to_string(kMinimumMemory) +
-                      " bytes of memory at minimum (requested " + std::to_string(requested) +
-                      ")");
+                      " bytes of memory at minimum (requested " + std::to_string(requested) + ")");
     }
     config.memory_size = requested;
   }
@@ -404,9 +404,8 @@ int CmdPrune(const Context& ctx, const Args& args) {
     }
   }
   if (budget) {
-    std::sort(prunables.begin(), prunables.end(), [](const VmDir& a, const VmDir& b) {
-      return a.AccessTime() > b.AccessTime();
-    });
+    std::sort(prunables.begin(), prunables.end(),
+              [](const VmDir& a, const VmDir& b) { return a.AccessTime() > b.AccessTime(); });
     uint64_t left = *budget * 1024 * 1024 * 1024;
     for (const VmDir& dir : prunables) {
       if (!PathExists(dir.base())) {

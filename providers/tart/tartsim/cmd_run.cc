@@ -70,9 +70,7 @@ std::string SwiftArray(const std::vector<std::string>& items) {
   return out + "]";
 }
 
-int HostMajor(const FakeConfig& config) {
-  return std::atoi(config.host.os_version.c_str());
-}
+int HostMajor(const FakeConfig& config) { return std::atoi(config.host.os_version.c_str()); }
 
 // The running VM: what it needs between start and exit.
 class RunningVm {
@@ -134,8 +132,8 @@ class RunningVm {
       if (shutdown_after > 0) {
         struct timespec now {};
         clock_gettime(CLOCK_MONOTONIC, &now);
-        const int64_t elapsed_ms = (now.tv_sec - booted.tv_sec) * 1000 +
-                                   (now.tv_nsec - booted.tv_nsec) / 1000000;
+        const int64_t elapsed_ms =
+            (now.tv_sec - booted.tv_sec) * 1000 + (now.tv_nsec - booted.tv_nsec) / 1000000;
         const int64_t left_ms = shutdown_after - elapsed_ms;
         if (left_ms <= 0) {
           return GuestStopped();
@@ -233,8 +231,9 @@ std::string StartFailure(const Context& ctx, const VmDir& self, const VmConfig& 
         // an unreadable config does not count
       }
     }
-    const bool stuck = ConsumeLimitStuck(ctx.home.fake_config());
-    if (stuck || darwin_running >= ctx.config.faults.vm_limit) {
+    // A stuck counter (tart#1217) fails a run the real count would let through; each such run
+    // uses up one of faults.limit_stuck.
+    if (darwin_running >= ctx.config.faults.vm_limit || ConsumeLimitStuck(ctx.home.fake_config())) {
       if (!ctx.config.AtLeast("2.18.1")) {
         return "Error Domain=VZErrorDomain Code=6 \"The maximum supported number of active "
                "virtual machines has been reached.\" UserInfo={NSLocalizedFailure=The number of "
@@ -331,9 +330,10 @@ int CmdRun(const Context& ctx, const Args& args) {
   }
   for (const std::string& disk : parsed.Values("disk")) {
     if (disk.size() >= 10 && disk.substr(disk.size() - 10) == "-amd64.iso") {
-      ThrowValidation("Seems you have a disk targeting x86 architecture (hence amd64 in the "
-                      "name). Please use an 'arm64' version of the disk.",
-                      usage);
+      ThrowValidation(
+          "Seems you have a disk targeting x86 architecture (hence amd64 in the "
+          "name). Please use an 'arm64' version of the disk.",
+          usage);
     }
   }
   CollectTmpGarbage(ctx.home);

@@ -38,7 +38,8 @@ bool SleepUnlessInterrupted(int64_t ms) {
   for (;;) {
     struct timespec now {};
     clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t left_ns = (deadline.tv_sec - now.tv_sec) * 1000000000 + (deadline.tv_nsec - now.tv_nsec);
+    int64_t left_ns =
+        (deadline.tv_sec - now.tv_sec) * 1000000000 + (deadline.tv_nsec - now.tv_nsec);
     if (left_ns <= 0) {
       // A SIGINT that arrived at the very end still counts.
       struct timespec zero {};
@@ -114,7 +115,7 @@ std::string HumanBytes(int64_t bytes) {
 }
 
 std::string GuestBinDir(const Context& ctx) {
-  const std::string dir = ctx.home.guest_bin();
+  std::string dir = ctx.home.guest_bin();
   MakeDirs(dir);
   const std::string self = SelfExecutable();
   for (const char* tool : {"sudo", "shutdown"}) {

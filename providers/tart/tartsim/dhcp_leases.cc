@@ -106,17 +106,19 @@ std::vector<Lease> ReadLeases(const std::string& path) {
     }
     if (line == "{") {
       if (state != State::kNowhere && state != State::kEnd) {
-        throw std::runtime_error("UnexpectedFormat(name: \"unexpected DHCPD leases file format\", "
-                                 "message: \"unexpected lease block start ({)\", line: " +
-                                 std::to_string(number) + ")");
+        throw std::runtime_error(
+            "UnexpectedFormat(name: \"unexpected DHCPD leases file format\", "
+            "message: \"unexpected lease block start ({)\", line: " +
+            std::to_string(number) + ")");
       }
       state = State::kStart;
       current.clear();
     } else if (line == "}") {
       if (state != State::kBody) {
-        throw std::runtime_error("UnexpectedFormat(name: \"unexpected DHCPD leases file format\", "
-                                 "message: \"unexpected lease block end (})\", line: " +
-                                 std::to_string(number) + ")");
+        throw std::runtime_error(
+            "UnexpectedFormat(name: \"unexpected DHCPD leases file format\", "
+            "message: \"unexpected lease block end (})\", line: " +
+            std::to_string(number) + ")");
       }
       finish();
       state = State::kEnd;
@@ -128,9 +130,10 @@ std::vector<Lease> ReadLeases(const std::string& path) {
       const std::string body = line.substr(start);
       const size_t eq = body.find('=');
       if (eq == std::string::npos) {
-        throw std::runtime_error("UnexpectedFormat(name: \"unexpected DHCPD leases file format\", "
-                                 "message: \"key-value pair with only a key\", line: " +
-                                 std::to_string(number) + ")");
+        throw std::runtime_error(
+            "UnexpectedFormat(name: \"unexpected DHCPD leases file format\", "
+            "message: \"key-value pair with only a key\", line: " +
+            std::to_string(number) + ")");
       }
       current.emplace_back(body.substr(0, eq), body.substr(eq + 1));
       state = State::kBody;

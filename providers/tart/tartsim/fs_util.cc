@@ -118,8 +118,8 @@ void WriteFileInPlace(const std::string& path, const std::string& content) {
 
 void WriteFileAtomic(const std::string& path, const std::string& content) {
   std::random_device random;
-  const std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" +
-                          std::to_string(random());
+  const std::string tmp =
+      path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(random());
   {
     Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (fd.get() < 0) {
@@ -196,7 +196,8 @@ void CopyFileSparse(const std::string& from, const std::string& to) {
       ThrowErrno("cannot seek", from);
     }
     for (off_t pos = data; pos < hole;) {
-      const size_t want = static_cast<size_t>(std::min<off_t>(hole - pos, buf.size()));
+      const size_t want =
+          static_cast<size_t>(std::min<off_t>(hole - pos, static_cast<off_t>(buf.size())));
       const ssize_t n = pread(in.get(), buf.data(), want, pos);
       if (n < 0) {
         if (errno == EINTR) {

@@ -31,7 +31,7 @@ class FsError : public std::runtime_error {
 // process").
 std::string ErrnoText(int error_number);
 
-bool PathExists(const std::string& path);  // follows symlinks
+bool PathExists(const std::string& path);   // follows symlinks
 bool IsDirectory(const std::string& path);  // follows symlinks
 bool IsSymlink(const std::string& path);
 std::string ReadFile(const std::string& path);
@@ -42,7 +42,7 @@ std::optional<std::string> ReadFileIfExists(const std::string& path);
 void WriteFileInPlace(const std::string& path, const std::string& content);
 // Writes a sibling temporary file and renames it over `path` (for fake-only state).
 void WriteFileAtomic(const std::string& path, const std::string& content);
-void MakeDirs(const std::string& path);  // mkdir -p
+void MakeDirs(const std::string& path);    // mkdir -p
 void RemoveTree(const std::string& path);  // rm -rf; a missing path is fine
 // Directory entries without "." and "..", sorted by byte order.
 std::vector<std::string> ListDir(const std::string& path);

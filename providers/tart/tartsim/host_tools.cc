@@ -34,7 +34,8 @@ int HostSysctl(const FakeConfig& config, int argc, char** argv) {
       continue;
     }
     if (!arg.empty() && arg[0] == '-') {
-      std::fprintf(stderr, "sysctl: illegal option -- %s\nusage: sysctl [-bdehiNnoqx] name[=value] ...\n",
+      std::fprintf(stderr,
+                   "sysctl: illegal option -- %s\nusage: sysctl [-bdehiNnoqx] name[=value] ...\n",
                    arg.c_str() + 1);
       return 1;
     }
@@ -71,9 +72,10 @@ int HostSwVers(const FakeConfig& config, int argc, char** argv) {
     } else if (arg == "-buildVersion") {
       std::printf("%s\n", config.host.build_version.c_str());
     } else {
-      std::fputs("Usage: sw_vers [--productName|--productVersion|--productVersionExtra|"
-                 "--buildVersion]\n",
-                 stderr);
+      std::fputs(
+          "Usage: sw_vers [--productName|--productVersion|--productVersionExtra|"
+          "--buildVersion]\n",
+          stderr);
       return 1;
     }
   }
@@ -106,9 +108,9 @@ int HostDf(const FakeConfig& config, int argc, char** argv) {
   const long long used = total > avail ? total - avail : 0;
   const long long iused = used / 64;
   const long long ifree = avail * 4;
-  const double capacity = total > 0 ? std::ceil(100.0 * static_cast<double>(used) /
-                                                static_cast<double>(used + avail))
-                                    : 0;
+  const double capacity =
+      total > 0 ? std::ceil(100.0 * static_cast<double>(used) / static_cast<double>(used + avail))
+                : 0;
   const double iused_pct =
       iused + ifree > 0 ? 100.0 * static_cast<double>(iused) / static_cast<double>(iused + ifree)
                         : 0;
@@ -129,9 +131,9 @@ int HostDf(const FakeConfig& config, int argc, char** argv) {
   const int fr = width(ifree_s, "ifree");
   std::printf("%-*s %*s %*s %*s Capacity %*s %*s %%iused  Mounted on\n", fw, "Filesystem", tw,
               "1024-blocks", uw, "Used", aw, "Available", iw, "iused", fr, "ifree");
-  std::printf("%-*s %*s %*s %*s %7.0f%% %*s %*s %5.0f%%  %s\n", fw, fs.c_str(), tw,
-              total_s.c_str(), uw, used_s.c_str(), aw, avail_s.c_str(), capacity, iw,
-              iused_s.c_str(), fr, ifree_s.c_str(), iused_pct, "/System/Volumes/Data");
+  std::printf("%-*s %*s %*s %*s %7.0f%% %*s %*s %5.0f%%  %s\n", fw, fs.c_str(), tw, total_s.c_str(),
+              uw, used_s.c_str(), aw, avail_s.c_str(), capacity, iw, iused_s.c_str(), fr,
+              ifree_s.c_str(), iused_pct, "/System/Volumes/Data");
   return 0;
 }
 

@@ -31,13 +31,13 @@ struct Subcommand {
 const std::map<std::string, Subcommand>& Subcommands() {
   namespace t = flotilla::tartsim;
   static const std::map<std::string, Subcommand> kSubcommands = {
-      {"clone", {t::CmdClone, "0.1.0"}},   {"run", {t::CmdRun, "0.1.0"}},
-      {"set", {t::CmdSet, "0.1.0"}},       {"get", {t::CmdGet, "0.1.0"}},
-      {"list", {t::CmdList, "0.1.0"}},     {"ip", {t::CmdIp, "0.1.0"}},
-      {"exec", {t::CmdExec, "2.27.0"}},    {"pull", {t::CmdPull, "0.1.0"}},
-      {"prune", {t::CmdPrune, "0.1.0"}},   {"rename", {t::CmdRename, "0.1.0"}},
-      {"stop", {t::CmdStop, "0.1.0"}},     {"delete", {t::CmdDelete, "0.1.0"}},
-      {"fqn", {t::CmdFqn, "0.1.0"}},       {"suspend", {t::CmdSuspend, "1.8.0"}},
+      {"clone", {t::CmdClone, "0.1.0"}}, {"run", {t::CmdRun, "0.1.0"}},
+      {"set", {t::CmdSet, "0.1.0"}},     {"get", {t::CmdGet, "0.1.0"}},
+      {"list", {t::CmdList, "0.1.0"}},   {"ip", {t::CmdIp, "0.1.0"}},
+      {"exec", {t::CmdExec, "2.27.0"}},  {"pull", {t::CmdPull, "0.1.0"}},
+      {"prune", {t::CmdPrune, "0.1.0"}}, {"rename", {t::CmdRename, "0.1.0"}},
+      {"stop", {t::CmdStop, "0.1.0"}},   {"delete", {t::CmdDelete, "0.1.0"}},
+      {"fqn", {t::CmdFqn, "0.1.0"}},     {"suspend", {t::CmdSuspend, "1.8.0"}},
   };
   return kSubcommands;
 }
@@ -84,12 +84,12 @@ int TartMain(int argc, char** argv) {
     std::fputs(RootHelp().c_str(), stdout);
     return 0;
   }
-  if (all[0] == "--version") {
-    std::printf("%s\n", ctx.config.version.c_str());
-    return 0;
-  }
   try {
     t::SleepMs(ctx.config.Jittered(ctx.config.latency_ms.cmd));
+    if (all[0] == "--version") {
+      std::printf("%s\n", ctx.config.version.c_str());
+      return 0;
+    }
     const std::string& name = all[0];
     for (const char* unsimulated : kUnsimulated) {
       if (name == unsimulated) {
@@ -101,13 +101,13 @@ int TartMain(int argc, char** argv) {
     const bool exists = found != Subcommands().end() && ctx.config.AtLeast(found->second.since) &&
                         !(name == "suspend" && std::atoi(ctx.config.host.os_version.c_str()) < 14);
     if (!exists) {
-      t::ThrowValidation((name[0] == '-' ? "Unknown option '" : "Unexpected argument '") + name +
-                             "'",
-                         t::RootUsage());
+      t::ThrowValidation(
+          (name[0] == '-' ? "Unknown option '" : "Unexpected argument '") + name + "'",
+          t::RootUsage());
     }
     if (ctx.config.Hangs(name)) {
       for (;;) {
-        t::SleepMs(3600 * 1000);  // until killed; SIGINT stays blocked
+        t::SleepMs(int64_t{3600} * 1000);  // until killed; SIGINT stays blocked
       }
     }
     return found->second.run(ctx, Args(all.begin() + 1, all.end()));

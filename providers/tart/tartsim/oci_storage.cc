@@ -221,10 +221,10 @@ void WalkOci(const std::string& dir, const std::string& relative, std::vector<Oc
     }
     VmDir vm(path);
     if (vm.Initialized()) {
-      const std::string parent = relative;
-      out->push_back(OciEntry{.name = PercentDecode(parent + (symlink ? ":" : "@") + child),
+      out->push_back(OciEntry{.name = PercentDecode(relative + (symlink ? ":" : "@") + child),
                               .dir = vm,
                               .is_symlink = symlink});
+      continue;  // an image holds only its files; reading it would bump its atime (relatime)
     }
     if (!symlink && IsDirectory(path)) {
       WalkOci(path, rel, out, broken_links);
@@ -244,14 +244,16 @@ ImageDescriptor ParseDescriptor(const std::string& text, const std::string& path
   } catch (const json::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
-  static const char* kKnown[] = {"os",     "diskGB", "sizeGB", "cpuCountMin", "cpuCount",
-                                 "memorySizeMin", "memorySize", "agent", "digest",
-                                 "username", "password"};
+  static const char* kKnown[] = {"os",       "diskGB",        "sizeGB",     "cpuCountMin",
+                                 "cpuCount", "memorySizeMin", "memorySize", "agent",
+                                 "digest",   "username",      "password"};
   if (!doc.is_object()) {
     throw std::runtime_error(path + ": must be an object");
   }
-  for (const auto& [key, value] : doc.items()) {
-    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; })) {
+  for (const auto& item : doc.items()) {
+    const std::string& key = item.key();
+    if (std::none_of(std::begin(kKnown), std::end(kKnown),
+                     [&](const char* k) { return key == k; })) {
       throw std::runtime_error(path + ": unknown key \"" + key + "\"");
     }
   }

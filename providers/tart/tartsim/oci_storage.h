@@ -29,9 +29,9 @@
 namespace flotilla::tartsim {
 
 struct RemoteName {
-  std::string host;       // "ghcr.io" or "localhost:5000"
+  std::string host;        // "ghcr.io" or "localhost:5000"
   std::string name_space;  // "cirruslabs/macos-sequoia-base"
-  std::string reference;  // the tag, or "sha256:<hex>"
+  std::string reference;   // the tag, or "sha256:<hex>"
   bool is_digest = false;
 
   // host/namespace:tag or host/namespace@sha256:<hex>.
@@ -71,9 +71,9 @@ struct ImageDescriptor {
   int64_t disk_gb = 0;
   double size_gb = -1;  // allocated; -1 = default
   int64_t cpu_count_min = 4;
-  int64_t cpu_count = 0;  // 0 = cpuCountMin
+  int64_t cpu_count = 0;        // 0 = cpuCountMin
   int64_t memory_size_min = 0;  // 0 = 8 GiB (darwin) or 4 GiB (linux)
-  int64_t memory_size = 0;  // 0 = memorySizeMin
+  int64_t memory_size = 0;      // 0 = memorySizeMin
   bool agent = false;
   std::string digest;  // sha256:<hex>
   std::optional<std::string> username;

@@ -27,7 +27,8 @@ void CheckKeys(const json& object, const std::string& where,
   if (!object.is_object()) {
     Bad(where, "must be an object");
   }
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    const std::string& key = item.key();
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
       Bad(where, "unknown key \"" + key + "\"");
     }
@@ -55,8 +56,7 @@ void ReadBool(const json& object, const char* key, const std::string& where, boo
   *out = object.at(key).get<bool>();
 }
 
-void ReadString(const json& object, const char* key, const std::string& where,
-                std::string* out) {
+void ReadString(const json& object, const char* key, const std::string& where, std::string* out) {
   if (!object.contains(key)) {
     return;
   }
@@ -81,9 +81,9 @@ void ReadStrings(const json& object, const char* key, const std::string& where,
 
 FakeConfig FromJson(const json& doc, const std::string& where) {
   FakeConfig config;
-  CheckKeys(doc, where,
-            {"version", "host", "latency_ms", "jitter", "faults", "shuffle_keys",
-             "get_size_number"});
+  CheckKeys(
+      doc, where,
+      {"version", "host", "latency_ms", "jitter", "faults", "shuffle_keys", "get_size_number"});
   ReadString(doc, "version", where, &config.version);
   if (doc.contains("host")) {
     const json& host = doc.at("host");
@@ -241,8 +241,8 @@ bool ConsumeLimitStuck(const std::string& path) {
     if (doc.contains("faults") && doc["faults"].value("limit_stuck", int64_t{0}) > 0) {
       doc["faults"]["limit_stuck"] = doc["faults"]["limit_stuck"].get<int64_t>() - 1;
       const std::string text = doc.dump(2) + "\n";
-      if (ftruncate(fd, 0) != 0 || pwrite(fd, text.data(), text.size(), 0) !=
-                                       static_cast<ssize_t>(text.size())) {
+      if (ftruncate(fd, 0) != 0 ||
+          pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
         throw ConfigError(path + ": cannot rewrite: " + std::strerror(errno));
       }
       consumed = true;

@@ -9,7 +9,8 @@ namespace flotilla::tartsim {
 namespace {
 
 std::string UsageBlock(const Usage& usage) {
-  const std::string see = usage.command.empty() ? "tart --help" : "tart " + usage.command + " --help";
+  const std::string see =
+      usage.command.empty() ? "tart --help" : "tart " + usage.command + " --help";
   return "Usage: " + usage.synopsis + "\n  See '" + see + "' for more information.\n";
 }
 
@@ -192,9 +193,9 @@ ParsedArgs ParseArgs(const CommandSpec& spec, const std::vector<std::string>& ar
       }
       if (c + 1 != arg.size() || i + 1 >= args.size() ||
           (args[i + 1].size() > 1 && args[i + 1][0] == '-')) {
-        ThrowValidation(std::string("Missing value for '-") + arg[c] + " <" +
-                            option->value_name + ">'",
-                        spec.usage);
+        ThrowValidation(
+            std::string("Missing value for '-") + arg[c] + " <" + option->value_name + ">'",
+            spec.usage);
       }
       parsed.values_.emplace_back(KeyOf(*option), args[++i]);
     }
@@ -204,8 +205,8 @@ ParsedArgs ParseArgs(const CommandSpec& spec, const std::vector<std::string>& ar
   }
   if (parsed.positionals_.size() < spec.positionals.size()) {
     const size_t missing = parsed.positionals_.size();
-    const bool repeats =
-        missing + 1 == spec.positionals.size() && (spec.last_positional_repeats || spec.passthrough);
+    const bool repeats = missing + 1 == spec.positionals.size() &&
+                         (spec.last_positional_repeats || spec.passthrough);
     ThrowValidation("Missing expected argument '<" + spec.positionals[missing] + ">" +
                         (repeats ? " ..." : "") + "'",
                     spec.usage);
@@ -232,9 +233,9 @@ uint64_t ParseUnsigned(const CommandSpec& spec, const std::string& long_name,
   if (value.empty() || ec != std::errc() || ptr != end || out > max) {
     const OptionSpec* option = FindLong(spec, long_name);
     const std::string value_name = option != nullptr ? option->value_name : long_name;
-    ThrowValidation("The value '" + value + "' is invalid for '--" + long_name + " <" +
-                        value_name + ">'",
-                    spec.usage);
+    ThrowValidation(
+        "The value '" + value + "' is invalid for '--" + long_name + " <" + value_name + ">'",
+        spec.usage);
   }
   return out;
 }

@@ -159,10 +159,11 @@ VmConfig VmConfig::Parse(const std::string& text) {
   config.os = StringField(doc, "os", "darwin");
   config.arch = StringField(doc, "arch", "arm64");
   if (config.os != "darwin" && config.os != "linux") {
-    throw std::runtime_error("dataCorrupted(Swift.DecodingError.Context(codingPath: [CodingKeys("
-                             "stringValue: \"os\", intValue: nil)], debugDescription: \"Cannot "
-                             "initialize OS from invalid String value " +
-                             config.os + "\", underlyingError: nil))");
+    throw std::runtime_error(
+        "dataCorrupted(Swift.DecodingError.Context(codingPath: [CodingKeys("
+        "stringValue: \"os\", intValue: nil)], debugDescription: \"Cannot "
+        "initialize OS from invalid String value " +
+        config.os + "\", underlyingError: nil))");
   }
   if (config.os == "darwin") {
     config.ecid = StringField(doc, "ecid", nullptr);
@@ -221,18 +222,17 @@ std::optional<DiskHeader> ReadDiskHeader(const std::string& disk_path) {
 }
 
 void WriteNewDisk(const std::string& disk_path, const DiskHeader& header, int64_t size_bytes) {
-  const json doc = {{"agent", header.agent},
-                    {"allocatedBytes", header.allocated_bytes},
-                    {"image", header.image}};
+  const json doc = {
+      {"agent", header.agent}, {"allocatedBytes", header.allocated_bytes}, {"image", header.image}};
   std::string content = kDiskMagic + doc.dump() + "\n";
   content.resize(std::max(content.size(), kDiskHeaderSize), '\0');
   const int fd = open(disk_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     throw FsError("cannot create " + disk_path + ": " + ErrnoText(errno), errno);
   }
-  const bool ok = write(fd, content.data(), content.size()) ==
-                      static_cast<ssize_t>(content.size()) &&
-                  ftruncate(fd, std::max<int64_t>(size_bytes, content.size())) == 0;
+  const bool ok =
+      write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+      ftruncate(fd, std::max<int64_t>(size_bytes, static_cast<int64_t>(content.size()))) == 0;
   const int saved = errno;
   close(fd);
   if (!ok) {
@@ -456,8 +456,8 @@ std::string RandomUuid() {
 
 std::string RandomEcid() {
   // bplist00 { "ECID": <int64> }, as VZMacMachineIdentifier.dataRepresentation is laid out.
-  std::vector<unsigned char> plist = {'b', 'p', 'l', 'i', 's', 't', '0', '0', 0xd1, 0x01, 0x02,
-                                      0x54, 'E', 'C', 'I', 'D', 0x13};
+  std::vector<unsigned char> plist = {'b',  'p',  'l',  'i', 's', 't', '0', '0', 0xd1,
+                                      0x01, 0x02, 0x54, 'E', 'C', 'I', 'D', 0x13};
   std::random_device random;
   for (int i = 0; i < 8; ++i) {
     plist.push_back(static_cast<unsigned char>(random() & 0xff));
