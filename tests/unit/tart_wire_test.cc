@@ -143,6 +143,53 @@ TEST(TartWireTest, HostReportSectionsAreRead) {
   EXPECT_NE(broken.status().message().find("boom"), std::string::npos);
 }
 
+std::string Golden(const std::string& rel) {
+  std::ifstream in(std::string(FLOTILLA_SOURCE_DIR) + "/tests/golden/tart/" + rel);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The outputs flotilla-tartsim prints for each Tart version (tests/golden/tart/, checked against
+// the fake by tartsim_test) are what the provider reads.
+TEST(TartWireTest, GoldenOutputsOfEachVersionAreRead) {
+  for (const std::string version : {"2.22.3", "2.32.1"}) {
+    SCOPED_TRACE(version);
+    Result<std::vector<ListEntry>> list = ParseList(Golden(version + "/list.json"));
+    ASSERT_TRUE(list.ok()) << list.status().ToString();
+    ASSERT_FALSE(list->empty());
+    for (const ListEntry& entry : *list) {
+      EXPECT_FALSE(entry.name.empty());
+      EXPECT_TRUE(entry.source == "local" || entry.source == "oci") << entry.source;
+      EXPECT_NE(StateFromTart(entry.state), VmState::kUnknown) << entry.state;
+    }
+    Result<VmDetails> get = ParseGet(Golden(version + "/get.json"));
+    ASSERT_TRUE(get.ok()) << get.status().ToString();
+    EXPECT_GT(get->cpu, 0u);
+    EXPECT_GT(get->memory_mib, 0u);
+    EXPECT_GT(get->disk_gb, 0u);
+  }
+  // Each error text, with its exit code from the file's name, means what the provider thinks.
+  const std::vector<std::pair<std::string, Failure>> errors = {
+      {"get-missing.exit2", Failure::kDoesNotExist},
+      {"exec-not-running.exit2", Failure::kNotRunning},
+      {"stop-not-running.exit2", Failure::kNotRunning},
+      {"run-already-running.exit2", Failure::kAlreadyRunning},
+      {"delete-running.exit1", Failure::kIsRunning},
+      {"run-vm-limit.exit1", Failure::kVmLimit},
+      {"run-keychain-locked.exit1", Failure::kKeychainLocked},
+      {"exec-no-agent.exit1", Failure::kNoAgent},
+      {"ip-not-running.exit1", Failure::kNoIp},
+      {"rename-target-exists.exit64", Failure::kTargetExists},
+      {"rename-missing.exit64", Failure::kUsage},
+      {"run-vz-start-failure.exit1", Failure::kOther},
+  };
+  for (const auto& [name, failure] : errors) {
+    const int code = std::stoi(name.substr(name.rfind("exit") + 4));
+    EXPECT_EQ(Classify(code, Golden("2.32.1/errors/" + name + ".txt")), failure) << name;
+  }
+}
+
 TEST(TartScriptsTest, HostileNamesStayWords) {
   const std::string hostile = "a'; rm -rf / #$(id)`id`\n\"x";
   TartPoolSettings settings;
