@@ -9,6 +9,7 @@
 #   scripts/bench.sh webhook [pushes] [hosts]
 #   scripts/bench.sh crash_creates [kills] [vms] [hosts] [seed] [latency]
 #   scripts/bench.sh tart [vms] [running] [rounds] [tart_startup_ms]
+#   scripts/bench.sh tart_converge [hosts] [vms_per_host] [clone_ms] [boot_ms]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -50,8 +51,13 @@ case "${1:-git_source}" in
     cmake --build build-bench -j "$(nproc)" --target tart_bench flotilla-tartsim
     build-bench/bin/tart_bench "${2:-10}" "${3:-2}" "${4:-20}" "${5:-0}"
     ;;
+  tart_converge)
+    cmake --build build-bench -j "$(nproc)" --target tart_converge_bench flotilla flotilla-tartsim
+    build-bench/bin/tart_converge_bench build-bench/bin/flotilla "${2:-10}" "${3:-10}" \
+      "${4:-2000}" "${5:-1000}"
+    ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge" >&2
     exit 1
     ;;
 esac
