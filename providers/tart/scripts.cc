@@ -23,7 +23,7 @@ job() {
   p="$F/run/$1.pid"
   [ -f "$p" ] || return 0
   read -r pid started <"$p" || return 0
-  if kill -0 "$pid" 2>/dev/null; then a=1; else a=0; fi
+  if ours "$pid"; then a=1; else a=0; fi
   echo "@@job $1"; echo "$pid $started $a"; echo "@@rc 0"
   if [ "$a" = 0 ]; then
     echo "@@log $1"
@@ -52,6 +52,13 @@ std::string Scripts::TartHome() const {
   return Q(home);
 }
 
+// `ours PID`: the process is a `tart run` Flotilla started (a pid file that outlived a reboot
+// may name someone else's process by now).
+constexpr std::string_view kOurs = R"sh(ours() {
+  kill -0 "$1" 2>/dev/null && ps -p "$1" -o command= 2>/dev/null | grep -q -- 'run --no-graphics'
+}
+)sh";
+
 std::string Scripts::Wrap(std::string_view body) const {
   const std::string folder = std::filesystem::path(settings_.tart_path).parent_path().string();
   std::string script = "{\n";
@@ -61,6 +68,7 @@ std::string Scripts::Wrap(std::string_view body) const {
   }
   script += "T=" + Q(settings_.tart_path) + "\n";
   script += "F=\"${TART_HOME:-$HOME/.tart}/flotilla\"\n";
+  script += kOurs;
   script += body;
   script += "\n} </dev/null\n";
   return script;
@@ -130,15 +138,23 @@ echo "$p")sh");
 
 std::string Scripts::RequestShutdown(std::string_view vm, bool macos) const {
   std::string body = "N=" + Q(vm) + "\n";
-  body += macos ? R"sh("$T" exec "$N" sudo -n shutdown -h now >/dev/null 2>&1)sh"
-                : R"sh(read -r pid started <"$F/run/$N.pid" 2>/dev/null && kill -s USR2 "$pid")sh";
+  body +=
+      macos
+          ? R"sh("$T" exec "$N" sudo -n shutdown -h now >/dev/null 2>&1)sh"
+          : R"sh(read -r pid started <"$F/run/$N.pid" 2>/dev/null && ours "$pid" && kill -s USR2 "$pid")sh";
   return Wrap(body);
 }
 
 std::string Scripts::PowerOff(std::string_view vm, int timeout_seconds) const {
   return Wrap("N=" + Q(vm) + "\n" + "\"$T\" stop --timeout " + std::to_string(timeout_seconds) +
               R"sh( "$N"; r=$?
-if [ "$r" = 0 ] || [ "$r" = 2 ]; then rm -f "$F/run/$N.pid"; fi
+if [ "$r" = 0 ] || [ "$r" = 2 ]; then
+  # A tart run that has not taken the VM yet ("not running") would start it after all.
+  if [ "$r" = 2 ] && read -r pid started <"$F/run/$N.pid" 2>/dev/null && ours "$pid"; then
+    kill -s TERM "$pid"
+  fi
+  rm -f "$F/run/$N.pid"
+fi
 exit "$r")sh");
 }
 

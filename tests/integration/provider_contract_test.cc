@@ -171,7 +171,9 @@ class TartWorld final : public World {
     } else if (state == "stopping") {
       // Tart has no in-between state; the provider's is a `tart run` it started that has not
       // taken the VM yet.
-      sleeper_ = std::make_unique<testing::Process>(std::vector<std::string>{"/bin/sleep", "600"});
+      // A process that looks like one (the provider checks the command line).
+      sleeper_ = std::make_unique<testing::Process>(std::vector<std::string>{
+          "/usr/bin/perl", "-e", "sleep 600", "run", "--no-graphics", name});
       std::filesystem::create_directories(mac_.home() / "flotilla" / "run");
       std::ofstream(mac_.home() / "flotilla" / "run" / (name + ".pid"))
           << sleeper_->pid() << " " << std::time(nullptr) << "\n";
