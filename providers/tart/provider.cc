@@ -427,8 +427,12 @@ Status TartProvider::Start(const HostRef& host, std::string_view vm, Deadline de
     return Status::Unavailable("host " + host.name + ": VM " + name +
                                " is starting (its tart run has not taken the VM yet)");
   }
+  // Set once a settle window has passed with the process alive (the host waited it out after
+  // launching it), so the first look after that decides.
+  bool settled = false;
   if (!ours_alive) {
-    Result<RemoteResult> launched = Run(host, "tart run", scripts_.Launch(vm), deadline);
+    Result<RemoteResult> launched =
+        Run(host, "tart run", scripts_.Launch(vm, config_.tuning.settle), deadline);
     if (!launched.ok()) {
       return launched.status();
     }
@@ -437,11 +441,12 @@ Status TartProvider::Start(const HostRef& host, std::string_view vm, Deadline de
     }
     logger_->info("host {}: started tart run for {} (pid {})", host.name, name,
                   FirstLine(launched->out));
+    settled = true;
   }
   // Settles: the process must live past the window with the VM running (the limit is checked
   // after the lock is taken).
-  for (;;) {
-    if (!SleepWithin(config_.tuning.poll, deadline)) {
+  for (bool first = true;; first = false) {
+    if (!(first && settled) && !SleepWithin(config_.tuning.poll, deadline)) {
       return Status::DeadlineExceeded("host " + host.name + ": VM " + name +
                                       " did not settle as running in time");
     }
@@ -470,7 +475,8 @@ Status TartProvider::Start(const HostRef& host, std::string_view vm, Deadline de
       return Status::FailedPrecondition("host " + host.name + ": tart run " + name + " exited" +
                                         (line.empty() ? "" : ": " + line));
     }
-    if (now->details->state == "running" && now->job && now->now - now->job->started >= settle_s) {
+    if (now->details->state == "running" && now->job &&
+        (settled || now->now - now->job->started >= settle_s)) {
       return Status::Ok();
     }
   }

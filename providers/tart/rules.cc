@@ -33,8 +33,8 @@ void TartRules::CheckPool(const HostPool& pool, std::vector<PoolProblem>& proble
         .at_key = true,
         .message = "pool \"" + pool.meta.name +
                    "\" uses provider tart, which needs spec.credentialsRef (the secret with the "
-                   "SSH private key, sshKey; optionally sshPassphrase, knownHosts, "
-                   "registryUsername and registryPassword, guestUsername and guestPassword)"});
+                   "SSH private key, sshKey; optionally sshPassphrase, knownHosts "
+                   "and registryUsername with registryPassword)"});
   }
   Result<TartPoolSettings> settings = ParsePoolSettings(pool.settings);
   if (!settings.ok()) {

@@ -121,8 +121,10 @@ fi
 echo @@end)sh");
 }
 
-std::string Scripts::Launch(std::string_view vm) const {
-  return Wrap("N=" + Q(vm) + "\n" + R"sh(mkdir -p "$F/run" "$F/log" || exit 70
+std::string Scripts::Launch(std::string_view vm, std::chrono::milliseconds settle) const {
+  const int64_t steps = (settle.count() + 199) / 200;
+  return Wrap("N=" + Q(vm) + "\nSTEPS=" + std::to_string(steps) + "\n" +
+              R"sh(mkdir -p "$F/run" "$F/log" || exit 70
 cd / || exit 70
 L="$F/log/$N.log"
 echo "--- $(date -u +%Y-%m-%dT%H:%M:%SZ) flotilla starts: tart run --no-graphics" >>"$L"
@@ -133,7 +135,9 @@ else
 fi
 p=$!
 echo "$p $(date +%s)" >"$F/run/$N.pid"
-echo "$p")sh");
+echo "$p"
+i=0
+while [ "$i" -lt "$STEPS" ] && kill -0 "$p" 2>/dev/null; do sleep 0.2; i=$((i + 1)); done)sh");
 }
 
 std::string Scripts::RequestShutdown(std::string_view vm, bool macos) const {

@@ -15,6 +15,7 @@
 // run/<temp>.create and run/<temp>.out (a create in progress: its process group, and what its
 // steps said). Tart itself ignores the folder (it reads vms/, cache/ and tmp/ only).
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -40,9 +41,10 @@ class Scripts {
   // Local VM names, cached images and the creates in progress (sections "names", "oci",
   // "create TEMP").
   std::string Inventory() const;
-  // Starts `tart run --no-graphics VM` detached (own session, output to its log) and records
-  // its pid; prints the pid.
-  std::string Launch(std::string_view vm) const;
+  // Starts `tart run --no-graphics VM` detached (own session, output to its log), records its
+  // pid and prints it; then waits on the host until the process has lived `settle` or has
+  // ended (a cheap local check every 200 ms, instead of a round trip per look).
+  std::string Launch(std::string_view vm, std::chrono::milliseconds settle) const;
   // Asks the guest to shut down: SIGUSR2 to `tart run` for a Linux guest (Tart >= 2.12's
   // requestStop), `shutdown -h now` through the guest agent for macOS (requestStop only shows
   // a dialog there). Exits 0 when the request was delivered.

@@ -85,8 +85,8 @@ TEST(TartRulesTest, PoolsNeedCredentials) {
   EXPECT_TRUE(Says(r,
                    "test.yaml:5:1: error: pool \"minis\" uses provider tart, which needs "
                    "spec.credentialsRef (the secret with the SSH private key, sshKey; optionally "
-                   "sshPassphrase, knownHosts, registryUsername and registryPassword, "
-                   "guestUsername and guestPassword) (/spec)"))
+                   "sshPassphrase, knownHosts and registryUsername with registryPassword) "
+                   "(/spec)"))
       << AllText(r);
 }
 
