@@ -9,7 +9,7 @@
 // (32), c).
 //
 // Usage: tart_converge_bench FLOTILLA_BIN [hosts=10] [vms_per_host=10] [clone_ms=2000]
-//          [boot_ms=1000]
+//          [boot_ms=1000] [apply_log]
 
 #include <algorithm>
 #include <chrono>
@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   const int vms = argc > 3 ? std::atoi(argv[3]) : 10;
   const int clone_ms = argc > 4 ? std::atoi(argv[4]) : 2000;
   const int boot_ms = argc > 5 ? std::atoi(argv[5]) : 1000;
+  const std::string apply_log = argc > 6 ? argv[6] : "";
   flotilla::testing::ScratchDir scratch;
   const fs::path dir = scratch.path();
   std::vector<std::unique_ptr<SimulatedMac>> macs;
@@ -92,6 +93,9 @@ int main(int argc, char** argv) {
       dir);
   const double wall =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!apply_log.empty()) {
+    std::ofstream(apply_log) << applied.err;
+  }
   if (applied.exit_code != 0) {
     std::fprintf(stderr, "apply failed (%d):\n%s\n%s\n", applied.exit_code, applied.out.c_str(),
                  applied.err.c_str());

@@ -15,20 +15,25 @@ struct StepFailure {
   std::string step;
   int status = 1;
   std::string line;
+  std::string text;
 };
 
+// The output's `@@failed STEP STATUS` line, with the failing step's output (after its
+// `@@step STEP` line): `line` its first line, `text` all of it.
 std::optional<StepFailure> FailedStep(std::string_view out) {
   std::optional<StepFailure> failure;
-  std::string last;
+  std::string text;
   std::stringstream lines{std::string(out)};
   for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("@@failed ")) {
+    if (line.starts_with("@@step ")) {
+      text.clear();
+    } else if (line.starts_with("@@failed ")) {
       std::stringstream words(line.substr(9));
-      StepFailure f{.line = last};
+      StepFailure f{.line = FirstLine(text), .text = text};
       words >> f.step >> f.status;
       failure = f;
-    } else if (!TrimAscii(line).empty()) {
-      last = std::string(TrimAscii(line));
+    } else {
+      text += line + "\n";
     }
   }
   return failure;
@@ -136,6 +141,18 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
         if (Status s = FollowCreate(host, request, temp, deadline); !s.ok()) {
           return s;
         }
+        // The earlier attempt's steps may have got as far as the rename.
+        Result<VmNow> made = Look(host, request.name, deadline);
+        if (!made.ok()) {
+          return made.status();
+        }
+        if (made->details) {
+          (void)Run(host, "create output", scripts_.CreateOutput(temp), deadline);
+          logger_->info("host {}: the earlier create of {} finished it", host.name, request.name);
+          return CreateResult{
+              .vm = ToVmInfo(request.name, *made->details, made->job, made->ip, made->now),
+              .adopted = false};
+        }
       }
       Result<VmNow> now = Look(host, temp, deadline);
       if (!now.ok()) {
@@ -179,10 +196,10 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
     if (request.on_status) {
       request.on_status(pull || !cached ? "pulling " + image->name : "cloning " + image->name);
     }
-    Result<RemoteResult> made =
-        Run(host, "create",
-            scripts_.Create(image->name, temp, pull, cpu, memory_mib, disk_gb, RegistryEnv()),
-            deadline, request.cancelled);
+    Result<RemoteResult> made = Run(host, "create",
+                                    scripts_.Create(image->name, temp, request.name, pull, cpu,
+                                                    memory_mib, disk_gb, RegistryEnv()),
+                                    deadline, request.cancelled);
     if (!made.ok()) {
       if (made.status().IsCancelled() || made.status().code() == Status::Code::kDeadlineExceeded) {
         // The host's steps would go on without us: interrupted (tart clone removes its
@@ -194,16 +211,34 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
       return made.status();
     }
     if (std::optional<StepFailure> failed = FailedStep(made->out)) {
-      if (failed->step == "set") {
+      if (failed->step == "set" || failed->step == "rename") {
         (void)Delete(host, temp, deadline);
       }
+      if (failed->step == "rename" &&
+          Classify(failed->status, failed->text) == Failure::kTargetExists) {
+        // Someone created the final name meanwhile: theirs stays, ours went.
+        return Status::Conflict("host " + host.name + ": VM " + request.name +
+                                " appeared while it was being created");
+      }
       return TartError(host, "creating " + request.name + " (tart " + failed->step + ")",
-                       RemoteResult{.exit_code = failed->status, .err = failed->line});
+                       RemoteResult{.exit_code = failed->status, .err = failed->text});
     }
-    if (made->out.find("@@done") == std::string::npos) {
+    const size_t done = made->out.find("@@done\n");
+    if (done == std::string::npos) {
       return Status::Unavailable("host " + host.name + ": the create of " + request.name +
                                  " ended early; it is resumed on the next attempt");
     }
+    // The script renamed the VM and described it, after its steps' output.
+    Result<HostReport> report = ParseHostReport(std::string_view(made->out).substr(done + 7));
+    const auto details = report.ok() ? report->details.find(request.name)
+                                     : std::map<std::string, VmDetails>::const_iterator();
+    if (report.ok() && details != report->details.end()) {
+      logger_->info("host {}: created VM {} from {}", host.name, request.name, image->name);
+      std::optional<HostReport::Job> job;
+      return CreateResult{.vm = ToVmInfo(request.name, details->second, job, "", report->now),
+                          .adopted = false};
+    }
+    return describe(request.name, false);
   } else {
     logger_->info("host {}: finishing the create of {} from {}", host.name, request.name, temp);
     Result<RemoteResult> set =

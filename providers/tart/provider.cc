@@ -337,15 +337,18 @@ Result<TartProvider::VmNow> TartProvider::Look(const HostRef& host, std::string_
   if (!report.ok()) {
     return report.status().WithContext("host " + host.name);
   }
-  VmNow now{.now = report->now};
-  const std::string name(vm);
-  if (auto d = report->details.find(name); d != report->details.end()) {
+  return NowFrom(*report, std::string(vm));
+}
+
+TartProvider::VmNow TartProvider::NowFrom(const HostReport& report, const std::string& name) {
+  VmNow now{.now = report.now};
+  if (auto d = report.details.find(name); d != report.details.end()) {
     now.details = d->second;
   }
-  if (auto j = report->jobs.find(name); j != report->jobs.end()) {
+  if (auto j = report.jobs.find(name); j != report.jobs.end()) {
     now.job = j->second;
   }
-  if (auto i = report->ips.find(name); i != report->ips.end()) {
+  if (auto i = report.ips.find(name); i != report.ips.end()) {
     now.ip = i->second;
   }
   return now;
@@ -430,6 +433,7 @@ Status TartProvider::Start(const HostRef& host, std::string_view vm, Deadline de
   // Set once a settle window has passed with the process alive (the host waited it out after
   // launching it), so the first look after that decides.
   bool settled = false;
+  std::optional<VmNow> launched_now;  // what the launch reported after its wait
   if (!ours_alive) {
     Result<RemoteResult> launched =
         Run(host, "tart run", scripts_.Launch(vm, config_.tuning.settle), deadline);
@@ -439,20 +443,26 @@ Status TartProvider::Start(const HostRef& host, std::string_view vm, Deadline de
     if (launched->exit_code != 0) {
       return TartError(host, "starting " + name, *launched);
     }
-    logger_->info("host {}: started tart run for {} (pid {})", host.name, name,
-                  FirstLine(launched->out));
+    logger_->info("host {}: started tart run for {}", host.name, name);
     settled = true;
+    if (Result<HostReport> report = ParseHostReport(launched->out); report.ok()) {
+      launched_now = NowFrom(*report, name);
+    }
   }
   // Settles: the process must live past the window with the VM running (the limit is checked
   // after the lock is taken).
   for (bool first = true;; first = false) {
-    if (!(first && settled) && !SleepWithin(config_.tuning.poll, deadline)) {
-      return Status::DeadlineExceeded("host " + host.name + ": VM " + name +
-                                      " did not settle as running in time");
-    }
-    now = Look(host, vm, deadline);
-    if (!now.ok()) {
-      return now.status();
+    if (first && launched_now) {
+      now = std::move(*launched_now);
+    } else {
+      if (!(first && settled) && !SleepWithin(config_.tuning.poll, deadline)) {
+        return Status::DeadlineExceeded("host " + host.name + ": VM " + name +
+                                        " did not settle as running in time");
+      }
+      now = Look(host, vm, deadline);
+      if (!now.ok()) {
+        return now.status();
+      }
     }
     if (!now->details) {
       return Status::NotFound("host " + host.name + ": VM " + name + " vanished while starting");

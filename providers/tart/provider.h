@@ -85,6 +85,7 @@ class TartProvider final : public Provider {
     int64_t now = 0;
   };
   Result<VmNow> Look(const HostRef& host, std::string_view vm, Deadline deadline);
+  static VmNow NowFrom(const HostReport& report, const std::string& name);
   VmInfo ToVmInfo(const std::string& name, const VmDetails& details,
                   const std::optional<HostReport::Job>& job, const std::string& ip,
                   int64_t now) const;

@@ -123,7 +123,7 @@ echo @@end)sh");
 
 std::string Scripts::Launch(std::string_view vm, std::chrono::milliseconds settle) const {
   const int64_t steps = (settle.count() + 199) / 200;
-  return Wrap("N=" + Q(vm) + "\nSTEPS=" + std::to_string(steps) + "\n" +
+  return Wrap(std::string(kDescribeVm) + "N=" + Q(vm) + "\nSTEPS=" + std::to_string(steps) + "\n" +
               R"sh(mkdir -p "$F/run" "$F/log" || exit 70
 cd / || exit 70
 L="$F/log/$N.log"
@@ -135,9 +135,12 @@ else
 fi
 p=$!
 echo "$p $(date +%s)" >"$F/run/$N.pid"
-echo "$p"
+echo "@@pid"; echo "$p"; echo "@@rc 0"
 i=0
-while [ "$i" -lt "$STEPS" ] && kill -0 "$p" 2>/dev/null; do sleep 0.2; i=$((i + 1)); done)sh");
+while [ "$i" -lt "$STEPS" ] && kill -0 "$p" 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
+describe "$N"; job "$N"
+echo "@@now $(date +%s)"; echo "@@rc 0"
+echo @@end)sh");
 }
 
 std::string Scripts::RequestShutdown(std::string_view vm, bool macos) const {
@@ -193,7 +196,8 @@ std::string Exports(const std::map<std::string, std::string>& values) {
 
 }  // namespace
 
-std::string Scripts::Create(std::string_view image, std::string_view temp, bool pull, uint32_t cpu,
+std::string Scripts::Create(std::string_view image, std::string_view temp,
+                            std::string_view final_name, bool pull, uint32_t cpu,
                             uint64_t memory_mib, std::optional<uint64_t> disk_gb,
                             const std::map<std::string, std::string>& registry) const {
   std::string set_flags =
@@ -201,12 +205,15 @@ std::string Scripts::Create(std::string_view image, std::string_view temp, bool 
   if (disk_gb) {
     set_flags += " --disk-size " + std::to_string(*disk_gb);
   }
-  std::string body = "TEMP=" + Q(temp) + "; IMG=" + Q(image) + "\n" + Exports(registry);
+  std::string body(kDescribeVm);
+  body += "TEMP=" + Q(temp) + "; IMG=" + Q(image) + "; FINAL=" + Q(final_name) + "\n" +
+          Exports(registry);
   body += R"sh(mkdir -p "$F/run" || exit 70
 O="$F/run/$TEMP.out"; : >"$O"
 echo "$$ $(date +%s)" >"$F/run/$TEMP.create"
 step() {
   s=$1; shift
+  echo "@@step $s" >>"$O"
   "$@" >>"$O" 2>&1; r=$?
   if [ "$r" != 0 ]; then
     echo "@@failed $s $r" >>"$O"; rm -f "$F/run/$TEMP.create"; cat "$O"; rm -f "$O"; exit "$r"
@@ -218,7 +225,11 @@ step() {
   }
   body += "step clone \"$T\" clone \"$IMG\" \"$TEMP\"\n";
   body += "step set \"$T\" set \"$TEMP\"" + set_flags + " --random-mac\n";
-  body += R"sh(echo @@done >>"$O"; rm -f "$F/run/$TEMP.create"; cat "$O"; rm -f "$O")sh";
+  body += "step rename \"$T\" rename \"$TEMP\" \"$FINAL\"\n";
+  body += R"sh(echo @@done >>"$O"; rm -f "$F/run/$TEMP.create"; cat "$O"; rm -f "$O"
+describe "$FINAL"; job "$FINAL"
+echo "@@now $(date +%s)"; echo "@@rc 0"
+echo @@end)sh";
   return Wrap(body);
 }
 

@@ -42,8 +42,9 @@ class Scripts {
   // "create TEMP").
   std::string Inventory() const;
   // Starts `tart run --no-graphics VM` detached (own session, output to its log), records its
-  // pid and prints it; then waits on the host until the process has lived `settle` or has
-  // ended (a cheap local check every 200 ms, instead of a round trip per look).
+  // pid and prints it (section "pid"); then waits on the host until the process has lived
+  // `settle` or has ended (a cheap local check every 200 ms, instead of a round trip per look),
+  // and reports the VM as Status does.
   std::string Launch(std::string_view vm, std::chrono::milliseconds settle) const;
   // Asks the guest to shut down: SIGUSR2 to `tart run` for a Linux guest (Tart >= 2.12's
   // requestStop), `shutdown -h now` through the guest agent for macOS (requestStop only shows
@@ -57,10 +58,12 @@ class Scripts {
   std::string Set(std::string_view vm, uint32_t cpu, uint64_t memory_mib,
                   std::optional<uint64_t> disk_gb, bool random_mac) const;
   // The create's steps, detached from the connection's fate (their output goes to
-  // run/<temp>.out, printed at the end): optionally `tart pull`, `tart clone IMAGE TEMP`,
-  // `tart set`. `registry` holds TART_REGISTRY_* values to export (on stdin only).
-  std::string Create(std::string_view image, std::string_view temp, bool pull, uint32_t cpu,
-                     uint64_t memory_mib, std::optional<uint64_t> disk_gb,
+  // run/<temp>.out, printed at the end, with "@@failed STEP STATUS" when one fails):
+  // optionally `tart pull`, `tart clone IMAGE TEMP`, `tart set`, `tart rename TEMP FINAL`; then
+  // FINAL reported as Status does. `registry` holds TART_REGISTRY_* values to export (on stdin
+  // only).
+  std::string Create(std::string_view image, std::string_view temp, std::string_view final_name,
+                     bool pull, uint32_t cpu, uint64_t memory_mib, std::optional<uint64_t> disk_gb,
                      const std::map<std::string, std::string>& registry) const;
   // Prints "alive" while the create of `temp` still runs.
   std::string CreateAlive(std::string_view temp) const;

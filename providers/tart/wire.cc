@@ -308,6 +308,7 @@ Result<HostReport> ParseHostReport(std::string_view out) {
       ended = true;
     } else if (line.starts_with("@@") && section.empty()) {
       section = line.substr(2);
+      body.clear();  // what came between sections (a tool's progress lines) is no section's
     } else {
       body += line;
       body += '\n';
