@@ -199,6 +199,10 @@ Status TartProvider::TartError(const HostRef& host, std::string_view what,
       return Status::NotFound(message);
     case Failure::kNoAgent:
       return Status::Unavailable(message);  // also while the guest still boots
+    case Failure::kTornRead:
+      return Status::Unavailable(message +
+                                 " (a VM's config.json was being rewritten by another "
+                                 "tart command; another try reads it whole)");
     case Failure::kTargetExists:
       return Status::Conflict(message);
     case Failure::kUsage:

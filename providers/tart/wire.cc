@@ -173,6 +173,9 @@ Failure Classify(int exit_code, std::string_view err) {
   if (Contains(err, "control socket") || Contains(err, "Guest Agent")) {
     return Failure::kNoAgent;
   }
+  if (Contains(err, "dataCorrupted") && Contains(err, "not valid JSON")) {
+    return Failure::kTornRead;
+  }
   if (Contains(err, "no IP address found")) {
     return Failure::kNoIp;
   }

@@ -53,7 +53,10 @@ enum class Failure {
   kNoAgent,         // exit 1: the control socket cannot be reached (no guest agent)
   kTargetExists,    // exit 64: rename onto an existing VM
   kNoIp,            // exit 1: no IP address found
-  kUsage,           // exit 64, other
+  // exit 1: a VM's config.json was read while another tart command rewrote it (Tart writes it
+  // in place, not atomically): another try reads it whole
+  kTornRead,
+  kUsage,  // exit 64, other
 };
 Failure Classify(int exit_code, std::string_view err);
 

@@ -105,6 +105,11 @@ TEST(TartWireTest, ExitCodesAndTextsAreClassified) {
                      "Error Domain=VZErrorDomain Code=1 \"The virtual machine failed to "
                      "start.\""),
             Failure::kOther);
+  EXPECT_EQ(Classify(1,
+                     "Error: dataCorrupted(Swift.DecodingError.Context(codingPath: [], "
+                     "debugDescription: \"The given data was not valid JSON.\", "
+                     "underlyingError: nil))"),
+            Failure::kTornRead);
 }
 
 TEST(TartWireTest, HostReportSectionsAreRead) {
