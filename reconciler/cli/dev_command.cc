@@ -7,7 +7,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -483,7 +482,17 @@ std::string Banner(const DevFolder& folder, const Simulators& sims, const DevMac
       banner << "  Hosts        " << line << "\n";
     }
   }
+  // A folder seeded with Macs keeps its Tart pool: the Macs that do not run are its offline
+  // hosts. Otherwise the Tart pool was left out of the fleet.
+  const bool seeded_with_macs = folder.reuse && !folder.state.mac_ports.empty();
+  if (!macs.why_not.empty() && seeded_with_macs) {
+    banner << "  Not running  the simulated Macs, so the Tart pool's hosts are offline ("
+           << macs.why_not << ")\n";
+  }
   for (const auto& [provider, what] : left_out) {
+    if (provider == kMacProvider && seeded_with_macs) {
+      continue;
+    }
     const std::string why = provider == kMacProvider && !macs.why_not.empty()
                                 ? "no simulated Macs: " + macs.why_not
                                 : "flotilla dev simulates " + std::string(kSimulatedProvider) +

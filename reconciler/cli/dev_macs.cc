@@ -17,7 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr std::string_view kInstallSshd = "apt install openssh-server";
 // What flotilla-tartsim plays, by the name it is called by.
 constexpr std::string_view kTools[] = {"tart", "sysctl", "sw_vers", "df"};
 
@@ -160,8 +159,7 @@ Result<MacTools> FindMacTools(MacTools wanted, const std::string& self_dir,
        {std::pair{&wanted.sshd, "openssh-server"}, std::pair{&wanted.ssh_keygen, "openssh-client"},
         std::pair{&wanted.ssh, "openssh-client"}}) {
     if (!IsExecutable(*program)) {
-      return Status::FailedPrecondition("there is no " + *program + " (apt install " + package +
-                                        ")");
+      return Status::FailedPrecondition("there is no " + *program + "; apt install " + package);
     }
   }
   Result<std::string> tartsim = FindCompanion(
@@ -172,7 +170,13 @@ Result<MacTools> FindMacTools(MacTools wanted, const std::string& self_dir,
   wanted.tartsim = std::move(*tartsim);
   if (root) {
     std::error_code ec;
-    fs::create_directories(wanted.privsep_dir, ec);
+    if (fs::create_directories(wanted.privsep_dir, ec)) {
+      // As the package makes it: sshd's unprivileged child chroots into it.
+      fs::permissions(wanted.privsep_dir,
+                      fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                          fs::perms::others_read | fs::perms::others_exec,
+                      fs::perm_options::replace, ec);
+    }
     if (!fs::is_directory(wanted.privsep_dir, ec)) {
       return Status::FailedPrecondition(
           "sshd needs " + wanted.privsep_dir +

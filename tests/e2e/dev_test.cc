@@ -360,14 +360,10 @@ TEST(DevTest, NamesWhereItLookedForAMissingSimulator) {
   EXPECT_FALSE(fs::exists(data)) << "a failed first start left " << data;
 }
 
-// Without flotilla-tartsim (as without sshd), `flotilla dev` runs the Parallels pools alone and
-// the banner says why the Tart pool is left out.
-TEST(DevTest, LeavesOutTheTartPoolWithoutItsSimulator) {
-  ScratchDir scratch;
-  const fs::path bin = scratch.path() / "bin";
-  const fs::path empty = scratch.path() / "empty";
+// A bin folder with flotilla and flotilla-hostsim but no flotilla-tartsim.
+fs::path BinWithoutTartSim(const fs::path& scratch) {
+  fs::path bin = scratch / "bin";
   fs::create_directories(bin);
-  fs::create_directories(empty);
   for (const char* program : {"flotilla", "flotilla-hostsim"}) {
     const fs::path built = fs::path(FLOTILLA_BIN).parent_path() / program;
     std::error_code ec;
@@ -376,21 +372,63 @@ TEST(DevTest, LeavesOutTheTartPoolWithoutItsSimulator) {
       fs::copy_file(built, bin / program);
     }
   }
-  Dev dev(scratch.path(), (bin / "flotilla").string(), "PATH=" + empty.string());
+  return bin;
+}
+
+// Without flotilla-tartsim (as without sshd), `flotilla dev` runs the Parallels pools alone and
+// the banner says why the Tart pool is left out; a later start with it keeps the folder as it
+// was made, and says how to start over.
+TEST(DevTest, LeavesOutTheTartPoolWithoutItsSimulator) {
+  ScratchDir scratch;
+  const fs::path bin = BinWithoutTartSim(scratch.path());
+  const std::string no_path = "PATH=" + (scratch.path() / "empty").string();
+  const fs::path data = scratch.path() / ".flotilla-dev";
+  {
+    Dev dev(scratch.path(), (bin / "flotilla").string(), no_path);
+    ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
+    const std::string banner = dev.out();
+    EXPECT_EQ(BannerLines(banner, "Left out", "pool tart-minis, VM set xcode-runners"), 1u)
+        << banner;
+    EXPECT_EQ(BannerLines(banner, "Left out", "cannot find flotilla-tartsim"), 1u) << banner;
+    EXPECT_EQ(BannerLines(banner, "Hosts", "simulated Macs"), 0u) << banner;
+    EXPECT_TRUE(ChildrenRunning(dev.pid(), "sshd").empty());
+    EXPECT_FALSE(fs::exists(data / "macs"));
+    // The Parallels pools converge; the Tart pool is not in the repository.
+    ASSERT_TRUE(
+        WaitUntil([&] { return dev.ManagedVms() == kExampleVms - kTartVms && dev.InSync(); },
+                  std::chrono::seconds(90)))
+        << dev.ManagedVms() << " VMs\n"
+        << dev.err();
+    EXPECT_FALSE(fs::exists(data / "fleet" / "pools" / "tart-minis.yaml"));
+    EXPECT_EQ(dev.Terminate(), 0) << dev.err();
+  }
+  {
+    Dev dev(scratch.path());
+    ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
+    EXPECT_EQ(BannerLines(dev.out(), "Left out", "--reset"), 1u) << dev.out();
+    EXPECT_TRUE(ChildrenRunning(dev.pid(), "sshd").empty());
+    EXPECT_EQ(dev.Terminate(), 0) << dev.err();
+  }
+}
+
+// A folder seeded with simulated Macs keeps its Tart pool when they cannot run: the banner says
+// why its hosts are offline.
+TEST(DevTest, SaysWhyTheSimulatedMacsOfAReusedFolderDoNotRun) {
+  ScratchDir scratch;
+  {
+    Dev dev(scratch.path());
+    ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
+    EXPECT_EQ(ChildrenRunning(dev.pid(), "sshd").size(), 3u);
+    EXPECT_EQ(dev.Terminate(), 0) << dev.err();
+  }
+  const fs::path bin = BinWithoutTartSim(scratch.path());
+  Dev dev(scratch.path(), (bin / "flotilla").string(),
+          "PATH=" + (scratch.path() / "empty").string());
   ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
   const std::string banner = dev.out();
-  EXPECT_EQ(BannerLines(banner, "Left out", "pool tart-minis, VM set xcode-runners"), 1u) << banner;
-  EXPECT_EQ(BannerLines(banner, "Left out", "cannot find flotilla-tartsim"), 1u) << banner;
-  EXPECT_EQ(BannerLines(banner, "Hosts", "simulated Macs"), 0u) << banner;
+  EXPECT_EQ(BannerLines(banner, "Not running", "cannot find flotilla-tartsim"), 1u) << banner;
+  EXPECT_EQ(BannerLines(banner, "Left out", ""), 0u) << banner;
   EXPECT_TRUE(ChildrenRunning(dev.pid(), "sshd").empty());
-  EXPECT_FALSE(fs::exists(scratch.path() / ".flotilla-dev" / "macs"));
-  // The Parallels pools converge; the Tart pool is not in the repository.
-  ASSERT_TRUE(WaitUntil([&] { return dev.ManagedVms() == kExampleVms - kTartVms && dev.InSync(); },
-                        std::chrono::seconds(90)))
-      << dev.ManagedVms() << " VMs\n"
-      << dev.err();
-  EXPECT_FALSE(
-      fs::exists(scratch.path() / ".flotilla-dev" / "fleet" / "pools" / "tart-minis.yaml"));
   EXPECT_EQ(dev.Terminate(), 0) << dev.err();
 }
 

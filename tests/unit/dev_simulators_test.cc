@@ -439,11 +439,17 @@ TEST(DevSimulatorsTest, SaysWhatTheSimulatedMacsLack) {
                   .ssh_keygen = (scratch.path() / "bin" / "ssh-keygen").string(),
                   .ssh = (scratch.path() / "bin" / "ssh").string(),
                   .privsep_dir = (scratch.path() / "run" / "sshd").string()};
+  // With no umask, only FindMacTools' own modes keep the folder from being writable by all.
+  const mode_t umask_before = umask(0);
   Result<MacTools> found = FindMacTools(wanted, self.string(), "", /*root=*/true);
+  umask(umask_before);
   ASSERT_TRUE(found.ok()) << found.status().ToString();
   EXPECT_EQ(found->tartsim, (self / "flotilla-tartsim").string());
   EXPECT_FALSE(found->user.empty());
   EXPECT_TRUE(fs::is_directory(wanted.privsep_dir));
+  EXPECT_EQ(fs::status(wanted.privsep_dir).permissions(),
+            fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                fs::perms::others_read | fs::perms::others_exec);
 
   MacTools no_sshd = wanted;
   no_sshd.sshd = (scratch.path() / "none" / "sshd").string();
