@@ -15,7 +15,8 @@ packages=(
   # The pull-request review example (examples/ci/, ci_example_test) reads plan JSON with jq;
   # its script is checked with shellcheck
   jq shellcheck
-  # Git source tests: real git daemon, smart HTTP (git http-backend under Python), sshd
+  # Git source tests: real git daemon, smart HTTP (git http-backend under Python), sshd (also
+  # the simulated Macs of `flotilla dev`, scripts/dev.sh)
   git openssh-server openssh-client python3
   # Tart provider tests: the simulated Mac's sshd (above), pkill to cut its connections, perl to
   # start `tart run` in its own session as on a Mac

@@ -1,11 +1,12 @@
 #include "reconciler/cli/dev_command.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -16,6 +17,9 @@
 #include <nlohmann/json.hpp>
 
 #include "reconciler/cli/converge_command.h"
+#include "reconciler/cli/dev_files.h"
+#include "reconciler/cli/dev_fleet.h"
+#include "reconciler/cli/dev_macs.h"
 #include "reconciler/cli/dev_simulators.h"
 #include "reconciler/cli/embedded_examples.h"
 #include "reconciler/manifest/diagnostics.h"
@@ -46,39 +50,17 @@ std::string RandomHex(size_t bytes) {
   return out;
 }
 
-Status WriteFile(const fs::path& path, const std::string& text, bool secret = false) {
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) {
-      return Status::Unavailable("cannot write " + path.string());
-    }
-  }
-  if (secret) {
-    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace,
-                    ec);
-  }
-  return Status::Ok();
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// What the data folder remembers between starts: where each pool's simulated hosts listen (the
-// repository's addresses point there) and the credentials they accept.
+// What the data folder remembers between starts: where each pool's simulated hosts and each
+// simulated Mac listen (the repository's addresses point there) and the credentials they
+// accept.
 struct DevState {
-  std::map<std::string, int> ports;  // by pool
+  std::map<std::string, int> ports;      // flotilla-hostsim's, by pool
+  std::map<std::string, int> mac_ports;  // sshd's, by host; empty: the folder has no Macs
   std::string api_secret;
 };
 
 Result<DevState> LoadState(const fs::path& file) {
-  const json doc = json::parse(ReadFile(file), nullptr, false);
+  const json doc = json::parse(ReadDevFile(file), nullptr, false);
   if (!doc.is_object() || !doc.contains("ports") || !doc["ports"].is_object() ||
       !doc.contains("apiSecret") || !doc["apiSecret"].is_string()) {
     return Status::FailedPrecondition(file.string() +
@@ -88,6 +70,13 @@ Result<DevState> LoadState(const fs::path& file) {
   for (const auto& [pool, port] : doc["ports"].items()) {
     if (port.is_number_integer()) {
       state.ports[pool] = port.get<int>();
+    }
+  }
+  if (doc.contains("macs") && doc["macs"].is_object()) {
+    for (const auto& [host, port] : doc["macs"].items()) {
+      if (port.is_number_integer()) {
+        state.mac_ports[host] = port.get<int>();
+      }
     }
   }
   state.api_secret = doc["apiSecret"].get<std::string>();
@@ -114,46 +103,6 @@ Result<Desired> LoadExamples(const std::map<std::string, std::string>& files,
     return Status::Internal("the example fleet compiled into this binary is invalid");
   }
   return loaded.desired;
-}
-
-// A pool manifest with every host's address pointing at its simulated host and the TLS block
-// dropped (the simulated hosts speak plain HTTP on loopback). Comments stay.
-std::string RewritePool(const std::string& text, const std::map<std::string, std::string>& to) {
-  std::istringstream in(text);
-  std::ostringstream out;
-  out << "# Seeded by 'flotilla dev' from examples/fleet: each host's address points at a\n"
-         "# simulated host on this machine.\n";
-  std::string host;
-  size_t skip_deeper_than = std::string::npos;  // inside the dropped tls: block
-  for (std::string line; std::getline(in, line);) {
-    const size_t indent = line.find_first_not_of(' ');
-    const std::string_view body =
-        indent == std::string::npos ? std::string_view() : std::string_view(line).substr(indent);
-    if (skip_deeper_than != std::string::npos) {
-      if (body.empty() || indent > skip_deeper_than) {
-        continue;
-      }
-      skip_deeper_than = std::string::npos;
-    }
-    if (body.starts_with("tls:")) {
-      skip_deeper_than = indent;
-      continue;
-    }
-    for (std::string_view key : {"- name:", "name:"}) {
-      if (body.starts_with(key)) {
-        host = std::string(TrimAscii(body.substr(key.size())));
-      }
-    }
-    if (body.starts_with("address:")) {
-      auto it = to.find(host);
-      if (it != to.end()) {
-        out << line.substr(0, indent) << "address: " << it->second << "\n";
-        continue;
-      }
-    }
-    out << line << "\n";
-  }
-  return out.str();
 }
 
 std::string Display(const fs::path& path) {
@@ -277,9 +226,10 @@ void DiscardNewFolder(const DevFolder& folder) {
   }
 }
 
-// The running simulators, one per pool, and what the repository and the banner say of them.
+// The running simulators, one per Parallels pool, and what the repository and the banner say
+// of them.
 struct Simulators {
-  std::vector<std::unique_ptr<SimulatorProcess>> processes;
+  std::vector<std::unique_ptr<ChildProcess>> processes;
   std::map<std::string, std::string> addresses;  // host -> its simulated address
   std::vector<std::string> lines;                // for the banner
 };
@@ -314,8 +264,9 @@ SimulatorSpec SpecFor(const HostPool& pool, const DevOptions& options, const Dev
       .log_file = (hosts / (pool.meta.name + ".log")).string()};
 }
 
-// Starts one flotilla-hostsim per pool (its hosts share an architecture and a size), on the
-// ports of the previous start when there was one; records the ports in folder.state.
+// Starts one flotilla-hostsim per Parallels pool of `fleet` (its hosts share an architecture and
+// a size), on the ports of the previous start when there was one; records the ports in
+// folder.state.
 Result<Simulators> StartSimulators(const Desired& fleet, const DevOptions& options,
                                    DevFolder& folder) {
   Result<std::string> binary = FindHostSim(SelfDir(), PathVariable());
@@ -323,15 +274,19 @@ Result<Simulators> StartSimulators(const Desired& fleet, const DevOptions& optio
     return binary.status();
   }
   const fs::path api_key_file = folder.dir / "hosts" / "api-keys";
-  if (Status s = WriteFile(api_key_file,
-                           std::string(kApiKeyName) + ":" + folder.state.api_secret + "\n", true);
+  if (Status s = WriteDevFile(
+          api_key_file, std::string(kApiKeyName) + ":" + folder.state.api_secret + "\n", true);
       !s.ok()) {
     return s;
   }
   Simulators sims;
   for (const HostPool& pool : fleet.pools) {
+    if (pool.provider != kSimulatedProvider) {
+      continue;
+    }
     const SimulatorSpec spec = SpecFor(pool, options, folder, api_key_file);
-    Result<std::unique_ptr<SimulatorProcess>> started = SimulatorProcess::Start(*binary, spec);
+    Result<std::unique_ptr<ChildProcess>> started =
+        ChildProcess::Start(SimulatorChild(*binary, spec));
     if (!started.ok()) {
       if (started.status().code() == Status::Code::kInvalidArgument) {
         return started.status();  // a flag `flotilla dev` passed on (--latency)
@@ -341,27 +296,62 @@ Result<Simulators> StartSimulators(const Desired& fleet, const DevOptions& optio
           std::to_string(spec.port) + ": " + started.status().message() +
           (folder.reuse ? " (another 'flotilla dev' on this folder? --reset starts over)" : ""));
     }
-    const SimulatorProcess& sim = **started;
-    folder.state.ports[pool.meta.name] = sim.port();
+    const int port = static_cast<int>((*started)->ready_value());
+    folder.state.ports[pool.meta.name] = port;
     for (size_t i = 0; i < pool.hosts.size(); ++i) {
       std::string number = std::to_string(i);
       number.insert(0, number.size() < 3 ? 3 - number.size() : 0, '0');
-      sims.addresses[pool.hosts[i].name] = sim.base_url() + "/h/sim-" + number + "/api";
+      sims.addresses[pool.hosts[i].name] = SimulatorUrl(port) + "/h/sim-" + number + "/api";
     }
     sims.lines.push_back(pool.meta.name + ": " + std::to_string(pool.hosts.size()) + " " +
-                         spec.arch + " hosts on " + sim.base_url());
+                         spec.arch + " hosts on " + SimulatorUrl(port));
     sims.processes.push_back(std::move(*started));
   }
   return sims;
 }
 
+// How the pool manifests of `file` (a path of examples/fleet) change: the hosts point at their
+// simulators, a Parallels pool loses its TLS block (the simulators speak plain HTTP) and a Tart
+// pool gets the simulated Macs' tart.path and known_hosts.
+PoolRewrite RewriteFor(const std::string& file, const Desired& fleet, const Simulators& sims,
+                       const SimulatedMacs& macs) {
+  PoolRewrite rewrite;
+  for (const HostPool& pool : fleet.pools) {
+    if (pool.meta.origin.file != std::string(kExamplesFolder) + file) {
+      continue;
+    }
+    const bool tart = pool.provider == kMacProvider;
+    for (const HostSpec& host : pool.hosts) {
+      const auto& addresses = tart ? macs.addresses : sims.addresses;
+      if (auto address = addresses.find(host.name); address != addresses.end()) {
+        rewrite.addresses[host.name] = address->second;
+      }
+    }
+    if (tart) {
+      rewrite.settings.insert(macs.settings.begin(), macs.settings.end());
+    } else {
+      rewrite.dropped.insert("tls");
+    }
+  }
+  return rewrite;
+}
+
 // A new folder's repository, seeded from the examples with the pools pointing at the
 // simulators, and the secrets the fleet and the API need.
 Status SeedFolder(const DevFolder& folder, const std::map<std::string, std::string>& examples,
-                  const Desired& fleet, const std::map<std::string, std::string>& addresses) {
+                  const Desired& fleet, const Simulators& sims, const SimulatedMacs& macs) {
   std::map<std::string, std::string> files;
   for (const auto& [name, text] : examples) {
-    files[name] = name.starts_with("pools/") ? RewritePool(text, addresses) : text;
+    if (!name.starts_with("pools/")) {
+      files[name] = text;
+      continue;
+    }
+    Result<std::string> rewritten = RewritePool(text, RewriteFor(name, fleet, sims, macs));
+    if (!rewritten.ok()) {
+      return Status::Internal(std::string(kExamplesFolder) + name + ": " +
+                              rewritten.status().message());
+    }
+    files[name] = std::move(*rewritten);
   }
   const source::GitLibrary git;
   if (Status s = source::SeedRepository(folder.repo.string(), "main", files,
@@ -369,36 +359,31 @@ Status SeedFolder(const DevFolder& folder, const std::map<std::string, std::stri
       !s.ok()) {
     return s;
   }
-  std::set<std::string> credentials;
-  std::set<std::string> catalogs;
+  // Each credentialsRef's file: a Parallels pool's API key, a Tart pool's SSH key.
+  std::map<fs::path, std::string> secrets;
+  const fs::path dir = folder.dir / "secrets";
   for (const HostPool& pool : fleet.pools) {
-    credentials.insert(pool.credentials_ref);
-    // The example pools are parallels pools (flotilla dev simulates Parallels hosts).
-    catalogs.insert(pool.settings.value("catalog", json::object()).value("connectionRef", ""));
-  }
-  const fs::path secrets = folder.dir / "secrets";
-  for (const std::string& ref : credentials) {
-    if (!ref.empty()) {
-      if (Status s = WriteFile(
-              secrets / ref / "apiKey",
-              EncodeBase64(std::string(kApiKeyName) + ":" + folder.state.api_secret) + "\n", true);
-          !s.ok()) {
-        return s;
-      }
+    if (pool.credentials_ref.empty()) {
+      continue;
     }
-  }
-  for (const std::string& ref : catalogs) {
-    if (!ref.empty()) {
+    if (pool.provider == kMacProvider) {
+      secrets[dir / pool.credentials_ref / "sshKey"] = ReadDevFile(macs.user_key);
+      continue;
+    }
+    secrets[dir / pool.credentials_ref / "apiKey"] =
+        EncodeBase64(std::string(kApiKeyName) + ":" + folder.state.api_secret) + "\n";
+    const std::string catalog =
+        pool.settings.value("catalog", json::object()).value("connectionRef", "");
+    if (!catalog.empty()) {
       // The simulated hosts have every catalog image; the connection is never dialled.
-      if (Status s =
-              WriteFile(secrets / ref / "connection", "host=dev:dev@catalog.invalid:443\n", true);
-          !s.ok()) {
-        return s;
-      }
+      secrets[dir / catalog / "connection"] = "host=dev:dev@catalog.invalid:443\n";
     }
   }
   for (const auto& [file, bytes] : {std::pair{"api-token", 24}, {"webhook-secret", 24}}) {
-    if (Status s = WriteFile(folder.dir / file, RandomHex(bytes) + "\n", true); !s.ok()) {
+    secrets[folder.dir / file] = RandomHex(bytes) + "\n";
+  }
+  for (const auto& [file, text] : secrets) {
+    if (Status s = WriteDevFile(file, text, /*secret=*/true); !s.ok()) {
       return s;
     }
   }
@@ -408,8 +393,10 @@ Status SeedFolder(const DevFolder& folder, const std::map<std::string, std::stri
 // dev.json (ports and credentials, for the next start) and flotilla.yaml (the loop's
 // configuration), written at every start.
 Status WriteConfiguration(const DevFolder& folder, const DevOptions& options) {
-  const json saved = {{"ports", folder.state.ports}, {"apiSecret", folder.state.api_secret}};
-  if (Status s = WriteFile(folder.state_file, saved.dump(2) + "\n", true); !s.ok()) {
+  const json saved = {{"ports", folder.state.ports},
+                      {"macs", folder.state.mac_ports},
+                      {"apiSecret", folder.state.api_secret}};
+  if (Status s = WriteDevFile(folder.state_file, saved.dump(2) + "\n", true); !s.ok()) {
     return s;
   }
   std::ostringstream yaml;
@@ -420,16 +407,67 @@ Status WriteConfiguration(const DevFolder& folder, const DevOptions& options) {
        << "api:\n"
        << "  listen: " << json(options.listen).dump() << "\n"
        << "  tokenFile: " << json((folder.dir / "api-token").string()).dump() << "\n"
-       << "  webhookSecretFile: " << json((folder.dir / "webhook-secret").string()).dump() << "\n"
-       << "reconcile: {resyncInterval: 5s, hostTimeout: 5s, shutdownTimeout: 15s}\n";
-  return WriteFile(folder.dir / "flotilla.yaml", yaml.str());
+       << "  webhookSecretFile: " << json((folder.dir / "webhook-secret").string()).dump()
+       << "\n"
+       // hostTimeout: a simulated Mac's first observation opens its SSH connection, which takes
+       // seconds on a busy machine.
+       << "reconcile: {resyncInterval: 5s, hostTimeout: 10s, shutdownTimeout: 15s}\n";
+  return WriteDevFile(folder.dir / "flotilla.yaml", yaml.str());
+}
+
+// The simulated Macs of the example fleet's Tart pools, or why there are none.
+struct DevMacs {
+  SimulatedMacs macs;
+  std::string why_not;  // empty when they run, or when the fleet has no Tart pool
+};
+
+// Starts the simulated Macs on the ports of the previous start when there was one, and records
+// their ports in folder.state. A first start that cannot run them goes on without them (the
+// Tart pools are left out of the fleet, and the banner says why); a start on a folder seeded
+// with them fails when they do not start, as for the simulated hosts: the repository points at
+// their ports.
+Result<DevMacs> StartDevMacs(const Desired& fleet, const DevOptions& options, DevFolder& folder) {
+  DevMacs out;
+  if (std::none_of(fleet.pools.begin(), fleet.pools.end(),
+                   [](const HostPool& pool) { return pool.provider == kMacProvider; })) {
+    return out;
+  }
+  if (folder.reuse && folder.state.mac_ports.empty()) {
+    out.why_not = "this folder was made without them; 'flotilla dev --reset' starts over";
+    return out;
+  }
+  Result<MacTools> tools = FindMacTools(MacTools{}, SelfDir(), PathVariable(), geteuid() == 0);
+  if (!tools.ok()) {
+    out.why_not = tools.status().message();
+    return out;
+  }
+  const fs::path dir = folder.dir / "macs";
+  Result<SimulatedMacs> started = StartMacs(fleet, *tools,
+                                            MacsOptions{.dir = dir.string(),
+                                                        .ports = folder.state.mac_ports,
+                                                        .latencies = options.latency != "none",
+                                                        .power_pid = getpid()});
+  if (!started.ok()) {
+    if (folder.reuse) {
+      return Status::Unavailable(started.status().message() +
+                                 " (another 'flotilla dev' on this folder? --reset starts over)");
+    }
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    out.why_not = started.status().message();
+    return out;
+  }
+  folder.state.mac_ports = started->ports;
+  out.macs = std::move(*started);
+  return out;
 }
 
 // What `flotilla dev` prints once the API listens at `url`.
-std::string Banner(const DevFolder& folder, const Simulators& sims,
-                   const std::vector<std::string>& left_out, const std::string& url) {
+std::string Banner(const DevFolder& folder, const Simulators& sims, const DevMacs& macs,
+                   const std::map<std::string, std::vector<std::string>>& left_out,
+                   const std::string& url) {
   const fs::path token_file = folder.dir / "api-token";
-  const std::string token(TrimAscii(ReadFile(token_file)));
+  const std::string token(TrimAscii(ReadDevFile(token_file)));
   const std::string shown_repo = Display(folder.repo);
   const std::string shown_token_file = Display(token_file);
   const std::string self = SelfCommand();
@@ -439,12 +477,27 @@ std::string Banner(const DevFolder& folder, const Simulators& sims,
          << "  API          " << url << "\n"
          << "  API token    " << token << "   (also in " << shown_token_file << ")\n"
          << "  Repository   " << shown_repo << "   (branch main, fetched every 5 s)\n";
-  for (const std::string& line : sims.lines) {
-    banner << "  Hosts        " << line << "\n";
+  for (const auto* lines : {&sims.lines, &macs.macs.lines}) {
+    for (const std::string& line : *lines) {
+      banner << "  Hosts        " << line << "\n";
+    }
   }
-  if (!left_out.empty()) {
-    banner << "  Left out     " << manifest::Join(left_out) << " (" << kHostSimBinary
-           << " simulates " << kSimulatedProvider << " hosts only)\n";
+  // A folder seeded with Macs keeps its Tart pool: the Macs that do not run are its offline
+  // hosts. Otherwise the Tart pool was left out of the fleet.
+  const bool seeded_with_macs = folder.reuse && !folder.state.mac_ports.empty();
+  if (!macs.why_not.empty() && seeded_with_macs) {
+    banner << "  Not running  the simulated Macs, so the Tart pool's hosts are offline ("
+           << macs.why_not << ")\n";
+  }
+  for (const auto& [provider, what] : left_out) {
+    if (provider == kMacProvider && seeded_with_macs) {
+      continue;
+    }
+    const std::string why = provider == kMacProvider && !macs.why_not.empty()
+                                ? "no simulated Macs: " + macs.why_not
+                                : "flotilla dev simulates " + std::string(kSimulatedProvider) +
+                                      " and " + std::string(kMacProvider) + " hosts only";
+    banner << "  Left out     " << manifest::Join(what) << " (" << why << ")\n";
   }
   banner << "\nThings to try, in another terminal:\n"
          << "  1. Change 'replicas: 4' in " << shown_repo << "/vmsets/linux-runners.yaml, then\n"
@@ -471,7 +524,7 @@ CLI::App* AddDevCommand(CLI::App& app, DevOptions& options) {
       ->capture_default_str();
   cmd->add_option("--latency", options.latency,
                   "Simulated host latencies (create, pull, start, stop, delete, exec, ...), or "
-                  "none")
+                  "none (also for the simulated Macs, whose latencies are fixed otherwise)")
       ->capture_default_str();
   cmd->add_flag("--reset", options.reset, "Delete --dir first: a new repository, store and hosts");
   return cmd;
@@ -483,26 +536,36 @@ int RunDev(const DevOptions& options, const Context& context) {
   if (!folder.ok()) {
     return Fail(context, folder.status());
   }
-  // The example fleet, but for the pools (and their sets) no simulator stands in for.
   const std::map<std::string, std::string> all_examples = ExampleFiles();
   Result<Desired> all = LoadExamples(all_examples, context.loader);
   if (!all.ok()) {
     return Fail(context, all.status());
   }
-  const SimulatedFleet simulated = SimulatedExamples(all_examples, *all, kExamplesFolder);
-  const std::map<std::string, std::string>& examples = simulated.files;
-  Result<Desired> fleet = LoadExamples(examples, context.loader);
-  if (!fleet.ok()) {
-    return Fail(context, fleet.status());
-  }
-  Result<Simulators> sims = StartSimulators(*fleet, options, *folder);
+  Result<Simulators> sims = StartSimulators(*all, options, *folder);
   if (!sims.ok()) {
     DiscardNewFolder(*folder);
     return Fail(context, sims.status());
   }
+  Result<DevMacs> macs = StartDevMacs(*all, options, *folder);
+  if (!macs.ok()) {
+    return Fail(context, macs.status());  // a reused folder: nothing to discard
+  }
+  // The example fleet, but for the pools (and their sets) no simulator stands in for.
+  std::set<std::string> simulated_providers = {std::string(kSimulatedProvider)};
+  if (macs->why_not.empty()) {
+    simulated_providers.insert(std::string(kMacProvider));
+  }
+  const SimulatedFleet simulated =
+      SimulatedExamples(all_examples, *all, kExamplesFolder, simulated_providers);
+  Result<Desired> fleet = LoadExamples(simulated.files, context.loader);
+  if (!fleet.ok()) {
+    return Fail(context, fleet.status());
+  }
   if (!folder->reuse) {
-    if (Status s = SeedFolder(*folder, examples, *fleet, sims->addresses); !s.ok()) {
-      sims->processes.clear();  // stopped before their folder goes
+    if (Status s = SeedFolder(*folder, simulated.files, *fleet, *sims, macs->macs); !s.ok()) {
+      // Stopped before their folder goes.
+      sims->processes.clear();
+      macs->macs.processes.clear();
       DiscardNewFolder(*folder);
       return Fail(context, s);
     }
@@ -513,9 +576,12 @@ int RunDev(const DevOptions& options, const Context& context) {
   RunOptions run;
   run.where.config = (folder->dir / "flotilla.yaml").string();
   const int code = RunLoop(run, context, [&](const std::string& url) {
-    context.out << Banner(*folder, *sims, simulated.left_out, url) << std::flush;
+    context.out << Banner(*folder, *sims, *macs, simulated.left_out, url) << std::flush;
   });
-  StopAll(sims->processes);  // each saves its simulated VMs for the next start
+  // Each flotilla-hostsim saves its simulated VMs for the next start; the Macs' VMs stop when
+  // this process ends (their power_pid).
+  StopAll(sims->processes);
+  StopAll(macs->macs.processes);
   return code;
 }
 

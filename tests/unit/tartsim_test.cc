@@ -2,6 +2,10 @@
 // resume, guest shutdowns, crashes, `ip --wait` and `exec`. Every wait has a generous deadline
 // and ends on a state change, never on a fixed sleep.
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -59,6 +63,30 @@ TEST_F(TartsimTest, SigkillFreesTheLockAndSigtermHasNoHandler) {
   EXPECT_EQ(WaitExit(again), 128 + SIGTERM);
   EXPECT_EQ(Log("run-vm"), "");
   EXPECT_EQ(State("vm"), "stopped");
+}
+
+// power_pid (what `flotilla dev` sets): when that process ends, every `run` stops its VM as on
+// `tart stop`; a `run` started after it ended stops at once.
+TEST_F(TartsimTest, RunStopsWhenThePowerProcessEnds) {
+  const pid_t power = fork();
+  ASSERT_GE(power, 0);
+  if (power == 0) {
+    pause();  // until killed
+    _exit(0);
+  }
+  Config({{"latency_ms", {{"limitcheck", 0}}}, {"power_pid", power}});
+  Clone("vm");
+  const pid_t run = Boot("vm");
+  EXPECT_EQ(State("vm"), "running");
+  kill(power, SIGKILL);
+  waitpid(power, nullptr, 0);
+  EXPECT_EQ(WaitExit(run), 0);
+  EXPECT_EQ(Log("run-vm"), "Stopping VM...\n");
+  EXPECT_EQ(State("vm"), "stopped");
+
+  const pid_t late = Spawn({"run", "--no-graphics", "vm"}, "run-vm");
+  EXPECT_EQ(WaitExit(late), 0);
+  EXPECT_EQ(Log("run-vm"), "Stopping VM...\n");
 }
 
 // The limit is checked after the lock is taken: `list` shows the VM running first.

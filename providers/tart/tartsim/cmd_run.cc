@@ -7,12 +7,17 @@
 // printed bare on stderr with exit 1. A started VM runs until SIGINT (`tart stop`), SIGUSR1
 // (`tart suspend`), a guest shutdown, or a kill; SIGTERM has no handler and kills it outright.
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "providers/tart/tartsim/commands.h"
 #include "providers/tart/tartsim/dhcp_leases.h"
@@ -210,6 +215,30 @@ class RunningVm {
   std::string state_dir_;
 };
 
+// The Mac's power (FakeConfig::power_pid): once that process has ended, this `run` gets SIGINT,
+// as from `tart stop`. The watching thread blocks SIGINT like every thread here (main() blocked
+// it before any was started), so the VM's own waits collect it.
+void WatchPower(int64_t power_pid) {
+  if (power_pid <= 0) {
+    return;
+  }
+  std::thread([pid = static_cast<pid_t>(power_pid)] {
+    const int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (fd >= 0) {
+      pollfd ended{.fd = fd, .events = POLLIN, .revents = 0};
+      while (poll(&ended, 1, -1) < 0 && errno == EINTR) {
+      }
+      close(fd);
+    } else if (errno != ESRCH) {
+      // No pidfd here (an old kernel, a seccomp filter): look for the process now and then.
+      while (kill(pid, 0) == 0 || errno == EPERM) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    kill(getpid(), SIGINT);
+  }).detach();
+}
+
 // The VM-limit, Keychain and VZ start failures, checked once the lock is held. Returns the text
 // `tart run` prints before exiting 1, or "" when the VM starts.
 std::string StartFailure(const Context& ctx, const VmDir& self, const VmConfig& config) {
@@ -382,6 +411,7 @@ int CmdRun(const Context& ctx, const Args& args) {
                       "VM \"" + name + "\" is already running!");
   }
   global.reset();  // now `list` says running, so the global lock can go
+  WatchPower(ctx.config.power_pid);
 
   // The flags this run got, for tests (TART_HOME/.fake/runs/<name>.argv, one per line).
   MakeDirs(ctx.home.runs());

@@ -81,9 +81,9 @@ void ReadStrings(const json& object, const char* key, const std::string& where,
 
 FakeConfig FromJson(const json& doc, const std::string& where) {
   FakeConfig config;
-  CheckKeys(
-      doc, where,
-      {"version", "host", "latency_ms", "jitter", "faults", "shuffle_keys", "get_size_number"});
+  CheckKeys(doc, where,
+            {"version", "host", "latency_ms", "jitter", "faults", "shuffle_keys", "get_size_number",
+             "power_pid"});
   ReadString(doc, "version", where, &config.version);
   if (doc.contains("host")) {
     const json& host = doc.at("host");
@@ -151,6 +151,7 @@ FakeConfig FromJson(const json& doc, const std::string& where) {
     }
   }
   ReadBool(doc, "get_size_number", where, &config.get_size_number);
+  ReadInt(doc, "power_pid", where, &config.power_pid);
   return config;
 }
 

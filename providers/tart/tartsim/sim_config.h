@@ -37,7 +37,11 @@
 //       "duplicate_ip": false         // `run` leases an IP another MAC already holds
 //     },
 //     "shuffle_keys": false,          // true or a number (the seed): permute JSON object keys
-//     "get_size_number": false        // `get` prints Size as a number, not a string
+//     "get_size_number": false,       // `get` prints Size as a number, not a string
+//     "power_pid": 0                  // > 0: the Mac is powered by this process: when it ends,
+//                                     // every `run` stops its VM as on `tart stop` (a `run`
+//                                     // started after it ended stops at once). `flotilla dev`
+//                                     // sets its own pid, so no VM outlives it.
 //   }
 
 #include <cstdint>
@@ -89,6 +93,7 @@ struct FakeConfig {
   Faults faults;
   std::optional<uint32_t> shuffle_seed;  // set when "shuffle_keys" is true (seed 0) or a number
   bool get_size_number = false;
+  int64_t power_pid = 0;  // 0: always powered
 
   // True when `version` is at least `minimum` ("2.18.1"). "SNAPSHOT" counts as the newest.
   bool AtLeast(const std::string& minimum) const;
