@@ -222,8 +222,10 @@ std::string SshdConfig(const MacSpec& mac) {
        << "AllowTcpForwarding no\n"
        << "X11Forwarding no\n"
        << "LogLevel ERROR\n"
-       // Each Mac has its own Tart state; the Tart provider keeps this TART_HOME (OpenSSH 8.7).
-       << "SetEnv TART_HOME=" << MacTartHome(mac) << "\n";
+       // Each Mac has its own home (as a Mac's user has, with no shell start-up files: this
+       // machine's ~/.bashrc, which Debian's bash reads for SSH sessions, is not the Mac's) and
+       // its own Tart state; the Tart provider keeps this TART_HOME (SetEnv: OpenSSH 8.7).
+       << "SetEnv HOME=" << dir.string() << " TART_HOME=" << MacTartHome(mac) << "\n";
   return text.str();
 }
 

@@ -32,7 +32,12 @@ class SimulatedMac {
  public:
   // `fake` is merged into the fake's .fake/config.json (latencies, faults, version).
   explicit SimulatedMac(const fs::path& dir, const nlohmann::json& fake = {})
-      : dir_(dir), sshd_(dir / "sshd", "SetEnv TART_HOME=" + (dir / "tart-home").string() + "\n") {
+      // Its sessions have their own HOME (with no shell start-up files: this machine's
+      // ~/.bashrc, which Debian's bash reads for SSH sessions, is not the Mac's) and TART_HOME.
+      : dir_(dir),
+        sshd_(dir / "sshd", "SetEnv HOME=" + (dir / "home").string() +
+                                " TART_HOME=" + (dir / "tart-home").string() + "\n") {
+    fs::create_directories(dir / "home");
     fs::create_directories(dir / "bin");
     for (const char* tool : {"tart", "sysctl", "sw_vers", "df"}) {
       std::error_code ec;

@@ -361,7 +361,7 @@ TEST(DevSimulatorsTest, ASimulatedMacsSshdIsConfiguredForTheUserKeyAndItsTartHom
         "PidFile /d/macs/tart-mini-01/sshd.pid", "AuthorizedKeysFile /d/macs/user_key.pub",
         "AllowUsers alice", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
         "UsePAM no", "StrictModes no", "LogLevel ERROR",
-        "SetEnv TART_HOME=/d/macs/tart-mini-01/tart-home"}) {
+        "SetEnv HOME=/d/macs/tart-mini-01 TART_HOME=/d/macs/tart-mini-01/tart-home"}) {
     EXPECT_EQ(std::count(lines.begin(), lines.end(), line), 1) << line;
   }
 
