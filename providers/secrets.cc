@@ -144,4 +144,13 @@ std::string Redactor::Apply(std::string_view text) const {
   return out;
 }
 
+Result<std::string> ReadSecretOrEmpty(const SecretSource& secrets, std::string_view ref,
+                                      std::string_view key) {
+  Result<std::optional<std::string>> value = secrets.Read(ref, key);
+  if (!value.ok()) {
+    return value.status();
+  }
+  return value->value_or("");
+}
+
 }  // namespace flotilla::providers

@@ -28,6 +28,10 @@ class SecretSource {
                                                   std::string_view key) const = 0;
 };
 
+// The value of (ref, key), or "" when it is not set; errors as SecretSource::Read.
+Result<std::string> ReadSecretOrEmpty(const SecretSource& secrets, std::string_view ref,
+                                      std::string_view key);
+
 // Files under a directory, then environment variables.
 class FileSecretSource final : public SecretSource {
  public:

@@ -10,15 +10,6 @@
 namespace flotilla::providers::parallels {
 namespace {
 
-Result<std::string> ReadOptional(const SecretSource& secrets, const std::string& ref,
-                                 std::string_view key) {
-  Result<std::optional<std::string>> value = secrets.Read(ref, key);
-  if (!value.ok()) {
-    return value.status();
-  }
-  return value->value_or("");
-}
-
 // settings[object][key] as a string: absent or null is "", another type an error.
 Result<std::string> StringSetting(const nlohmann::json& settings, const char* object,
                                   const char* key) {
@@ -82,9 +73,9 @@ Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
                          .tuning = tuning};
   if (!pool.credentials_ref.empty()) {
     const std::string& ref = pool.credentials_ref;
-    Result<std::string> api_key = ReadOptional(context.secrets, ref, "apiKey");
-    Result<std::string> username = ReadOptional(context.secrets, ref, "username");
-    Result<std::string> password = ReadOptional(context.secrets, ref, "password");
+    Result<std::string> api_key = ReadSecretOrEmpty(context.secrets, ref, "apiKey");
+    Result<std::string> username = ReadSecretOrEmpty(context.secrets, ref, "username");
+    Result<std::string> password = ReadSecretOrEmpty(context.secrets, ref, "password");
     for (const Result<std::string>* r : {&api_key, &username, &password}) {
       if (!r->ok()) {
         return r->status();
@@ -121,7 +112,7 @@ Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
   config.catalog_manager_id = settings->catalog_manager_id;
   if (!settings->catalog_connection_ref.empty()) {
     Result<std::string> connection =
-        ReadOptional(context.secrets, settings->catalog_connection_ref, "connection");
+        ReadSecretOrEmpty(context.secrets, settings->catalog_connection_ref, "connection");
     if (!connection.ok()) {
       return connection.status();
     }

@@ -3,18 +3,6 @@
 #include <fstream>
 
 namespace flotilla::providers::tart {
-namespace {
-
-Result<std::string> ReadOptional(const SecretSource& secrets, const std::string& ref,
-                                 std::string_view key) {
-  Result<std::optional<std::string>> value = secrets.Read(ref, key);
-  if (!value.ok()) {
-    return value.status();
-  }
-  return value->value_or("");
-}
-
-}  // namespace
 
 Result<TartConfig> ParseTartConfig(const ProviderContext& context, const TartTuning& tuning) {
   const HostPool& pool = context.pool;
@@ -36,7 +24,7 @@ Result<TartConfig> ParseTartConfig(const ProviderContext& context, const TartTun
         std::pair{&config.known_hosts, "knownHosts"},
         std::pair{&config.registry_username, "registryUsername"},
         std::pair{&config.registry_password, "registryPassword"}}) {
-    Result<std::string> value = ReadOptional(context.secrets, ref, key);
+    Result<std::string> value = ReadSecretOrEmpty(context.secrets, ref, key);
     if (!value.ok()) {
       return value.status();
     }

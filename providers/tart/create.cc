@@ -43,11 +43,6 @@ bool Has(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-uint64_t DecimalGbOf(Quantity disk) {
-  constexpr uint64_t kGb = 1000ull * 1000 * 1000;
-  return (disk.bytes() + kGb - 1) / kGb;  // Tart's --disk-size is decimal GB, rounded up
-}
-
 }  // namespace
 
 Status TartProvider::FollowCreate(const HostRef& host, const CreateRequest& request,
@@ -186,9 +181,8 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
     request.on_progress(PendingCreate{.temp_name = temp});
   }
   const uint32_t cpu = request.templ.cpu;
-  const uint64_t memory_mib = (request.templ.memory.bytes() + (uint64_t{1} << 20) - 1) >> 20;
-  const std::optional<uint64_t> disk_gb =
-      request.templ.disk ? std::optional(DecimalGbOf(*request.templ.disk)) : std::nullopt;
+  const Quantity memory = request.templ.memory;
+  const std::optional<Quantity> disk = request.templ.disk;
   if (finish_temp.empty()) {
     const bool oci = image->kind == ImageRef::Kind::kOci;
     const bool pull = oci && config_.settings.pull_policy == PullPolicy::kAlways;
@@ -196,10 +190,10 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
     if (request.on_status) {
       request.on_status(pull || !cached ? "pulling " + image->name : "cloning " + image->name);
     }
-    Result<RemoteResult> made = Run(host, "create",
-                                    scripts_.Create(image->name, temp, request.name, pull, cpu,
-                                                    memory_mib, disk_gb, RegistryEnv()),
-                                    deadline, request.cancelled);
+    Result<RemoteResult> made = Run(
+        host, "create",
+        scripts_.Create(image->name, temp, request.name, pull, cpu, memory, disk, RegistryEnv()),
+        deadline, request.cancelled);
     if (!made.ok()) {
       if (made.status().IsCancelled() || made.status().code() == Status::Code::kDeadlineExceeded) {
         // The host's steps would go on without us: interrupted (tart clone removes its
@@ -242,7 +236,7 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
   } else {
     logger_->info("host {}: finishing the create of {} from {}", host.name, request.name, temp);
     Result<RemoteResult> set =
-        Run(host, "tart set", scripts_.Set(temp, cpu, memory_mib, disk_gb, true), deadline);
+        Run(host, "tart set", scripts_.Set(temp, cpu, memory, disk, true), deadline);
     if (!set.ok()) {
       return set.status();
     }

@@ -67,8 +67,6 @@ std::optional<Arch> ArchFrom(std::string_view machine) {
   return std::nullopt;
 }
 
-uint64_t MiBOf(Quantity memory) { return (memory.bytes() + (uint64_t{1} << 20) - 1) >> 20; }
-
 // The log's last line that is not Flotilla's own marker.
 std::string LastLogLine(std::string_view tail) {
   std::string last;
@@ -374,7 +372,7 @@ Status TartProvider::Configure(const HostRef& host, std::string_view vm, uint32_
                                       now->details->state + ")");
   }
   Result<RemoteResult> ran =
-      Run(host, "tart set", scripts_.Set(vm, cpu, MiBOf(memory), std::nullopt, false), deadline);
+      Run(host, "tart set", scripts_.Set(vm, cpu, memory, std::nullopt, false), deadline);
   if (!ran.ok()) {
     return ran.status();
   }

@@ -171,13 +171,25 @@ if [ "$r" = 0 ] || [ "$r" = 2 ]; then rm -f "$F/run/$N.pid" "$F/log/$N.log"; fi
 exit "$r")sh");
 }
 
-std::string Scripts::Set(std::string_view vm, uint32_t cpu, uint64_t memory_mib,
-                         std::optional<uint64_t> disk_gb, bool random_mac) const {
-  std::string line = "\"$T\" set " + Q(vm) + " --cpu " + std::to_string(cpu) + " --memory " +
-                     std::to_string(memory_mib);
-  if (disk_gb) {
-    line += " --disk-size " + std::to_string(*disk_gb);
+namespace {
+
+// `--cpu N --memory MIB [--disk-size GB]`, in Tart's units: MiB, and decimal GB (Tart multiplies
+// by 1000^3), both rounded up.
+std::string SetFlags(uint32_t cpu, Quantity memory, std::optional<Quantity> disk) {
+  constexpr uint64_t kGb = uint64_t{1000} * 1000 * 1000;
+  std::string flags = " --cpu " + std::to_string(cpu) + " --memory " +
+                      std::to_string((memory.bytes() + Quantity::kMiB - 1) / Quantity::kMiB);
+  if (disk) {
+    flags += " --disk-size " + std::to_string((disk->bytes() + kGb - 1) / kGb);
   }
+  return flags;
+}
+
+}  // namespace
+
+std::string Scripts::Set(std::string_view vm, uint32_t cpu, Quantity memory,
+                         std::optional<Quantity> disk, bool random_mac) const {
+  std::string line = "\"$T\" set " + Q(vm) + SetFlags(cpu, memory, disk);
   if (random_mac) {
     line += " --random-mac";
   }
@@ -197,14 +209,10 @@ std::string Exports(const std::map<std::string, std::string>& values) {
 }  // namespace
 
 std::string Scripts::Create(std::string_view image, std::string_view temp,
-                            std::string_view final_name, bool pull, uint32_t cpu,
-                            uint64_t memory_mib, std::optional<uint64_t> disk_gb,
+                            std::string_view final_name, bool pull, uint32_t cpu, Quantity memory,
+                            std::optional<Quantity> disk,
                             const std::map<std::string, std::string>& registry) const {
-  std::string set_flags =
-      " --cpu " + std::to_string(cpu) + " --memory " + std::to_string(memory_mib);
-  if (disk_gb) {
-    set_flags += " --disk-size " + std::to_string(*disk_gb);
-  }
+  const std::string set_flags = SetFlags(cpu, memory, disk);
   std::string body(kDescribeVm);
   body += "TEMP=" + Q(temp) + "; IMG=" + Q(image) + "; FINAL=" + Q(final_name) + "\n" +
           Exports(registry);

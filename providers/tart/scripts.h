@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "providers/tart/settings.h"
+#include "reconciler/model/quantity.h"
 
 namespace flotilla::providers::tart {
 
@@ -55,15 +56,16 @@ class Scripts {
   // `tart delete VM` and Flotilla's files of it.
   std::string Delete(std::string_view vm) const;
   // `tart set VM --cpu --memory`.
-  std::string Set(std::string_view vm, uint32_t cpu, uint64_t memory_mib,
-                  std::optional<uint64_t> disk_gb, bool random_mac) const;
+  // Tart's units: memory in MiB and disk in decimal GB, both rounded up (the disk only grows).
+  std::string Set(std::string_view vm, uint32_t cpu, Quantity memory, std::optional<Quantity> disk,
+                  bool random_mac) const;
   // The create's steps, detached from the connection's fate (their output goes to
   // run/<temp>.out, printed at the end, with "@@failed STEP STATUS" when one fails):
   // optionally `tart pull`, `tart clone IMAGE TEMP`, `tart set`, `tart rename TEMP FINAL`; then
   // FINAL reported as Status does. `registry` holds TART_REGISTRY_* values to export (on stdin
   // only).
   std::string Create(std::string_view image, std::string_view temp, std::string_view final_name,
-                     bool pull, uint32_t cpu, uint64_t memory_mib, std::optional<uint64_t> disk_gb,
+                     bool pull, uint32_t cpu, Quantity memory, std::optional<Quantity> disk,
                      const std::map<std::string, std::string>& registry) const;
   // Prints "alive" while the create of `temp` still runs.
   std::string CreateAlive(std::string_view temp) const;

@@ -200,9 +200,14 @@ TEST(TartScriptsTest, HostileNamesStayWords) {
   TartPoolSettings settings;
   settings.tart_path = "/opt/home brew/bin/tart";
   const Scripts scripts(settings);
-  const std::string script = scripts.Set(hostile, 2, 4096, std::nullopt, false);
+  const std::string script = scripts.Set(hostile, 2, Quantity::FromMiB(4096), std::nullopt, false);
   EXPECT_NE(script.find(ShellQuote(hostile)), std::string::npos);
   EXPECT_EQ(ShellQuote("it's"), "'it'\\''s'");
+  // Tart's units: MiB, and decimal GB rounded up.
+  EXPECT_NE(script.find(" --cpu 2 --memory 4096"), std::string::npos) << script;
+  EXPECT_NE(scripts.Set("a", 1, Quantity::FromBytes(1), Quantity::FromBytes(50'000'000'001), true)
+                .find(" --cpu 1 --memory 1 --disk-size 51 --random-mac"),
+            std::string::npos);
   // The script is one brace group read whole before it runs, with stdin closed.
   EXPECT_TRUE(script.starts_with("{\n"));
   EXPECT_TRUE(script.ends_with("\n} </dev/null\n"));
