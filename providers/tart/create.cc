@@ -19,7 +19,8 @@ struct StepFailure {
 };
 
 // The output's `@@failed STEP STATUS` line, with the failing step's output (after its
-// `@@step STEP` line): `line` its first line, `text` all of it.
+// `@@step STEP` line): `line` its last line (Tart prints its error last, after any progress
+// such as "pulling manifest..."), `text` all of it.
 std::optional<StepFailure> FailedStep(std::string_view out) {
   std::optional<StepFailure> failure;
   std::string text;
@@ -29,7 +30,7 @@ std::optional<StepFailure> FailedStep(std::string_view out) {
       text.clear();
     } else if (line.starts_with("@@failed ")) {
       std::stringstream words(line.substr(9));
-      StepFailure f{.line = FirstLine(text), .text = text};
+      StepFailure f{.line = LastLine(text), .text = text};
       words >> f.step >> f.status;
       failure = f;
     } else {
@@ -214,8 +215,9 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
         return Status::Conflict("host " + host.name + ": VM " + request.name +
                                 " appeared while it was being created");
       }
-      return TartError(host, "creating " + request.name + " (tart " + failed->step + ")",
-                       RemoteResult{.exit_code = failed->status, .err = failed->text});
+      return TartError(
+          host, "creating " + request.name + " (tart " + failed->step + ")",
+          RemoteResult{.exit_code = failed->status, .out = failed->text, .err = failed->line});
     }
     const size_t done = made->out.find("@@done\n");
     if (done == std::string::npos) {

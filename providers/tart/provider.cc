@@ -201,6 +201,10 @@ Status TartProvider::TartError(const HostRef& host, std::string_view what,
       return Status::Unavailable(message +
                                  " (a VM's config.json was being rewritten by another "
                                  "tart command; another try reads it whole)");
+    case Failure::kLockRace:
+      return Status::Unavailable(message +
+                                 " (another tart command on the host removed the folder this one "
+                                 "was about to lock; another try makes a new one)");
     case Failure::kTargetExists:
       return Status::Conflict(message);
     case Failure::kUsage:

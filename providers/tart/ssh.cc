@@ -4,6 +4,7 @@
 #include <sstream>
 #include <thread>
 
+#include "providers/tart/wire.h"
 #include "reconciler/model/text.h"
 
 namespace flotilla::providers::tart {
@@ -18,21 +19,6 @@ std::string ReadTail(const std::filesystem::path& path, size_t max) {
   text << in.rdbuf();
   std::string all = text.str();
   return all.size() > max ? all.substr(all.size() - max) : all;
-}
-
-// The last non-empty line of `text`, trimmed.
-std::string LastLine(std::string_view text) {
-  std::string last;
-  std::stringstream lines{std::string(text)};
-  for (std::string line; std::getline(lines, line);) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
-      line.pop_back();
-    }
-    if (!line.empty()) {
-      last = line;
-    }
-  }
-  return last;
 }
 
 bool Mentions(std::string_view text, std::string_view what) {

@@ -176,6 +176,9 @@ Failure Classify(int exit_code, std::string_view err) {
   if (Contains(err, "dataCorrupted") && Contains(err, "not valid JSON")) {
     return Failure::kTornRead;
   }
+  if (Contains(err, "failed to lock")) {
+    return Failure::kLockRace;
+  }
   if (Contains(err, "no IP address found")) {
     return Failure::kNoIp;
   }
@@ -193,6 +196,17 @@ std::string FirstLine(std::string_view text, std::string_view fallback) {
     }
   }
   return fallback.empty() ? "" : FirstLine(fallback);
+}
+
+std::string LastLine(std::string_view text) {
+  const std::vector<std::string> lines = Lines(text);
+  for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
+    const std::string trimmed = std::string(TrimAscii(*line));
+    if (!trimmed.empty()) {
+      return trimmed.size() > 300 ? trimmed.substr(0, 300) + "..." : trimmed;
+    }
+  }
+  return "";
 }
 
 Result<HostReport> ParseHostReport(std::string_view out) {

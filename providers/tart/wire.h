@@ -56,12 +56,20 @@ enum class Failure {
   // exit 1: a VM's config.json was read while another tart command rewrote it (Tart writes it
   // in place, not atomically): another try reads it whole
   kTornRead,
+  // exit 1: `Failed("failed to lock file://...: Bad file descriptor")`: a clone or pull made its
+  // ~/.tart/tmp folder and another tart command's garbage collection removed it before it was
+  // locked (Tart's FileLock.swift opens unchecked; Root.swift collects before every command but
+  // pull and clone); another try makes a new folder
+  kLockRace,
   kUsage,  // exit 64, other
 };
 Failure Classify(int exit_code, std::string_view err);
 
 // The first non-empty line of `text` (of stderr, else `fallback`), at most 300 characters.
 std::string FirstLine(std::string_view text, std::string_view fallback = "");
+// The last non-empty line of `text`, trimmed, at most 300 characters: a tool's error after its
+// progress lines, ssh's reason after its warnings.
+std::string LastLine(std::string_view text);
 
 // Everything the observe script printed about one host.
 struct HostReport {

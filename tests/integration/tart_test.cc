@@ -236,6 +236,35 @@ TEST_F(TartTest, ACreateCutOffByADroppedConnectionIsResumed) {
   EXPECT_EQ(o.vms[0].name, "ios-0");
 }
 
+// Tart's own race (FileLock.swift, Root.swift): another tart command on the host collects the
+// clone's tmp folder before the clone locks it. The create fails as retryable, says why, and the
+// next try makes the VM.
+TEST_F(TartTest, ACloneWhoseTmpFolderIsCollectedIsRetryable) {
+  ASSERT_EQ(mac_.Tart("pull " + std::string(testing::kMacImage)).code, 0);
+  mac_.config()["latency_ms"]["tmplock"] = 8000;  // wide enough for one `tart list`
+  mac_.WriteConfig();
+  auto provider = Build();
+  std::thread other([&] {
+    testing::WaitUntil([&] {
+      std::error_code ec;
+      return fs::exists(mac_.home() / "tmp") && !fs::is_empty(mac_.home() / "tmp", ec);
+    });
+    mac_.Tart("list -q");  // its garbage collection removes the unlocked folder
+  });
+  CreateRequest request{.name = "ios-0", .templ = Mac()};
+  Result<CreateResult> first = provider->Create(Host(), request, Soon());
+  other.join();
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(first.status().IsRetryable()) << first.status().ToString();
+  EXPECT_NE(first.status().message().find("failed to lock"), std::string::npos)
+      << first.status().ToString();
+  mac_.config()["latency_ms"]["tmplock"] = 0;
+  mac_.WriteConfig();
+  Result<CreateResult> second = provider->Create(Host(), request, Soon());
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(provider->Observe(Host(), Soon()).vms.size(), 1u);
+}
+
 TEST_F(TartTest, ACancelledPullLeavesNothingBehind) {
   mac_.config()["latency_ms"]["pull"] = 20000;
   mac_.WriteConfig();

@@ -110,6 +110,10 @@ TEST(TartWireTest, ExitCodesAndTextsAreClassified) {
                      "debugDescription: \"The given data was not valid JSON.\", "
                      "underlyingError: nil))"),
             Failure::kTornRead);
+  EXPECT_EQ(Classify(1,
+                     "pulling manifest...\nError: Failed(\"failed to lock "
+                     "file:///Users/admin/.tart/tmp/1F0C/: Bad file descriptor\")"),
+            Failure::kLockRace);
 }
 
 TEST(TartWireTest, HostReportSectionsAreRead) {

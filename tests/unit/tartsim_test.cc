@@ -279,6 +279,25 @@ TEST_F(TartsimTest, InterruptedCloneLeavesNothingBehind) {
   EXPECT_FALSE(std::filesystem::exists(home_ + "/vms/vm"));
 }
 
+// Tart's race: clone makes its ~/.tart/tmp folder, then locks it; any other command (not pull
+// or clone) collects unlocked tmp folders first, and the clone's lock then fails (EBADF).
+TEST_F(TartsimTest, ACloneWhoseTmpFolderIsCollectedFailsToLock) {
+  Clone("base");
+  Config({{"latency_ms", {{"tmplock", 8000}}}});  // a window wide enough for one `list`
+  const pid_t clone = Spawn({"clone", "base", "vm"}, "clone");
+  ASSERT_TRUE(Eventually([&] {
+    return std::filesystem::exists(home_ + "/tmp") && !std::filesystem::is_empty(home_ + "/tmp");
+  }));
+  EXPECT_EQ(Run({"list", "-q"}).code, 0);  // its GC removes the unlocked folder
+  EXPECT_TRUE(std::filesystem::is_empty(home_ + "/tmp"));
+  EXPECT_EQ(WaitExit(clone), 1);
+  EXPECT_NE(Log("clone", "err").find("Error: Failed(\"failed to lock file://" + home_ + "/tmp/"),
+            std::string::npos)
+      << Log("clone", "err");
+  EXPECT_NE(Log("clone", "err").find(": Bad file descriptor\")"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(home_ + "/vms/vm"));
+}
+
 TEST_F(TartsimTest, OldVersionsStopWithACancellationError) {
   Config({{"version", "2.9.0"}, {"latency_ms", {{"limitcheck", 0}}}});
   Clone("vm");

@@ -156,6 +156,7 @@ void PullImage(const Context& ctx, const RemoteName& name) {
   if (!OciExists(ctx.home, digest_name)) {
     const std::string tmp = ctx.home.tmp() + "/" + Md5Hex(name.Description());
     MakeDirs(tmp);
+    SleepMs(ctx.config.Jittered(ctx.config.latency_ms.tmplock));
     FileLock tmp_lock(tmp);
     tmp_lock.Lock();
     MaterializeImage(digest_name, *image, tmp);
@@ -255,6 +256,8 @@ int CmdClone(const Context& ctx, const Args& args) {
 
   const std::string tmp = ctx.home.tmp() + "/" + RandomUuid();
   MakeDirs(tmp);
+  // Until it is locked, another command's GC may remove it: Lock() then fails (EBADF).
+  SleepMs(ctx.config.Jittered(ctx.config.latency_ms.tmplock));
   FileLock tmp_lock(tmp);  // keeps the GC of other commands away
   tmp_lock.Lock();
   try {

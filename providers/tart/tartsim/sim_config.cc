@@ -104,12 +104,13 @@ FakeConfig FromJson(const json& doc, const std::string& where) {
     const json& latency = doc.at("latency_ms");
     const std::string at = where + ".latency_ms";
     CheckKeys(latency, at,
-              {"cmd", "clone", "pull", "lock", "limitcheck", "boot", "ip", "shutdown"});
+              {"cmd", "clone", "pull", "lock", "tmplock", "limitcheck", "boot", "ip", "shutdown"});
     Latencies& l = config.latency_ms;
     ReadInt(latency, "cmd", at, &l.cmd);
     ReadInt(latency, "clone", at, &l.clone);
     ReadInt(latency, "pull", at, &l.pull);
     ReadInt(latency, "lock", at, &l.lock);
+    ReadInt(latency, "tmplock", at, &l.tmplock);
     ReadInt(latency, "limitcheck", at, &l.limitcheck);
     ReadInt(latency, "boot", at, &l.boot);
     ReadInt(latency, "ip", at, &l.ip);

@@ -68,6 +68,7 @@ struct Latencies {
   int64_t clone = 0;
   int64_t pull = 0;
   int64_t lock = 0;
+  int64_t tmplock = 0;  // clone/pull: between making the ~/.tart/tmp folder and locking it
   int64_t limitcheck = 300;
   int64_t boot = 0;
   int64_t ip = 0;

@@ -240,7 +240,13 @@ void WriteNewDisk(const std::string& disk_path, const DiskHeader& header, int64_
   }
 }
 
-FileLock::FileLock(const std::string& path) : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+FileLock::FileLock(const std::string& path)
+    : path_(path), fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+
+void FileLock::Fail(int error) const {
+  // Swift prints the enum case: Failed("failed to lock file:///...: Bad file descriptor").
+  throw FsError("Failed(\"failed to lock file://" + path_ + ": " + ErrnoText(error) + "\")", error);
+}
 
 FileLock::~FileLock() {
   if (fd_ >= 0) {
@@ -251,7 +257,7 @@ FileLock::~FileLock() {
 void FileLock::Lock() {
   while (flock(fd_, LOCK_EX) != 0) {
     if (errno != EINTR) {
-      throw FsError("failed to lock: " + ErrnoText(errno), errno);
+      Fail(errno);
     }
   }
 }
@@ -263,7 +269,7 @@ bool FileLock::TryLock() {
   if (errno == EWOULDBLOCK) {
     return false;
   }
-  throw FsError("failed to lock: " + ErrnoText(errno), errno);
+  Fail(errno);
 }
 
 std::optional<PidLock> PidLock::Open(const std::string& config_path) {
@@ -408,9 +414,6 @@ void CollectTmpGarbage(const TartHome& home) {
     for (const std::string& entry : ListDir(home.tmp())) {
       const std::string path = home.tmp() + "/" + entry;
       FileLock lock(path);
-      if (!lock.valid()) {
-        throw FsError("failed to lock " + path + ": " + ErrnoText(errno), errno);
-      }
       if (!lock.TryLock()) {
         continue;
       }

@@ -89,7 +89,10 @@ std::optional<DiskHeader> ReadDiskHeader(const std::string& disk_path);
 // A new sparse disk: the header, then a hole up to `size_bytes`.
 void WriteNewDisk(const std::string& disk_path, const DiskHeader& header, int64_t size_bytes);
 
-// flock(2) on a path (a directory works). Unlocks on destruction.
+// flock(2) on a path (a directory works). Unlocks on destruction. As in Tart's FileLock.swift,
+// opening is not checked: a path removed meanwhile (another command's GC of an unlocked
+// ~/.tart/tmp entry) fails at Lock() with EBADF, thrown as Tart prints its
+// FileLockError.Failed("failed to lock URL: ERRNO").
 class FileLock {
  public:
   explicit FileLock(const std::string& path);
@@ -101,6 +104,8 @@ class FileLock {
   bool TryLock();  // false when another holder has it
 
  private:
+  [[noreturn]] void Fail(int error) const;
+  std::string path_;
   int fd_;
 };
 
