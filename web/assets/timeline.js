@@ -179,7 +179,7 @@ export function renderTimeline(root, run, actions, now = Date.now()) {
     list.push(a);
     byHost.set(a.host, list);
   }
-  const minGap = (sc.t1 - sc.t0) * 0.02;
+  const minGap = 0;
   const sig = `${sc.t0}|${sc.t1}|${sc.step}`;
   const lanes = [...byHost.keys()].sort(collator.compare).map((host) => {
     const list = byHost.get(host).sort((a, b) => a._start - b._start || a.id - b.id);
@@ -189,7 +189,7 @@ export function renderTimeline(root, run, actions, now = Date.now()) {
   const {axis} = root._parts;
   patchSlot(axis, sig, () => [h('div', {class: 'axis-label'}, 'since start'),
     h('div', {class: 'axis-track'}, sc.ticks.map((s) => {
-      const tick = h('span', {class: 'tick'}, fmtOffset(s));
+      const tick = h('span', {class: s / sc.span > 0.94 && s > 0 ? 'tick tick-end' : 'tick'}, fmtOffset(s));
       tick.style.left = `${(s / sc.span) * 100}%`;
       return tick;
     }))]);

@@ -92,6 +92,7 @@ export default {
     const actionsCard = h('section', {class: 'card', 'aria-labelledby': 'actions-title'},
       h('h2', {id: 'actions-title', class: 'card-title'}, 'Actions'), h('div', {class: 'table-scroll'}, table));
     const empty = h('div');
+    ctx.root.classList.add('stack');
     ctx.root.append(head, summaryEl, failuresCard, empty, timelineCard, actionsCard);
 
     let data = null;
@@ -113,12 +114,14 @@ export default {
       const t0 = Math.min(parseTime(run.started_at) ?? now, ...actions.map((a) => parseTime(a.started_at) ?? now));
       timelineCard.hidden = actions.length === 0;
       actionsCard.hidden = actions.length === 0;
+      empty.hidden = actions.length > 0;
       patchSlot(empty, actions.length === 0, () => actions.length > 0 ? null
         : emptyState(run.outcome === 'running' ? 'No action has started yet.' : 'This run had nothing to do.'));
       const failed = actions.filter((a) => a.error || outcomeOf(a) === 'failed');
       failuresCard.hidden = failed.length === 0;
       patchList(failures, failed, (a) => a.id, failureItem);
-      patchList(tbody, actions, (a) => a.id, (a) => actionRow(a, t0),
+      const ordered = [...actions].sort((a, b) => (parseTime(a.started_at) ?? now) - (parseTime(b.started_at) ?? now) || a.id - b.id);
+      patchList(tbody, ordered, (a) => a.id, (a) => actionRow(a, t0),
         {sigOf: (a) => `${JSON.stringify(a)}|${t0}|${a.finished_at ? 0 : Math.floor(now / 1000)}`});
       const focused = timeline.querySelector('.bar:focus');
       if (focused) {

@@ -4,7 +4,7 @@
 // (/vms?q=host:mac-01%20state:stopped&sort=-cpu).
 
 import {getJson} from './api.js';
-import {collator, fmtBytes, h, setAttr, setText} from './dom.js';
+import {fmtBytes, h, setAttr, setText} from './dom.js';
 import {badge, chip, emptyState, searchField, viewHeader} from './ui.js';
 
 const ROW_H = 32;        // px; keep in step with #vm-table tbody tr in app.css
@@ -61,6 +61,24 @@ function haystack(v) {
     hay.set(v, s);
   }
   return s;
+}
+
+// Natural, case-insensitive sort keys ("vm-2" < "vm-10"): digit runs padded, cached per object
+// (objects are reused while a VM is unchanged), so sorting 10,000 rows compares plain strings.
+const sortKeys = new WeakMap();
+function sortKey(v, col) {
+  let keys = sortKeys.get(v);
+  if (!keys) {
+    keys = {};
+    sortKeys.set(v, keys);
+  }
+  let key = keys[col.col];
+  if (key === undefined) {
+    const raw = col.get(v);
+    key = col.num ? Number(raw) || 0 : String(raw ?? '').toLowerCase().replace(/\d+/g, (d) => d.padStart(12, '0'));
+    keys[col.col] = key;
+  }
+  return key;
 }
 
 function parseSort(text) {
@@ -214,14 +232,16 @@ export default {
       const list = test ? all.filter(test) : all.slice();
       const c = BY_COL.get(sort.col);
       const dir = sort.desc ? -1 : 1;
+      const byName = BY_COL.get('name');
       list.sort((a, b) => {
-        const x = c.get(a);
-        const y = c.get(b);
-        let r = c.num ? x - y : collator.compare(x || '', y || '');
-        if (r === 0 && c.col !== 'name') {
-          return collator.compare(a.name, b.name);
+        const x = sortKey(a, c);
+        const y = sortKey(b, c);
+        if (x !== y) {
+          return (x < y ? -1 : 1) * dir;
         }
-        return r * dir;
+        const m = sortKey(a, byName);
+        const n = sortKey(b, byName);
+        return m < n ? -1 : m > n ? 1 : 0;
       });
       rows = list;
       paintHeads();
