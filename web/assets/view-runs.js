@@ -2,7 +2,7 @@
 // linking to its timeline at /runs/{id}.
 
 import {getJson} from './api.js';
-import {fmtDuration, h, parseTime, patchList, setText, shortSha, timeEl} from './dom.js';
+import {fmtDuration, h, parseTime, patchList, patchSlot, setText, shortSha, timeEl} from './dom.js';
 import {chip, emptyState, viewHeader} from './ui.js';
 
 const PAGE = 50;
@@ -73,7 +73,7 @@ export default {
         patchList(tbody, list, (r) => r.id, makeRow,
           {sigOf: (r) => JSON.stringify([r, r.finished_at ? 0 : Math.floor(Date.now() / 1000)])});
         setText(sub, list.length === 0 ? 'No runs recorded yet.' : `${list.length} newest runs`);
-        empty.replaceChildren(list.length === 0 ? emptyState('The loop has not run a pass yet.') : '');
+        patchSlot(empty, list.length === 0, () => (list.length === 0 ? emptyState('The loop has not run a pass yet.') : null));
         more.hidden = list.length < limit;
         setText(more, `Show ${PAGE} more`);
       },
