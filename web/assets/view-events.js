@@ -67,7 +67,7 @@ export default {
       const shown = events.filter((e) => (!filters.kind || e.kind === filters.kind) &&
         (!q || String(e.subject || '').toLowerCase().includes(q)));
       patchList(tbody, shown, (e) => e.id ?? `${e.at}|${e.kind}|${e.subject}|${e.message}`, makeRow);
-      setText(sub, shown.length === events.length
+      setText(sub, events.length === 0 ? 'No events recorded yet' : shown.length === events.length
         ? `${events.length} newest event${events.length === 1 ? '' : 's'}${filters.level ? ` at level ${filters.level}` : ''}`
         : `${shown.length} of ${events.length} newest events match`);
       patchSlot(empty, [shown.length === 0, events.length === 0], () => shown.length > 0 ? null

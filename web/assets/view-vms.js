@@ -13,10 +13,10 @@ const CACHE_MAX = 4000;
 
 const COLS = [
   {col: 'name', label: 'Name', get: (v) => v.name},
+  {col: 'state', label: 'State', get: (v) => v.state},
   {col: 'vmset', label: 'Set', get: (v) => v.vmset},
   {col: 'pool', label: 'Pool', get: (v) => v.pool},
   {col: 'host', label: 'Host', get: (v) => v.host},
-  {col: 'state', label: 'State', get: (v) => v.state},
   {col: 'managed', label: 'Managed', get: (v) => (v.managed ? 1 : 0), num: true},
   {col: 'cpu', label: 'CPU', get: (v) => v.cpu, num: true},
   {col: 'memory', label: 'Memory', get: (v) => v.memory_bytes, num: true},
@@ -103,13 +103,13 @@ function dash() {
 }
 
 const CELL = {
-  name: (v) => [h('span', {class: 'cell-text'}, v.name),
-    v.managed ? null : badge('unmanaged', {cls: 'unmanaged', title: 'Not managed by Flotilla: it is left alone'})],
+  name: (v) => h('div', {class: 'cell-flex'}, h('span', {class: 'cell-text'}, v.name),
+    v.managed ? null : badge('unmanaged', {cls: 'unmanaged', title: 'Not managed by Flotilla: it is left alone'})),
   vmset: (v) => (v.vmset ? v.vmset : dash()),
   pool: (v) => v.pool,
-  host: (v) => [h('span', {class: 'cell-text'}, v.host),
+  host: (v) => h('div', {class: 'cell-flex'}, h('span', {class: 'cell-text'}, v.host),
     v.host_state && v.host_state !== 'online' && v.host_state !== 'degraded'
-      ? badge(`host ${v.host_state}`, {tone: 'bad', title: `The host is ${v.host_state}: last seen state`}) : null],
+      ? badge(v.host_state, {tone: 'bad', title: `The host is ${v.host_state}: the VM is shown as last seen`}) : null),
   state: (v) => chip(v.state),
   managed: (v) => (v.managed ? 'yes' : 'no'),
   cpu: (v) => String(v.cpu),
