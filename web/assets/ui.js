@@ -39,9 +39,9 @@ const STATES = {
   // findings
   unschedulable: ['⚠', 'bad'],
   conflict: ['≠', 'bad'],
-  deferred: ['⏸', 'warn'],
-  refused: ['⛔', 'bad'],
-  waiting: ['⌛', 'warn'],
+  deferred: ['‖', 'warn'],
+  refused: ['⊗', 'bad'],
+  waiting: ['◷', 'warn'],
   drift: ['~', 'warn'],
   outdated: ['↑', 'warn'],
   // misc
@@ -87,7 +87,9 @@ export function meter(kind, used, total, {label = null, note = ''} = {}) {
   const known = Number.isFinite(used) && Number.isFinite(total) && total > 0;
   const ratio = known ? Math.min(1, Math.max(0, used / total)) : 0;
   const pct = Math.round(ratio * 100);
-  const level = !known ? 'none' : ratio >= 0.9 ? 'full' : ratio >= 0.7 ? 'high' : 'ok';
+  // A count cap (VMs per host, macOS slots) that is reached is a fact, not an alarm.
+  const cap = kind === 'vms' || kind === 'macos';
+  const level = !known ? 'none' : ratio >= 0.9 && !cap ? 'full' : ratio >= 0.7 ? 'high' : 'ok';
   const unit = k.unit(total);
   const valueText = known
     ? `${k.fmt(used)} of ${k.fmt(total)}${unit ? ` ${unit}` : ''} used (${pct}%)${note ? `, ${note}` : ''}`

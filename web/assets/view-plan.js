@@ -63,8 +63,8 @@ function makeAction(a) {
 function makeFinding(f) {
   return h('li', {class: 'finding', 'data-kind': f.kind, 'data-vm': f.vm || null},
     chip(f.kind),
-    f.vm ? h('strong', {class: 'vm-name'}, f.vm) : null,
-    f.host ? h('span', {class: 'muted'}, ' on ', f.host) : null,
+    h('span', {class: 'finding-what'}, f.vm ? h('strong', {class: 'vm-name'}, f.vm) : null,
+      f.host ? h('span', {class: 'muted'}, ' on ', f.host) : null),
     h('span', {class: 'finding-message'}, f.message));
 }
 
@@ -131,6 +131,9 @@ function groupsOf(plan, test) {
     if (test(f, [f.vm, f.host, f.message, f.kind, f.pool, f.vmset])) {
       group(f.pool || '', f.vmset || '').findings.push(f);
     }
+  }
+  for (const g of groups.values()) {
+    g.findings.sort((a, b) => collator.compare(a.kind, b.kind) || collator.compare(a.vm || '', b.vm || ''));
   }
   return [...groups.values()].sort((a, b) => collator.compare(a.pool, b.pool) ||
     (a.vmset === '' ? 1 : 0) - (b.vmset === '' ? 1 : 0) || collator.compare(a.vmset, b.vmset));

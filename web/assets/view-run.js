@@ -145,7 +145,11 @@ export default {
           }
           throw err;
         }
-        const actions = run.actions || [];
+        // An action the store left unfinished in a run that ended did not finish: show it so.
+        const ended = run.finished_at && run.outcome !== 'running';
+        const actions = (run.actions || []).map((a) => (ended && !a.finished_at && outcomeOf(a) === 'running'
+          ? {...a, state: 'abandoned', finished_at: run.finished_at, error: a.error || 'It did not finish before the run ended.'}
+          : a));
         patchSlot(title, [run.id, run.outcome], () => [`Run #${run.id} `, chip(run.outcome)]);
         patchSlot(summaryEl, [run, run.finished_at ? 0 : Math.floor(Date.now() / 5000)], () => summary(run, actions));
         data = [run, actions];
