@@ -5,7 +5,7 @@ import {getJson} from './api.js';
 import {collator, h, patchList, patchSlot, plural, setAttr, setText, timeEl} from './dom.js';
 import {badge, chip, emptyState, stateInfo, macosSlots, resourceMeters, searchField, selectField, syncOptions, viewHeader} from './ui.js';
 
-const PAGE = 100;
+const PAGE = 60;
 const STATES = [['', 'Any state'], ['online', 'Online'], ['degraded', 'Degraded'], ['offline', 'Offline'],
   ['unknown', 'Unknown'], ['cordoned', 'Cordoned']];
 

@@ -140,7 +140,8 @@ function pendingCard(plan) {
   const total = items.reduce((n, k) => n + s[k], 0);
   return card('pending-card', 'Next pass',
     h('div', {id: 'pending', 'data-actions': String(total)},
-      h('p', {class: 'big'}, h('a', {href: '/plan'}, total === 0 ? 'In sync' : plural(total, 'action'))),
+      h('p', {class: 'big'}, h('a', {href: '/plan'},
+        total > 0 ? plural(total, 'action') : blocked.length > 0 ? 'Nothing runs' : 'In sync')),
       items.length > 0 || blocked.length > 0
         ? h('ul', {class: 'state-counts'}, [...items, ...blocked].map((k) => h('li', {'data-kind': k},
           chip(k), h('span', {class: 'count'}, String(s[k])))))

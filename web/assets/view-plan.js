@@ -8,7 +8,8 @@ import {chip, emptyState, searchField, selectField, viewHeader} from './ui.js';
 
 const ACTION_KINDS = ['create', 'replace', 'delete', 'start', 'stop', 'prepull', 'adopt'];
 const FINDING_KINDS = ['unschedulable', 'conflict', 'deferred', 'refused', 'waiting', 'outdated', 'drift', 'unknown'];
-const GROUP_CAP = 200;
+const GROUP_CAP = 200;     // items a group shows at first when the plan is small
+const PAGE_BUDGET = 300;   // items the page shows at first in all (a 10,000-VM rollout stays light)
 
 function actionKey(a) {
   return `${a.kind}|${a.vm}|${a.host}|${a.from_host || ''}|${a.vm ? '' : (a.template && a.template.image) || a.id}`;
@@ -68,8 +69,8 @@ function makeFinding(f) {
     h('span', {class: 'finding-message'}, f.message));
 }
 
-function capped(list, expanded) {
-  return expanded ? list : list.slice(0, GROUP_CAP);
+function capped(list, cap) {
+  return list.slice(0, cap);
 }
 
 function makeGroup(g, state) {
@@ -100,14 +101,16 @@ function updateGroup(el, g, state) {
     ...[...kinds].map(([k, n]) => `${k} ${n}`),
     g.findings.length > 0 ? plural(g.findings.length, 'finding') : null,
   ].filter(Boolean).join(' · '));
-  const expanded = state.expanded.has(g.key);
-  patchList(p.findings, capped(g.findings, expanded), findingKey, makeFinding);
-  patchList(p.actions, capped(g.actions, expanded), actionKey, makeAction);
-  p.findings.hidden = g.findings.length === 0;
-  p.actions.hidden = g.actions.length === 0;
-  const hidden = expanded ? 0 : Math.max(0, g.actions.length - GROUP_CAP) + Math.max(0, g.findings.length - GROUP_CAP);
+  // g.cap: how many items this group shows (the page shows about PAGE_BUDGET in all at first).
+  const shownFindings = capped(g.findings, g.cap);
+  const shownActions = capped(g.actions, Math.max(0, g.cap - shownFindings.length));
+  patchList(p.findings, shownFindings, findingKey, makeFinding);
+  patchList(p.actions, shownActions, actionKey, makeAction);
+  p.findings.hidden = shownFindings.length === 0;
+  p.actions.hidden = shownActions.length === 0;
+  const hidden = g.findings.length + g.actions.length - shownFindings.length - shownActions.length;
   p.more.hidden = hidden === 0;
-  setText(p.more, `Show ${hidden} more`);
+  setText(p.more, `Show ${hidden} more in ${g.vmset || 'this group'}`);
   return el;
 }
 
@@ -187,9 +190,15 @@ export default {
       const test = (item, fields) => (!state.kind || item.kind === state.kind) &&
         (!q || fields.some((f) => f && String(f).toLowerCase().includes(q)));
       const groups = groupsOf(plan, test);
+      let budget = PAGE_BUDGET;
+      for (const g of groups) {
+        const size = g.actions.length + g.findings.length;
+        g.cap = state.expanded.has(g.key) ? size : Math.min(size, GROUP_CAP, Math.max(budget, 0));
+        budget -= g.cap;
+      }
       patchList(groupsEl, groups, (g) => g.key, (g) => makeGroup(g, state), {
         update: (el, g) => updateGroup(el, g, state),
-        sigOf: (g) => JSON.stringify([g.actions, g.findings, state.expanded.has(g.key)]),
+        sigOf: (g) => JSON.stringify([g.actions, g.findings, g.cap]),
       });
       patchSlot(empty, [groups.length === 0, total, state.q, state.kind], () => groups.length > 0 ? null
         : emptyState(total === 0 && (plan.findings || []).length === 0
