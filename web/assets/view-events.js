@@ -26,8 +26,9 @@ export default {
     const params = ctx.params();
     const filters = {level: params.get('level') || '', kind: params.get('kind') || '', subject: params.get('subject') || ''};
     let events = null;
+    const seenKinds = new Set();
     const sub = h('p', {class: 'muted view-sub', 'aria-live': 'polite'});
-    const kindField = selectField('event-kind', 'Kind', [['', 'All kinds']], filters.kind, (v) => set('kind', v, false));
+    const kindField = selectField('event-kind', 'Kind', [['', 'All kinds']], filters.kind, (v) => set('kind', v));
     const kindSelect = kindField.querySelector('select');
     const tbody = h('tbody');
     const table = h('table', {id: 'events', class: 'data events-table'},
@@ -38,53 +39,60 @@ export default {
     ctx.root.append(
       viewHeader('Events', sub),
       h('form', {class: 'toolbar', role: 'search', onsubmit: (e) => e.preventDefault()},
-        selectField('event-level', 'Level', LEVELS, filters.level, (v) => set('level', v, true)),
+        selectField('event-level', 'Level', LEVELS, filters.level, (v) => set('level', v)),
         kindField,
-        searchField('event-subject', 'Subject', filters.subject, (v) => set('subject', v, false),
+        searchField('event-subject', 'Subject', filters.subject, (v) => set('subject', v),
           {placeholder: 'host, VM or VMSet'})),
       h('div', {class: 'table-scroll'}, table), empty);
 
-    async function set(key, value, refetch) {
+    // The server filters (so older events match too); the page filters what it has at once.
+    function set(key, value) {
       filters[key] = value;
       ctx.setParams({[key]: value.trim() || null});
-      if (refetch) {
-        await ctx.reload();
-      } else {
-        render();
-      }
+      render();
+      ctx.reload();
     }
 
     function render() {
       if (!events) {
         return;
       }
-      const kinds = [...new Set(events.map((e) => e.kind))].sort(collator.compare);
+      for (const e of events) {
+        seenKinds.add(e.kind);
+      }
+      const kinds = [...seenKinds].sort(collator.compare);
       if (filters.kind && !kinds.includes(filters.kind)) {
         kinds.push(filters.kind);
       }
       syncOptions(kindSelect, [['', 'All kinds'], ...kinds.map((k) => [k, k])], filters.kind);
       const q = filters.subject.trim().toLowerCase();
-      const shown = events.filter((e) => (!filters.kind || e.kind === filters.kind) &&
-        (!q || String(e.subject || '').toLowerCase().includes(q)));
+      const shown = events.filter((e) => (!filters.level || e.level === filters.level) &&
+        (!filters.kind || e.kind === filters.kind) && (!q || String(e.subject || '').toLowerCase().includes(q)));
       patchList(tbody, shown, (e) => e.id ?? `${e.at}|${e.kind}|${e.subject}|${e.message}`, makeRow);
-      setText(sub, events.length === 0 ? 'No events recorded yet' : shown.length === events.length
-        ? `${events.length} newest event${events.length === 1 ? '' : 's'}${filters.level ? ` at level ${filters.level}` : ''}`
-        : `${shown.length} of ${events.length} newest events match`);
-      patchSlot(empty, [shown.length === 0, events.length === 0], () => shown.length > 0 ? null
-        : emptyState(events.length === 0 ? 'Nothing recorded yet.' : 'No event matches the filters.'));
+      const filtered = filters.level || filters.kind || q;
+      setText(sub, `${shown.length === 0 ? 'No' : shown.length} ${filtered ? 'matching ' : ''}event${shown.length === 1 ? '' : 's'}` +
+        (shown.length >= LIMIT ? ` (the newest ${LIMIT})` : ''));
+      patchSlot(empty, [shown.length === 0, Boolean(filtered)], () => shown.length > 0 ? null
+        : emptyState(filters.level || filters.kind || q ? 'No event matches the filters.' : 'Nothing recorded yet.'));
     }
 
-    const api = {
+    let loads = 0;
+    return {
       async load() {
+        const mine = ++loads;
         const query = new URLSearchParams({limit: String(LIMIT)});
-        if (filters.level) {
-          query.set('level', filters.level);
+        for (const key of ['level', 'kind', 'subject']) {
+          if (filters[key].trim()) {
+            query.set(key, filters[key].trim());
+          }
         }
         const body = await getJson(`/api/v1/events?${query}`, {signal: ctx.signal});
+        if (mine !== loads) {
+          return;  // a newer filter's answer is on its way
+        }
         events = body.events || [];
         render();
       },
     };
-    return api;
   },
 };
