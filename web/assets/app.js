@@ -102,6 +102,7 @@ function setParams(values) {
   if (url !== `${location.pathname}${location.search}`) {
     history.replaceState(null, '', url);
   }
+  mountedUrl = url;
 }
 
 function unmount() {
@@ -114,8 +115,11 @@ function unmount() {
   clearTimeout(retryTimer);
 }
 
+let mountedUrl = '';
+
 function mount({focus = false} = {}) {
   unmount();
+  mountedUrl = `${location.pathname}${location.search}`;
   const {view, match} = matchRoute(location.pathname);
   const main = els.main;
   const alert = h('div', {class: 'view-alert', role: 'status', 'aria-live': 'polite'});
@@ -302,6 +306,11 @@ document.addEventListener('click', (event) => {
   if (!a || a.target || a.hasAttribute('download') || a.origin !== location.origin) {
     return;
   }
+  if (a.getAttribute('href') === '#view') {  // the skip link: move focus, keep the URL
+    event.preventDefault();
+    els.main.focus();
+    return;
+  }
   if (a.pathname.startsWith('/api/') || a.pathname.startsWith('/assets/') || a.hash) {
     return;
   }
@@ -317,7 +326,8 @@ document.addEventListener('click', (event) => {
 });
 
 window.addEventListener('popstate', () => {
-  if (!els.main.hidden) {
+  // Back/Forward between views (or filters of one view); a change of the #fragment alone is not.
+  if (!els.main.hidden && `${location.pathname}${location.search}` !== mountedUrl) {
     mount();
   }
 });
