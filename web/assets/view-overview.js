@@ -220,7 +220,9 @@ function lastRunCard(status) {
         r.outcome === 'running' ? 'running for ' : 'took ',
         h('strong', null, fmtDuration(duration)),
         ' · ',
-        `${r.succeeded} of ${r.planned} action${r.planned === 1 ? '' : 's'} succeeded`,
+        r.planned === 0
+          ? 'nothing to do'
+          : `${r.succeeded} of ${r.planned} action${r.planned === 1 ? '' : 's'} succeeded`,
         r.failed ? `, ${r.failed} failed` : '',
         r.abandoned ? `, ${r.abandoned} abandoned` : '',
       ),
@@ -370,7 +372,7 @@ export default {
     };
     const pools = h('div', {class: 'capacity-grid'});
     const arches = h('div', {class: 'capacity-grid'});
-    const events = h('div', {class: 'slot'});
+    const events = h('div', {class: 'slot events-slot'});
     const capacityNote = h('div', {class: 'slot'});
     ctx.root.append(
       viewHeader('Overview', observed),
