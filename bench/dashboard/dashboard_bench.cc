@@ -126,9 +126,9 @@ TEST(DashboardBench, FirstRenderAndLiveUpdate) {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   flotilla::testing::Args& args = flotilla::testing::TheArgs();
-  if (argc > 1) args.hosts = std::atoi(argv[1]);
-  if (argc > 2) args.vms_per_host = std::atoi(argv[2]);
-  if (argc > 3) args.shards = std::atoi(argv[3]);
-  if (argc > 4) args.repetitions = std::atoi(argv[4]);
+  int* const targets[] = {&args.hosts, &args.vms_per_host, &args.shards, &args.repetitions};
+  for (int i = 1; i < argc && i <= 4; ++i) {
+    *targets[i - 1] = std::atoi(argv[i]);
+  }
   return RUN_ALL_TESTS();
 }
