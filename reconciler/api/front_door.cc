@@ -18,6 +18,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -78,6 +79,7 @@ struct Framing {
 constexpr std::string_view kHeaderTooLarge = "431 Request Header Fields Too Large";
 constexpr std::string_view kBodyTooLarge = "413 Content Too Large";
 constexpr std::string_view kChunked = "411 Length Required";
+constexpr std::string_view kNoStreamWorker = "503 Service Unavailable";
 
 Framing Frame(const std::string& in, size_t max_header, size_t max_body) {
   const size_t end = in.find("\r\n\r\n");
@@ -111,15 +113,22 @@ Framing Frame(const std::string& in, size_t max_header, size_t max_body) {
   return Framing{.complete = in.size() >= end + 4 + length};
 }
 
-bool IsHealthCheck(const std::string& in) {
-  for (std::string_view path : {"GET /healthz", "GET /readyz"}) {
-    if (in.size() > path.size() && in.starts_with(path) &&
-        (in[path.size()] == ' ' || in[path.size()] == '?')) {
+// Whether the request line of `in` is one of `requests` ("GET /path"), with any query.
+bool IsRequestFor(const std::string& in, std::initializer_list<std::string_view> requests) {
+  for (std::string_view request : requests) {
+    if (in.size() > request.size() && in.starts_with(request) &&
+        (in[request.size()] == ' ' || in[request.size()] == '?')) {
       return true;
     }
   }
   return false;
 }
+
+bool IsHealthCheck(const std::string& in) {
+  return IsRequestFor(in, {"GET /healthz", "GET /readyz"});
+}
+
+bool IsLiveStream(const std::string& in) { return IsRequestFor(in, {"GET /api/v1/events/stream"}); }
 
 // A worker's view of a connection: the bytes the event thread read first, then the socket.
 // Every wait is bounded by `timeout`, and all of them together by `total`: a client that reads
@@ -250,6 +259,12 @@ class Workers {
     }
     cv_.notify_one();
   }
+  // Threads neither serving nor promised to a queued connection.
+  size_t Idle() {
+    std::lock_guard lock(mu_);
+    const size_t taken = busy_ + queue_.size();
+    return threads_.size() > taken ? threads_.size() - taken : 0;
+  }
   // Ends the threads once the connections they are serving are done; queued ones are not
   // served. Returns those.
   std::deque<Conn*> Stop() {
@@ -275,8 +290,11 @@ class Workers {
         }
         conn = queue_.front();
         queue_.pop_front();
+        ++busy_;
       }
       serve_(conn);
+      std::lock_guard lock(mu_);
+      --busy_;
     }
   }
 
@@ -284,6 +302,7 @@ class Workers {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Conn*> queue_;
+  size_t busy_ = 0;
   bool stopping_ = false;
   std::vector<std::jthread> threads_;
 };
@@ -295,8 +314,10 @@ using door::ConnStream;
 using door::Frame;
 using door::Framing;
 using door::IsHealthCheck;
+using door::IsLiveStream;
 using door::kBodyTooLarge;
 using door::kHeaderTooLarge;
+using door::kNoStreamWorker;
 using door::SteadyClock;
 using door::Workers;
 using std::chrono::milliseconds;
@@ -304,6 +325,7 @@ using std::chrono::milliseconds;
 struct FrontDoor::Impl {
   FrontDoorOptions options;
   Handler handler;
+  Handler live;  // for GET /api/v1/events/stream
   std::shared_ptr<spdlog::logger> logger;
   int listen_fd = -1;
   int wake_fd = -1;  // eventfd: connections came back from workers, or Stop
@@ -319,6 +341,7 @@ struct FrontDoor::Impl {
   std::optional<SteadyClock::time_point> accept_paused_until;  // out of descriptors: see Accept
   std::unique_ptr<Workers> workers;
   std::unique_ptr<Workers> health;
+  std::unique_ptr<Workers> streams;  // GET /api/v1/events/stream, each held for a while
   std::thread thread;
 
   ~Impl() {
@@ -558,13 +581,19 @@ struct FrontDoor::Impl {
   }
 
   void Dispatch(Conn& conn) {
-    const Framing framing = Frame(conn.in, options.max_header_bytes, options.max_body_bytes);
+    Framing framing = Frame(conn.in, options.max_header_bytes, options.max_body_bytes);
+    const bool stream = framing.complete && IsLiveStream(conn.in);
+    if (stream && streams->Idle() == 0) {
+      framing.refuse = kNoStreamWorker;  // never queued: it would wait for a stream to end
+    }
     if (!framing.refuse.empty()) {
       // Best effort (the socket does not block): the client may not be reading.
       const std::string_view why =
           framing.refuse == kHeaderTooLarge ? "the request header is too large"
           : framing.refuse == kBodyTooLarge ? "the request body is too large"
-                                            : "send the request body with a Content-Length";
+          : framing.refuse == kNoStreamWorker
+              ? "too many live streams are open; poll GET /api/v1/changes instead"
+              : "send the request body with a Content-Length";
       const std::string body = "{\"error\": \"" + std::string(why) + "\"}\n";
       const std::string answer =
           "HTTP/1.1 " + std::string(framing.refuse) +
@@ -589,14 +618,14 @@ struct FrontDoor::Impl {
     }
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, conn.fd, nullptr);
     conn.with_worker = true;
-    (IsHealthCheck(conn.in) ? health : workers)->Push(&conn);
+    (stream ? streams : IsHealthCheck(conn.in) ? health : workers)->Push(&conn);
   }
 
-  // On a worker thread.
-  void Serve(Conn* conn) {
-    ConnStream stream(*conn, options.io_timeout, options.io_timeout * 3);
+  // On a worker thread; `total` bounds all of its waits on the connection.
+  void Serve(Conn* conn, milliseconds total, const Handler& serve) {
+    ConnStream stream(*conn, options.io_timeout, total);
     bool closed = false;
-    handler(stream, closed);
+    serve(stream, closed);
     conn->in.erase(0, conn->consumed);
     conn->consumed = 0;
     conn->close = closed;
@@ -678,6 +707,7 @@ FrontDoor::FrontDoor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FrontDoor::~FrontDoor() { Stop(); }
 
 Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Handler handler,
+                                                   Handler live,
                                                    std::shared_ptr<spdlog::logger> logger) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
@@ -687,6 +717,7 @@ Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Han
         std::clamp<size_t>(limit.rlim_cur / 2, 1, impl->options.max_connections);
   }
   impl->handler = std::move(handler);
+  impl->live = live ? std::move(live) : impl->handler;
   impl->logger = std::move(logger);
   if (!impl->options.tls_cert_file.empty()) {
     if (Status s = impl->LoadTls(); !s.ok()) {
@@ -708,10 +739,15 @@ Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Han
     epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
   }
   Impl* raw = impl.get();
-  impl->workers =
-      std::make_unique<Workers>(impl->options.workers, [raw](Conn* c) { raw->Serve(c); });
-  impl->health =
-      std::make_unique<Workers>(impl->options.health_workers, [raw](Conn* c) { raw->Serve(c); });
+  const milliseconds total = impl->options.io_timeout * 3;
+  impl->workers = std::make_unique<Workers>(
+      impl->options.workers, [raw, total](Conn* c) { raw->Serve(c, total, raw->handler); });
+  impl->health = std::make_unique<Workers>(
+      impl->options.health_workers, [raw, total](Conn* c) { raw->Serve(c, total, raw->handler); });
+  const milliseconds lifetime = impl->options.stream_lifetime + impl->options.io_timeout;
+  impl->streams = std::make_unique<Workers>(impl->options.stream_workers, [raw, lifetime](Conn* c) {
+    raw->Serve(c, lifetime, raw->live);
+  });
   impl->thread = std::thread([raw] { raw->Loop(); });
   return std::unique_ptr<FrontDoor>(new FrontDoor(std::move(impl)));
 }
@@ -729,6 +765,7 @@ void FrontDoor::Stop() {
   // Requests being served finish; queued ones are dropped with their connections.
   impl_->workers->Stop();
   impl_->health->Stop();
+  impl_->streams->Stop();
   impl_->back.clear();
   while (!impl_->conns.empty()) {
     Conn& conn = *impl_->conns.begin()->second;

@@ -15,6 +15,9 @@
 // - at most `max_connections` in all (and half the process's descriptor limit): the oldest
 //   connection still sending its request makes room for a new one, also when descriptors run
 //   out.
+// A live stream (`GET /api/v1/events/stream`, the dashboard's) holds a worker of its own for up
+// to `stream_lifetime`: at most `stream_workers` are open; one more is answered 503 at once by
+// the event thread, so streams never take a worker from other requests.
 // TLS (a certificate and key) is done by the event thread too: a handshake that stalls holds
 // no worker either.
 //
@@ -43,6 +46,8 @@ struct FrontDoorOptions {
   std::string tls_key_file;
   size_t workers = 8;         // for requests other than health checks
   size_t health_workers = 2;  // for GET /healthz and /readyz
+  size_t stream_workers = 4;  // for GET /api/v1/events/stream
+  std::chrono::milliseconds stream_lifetime{std::chrono::minutes{5}};
   std::chrono::milliseconds header_timeout{std::chrono::seconds{5}};
   std::chrono::milliseconds io_timeout{std::chrono::seconds{10}};  // a worker's reads and writes
   size_t max_header_bytes = size_t{16} << 10;
@@ -58,8 +63,10 @@ class FrontDoor {
   using Handler = std::function<void(httplib::Stream& stream, bool& closed)>;
 
   // Binds (Unavailable: the address is in use or not this machine's; FailedPrecondition: the
-  // TLS files cannot be loaded) and serves on background threads.
+  // TLS files cannot be loaded) and serves on background threads. `live` serves live streams
+  // (it may keep writing for up to `stream_lifetime`); empty: `handler` does.
   static Result<std::unique_ptr<FrontDoor>> Open(FrontDoorOptions options, Handler handler,
+                                                 Handler live,
                                                  std::shared_ptr<spdlog::logger> logger);
   ~FrontDoor();
   FrontDoor(const FrontDoor&) = delete;

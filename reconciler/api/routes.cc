@@ -10,6 +10,8 @@
 #include <memory>
 #include <variant>
 
+#include "reconciler/api/dashboard.h"
+#include "reconciler/api/live.h"
 #include "reconciler/api/views.h"
 #include "reconciler/api/webhook.h"
 #include "reconciler/render/inventory.h"
@@ -40,7 +42,8 @@ int HttpStatus(const Status& status) {
 }
 
 bool Public(const std::string& path) {
-  return path == "/healthz" || path == "/readyz" || path == "/api/v1/webhooks/git";
+  return path == "/healthz" || path == "/readyz" || path == "/api/v1/webhooks/git" ||
+         IsDashboardPath(path);
 }
 
 // A 200 that is not JSON of ours (or JSON rendered elsewhere).
@@ -119,6 +122,8 @@ constexpr std::array kRoutes = {
     Route{"GET", "/api/v1/runs", Observation::kUnused, HandleRuns},
     Route{"GET", R"(/api/v1/runs/(\d{1,18}))", Observation::kUnused, HandleRun},
     Route{"GET", "/api/v1/revisions", Observation::kOptional, HandleRevisions},
+    Route{"GET", "/api/v1/events", Observation::kUnused, HandleEvents},
+    Route{"GET", "/api/v1/changes", Observation::kUnused, HandleChanges},
     Route{"POST", "/api/v1/reconcile", Observation::kUnused, HandleReconcile},
     Route{"POST", "/api/v1/webhooks/git", Observation::kUnused, HandleGitWebhook},
     Route{"GET", "/api/v1/orchestrator/hosts", Observation::kRequired, HandleOrchestratorHosts},
@@ -126,6 +131,10 @@ constexpr std::array kRoutes = {
           HandleOrchestratorResources},
     Route{"GET", "/api/v1/orchestrator/machines", Observation::kRequired,
           HandleOrchestratorMachines},
+    Route{"GET", R"(/|/hosts|/vms|/plan|/runs|/runs/\d{1,18}|/events)", Observation::kUnused,
+          HandleDashboardPage},
+    Route{"GET", R"(/assets/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99}))", Observation::kUnused,
+          HandleDashboardAsset},
 };
 
 }  // namespace
@@ -207,6 +216,23 @@ Reply HandleStatus(const httplib::Request& /*request*/, const Snapshot* snapshot
     return ErrorReply(500, status.status().message());
   }
   return JsonReply(200, *status);
+}
+
+Reply HandleEvents(const httplib::Request& request, const Snapshot* /*snapshot*/,
+                   RouteContext& context) {
+  std::optional<size_t> limit = Limit(request, 100);
+  if (!limit) {
+    return ErrorReply(400, "limit must be a whole number from 0 to 10000");
+  }
+  EventFilter filter{.limit = *limit,
+                     .level = request.get_param_value("level"),
+                     .kind = request.get_param_value("kind"),
+                     .subject = request.get_param_value("subject")};
+  Result<json> events = EventsJson(context.store, filter);
+  if (!events.ok()) {
+    return ErrorReply(500, events.status().message());
+  }
+  return JsonReply(200, *events);
 }
 
 Reply HandleHosts(const httplib::Request& /*request*/, const Snapshot* snapshot,

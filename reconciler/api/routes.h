@@ -108,6 +108,8 @@ Reply HandleRuns(const httplib::Request& request, const Snapshot* snapshot, Rout
 Reply HandleRun(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context);
 Reply HandleRevisions(const httplib::Request& request, const Snapshot* snapshot,
                       RouteContext& context);
+Reply HandleEvents(const httplib::Request& request, const Snapshot* snapshot,
+                   RouteContext& context);
 Reply HandleReconcile(const httplib::Request& request, const Snapshot* snapshot,
                       RouteContext& context);
 Reply HandleGitWebhook(const httplib::Request& request, const Snapshot* snapshot,

@@ -6,7 +6,9 @@
 #include <exception>
 #include <filesystem>
 
+#include "reconciler/api/dashboard.h"
 #include "reconciler/api/front_door.h"
+#include "reconciler/api/live.h"
 #include "reconciler/api/routes.h"
 
 namespace flotilla::api {
@@ -24,9 +26,21 @@ class HttpCore final : public httplib::Server {
   }
 };
 
+void SetSecurityHeaders(httplib::Response& res) {
+  for (const auto& [name, value] : SecurityHeaders()) {
+    res.set_header(std::string(name), std::string(value));
+  }
+}
+
 void Send(const Reply& reply, httplib::Response& res) {
+  SetSecurityHeaders(res);
+  bool cache_control = false;
   for (const auto& [name, value] : reply.headers) {
     res.set_header(name, value);
+    cache_control = cache_control || name == "Cache-Control";
+  }
+  if (!cache_control) {
+    res.set_header("Cache-Control", "no-store");  // data read with a token stays out of caches
   }
   if (reply.status) {
     res.status = *reply.status;
@@ -137,12 +151,18 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
                        .tls_cert_file = o.tls_cert_file,
                        .tls_key_file = o.tls_key_file,
                        .workers = std::max<size_t>(o.threads, 1),
+                       .stream_workers = o.live_streams,
+                       .stream_lifetime = o.live_lifetime,
                        .header_timeout = o.header_timeout,
                        .io_timeout = o.io_timeout,
                        .max_body_bytes = o.max_body_bytes,
                        .max_per_client = o.max_connections_per_client,
                        .max_connections = o.max_connections},
       [raw_core](httplib::Stream& stream, bool& closed) { raw_core->Serve(stream, closed); },
+      [raw = server.get()](httplib::Stream& stream, bool& closed) {
+        closed = true;  // the answer has no length: it ends with the connection
+        ServeLiveStream(stream, *raw->context_, raw->Token(), raw->stopping_);
+      },
       server->logger_);
   if (!door.ok()) {
     if (door.status().code() == Status::Code::kUnavailable) {
@@ -166,6 +186,7 @@ std::string Server::url() const {
 }
 
 void Server::Stop() {
+  stopping_ = true;
   if (front_ != nullptr) {
     front_->Stop();
   }

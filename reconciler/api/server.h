@@ -8,6 +8,8 @@
 //   POST /api/v1/reconcile                      a pass now; answers with its run id
 //   POST /api/v1/webhooks/git                   push events; authenticated by their signature
 //   GET  /api/v1/orchestrator/{hosts,overview/resources,machines}   the orchestrator's shapes
+//   GET  /api/v1/events, /api/v1/changes, /api/v1/events/stream    for the dashboard (live.h)
+//   GET  /, /hosts, ..., /assets/NAME           the web dashboard (dashboard.h); no token
 //
 // Every other request needs `Authorization: Bearer <token>`, compared in constant time; a
 // missing or wrong token gets 401 with a JSON error. Without a token the server only starts on
@@ -80,6 +82,14 @@ struct ServerOptions {
   // answer "queued" at once, so requests piling up behind a long pass never take every worker
   // from /healthz and the rest.
   std::chrono::milliseconds reconcile_wait{std::chrono::seconds{30}};
+  // The dashboard (dashboard.h, live.h): a folder to serve its files from instead of the
+  // binary's (development); at most `live_streams` live streams at once, each ending after
+  // `live_lifetime` (the page reconnects), with a keepalive comment after `live_keepalive` of
+  // quiet.
+  std::string dashboard_dir;
+  size_t live_streams = 4;
+  std::chrono::milliseconds live_lifetime{std::chrono::minutes{5}};
+  std::chrono::milliseconds live_keepalive{std::chrono::seconds{15}};
   const Clock* clock = nullptr;  // ages hosts' observations in /metrics; null: the system clock
 };
 
@@ -129,6 +139,7 @@ class Server {
   std::string host_;
   int port_ = 0;
   std::atomic<size_t> reconcile_waiters_{0};  // POST /api/v1/reconcile requests waiting
+  std::atomic<bool> stopping_{false};         // ends live streams
 };
 
 // Splits "host:port" / "[v6]:port". InvalidArgument when malformed.

@@ -1,9 +1,13 @@
 #include "reconciler/api/views.h"
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <map>
 
 #include "reconciler/api/telemetry.h"
+#include "reconciler/model/template_hash.h"
+#include "reconciler/planner/placement.h"
 
 namespace flotilla::api {
 namespace {
@@ -105,6 +109,16 @@ std::string WithoutCredentials(std::string_view address) {
 namespace {
 
 // What limits a host that is otherwise online, in words.
+// Whether a managed VM was made from another template than its set's now (null: not managed,
+// or its set is gone).
+json Outdated(const LedgerEntry* owner, const std::map<std::string, std::string>& current) {
+  if (owner == nullptr) {
+    return nullptr;
+  }
+  const auto set = current.find(owner->vmset);
+  return set == current.end() ? json(nullptr) : json(owner->template_hash != set->second);
+}
+
 json HostConditions(const HostFacts& facts) {
   json conditions = json::array();
   for (const auto& [prefix, why] : facts.unsupported_images) {
@@ -117,6 +131,46 @@ json HostConditions(const HostFacts& facts) {
 }
 
 }  // namespace
+
+// Whether an observed host runs macOS (Apple's limit of two running macOS VMs applies).
+bool IsMac(const HostFacts& facts) {
+  std::string os = facts.os_name;
+  std::transform(os.begin(), os.end(), os.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return os.find("mac") != std::string::npos || os.find("darwin") != std::string::npos;
+}
+
+json CommitJson(const std::optional<controller::CommitSummary>& commit) {
+  if (!commit) {
+    return nullptr;
+  }
+  return {{"sha", commit->sha},
+          {"subject", commit->subject},
+          {"author", commit->author},
+          {"time",
+           FormatTime(std::chrono::system_clock::time_point(std::chrono::seconds{commit->time}))}};
+}
+
+json RejectedJson(const controller::RejectedRevision& rejected) {
+  json diagnostics = json::array();
+  for (const controller::RevisionDiagnostic& d : rejected.diagnostics) {
+    diagnostics.push_back({{"file", d.file},
+                           {"line", d.line},
+                           {"column", d.column},
+                           {"severity", d.severity},
+                           {"message", d.message},
+                           {"text", d.text}});
+  }
+  json out = {{"sha", rejected.sha},       {"subject", nullptr},
+              {"author", nullptr},         {"time", nullptr},
+              {"reason", rejected.reason}, {"diagnostics", std::move(diagnostics)}};
+  if (json commit = CommitJson(rejected.commit); !commit.is_null()) {
+    for (const char* key : {"subject", "author", "time"}) {
+      out[key] = commit[key];
+    }
+  }
+  return out;
+}
 
 json HostsJson(const Snapshot& snapshot) {
   json hosts = json::array();
@@ -154,6 +208,10 @@ json HostsJson(const Snapshot& snapshot) {
         entry["agent_version"] = host->facts.agent_version;
         entry["os"] = host->facts.os_name + " " + host->facts.os_version;
         entry["conditions"] = HostConditions(host->facts);
+        entry["macos_vms"] = IsMac(host->facts)
+                                 ? json{{"running", host->facts.running_macos_vms},
+                                        {"limit", planner::PlannerOptions{}.apple_vm_limit}}
+                                 : json(nullptr);
       } else {
         entry["resources"] = nullptr;
       }
@@ -166,6 +224,10 @@ json HostsJson(const Snapshot& snapshot) {
 }
 
 json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
+  std::map<std::string, std::string> current;  // each VM set's template hash now
+  for (const VMSet& set : snapshot.desired.sets) {
+    current[set.meta.name] = TemplateHash(set.templ);
+  }
   json vms = json::array();
   for (const HostPool& pool : snapshot.desired.pools) {
     if (!filter.pool.empty() && filter.pool != pool.meta.name) {
@@ -201,7 +263,8 @@ json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
                        {"memory_bytes", vm.memory_bytes},
                        {"disk_bytes", vm.disk_bytes},
                        {"ip", vm.ip},
-                       {"template_hash", owner != nullptr ? owner->template_hash : ""}});
+                       {"template_hash", owner != nullptr ? owner->template_hash : ""},
+                       {"outdated", Outdated(owner, current)}});
       }
     }
   }
@@ -329,6 +392,33 @@ Result<json> RevisionsJson(store::Store& store, size_t limit, const Snapshot* sn
               {"revisions", std::move(out)}};
 }
 
+json EventJson(const store::EventRecord& e) {
+  return {{"id", e.id},     {"at", FormatTime(e.at)}, {"level", e.level},
+          {"kind", e.kind}, {"subject", e.subject},   {"message", e.message}};
+}
+
+Result<json> EventsJson(store::Store& store, const EventFilter& filter) {
+  const bool filtered = !filter.level.empty() || !filter.kind.empty() || !filter.subject.empty();
+  Result<std::vector<store::EventRecord>> events = store.Events(filtered ? 0 : filter.limit);
+  if (!events.ok()) {
+    return events.status();
+  }
+  const size_t limit = filter.limit == 0 ? SIZE_MAX : filter.limit;
+  json out = json::array();
+  for (const store::EventRecord& e : *events) {
+    if (out.size() >= limit) {
+      break;
+    }
+    if ((!filter.level.empty() && e.level != filter.level) ||
+        (!filter.kind.empty() && e.kind != filter.kind) ||
+        (!filter.subject.empty() && e.subject.find(filter.subject) == std::string::npos)) {
+      continue;
+    }
+    out.push_back(EventJson(e));
+  }
+  return json{{"events", std::move(out)}};
+}
+
 Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
   Result<std::optional<store::RevisionRecord>> applied = store.LastApplied();
   Result<std::optional<store::RevisionRecord>> attempted = store.LastAttempted();
@@ -373,16 +463,16 @@ Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
   }
   json recent = json::array();
   for (const store::EventRecord& e : *events) {
-    recent.push_back({{"at", FormatTime(e.at)},
-                      {"level", e.level},
-                      {"kind", e.kind},
-                      {"subject", e.subject},
-                      {"message", e.message}});
+    recent.push_back(EventJson(e));
   }
   return json{
       {"applied", *applied ? json((*applied)->sha) : json(nullptr)},
       {"applied_at", *applied ? json(FormatTime((*applied)->attempted_at)) : json(nullptr)},
       {"in_force", snapshot != nullptr ? json(snapshot->sha) : json(nullptr)},
+      {"revision", snapshot != nullptr ? CommitJson(snapshot->commit) : json(nullptr)},
+      {"fail_static", snapshot != nullptr && snapshot->fail_static},
+      {"rejected", snapshot != nullptr && snapshot->rejected ? RejectedJson(*snapshot->rejected)
+                                                             : json(nullptr)},
       {"observed_at",
        snapshot != nullptr ? json(FormatTime(snapshot->observed_at)) : json(nullptr)},
       {"latest_problem", problem ? json({{"sha", (*attempted)->sha},

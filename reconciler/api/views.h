@@ -38,6 +38,16 @@ nlohmann::json VmsJson(const Snapshot& snapshot, const VmFilter& filter);
 nlohmann::json ResourcesJson(const Snapshot& snapshot);
 
 nlohmann::json RunJson(const store::RunRecord& run);
+nlohmann::json EventJson(const store::EventRecord& event);
+
+// GET /api/v1/events: the `limit` newest events that pass the filter, newest first.
+struct EventFilter {
+  size_t limit = 100;   // 0: all
+  std::string level;    // exact: "info", "warn", "error"; empty: any
+  std::string kind;     // exact; empty: any
+  std::string subject;  // a part of the subject; empty: any
+};
+Result<nlohmann::json> EventsJson(store::Store& store, const EventFilter& filter);
 nlohmann::json ActionJson(const store::ActionRecord& action);
 nlohmann::json RevisionJson(const store::RevisionRecord& revision);
 

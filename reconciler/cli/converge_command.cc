@@ -630,6 +630,13 @@ class ApiSecretsReloader {
   std::string last_problem_;
 };
 
+// FLOTILLA_DASHBOARD_DIR: for work on the dashboard, its files are served from that folder (a
+// checkout's web/), read again on every request, instead of from the binary.
+std::string DashboardDir() {
+  const char* dir = std::getenv("FLOTILLA_DASHBOARD_DIR");  // NOLINT(concurrency-mt-unsafe)
+  return dir != nullptr ? std::string(dir) : std::string();
+}
+
 Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine& engine,
                                               api::Backend& backend, const Context& context) {
   const manifest::ReconcilerConfig& c = engine.config;
@@ -650,6 +657,7 @@ Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine&
                          .tls_cert_file = c.api.tls_cert_file,
                          .tls_key_file = c.api.tls_key_file,
                          .threads = c.api.threads,
+                         .dashboard_dir = DashboardDir(),
                          .clock = &engine.clock},
       backend, *engine.store, engine.telemetry, context.log);
 }

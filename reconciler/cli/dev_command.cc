@@ -474,6 +474,8 @@ std::string Banner(const DevFolder& folder, const Simulators& sims, const DevMac
   std::ostringstream banner;
   banner << "\nflotilla dev is running " << (folder.reuse ? "(reusing " : "(new fleet in ")
          << Display(folder.dir) << ")\n\n"
+         << "  Dashboard    " << url << "/#token=" << token
+         << "   (opens logged in; the page keeps the token for the tab, not the address)\n"
          << "  API          " << url << "\n"
          << "  API token    " << token << "   (also in " << shown_token_file << ")\n"
          << "  Repository   " << shown_repo << "   (branch main, fetched every 5 s)\n";

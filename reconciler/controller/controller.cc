@@ -125,6 +125,19 @@ class StoreJournal : public executor::Journal {
 };
 
 // The first few diagnostics of a rejected revision, for the record.
+std::vector<RevisionDiagnostic> ForPeople(const manifest::Diagnostics& diagnostics) {
+  std::vector<RevisionDiagnostic> out;
+  for (const manifest::Diagnostic& d : diagnostics.Sorted()) {
+    out.push_back(RevisionDiagnostic{.file = d.location.file,
+                                     .line = d.location.line,
+                                     .column = d.location.column,
+                                     .severity = std::string(manifest::ToString(d.severity)),
+                                     .message = d.message,
+                                     .text = d.ToString()});
+  }
+  return out;
+}
+
 std::string Summarise(const manifest::Diagnostics& diagnostics) {
   std::string text = std::to_string(diagnostics.error_count()) + " error(s)";
   size_t shown = 0;
@@ -212,7 +225,10 @@ SyncResult Controller::Sync() {
       }
     }
   }
-  auto hold = [&](std::string problem, const std::string& sha, store::RevisionOutcome outcome) {
+  auto hold = [&](std::string problem, const std::string& sha, store::RevisionOutcome outcome,
+                  std::vector<RevisionDiagnostic> diagnostics = {}) {
+    result.problem_sha = sha;
+    result.diagnostics = std::move(diagnostics);
     // Record a problem once per revision (or once per distinct fetch error), not every poll.
     const std::string key = sha.empty() ? problem : sha;
     newest_problem_rejected_ = outcome == store::RevisionOutcome::kRejected;
@@ -249,6 +265,8 @@ SyncResult Controller::Sync() {
   } else if (*polled == newest_problem_sha_) {
     result.fail_static = true;
     result.problem = sync_.problem;
+    result.problem_sha = sync_.problem_sha;
+    result.diagnostics = sync_.diagnostics;
   } else {
     Result<manifest::LoadResult> loaded = source_.Load(*polled);
     if (!loaded.ok()) {
@@ -256,7 +274,7 @@ SyncResult Controller::Sync() {
            *polled, store::RevisionOutcome::kFailed);
     } else if (!loaded->ok()) {
       hold("revision " + polled->substr(0, 12) + " is invalid: " + Summarise(loaded->diagnostics),
-           *polled, store::RevisionOutcome::kRejected);
+           *polled, store::RevisionOutcome::kRejected, ForPeople(loaded->diagnostics));
     } else if (loaded->documents == 0) {
       hold("revision " + polled->substr(0, 12) + " has no manifests below the configured path",
            *polled, store::RevisionOutcome::kRejected);
@@ -563,10 +581,19 @@ Result<Prepared> Controller::Prepare() {
   if (!options_.preview) {
     Announce(prepared.plan);
   }
+  std::optional<RejectedRevision> rejected;
+  if (prepared.fail_static) {
+    rejected = RejectedRevision{.sha = sync_.problem_sha,
+                                .commit = DescribeCommit(sync_.problem_sha),
+                                .reason = sync_.problem,
+                                .diagnostics = sync_.diagnostics};
+  }
   auto snapshot = std::make_shared<Snapshot>(Snapshot{.observed_at = clock_.Now(),
                                                       .sha = prepared.sha,
                                                       .fail_static = prepared.fail_static,
                                                       .problem = prepared.problem,
+                                                      .commit = DescribeCommit(prepared.sha),
+                                                      .rejected = std::move(rejected),
                                                       .desired = prepared.desired,
                                                       .observed = prepared.observed,
                                                       .ledger = prepared.ledger,
@@ -574,6 +601,19 @@ Result<Prepared> Controller::Prepare() {
   std::lock_guard lock(snapshot_mu_);
   snapshot_ = std::move(snapshot);
   return prepared;
+}
+
+std::optional<CommitSummary> Controller::DescribeCommit(const std::string& sha) {
+  if (sha.empty()) {
+    return std::nullopt;
+  }
+  if (auto known = commits_.find(sha); known != commits_.end()) {
+    return known->second;
+  }
+  if (commits_.size() >= 8) {
+    commits_.clear();  // only the one in force and the newest rejected are asked for
+  }
+  return commits_[sha] = source_.Commit(sha);
 }
 
 void Controller::Approve(PassApproval approval) {

@@ -55,6 +55,8 @@ class DesiredSource {
   virtual std::string Describe() const = 0;
   // What polling warned about since the last call (an SSH host key accepted unchecked, ...).
   virtual std::vector<std::string> TakeWarnings() { return {}; }
+  // The subject, author and time of the commit `sha`, for people; nullopt when unknown.
+  virtual std::optional<CommitSummary> Commit(const std::string& /*sha*/) { return std::nullopt; }
 };
 
 struct ControllerOptions {
@@ -99,6 +101,8 @@ struct SyncResult {
   bool changed = false;      // a new revision came into force
   bool fail_static = false;  // the newest revision could not be used; deletions are held
   std::string problem;       // why, when fail_static or when nothing is in force
+  std::string problem_sha;   // the revision `problem` is about; empty when none could be read
+  std::vector<RevisionDiagnostic> diagnostics;  // when that revision was invalid
 };
 
 // Everything a pass decided before acting on it.
@@ -223,6 +227,10 @@ class Controller {
   std::string unknown_pools_;               // MissingPools of the revision in force
   std::set<std::string> warned_;            // source warnings already logged by this process
   SyncResult sync_;
+  // The commit `sha` for the snapshot, asked of the source once.
+  std::optional<CommitSummary> DescribeCommit(const std::string& sha);
+  // Commits already described for the snapshot (the one in force and the newest rejected).
+  std::map<std::string, std::optional<CommitSummary>> commits_;
   // By pool (shared_ptr: PoolProvider is complete only in pool_providers.cc).
   std::map<std::string, std::shared_ptr<PoolProvider>> providers_;
   // When this process first tried to observe each host: host loss counts from here at the

@@ -64,6 +64,15 @@ Result<std::string> GitDesiredSource::Poll() {
 
 std::vector<std::string> GitDesiredSource::TakeWarnings() { return std::exchange(warnings_, {}); }
 
+std::optional<CommitSummary> GitDesiredSource::Commit(const std::string& sha) {
+  Result<source::CommitInfo> info = git_->Commit(sha);
+  if (!info.ok()) {
+    return std::nullopt;
+  }
+  return CommitSummary{
+      .sha = info->sha, .subject = info->subject, .author = info->author, .time = info->time};
+}
+
 Result<manifest::LoadResult> GitDesiredSource::Load(const std::string& sha) {
   return source::LoadRevision(*git_, sha, source_.path, loader_, cache_);
 }

@@ -24,6 +24,7 @@ class GitDesiredSource final : public DesiredSource {
   Result<manifest::LoadResult> Load(const std::string& sha) override;
   std::string Describe() const override { return description_; }
   std::vector<std::string> TakeWarnings() override;
+  std::optional<CommitSummary> Commit(const std::string& sha) override;
 
  private:
   GitDesiredSource(const manifest::ReconcilerConfig& config, const manifest::ManifestLoader& loader,

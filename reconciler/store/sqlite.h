@@ -76,6 +76,8 @@ class Db {
 
   int64_t LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
   int64_t Changes() const { return sqlite3_changes(db_); }
+  // Rows inserted, changed or deleted through this connection since it opened.
+  int64_t TotalChanges() const { return sqlite3_total_changes64(db_); }
   bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
  private:

@@ -209,6 +209,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
 const std::string& Store::path() const { return impl_->db.path(); }
 int Store::schema_version() const { return impl_->schema_version; }
 
+int64_t Store::Writes() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->db.TotalChanges();
+}
+
 // --- ledger ---
 
 Result<Ledger> Store::LoadLedger() {

@@ -150,6 +150,10 @@ class Store {
 
   const std::string& path() const;
   int schema_version() const;
+  // Rows this store has written since it opened: it grows with every recorded change (a run, an
+  // action's progress, an event, a revision, an observation saved), so a reader can tell that
+  // something changed without reading it (the dashboard's live stream).
+  int64_t Writes();
 
   // --- ledger ---
   Result<Ledger> LoadLedger();

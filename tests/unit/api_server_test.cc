@@ -24,6 +24,7 @@
 
 #include "reconciler/api/webhook.h"
 #include "tests/support/process.h"
+#include "tests/support/raw_connection.h"
 
 namespace flotilla::api {
 namespace {
@@ -162,70 +163,6 @@ TEST(ParseListenTest, HostsPortsAndLoopback) {
 namespace flotilla::api {
 namespace {
 
-// A TCP connection to the server from `source` (any 127.0.0.0/8 address), with `sent` sent.
-class RawConnection {
- public:
-  RawConnection(const std::string& source, int port, const std::string& sent) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
-        connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-      ADD_FAILURE() << "cannot connect from " << source;
-      return;
-    }
-    if (!sent.empty()) {
-      EXPECT_EQ(send(fd_, sent.data(), sent.size(), MSG_NOSIGNAL),
-                static_cast<ssize_t>(sent.size()));
-    }
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  // Whether the server closed the connection within `limit`.
-  bool ClosedWithin(std::chrono::milliseconds limit) const {
-    pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
-    if (poll(&p, 1, static_cast<int>(limit.count())) <= 0) {
-      return false;
-    }
-    char byte = 0;
-    return recv(fd_, &byte, 1, MSG_DONTWAIT) == 0;
-  }
-
-  // What the server sends until it closes the connection (or `limit` passes).
-  std::string ReadAll(std::chrono::milliseconds limit) const {
-    std::string text;
-    const auto end = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          end - std::chrono::steady_clock::now());
-      pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
-      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
-        return text;
-      }
-      char buffer[4096];
-      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) {
-        return text;
-      }
-      text.append(buffer, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // Issue 18, item 2: idle and half-sent connections hold no worker, so /healthz and a webhook
 // are answered at once while they stay open; each client address gets a bounded number of
 // connections, and a request must be complete within the header timeout.
@@ -237,10 +174,10 @@ TEST_F(ApiServerTest, IdleAndHalfSentConnectionsStarveNeitherHealthChecksNorWebh
                                                        .header_timeout = std::chrono::seconds{20}});
   ASSERT_NE(server, nullptr);
   // 200 silent connections and 200 that stop half-way through a request, from 8 addresses.
-  std::vector<std::unique_ptr<RawConnection>> flood;
+  std::vector<std::unique_ptr<testing::RawConnection>> flood;
   for (int i = 0; i < 400; ++i) {
     const std::string source = "127.0.0." + std::to_string(2 + i % 8);
-    flood.push_back(std::make_unique<RawConnection>(
+    flood.push_back(std::make_unique<testing::RawConnection>(
         source, server->port(),
         i < 200 ? "" : "POST /api/v1/reconcile HTTP/1.1\r\nHost: flotilla\r\nContent-Le"));
   }
@@ -269,11 +206,12 @@ TEST_F(ApiServerTest, IdleAndHalfSentConnectionsStarveNeitherHealthChecksNorWebh
   EXPECT_EQ(hook->status, 202) << hook->body;
   EXPECT_EQ(backend_.calls(), 1u);
   // Each address may hold 64 connections: the 65th is closed at once.
-  std::vector<std::unique_ptr<RawConnection>> one_client;
+  std::vector<std::unique_ptr<testing::RawConnection>> one_client;
   for (int i = 0; i < 64; ++i) {
-    one_client.push_back(std::make_unique<RawConnection>("127.0.0.20", server->port(), ""));
+    one_client.push_back(
+        std::make_unique<testing::RawConnection>("127.0.0.20", server->port(), ""));
   }
-  RawConnection extra("127.0.0.20", server->port(), "");
+  testing::RawConnection extra("127.0.0.20", server->port(), "");
   EXPECT_TRUE(extra.ClosedWithin(std::chrono::seconds{5}));
   EXPECT_FALSE(one_client.front()->ClosedWithin(std::chrono::milliseconds{100}));
 }
@@ -282,18 +220,19 @@ TEST_F(ApiServerTest, AConnectionThatNeverCompletesItsRequestIsClosed) {
   std::unique_ptr<Server> server = Start(ServerOptions{
       .listen = "127.0.0.1:0", .token = "t0ken", .header_timeout = std::chrono::seconds{1}});
   ASSERT_NE(server, nullptr);
-  RawConnection silent("127.0.0.1", server->port(), "");
-  RawConnection half("127.0.0.1", server->port(), "GET /api/v1/hosts HTTP/1.1\r\nHo");
+  testing::RawConnection silent("127.0.0.1", server->port(), "");
+  testing::RawConnection half("127.0.0.1", server->port(), "GET /api/v1/hosts HTTP/1.1\r\nHo");
   EXPECT_TRUE(silent.ClosedWithin(std::chrono::seconds{10}));
   EXPECT_TRUE(half.ClosedWithin(std::chrono::seconds{10}));
   // Bodies no worker should wait for are refused by the event thread, with an answer.
-  RawConnection chunked("127.0.0.1", server->port(),
-                        "POST /api/v1/reconcile HTTP/1.1\r\nHost: f\r\nAuthorization: Bearer "
-                        "t0ken\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+  testing::RawConnection chunked(
+      "127.0.0.1", server->port(),
+      "POST /api/v1/reconcile HTTP/1.1\r\nHost: f\r\nAuthorization: Bearer "
+      "t0ken\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
   EXPECT_TRUE(chunked.ReadAll(std::chrono::seconds{10}).starts_with("HTTP/1.1 411 "));
-  RawConnection huge("127.0.0.1", server->port(),
-                     "POST /api/v1/reconcile HTTP/1.1\r\nHost: f\r\nContent-Length: "
-                     "1000000000000\r\n\r\n{");
+  testing::RawConnection huge("127.0.0.1", server->port(),
+                              "POST /api/v1/reconcile HTTP/1.1\r\nHost: f\r\nContent-Length: "
+                              "1000000000000\r\n\r\n{");
   const std::string refused = huge.ReadAll(std::chrono::seconds{10});
   EXPECT_TRUE(refused.starts_with("HTTP/1.1 413 ")) << refused;
   EXPECT_TRUE(refused.find("the request body is too large") != std::string::npos) << refused;

@@ -1,0 +1,1 @@
+// The dashboard's entry point (written in web/assets/).
