@@ -180,14 +180,17 @@ export async function waitForView(page, view, timeout = WAIT_MS) {
   await page.waitForSelector(viewSelector(view), { timeout, state: 'attached' });
 }
 
-// Opens `urlPath`, logs in through the form when asked, and waits for `view` to render its data.
+// Opens `urlPath`, logs in through the form when the page asks, and waits for `view` to render
+// its data.
 export async function open(page, urlPath, view) {
   await page.goto(env('FLOTILLA_URL') + urlPath);
-  const form = await page.waitForSelector(`form#login, ${viewSelector(view)}`,
-                                          { timeout: WAIT_MS, state: 'attached' });
-  if (await form.evaluate((element) => element.id === 'login')) {
-    await submitToken(page, env('FLOTILLA_TOKEN'));
-  }
+  const loginForm = page.locator('form#login input#token');
+  const asked = await eventually(`${urlPath}: the ${view} view or the login form`, async () => {
+    if (await page.$(viewSelector(view))) return 'view';
+    if (await loginForm.isVisible()) return 'login';
+    return null;
+  });
+  if (asked === 'login') await submitToken(page, env('FLOTILLA_TOKEN'));
   await waitForView(page, view);
 }
 
@@ -213,8 +216,14 @@ export async function expectSameDocument(page, where) {
   if (mark !== 'kept') throw new Error(`${where}: the page was reloaded`);
 }
 
-export async function texts(page, selector) {
-  return page.$$eval(selector, (elements) => elements.map((e) => e.textContent.trim()));
+// The text of the first element matching `selector` as it is rendered (innerText: what a
+// person reads, with the spaces layout puts between elements), whitespace squashed.
+export async function text(page, selector) {
+  const element = await page.waitForSelector(selector, { state: 'attached', timeout: WAIT_MS });
+  return squash(await element.innerText());
+}
+export function squash(value) {
+  return value.replace(/\s+/g, ' ').trim();
 }
 export async function attributes(page, selector, name) {
   return page.$$eval(selector, (elements, n) => elements.map((e) => e.getAttribute(n)), name);

@@ -1,9 +1,10 @@
 // The run timeline: for the run that created the fleet, one lane per host and one bar per
 // action (as /api/v1/runs/{id} lists them), each in its host's lane with its kind and outcome;
-// then a run with a failed start (a fault injected in hostsim) shows the failure and its message.
+// then a run with a failed start (a 400 injected in hostsim: not retried) shows the failure and
+// its message, and the Events view filtered to errors lists it.
 
 import {
-  api, eventually, expectNoProblems, log, open, scenario, screenshot, sim, waitForView, WAIT_MS,
+  api, eventually, expectNoProblems, log, navigate, open, scenario, screenshot, sim, waitForView, WAIT_MS,
 } from './lib.mjs';
 
 const OUTCOMES = ['succeeded', 'failed', 'abandoned', 'running'];
@@ -64,7 +65,7 @@ await scenario('timeline', async ({ newPage }) => {
   // A failed action: the next start of a VM on its host fails once.
   const vm = (await api('/api/v1/vms?managed=true')).vms.find((v) => v.name.startsWith('web-'));
   const message = 'injected start failure for the timeline test';
-  await sim('POST', '/_sim/faults', { endpoint: 'start', count: 1, status: 500, message, host: vm.host });
+  await sim('POST', '/_sim/faults', { endpoint: 'start', count: 1, status: 400, message, host: vm.host });
   await sim('PATCH', `/_sim/hosts/${vm.host}/vms/${vm.name}`, { state: 'stopped' });
   log(`stopped ${vm.name} on ${vm.host}; its next start fails once`);
   const failed = await eventually('a run with a failed action', async () => {
@@ -85,5 +86,16 @@ await scenario('timeline', async ({ newPage }) => {
   }
   if (!failedBar.title.includes(message)) throw new Error(`the failed bar's title is "${failedBar.title}"`);
   log(`run ${failed.id}: the failed start of ${vm.name} with its message`);
+
+  // The Events view has the failure as an error; its level filter keeps only errors.
+  await navigate(page, 'events');
+  await page.selectOption('select#event-level', 'error');
+  await eventually('only errors, among them the failed start', async () => {
+    const rows = await page.$$eval('table#events tbody tr.event',
+                                   (trs) => trs.map((tr) => [tr.dataset.level, tr.innerText]));
+    return rows.length > 0 && rows.every(([level]) => level === 'error') &&
+      rows.some(([, line]) => line.includes(vm.name) && line.includes(message));
+  });
+  log('the Events view, filtered to errors, shows the failed start');
   expectNoProblems(page, 'the timeline');
 });

@@ -4,6 +4,7 @@
 
 import {
   api, attributes, env, eventually, expectNoProblems, log, navigate, open, scenario, screenshot,
+  squash, text,
   waitForView, VIEWS,
 } from './lib.mjs';
 
@@ -17,17 +18,13 @@ function sameSet(actual, expected, what) {
   }
 }
 
-function squash(text) {
-  return text.replace(/\s+/g, ' ').trim();
-}
-
 async function checkOverview(page) {
   const status = await api('/api/v1/status');
-  const online = squash(await page.textContent('#hosts-online'));
+  const online = await text(page, '#hosts-online');
   if (!new RegExp(`\\b${status.hosts.online}\\s*/\\s*${status.hosts.total}\\b`).test(online)) {
     throw new Error(`#hosts-online says "${online}", the API ${status.hosts.online} / ${status.hosts.total}`);
   }
-  const revision = squash(await page.textContent('#revision'));
+  const revision = await text(page, '#revision');
   if (!status.revision) throw new Error('/api/v1/status has no revision');
   for (const part of [status.revision.sha.slice(0, 7), status.revision.subject, status.revision.author]) {
     if (!revision.includes(part)) throw new Error(`#revision "${revision}" lacks "${part}"`);
@@ -37,9 +34,10 @@ async function checkOverview(page) {
   const managed = (await api('/api/v1/vms?managed=true')).vms;
   const byState = {};
   for (const vm of managed) byState[vm.state] = (byState[vm.state] || 0) + 1;
-  const states = squash(await page.textContent('#vm-states'));
+  const states = await text(page, '#vm-states');
   for (const [state, count] of Object.entries(byState)) {
-    if (!new RegExp(`(\\b${count}\\b.*${state}|${state}.*\\b${count}\\b)`, 'i').test(states)) {
+    const n = `(?<!\\d)${count}(?!\\d)`;
+    if (!new RegExp(`(${n}.*${state}|${state}.*${n})`, 'i').test(states)) {
       throw new Error(`#vm-states "${states}" does not say ${count} ${state}`);
     }
   }
@@ -56,12 +54,16 @@ async function checkOverview(page) {
     const meter = bar.getAttribute('role') === 'meter' ? bar : bar.querySelector('[role="meter"]');
     return meter && {
       now: meter.getAttribute('aria-valuenow'), min: meter.getAttribute('aria-valuemin'),
-      max: meter.getAttribute('aria-valuemax'), text: bar.textContent.trim(),
+      max: meter.getAttribute('aria-valuemax'),
+      name: meter.getAttribute('aria-label') || meter.getAttribute('aria-labelledby'),
+      // The values in words beside the bar (its own text or its row's), not colour only.
+      text: bar.parentElement.innerText.trim(),
     };
   }));
   if (!meters.length) throw new Error('no .capacity .bar');
   for (const meter of meters) {
-    if (!meter || meter.now === null || meter.min === null || meter.max === null || !meter.text) {
+    if (!meter || meter.now === null || meter.min === null || meter.max === null || !meter.name ||
+        !/\d/.test(meter.text)) {
       throw new Error(`a capacity bar is not a labelled meter: ${JSON.stringify(meter)}`);
     }
   }
@@ -99,11 +101,11 @@ async function rowNames(page) {
 async function checkVms(page) {
   const vms = (await api('/api/v1/vms')).vms;
   sameSet(await rowNames(page), vms.map((v) => v.name), 'VM rows');
-  const count = squash(await page.textContent('#vm-count'));
+  const count = await text(page, '#vm-count');
   if (!count.includes(String(vms.length))) throw new Error(`#vm-count "${count}" for ${vms.length} VMs`);
   for (const vm of vms) {
     const row = `table#vm-table tbody tr[data-vm="${vm.name}"]`;
-    const cell = async (col) => squash(await page.textContent(`${row} td[data-col="${col}"]`));
+    const cell = async (col) => await text(page, `${row} td[data-col="${col}"]`);
     if ((await cell('name')) !== vm.name && !(await cell('name')).includes(vm.name)) {
       throw new Error(`${row} name cell "${await cell('name')}"`);
     }
@@ -127,7 +129,7 @@ async function checkPlan(page) {
     throw new Error(`${actions.length} .plan-action, the API's plan has ${plan.actions.length}`);
   }
   if (!(await page.$('#plan-summary'))) throw new Error('#plan-summary is missing');
-  log(`plan: ${actions.length} actions, summary "${squash(await page.textContent('#plan-summary'))}"`);
+  log(`plan: ${actions.length} actions, summary "${await text(page, '#plan-summary')}"`);
 }
 
 async function checkRuns(page) {
@@ -152,7 +154,12 @@ async function checkEvents(page) {
   for (const level of levels) {
     if (!['info', 'warn', 'error'].includes(level)) throw new Error(`event level ${level}`);
   }
-  const shownText = squash(await page.textContent('table#events tbody'));
+  if (!events.length) {
+    if (levels.length) throw new Error(`${levels.length} event rows, the API has none`);
+    log('events: none recorded, none shown');
+    return;
+  }
+  const shownText = await text(page, 'table#events tbody');
   const newestFew = events.slice(0, 3).map((e) => squash(e.message));
   if (!newestFew.some((m) => shownText.includes(m))) {
     throw new Error(`none of the newest events is shown: ${JSON.stringify(newestFew)}`);

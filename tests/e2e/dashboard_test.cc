@@ -192,9 +192,11 @@ TEST_F(DashboardTest, StoppedVmShowsAsDrift) {
   RunScenario("drift", "FLOTILLA_DRIFT_VM=db-1");
 }
 
-// The timeline of the run that created the fleet has one lane per host and one bar per action.
+// The timeline of the run that created the fleet has one lane per host and one bar per action
+// (latencies with jitter give the bars lengths of their own); a failed start shows as failed,
+// with its message, and as an error event.
 TEST_F(DashboardTest, RunTimelineHasABarPerAction) {
-  ASSERT_NO_FATAL_FAILURE(StartFleet());
+  ASSERT_NO_FATAL_FAILURE(StartFleet({"--latency", "create=2s,start=1s", "--jitter", "0.5"}));
   RunScenario("timeline");
 }
 
