@@ -4,8 +4,13 @@
 // playwright-core against it and compares what the page shows with the API's JSON.
 //
 // The fleet: pool `sims` (sim-000..sim-002), VMSets web (3 replicas) and db (2), and an
-// unmanaged VM `legacy-build` on sim-002. Screenshots go to <build>/dashboard-screenshots/, and
-// with FLOTILLA_UPDATE_DOCS=1 to docs/images/dashboard-<view>.png too.
+// unmanaged VM `legacy-build` on sim-002. Screenshots (1280x800) go to
+// <build>/dashboard-screenshots/, and with FLOTILLA_UPDATE_DOCS=1 to docs/images/ too:
+//   FLOTILLA_UPDATE_DOCS=1 build/bin/dashboard_test
+// writes docs/images/dashboard-{overview,hosts,vms,plan,runs,events,run,plan-pending,
+// fail-static}.png. They are written, not compared (no two runs draw the same pixels: times,
+// commit hashes, IDs), so the update run passes; review them before committing. A failing
+// scenario leaves failure-<scenario>-<page>.png beside them.
 //
 // Node.js, tests/browser/node_modules (npm ci) and /usr/bin/chromium come from
 // scripts/install-deps.sh; without them every test here fails and says so.
