@@ -73,7 +73,7 @@ class DashboardTest : public ::testing::Test {
   // flotilla-hostsim (e.g. latencies that keep a plan in view while it runs).
   void StartFleet(std::vector<std::string> sim_flags = {}) {
     const std::string missing = MissingBrowserTools();
-    ASSERT_EQ(missing, "");
+    ASSERT_TRUE(missing.empty()) << missing;
     FleetOptions options;
     options.hosts = 3;
     options.sim_flags = std::move(sim_flags);
