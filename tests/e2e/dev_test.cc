@@ -151,6 +151,8 @@ class Dev {
   }
 
   bool ok() const { return port_ > 0; }
+  int port() const { return port_; }
+  const std::string& token() const { return token_; }
   pid_t pid() const { return process_->pid(); }
   std::string out() const { return Slurp(scratch_ / "dev.out"); }
   std::string err() const { return Slurp(scratch_ / "dev.err"); }
@@ -208,6 +210,17 @@ TEST(DevTest, ConvergesFollowsACommitAndRestartsCleanly) {
     ASSERT_TRUE(dev.ok()) << dev.out() << dev.err();
     const std::string banner = dev.out();
     EXPECT_TRUE(Contains(banner, "API token")) << banner;
+    // One click to the dashboard, logged in: the token rides in the fragment, which the
+    // browser never sends; the page itself needs none.
+    EXPECT_EQ(
+        BannerLines(banner, "Dashboard",
+                    "http://127.0.0.1:" + std::to_string(dev.port()) + "/#token=" + dev.token()),
+        1u)
+        << banner;
+    auto page = httplib::Client("127.0.0.1", dev.port()).Get("/");
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->status, 200);
+    EXPECT_TRUE(Contains(page->body, "/assets/")) << page->body;
     EXPECT_TRUE(Contains(banner, "Repository   .flotilla-dev/fleet")) << banner;
     EXPECT_TRUE(Contains(banner, "flotilla plan --config .flotilla-dev/flotilla.yaml")) << banner;
     EXPECT_TRUE(Contains(banner, "flotilla vms --server")) << banner;

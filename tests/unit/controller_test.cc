@@ -41,8 +41,13 @@ class ScriptedSource : public DesiredSource {
   }
   std::string Describe() const override { return "scripted"; }
   std::vector<std::string> TakeWarnings() override { return warnings; }
+  std::optional<CommitSummary> Commit(const std::string& sha) override {
+    ++commits_asked;
+    return CommitSummary{.sha = sha, .subject = "subject of " + sha, .author = "A", .time = 7};
+  }
 
   std::string tip;
+  int commits_asked = 0;
   std::vector<std::string> warnings;  // said by every poll
   Status poll_error;
   std::map<std::string, manifest::LoadResult> revisions;
@@ -548,8 +553,13 @@ TEST_F(ControllerTest, AnInvalidRevisionKeepsTheLastGoodOneWithoutDeletions) {
   Pass(c);
   source_.revisions["sha2"] = Fleet(1);  // valid: wants 2 deletions...
   manifest::LoadResult bad = Fleet(0);
+  bad.diagnostics.Add(
+      manifest::Diagnostic{.severity = manifest::Severity::kError,
+                           .location = {.file = "vmsets/a.yaml", .line = 4, .column = 3},
+                           .message = "replicas: must be a number"});
   bad.diagnostics.Add(manifest::Diagnostic{.severity = manifest::Severity::kError,
-                                           .message = "replicas: must be a number"});
+                                           .location = {.file = "vmsets/b.yaml"},
+                                           .message = "no such pool"});
   source_.revisions["sha3"] = bad;
   source_.tip = "sha2";
   c.Sync();
@@ -566,9 +576,26 @@ TEST_F(ControllerTest, AnInvalidRevisionKeepsTheLastGoodOneWithoutDeletions) {
   EXPECT_EQ(revisions.front().sha, "sha3");
   EXPECT_EQ(revisions.front().outcome, store::RevisionOutcome::kRejected);
   EXPECT_NE(revisions.front().reason.find("replicas"), std::string::npos);
-  // Polling the same broken tip again records nothing new.
+  // The snapshot names the commit in force and the rejected one, with every diagnostic.
+  std::shared_ptr<const Snapshot> snapshot = c.snapshot();
+  ASSERT_NE(snapshot, nullptr);
+  ASSERT_TRUE(snapshot->commit.has_value());
+  EXPECT_EQ(snapshot->commit->subject, "subject of sha2");
+  ASSERT_TRUE(snapshot->rejected.has_value());
+  EXPECT_EQ(snapshot->rejected->sha, "sha3");
+  EXPECT_EQ(snapshot->rejected->commit->subject, "subject of sha3");
+  ASSERT_EQ(snapshot->rejected->diagnostics.size(), 2U);
+  EXPECT_EQ(snapshot->rejected->diagnostics[0].text,
+            "vmsets/a.yaml:4:3: error: replicas: must be a number");
+  EXPECT_EQ(snapshot->rejected->diagnostics[0].line, 4);
+  EXPECT_EQ(snapshot->rejected->diagnostics[1].file, "vmsets/b.yaml");
+  // Polling the same broken tip again records nothing new, and still says why.
   c.Sync();
   EXPECT_EQ(store_->Revisions(0)->size(), revisions.size());
+  ASSERT_TRUE(c.Prepare().ok());
+  ASSERT_TRUE(c.snapshot()->rejected.has_value());
+  EXPECT_EQ(c.snapshot()->rejected->diagnostics.size(), 2U);
+  EXPECT_LE(source_.commits_asked, 3);  // each commit described once
 }
 
 TEST_F(ControllerTest, ARestartOnARejectedHeadNamesTheRevisionInForceAndRecordsNothingTwice) {
