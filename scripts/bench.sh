@@ -10,6 +10,7 @@
 #   scripts/bench.sh crash_creates [kills] [vms] [hosts] [seed] [latency]
 #   scripts/bench.sh tart [vms] [running] [rounds] [tart_startup_ms]
 #   scripts/bench.sh tart_converge [hosts] [vms_per_host] [clone_ms] [boot_ms]
+#   scripts/bench.sh dashboard [hosts] [vms_per_host] [hostsim_processes] [repetitions]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -56,8 +57,12 @@ case "${1:-git_source}" in
     build-bench/bin/tart_converge_bench build-bench/bin/flotilla "${2:-10}" "${3:-10}" \
       "${4:-2000}" "${5:-1000}"
     ;;
+  dashboard)
+    cmake --build build-bench -j "$(nproc)" --target dashboard_bench flotilla flotilla-hostsim
+    build-bench/bin/dashboard_bench "${2:-1000}" "${3:-10}" "${4:-4}" "${5:-10}"
+    ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard" >&2
     exit 1
     ;;
 esac

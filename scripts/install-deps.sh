@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs Flotilla's build and test dependencies from Debian's packages.
+# Installs Flotilla's build and test dependencies from Debian's packages, then the browser tests'
+# one npm package (playwright-core, pinned in tests/browser/package-lock.json) with `npm ci`.
 # Idempotent: packages already installed are skipped, and `apt-get update` runs only
 # when something is missing. Needs root (or sudo) only when it has something to install.
+# The flotilla binaries never need Node.js; only the browser tests do.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   # toolchain
@@ -28,7 +31,16 @@ packages=(
   # Packaging: `cpack -G DEB` reads the binaries' library dependencies with dpkg-shlibdeps
   # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd)
   dpkg-dev file systemd
+  # Browser tests and the dashboard benchmark (tests/browser/, bench/dashboard/): Debian's
+  # Chromium, driven by playwright-core from the npm registry (below), never a downloaded browser
+  chromium
 )
+
+# Node.js and npm run the browser tests. Where the machine has none, Debian's are installed
+# (playwright-core asks for Node.js 20 or newer; an older one is reported by npm ci).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -39,14 +51,26 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo_cmd=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then
-  sudo_cmd=(sudo)
+# playwright-core for the browser tests, exactly as locked, into tests/browser/node_modules
+# (gitignored). PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: it must never fetch a browser of its own; the
+# tests launch /usr/bin/chromium. Skipped when the locked version is already there.
+browser_dir=tests/browser
+locked=$(node -p "require('./${browser_dir}/package-lock.json').packages['node_modules/playwright-core'].version")
+installed=$(node -p "try { require('./${browser_dir}/node_modules/playwright-core/package.json').version } catch { '' }")
+if [[ "$installed" == "$locked" ]]; then
+  echo "install-deps: playwright-core $locked present"
+else
+  echo "install-deps: npm ci in $browser_dir (playwright-core $locked)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$browser_dir" --no-audit --no-fund
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -4,12 +4,17 @@
 // (sim-000, sim-001, ...) on one port, a local Git repository of manifests, a secrets folder
 // with the hosts' API key and a catalog connection, and a flotilla.yaml pointing at all of it,
 // in one scratch folder. Commands run the real `flotilla` binary.
+// With `shards` > 1 the hosts are spread over that many flotilla-hostsim processes (one port
+// each; hostsim gives each thread per host, so 1,000 hosts behind one port are slow): host i
+// is served by process i % shards; its name in the pool stays sim-<i>, whatever hostsim calls
+// it (Address, SimOf and SimName say where it lives).
 //
 // REQUIRES: FLOTILLA_BIN and FLOTILLA_HOSTSIM_BIN compile definitions.
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -31,6 +36,7 @@ inline constexpr const char* kFleetApiKey = "FLEET:fixture-secret-7";
 
 struct FleetOptions {
   int hosts = 3;
+  int shards = 1;                      // flotilla-hostsim processes serving the hosts
   std::vector<std::string> sim_flags;  // added to flotilla-hostsim's
   uint32_t max_vms = 4;                // the pool's defaults.maxVMs
   std::string config_extra;            // appended to flotilla.yaml (top-level YAML)
@@ -42,11 +48,15 @@ struct FleetOptions {
 class FleetFixture {
  public:
   explicit FleetFixture(FleetOptions options = {}) : options_(std::move(options)) {
-    std::vector<std::string> flags = {"--hosts",        std::to_string(options_.hosts),
-                                      "--api-key",      kFleetApiKey,
-                                      "--offline-hang", "1s"};
-    flags.insert(flags.end(), options_.sim_flags.begin(), options_.sim_flags.end());
-    sim_ = std::make_unique<Hostsim>(flags);
+    options_.shards = std::max(1, std::min(options_.shards, options_.hosts));
+    for (int shard = 0; shard < options_.shards; ++shard) {
+      // Hosts shard, shard + shards, ...: as many as fall on this process.
+      const int hosts = (options_.hosts - shard + options_.shards - 1) / options_.shards;
+      std::vector<std::string> flags = {"--hosts",    std::to_string(hosts), "--api-key",
+                                        kFleetApiKey, "--offline-hang",      "1s"};
+      flags.insert(flags.end(), options_.sim_flags.begin(), options_.sim_flags.end());
+      sims_.push_back(std::make_unique<Hostsim>(flags));
+    }
     fs::create_directories(repo());
     fs::create_directories(dir() / "secrets/sims");
     fs::create_directories(dir() / "secrets/catalog");
@@ -57,23 +67,27 @@ class FleetFixture {
     WriteConfig();
   }
 
-  bool ready() const { return sim_->ready(); }
-  Hostsim& sim() { return *sim_; }
+  bool ready() const {
+    return std::all_of(sims_.begin(), sims_.end(), [](const auto& sim) { return sim->ready(); });
+  }
+  // The (first) flotilla-hostsim process; with one shard, the one serving every host.
+  Hostsim& sim() { return *sims_.front(); }
+  // The process serving host i, and hostsim's own name for it there.
+  Hostsim& SimOf(int i) { return *sims_[i % options_.shards]; }
+  std::string SimName(int i) const { return Name(i / options_.shards); }
+  // Host i's address in the pool: "<origin of its process>/h/<its hostsim name>/api".
+  std::string Address(int i) const { return sims_[i % options_.shards]->address(SimName(i)); }
   const fs::path& dir() const { return scratch_.path(); }
   fs::path repo() const { return dir() / "fleet"; }
   fs::path config() const { return dir() / "flotilla.yaml"; }
   fs::path state_dir() const { return dir() / "state"; }
   fs::path store_path() const { return state_dir() / "flotilla.db"; }
-  std::string host(int i) const {
-    char name[16];
-    std::snprintf(name, sizeof name, "sim-%03d", i);
-    return name;
-  }
+  std::string host(int i) const { return Name(i); }
   // hostsim's counter `endpoint` ("create_async", "create_jobs", ...) summed over every host.
   int CountOnAllHosts(const std::string& endpoint) {
     int n = 0;
     for (int i = 0; i < options_.hosts; ++i) {
-      n += sim_->Count(host(i), endpoint);
+      n += SimOf(i).Count(SimName(i), endpoint);
     }
     return n;
   }
@@ -86,8 +100,8 @@ class FleetFixture {
         "  defaults: {maxVMs: " +
         std::to_string(options_.max_vms) + "}\n  hosts:\n";
     for (int i = 0; i < options_.hosts; ++i) {
-      yaml += "    - {name: " + host(i) + ", address: \"" + sim_->address(host(i)) + "\"" +
-              extra_host_fields + "}\n";
+      yaml += "    - {name: " + host(i) + ", address: \"" + Address(i) + "\"" + extra_host_fields +
+              "}\n";
     }
     return yaml;
   }
@@ -145,9 +159,9 @@ class FleetFixture {
 
   // VM name -> state on one host, through the DevOps API the provider uses.
   std::map<std::string, std::string> Vms(int host_index) {
-    httplib::Client client(sim_->origin());
+    httplib::Client client(SimOf(host_index).origin());
     httplib::Headers headers = {{"X-Api-Key", EncodeBase64(kFleetApiKey)}};
-    auto result = client.Get("/h/" + host(host_index) + "/api/v1/machines", headers);
+    auto result = client.Get("/h/" + SimName(host_index) + "/api/v1/machines", headers);
     std::map<std::string, std::string> vms;
     if (!result || result->status != 200) {
       ADD_FAILURE() << "cannot list VMs of " << host(host_index);
@@ -171,9 +185,15 @@ class FleetFixture {
   }
 
  private:
+  static std::string Name(int i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "sim-%03d", i);
+    return name;
+  }
+
   FleetOptions options_;
   ScratchDir scratch_;
-  std::unique_ptr<Hostsim> sim_;
+  std::vector<std::unique_ptr<Hostsim>> sims_;
 };
 
 // One VM as a host lists it.
@@ -193,9 +213,9 @@ inline std::vector<HostVm> ListAll(FleetFixture& f, int hosts) {
   for (int i = 0; i < hosts; ++i) {
     bool listed = false;
     for (int attempt = 0; attempt < 40 && !listed; ++attempt) {
-      httplib::Client client(f.sim().origin());
+      httplib::Client client(f.SimOf(i).origin());
       client.set_read_timeout(5, 0);
-      auto result = client.Get("/h/" + f.host(i) + "/api/v1/machines", headers);
+      auto result = client.Get("/h/" + f.SimName(i) + "/api/v1/machines", headers);
       if (!result || result->status != 200) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));  // then ask again
         continue;
