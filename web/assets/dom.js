@@ -172,13 +172,11 @@ export function fmtDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) {
     return '—';
   }
+  // The API's times are whole seconds: no false precision below that.
   if (ms < 1000) {
-    return `${Math.max(0, Math.round(ms))} ms`;
+    return 'under 1 s';
   }
   const s = ms / 1000;
-  if (s < 10) {
-    return `${s.toFixed(1)} s`;
-  }
   if (s < 60) {
     return `${Math.round(s)} s`;
   }
