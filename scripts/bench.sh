@@ -10,7 +10,7 @@
 #   scripts/bench.sh crash_creates [kills] [vms] [hosts] [seed] [latency]
 #   scripts/bench.sh tart [vms] [running] [rounds] [tart_startup_ms]
 #   scripts/bench.sh tart_converge [hosts] [vms_per_host] [clone_ms] [boot_ms]
-#   scripts/bench.sh dashboard [hosts] [vms_per_host] [hostsim_processes] [repetitions]
+#   scripts/bench.sh dashboard [hosts] [vms_per_host] [hostsim_processes] [repetitions] [resync]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -59,7 +59,7 @@ case "${1:-git_source}" in
     ;;
   dashboard)
     cmake --build build-bench -j "$(nproc)" --target dashboard_bench flotilla flotilla-hostsim
-    build-bench/bin/dashboard_bench "${2:-1000}" "${3:-10}" "${4:-4}" "${5:-10}"
+    build-bench/bin/dashboard_bench "${2:-1000}" "${3:-10}" "${4:-4}" "${5:-10}" "${6:-10s}"
     ;;
   *)
     echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard" >&2

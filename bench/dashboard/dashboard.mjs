@@ -9,14 +9,19 @@
 // Prints every repetition, the median and the max, and a JSON line for the harness.
 //   FLOTILLA_URL, FLOTILLA_TOKEN   the loop's API
 //   BENCH_VM, BENCH_VM_HOST_URL    the VM to flip and its host's control URL (.../_sim/hosts/H)
+//   BENCH_HOSTS, BENCH_VMS         the fleet's size, for the summary
 //   BENCH_REPS                     repetitions of each measurement (default 10)
+//   BENCH_ACCEPT_ENCODING          if set, the page's requests send this Accept-Encoding instead
+//                                  of Chromium's (gzip, deflate, br, zstd): a diagnosis of the
+//                                  server's compression, not how a browser runs the page
 
-import { api, env, eventually, launchBrowser, log, VIEWPORT } from '../../tests/browser/lib.mjs';
+import { env, eventually, launchBrowser, log, VIEWPORT } from '../../tests/browser/lib.mjs';
 
 const URL = env('FLOTILLA_URL');
 const TOKEN = env('FLOTILLA_TOKEN');
 const VM = env('BENCH_VM');
 const REPS = Number(env('BENCH_REPS', '10'));
+const ENCODING = process.env.BENCH_ACCEPT_ENCODING || '';
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -26,6 +31,7 @@ const fmt = (ms) => ms.toFixed(1);
 
 async function freshPage(browser) {
   const context = await browser.newContext({ viewport: VIEWPORT });
+  if (ENCODING) await context.setExtraHTTPHeaders({ 'Accept-Encoding': ENCODING });
   await context.addInitScript((token) => sessionStorage.setItem('flotilla.token', token), TOKEN);
   const page = await context.newPage();
   page.problems = [];
@@ -38,9 +44,13 @@ async function firstRender(browser) {
   const { context, page } = await freshPage(browser);
   await page.goto(`${URL}/vms?sort=name`);
   await page.waitForFunction(() => performance.getEntriesByName('flotilla:vms-interactive').length > 0,
-                             null, { timeout: 120000, polling: 50 });
+                             null, { timeout: 60000, polling: 50 });
   const result = await page.evaluate(() => ({
     interactive: performance.getEntriesByName('flotilla:vms-interactive')[0].startTime,
+    // Where the time went: the API answers the page waited for (request start to last byte).
+    fetches: performance.getEntriesByType('resource').filter((r) => r.name.includes('/api/'))
+      .map((r) => `${new URL(r.name).pathname} ${Math.round(r.startTime)}+${Math.round(r.responseEnd - r.startTime)} ms`),
+    longTasks: window.__benchLongTasks || [],
     rows: document.querySelectorAll('table#vm-table tbody tr[data-vm]').length,
     count: document.querySelector('#vm-count')?.textContent.trim(),
   }));
@@ -90,20 +100,16 @@ async function liveUpdate(page, state) {
 
 const browser = await launchBrowser();
 try {
-  const vms = (await api('/api/v1/vms')).vms.length;
-  const hosts = (await api('/api/v1/hosts')).hosts.length;
-  const t0 = performance.now();
-  const body = await (await fetch(`${URL}/api/v1/vms`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
-  const fetchMs = performance.now() - t0;
-  log(`fleet: ${hosts} hosts, ${vms} VMs; GET /api/v1/vms from Node: ${fmt(fetchMs)} ms, ${(body.length / 1e6).toFixed(1)} MB`);
-  log(`Chromium ${browser.version()}, ${REPS} repetitions`);
+  const hosts = Number(env('BENCH_HOSTS'));
+  const vms = Number(env('BENCH_VMS'));
+  log(`Chromium ${browser.version()}, ${REPS} repetitions${ENCODING ? `, Accept-Encoding: ${ENCODING}` : ''}`);
 
   const renders = [];
   await firstRender(browser);  // warm-up: the server's first answers, Chromium's first page
   for (let i = 0; i < REPS; ++i) {
     const r = await firstRender(browser);
     renders.push(r.interactive);
-    log(`first render ${i + 1}: ${fmt(r.interactive)} ms (${r.rows} rows in the DOM, #vm-count "${r.count}")`);
+    log(`first render ${i + 1}: ${fmt(r.interactive)} ms (${r.rows} rows in the DOM, #vm-count "${r.count}"); API answers (start+duration): ${r.fetches.join(', ')}`);
   }
 
   const { context, page } = await freshPage(browser);

@@ -320,6 +320,9 @@ Status Validate(const SimOptions& o) {
   if (!(o.jitter >= 0.0 && o.jitter <= 1.0)) {
     return Status::InvalidArgument("--jitter must be in [0,1]");
   }
+  if (o.keep_alive < std::chrono::seconds(1)) {
+    return Status::InvalidArgument("--keep-alive must be at least 1s");
+  }
   if (o.threads < 0 || o.threads > 4096) {
     return Status::InvalidArgument("--threads must be in 0..4096 (0: automatic)");
   }
@@ -360,7 +363,8 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   std::string listen = o.listen_host + ":" + std::to_string(o.listen_port);
   std::string memory = "32Gi", disk = "1Ti", disk_used = "40Gi", system_volume_used = "12Gi",
               reserved_memory = "2048Mi", reserved_disk = "20000Mi", default_image_size = "20Gi";
-  std::string latency, fault_rate, lookup_delay = "5s", token_ttl = "15m", offline_hang = "30s";
+  std::string latency, fault_rate, lookup_delay = "5s", token_ttl = "15m", offline_hang = "30s",
+                                   keep_alive = "60s";
   std::string guest_boot = "10s", prlctl_timeout = "3m", ghost_job_timeout = "5m", list_lag = "0",
               brute_force_wait = "5s";
   std::vector<std::string> catalog, api_keys;
@@ -416,6 +420,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   app.add_option("--token-ttl", token_ttl, "lifetime of issued tokens")->capture_default_str();
   app.add_option("--offline-hang", offline_hang,
                  "how long requests to an offline host hang before 503")
+      ->capture_default_str();
+  app.add_option("--keep-alive", keep_alive,
+                 "how long an idle keep-alive connection is kept (whole seconds)")
       ->capture_default_str();
   app.add_option("--username", o.username, "accepted user name (with --password)");
   app.add_option("--password", o.password, "accepted password (with --username)");
@@ -534,6 +541,7 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
       {"--lookup-delay", {&lookup_delay, &o.lookup_delay}},
       {"--token-ttl", {&token_ttl, &o.token_ttl}},
       {"--offline-hang", {&offline_hang, &o.offline_hang}},
+      {"--keep-alive", {&keep_alive, &o.keep_alive}},
       {"--guest-boot", {&guest_boot, &o.guest_boot}},
       {"--prlctl-timeout", {&prlctl_timeout, &o.prlctl_timeout}},
       {"--ghost-job-timeout", {&ghost_job_timeout, &o.ghost_job_timeout}},

@@ -92,6 +92,10 @@ struct SimOptions {
   Duration token_ttl = std::chrono::minutes(15);
   // How long a request to an offline host hangs before answering 503.
   Duration offline_hang = std::chrono::seconds(30);
+  // How long an idle keep-alive connection is kept (whole seconds, at least 1). The real service
+  // keeps them 60 s. cpp-httplib polls each idle connection: 250 of them (one per simulated host
+  // a loop observes) cost 41% of a core here, so benchmarks with many hosts shorten this.
+  Duration keep_alive = std::chrono::seconds(60);
   // Accepted credentials. With none of them, auth must be disabled with `no_auth`.
   std::string username;
   std::string password;

@@ -197,7 +197,8 @@ Result<int> SimServer::Bind() {
   // Like the real service (Go's net/http: idle connections live 60 s, any number of requests),
   // not httplib's 5 requests and 5 s, which would make clients reconnect all the time.
   http_->set_keep_alive_max_count(100000);
-  http_->set_keep_alive_timeout(60);
+  http_->set_keep_alive_timeout(
+      std::chrono::duration_cast<std::chrono::seconds>(o.keep_alive).count());
   // httplib listens with a backlog of 5; many clients connecting at once (one port serving
   // hundreds of hosts) would see dropped SYNs and one-second retransmits. The listening socket
   // is remembered here and its backlog raised after binding.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "reconciler/api/webhook.h"
+#include "tests/support/api_loop.h"
 #include "tests/support/cli_runner.h"
 #include "tests/support/fleet_fixture.h"
 #include "tests/support/process.h"
@@ -51,99 +52,12 @@ FleetOptions ApiFleet(std::vector<std::string> sim_flags = {}, std::string inter
   return options;
 }
 
-// A running `flotilla run` with its API.
-class ApiLoop {
+// A running `flotilla run` with its API token and webhook secret (tests/support/api_loop.h).
+class ApiLoop : public testing::ApiLoop {
  public:
-  explicit ApiLoop(FleetFixture& fx) : fx_(fx) {
-    loop_ = fx.StartLoop("", std::string("FLOTILLA_TEST_TOKEN=") + kToken +
-                                 " FLOTILLA_TEST_WEBHOOK=" + kWebhookSecret);
-    const std::regex api(R"(API (http://127\.0\.0\.1:(\d+)))");
-    WaitUntil([&] {
-      std::smatch m;
-      const std::string log = fx_.LoopLog();
-      if (std::regex_search(log, m, api)) {
-        url_ = m[1].str();
-        port_ = std::stoi(m[2].str());
-        return true;
-      }
-      return false;
-    });
-  }
-
-  bool ok() const { return port_ > 0; }
-  const std::string& url() const { return url_; }
-  int port() const { return port_; }
-
-  httplib::Result Get(const std::string& path, const std::string& token = kToken) {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_read_timeout(std::chrono::seconds{60});
-    httplib::Headers headers;
-    if (!token.empty()) {
-      headers.emplace("Authorization", "Bearer " + token);
-    }
-    return client.Get(path, headers);
-  }
-
-  httplib::Result Post(const std::string& path, const std::string& body,
-                       httplib::Headers headers = {
-                           {"Authorization", std::string("Bearer ") + kToken}}) {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_read_timeout(std::chrono::seconds{60});
-    return client.Post(path, headers, body, "application/json");
-  }
-
-  json GetJson(const std::string& path) {
-    httplib::Result r = Get(path);
-    if (!r) {
-      ADD_FAILURE() << "GET " << path << ": no answer";
-      return nullptr;
-    }
-    EXPECT_TRUE(r->status == 200 || r->status == 202)
-        << path << ": " << r->status << " " << r->body;
-    return json::parse(r->body, nullptr, false);
-  }
-
-  // Waits until the first observation is served.
-  bool Ready() {
-    return WaitUntil([&] {
-      httplib::Result r = Get("/readyz", "");
-      return r && r->status == 200;
-    });
-  }
-
-  json Runs() { return GetJson("/api/v1/runs?limit=100")["runs"]; }
-
-  // The newest run with this trigger, or null.
-  json RunWithTrigger(const std::string& trigger) {
-    for (const json& run : Runs()) {
-      if (run.value("trigger", "") == trigger) {
-        return run;
-      }
-    }
-    return nullptr;
-  }
-
-  // Waits until the plan of the latest observation is empty and the loop has run.
-  bool Converged() {
-    return WaitUntil(
-        [&] {
-          httplib::Result r = Get("/api/v1/plan");
-          if (!r || r->status != 200) {
-            return false;
-          }
-          const json plan = json::parse(r->body, nullptr, false);
-          return plan.is_object() && plan["actions"].empty() && !Runs().empty();
-        },
-        std::chrono::seconds(60));
-  }
-
-  Process& process() { return *loop_; }
-
- private:
-  FleetFixture& fx_;
-  std::unique_ptr<Process> loop_;
-  std::string url_;
-  int port_ = 0;
+  explicit ApiLoop(FleetFixture& fx)
+      : testing::ApiLoop(fx, kToken, "FLOTILLA_TEST_TOKEN",
+                         std::string("FLOTILLA_TEST_WEBHOOK=") + kWebhookSecret) {}
 };
 
 std::vector<std::string> ProtectedGets() {

@@ -742,9 +742,9 @@ TEST(HostsimOptionsTest, RefusesToStartWithoutCredentials) {
   o.guest_exec = "succeed";
   EXPECT_TRUE(Validate(o).ok());
 
-  std::vector<std::string> args = {"flotilla-hostsim", "--no-auth",   "--hosts",   "2",
-                                   "--memory",         "16Gi",        "--latency", "create=1s",
-                                   "--catalog",        "UBUNTU/1=5Gi"};
+  std::vector<std::string> args = {"flotilla-hostsim", "--no-auth",    "--hosts",      "2",
+                                   "--memory",         "16Gi",         "--latency",    "create=1s",
+                                   "--catalog",        "UBUNTU/1=5Gi", "--keep-alive", "2s"};
   std::vector<char*> argv;
   for (std::string& a : args) {
     argv.push_back(a.data());
@@ -755,6 +755,10 @@ TEST(HostsimOptionsTest, RefusesToStartWithoutCredentials) {
   EXPECT_EQ(parsed.memory_mb, 16384u);
   EXPECT_EQ(parsed.latency.at("create"), milliseconds(1000));
   EXPECT_EQ(parsed.catalog.at(0).size_mb, 5120u);
+  EXPECT_EQ(parsed.keep_alive, milliseconds(2000));
+  EXPECT_EQ(SimOptions{}.keep_alive, milliseconds(60000));
+  parsed.keep_alive = milliseconds(500);
+  EXPECT_FALSE(Validate(parsed).ok());
 }
 
 // --api-key-file keeps secrets out of argv (which `ps` shows); its errors never quote the file.
