@@ -83,19 +83,32 @@ async function liveUpdate(page, state) {
   await flip(state);
   await page.waitForFunction(() => window.__bench.changedAt !== null, null, { timeout: 120000, polling: 50 });
   const seenAfter = Date.now() - flippedAt;
-  // The update-end that closes the update under way: wait for it if the DOM changed before it.
+  // The update under way when the state cell changed: update-start and update-end marks paired
+  // last-in first-out up to that moment (an update that starts while another is loading may end
+  // at once, sharing the other's fetch); the oldest update still open then is the one that
+  // brought the change (the longest reading), and it ends at the first update-end after it.
   const pair = await eventually('the update-end after the change', () => page.evaluate(() => {
     const at = window.__bench.changedAt;
-    const starts = performance.getEntriesByName('flotilla:update-start').filter((m) => m.startTime <= at);
-    if (!starts.length) return { error: 'no update-start before the change' };
-    const start = starts[starts.length - 1].startTime;
-    const end = performance.getEntriesByName('flotilla:update-end').find((m) => m.startTime >= start);
+    const marks = [
+      ...performance.getEntriesByName('flotilla:update-start').map((m) => ({ t: m.startTime, start: true })),
+      ...performance.getEntriesByName('flotilla:update-end').map((m) => ({ t: m.startTime, start: false })),
+    ].sort((a, b) => a.t - b.t || (a.start ? -1 : 1));
+    const open = [];
+    // (performance.now() is coarse: the change and its update's end may share a timestamp.)
+    for (const m of marks.filter((x) => (x.start ? x.t <= at : x.t < at))) {
+      if (m.start) open.push(m.t); else open.pop();
+    }
+    if (!open.length) {
+      return { error: `the VM table changed at ${at.toFixed(1)} ms outside any update; marks: ${
+        JSON.stringify(marks.filter((m) => Math.abs(m.t - at) < 5000).map((m) => `${m.start ? 'start' : 'end'}@${m.t.toFixed(1)}`))}` };
+    }
+    const end = marks.find((m) => !m.start && m.t >= at);
     if (!end) return null;
     window.__bench.observer.disconnect();
-    return { start, end: end.startTime, updates: window.__flotilla?.updates };
-  }), { timeout: 30000, interval: 50 });
+    return { start: open[0], end: end.t, overlapping: open.length, updates: window.__flotilla?.updates };
+  }), { timeout: 60000, interval: 50 });
   if (pair.error) throw new Error(pair.error);
-  return { update: pair.end - pair.start, seenAfter, updates: pair.updates };
+  return { update: pair.end - pair.start, seenAfter, updates: pair.updates, overlapping: pair.overlapping };
 }
 
 const browser = await launchBrowser();
@@ -122,7 +135,7 @@ try {
     const state = i % 2 === 0 ? 'stopped' : 'running';
     const r = await liveUpdate(page, state);
     updates.push(r.update);
-    log(`update ${i + 1}: ${VM} -> ${state}: applied in ${fmt(r.update)} ms (shown ${r.seenAfter} ms after the host changed; ${r.updates} updates so far)`);
+    log(`update ${i + 1}: ${VM} -> ${state}: applied in ${fmt(r.update)} ms (shown ${r.seenAfter} ms after the host changed; ${r.updates} updates so far${r.overlapping > 1 ? `; ${r.overlapping} updates were under way` : ''})`);
   }
   if (page.problems.length) log(`live page problems: ${page.problems.join(' | ')}`);
   await context.close();
