@@ -230,10 +230,13 @@ TEST_F(TartTest, ACreateCutOffByADroppedConnectionIsResumed) {
   request.resume = journal;
   Result<CreateResult> second = provider->Create(Host(), request, Soon());
   ASSERT_TRUE(second.ok()) << second.status().ToString();
-  EXPECT_FALSE(second->adopted);
+  // The host's steps go on without the connection: when they finished before the second
+  // attempt looked (a slow reconnect on a busy machine), the VM is returned as adopted, as
+  // provider.h says of a previous attempt that got through. Either way: one VM, no temporary.
   const HostObservation o = provider->Observe(Host(), Soon());
   ASSERT_EQ(o.vms.size(), 1u);
   EXPECT_EQ(o.vms[0].name, "ios-0");
+  EXPECT_EQ(mac_.Tart("list --source local -q").out, "ios-0\n");
 }
 
 // Tart's own race (FileLock.swift, Root.swift): another tart command on the host collects the
