@@ -7,7 +7,7 @@
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/
-RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN FLOTILLA_BROWSER_TESTS=0 scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake --preset release \
  && cmake --build --preset release -j "$(nproc)" \

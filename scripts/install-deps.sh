@@ -31,14 +31,19 @@ packages=(
   # Packaging: `cpack -G DEB` reads the binaries' library dependencies with dpkg-shlibdeps
   # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd)
   dpkg-dev file systemd
-  # Browser tests and the dashboard benchmark (tests/browser/, bench/dashboard/): Debian's
-  # Chromium, driven by playwright-core from the npm registry (below), never a downloaded browser
-  chromium
 )
+
+# Browser tests and the dashboard benchmark (tests/browser/, bench/dashboard/): Debian's
+# Chromium, driven by playwright-core from the npm registry (below), never a downloaded browser.
+# FLOTILLA_BROWSER_TESTS=0 leaves them out (the container image's build stage builds only).
+browser_tests=${FLOTILLA_BROWSER_TESTS:-1}
+if [[ "$browser_tests" != 0 ]]; then
+  packages+=(chromium)
+fi
 
 # Node.js and npm run the browser tests. Where the machine has none, Debian's are installed
 # (playwright-core asks for Node.js 20 or newer; an older one is reported by npm ci).
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+if [[ "$browser_tests" != 0 ]] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   packages+=(nodejs npm)
 fi
 
@@ -66,6 +71,10 @@ fi
 # (gitignored). PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: it must never fetch a browser of its own; the
 # tests launch /usr/bin/chromium. Skipped when the locked version is already there.
 browser_dir=tests/browser
+if [[ "$browser_tests" == 0 ]]; then
+  echo "install-deps: FLOTILLA_BROWSER_TESTS=0: no Chromium, Node.js or playwright-core"
+  exit 0
+fi
 locked=$(node -p "require('./${browser_dir}/package-lock.json').packages['node_modules/playwright-core'].version")
 installed=$(node -p "try { require('./${browser_dir}/node_modules/playwright-core/package.json').version } catch { '' }")
 if [[ "$installed" == "$locked" ]]; then

@@ -46,7 +46,7 @@ struct FrontDoorOptions {
   std::string tls_key_file;
   size_t workers = 8;         // for requests other than health checks
   size_t health_workers = 2;  // for GET /healthz and /readyz
-  size_t stream_workers = 4;  // for GET /api/v1/events/stream
+  size_t stream_workers = 8;  // for GET /api/v1/events/stream
   std::chrono::milliseconds stream_lifetime{std::chrono::minutes{5}};
   std::chrono::milliseconds header_timeout{std::chrono::seconds{5}};
   std::chrono::milliseconds io_timeout{std::chrono::seconds{10}};  // a worker's reads and writes

@@ -1,6 +1,7 @@
 #include "reconciler/api/live.h"
 
 #include <httplib.h>
+#include <poll.h>
 
 #include <chrono>
 #include <memory>
@@ -49,6 +50,13 @@ std::optional<httplib::Request> ReadRequest(httplib::Stream& stream) {
     request.headers.emplace(line.substr(0, colon), line.substr(value));
   }
   return request;
+}
+
+// Whether the page closed its side (TCP FIN, also after TLS close_notify) or the connection
+// broke: its worker is free at once, not at the next write.
+bool PeerGone(const httplib::Stream& stream) {
+  pollfd p{.fd = stream.socket(), .events = POLLRDHUP, .revents = 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 bool WriteAll(httplib::Stream& stream, std::string_view text) {
@@ -112,8 +120,8 @@ void ServeLiveStream(httplib::Stream& stream, RouteContext& context, std::string
   auto last_write = SteadyClock::now();
   while (!stopping) {
     const auto now = SteadyClock::now();
-    if (now >= until) {
-      return;  // the page connects again
+    if (now >= until || PeerGone(stream)) {
+      return;  // the page connects again, or went away
     }
     std::string text;
     if (std::string generation = Generation(context.backend, context.store); generation != sent) {

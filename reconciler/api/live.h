@@ -29,7 +29,8 @@ Reply HandleChanges(const httplib::Request& request, const Snapshot* snapshot,
 // `event: change` with {"generation": "..."} at once and after every change (checked four times
 // a second), a `: keepalive` comment after ServerOptions::live_keepalive of quiet. The answer
 // has no length: it ends with the connection, after ServerOptions::live_lifetime (the page
-// connects again), when the page goes away, or once `stopping` is set. Written here, not by
+// connects again), when the page closes its side (seen within 250 ms), or once `stopping` is
+// set. Written here, not by
 // cpp-httplib, whose streamed answers end at once on a server that does not accept itself.
 void ServeLiveStream(httplib::Stream& stream, RouteContext& context, std::string_view token,
                      const std::atomic<bool>& stopping);

@@ -14,13 +14,28 @@
 namespace flotilla::api {
 namespace {
 
+// Answers are compressed with gzip when the client takes it, never with Brotli: cpp-httplib
+// compresses at Brotli's highest quality, about 12 s for the 4 MB of /api/v1/vms with 10,000
+// VMs, against well under a second with gzip (browsers offer both, "gzip, deflate, br").
+void OfferNoBrotli(httplib::Request& req) {
+  const auto offer = req.headers.find("Accept-Encoding");
+  if (offer == req.headers.end() || offer->second.find("br") == std::string::npos) {
+    return;
+  }
+  const bool gzip = offer->second.find("gzip") != std::string::npos;
+  req.headers.erase(offer);
+  if (gzip) {
+    req.headers.emplace("Accept-Encoding", "gzip");
+  }
+}
+
 // cpp-httplib's request handling (parsing, routing, answering) for one request of a stream
 // the front door hands over; its own accept loop and thread pool are not used.
 class HttpCore final : public httplib::Server {
  public:
   void Serve(httplib::Stream& stream, bool& closed) {
     closed = false;
-    if (!process_request(stream, /*close_connection=*/false, closed, [](httplib::Request&) {})) {
+    if (!process_request(stream, /*close_connection=*/false, closed, OfferNoBrotli)) {
       closed = true;
     }
   }

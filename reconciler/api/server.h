@@ -87,7 +87,7 @@ struct ServerOptions {
   // `live_lifetime` (the page reconnects), with a keepalive comment after `live_keepalive` of
   // quiet.
   std::string dashboard_dir;
-  size_t live_streams = 4;
+  size_t live_streams = 8;
   std::chrono::milliseconds live_lifetime{std::chrono::minutes{5}};
   std::chrono::milliseconds live_keepalive{std::chrono::seconds{15}};
   const Clock* clock = nullptr;  // ages hosts' observations in /metrics; null: the system clock

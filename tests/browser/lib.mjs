@@ -26,7 +26,8 @@ export const CHROMIUM_ARGS = [
 export const VIEWPORT = { width: 1280, height: 800 };
 // Waits bound a failure; they never time success. The dashboard updates within 2 s of a change;
 // a loaded 2-core machine running sanitizer builds gets ten times that.
-export const WAIT_MS = Number(process.env.FLOTILLA_BROWSER_WAIT_MS || 30000);
+// Generous: CI runs these beside other tests, with sanitizers, on 2 cores.
+export const WAIT_MS = Number(process.env.FLOTILLA_BROWSER_WAIT_MS || 60000);
 export const VIEWS = ['overview', 'hosts', 'vms', 'plan', 'runs', 'events'];
 
 let chromiumModule;
@@ -138,6 +139,7 @@ export function pushToMain(ref) {
 export async function newPage(browser, { allowStatus = () => false, viewport = VIEWPORT } = {}) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
   page.problems = [];
   page.on('console', (message) => {
     if (message.type() === 'error' || message.type() === 'warning') {

@@ -160,9 +160,10 @@ TEST_F(DashboardTest, EveryViewShowsTheFleet) {
 }
 
 // A commit that raises web to 5 replicas shows in the Plan view as two creates, then as two new
-// running VMs, without a reload. Creates take 8 s on the hosts, so the plan stays in view.
+// running VMs, without a reload. Creates take 20 s on the hosts, so the plan (published before
+// the pass acts) stays in view long enough for a page on a busy machine to fetch it.
 TEST_F(DashboardTest, RaisedReplicasShowInThePlanThenAsNewVms) {
-  ASSERT_NO_FATAL_FAILURE(StartFleet({"--latency", "create=8s"}));
+  ASSERT_NO_FATAL_FAILURE(StartFleet({"--latency", "create=20s"}));
   PrepareBranch(
       "more-web", [](FleetFixture& fx) { fx.WriteManifest("web.yaml", fx.VmSetYaml("web", 5)); },
       "web: 5 replicas");

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -153,6 +154,23 @@ TEST_F(DashboardServerTest, EveryAnswerCarriesTheSecurityHeaders) {
   EXPECT_EQ(Get(*server, "/", false)->get_header_value("Cache-Control"), "no-cache");
 }
 
+// A browser offers "gzip, deflate, br": the answer is gzip (Brotli at cpp-httplib's quality
+// takes seconds for the VM list of a large fleet).
+TEST_F(DashboardServerTest, AnswersAreGzipNotBrotli) {
+  auto server = Start();
+  ASSERT_NE(server, nullptr);
+  httplib::Client client("127.0.0.1", server->port());
+  client.set_decompress(false);
+  for (const auto& [offer, expected] :
+       {std::pair{"gzip, deflate, br", "gzip"}, {"br", ""}, {"gzip", "gzip"}}) {
+    httplib::Result res = client.Get(
+        "/assets/app.js",
+        {{"Accept-Encoding", offer}, {"Authorization", std::string("Bearer ") + kToken}});
+    ASSERT_TRUE(res) << offer;
+    EXPECT_EQ(res->get_header_value("Content-Encoding"), expected) << offer;
+  }
+}
+
 TEST_F(DashboardServerTest, ADashboardFolderIsServedInsteadOfTheBinarysFiles) {
   const auto web = scratch_.path() / "web";
   std::filesystem::create_directories(web / "assets");
@@ -229,8 +247,9 @@ TEST_F(DashboardServerTest, TheLiveStreamSaysEachChangeOnWorkersOfItsOwn) {
 
   // A second stream takes the last stream worker; a third is refused at once, and a data
   // request is still answered meanwhile.
-  testing::RawConnection second("127.0.0.1", server->port(), StreamRequest(kToken));
-  EXPECT_NE(second.ReadUntil("event: change", seconds{20}).find("event: change"),
+  std::optional<testing::RawConnection> second;
+  second.emplace("127.0.0.1", server->port(), StreamRequest(kToken));
+  EXPECT_NE(second->ReadUntil("event: change", seconds{20}).find("event: change"),
             std::string::npos);
   testing::RawConnection third("127.0.0.1", server->port(), StreamRequest(kToken));
   const std::string answer = third.ReadAll(seconds{20});
@@ -243,6 +262,28 @@ TEST_F(DashboardServerTest, TheLiveStreamSaysEachChangeOnWorkersOfItsOwn) {
   server->Stop();
   EXPECT_TRUE(live.ClosedWithin(seconds{20}));
   EXPECT_LT(std::chrono::steady_clock::now() - stop_started, seconds{20});
+}
+
+// A page that goes away frees its stream worker at once, not at the next write (a keepalive a
+// minute away here): another page's stream is served.
+TEST_F(DashboardServerTest, APageThatLeavesFreesItsStreamWorker) {
+  auto server = Start(ServerOptions{.live_streams = 1, .live_keepalive = seconds{60}});
+  ASSERT_NE(server, nullptr);
+  {
+    testing::RawConnection first("127.0.0.1", server->port(), StreamRequest(kToken));
+    ASSERT_NE(first.ReadUntil("event: change", seconds{20}).find("HTTP/1.1 200 OK"),
+              std::string::npos);
+  }
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {  // the check runs every 250 ms
+    testing::RawConnection next("127.0.0.1", server->port(), StreamRequest(kToken));
+    served =
+        next.ReadUntil("event: change", seconds{20}).find("HTTP/1.1 200 OK") != std::string::npos;
+    if (!served) {
+      std::this_thread::sleep_for(milliseconds{100});
+    }
+  }
+  EXPECT_TRUE(served);
 }
 
 TEST_F(DashboardServerTest, StatusSaysTheCommitInForceAndEveryDiagnosticOfARejectedOne) {

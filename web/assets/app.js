@@ -29,9 +29,19 @@ const notFound = {
   create(ctx) {
     return {
       async load() {
-        replaceChildren(ctx.root, h('h1', {tabindex: '-1'}, 'Page not found'),
-          h('p', null, 'No view lives at ', h('code', null, location.pathname), '. ',
-            h('a', {href: '/'}, 'Go to the overview'), '.'));
+        replaceChildren(
+          ctx.root,
+          h('h1', {tabindex: '-1'}, 'Page not found'),
+          h(
+            'p',
+            null,
+            'No view lives at ',
+            h('code', null, location.pathname),
+            '. ',
+            h('a', {href: '/'}, 'Go to the overview'),
+            '.',
+          ),
+        );
       },
     };
   },
@@ -51,7 +61,7 @@ const els = {
 
 window.__flotilla = {updates: 0};
 
-let current = null;        // {view, instance, controller, alert, body}
+let current = null; // {view, instance, controller, alert, body}
 let refreshing = false;
 let refreshAgain = false;
 let retryTimer = null;
@@ -102,6 +112,7 @@ function setParams(values) {
   if (url !== `${location.pathname}${location.search}`) {
     history.replaceState(null, '', url);
   }
+  mountedUrl = url;
 }
 
 function unmount() {
@@ -114,8 +125,11 @@ function unmount() {
   clearTimeout(retryTimer);
 }
 
+let mountedUrl = '';
+
 function mount({focus = false} = {}) {
   unmount();
+  mountedUrl = `${location.pathname}${location.search}`;
   const {view, match} = matchRoute(location.pathname);
   const main = els.main;
   const alert = h('div', {class: 'view-alert', role: 'status', 'aria-live': 'polite'});
@@ -165,8 +179,12 @@ function showAlert(target, err) {
   } else {
     text = `Could not load ${err.path || 'the data'}: ${err.message}`;
   }
-  const content = h('p', {class: `alert alert-${level}`},
-    h('span', {class: 'alert-icon', 'aria-hidden': 'true'}, level === 'info' ? 'i' : '!'), text);
+  const content = h(
+    'p',
+    {class: `alert alert-${level}`},
+    h('span', {class: 'alert-icon', 'aria-hidden': 'true'}, level === 'info' ? 'i' : '!'),
+    text,
+  );
   replaceChildren(target.alert, content);
 }
 
@@ -199,7 +217,7 @@ async function load(target, isUpdate) {
       return;
     }
     if (!(err instanceof HttpError)) {
-      throw err;  // a bug: let it surface
+      throw err; // a bug: let it surface
     }
     showAlert(target, err);
     clearTimeout(retryTimer);
@@ -207,24 +225,41 @@ async function load(target, isUpdate) {
   }
 }
 
-async function refresh() {
+// A change refetches the current view's endpoints once; changes that arrive meanwhile collapse
+// into one more refresh, and refreshes start at most every MIN_REFRESH_GAP_MS (a rollout records
+// progress many times a second; the page need not refetch 10,000 VMs that often).
+const MIN_REFRESH_GAP_MS = 700;
+let lastRefresh = -Infinity;
+let refreshTimer = null;
+
+function refresh() {
   if (!current) {
     return;
+  }
+  if (refreshTimer) {
+    return; // a refresh is already due
   }
   if (refreshing) {
     refreshAgain = true;
     return;
   }
+  const wait = lastRefresh + MIN_REFRESH_GAP_MS - performance.now();
+  if (wait > 0) {
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      refresh();
+    }, wait);
+    return;
+  }
   refreshing = true;
-  try {
-    await load(current, true);
-  } finally {
+  lastRefresh = performance.now();
+  load(current, true).finally(() => {
     refreshing = false;
     if (refreshAgain) {
       refreshAgain = false;
       refresh();
     }
-  }
+  });
 }
 
 // --- sign-in --------------------------------------------------------------------------------
@@ -294,12 +329,24 @@ els.logout.addEventListener('click', () => signOut('Signed out.'));
 // --- links ------------------------------------------------------------------------------------
 
 document.addEventListener('click', (event) => {
-  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey ||
-      event.shiftKey || event.altKey) {
+  if (
+    event.defaultPrevented ||
+    event.button !== 0 ||
+    event.metaKey ||
+    event.ctrlKey ||
+    event.shiftKey ||
+    event.altKey
+  ) {
     return;
   }
   const a = event.target.closest('a[href]');
   if (!a || a.target || a.hasAttribute('download') || a.origin !== location.origin) {
+    return;
+  }
+  if (a.getAttribute('href') === '#view') {
+    // the skip link: move focus, keep the URL
+    event.preventDefault();
+    els.main.focus();
     return;
   }
   if (a.pathname.startsWith('/api/') || a.pathname.startsWith('/assets/') || a.hash) {
@@ -317,7 +364,8 @@ document.addEventListener('click', (event) => {
 });
 
 window.addEventListener('popstate', () => {
-  if (!els.main.hidden) {
+  // Back/Forward between views (or filters of one view); a change of the #fragment alone is not.
+  if (!els.main.hidden && `${location.pathname}${location.search}` !== mountedUrl) {
     mount();
   }
 });

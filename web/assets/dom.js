@@ -1,8 +1,6 @@
 // Tiny DOM helpers. Everything that comes from the fleet (VM names, commit subjects, error text)
 // goes through textContent or setAttribute: never through innerHTML.
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
-
 function applyAttrs(el, attrs) {
   if (!attrs) {
     return;
@@ -20,7 +18,7 @@ function applyAttrs(el, attrs) {
         }
       }
     } else if (key === 'style') {
-      Object.assign(el.style, value);  // CSSOM, allowed by the CSP (no style attribute text)
+      Object.assign(el.style, value); // CSSOM, allowed by the CSP (no style attribute text)
     } else if (key.startsWith('on')) {
       if (typeof value !== 'function') {
         throw new TypeError(`h(): ${key} must be a function`);
@@ -40,7 +38,7 @@ function appendChildren(el, children) {
     if (Array.isArray(child)) {
       appendChildren(el, child);
     } else {
-      el.append(child instanceof Node ? child : String(child));  // strings become text nodes
+      el.append(child instanceof Node ? child : String(child)); // strings become text nodes
     }
   }
 }
@@ -48,13 +46,6 @@ function appendChildren(el, children) {
 // h('a', {href: '/x', class: 'y'}, 'text', otherNode, [more])
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
-  applyAttrs(el, attrs);
-  appendChildren(el, children);
-  return el;
-}
-
-export function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG_NS, tag);
   applyAttrs(el, attrs);
   appendChildren(el, children);
   return el;
@@ -120,7 +111,7 @@ export function patchList(parent, items, keyOf, make, {update = null, sigOf = JS
   for (const item of items) {
     const key = String(keyOf(item));
     if (next.has(key)) {
-      continue;  // a duplicate key: the first one wins
+      continue; // a duplicate key: the first one wins
     }
     const sig = sigOf(item);
     const old = known.get(key);
@@ -181,13 +172,11 @@ export function fmtDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) {
     return '—';
   }
+  // The API's times are whole seconds: no false precision below that.
   if (ms < 1000) {
-    return `${Math.max(0, Math.round(ms))} ms`;
+    return 'under 1 s';
   }
   const s = ms / 1000;
-  if (s < 10) {
-    return `${s.toFixed(1)} s`;
-  }
   if (s < 60) {
     return `${Math.round(s)} s`;
   }
@@ -241,8 +230,10 @@ export function fmtTime(text) {
     return '—';
   }
   const d = new Date(t);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  );
 }
 
 // <time> with the local time as text and the UTC instant as datetime/title.

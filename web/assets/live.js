@@ -6,9 +6,9 @@
 import {AuthError, HttpError, getJson, openStream, readEvents} from './api.js';
 
 const POLL_MS = 2000;
-const POLL_ROUNDS_BEFORE_RETRY = 30;  // poll for about a minute, then try the stream again
+const POLL_ROUNDS_BEFORE_RETRY = 30; // poll for about a minute, then try the stream again
 const MAX_BACKOFF_MS = 30000;
-const SILENCE_MS = 45000;             // the server sends a keepalive every 15 s
+const SILENCE_MS = 45000; // the server sends a keepalive every 15 s
 
 const LABELS = {
   live: 'Live',
@@ -153,13 +153,16 @@ export class LiveUpdates {
         return;
       }
       if (connected) {
-        continue;  // the server ended the stream (it does after a while): reconnect at once
+        continue; // the server ended the stream (it does after a while): reconnect at once
       }
       failures += 1;
       const backoff = Math.min(MAX_BACKOFF_MS, this.retryMs * 2 ** Math.min(failures - 1, 5));
       const delay = Math.round(backoff * (0.8 + Math.random() * 0.4));
-      this.setState('stale', LABELS.stale,
-        `Disconnected from the server: the page may be out of date. Retrying in ${Math.round(delay / 1000)} s.`);
+      this.setState(
+        'stale',
+        LABELS.stale,
+        `Disconnected from the server: the page may be out of date. Retrying in ${Math.round(delay / 1000)} s.`,
+      );
       await this.sleep(delay);
     }
   }
@@ -168,8 +171,11 @@ export class LiveUpdates {
     for (let round = 0; round < POLL_ROUNDS_BEFORE_RETRY && !this.stopped; round += 1) {
       try {
         const body = await getJson('/api/v1/changes');
-        this.setState('polling', LABELS.polling,
-          `The server has no change stream to spare: asking for changes every ${POLL_MS / 1000} s`);
+        this.setState(
+          'polling',
+          LABELS.polling,
+          `The server has no change stream to spare: asking for changes every ${POLL_MS / 1000} s`,
+        );
         this.seen(body.generation);
       } catch (err) {
         if (err instanceof AuthError) {

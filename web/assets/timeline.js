@@ -16,7 +16,7 @@ export function outcomeOf(action) {
     case 'abandoned':
       return action.state;
     default:
-      return 'running';  // intended or running: not finished
+      return 'running'; // intended or running: not finished
   }
 }
 
@@ -66,7 +66,8 @@ export function describe(a, t0, now) {
 // Time range and ticks for the run.
 function scale(run, actions, now) {
   const starts = actions.map((a) => parseTime(a.started_at)).filter((t) => t !== null);
-  const ends = actions.map((a) => parseTime(a.finished_at) ?? (outcomeOf(a) === 'running' ? now : null))
+  const ends = actions
+    .map((a) => parseTime(a.finished_at) ?? (outcomeOf(a) === 'running' ? now : null))
     .filter((t) => t !== null);
   const t0 = Math.min(parseTime(run.started_at) ?? Infinity, ...starts);
   const runEnd = parseTime(run.finished_at) ?? (run.outcome === 'running' ? now : null);
@@ -108,7 +109,12 @@ function pct(ms, sc) {
 function makeBar(a, lane) {
   const icon = h('span', {class: 'bar-icon', 'aria-hidden': 'true'});
   const label = h('span', {class: 'bar-label'});
-  const bar = h('div', {class: 'bar', role: 'listitem', tabindex: '-1', 'data-id': String(a.id)}, icon, label);
+  const bar = h(
+    'div',
+    {class: 'bar', role: 'listitem', tabindex: '-1', 'data-id': String(a.id)},
+    icon,
+    label,
+  );
   bar._parts = {icon, label};
   return updateBar(bar, a, lane);
 }
@@ -146,15 +152,26 @@ function updateLane(el, lane) {
   const failed = lane.actions.filter((a) => outcomeOf(a) === 'failed').length;
   patchSlot(label, [lane.host, lane.actions.length, failed], () => [
     h('span', {class: 'lane-host', title: lane.host}, lane.host || '(no host)'),
-    h('span', {class: 'lane-count muted small'}, `${lane.actions.length} action${lane.actions.length === 1 ? '' : 's'}`,
-      failed ? h('span', {class: 'count-bad'}, ` · ✕ ${failed}`) : null)]);
+    h(
+      'span',
+      {class: 'lane-count muted small'},
+      `${lane.actions.length} action${lane.actions.length === 1 ? '' : 's'}`,
+      failed ? h('span', {class: 'count-bad'}, ` · ✕ ${failed}`) : null,
+    ),
+  ]);
   setAttr(track, 'aria-label', `Actions on ${lane.host}`);
   track.style.height = `${lane.rows * 28 + 8}px`;
   track.style.setProperty('--tick', `${(lane.sc.step / lane.sc.span) * 100}%`);
-  patchList(track, lane.actions, (a) => a.id, (a) => makeBar(a, lane), {
-    update: (bar, a) => updateBar(bar, a, lane),
-    sigOf: (a) => `${JSON.stringify(a)}|${lane.sig}|${lane.place.get(a.id)}`,
-  });
+  patchList(
+    track,
+    lane.actions,
+    (a) => a.id,
+    (a) => makeBar(a, lane),
+    {
+      update: (bar, a) => updateBar(bar, a, lane),
+      sigOf: (a) => `${JSON.stringify(a)}|${lane.sig}|${lane.place.get(a.id)}`,
+    },
+  );
   return el;
 }
 
@@ -187,15 +204,22 @@ export function renderTimeline(root, run, actions, now = Date.now()) {
     return {host, actions: list, place, rows, sc, now, sig};
   });
   const {axis} = root._parts;
-  patchSlot(axis, sig, () => [h('div', {class: 'axis-label'}, 'since start'),
-    h('div', {class: 'axis-track'}, sc.ticks.map((s) => {
-      const tick = h('span', {class: s / sc.span > 0.94 && s > 0 ? 'tick tick-end' : 'tick'}, fmtOffset(s));
-      tick.style.left = `${(s / sc.span) * 100}%`;
-      return tick;
-    }))]);
+  patchSlot(axis, sig, () => [
+    h('div', {class: 'axis-label'}, 'since start'),
+    h(
+      'div',
+      {class: 'axis-track'},
+      sc.ticks.map((s) => {
+        const tick = h('span', {class: s / sc.span > 0.94 && s > 0 ? 'tick tick-end' : 'tick'}, fmtOffset(s));
+        tick.style.left = `${(s / sc.span) * 100}%`;
+        return tick;
+      }),
+    ),
+  ]);
   patchList(root._parts.lanes, lanes, (l) => l.host, makeLane, {
     update: updateLane,
-    sigOf: (l) => `${l.sig}|${l.rows}|${JSON.stringify(l.actions.map((a) => [a.id, a.state, a.finished_at, a.error, a.doing]))}`,
+    sigOf: (l) =>
+      `${l.sig}|${l.rows}|${JSON.stringify(l.actions.map((a) => [a.id, a.state, a.finished_at, a.error, a.doing]))}`,
   });
   const bars = [...root.querySelectorAll('.bar')];
   if (bars.length > 0 && !bars.some((b) => b.tabIndex === 0)) {
@@ -211,7 +235,14 @@ function onKey(event) {
   if (at < 0 || bars.length === 0) {
     return;
   }
-  const moves = {ArrowRight: at + 1, ArrowDown: at + 1, ArrowLeft: at - 1, ArrowUp: at - 1, Home: 0, End: bars.length - 1};
+  const moves = {
+    ArrowRight: at + 1,
+    ArrowDown: at + 1,
+    ArrowLeft: at - 1,
+    ArrowUp: at - 1,
+    Home: 0,
+    End: bars.length - 1,
+  };
   if (!(event.key in moves)) {
     return;
   }

@@ -1,6 +1,6 @@
 // Shared widgets: state chips (icon + text, never colour alone), capacity meters, small bits.
 
-import {fmtBytes, h, plural} from './dom.js';
+import {fmtBytes, h} from './dom.js';
 
 // icon, tone (colour family) per state name; the text always says the state as well.
 const STATES = {
@@ -39,9 +39,9 @@ const STATES = {
   // findings
   unschedulable: ['⚠', 'bad'],
   conflict: ['≠', 'bad'],
-  deferred: ['⏸', 'warn'],
-  refused: ['⛔', 'bad'],
-  waiting: ['⌛', 'warn'],
+  deferred: ['‖', 'warn'],
+  refused: ['⊗', 'bad'],
+  waiting: ['◷', 'warn'],
   drift: ['~', 'warn'],
   outdated: ['↑', 'warn'],
   // misc
@@ -58,9 +58,12 @@ export function stateInfo(state) {
 // A chip: icon + text; data-state for the tests and the stylesheet, the tone for the colour.
 export function chip(state, {label = state, title = null, cls = ''} = {}) {
   const {icon, tone} = stateInfo(state);
-  return h('span', {class: `chip ${cls}`.trim(), 'data-state': state, 'data-tone': tone, title},
+  return h(
+    'span',
+    {class: `chip ${cls}`.trim(), 'data-state': state, 'data-tone': tone, title},
     h('span', {class: 'chip-icon', 'aria-hidden': 'true'}, icon),
-    h('span', {class: 'chip-text'}, label || '—'));
+    h('span', {class: 'chip-text'}, label || '—'),
+  );
 }
 
 export function badge(text, {tone = 'muted', title = null, cls = ''} = {}) {
@@ -87,46 +90,57 @@ export function meter(kind, used, total, {label = null, note = ''} = {}) {
   const known = Number.isFinite(used) && Number.isFinite(total) && total > 0;
   const ratio = known ? Math.min(1, Math.max(0, used / total)) : 0;
   const pct = Math.round(ratio * 100);
-  const level = !known ? 'none' : ratio >= 0.9 ? 'full' : ratio >= 0.7 ? 'high' : 'ok';
+  // A count cap (VMs per host, macOS slots) that is reached is a fact, not an alarm.
+  const cap = kind === 'vms' || kind === 'macos';
+  const level = !known ? 'none' : ratio >= 0.9 && !cap ? 'full' : ratio >= 0.7 ? 'high' : 'ok';
   const unit = k.unit(total);
   const valueText = known
     ? `${k.fmt(used)} of ${k.fmt(total)}${unit ? ` ${unit}` : ''} used (${pct}%)${note ? `, ${note}` : ''}`
     : 'not reported';
   const fill = h('span', {class: 'bar-fill'});
   fill.style.width = `${pct}%`;
-  const bar = h('span', {
-    class: 'bar',
-    role: 'meter',
-    'aria-label': name,
-    'aria-valuemin': '0',
-    'aria-valuemax': known ? String(total) : '0',
-    'aria-valuenow': known ? String(Math.min(used, total)) : '0',
-    'aria-valuetext': valueText,
-    'data-kind': kind,
-    'data-level': level,
-    title: `${name}: ${valueText}`,
-  }, fill);
-  return h('div', {class: 'meter'},
+  const bar = h(
+    'span',
+    {
+      class: 'bar',
+      role: 'meter',
+      'aria-label': name,
+      'aria-valuemin': '0',
+      'aria-valuemax': known ? String(total) : '0',
+      'aria-valuenow': known ? String(Math.min(used, total)) : '0',
+      'aria-valuetext': valueText,
+      'data-kind': kind,
+      'data-level': level,
+      title: `${name}: ${valueText}`,
+    },
+    fill,
+  );
+  return h(
+    'div',
+    {class: 'meter'},
     h('span', {class: 'meter-label'}, name),
     bar,
-    h('span', {class: 'meter-value'},
+    h(
+      'span',
+      {class: 'meter-value'},
       known ? `${k.fmt(used)} / ${k.fmt(total)}` : '—',
       known ? h('span', {class: 'meter-pct'}, ` ${pct}%`) : null,
-      level === 'full' ? h('span', {class: 'meter-flag', title: 'nearly full'}, ' ⚠') : null));
+      level === 'full' ? h('span', {class: 'meter-flag', title: 'nearly full'}, ' ⚠') : null,
+    ),
+  );
 }
 
 export function emptyState(text, extra = null) {
   return h('div', {class: 'empty'}, h('p', null, text), extra);
 }
 
-export function countText(n, one, many) {
-  return plural(n, one, many);
-}
-
 // Labelled <select> from [value, text] pairs.
 export function selectField(id, label, options, value, onChange) {
-  const select = h('select', {id, onchange: (e) => onChange(e.target.value)},
-    options.map(([v, text]) => h('option', {value: v, selected: v === value}, text)));
+  const select = h(
+    'select',
+    {id, onchange: (e) => onChange(e.target.value)},
+    options.map(([v, text]) => h('option', {value: v, selected: v === value}, text)),
+  );
   return h('label', {class: 'field', for: id}, h('span', {class: 'field-label'}, label), select);
 }
 
@@ -134,7 +148,12 @@ export function selectField(id, label, options, value, onChange) {
 export function searchField(id, label, value, onInput, {placeholder = '', delay = 120} = {}) {
   let timer = null;
   const input = h('input', {
-    id, type: 'search', value, placeholder, autocomplete: 'off', spellcheck: 'false',
+    id,
+    type: 'search',
+    value,
+    placeholder,
+    autocomplete: 'off',
+    spellcheck: 'false',
     oninput: (e) => {
       clearTimeout(timer);
       timer = setTimeout(() => onInput(e.target.value), delay);

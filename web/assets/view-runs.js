@@ -32,17 +32,28 @@ function counts(r) {
 
 function makeRow(r) {
   const d = runDuration(r);
-  return h('tr', {'data-run': String(r.id), 'data-outcome': r.outcome},
+  return h(
+    'tr',
+    {'data-run': String(r.id), 'data-outcome': r.outcome},
     h('td', {'data-col': 'id'}, h('a', {href: `/runs/${r.id}`}, `#${r.id}`)),
     h('td', {'data-col': 'started'}, timeEl(r.started_at)),
     h('td', {'data-col': 'trigger'}, r.trigger || '—'),
-    h('td', {'data-col': 'revision'}, r.revision ? h('code', {title: r.revision}, shortSha(r.revision.replace(/^.*@/, ''))) : '—'),
+    h(
+      'td',
+      {'data-col': 'revision'},
+      r.revision ? h('code', {title: r.revision}, shortSha(r.revision.replace(/^.*@/, ''))) : '—',
+    ),
     h('td', {'data-col': 'outcome'}, chip(r.outcome)),
     h('td', {'data-col': 'actions'}, counts(r)),
     h('td', {'data-col': 'findings', class: 'num'}, String(r.findings ?? 0)),
     h('td', {'data-col': 'duration', class: 'num'}, fmtDuration(d)),
-    h('td', {'data-col': 'message', class: 'wrap'}, r.message || '',
-      r.approval ? h('span', {class: 'muted small'}, ` approved: ${r.approval}`) : null));
+    h(
+      'td',
+      {'data-col': 'message', class: 'wrap'},
+      r.message || '',
+      r.approval ? h('span', {class: 'muted small'}, ` approved: ${r.approval}`) : null,
+    ),
+  );
 }
 
 export default {
@@ -53,27 +64,57 @@ export default {
     let limit = Math.max(PAGE, Number(ctx.params().get('limit')) || PAGE);
     const sub = h('p', {class: 'muted view-sub'});
     const tbody = h('tbody');
-    const table = h('table', {id: 'runs', class: 'data runs-table'},
+    const table = h(
+      'table',
+      {id: 'runs', class: 'data runs-table'},
       h('caption', {class: 'visually-hidden'}, 'Reconcile runs, newest first'),
-      h('thead', null, h('tr', null, ['Run', 'Started', 'Trigger', 'Revision', 'Outcome', 'Actions', 'Findings', 'Duration', 'Message']
-        .map((t) => h('th', {scope: 'col', class: t === 'Findings' || t === 'Duration' ? 'num' : null}, t)))),
-      tbody);
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          [
+            'Run',
+            'Started',
+            'Trigger',
+            'Revision',
+            'Outcome',
+            'Actions',
+            'Findings',
+            'Duration',
+            'Message',
+          ].map((t) =>
+            h('th', {scope: 'col', class: t === 'Findings' || t === 'Duration' ? 'num' : null}, t),
+          ),
+        ),
+      ),
+      tbody,
+    );
     const empty = h('div');
-    const more = h('button', {type: 'button', class: 'more', hidden: true, onclick: async () => {
-      limit += PAGE;
-      ctx.setParams({limit});
-      await ctx.reload();
-    }});
+    const more = h('button', {
+      type: 'button',
+      class: 'more',
+      hidden: true,
+      onclick: async () => {
+        limit += PAGE;
+        ctx.setParams({limit});
+        await ctx.reload();
+      },
+    });
     ctx.root.append(viewHeader('Runs', sub), h('div', {class: 'table-scroll'}, table), empty, more);
 
     return {
       async load() {
         const body = await getJson(`/api/v1/runs?limit=${limit}`, {signal: ctx.signal});
         const list = body.runs || [];
-        patchList(tbody, list, (r) => r.id, makeRow,
-          {sigOf: (r) => JSON.stringify([r, r.finished_at ? 0 : Math.floor(Date.now() / 1000)])});
+        patchList(tbody, list, (r) => r.id, makeRow, {
+          sigOf: (r) => JSON.stringify([r, r.finished_at ? 0 : Math.floor(Date.now() / 1000)]),
+        });
         setText(sub, list.length === 0 ? 'No runs recorded yet.' : `${list.length} newest runs`);
-        patchSlot(empty, list.length === 0, () => (list.length === 0 ? emptyState('The loop has not run a pass yet.') : null));
+        patchSlot(empty, list.length === 0, () =>
+          list.length === 0 ? emptyState('The loop has not run a pass yet.') : null,
+        );
         more.hidden = list.length < limit;
         setText(more, `Show ${PAGE} more`);
       },

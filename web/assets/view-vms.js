@@ -7,29 +7,58 @@ import {getJson} from './api.js';
 import {fmtBytes, h, setAttr, setText} from './dom.js';
 import {badge, chip, emptyState, searchField, viewHeader} from './ui.js';
 
-const ROW_H = 32;        // px; keep in step with #vm-table tbody tr in app.css
+const ROW_H = 32; // px; keep in step with #vm-table tbody tr in app.css
 const OVERSCAN = 10;
 const CACHE_MAX = 4000;
 
 const COLS = [
   {col: 'name', label: 'Name', get: (v) => v.name},
+  {col: 'state', label: 'State', get: (v) => v.state},
   {col: 'vmset', label: 'Set', get: (v) => v.vmset},
   {col: 'pool', label: 'Pool', get: (v) => v.pool},
   {col: 'host', label: 'Host', get: (v) => v.host},
-  {col: 'state', label: 'State', get: (v) => v.state},
   {col: 'managed', label: 'Managed', get: (v) => (v.managed ? 1 : 0), num: true},
   {col: 'cpu', label: 'CPU', get: (v) => v.cpu, num: true},
   {col: 'memory', label: 'Memory', get: (v) => v.memory_bytes, num: true},
   {col: 'ip', label: 'IP', get: (v) => v.ip},
   {col: 'template', label: 'Template', get: (v) => v.template_hash},
-  {col: 'outdated', label: 'Outdated', get: (v) => (v.outdated === true ? 2 : v.outdated === false ? 1 : 0), num: true},
+  {
+    col: 'outdated',
+    label: 'Outdated',
+    get: (v) => (v.outdated === true ? 2 : v.outdated === false ? 1 : 0),
+    num: true,
+  },
 ];
 const BY_COL = new Map(COLS.map((c) => [c.col, c]));
-const FIELDS = ['name', 'vmset', 'pool', 'host', 'state', 'managed', 'cpu', 'memory_bytes', 'ip',
-  'template_hash', 'outdated', 'os', 'host_state'];
+const FIELDS = [
+  'name',
+  'vmset',
+  'pool',
+  'host',
+  'state',
+  'managed',
+  'cpu',
+  'memory_bytes',
+  'ip',
+  'template_hash',
+  'outdated',
+  'os',
+  'host_state',
+];
 
-const TOKEN_KEYS = {name: 'name', set: 'vmset', vmset: 'vmset', pool: 'pool', host: 'host', state: 'state',
-  ip: 'ip', os: 'os', template: 'template_hash', managed: 'managed', outdated: 'outdated'};
+const TOKEN_KEYS = {
+  name: 'name',
+  set: 'vmset',
+  vmset: 'vmset',
+  pool: 'pool',
+  host: 'host',
+  state: 'state',
+  ip: 'ip',
+  os: 'os',
+  template: 'template_hash',
+  managed: 'managed',
+  outdated: 'outdated',
+};
 const YES = new Set(['yes', 'true', '1', 'y']);
 const NO = new Set(['no', 'false', '0', 'n']);
 
@@ -44,7 +73,11 @@ function compileFilter(text) {
       const want = YES.has(value) ? true : NO.has(value) ? false : null;
       tests.push((v) => (want === null ? v[key] === null || v[key] === undefined : v[key] === want));
     } else if (key) {
-      tests.push((v) => String(v[key] ?? '').toLowerCase().includes(value));
+      tests.push((v) =>
+        String(v[key] ?? '')
+          .toLowerCase()
+          .includes(value),
+      );
     } else {
       tests.push((v) => haystack(v).includes(value));
     }
@@ -57,7 +90,8 @@ function haystack(v) {
   let s = hay.get(v);
   if (s === undefined) {
     s = [v.name, v.vmset, v.pool, v.host, v.state, v.ip, v.os, v.managed ? '' : 'unmanaged']
-      .join('\u0001').toLowerCase();
+      .join('\u0001')
+      .toLowerCase();
     hay.set(v, s);
   }
   return s;
@@ -75,7 +109,11 @@ function sortKey(v, col) {
   let key = keys[col.col];
   if (key === undefined) {
     const raw = col.get(v);
-    key = col.num ? Number(raw) || 0 : String(raw ?? '').toLowerCase().replace(/\d+/g, (d) => d.padStart(12, '0'));
+    key = col.num
+      ? Number(raw) || 0
+      : String(raw ?? '')
+          .toLowerCase()
+          .replace(/\d+/g, (d) => d.padStart(12, '0'));
     keys[col.col] = key;
   }
   return key;
@@ -103,24 +141,47 @@ function dash() {
 }
 
 const CELL = {
-  name: (v) => [h('span', {class: 'cell-text'}, v.name),
-    v.managed ? null : badge('unmanaged', {cls: 'unmanaged', title: 'Not managed by Flotilla: it is left alone'})],
+  name: (v) =>
+    h(
+      'div',
+      {class: 'cell-flex'},
+      h('span', {class: 'cell-text'}, v.name),
+      v.managed
+        ? null
+        : badge('unmanaged', {cls: 'unmanaged', title: 'Not managed by Flotilla: it is left alone'}),
+    ),
   vmset: (v) => (v.vmset ? v.vmset : dash()),
   pool: (v) => v.pool,
-  host: (v) => [h('span', {class: 'cell-text'}, v.host),
-    v.host_state && v.host_state !== 'online' && v.host_state !== 'degraded'
-      ? badge(`host ${v.host_state}`, {tone: 'bad', title: `The host is ${v.host_state}: last seen state`}) : null],
+  host: (v) =>
+    h(
+      'div',
+      {class: 'cell-flex'},
+      h('span', {class: 'cell-text'}, v.host),
+      v.host_state && v.host_state !== 'online' && v.host_state !== 'degraded'
+        ? badge(v.host_state, {
+            tone: 'bad',
+            title: `The host is ${v.host_state}: the VM is shown as last seen`,
+          })
+        : null,
+    ),
   state: (v) => chip(v.state),
   managed: (v) => (v.managed ? 'yes' : 'no'),
   cpu: (v) => String(v.cpu),
   memory: (v) => fmtBytes(v.memory_bytes),
   ip: (v) => (v.ip ? v.ip : dash()),
   template: (v) => (v.template_hash ? h('code', null, v.template_hash.slice(0, 8)) : dash()),
-  outdated: (v) => (v.outdated === true ? chip('outdated', {label: 'yes', title: 'The template changed: a replace is due'})
-    : v.outdated === false ? 'no' : dash()),
+  outdated: (v) =>
+    v.outdated === true
+      ? chip('outdated', {label: 'yes', title: 'The template changed: a replace is due'})
+      : v.outdated === false
+        ? 'no'
+        : dash(),
 };
 const CELL_FIELDS = {
-  name: ['name', 'managed'], host: ['host', 'host_state'], memory: ['memory_bytes'], template: ['template_hash'],
+  name: ['name', 'managed'],
+  host: ['host', 'host_state'],
+  memory: ['memory_bytes'],
+  template: ['template_hash'],
 };
 
 function makeRow(v) {
@@ -170,37 +231,83 @@ export default {
     const params = ctx.params();
     let query = params.get('q') || '';
     let sort = parseSort(params.get('sort') || 'name');
-    let all = [];              // normalised VMs, objects reused while unchanged
-    let rows = [];             // filtered and sorted
-    let usePlan = null;        // null: unknown yet; true: the API has no `outdated`, derive it
+    let all = []; // normalised VMs, objects reused while unchanged
+    let rows = []; // filtered and sorted
+    let usePlan = null; // null: unknown yet; true: the API has no `outdated`, derive it
     let interactive = false;
-    const cache = new Map();   // name -> {tr, v}
+    const cache = new Map(); // name -> {tr, v}
     let frame = 0;
 
     const count = h('p', {class: 'muted view-sub', id: 'vm-count', 'aria-live': 'polite'}, 'Loading…');
-    const heads = COLS.map((c) => h('th', {scope: 'col', 'data-sort': c.col, 'data-col': c.col, class: c.num ? 'num' : null},
-      h('button', {type: 'button', class: 'sort', onclick: () => sortBy(c.col)},
-        h('span', null, c.label), h('span', {class: 'sort-icon', 'aria-hidden': 'true'}))));
-    const spacerTop = h('tr', {class: 'spacer', 'aria-hidden': 'true', hidden: true}, h('td', {colspan: String(COLS.length)}));
-    const spacerBottom = h('tr', {class: 'spacer', 'aria-hidden': 'true', hidden: true}, h('td', {colspan: String(COLS.length)}));
+    const heads = COLS.map((c) =>
+      h(
+        'th',
+        {scope: 'col', 'data-sort': c.col, 'data-col': c.col, class: c.num ? 'num' : null},
+        h(
+          'button',
+          {type: 'button', class: 'sort', onclick: () => sortBy(c.col)},
+          h('span', null, c.label),
+          h('span', {class: 'sort-icon', 'aria-hidden': 'true'}),
+        ),
+      ),
+    );
+    const spacerTop = h(
+      'tr',
+      {class: 'spacer', 'aria-hidden': 'true', hidden: true},
+      h('td', {colspan: String(COLS.length)}),
+    );
+    const spacerBottom = h(
+      'tr',
+      {class: 'spacer', 'aria-hidden': 'true', hidden: true},
+      h('td', {colspan: String(COLS.length)}),
+    );
     const tbody = h('tbody', null, spacerTop, spacerBottom);
-    const table = h('table', {id: 'vm-table', class: 'data vm-table', 'aria-describedby': 'vm-count'},
+    const table = h(
+      'table',
+      {id: 'vm-table', class: 'data vm-table', 'aria-describedby': 'vm-count'},
       h('caption', {class: 'visually-hidden'}, 'VMs on the hosts; only the rows in sight are rendered'),
-      h('colgroup', null, COLS.map((c) => h('col', {class: `col-${c.col}`}))),
-      h('thead', null, h('tr', null, heads)), tbody);
-    const scroller = h('div', {class: 'table-scroll vm-scroll', tabindex: '0', role: 'region', 'aria-label': 'VM table'}, table);
+      h(
+        'colgroup',
+        null,
+        COLS.map((c) => h('col', {class: `col-${c.col}`})),
+      ),
+      h('thead', null, h('tr', null, heads)),
+      tbody,
+    );
+    const scroller = h(
+      'div',
+      {class: 'table-scroll vm-scroll', tabindex: '0', role: 'region', 'aria-label': 'VM table'},
+      table,
+    );
     const empty = h('div', {class: 'vm-empty', hidden: true});
-    const filter = searchField('vm-filter', 'Filter', query, (value) => {
-      query = value;
-      ctx.setParams({q: value.trim() || null});
-      recompute(true);
-    }, {placeholder: 'name, host:mac-01, state:stopped, managed:no, outdated:yes', delay: 80});
+    const filter = searchField(
+      'vm-filter',
+      'Filter',
+      query,
+      (value) => {
+        query = value;
+        ctx.setParams({q: value.trim() || null});
+        recompute(true);
+      },
+      {placeholder: 'name, host:mac-01, state:stopped, managed:no, outdated:yes', delay: 80},
+    );
     ctx.root.append(
       viewHeader('VMs', count),
-      h('form', {class: 'toolbar', role: 'search', onsubmit: (e) => e.preventDefault()}, filter,
-        h('p', {class: 'hint muted small'}, 'Words match any column; ', h('code', null, 'key:value'),
-          ' matches one (name, set, pool, host, state, ip, os, template, managed, outdated).')),
-      scroller, empty);
+      h(
+        'form',
+        {class: 'toolbar', role: 'search', onsubmit: (e) => e.preventDefault()},
+        filter,
+        h(
+          'p',
+          {class: 'hint muted small'},
+          'Words match any column; ',
+          h('code', null, 'key:value'),
+          ' matches one (name, set, pool, host, state, ip, os, template, managed, outdated).',
+        ),
+      ),
+      scroller,
+      empty,
+    );
 
     const onScroll = () => {
       if (!frame) {
@@ -246,10 +353,15 @@ export default {
       rows = list;
       paintHeads();
       setAttr(table, 'aria-rowcount', String(rows.length + 1));
-      setText(count, rows.length === all.length ? `${all.length} VMs` : `${rows.length} of ${all.length} VMs`);
+      setText(
+        count,
+        rows.length === all.length ? `${all.length} VMs` : `${rows.length} of ${all.length} VMs`,
+      );
       empty.hidden = rows.length > 0;
       if (rows.length === 0) {
-        empty.replaceChildren(emptyState(all.length === 0 ? 'No VMs on the hosts yet.' : 'No VM matches the filter.'));
+        empty.replaceChildren(
+          emptyState(all.length === 0 ? 'No VMs on the hosts yet.' : 'No VM matches the filter.'),
+        );
       }
       if (resetScroll) {
         scroller.scrollTop = 0;
@@ -344,7 +456,7 @@ export default {
         ]);
         let vms = body.vms || [];
         if (usePlan === null && vms.length > 0 && !('outdated' in vms[0])) {
-          usePlan = true;  // this server has no `outdated` yet: derive it from the plan's replacements
+          usePlan = true; // this server has no `outdated` yet: derive it from the plan's replacements
           const fresh = await getJson('/api/v1/plan', {signal}).catch(() => null);
           return this.apply(vms, fresh);
         }
@@ -367,7 +479,7 @@ export default {
           return v;
         });
         if (!changed && rows.length > 0) {
-          return;  // nothing moved: leave the DOM alone
+          return; // nothing moved: leave the DOM alone
         }
         all = next;
         recompute(false);
