@@ -1,12 +1,11 @@
 #include "reconciler/api/views.h"
 
-#include <algorithm>
-#include <cctype>
 #include <ctime>
 #include <map>
 
 #include "reconciler/api/telemetry.h"
 #include "reconciler/model/template_hash.h"
+#include "reconciler/model/text.h"
 #include "reconciler/planner/placement.h"
 
 namespace flotilla::api {
@@ -134,9 +133,7 @@ json HostConditions(const HostFacts& facts) {
 
 // Whether an observed host runs macOS (Apple's limit of two running macOS VMs applies).
 bool IsMac(const HostFacts& facts) {
-  std::string os = facts.os_name;
-  std::transform(os.begin(), os.end(), os.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string os = AsciiLower(facts.os_name);
   return os.find("mac") != std::string::npos || os.find("darwin") != std::string::npos;
 }
 
