@@ -123,6 +123,7 @@ struct Setup {
   int per_host = 2;
   std::string image = "clone";
   std::string latency;
+  std::string durability;  // the config's store.durability; empty: the default
 };
 
 struct Outcome {
@@ -239,6 +240,9 @@ Outcome Converge(const std::string& flotilla, const std::string& hostsim, const 
                         << "reconcile:\n  resyncInterval: 30s\n  hostTimeout: 30s\n"
                         << "  concurrency: " << s.concurrency << "\n"
                         << "  perHostConcurrency: " << s.per_host << "\n";
+  if (!s.durability.empty()) {
+    std::ofstream(config, std::ios::app) << "store: {durability: " << s.durability << "}\n";
+  }
 
   // The apply.
   const fs::path out = dir / "apply.out";
@@ -342,7 +346,7 @@ double CreateSeconds(const std::map<std::string, double>& lat, const std::string
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::cerr << "usage: converge_bench FLOTILLA_BIN HOSTSIM_BIN [hosts] [vms_per_host] "
-                 "[concurrencies] [clone|catalog] [sequential_vms] [latency]\n";
+                 "[concurrencies] [clone|catalog] [sequential_vms] [latency] [full|normal]\n";
     return 1;
   }
   const std::string flotilla = argv[1];
@@ -361,6 +365,7 @@ int main(int argc, char** argv) {
   const int sequential_vms = argc > 7 ? std::atoi(argv[7]) : 10;
   base.latency =
       argc > 8 ? argv[8] : "list=100ms,clone=2s,set=200ms,rename=200ms,start=1s,create=2s";
+  base.durability = argc > 9 ? argv[9] : "";
   if (base.image != "clone" && base.image != "catalog") {
     std::cerr << "image must be clone or catalog\n";
     return 1;
@@ -376,6 +381,8 @@ int main(int argc, char** argv) {
   std::cout << "fleet: " << base.hosts << " hosts, " << total << " VMs (desired running), image "
             << base.image << ", per-host concurrency " << base.per_host << "\n"
             << "latency: " << base.latency << "\n"
+            << "store durability: " << (base.durability.empty() ? "default" : base.durability)
+            << "\n"
             << "model per VM: create " << create_s << " s + start " << start_s << " s = " << per_vm
             << " s";
   if (create_q != create_s) {

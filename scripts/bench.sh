@@ -4,7 +4,7 @@
 #   scripts/bench.sh git_source [files] [rounds]
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
 #   scripts/bench.sh planner [runs]
-#   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency]
+#   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency] [full|normal]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 #   scripts/bench.sh webhook [pushes] [hosts]
 #   scripts/bench.sh crash_creates [kills] [vms] [hosts] [seed] [latency]
@@ -32,7 +32,8 @@ case "${1:-git_source}" in
   converge)
     cmake --build build-bench -j "$(nproc)" --target converge_bench flotilla flotilla-hostsim
     build-bench/bin/converge_bench build-bench/bin/flotilla build-bench/bin/flotilla-hostsim \
-      "${2:-100}" "${3:-10}" "${4:-32,200}" "${5:-clone}" "${6:-10}" ${7:+"$7"}
+      "${2:-100}" "${3:-10}" "${4:-32,200}" "${5:-clone}" "${6:-10}" \
+      "${7:-list=100ms,clone=2s,set=200ms,rename=200ms,start=1s,create=2s}" ${8:+"$8"}
     ;;
   idle)
     cmake --build build-bench -j "$(nproc)" --target idle_bench flotilla flotilla-hostsim

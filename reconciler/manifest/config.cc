@@ -146,6 +146,7 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     config.store.retain_runs = Count(Find(*store, "retainRuns")).value_or(config.store.retain_runs);
     config.store.retain_events =
         Count(Find(*store, "retainEvents")).value_or(config.store.retain_events);
+    ReadString(*store, "durability", config.store.durability);
   }
   return config;
 }

@@ -55,8 +55,9 @@ struct ReconcilerConfig {
   };
 
   struct Store {
-    uint32_t retain_runs = 1000;     // newest runs (with their actions) kept; 0: all
-    uint32_t retain_events = 10000;  // newest events kept; 0: all
+    uint32_t retain_runs = 1000;      // newest runs (with their actions) kept; 0: all
+    uint32_t retain_events = 10000;   // newest events kept; 0: all
+    std::string durability = "full";  // full | normal (PRAGMA synchronous)
   };
 
   // The HTTP API of `flotilla run` (docs/api.md).

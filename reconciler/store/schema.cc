@@ -180,12 +180,12 @@ static_assert(kMigrations.size() == kSchemaVersion, "one migration per schema ve
 }  // namespace
 
 // WAL lets readers (status, history) run beside the loop's writes, and a commit is one append.
-// synchronous=NORMAL with WAL does not sync on every commit: a committed transaction survives
-// the process crashing, which is what the journal needs (an action's intent is recorded before
-// the provider is called), but the last transactions may be lost if the machine loses power.
-// Then the store looks as if those actions never started; recovery re-observes the hosts and
-// adopts VMs by name, so nothing is deleted or duplicated because of it.
-Status ConfigureFile(sqlite::Db& db) {
+// synchronous=FULL (the default) syncs the WAL on every commit, so an action whose intent was
+// committed before its provider call is remembered after a power cut. NORMAL syncs only at
+// checkpoints: a committed transaction survives the process crashing, but the last ones may be
+// lost with the machine's power; then the store looks as if those actions never started, and
+// recovery re-observes the hosts and adopts VMs by name (docs/operations.md, "Durability").
+Status ConfigureFile(sqlite::Db& db, Durability durability) {
   // The pragma answers with the mode now in force; SQLite keeps the old one if WAL is impossible.
   Result<std::vector<std::string>> mode =
       sqlite::ReadAll<std::string>(db.Prepare("PRAGMA journal_mode = WAL", "switch to WAL"),
@@ -199,7 +199,10 @@ Status ConfigureFile(sqlite::Db& db) {
     return Status::FailedPrecondition(db.path() +
                                       ": cannot use WAL journaling on this file system");
   }
-  return db.Exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", "configure");
+  return db.Exec(durability == Durability::kFull
+                     ? "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL"
+                     : "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+                 "configure");
 }
 
 Result<int> UserVersion(sqlite::Db& db) {

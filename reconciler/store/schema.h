@@ -10,6 +10,7 @@
 
 #include "reconciler/model/result.h"
 #include "reconciler/model/status.h"
+#include "reconciler/store/store.h"
 
 namespace flotilla::store {
 
@@ -23,9 +24,9 @@ class Db;
 // FailedPrecondition when the file already has a newer schema than `version`.
 Status MigrateForTesting(const std::string& path, int version);
 
-// Switches `db` to WAL journaling (FailedPrecondition where the file system cannot have it) and
-// turns foreign keys on, with synchronous=NORMAL.
-Status ConfigureFile(sqlite::Db& db);
+// Switches `db` to WAL journaling (FailedPrecondition where the file system cannot have it),
+// turns foreign keys on and sets synchronous to `durability`.
+Status ConfigureFile(sqlite::Db& db, Durability durability = Durability::kFull);
 
 // The file's `PRAGMA user_version`: 0 for a new file.
 Result<int> UserVersion(sqlite::Db& db);

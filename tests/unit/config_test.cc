@@ -65,11 +65,12 @@ TEST_F(ConfigFileTest, ExecutorTimeoutsAndRetention) {
   EXPECT_EQ(defaults->reconcile.create_timeout, milliseconds{30 * 60'000});
   EXPECT_EQ(defaults->reconcile.max_attempts, 4u);
   EXPECT_EQ(defaults->store.retain_runs, 1000u);
+  EXPECT_EQ(defaults->store.durability, "full");
 
   Result<ReconcilerConfig> config = Load(
       "reconcile: {hostTimeout: 3s, createTimeout: 1h, actionTimeout: 90s,\n"
       "            shutdownTimeout: 10s, maxAttempts: 7}\n"
-      "store: {retainRuns: 50, retainEvents: 0}\n");
+      "store: {retainRuns: 50, retainEvents: 0, durability: normal}\n");
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->reconcile.host_timeout, milliseconds{3'000});
   EXPECT_EQ(config->reconcile.create_timeout, milliseconds{3'600'000});
@@ -78,9 +79,11 @@ TEST_F(ConfigFileTest, ExecutorTimeoutsAndRetention) {
   EXPECT_EQ(config->reconcile.max_attempts, 7u);
   EXPECT_EQ(config->store.retain_runs, 50u);
   EXPECT_EQ(config->store.retain_events, 0u);
+  EXPECT_EQ(config->store.durability, "normal");
 
   EXPECT_FALSE(Load("reconcile: {maxAttempts: 0}\n").ok());
   EXPECT_FALSE(Load("store: {retainRuns: -1}\n").ok());
+  EXPECT_FALSE(Load("store: {durability: sometimes}\n").ok());
 }
 
 TEST_F(ConfigFileTest, ApiSection) {
