@@ -184,6 +184,10 @@ Result<CreateResult> FakeProvider::Create(const HostRef& host, const CreateReque
     // The callback may call back into the fake.
     lock.unlock();
     request.on_progress(PendingCreate{.temp_name = PendingCreateName(request.name, "fake")});
+    if (request.cancelled && request.cancelled()) {
+      return Status::Cancelled("create of " + request.name +
+                               " cancelled before the host was asked");
+    }
     if (request.on_status) {
       request.on_status("copying " + request.templ.image);
     }

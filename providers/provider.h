@@ -142,7 +142,9 @@ class Provider {
   // already exists on the host, returns it with `adopted = true`. A provider that changes the
   // host must call `request.on_progress` before its first change: the executor only accepts an
   // adopted VM, and crash recovery only adopts a finished create, when the attempt journalled
-  // such progress (otherwise the VM is someone else's).
+  // such progress (otherwise the VM is someone else's). Right after that call, and still before
+  // the first change, it must look at `request.cancelled`: when it answers true (the journal
+  // could not record the progress), the create returns Cancelled and changes nothing.
   // REQUIRES: no other Create of the same name on the same host is running (each attempt
   // cleans up what earlier attempts of that name left behind).
   virtual Result<CreateResult> Create(const HostRef& host, const CreateRequest& request,

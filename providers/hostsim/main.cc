@@ -3,6 +3,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -14,6 +16,7 @@ int main(int argc, char** argv) {
   using flotilla::hostsim::SimOptions;
   using flotilla::hostsim::SimService;
 
+  const pid_t parent = getppid();
   SimOptions options;
   if (std::optional<int> exit_code = flotilla::hostsim::ParseCommandLine(argc, argv, &options)) {
     return *exit_code;
@@ -25,6 +28,14 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  if (options.exit_with_parent) {
+    // The SIGTERM arrives as any other: collected by sigwait below, a clean stop.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) {
+      std::fprintf(stderr, "flotilla-hostsim: the parent process has already ended\n");
+      return 1;
+    }
+  }
 
   flotilla::Result<std::unique_ptr<SimService>> service = SimService::Start(options);
   if (!service.ok()) {

@@ -432,6 +432,9 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
                  "secrets out of the command line, which any user can list)");
   app.add_flag("--no-auth", o.no_auth, "disable authentication");
   app.add_flag("--control", o.control, "serve the /_sim/ control API (no auth)");
+  app.add_flag("--exit-with-parent", o.exit_with_parent,
+               "stop (as on SIGTERM) when the process that started this one ends, however it "
+               "ends: a test or script killed midway leaves no simulator behind");
   app.add_option("--state-file", o.state_file,
                  "load at start if present, save after every mutation");
   app.add_option(

@@ -51,6 +51,8 @@ struct SimOptions {
   int listen_port = 3080;
   // Where to write the bound port (atomically) once the socket is bound; empty: nowhere.
   std::string port_file;
+  // Stop when the parent process ends (PR_SET_PDEATHSIG with SIGTERM).
+  bool exit_with_parent = false;
   // 0: one host served at /api/..., named `name`. N >= 1: hosts sim-000.. under /h/<name>/api.
   int hosts = 0;
   std::string name = "sim";

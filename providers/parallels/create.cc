@@ -230,6 +230,10 @@ Result<CreateResult> ParallelsProvider::Create(const HostRef& host, const Create
     if (request.on_progress) {
       request.on_progress(PendingCreate{.temp_name = temp, .job_id = resume_job});
     }
+    if (request.cancelled && request.cancelled()) {
+      return Status::Cancelled("create of " + request.name +
+                               " cancelled before the host was asked");
+    }
     Result<std::string> created = image->kind == ImageRef::Kind::kCatalog
                                       ? CreateFromCatalog(c, request, temp, resume_job, deadline)
                                       : CloneTemplate(c, request, temp, deadline);

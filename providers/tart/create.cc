@@ -181,6 +181,9 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
   if (request.on_progress) {
     request.on_progress(PendingCreate{.temp_name = temp});
   }
+  if (request.cancelled && request.cancelled()) {
+    return Status::Cancelled("create of " + request.name + " cancelled before the host was asked");
+  }
   const uint32_t cpu = request.templ.cpu;
   const Quantity memory = request.templ.memory;
   const std::optional<Quantity> disk = request.templ.disk;

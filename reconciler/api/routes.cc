@@ -182,6 +182,11 @@ Reply HandleHealthz(const httplib::Request& /*request*/, const Snapshot* /*snaps
 
 Reply HandleReadyz(const httplib::Request& /*request*/, const Snapshot* /*snapshot*/,
                    RouteContext& context) {
+  if (const store::StoreHealth health = context.store.Health(); !health.writable) {
+    return JsonReply(
+        503, {{"status", "not ready"},
+              {"reason", "the store cannot be written, so no host is changed: " + health.problem}});
+  }
   Result<std::optional<store::RevisionRecord>> store = context.store.LastApplied();
   if (!store.ok()) {
     return JsonReply(503,
@@ -203,6 +208,8 @@ Reply HandleMetrics(const httplib::Request& /*request*/, const Snapshot* snapsho
   }
   const Clock::TimePoint now = context.options.clock != nullptr ? context.options.clock->Now()
                                                                 : std::chrono::system_clock::now();
+  const store::StoreHealth health = context.store.Health();
+  context.telemetry.StoreHealth(health.writable, health.failures);
   return TextReply(context.telemetry.Render(snapshot, applied, now),
                    "text/plain; version=0.0.4; charset=utf-8");
 }

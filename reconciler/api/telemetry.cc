@@ -85,7 +85,28 @@ Telemetry::Telemetry()
       refused_(registry_.AddGauge("flotilla_refused_deletions",
                                   "Deletions refused because the revision would delete every "
                                   "managed VM (approve with --allow-empty).",
-                                  {"pool"})) {}
+                                  {"pool"})),
+      store_writable_(registry_.AddGauge(
+          "flotilla_store_writable",
+          "1 while the store takes writes; 0 while it cannot (full disk, read-only, damaged or "
+          "removed file), and then no host is changed.",
+          {})),
+      store_failures_(registry_.AddCounter(
+          "flotilla_store_write_failures_total",
+          "Store operations that failed on the file itself (full disk, I/O error, read-only or "
+          "damaged file).",
+          {})) {
+  store_writable_.Set({}, 1.0);
+}
+
+void Telemetry::StoreHealth(bool writable, uint64_t failures) {
+  store_writable_.Set({}, writable ? 1.0 : 0.0);
+  std::lock_guard lock(store_mu_);
+  if (failures > store_failures_seen_) {
+    store_failures_.Inc({}, static_cast<double>(failures - store_failures_seen_));
+    store_failures_seen_ = failures;
+  }
+}
 
 void Telemetry::GitFetch(std::string_view outcome) { fetches_.Inc({std::string(outcome)}); }
 

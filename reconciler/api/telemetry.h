@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +42,10 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   // providers::RequestObserver.
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
 
+  // Whether the store takes writes, and its failed writes since it opened (Store::Health); set
+  // before each Render.
+  void StoreHealth(bool writable, uint64_t failures);
+
   // The exposition text. `snapshot` (may be null before the first observation) feeds the fleet
   // gauges; `last_applied` is when the revision in force was applied, if ever; `now` ages the
   // hosts' observations.
@@ -69,6 +75,10 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   GaugeFamily& deferred_now_;
   GaugeFamily& conflicts_;
   GaugeFamily& refused_;
+  GaugeFamily& store_writable_;
+  CounterFamily& store_failures_;
+  std::mutex store_mu_;
+  uint64_t store_failures_seen_ = 0;  // guarded by store_mu_
 };
 
 }  // namespace flotilla::api

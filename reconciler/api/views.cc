@@ -462,7 +462,13 @@ Result<json> StatusJson(store::Store& store, const Snapshot* snapshot) {
   for (const store::EventRecord& e : *events) {
     recent.push_back(EventJson(e));
   }
+  const store::StoreHealth health = store.Health();
   return json{
+      {"store",
+       {{"path", store.path()},
+        {"writable", health.writable},
+        {"problem", health.writable ? json(nullptr) : json(health.problem)},
+        {"write_failures", health.failures}}},
       {"applied", *applied ? json((*applied)->sha) : json(nullptr)},
       {"applied_at", *applied ? json(FormatTime((*applied)->attempted_at)) : json(nullptr)},
       {"in_force", snapshot != nullptr ? json(snapshot->sha) : json(nullptr)},

@@ -488,6 +488,12 @@ Result<Prepared> Controller::Prepare() {
   if (!unknown_pools_.empty()) {
     return Status::InvalidArgument(unknown_pools_);
   }
+  if (!options_.preview) {
+    // Writes to a file that was removed would be lost: nothing is done until a restart.
+    if (store::StoreHealth health = store_.Health(); health.moved) {
+      return Status::Unavailable(health.problem);
+    }
+  }
   Prepared prepared;
   prepared.sha = *current_sha_;
   prepared.desired = current_;
@@ -668,6 +674,18 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     if (Status s = store_.SetVmsetPrune(prune); !s.ok()) {
       logger_->error("store: {}", s.ToString());
     }
+  }
+  // Journal first, for the run as a whole: while the store cannot take writes, no host is
+  // called; a later pass finds it writable again (space freed) and acts then.
+  if (store::StoreHealth health = store_.Health(); !health.writable) {
+    result.outcome = store::RunOutcome::kFailed;
+    result.message = "the store cannot be written, so no host was changed: " + health.problem;
+    logger_->error("run {}: {}", result.run_id, result.message);
+    (void)store_.FinishRun(result.run_id, result.outcome, {}, result.message, clock_.Now());
+    if (options_.observer != nullptr) {
+      options_.observer->RunFinished(store::ToString(result.outcome), {});
+    }
+    return result;
   }
   if (!prepared.plan.actions.empty()) {
     const executor::Fleet fleet = FleetFor(prepared.desired);

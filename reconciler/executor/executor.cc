@@ -1,6 +1,7 @@
 #include "reconciler/executor/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <random>
@@ -31,6 +32,71 @@ bool SleepUnlessStopped(milliseconds duration, const std::stop_token& stop) {
   return !cv.wait_for(lock, stop, duration, [] { return false; }) && !stop.stop_requested();
 }
 
+// The run's journal, watched: after the first call that fails, the store can no longer be
+// trusted to record what the run does, so no host is called again (journal first).
+class WatchedJournal : public Journal {
+ public:
+  explicit WatchedJournal(Journal& inner) : inner_(inner) {}
+
+  // The first failure, once there has been one.
+  std::optional<Status> failure() const {
+    if (!failed_.load()) {
+      return std::nullopt;
+    }
+    std::lock_guard lock(mu_);
+    return first_;
+  }
+  bool failed() const { return failed_.load(); }
+
+  Result<int64_t> Intend(const Attempt& attempt) override { return Watch(inner_.Intend(attempt)); }
+  Status Running(int64_t id) override { return Watch(inner_.Running(id)); }
+  Status Pending(int64_t id, const providers::PendingCreate& pending) override {
+    return Watch(inner_.Pending(id, pending));
+  }
+  Status Doing(int64_t id, std::string_view what) override { return Watch(inner_.Doing(id, what)); }
+  Status Finished(int64_t id, Outcome outcome, std::string_view error) override {
+    return Watch(inner_.Finished(id, outcome, error));
+  }
+  Status VmCreated(const LedgerEntry& entry) override { return Watch(inner_.VmCreated(entry)); }
+  Status VmDeleted(std::string_view vm, std::string_view host) override {
+    return Watch(inner_.VmDeleted(vm, host));
+  }
+
+ private:
+  template <typename T>
+  T Watch(T result) {
+    if (!result.ok()) {
+      std::lock_guard lock(mu_);
+      if (!failed_.load()) {
+        first_ = Status(result.status()).WithContext("journal");
+        failed_.store(true);
+      }
+    }
+    return result;
+  }
+  Status Watch(Status status) {
+    if (!status.ok()) {
+      std::lock_guard lock(mu_);
+      if (!failed_.load()) {
+        first_ = Status(status).WithContext("journal");
+        failed_.store(true);
+      }
+    }
+    return status;
+  }
+
+  Journal& inner_;
+  std::atomic<bool> failed_{false};
+  mutable std::mutex mu_;
+  Status first_;
+};
+
+// Why an action is not (or no longer) run once the journal has failed.
+Status JournalBroken(const Status& failure) {
+  return Status::Unavailable("not run: the journal cannot be written, so no host is called (" +
+                             failure.message() + ")");
+}
+
 // Shared by the workers of one Run.
 class Runner {
  public:
@@ -39,6 +105,7 @@ class Runner {
       : options_(options),
         plan_(plan),
         context_(context),
+        journal_(*context.journal),
         stop_(std::move(stop)),
         rng_(seed),
         states_(plan.actions.size(), State::kPending),
@@ -113,6 +180,9 @@ class Runner {
         if (skip.empty() && stop_.stop_requested()) {
           skip = "not run: cancelled";
         }
+        if (skip.empty() && journal_.failed()) {
+          skip = JournalBroken(*journal_.failure()).message();
+        }
         if (!skip.empty()) {
           next = i;
           break;
@@ -157,10 +227,9 @@ class Runner {
   // Records an action that will not run (a dependency failed, or cancelled).
   ActionReport Skip(const Action& action, const std::string& why) {
     ActionReport report{.outcome = Outcome::kAbandoned, .status = Status::Cancelled(why)};
-    Result<int64_t> id =
-        context_.journal->Intend(Journal::Attempt{.action = &action, .attempt = 0});
+    Result<int64_t> id = journal_.Intend(Journal::Attempt{.action = &action, .attempt = 0});
     if (id.ok()) {
-      (void)context_.journal->Finished(*id, Outcome::kAbandoned, why);
+      (void)journal_.Finished(*id, Outcome::kAbandoned, why);
     }
     Announce(action, report);
     return report;
@@ -177,7 +246,12 @@ class Runner {
         report.status = Status::Cancelled("cancelled before attempt " + std::to_string(attempt));
         break;
       }
-      Result<int64_t> id = context_.journal->Intend(
+      if (std::optional<Status> broken = journal_.failure()) {
+        report.outcome = Outcome::kAbandoned;
+        report.status = JournalBroken(*broken);
+        break;
+      }
+      Result<int64_t> id = journal_.Intend(
           Journal::Attempt{.action = &action, .attempt = attempt, .predecessor_id = predecessor});
       if (!id.ok()) {
         // Journal first: without a record of the intent the provider is not called.
@@ -186,7 +260,11 @@ class Runner {
         break;
       }
       report.attempts = attempt;
-      (void)context_.journal->Running(*id);
+      if (Status s = journal_.Running(*id); !s.ok()) {
+        report.outcome = Outcome::kAbandoned;
+        report.status = JournalBroken(s);
+        break;
+      }
       {
         std::lock_guard lock(progress_mu_);
         if (context_.progress != nullptr) {
@@ -200,7 +278,7 @@ class Runner {
       const Outcome outcome = status.ok()            ? Outcome::kSucceeded
                               : status.IsCancelled() ? Outcome::kAbandoned
                                                      : Outcome::kFailed;
-      (void)context_.journal->Finished(*id, outcome, status.ok() ? "" : status.ToString());
+      (void)journal_.Finished(*id, outcome, status.ok() ? "" : status.ToString());
       report.status = status;
       report.outcome = outcome;
       if (!retry) {
@@ -227,7 +305,7 @@ class Runner {
                       .pool = action.pool,
                       .host = action.from_host,
                       .reason = "predecessor of a replace"};
-      (void)context_.journal->Intend(
+      (void)journal_.Intend(
           Journal::Attempt{.action = &leftover, .attempt = 1, .predecessor_id = predecessor});
     }
     Announce(action, report);
@@ -307,6 +385,9 @@ class Runner {
             }
           }
           if (!progressed.predecessor_gone) {
+            if (std::optional<Status> broken = journal_.failure()) {
+              return JournalBroken(*broken);
+            }
             if (Status s = provider.Delete(from_it->second, old, short_deadline()); !s.ok()) {
               return s.WithContext("deleting the replaced VM on " + action.from_host);
             }
@@ -319,7 +400,7 @@ class Runner {
             return s.WithContext("deleting the replaced VM on " + action.from_host);
           }
           progressed.predecessor_gone = true;
-          if (Status s = context_.journal->VmDeleted(action.vm, action.from_host); !s.ok()) {
+          if (Status s = journal_.VmDeleted(action.vm, action.from_host); !s.ok()) {
             return s.WithContext("journal");
           }
         }
@@ -337,16 +418,16 @@ class Runner {
         if (Status s = provider.Delete(host, id_or_name, short_deadline()); !s.ok()) {
           return s;
         }
-        return context_.journal->VmDeleted(action.vm, action.host);
+        return journal_.VmDeleted(action.vm, action.host);
       }
       case ActionKind::kAdopt:
         // Nothing changes on the host: the VM is Flotilla's from now on.
-        return context_.journal->VmCreated(LedgerEntry{.vm = action.vm,
-                                                       .vmset = action.vmset,
-                                                       .pool = action.pool,
-                                                       .host = action.host,
-                                                       .provider_id = action.vm_id,
-                                                       .template_hash = action.template_hash});
+        return journal_.VmCreated(LedgerEntry{.vm = action.vm,
+                                              .vmset = action.vmset,
+                                              .pool = action.pool,
+                                              .host = action.host,
+                                              .provider_id = action.vm_id,
+                                              .template_hash = action.template_hash});
       case ActionKind::kPrepull: {
         if (!action.templ) {
           return Status::Internal("prepull on " + action.host + " has no template");
@@ -366,7 +447,7 @@ class Runner {
 
   // What a running action is doing, for the journal and for people.
   void Doing(int64_t id, const Action& action, std::string_view what) {
-    (void)context_.journal->Doing(id, what);
+    (void)journal_.Doing(id, what);
     std::lock_guard lock(progress_mu_);
     if (context_.progress != nullptr) {
       context_.progress->Doing(action, what);
@@ -388,9 +469,11 @@ class Runner {
     }
     request.on_progress = [&](const providers::PendingCreate& pending) {
       progressed.pending = pending;
-      (void)context_.journal->Pending(id, pending);
+      (void)journal_.Pending(id, pending);
     };
-    request.cancelled = [this] { return stop_.stop_requested(); };
+    // A temporary name the journal did not take must not reach the host: the provider looks
+    // at `cancelled` after on_progress, before its first change.
+    request.cancelled = [this] { return stop_.stop_requested() || journal_.failed(); };
     request.on_status = [&](std::string_view what) { Doing(id, action, what); };
     const bool ours_to_adopt = request.resume.has_value() || progressed.pending.has_value();
     Result<providers::CreateResult> created =
@@ -406,12 +489,12 @@ class Runner {
                               " that Flotilla did not create; left alone");
     }
     progressed.created = true;
-    if (Status s = context_.journal->VmCreated(LedgerEntry{.vm = action.vm,
-                                                           .vmset = action.vmset,
-                                                           .pool = action.pool,
-                                                           .host = action.host,
-                                                           .provider_id = created->vm.id,
-                                                           .template_hash = action.template_hash});
+    if (Status s = journal_.VmCreated(LedgerEntry{.vm = action.vm,
+                                                  .vmset = action.vmset,
+                                                  .pool = action.pool,
+                                                  .host = action.host,
+                                                  .provider_id = created->vm.id,
+                                                  .template_hash = action.template_hash});
         !s.ok()) {
       // The VM exists; the next attempt adopts it and writes the ledger again.
       progressed.created = false;
@@ -479,6 +562,7 @@ class Runner {
   const ExecutorOptions& options_;
   const Plan& plan_;
   const Context& context_;
+  WatchedJournal journal_;
   std::stop_token stop_;
 
   std::mutex rng_mu_;

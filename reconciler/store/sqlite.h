@@ -49,15 +49,26 @@ class Db {
  public:
   Db(sqlite3* handle, std::string path) : db_(handle), path_(std::move(path)) {}
   ~Db() { sqlite3_close_v2(db_); }  // a no-op on nullptr
-  Db(Db&& other) noexcept : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+  Db(Db&& other) noexcept
+      : db_(std::exchange(other.db_, nullptr)),
+        path_(std::move(other.path_)),
+        storage_failure_(std::move(other.storage_failure_)),
+        storage_failures_(other.storage_failures_) {}
   Db& operator=(Db&&) = delete;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
 
   const std::string& path() const { return path_; }
 
-  Status Error(int rc, std::string_view what) const {
-    return SqliteStatus(rc, path_, what, sqlite3_errmsg(db_));
+  // The Status of a failed call; a failure of the file itself (full, I/O error, read-only,
+  // corrupt) is also remembered as storage_failure().
+  Status Error(int rc, std::string_view what) {
+    Status status = SqliteStatus(rc, path_, what, sqlite3_errmsg(db_));
+    if (IsStorageFailure(rc)) {
+      storage_failure_ = status;
+      ++storage_failures_;
+    }
+    return status;
   }
 
   // Runs one or more statements that return no rows.
@@ -65,6 +76,27 @@ class Db {
     const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
     return rc == SQLITE_OK ? Status::Ok() : Error(rc, what);
   }
+
+  // The last failure of the file itself, until a later write commits: while it is set, the
+  // store cannot be trusted to record anything. OK when there is none.
+  const Status& storage_failure() const { return storage_failure_; }
+  // How many such failures there have been since the connection opened.
+  uint64_t storage_failures() const { return storage_failures_; }
+  // A write that changed rows committed (outside a transaction, or the transaction's COMMIT):
+  // the file takes writes again.
+  void NoteWritten() {
+    if (!InTransaction()) {
+      storage_failure_ = Status::Ok();
+    }
+  }
+  // Whether the file was unlinked or renamed since it was opened (SQLITE_FCNTL_HAS_MOVED):
+  // writes would then go to a file nobody will read again.
+  bool HasMoved() {
+    int moved = 0;
+    return sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+           moved != 0;
+  }
+  sqlite3* handle() { return db_; }
 
   // A statement with `args` bound to ?1, ?2, ...
   template <typename... Args>
@@ -81,8 +113,25 @@ class Db {
   bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
  private:
+  static bool IsStorageFailure(int rc) {
+    switch (rc & 0xff) {
+      case SQLITE_FULL:
+      case SQLITE_IOERR:
+      case SQLITE_READONLY:
+      case SQLITE_CANTOPEN:
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB:
+      case SQLITE_PERM:
+        return true;
+      default:
+        return false;
+    }
+  }
+
   sqlite3* db_;
   std::string path_;
+  Status storage_failure_;
+  uint64_t storage_failures_ = 0;
 };
 
 // One prepared statement; finalized when destroyed. Column readers record the first value they
@@ -118,6 +167,9 @@ class Statement {
       return true;
     }
     if (rc == SQLITE_DONE) {
+      if (sqlite3_stmt_readonly(stmt_) == 0 && db_->Changes() > 0) {
+        db_->NoteWritten();
+      }
       return false;
     }
     return db_->Error(rc, what_);
@@ -272,11 +324,21 @@ class Transaction {
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
-  Status Begin() { return db_.Exec("BEGIN IMMEDIATE", "begin a transaction"); }
-  Status Commit() { return db_.Exec("COMMIT", "commit"); }
+  Status Begin() {
+    changes_at_begin_ = db_.TotalChanges();
+    return db_.Exec("BEGIN IMMEDIATE", "begin a transaction");
+  }
+  Status Commit() {
+    Status status = db_.Exec("COMMIT", "commit");
+    if (status.ok() && db_.TotalChanges() > changes_at_begin_) {
+      db_.NoteWritten();  // rows reached the file: it takes writes again
+    }
+    return status;
+  }
 
  private:
   Db& db_;
+  int64_t changes_at_begin_ = 0;
 };
 
 // Opens (creating it and its folder unless `read_only`) the file at `path`, with no SQLite mutex:

@@ -171,6 +171,24 @@ struct Store::Impl {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
+namespace {
+
+// A file SQLite cannot read as a database gets the way out spelled.
+Status ExplainDamage(sqlite::Db& db, Status status) {
+  const int rc = sqlite3_errcode(db.handle()) & 0xff;
+  if (rc != SQLITE_NOTADB && rc != SQLITE_CORRUPT) {
+    return status;
+  }
+  return Status::FailedPrecondition(
+      status.message() + ". The store file " + db.path() +
+      " is damaged. Stop flotilla, then replace it with a copy made by 'flotilla store backup' "
+      "(see 'flotilla store check'), or move it aside to start with an empty store: the hosts "
+      "keep their VMs, and VMs Flotilla made are then reported as conflicts until adopted "
+      "(apply --adopt). docs/operations.md, \"A damaged store\"");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreOptions& options) {
   Result<sqlite::Db> db = sqlite::OpenDb(path, options.busy_timeout, options.read_only);
   if (!db.ok()) {
@@ -180,7 +198,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
     // Look, never change: a loop of another version may own this file.
     Result<int> version = UserVersion(*db);
     if (!version.ok()) {
-      return version.status();
+      return ExplainDamage(*db, version.status());
     }
     if (*version > kSchemaVersion) {
       return NewerSchema(*db, *version);
@@ -195,12 +213,12 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
     return std::unique_ptr<Store>(
         new Store(std::make_unique<Impl>(std::move(*db), options, *version)));
   }
-  if (Status s = ConfigureFile(*db); !s.ok()) {
-    return s;
+  if (Status s = ConfigureFile(*db, options.durability); !s.ok()) {
+    return ExplainDamage(*db, s);
   }
   Result<int> version = MigrateTo(*db, kSchemaVersion);
   if (!version.ok()) {
-    return version.status();
+    return ExplainDamage(*db, version.status());
   }
   return std::unique_ptr<Store>(
       new Store(std::make_unique<Impl>(std::move(*db), options, *version)));
@@ -647,12 +665,49 @@ Status Store::CheckIntegrity() {
   if (problems->size() == 1 && problems->front() == "ok") {
     return Status::Ok();
   }
-  std::string message = impl_->db.path() + ": integrity check failed:";
-  for (const std::string& problem : *problems) {
-    message += " " + problem + ";";
+  if (problems->size() != 1 || problems->front() != "ok") {
+    std::string message = impl_->db.path() + ": integrity check failed:";
+    for (const std::string& problem : *problems) {
+      message += " " + problem + ";";
+    }
+    message.pop_back();
+    return Status::FailedPrecondition(std::move(message));
   }
-  message.pop_back();
-  return Status::FailedPrecondition(std::move(message));
+  Result<std::vector<std::string>> orphans = sqlite::ReadAll<std::string>(
+      impl_->db.Prepare("PRAGMA foreign_key_check", "check foreign keys"),
+      [](sqlite::Statement& s) { return s.Text(0) + " row " + std::to_string(s.Int(1)); });
+  if (!orphans.ok()) {
+    return orphans.status();
+  }
+  if (!orphans->empty()) {
+    std::string message = impl_->db.path() + ": rows refer to rows that do not exist:";
+    for (const std::string& orphan : *orphans) {
+      message += " " + orphan + ";";
+    }
+    message.pop_back();
+    return Status::FailedPrecondition(std::move(message));
+  }
+  return Status::Ok();
+}
+
+StoreHealth Store::Health() {
+  std::lock_guard lock(impl_->mu);
+  sqlite::Db& db = impl_->db;
+  StoreHealth health{.failures = db.storage_failures()};
+  if (db.path() != ":memory:" && db.HasMoved()) {
+    health.writable = false;
+    health.moved = true;
+    health.problem = db.path() +
+                     " was removed or replaced while flotilla ran: what it records now would be "
+                     "lost. Stop flotilla, put the file back (or restore a backup made with "
+                     "'flotilla store backup'), and start it again";
+    return health;
+  }
+  if (!db.storage_failure().ok()) {
+    health.writable = false;
+    health.problem = db.storage_failure().message();
+  }
+  return health;
 }
 
 }  // namespace flotilla::store

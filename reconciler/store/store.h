@@ -40,8 +40,32 @@ namespace flotilla::store {
 
 using Time = std::chrono::system_clock::time_point;
 
+// Copies the store at `path` to `destination` with SQLite's online backup API: a consistent copy
+// of one moment even while a loop writes the file (readers do not block the writer under WAL).
+// The copy is written to a temporary file beside `destination`, synced, and renamed into place.
+// Refuses to replace an existing `destination` unless `replace`.
+Status BackupStore(const std::string& path, const std::string& destination, bool replace);
+
 // The schema version this build writes. Opening a newer file fails (downgrades are refused).
 inline constexpr int kSchemaVersion = 3;
+
+// How hard a commit holds on to the disk (PRAGMA synchronous, with WAL journaling).
+enum class Durability {
+  kFull,    // every commit is synced: a committed transaction survives a power cut
+  kNormal,  // synced at checkpoints: a crash of the process loses nothing, a power cut may
+            // lose the last commits
+};
+
+// Whether the store can record what the loop does. While it cannot, no host is called
+// (docs/operations.md, "When the store cannot be written").
+struct StoreHealth {
+  bool writable = true;
+  // The file was unlinked or replaced under the running process: what it writes now is lost.
+  // Only a restart (after restoring the file) ends this.
+  bool moved = false;
+  std::string problem;    // why not writable: names the file and the reason; empty when writable
+  uint64_t failures = 0;  // writes that failed on the file itself since the store opened
+};
 
 struct StoreOptions {
   size_t retain_runs = 1000;     // newest runs kept (with their actions); 0: keep all
@@ -52,6 +76,8 @@ struct StoreOptions {
   // and have exactly this build's schema; nothing is created, migrated or written, and every
   // write fails.
   bool read_only = false;
+  // The config's store.durability.
+  Durability durability = Durability::kFull;
 };
 
 enum class RevisionOutcome { kApplied, kRejected, kFailed };
@@ -221,8 +247,14 @@ class Store {
   // revision.
   Status Prune();
 
-  // `PRAGMA integrity_check`: OK, or the problems SQLite reports.
+  // `PRAGMA integrity_check` and `PRAGMA foreign_key_check`: OK, or the problems SQLite reports.
   Status CheckIntegrity();
+
+  // Whether writes reach the file: the last write that failed on the file itself (full disk,
+  // I/O error, read-only or corrupt file) until a later write commits, and whether the file was
+  // removed or replaced since it was opened. Cheap (a stat); called once per pass and by the
+  // status API.
+  StoreHealth Health();
 
  private:
   struct Impl;

@@ -301,6 +301,24 @@ TEST_P(ProviderContractTest, RepeatingAnOperationIsHarmless) {
   EXPECT_TRUE(Observe().vms.empty());
 }
 
+TEST_P(ProviderContractTest, ACreateCancelledRightAfterItsProgressChangesNothing) {
+  // The executor cancels from on_progress when the journal cannot record the temporary name:
+  // a VM made under an unrecorded name would later look like someone else's.
+  bool journal_full = false;
+  std::string reported;
+  CreateRequest request{.name = "ios-0", .templ = MacTemplate()};
+  request.on_progress = [&](const PendingCreate& pending) {
+    reported = pending.temp_name;
+    journal_full = true;
+  };
+  request.cancelled = [&] { return journal_full; };
+  Result<CreateResult> created = provider().Create(host(), request, Soon());
+  ASSERT_FALSE(created.ok());
+  EXPECT_TRUE(created.status().IsCancelled()) << created.status().ToString();
+  EXPECT_FALSE(reported.empty());
+  EXPECT_TRUE(Observe().vms.empty()) << "the host was changed after the cancellation";
+}
+
 TEST_P(ProviderContractTest, CreateSurvivesTheSubstringNameTrap) {
   // The host's duplicate check would match "ios-1" inside "ios-10".
   world_->PutVm("ios-10", GuestOs::kMacos, "stopped");

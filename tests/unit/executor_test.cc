@@ -33,6 +33,9 @@ class RecordingJournal : public Journal {
   }
   Status Running(int64_t id) override { return Add("running " + Name(id)); }
   Status Pending(int64_t id, const providers::PendingCreate& pending) override {
+    if (fail_pending) {
+      return Status::ResourceExhausted("database or disk is full");
+    }
     return Add("pending " + Name(id) + " " + pending.temp_name);
   }
   Status Doing(int64_t id, std::string_view what) override {
@@ -43,6 +46,9 @@ class RecordingJournal : public Journal {
   }
   Status VmCreated(const LedgerEntry& entry) override {
     std::lock_guard lock(mu_);
+    if (fail_created) {
+      return Status::ResourceExhausted("database or disk is full");
+    }
     ledger[entry.vm] = entry;
     lines.push_back("created " + entry.vm + " on " + entry.host);
     return Status::Ok();
@@ -71,6 +77,8 @@ class RecordingJournal : public Journal {
   std::vector<std::string> lines;
   std::map<std::string, LedgerEntry> ledger;
   bool fail_intend = false;
+  bool fail_pending = false;  // set before Run: read by worker threads
+  bool fail_created = false;
 
  private:
   Status Add(std::string line) {
@@ -319,6 +327,33 @@ TEST_F(ExecutorTest, WithoutAJournalRecordTheProviderIsNotCalled) {
   const Report report = Run(plan);
   EXPECT_EQ(report.failed, 1U);
   EXPECT_EQ(fake_.Calls("create"), 0);
+}
+
+TEST_F(ExecutorTest, AfterAJournalWriteFailsNoHostIsCalledAgain) {
+  options_.concurrency = 1;  // one action after another
+  journal_.fail_created = true;
+  Plan plan;
+  for (int i = 0; i < 4; ++i) {
+    plan.actions.push_back(Create(i + 1, "set-" + std::to_string(i), "h1"));
+  }
+  const Report report = Run(plan);
+  // The first create reached its host; its ledger row could not be written, and from then on
+  // nothing is asked of any host: no retry, no other action.
+  EXPECT_EQ(fake_.Calls("create"), 1);
+  EXPECT_EQ(report.succeeded, 0U);
+  EXPECT_EQ(report.failed + report.abandoned, 4U);
+  EXPECT_TRUE(report.actions[3].status.message().find("journal") != std::string::npos)
+      << report.actions[3].status.ToString();
+}
+
+TEST_F(ExecutorTest, ACreateWhoseTemporaryNameCannotBeJournalledNeverReachesItsHost) {
+  journal_.fail_pending = true;
+  Plan plan;
+  plan.actions = {Create(1, "set-0", "h1")};
+  const Report report = Run(plan);
+  EXPECT_EQ(report.succeeded, 0U);
+  EXPECT_FALSE(Vm("h1", "set-0").has_value()) << "the VM was made under an unrecorded name";
+  EXPECT_TRUE(fake_.Vms("h1").empty());
 }
 
 TEST_F(ExecutorTest, HonoursGlobalAndPerHostConcurrency) {
