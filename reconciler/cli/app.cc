@@ -15,6 +15,7 @@
 #include "reconciler/cli/logging.h"
 #include "reconciler/cli/plan_command.h"
 #include "reconciler/cli/read_commands.h"
+#include "reconciler/cli/store_command.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/loader.h"
@@ -123,6 +124,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   VmsOptions vms;
   ReconcileOptions reconcile;
   DevOptions dev;
+  StoreCommandOptions store;
   CLI::App* apply_cmd = AddApplyCommand(app, apply);
   CLI::App* run_cmd = AddRunCommand(app, run);
   const std::vector<Command> commands = {
@@ -139,6 +141,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       {AddReconcileCommand(app, reconcile),
        [&](const Context& c) { return RunReconcile(reconcile, c); }},
       {AddDevCommand(app, dev), [&](const Context& c) { return RunDev(dev, c); }},
+      {AddStoreCommand(app, store),
+       [&](const Context& c) { return RunStore(store, *app.get_subcommand("store"), c); }},
   };
 
   std::vector<std::string> names;

@@ -106,9 +106,12 @@ Result<std::unique_ptr<Engine>> OpenEngine(const StoreLocation& where,
     return lock.status();
   }
   engine->lock = std::move(*lock);
-  Result<std::unique_ptr<store::Store>> store =
-      store::Store::Open(StorePath(c), store::StoreOptions{.retain_runs = c.store.retain_runs,
-                                                           .retain_events = c.store.retain_events});
+  Result<std::unique_ptr<store::Store>> store = store::Store::Open(
+      StorePath(c),
+      store::StoreOptions{.retain_runs = c.store.retain_runs,
+                          .retain_events = c.store.retain_events,
+                          .durability = c.store.durability == "normal" ? store::Durability::kNormal
+                                                                       : store::Durability::kFull});
   if (!store.ok()) {
     return store.status();
   }

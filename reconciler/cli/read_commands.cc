@@ -326,6 +326,10 @@ int RunStatus(const ReadOptions& options, const Context& context) {
     return 0;
   }
   const json& d = *doc;
+  if (const json& s = d["store"]; s.is_object() && s.value("writable", true) == false) {
+    context.out << "Store:             CANNOT BE WRITTEN, no host is changed until it can: "
+                << Str(s, "problem") << "\n";
+  }
   context.out << "Revision in force: "
               << (d["applied"].is_string()
                       ? Short(Str(d, "applied")) + " (applied " + Str(d, "applied_at") + ")"

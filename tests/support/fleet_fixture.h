@@ -152,10 +152,13 @@ class FleetFixture {
   // prepended as VAR=value words.
   std::unique_ptr<Process> StartLoop(const std::string& extra = "", const std::string& env = "") {
     return std::make_unique<Process>(ShellArgv(
-        "env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " + extra + " >" +
-        (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()));
+        loop_prefix_ + " env " + env + " " FLOTILLA_BIN " run --config " + config().string() + " " +
+        extra + " >" + (dir() / "run.out").string() + " 2>" + (dir() / "run.err").string()));
   }
   std::string LoopLog() const { return Slurp(dir() / "run.err"); }
+  // Put before `env ... flotilla run` by StartLoop: a command that ends by exec'ing its
+  // arguments (one that mounts a file system on the state directory first, say).
+  void SetLoopPrefix(std::string prefix) { loop_prefix_ = std::move(prefix); }
 
   // VM name -> state on one host, through the DevOps API the provider uses.
   std::map<std::string, std::string> Vms(int host_index) {
@@ -192,6 +195,7 @@ class FleetFixture {
   }
 
   FleetOptions options_;
+  std::string loop_prefix_;
   ScratchDir scratch_;
   std::vector<std::unique_ptr<Hostsim>> sims_;
 };

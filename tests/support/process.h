@@ -4,7 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/support/wait_until.h"
@@ -35,33 +36,53 @@ inline std::vector<std::string> ShellArgv(const std::string& command) {
   return {"/bin/sh", "-c", "exec " + command};
 }
 
-// A child process in its own process group, with a pipe on its stdin; stopped (SIGTERM to the
-// group, SIGKILL after 5 s) when destroyed.
+// Starts argv (argv[0] a path) in a child that gets SIGTERM when the thread that started it
+// ends (PR_SET_PDEATHSIG): a test that crashes, or is killed at CTest's timeout, leaves no
+// simulator, sshd or loop running behind it. So start long-lived children from the test's own
+// thread. `stdin_fd`, `out_fd`, `err_fd` (-1: inherited) become its standard streams;
+// `own_group` puts it in a process group of its own. Its pid, or -1.
+inline pid_t StartChild(const std::vector<std::string>& argv, int stdin_fd, int out_fd, int err_fd,
+                        bool own_group) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid != 0) {
+    return pid;  // -1 when the fork failed
+  }
+  // The child: async-signal-safe calls only until exec (other threads may hold locks).
+  if (own_group) {
+    setpgid(0, 0);
+  }
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) {
+    _exit(127);  // the parent ended before the request took effect
+  }
+  for (const auto& [from, to] :
+       {std::pair{stdin_fd, STDIN_FILENO}, std::pair{out_fd, STDOUT_FILENO},
+        std::pair{err_fd, STDERR_FILENO}}) {
+    if (from >= 0 && dup2(from, to) < 0) {
+      _exit(127);
+    }
+  }
+  execve(args[0], args.data(), environ);
+  _exit(127);
+}
+
+// A child process (StartChild) in its own process group, with a pipe on its stdin; stopped
+// (SIGTERM to the group, SIGKILL after 5 s) when destroyed.
 class Process {
  public:
   explicit Process(const std::vector<std::string>& argv) {
     int fds[2];
-    if (pipe(fds) != 0) {
+    // Close-on-exec: no other child keeps this child's stdin open after the test ends.
+    if (pipe2(fds, O_CLOEXEC) != 0) {
       return;
     }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[0], STDIN_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[1]);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    std::vector<char*> args;
-    for (const std::string& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ) != 0) {
-      pid_ = -1;
-    }
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    pid_ = StartChild(argv, fds[0], -1, -1, /*own_group=*/true);
     close(fds[0]);
     stdin_ = fds[1];
   }
@@ -128,23 +149,18 @@ inline int RunShell(const std::string& command) {
 // `out` and `err`; its pid, or -1. The caller reaps it (waitpid).
 inline pid_t SpawnLogged(const std::vector<std::string>& argv, const fs::path& out,
                          const fs::path& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
+  const int in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int out_fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   pid_t pid = -1;
-  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
-    pid = -1;
+  if (in_fd >= 0 && out_fd >= 0 && err_fd >= 0) {
+    pid = StartChild(argv, in_fd, out_fd, err_fd, /*own_group=*/false);
   }
-  posix_spawn_file_actions_destroy(&actions);
+  for (const int fd : {in_fd, out_fd, err_fd}) {
+    if (fd >= 0) {
+      close(fd);
+    }
+  }
   return pid;
 }
 
