@@ -57,7 +57,7 @@ bool FillUp(const fs::path& file) {
   if (fd < 0) {
     return false;
   }
-  const std::vector<char> block(64 * 1024, 'x');
+  const std::vector<char> block(size_t{64} * 1024, 'x');
   for (const size_t size : {block.size(), size_t{4096}, size_t{512}, size_t{1}}) {
     while (write(fd, block.data(), size) == static_cast<ssize_t>(size)) {
     }

@@ -75,7 +75,7 @@ TEST_F(StoreHealthTest, AFailedWriteMarksTheStoreUnwritableUntilAWriteSucceeds) 
   EXPECT_TRUE(store->Health().writable);
   Status failed;
   {
-    const FileSizeLimit full(256 * 1024);
+    const FileSizeLimit full(rlim_t{256} * 1024);
     failed = AddBigEvents(*store, 200);
   }
   ASSERT_FALSE(failed.ok()) << "the writes fit after all";
