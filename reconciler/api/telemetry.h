@@ -39,6 +39,8 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   void DeletionsDeferred(size_t count) override;
   // providers::RequestObserver.
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
+  // An API request refused with `code` (401, 403 or 429; routes.h Admit).
+  void AuthRefused(int code);
 
   // The exposition text. `snapshot` (may be null before the first observation) feeds the fleet
   // gauges; `last_applied` is when the revision in force was applied, if ever; `now` ages the
@@ -69,6 +71,7 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   GaugeFamily& deferred_now_;
   GaugeFamily& conflicts_;
   GaugeFamily& refused_;
+  CounterFamily& auth_refusals_;
 };
 
 }  // namespace flotilla::api

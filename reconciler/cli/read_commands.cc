@@ -416,7 +416,8 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
       {"RUN", "STARTED", "TRIGGER", "REVISION", "OUTCOME", "ACTIONS", "MESSAGE"}};
   for (const json& r : doc["runs"]) {
     rows.push_back(
-        {std::to_string(Num<int64_t>(r, "id")), Str(r, "started_at"), Str(r, "trigger"),
+        {std::to_string(Num<int64_t>(r, "id")), Str(r, "started_at"),
+         Str(r, "trigger") + (Str(r, "actor").empty() ? "" : " (token " + Str(r, "actor") + ")"),
          Short(Str(r, "revision")), Str(r, "outcome"),
          std::to_string(Num<int64_t>(r, "succeeded")) + "/" +
              std::to_string(Num<int64_t>(r, "planned")),
