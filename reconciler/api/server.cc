@@ -226,7 +226,7 @@ void Server::Stop() {
   }
 }
 
-Status Server::SetSecrets(std::string token, std::vector<ApiToken> tokens,
+Status Server::SetSecrets(const std::string& token, const std::vector<ApiToken>& tokens,
                           std::string webhook_secret) {
   auto set = std::make_shared<const TokenSet>(TokensOf(token, tokens));
   if (set->open() && !IsLoopback(host_)) {

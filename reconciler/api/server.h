@@ -136,7 +136,8 @@ class Server {
   // Rotated secrets (api.tokenFile, api.tokens' files, api.webhookSecretFile changed): requests
   // from now on are checked against these. Refused (FailedPrecondition, the old ones kept) when
   // no token would be left on a non-loopback address. Any thread.
-  Status SetSecrets(std::string token, std::vector<ApiToken> tokens, std::string webhook_secret);
+  Status SetSecrets(const std::string& token, const std::vector<ApiToken>& tokens,
+                    std::string webhook_secret);
 
  private:
   Server(ServerOptions options, Backend& backend, store::Store& store, Telemetry& telemetry,
