@@ -169,6 +169,14 @@ class ApiClient {
       const std::string why = doc.is_object() && doc.contains("error") && doc["error"].is_string()
                                   ? doc["error"].get<std::string>()
                                   : "HTTP " + std::to_string(result->status);
+      if (result->status == 403) {  // a known token without the role: the error names it
+        return Status::PermissionDenied("the API at " + url_ + " refused " + method + " " + path +
+                                        ": " + why);
+      }
+      if (result->status == 429) {
+        return Status::ResourceExhausted("the API at " + url_ + " refused " + method + " " + path +
+                                         ": " + why);
+      }
       return Status::Unavailable(method + " " + path + ": " + why);
     }
     if (doc.is_discarded()) {

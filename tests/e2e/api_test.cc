@@ -195,6 +195,11 @@ TEST(ApiTest, AnApprovalLetsOnePassOfARunningLoopDelete) {
   ASSERT_EQ(history.exit_code, 0) << history.err;
   EXPECT_TRUE(Contains(history.out, "drop-b (token ops)")) << history.out;
   EXPECT_TRUE(Contains(history.out, "approved by token ops: up to 2 deletions")) << history.out;
+  // The CLI says why a token without the role is refused.
+  Outcome refused = fx.Flotilla("reconcile --server " + api.url() + " --token-file " +
+                                (fx.dir() / "viewer-token").string());
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(Contains(refused.err, "does not have the reconcile")) << refused.err;
   // Tokens are never logged.
   for (const char* token : {kToken, kOps, kViewer}) {
     EXPECT_FALSE(Contains(fx.LoopLog(), token)) << token;
