@@ -1,6 +1,7 @@
 #include "reconciler/api/auth.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -79,8 +80,9 @@ std::optional<Caller> TokenSet::Identify(std::string_view presented) const {
 
 std::string FailureLimiter::Key(const std::string& client) {
   in6_addr v6{};
-  if (client.find(':') == std::string::npos || inet_pton(AF_INET6, client.c_str(), &v6) != 1) {
-    return client;
+  if (client.find(':') == std::string::npos || inet_pton(AF_INET6, client.c_str(), &v6) != 1 ||
+      IN6_IS_ADDR_V4MAPPED(&v6)) {
+    return client;  // IPv4 (also as ::ffff:a.b.c.d on a dual-stack socket): the whole address
   }
   std::fill(std::begin(v6.s6_addr) + 8, std::end(v6.s6_addr), 0);
   std::array<char, INET6_ADDRSTRLEN> text{};

@@ -121,6 +121,10 @@ TEST(FailureLimiterTest, AnIpv6ClientIsCountedByItsSlash64) {
   limiter.Failed("2001:db8:1:2::1");
   EXPECT_TRUE(limiter.Refused("2001:db8:1:2::ffff").has_value());
   EXPECT_FALSE(limiter.Refused("2001:db8:1:3::1").has_value());
+  // IPv4 clients of a dual-stack socket are counted each on its own, not as one /64.
+  limiter.Failed("::ffff:10.0.0.1");
+  EXPECT_TRUE(limiter.Refused("::ffff:10.0.0.1").has_value());
+  EXPECT_FALSE(limiter.Refused("::ffff:10.0.0.2").has_value());
 }
 
 // A loop that records each asked-for pass as a run, as the controller does: the trigger, the
