@@ -99,14 +99,20 @@ Reply HandleChanges(const httplib::Request& /*request*/, const Snapshot* /*snaps
   return JsonReply(200, {{"generation", Generation(context.backend, context.store)}});
 }
 
-void ServeLiveStream(httplib::Stream& stream, RouteContext& context, std::string_view token,
+void ServeLiveStream(httplib::Stream& stream, RouteContext& context, const Gate& gate,
                      const std::atomic<bool>& stopping) {
   std::optional<httplib::Request> request = ReadRequest(stream);
   if (!request) {
     return;
   }
-  if (std::optional<Reply> refusal = Authorize(*request, token)) {
-    (void)WriteAll(stream, Head("401 Unauthorized", refusal->content_type, refusal->headers) +
+  stream.get_remote_ip_and_port(request->remote_addr, request->remote_port);
+  if (auto admitted = Admit(*request, Access::kRead, gate);
+      const Reply* refusal = std::get_if<Reply>(&admitted)) {
+    const int status = refusal->status.value_or(401);
+    const std::string line = status == 429   ? "429 Too Many Requests"
+                             : status == 403 ? "403 Forbidden"
+                                             : "401 Unauthorized";
+    (void)WriteAll(stream, Head(line, refusal->content_type, refusal->headers) +
                                "Content-Length: " + std::to_string(refusal->body.size()) +
                                "\r\n\r\n" + refusal->body);
     return;

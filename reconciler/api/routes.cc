@@ -41,11 +41,6 @@ int HttpStatus(const Status& status) {
   }
 }
 
-bool Public(const std::string& path) {
-  return path == "/healthz" || path == "/readyz" || path == "/api/v1/webhooks/git" ||
-         IsDashboardPath(path);
-}
-
 // A 200 that is not JSON of ours (or JSON rendered elsewhere).
 Reply TextReply(std::string body, std::string content_type) {
   return Reply{.body = std::move(body), .content_type = std::move(content_type)};
@@ -90,7 +85,7 @@ std::variant<ReconcileRequest, Reply> ParseReconcileRequest(const std::string& t
     request.reason = body["reason"].get<std::string>();
   }
   if (body.contains("max_deletions") || body.contains("allow_empty")) {
-    PassApproval granted{.by = "api"};
+    PassApproval granted;
     if (body.contains("max_deletions")) {
       const json& n = body["max_deletions"];
       if (!n.is_number_unsigned() || n.get<uint64_t>() > 1'000'000) {
@@ -110,32 +105,61 @@ std::variant<ReconcileRequest, Reply> ParseReconcileRequest(const std::string& t
 }
 
 constexpr std::array kRoutes = {
-    Route{"GET", "/healthz", Observation::kUnused, HandleHealthz},
-    Route{"GET", "/readyz", Observation::kUnused, HandleReadyz},
-    Route{"GET", "/metrics", Observation::kOptional, HandleMetrics},
-    Route{"GET", "/api/v1/status", Observation::kOptional, HandleStatus},
-    Route{"GET", "/api/v1/hosts", Observation::kRequired, HandleHosts},
-    Route{"GET", "/api/v1/vms", Observation::kRequired, HandleVms},
-    Route{"GET", "/api/v1/overview/resources", Observation::kRequired, HandleResources},
-    Route{"GET", "/api/v1/plan", Observation::kRequired, HandlePlan},
-    Route{"GET", "/api/v1/inventory", Observation::kRequired, HandleInventory},
-    Route{"GET", "/api/v1/runs", Observation::kUnused, HandleRuns},
-    Route{"GET", R"(/api/v1/runs/(\d{1,18}))", Observation::kUnused, HandleRun},
-    Route{"GET", "/api/v1/revisions", Observation::kOptional, HandleRevisions},
-    Route{"GET", "/api/v1/events", Observation::kUnused, HandleEvents},
-    Route{"GET", "/api/v1/changes", Observation::kUnused, HandleChanges},
-    Route{"POST", "/api/v1/reconcile", Observation::kUnused, HandleReconcile},
-    Route{"POST", "/api/v1/webhooks/git", Observation::kUnused, HandleGitWebhook},
-    Route{"GET", "/api/v1/orchestrator/hosts", Observation::kRequired, HandleOrchestratorHosts},
-    Route{"GET", "/api/v1/orchestrator/overview/resources", Observation::kRequired,
+    Route{"GET", "/healthz", Access::kPublic, Observation::kUnused, HandleHealthz},
+    Route{"GET", "/readyz", Access::kPublic, Observation::kUnused, HandleReadyz},
+    Route{"GET", "/metrics", Access::kRead, Observation::kOptional, HandleMetrics},
+    Route{"GET", "/api/v1/status", Access::kRead, Observation::kOptional, HandleStatus},
+    Route{"GET", "/api/v1/hosts", Access::kRead, Observation::kRequired, HandleHosts},
+    Route{"GET", "/api/v1/vms", Access::kRead, Observation::kRequired, HandleVms},
+    Route{"GET", "/api/v1/overview/resources", Access::kRead, Observation::kRequired,
+          HandleResources},
+    Route{"GET", "/api/v1/plan", Access::kRead, Observation::kRequired, HandlePlan},
+    Route{"GET", "/api/v1/inventory", Access::kRead, Observation::kRequired, HandleInventory},
+    Route{"GET", "/api/v1/runs", Access::kRead, Observation::kUnused, HandleRuns},
+    Route{"GET", R"(/api/v1/runs/(\d{1,18}))", Access::kRead, Observation::kUnused, HandleRun},
+    Route{"GET", "/api/v1/revisions", Access::kRead, Observation::kOptional, HandleRevisions},
+    Route{"GET", "/api/v1/events", Access::kRead, Observation::kUnused, HandleEvents},
+    Route{"GET", "/api/v1/changes", Access::kRead, Observation::kUnused, HandleChanges},
+    Route{"POST", "/api/v1/reconcile", Access::kTrigger, Observation::kUnused, HandleReconcile},
+    Route{"POST", "/api/v1/webhooks/git", Access::kPublic, Observation::kUnused, HandleGitWebhook},
+    Route{"GET", "/api/v1/orchestrator/hosts", Access::kRead, Observation::kRequired,
+          HandleOrchestratorHosts},
+    Route{"GET", "/api/v1/orchestrator/overview/resources", Access::kRead, Observation::kRequired,
           HandleOrchestratorResources},
-    Route{"GET", "/api/v1/orchestrator/machines", Observation::kRequired,
+    Route{"GET", "/api/v1/orchestrator/machines", Access::kRead, Observation::kRequired,
           HandleOrchestratorMachines},
-    Route{"GET", R"(/|/hosts|/vms|/plan|/runs|/runs/\d{1,18}|/events)", Observation::kUnused,
-          HandleDashboardPage},
-    Route{"GET", R"(/assets/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99}))", Observation::kUnused,
-          HandleDashboardAsset},
+    Route{"GET", R"(/|/hosts|/vms|/plan|/runs|/runs/\d{1,18}|/events)", Access::kPublic,
+          Observation::kUnused, HandleDashboardPage},
+    Route{"GET", R"(/assets/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99}))", Access::kPublic,
+          Observation::kUnused, HandleDashboardAsset},
 };
+
+// The role `access` needs, for messages.
+std::string_view Needed(Access access) {
+  return access == Access::kTrigger ? "reconcile (or approve)" : ToString(Role::kRead);
+}
+
+bool Allows(const Roles& roles, Access access) {
+  switch (access) {
+    case Access::kPublic:
+    case Access::kToken:
+      return true;
+    case Access::kRead:
+      return roles.Has(Role::kRead);
+    case Access::kTrigger:
+      return roles.Has(Role::kReconcile) || roles.Has(Role::kApprove);
+  }
+  return false;
+}
+
+Reply Refusal(Telemetry& telemetry, int status, std::string_view message) {
+  telemetry.AuthRefused(status);
+  Reply reply = ErrorReply(status, message);
+  if (status == 401) {
+    reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return reply;
+}
 
 }  // namespace
 
@@ -155,22 +179,40 @@ Reply NoObservationReply() {
   return ErrorReply(503, "no observation yet: the first pass is still observing the hosts");
 }
 
-std::optional<Reply> Authorize(const httplib::Request& request, std::string_view token) {
-  if (token.empty() || Public(request.path)) {
-    return std::nullopt;
+std::variant<Caller, Reply> Admit(const httplib::Request& request, Access access,
+                                  const Gate& gate) {
+  if (access == Access::kPublic) {
+    return Caller{};
+  }
+  if (gate.tokens->open()) {
+    return Caller{.name = "", .roles = Roles::All()};
+  }
+  if (std::optional<std::chrono::seconds> wait = gate.limiter.Refused(request.remote_addr)) {
+    Reply refusal = Refusal(gate.telemetry, 429,
+                            "too many failed authentications from this address; try again in " +
+                                std::to_string(wait->count()) + " s");
+    refusal.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+    return refusal;
   }
   const std::string header = request.get_header_value("Authorization");
   constexpr std::string_view kBearer = "Bearer ";
-  const bool ok = header.size() > kBearer.size() && header.starts_with(kBearer) &&
-                  ConstantTimeEquals(std::string_view(header).substr(kBearer.size()), token);
-  if (ok) {
-    return std::nullopt;
+  if (header.size() <= kBearer.size() || !header.starts_with(kBearer)) {
+    return Refusal(gate.telemetry, 401,
+                   header.empty() ? "this endpoint needs an Authorization: Bearer <token> header"
+                                  : "the bearer token is not valid");
   }
-  Reply refusal =
-      ErrorReply(401, header.empty() ? "this endpoint needs an Authorization: Bearer <token> header"
-                                     : "the bearer token is not valid");
-  refusal.headers.emplace_back("WWW-Authenticate", "Bearer");
-  return refusal;
+  std::optional<Caller> caller =
+      gate.tokens->Identify(std::string_view(header).substr(kBearer.size()));
+  if (!caller) {
+    gate.limiter.Failed(request.remote_addr);
+    return Refusal(gate.telemetry, 401, "the bearer token is not valid");
+  }
+  if (!Allows(caller->roles, access)) {
+    return Refusal(gate.telemetry, 403,
+                   "this token does not have the " + std::string(Needed(access)) + " role that " +
+                       request.method + " " + request.path + " needs");
+  }
+  return std::move(*caller);
 }
 
 // --- health and metrics ---
@@ -349,8 +391,29 @@ Reply HandleReconcile(const httplib::Request& request, const Snapshot* /*snapsho
   if (Reply* refusal = std::get_if<Reply>(&parsed)) {
     return std::move(*refusal);
   }
-  const ReconcileRequest& asked = std::get<ReconcileRequest>(parsed);
-  std::shared_future<int64_t> run = context.backend.Reconcile(asked.reason, asked.approval);
+  ReconcileRequest& asked = std::get<ReconcileRequest>(parsed);
+  const Caller caller = context.caller != nullptr ? *context.caller : Caller{};
+  if (asked.approval && !caller.roles.Has(Role::kApprove)) {
+    context.telemetry.AuthRefused(403);
+    return ErrorReply(403,
+                      "this token does not have the approve role that max_deletions and "
+                      "allow_empty need");
+  }
+  if (!asked.approval && !caller.roles.Has(Role::kReconcile)) {
+    context.telemetry.AuthRefused(403);
+    return ErrorReply(403,
+                      "this token does not have the reconcile role that POST /api/v1/reconcile "
+                      "needs (approve suffices for a pass that carries an approval)");
+  }
+  if (asked.approval) {
+    asked.approval->by = caller.Describe();
+  }
+  if (!caller.name.empty()) {
+    context.logger.info("api: token {} asks for a pass ({}){}", caller.name, asked.reason,
+                        asked.approval ? " with an approval" : "");
+  }
+  std::shared_future<int64_t> run =
+      context.backend.Reconcile(asked.reason, asked.approval, caller.name);
   // At most a quarter of the workers wait for the pass; the others answer "queued" at once.
   const size_t max_waiters = std::max<size_t>(context.options.threads / 4, 1);
   const bool wait = context.reconcile_waiters.fetch_add(1) < max_waiters;
@@ -401,7 +464,7 @@ Reply HandleGitWebhook(const httplib::Request& request, const Snapshot* /*snapsh
   } else {
     context.logger.info("webhook: {} push to {} ({}); fetching now", event->source, event->branch,
                         event->after.substr(0, 12));
-    (void)context.backend.Reconcile("webhook", std::nullopt);
+    (void)context.backend.Reconcile("webhook", std::nullopt, "");
     answer["triggered"] = true;
   }
   return JsonReply(202, answer);

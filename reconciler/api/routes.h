@@ -3,7 +3,8 @@
 // The endpoints of the API server (server.h) as a table: each route is a method, a path pattern
 // and a named handler that turns a request into a Reply. Handlers write no sockets: a test can
 // call one with a hand-made httplib::Request and read the Reply. Authentication is not theirs:
-// the server checks the bearer token (Authorize) before any route runs.
+// each route declares what it needs (Access), and the server admits the request (Admit) before
+// its handler runs.
 //
 // Thread-safety: handlers run on the server's worker threads, many at once; they share only
 // what RouteContext refers to.
@@ -11,17 +12,20 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <spdlog/logger.h>
 
 #include <nlohmann/json.hpp>
 
+#include "reconciler/api/auth.h"
 #include "reconciler/api/server.h"
 
 namespace httplib {
@@ -47,7 +51,8 @@ Reply JsonReply(int status, const nlohmann::json& body);
 // {"error": message}.
 Reply ErrorReply(int status, std::string_view message);
 
-// What the handlers share: the server's collaborators and settings.
+// What a handler works with: the server's collaborators and settings (shared by every request),
+// and who asks (each request's own).
 struct RouteContext {
   Backend& backend;
   store::Store& store;
@@ -58,6 +63,23 @@ struct RouteContext {
   const ServerOptions& options;
   std::function<std::string()> webhook_secret;  // the secret in force; empty: webhooks off
   std::atomic<size_t>& reconcile_waiters;       // POST /api/v1/reconcile requests waiting
+  const Caller* caller = nullptr;               // who asks; null on public routes
+};
+
+// What a route needs of the request's token (auth.h has the roles).
+enum class Access {
+  kPublic,   // nothing: health checks, the dashboard's files, the webhook (its own signature)
+  kToken,    // any configured token (paths no route serves: 404 only with a token)
+  kRead,     // the read role
+  kTrigger,  // reconcile or approve; the handler checks which the request's body needs
+};
+
+// What admission (Admit) works with: the tokens in force, the failed-authentication limiter and
+// the metrics that count refusals.
+struct Gate {
+  std::shared_ptr<const TokenSet> tokens;  // never null
+  FailureLimiter& limiter;
+  Telemetry& telemetry;
 };
 
 // Whether a route reads the latest observation.
@@ -73,6 +95,7 @@ using Handler = Reply (*)(const httplib::Request& request, const Snapshot* snaps
 struct Route {
   std::string_view method;   // "GET" or "POST"
   std::string_view pattern;  // a path, or a regular expression whose groups are req.matches
+  Access access;
   Observation observation;
   Handler handler;
 };
@@ -83,10 +106,17 @@ std::span<const Route> ApiRoutes();
 // The 503 a kRequired route answers before the first observation.
 Reply NoObservationReply();
 
-// Nullopt when `request` may pass: no token is required, the path is public (health checks and
-// the webhook, which carries its own signature) or it carries `Authorization: Bearer <token>`
-// (compared in constant time). Otherwise the 401 to answer.
-std::optional<Reply> Authorize(const httplib::Request& request, std::string_view token);
+// Who sent `request`, when it may have what `access` asks: a public route, an API that needs no
+// token (every role), or `Authorization: Bearer <token>` with a configured token holding the
+// role. Otherwise the refusal to answer, in this order:
+//   429 (Retry-After) while the client address has used its failed authentications
+//       (request.remote_addr; FailureLimiter), before the token is looked at;
+//   401 (WWW-Authenticate: Bearer) without a token, or with one that is not configured; a wrong
+//       token counts as a failed authentication, a missing one does not (a page before its
+//       token is entered);
+//   403 for a configured token without the role: the error names the role, never the token.
+// Each refusal is counted in flotilla_api_auth_refusals_total.
+std::variant<Caller, Reply> Admit(const httplib::Request& request, Access access, const Gate& gate);
 
 // The endpoints, one handler each.
 Reply HandleHealthz(const httplib::Request& request, const Snapshot* snapshot,

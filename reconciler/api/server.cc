@@ -63,12 +63,18 @@ void Send(const Reply& reply, httplib::Response& res) {
   res.set_content(reply.body, reply.content_type);
 }
 
-// Answers what no handler did (404, 413, ...) with a JSON error.
-void AnswerUnhandled(const httplib::Request& req, httplib::Response& res) {
+// Answers what no handler did (404, 413, ...) with a JSON error. A path no route serves is
+// named only to a caller with a token (the dashboard's paths, which hold no data, to anyone).
+void AnswerUnhandled(const httplib::Request& req, httplib::Response& res, const Gate& gate) {
   if (!res.body.empty()) {
     return;
   }
   if (res.status == 404) {
+    const Access access = IsDashboardPath(req.path) ? Access::kPublic : Access::kToken;
+    if (auto admitted = Admit(req, access, gate); std::holds_alternative<Reply>(admitted)) {
+      Send(std::get<Reply>(admitted), res);
+      return;
+    }
     Send(ErrorReply(404, "no such endpoint: " + req.method + " " + req.path), res);
   } else if (res.status == 413) {
     Send(ErrorReply(413, "the request body is too large"), res);
@@ -114,6 +120,16 @@ Result<std::pair<std::string, int>> ParseListen(std::string_view listen) {
   return std::make_pair(host, port);
 }
 
+TokenSet TokensOf(const std::string& token, const std::vector<ApiToken>& tokens) {
+  std::vector<ApiToken> all;
+  if (!token.empty()) {
+    all.push_back(
+        ApiToken{.name = std::string(kDefaultTokenName), .secret = token, .roles = Roles::All()});
+  }
+  all.insert(all.end(), tokens.begin(), tokens.end());
+  return TokenSet(std::move(all));
+}
+
 bool IsLoopback(std::string_view host) {
   return host == "localhost" || host == "::1" || host.starts_with("127.");
 }
@@ -121,6 +137,9 @@ bool IsLoopback(std::string_view host) {
 Server::Server(ServerOptions options, Backend& backend, store::Store& store, Telemetry& telemetry,
                std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)),
+      tokens_(std::make_shared<const TokenSet>(TokensOf(options_.token, options_.tokens))),
+      limiter_(std::make_unique<FailureLimiter>(
+          options_.auth_failures, options_.clock != nullptr ? *options_.clock : system_clock_)),
       backend_(backend),
       store_(store),
       telemetry_(telemetry),
@@ -135,7 +154,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
   if (!listen.ok()) {
     return listen.status();
   }
-  if (options.token.empty() && !IsLoopback(listen->first)) {
+  if (TokensOf(options.token, options.tokens).open() && !IsLoopback(listen->first)) {
     return Status::FailedPrecondition(
         "the API would listen on " + options.listen +
         " without a token: set api.tokenFile (or api.tokenEnv), or listen on 127.0.0.1");
@@ -176,7 +195,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
       [raw_core](httplib::Stream& stream, bool& closed) { raw_core->Serve(stream, closed); },
       [raw = server.get()](httplib::Stream& stream, bool& closed) {
         closed = true;  // the answer has no length: it ends with the connection
-        ServeLiveStream(stream, *raw->context_, raw->Token(), raw->stopping_);
+        ServeLiveStream(stream, *raw->context_, raw->MakeGate(), raw->stopping_);
       },
       server->logger_);
   if (!door.ok()) {
@@ -207,20 +226,22 @@ void Server::Stop() {
   }
 }
 
-Status Server::SetSecrets(std::string token, std::string webhook_secret) {
-  if (token.empty() && !IsLoopback(host_)) {
+Status Server::SetSecrets(const std::string& token, const std::vector<ApiToken>& tokens,
+                          std::string webhook_secret) {
+  auto set = std::make_shared<const TokenSet>(TokensOf(token, tokens));
+  if (set->open() && !IsLoopback(host_)) {
     return Status::FailedPrecondition("the API token became empty; the API listens on " + host_ +
-                                      ", so the old token stays in force");
+                                      ", so the old tokens stay in force");
   }
   std::lock_guard lock(secrets_mu_);
-  options_.token = std::move(token);
+  tokens_ = std::move(set);
   options_.webhook_secret = std::move(webhook_secret);
   return Status::Ok();
 }
 
-std::string Server::Token() const {
+Gate Server::MakeGate() const {
   std::lock_guard lock(secrets_mu_);
-  return options_.token;
+  return Gate{.tokens = tokens_, .limiter = *limiter_, .telemetry = telemetry_};
 }
 
 std::string Server::WebhookSecret() const {
@@ -243,15 +264,9 @@ void Server::Routes() {
                    .webhook_secret = [this] { return WebhookSecret(); },
                    .reconcile_waiters = reconcile_waiters_});
 
-  // Authentication, once, before any route.
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (std::optional<Reply> refusal = Authorize(req, Token())) {
-      Send(*refusal, res);
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
+  http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    AnswerUnhandled(req, res, MakeGate());
   });
-  http.set_error_handler(AnswerUnhandled);
   http.set_exception_handler(
       [this](const httplib::Request& req, httplib::Response& res, std::exception_ptr e) {
         AnswerException(*logger_, req, res, std::move(e));
@@ -262,6 +277,15 @@ void Server::Routes() {
 
   for (const Route& route : ApiRoutes()) {
     auto serve = [this, route](const httplib::Request& req, httplib::Response& res) {
+      // Authentication and roles before anything else the route does.
+      std::variant<Caller, Reply> admitted = Admit(req, route.access, MakeGate());
+      if (Reply* refusal = std::get_if<Reply>(&admitted)) {
+        Send(*refusal, res);
+        return;
+      }
+      const Caller& caller = std::get<Caller>(admitted);
+      RouteContext context = *context_;
+      context.caller = route.access == Access::kPublic ? nullptr : &caller;
       std::shared_ptr<const Snapshot> snapshot;
       if (route.observation != Observation::kUnused) {
         snapshot = backend_.Latest();
@@ -270,7 +294,7 @@ void Server::Routes() {
           return;
         }
       }
-      Send(route.handler(req, snapshot.get(), *context_), res);
+      Send(route.handler(req, snapshot.get(), context), res);
     };
     const std::string pattern(route.pattern);
     if (route.method == "POST") {

@@ -11,11 +11,13 @@
 //   GET  /api/v1/events, /api/v1/changes, /api/v1/events/stream    for the dashboard (live.h)
 //   GET  /, /hosts, ..., /assets/NAME           the web dashboard (dashboard.h); no token
 //
-// Every other request needs `Authorization: Bearer <token>`, compared in constant time; a
-// missing or wrong token gets 401 with a JSON error. Without a token the server only starts on
-// a loopback address. Bodies are capped (1 MiB by default). Connections are accepted and read by
-// an event thread (front_door.h): idle or slow clients hold no worker, health checks have
-// workers of their own, and a fixed pool of worker threads serves complete requests.
+// Every other request needs `Authorization: Bearer <token>` with a configured token (the
+// default one of api.tokenFile, or a named one of api.tokens) holding the role the route needs
+// (auth.h, routes.h Admit): 401 without a known token, 403 without the role, 429 once a client
+// address has failed too often. Without a token the server only starts on a loopback address.
+// Bodies are capped (1 MiB by default). Connections are accepted and read by an event thread
+// (front_door.h): idle or slow clients hold no worker, health checks have workers of their own, and
+// a fixed pool of worker threads serves complete requests.
 //
 // Thread-safety: Start, Stop and the accessors may be called from any thread; the backend,
 // store and telemetry are called from the worker threads.
@@ -28,9 +30,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <spdlog/logger.h>
 
+#include "reconciler/api/auth.h"
 #include "reconciler/api/telemetry.h"
 #include "reconciler/controller/snapshot.h"
 #include "reconciler/model/clock.h"
@@ -47,6 +51,7 @@ using controller::Snapshot;
 
 class FrontDoor;
 struct RouteContext;
+struct Gate;
 
 // What the server asks of the loop.
 class Backend {
@@ -56,17 +61,24 @@ class Backend {
   virtual std::shared_ptr<const Snapshot> Latest() const = 0;
   // Asks for a fetch and a pass now; the future yields the run's id once it is recorded (0 if
   // none was). `reason` becomes the run's trigger ("api", "webhook"); `approval`, if any, lets
-  // that pass go past the deletion guards (Controller::Approve).
+  // that pass go past the deletion guards (Controller::Approve); `actor` is the name of the
+  // token that asked, recorded with the run (empty: none, e.g. a webhook).
   virtual std::shared_future<int64_t> Reconcile(std::string reason,
-                                                std::optional<PassApproval> approval) = 0;
+                                                std::optional<PassApproval> approval,
+                                                std::string actor) = 0;
 };
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:8080";  // host:port or [v6]:port; port 0 picks a free one
-  std::string token;                      // bearer token; empty: none required (loopback only)
-  std::string webhook_secret;             // empty: the webhook endpoint answers 404
-  std::string branch;                     // the followed branch; empty when the source is pinned
-  std::string tls_cert_file;              // both or neither: HTTPS
+  // The bearer token of api.tokenFile: named kDefaultTokenName, with every role. Empty, with no
+  // `tokens` either: none required (loopback only).
+  std::string token;
+  std::vector<ApiToken> tokens;  // api.tokens: named tokens with roles
+  // Failed authentications allowed per client address before it is answered 429.
+  FailureLimit auth_failures;
+  std::string webhook_secret;  // empty: the webhook endpoint answers 404
+  std::string branch;          // the followed branch; empty when the source is pinned
+  std::string tls_cert_file;   // both or neither: HTTPS
   std::string tls_key_file;
   size_t threads = 8;
   size_t max_body_bytes = size_t{1} << 20;
@@ -90,8 +102,17 @@ struct ServerOptions {
   size_t live_streams = 8;
   std::chrono::milliseconds live_lifetime{std::chrono::minutes{5}};
   std::chrono::milliseconds live_keepalive{std::chrono::seconds{15}};
-  const Clock* clock = nullptr;  // ages hosts' observations in /metrics; null: the system clock
+  // Ages hosts' observations in /metrics and refills the failed-authentication allowance; null:
+  // the system clock.
+  const Clock* clock = nullptr;
 };
+
+// The name the token of api.tokenFile is recorded with.
+inline constexpr std::string_view kDefaultTokenName = "default";
+
+// The tokens the server checks: `token` (when set) named kDefaultTokenName with every role,
+// then `tokens`.
+TokenSet TokensOf(const std::string& token, const std::vector<ApiToken>& tokens);
 
 class Server {
  public:
@@ -112,10 +133,11 @@ class Server {
   // Stops accepting; requests under way finish. Idempotent.
   void Stop();
 
-  // Rotated secrets (api.tokenFile, api.webhookSecretFile changed): requests from now on are
-  // checked against these. Refused (FailedPrecondition, the old ones kept) when the token would
-  // become empty on a non-loopback address. Any thread.
-  Status SetSecrets(std::string token, std::string webhook_secret);
+  // Rotated secrets (api.tokenFile, api.tokens' files, api.webhookSecretFile changed): requests
+  // from now on are checked against these. Refused (FailedPrecondition, the old ones kept) when
+  // no token would be left on a non-loopback address. Any thread.
+  Status SetSecrets(const std::string& token, const std::vector<ApiToken>& tokens,
+                    std::string webhook_secret);
 
  private:
   Server(ServerOptions options, Backend& backend, store::Store& store, Telemetry& telemetry,
@@ -123,12 +145,15 @@ class Server {
   // Registers the route table (routes.h), with authentication before routing.
   void Routes();
 
-  // The bearer token and webhook secret in force (options_'s copies are the first ones).
-  std::string Token() const;
+  // The tokens and webhook secret in force (options_'s are the first ones).
+  Gate MakeGate() const;
   std::string WebhookSecret() const;
 
   ServerOptions options_;
-  mutable std::mutex secrets_mu_;  // guards options_.token and options_.webhook_secret
+  mutable std::mutex secrets_mu_;  // guards tokens_ and options_.webhook_secret
+  std::shared_ptr<const TokenSet> tokens_;
+  SystemClock system_clock_;  // when options_.clock is null
+  std::unique_ptr<FailureLimiter> limiter_;
   Backend& backend_;
   store::Store& store_;
   Telemetry& telemetry_;

@@ -86,6 +86,11 @@ Telemetry::Telemetry()
                                   "Deletions refused because the revision would delete every "
                                   "managed VM (approve with --allow-empty).",
                                   {"pool"})),
+      auth_refusals_(registry_.AddCounter(
+          "flotilla_api_auth_refusals_total",
+          "API requests refused by authentication: 401 (no known token), 403 (the token lacks "
+          "the role), 429 (too many failed authentications from the address).",
+          {"code"})),
       store_writable_(registry_.AddGauge(
           "flotilla_store_writable",
           "1 while the store takes writes; 0 while it cannot (full disk, read-only, damaged or "
@@ -134,6 +139,8 @@ void Telemetry::DeletionsDeferred(size_t count) { deferred_.Inc({}, static_cast<
 void Telemetry::ProviderRequest(std::string_view provider, std::string_view endpoint, int code) {
   requests_.Inc({std::string(provider), std::string(endpoint), std::to_string(code)});
 }
+
+void Telemetry::AuthRefused(int code) { auth_refusals_.Inc({std::to_string(code)}); }
 
 std::string Telemetry::Render(const Snapshot* snapshot,
                               std::optional<std::chrono::system_clock::time_point> last_applied,

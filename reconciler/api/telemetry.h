@@ -41,6 +41,8 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   void DeletionsDeferred(size_t count) override;
   // providers::RequestObserver.
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
+  // An API request refused with `code` (401, 403 or 429; routes.h Admit).
+  void AuthRefused(int code);
 
   // Whether the store takes writes, and its failed writes since it opened (Store::Health); set
   // before each Render.
@@ -75,6 +77,7 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   GaugeFamily& deferred_now_;
   GaugeFamily& conflicts_;
   GaugeFamily& refused_;
+  CounterFamily& auth_refusals_;
   GaugeFamily& store_writable_;
   CounterFamily& store_failures_;
   std::mutex store_mu_;

@@ -329,7 +329,8 @@ json RunJson(const store::RunRecord& r) {
           {"conflicts", r.counts.conflicts},
           {"refused", r.counts.refused},
           {"message", r.message},
-          {"approval", r.approval}};
+          {"approval", r.approval},
+          {"actor", r.actor}};
 }
 
 json ActionJson(const store::ActionRecord& a) {

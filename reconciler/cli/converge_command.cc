@@ -20,6 +20,7 @@
 
 #include "reconciler/api/server.h"
 #include "reconciler/api/telemetry.h"
+#include "reconciler/cli/api_secrets.h"
 #include "reconciler/controller/controller.h"
 #include "reconciler/controller/git_desired_source.h"
 #include "reconciler/controller/loop.h"
@@ -576,12 +577,12 @@ class LoopBackend final : public api::Backend {
   LoopBackend(controller::Controller& controller, controller::Loop& loop)
       : controller_(controller), loop_(loop) {}
   std::shared_ptr<const api::Snapshot> Latest() const override { return controller_.snapshot(); }
-  std::shared_future<int64_t> Reconcile(std::string reason,
-                                        std::optional<PassApproval> approval) override {
+  std::shared_future<int64_t> Reconcile(std::string reason, std::optional<PassApproval> approval,
+                                        std::string actor) override {
     if (approval) {
       controller_.Approve(std::move(*approval));  // spent by the pass this asks for
     }
-    return loop_.Trigger(std::move(reason));
+    return loop_.Trigger(std::move(reason), std::move(actor));
   }
 
  private:
@@ -589,8 +590,9 @@ class LoopBackend final : public api::Backend {
   controller::Loop& loop_;
 };
 
-// Before each pass: the API token and webhook secret read again; a change takes effect for the
-// requests that follow. A file that cannot be read (or is empty) keeps the old value, said once.
+// Before each pass: the API's tokens and webhook secret read again (api_secrets.h); a change
+// takes effect for the requests that follow. A file that cannot be read (or is empty) keeps the
+// old values, said once.
 class ApiSecretsReloader {
  public:
   ApiSecretsReloader(const manifest::ReconcilerConfig& config, const Context& context)
@@ -600,22 +602,18 @@ class ApiSecretsReloader {
     if (server == nullptr) {
       return;
     }
-    const manifest::ReconcilerConfig::Api& a = config_.api;
-    Result<std::string> token = ReadSecretSetting(a.token_file, a.token_env, "API token");
-    Result<std::string> webhook =
-        ReadSecretSetting(a.webhook_secret_file, a.webhook_secret_env, "webhook secret");
-    Status problem = !token.ok() ? token.status() : webhook.status();
-    if (problem.ok() && (!read_ || *token != token_ || *webhook != webhook_)) {
-      problem = server->SetSecrets(*token, *webhook);
+    Result<ApiSecrets> secrets = ReadApiSecrets(config_.api);
+    Status problem = secrets.status();
+    if (problem.ok() && (!read_ || *secrets != secrets_)) {
+      problem = server->SetSecrets(secrets->token, secrets->tokens, secrets->webhook_secret);
       if (problem.ok() && read_) {
         context_.log->info(
-            "the API token or webhook secret changed; requests are now checked "
-            "against the new value");
+            "the API tokens or webhook secret changed; requests are now checked against the "
+            "new values");
       }
       if (problem.ok()) {
         read_ = true;
-        token_ = *token;
-        webhook_ = *webhook;
+        secrets_ = std::move(*secrets);
       }
     }
     if (!problem.ok() && problem.message() != last_problem_) {
@@ -627,9 +625,8 @@ class ApiSecretsReloader {
  private:
   const manifest::ReconcilerConfig& config_;
   const Context& context_;
-  bool read_ = false;  // token_ and webhook_ are what the server was given
-  std::string token_;
-  std::string webhook_;
+  bool read_ = false;  // secrets_ is what the server was given
+  ApiSecrets secrets_;
   std::string last_problem_;
 };
 
@@ -643,19 +640,17 @@ std::string DashboardDir() {
 Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine& engine,
                                               api::Backend& backend, const Context& context) {
   const manifest::ReconcilerConfig& c = engine.config;
-  Result<std::string> token = ReadSecretSetting(c.api.token_file, c.api.token_env, "API token");
-  if (!token.ok()) {
-    return token.status();
-  }
-  Result<std::string> webhook =
-      ReadSecretSetting(c.api.webhook_secret_file, c.api.webhook_secret_env, "webhook secret");
-  if (!webhook.ok()) {
-    return webhook.status();
+  Result<ApiSecrets> secrets = ReadApiSecrets(c.api);
+  if (!secrets.ok()) {
+    return secrets.status();
   }
   return api::Server::Start(
       api::ServerOptions{.listen = options.listen.empty() ? c.api.listen : options.listen,
-                         .token = *token,
-                         .webhook_secret = *webhook,
+                         .token = secrets->token,
+                         .tokens = secrets->tokens,
+                         .auth_failures = {.burst = c.api.auth_failure_burst,
+                                           .per_minute = c.api.auth_failures_per_minute},
+                         .webhook_secret = secrets->webhook_secret,
                          .branch = c.source.revision.empty() ? c.source.branch : std::string(),
                          .tls_cert_file = c.api.tls_cert_file,
                          .tls_key_file = c.api.tls_key_file,
@@ -725,7 +720,7 @@ int RunLoop(const RunOptions& options, const Context& context,
       std::chrono::duration_cast<std::chrono::seconds>(config.source.interval).count(),
       std::chrono::duration_cast<std::chrono::seconds>(config.reconcile.resync_interval).count(),
       StorePath(config), (*server)->url());
-  if (config.api.token_file.empty() && config.api.token_env.empty()) {
+  if (config.api.token_file.empty() && config.api.token_env.empty() && config.api.tokens.empty()) {
     context.log->warn(
         "the API needs no token (api.tokenFile is not set): anyone on this machine "
         "can read it and trigger reconciles");

@@ -169,6 +169,14 @@ class ApiClient {
       const std::string why = doc.is_object() && doc.contains("error") && doc["error"].is_string()
                                   ? doc["error"].get<std::string>()
                                   : "HTTP " + std::to_string(result->status);
+      if (result->status == 403) {  // a known token without the role: the error names it
+        return Status::PermissionDenied("the API at " + url_ + " refused " + method + " " + path +
+                                        ": " + why);
+      }
+      if (result->status == 429) {
+        return Status::ResourceExhausted("the API at " + url_ + " refused " + method + " " + path +
+                                         ": " + why);
+      }
       return Status::Unavailable(method + " " + path + ": " + why);
     }
     if (doc.is_discarded()) {
@@ -420,7 +428,8 @@ int RunHistory(const HistoryOptions& options, const Context& context) {
       {"RUN", "STARTED", "TRIGGER", "REVISION", "OUTCOME", "ACTIONS", "MESSAGE"}};
   for (const json& r : doc["runs"]) {
     rows.push_back(
-        {std::to_string(Num<int64_t>(r, "id")), Str(r, "started_at"), Str(r, "trigger"),
+        {std::to_string(Num<int64_t>(r, "id")), Str(r, "started_at"),
+         Str(r, "trigger") + (Str(r, "actor").empty() ? "" : " (token " + Str(r, "actor") + ")"),
          Short(Str(r, "revision")), Str(r, "outcome"),
          std::to_string(Num<int64_t>(r, "succeeded")) + "/" +
              std::to_string(Num<int64_t>(r, "planned")),

@@ -651,6 +651,11 @@ PassResult Controller::Execute(const Prepared& prepared, std::string_view trigge
     logger_->warn("run {} approved by {}", *run, approval);
     Event("warn", "approval", "", "run " + std::to_string(*run) + " approved by " + approval);
   }
+  if (run.ok() && !prepared.actor.empty()) {
+    if (Status s = store_.SetRunActor(*run, prepared.actor); !s.ok()) {
+      logger_->error("store: {}", s.ToString());
+    }
+  }
   if (on_started) {
     on_started(run.ok() ? *run : 0);
   }

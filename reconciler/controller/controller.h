@@ -121,6 +121,9 @@ struct Prepared {
   std::vector<std::string> unusable_pools;
   // The approval this pass plans with, if one was given (Controller::Approve).
   std::optional<PassApproval> approval;
+  // The name of the API token that asked for this pass (Loop::Trigger); Execute records it with
+  // the run. Empty: nobody did.
+  std::string actor;
 
   // Execute has something to do.
   bool HasWork() const { return !plan.actions.empty(); }

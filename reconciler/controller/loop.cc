@@ -1,5 +1,7 @@
 #include "reconciler/controller/loop.h"
 
+#include <utility>
+
 namespace flotilla::controller {
 
 using std::chrono::steady_clock;
@@ -25,10 +27,11 @@ steady_clock::time_point Loop::Jittered(std::chrono::milliseconds period) {
                                        static_cast<double>(period.count()) * factor(rng_)));
 }
 
-std::shared_future<int64_t> Loop::Trigger(std::string reason) {
+std::shared_future<int64_t> Loop::Trigger(std::string reason, std::string actor) {
   std::lock_guard lock(mu_);
   if (!trigger_) {
     trigger_ = std::move(reason);
+    trigger_actor_ = std::move(actor);
   }
   if (!trigger_run_) {
     trigger_run_ = std::make_shared<std::promise<int64_t>>();
@@ -88,6 +91,7 @@ bool Loop::Run() {
                                  : changed            ? std::string("change")
                                                       : options_.trigger_name;
       const bool explicit_pass = trigger_.has_value() || changed;
+      const std::string actor = std::exchange(trigger_actor_, std::string());
       trigger_.reset();
       std::shared_ptr<std::promise<int64_t>> told = std::move(trigger_run_);
       trigger_run_.reset();
@@ -97,6 +101,9 @@ bool Loop::Run() {
         options_.before_pass();
       }
       Result<Prepared> prepared = controller_.Prepare();
+      if (prepared.ok()) {
+        prepared->actor = actor;
+      }
       lock.lock();
       next_resync = Jittered(options_.resync_interval);
       if (stopping_) {

@@ -61,11 +61,12 @@ class Loop {
   // false when some were still running (they are settled by the next start's recovery).
   bool Run();
 
-  // Asks for a pass now (and a fetch first). `reason` is recorded as the run's trigger. Triggers
-  // that arrive before the pass starts share it (the first reason wins). The future yields the
-  // id of the run recorded for that pass as soon as it is recorded (before its actions run), or
-  // 0 if none was (the loop stopped first, or the store failed).
-  std::shared_future<int64_t> Trigger(std::string reason);
+  // Asks for a pass now (and a fetch first). `reason` is recorded as the run's trigger, `actor`
+  // (the API token's name, if one asked) as who asked. Triggers that arrive before the pass
+  // starts share it (the first reason and actor win). The future yields the id of the run
+  // recorded for that pass as soon as it is recorded (before its actions run), or 0 if none was
+  // (the loop stopped first, or the store failed).
+  std::shared_future<int64_t> Trigger(std::string reason, std::string actor = {});
   void Stop();
 
   // Passes executed so far (recorded or not), for tests and the API.
@@ -86,6 +87,7 @@ class Loop {
   mutable std::condition_variable cv_;
   bool stopping_ = false;
   std::optional<std::string> trigger_;  // a pass was asked for (runs once none is under way)
+  std::string trigger_actor_;           // by this API token (name); empty: not by a token
   std::shared_ptr<std::promise<int64_t>> trigger_run_;  // told the run id of that pass
   std::shared_future<int64_t> trigger_future_;
   bool fetch_now_ = false;  // a fetch was asked for

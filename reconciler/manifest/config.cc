@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <system_error>
 
@@ -34,6 +35,52 @@ void ReadString(const json& object, const char* key, std::string& out) {
   if (const json* v = Find(object, key); v != nullptr && v->is_string()) {
     out = v->get<std::string>();
   }
+}
+
+// api.tokens, with what the schema cannot say: names are unique and not the default token's,
+// and each token has one source. False after adding a diagnostic per problem.
+bool ReadApiTokens(const YamlDocument& doc, std::vector<ReconcilerConfig::ApiToken>& tokens,
+                   Diagnostics& diagnostics) {
+  const json* list =
+      Find(doc.value, "api") != nullptr ? Find(*Find(doc.value, "api"), "tokens") : nullptr;
+  if (list == nullptr || !list->is_array()) {
+    return true;
+  }
+  bool ok = true;
+  std::set<std::string> names;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& item = (*list)[i];
+    const std::string at = "/api/tokens/" + std::to_string(i);
+    ReconcilerConfig::ApiToken token;
+    ReadString(item, "name", token.name);
+    ReadString(item, "tokenFile", token.token_file);
+    ReadString(item, "tokenEnv", token.token_env);
+    if (const json* roles = Find(item, "roles"); roles != nullptr && roles->is_array()) {
+      for (const json& role : *roles) {
+        if (role.is_string()) {
+          token.roles.push_back(role.get<std::string>());
+        }
+      }
+    }
+    if (token.name == "default") {
+      diagnostics.Error(doc.ValueLocation(at + "/name"),
+                        "the name \"default\" is the token of api.tokenFile; choose another",
+                        at + "/name");
+      ok = false;
+    } else if (!names.insert(token.name).second) {
+      diagnostics.Error(doc.ValueLocation(at + "/name"),
+                        "a token named \"" + token.name + "\" is configured twice", at + "/name");
+      ok = false;
+    }
+    if (token.token_file.empty() == token.token_env.empty()) {
+      diagnostics.Error(doc.KeyLocation(at),
+                        "token \"" + token.name + "\" needs exactly one of tokenFile and tokenEnv",
+                        at);
+      ok = false;
+    }
+    tokens.push_back(std::move(token));
+  }
+  return ok;
 }
 
 }  // namespace
@@ -137,6 +184,15 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     ReadString(*api, "webhookSecretFile", config.api.webhook_secret_file);
     ReadString(*api, "webhookSecretEnv", config.api.webhook_secret_env);
     config.api.threads = Count(Find(*api, "threads")).value_or(config.api.threads);
+    if (const json* failures = Find(*api, "authFailures")) {
+      config.api.auth_failure_burst =
+          Count(Find(*failures, "burst")).value_or(config.api.auth_failure_burst);
+      config.api.auth_failures_per_minute =
+          Count(Find(*failures, "perMinute")).value_or(config.api.auth_failures_per_minute);
+    }
+    if (!ReadApiTokens(docs[0], config.api.tokens, diagnostics)) {
+      return Status::InvalidArgument("config file " + path + " is invalid");
+    }
     if (const json* tls = Find(*api, "tls")) {
       ReadString(*tls, "certFile", config.api.tls_cert_file);
       ReadString(*tls, "keyFile", config.api.tls_key_file);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/schema_validator.h"
@@ -60,11 +61,23 @@ struct ReconcilerConfig {
     std::string durability = "full";  // full | normal (PRAGMA synchronous)
   };
 
+  // A named API token with roles (api.tokens; docs/api.md "Authentication").
+  struct ApiToken {
+    std::string name;        // [a-z0-9][a-z0-9-]*, unique; recorded with what it does
+    std::string token_file;  // the token; or token_env (exactly one is set)
+    std::string token_env;
+    std::vector<std::string> roles;  // read | reconcile | approve | admin; at least one
+  };
+
   // The HTTP API of `flotilla run` (docs/api.md).
   struct Api {
     std::string listen = "127.0.0.1:8080";  // host:port, "[::1]:8080"
-    std::string token_file;                 // the bearer token; or token_env
+    std::string token_file;                 // the bearer token ("default", every role); or env
     std::string token_env;
+    std::vector<ApiToken> tokens;  // named tokens with roles, besides token_file
+    // Failed authentications a client address may make: a burst, then this many a minute.
+    uint32_t auth_failure_burst = 10;
+    uint32_t auth_failures_per_minute = 10;
     std::string webhook_secret_file;  // shared secret of POST /api/v1/webhooks/git; or env
     std::string webhook_secret_env;
     std::string tls_cert_file;  // both or neither: serve HTTPS

@@ -174,7 +174,13 @@ ALTER TABLE runs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-constexpr std::array kMigrations = {kMigrationV1, kMigrationV2, kMigrationV3};
+// Runs record the name of the API token that asked for them (empty: the loop itself, a
+// webhook, the CLI on this machine). Never the token itself.
+constexpr const char* kMigrationV4 = R"sql(
+ALTER TABLE runs ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array kMigrations = {kMigrationV1, kMigrationV2, kMigrationV3, kMigrationV4};
 static_assert(kMigrations.size() == kSchemaVersion, "one migration per schema version");
 
 }  // namespace

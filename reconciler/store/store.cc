@@ -88,7 +88,7 @@ RevisionRecord ReadRevision(sqlite::Statement& s) {
 
 constexpr const char* kRunColumns =
     "id, \"trigger\", revision, started_at, finished_at, outcome, planned, succeeded, failed, "
-    "abandoned, findings, message, approval, conflicts, refused";
+    "abandoned, findings, message, approval, conflicts, refused, actor";
 
 RunRecord ReadRun(sqlite::Statement& s) {
   return RunRecord{.id = s.Int(0),
@@ -105,7 +105,8 @@ RunRecord ReadRun(sqlite::Statement& s) {
                                        .conflicts = s.Int(13),
                                        .refused = s.Int(14)},
                    .message = s.Text(11),
-                   .approval = s.Text(12)};
+                   .approval = s.Text(12),
+                   .actor = s.Text(15)};
 }
 
 constexpr const char* kActionColumns =
@@ -358,6 +359,16 @@ Status Store::SetRunApproval(int64_t run_id, std::string_view approval) {
   std::lock_guard lock(impl_->mu);
   const std::string what = "record the approval of run " + std::to_string(run_id);
   Status s = impl_->db.Run("UPDATE runs SET approval = ?2 WHERE id = ?1", what, run_id, approval);
+  if (s.ok() && impl_->db.Changes() == 0) {
+    return Status::NotFound(impl_->db.path() + ": " + what + ": no such run");
+  }
+  return s;
+}
+
+Status Store::SetRunActor(int64_t run_id, std::string_view actor) {
+  std::lock_guard lock(impl_->mu);
+  const std::string what = "record who asked for run " + std::to_string(run_id);
+  Status s = impl_->db.Run("UPDATE runs SET actor = ?2 WHERE id = ?1", what, run_id, actor);
   if (s.ok() && impl_->db.Changes() == 0) {
     return Status::NotFound(impl_->db.path() + ": " + what + ": no such run");
   }

@@ -7,7 +7,8 @@
 //                 template hash, created/updated)
 //   vmset_prune   the `prune` each VMSet had when it was last applied
 //   revisions     every revision the loop attempted: sha, when, applied/rejected/failed, why
-//   runs          one row per reconcile: trigger, revision, start/finish, outcome, counts
+//   runs          one row per reconcile: trigger, revision, start/finish, outcome, counts, the
+//                 approval it had and the API token (by name) that asked for it
 //   actions       the journal: one row per action attempt of a run, written before the provider
 //                 is called (`intended`) and updated as it goes
 //   hosts         the last observation of every host (facts and VMs), so that a restart and
@@ -47,7 +48,7 @@ using Time = std::chrono::system_clock::time_point;
 Status BackupStore(const std::string& path, const std::string& destination, bool replace);
 
 // The schema version this build writes. Opening a newer file fails (downgrades are refused).
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // How hard a commit holds on to the disk (PRAGMA synchronous, with WAL journaling).
 enum class Durability {
@@ -122,6 +123,7 @@ struct RunRecord {
   RunCounts counts;
   std::string message;   // summary or error, for people
   std::string approval;  // a person's leave to pass the deletion guards (PassApproval::Describe)
+  std::string actor;     // the name of the API token that asked for the run; empty: none did
 };
 
 enum class ActionState { kIntended, kRunning, kSucceeded, kFailed, kAbandoned };
@@ -199,6 +201,8 @@ class Store {
   Result<int64_t> BeginRun(std::string_view trigger, std::string_view revision, Time now);
   // Records the approval the run went past the deletion guards with.
   Status SetRunApproval(int64_t run_id, std::string_view approval);
+  // Records the name of the API token that asked for the run (never the token).
+  Status SetRunActor(int64_t run_id, std::string_view actor);
   Status FinishRun(int64_t run_id, RunOutcome outcome, const RunCounts& counts,
                    std::string_view message, Time now);
   Result<std::vector<RunRecord>> Runs(size_t limit);  // newest first; limit 0: all

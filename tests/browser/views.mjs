@@ -3,7 +3,7 @@
 // 1280x800 (dashboard-<view>.png).
 
 import {
-  api, attributes, env, eventually, expectNoProblems, log, navigate, open, scenario, screenshot,
+  api, attributes, env, eventually, expectNoProblems, log, navigate, open, reconcile, scenario, screenshot,
   squash, text,
   waitForView, VIEWS,
 } from './lib.mjs';
@@ -144,7 +144,17 @@ async function checkRuns(page) {
   if (JSON.stringify(sorted) !== JSON.stringify(shown)) throw new Error(`runs not newest first: ${shown}`);
   const href = await page.getAttribute(`table#runs tbody tr[data-run="${shown[0]}"] a`, 'href');
   if (!href || !href.endsWith(`/runs/${shown[0]}`)) throw new Error(`run ${shown[0]} links to ${href}`);
-  log(`runs: ${shown.length} rows, newest ${shown[0]}`);
+  // Each run names the API token that asked for it, as the API records it.
+  let asked = 0;
+  for (const id of shown) {
+    const actor = runs.find((r) => r.id === id).actor || null;
+    const marked = await page.$(`table#runs tbody tr[data-run="${id}"] [data-actor]`);
+    const cell = marked ? await marked.getAttribute('data-actor') : null;
+    if (cell !== actor) throw new Error(`run ${id} shows the token ${cell}, the API says ${actor}`);
+    if (actor) asked += 1;
+  }
+  if (!asked) throw new Error('no run shows the token that asked for it');
+  log(`runs: ${shown.length} rows, newest ${shown[0]}, ${asked} asked for by a token`);
 }
 
 async function checkEvents(page) {
@@ -206,6 +216,7 @@ const checks = {
 };
 
 await scenario('views', async ({ newPage }) => {
+  await reconcile('views');  // a run asked for with the token: the runs view names it
   const page = await newPage();
   await open(page, '/', 'overview');
   for (const view of VIEWS) {

@@ -77,7 +77,12 @@ std::vector<std::string> ProtectedGets() {
 }
 
 TEST(ApiTest, EveryProtectedEndpointNeedsTheToken) {
-  FleetFixture fx(ApiFleet());
+  FleetOptions options = ApiFleet();
+  // Room for every wrong token below: by default an address is answered 429 after 10.
+  options.config_extra =
+      "api: {listen: \"127.0.0.1:0\", tokenEnv: FLOTILLA_TEST_TOKEN, "
+      "webhookSecretEnv: FLOTILLA_TEST_WEBHOOK, authFailures: {burst: 1000}}\n";
+  FleetFixture fx(options);
   ASSERT_TRUE(fx.ready());
   fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
   fx.Commit("ci");
@@ -134,9 +139,14 @@ TEST(ApiTest, ReadyOnlyAfterTheFirstObservation) {
 }
 
 // A running loop holds deletions back by its budget; POST /api/v1/reconcile with an approval
-// lets exactly that pass delete, records who approved it, and is spent by the pass.
+// lets exactly that pass delete, records who approved it (the token's name), and is spent by the
+// pass. A token with only the read role cannot approve; `flotilla history` names the approver.
 TEST(ApiTest, AnApprovalLetsOnePassOfARunningLoopDelete) {
   FleetOptions options = ApiFleet();
+  options.config_extra =
+      "api: {listen: \"127.0.0.1:0\", tokenEnv: FLOTILLA_TEST_TOKEN,\n"
+      "      tokens: [{name: ops, tokenEnv: FLOTILLA_TEST_OPS, roles: [approve]},\n"
+      "               {name: viewer, tokenEnv: FLOTILLA_TEST_VIEWER, roles: [read]}]}\n";
   options.reconcile_extra = "maxDeletionsPerRun: 0";
   FleetFixture fx(options);
   ASSERT_TRUE(fx.ready());
@@ -146,17 +156,27 @@ TEST(ApiTest, AnApprovalLetsOnePassOfARunningLoopDelete) {
   ASSERT_EQ(fx.Apply().exit_code, 0);
   fx.RemoveManifest("b.yaml");
   fx.Commit("remove b");
-  ApiLoop api(fx);
+  constexpr const char* kOps = "ops-token-81c2";
+  constexpr const char* kViewer = "viewer-token-0f3e";
+  testing::ApiLoop api(
+      fx, kToken, "FLOTILLA_TEST_TOKEN",
+      std::string("FLOTILLA_TEST_OPS=") + kOps + " FLOTILLA_TEST_VIEWER=" + kViewer);
   ASSERT_TRUE(api.ok()) << fx.LoopLog();
   ASSERT_TRUE(api.Ready()) << fx.LoopLog();
   const json held = api.GetJson("/api/v1/plan?format=json");
   EXPECT_TRUE(Contains(held.dump(), "approve it with")) << held.dump();
 
-  httplib::Result bad = api.Post("/api/v1/reconcile", R"({"max_deletions": -1})");
+  const httplib::Headers as_ops = {{"Authorization", std::string("Bearer ") + kOps}};
+  httplib::Result bad = api.Post("/api/v1/reconcile", R"({"max_deletions": -1})", as_ops);
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400) << bad->body;
+  httplib::Result viewer =
+      api.Post("/api/v1/reconcile", R"({"reason": "drop-b", "max_deletions": 2})",
+               {{"Authorization", std::string("Bearer ") + kViewer}});
+  ASSERT_TRUE(viewer);
+  EXPECT_EQ(viewer->status, 403) << viewer->body;
   httplib::Result approved =
-      api.Post("/api/v1/reconcile", R"({"reason": "drop-b", "max_deletions": 2})");
+      api.Post("/api/v1/reconcile", R"({"reason": "drop-b", "max_deletions": 2})", as_ops);
   ASSERT_TRUE(approved);
   EXPECT_EQ(approved->status, 202) << approved->body;
   ASSERT_TRUE(WaitUntil([&] {
@@ -164,9 +184,26 @@ TEST(ApiTest, AnApprovalLetsOnePassOfARunningLoopDelete) {
     return run.is_object() && run.value("outcome", "") != "running";
   })) << fx.LoopLog();
   const json run = api.RunWithTrigger("drop-b");
-  EXPECT_EQ(run["approval"], "api: up to 2 deletions") << run.dump();
+  EXPECT_EQ(run["approval"], "token ops: up to 2 deletions") << run.dump();
+  EXPECT_EQ(run["actor"], "ops") << run.dump();
   EXPECT_EQ(run["outcome"], "succeeded") << run.dump();
-  EXPECT_TRUE(Contains(fx.LoopLog(), "approved by api: up to 2 deletions")) << fx.LoopLog();
+  EXPECT_TRUE(Contains(fx.LoopLog(), "approved by token ops: up to 2 deletions")) << fx.LoopLog();
+
+  std::ofstream(fx.dir() / "viewer-token") << kViewer << "\n";
+  Outcome history = fx.Flotilla("history --server " + api.url() + " --token-file " +
+                                (fx.dir() / "viewer-token").string());
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_TRUE(Contains(history.out, "drop-b (token ops)")) << history.out;
+  EXPECT_TRUE(Contains(history.out, "approved by token ops: up to 2 deletions")) << history.out;
+  // The CLI says why a token without the role is refused.
+  Outcome refused = fx.Flotilla("reconcile --server " + api.url() + " --token-file " +
+                                (fx.dir() / "viewer-token").string());
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(Contains(refused.err, "does not have the reconcile")) << refused.err;
+  // Tokens are never logged.
+  for (const char* token : {kToken, kOps, kViewer}) {
+    EXPECT_FALSE(Contains(fx.LoopLog(), token)) << token;
+  }
 }
 
 // Hosts whose service is too old for catalog creates say so, in the hosts view and in the
@@ -727,7 +764,7 @@ TEST(ApiTest, RotatedSecretsAreUsedOnTheNextPassWithoutARestart) {
   EXPECT_TRUE(Contains(fx.LoopLog(), "pool sims: its credentials changed")) << fx.LoopLog();
   EXPECT_EQ(status_with("second-token-5678"), 200);
   EXPECT_EQ(status_with("first-token-1234"), 401);
-  EXPECT_TRUE(Contains(fx.LoopLog(), "the API token or webhook secret changed")) << fx.LoopLog();
+  EXPECT_TRUE(Contains(fx.LoopLog(), "the API tokens or webhook secret changed")) << fx.LoopLog();
   // Nothing secret in the log.
   EXPECT_FALSE(Contains(fx.LoopLog(), "second-token-5678"));
   EXPECT_FALSE(Contains(fx.LoopLog(), EncodeBase64(testing::kFleetApiKey)));

@@ -46,6 +46,8 @@ namespace fs = std::filesystem;
 
 constexpr const char* kToken = "dashboard-token-8e31c";
 constexpr const char* kTokenEnv = "FLOTILLA_DASHBOARD_TOKEN";
+// A token without the read role (api.tokens): the dashboard refuses it with the API's reason.
+constexpr const char* kCiToken = "ci-token-7a02d";
 const fs::path kSource = FLOTILLA_SOURCE_DIR;
 const fs::path kBrowserDir = kSource / "tests/browser";
 
@@ -78,7 +80,8 @@ class DashboardTest : public ::testing::Test {
     options.hosts = 3;
     options.sim_flags = std::move(sim_flags);
     options.config_extra =
-        std::string("api: {listen: \"127.0.0.1:0\", tokenEnv: ") + kTokenEnv + "}\n";
+        std::string("api: {listen: \"127.0.0.1:0\", tokenEnv: ") + kTokenEnv +
+        ", tokens: [{name: ci, tokenEnv: FLOTILLA_DASHBOARD_CI_TOKEN, roles: [reconcile]}]}\n";
     fx_ = std::make_unique<FleetFixture>(options);
     ASSERT_TRUE(fx_->ready());
     fx_->WriteManifest("web.yaml", FleetFixture::VmSetYaml("web", 3));
@@ -91,7 +94,8 @@ class DashboardTest : public ::testing::Test {
                         {"cpu", 2},
                         {"memory_mb", 4096},
                         {"state", "running"}});
-    loop_ = std::make_unique<ApiLoop>(*fx_, kToken, kTokenEnv);
+    loop_ = std::make_unique<ApiLoop>(*fx_, kToken, kTokenEnv,
+                                      std::string("FLOTILLA_DASHBOARD_CI_TOKEN=") + kCiToken);
     ASSERT_TRUE(loop_->ok()) << fx_->LoopLog();
     ASSERT_TRUE(loop_->Converged(std::chrono::seconds(120))) << fx_->LoopLog();
   }
@@ -146,10 +150,11 @@ TEST_F(DashboardTest, LogsInWithTheToken) {
   RunScenario("login");
 }
 
-// A wrong token is refused with a message, and nothing of the fleet is shown.
+// A wrong token is refused with a message, and nothing of the fleet is shown; so is a token
+// without the read role, with the API's reason.
 TEST_F(DashboardTest, RefusesAWrongToken) {
   ASSERT_NO_FATAL_FAILURE(StartFleet());
-  RunScenario("wrong_token");
+  RunScenario("wrong_token", std::string("FLOTILLA_CI_TOKEN=") + kCiToken);
 }
 
 // Every view shows the fleet's real names and counts, as the API has them; the back button

@@ -36,7 +36,8 @@ class StuckBackend final : public Backend {
  public:
   std::shared_ptr<const Snapshot> Latest() const override { return nullptr; }
   std::shared_future<int64_t> Reconcile(std::string reason,
-                                        std::optional<PassApproval> /*approval*/) override {
+                                        std::optional<PassApproval> /*approval*/,
+                                        std::string /*actor*/) override {
     std::lock_guard lock(mu_);
     reasons_.push_back(std::move(reason));
     return future_;

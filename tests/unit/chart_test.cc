@@ -202,6 +202,21 @@ TEST(ChartTest, SchemaRejectsBadValues) {
       {"a credentials ref with ..", json::json_pointer("/credentials"),
        json::array({{{"ref", "a..b"}, {"secretName", "x"}}})},
       {"a full name Services refuse", json::json_pointer("/fullnameOverride"), "1flotilla.x"},
+      {"an API token written inline", json::json_pointer("/api/tokens"),
+       json::array({{{"name", "ci"}, {"roles", {"read"}}, {"token", "s3cret"}}})},
+      {"an API token without roles", json::json_pointer("/api/tokens"),
+       json::array({{{"name", "ci"},
+                     {"roles", json::array()},
+                     {"secretName", "ci-token"},
+                     {"key", "token"}}})},
+      {"an API token with an unknown role", json::json_pointer("/api/tokens"),
+       json::array(
+           {{{"name", "ci"}, {"roles", {"write"}}, {"secretName", "ci-token"}, {"key", "token"}}})},
+      {"an API token named default", json::json_pointer("/api/tokens"),
+       json::array({{{"name", "default"},
+                     {"roles", {"read"}},
+                     {"secretName", "ci-token"},
+                     {"key", "token"}}})},
   };
   for (const Case& c : cases) {
     json values = Values();
@@ -212,6 +227,10 @@ TEST(ChartTest, SchemaRejectsBadValues) {
   // Any secret name flotilla accepts in a HostPool.
   valid["credentials"] = json::array({{{"ref", "Mac_Builders.v2"}, {"secretName", "macs"}}});
   valid["shards"] = json::array({{{"name", "macs"}, {"pools", {"mac-builders"}}}});
+  valid["api"]["tokens"] = json::array({{{"name", "ci"},
+                                         {"roles", {"reconcile", "approve"}},
+                                         {"secretName", "flotilla-ci-token"},
+                                         {"key", "token"}}});
   valid["extraEnv"] =
       json::array({{{"name", "FLOTILLA_SECRET_MACS_APIKEY"},
                     {"valueFrom", {{"secretKeyRef", {{"name", "macs"}, {"key", "apiKey"}}}}}}});
@@ -343,13 +362,16 @@ TEST(ChartTest, StatefulSetRunsOneHardenedLoop) {
   int paths = 0;
   for (auto it = std::sregex_iterator(helpers.begin(), helpers.end(), kPath);
        it != std::sregex_iterator(); ++it, ++paths) {
-    const fs::path path = (*it)[1].str();
+    // A path made with printf ("/etc/flotilla/api/tokens/%s/value") is mounted per entry, as
+    // the stubbed template names it.
+    const fs::path path = std::regex_replace((*it)[1].str(), std::regex("%s"), "PLACEHOLDER");
     const bool mounted = mounts.contains(path.string()) ||
                          mounts.contains(path.parent_path().string()) ||
                          path == "/etc/flotilla/secrets";  // one mount per credentials entry
     EXPECT_TRUE(mounted) << path << " is named in flotilla.yaml but not mounted";
   }
-  EXPECT_GE(paths, 8);
+  EXPECT_GE(paths, 9);
+  EXPECT_TRUE(mounts.contains("/etc/flotilla/api/tokens/PLACEHOLDER")) << "api.tokens";
   // Secrets are mounted as folders: a subPath mount never sees a rotated Secret.
   std::set<std::string> secret_volumes;
   for (const json& v : pod["volumes"]) {
@@ -357,7 +379,7 @@ TEST(ChartTest, StatefulSetRunsOneHardenedLoop) {
       secret_volumes.insert(v["name"].get<std::string>());
     }
   }
-  EXPECT_GE(secret_volumes.size(), 5U);
+  EXPECT_GE(secret_volumes.size(), 6U);
   for (const json& m : c["volumeMounts"]) {
     if (secret_volumes.contains(m["name"].get<std::string>())) {
       EXPECT_FALSE(m.contains("subPath")) << m["name"] << " is mounted with subPath";
@@ -386,7 +408,18 @@ TEST(ChartTest, NoSecretValueInValuesOrConfigMap) {
         pull_secrets =
             pull_secrets && item.is_object() && item.size() == 1 && item.contains("name");
       }
-      if (std::regex_search(key, kSecretish) && !names_an_object && !reference && !pull_secrets) {
+      // A list of named references (api.tokens): {name, roles, secretName, key} each.
+      bool references = value.is_array();
+      for (const json& item : value.is_array() ? value : json::array()) {
+        references =
+            references && item.is_object() && item.contains("secretName") && item.contains("key");
+        for (const auto& [field, unused] : item.items()) {
+          references = references && (field == "name" || field == "roles" ||
+                                      field == "secretName" || field == "key");
+        }
+      }
+      if (std::regex_search(key, kSecretish) && !names_an_object && !reference && !pull_secrets &&
+          !references) {
         inline_secrets.push_back(at + "." + key);
       }
       self(self, value, at + "." + key);
@@ -397,8 +430,10 @@ TEST(ChartTest, NoSecretValueInValuesOrConfigMap) {
   json bad = Values();
   bad["git"]["token"] = "ghp_literal";
   bad["extra"] = {{"password", "hunter22"}};
+  bad["api"]["tokens"] = json::array({{{"name", "ci"}, {"roles", {"read"}}, {"token", "t0ken"}}});
   walk(walk, bad, "");
-  EXPECT_EQ(inline_secrets, (std::vector<std::string>{".extra.password", ".git.token"}));
+  EXPECT_EQ(inline_secrets,
+            (std::vector<std::string>{".api.tokens", ".extra.password", ".git.token"}));
 
   // In the helper that renders flotilla.yaml, values are copied only from `config` and from
   // the two plain settings below; secret references are only ever tested, never copied.

@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "tests/unit/manifest_fixture.h"
 
@@ -110,6 +113,63 @@ TEST_F(ConfigFileTest, ApiSection) {
 
   EXPECT_FALSE(Load("api: {threads: 0}\n").ok());
   EXPECT_FALSE(Load("api: {tokenEnv: \"not a name\"}\n").ok());
+}
+
+TEST_F(ConfigFileTest, ApiTokensWithRoles) {
+  Result<ReconcilerConfig> defaults = Load("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->api.tokens.empty());
+  EXPECT_EQ(defaults->api.auth_failure_burst, 10u);
+  EXPECT_EQ(defaults->api.auth_failures_per_minute, 10u);
+
+  Result<ReconcilerConfig> config = Load(
+      "api:\n"
+      "  tokenFile: /run/secrets/api-token\n"
+      "  tokens:\n"
+      "    - {name: dashboard, tokenFile: /run/secrets/dashboard, roles: [read]}\n"
+      "    - name: ci-7\n"
+      "      tokenEnv: FLOTILLA_CI_TOKEN\n"
+      "      roles: [reconcile, approve]\n"
+      "  authFailures: {burst: 5, perMinute: 2}\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  ASSERT_EQ(config->api.tokens.size(), 2u);
+  EXPECT_EQ(config->api.tokens[0].name, "dashboard");
+  EXPECT_EQ(config->api.tokens[0].token_file, "/run/secrets/dashboard");
+  EXPECT_EQ(config->api.tokens[0].roles, std::vector<std::string>{"read"});
+  EXPECT_EQ(config->api.tokens[1].name, "ci-7");
+  EXPECT_EQ(config->api.tokens[1].token_env, "FLOTILLA_CI_TOKEN");
+  EXPECT_EQ(config->api.tokens[1].roles, (std::vector<std::string>{"reconcile", "approve"}));
+  EXPECT_EQ(config->api.auth_failure_burst, 5u);
+  EXPECT_EQ(config->api.auth_failures_per_minute, 2u);
+}
+
+TEST_F(ConfigFileTest, ApiTokenMistakesAreLocated) {
+  // Each mistake, on its line: (yaml, line, a part of the message).
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {"api:\n  tokens:\n    - {name: Ops, tokenFile: /t, roles: [read]}\n", 3, "lowercase"},
+      {"api:\n  tokens:\n    - {name: ops, tokenFile: /t, roles: []}\n", 3, ""},
+      {"api:\n  tokens:\n    - {name: ops, tokenFile: /t, roles: [write]}\n", 3, ""},
+      {"api:\n  tokens:\n    - {name: ops, tokenFile: /t}\n", 3, "roles"},
+      {"api:\n  tokens:\n    - {name: ops, roles: [read]}\n", 3, "exactly one of tokenFile"},
+      {"api:\n  tokens:\n    - {name: ops, tokenFile: /t, tokenEnv: T, roles: [read]}\n", 3,
+       "exactly one of tokenFile"},
+      {"api:\n  tokens:\n    - {name: ops, tokenFile: /a, roles: [read]}\n"
+       "    - {name: ops, tokenFile: /b, roles: [admin]}\n",
+       4, "configured twice"},
+      {"api:\n  tokens:\n    - {name: default, tokenFile: /a, roles: [read]}\n", 3,
+       "api.tokenFile"},
+      {"api:\n  authFailures: {burst: 0}\n", 2, ""},
+  };
+  for (const auto& [yaml, line, message] : cases) {
+    SCOPED_TRACE(yaml);
+    EXPECT_FALSE(Load(yaml).ok());
+    ASSERT_FALSE(diagnostics_.empty());
+    const Diagnostic first = diagnostics_.Sorted().front();
+    EXPECT_EQ(first.location.line, line) << first.ToString();
+    EXPECT_NE(first.ToString().find(".yaml:" + std::to_string(line) + ":"), std::string::npos)
+        << first.ToString();
+    EXPECT_NE(first.message.find(message), std::string::npos) << first.ToString();
+  }
 }
 
 TEST_F(ConfigFileTest, MistakesAreLocated) {

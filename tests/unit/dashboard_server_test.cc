@@ -39,7 +39,8 @@ class SnapshotBackend final : public Backend {
     return snapshot_;
   }
   std::shared_future<int64_t> Reconcile(std::string /*reason*/,
-                                        std::optional<PassApproval> /*approval*/) override {
+                                        std::optional<PassApproval> /*approval*/,
+                                        std::string /*actor*/) override {
     std::promise<int64_t> none;
     none.set_value(0);
     return none.get_future().share();

@@ -183,6 +183,10 @@ TEST_F(StoreTest, UpgradesFromEveryEarlierVersionKeepingData) {
       EXPECT_EQ((*kept)[0].id, 41);
       EXPECT_EQ((*kept)[0].pending_temp_name, "old-0.flotilla-1");
       EXPECT_EQ((*kept)[0].doing, "");
+      Result<std::optional<RunRecord>> old_run = (*store)->Run(7);  // nobody asked for it
+      ASSERT_OK(old_run);
+      ASSERT_TRUE(old_run->has_value());
+      EXPECT_EQ((*old_run)->actor, "");
       // Ids go on after the old ones (AUTOINCREMENT survives the rebuild), and the new kind
       // is accepted.
       ActionRecord prepull = Action(/*run_id=*/7, "");
@@ -428,6 +432,28 @@ TEST_F(StoreTest, RunsBeginFinishAndList) {
   ASSERT_OK(missing);
   EXPECT_FALSE(missing->has_value());
   EXPECT_TRUE(store->FinishRun(*second + 100, RunOutcome::kSucceeded, {}, "", kT0).IsNotFound());
+}
+
+TEST_F(StoreTest, RunsRecordTheirApprovalAndTheTokenThatAskedForThem) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Result<int64_t> asked = store->BeginRun("api", "aaa", kT0);
+  Result<int64_t> timer = store->BeginRun("timer", "aaa", kT0);
+  ASSERT_OK(asked);
+  ASSERT_OK(timer);
+  ASSERT_OK(store->SetRunApproval(*asked, "token ops: up to 2 deletions"));
+  ASSERT_OK(store->SetRunActor(*asked, "ops"));
+  Result<std::optional<RunRecord>> run = store->Run(*asked);
+  ASSERT_OK(run);
+  ASSERT_TRUE(run->has_value());
+  EXPECT_EQ((*run)->approval, "token ops: up to 2 deletions");
+  EXPECT_EQ((*run)->actor, "ops");
+  Result<std::vector<RunRecord>> runs = store->Runs(10);
+  ASSERT_OK(runs);
+  ASSERT_EQ(runs->size(), 2U);
+  EXPECT_EQ((*runs)[0].actor, "");  // the timer's: nobody asked
+  EXPECT_EQ((*runs)[1].actor, "ops");
+  EXPECT_TRUE(store->SetRunActor(*timer + 100, "ops").IsNotFound());
 }
 
 TEST_F(StoreTest, CloseStaleRunsCancelsRunningRunsAndLeavesTheirActions) {

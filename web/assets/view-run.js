@@ -41,6 +41,9 @@ function summary(run, actions) {
     ],
     ['Findings', String(run.findings ?? 0)],
   ];
+  if (run.actor) {
+    items.push(['Asked by', `token ${run.actor}`]);
+  }
   if (run.approval) {
     items.push(['Approval', run.approval]);
   }

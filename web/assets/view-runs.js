@@ -37,7 +37,12 @@ function makeRow(r) {
     {'data-run': String(r.id), 'data-outcome': r.outcome},
     h('td', {'data-col': 'id'}, h('a', {href: `/runs/${r.id}`}, `#${r.id}`)),
     h('td', {'data-col': 'started'}, timeEl(r.started_at)),
-    h('td', {'data-col': 'trigger'}, r.trigger || '—'),
+    h(
+      'td',
+      {'data-col': 'trigger'},
+      r.trigger || '—',
+      r.actor ? h('span', {class: 'muted small', 'data-actor': r.actor}, ` by token ${r.actor}`) : null,
+    ),
     h(
       'td',
       {'data-col': 'revision'},

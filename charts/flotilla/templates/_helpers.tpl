@@ -87,6 +87,13 @@ flotilla.dev/shard: {{ default "all" .shard.name | quote }}
 {{- end -}}
 {{- $_ := set $refs .ref true -}}
 {{- end -}}
+{{- $tokens := dict -}}
+{{- range .Values.api.tokens -}}
+{{- if hasKey $tokens .name -}}
+{{- fail (printf "api.tokens: name %q is listed twice" .name) -}}
+{{- end -}}
+{{- $_ := set $tokens .name true -}}
+{{- end -}}
 {{- $pools := dict -}}
 {{- range .Values.shards -}}
 {{- $shard := .name -}}
@@ -137,6 +144,13 @@ made in statefulset.yaml; the files hold secrets, this text never does.
 {{- $api := $cfg.api | default dict -}}
 {{- $_ = set $api "listen" (printf "0.0.0.0:%d" (int .Values.api.port)) -}}
 {{- $_ = set $api "tokenFile" "/etc/flotilla/api/token/value" -}}
+{{- if .Values.api.tokens -}}
+{{- $named := list -}}
+{{- range .Values.api.tokens -}}
+{{- $named = append $named (dict "name" .name "tokenFile" (printf "/etc/flotilla/api/tokens/%s/value" .name) "roles" .roles) -}}
+{{- end -}}
+{{- $_ = set $api "tokens" $named -}}
+{{- end -}}
 {{- if .Values.api.webhookSecret.secretName -}}
 {{- $_ = set $api "webhookSecretFile" "/etc/flotilla/api/webhook-secret/value" -}}
 {{- end -}}
