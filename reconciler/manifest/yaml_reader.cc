@@ -142,6 +142,44 @@ nlohmann::json ResolvePlain(const std::string& s, bool& overflow) {
   return s;
 }
 
+// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
+// U+10FFFF). yaml-cpp passes other bytes through; JSON strings cannot hold them.
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    size_t length = 1;
+    uint32_t code = lead;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+      code = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      code = lead & 0x0Fu;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      code = lead & 0x07u;
+    } else if (lead >= 0x80) {
+      return false;
+    }
+    if (s.size() - i < length) {
+      return false;
+    }
+    for (size_t k = 1; k < length; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0u) != 0x80u) {
+        return false;
+      }
+      code = (code << 6) | (c & 0x3Fu);
+    }
+    if ((length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) ||
+        (length == 4 && (code < 0x10000 || code > 0x10FFFF))) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 bool IsCollectionTag(const std::string& tag, std::string_view core) {
   return tag.empty() || tag == "?" || tag == "!" ||
          tag == std::string(kCoreTagPrefix) + std::string(core);
@@ -192,6 +230,9 @@ class JsonBuilder : public YAML::EventHandler {
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
     CheckAnchor(mark, anchor);
+    if (!IsUtf8(value)) {
+      Reject(mark, "text that is not valid UTF-8; manifests are UTF-8");
+    }
     nlohmann::json resolved;
     bool overflow = false;
     if (tag == "?") {
@@ -308,7 +349,7 @@ class JsonBuilder : public YAML::EventHandler {
         Reject(mark, "mapping keys must be strings");
         map.key = "";
       } else {
-        map.key = key_text.value_or(value.dump());
+        map.key = key_text ? *key_text : value.dump();
       }
       if (map.value.contains(map.key)) {
         Reject(mark, "duplicate key \"" + map.key + "\"");
