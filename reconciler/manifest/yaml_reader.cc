@@ -288,6 +288,9 @@ class JsonBuilder : public YAML::EventHandler {
     std::string key;              // maps only: the key whose value comes next
     NodeMarks key_marks;          // maps only: where that key is
     bool is_complex_key = false;  // this collection is itself a mapping key (rejected)
+    // A complex key's positions, dropped with it. Each has its own: nodes of nested complex
+    // keys placed in one shared node would replace (and free) each other's open collections.
+    std::unique_ptr<MarkNode> discarded;
   };
 
   // yaml-cpp announces an anchor with OnAnchor (which names it) and again on its node;
@@ -365,7 +368,9 @@ class JsonBuilder : public YAML::EventHandler {
   void Open(const YAML::Mark& mark, nlohmann::json empty) {
     if (InMapKeyPosition()) {
       Reject(mark, "mapping keys must be strings, not collections");
-      frames_.push_back({std::move(empty), &discarded_, true, "", {}, true});
+      auto discarded = std::make_unique<MarkNode>();
+      MarkNode* marks = discarded.get();
+      frames_.push_back({std::move(empty), marks, true, "", {}, true, std::move(discarded)});
       return;
     }
     MarkNode* marks = Place(mark, false);
@@ -402,7 +407,6 @@ class JsonBuilder : public YAML::EventHandler {
   Diagnostics& diagnostics_;
   std::vector<Frame> frames_;
   std::shared_ptr<MarkNode> root_marks_ = std::make_shared<MarkNode>();
-  MarkNode discarded_;  // positions inside rejected complex keys
   std::optional<nlohmann::json> root_;
   SourceLocation start_;
   bool rejected_ = false;

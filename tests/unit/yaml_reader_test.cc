@@ -212,5 +212,17 @@ TEST(YamlReaderTest, TextThatIsNotUtf8IsRejectedWhereItIs) {
   EXPECT_EQ(One("a: caf\u00e9 \u20ac \U0001F600\n")["a"], "caf\u00e9 \u20ac \U0001F600");
 }
 
+// Found by fuzz/yaml_reader_fuzz.cc (fuzz/corpus/yaml_reader/nested-complex-keys.yaml): the
+// positions inside every rejected complex key shared one node, so a complex key nested in
+// another replaced, and freed, the node of a collection still open (heap-use-after-free).
+TEST(YamlReaderTest, NestedComplexKeysAreRejected) {
+  for (const char* text : {"? [? [a]]\n: d\n", "? [{? [a] : b}, c]\n: d\n", "? [? [a]\ntom\n"}) {
+    Diagnostics d;
+    EXPECT_TRUE(Read(text, d).empty()) << text;
+    ASSERT_TRUE(d.HasErrors()) << text;
+    EXPECT_EQ(d.Sorted()[0].location.line, 1) << text;
+  }
+}
+
 }  // namespace
 }  // namespace flotilla::manifest
