@@ -143,8 +143,11 @@ Result<GitUrl> ParseGitUrl(std::string_view text) {
       path_start == std::string_view::npos ? std::string_view() : rest.substr(path_start);
   Authority a = ParseAuthority(authority);
   if (!a.ok) {
-    return Status::InvalidArgument("cannot read the host and port of the repository URL " +
-                                   RedactUrls(std::string(text)));
+    // Redacted by this parse, not RedactUrls: that one ends a URL at white space, which a
+    // pasted password may hold.
+    return Status::InvalidArgument("cannot read the host and port of the repository URL " + scheme +
+                                   "://" + (at == std::string_view::npos ? "" : "***@") +
+                                   std::string(rest.substr(host_start)));
   }
   url.host = a.host;
   url.port = a.port;

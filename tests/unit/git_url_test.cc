@@ -72,6 +72,17 @@ TEST(GitUrlTest, HostsHoldNoColonOutsideBrackets) {
   EXPECT_EQ(ParseGitUrl("ssh://[::1]/x")->host, "[::1]");
 }
 
+// Found by fuzz/git_url_fuzz.cc (fuzz/corpus/git_url/password-with-space): the error for an
+// unreadable host quoted the URL through RedactUrls, which ends a URL at white space, so a
+// password holding a space or a tab was shown.
+TEST(GitUrlTest, ErrorsRedactPasswordsWithSpaces) {
+  Result<GitUrl> bad = ParseGitUrl("https://user:pa ss@host:abc/x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().find("pa ss"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("https://***@host:abc/x"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(GitUrlTest, RedactUrlsScrubsEveryUrlInText) {
   EXPECT_EQ(RedactUrls("failed to fetch https://user:tok@host/x and git://a:b@h/y"),
             "failed to fetch https://***@host/x and git://***@h/y");
