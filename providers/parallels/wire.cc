@@ -327,7 +327,9 @@ Result<Job> ParseJob(const json& job) {
       const uint64_t value = NumberField(step, "value").value_or(0);
       const uint64_t total = NumberField(step, "total").value_or(0);
       if (percentage != step.end() && percentage->is_number() && total > 0) {
-        out.step += " " + std::to_string(static_cast<int>(percentage->get<double>())) + "%";
+        // Clamped before the conversion: a double past int's range does not convert.
+        const double percent = std::clamp(percentage->get<double>(), 0.0, 100.0);
+        out.step += " " + std::to_string(static_cast<int>(percent)) + "%";
         const std::string unit = StringField(step, "unit");
         const bool mb = EqualsIgnoreCase(unit, "MB") || EqualsIgnoreCase(unit, "MiB");
         auto size = [&](uint64_t n) {

@@ -26,7 +26,9 @@ uint64_t Number(const json& object, const char* key) {
     return it->get<int64_t>() < 0 ? 0 : it->get<uint64_t>();
   }
   if (it->is_number_float()) {
-    return it->get<double>() < 0 ? 0 : static_cast<uint64_t>(it->get<double>());
+    // Negative, or 2^64 and past (a double that does not convert): no size Tart prints.
+    const double value = it->get<double>();
+    return value >= 0 && value < 18446744073709551616.0 ? static_cast<uint64_t>(value) : 0;
   }
   if (it->is_string()) {
     const std::string& s = it->get_ref<const std::string&>();

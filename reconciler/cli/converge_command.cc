@@ -14,7 +14,6 @@
 #include <iostream>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -36,7 +35,6 @@ namespace flotilla::cli {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 // The configuration named by `where`, with the command-line overrides applied.
 Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
@@ -272,12 +270,6 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-// The actions of a plan, as the JSON plan lists them: what a saved plan is compared by.
-json ActionsOf(const Plan& plan) {
-  json doc = json::parse(render::RenderPlanJson(plan), nullptr, false);
-  return doc.is_object() && doc.contains("actions") ? doc["actions"] : json::array();
-}
-
 // Checks that the plan saved in `file` is the one about to run. Empty when it is; otherwise
 // what changed.
 std::string CompareSavedPlan(const std::string& file, const Plan& plan,
@@ -288,22 +280,7 @@ std::string CompareSavedPlan(const std::string& file, const Plan& plan,
   }
   std::stringstream text;
   text << in.rdbuf();
-  json saved = json::parse(text.str(), nullptr, false);
-  if (!saved.is_object() || !saved.contains("actions")) {
-    return file + " is not a plan written by 'flotilla plan --out' (no actions)";
-  }
-  if (saved.contains("revision") && saved["revision"].is_string() &&
-      saved["revision"].get<std::string>() != revision) {
-    return "the plan was made from revision " + saved["revision"].get<std::string>() +
-           "; the revision in force is now " + revision;
-  }
-  const json now = ActionsOf(plan);
-  if (saved["actions"] != now) {
-    return "the hosts or the ledger changed since the plan was made: it had " +
-           std::to_string(saved["actions"].size()) + " action(s), planning now gives " +
-           std::to_string(now.size()) + " different ones";
-  }
-  return "";
+  return render::CompareSavedPlan(text.str(), file, plan, revision);
 }
 
 // What the plan held back that a person must act on (refused deletions, names held by VMs

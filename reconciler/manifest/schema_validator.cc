@@ -159,9 +159,14 @@ std::string RenderValue(const json& value) {
   if (value.is_string()) {
     std::string s = value.get<std::string>();
     if (s.size() > 60) {
-      s = s.substr(0, 57) + "...";
+      size_t cut = 57;  // not inside a UTF-8 character
+      while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0u) == 0x80u) {
+        --cut;
+      }
+      s = s.substr(0, cut) + "...";
     }
-    return json(s).dump();
+    // A string CapPatternedStrings cut may end inside a character: shown with U+FFFD.
+    return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
   }
   if (value.is_object()) {
     return "a mapping";

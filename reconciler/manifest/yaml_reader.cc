@@ -142,6 +142,44 @@ nlohmann::json ResolvePlain(const std::string& s, bool& overflow) {
   return s;
 }
 
+// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
+// U+10FFFF). yaml-cpp passes other bytes through; JSON strings cannot hold them.
+bool IsUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    size_t length = 1;
+    uint32_t code = lead;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+      code = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      code = lead & 0x0Fu;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      code = lead & 0x07u;
+    } else if (lead >= 0x80) {
+      return false;
+    }
+    if (s.size() - i < length) {
+      return false;
+    }
+    for (size_t k = 1; k < length; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0u) != 0x80u) {
+        return false;
+      }
+      code = (code << 6) | (c & 0x3Fu);
+    }
+    if ((length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) ||
+        (length == 4 && (code < 0x10000 || code > 0x10FFFF))) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 bool IsCollectionTag(const std::string& tag, std::string_view core) {
   return tag.empty() || tag == "?" || tag == "!" ||
          tag == std::string(kCoreTagPrefix) + std::string(core);
@@ -192,6 +230,9 @@ class JsonBuilder : public YAML::EventHandler {
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
     CheckAnchor(mark, anchor);
+    if (!IsUtf8(value)) {
+      Reject(mark, "text that is not valid UTF-8; manifests are UTF-8");
+    }
     nlohmann::json resolved;
     bool overflow = false;
     if (tag == "?") {
@@ -247,6 +288,9 @@ class JsonBuilder : public YAML::EventHandler {
     std::string key;              // maps only: the key whose value comes next
     NodeMarks key_marks;          // maps only: where that key is
     bool is_complex_key = false;  // this collection is itself a mapping key (rejected)
+    // A complex key's positions, dropped with it. Each has its own: nodes of nested complex
+    // keys placed in one shared node would replace (and free) each other's open collections.
+    std::unique_ptr<MarkNode> discarded;
   };
 
   // yaml-cpp announces an anchor with OnAnchor (which names it) and again on its node;
@@ -308,7 +352,7 @@ class JsonBuilder : public YAML::EventHandler {
         Reject(mark, "mapping keys must be strings");
         map.key = "";
       } else {
-        map.key = key_text.value_or(value.dump());
+        map.key = key_text ? *key_text : value.dump();
       }
       if (map.value.contains(map.key)) {
         Reject(mark, "duplicate key \"" + map.key + "\"");
@@ -324,7 +368,9 @@ class JsonBuilder : public YAML::EventHandler {
   void Open(const YAML::Mark& mark, nlohmann::json empty) {
     if (InMapKeyPosition()) {
       Reject(mark, "mapping keys must be strings, not collections");
-      frames_.push_back({std::move(empty), &discarded_, true, "", {}, true});
+      auto discarded = std::make_unique<MarkNode>();
+      MarkNode* marks = discarded.get();
+      frames_.push_back({std::move(empty), marks, true, "", {}, true, std::move(discarded)});
       return;
     }
     MarkNode* marks = Place(mark, false);
@@ -361,7 +407,6 @@ class JsonBuilder : public YAML::EventHandler {
   Diagnostics& diagnostics_;
   std::vector<Frame> frames_;
   std::shared_ptr<MarkNode> root_marks_ = std::make_shared<MarkNode>();
-  MarkNode discarded_;  // positions inside rejected complex keys
   std::optional<nlohmann::json> root_;
   SourceLocation start_;
   bool rejected_ = false;

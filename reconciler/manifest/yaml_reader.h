@@ -55,8 +55,8 @@ struct DocumentBudget {
 // `0x1F` is an integer, quoted scalars are always strings. Rejected with a diagnostic, the
 // document being dropped: syntax errors, anchors and aliases (a billion-laughs guard; YAML
 // aliases also make reviews of a fleet diff misleading), duplicate keys, keys that are not
-// scalars, tags other than the core ones, integers beyond 64 bits, and nesting deeper than
-// the parser allows. Empty documents are skipped.
+// scalars, tags other than the core ones, integers beyond 64 bits, keys and values that are not
+// UTF-8, and nesting deeper than the parser allows. Empty documents are skipped.
 //
 // Every document the parser finds counts against `budget`, empty or rejected ones too;
 // documents beyond it are an error and are not returned.

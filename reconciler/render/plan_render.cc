@@ -288,6 +288,28 @@ std::string RenderPlanJson(const Plan& plan, const RenderOptions& options) {
   return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+std::string CompareSavedPlan(std::string_view saved, const std::string& file, const Plan& plan,
+                             const std::string& revision) {
+  using nlohmann::json;
+  json doc = json::parse(saved, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("actions")) {
+    return file + " is not a plan written by 'flotilla plan --out' (no actions)";
+  }
+  if (doc.contains("revision") && doc["revision"].is_string() &&
+      doc["revision"].get<std::string>() != revision) {
+    return "the plan was made from revision " + doc["revision"].get<std::string>() +
+           "; the revision in force is now " + revision;
+  }
+  // The actions as the JSON plan lists them: what a saved plan is compared by.
+  const json now = json::parse(RenderPlanJson(plan), nullptr, false)["actions"];
+  if (doc["actions"] != now) {
+    return "the hosts or the ledger changed since the plan was made: it had " +
+           std::to_string(doc["actions"].size()) + " action(s), planning now gives " +
+           std::to_string(now.size()) + " different ones";
+  }
+  return "";
+}
+
 std::string RenderPlanMarkdown(const Plan& plan, const RenderOptions& options) {
   std::string out = "### Flotilla plan";
   if (!options.revision.empty()) {

@@ -8,6 +8,7 @@
 // All three are deterministic: the same Plan renders to the same bytes.
 
 #include <string>
+#include <string_view>
 
 #include "reconciler/model/plan.h"
 
@@ -31,5 +32,12 @@ std::string PlanSummary(const Plan& plan);
 std::string RenderPlanText(const Plan& plan, const RenderOptions& options = {});
 std::string RenderPlanJson(const Plan& plan, const RenderOptions& options = {});
 std::string RenderPlanMarkdown(const Plan& plan, const RenderOptions& options = {});
+
+// `apply --plan FILE`: checks the plan saved by `flotilla plan --out` (`saved`, the text of
+// `file`) against `plan`, about to run at `revision`. It matches when it is a JSON object whose
+// "actions" are those RenderPlanJson writes for `plan`, and whose "revision", if it has one, is
+// `revision`. Empty when it matches; otherwise what differs, naming `file`.
+std::string CompareSavedPlan(std::string_view saved, const std::string& file, const Plan& plan,
+                             const std::string& revision);
 
 }  // namespace flotilla::render

@@ -38,7 +38,11 @@ Authority ParseAuthority(std::string_view a) {
       return out;
     }
     host = a.substr(0, close + 1);
-    if (close + 1 < a.size() && a[close + 1] == ':') {
+    if (close + 1 < a.size() && a[close + 1] != ':') {
+      out.ok = false;  // "[::1]x": nothing but a port may follow the bracket
+      return out;
+    }
+    if (close + 1 < a.size()) {
       port = a.substr(close + 2);
     }
   } else if (const size_t colon = a.rfind(':'); colon != std::string_view::npos) {
@@ -54,7 +58,10 @@ Authority ParseAuthority(std::string_view a) {
     out.port = std::stoi(std::string(port));
     out.ok = out.port > 0 && out.port < 65536;
   }
-  out.ok = out.ok && !out.host.empty();
+  // A colon left in a host outside brackets ("a:b:") is no host name; libgit2 would read it
+  // as a port.
+  out.ok = out.ok && !out.host.empty() &&
+           (out.host.front() == '[' || out.host.find(':') == std::string::npos);
   return out;
 }
 
@@ -136,8 +143,11 @@ Result<GitUrl> ParseGitUrl(std::string_view text) {
       path_start == std::string_view::npos ? std::string_view() : rest.substr(path_start);
   Authority a = ParseAuthority(authority);
   if (!a.ok) {
-    return Status::InvalidArgument("cannot read the host and port of the repository URL " +
-                                   RedactUrls(std::string(text)));
+    // Redacted by this parse, not RedactUrls: that one ends a URL at white space, which a
+    // pasted password may hold.
+    return Status::InvalidArgument("cannot read the host and port of the repository URL " + scheme +
+                                   "://" + (at == std::string_view::npos ? "" : "***@") +
+                                   std::string(rest.substr(host_start)));
   }
   url.host = a.host;
   url.port = a.port;

@@ -180,5 +180,19 @@ TEST_F(ConfigFileTest, MistakesAreLocated) {
   EXPECT_NE(diagnostics_.Sorted().front().message.find("secretsDir"), std::string::npos);
 }
 
+// Found by fuzz/config_fuzz.cc (fuzz/corpus/config/long-text-in-error.yaml): a value shown in a
+// schema message was cut after 57 bytes, inside a character, and writing the message then threw
+// (json type_error 316) out of LoadConfigFile and the manifest loader alike.
+TEST_F(ConfigFileTest, LongValuesInMessagesAreCutBetweenCharacters) {
+  std::string text;
+  for (int i = 0; i < 40; ++i) {
+    text += "\u00e9";  // two bytes each
+  }
+  EXPECT_FALSE(Load("log: {format: " + text + "}\n").ok());
+  ASSERT_FALSE(diagnostics_.empty());
+  const std::string message = diagnostics_.Sorted().front().message;
+  EXPECT_NE(message.find(text.substr(0, 56) + "..."), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace flotilla::manifest

@@ -61,6 +61,28 @@ TEST(GitUrlTest, RejectsWhatItCannotUse) {
   EXPECT_EQ(bad.status().message().find("p4ss"), std::string::npos) << bad.status().message();
 }
 
+// Found by fuzz/git_url_fuzz.cc (fuzz/corpus/git_url/host-with-colons): "https://a:b:/x" was
+// read as host "a:b" with no port, and the URL handed to libgit2 then did not parse again (nor
+// mean the same to libgit2). Text after an IPv6 literal's bracket other than a port was dropped.
+TEST(GitUrlTest, HostsHoldNoColonOutsideBrackets) {
+  EXPECT_TRUE(ParseGitUrl("https://user:to://user.com/acme/x.git").status().IsInvalidArgument());
+  EXPECT_TRUE(ParseGitUrl("https://a:b:/x").status().IsInvalidArgument());
+  EXPECT_TRUE(ParseGitUrl("ssh://[::1]x/repo").status().IsInvalidArgument());
+  EXPECT_EQ(ParseGitUrl("https://host:/x")->url, "https://host/x");
+  EXPECT_EQ(ParseGitUrl("ssh://[::1]/x")->host, "[::1]");
+}
+
+// Found by fuzz/git_url_fuzz.cc (fuzz/corpus/git_url/password-with-space): the error for an
+// unreadable host quoted the URL through RedactUrls, which ends a URL at white space, so a
+// password holding a space or a tab was shown.
+TEST(GitUrlTest, ErrorsRedactPasswordsWithSpaces) {
+  Result<GitUrl> bad = ParseGitUrl("https://user:pa ss@host:abc/x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().find("pa ss"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("https://***@host:abc/x"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(GitUrlTest, RedactUrlsScrubsEveryUrlInText) {
   EXPECT_EQ(RedactUrls("failed to fetch https://user:tok@host/x and git://a:b@h/y"),
             "failed to fetch https://***@host/x and git://***@h/y");

@@ -135,6 +135,20 @@ TEST(ParallelsWireTest, JobStepsDescribeTheRunningStep) {
   EXPECT_EQ(quiet->step, "Registering machine");
 }
 
+// Found with fuzz/parallels_job_fuzz.cc (fuzz/corpus/parallels_job/huge-percentage.json): a
+// step's current_percentage past int's range was converted to int, which is undefined
+// behaviour (UBSan: "1e+300 is outside the range of representable values of type 'int'").
+TEST(ParallelsWireTest, StepPercentagesOutOfRangeAreClamped) {
+  Result<Job> job = ParseJob(json::parse(R"({"id":"j","state":"running","steps":[
+    {"name":"Pulling","state":"running","current_percentage":1e300,"value":1,"total":2}]})"));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->step, "Pulling 100% (1 of 2)");
+  Result<Job> negative = ParseJob(json::parse(R"({"id":"j","state":"running","steps":[
+    {"name":"Pulling","state":"running","current_percentage":-1e300,"value":1,"total":2}]})"));
+  ASSERT_TRUE(negative.ok());
+  EXPECT_EQ(negative->step, "Pulling 0% (1 of 2)");
+}
+
 TEST(ParallelsWireTest, CacheJobsAndErrorBodies) {
   const Redactor none;
   Result<Job> job = ParseJob(

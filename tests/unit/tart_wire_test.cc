@@ -80,6 +80,18 @@ TEST(TartWireTest, GetTakesSizeAsStringOrNumber) {
   EXPECT_EQ(ParseGet(R"({"CPU":2,"Memory":4096,"Size":22,"Running":true})")->state, "running");
 }
 
+// Found with fuzz/tart_json_fuzz.cc (fuzz/corpus/tart_json/legacy-and-huge.json): a size
+// printed as a double past 2^64 was converted to an integer, which is undefined behaviour
+// (UBSan: "1e+300 is outside the range of representable values").
+TEST(TartWireTest, NumbersOutOfRangeAreNoSize) {
+  Result<VmDetails> huge = ParseGet(R"({"CPU":1e300,"Memory":-4.5,"Disk":1.8446744073709552e19})");
+  ASSERT_TRUE(huge.ok()) << huge.status().ToString();
+  EXPECT_EQ(huge->cpu, 0u);
+  EXPECT_EQ(huge->memory_mib, 0u);
+  EXPECT_EQ(huge->disk_gb, 0u);
+  EXPECT_EQ(ParseGet(R"({"Disk":49.9})")->disk_gb, 49u);
+}
+
 TEST(TartWireTest, ExitCodesAndTextsAreClassified) {
   EXPECT_EQ(Classify(2, "the specified VM \"a\" does not exist\n"), Failure::kDoesNotExist);
   EXPECT_EQ(Classify(2, "VM \"a\" is not running\n"), Failure::kNotRunning);

@@ -195,5 +195,34 @@ TEST(YamlReaderTest, PointerTokensAreEscaped) {
   EXPECT_EQ(docs[0].ValueLocation("/labels/example.com~1team").column, 21);
 }
 
+// Found by fuzz/config_fuzz.cc and fuzz/fleet_fuzz.cc (fuzz/corpus/config/invalid-utf8-key.yaml): a
+// mapping key that is not UTF-8 made the conversion to JSON throw, so the file was reported
+// without a line ("cannot read YAML: [json.exception.type_error.316] ...") and the rest of it
+// was not read.
+TEST(YamlReaderTest, TextThatIsNotUtf8IsRejectedWhereItIs) {
+  Diagnostics d;
+  EXPECT_TRUE(Read("a: 1\nb\x9d: x\nc: \xff\xfe\nd: \xed\xa0\x80\n", d).empty());
+  const std::vector<Diagnostic> sorted = d.Sorted();
+  ASSERT_EQ(sorted.size(), 3u) << sorted[0].ToString();
+  EXPECT_EQ(sorted[0].location.line, 2);
+  EXPECT_EQ(sorted[1].location.line, 3);
+  EXPECT_EQ(sorted[2].location.line, 4);  // an encoded surrogate
+  EXPECT_NE(sorted[0].message.find("not valid UTF-8"), std::string::npos) << sorted[0].message;
+  // Well-formed text of every length is kept as it is.
+  EXPECT_EQ(One("a: caf\u00e9 \u20ac \U0001F600\n")["a"], "caf\u00e9 \u20ac \U0001F600");
+}
+
+// Found by fuzz/yaml_reader_fuzz.cc (fuzz/corpus/yaml_reader/nested-complex-keys.yaml): the
+// positions inside every rejected complex key shared one node, so a complex key nested in
+// another replaced, and freed, the node of a collection still open (heap-use-after-free).
+TEST(YamlReaderTest, NestedComplexKeysAreRejected) {
+  for (const char* text : {"? [? [a]]\n: d\n", "? [{? [a] : b}, c]\n: d\n", "? [? [a]\ntom\n"}) {
+    Diagnostics d;
+    EXPECT_TRUE(Read(text, d).empty()) << text;
+    ASSERT_TRUE(d.HasErrors()) << text;
+    EXPECT_EQ(d.Sorted()[0].location.line, 1) << text;
+  }
+}
+
 }  // namespace
 }  // namespace flotilla::manifest
