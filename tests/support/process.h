@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,9 +49,20 @@ inline pid_t StartChild(const std::vector<std::string>& argv, int stdin_fd, int 
     args.push_back(const_cast<char*>(a.c_str()));
   }
   args.push_back(nullptr);
+  // Like posix_spawn, return only once the child has exec'd (its close-on-exec end of this
+  // pipe closes then): until then it still holds every descriptor of ours, locks included.
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    return -1;
+  }
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid != 0) {
+    close(exec_pipe[1]);
+    char byte = 0;
+    while (read(exec_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    close(exec_pipe[0]);
     return pid;  // -1 when the fork failed
   }
   // The child: async-signal-safe calls only until exec (other threads may hold locks).
