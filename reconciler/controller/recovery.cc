@@ -5,6 +5,7 @@
 #include "reconciler/controller/recovery.h"
 
 #include <algorithm>
+#include <set>
 
 #include "reconciler/controller/controller.h"
 
@@ -223,6 +224,17 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
 
 Status Controller::CheckLedger(Prepared& prepared) {
   size_t mismatches = 0;
+  // "<set>-<ordinal>" below its set's replicas.
+  const auto desired = [&](const LedgerEntry& entry) {
+    const VMSet* set = prepared.desired.FindSet(entry.vmset);
+    for (uint32_t k = 0; set != nullptr && k < set->replicas; ++k) {
+      if (set->VMName(k) == entry.vm) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::set<std::string> forget;
   for (LedgerEntry& entry : prepared.ledger.entries) {
     const ObservedHost* host = prepared.observed.FindHost(entry.host);
     if (!InScope(entry.pool) || host == nullptr || !host->online) {
@@ -233,6 +245,13 @@ Status Controller::CheckLedger(Prepared& prepared) {
     for (const VmInfo& vm : host->vms) {
       named = vm.name == entry.vm ? &vm : named;
       id_seen = id_seen || vm.id == entry.provider_id;
+    }
+    if (!id_seen && named == nullptr && !desired(entry)) {
+      // Gone from its host (deleted out of band) and no longer desired: nothing is left to
+      // own or to prune. Kept, the row would claim a VM someone later makes under that name
+      // on that host (and prune would delete it).
+      forget.insert(entry.vm);
+      continue;
     }
     if (id_seen || named == nullptr) {
       continue;  // as recorded, or gone (the planner makes it again)
@@ -264,6 +283,19 @@ Status Controller::CheckLedger(Prepared& prepared) {
     Event("warn", "ledger-corrected", entry.vm,
           "on " + entry.host + ": the id the host reports replaced a stale one");
   }
+  for (const std::string& vm : forget) {
+    logger_->info("ledger: {} is gone from its host and no longer desired; {}", vm,
+                  options_.preview ? "the next pass forgets it" : "forgotten");
+    if (options_.preview) {
+      continue;
+    }
+    if (Status s = store_.RemoveLedger(vm); !s.ok()) {
+      return s;
+    }
+    Event("info", "ledger-forgotten", vm, "gone from its host and no longer desired");
+  }
+  std::erase_if(prepared.ledger.entries,
+                [&](const LedgerEntry& e) { return forget.contains(e.vm); });
   if (options_.observer != nullptr && !options_.preview) {
     options_.observer->LedgerMismatches(mismatches);
   }

@@ -335,6 +335,31 @@ TEST_F(ControllerTest, ALedgerIdNoHostReportsIsCorrectedOnlyWithTheJournalsProof
   EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "B");
 }
 
+// Found by bench/soak: a managed VM no longer desired (beyond replicas, or its set removed)
+// and then deleted out of band left its ledger row pointing at nothing; a VM someone later made
+// under that name on that host was then taken for Flotilla's, and pruned.
+TEST_F(ControllerTest, ARowOfAVmGoneFromItsHostAndNoLongerDesiredIsForgotten) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Own("set-0", "h1", "A");
+  fake_.PutVm("h1", VmInfo{.id = "A",
+                           .name = "set-0",
+                           .state = VmState::kStopped,
+                           .os = GuestOs::kLinux,
+                           .cpu = 2,
+                           .memory_bytes = uint64_t{2} << 30});
+  Own("set-1", "h2", "B");  // beyond replicas, and gone from h2
+  Controller& c = Make();
+  c.Sync();
+  EXPECT_TRUE(Pass(c).Empty());
+  EXPECT_EQ(store_->LoadLedger()->Find("set-1"), nullptr);
+  ASSERT_NE(store_->LoadLedger()->Find("set-0"), nullptr);
+  fake_.PutVm("h2", VmInfo{.id = "C", .name = "set-1", .state = VmState::kStopped});
+  Pass(c);
+  Pass(c);
+  EXPECT_EQ(Names("h2"), std::vector<std::string>{"set-1"});
+}
+
 TEST_F(ControllerTest, ResumesAJournalledCreateOnItsHost) {
   source_.revisions["sha1"] = Fleet(1);
   source_.tip = "sha1";
