@@ -8,7 +8,8 @@
 //     prune, prune flipped, a host cordoned and uncordoned);
 //   - takes hosts offline for 5-45 s (the loop declares a host lost after 30 s), expires hosts'
 //     login tokens, and stops and deletes managed VMs and creates unmanaged ones out of band,
-//     some with names the fleet wants (conflicts), some with similar names;
+//     some with names the fleet wants (conflicts), some in place of a managed VM just deleted
+//     (same name, same host), some with similar names;
 //   - kills the loop with SIGKILL every 10-60 s and starts it again on the same state directory.
 // The deletion budget is lifted (maxDeletionsPerRun: 100%): deletions it held back would look
 // like VMs left unpruned.
@@ -17,6 +18,7 @@
 // and fails when an invariant is not 0.
 //
 // Usage: soak_bench [minutes=30] [fault_rate=0.10] [hosts=4] [seed=1]
+// $SOAK_FLOTILLA_BIN names another flotilla binary to run (default: the build's).
 // It uses the test fixture (a real Git repository, a real store, flotilla-hostsim); it is not
 // part of the test suite.
 
@@ -114,9 +116,10 @@ class Soak {
 
   void Run() {
     ASSERT_TRUE(fixture_.ready());
-    std::printf("soak: %.1f min, fault rate %.2f, %d hosts, seed %llu; state %s\n", args_.minutes,
-                args_.fault_rate, args_.hosts, static_cast<unsigned long long>(args_.seed),
-                fixture_.dir().c_str());
+    std::printf("soak: %.1f min, fault rate %.2f, %d hosts, seed %llu; state %s; %s\n",
+                args_.minutes, args_.fault_rate, args_.hosts,
+                static_cast<unsigned long long>(args_.seed), fixture_.dir().c_str(),
+                FlotillaBin().c_str());
     fleet_.Commit("initial fleet");
     StartLoop();
     SetChaos(true);
@@ -283,9 +286,23 @@ class Soak {
     }
   }
 
-  // An unmanaged VM: a desired name (now or later), or one that only looks like one.
+  // An unmanaged VM: made in place of a managed one just deleted out of band (same name, same
+  // host), or with a desired name (now or later), or with a name that only looks like one.
   void OutOfBandCreate() {
     if (unmanaged_.size() >= static_cast<size_t>(args_.hosts) + 2) {
+      return;
+    }
+    if (std::bernoulli_distribution(0.2)(rng_)) {
+      if (auto vm = RandomManagedVm("")) {
+        const int status =
+            Control(vm->first, "DELETE",
+                    "/_sim/hosts/" + fixture_.SimName(vm->first) + "/vms/" + vm->second.id);
+        Log("out of band: delete " + vm->second.host + "/" + vm->second.name +
+            " to make another in its place -> " + std::to_string(status));
+        if (status == 200) {
+          MakeUnmanaged(vm->first, vm->second.name, "unmanaged VMs made in place of a managed one");
+        }
+      }
       return;
     }
     const int host = RandomHost();
@@ -295,14 +312,20 @@ class Soak {
     const std::vector<std::string>& sets = SoakFleet::AllSetNames();
     const std::string set = sets[std::uniform_int_distribution<size_t>(0, sets.size() - 1)(rng_)];
     const int k = std::uniform_int_distribution<int>(0, kMaxReplicas - 1)(rng_);
-    const bool desired = std::bernoulli_distribution(0.3)(rng_);
     const std::vector<std::string> similar = {
         set + "-" + std::to_string(k) + "-old", set + std::to_string(k),
         set + "-0" + std::to_string(k),         "x" + set + "-" + std::to_string(k),
         set + "-" + std::to_string(k + 10),     set + "-" + std::to_string(k) + ".copy"};
-    const std::string name =
-        desired ? set + "-" + std::to_string(k)
-                : similar[std::uniform_int_distribution<size_t>(0, similar.size() - 1)(rng_)];
+    if (std::bernoulli_distribution(0.3)(rng_)) {
+      MakeUnmanaged(host, set + "-" + std::to_string(k), "unmanaged VMs with desired names");
+    } else {
+      MakeUnmanaged(host,
+                    similar[std::uniform_int_distribution<size_t>(0, similar.size() - 1)(rng_)],
+                    "unmanaged VMs with similar names");
+    }
+  }
+
+  void MakeUnmanaged(int host, const std::string& name, const std::string& kind) {
     const std::string state = std::bernoulli_distribution(0.5)(rng_) ? "running" : "stopped";
     json vm;
     const int status = Control(host, "POST", "/_sim/hosts/" + fixture_.SimName(host) + "/vms",
@@ -314,7 +337,7 @@ class Soak {
                                 {"state", state}},
                                &vm);
     Log("out of band: create unmanaged " + fixture_.host(host) + "/" + name + " (" + state +
-        (desired ? ", a desired name" : "") + ") -> " + std::to_string(status));
+        ") -> " + std::to_string(status));
     if (status != 201 || !vm.is_object()) {
       return;
     }
@@ -323,8 +346,8 @@ class Soak {
                                      .name = name,
                                      .state = vm.value("State", state),
                                      .cpus = 1,
-                                     .desired_name = desired});
-    ++events_[desired ? "unmanaged VMs with desired names" : "unmanaged VMs with similar names"];
+                                     .desired_name = kind != "unmanaged VMs with similar names"});
+    ++events_[kind];
   }
 
   void HostOffline() {
@@ -356,10 +379,17 @@ class Soak {
 
   // --- the loop ---
 
+  // The flotilla binary: $SOAK_FLOTILLA_BIN (a copy, so that a long soak is not switched to a
+  // rebuilt binary at its next restart), or the build's.
+  static std::string FlotillaBin() {
+    const char* bin = std::getenv("SOAK_FLOTILLA_BIN");  // NOLINT(concurrency-mt-unsafe)
+    return bin != nullptr && *bin != '\0' ? bin : FLOTILLA_BIN;
+  }
+
   void StartLoop() {
     loop_ = std::make_unique<testing::Process>(
-        testing::ShellArgv(std::string("env NO_COLOR=1 ") + kTokenEnv + "=" + token_ +
-                           " " FLOTILLA_BIN " run --config " + fixture_.config().string() + " >>" +
+        testing::ShellArgv(std::string("env NO_COLOR=1 ") + kTokenEnv + "=" + token_ + " " +
+                           FlotillaBin() + " run --config " + fixture_.config().string() + " >>" +
                            (fixture_.dir() / "run.out").string() + " 2>>" + LogPath()));
   }
   std::string LogPath() const { return (fixture_.dir() / "run.err").string(); }
