@@ -250,6 +250,8 @@ Status Controller::CheckLedger(Prepared& prepared) {
       // Gone from its host (deleted out of band) and no longer desired: nothing is left to
       // own or to prune. Kept, the row would claim a VM someone later makes under that name
       // on that host (and prune would delete it).
+      logger_->info("ledger: {} is gone from {} and no longer desired; {}", entry.vm, entry.host,
+                    options_.preview ? "the next pass forgets it" : "forgotten");
       forget.insert(entry.vm);
       continue;
     }
@@ -262,10 +264,16 @@ Status Controller::CheckLedger(Prepared& prepared) {
       return made.status();
     }
     if (!*made) {
+      // Flotilla's VM is gone and someone made another under its name there (found by
+      // bench/soak). Kept, the row would make that VM Flotilla's: started, stopped, replaced
+      // or pruned. Forgotten, the VM is reported as a conflict and left alone.
       logger_->warn(
           "ledger: {} on {} is recorded with id {}, but the VM of that name there has "
-          "id {} and the journal does not show that Flotilla made it; left as it is",
-          entry.vm, entry.host, entry.provider_id, named->id);
+          "id {} and the journal does not show that Flotilla made it; it is not Flotilla's, "
+          "the row is {}",
+          entry.vm, entry.host, entry.provider_id, named->id,
+          options_.preview ? "forgotten by the next pass" : "forgotten");
+      forget.insert(entry.vm);
       continue;
     }
     logger_->warn(
@@ -284,15 +292,14 @@ Status Controller::CheckLedger(Prepared& prepared) {
           "on " + entry.host + ": the id the host reports replaced a stale one");
   }
   for (const std::string& vm : forget) {
-    logger_->info("ledger: {} is gone from its host and no longer desired; {}", vm,
-                  options_.preview ? "the next pass forgets it" : "forgotten");
     if (options_.preview) {
       continue;
     }
     if (Status s = store_.RemoveLedger(vm); !s.ok()) {
       return s;
     }
-    Event("info", "ledger-forgotten", vm, "gone from its host and no longer desired");
+    Event("info", "ledger-forgotten", vm,
+          "gone from its host: no longer desired, or another VM holds its name there");
   }
   std::erase_if(prepared.ledger.entries,
                 [&](const LedgerEntry& e) { return forget.contains(e.vm); });
