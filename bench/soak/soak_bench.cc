@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +70,9 @@ Args& TheArgs() {
 
 constexpr const char* kTokenEnv = "FLOTILLA_SOAK_TOKEN";
 constexpr uint32_t kMaxVms = 8;
+// Every host operation takes a moment, so that kills and faults land mid-operation.
+constexpr const char* kLatency =
+    "create=500ms,pull=2s,clone=500ms,start=300ms,stop=300ms,delete=300ms,rename=100ms,list=20ms";
 
 // A free loopback port for the loop's API (fixed across restarts, so the soak can find it).
 int FreePort() {
@@ -102,8 +106,7 @@ class Soak {
             .hosts = args.hosts,
             .shards = args.hosts,
             .sim_flags = {"--cpu", "24", "--memory", "48Gi", "--keep-alive", "5s", "--latency",
-                          "create=500ms,pull=2s,clone=500ms,start=300ms,stop=300ms,"
-                          "delete=300ms,rename=100ms,list=20ms"},
+                          kLatency},
             .max_vms = kMaxVms,
             .config_extra = "api: {listen: \"127.0.0.1:" + std::to_string(port_) +
                             "\", tokenEnv: " + kTokenEnv + "}\nstore: {retainRuns: 0}\n",
@@ -582,9 +585,17 @@ TEST(SoakBench, CountedInvariantsUnderChaos) {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   flotilla::soak::Args& args = flotilla::soak::TheArgs();
-  if (argc > 1) args.minutes = std::atof(argv[1]);
-  if (argc > 2) args.fault_rate = std::atof(argv[2]);
-  if (argc > 3) args.hosts = std::atoi(argv[3]);
-  if (argc > 4) args.seed = std::strtoull(argv[4], nullptr, 10);
+  if (argc > 1) {
+    args.minutes = std::atof(argv[1]);
+  }
+  if (argc > 2) {
+    args.fault_rate = std::atof(argv[2]);
+  }
+  if (argc > 3) {
+    args.hosts = std::max(1, std::atoi(argv[3]));
+  }
+  if (argc > 4) {
+    args.seed = std::strtoull(argv[4], nullptr, 10);
+  }
   return RUN_ALL_TESTS();
 }
