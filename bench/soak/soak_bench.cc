@@ -533,7 +533,7 @@ class Soak {
       std::printf("  %-56s %6ld\n", ("kind " + kind).c_str(), n);
     }
     for (const auto& [error, n] : t.failures) {
-      std::printf("  failed: %-48s %6ld\n", error.c_str(), n);
+      std::printf("  failed: %-52s %6ld\n", error.c_str(), n);
     }
     if (converge) {
       std::printf("\n%-58s %6.1f s\n", "time to converge after the last change", *converge);

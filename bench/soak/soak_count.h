@@ -4,6 +4,7 @@
 // from what the hosts list (through the DevOps API), the store's ledger and journal, and the
 // unmanaged VMs the soak made out of band.
 
+#include <cctype>
 #include <map>
 #include <set>
 #include <string>
@@ -167,6 +168,40 @@ inline std::vector<Count> CountInvariants(const std::vector<testing::HostVm>& vm
           untouched_gone, dangling, orphans, temps,    conflicts};
 }
 
+// An action's error without what differs between VMs and hosts ("host sim-002: cannot follow
+// job 0c2f..." -> "host # cannot follow job #"), cut to 52 characters, to group failures.
+inline std::string ErrorClass(const std::string& error) {
+  std::string out;
+  bool in_word = false;
+  std::string word;
+  const auto flush = [&] {
+    // Ids, names and addresses carry digits; an HTTP status ("500:") is kept.
+    const bool status =
+        word.size() <= 4 && word.find_first_not_of("0123456789:") == std::string::npos;
+    const bool variable = !status && word.find_first_of("0123456789") != std::string::npos;
+    out += variable ? "#" : word;
+    word.clear();
+  };
+  for (char ch : error) {
+    const bool part = std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' ||
+                      ch == '_' || ch == ':' || ch == '/';
+    if (part) {
+      word += ch;
+      in_word = true;
+      continue;
+    }
+    if (in_word) {
+      flush();
+      in_word = false;
+    }
+    out += ch;
+  }
+  if (in_word) {
+    flush();
+  }
+  return out.substr(0, 52);
+}
+
 // Actions of every run in the store's journal (one row per attempt), by state.
 struct ActionTally {
   long runs = 0;
@@ -200,7 +235,7 @@ inline ActionTally TallyActions(store::Store& store) {
           break;
         case store::ActionState::kFailed:
           ++t.failed;
-          ++t.failures[a.error.substr(0, 60)];
+          ++t.failures[ErrorClass(a.error)];
           break;
         case store::ActionState::kAbandoned:
           ++t.abandoned;
