@@ -334,6 +334,30 @@ TEST_F(ControllerTest, ALedgerIdNoHostReportsIsCorrectedOnlyWithTheJournalsProof
   EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "B");
 }
 
+// Found by bench/soak: a create of set-0 on h1 cut short, then one that succeeded (and recorded
+// A); then A was deleted out of band and someone made their own set-0 there (B). The first
+// attempt is no proof that B is Flotilla's: the later success made or adopted the VM there.
+TEST_F(ControllerTest, ACutShortCreateBeforeASucceededOneProvesNothing) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Own("set-0", "h1", "A");
+  fake_.PutVm("h1", VmInfo{.id = "B", .name = "set-0", .state = VmState::kStopped});
+  store::ActionRecord cut = Journalled(ActionKind::kCreate, "set-0", "h1");
+  cut.pending_temp_name = "set-0.flotilla-8";
+  cut.state = store::ActionState::kAbandoned;
+  ASSERT_TRUE(store_->InsertAction(cut).ok());
+  store::ActionRecord made = Journalled(ActionKind::kCreate, "set-0", "h1");
+  made.pending_temp_name = "set-0.flotilla-9";
+  made.state = store::ActionState::kSucceeded;
+  ASSERT_TRUE(store_->InsertAction(made).ok());
+  Controller& c = Make();
+  c.Sync();
+  EXPECT_EQ(Pass(c).Count(FindingKind::kConflict), 1U);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-0"), nullptr);
+  ASSERT_EQ(fake_.Vms("h1").size(), 1U);
+  EXPECT_EQ(fake_.Vms("h1")[0].id, "B");
+}
+
 // Found by bench/soak: a managed VM no longer desired (beyond replicas, or its set removed)
 // and then deleted out of band left its ledger row pointing at nothing; a VM someone later made
 // under that name on that host was then taken for Flotilla's, and pruned.
