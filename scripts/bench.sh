@@ -11,6 +11,7 @@
 #   scripts/bench.sh tart [vms] [running] [rounds] [tart_startup_ms]
 #   scripts/bench.sh tart_converge [hosts] [vms_per_host] [clone_ms] [boot_ms]
 #   scripts/bench.sh dashboard [hosts] [vms_per_host] [hostsim_processes] [repetitions] [resync]
+#   scripts/bench.sh soak [minutes] [fault_rate] [hosts] [seed]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -62,8 +63,12 @@ case "${1:-git_source}" in
     cmake --build build-bench -j "$(nproc)" --target dashboard_bench flotilla flotilla-hostsim
     build-bench/bin/dashboard_bench "${2:-1000}" "${3:-10}" "${4:-4}" "${5:-10}" "${6:-10s}"
     ;;
+  soak)
+    cmake --build build-bench -j "$(nproc)" --target soak_bench flotilla flotilla-hostsim
+    build-bench/bin/soak_bench "${2:-30}" "${3:-0.10}" "${4:-4}" "${5:-1}"
+    ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard, soak" >&2
     exit 1
     ;;
 esac

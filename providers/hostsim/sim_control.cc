@@ -26,8 +26,15 @@ std::optional<ApiError> SimHost::TakeFault(const std::string& endpoint) {
       }
     }
   }
+  std::optional<double> chaos_rate;
+  {
+    std::lock_guard lock(mu_);
+    chaos_rate = chaos_.fault_rate;
+  }
   auto rate = options_.fault_rates.find(endpoint);
-  const double p = rate != options_.fault_rates.end() ? rate->second : options_.fault_rate;
+  const double p = chaos_rate                           ? *chaos_rate
+                   : rate != options_.fault_rates.end() ? rate->second
+                                                        : options_.fault_rate;
   if (env_.Chance(p)) {
     return ApiError::Coded(500, "injected fault");
   }
@@ -38,6 +45,27 @@ void SimHost::AddFault(const std::string& endpoint, int count, int status,
                        const std::string& message) {
   std::lock_guard lock(mu_);
   faults_.push_back({endpoint, count, status, message});
+}
+
+void SimHost::SetChaos(const Chaos& chaos) {
+  std::lock_guard lock(mu_);
+  chaos_ = chaos;
+}
+
+LostAnswer SimHost::TakeLostAnswer(Duration* slow_for) {
+  Chaos chaos;
+  {
+    std::lock_guard lock(mu_);
+    chaos = chaos_;
+  }
+  if (env_.Chance(chaos.drop_rate)) {
+    return LostAnswer::kDrop;
+  }
+  if (env_.Chance(chaos.slow_rate)) {
+    *slow_for = chaos.slow_for;
+    return LostAnswer::kSlow;
+  }
+  return LostAnswer::kNone;
 }
 
 void SimHost::RecordCall(const std::string& endpoint, int status) {

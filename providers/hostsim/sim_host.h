@@ -71,6 +71,9 @@ struct ApiError {
 struct Reply {
   int status = 200;
   std::optional<nlohmann::json> body;
+  // The connection breaks after the status line and headers: the client never gets the body
+  // (the network failing mid-answer; whatever the call did stays done).
+  bool drop = false;
 
   static Reply Json(int status, nlohmann::json body) { return {status, std::move(body)}; }
   static Reply Empty(int status) { return {status, std::nullopt}; }
@@ -82,6 +85,19 @@ enum class StateOp { kStart, kStop, kRestart, kSuspend, kResume, kPause, kReset 
 // "start", "stop", ...: the path segment, latency name and endpoint name.
 std::string_view StateOpName(StateOp op);
 std::optional<StateOp> ParseStateOp(std::string_view name);
+
+// Runtime chaos of one host (POST /_sim/chaos): calls whose answer is lost after the operation
+// ran, as when the network between a client and a real host fails. A fault rate set here
+// replaces --fault-rate and its per-endpoint rates.
+struct Chaos {
+  std::optional<double> fault_rate;  // 500 "injected fault" before the call runs; unset: options
+  double drop_rate = 0;              // the connection breaks mid-answer (Reply::drop)
+  double slow_rate = 0;              // the answer is held back `slow_for` (a client's timeout)
+  Duration slow_for{0};
+};
+
+// What happens to one answer under Chaos.
+enum class LostAnswer { kNone, kDrop, kSlow };
 
 // A command run through PUT machines/{id}/execute.
 struct Execution {
@@ -168,6 +184,9 @@ class SimHost {
   // Fails the next `count` calls of `endpoint` with `status` ("error <status>: <message>").
   void AddFault(const std::string& endpoint, int count, int status, const std::string& message);
   void RecordCall(const std::string& endpoint, int status);
+  void SetChaos(const Chaos& chaos);
+  // Whether the answer to the call that just ran is lost, and how (`*slow_for` for kSlow).
+  LostAnswer TakeLostAnswer(Duration* slow_for);
   nlohmann::json Counters() const;
   void ResetCounters();
 
@@ -322,6 +341,7 @@ class SimHost {
     std::string message;
   };
   std::vector<FaultRule> faults_;
+  Chaos chaos_;
   std::map<std::string, std::map<std::string, int64_t>> counters_;
 };
 

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <vector>
 
 namespace flotilla::hostsim {
@@ -132,6 +133,18 @@ const std::string* Header(const httplib::Request& req, const char* name, std::st
 
 void Write(httplib::Response& res, const Reply& reply) {
   res.status = reply.status;
+  if (reply.drop) {
+    // Headers go out, then half the body, then the connection breaks (a content provider that
+    // fails makes httplib close it).
+    auto text = std::make_shared<std::string>(
+        reply.body ? reply.body->dump(-1, ' ', false, json::error_handler_t::replace) : "{}");
+    res.set_content_provider(text->size(), "application/json",
+                             [text](size_t /*offset*/, size_t /*length*/, httplib::DataSink& sink) {
+                               sink.write(text->data(), text->size() / 2);
+                               return false;
+                             });
+    return;
+  }
   if (reply.body) {
     res.set_content(reply.body->dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/json");
@@ -421,8 +434,20 @@ Reply SimServer::HandleApi(const httplib::Request& req, const std::string& body,
         reply = host->Cache();
         break;
     }
+    // The call ran; its answer may still be lost on the way back.
+    Duration slow_for{0};
+    switch (host->TakeLostAnswer(&slow_for)) {
+      case LostAnswer::kNone:
+        break;
+      case LostAnswer::kDrop:
+        reply.drop = true;
+        break;
+      case LostAnswer::kSlow:
+        world_.Sleep(slow_for);
+        break;
+    }
   }
-  host->RecordCall(route->name, reply.status);
+  host->RecordCall(route->name, reply.drop ? 0 : reply.status);
   return reply;
 }
 
@@ -495,6 +520,52 @@ Reply SimServer::HandleControl(const httplib::Request& req, const std::string& b
     }
     return Reply::Json(
         200, {{"endpoint", endpoint}, {"count", count}, {"status", status}, {"hosts", names_out}});
+  }
+  // POST /_sim/chaos: {"host"?, "fault_rate"?, "drop_rate"?, "slow_rate"?, "slow_ms"?}; a
+  // missing rate is 0 (fault_rate: back to the command line's), no host: every host.
+  if (n == 1 && parts[0] == "chaos") {
+    if (m != "POST") {
+      return Reply::Empty(405);
+    }
+    const json j = body();
+    if (j.is_discarded() || !j.is_object()) {
+      return bad("body must be a JSON object");
+    }
+    Chaos chaos;
+    const std::pair<const char*, double*> rates[] = {{"drop_rate", &chaos.drop_rate},
+                                                     {"slow_rate", &chaos.slow_rate}};
+    for (const auto& [key, target] : rates) {
+      if (j.contains(key)) {
+        if (!j[key].is_number() || j[key].get<double>() < 0 || j[key].get<double>() > 1) {
+          return bad(std::string(key) + " must be a number in [0, 1]");
+        }
+        *target = j[key].get<double>();
+      }
+    }
+    if (j.contains("fault_rate")) {
+      if (!j["fault_rate"].is_number() || j["fault_rate"].get<double>() < 0 ||
+          j["fault_rate"].get<double>() > 1) {
+        return bad("fault_rate must be a number in [0, 1]");
+      }
+      chaos.fault_rate = j["fault_rate"].get<double>();
+    }
+    if (j.contains("slow_ms")) {
+      if (!j["slow_ms"].is_number_integer() || j["slow_ms"].get<int64_t>() < 0) {
+        return bad("slow_ms must be a non-negative integer");
+      }
+      chaos.slow_for = Duration(j["slow_ms"].get<int64_t>());
+    }
+    json names_out = json::array();
+    for (const auto& host : world_.hosts()) {
+      if (!j.contains("host") || j["host"] == host->name()) {
+        host->SetChaos(chaos);
+        names_out.push_back(host->name());
+      }
+    }
+    if (names_out.empty()) {
+      return Reply::Error(ApiError::Raw(404, "host " + j["host"].dump() + " not found"));
+    }
+    return Reply::Json(200, {{"hosts", names_out}});
   }
   // /_sim/counters, /_sim/counters/reset
   if (n == 1 && parts[0] == "counters") {

@@ -5,6 +5,7 @@
 #include "reconciler/controller/recovery.h"
 
 #include <algorithm>
+#include <set>
 
 #include "reconciler/controller/controller.h"
 
@@ -223,6 +224,17 @@ Status Controller::Recover(Prepared& prepared, std::map<std::string, Unfinished>
 
 Status Controller::CheckLedger(Prepared& prepared) {
   size_t mismatches = 0;
+  // "<set>-<ordinal>" below its set's replicas.
+  const auto desired = [&](const LedgerEntry& entry) {
+    const VMSet* set = prepared.desired.FindSet(entry.vmset);
+    for (uint32_t k = 0; set != nullptr && k < set->replicas; ++k) {
+      if (set->VMName(k) == entry.vm) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::set<std::string> forget;
   for (LedgerEntry& entry : prepared.ledger.entries) {
     const ObservedHost* host = prepared.observed.FindHost(entry.host);
     if (!InScope(entry.pool) || host == nullptr || !host->online) {
@@ -234,6 +246,15 @@ Status Controller::CheckLedger(Prepared& prepared) {
       named = vm.name == entry.vm ? &vm : named;
       id_seen = id_seen || vm.id == entry.provider_id;
     }
+    if (!id_seen && named == nullptr && !desired(entry)) {
+      // Gone from its host (deleted out of band) and no longer desired: nothing is left to
+      // own or to prune. Kept, the row would claim a VM someone later makes under that name
+      // on that host (and prune would delete it).
+      logger_->info("ledger: {} is gone from {} and no longer desired; {}", entry.vm, entry.host,
+                    options_.preview ? "the next pass forgets it" : "forgotten");
+      forget.insert(entry.vm);
+      continue;
+    }
     if (id_seen || named == nullptr) {
       continue;  // as recorded, or gone (the planner makes it again)
     }
@@ -243,10 +264,16 @@ Status Controller::CheckLedger(Prepared& prepared) {
       return made.status();
     }
     if (!*made) {
+      // Flotilla's VM is gone and someone made another under its name there (found by
+      // bench/soak). Kept, the row would make that VM Flotilla's: started, stopped, replaced
+      // or pruned. Forgotten, the VM is reported as a conflict and left alone.
       logger_->warn(
           "ledger: {} on {} is recorded with id {}, but the VM of that name there has "
-          "id {} and the journal does not show that Flotilla made it; left as it is",
-          entry.vm, entry.host, entry.provider_id, named->id);
+          "id {} and the journal does not show that Flotilla made it; it is not Flotilla's, "
+          "the row is {}",
+          entry.vm, entry.host, entry.provider_id, named->id,
+          options_.preview ? "forgotten by the next pass" : "forgotten");
+      forget.insert(entry.vm);
       continue;
     }
     logger_->warn(
@@ -264,6 +291,18 @@ Status Controller::CheckLedger(Prepared& prepared) {
     Event("warn", "ledger-corrected", entry.vm,
           "on " + entry.host + ": the id the host reports replaced a stale one");
   }
+  for (const std::string& vm : forget) {
+    if (options_.preview) {
+      continue;
+    }
+    if (Status s = store_.RemoveLedger(vm); !s.ok()) {
+      return s;
+    }
+    Event("info", "ledger-forgotten", vm,
+          "gone from its host: no longer desired, or another VM holds its name there");
+  }
+  std::erase_if(prepared.ledger.entries,
+                [&](const LedgerEntry& e) { return forget.contains(e.vm); });
   if (options_.observer != nullptr && !options_.preview) {
     options_.observer->LedgerMismatches(mismatches);
   }

@@ -526,7 +526,9 @@ Result<bool> Store::MadeOn(const std::string& vm, const std::string& host) {
   std::lock_guard lock(impl_->mu);
   return sqlite::AnyRow(
       impl_->db.Prepare("SELECT 1 FROM actions WHERE vm = ?1 AND host = ?2 AND kind IN (?3, ?4) "
-                        "AND pending_temp_name != '' AND state != ?5 LIMIT 1",
+                        "AND pending_temp_name != '' AND state != ?5 AND id > "
+                        "(SELECT COALESCE(MAX(id), 0) FROM actions WHERE vm = ?1 AND host = ?2 "
+                        "AND kind IN (?3, ?4) AND state = ?5) LIMIT 1",
                         "read the journal of a VM", vm, host, ToString(ActionKind::kCreate),
                         ToString(ActionKind::kReplace), ToString(ActionState::kSucceeded)));
 }

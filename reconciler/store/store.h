@@ -231,7 +231,9 @@ class Store {
   // The journal's proof that this store may have made the `vm` now on `host` without recording
   // its id: a create or replace of it there that reached the host (it journalled a temporary
   // name) and whose success was never recorded (interrupted, abandoned or failed; a succeeded
-  // one wrote its id to the ledger). Retention may have removed the proof of old VMs.
+  // one wrote its id to the ledger), and newer than the last create or replace of it there that
+  // succeeded (which made, or adopted, the VM of that name there and recorded its id).
+  // Retention may have removed the proof of old VMs.
   Result<bool> MadeOn(const std::string& vm, const std::string& host);
   // Whether an attempt of this store asked `host` for a VM named `temp_name` (a create's
   // temporary name, journalled before the host is asked).

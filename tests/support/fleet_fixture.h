@@ -43,6 +43,7 @@ struct FleetOptions {
   std::string reconcile_extra;         // added inside `reconcile:` (e.g. "maxAttempts: 6")
   std::string source_interval = "1s";  // source.interval
   std::string resync_interval = "2s";  // reconcile.resyncInterval
+  uint64_t sim_seed = 0;  // not 0: process i gets --seed sim_seed + i (distinct UUIDs, faults)
 };
 
 class FleetFixture {
@@ -54,6 +55,9 @@ class FleetFixture {
       const int hosts = (options_.hosts - shard + options_.shards - 1) / options_.shards;
       std::vector<std::string> flags = {"--hosts",    std::to_string(hosts), "--api-key",
                                         kFleetApiKey, "--offline-hang",      "1s"};
+      if (options_.sim_seed != 0) {
+        flags.insert(flags.end(), {"--seed", std::to_string(options_.sim_seed + shard)});
+      }
       flags.insert(flags.end(), options_.sim_flags.begin(), options_.sim_flags.end());
       sims_.push_back(std::make_unique<Hostsim>(flags));
     }

@@ -315,24 +315,102 @@ TEST_F(ControllerTest, ALedgerIdNoHostReportsIsCorrectedOnlyWithTheJournalsProof
   source_.tip = "sha1";
   Own("set-0", "h1", "A");
   fake_.PutVm("h1", VmInfo{.id = "B", .name = "set-0", .state = VmState::kStopped});
-  Controller& c = Make();
-  c.Sync();
-  Pass(c);
-  EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "A");  // no proof: reported
   // A create that succeeded recorded its id (A): no proof that B is ours.
   store::ActionRecord made = Journalled(ActionKind::kCreate, "set-0", "h1");
   made.pending_temp_name = "set-0.flotilla-7";
   made.state = store::ActionState::kSucceeded;
   ASSERT_TRUE(store_->InsertAction(made).ok());
-  Pass(c);
-  EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "A");
+  Controller& c = Make();
+  c.Sync();
+  EXPECT_EQ(Pass(c).Count(FindingKind::kConflict), 1U);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-0"), nullptr);  // no proof: not ours, reported
   // One that was cut short after reaching the host, and never recorded an id: B is its VM.
+  Own("set-0", "h1", "A");
   store::ActionRecord cut = Journalled(ActionKind::kCreate, "set-0", "h1");
   cut.pending_temp_name = "set-0.flotilla-8";
   cut.state = store::ActionState::kAbandoned;
   ASSERT_TRUE(store_->InsertAction(cut).ok());
   Pass(c);
   EXPECT_EQ(store_->LoadLedger()->Find("set-0")->provider_id, "B");
+}
+
+// Found by bench/soak: a create of set-0 on h1 cut short, then one that succeeded (and recorded
+// A); then A was deleted out of band and someone made their own set-0 there (B). The first
+// attempt is no proof that B is Flotilla's: the later success made or adopted the VM there.
+TEST_F(ControllerTest, ACutShortCreateBeforeASucceededOneProvesNothing) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Own("set-0", "h1", "A");
+  fake_.PutVm("h1", VmInfo{.id = "B", .name = "set-0", .state = VmState::kStopped});
+  store::ActionRecord cut = Journalled(ActionKind::kCreate, "set-0", "h1");
+  cut.pending_temp_name = "set-0.flotilla-8";
+  cut.state = store::ActionState::kAbandoned;
+  ASSERT_TRUE(store_->InsertAction(cut).ok());
+  store::ActionRecord made = Journalled(ActionKind::kCreate, "set-0", "h1");
+  made.pending_temp_name = "set-0.flotilla-9";
+  made.state = store::ActionState::kSucceeded;
+  ASSERT_TRUE(store_->InsertAction(made).ok());
+  Controller& c = Make();
+  c.Sync();
+  EXPECT_EQ(Pass(c).Count(FindingKind::kConflict), 1U);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-0"), nullptr);
+  ASSERT_EQ(fake_.Vms("h1").size(), 1U);
+  EXPECT_EQ(fake_.Vms("h1")[0].id, "B");
+}
+
+// Found by bench/soak: a managed VM no longer desired (beyond replicas, or its set removed)
+// and then deleted out of band left its ledger row pointing at nothing; a VM someone later made
+// under that name on that host was then taken for Flotilla's, and pruned.
+TEST_F(ControllerTest, ARowOfAVmGoneFromItsHostAndNoLongerDesiredIsForgotten) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Own("set-0", "h1", "A");
+  fake_.PutVm("h1", VmInfo{.id = "A",
+                           .name = "set-0",
+                           .state = VmState::kStopped,
+                           .os = GuestOs::kLinux,
+                           .cpu = 2,
+                           .memory_bytes = uint64_t{2} << 30});
+  Own("set-1", "h2", "B");  // beyond replicas, and gone from h2
+  Controller& c = Make();
+  c.Sync();
+  EXPECT_TRUE(Pass(c).Empty());
+  EXPECT_EQ(store_->LoadLedger()->Find("set-1"), nullptr);
+  ASSERT_NE(store_->LoadLedger()->Find("set-0"), nullptr);
+  fake_.PutVm("h2", VmInfo{.id = "C", .name = "set-1", .state = VmState::kStopped});
+  Pass(c);
+  Pass(c);
+  EXPECT_EQ(Names("h2"), std::vector<std::string>{"set-1"});
+}
+
+// Found by bench/soak: Flotilla's set-0 on h1 (id A) was deleted out of band and someone made
+// their own set-0 there (id X). Taken for Flotilla's by name and host, it was stopped to match
+// the template's state, then replaced (deleted) on a template change.
+TEST_F(ControllerTest, AVmMadeInPlaceOfADeletedManagedOneIsLeftAlone) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Own("set-0", "h1", "A");
+  fake_.PutVm("h1", VmInfo{.id = "X",
+                           .name = "set-0",
+                           .state = VmState::kRunning,
+                           .os = GuestOs::kLinux,
+                           .cpu = 1,
+                           .memory_bytes = uint64_t{1} << 30});
+  Controller& c = Make();
+  c.Sync();
+  Plan first = Pass(c);
+  EXPECT_EQ(first.Count(FindingKind::kConflict), 1U);
+  EXPECT_EQ(store_->LoadLedger()->Find("set-0"), nullptr);
+  source_.revisions["sha2"] = Fleet(1, true, "catalog://L/2");
+  source_.tip = "sha2";
+  c.Sync();
+  Pass(c);
+  ASSERT_EQ(fake_.Vms("h1").size(), 1U);
+  EXPECT_EQ(fake_.Vms("h1")[0].id, "X");
+  EXPECT_EQ(fake_.Vms("h1")[0].state, VmState::kRunning);
+  EXPECT_TRUE(fake_.Vms("h2").empty());  // the set stays short: its name is taken
+  EXPECT_EQ(fake_.Calls("stop"), 0);
+  EXPECT_EQ(fake_.Calls("delete"), 0);
 }
 
 TEST_F(ControllerTest, ResumesAJournalledCreateOnItsHost) {
