@@ -15,7 +15,8 @@
 #include "tests/support/process.h"
 #include "tests/support/status.h"
 
-namespace flotilla::store {
+// A namespace of its own: the unity build compiles this file with store_test.cc.
+namespace flotilla::store::health_test {
 namespace {
 
 const Time kT0 = Time{std::chrono::milliseconds{1'750'000'000'123}};
@@ -165,4 +166,4 @@ TEST_F(StoreHealthTest, ABackupIsOneConsistentMomentWhileAnotherConnectionWrites
 }
 
 }  // namespace
-}  // namespace flotilla::store
+}  // namespace flotilla::store::health_test
