@@ -37,11 +37,13 @@ inline std::vector<std::string> ShellArgv(const std::string& command) {
   return {"/bin/sh", "-c", "exec " + command};
 }
 
-// Starts argv (argv[0] a path) in a child that gets SIGTERM when the thread that started it
-// ends (PR_SET_PDEATHSIG): a test that crashes, or is killed at CTest's timeout, leaves no
-// simulator, sshd or loop running behind it. So start long-lived children from the test's own
-// thread. `stdin_fd`, `out_fd`, `err_fd` (-1: inherited) become its standard streams;
-// `own_group` puts it in a process group of its own. Its pid, or -1.
+// Starts argv (argv[0] a path) in a child that gets SIGTERM when the test ends, however it ends
+// (PR_SET_PDEATHSIG): a test that crashes, or is killed at CTest's timeout, leaves no simulator,
+// sshd or loop running behind it. The kernel sends that signal when the *thread* that started
+// the child ends, so only children started from the main thread get it; a child a test starts
+// from a thread of its own (a restarted sshd, say) would otherwise die with that thread.
+// `stdin_fd`, `out_fd`, `err_fd` (-1: inherited) become its standard streams; `own_group` puts
+// it in a process group of its own. Its pid, or -1.
 inline pid_t StartChild(const std::vector<std::string>& argv, int stdin_fd, int out_fd, int err_fd,
                         bool own_group) {
   std::vector<char*> args;
@@ -56,6 +58,7 @@ inline pid_t StartChild(const std::vector<std::string>& argv, int stdin_fd, int 
     return -1;
   }
   const pid_t parent = getpid();
+  const bool main_thread = gettid() == parent;
   const pid_t pid = fork();
   if (pid != 0) {
     close(exec_pipe[1]);
@@ -69,9 +72,11 @@ inline pid_t StartChild(const std::vector<std::string>& argv, int stdin_fd, int 
   if (own_group) {
     setpgid(0, 0);
   }
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent) {
-    _exit(127);  // the parent ended before the request took effect
+  if (main_thread) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) {
+      _exit(127);  // the parent ended before the request took effect
+    }
   }
   for (const auto& [from, to] :
        {std::pair{stdin_fd, STDIN_FILENO}, std::pair{out_fd, STDOUT_FILENO},
