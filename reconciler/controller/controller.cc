@@ -99,8 +99,10 @@ class StoreJournal : public executor::Journal {
   Status VmCreated(const LedgerEntry& entry) override {
     return Logged(store_.UpsertLedger(entry, clock_.Now()));
   }
-  Status VmDeleted(std::string_view vm, std::string_view /*host*/) override {
-    return Logged(store_.RemoveLedger(vm));
+  Status VmDeleted(std::string_view vm, std::string_view host) override {
+    // A replace's predecessor deleted on its old host (at once, or by recovery later) leaves
+    // the row of the new VM, which already names the new host (found by bench/soak).
+    return Logged(store_.RemoveLedger(vm, host));
   }
 
  private:

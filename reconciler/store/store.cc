@@ -277,10 +277,10 @@ Status Store::UpsertLedger(const LedgerEntry& entry, Time now) {
       entry.provider_id, entry.template_hash, now);
 }
 
-Status Store::RemoveLedger(std::string_view vm) {
+Status Store::RemoveLedger(std::string_view vm, std::string_view host) {
   std::lock_guard lock(impl_->mu);
-  return impl_->db.Run("DELETE FROM ledger WHERE vm = ?1",
-                       "remove VM " + std::string(vm) + " from the ledger", vm);
+  return impl_->db.Run("DELETE FROM ledger WHERE vm = ?1 AND (?2 = '' OR host = ?2)",
+                       "remove VM " + std::string(vm) + " from the ledger", vm, host);
 }
 
 Status Store::SetVmsetPrune(const std::map<std::string, bool>& prune) {

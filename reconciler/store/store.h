@@ -187,7 +187,9 @@ class Store {
   Result<Ledger> LoadLedger();
   // Inserts or replaces the row of `entry.vm` (created_at is kept when it exists).
   Status UpsertLedger(const LedgerEntry& entry, Time now);
-  Status RemoveLedger(std::string_view vm);  // OK when there is no such row
+  // Removes the row of `vm`; with `host`, only while the row names that host (the delete of a
+  // replaced VM on its old host must not drop the row of its successor). OK when there is none.
+  Status RemoveLedger(std::string_view vm, std::string_view host = {});
   // Replaces the whole vmset_prune table.
   Status SetVmsetPrune(const std::map<std::string, bool>& prune);
 

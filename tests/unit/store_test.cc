@@ -316,6 +316,10 @@ TEST_F(StoreTest, LedgerLoadsSortedByVmAndRemoves) {
   }
   ASSERT_OK(store->RemoveLedger("ios-1"));
   ASSERT_OK(store->RemoveLedger("never-there"));  // removing is idempotent
+  // With a host, only the row on that host: a replaced VM's old copy, deleted on its old host,
+  // leaves the row of its successor on the new one.
+  ASSERT_OK(store->RemoveLedger("ios-2", "mini-99"));
+  ASSERT_NE(store->LoadLedger()->Find("ios-2"), nullptr);
 
   Result<Ledger> ledger = store->LoadLedger();
   ASSERT_OK(ledger);
