@@ -224,13 +224,7 @@ class Soak {
       }
       std::vector<HostVm> vms;
       for (const json& vm : list) {
-        vms.push_back(HostVm{.host = fixture_.host(i),
-                             .id = vm.value("ID", ""),
-                             .name = vm.value("Name", ""),
-                             .state = vm.value("State", ""),
-                             .cpus = vm.contains("Hardware") && vm["Hardware"].contains("cpu")
-                                         ? vm["Hardware"]["cpu"].value("cpus", 0)
-                                         : 0});
+        vms.push_back(testing::HostVmFromJson(fixture_.host(i), vm));
       }
       return vms;
     }

@@ -63,14 +63,9 @@ class WatchedJournal : public Journal {
   }
 
  private:
-  template <typename T>
-  T Watch(T result) {
+  Result<int64_t> Watch(Result<int64_t> result) {
     if (!result.ok()) {
-      std::lock_guard lock(mu_);
-      if (!failed_.load()) {
-        first_ = Status(result.status()).WithContext("journal");
-        failed_.store(true);
-      }
+      (void)Watch(result.status());
     }
     return result;
   }
@@ -78,7 +73,7 @@ class WatchedJournal : public Journal {
     if (!status.ok()) {
       std::lock_guard lock(mu_);
       if (!failed_.load()) {
-        first_ = Status(status).WithContext("journal");
+        first_ = status.WithContext("journal");
         failed_.store(true);
       }
     }

@@ -213,6 +213,17 @@ struct HostVm {
   int cpus = 0;
 };
 
+// One VM of `host` as the DevOps API lists it (an element of GET /api/v1/machines).
+inline HostVm HostVmFromJson(const std::string& host, const nlohmann::json& vm) {
+  return HostVm{.host = host,
+                .id = vm.value("ID", ""),
+                .name = vm.value("Name", ""),
+                .state = vm.value("State", ""),
+                .cpus = vm.contains("Hardware") && vm["Hardware"].contains("cpu")
+                            ? vm["Hardware"]["cpu"].value("cpus", 0)
+                            : 0};
+}
+
 // Every VM of the fleet's first `hosts` hosts (duplicates kept), through the DevOps API; retries
 // through injected faults and offline hangs. Fails the test if a host never answers.
 inline std::vector<HostVm> ListAll(FleetFixture& f, int hosts) {
@@ -233,13 +244,7 @@ inline std::vector<HostVm> ListAll(FleetFixture& f, int hosts) {
         continue;
       }
       for (const auto& vm : list) {
-        all.push_back(HostVm{.host = f.host(i),
-                             .id = vm.value("ID", ""),
-                             .name = vm.value("Name", ""),
-                             .state = vm.value("State", ""),
-                             .cpus = vm.contains("Hardware") && vm["Hardware"].contains("cpu")
-                                         ? vm["Hardware"]["cpu"].value("cpus", 0)
-                                         : 0});
+        all.push_back(HostVmFromJson(f.host(i), vm));
       }
       listed = true;
     }
