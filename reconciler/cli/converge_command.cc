@@ -63,10 +63,6 @@ Result<manifest::ReconcilerConfig> LoadConfig(const StoreLocation& where,
   return config;
 }
 
-std::string StorePath(const manifest::ReconcilerConfig& config) {
-  return (fs::path(config.state_dir) / "flotilla.db").string();
-}
-
 std::string Short(const std::string& sha) { return sha.substr(0, 7); }
 
 // Everything apply and run share: the configuration, the owner lock, the store, the source and
@@ -352,6 +348,10 @@ void AddLocationFlags(CLI::App& cmd, StoreLocation& where) {
 
 // The store named by `where`, opened read-only for the commands that only read it (no lock: a
 // loop may be running). NotFound when nothing has been applied from that state directory yet.
+std::string StorePath(const manifest::ReconcilerConfig& config) {
+  return (fs::path(config.state_dir) / "flotilla.db").string();
+}
+
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,
                                                         const Context& context) {
   Result<manifest::ReconcilerConfig> config = LoadConfig(where, context.validator, context);

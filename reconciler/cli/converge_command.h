@@ -57,6 +57,9 @@ void AddLocationFlags(CLI::App& cmd, StoreLocation& where);
 manifest::ReconcilerConfig::Log ConfiguredLog(const StoreLocation& where,
                                               const manifest::SchemaValidator& validator);
 
+// <stateDir>/flotilla.db: the store file of `config`.
+std::string StorePath(const manifest::ReconcilerConfig& config);
+
 // The store named by `where`, for commands that only read it (no lock: a loop may be running).
 // NotFound when nothing has been applied from that state directory yet.
 Result<std::unique_ptr<store::Store>> OpenExistingStore(const StoreLocation& where,

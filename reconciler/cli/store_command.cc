@@ -21,7 +21,7 @@ Result<std::string> StoreFile(const StoreLocation& where, const Context& context
   if (!config.ok()) {
     return config.status();
   }
-  return (fs::path(config->state_dir) / "flotilla.db").string();
+  return StorePath(*config);
 }
 
 int RunBackup(const StoreCommandOptions& options, const Context& context) {
