@@ -15,6 +15,10 @@ packages=(
   libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev
   # tests
   libgtest-dev libgmock-dev
+  # Fuzzing (scripts/fuzz.sh, .ci/run): clang and its libFuzzer and sanitizer runtimes
+  clang libclang-rt-14-dev
+  # The full-disk test mounts a tmpfs in a user and mount namespace of its own (unshare)
+  util-linux
   # The pull-request review example (examples/ci/, ci_example_test) reads plan JSON with jq;
   # its script is checked with shellcheck
   jq shellcheck
