@@ -218,6 +218,16 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
         return Status::Conflict("host " + host.name + ": VM " + request.name +
                                 " appeared while it was being created");
       }
+      if (failed->step == "clone" && oci &&
+          Classify(failed->status, failed->text) == Failure::kDoesNotExist) {
+        // The image was there (a missing one fails its pull with a registry error): another
+        // clone or pull of it re-linked its tag between this clone's check and its open
+        // (VMStorageOCI.swift link() removes the tag's symlink, then makes it anew).
+        return Status::Unavailable("host " + host.name + ": creating " + request.name +
+                                   " (tart clone): " + redactor_.Apply(failed->line) +
+                                   " (another clone or pull of the image re-linked its tag at "
+                                   "that moment; another try finds it)");
+      }
       return TartError(
           host, "creating " + request.name + " (tart " + failed->step + ")",
           RemoteResult{.exit_code = failed->status, .out = failed->text, .err = failed->line});

@@ -268,6 +268,25 @@ TEST_F(TartTest, ACloneWhoseTmpFolderIsCollectedIsRetryable) {
   EXPECT_EQ(provider->Observe(Host(), Soon()).vms.size(), 1u);
 }
 
+// Tart's own race (VMStorageOCI.swift link()): another clone or pull of the image re-links its
+// tag between this clone's check and its open. The create fails as retryable, says why, and the
+// next try makes the VM. Two creates of one uncached image on one host hit it under load.
+TEST_F(TartTest, ACloneThatMeetsARelinkedTagIsRetryable) {
+  mac_.config()["faults"]["link_race"] = 1;
+  mac_.WriteConfig();
+  auto provider = Build();
+  CreateRequest request{.name = "ios-0", .templ = Mac()};
+  Result<CreateResult> first = provider->Create(Host(), request, Soon());
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(first.status().IsRetryable()) << first.status().ToString();
+  EXPECT_NE(first.status().message().find("re-linked its tag"), std::string::npos)
+      << first.status().ToString();
+  EXPECT_EQ(mac_.Tart("list --source local -q").out, "");
+  Result<CreateResult> second = provider->Create(Host(), request, Soon());
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(provider->Observe(Host(), Soon()).vms.size(), 1u);
+}
+
 TEST_F(TartTest, ACancelledPullLeavesNothingBehind) {
   mac_.config()["latency_ms"]["pull"] = 20000;
   mac_.WriteConfig();

@@ -126,6 +126,19 @@ TEST_F(TartsimTest, ErrorTextsMatchTheGoldenFiles) {
       << old.err;
 }
 
+// VMStorageOCI.swift link() removes a tag's symlink before making it anew: a clone that opens
+// the tag in between finds nothing (faults.link_race opens that window on demand).
+TEST_F(TartsimTest, ACloneMeetingARelinkedTagFindsNothing) {
+  Config({{"faults", {{"link_race", 1}}}});
+  Outcome raced = Run({"clone", "ghcr.io/cirruslabs/ubuntu:latest", "vm"});
+  EXPECT_EQ(raced.code, 2);
+  EXPECT_EQ(raced.err, "the specified VM \"ghcr.io/cirruslabs/ubuntu:latest\" does not exist\n");
+  EXPECT_EQ(json::parse(ReadText(Fake("config.json")))["faults"]["link_race"], 0);
+  EXPECT_FALSE(std::filesystem::exists(home_ + "/vms/vm"));
+  Outcome again = Run({"clone", "ghcr.io/cirruslabs/ubuntu:latest", "vm"});
+  EXPECT_EQ(again.code, 0) << again.err;
+}
+
 TEST_F(TartsimTest, CloneOntoAnExistingNameReplacesIt) {
   Clone("vm");
   ASSERT_EQ(Run({"set", "vm", "--cpu", "8", "--memory", "16384"}).code, 0);

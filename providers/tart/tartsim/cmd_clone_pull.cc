@@ -243,6 +243,13 @@ int CmdClone(const Context& ctx, const Args& args) {
   if (remote && !OciExists(ctx.home, *remote)) {
     PullImage(ctx, *remote);
   }
+  // Tart's own race (VMStorageOCI.swift link(): removeItem of the tag's symlink, then
+  // createSymbolicLink): a clone that checked the tag just before another clone or pull of the
+  // same image re-links it opens nothing. The window is microseconds wide, so the fake opens it
+  // on demand (faults.link_race); two clones of an uncached image hit it for real under load.
+  if (remote && ConsumeFault(ctx.home.fake_config(), "link_race")) {
+    ThrowDoesNotExist(ctx.version(), source);
+  }
   // VMStorageHelper.open: remote names from the cache, the rest from vms/.
   VmDir source_dir = remote ? VmDir(OciPath(ctx.home, *remote)) : VmDir("");
   if (remote) {

@@ -262,7 +262,8 @@ std::string StartFailure(const Context& ctx, const VmDir& self, const VmConfig& 
     }
     // A stuck counter (tart#1217) fails a run the real count would let through; each such run
     // uses up one of faults.limit_stuck.
-    if (darwin_running >= ctx.config.faults.vm_limit || ConsumeLimitStuck(ctx.home.fake_config())) {
+    if (darwin_running >= ctx.config.faults.vm_limit ||
+        ConsumeFault(ctx.home.fake_config(), "limit_stuck")) {
       if (!ctx.config.AtLeast("2.18.1")) {
         return "Error Domain=VZErrorDomain Code=6 \"The maximum supported number of active "
                "virtual machines has been reached.\" UserInfo={NSLocalizedFailure=The number of "

@@ -127,11 +127,12 @@ FakeConfig FromJson(const json& doc, const std::string& where) {
     const json& faults = doc.at("faults");
     const std::string at = where + ".faults";
     CheckKeys(faults, at,
-              {"vm_limit", "limit_stuck", "keychain_locked", "vz_start_failure",
+              {"vm_limit", "limit_stuck", "link_race", "keychain_locked", "vz_start_failure",
                "guest_shutdown_after_ms", "hang", "no_lease", "duplicate_ip"});
     Faults& f = config.faults;
     ReadInt(faults, "vm_limit", at, &f.vm_limit);
     ReadInt(faults, "limit_stuck", at, &f.limit_stuck);
+    ReadInt(faults, "link_race", at, &f.link_race);
     ReadBool(faults, "keychain_locked", at, &f.keychain_locked);
     ReadBool(faults, "vz_start_failure", at, &f.vz_start_failure);
     ReadInt(faults, "guest_shutdown_after_ms", at, &f.guest_shutdown_after_ms);
@@ -219,7 +220,7 @@ FakeConfig LoadFakeConfig(const std::string& path) {
   return FromJson(ParseOrThrow(*text, path), path);
 }
 
-bool ConsumeLimitStuck(const std::string& path) {
+bool ConsumeFault(const std::string& path, const std::string& counter) {
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -240,8 +241,8 @@ bool ConsumeLimitStuck(const std::string& path) {
   try {
     json doc = ParseOrThrow(ReadFile(path), path);
     FromJson(doc, path);  // validates
-    if (doc.contains("faults") && doc["faults"].value("limit_stuck", int64_t{0}) > 0) {
-      doc["faults"]["limit_stuck"] = doc["faults"]["limit_stuck"].get<int64_t>() - 1;
+    if (doc.contains("faults") && doc["faults"].value(counter, int64_t{0}) > 0) {
+      doc["faults"][counter] = doc["faults"][counter].get<int64_t>() - 1;
       const std::string text = doc.dump(2) + "\n";
       if (ftruncate(fd, 0) != 0 ||
           pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {

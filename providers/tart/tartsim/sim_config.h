@@ -28,6 +28,9 @@
 //       "vm_limit": 2,                // darwin guests that may run at once
 //       "limit_stuck": 0,             // the next N darwin `run`s hit the limit anyway (each one
 //                                     // decrements this value in the file, under a lock)
+//       "link_race": 0,               // the next N `clone`s of a cached remote image open it
+//                                     // while another pull re-links its tag (decremented the
+//                                     // same way): see CmdClone
 //       "keychain_locked": false,     // `run` fails with SecKeyCreateRandomKey_ios; clone/pull
 //                                     // print the Keychain warning
 //       "vz_start_failure": false,    // `run` fails with VZErrorDomain Code=1
@@ -78,6 +81,7 @@ struct Latencies {
 struct Faults {
   int64_t vm_limit = 2;
   int64_t limit_stuck = 0;
+  int64_t link_race = 0;
   bool keychain_locked = false;
   bool vz_start_failure = false;
   int64_t guest_shutdown_after_ms = 0;
@@ -112,9 +116,10 @@ class ConfigError : public std::runtime_error {
 // Reads `path`; a missing file gives the defaults. Throws ConfigError.
 FakeConfig LoadFakeConfig(const std::string& path);
 
-// Takes one from faults.limit_stuck in the file at `path`, under an fcntl write lock on it.
-// Returns whether it was positive (this run must fail). Throws ConfigError.
-bool ConsumeLimitStuck(const std::string& path);
+// Takes one from the counter faults.<counter> ("limit_stuck", "link_race") in the file at
+// `path`, under an fcntl write lock on it. Returns whether it was positive (this command must
+// fail). Throws ConfigError.
+bool ConsumeFault(const std::string& path, const std::string& counter);
 
 // Compares dotted versions numerically ("2.9.0" < "2.18.1"); "SNAPSHOT" is the newest.
 bool VersionAtLeast(const std::string& version, const std::string& minimum);
