@@ -32,6 +32,8 @@ packages=(
   python3-prometheus-client
   # Provider TLS tests: a throwaway certificate made with the openssl command
   openssl
+  # Completion tests: the scripts of `flotilla completion` run by real shells
+  bash zsh fish
   # Packaging: `cpack -G DEB` reads the binaries' library dependencies with dpkg-shlibdeps
   # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd)
   dpkg-dev file systemd

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "reconciler/cli/completion_command.h"
 #include "reconciler/cli/context.h"
 #include "reconciler/cli/converge_command.h"
 #include "reconciler/cli/dev_command.h"
@@ -17,13 +18,10 @@
 #include "reconciler/cli/read_commands.h"
 #include "reconciler/cli/store_command.h"
 #include "reconciler/cli/validate_command.h"
+#include "reconciler/cli/version_command.h"
 #include "reconciler/manifest/diagnostics.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/source/git_source.h"
-
-#ifndef FLOTILLA_VERSION
-#define FLOTILLA_VERSION "unknown"
-#endif
 
 namespace flotilla::cli {
 namespace {
@@ -87,8 +85,9 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       "flotilla keeps a fleet of virtual machines equal to what a Git repository says.\n"
       "Commit HostPool and VMSet manifests; flotilla plans and converges the hosts.",
       "flotilla");
-  app.set_version_flag("--version", std::string("flotilla ") + FLOTILLA_VERSION +
-                                        " (providers: " + manifest::Join(providers.Names()) + ")");
+  app.set_version_flag("--version", "",
+                       "Print the version and what it was built with (as "
+                       "'flotilla version') and exit");
   app.require_subcommand(0, 1);
   app.footer(
       "Exit status: 0 success, 1 error; plan and diff also 2 (changes) and 3 (no action\n"
@@ -125,6 +124,8 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   ReconcileOptions reconcile;
   DevOptions dev;
   StoreCommandOptions store;
+  VersionOptions version;
+  CompletionOptions completion;
   CLI::App* apply_cmd = AddApplyCommand(app, apply);
   CLI::App* run_cmd = AddRunCommand(app, run);
   const std::vector<Command> commands = {
@@ -143,6 +144,9 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       {AddDevCommand(app, dev), [&](const Context& c) { return RunDev(dev, c); }},
       {AddStoreCommand(app, store),
        [&](const Context& c) { return RunStore(store, *app.get_subcommand("store"), c); }},
+      {AddVersionCommand(app, version), [&](const Context& c) { return RunVersion(version, c); }},
+      {AddCompletionCommand(app, completion),
+       [&](const Context& c) { return RunCompletion(completion, app, c); }},
   };
 
   std::vector<std::string> names;
@@ -173,7 +177,7 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
     out << app.help("", CLI::AppFormatMode::All);
     return 0;
   } catch (const CLI::CallForVersion&) {
-    out << app.version() << "\n";
+    out << VersionText(CurrentVersion(providers));
     return 0;
   } catch (const CLI::ParseError& e) {
     err << "flotilla: " << e.what() << "\n";

@@ -45,14 +45,6 @@ void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true)
   cmd.add_option("--ca-file", api.ca_file, "CA bundle (PEM) for an https API");
 }
 
-void AddOutputFlags(CLI::App& cmd, bool& json_output) {
-  cmd.add_option_function<std::string>(
-         "-o,--output", [&json_output](const std::string& v) { json_output = v == "json"; },
-         "table (default) or json")
-      ->check(CLI::IsMember({"table", "json"}));
-  cmd.add_flag("--json", json_output, "Same as -o json");
-}
-
 // Read once at start-up; nothing in the process sets them.
 std::string Env(const char* name) {
   const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
@@ -258,6 +250,14 @@ void AddReadFlags(CLI::App& cmd, ReadOptions& options) {
 }
 
 }  // namespace
+
+void AddOutputFlags(CLI::App& cmd, bool& json_output) {
+  cmd.add_option_function<std::string>(
+         "-o,--output", [&json_output](const std::string& v) { json_output = v == "json"; },
+         "table (default) or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  cmd.add_flag("--json", json_output, "Same as -o json");
+}
 
 CLI::App* AddStatusCommand(CLI::App& app, ReadOptions& options) {
   CLI::App* cmd = app.add_subcommand(

@@ -58,6 +58,9 @@ struct ReconcileOptions {
   bool allow_empty = false;
 };
 
+// `-o, --output table|json` and `--json` (the same as -o json), setting `json_output`.
+void AddOutputFlags(CLI::App& cmd, bool& json_output);
+
 CLI::App* AddStatusCommand(CLI::App& app, ReadOptions& options);
 CLI::App* AddHistoryCommand(CLI::App& app, HistoryOptions& options);
 CLI::App* AddHostsCommand(CLI::App& app, ReadOptions& options);

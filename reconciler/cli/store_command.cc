@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "reconciler/api/views.h"
+#include "reconciler/cli/read_commands.h"
 #include "reconciler/store/store.h"
 
 namespace flotilla::cli {
@@ -167,12 +168,7 @@ CLI::App* AddStoreCommand(CLI::App& app, StoreCommandOptions& options) {
       "Exit status: 0 all consistent, 1 a damaged file, ledger rows the hosts contradict, or an "
       "error.");
   AddLocationFlags(*check, options.where);
-  check
-      ->add_option_function<std::string>(
-          "-o,--output", [&options](const std::string& v) { options.json = v == "json"; },
-          "table (default) or json")
-      ->check(CLI::IsMember({"table", "json"}));
-  check->add_flag("--json", options.json, "Same as -o json");
+  AddOutputFlags(*check, options.json);
   return cmd;
 }
 

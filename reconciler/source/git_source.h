@@ -107,6 +107,9 @@ Result<std::unique_ptr<GitSource>> OpenGitSource(const GitSourceOptions& options
 // and write of every Git transport (libgit2 1.5 has no such option of its own).
 class GitLibrary {
  public:
+  // The libgit2 this process runs with ("1.5.1"); needs no initialisation.
+  static std::string Version();
+
   explicit GitLibrary(std::chrono::seconds io_timeout = std::chrono::seconds(30));
   ~GitLibrary();
   GitLibrary(const GitLibrary&) = delete;

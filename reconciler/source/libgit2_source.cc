@@ -122,4 +122,12 @@ GitLibrary::GitLibrary(std::chrono::seconds io_timeout) {
 
 GitLibrary::~GitLibrary() { git_libgit2_shutdown(); }
 
+std::string GitLibrary::Version() {
+  int major = 0;
+  int minor = 0;
+  int revision = 0;
+  git_libgit2_version(&major, &minor, &revision);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(revision);
+}
+
 }  // namespace flotilla::source

@@ -50,6 +50,8 @@ Result<bool> AnyRow(Result<Statement> statement) {
   return first->has_value();
 }
 
+std::string SqliteVersion() { return sqlite3_libversion(); }
+
 Result<Db> OpenDb(const std::string& path, std::chrono::milliseconds busy_timeout, bool read_only) {
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
   if (!folder.empty() && !read_only) {

@@ -341,6 +341,9 @@ class Transaction {
   int64_t changes_at_begin_ = 0;
 };
 
+// The SQLite library this process runs with ("3.40.1").
+std::string SqliteVersion();
+
 // Opens (creating it and its folder unless `read_only`) the file at `path`, with no SQLite mutex:
 // the caller serialises every use of the connection. ":memory:" opens a private in-memory file.
 Result<Db> OpenDb(const std::string& path, std::chrono::milliseconds busy_timeout,

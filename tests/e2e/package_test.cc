@@ -70,8 +70,19 @@ TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
     ASSERT_TRUE(fs::exists(path)) << path;
     EXPECT_NE(fs::status(path).permissions() & fs::perms::owner_exec, fs::perms::none);
   }
-  EXPECT_EQ(Sh(Quote(Prefix() / "bin" / "flotilla") + " --version"),
-            "flotilla " FLOTILLA_VERSION " (providers: parallels, tart)");
+  const std::string version = Sh(Quote(Prefix() / "bin" / "flotilla") + " --version");
+  EXPECT_EQ(version.substr(0, version.find('\n')), "flotilla " FLOTILLA_VERSION);
+  EXPECT_NE(version.find("providers   parallels, tart"), std::string::npos) << version;
+  // Shell completion where each shell looks for a package's scripts.
+  for (const auto& [shell, path] : std::map<std::string, std::string>{
+           {"bash", "share/bash-completion/completions/flotilla"},
+           {"zsh", "share/zsh/vendor-completions/_flotilla"},
+           {"fish", "share/fish/vendor_completions.d/flotilla.fish"}}) {
+    ASSERT_TRUE(fs::exists(Prefix() / path)) << path;
+    EXPECT_EQ(Slurp(Prefix() / path),
+              Sh(Quote(Prefix() / "bin" / "flotilla") + " completion " + shell) + "\n")
+        << path;
+  }
   const fs::path schemas = fs::path(FLOTILLA_SOURCE_DIR) / "schemas";
   for (const char* schema :
        {"config.v1.json", "hostpool.v1.json", "vmset.v1.json", "plan.v1.json"}) {
@@ -157,7 +168,10 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
         "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
         "./usr/share/flotilla/schemas/hostpool-tart.v1.json",
         "./usr/lib/systemd/system/flotilla.service", "./usr/lib/sysusers.d/flotilla.conf",
-        "./usr/share/doc/flotilla/examples/flotilla.yaml"}) {
+        "./usr/share/doc/flotilla/examples/flotilla.yaml",
+        "./usr/share/bash-completion/completions/flotilla",
+        "./usr/share/zsh/vendor-completions/_flotilla",
+        "./usr/share/fish/vendor_completions.d/flotilla.fish"}) {
     EXPECT_TRUE(files.contains(path)) << path << " not in the package:\n"
                                       << Sh("dpkg-deb --contents '" + deb + "'");
   }
