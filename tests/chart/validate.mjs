@@ -1,6 +1,6 @@
 // Validates rendered Kubernetes objects against Kubernetes' own OpenAPI schemas, with the
 // per-kind models of kubernetes-models (and the Prometheus Operator's CRD schema for
-// ServiceMonitor). Used by the chart test (tests/unit/chart_helm_test.cc) on `helm template`'s
+// ServiceMonitor). Used by the chart test (tests/e2e/chart_helm_test.cc) on `helm template`'s
 // output:
 //
 //   node tests/chart/validate.mjs rendered.yaml [more.yaml ...]
