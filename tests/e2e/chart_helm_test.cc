@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <regex>
 #include <set>
 #include <string>
@@ -42,7 +43,7 @@ using testing::Quote;
 using testing::Slurp;
 
 const fs::path kSource = FLOTILLA_SOURCE_DIR;
-const fs::path kChart = kSource / "charts/flotilla";
+const fs::path kChartDir = kSource / "charts/flotilla";
 const fs::path kChartTools = kSource / "tests/chart";
 const fs::path kHelm = kChartTools / "tools/helm";
 
@@ -160,6 +161,9 @@ struct ValueSet {
   json values;          // -f values.json, over the chart's values.yaml
 };
 
+// What a failing test names: the set, not its bytes.
+void PrintTo(const ValueSet& set, std::ostream* os) { *os << set.name; }
+
 std::vector<ValueSet> ValueSets() {
   const json two_shards =
       json::array({{{"name", "macs"}, {"pools", {"mac-builders", "tart-minis"}}},
@@ -264,7 +268,7 @@ class ChartHelmTest : public ::testing::Test {
 
   // Writes `values` to a file of the scratch folder; its path.
   fs::path WriteValues(const json& values, const std::string& name = "values.json") {
-    const fs::path path = scratch_.path() / name;
+    fs::path path = scratch_.path() / name;
     std::ofstream(path) << values.dump(2);  // JSON is YAML
     return path;
   }
@@ -280,7 +284,7 @@ class ChartHelmTest : public ::testing::Test {
   }
 
   Outcome Template(const std::string& release, const json& values) {
-    return Helm("template " + release + " " + Quote(kChart) + " --namespace flotilla -f " +
+    return Helm("template " + release + " " + Quote(kChartDir) + " --namespace flotilla -f " +
                 Quote(WriteValues(values)));
   }
 
@@ -724,7 +728,7 @@ void CheckMountsAndConfig(const std::vector<json>& objects, const json& values,
 // scalars replace).
 json Effective(const json& values) {
   std::string errors;
-  std::vector<json> defaults = ParseObjects(Slurp(kChart / "values.yaml"), errors);
+  std::vector<json> defaults = ParseObjects(Slurp(kChartDir / "values.yaml"), errors);
   EXPECT_EQ(errors, "");
   json merged = defaults.empty() ? json::object() : defaults[0];
   merged.merge_patch(values);
@@ -735,8 +739,8 @@ class ChartValueSetTest : public ChartHelmTest, public ::testing::WithParamInter
 
 TEST_P(ChartValueSetTest, LintsAndRendersValidObjects) {
   const ValueSet& set = GetParam();
-  const Outcome lint =
-      Helm("lint --strict " + Quote(kChart) + " -f " + Quote(WriteValues(set.values, "lint.json")));
+  const Outcome lint = Helm("lint --strict " + Quote(kChartDir) + " -f " +
+                            Quote(WriteValues(set.values, "lint.json")));
   EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
 
   const Outcome r = Template(set.release, set.values);
@@ -762,7 +766,7 @@ INSTANTIATE_TEST_SUITE_P(ValueSets, ChartValueSetTest, ::testing::ValuesIn(Value
                          });
 
 TEST_F(ChartHelmTest, LintPassesWithTheChartsOwnValues) {
-  const Outcome lint = Helm("lint --strict " + Quote(kChart));
+  const Outcome lint = Helm("lint --strict " + Quote(kChartDir));
   EXPECT_EQ(lint.exit_code, 0) << lint.out << lint.err;
   EXPECT_TRUE(Contains(lint.out, "1 chart(s) linted, 0 chart(s) failed")) << lint.out;
 }
@@ -823,7 +827,7 @@ TEST_F(ChartHelmTest, RefusedCombinationsFailWithTheirMessage) {
   // The fixed text of every message the templates can fail with (up to its first %).
   static const std::regex kMessage(R"re((fail|required)\s+\(?(printf\s+)?"([^"%]+))re");
   int messages = 0;
-  for (const fs::directory_entry& file : fs::directory_iterator(kChart / "templates")) {
+  for (const fs::directory_entry& file : fs::directory_iterator(kChartDir / "templates")) {
     const std::string text = Slurp(file.path());
     for (auto it = std::sregex_iterator(text.begin(), text.end(), kMessage);
          it != std::sregex_iterator(); ++it, ++messages) {
