@@ -4,8 +4,8 @@
 // what those schemas leave to the API server and to flotilla: names within Kubernetes' limits,
 // labels and selectors that match, every Secret key flotilla.yaml names mounted where it says,
 // probes on the container's port with the API's scheme, and a flotilla.yaml that flotilla itself
-// loads. Every combination the templates refuse (`fail`, `required`) is rendered and must fail
-// with its message.
+// loads, and NOTES.txt naming every loop. Every combination the templates refuse (`fail`,
+// `required`) is rendered and must fail with its message.
 //
 // Helm (tests/chart/tools/helm), Node.js and tests/chart/node_modules come from
 // scripts/install-deps.sh; without them every test here fails and says so.
@@ -286,6 +286,27 @@ class ChartHelmTest : public ::testing::Test {
   Outcome Template(const std::string& release, const json& values) {
     return Helm("template " + release + " " + Quote(kChartDir) + " --namespace flotilla -f " +
                 Quote(WriteValues(values)));
+  }
+
+  // NOTES.txt, as `helm install` prints it. `helm template` leaves NOTES.txt out, so a copy of
+  // the chart renders it as a string in a YAML document of its own.
+  std::string Notes(const std::string& release, const json& values) {
+    const fs::path chart = scratch_.path() / "notes-chart";
+    fs::remove_all(chart);
+    fs::copy(kChartDir, chart, fs::copy_options::recursive);
+    std::ofstream(chart / "templates/_notes_under_test.tpl")
+        << "{{- define \"notesUnderTest\" -}}\n"
+        << Slurp(chart / "templates/NOTES.txt") << "{{- end -}}\n";
+    std::ofstream(chart / "templates/notes-under-test.yaml")
+        << "notes: {{ include \"notesUnderTest\" . | toJson }}\n";
+    const Outcome r = Helm("template " + release + " " + Quote(chart) +
+                           " --namespace flotilla --show-only templates/notes-under-test.yaml -f " +
+                           Quote(WriteValues(values, "notes.json")));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string errors;
+    const std::vector<json> docs = ParseObjects(r.out, errors);
+    EXPECT_EQ(errors, "");
+    return docs.size() == 1 ? docs[0].value("notes", "") : "";
   }
 
   // Runs tests/chart/validate.mjs on `rendered`; fails the test unless it accepts every object
@@ -758,6 +779,29 @@ TEST_P(ChartValueSetTest, LintsAndRendersValidObjects) {
   CheckServiceMonitor(objects, values);
   CheckMountsAndConfig(objects, values, scratch_.path());
   ValidateWithKubernetesSchemas(r.out, objects);
+
+  // NOTES.txt names every loop, the Service to port-forward to and the API's scheme.
+  const std::string notes = Notes(set.release, set.values);
+  for (const json& sts : OfKind(objects, "StatefulSet")) {
+    EXPECT_TRUE(Contains(
+        notes, "rollout status statefulset/" + sts["metadata"]["name"].get<std::string>() + "\n"))
+        << notes;
+  }
+  const json service = OfKind(objects, "Service").at(0);
+  EXPECT_TRUE(Contains(notes, "--namespace flotilla port-forward service/" +
+                                  service["metadata"]["name"].get<std::string>() +
+                                  " 8080:" + service["spec"]["ports"][0]["port"].dump() + "\n"))
+      << notes;
+  const bool tls = !values["api"]["tls"].value("secretName", "").empty();
+  EXPECT_TRUE(
+      Contains(notes, std::string("--server ") + (tls ? "https" : "http") + "://127.0.0.1:"))
+      << notes;
+  for (const json& ingress : OfKind(objects, "Ingress")) {
+    const std::string scheme = ingress["spec"].contains("tls") ? "https://" : "http://";
+    for (const json& rule : ingress["spec"]["rules"]) {
+      EXPECT_TRUE(Contains(notes, scheme + rule["host"].get<std::string>() + "/\n")) << notes;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(ValueSets, ChartValueSetTest, ::testing::ValuesIn(ValueSets()),
