@@ -10,6 +10,8 @@
 // Helm (tests/chart/tools/helm), Node.js and tests/chart/node_modules come from
 // scripts/install-deps.sh; without them every test here fails and says so.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
