@@ -709,6 +709,8 @@ void CheckMountsAndConfig(const std::vector<json>& objects, const json& values,
       ports.insert(p["containerPort"]);
     }
     for (const char* probe : {"livenessProbe", "readinessProbe"}) {
+      ASSERT_TRUE(container.contains(probe) && container[probe].contains("httpGet"))
+          << "no HTTP " << probe;
       const json& get = container[probe]["httpGet"];
       EXPECT_TRUE(ports.contains(get["port"])) << probe << " on port " << get["port"];
       EXPECT_EQ(get["scheme"], tls ? "HTTPS" : "HTTP") << probe;
