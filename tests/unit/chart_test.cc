@@ -1,9 +1,8 @@
-// Static checks of the Helm chart in charts/flotilla/. No helm binary runs here, so the chart is
-// checked without rendering it: its YAML files parse, values.yaml validates against
-// values.schema.json (and its `config` against flotilla's own config schema), every template
-// parses as YAML once its template actions are replaced, every value a template names exists,
-// and the resources are the kinds and shapes flotilla needs. `helm lint` and `helm template`
-// remain the users' next check (docs/operations.md).
+// Static checks of the Helm chart in charts/flotilla/, without rendering it: its YAML files
+// parse, values.yaml validates against values.schema.json (and its `config` against flotilla's
+// own config schema), every template parses as YAML once its template actions are replaced,
+// every value a template names exists, and the resources are the kinds and shapes flotilla needs.
+// The real Helm renders the chart in e2e/chart_helm_test.cc, built into the same test binary.
 
 #include <algorithm>
 #include <filesystem>

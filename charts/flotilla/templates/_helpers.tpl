@@ -74,6 +74,10 @@ flotilla.dev/shard: {{ default "all" .shard.name | quote }}
 
 {{/* What values.schema.json cannot say: combinations flotilla would refuse at start-up. */}}
 {{- define "flotilla.checkValues" -}}
+{{- $full := include "flotilla.fullname" . -}}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $full) -}}
+{{- fail (printf "the release's full name %q is not a Service name (a lowercase letter first, no dots): set fullnameOverride" $full) -}}
+{{- end -}}
 {{- if and .Values.git.sshKey.secretName (not .Values.git.knownHosts.secretName) -}}
 {{- fail "git.sshKey needs git.knownHosts: flotilla checks the Git server's host key" -}}
 {{- end -}}
