@@ -33,8 +33,10 @@ packages=(
   # Provider TLS tests: a throwaway certificate made with the openssl command
   openssl
   # Packaging: `cpack -G DEB` reads the binaries' library dependencies with dpkg-shlibdeps
-  # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd)
-  dpkg-dev file systemd
+  # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd); the man pages
+  # are written from the binaries' --help by help2man and checked with groff and man-db
+  # (lexgrog); the package is checked with lintian
+  dpkg-dev file systemd help2man groff-base man-db lintian
 )
 
 # Browser tests and the dashboard benchmark (tests/browser/, bench/dashboard/): Debian's
