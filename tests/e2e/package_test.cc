@@ -317,6 +317,14 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
     EXPECT_TRUE(files.contains(path)) << path << " not in the package:\n"
                                       << Sh("dpkg-deb --contents '" + deb + "'");
   }
+  // Every man page `cmake --install` places (one per command, ManPagesNameEveryCommandAndRender).
+  const fs::path man = Prefix() / "share" / "man";
+  for (const fs::directory_entry& page : fs::recursive_directory_iterator(man)) {
+    if (page.is_regular_file()) {
+      const std::string path = "./usr/share/man/" + fs::relative(page.path(), man).string();
+      EXPECT_TRUE(files.contains(path)) << path << " not in the package";
+    }
+  }
   EXPECT_EQ(Sh("dpkg-deb --field '" + deb + "' Package"), "flotilla");
   EXPECT_EQ(Sh("dpkg-deb --field '" + deb + "' Version"), FLOTILLA_VERSION);
   // The changelog's newest entry is this version (dpkg-parsechangelog reads it as Debian does).
