@@ -92,10 +92,18 @@ command_pages() {
   while IFS=$'\t' read -r name description; do
     [[ -n "$name" ]] || continue
     local wrapper="$work/bin/$prefix-$name"
-    printf '#!/bin/sh\nexec %q %s %q "$@"\n' "$flotilla" "$*" "$name" >"$wrapper"
+    printf '#!/usr/bin/env bash\nexec %q %s %q "$@"\n' "$flotilla" "$*" "$name" >"$wrapper"
     chmod +x "$wrapper"
     see_also_all+=("$prefix-$name")
-    printf '[SEE ALSO]\n.BR %s (1)\n' "${prefix//-/\\-}" >"$work/include/$prefix-$name"
+    # Its parent's page, and flotilla.yaml(5) where it reads the configuration.
+    {
+      echo '[SEE ALSO]'
+      if "$wrapper" --help | grep -q -- '--config'; then
+        printf '.BR %s (1),\n.BR flotilla.yaml (5)\n' "${prefix//-/\\-}"
+      else
+        printf '.BR %s (1)\n' "${prefix//-/\\-}"
+      fi
+    } >"$work/include/$prefix-$name"
     page "$wrapper" "$(whatis "$description")" "$work/include/$prefix-$name"
     command_pages "$prefix-$name" "$@" "$name"
   done < <(subcommands "$help")
