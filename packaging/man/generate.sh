@@ -135,7 +135,17 @@ page "$flotilla" "keep a fleet of virtual machines equal to a Git repository" \
 
 printf '[SEE ALSO]\n.BR flotilla (1),\n.BR flotilla\\-tartsim (1)\n' >"$work/include/hostsim"
 page "$hostsim" "simulator of Parallels Desktop hosts for testing flotilla" "$work/include/hostsim"
+# Tart's help says "USAGE: tart <subcommand>", which help2man does not take for a synopsis.
 cat >"$work/include/tartsim" <<'END'
+[SYNOPSIS]
+.B flotilla\-tartsim
+.I subcommand
+.RI [ arguments ]
+.br
+.B tart
+.I subcommand
+.RI [ arguments ]
+(called through a link named tart)
 [ENVIRONMENT]
 .TP
 .B TART_HOME
