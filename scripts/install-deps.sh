@@ -37,8 +37,10 @@ packages=(
   # Completion tests: the scripts of `flotilla completion` run by real shells
   bash zsh fish
   # Packaging: `cpack -G DEB` reads the binaries' library dependencies with dpkg-shlibdeps
-  # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd)
-  dpkg-dev file systemd
+  # (dpkg-dev) and file; the unit file is checked with systemd-analyze (systemd); the man pages
+  # are written from the binaries' --help by help2man and checked with groff and man-db
+  # (lexgrog); the package is checked with lintian
+  dpkg-dev file systemd help2man groff-base man-db lintian
 )
 
 # Browser tests and the dashboard benchmark (tests/browser/, bench/dashboard/): Debian's

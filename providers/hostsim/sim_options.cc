@@ -406,10 +406,10 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   app.add_option("--cached", o.cached, "image ID/VERSION pre-cached on every host, repeatable");
   app.add_option(
       "--latency", latency,
-      "per-operation latency, e.g. create=20s,pull=60s,clone=5s,start=2s,stop=1s,"
-      "delete=1s,set=0s,exec=0s,rename=0s,login=0s,list=0s (also restart, suspend, "
-      "resume, pause, reset; accept: how late the answer to an async create arrives, its job "
-      "already started); default all 0");
+      "per-operation latency OP=DURATION,..., e.g. create=20s,pull=60s,start=2s; operations: "
+      "create, pull, clone, start, stop, delete, set, exec, rename, login, list, restart, "
+      "suspend, resume, pause, reset, and accept (how late the answer to an async create "
+      "arrives, its job already started); default all 0");
   app.add_option("--jitter", o.jitter, "latency jitter fraction in [0,1]")->capture_default_str();
   app.add_option("--seed", o.seed, "random seed (UUIDs, jitter, random faults)")
       ->capture_default_str();

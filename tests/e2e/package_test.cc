@@ -1,7 +1,9 @@
 // Installation and packaging, from this build folder: `cmake --install` places the binaries,
-// schemas and systemd unit; `cpack -G DEB` makes a package whose contents and Debian
-// dependencies are listed with dpkg-deb; the unit is hardened and systemd-analyze accepts it.
+// schemas, man pages and systemd unit; `cpack -G DEB` makes a package whose contents and Debian
+// dependencies are listed with dpkg-deb and which lintian accepts; the unit is hardened and
+// systemd-analyze accepts it; the man pages render and name every command.
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -9,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -59,10 +62,75 @@ class PackageTest : public ::testing::Test {
     return settings;
   }
 
+  // The package, made by cpack from this build folder once per test process.
+  static std::string Deb() {
+    if (deb_.empty()) {
+      const fs::path out = scratch_->path() / "deb";
+      Sh(std::string(CPACK_COMMAND) + " -G DEB --config " +
+         Quote(fs::path(FLOTILLA_BUILD_DIR) / "CPackConfig.cmake") + " -B " + Quote(out));
+      deb_ = Sh("ls " + Quote(out) + "/flotilla_*.deb");
+    }
+    return deb_;
+  }
+
   static ScratchDir* scratch_;
+  static std::string deb_;
 };
 
 ScratchDir* PackageTest::scratch_ = nullptr;
+std::string PackageTest::deb_;
+
+// The commands a CLI11 help lists under "Subcommands:".
+std::vector<std::string> Subcommands(const std::string& help) {
+  std::vector<std::string> names;
+  std::istringstream lines(help);
+  bool inside = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("Subcommands:")) {
+      inside = true;
+    } else if (inside && !line.empty() && line[0] != ' ') {
+      inside = false;
+    } else if (inside && line.size() > 2 && line.starts_with("  ") && line[2] != ' ') {
+      names.push_back(line.substr(2, line.find(' ', 2) - 2));
+    }
+  }
+  return names;
+}
+
+// The man page every command of `flotilla WORDS --help` should have, and theirs in turn:
+// "flotilla-plan", "flotilla-store", "flotilla-store-backup", ...
+void CommandPages(const fs::path& flotilla, const std::string& words, const std::string& page,
+                  std::vector<std::string>& pages) {
+  for (const std::string& name : Subcommands(Sh(Quote(flotilla) + words + " --help"))) {
+    pages.push_back(page + "-" + name);
+    CommandPages(flotilla, words + " " + name, page + "-" + name, pages);
+  }
+}
+
+// The keys of the configuration schema, as flotilla.yaml(5) writes them: "source.url",
+// "api.tokens[].roles"; objects by their keys, lists of objects by their items' keys.
+void SchemaKeys(const nlohmann::json& root, const nlohmann::json& node, const std::string& path,
+                std::set<std::string>& keys) {
+  if (node.contains("$ref")) {
+    const std::string ref = node["$ref"].get<std::string>();
+    nlohmann::json merged = root.at(nlohmann::json::json_pointer(ref.substr(1)));
+    for (const auto& [key, value] : node.items()) {
+      if (key != "$ref") {
+        merged[key] = value;
+      }
+    }
+    SchemaKeys(root, merged, path, keys);
+  } else if (node.contains("properties")) {
+    for (const auto& [name, child] : node["properties"].items()) {
+      SchemaKeys(root, child, path.empty() ? name : path + "." + name, keys);
+    }
+  } else if (node.contains("items") &&
+             (node["items"].contains("properties") || node["items"].contains("$ref"))) {
+    SchemaKeys(root, node["items"], path + "[]", keys);
+  } else {
+    keys.insert(path);
+  }
+}
 
 TEST_F(PackageTest, InstallPlacesBinariesSchemasAndUnit) {
   for (const char* bin : {"flotilla", "flotilla-hostsim", "flotilla-tartsim"}) {
@@ -149,11 +217,96 @@ TEST_F(PackageTest, ExampleConfigurationIsValid) {
   }
 }
 
+TEST_F(PackageTest, ManPagesNameEveryCommandAndRender) {
+  const fs::path flotilla = Prefix() / "bin" / "flotilla";
+  std::vector<std::string> pages = {"flotilla", "flotilla-hostsim", "flotilla-tartsim"};
+  CommandPages(flotilla, "", "flotilla", pages);
+  // The commands of this release, at least; a new one needs no change here.
+  for (const char* page : {"flotilla-validate", "flotilla-plan", "flotilla-apply", "flotilla-run",
+                           "flotilla-store", "flotilla-store-backup", "flotilla-store-check"}) {
+    EXPECT_NE(std::find(pages.begin(), pages.end(), page), pages.end()) << page;
+  }
+  std::vector<fs::path> files;
+  for (const std::string& page : pages) {
+    files.push_back(Prefix() / "share" / "man" / "man1" / (page + ".1.gz"));
+  }
+  files.push_back(Prefix() / "share" / "man" / "man5" / "flotilla.yaml.5.gz");
+  const std::string flotilla_page = Sh("zcat " + Quote(files[0]));
+  for (const fs::path& file : files) {
+    ASSERT_TRUE(fs::exists(file)) << file;
+    // gzip -9n: no file name and no time stamp in the header (Debian policy 12.3).
+    const std::string header = Slurp(file).substr(0, 8);
+    EXPECT_EQ(header[3] & 0x08, 0) << file << " carries its file name";
+    EXPECT_EQ(header.substr(4, 4), std::string(4, '\0')) << file << " carries a time stamp";
+    // man-db reads its NAME line for whatis and apropos.
+    const std::string page = file.stem().stem().string();
+    EXPECT_NE(Sh("lexgrog " + Quote(file)).find('"' + page + " - "), std::string::npos) << file;
+    // It renders without a warning from groff or man, as lintian reads it but on a terminal of
+    // 80 columns (lintian's is 120 wide).
+    EXPECT_EQ(Sh("{ LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z " +
+                 Quote(file) + " 2>&1 >/dev/null; }"),
+              "")
+        << file;
+    // flotilla(1) points at every other page.
+    if (page != "flotilla") {
+      std::string escaped;
+      for (char c : page) {
+        escaped += c == '-' ? std::string("\\-") : std::string(1, c);
+      }
+      EXPECT_NE(flotilla_page.find(".BR " + escaped + " ("), std::string::npos)
+          << page << " not in SEE ALSO of flotilla(1)";
+    }
+  }
+  // A command's page is its --help.
+  const std::string diff = Sh("zcat " + Quote(Prefix() / "share/man/man1/flotilla-diff.1.gz"));
+  EXPECT_NE(diff.find("fail\\-on\\-unschedulable"), std::string::npos) << diff;
+}
+
+TEST_F(PackageTest, ConfigurationManPageDescribesEverySchemaKey) {
+  const nlohmann::json schema =
+      nlohmann::json::parse(Slurp(fs::path(FLOTILLA_SOURCE_DIR) / "schemas" / "config.v1.json"));
+  std::set<std::string> schema_keys;
+  SchemaKeys(schema, schema, "", schema_keys);
+  ASSERT_TRUE(schema_keys.contains("source.url"));
+  ASSERT_TRUE(schema_keys.contains("api.tokens[].roles"));
+
+  // The keys of flotilla.yaml(5): the ".B" line after each ".TP" of the KEYS section.
+  std::set<std::string> page_keys;
+  std::istringstream lines(Sh("zcat " + Quote(Prefix() / "share/man/man5/flotilla.yaml.5.gz")));
+  bool in_keys = false;
+  bool after_tp = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with(".SH ")) {
+      in_keys = line == ".SH KEYS";
+    } else if (in_keys && after_tp && line.starts_with(".B ")) {
+      std::string key = line.substr(3);
+      EXPECT_TRUE(page_keys.insert(key).second) << key << " is described twice";
+    }
+    after_tp = line == ".TP";
+  }
+  for (const std::string& key : schema_keys) {
+    EXPECT_TRUE(page_keys.contains(key))
+        << key << ": in schemas/config.v1.json but not in packaging/man/flotilla.yaml.5";
+  }
+  for (const std::string& key : page_keys) {
+    EXPECT_TRUE(schema_keys.contains(key))
+        << key << ": in packaging/man/flotilla.yaml.5 but not in schemas/config.v1.json";
+  }
+  EXPECT_NE(Sh("zcat " + Quote(Prefix() / "share/man/man5/flotilla.yaml.5.gz"))
+                .find("\"flotilla " FLOTILLA_VERSION "\""),
+            std::string::npos);
+}
+
+TEST_F(PackageTest, LintianAcceptsThePackage) {
+  const std::string deb = Deb();
+  ASSERT_TRUE(fs::exists(deb)) << deb;
+  // Errors and warnings fail (none is overridden); info tags are shown with them. Sh fails the
+  // test with lintian's whole report when it exits non-zero.
+  Sh("lintian --fail-on error,warning --tag-display-limit 0 --display-info " + Quote(deb));
+}
+
 TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
-  const fs::path out = scratch_->path() / "deb";
-  Sh(std::string(CPACK_COMMAND) + " -G DEB --config " +
-     Quote(fs::path(FLOTILLA_BUILD_DIR) / "CPackConfig.cmake") + " -B " + Quote(out));
-  const std::string deb = Sh("ls " + Quote(out) + "/flotilla_*.deb");
+  const std::string deb = Deb();
   ASSERT_TRUE(fs::exists(deb)) << deb;
   EXPECT_NE(deb.find("flotilla_" FLOTILLA_VERSION "_"), std::string::npos) << deb;
 
@@ -168,15 +321,32 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
         "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
         "./usr/share/flotilla/schemas/hostpool-tart.v1.json",
         "./usr/lib/systemd/system/flotilla.service", "./usr/lib/sysusers.d/flotilla.conf",
-        "./usr/share/doc/flotilla/examples/flotilla.yaml",
+        "./usr/share/doc/flotilla/examples/flotilla.yaml", "./usr/share/doc/flotilla/copyright",
+        "./usr/share/doc/flotilla/changelog.gz", "./usr/share/man/man1/flotilla.1.gz",
+        "./usr/share/man/man1/flotilla-plan.1.gz", "./usr/share/man/man1/flotilla-hostsim.1.gz",
+        "./usr/share/man/man1/flotilla-tartsim.1.gz", "./usr/share/man/man5/flotilla.yaml.5.gz",
+        "./usr/share/man/man1/flotilla-version.1.gz",
+        "./usr/share/man/man1/flotilla-completion.1.gz",
         "./usr/share/bash-completion/completions/flotilla",
         "./usr/share/zsh/vendor-completions/_flotilla",
         "./usr/share/fish/vendor_completions.d/flotilla.fish"}) {
     EXPECT_TRUE(files.contains(path)) << path << " not in the package:\n"
                                       << Sh("dpkg-deb --contents '" + deb + "'");
   }
+  // Every man page `cmake --install` places (one per command, ManPagesNameEveryCommandAndRender).
+  const fs::path man = Prefix() / "share" / "man";
+  for (const fs::directory_entry& page : fs::recursive_directory_iterator(man)) {
+    if (page.is_regular_file()) {
+      const std::string path = "./usr/share/man/" + fs::relative(page.path(), man).string();
+      EXPECT_TRUE(files.contains(path)) << path << " not in the package";
+    }
+  }
   EXPECT_EQ(Sh("dpkg-deb --field '" + deb + "' Package"), "flotilla");
   EXPECT_EQ(Sh("dpkg-deb --field '" + deb + "' Version"), FLOTILLA_VERSION);
+  // The changelog's newest entry is this version (dpkg-parsechangelog reads it as Debian does).
+  EXPECT_EQ(Sh("dpkg-parsechangelog --show-field Version -l " +
+               Quote(fs::path(FLOTILLA_SOURCE_DIR) / "packaging" / "debian" / "changelog")),
+            FLOTILLA_VERSION);
   // Read off the binaries by dpkg-shlibdeps: the Debian packages of every library linked.
   const std::string depends = Sh("dpkg-deb --field '" + deb + "' Depends");
   for (const char* package :
