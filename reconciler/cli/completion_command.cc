@@ -498,10 +498,9 @@ CLI::App* AddCompletionCommand(CLI::App& app, CompletionOptions& options) {
       "completion",
       "Print a completion script for bash, zsh or fish: commands, flags, their fixed values, and "
       "pool, VM set and host names from the manifests of the line's folder (or of the current "
-      "folder, when it is a Git work tree).\n"
-      "  bash: source <(flotilla completion bash)    (the package installs all three)\n"
-      "  zsh:  source <(flotilla completion zsh)     (after compinit)\n"
-      "  fish: flotilla completion fish | source");
+      "folder, when it is a Git work tree). The Debian package installs all three. By hand: "
+      "'source <(flotilla completion bash)' in ~/.bashrc, 'source <(flotilla completion zsh)' "
+      "in ~/.zshrc after compinit, 'flotilla completion fish | source' in fish's config.fish.");
   cmd->add_option("SHELL", options.shell, "bash, zsh or fish")
       ->check(CLI::IsMember({"bash", "zsh", "fish"}));
   // What the scripts call for names; not for people.
