@@ -164,6 +164,17 @@ TEST(CliTest, HelpAndVersion) {
   EXPECT_EQ(version.out.rfind("flotilla ", 0), 0u);
 }
 
+// SIGPIPE is ignored: a reader, API client or server that goes away makes a write fail, never
+// ends the process (an HTTPS client refusing the API's certificate once died of it, exit 141).
+TEST(CliTest, AClosedPipeNeverKillsTheProcess) {
+  const ScratchDir scratch;
+  // `true` exits at once, so flotilla writes its script into a pipe nobody reads.
+  Outcome r = RunCommand(
+      "bash -c " + Quote("set -o pipefail; " FLOTILLA_BIN " completion bash | true; echo \"$?\""),
+      scratch.path());
+  EXPECT_NE(r.out, "141\n") << "flotilla was killed by SIGPIPE";
+}
+
 TEST(CliTest, UnknownCommandsAndFlagsExitOneWithAHint) {
   Outcome typo = Flotilla("valdate examples/fleet");
   EXPECT_EQ(typo.exit_code, 1);

@@ -315,21 +315,28 @@ TEST_F(PackageTest, DebianPackageHoldsTheFilesAndItsLibraries) {
   for (std::string line; std::getline(listing, line);) {
     files.insert(line);
   }
-  for (const char* path :
-       {"./usr/bin/flotilla", "./usr/bin/flotilla-hostsim", "./usr/bin/flotilla-tartsim",
-        "./usr/share/flotilla/schemas/vmset.v1.json", "./usr/share/flotilla/schemas/config.v1.json",
-        "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
-        "./usr/share/flotilla/schemas/hostpool-tart.v1.json",
-        "./usr/lib/systemd/system/flotilla.service", "./usr/lib/sysusers.d/flotilla.conf",
-        "./usr/share/doc/flotilla/examples/flotilla.yaml", "./usr/share/doc/flotilla/copyright",
-        "./usr/share/doc/flotilla/changelog.gz", "./usr/share/man/man1/flotilla.1.gz",
-        "./usr/share/man/man1/flotilla-plan.1.gz", "./usr/share/man/man1/flotilla-hostsim.1.gz",
-        "./usr/share/man/man1/flotilla-tartsim.1.gz", "./usr/share/man/man5/flotilla.yaml.5.gz",
-        "./usr/share/man/man1/flotilla-version.1.gz",
-        "./usr/share/man/man1/flotilla-completion.1.gz",
-        "./usr/share/bash-completion/completions/flotilla",
-        "./usr/share/zsh/vendor-completions/_flotilla",
-        "./usr/share/fish/vendor_completions.d/flotilla.fish"}) {
+  for (const char* path : {"./usr/bin/flotilla",
+                           "./usr/bin/flotilla-hostsim",
+                           "./usr/bin/flotilla-tartsim",
+                           "./usr/share/flotilla/schemas/vmset.v1.json",
+                           "./usr/share/flotilla/schemas/config.v1.json",
+                           "./usr/share/flotilla/schemas/hostpool-parallels.v1.json",
+                           "./usr/share/flotilla/schemas/hostpool-tart.v1.json",
+                           "./usr/lib/systemd/system/flotilla.service",
+                           "./usr/lib/sysusers.d/flotilla.conf",
+                           "./usr/share/doc/flotilla/examples/flotilla.yaml",
+                           "./usr/share/doc/flotilla/copyright",
+                           "./usr/share/doc/flotilla/changelog.gz",
+                           "./usr/share/man/man1/flotilla.1.gz",
+                           "./usr/share/man/man1/flotilla-plan.1.gz",
+                           "./usr/share/man/man1/flotilla-hostsim.1.gz",
+                           "./usr/share/man/man1/flotilla-tartsim.1.gz",
+                           "./usr/share/man/man5/flotilla.yaml.5.gz",
+                           "./usr/share/man/man1/flotilla-version.1.gz",
+                           "./usr/share/man/man1/flotilla-completion.1.gz",
+                           "./usr/share/bash-completion/completions/flotilla",
+                           "./usr/share/zsh/vendor-completions/_flotilla",
+                           "./usr/share/fish/vendor_completions.d/flotilla.fish"}) {
     EXPECT_TRUE(files.contains(path)) << path << " not in the package:\n"
                                       << Sh("dpkg-deb --contents '" + deb + "'");
   }
