@@ -7,7 +7,9 @@
 // created); 5 more managed VMs per set are beyond its replicas (prune on, 5% to delete, within a
 // raised max_deletions: 100 per pool). Unmanaged VMs sit on every tenth host. Reports the median
 // and p95 plan time over R runs, the peak RSS once the inputs are built and the process's peak RSS
-// at the end (getrusage ru_maxrss). Usage: bench_planner [runs=30] [hosts=1000]
+// at the end (getrusage ru_maxrss), and a digest of the whole plan (the same inputs must give the
+// same digest before and after a change to the planner). Usage: bench_planner [runs=30]
+// [hosts=1000]
 
 #include <sys/resource.h>
 
@@ -18,10 +20,12 @@
 #include <iostream>
 #include <vector>
 
+#include "reconciler/model/digest.h"
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
 #include "tests/support/fleet_values.h"
+#include "tests/support/plan_text.h"
 
 namespace {
 
@@ -146,7 +150,7 @@ int main(int argc, char** argv) {
             << plan.Count(ActionKind::kReplace) << " replace, " << plan.Count(ActionKind::kStart)
             << " start, " << plan.Count(ActionKind::kStop) << " stop, "
             << plan.Count(ActionKind::kDelete) << " delete; " << plan.findings.size()
-            << " findings\n";
+            << " findings; sha256 " << Sha256Hex(testing::PlanText(plan)) << "\n";
   std::cout << "runs " << runs << ": median " << times[times.size() / 2] << " ms, p95 "
             << times[std::min(times.size() - 1, times.size() * 95 / 100)] << " ms, max "
             << times.back() << " ms\n";
