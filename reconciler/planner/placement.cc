@@ -42,8 +42,10 @@ std::string Bytes(int64_t bytes) {
 
 }  // namespace
 
-Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
-               const std::set<std::string>& desired_running, const PlannerOptions& options)
+Placer::Placer(const HostPool& pool, const Observed& observed,
+               const std::unordered_set<std::string_view>& managed,
+               const std::unordered_set<std::string_view>& desired_running,
+               const PlannerOptions& options)
     : pool_(pool), options_(options), managed_(managed), desired_running_(desired_running) {
   for (const HostSpec& spec : pool.hosts) {
     HostLoad& load = hosts_[spec.name];
