@@ -82,44 +82,43 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
     }
   }
   records_.reserve(found.size() + replicas + entries.size());
-  std::unordered_map<std::string_view, std::pair<size_t, size_t>> ranges;  // first, count
-  ranges.reserve(found.size());
   for (const auto& [name, copy] : found) {
-    ++ranges[name].second;
+    ++records_[name].copy_count;
   }
   size_t next = 0;
-  for (auto& [name, range] : ranges) {
-    range.first = next;
-    next += range.second;
-    range.second = 0;
+  for (auto& [name, slot] : records_) {
+    slot.first_copy = next;
+    next += slot.copy_count;
+    slot.copy_count = 0;
   }
   located_.resize(found.size());
   for (const auto& [name, copy] : found) {
-    auto& [first, count] = ranges[name];
-    located_[first + count++] = copy;
+    Slot& slot = records_[name];
+    located_[slot.first_copy + slot.copy_count++] = copy;
   }
-  for (const auto& [name, range] : ranges) {
-    records_[name].copies = std::span<const Located>(located_).subspan(range.first, range.second);
+  for (auto& [name, slot] : records_) {
+    slot.record.copies =
+        std::span<const Located>(located_).subspan(slot.first_copy, slot.copy_count);
   }
   size_t name = 0;
   for (const VMSet* set : sets) {
     for (uint32_t i = 0; i < set->replicas; ++i) {
-      records_[desired_names_[name++]].set = set;
+      records_[desired_names_[name++]].record.set = set;
     }
   }
   for (const LedgerEntry* entry : entries) {
-    records_[entry->vm].owned = entry;
+    records_[entry->vm].record.owned = entry;
   }
 }
 
 const VmRecord* VmIndex::Find(std::string_view vm) const {
   auto it = records_.find(vm);
-  return it == records_.end() ? nullptr : &it->second;
+  return it == records_.end() ? nullptr : &it->second.record;
 }
 
 VmRecord* VmIndex::Find(std::string_view vm) {
   auto it = records_.find(vm);
-  return it == records_.end() ? nullptr : &it->second;
+  return it == records_.end() ? nullptr : &it->second.record;
 }
 
 }  // namespace flotilla::planner

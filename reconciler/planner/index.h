@@ -69,7 +69,12 @@ class VmIndex {
  private:
   std::vector<std::string> desired_names_;
   std::vector<Located> located_;
-  std::unordered_map<std::string_view, VmRecord> records_;
+  struct Slot {
+    VmRecord record;
+    size_t first_copy = 0;  // in located_
+    size_t copy_count = 0;
+  };
+  std::unordered_map<std::string_view, Slot> records_;
 };
 
 }  // namespace flotilla::planner

@@ -111,6 +111,10 @@ Placer::Placer(const HostPool& pool, const Observed& observed,
       }
     }
   }
+  by_name_.reserve(hosts_.size());
+  for (auto& [name, load] : hosts_) {
+    by_name_.push_back(&load);
+  }
 }
 
 bool Placer::Reserved(const std::string& host, const VmInfo& vm) const {
@@ -219,9 +223,12 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   int64_t max_free_cpu = INT64_MIN;
   int64_t max_free_memory = INT64_MIN;
   int64_t max_free_disk = INT64_MIN;
-  std::vector<HostLoad*> fits;
-  for (auto& [name, load] : hosts_) {
+  std::vector<HostLoad*>& fits = fits_;
+  fits.clear();
+  for (HostLoad* host : by_name_) {
+    HostLoad& load = *host;
     const HostSpec& spec = *load.spec;
+    const std::string& name = spec.name;
     if (name == avoid) {
       ++failed["holds the VM being replaced"];
     } else if (!load.online) {

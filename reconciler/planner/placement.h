@@ -143,6 +143,8 @@ class Placer {
   const std::unordered_set<std::string_view>& managed_;
   const std::unordered_set<std::string_view>& desired_running_;
   std::map<std::string, HostLoad> hosts_;          // by name
+  std::vector<HostLoad*> by_name_;                 // hosts_ in its order, to walk without the tree
+  std::vector<HostLoad*> fits_;                    // Place's candidates, kept to reuse its memory
   std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
   std::set<std::pair<std::string, std::string>> unreserved_;  // (host, VM) over capacity
 };
