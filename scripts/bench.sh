@@ -3,7 +3,7 @@
 # by hand, with the command that produced them.
 #   scripts/bench.sh git_source [files] [rounds]
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
-#   scripts/bench.sh planner [runs]
+#   scripts/bench.sh planner [runs] [hosts]
 #   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency] [full|normal]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 #   scripts/bench.sh webhook [pushes] [hosts]
@@ -28,7 +28,7 @@ case "${1:-git_source}" in
     ;;
   planner)
     cmake --build build-bench -j "$(nproc)" --target bench_planner
-    build-bench/bin/bench_planner "${2:-30}"
+    build-bench/bin/bench_planner "${2:-30}" "${3:-1000}"
     ;;
   converge)
     cmake --build build-bench -j "$(nproc)" --target converge_bench flotilla flotilla-hostsim

@@ -42,8 +42,10 @@ std::string Bytes(int64_t bytes) {
 
 }  // namespace
 
-Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
-               const std::set<std::string>& desired_running, const PlannerOptions& options)
+Placer::Placer(const HostPool& pool, const Observed& observed,
+               const std::unordered_set<std::string_view>& managed,
+               const std::unordered_set<std::string_view>& desired_running,
+               const PlannerOptions& options)
     : pool_(pool), options_(options), managed_(managed), desired_running_(desired_running) {
   for (const HostSpec& spec : pool.hosts) {
     HostLoad& load = hosts_[spec.name];
@@ -108,6 +110,10 @@ Placer::Placer(const HostPool& pool, const Observed& observed, const std::set<st
         unreserved_.insert({spec.name, vm->name});
       }
     }
+  }
+  by_name_.reserve(hosts_.size());
+  for (auto& [name, load] : hosts_) {
+    by_name_.push_back(&load);
   }
 }
 
@@ -217,9 +223,12 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   int64_t max_free_cpu = INT64_MIN;
   int64_t max_free_memory = INT64_MIN;
   int64_t max_free_disk = INT64_MIN;
-  std::vector<HostLoad*> fits;
-  for (auto& [name, load] : hosts_) {
+  std::vector<HostLoad*>& fits = fits_;
+  fits.clear();
+  for (HostLoad* host : by_name_) {
+    HostLoad& load = *host;
     const HostSpec& spec = *load.spec;
+    const std::string& name = spec.name;
     if (name == avoid) {
       ++failed["holds the VM being replaced"];
     } else if (!load.online) {

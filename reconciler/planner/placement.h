@@ -18,6 +18,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "reconciler/model/observed.h"
@@ -100,8 +102,10 @@ class Placer {
   // `managed` names the VMs on hosts that are Flotilla's (they count towards maxVMs);
   // `desired_running` the managed VMs desired running (their resources stay reserved while
   // they are stopped). All references must outlive the Placer.
-  Placer(const HostPool& pool, const Observed& observed, const std::set<std::string>& managed,
-         const std::set<std::string>& desired_running, const PlannerOptions& options);
+  Placer(const HostPool& pool, const Observed& observed,
+         const std::unordered_set<std::string_view>& managed,
+         const std::unordered_set<std::string_view>& desired_running,
+         const PlannerOptions& options);
 
   // The best host for a new VM of `set` (other than `avoid`), reserving its resources; or the
   // reason none fits, e.g. "no host fits ios-4: 4 hosts in pool; 2 insufficient memory (need
@@ -136,9 +140,11 @@ class Placer {
 
   const HostPool& pool_;
   const PlannerOptions& options_;
-  const std::set<std::string>& managed_;
-  const std::set<std::string>& desired_running_;
+  const std::unordered_set<std::string_view>& managed_;
+  const std::unordered_set<std::string_view>& desired_running_;
   std::map<std::string, HostLoad> hosts_;          // by name
+  std::vector<HostLoad*> by_name_;                 // hosts_ in its order, to walk without the tree
+  std::vector<HostLoad*> fits_;                    // Place's candidates, kept to reuse its memory
   std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
   std::set<std::pair<std::string, std::string>> unreserved_;  // (host, VM) over capacity
 };

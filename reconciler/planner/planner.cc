@@ -6,22 +6,20 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "reconciler/model/template_hash.h"
 #include "reconciler/model/text.h"
+#include "reconciler/planner/index.h"
 
 namespace flotilla::planner {
 namespace {
 
 using TimePoint = std::chrono::system_clock::time_point;
-
-// One copy of a named VM on a host.
-struct Located {
-  const ObservedHost* host = nullptr;
-  const VmInfo* vm = nullptr;
-};
 
 std::string Minutes(std::chrono::system_clock::duration d) {
   const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(d).count();
@@ -31,6 +29,7 @@ std::string Minutes(std::chrono::system_clock::duration d) {
 // Accumulates a plan with ids and dependencies.
 class PlanBuilder {
  public:
+  void Reserve(size_t actions) { plan_.actions.reserve(actions); }
   int Add(Action action) {
     action.id = static_cast<int>(plan_.actions.size()) + 1;
     plan_.actions.push_back(std::move(action));
@@ -50,12 +49,6 @@ class PlanBuilder {
   Plan plan_;
 };
 
-// True when recovery deletes the VM with `id` on `host` (PlannerOptions::finish_deletes).
-bool Finishing(const PlannerOptions& options, const std::string& host, const std::string& id) {
-  return std::any_of(options.finish_deletes.begin(), options.finish_deletes.end(),
-                     [&](const FinishDelete& d) { return d.host == host && d.vm_id == id; });
-}
-
 // A delete the budget decides on.
 struct DeleteCandidate {
   LedgerEntry entry;
@@ -66,60 +59,44 @@ struct DeleteCandidate {
 
 class PoolPlanner {
  public:
-  PoolPlanner(const Desired& desired, const HostPool& pool, const Observed& observed,
+  PoolPlanner(const FleetIndex& index, const HostPool& pool, const Observed& observed,
               const Ledger& ledger, const PlannerOptions& options, TimePoint now,
               PlanBuilder& builder)
-      : desired_(desired),
+      : index_(index),
         pool_(pool),
         observed_(observed),
         ledger_(ledger),
+        entries_(index.LedgerOf(pool.meta.name)),
+        sets_(index.SetsOf(pool.meta.name)),
         options_(options),
         now_(now),
-        builder_(builder) {
+        builder_(builder),
+        vms_(pool, observed, sets_, entries_, options) {
+    specs_.reserve(pool.hosts.size());
     for (const HostSpec& spec : pool.hosts) {
       specs_[spec.name] = &spec;
       const ObservedHost* host = observed.FindHost(spec.name);
       if (host == nullptr || !host->online) {
         silent_hosts_.push_back(spec.name);
       }
-      if (host == nullptr) {
-        continue;
-      }
-      for (const VmInfo& vm : host->vms) {
-        if (vm.pending_create_for.empty() && !Finishing(options, spec.name, vm.id)) {
-          where_[vm.name].push_back(Located{.host = host, .vm = &vm});
-        }
+    }
+    managed_.reserve(entries_.size());
+    for (const LedgerEntry* entry : entries_) {
+      managed_.insert(entry->vm);
+    }
+    for (const std::string& name : vms_.desired_names()) {
+      const VmRecord& vm = *vms_.Find(name);
+      if (vm.owned == nullptr && Adoptable(*vm.set, vm) != nullptr) {
+        managed_.insert(name);  // adopted by this plan
       }
     }
-    for (const VMSet& set : desired.sets) {
-      if (set.pool != pool.meta.name) {
-        continue;
-      }
-      sets_.push_back(&set);
-      for (uint32_t i = 0; i < set.replicas; ++i) {
-        desired_vms_[set.VMName(i)] = &set;
+    for (std::string_view name : managed_) {
+      const VmRecord* vm = vms_.Find(name);
+      if (vm != nullptr && vm->set != nullptr && vm->set->templ.state == PowerState::kRunning) {
+        desired_running_.insert(name);
       }
     }
-    std::set<std::string>& managed = managed_;
-    std::set<std::string>& desired_running = desired_running_;
-    for (const LedgerEntry& entry : ledger.entries) {
-      if (entry.pool == pool.meta.name) {
-        managed.insert(entry.vm);
-        owned_[entry.vm] = &entry;
-      }
-    }
-    for (const auto& [name, set] : desired_vms_) {
-      if (!owned_.contains(name) && Adoptable(*set, name) != nullptr) {
-        managed.insert(name);  // adopted by this plan
-      }
-    }
-    for (const std::string& name : managed) {
-      auto it = desired_vms_.find(name);
-      if (it != desired_vms_.end() && it->second->templ.state == PowerState::kRunning) {
-        desired_running.insert(name);
-      }
-    }
-    placer_ = std::make_unique<Placer>(pool, observed, managed, desired_running, options);
+    placer_ = std::make_unique<Placer>(pool, observed, managed_, desired_running_, options);
   }
 
   void Run(std::vector<DeleteCandidate>& deletes) {
@@ -142,23 +119,21 @@ class PoolPlanner {
     return old.unknown_template ? "adopted, template unknown" : "template changed";
   }
 
-  bool Adopting(const VMSet& set) const { return options_.adopt_existing || set.adopt_existing; }
-
   // The VM this plan adopts for `vm` of `set`: the one copy of the name, on an online host of
   // the pool; null when adoption is off, or there is none, or there are several (conflicts).
-  const Located* Adoptable(const VMSet& set, const std::string& vm) const {
-    auto found = where_.find(vm);
-    if (!Adopting(set) || found == where_.end() || found->second.size() != 1 ||
-        !found->second.front().host->online) {
+  const Located* Adoptable(const VMSet& set, const VmRecord& vm) const {
+    if (!(options_.adopt_existing || set.adopt_existing) || vm.copies.size() != 1 ||
+        !vm.copies.front().host->online) {
       return nullptr;
     }
-    return &found->second.front();
+    return &vm.copies.front();
   }
 
   // Actions on `vm` wait for its adoption in this plan, if any.
   std::vector<int> After(const std::string& vm) const {
-    auto it = adopt_ids_.find(vm);
-    return it == adopt_ids_.end() ? std::vector<int>{} : std::vector<int>{it->second};
+    const VmRecord* record = vms_.Find(vm);
+    return record == nullptr || record->adopt_id == 0 ? std::vector<int>{}
+                                                      : std::vector<int>{record->adopt_id};
   }
 
   // A host of the pool that is silent, has never answered (its VMs are unknown: it may run a
@@ -186,20 +161,14 @@ class PoolPlanner {
 
   // The id `host` reports for `vm`; empty when it reports none (or `host` is empty).
   std::string ObservedId(const std::string& vm, const std::string& host) const {
-    auto it = where_.find(vm);
-    if (it != where_.end()) {
-      for (const Located& copy : it->second) {
+    if (const VmRecord* record = vms_.Find(vm); record != nullptr) {
+      for (const Located& copy : record->copies) {
         if (copy.host->name == host) {
           return copy.vm->id;
         }
       }
     }
     return "";
-  }
-
-  const LedgerEntry* OwnEntry(const std::string& vm) const {
-    auto it = owned_.find(vm);
-    return it == owned_.end() ? nullptr : it->second;
   }
 
   // Adds a create or replace (and the start that follows it when the VM should run).
@@ -269,10 +238,9 @@ class PoolPlanner {
     std::vector<Outdated> outdated;
     for (uint32_t ordinal = 0; ordinal < set.replicas; ++ordinal) {
       const std::string vm = set.VMName(ordinal);
-      const LedgerEntry* entry = OwnEntry(vm);
-      auto found = where_.find(vm);
-      static const std::vector<Located> kNone;
-      const std::vector<Located>& copies = found == where_.end() ? kNone : found->second;
+      VmRecord& record = *vms_.Find(vm);  // every desired name has one
+      const LedgerEntry* entry = record.owned;
+      const std::span<const Located> copies = record.copies;
       // Which copy is ours: with a ledger entry, only the one on the ledger's host; without
       // one, none (a conflict) unless the set adopts, then the only one. Any other copy of the
       // name is someone else's VM: reported, never touched.
@@ -284,9 +252,9 @@ class PoolPlanner {
             mine = &copy;
           }
         }
-      } else if ((mine = Adoptable(set, vm)) != nullptr) {
+      } else if ((mine = Adoptable(set, record)) != nullptr) {
         owned_hash = AdoptedTemplateHash(set.templ, *mine->vm);
-        adopt_ids_[vm] = builder_.Add(Action{
+        record.adopt_id = builder_.Add(Action{
             .kind = ActionKind::kAdopt,
             .vm = vm,
             .vmset = set.meta.name,
@@ -575,9 +543,9 @@ class PoolPlanner {
 
   void CollectDeletes(std::vector<DeleteCandidate>& deletes) {
     std::vector<const LedgerEntry*> entries;
-    for (const LedgerEntry& entry : ledger_.entries) {
-      if (entry.pool == pool_.meta.name && !desired_vms_.contains(entry.vm)) {
-        entries.push_back(&entry);
+    for (const LedgerEntry* entry : entries_) {
+      if (vms_.Find(entry->vm)->set == nullptr) {
+        entries.push_back(entry);
       }
     }
     std::sort(entries.begin(), entries.end(),
@@ -594,11 +562,11 @@ class PoolPlanner {
                                          "alone (delete it by hand)"});
         continue;
       }
-      auto found = where_.find(entry->vm);
-      if (found == where_.end()) {
+      const std::span<const Located> copies = vms_.Find(entry->vm)->copies;
+      if (copies.empty()) {
         continue;  // already gone
       }
-      const VMSet* set = desired_.FindSet(entry->vmset);
+      const VMSet* set = index_.FindSet(entry->vmset);
       bool prune = false;
       if (set != nullptr) {
         prune = set->prune;
@@ -611,7 +579,7 @@ class PoolPlanner {
                                              : "VMSet " + entry->vmset + " was removed";
       // Only the copy on the ledger's host is ours; a same-named VM elsewhere is not.
       const Located* mine = nullptr;
-      for (const Located& copy : found->second) {
+      for (const Located& copy : copies) {
         if (copy.host->name == entry->host) {
           mine = &copy;
         }
@@ -645,24 +613,23 @@ class PoolPlanner {
     }
   }
 
-  const Desired& desired_;
+  const FleetIndex& index_;
   const HostPool& pool_;
   const Observed& observed_;
   const Ledger& ledger_;
+  const std::vector<const LedgerEntry*>& entries_;  // this pool's ledger entries
+  const std::vector<const VMSet*>& sets_;           // this pool's sets
   const PlannerOptions& options_;
   const TimePoint now_;
   PlanBuilder& builder_;
-  std::map<std::string, const HostSpec*> specs_;
-  std::map<std::string, std::vector<Located>> where_;  // VM name -> copies, by host name
-  std::vector<const VMSet*> sets_;
-  std::map<std::string, const VMSet*> desired_vms_;  // VM name -> its set
-  std::map<std::string, const LedgerEntry*> owned_;  // this pool's ledger, by VM name
-  std::vector<std::string> silent_hosts_;            // hosts offline or never observed
-  std::set<std::string> managed_;                    // VMs on this pool's hosts that are Flotilla's
-  std::set<std::string> desired_running_;            // managed VMs desired running
+  VmIndex vms_;  // every VM name of the pool
+  std::unordered_map<std::string_view, const HostSpec*> specs_;
+  std::vector<std::string> silent_hosts_;  // hosts offline or never observed
+  // VMs on this pool's hosts that are Flotilla's, and those of them desired running.
+  std::unordered_set<std::string_view> managed_;
+  std::unordered_set<std::string_view> desired_running_;
   std::unique_ptr<Placer> placer_;
   std::map<const VMSet*, std::string> hashes_;
-  std::map<std::string, int> adopt_ids_;  // VM name -> its adopt action in this plan
   // Prepull actions of this plan, by (host, VMSet::image_cache_key).
   std::map<std::pair<std::string, std::string>, int> prepulls_;
 };
@@ -671,11 +638,16 @@ class PoolPlanner {
 
 Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger& ledger,
                  const PlannerOptions& options, TimePoint now) {
+  const FleetIndex index(desired, ledger);
   PlanBuilder builder;
+  // Room for every action the plan can hold but a few (a create and a start per desired VM, a
+  // delete per ledger entry): moving grown vectors of actions costs more than the address space.
+  builder.Reserve(2 * desired.DesiredVMCount() + ledger.entries.size() +
+                  options.finish_deletes.size());
   std::vector<DeleteCandidate> deletes;
   // What interrupted actions still have to delete goes first: it finishes work under way.
   for (const FinishDelete& d : options.finish_deletes) {
-    if (desired.FindPool(d.pool) != nullptr) {
+    if (index.FindPool(d.pool) != nullptr) {
       deletes.push_back(DeleteCandidate{
           .entry = LedgerEntry{.vm = d.vm, .vmset = d.vmset, .pool = d.pool, .host = d.host},
           .host = d.host,
@@ -684,12 +656,12 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     }
   }
   for (const HostPool& pool : desired.pools) {
-    PoolPlanner(desired, pool, observed, ledger, options, now, builder).Run(deletes);
+    PoolPlanner(index, pool, observed, ledger, options, now, builder).Run(deletes);
   }
   // VMs in pools that are gone from the repository: their hosts are no longer known.
   std::vector<const LedgerEntry*> orphaned;
   for (const LedgerEntry& entry : ledger.entries) {
-    if (desired.FindPool(entry.pool) == nullptr) {
+    if (index.FindPool(entry.pool) == nullptr) {
       orphaned.push_back(&entry);
     }
   }
@@ -708,7 +680,9 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
 
   // Deletion safety: the budget, and the guard against emptying the fleet. The guard looks at
   // intent: does any managed VM remain desired (or kept because prune is off)?
-  std::map<std::string_view, const VMSet*> sets_by_name;
+  // (By name, the last set of a name, as this check always took it.)
+  std::unordered_map<std::string_view, const VMSet*> sets_by_name;
+  sets_by_name.reserve(desired.sets.size());
   for (const VMSet& set : desired.sets) {
     sets_by_name[set.meta.name] = &set;
   }
@@ -717,15 +691,17 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
   for (const LedgerEntry& entry : ledger.entries) {
     auto found = sets_by_name.find(entry.vmset);
     const VMSet* set = found == sets_by_name.end() ? nullptr : found->second;
-    // Desired while its ordinal is below the set's replicas ("<set>-<ordinal>").
+    // Desired while its ordinal is below the set's replicas ("<set>-<ordinal>", the ordinal
+    // written as VMSet::VMName writes it: no sign, no leading zero).
     bool desired_vm = false;
-    if (set != nullptr && entry.vm.size() > set->meta.name.size() + 1 &&
-        entry.vm.starts_with(set->meta.name + "-")) {
-      const std::string_view ordinal = std::string_view(entry.vm).substr(set->meta.name.size() + 1);
+    const std::string_view vm = entry.vm;
+    if (set != nullptr && vm.size() > set->meta.name.size() + 1 && vm.starts_with(set->meta.name) &&
+        vm[set->meta.name.size()] == '-') {
+      const std::string_view ordinal = vm.substr(set->meta.name.size() + 1);
       uint32_t n = 0;
       auto [end, ec] = std::from_chars(ordinal.data(), ordinal.data() + ordinal.size(), n);
       desired_vm = ec == std::errc() && end == ordinal.data() + ordinal.size() &&
-                   n < set->replicas && set->VMName(n) == entry.vm;
+                   n < set->replicas && (ordinal.size() == 1 || ordinal.front() != '0');
     }
     auto last = ledger.vmset_prune.find(entry.vmset);
     const bool prune =
