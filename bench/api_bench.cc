@@ -175,7 +175,8 @@ Answer Get(httplib::Client& client, const std::string& path, httplib::Headers he
   httplib::Result r = client.Get(path.c_str(), headers);
   Answer answer{.ms = Ms(SteadyClock::now() - start)};
   if (!r) {
-    std::cerr << "GET " << path << " failed\n";
+    std::cerr << "GET " << path << " failed: " << httplib::to_string(r.error()) << " after "
+              << answer.ms << " ms\n";
     std::exit(1);
   }
   answer.status = r->status;
