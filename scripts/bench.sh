@@ -4,6 +4,7 @@
 #   scripts/bench.sh git_source [files] [rounds]
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
 #   scripts/bench.sh planner [runs] [hosts]
+#   scripts/bench.sh api [hosts] [samples] [plan_runs]
 #   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency] [full|normal]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 #   scripts/bench.sh webhook [pushes] [hosts]
@@ -29,6 +30,10 @@ case "${1:-git_source}" in
   planner)
     cmake --build build-bench -j "$(nproc)" --target bench_planner
     build-bench/bin/bench_planner "${2:-30}" "${3:-1000}"
+    ;;
+  api)
+    cmake --build build-bench -j "$(nproc)" --target bench_api
+    build-bench/bin/bench_api "${2:-10000}" "${3:-20}" "${4:-3}"
     ;;
   converge)
     cmake --build build-bench -j "$(nproc)" --target converge_bench flotilla flotilla-hostsim
@@ -68,7 +73,7 @@ case "${1:-git_source}" in
     build-bench/bin/soak_bench "${2:-30}" "${3:-0.10}" "${4:-4}" "${5:-1}"
     ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard, soak" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, api, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard, soak" >&2
     exit 1
     ;;
 esac

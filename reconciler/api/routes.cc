@@ -105,33 +105,40 @@ std::variant<ReconcileRequest, Reply> ParseReconcileRequest(const std::string& t
 }
 
 constexpr std::array kRoutes = {
-    Route{"GET", "/healthz", Access::kPublic, Observation::kUnused, HandleHealthz},
-    Route{"GET", "/readyz", Access::kPublic, Observation::kUnused, HandleReadyz},
-    Route{"GET", "/metrics", Access::kRead, Observation::kOptional, HandleMetrics},
-    Route{"GET", "/api/v1/status", Access::kRead, Observation::kOptional, HandleStatus},
-    Route{"GET", "/api/v1/hosts", Access::kRead, Observation::kRequired, HandleHosts},
-    Route{"GET", "/api/v1/vms", Access::kRead, Observation::kRequired, HandleVms},
+    Route{"GET", "/healthz", Access::kPublic, Observation::kUnused, HandleHealthz, std::nullopt},
+    Route{"GET", "/readyz", Access::kPublic, Observation::kUnused, HandleReadyz, std::nullopt},
+    Route{"GET", "/metrics", Access::kRead, Observation::kOptional, HandleMetrics, std::nullopt},
+    Route{"GET", "/api/v1/status", Access::kRead, Observation::kOptional, HandleStatus,
+          std::nullopt},
+    Route{"GET", "/api/v1/hosts", Access::kRead, Observation::kRequired, HandleHosts, ""},
+    Route{"GET", "/api/v1/vms", Access::kRead, Observation::kRequired, HandleVms,
+          "pool,vmset,host,state,managed"},
     Route{"GET", "/api/v1/overview/resources", Access::kRead, Observation::kRequired,
-          HandleResources},
-    Route{"GET", "/api/v1/plan", Access::kRead, Observation::kRequired, HandlePlan},
-    Route{"GET", "/api/v1/inventory", Access::kRead, Observation::kRequired, HandleInventory},
-    Route{"GET", "/api/v1/runs", Access::kRead, Observation::kUnused, HandleRuns},
-    Route{"GET", R"(/api/v1/runs/(\d{1,18}))", Access::kRead, Observation::kUnused, HandleRun},
-    Route{"GET", "/api/v1/revisions", Access::kRead, Observation::kOptional, HandleRevisions},
-    Route{"GET", "/api/v1/events", Access::kRead, Observation::kUnused, HandleEvents},
-    Route{"GET", "/api/v1/changes", Access::kRead, Observation::kUnused, HandleChanges},
-    Route{"POST", "/api/v1/reconcile", Access::kTrigger, Observation::kUnused, HandleReconcile},
-    Route{"POST", "/api/v1/webhooks/git", Access::kPublic, Observation::kUnused, HandleGitWebhook},
+          HandleResources, ""},
+    Route{"GET", "/api/v1/plan", Access::kRead, Observation::kRequired, HandlePlan, "format"},
+    Route{"GET", "/api/v1/inventory", Access::kRead, Observation::kRequired, HandleInventory, ""},
+    Route{"GET", "/api/v1/runs", Access::kRead, Observation::kUnused, HandleRuns, std::nullopt},
+    Route{"GET", R"(/api/v1/runs/(\d{1,18}))", Access::kRead, Observation::kUnused, HandleRun,
+          std::nullopt},
+    Route{"GET", "/api/v1/revisions", Access::kRead, Observation::kOptional, HandleRevisions,
+          std::nullopt},
+    Route{"GET", "/api/v1/events", Access::kRead, Observation::kUnused, HandleEvents, std::nullopt},
+    Route{"GET", "/api/v1/changes", Access::kRead, Observation::kUnused, HandleChanges,
+          std::nullopt},
+    Route{"POST", "/api/v1/reconcile", Access::kTrigger, Observation::kUnused, HandleReconcile,
+          std::nullopt},
+    Route{"POST", "/api/v1/webhooks/git", Access::kPublic, Observation::kUnused, HandleGitWebhook,
+          std::nullopt},
     Route{"GET", "/api/v1/orchestrator/hosts", Access::kRead, Observation::kRequired,
-          HandleOrchestratorHosts},
+          HandleOrchestratorHosts, ""},
     Route{"GET", "/api/v1/orchestrator/overview/resources", Access::kRead, Observation::kRequired,
-          HandleOrchestratorResources},
+          HandleOrchestratorResources, ""},
     Route{"GET", "/api/v1/orchestrator/machines", Access::kRead, Observation::kRequired,
-          HandleOrchestratorMachines},
+          HandleOrchestratorMachines, ""},
     Route{"GET", R"(/|/hosts|/vms|/plan|/runs|/runs/\d{1,18}|/events)", Access::kPublic,
-          Observation::kUnused, HandleDashboardPage},
+          Observation::kUnused, HandleDashboardPage, std::nullopt},
     Route{"GET", R"(/assets/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99}))", Access::kPublic,
-          Observation::kUnused, HandleDashboardAsset},
+          Observation::kUnused, HandleDashboardAsset, std::nullopt},
 };
 
 // The role `access` needs, for messages.
@@ -174,6 +181,22 @@ Reply ErrorReply(int status, std::string_view message) {
 }
 
 std::span<const Route> ApiRoutes() { return kRoutes; }
+
+std::string ViewKey(const Route& route, const httplib::Request& request) {
+  std::string key(route.pattern);
+  std::string_view names = route.view.value_or("");
+  while (!names.empty()) {
+    const size_t comma = names.find(',');
+    const std::string name(names.substr(0, comma));
+    names = comma == std::string_view::npos ? std::string_view() : names.substr(comma + 1);
+    if (request.has_param(name)) {
+      // Length-prefixed, so that no value can pass for another parameter.
+      const std::string value = request.get_param_value(name);
+      key += "\n" + name + "=" + std::to_string(value.size()) + ":" + value;
+    }
+  }
+  return key;
+}
 
 Reply NoObservationReply() {
   return ErrorReply(503, "no observation yet: the first pass is still observing the hosts");

@@ -98,7 +98,15 @@ struct Route {
   Access access;
   Observation observation;
   Handler handler;
+  // Set when the answer is a function of the snapshot and of these query parameters alone
+  // (comma separated; "" for none): the server renders it once per snapshot (view_cache.h),
+  // answers it with an ETag and If-None-Match with 304. Other parameters do not change it.
+  std::optional<std::string_view> view;
 };
+
+// The key of `route`'s view (REQUIRES: route.view) for `request`: the path, then each
+// parameter the view reads, as name=value when the request has it.
+std::string ViewKey(const Route& route, const httplib::Request& request);
 
 // Every endpoint (server.h lists them).
 std::span<const Route> ApiRoutes();

@@ -10,6 +10,7 @@
 #include "reconciler/api/front_door.h"
 #include "reconciler/api/live.h"
 #include "reconciler/api/routes.h"
+#include "reconciler/api/view_cache.h"
 
 namespace flotilla::api {
 namespace {
@@ -60,7 +61,27 @@ void Send(const Reply& reply, httplib::Response& res) {
   if (reply.status) {
     res.status = *reply.status;
   }
-  res.set_content(reply.body, reply.content_type);
+  if (!reply.body.empty() || !reply.content_type.empty()) {
+    res.set_content(reply.body, reply.content_type);
+  }
+}
+
+// A view of the snapshot (Route::view) for an admitted request: 304 with no body when
+// If-None-Match names its ETag (nothing is rendered then), else the rendering the cache keeps.
+void SendView(ViewCache& cache, const Route& route, const httplib::Request& req,
+              const std::shared_ptr<const Snapshot>& snapshot, RouteContext& context,
+              httplib::Response& res) {
+  const std::string key = ViewKey(route, req);
+  if (const std::string asked = req.get_header_value("If-None-Match"); !asked.empty()) {
+    std::string etag = cache.ETag(snapshot, key);
+    if (IfNoneMatchHits(asked, etag)) {
+      Send(Reply{.status = 304, .headers = {{"ETag", std::move(etag)}}}, res);
+      return;
+    }
+  }
+  const std::shared_ptr<const CachedView> view =
+      cache.Get(snapshot, key, [&] { return route.handler(req, snapshot.get(), context); });
+  Send(view->reply, res);  // a copy: cpp-httplib writes no provider on this server (live.h)
 }
 
 // Answers what no handler did (404, 413, ...) with a JSON error. A path no route serves is
@@ -143,7 +164,8 @@ Server::Server(ServerOptions options, Backend& backend, store::Store& store, Tel
       backend_(backend),
       store_(store),
       telemetry_(telemetry),
-      logger_(std::move(logger)) {}
+      logger_(std::move(logger)),
+      views_(std::make_unique<ViewCache>()) {}
 
 Server::~Server() { Stop(); }
 
@@ -293,6 +315,10 @@ void Server::Routes() {
           Send(NoObservationReply(), res);
           return;
         }
+      }
+      if (route.view && snapshot) {
+        SendView(*views_, route, req, snapshot, context, res);
+        return;
       }
       Send(route.handler(req, snapshot.get(), context), res);
     };

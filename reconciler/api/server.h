@@ -11,6 +11,10 @@
 //   GET  /api/v1/events, /api/v1/changes, /api/v1/events/stream    for the dashboard (live.h)
 //   GET  /, /hosts, ..., /assets/NAME           the web dashboard (dashboard.h); no token
 //
+// The views of the snapshot (hosts, vms, overview/resources, plan, inventory and the
+// orchestrator's) are rendered once per snapshot and carry an ETag; If-None-Match answers 304
+// (view_cache.h), always after the request is admitted.
+//
 // Every other request needs `Authorization: Bearer <token>` with a configured token (the
 // default one of api.tokenFile, or a named one of api.tokens) holding the role the route needs
 // (auth.h, routes.h Admit): 401 without a known token, 403 without the role, 429 once a client
@@ -50,6 +54,7 @@ namespace flotilla::api {
 using controller::Snapshot;
 
 class FrontDoor;
+class ViewCache;
 struct RouteContext;
 struct Gate;
 
@@ -159,6 +164,7 @@ class Server {
   Telemetry& telemetry_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<RouteContext> context_;  // what the handlers (routes.h) share
+  std::unique_ptr<ViewCache> views_;       // the snapshot views' renderings (view_cache.h)
   std::unique_ptr<httplib::Server> http_;  // request handling only (front_door.h serves)
   std::unique_ptr<FrontDoor> front_;
   std::string host_;

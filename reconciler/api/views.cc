@@ -2,6 +2,8 @@
 
 #include <ctime>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include "reconciler/api/telemetry.h"
 #include "reconciler/model/template_hash.h"
@@ -29,11 +31,25 @@ json NullableTime(const std::optional<std::chrono::system_clock::time_point>& t)
   return t ? json(FormatTime(*t)) : json(nullptr);
 }
 
-// The VM set and ownership of a VM seen on `host`.
-const LedgerEntry* Owner(const Snapshot& snapshot, const VmInfo& vm, const std::string& host) {
-  const LedgerEntry* entry = snapshot.ledger.Find(vm.name);
-  return entry != nullptr && entry->host == host ? entry : nullptr;
-}
+// The ledger by VM name, built once per rendering: Ledger::Find is a scan, and a view asks for
+// every VM (100,000 VMs: minutes by scans, milliseconds by index).
+class OwnerIndex {
+ public:
+  explicit OwnerIndex(const Ledger& ledger) {
+    by_vm_.reserve(ledger.entries.size());
+    for (const LedgerEntry& entry : ledger.entries) {
+      by_vm_.emplace(entry.vm, &entry);  // the first entry of a name, as Ledger::Find
+    }
+  }
+  // The VM set and ownership of a VM seen on `host`.
+  const LedgerEntry* Owner(const VmInfo& vm, const std::string& host) const {
+    const auto found = by_vm_.find(vm.name);
+    return found != by_vm_.end() && found->second->host == host ? found->second : nullptr;
+  }
+
+ private:
+  std::unordered_map<std::string_view, const LedgerEntry*> by_vm_;
+};
 
 // The orchestrator's HostResourceItem: MB sizes, `disk_size`.
 json OrchestratorResources(const Resources& r, uint32_t apple_vms) {
@@ -170,6 +186,7 @@ json RejectedJson(const controller::RejectedRevision& rejected) {
 }
 
 json HostsJson(const Snapshot& snapshot) {
+  const OwnerIndex owners(snapshot.ledger);
   json hosts = json::array();
   for (const HostPool& pool : snapshot.desired.pools) {
     for (const HostSpec& spec : pool.hosts) {
@@ -180,7 +197,7 @@ json HostsJson(const Snapshot& snapshot) {
         for (const VmInfo& vm : host->vms) {
           if (vm.pending_create_for.empty()) {
             ++vms;
-            managed += Owner(snapshot, vm, spec.name) != nullptr ? 1 : 0;
+            managed += owners.Owner(vm, spec.name) != nullptr ? 1 : 0;
           }
         }
       }
@@ -221,6 +238,7 @@ json HostsJson(const Snapshot& snapshot) {
 }
 
 json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
+  const OwnerIndex owners(snapshot.ledger);
   std::map<std::string, std::string> current;  // each VM set's template hash now
   for (const VMSet& set : snapshot.desired.sets) {
     current[set.meta.name] = TemplateHash(set.templ);
@@ -239,7 +257,7 @@ json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
         if (!vm.pending_create_for.empty()) {
           continue;
         }
-        const LedgerEntry* owner = Owner(snapshot, vm, spec.name);
+        const LedgerEntry* owner = owners.Owner(vm, spec.name);
         const std::string vmset = owner != nullptr ? owner->vmset : std::string();
         const std::string state(ToString(vm.state));
         if ((!filter.vmset.empty() && filter.vmset != vmset) ||

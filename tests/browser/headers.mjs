@@ -1,7 +1,7 @@
 // The security headers on the page, its assets and an API answer; static files without a
 // token, data never; the page holds no inline script or style and the browser enforces the CSP.
 
-import { apiResponse, env, log, open, scenario, waitForView } from './lib.mjs';
+import { apiResponse, env, eventually, log, open, scenario, waitForView } from './lib.mjs';
 
 const URL = env('FLOTILLA_URL');
 const CSP = ["default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
@@ -83,4 +83,26 @@ await scenario('headers', async ({ newPage }) => {
   }
   await waitForView(page, 'overview');
   log('the browser enforces the CSP');
+
+  // A view's ETag: the page's API client sends If-None-Match, a 304 has no body, and the page
+  // reuses what it parsed. (A pass in between publishes a new snapshot: then it tries again.)
+  const answers = [];
+  page.on('response', (r) => {
+    if (r.url().endsWith('/api/v1/hosts')) {
+      answers.push({ status: r.status(), sent: r.request().headers()['if-none-match'] || '' });
+    }
+  });
+  await eventually('a 304 for /api/v1/hosts', async () => {
+    answers.length = 0;
+    const same = await page.evaluate(async () => {
+      const api = await import('/assets/api.js');
+      const first = await api.getJson('/api/v1/hosts');
+      const second = await api.getJson('/api/v1/hosts');
+      return first === second;
+    });
+    const hit = answers.find((a) => a.status === 304);
+    if (hit && !hit.sent.startsWith('"')) throw new Error(`a 304 without If-None-Match: ${JSON.stringify(answers)}`);
+    return hit && same;
+  });
+  log('/api/v1/hosts: If-None-Match sent by the page, 304 answered, the parsed body reused');
 });

@@ -3,6 +3,12 @@
 
 const TOKEN_KEY = 'flotilla.token';
 
+// The last answer of each polled path with its ETag. The data answers carry Cache-Control:
+// no-store and are fetched with cache: 'no-store', so the browser keeps nothing and never sends
+// If-None-Match by itself: getJson sends it, and on 304 (no body) reuses what it parsed before.
+// A handful of paths; forgotten with the token.
+const lastAnswers = new Map();
+
 export const token = {
   get() {
     try {
@@ -15,6 +21,7 @@ export const token = {
     sessionStorage.setItem(TOKEN_KEY, value);
   },
   clear() {
+    lastAnswers.clear();
     try {
       sessionStorage.removeItem(TOKEN_KEY);
     } catch {
@@ -65,8 +72,13 @@ async function errorText(res) {
 }
 
 // GET a JSON endpoint. Throws AuthError (401), HttpError (other failures) or the AbortError.
+// An unchanged view (same ETag) is answered 304 and resolves to the object parsed before.
 export async function getJson(path, {signal} = {}) {
   const headers = authHeaders('application/json');
+  const kept = lastAnswers.get(path);
+  if (kept) {
+    headers['If-None-Match'] = kept.etag;
+  }
   let res;
   try {
     res = await fetch(path, {headers, signal, cache: 'no-store', credentials: 'omit'});
@@ -80,10 +92,20 @@ export async function getJson(path, {signal} = {}) {
     token.clear();
     throw new AuthError(await errorText(res));
   }
+  if (res.status === 304 && kept) {
+    return kept.body;
+  }
   if (!res.ok) {
     throw new HttpError(res.status, await errorText(res), path);
   }
-  return res.json();
+  const body = await res.json();
+  const etag = res.headers.get('ETag');
+  if (etag) {
+    lastAnswers.set(path, {etag, body});
+  } else {
+    lastAnswers.delete(path);
+  }
+  return body;
 }
 
 // Check a token before keeping it: true if the API accepts it, false on 401; throws otherwise.

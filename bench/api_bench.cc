@@ -1,0 +1,330 @@
+// bench/api: GET /api/v1/vms and /api/v1/hosts of a large snapshot through the real API server
+// (real HTTP on loopback, keep-alive), and whether serving them slows the loop's passes.
+//
+// The fleet is built in memory: H hosts in pools of 100, each pool with 10 VMSets whose VMs are
+// spread over its hosts, 9 managed VMs and 1 unmanaged VM per host (10 VMs per host). Reports,
+// for each endpoint, the answer's size and the latency (median, p95) of:
+//   cold   the first GET after a new snapshot is published (a fresh copy each time);
+//   warm   repeated GETs of the same snapshot;
+//   304    repeated GETs with If-None-Match set to the ETag of the answer (when there is one);
+//   gzip   warm GETs with Accept-Encoding: gzip (what browsers send).
+// Then ComputePlan of the same fleet (a stand-in for the CPU of a pass) alone and while one
+// client GETs /api/v1/vms without pause, and while it repeats it with If-None-Match.
+// Usage: bench_api [hosts=10000] [samples=20] [plan_runs=3]
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "reconciler/api/server.h"
+#include "reconciler/model/normalize.h"
+#include "reconciler/model/template_hash.h"
+#include "reconciler/planner/planner.h"
+#include "tests/support/fleet_values.h"
+#include "tests/support/process.h"
+
+namespace {
+
+using namespace flotilla;
+using testing::kGi;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr const char* kToken = "bench-token";
+
+std::string Name(const char* prefix, int i) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%s-%04d", prefix, i);
+  return buffer;
+}
+
+// 100-host pools, 10 VMSets each, 10 VMs per host (9 managed, 1 not).
+controller::Snapshot Fleet(int hosts) {
+  const auto now = std::chrono::system_clock::now();
+  controller::Snapshot snapshot;
+  snapshot.observed_at = now;
+  snapshot.sha = std::string(40, 'a');
+  constexpr int kHostsPerPool = 100;
+  for (int p = 0; p * kHostsPerPool < hosts; ++p) {
+    HostPool pool;
+    pool.meta.name = Name("pool", p);
+    pool.provider = "parallels";
+    pool.defaults.max_vms = 20;
+    std::vector<std::string> names;
+    for (int h = 0; h < kHostsPerPool && p * kHostsPerPool + h < hosts; ++h) {
+      const std::string host = pool.meta.name + "-" + Name("h", h);
+      names.push_back(host);
+      pool.hosts.push_back(testing::Host(host, {"rack-" + std::to_string(h % 8)}));
+      ObservedHost& o = snapshot.observed.hosts[host];
+      o = testing::Online(host, pool.meta.name,
+                          {.cpu = 64, .memory_gi = 512, .disk_gi = 8000, .free_disk_gi = 7000},
+                          now);
+      o.vms.push_back(VmInfo{.id = "u-" + host,
+                             .name = "unmanaged-" + host,
+                             .state = VmState::kRunning,
+                             .os = GuestOs::kLinux,
+                             .cpu = 2,
+                             .memory_bytes = 4 * kGi});
+    }
+    snapshot.desired.pools.push_back(pool);
+    const uint32_t per_set = static_cast<uint32_t>(names.size()) * 9 / 10;
+    size_t next = 0;
+    for (int s = 0; s < 10; ++s) {
+      VMSet set;
+      set.meta.name = pool.meta.name + "-" + Name("set", s);
+      set.pool = pool.meta.name;
+      set.replicas = per_set;
+      set.templ =
+          testing::Template("catalog://IMG/" + std::to_string(s), GuestOs::kLinux, 2, 4, 40);
+      const std::string hash = TemplateHash(set.templ);
+      for (uint32_t i = 0; i < per_set; ++i) {
+        const std::string vm = set.VMName(i);
+        const std::string& host = names[next++ % names.size()];
+        snapshot.observed.hosts[host].vms.push_back(VmInfo{.id = "id-" + vm,
+                                                           .name = vm,
+                                                           .state = VmState::kRunning,
+                                                           .os = set.templ.os,
+                                                           .cpu = 2,
+                                                           .memory_bytes = 4 * kGi,
+                                                           .disk_bytes = 40 * kGi,
+                                                           .ip = "10.0.0.1"});
+        snapshot.ledger.entries.push_back(LedgerEntry{.vm = vm,
+                                                      .vmset = set.meta.name,
+                                                      .pool = pool.meta.name,
+                                                      .host = host,
+                                                      .provider_id = "id-" + vm,
+                                                      .template_hash = hash});
+      }
+      snapshot.desired.sets.push_back(set);
+    }
+  }
+  Normalize(snapshot.desired);
+  for (auto& [name, host] : snapshot.observed.hosts) {
+    std::sort(host.vms.begin(), host.vms.end(),
+              [](const VmInfo& a, const VmInfo& b) { return a.name < b.name; });
+  }
+  return snapshot;
+}
+
+class BenchBackend final : public api::Backend {
+ public:
+  std::shared_ptr<const controller::Snapshot> Latest() const override {
+    std::lock_guard lock(mu_);
+    return latest_;
+  }
+  void Publish(std::shared_ptr<const controller::Snapshot> snapshot) {
+    std::lock_guard lock(mu_);
+    latest_ = std::move(snapshot);
+  }
+  std::shared_future<int64_t> Reconcile(std::string /*reason*/,
+                                        std::optional<PassApproval> /*approval*/,
+                                        std::string /*actor*/) override {
+    std::promise<int64_t> none;
+    none.set_value(0);
+    return none.get_future().share();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const controller::Snapshot> latest_;
+};
+
+double Ms(SteadyClock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+struct Stats {
+  double median = 0;
+  double p95 = 0;
+};
+
+Stats Summarize(std::vector<double> times) {
+  std::sort(times.begin(), times.end());
+  if (times.empty()) {
+    return {};
+  }
+  return {times[times.size() / 2], times[std::min(times.size() - 1, times.size() * 95 / 100)]};
+}
+
+void Print(const std::string& what, const std::vector<double>& times) {
+  const Stats s = Summarize(times);
+  std::printf("  %-44s median %8.1f ms   p95 %8.1f ms   (%zu)\n", what.c_str(), s.median, s.p95,
+              times.size());
+}
+
+struct Answer {
+  int status = 0;
+  size_t bytes = 0;
+  std::string etag;
+  std::string encoding;
+  double ms = 0;
+};
+
+Answer Get(httplib::Client& client, const std::string& path, httplib::Headers headers) {
+  headers.emplace("Authorization", std::string("Bearer ") + kToken);
+  const auto start = SteadyClock::now();
+  httplib::Result r = client.Get(path.c_str(), headers);
+  Answer answer{.ms = Ms(SteadyClock::now() - start)};
+  if (!r) {
+    std::cerr << "GET " << path << " failed: " << httplib::to_string(r.error()) << " after "
+              << answer.ms << " ms\n";
+    std::exit(1);
+  }
+  answer.status = r->status;
+  answer.bytes = r->body.size();
+  answer.etag = r->get_header_value("ETag");
+  answer.encoding = r->get_header_value("Content-Encoding");
+  return answer;
+}
+
+void Endpoint(httplib::Client& client, BenchBackend& backend,
+              const std::shared_ptr<const controller::Snapshot>& base, const std::string& path,
+              int samples) {
+  const httplib::Headers identity{{"Accept-Encoding", "identity"}};
+  std::vector<double> cold;
+  for (int i = 0; i < std::max(samples / 4, 3); ++i) {
+    auto copy = std::make_shared<controller::Snapshot>(*base);
+    copy->observed_at += std::chrono::seconds{i + 1};
+    backend.Publish(std::move(copy));
+    cold.push_back(Get(client, path, identity).ms);
+  }
+  backend.Publish(base);
+  const Answer first = Get(client, path, identity);
+  std::vector<double> warm;
+  for (int i = 0; i < samples; ++i) {
+    warm.push_back(Get(client, path, identity).ms);
+  }
+  std::printf("GET %s: status %d, %zu bytes, ETag %s\n", path.c_str(), first.status, first.bytes,
+              first.etag.empty() ? "(none)" : first.etag.c_str());
+  Print("cold (first GET of a new snapshot)", cold);
+  Print("warm", warm);
+  std::vector<double> revalidate;
+  int not_modified = 0;
+  for (int i = 0; i < samples; ++i) {
+    httplib::Headers headers = identity;
+    if (!first.etag.empty()) {
+      headers.emplace("If-None-Match", first.etag);
+    }
+    const Answer a = Get(client, path, headers);
+    not_modified += a.status == 304 ? 1 : 0;
+    revalidate.push_back(a.ms);
+  }
+  Print("If-None-Match (" + std::to_string(not_modified) + " answered 304)", revalidate);
+  std::vector<double> gzip;
+  Answer zipped;
+  for (int i = 0; i < std::max(samples / 4, 3); ++i) {
+    zipped = Get(client, path, {{"Accept-Encoding", "gzip"}});
+    gzip.push_back(zipped.ms);
+  }
+  Print("warm, Accept-Encoding: gzip (" + (zipped.encoding.empty() ? "identity" : zipped.encoding) +
+            ")",
+        gzip);
+}
+
+// ComputePlan of the fleet, `runs` times; meanwhile, when `path` is set, one client GETs it
+// without pause (with If-None-Match when `revalidate`).
+std::vector<double> Passes(const controller::Snapshot& fleet, int runs, int port,
+                           const std::string& path, bool revalidate, size_t& gets) {
+  std::atomic<bool> done{false};
+  std::atomic<size_t> count{0};
+  std::thread client_thread;
+  if (!path.empty()) {
+    client_thread = std::thread([&] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_read_timeout(std::chrono::seconds{60});
+      httplib::Headers headers{{"Accept-Encoding", "identity"}};
+      std::string etag;
+      while (!done) {
+        httplib::Headers h = headers;
+        if (revalidate && !etag.empty()) {
+          h.emplace("If-None-Match", etag);
+        }
+        const Answer a = Get(client, path, h);
+        if (!a.etag.empty()) {
+          etag = a.etag;
+        }
+        ++count;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds{200});
+  }
+  planner::PlannerOptions options;
+  options.max_deletions = 100000;
+  std::vector<double> times;
+  for (int r = 0; r < runs; ++r) {
+    const auto start = SteadyClock::now();
+    const Plan plan = planner::ComputePlan(fleet.desired, fleet.observed, fleet.ledger, options,
+                                           std::chrono::system_clock::now());
+    times.push_back(Ms(SteadyClock::now() - start));
+  }
+  done = true;
+  if (client_thread.joinable()) {
+    client_thread.join();
+  }
+  gets = count;
+  return times;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int hosts = argc > 1 ? std::atoi(argv[1]) : 10000;
+  const int samples = argc > 2 ? std::atoi(argv[2]) : 20;
+  const int plan_runs = argc > 3 ? std::atoi(argv[3]) : 3;
+  auto start = SteadyClock::now();
+  auto base = std::make_shared<const controller::Snapshot>(Fleet(hosts));
+  size_t vms = 0;
+  for (const auto& [name, host] : base->observed.hosts) {
+    vms += host.vms.size();
+  }
+  std::printf("fleet: %d hosts, %zu VMs (%zu managed), built in %.0f ms\n", hosts, vms,
+              base->ledger.entries.size(), Ms(SteadyClock::now() - start));
+
+  testing::ScratchDir scratch;
+  Result<std::unique_ptr<store::Store>> store =
+      store::Store::Open((scratch.path() / "flotilla.db").string());
+  if (!store.ok()) {
+    std::cerr << store.status().ToString() << "\n";
+    return 1;
+  }
+  BenchBackend backend;
+  backend.Publish(base);
+  api::Telemetry telemetry;
+  auto logger =
+      std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
+  Result<std::unique_ptr<api::Server>> server =
+      api::Server::Start(api::ServerOptions{.listen = "127.0.0.1:0", .token = kToken}, backend,
+                         **store, telemetry, logger);
+  if (!server.ok()) {
+    std::cerr << server.status().ToString() << "\n";
+    return 1;
+  }
+  httplib::Client client("127.0.0.1", (*server)->port());
+  client.set_read_timeout(std::chrono::seconds{60});
+  client.set_decompress(false);
+  for (const char* path : {"/api/v1/vms", "/api/v1/hosts", "/api/v1/vms?pool=pool-0001",
+                           "/api/v1/orchestrator/machines"}) {
+    Endpoint(client, backend, base, path, samples);
+  }
+
+  std::printf("ComputePlan of the fleet (%d runs each; a stand-in for a pass's CPU):\n", plan_runs);
+  size_t gets = 0;
+  Print("alone", Passes(*base, plan_runs, (*server)->port(), "", false, gets));
+  const std::vector<double> busy =
+      Passes(*base, plan_runs, (*server)->port(), "/api/v1/vms", false, gets);
+  Print("while GET /api/v1/vms repeats (" + std::to_string(gets) + " GETs)", busy);
+  const std::vector<double> revalidating =
+      Passes(*base, plan_runs, (*server)->port(), "/api/v1/vms", true, gets);
+  Print("... with If-None-Match (" + std::to_string(gets) + " GETs)", revalidating);
+  (*server)->Stop();
+  return 0;
+}
