@@ -34,6 +34,7 @@
 #include "reconciler/planner/planner.h"
 #include "tests/support/fleet_values.h"
 #include "tests/support/process.h"
+#include "tests/support/snapshot_backend.h"
 
 namespace {
 
@@ -117,28 +118,7 @@ controller::Snapshot Fleet(int hosts) {
   return snapshot;
 }
 
-class BenchBackend final : public api::Backend {
- public:
-  std::shared_ptr<const controller::Snapshot> Latest() const override {
-    std::lock_guard lock(mu_);
-    return latest_;
-  }
-  void Publish(std::shared_ptr<const controller::Snapshot> snapshot) {
-    std::lock_guard lock(mu_);
-    latest_ = std::move(snapshot);
-  }
-  std::shared_future<int64_t> Reconcile(std::string /*reason*/,
-                                        std::optional<PassApproval> /*approval*/,
-                                        std::string /*actor*/) override {
-    std::promise<int64_t> none;
-    none.set_value(0);
-    return none.get_future().share();
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const controller::Snapshot> latest_;
-};
+using BenchBackend = testing::SnapshotBackend;
 
 double Ms(SteadyClock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 

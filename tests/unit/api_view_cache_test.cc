@@ -26,34 +26,13 @@
 #include "reconciler/model/normalize.h"
 #include "tests/support/fleet_values.h"
 #include "tests/support/process.h"
+#include "tests/support/snapshot_backend.h"
 #include "tests/support/wait_until.h"
 
 namespace flotilla::api {
 namespace {
 
-// A loop that publishes whatever snapshot the test gives it.
-class PublishingBackend final : public Backend {
- public:
-  std::shared_ptr<const Snapshot> Latest() const override {
-    std::lock_guard lock(mu_);
-    return latest_;
-  }
-  void Publish(std::shared_ptr<const Snapshot> snapshot) {
-    std::lock_guard lock(mu_);
-    latest_ = std::move(snapshot);
-  }
-  std::shared_future<int64_t> Reconcile(std::string /*reason*/,
-                                        std::optional<PassApproval> /*approval*/,
-                                        std::string /*actor*/) override {
-    std::promise<int64_t> none;
-    none.set_value(0);
-    return none.get_future().share();
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const Snapshot> latest_;
-};
+using PublishingBackend = testing::SnapshotBackend;
 
 // Two pools of three hosts, a VM set each; `seconds` makes each snapshot's observed_at differ.
 std::shared_ptr<const Snapshot> SmallFleet(int seconds) {

@@ -21,6 +21,7 @@
 #include "reconciler/api/server.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_connection.h"
+#include "tests/support/snapshot_backend.h"
 
 namespace flotilla::api {
 namespace {
@@ -31,29 +32,7 @@ using std::chrono::seconds;
 
 constexpr const char* kToken = "dashboard-test-token";
 
-// A loop whose latest snapshot the test sets.
-class SnapshotBackend final : public Backend {
- public:
-  std::shared_ptr<const Snapshot> Latest() const override {
-    std::lock_guard lock(mu_);
-    return snapshot_;
-  }
-  std::shared_future<int64_t> Reconcile(std::string /*reason*/,
-                                        std::optional<PassApproval> /*approval*/,
-                                        std::string /*actor*/) override {
-    std::promise<int64_t> none;
-    none.set_value(0);
-    return none.get_future().share();
-  }
-  void Publish(Snapshot snapshot) {
-    std::lock_guard lock(mu_);
-    snapshot_ = std::make_shared<const Snapshot>(std::move(snapshot));
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const Snapshot> snapshot_;
-};
+using testing::SnapshotBackend;
 
 class DashboardServerTest : public ::testing::Test {
  protected:
