@@ -57,8 +57,13 @@ class Reader {
 
   // A time written as Unix seconds (UnixSeconds); empty when absent, null or 0.
   std::optional<std::chrono::system_clock::time_point> Time(const char* key) {
+    // The latest second the clock can hold (year 2262 with libstdc++'s nanoseconds): a later one
+    // would overflow when converted to the clock's unit.
+    constexpr auto kLatest = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max())
+            .count());
     const uint64_t seconds = Number(key);
-    if (seconds > (uint64_t{1} << 35)) {
+    if (seconds > kLatest) {
       Fail(key, "is not a time in Unix seconds");
       return std::nullopt;
     }
