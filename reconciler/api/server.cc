@@ -8,6 +8,7 @@
 
 #include "reconciler/api/dashboard.h"
 #include "reconciler/api/front_door.h"
+#include "reconciler/api/gzip.h"
 #include "reconciler/api/live.h"
 #include "reconciler/api/routes.h"
 #include "reconciler/api/view_cache.h"
@@ -15,20 +16,33 @@
 namespace flotilla::api {
 namespace {
 
-// Answers are compressed with gzip when the client takes it, never with Brotli: cpp-httplib
-// compresses at Brotli's highest quality, about 12 s for the 4 MB of /api/v1/vms with 10,000
-// VMs, against well under a second with gzip (browsers offer both, "gzip, deflate, br").
-void OfferNoBrotli(httplib::Request& req) {
-  const auto offer = req.headers.find("Accept-Encoding");
-  if (offer == req.headers.end() || offer->second.find("br") == std::string::npos) {
-    return;
+// What the request's Accept-Encoding offered, kept by TakeEncoding under a name no client's
+// header can reach (a client's own copy is removed first).
+constexpr const char* kGzipOffered = "Flotilla-Internal-Gzip-Offered";
+
+// Answers are compressed by Send, with gzip when the client takes it (gzip.h), never by
+// cpp-httplib: it would compress a kept view again for every request, and with Brotli at its
+// highest quality (about 12 s for the 4 MB of /api/v1/vms with 10,000 VMs) when a browser offers
+// "gzip, deflate, br". So the offer is taken off the request before cpp-httplib sees it.
+//
+// A Range is taken off too: cpp-httplib slices an answer whose handler set the status to the part
+// asked for and still says 200, so a client would take ten bytes for the whole VM list. The API
+// answers whole (RFC 9110 14.2 lets a server ignore Range).
+void TakeEncoding(httplib::Request& req) {
+  req.ranges.clear();
+  req.headers.erase("Range");
+  req.headers.erase(kGzipOffered);
+  bool gzip = false;
+  for (auto [it, end] = req.headers.equal_range("Accept-Encoding"); it != end; ++it) {
+    gzip = gzip || AcceptsGzip(it->second);
   }
-  const bool gzip = offer->second.find("gzip") != std::string::npos;
-  req.headers.erase(offer);
+  req.headers.erase("Accept-Encoding");
   if (gzip) {
-    req.headers.emplace("Accept-Encoding", "gzip");
+    req.headers.emplace(kGzipOffered, "1");
   }
 }
+
+bool GzipOffered(const httplib::Request& req) { return req.has_header(kGzipOffered); }
 
 // cpp-httplib's request handling (parsing, routing, answering) for one request of a stream
 // the front door hands over; its own accept loop and thread pool are not used.
@@ -36,7 +50,7 @@ class HttpCore final : public httplib::Server {
  public:
   void Serve(httplib::Stream& stream, bool& closed) {
     closed = false;
-    if (!process_request(stream, /*close_connection=*/false, closed, OfferNoBrotli)) {
+    if (!process_request(stream, /*close_connection=*/false, closed, TakeEncoding)) {
       closed = true;
     }
   }
@@ -48,11 +62,24 @@ void SetSecurityHeaders(httplib::Response& res) {
   }
 }
 
-void Send(const Reply& reply, httplib::Response& res) {
+// The ETag of the gzip answer whose identity answer has `etag`: a strong validator names one
+// representation, and the content coding is part of it (RFC 9110 8.8.3).
+std::string GzipETag(std::string_view etag) {
+  if (etag.size() < 2 || etag.back() != '"') {
+    return std::string(etag);
+  }
+  return std::string(etag.substr(0, etag.size() - 1)) + "-gzip\"";
+}
+
+// `reply` as the answer. `gzip`: the client takes gzip; `gzipped`, when not null, is reply.body
+// already compressed.
+void SendAs(const Reply& reply, httplib::Response& res, bool gzip, const std::string* gzipped) {
   SetSecurityHeaders(res);
+  const bool compressible = !reply.body.empty() && Compressible(reply.content_type);
+  gzip = gzip && compressible;
   bool cache_control = false;
   for (const auto& [name, value] : reply.headers) {
-    res.set_header(name, value);
+    res.set_header(name, gzip && name == "ETag" ? GzipETag(value) : value);
     cache_control = cache_control || name == "Cache-Control";
   }
   if (!cache_control) {
@@ -61,9 +88,19 @@ void Send(const Reply& reply, httplib::Response& res) {
   if (reply.status) {
     res.status = *reply.status;
   }
-  if (!reply.body.empty() || !reply.content_type.empty()) {
+  if (compressible) {
+    res.set_header("Vary", "Accept-Encoding");
+  }
+  if (gzip) {
+    res.set_header("Content-Encoding", "gzip");
+    res.set_content(gzipped != nullptr ? *gzipped : Gzip(reply.body), reply.content_type);
+  } else if (!reply.body.empty() || !reply.content_type.empty()) {
     res.set_content(reply.body, reply.content_type);
   }
+}
+
+void Send(const Reply& reply, const httplib::Request& req, httplib::Response& res) {
+  SendAs(reply, res, GzipOffered(req), nullptr);
 }
 
 // A view of the snapshot (Route::view) for an admitted request: 304 with no body when
@@ -72,16 +109,22 @@ void SendView(ViewCache& cache, const Route& route, const httplib::Request& req,
               const std::shared_ptr<const Snapshot>& snapshot, RouteContext& context,
               httplib::Response& res) {
   const std::string key = ViewKey(route, req);
+  const bool gzip = GzipOffered(req);
   if (const std::string asked = req.get_header_value("If-None-Match"); !asked.empty()) {
-    std::string etag = cache.ETag(snapshot, key);
-    if (IfNoneMatchHits(asked, etag)) {
-      Send(Reply{.status = 304, .headers = {{"ETag", std::move(etag)}}}, res);
+    const std::string etag = cache.ETag(snapshot, key);
+    // Either coding's tag: a client may have kept the other one (it changed what it offers).
+    if (IfNoneMatchHits(asked, etag) || IfNoneMatchHits(asked, GzipETag(etag))) {
+      Send(Reply{.status = 304,
+                 .headers = {{"ETag", gzip ? GzipETag(etag) : etag}, {"Vary", "Accept-Encoding"}}},
+           req, res);
       return;
     }
   }
   const std::shared_ptr<const CachedView> view =
       cache.Get(snapshot, key, [&] { return route.handler(req, snapshot.get(), context); });
-  Send(view->reply, res);  // a copy: cpp-httplib writes no provider on this server (live.h)
+  // A copy: cpp-httplib writes no provider on this server (live.h). Compressed once per view.
+  const bool compress = gzip && !view->reply.body.empty() && Compressible(view->reply.content_type);
+  SendAs(view->reply, res, compress, compress ? &view->Gzipped() : nullptr);
 }
 
 // Answers what no handler did (404, 413, ...) with a JSON error. A path no route serves is
@@ -93,14 +136,14 @@ void AnswerUnhandled(const httplib::Request& req, httplib::Response& res, const 
   if (res.status == 404) {
     const Access access = IsDashboardPath(req.path) ? Access::kPublic : Access::kToken;
     if (auto admitted = Admit(req, access, gate); std::holds_alternative<Reply>(admitted)) {
-      Send(std::get<Reply>(admitted), res);
+      Send(std::get<Reply>(admitted), req, res);
       return;
     }
-    Send(ErrorReply(404, "no such endpoint: " + req.method + " " + req.path), res);
+    Send(ErrorReply(404, "no such endpoint: " + req.method + " " + req.path), req, res);
   } else if (res.status == 413) {
-    Send(ErrorReply(413, "the request body is too large"), res);
+    Send(ErrorReply(413, "the request body is too large"), req, res);
   } else {
-    Send(ErrorReply(res.status, "HTTP " + std::to_string(res.status)), res);
+    Send(ErrorReply(res.status, "HTTP " + std::to_string(res.status)), req, res);
   }
 }
 
@@ -115,7 +158,7 @@ void AnswerException(spdlog::logger& logger, const httplib::Request& req, httpli
   } catch (...) {
   }
   logger.error("api: {} {} failed: {}", req.method, req.path, what);
-  Send(ErrorReply(500, "internal error"), res);
+  Send(ErrorReply(500, "internal error"), req, res);
 }
 
 }  // namespace
@@ -302,7 +345,7 @@ void Server::Routes() {
       // Authentication and roles before anything else the route does.
       std::variant<Caller, Reply> admitted = Admit(req, route.access, MakeGate());
       if (Reply* refusal = std::get_if<Reply>(&admitted)) {
-        Send(*refusal, res);
+        Send(*refusal, req, res);
         return;
       }
       const Caller& caller = std::get<Caller>(admitted);
@@ -312,7 +355,7 @@ void Server::Routes() {
       if (route.observation != Observation::kUnused) {
         snapshot = backend_.Latest();
         if (!snapshot && route.observation == Observation::kRequired) {
-          Send(NoObservationReply(), res);
+          Send(NoObservationReply(), req, res);
           return;
         }
       }
@@ -320,7 +363,7 @@ void Server::Routes() {
         SendView(*views_, route, req, snapshot, context, res);
         return;
       }
-      Send(route.handler(req, snapshot.get(), context), res);
+      Send(route.handler(req, snapshot.get(), context), req, res);
     };
     const std::string pattern(route.pattern);
     if (route.method == "POST") {

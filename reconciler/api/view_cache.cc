@@ -7,6 +7,8 @@
 #include <random>
 #include <utility>
 
+#include "reconciler/api/gzip.h"
+
 namespace flotilla::api {
 namespace {
 
@@ -62,6 +64,11 @@ std::string ViewCache::MakeETag(uint64_t generation, std::string_view key) const
 std::string ViewCache::ETag(const std::shared_ptr<const Snapshot>& snapshot, std::string_view key) {
   std::lock_guard lock(mu_);
   return MakeETag(Current(snapshot), key);
+}
+
+const std::string& CachedView::Gzipped() const {
+  std::call_once(gzip_once_, [this] { gzipped_ = Gzip(reply.body); });
+  return gzipped_;
 }
 
 std::shared_ptr<const CachedView> ViewCache::Get(const std::shared_ptr<const Snapshot>& snapshot,

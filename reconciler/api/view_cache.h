@@ -39,6 +39,14 @@ namespace flotilla::api {
 struct CachedView {
   Reply reply;       // as the handler rendered it, ETag included when it is a 2xx
   std::string etag;  // "\"...\"", quotes included; empty for an answer that is not 2xx
+
+  // reply.body compressed with gzip (gzip.h), made by the first request that takes gzip and
+  // kept: one compression per view and snapshot, whatever the number of clients.
+  const std::string& Gzipped() const;
+
+ private:
+  mutable std::once_flag gzip_once_;
+  mutable std::string gzipped_;
 };
 
 class ViewCache {

@@ -297,6 +297,64 @@ TEST(ApiIfNoneMatchTest, ListsWeakTagsAndTheWildcard) {
   EXPECT_FALSE(IfNoneMatchHits(",,", "\"a\""));
 }
 
+// A client that takes gzip gets the kept view compressed, with its own strong ETag (the coding is
+// part of the representation) and Vary; either ETag revalidates; a weight of zero or a client's
+// copy of the server's internal header gets the identity body; a Range gets the whole answer
+// (cpp-httplib used to slice it and still say 200).
+TEST_F(ApiViewCacheTest, GzipAnswersHaveTheirOwnETagAndTheSameBytes) {
+  httplib::Client client("127.0.0.1", server_->port());
+  client.set_decompress(false);
+  auto get = [&](const std::string& accept, httplib::Headers extra = {}) {
+    extra.emplace("Authorization", std::string("Bearer ") + kViewToken);
+    extra.emplace("Accept-Encoding", accept);
+    return client.Get("/api/v1/vms", extra);
+  };
+  httplib::Result plain = get("identity");
+  ASSERT_TRUE(plain && plain->status == 200);
+  EXPECT_EQ(plain->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(plain->get_header_value("Vary"), "Accept-Encoding");
+  const std::string etag = plain->get_header_value("ETag");
+  ASSERT_FALSE(etag.empty());
+
+  httplib::Result zipped = get("gzip, deflate, br");
+  ASSERT_TRUE(zipped && zipped->status == 200);
+  EXPECT_EQ(zipped->get_header_value("Content-Encoding"), "gzip");
+  EXPECT_EQ(zipped->get_header_value("Vary"), "Accept-Encoding");
+  const std::string gzip_etag = zipped->get_header_value("ETag");
+  EXPECT_EQ(gzip_etag, etag.substr(0, etag.size() - 1) + "-gzip\"");
+  httplib::Client reader("127.0.0.1", server_->port());  // decompresses
+  httplib::Result decompressed = reader.Get(
+      "/api/v1/vms",
+      {{"Authorization", std::string("Bearer ") + kViewToken}, {"Accept-Encoding", "gzip"}});
+  ASSERT_TRUE(decompressed && decompressed->status == 200);
+  EXPECT_EQ(decompressed->body, plain->body);
+
+  for (const std::string& asked : {etag, gzip_etag}) {
+    httplib::Result revalidated = get("gzip", {{"If-None-Match", asked}});
+    ASSERT_TRUE(revalidated);
+    EXPECT_EQ(revalidated->status, 304) << asked;
+    EXPECT_EQ(revalidated->get_header_value("ETag"), gzip_etag) << asked;
+    EXPECT_TRUE(revalidated->body.empty());
+  }
+  httplib::Result identity_304 = get("identity", {{"If-None-Match", gzip_etag}});
+  ASSERT_TRUE(identity_304);
+  EXPECT_EQ(identity_304->status, 304);
+  EXPECT_EQ(identity_304->get_header_value("ETag"), etag);
+
+  httplib::Result refused = get("gzip;q=0, identity");
+  ASSERT_TRUE(refused && refused->status == 200);
+  EXPECT_EQ(refused->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(refused->body, plain->body);
+  httplib::Result smuggled = get("identity", {{"Flotilla-Internal-Gzip-Offered", "1"}});
+  ASSERT_TRUE(smuggled && smuggled->status == 200);
+  EXPECT_EQ(smuggled->get_header_value("Content-Encoding"), "");
+  httplib::Result part = get("gzip", {{"Range", "bytes=0-9"}});
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 200);
+  EXPECT_EQ(part->get_header_value("Content-Encoding"), "gzip");
+  EXPECT_EQ(part->body, zipped->body);
+}
+
 TEST(ApiViewCacheUnitTest, OneRenderingPerViewAndSnapshotAndOnlyTheCurrentSnapshotsKept) {
   ViewCache cache(2);
   std::shared_ptr<const Snapshot> one = SmallFleet(1);

@@ -38,8 +38,7 @@ TEST(InventoryJsonTest, ATimeBeyondTheClockIsRefused) {
     ASSERT_FALSE(inventory.ok()) << seconds;
     EXPECT_NE(inventory.status().message().find("last_seen"), std::string::npos)
         << inventory.status().ToString();
-    EXPECT_NE(inventory.status().message().find("is not a time in Unix seconds"),
-              std::string::npos)
+    EXPECT_NE(inventory.status().message().find("is not a time in Unix seconds"), std::string::npos)
         << inventory.status().ToString();
   }
 }
