@@ -14,7 +14,7 @@ packages=(
   cmake g++ make pkg-config clang-format clang-tidy git
   # libraries
   libyaml-cpp-dev libgit2-dev libsqlite3-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev
+  libvalijson-dev libcpp-httplib-dev libcli11-dev libssl-dev zlib1g-dev
   # tests
   libgtest-dev libgmock-dev
   # Fuzzing (scripts/fuzz.sh, .ci/run): clang and its libFuzzer and sanitizer runtimes
