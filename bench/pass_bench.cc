@@ -146,7 +146,8 @@ struct Stats {
 Stats Of(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   auto at = [&](double q) {
-    return values[std::min(values.size() - 1, static_cast<size_t>(q * values.size()))];
+    return values[std::min(values.size() - 1,
+                           static_cast<size_t>(q * static_cast<double>(values.size())))];
   };
   return Stats{.median = at(0.5), .p95 = at(0.95), .max = values.back()};
 }
