@@ -5,6 +5,7 @@
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
 #   scripts/bench.sh planner [runs] [hosts]
 #   scripts/bench.sh api [hosts] [samples] [plan_runs]
+#   scripts/bench.sh pass [hosts] [vms_per_host] [passes] [journal_actions] [full_sample]
 #   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency] [full|normal]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
 #   scripts/bench.sh webhook [pushes] [hosts]
@@ -34,6 +35,10 @@ case "${1:-git_source}" in
   api)
     cmake --build build-bench -j "$(nproc)" --target bench_api
     build-bench/bin/bench_api "${2:-10000}" "${3:-20}" "${4:-3}"
+    ;;
+  pass)
+    cmake --build build-bench -j "$(nproc)" --target bench_pass
+    build-bench/bin/bench_pass "${2:-1000}" "${3:-10}" "${4:-10}" "${5:-100000}" "${6:-5000}"
     ;;
   converge)
     cmake --build build-bench -j "$(nproc)" --target converge_bench flotilla flotilla-hostsim
@@ -73,7 +78,7 @@ case "${1:-git_source}" in
     build-bench/bin/soak_bench "${2:-30}" "${3:-0.10}" "${4:-4}" "${5:-1}"
     ;;
   *)
-    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, api, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard, soak" >&2
+    echo "bench.sh: unknown benchmark ${1}; known: git_source, observe, planner, api, pass, converge, idle, webhook, crash_creates, tart, tart_converge, dashboard, soak" >&2
     exit 1
     ;;
 esac

@@ -13,7 +13,7 @@
 
 #include "providers/fake_provider.h"
 #include "reconciler/model/template_hash.h"
-#include "tests/support/forwarding_provider.h"
+#include "tests/support/fake_factory.h"
 #include "tests/support/process.h"
 #include "tests/support/status.h"
 
@@ -53,24 +53,6 @@ class ScriptedSource : public DesiredSource {
   std::map<std::string, manifest::LoadResult> revisions;
 };
 
-class ForwarderFactory : public providers::ProviderFactory {
- public:
-  explicit ForwarderFactory(FakeProvider& fake) : fake_(fake) {}
-  std::string_view name() const override { return "fake"; }
-  std::shared_ptr<const ProviderRules> rules() const override {
-    return std::make_shared<providers::FakeRules>();
-  }
-  Result<std::unique_ptr<providers::Provider>> Build(
-      const providers::ProviderContext& /*context*/) const override {
-    // Every pool's provider forwards to one shared FakeProvider.
-    return std::unique_ptr<providers::Provider>(
-        std::make_unique<testing::ForwardingProvider>(fake_));
-  }
-
- private:
-  FakeProvider& fake_;
-};
-
 manifest::LoadResult Fleet(uint32_t replicas, bool prune = true,
                            std::string image = "catalog://L/1") {
   manifest::LoadResult result;
@@ -106,7 +88,7 @@ class ControllerTest : public ::testing::Test {
   ControllerTest() {
     fake_.AddHost("h1");
     fake_.AddHost("h2");
-    EXPECT_TRUE(registry_.Register(std::make_unique<ForwarderFactory>(fake_)).ok());
+    EXPECT_TRUE(registry_.Register(std::make_unique<testing::FakeForwarderFactory>(fake_)).ok());
     store_ = std::move(*store::Store::Open((dir_.path() / "flotilla.db").string()));
     options_.executor.initial_backoff = std::chrono::milliseconds(1);
     options_.planner.host_lost_after = minutes(10);
