@@ -325,7 +325,7 @@ Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot,
     }
     filter.managed = managed == "true";
   }
-  return JsonReply(200, VmsJson(*snapshot, filter));
+  return Reply{.status = 200, .body = VmsText(*snapshot, filter), .content_type = kJson};
 }
 
 Reply HandleResources(const httplib::Request& /*request*/, const Snapshot* snapshot,
@@ -508,7 +508,7 @@ Reply HandleOrchestratorResources(const httplib::Request& /*request*/, const Sna
 
 Reply HandleOrchestratorMachines(const httplib::Request& /*request*/, const Snapshot* snapshot,
                                  RouteContext& /*context*/) {
-  return JsonReply(202, OrchestratorMachinesJson(*snapshot));
+  return Reply{.status = 202, .body = OrchestratorMachinesText(*snapshot), .content_type = kJson};
 }
 
 }  // namespace flotilla::api

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "reconciler/api/json_text.h"
 #include "reconciler/api/telemetry.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/model/text.h"
@@ -123,15 +124,16 @@ std::string WithoutCredentials(std::string_view address) {
 
 namespace {
 
-// What limits a host that is otherwise online, in words.
 // Whether a managed VM was made from another template than its set's now (null: not managed,
 // or its set is gone).
-json Outdated(const LedgerEntry* owner, const std::map<std::string, std::string>& current) {
-  if (owner == nullptr) {
-    return nullptr;
+void WriteOutdated(JsonText& out, const LedgerEntry* owner,
+                   const std::map<std::string, std::string>& current) {
+  const auto set = owner == nullptr ? current.end() : current.find(owner->vmset);
+  if (set == current.end()) {
+    out.Null();
+  } else {
+    out.Bool(owner->template_hash != set->second);
   }
-  const auto set = current.find(owner->vmset);
-  return set == current.end() ? json(nullptr) : json(owner->template_hash != set->second);
 }
 
 json HostConditions(const HostFacts& facts) {
@@ -237,13 +239,18 @@ json HostsJson(const Snapshot& snapshot) {
           {"hosts", std::move(hosts)}};
 }
 
-json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
+std::string VmsText(const Snapshot& snapshot, const VmFilter& filter) {
   const OwnerIndex owners(snapshot.ledger);
   std::map<std::string, std::string> current;  // each VM set's template hash now
   for (const VMSet& set : snapshot.desired.sets) {
     current[set.meta.name] = TemplateHash(set.templ);
   }
-  json vms = json::array();
+  JsonText out;
+  out.BeginObject();
+  out.Key("observed_at");
+  out.String(FormatTime(snapshot.observed_at));
+  out.Key("vms");
+  out.BeginArray();
   for (const HostPool& pool : snapshot.desired.pools) {
     if (!filter.pool.empty() && filter.pool != pool.meta.name) {
       continue;
@@ -253,37 +260,62 @@ json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
       if (host == nullptr || (!filter.host.empty() && filter.host != spec.name)) {
         continue;
       }
+      const std::string_view host_state = HostState(host);
       for (const VmInfo& vm : host->vms) {
         if (!vm.pending_create_for.empty()) {
           continue;
         }
         const LedgerEntry* owner = owners.Owner(vm, spec.name);
-        const std::string vmset = owner != nullptr ? owner->vmset : std::string();
-        const std::string state(ToString(vm.state));
+        const std::string_view vmset = owner != nullptr ? owner->vmset : std::string_view();
+        const std::string_view state = ToString(vm.state);
         if ((!filter.vmset.empty() && filter.vmset != vmset) ||
             (!filter.state.empty() && filter.state != state) ||
             (filter.managed && *filter.managed != (owner != nullptr))) {
           continue;
         }
-        vms.push_back({{"name", vm.name},
-                       {"id", vm.id},
-                       {"host", spec.name},
-                       {"pool", pool.meta.name},
-                       {"vmset", vmset},
-                       {"managed", owner != nullptr},
-                       {"state", state},
-                       {"host_state", HostState(host)},
-                       {"os", vm.os ? std::string(ToString(*vm.os)) : vm.os_raw},
-                       {"cpu", vm.cpu},
-                       {"memory_bytes", vm.memory_bytes},
-                       {"disk_bytes", vm.disk_bytes},
-                       {"ip", vm.ip},
-                       {"template_hash", owner != nullptr ? owner->template_hash : ""},
-                       {"outdated", Outdated(owner, current)}});
+        // Keys in nlohmann's (sorted) order, as every other answer of the API.
+        out.BeginObject();
+        out.Key("cpu");
+        out.Number(vm.cpu);
+        out.Key("disk_bytes");
+        out.Number(vm.disk_bytes);
+        out.Key("host");
+        out.String(spec.name);
+        out.Key("host_state");
+        out.String(host_state);
+        out.Key("id");
+        out.String(vm.id);
+        out.Key("ip");
+        out.String(vm.ip);
+        out.Key("managed");
+        out.Bool(owner != nullptr);
+        out.Key("memory_bytes");
+        out.Number(vm.memory_bytes);
+        out.Key("name");
+        out.String(vm.name);
+        out.Key("os");
+        out.String(vm.os ? ToString(*vm.os) : std::string_view(vm.os_raw));
+        out.Key("outdated");
+        WriteOutdated(out, owner, current);
+        out.Key("pool");
+        out.String(pool.meta.name);
+        out.Key("state");
+        out.String(state);
+        out.Key("template_hash");
+        out.String(owner != nullptr ? std::string_view(owner->template_hash) : std::string_view());
+        out.Key("vmset");
+        out.String(vmset);
+        out.EndObject();
       }
     }
   }
-  return {{"observed_at", FormatTime(snapshot.observed_at)}, {"vms", std::move(vms)}};
+  out.EndArray();
+  out.EndObject();
+  return out.Finish();
+}
+
+json VmsJson(const Snapshot& snapshot, const VmFilter& filter) {
+  return json::parse(VmsText(snapshot, filter));
 }
 
 json ResourcesJson(const Snapshot& snapshot) {
@@ -619,38 +651,74 @@ json OrchestratorResourcesJson(const Snapshot& snapshot) {
   return out;
 }
 
-json OrchestratorMachinesJson(const Snapshot& snapshot) {
+std::string OrchestratorMachinesText(const Snapshot& snapshot) {
   // Only VMs of healthy, enabled hosts, with the host_* fields filled, as the orchestrator does.
-  json out = json::array();
+  // Keys in nlohmann's (sorted, capitals first) order, as every other answer of the API.
+  JsonText out;
+  out.BeginArray();
   for (const HostPool& pool : snapshot.desired.pools) {
     for (const HostSpec& spec : pool.hosts) {
       const ObservedHost* host = snapshot.observed.FindHost(spec.name);
       if (host == nullptr || !host->online || spec.cordoned) {
         continue;
       }
+      const std::string address = WithoutCredentials(spec.address);
       for (const VmInfo& vm : host->vms) {
-        out.push_back(
-            {{"ID", vm.id},
-             {"Name", vm.name},
-             {"Description", ""},
-             {"Type", vm.type},
-             {"State", vm.raw_state.empty() ? std::string(ToString(vm.state)) : vm.raw_state},
-             {"OS", vm.os_raw},
-             {"host", WithoutCredentials(spec.address)},
-             {"host_url", WithoutCredentials(spec.address)},
-             {"host_id", spec.name},
-             {"host_name", spec.name},
-             {"host_state", "healthy"},
-             {"host_external_ip_address", ""},
-             {"internal_ip_address", vm.ip},
-             {"Hardware",
-              {{"cpu", {{"cpus", vm.cpu}}},
-               {"memory", {{"size", std::to_string(vm.memory_bytes / kMiB) + "Mb"}}},
-               {"hdd0", {{"size", std::to_string(vm.disk_bytes / kMiB) + "Mb"}}}}}});
+        out.BeginObject();
+        out.Key("Description");
+        out.String("");
+        out.Key("Hardware");
+        out.BeginObject();
+        out.Key("cpu");
+        out.BeginObject();
+        out.Key("cpus");
+        out.Number(vm.cpu);
+        out.EndObject();
+        out.Key("hdd0");
+        out.BeginObject();
+        out.Key("size");
+        out.String(std::to_string(vm.disk_bytes / kMiB) + "Mb");
+        out.EndObject();
+        out.Key("memory");
+        out.BeginObject();
+        out.Key("size");
+        out.String(std::to_string(vm.memory_bytes / kMiB) + "Mb");
+        out.EndObject();
+        out.EndObject();
+        out.Key("ID");
+        out.String(vm.id);
+        out.Key("Name");
+        out.String(vm.name);
+        out.Key("OS");
+        out.String(vm.os_raw);
+        out.Key("State");
+        out.String(vm.raw_state.empty() ? ToString(vm.state) : std::string_view(vm.raw_state));
+        out.Key("Type");
+        out.String(vm.type);
+        out.Key("host");
+        out.String(address);
+        out.Key("host_external_ip_address");
+        out.String("");
+        out.Key("host_id");
+        out.String(spec.name);
+        out.Key("host_name");
+        out.String(spec.name);
+        out.Key("host_state");
+        out.String("healthy");
+        out.Key("host_url");
+        out.String(address);
+        out.Key("internal_ip_address");
+        out.String(vm.ip);
+        out.EndObject();
       }
     }
   }
-  return out;
+  out.EndArray();
+  return out.Finish();
+}
+
+json OrchestratorMachinesJson(const Snapshot& snapshot) {
+  return json::parse(OrchestratorMachinesText(snapshot));
 }
 
 }  // namespace flotilla::api

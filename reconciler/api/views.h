@@ -34,6 +34,9 @@ struct VmFilter {
 };
 
 nlohmann::json HostsJson(const Snapshot& snapshot);
+// GET /api/v1/vms: {"observed_at": ..., "vms": [...]} as JsonReply's text (the answer's body),
+// written without building the document; VmsJson is the same parsed.
+std::string VmsText(const Snapshot& snapshot, const VmFilter& filter);
 nlohmann::json VmsJson(const Snapshot& snapshot, const VmFilter& filter);
 nlohmann::json ResourcesJson(const Snapshot& snapshot);
 
@@ -70,6 +73,8 @@ Result<Snapshot> SnapshotFromStore(store::Store& store);
 // The Parallels DevOps orchestrator's shapes (reference section 7), for its existing clients.
 nlohmann::json OrchestratorHostsJson(const Snapshot& snapshot);
 nlohmann::json OrchestratorResourcesJson(const Snapshot& snapshot);
+// GET /api/v1/orchestrator/machines as JsonReply's text; OrchestratorMachinesJson is it parsed.
+std::string OrchestratorMachinesText(const Snapshot& snapshot);
 nlohmann::json OrchestratorMachinesJson(const Snapshot& snapshot);
 
 }  // namespace flotilla::api
