@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "reconciler/api/views.h"
+
 namespace flotilla::api {
 namespace {
 
@@ -155,6 +157,7 @@ std::string Telemetry::Render(const Snapshot* snapshot,
     std::map<std::vector<std::string>, double> vms;
     std::map<std::vector<std::string>, double> unschedulable;
     std::map<std::vector<std::string>, double> drift;
+    const OwnerIndex owners(snapshot->ledger);
     for (const VMSet& set : snapshot->desired.sets) {
       unschedulable[{set.pool, set.meta.name}] = 0;
       drift[{set.pool, set.meta.name}] = 0;
@@ -170,9 +173,8 @@ std::string Telemetry::Render(const Snapshot* snapshot,
           if (!vm.pending_create_for.empty()) {
             continue;  // a create under way; counted once it has its name
           }
-          const LedgerEntry* owned = snapshot->ledger.Find(vm.name);
-          const bool ours = owned != nullptr && owned->host == spec.name;
-          vms[{pool.meta.name, ours ? owned->vmset : std::string(),
+          const LedgerEntry* owned = owners.Owner(vm, spec.name);
+          vms[{pool.meta.name, owned != nullptr ? owned->vmset : std::string(),
                std::string(ToString(vm.state))}] += 1;
         }
       }
@@ -193,7 +195,7 @@ std::string Telemetry::Render(const Snapshot* snapshot,
     }
     for (const auto& [vmset, vm] : drifted) {
       const VMSet* set = snapshot->desired.FindSet(vmset);
-      const LedgerEntry* owned = snapshot->ledger.Find(vm);
+      const LedgerEntry* owned = owners.Find(vm);
       const std::string pool = set != nullptr ? set->pool : owned != nullptr ? owned->pool : "";
       drift[{pool, vmset}] += 1;
     }

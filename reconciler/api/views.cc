@@ -34,24 +34,6 @@ json NullableTime(const std::optional<std::chrono::system_clock::time_point>& t)
 
 // The ledger by VM name, built once per rendering: Ledger::Find is a scan, and a view asks for
 // every VM (100,000 VMs: minutes by scans, milliseconds by index).
-class OwnerIndex {
- public:
-  explicit OwnerIndex(const Ledger& ledger) {
-    by_vm_.reserve(ledger.entries.size());
-    for (const LedgerEntry& entry : ledger.entries) {
-      by_vm_.emplace(entry.vm, &entry);  // the first entry of a name, as Ledger::Find
-    }
-  }
-  // The VM set and ownership of a VM seen on `host`.
-  const LedgerEntry* Owner(const VmInfo& vm, const std::string& host) const {
-    const auto found = by_vm_.find(vm.name);
-    return found != by_vm_.end() && found->second->host == host ? found->second : nullptr;
-  }
-
- private:
-  std::unordered_map<std::string_view, const LedgerEntry*> by_vm_;
-};
-
 // The orchestrator's HostResourceItem: MB sizes, `disk_size`.
 json OrchestratorResources(const Resources& r, uint32_t apple_vms) {
   return {{"logical_cpu_count", r.cpu},
@@ -99,6 +81,23 @@ std::string ArchOf(const HostSpec& spec, const ObservedHost* host) {
 }
 
 }  // namespace
+
+OwnerIndex::OwnerIndex(const Ledger& ledger) {
+  by_vm_.reserve(ledger.entries.size());
+  for (const LedgerEntry& entry : ledger.entries) {
+    by_vm_.emplace(entry.vm, &entry);  // the first entry of a name, as Ledger::Find
+  }
+}
+
+const LedgerEntry* OwnerIndex::Find(std::string_view vm) const {
+  const auto found = by_vm_.find(vm);
+  return found != by_vm_.end() ? found->second : nullptr;
+}
+
+const LedgerEntry* OwnerIndex::Owner(const VmInfo& vm, const std::string& host) const {
+  const LedgerEntry* entry = Find(vm.name);
+  return entry != nullptr && entry->host == host ? entry : nullptr;
+}
 
 std::string FormatTime(std::chrono::system_clock::time_point t) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(t);

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +26,20 @@ std::string FormatTime(std::chrono::system_clock::time_point t);
 
 // `address` without a user:password@ part.
 std::string WithoutCredentials(std::string_view address);
+
+// The ledger by VM name, built once per rendering: Ledger::Find scans, so a view of 100,000 VMs
+// that looked each one up was quadratic. The ledger must outlive the index.
+class OwnerIndex {
+ public:
+  explicit OwnerIndex(const Ledger& ledger);
+  // The first entry of that name, as Ledger::Find; null when none.
+  const LedgerEntry* Find(std::string_view vm) const;
+  // The entry that owns a VM seen on `host` (its name's entry, placed on that host); else null.
+  const LedgerEntry* Owner(const VmInfo& vm, const std::string& host) const;
+
+ private:
+  std::unordered_map<std::string_view, const LedgerEntry*> by_vm_;
+};
 
 struct VmFilter {
   std::string pool;
