@@ -83,6 +83,11 @@ void JsonText::Number(uint64_t value) {
   out_.append(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
 }
 
+void JsonText::Double(double value) {
+  BeforeValue();
+  out_ += nlohmann::json(value).dump();
+}
+
 void JsonText::Bool(bool value) {
   BeforeValue();
   out_ += value ? "true" : "false";

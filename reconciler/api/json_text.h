@@ -32,6 +32,8 @@ class JsonText {
   // replace handler does.
   void String(std::string_view text);
   void Number(uint64_t value);
+  // As nlohmann writes a double (the shortest text that reads back, "0.0" for zero).
+  void Double(double value);
   void Bool(bool value);
   void Null();
   // The text, with the newline JsonReply adds. REQUIRES: every container closed.

@@ -309,7 +309,7 @@ Reply HandleEvents(const httplib::Request& request, const Snapshot* /*snapshot*/
 
 Reply HandleHosts(const httplib::Request& /*request*/, const Snapshot* snapshot,
                   RouteContext& /*context*/) {
-  return JsonReply(200, HostsJson(*snapshot));
+  return Reply{.status = 200, .body = HostsText(*snapshot), .content_type = kJson};
 }
 
 Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot,

@@ -135,8 +135,8 @@ void WriteOutdated(JsonText& out, const LedgerEntry* owner,
   }
 }
 
-json HostConditions(const HostFacts& facts) {
-  json conditions = json::array();
+std::vector<std::string> HostConditions(const HostFacts& facts) {
+  std::vector<std::string> conditions;
   for (const auto& [prefix, why] : facts.unsupported_images) {
     conditions.push_back("cannot create VMs from " + prefix + " images: " + why);
   }
@@ -186,9 +186,22 @@ json RejectedJson(const controller::RejectedRevision& rejected) {
   return out;
 }
 
-json HostsJson(const Snapshot& snapshot) {
+std::string HostsText(const Snapshot& snapshot) {
   const OwnerIndex owners(snapshot.ledger);
-  json hosts = json::array();
+  const auto resources = [](JsonText& out, const Resources& r) {
+    out.BeginObject();
+    out.Key("cpu");
+    out.Number(r.cpu);
+    out.Key("disk_bytes");
+    out.Number(r.disk_bytes);
+    out.Key("memory_bytes");
+    out.Number(r.memory_bytes);
+    out.EndObject();
+  };
+  JsonText out;
+  out.BeginObject();
+  out.Key("hosts");
+  out.BeginArray();
   for (const HostPool& pool : snapshot.desired.pools) {
     for (const HostSpec& spec : pool.hosts) {
       const ObservedHost* host = snapshot.observed.FindHost(spec.name);
@@ -202,41 +215,100 @@ json HostsJson(const Snapshot& snapshot) {
           }
         }
       }
-      json entry = {{"name", spec.name},
-                    {"pool", pool.meta.name},
-                    {"provider", pool.provider},
-                    {"address", WithoutCredentials(spec.address)},
-                    {"state", HostState(host)},
-                    {"cordoned", spec.cordoned},
-                    {"tags", spec.tags},
-                    {"arch", ArchOf(spec, host)},
-                    {"max_vms", spec.max_vms.value_or(0)},
-                    {"vms", vms},
-                    {"managed_vms", managed},
-                    {"last_seen", host != nullptr ? NullableTime(host->last_seen) : json(nullptr)},
-                    {"error", host != nullptr ? host->error : std::string()},
-                    {"error_rate", host != nullptr ? host->error_rate : 0.0},
-                    {"failed_observations", host != nullptr ? host->failures : 0}};
-      if (host != nullptr && host->last_seen) {
-        entry["resources"] = {{"total", ResourcesOf(host->facts.total)},
-                              {"available", ResourcesOf(host->facts.available)}};
-        entry["agent_version"] = host->facts.agent_version;
-        entry["os"] = host->facts.os_name + " " + host->facts.os_version;
-        entry["conditions"] = HostConditions(host->facts);
-        entry["macos_vms"] = IsMac(host->facts)
-                                 ? json{{"running", host->facts.running_macos_vms},
-                                        {"limit", planner::PlannerOptions{}.apple_vm_limit}}
-                                 : json(nullptr);
-      } else {
-        entry["resources"] = nullptr;
+      // What a host that answered once has; keys in nlohmann's (sorted) order.
+      const bool seen = host != nullptr && host->last_seen.has_value();
+      out.BeginObject();
+      out.Key("address");
+      out.String(WithoutCredentials(spec.address));
+      if (seen) {
+        out.Key("agent_version");
+        out.String(host->facts.agent_version);
       }
-      hosts.push_back(std::move(entry));
+      out.Key("arch");
+      out.String(ArchOf(spec, host));
+      if (seen) {
+        out.Key("conditions");
+        out.BeginArray();
+        for (const std::string& condition : HostConditions(host->facts)) {
+          out.String(condition);
+        }
+        out.EndArray();
+      }
+      out.Key("cordoned");
+      out.Bool(spec.cordoned);
+      out.Key("error");
+      out.String(host != nullptr ? std::string_view(host->error) : std::string_view());
+      out.Key("error_rate");
+      out.Double(host != nullptr ? host->error_rate : 0.0);
+      out.Key("failed_observations");
+      out.Number(host != nullptr ? host->failures : 0);
+      out.Key("last_seen");
+      if (seen) {
+        out.String(FormatTime(*host->last_seen));
+      } else {
+        out.Null();
+      }
+      if (seen) {
+        out.Key("macos_vms");
+        if (IsMac(host->facts)) {
+          out.BeginObject();
+          out.Key("limit");
+          out.Number(planner::PlannerOptions{}.apple_vm_limit);
+          out.Key("running");
+          out.Number(host->facts.running_macos_vms);
+          out.EndObject();
+        } else {
+          out.Null();
+        }
+      }
+      out.Key("managed_vms");
+      out.Number(managed);
+      out.Key("max_vms");
+      out.Number(spec.max_vms.value_or(0));
+      out.Key("name");
+      out.String(spec.name);
+      if (seen) {
+        out.Key("os");
+        out.String(host->facts.os_name + " " + host->facts.os_version);
+      }
+      out.Key("pool");
+      out.String(pool.meta.name);
+      out.Key("provider");
+      out.String(pool.provider);
+      out.Key("resources");
+      if (seen) {
+        out.BeginObject();
+        out.Key("available");
+        resources(out, host->facts.available);
+        out.Key("total");
+        resources(out, host->facts.total);
+        out.EndObject();
+      } else {
+        out.Null();
+      }
+      out.Key("state");
+      out.String(HostState(host));
+      out.Key("tags");
+      out.BeginArray();
+      for (const std::string& tag : spec.tags) {
+        out.String(tag);
+      }
+      out.EndArray();
+      out.Key("vms");
+      out.Number(vms);
+      out.EndObject();
     }
   }
-  return {{"observed_at", FormatTime(snapshot.observed_at)},
-          {"revision", snapshot.sha},
-          {"hosts", std::move(hosts)}};
+  out.EndArray();
+  out.Key("observed_at");
+  out.String(FormatTime(snapshot.observed_at));
+  out.Key("revision");
+  out.String(snapshot.sha);
+  out.EndObject();
+  return out.Finish();
 }
+
+json HostsJson(const Snapshot& snapshot) { return json::parse(HostsText(snapshot)); }
 
 std::string VmsText(const Snapshot& snapshot, const VmFilter& filter) {
   const OwnerIndex owners(snapshot.ledger);

@@ -49,6 +49,8 @@ struct VmFilter {
   std::optional<bool> managed;  // owned by this loop (in the ledger)
 };
 
+// GET /api/v1/hosts as JsonReply's text; HostsJson is it parsed.
+std::string HostsText(const Snapshot& snapshot);
 nlohmann::json HostsJson(const Snapshot& snapshot);
 // GET /api/v1/vms: {"observed_at": ..., "vms": [...]} as JsonReply's text (the answer's body),
 // written without building the document; VmsJson is the same parsed.

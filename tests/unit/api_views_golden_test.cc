@@ -98,6 +98,12 @@ class SnapshotGenerator {
         spec.address = "https://admin:s3cret@" + host + ":8080/path?x=1";
       }
       spec.cordoned = OneIn(6);
+      for (int t = Int(0, 2); t > 0; --t) {
+        spec.tags.push_back(Word("tag" + std::to_string(t)));
+      }
+      if (OneIn(3)) {
+        spec.max_vms = static_cast<uint32_t>(Int(0, 8));
+      }
       pool.hosts.push_back(spec);
       if (OneIn(8)) {
         continue;  // never observed
@@ -107,6 +113,22 @@ class SnapshotGenerator {
       observed.online = !OneIn(5);
       if (!observed.online) {
         observed.error = Word("connection refused");
+        observed.failures = static_cast<uint32_t>(Int(1, 9));
+        observed.error_rate = static_cast<double>(Int(1, 9)) / Int(1, 9);
+        if (OneIn(2)) {
+          observed.last_seen.reset();  // never answered
+        }
+      }
+      if (OneIn(3)) {
+        observed.facts.arch.reset();
+      }
+      observed.facts.os_name = Word(OneIn(2) ? "macOS" : "Ubuntu");
+      observed.facts.os_version = Word("15.5");
+      observed.facts.agent_version = Word("1.0.5");
+      observed.facts.running_macos_vms = static_cast<uint32_t>(Int(0, 2));
+      observed.facts.disk_known = !OneIn(4);
+      if (OneIn(4)) {
+        observed.facts.unsupported_images[Word("oci")] = Word("no tart on this host");
       }
       const int vms = Int(0, 6);
       for (int v = 0; v < vms; ++v) {
@@ -178,8 +200,9 @@ std::string Record(int seed, std::string* all) {
     line += " " + name + " " + Sha256Hex(VmsText(snapshot, filter)).substr(0, 16);
   }
   *all += VmsText(snapshot, {});
+  *all += HostsText(snapshot);
   *all += OrchestratorMachinesText(snapshot);
-  line += " hosts " + Sha256Hex(JsonReply(200, HostsJson(snapshot)).body).substr(0, 16);
+  line += " hosts " + Sha256Hex(HostsText(snapshot)).substr(0, 16);
   line += " machines " + Sha256Hex(OrchestratorMachinesText(snapshot)).substr(0, 16);
   return line + "\n";
 }
@@ -192,10 +215,16 @@ TEST(ApiViewsGoldenTest, RandomSnapshotsRenderAsRecorded) {
     actual += Record(seed, &all);
   }
   // The seeds reach the text a writer must escape or repair.
-  for (const char* rendered :
-       {"quote\\\"d", "back\\\\slash", "tab\\tand\\nline", "bell\\u0007\\u001f", "caf\xc3\xa9",
-        "bad\xef\xbf\xbd", "cut\xef\xbf\xbd", "del\x7f", "\"outdated\": false",
-        "\"outdated\": true", "\"outdated\": null", "\"host\": \"https://p"}) {
+  for (const char* rendered : {"quote\\\"d",           "back\\\\slash",
+                               "tab\\tand\\nline",     "bell\\u0007\\u001f",
+                               "caf\xc3\xa9",          "bad\xef\xbf\xbd",
+                               "cut\xef\xbf\xbd",      "del\x7f",
+                               "\"outdated\": false",  "\"outdated\": true",
+                               "\"outdated\": null",   "\"host\": \"https://p",
+                               "\"error_rate\": 0.",   "\"last_seen\": null",
+                               "\"macos_vms\": {",     "\"macos_vms\": null",
+                               "reports no free disk", "cannot create VMs from oci",
+                               "\"tags\": [\n",        "\"arch\": \"\""}) {
     EXPECT_NE(all.find(rendered), std::string::npos) << rendered;
   }
   EXPECT_EQ(all.find("s3cret"), std::string::npos) << "a host address's password in a view";
