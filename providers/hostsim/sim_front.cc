@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace flotilla::hostsim {
@@ -253,7 +254,12 @@ void EventFront::Accept(int listen_fd) {
       if (errno == EINTR || errno == ECONNABORTED) {
         continue;
       }
-      return;  // EAGAIN: none left; EMFILE and the like: try again on the next wake-up
+      if (errno == EMFILE || errno == ENFILE) {
+        // Out of descriptors: the listening socket stays readable, so wait a little instead of
+        // spinning (as httplib::Server does).
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      return;  // EAGAIN: none left; otherwise try again on the next wake-up
     }
     // Headers and body go out in separate writes (see SimServer::Bind).
     int yes = 1;
