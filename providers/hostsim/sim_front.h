@@ -11,7 +11,10 @@
 // epoll set instead and gives a worker only a connection that has a request to read; the request
 // itself is parsed, routed and answered by httplib (Server::process_request), so what goes on
 // the wire is what httplib::Server would send. Idle connections close after the keep-alive
-// timeout, and after keep_alive_max_count requests, as with httplib::Server.
+// timeout, and after keep_alive_max_count requests, as with httplib::Server. Pipelined requests
+// already read into a connection's buffer are answered in order right away, as Go's net/http
+// does (httplib::Server waited for the socket to become readable again, which stalled them
+// until the keep-alive timeout).
 //
 //   EventFront front(/*workers=*/64);
 //   front.Get(".*", handler);            // routes as on any httplib::Server
