@@ -4,17 +4,25 @@
 // every host (through the control API), then observes every host (hardware, VM list, cache:
 // three authenticated requests each) with K threads, as the loop will each resync.
 // Reports the median wall time of R rounds, the requests per second, and hostsim's memory.
+// Which process is the bottleneck: every round also reports the CPU time hostsim (from
+// /proc/PID/stat) and this client (getrusage) spent in it, and hostsim's thread count.
 // Usage: bench_observe HOSTSIM_BIN [hosts=1000] [vms_per_host=10] [threads=32] [rounds=5]
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "providers/parallels/provider.h"
 #include "tests/support/process.h"
@@ -26,6 +34,39 @@ using providers::HostObservation;
 using providers::HostRef;
 using Steady = std::chrono::steady_clock;
 using testing::RssKiB;
+
+// CPU time (user + system, ms) and thread count of a process, from /proc/PID/stat.
+struct ProcStat {
+  double cpu_ms = 0;
+  long threads = 0;
+};
+ProcStat ReadProcStat(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos) {
+    return {};
+  }
+  // Fields after "(comm)": 3 state ... 14 utime, 15 stime ... 20 num_threads.
+  std::istringstream fields(text.substr(paren + 2));
+  std::vector<std::string> f((std::istream_iterator<std::string>(fields)),
+                             std::istream_iterator<std::string>());
+  if (f.size() < 18) {
+    return {};
+  }
+  const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {.cpu_ms = (std::stod(f[11]) + std::stod(f[12])) * tick_ms, .threads = std::stol(f[17])};
+}
+
+// CPU time (user + system, ms) of this process.
+double SelfCpuMs() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto ms = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1000.0 + static_cast<double>(t.tv_usec) / 1000.0;
+  };
+  return ms(u.ru_utime) + ms(u.ru_stime);
+}
 
 }  // namespace
 
@@ -99,12 +140,17 @@ int main(int argc, char** argv) {
   }
 
   std::vector<double> times;
+  std::vector<double> sim_cpu;
+  std::vector<double> client_cpu;
+  std::vector<long> sim_threads;
   size_t vms_seen = 0;
   int failures = 0;
   for (int round = 0; round < rounds; ++round) {
     std::atomic<int> next{0};
     std::atomic<size_t> seen{0};
     std::atomic<int> failed{0};
+    const ProcStat sim_before = ReadProcStat(sim.pid());
+    const double client_before = SelfCpuMs();
     const auto start = Steady::now();
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
@@ -126,6 +172,10 @@ int main(int argc, char** argv) {
       w.join();
     }
     times.push_back(std::chrono::duration<double, std::milli>(Steady::now() - start).count());
+    const ProcStat sim_after = ReadProcStat(sim.pid());
+    sim_cpu.push_back(sim_after.cpu_ms - sim_before.cpu_ms);
+    client_cpu.push_back(SelfCpuMs() - client_before);
+    sim_threads.push_back(sim_after.threads);
     vms_seen = seen;
     failures += failed;
   }
@@ -139,6 +189,15 @@ int main(int argc, char** argv) {
   for (double t : times) {
     std::cout << " " << static_cast<long>(t);
   }
+  auto print = [](const char* what, const auto& values) {
+    std::cout << "\n" << what;
+    for (auto v : values) {
+      std::cout << " " << static_cast<long>(v);
+    }
+  };
+  print("CPU time per round (ms), hostsim:", sim_cpu);
+  print("CPU time per round (ms), client: ", client_cpu);
+  print("hostsim threads after each round:", sim_threads);
   std::cout << "\nmedian " << median << " ms; " << (3.0 * hosts) / (median / 1000.0)
             << " requests/s; failures " << failures << "\n";
   std::cout << "hostsim RSS " << RssKiB(sim.pid()) / 1024 << " MiB\n";

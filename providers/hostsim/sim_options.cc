@@ -439,7 +439,8 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
                  "load at start if present, save after every mutation");
   app.add_option(
          "--threads", o.threads,
-         "HTTP worker threads; 0: 64 + 2 per host (an idle keep-alive connection holds one)")
+         "HTTP worker threads; 0: 64 + 2 per host (busy while a request is handled; over HTTPS an "
+         "idle keep-alive connection holds one too)")
       ->capture_default_str();
   app.add_option("--tls-cert", o.tls_cert, "PEM certificate: serve HTTPS (with --tls-key)");
   app.add_option("--tls-key", o.tls_key, "PEM private key for --tls-cert");

@@ -95,8 +95,9 @@ struct SimOptions {
   // How long a request to an offline host hangs before answering 503.
   Duration offline_hang = std::chrono::seconds(30);
   // How long an idle keep-alive connection is kept (whole seconds, at least 1). The real service
-  // keeps them 60 s. cpp-httplib polls each idle connection: 250 of them (one per simulated host
-  // a loop observes) cost 41% of a core here, so benchmarks with many hosts shorten this.
+  // keeps them 60 s. Over plain HTTP idle connections wait in one epoll set (EventFront) and
+  // cost nothing; over HTTPS cpp-httplib polls each one from its own worker (~100 wake-ups a
+  // second each), so HTTPS runs with many hosts may want this shorter.
   Duration keep_alive = std::chrono::seconds(60);
   // Accepted credentials. With none of them, auth must be disabled with `no_auth`.
   std::string username;
@@ -107,9 +108,10 @@ struct SimOptions {
   bool control = false;
   // Load at start when present, save after every mutation; empty: no persistence.
   std::string state_file;
-  // HTTP worker threads; 0 = 64 + 2 per simulated host. An idle keep-alive connection holds a
-  // worker (httplib), and a client keeps one or two per host it talks to: with fewer workers
-  // than that, requests queue behind idle connections.
+  // HTTP worker threads; 0 = 64 + 2 per simulated host. Over plain HTTP a worker is busy only
+  // while a request is handled (including its simulated latency, slow answers and offline
+  // hangs); idle keep-alive connections hold none. Over HTTPS (cpp-httplib's own loop) an idle
+  // keep-alive connection holds a worker, and a client keeps one or two per host it talks to.
   int threads = 0;
   // Reproduce prl-devops-service 1.0.6's HTTPS-only mode defect: with TLS_ENABLED and
   // DISABLE_HTTP_WHEN_TLS it registers no API routes (restapi/http_listener.go:481-513, PR

@@ -197,12 +197,15 @@ Result<int> SimServer::Bind() {
                                      o.tls_key);
     }
     http_ = std::move(ssl);
-  } else {
-    http_ = std::make_unique<httplib::Server>();
   }
   const size_t hosts = static_cast<size_t>(std::max(o.hosts, 1));
   const size_t threads =
       o.threads > 0 ? static_cast<size_t>(o.threads) : std::min<size_t>(4096, 64 + 2 * hosts);
+  if (http_ == nullptr) {
+    auto front = std::make_unique<EventFront>(threads);
+    front_ = front.get();
+    http_ = std::move(front);
+  }
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // Headers and body go out in separate writes; without this, Nagle's algorithm and delayed
   // ACKs add 40 ms to every keep-alive request.
@@ -264,12 +267,25 @@ Result<int> SimServer::Bind() {
   return port;
 }
 
-void SimServer::Serve() { http_->listen_after_bind(); }
+void SimServer::Serve() {
+  if (front_ != nullptr) {
+    front_->ServeEvents();
+  } else {
+    http_->listen_after_bind();
+  }
+}
 
-bool SimServer::running() const { return http_ != nullptr && http_->is_running(); }
+bool SimServer::running() const {
+  if (front_ != nullptr) {
+    return front_->serving();
+  }
+  return http_ != nullptr && http_->is_running();
+}
 
 void SimServer::Stop() {
-  if (http_ != nullptr) {
+  if (front_ != nullptr) {
+    front_->StopEvents();
+  } else if (http_ != nullptr) {
     http_->stop();
   }
 }

@@ -15,6 +15,9 @@
 //   ...
 //   (*sim)->Stop();  // or let it go out of scope
 //
+// Plain HTTP is served by an EventFront (idle keep-alive connections wait in one epoll set and
+// hold no worker); HTTPS by httplib::SSLServer (one worker per connection).
+//
 // Thread-safety: SimServer handles requests on its own worker pool; Stop() and the accessors of
 // SimService may be called from any thread.
 
@@ -24,6 +27,7 @@
 
 #include <httplib.h>
 
+#include "providers/hostsim/sim_front.h"
 #include "providers/hostsim/sim_options.h"
 #include "providers/hostsim/sim_world.h"
 #include "reconciler/model/result.h"
@@ -58,7 +62,8 @@ class SimServer {
   SimWorld& world_;
   std::unique_ptr<const Routes> routes_;
   std::unique_ptr<httplib::Server> http_;
-  int listen_socket_ = -1;  // set while binding; its backlog is raised
+  EventFront* front_ = nullptr;  // http_ itself when serving plain HTTP
+  int listen_socket_ = -1;       // set while binding; its backlog is raised
 };
 
 class SimService {

@@ -44,6 +44,11 @@ class RawConnection {
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;
 
+  // Sends more on the connection.
+  bool Send(const std::string& text) const {
+    return send(fd_, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+  }
+
   // Whether the server closed the connection within `limit`.
   bool ClosedWithin(std::chrono::milliseconds limit) const {
     pollfd p{.fd = fd_, .events = POLLIN, .revents = 0};
