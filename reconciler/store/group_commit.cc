@@ -1,0 +1,68 @@
+#include "reconciler/store/group_commit.h"
+
+#include <utility>
+
+namespace flotilla::store {
+
+Status GroupCommit::Run(const Write& write) {
+  Pending mine{.write = &write};
+  std::unique_lock lock(mu_);
+  queue_.push_back(&mine);
+  // Wait while another writer commits; it may carry this write (then `done` is set), or leave it
+  // queued for the next commit, which this writer makes unless another waiter makes it first.
+  cv_.wait(lock, [&] { return mine.done || !committing_; });
+  if (mine.done) {
+    return std::move(mine.status);
+  }
+  committing_ = true;
+  std::vector<Pending*> batch = std::exchange(queue_, {});
+  lock.unlock();
+  Commit(batch);
+  lock.lock();
+  for (Pending* queued : batch) {
+    queued->done = true;
+  }
+  committing_ = false;
+  lock.unlock();
+  cv_.notify_all();
+  return std::move(mine.status);
+}
+
+size_t GroupCommit::Queued() {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+void GroupCommit::Commit(const std::vector<Pending*>& batch) {
+  std::lock_guard lock(db_mu_);
+  if (batch.size() == 1) {
+    batch.front()->status = (*batch.front()->write)(db_);
+    return;
+  }
+  bool committed = false;
+  {
+    sqlite::Transaction transaction(db_);
+    if (Status s = transaction.Begin(); !s.ok()) {
+      for (Pending* queued : batch) {
+        queued->status = s;
+      }
+      return;
+    }
+    bool whole = true;
+    for (Pending* queued : batch) {
+      queued->status = (*queued->write)(db_);
+      if (!db_.InTransaction()) {
+        whole = false;  // SQLite gave up the transaction: none of it is in the file
+        break;
+      }
+    }
+    committed = whole && transaction.Commit().ok();
+  }  // rolled back unless committed
+  if (!committed) {
+    for (Pending* queued : batch) {
+      queued->status = (*queued->write)(db_);
+    }
+  }
+}
+
+}  // namespace flotilla::store
