@@ -9,8 +9,10 @@ Status GroupCommit::Run(const Write& write) {
   std::unique_lock lock(mu_);
   queue_.push_back(&mine);
   // Wait while another writer commits; it may carry this write (then `done` is set), or leave it
-  // queued for the next commit, which this writer makes unless another waiter makes it first.
-  cv_.wait(lock, [&] { return mine.done || !committing_; });
+  // queued for the next commit, which this writer makes unless another writer makes it first.
+  // Each waiter is woken alone: when its write is done, or when it is first in the queue as a
+  // commit ends.
+  mine.wake.wait(lock, [&] { return mine.done || !committing_; });
   if (mine.done) {
     return std::move(mine.status);
   }
@@ -19,12 +21,16 @@ Status GroupCommit::Run(const Write& write) {
   lock.unlock();
   Commit(batch);
   lock.lock();
-  for (Pending* queued : batch) {
-    queued->done = true;
-  }
   committing_ = false;
-  lock.unlock();
-  cv_.notify_all();
+  for (Pending* pending : batch) {
+    pending->done = true;
+    if (pending != &mine) {
+      pending->wake.notify_one();
+    }
+  }
+  if (!queue_.empty()) {
+    queue_.front()->wake.notify_one();  // the next commit is its to make
+  }
   return std::move(mine.status);
 }
 
@@ -43,14 +49,14 @@ void GroupCommit::Commit(const std::vector<Pending*>& batch) {
   {
     sqlite::Transaction transaction(db_);
     if (Status s = transaction.Begin(); !s.ok()) {
-      for (Pending* queued : batch) {
-        queued->status = s;
+      for (Pending* pending : batch) {
+        pending->status = s;
       }
       return;
     }
     bool whole = true;
-    for (Pending* queued : batch) {
-      queued->status = (*queued->write)(db_);
+    for (Pending* pending : batch) {
+      pending->status = (*pending->write)(db_);
       if (!db_.InTransaction()) {
         whole = false;  // SQLite gave up the transaction: none of it is in the file
         break;
@@ -59,8 +65,8 @@ void GroupCommit::Commit(const std::vector<Pending*>& batch) {
     committed = whole && transaction.Commit().ok();
   }  // rolled back unless committed
   if (!committed) {
-    for (Pending* queued : batch) {
-      queued->status = (*queued->write)(db_);
+    for (Pending* pending : batch) {
+      pending->status = (*pending->write)(db_);
     }
   }
 }

@@ -58,6 +58,7 @@ class GroupCommit {
     const Write* write = nullptr;
     Status status;
     bool done = false;
+    std::condition_variable wake;  // with `mu_`
   };
 
   // Runs and commits `batch`, setting each one's status. Takes `db_mu_`.
@@ -66,8 +67,7 @@ class GroupCommit {
   sqlite::Db& db_;
   std::mutex& db_mu_;
 
-  std::mutex mu_;  // guards everything below
-  std::condition_variable cv_;
+  std::mutex mu_;                // guards everything below, and each Pending's `done` and `status`
   std::vector<Pending*> queue_;  // handed in since the commit under way began
   bool committing_ = false;
 };
