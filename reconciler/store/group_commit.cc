@@ -1,5 +1,6 @@
 #include "reconciler/store/group_commit.h"
 
+#include <exception>
 #include <utility>
 
 namespace flotilla::store {
@@ -19,7 +20,15 @@ Status GroupCommit::Run(const Write& write) {
   committing_ = true;
   std::vector<Pending*> batch = std::exchange(queue_, {});
   lock.unlock();
-  Commit(batch);
+  try {
+    Commit(batch);
+  } catch (const std::exception& e) {
+    // Nothing of the batch is committed (its transaction is rolled back as Commit unwinds); its
+    // writers are told, and the writers after them are not left waiting for ever.
+    for (Pending* pending : batch) {
+      pending->status = Status::Internal(db_.path() + ": a write failed: " + e.what());
+    }
+  }
   lock.lock();
   committing_ = false;
   for (Pending* pending : batch) {

@@ -19,6 +19,7 @@
 // - When the shared transaction cannot begin (the write lock is held by another connection past
 //   the busy timeout), every write of it fails with that error: each would have waited for the
 //   same lock.
+// - A write that throws fails every write of its transaction (none of it is committed).
 // - A write that is alone in its turn is run exactly as without group commit (SQLite's own
 //   commit of one statement).
 //

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,6 +202,16 @@ TEST_F(GroupCommitTest, WhenTheSharedTransactionCannotBeginEveryWriteOfItFails) 
   }
   EXPECT_EQ(commits_.load(), 0);
   EXPECT_TRUE(Committed().empty());
+}
+
+TEST_F(GroupCommitTest, AWriteThatThrowsFailsItsTransactionAndLeavesNobodyWaiting) {
+  const std::vector<Status> outcomes = RunBehindABlockedWrite(
+      Insert("a"), {Insert("b"), [](sqlite::Db&) -> Status { throw std::runtime_error("boom"); }});
+  EXPECT_OK(outcomes[0]);
+  EXPECT_EQ(outcomes[1].code(), Status::Code::kInternal) << outcomes[1].ToString();
+  EXPECT_EQ(outcomes[2].code(), Status::Code::kInternal) << outcomes[2].ToString();
+  EXPECT_OK(group_->Run(Insert("c")));
+  EXPECT_EQ(Committed(), (std::set<std::string>{"a", "c"}));
 }
 
 TEST_F(GroupCommitTest, AWriteAloneIsItsOwnCommit) {
