@@ -8,7 +8,7 @@
 // queued since the last commit began. A writer that finds a commit under way queues its write
 // and waits; the next commit carries it. Every writer returns only once the transaction that
 // holds its write has committed (with durability full: is on the disk), with the outcome of its
-// own write, exactly as if it had been committed alone:
+// own write:
 //
 // - A write that fails inside a shared transaction fails alone. Each write is one statement,
 //   and SQLite undoes a failed statement and keeps the transaction (constraint violations, no
