@@ -17,15 +17,18 @@
 // Then the journal: J actions of one pass (half creates, half starts, as converging J/2 VMs
 // takes) written to a fresh store with the calls the executor makes through the controller's
 // journal (create: intended, running, pending, doing, ledger row, finished; start: intended,
-// running, finished), one after the other, at durability full and normal. Their time is set
-// against the wall time such a pass takes at the converge benchmark's simulated latencies
-// (bench/converge_bench.cc: list 100 ms + clone 2 s + set 200 ms + rename 200 ms + start 1 s
-// = 3.5 s per VM) with its concurrencies 32 and 200 (the lower bound of converge_bench: every
-// host holds V VMs, at most 2 actions per host at once).
+// running, finished), at durability full and normal, from 1 thread (one action after the other)
+// and from 32 and 200 threads at once (the executor's concurrencies: each thread writes its share
+// of the actions one after another, as a worker does, but without waiting on any host in
+// between, so the store is never idle). Their time is set against the wall time such a pass
+// takes at the converge benchmark's simulated latencies (bench/converge_bench.cc: list 100 ms +
+// clone 2 s + set 200 ms + rename 200 ms + start 1 s = 3.5 s per VM) with its concurrencies 32
+// and 200 (the lower bound of converge_bench: every host holds V VMs, at most 2 actions per host
+// at once).
 //
-// Every write is a commit of its own; at durability full each one is synced, which on a slow
-// disk makes J actions take long: durability full is timed on the first F actions only and the
-// time per action (the writes are alike; the file grows) is taken for all J.
+// At durability full every commit is synced, which on a slow disk makes J actions take long:
+// durability full is timed on the first F actions only and the time per action (the writes are
+// alike; the file grows) is taken for all J.
 //
 // Usage: bench_pass [hosts=1000] [vms_per_host=10] [passes=10] [journal_actions=100000]
 //          [full_sample=5000]
@@ -34,12 +37,15 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -170,9 +176,10 @@ std::unique_ptr<store::Store> OpenStore(const std::string& path, store::Durabili
   return std::move(*opened);
 }
 
-// Journals `actions` actions of one run as the controller's journal writes them; the seconds it
-// took.
-double Journal(store::Store& store, int actions) {
+// Journals `actions` actions of one run as the controller's journal writes them, from `threads`
+// threads at once (each writes its share of the actions one after another, as an executor
+// worker does; 1: one after another); the seconds it took, and the commits per action.
+std::pair<double, double> Journal(store::Store& store, int actions, int threads) {
   const auto now = std::chrono::system_clock::now();
   Result<int64_t> run = store.BeginRun("bench", std::string(40, 'a'), now);
   if (!run.ok()) {
@@ -180,50 +187,61 @@ double Journal(store::Store& store, int actions) {
     std::exit(1);
   }
   const std::string hash(16, 'f');
-  bool ok = true;
+  // One action's writes, in the executor's order; false when one failed.
+  auto one = [&](int i) {
+    bool ok = true;
+    const bool create = i % 2 == 0;
+    const std::string vm = Name("vm", i / 2);
+    const std::string host = Name("host", (i / 2) % 10000);
+    Result<int64_t> id = store.InsertAction(
+        store::ActionRecord{.run_id = *run,
+                            .plan_action_id = i,
+                            .kind = create ? ActionKind::kCreate : ActionKind::kStart,
+                            .vm = vm,
+                            .vmset = "set",
+                            .pool = "pool",
+                            .host = host,
+                            .template_hash = create ? hash : "",
+                            .state = store::ActionState::kIntended,
+                            .started_at = now});
+    if (!id.ok()) {
+      return false;
+    }
+    ok = ok && store.UpdateActionState(*id, store::ActionState::kRunning, "", std::nullopt).ok();
+    if (create) {
+      ok = ok && store.UpdateActionPending(*id, providers::PendingCreateName(vm, "bench"), "").ok();
+      ok = ok && store.UpdateActionDoing(*id, std::string("copying ") + kImage).ok();
+      ok = ok && store
+                     .UpsertLedger(LedgerEntry{.vm = vm,
+                                               .vmset = "set",
+                                               .pool = "pool",
+                                               .host = host,
+                                               .provider_id = "id-" + vm,
+                                               .template_hash = hash},
+                                   now)
+                     .ok();
+    }
+    return ok && store.UpdateActionState(*id, store::ActionState::kSucceeded, "", now).ok();
+  };
+  std::atomic<bool> ok{true};
+  const int64_t commits_before = store.Commits();
   const double seconds = TimeIt([&] {
-    for (int i = 0; i < actions; ++i) {
-      const bool create = i % 2 == 0;
-      const std::string vm = Name("vm", i / 2);
-      const std::string host = Name("host", (i / 2) % 10000);
-      Result<int64_t> id = store.InsertAction(
-          store::ActionRecord{.run_id = *run,
-                              .plan_action_id = i,
-                              .kind = create ? ActionKind::kCreate : ActionKind::kStart,
-                              .vm = vm,
-                              .vmset = "set",
-                              .pool = "pool",
-                              .host = host,
-                              .template_hash = create ? hash : "",
-                              .state = store::ActionState::kIntended,
-                              .started_at = now});
-      ok = ok && id.ok();
-      if (!id.ok()) {
-        continue;
-      }
-      ok = ok && store.UpdateActionState(*id, store::ActionState::kRunning, "", std::nullopt).ok();
-      if (create) {
-        ok = ok &&
-             store.UpdateActionPending(*id, providers::PendingCreateName(vm, "bench"), "").ok();
-        ok = ok && store.UpdateActionDoing(*id, std::string("copying ") + kImage).ok();
-        ok = ok && store
-                       .UpsertLedger(LedgerEntry{.vm = vm,
-                                                 .vmset = "set",
-                                                 .pool = "pool",
-                                                 .host = host,
-                                                 .provider_id = "id-" + vm,
-                                                 .template_hash = hash},
-                                     now)
-                       .ok();
-      }
-      ok = ok && store.UpdateActionState(*id, store::ActionState::kSucceeded, "", now).ok();
+    std::vector<std::jthread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        for (int i = t; i < actions; i += threads) {
+          if (!one(i)) {
+            ok = false;
+          }
+        }
+      });
     }
   });
   if (!ok) {
     std::cerr << "a journal write failed\n";
     std::exit(1);
   }
-  return seconds;
+  return {seconds, static_cast<double>(store.Commits() - commits_before) / actions};
 }
 
 }  // namespace
@@ -361,31 +379,35 @@ int main(int argc, char** argv) {
   if (journal_actions > 0) {
     const int vms = journal_actions / 2;
     const double per_vm = 0.1 + 2.0 + 0.2 + 0.2 + 1.0;  // converge_bench's default latencies
-    std::printf("journal: %d actions of one run (%d creates + %d starts), one after another\n",
-                journal_actions, vms, journal_actions - vms);
+    std::printf("journal: %d actions of one run (%d creates + %d starts)\n", journal_actions, vms,
+                journal_actions - vms);
     for (const store::Durability durability :
          {store::Durability::kFull, store::Durability::kNormal}) {
-      const std::string path =
-          (dir.path() / (durability == store::Durability::kFull ? "j-full.db" : "j-normal.db"))
-              .string();
-      std::unique_ptr<store::Store> journal = OpenStore(path, durability);
-      const int timed = durability == store::Durability::kFull
-                            ? std::min(journal_actions, full_sample & ~1)
-                            : journal_actions;
-      const double seconds = Journal(*journal, timed) / timed * journal_actions;
-      const std::string sampled =
-          timed < journal_actions ? ", timed on " + std::to_string(timed) + " actions" : "";
-      std::printf("  durability %-6s %.1f s (%.0f us per action%s)",
-                  durability == store::Durability::kFull ? "full" : "normal", seconds,
-                  seconds / journal_actions * 1e6, sampled.c_str());
-      for (const int concurrency : {32, 200}) {
-        // converge_bench's bound: max(per host, global), per host at 2 actions at once.
-        const double per_host = std::max(vms_per_host * per_vm / 2, per_vm);
-        const double pass = std::max(per_host, vms * per_vm / concurrency);
-        std::printf("; pass at concurrency %d: %.0f s, store %.2f%%", concurrency, pass,
-                    seconds / pass * 100.0);
+      const char* name = durability == store::Durability::kFull ? "full" : "normal";
+      for (const int threads : {1, 32, 200}) {
+        const std::string path =
+            (dir.path() / ("j-" + std::string(name) + "-" + std::to_string(threads) + ".db"))
+                .string();
+        std::unique_ptr<store::Store> journal = OpenStore(path, durability);
+        const int timed = durability == store::Durability::kFull
+                              ? std::min(journal_actions, full_sample & ~1)
+                              : journal_actions;
+        const auto [timed_seconds, commits] = Journal(*journal, timed, threads);
+        const double seconds = timed_seconds / timed * journal_actions;
+        const std::string sampled =
+            timed < journal_actions ? ", timed on " + std::to_string(timed) + " actions" : "";
+        std::printf("  durability %-6s threads %3d: %.1f s (%.0f us and %.2f commits per action%s)",
+                    name, threads, seconds, seconds / journal_actions * 1e6, commits,
+                    sampled.c_str());
+        for (const int concurrency : {32, 200}) {
+          // converge_bench's bound: max(per host, global), per host at 2 actions at once.
+          const double per_host = std::max(vms_per_host * per_vm / 2, per_vm);
+          const double pass = std::max(per_host, vms * per_vm / concurrency);
+          std::printf("; pass at concurrency %d: %.0f s, store %.2f%%", concurrency, pass,
+                      seconds / pass * 100.0);
+        }
+        std::printf("\n");
       }
-      std::printf("\n");
     }
   }
   std::printf("peak RSS at the end: %ld MiB\n", PeakRssMiB());

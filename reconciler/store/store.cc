@@ -1,9 +1,11 @@
 #include "reconciler/store/store.h"
 
 #include <array>
+#include <atomic>
 #include <mutex>
 #include <utility>
 
+#include "reconciler/store/group_commit.h"
 #include "reconciler/store/host_snapshot.h"
 #include "reconciler/store/schema.h"
 #include "reconciler/store/sqlite.h"
@@ -158,15 +160,29 @@ std::string Select(const char* columns, const char* rest) {
 
 struct Store::Impl {
   Impl(sqlite::Db connection, const StoreOptions& store_options, int version)
-      : db(std::move(connection)), options(store_options), schema_version(version) {}
+      : db(std::move(connection)), options(store_options), schema_version(version) {
+    sqlite3_commit_hook(db.handle(), &CountCommit, &commits);
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   // Callers hold `mu`.
   Status Prune();
+
+  // SQLite's commit hook: counts the transactions committed (returning 0 lets each commit).
+  static int CountCommit(void* commits) {
+    static_cast<std::atomic<int64_t>*>(commits)->fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
 
   sqlite::Db db;
   const StoreOptions options;
   const int schema_version;
   std::mutex mu;  // serialises every use of `db`
+  std::atomic<int64_t> commits{0};
+  // The journal's writes (actions and ledger rows), which the executor's workers make at the
+  // same time: they share commits.
+  GroupCommit journal{db, mu};
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -233,6 +249,8 @@ int64_t Store::Writes() {
   return impl_->db.TotalChanges();
 }
 
+int64_t Store::Commits() { return impl_->commits.load(std::memory_order_relaxed); }
+
 // --- ledger ---
 
 Result<Ledger> Store::LoadLedger() {
@@ -266,21 +284,23 @@ Result<Ledger> Store::LoadLedger() {
 }
 
 Status Store::UpsertLedger(const LedgerEntry& entry, Time now) {
-  std::lock_guard lock(impl_->mu);
-  return impl_->db.Run(
-      "INSERT INTO ledger (vm, vmset, pool, host, provider_id, template_hash, created_at, "
-      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
-      "ON CONFLICT (vm) DO UPDATE SET vmset = excluded.vmset, pool = excluded.pool, "
-      "host = excluded.host, provider_id = excluded.provider_id, "
-      "template_hash = excluded.template_hash, updated_at = excluded.updated_at",
-      "record VM " + entry.vm + " in the ledger", entry.vm, entry.vmset, entry.pool, entry.host,
-      entry.provider_id, entry.template_hash, now);
+  return impl_->journal.Run([&](sqlite::Db& db) {
+    return db.Run(
+        "INSERT INTO ledger (vm, vmset, pool, host, provider_id, template_hash, created_at, "
+        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
+        "ON CONFLICT (vm) DO UPDATE SET vmset = excluded.vmset, pool = excluded.pool, "
+        "host = excluded.host, provider_id = excluded.provider_id, "
+        "template_hash = excluded.template_hash, updated_at = excluded.updated_at",
+        "record VM " + entry.vm + " in the ledger", entry.vm, entry.vmset, entry.pool, entry.host,
+        entry.provider_id, entry.template_hash, now);
+  });
 }
 
 Status Store::RemoveLedger(std::string_view vm, std::string_view host) {
-  std::lock_guard lock(impl_->mu);
-  return impl_->db.Run("DELETE FROM ledger WHERE vm = ?1 AND (?2 = '' OR host = ?2)",
-                       "remove VM " + std::string(vm) + " from the ledger", vm, host);
+  return impl_->journal.Run([&](sqlite::Db& db) {
+    return db.Run("DELETE FROM ledger WHERE vm = ?1 AND (?2 = '' OR host = ?2)",
+                  "remove VM " + std::string(vm) + " from the ledger", vm, host);
+  });
 }
 
 Status Store::SetVmsetPrune(const std::map<std::string, bool>& prune) {
@@ -427,57 +447,65 @@ Result<int64_t> Store::CloseStaleRuns(std::string_view message, Time now) {
 // --- actions journal ---
 
 Result<int64_t> Store::InsertAction(const ActionRecord& a) {
-  std::lock_guard lock(impl_->mu);
-  Status s = impl_->db.Run(
-      "INSERT INTO actions (run_id, plan_action_id, kind, vm, vmset, pool, host, from_host, "
-      "template_hash, predecessor_id, create_first, attempt, state, error, pending_temp_name, "
-      "pending_job_id, started_at, finished_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-      "journal " + std::string(ToString(a.kind)) + " " + a.vm + " of run " +
-          std::to_string(a.run_id),
-      a.run_id, a.plan_action_id, ToString(a.kind), a.vm, a.vmset, a.pool, a.host, a.from_host,
-      a.template_hash, a.predecessor_id, a.create_first, a.attempt, ToString(a.state), a.error,
-      a.pending_temp_name, a.pending_job_id, a.started_at, a.finished_at);
+  int64_t id = 0;
+  Status s = impl_->journal.Run([&](sqlite::Db& db) {
+    Status inserted = db.Run(
+        "INSERT INTO actions (run_id, plan_action_id, kind, vm, vmset, pool, host, from_host, "
+        "template_hash, predecessor_id, create_first, attempt, state, error, pending_temp_name, "
+        "pending_job_id, started_at, finished_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        "journal " + std::string(ToString(a.kind)) + " " + a.vm + " of run " +
+            std::to_string(a.run_id),
+        a.run_id, a.plan_action_id, ToString(a.kind), a.vm, a.vmset, a.pool, a.host, a.from_host,
+        a.template_hash, a.predecessor_id, a.create_first, a.attempt, ToString(a.state), a.error,
+        a.pending_temp_name, a.pending_job_id, a.started_at, a.finished_at);
+    id = inserted.ok() ? db.LastInsertId() : 0;
+    return inserted;
+  });
   if (!s.ok()) {
     return s;
   }
-  return impl_->db.LastInsertId();
+  return id;
 }
+
+namespace {
+
+// One statement that must change the row of `action_id`: NotFound when there is none.
+template <typename... Args>
+Status UpdateAction(sqlite::Db& db, int64_t action_id, std::string_view sql, const Args&... args) {
+  const std::string what = "update action " + std::to_string(action_id);
+  Status s = db.Run(sql, what, action_id, args...);
+  if (s.ok() && db.Changes() == 0) {
+    return Status::NotFound(db.path() + ": " + what + ": no such action");
+  }
+  return s;
+}
+
+}  // namespace
 
 Status Store::UpdateActionState(int64_t action_id, ActionState state, std::string_view error,
                                 std::optional<Time> finished_at) {
-  std::lock_guard lock(impl_->mu);
-  const std::string what = "update action " + std::to_string(action_id);
-  Status s =
-      impl_->db.Run("UPDATE actions SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
-                    what, action_id, ToString(state), error, finished_at);
-  if (s.ok() && impl_->db.Changes() == 0) {
-    return Status::NotFound(impl_->db.path() + ": " + what + ": no such action");
-  }
-  return s;
+  return impl_->journal.Run([&](sqlite::Db& db) {
+    return UpdateAction(db, action_id,
+                        "UPDATE actions SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
+                        ToString(state), error, finished_at);
+  });
 }
 
 Status Store::UpdateActionPending(int64_t action_id, std::string_view temp_name,
                                   std::string_view job_id) {
-  std::lock_guard lock(impl_->mu);
-  const std::string what = "update action " + std::to_string(action_id);
-  Status s =
-      impl_->db.Run("UPDATE actions SET pending_temp_name = ?2, pending_job_id = ?3 WHERE id = ?1",
-                    what, action_id, temp_name, job_id);
-  if (s.ok() && impl_->db.Changes() == 0) {
-    return Status::NotFound(impl_->db.path() + ": " + what + ": no such action");
-  }
-  return s;
+  return impl_->journal.Run([&](sqlite::Db& db) {
+    return UpdateAction(
+        db, action_id,
+        "UPDATE actions SET pending_temp_name = ?2, pending_job_id = ?3 WHERE id = ?1", temp_name,
+        job_id);
+  });
 }
 
 Status Store::UpdateActionDoing(int64_t action_id, std::string_view doing) {
-  std::lock_guard lock(impl_->mu);
-  const std::string what = "update action " + std::to_string(action_id);
-  Status s = impl_->db.Run("UPDATE actions SET doing = ?2 WHERE id = ?1", what, action_id, doing);
-  if (s.ok() && impl_->db.Changes() == 0) {
-    return Status::NotFound(impl_->db.path() + ": " + what + ": no such action");
-  }
-  return s;
+  return impl_->journal.Run([&](sqlite::Db& db) {
+    return UpdateAction(db, action_id, "UPDATE actions SET doing = ?2 WHERE id = ?1", doing);
+  });
 }
 
 Result<std::vector<ActionRecord>> Store::Actions(int64_t run_id) {

@@ -21,7 +21,11 @@
 // store holds no credentials.
 //
 // Thread-safety: a Store may be used from many threads at once (calls are serialised inside).
-// Only one process should write a store at a time: hold an OwnerLock (owner_lock.h).
+// The journal's writes (InsertAction, UpdateAction*, UpsertLedger, RemoveLedger), which the
+// executor's workers make at the same time, are group-committed: writes handed in while a commit
+// is under way share the next commit (group_commit.h), and each call returns once the commit that
+// holds its own write is done, with that write's outcome alone. Only one process should write a
+// store at a time: hold an OwnerLock (owner_lock.h).
 
 #include <chrono>
 #include <cstdint>
@@ -182,6 +186,9 @@ class Store {
   // action's progress, an event, a revision, an observation saved), so a reader can tell that
   // something changed without reading it (the dashboard's live stream).
   int64_t Writes();
+  // Transactions this store has committed since it opened (each synced at durability full):
+  // writes that share a group commit count once.
+  int64_t Commits();
 
   // --- ledger ---
   Result<Ledger> LoadLedger();
