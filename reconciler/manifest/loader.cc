@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "reconciler/manifest/decode.h"
+#include "reconciler/manifest/worker_pool.h"
 #include "reconciler/model/normalize.h"
 
 namespace flotilla::manifest {
@@ -298,8 +299,7 @@ Result<LoadResult> ManifestLoader::LoadPath(const fs::path& root,
 }
 
 LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) const {
-  std::vector<ParsedFile> parsed;
-  DocumentBudget budget{.limit = options_.max_documents};
+  std::vector<const ManifestFile*> readable;
   Diagnostics limit;
   for (const ManifestFile& file : files) {
     if (file.content.size() > options_.max_file_bytes) {
@@ -307,7 +307,14 @@ LoadResult ManifestLoader::LoadFiles(const std::vector<ManifestFile>& files) con
                   FileTooLargeMessage(file.content.size(), options_.max_file_bytes));
       continue;
     }
-    parsed.push_back(ParseFile(file, budget));
+    readable.push_back(&file);
+  }
+  std::vector<ParsedAlone> alone = ParseAlone(readable);
+  std::vector<ParsedFile> parsed;
+  parsed.reserve(readable.size());
+  DocumentBudget budget{.limit = options_.max_documents};
+  for (size_t i = 0; i < readable.size(); ++i) {
+    parsed.push_back(TakeOrParse(std::move(alone[i]), *readable[i], budget));
   }
   LoadResult result = Assemble(std::move(parsed));
   result.files = files.size();
@@ -356,7 +363,30 @@ ParsedFile ManifestLoader::ParseFile(const ManifestFile& file, DocumentBudget& b
   return out;
 }
 
-LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files) const {
+std::vector<ParsedAlone> ManifestLoader::ParseAlone(
+    const std::vector<const ManifestFile*>& files) const {
+  std::vector<ParsedAlone> out(files.size());
+  ParallelFor(files.size(), options_.threads, [&](size_t i) {
+    DocumentBudget own{.limit = options_.max_documents};
+    out[i].parsed = ParseFile(*files[i], own);
+    out[i].used = own.used;
+    out[i].refused = own.refused > 0;
+  });
+  return out;
+}
+
+ParsedFile ManifestLoader::TakeOrParse(ParsedAlone alone, const ManifestFile& file,
+                                       DocumentBudget& budget) const {
+  // ParseFile refuses a document only when the budget is spent; a file that reads `used`
+  // documents on its own therefore reads the same with `budget` when they fit.
+  if (!alone.refused && budget.used + alone.used <= budget.limit) {
+    budget.used += alone.used;
+    return std::move(alone.parsed);
+  }
+  return ParseFile(file, budget);
+}
+
+LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files, CheckMemo* memo) const {
   LoadResult result;
   std::vector<Declared<HostPool>> pools;
   std::vector<Declared<VMSet>> sets;
@@ -375,7 +405,7 @@ LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files) const {
     }
   }
   result.files = files.size();
-  CheckFleet(pools, sets, validator_->rules(), invalid, result.diagnostics);
+  CheckFleet(pools, sets, validator_->rules(), invalid, result.diagnostics, memo);
   for (auto& p : pools) {
     result.desired.pools.push_back(std::move(p.object));
   }
