@@ -172,6 +172,22 @@ class FileCollector {
   std::vector<Candidate> candidates_;
 };
 
+// Moves the objects of `from` into `to` stably sorted by name, as Normalize(Desired) sorts.
+template <typename T>
+void MoveSortedByName(std::vector<Declared<T>>& from, std::vector<T>& to) {
+  std::vector<size_t> order(from.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return from[a].object.meta.name < from[b].object.meta.name;
+  });
+  to.reserve(to.size() + from.size());
+  for (size_t i : order) {
+    to.push_back(std::move(from[i].object));
+  }
+}
+
 std::vector<std::string> KindNames() {
   std::vector<std::string> names;
   for (const Kind& k : kKinds) {
@@ -391,6 +407,14 @@ LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files, CheckMemo* me
   std::vector<Declared<HostPool>> pools;
   std::vector<Declared<VMSet>> sets;
   InvalidNames invalid;
+  size_t pool_count = 0;
+  size_t set_count = 0;
+  for (const ParsedFile& file : files) {
+    pool_count += file.pools.size();
+    set_count += file.sets.size();
+  }
+  pools.reserve(pool_count);
+  sets.reserve(set_count);
   for (ParsedFile& file : files) {
     result.documents += file.documents;
     result.diagnostics.Append(file.diagnostics);
@@ -406,13 +430,11 @@ LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files, CheckMemo* me
   }
   result.files = files.size();
   CheckFleet(pools, sets, validator_->rules(), invalid, result.diagnostics, memo);
-  for (auto& p : pools) {
-    result.desired.pools.push_back(std::move(p.object));
-  }
-  for (auto& s : sets) {
-    result.desired.sets.push_back(std::move(s.object));
-  }
-  Normalize(result.desired);
+  // What Normalize(result.desired) would do: every object is normalised already (above), and
+  // the order by name is found on indices, so that each object moves once instead of the
+  // stable sort moving 10,000 of them many times over.
+  MoveSortedByName(pools, result.desired.pools);
+  MoveSortedByName(sets, result.desired.sets);
   return result;
 }
 
