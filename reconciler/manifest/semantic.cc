@@ -36,10 +36,12 @@ template <typename T>
 void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
                     Diagnostics& diagnostics) {
   // The first document of each name; its location is looked up only for a duplicate.
+  // Kept items are compacted in place, in order: nothing moves until a duplicate is dropped.
+  // Keys view the names at their final place (items[kept]), which nothing moves again.
   std::map<std::string_view, const YamlDocument*> first;
-  std::vector<Declared<T>> kept;
-  kept.reserve(items.size());
-  for (Declared<T>& item : items) {
+  size_t kept = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Declared<T>& item = items[i];
     const std::string& name = item.object.meta.name;
     if (auto it = first.find(name); it != first.end()) {
       diagnostics.Error(item.source->ValueLocation("/metadata/name"),
@@ -49,10 +51,13 @@ void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
                         "/metadata/name");
       continue;
     }
-    kept.push_back(std::move(item));  // no reallocation (reserved): the key below stays valid
-    first.emplace(kept.back().object.meta.name, kept.back().source.get());
+    if (kept != i) {
+      items[kept] = std::move(item);
+    }
+    first.emplace(items[kept].object.meta.name, items[kept].source.get());
+    ++kept;
   }
-  items = std::move(kept);
+  items.erase(items.begin() + static_cast<std::ptrdiff_t>(kept), items.end());
 }
 
 // The index of host `name` in the document's spec.hosts (file order), or -1.

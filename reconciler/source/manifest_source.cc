@@ -32,8 +32,10 @@ std::vector<manifest::ParsedFile> ParseCache::GetAll(const manifest::ManifestLoa
   constexpr size_t kSeen = static_cast<size_t>(-1);
   std::vector<manifest::ManifestFile> fresh;
   std::vector<size_t> fresh_index(files.size(), kSeen);
+  std::vector<std::string> keys(files.size());
   for (size_t i = 0; i < files.size(); ++i) {
-    if (entries_.find(files[i]->blob_id + " " + files[i]->path) == entries_.end()) {
+    keys[i] = files[i]->blob_id + " " + files[i]->path;
+    if (entries_.find(keys[i]) == entries_.end()) {
       fresh_index[i] = fresh.size();
       fresh.push_back({files[i]->path, files[i]->content});
     }
@@ -54,15 +56,20 @@ std::vector<manifest::ParsedFile> ParseCache::GetAll(const manifest::ManifestLoa
         // What Get would parse, with the same budget: the file's documents fit.
         budget.used += parsed.used;
         ++parses_;
-        entries_[file.blob_id + " " + file.path] = Entry{parsed.parsed, file.content, true};
+        entries_[keys[i]] = Entry{parsed.parsed, file.content, true};
         out.push_back(std::move(parsed.parsed));
         continue;
       }
     }
-    if (file.known) {
+    auto seen = entries_.find(keys[i]);
+    if (seen != entries_.end() && budget.used + seen->second.parsed.documents <= budget.limit) {
+      // Get's hit, without building the key and looking it up again.
+      seen->second.used = true;
+      budget.used += seen->second.parsed.documents;
+      out.push_back(seen->second.parsed);
+    } else if (file.known && seen != entries_.end()) {
       // Not read from the tree: the content kept with the parse stands in (the key names it).
-      const std::string& content = entries_.at(file.blob_id + " " + file.path).content;
-      out.push_back(Get(loader, file.blob_id, file.path, content, budget));
+      out.push_back(Get(loader, file.blob_id, file.path, seen->second.content, budget));
     } else {
       out.push_back(Get(loader, file.blob_id, file.path, file.content, budget));
     }
