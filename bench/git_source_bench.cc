@@ -4,8 +4,10 @@
 //   cold      first clone + load (parse and validate every file)
 //   refresh   after a one-file commit: fetch + read the tree + re-parse what changed
 //             (and, separately, the full load with cross-file checks)
+//   to Desired  after another one-file commit: Fetch + LoadRevision (warm cache), as the loop
+//             loads a new revision
 //   git CLI   the same refresh done by git: fetch + ls-tree -r + cat-file --batch over the tree
-// Usage: bench_git_source [files=10000] [rounds=10]
+// Usage: bench_git_source [files=10000] [rounds=10] [threads=0: the machine's cores]
 
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "providers/builtin.h"
+#include "reconciler/manifest/worker_pool.h"
 #include "reconciler/source/git_source.h"
 #include "reconciler/source/manifest_source.h"
 #include "tests/support/loopback.h"
@@ -80,6 +84,7 @@ std::string Set(int i, int pools, int replicas) {
 int main(int argc, char** argv) {
   const int files = argc > 1 ? std::atoi(argv[1]) : 10'000;
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 10;
+  const size_t threads = argc > 3 ? static_cast<size_t>(std::atoi(argv[3])) : 0;
   const int pools = std::max(1, files / 100);
   std::string pattern = (fs::temp_directory_path() / "flotilla-bench-XXXXXX").string();
   const fs::path root = mkdtemp(pattern.data());
@@ -114,7 +119,7 @@ int main(int argc, char** argv) {
 
   flotilla::source::GitLibrary library;
   auto validator = flotilla::manifest::SchemaValidator::Create(flotilla::providers::BuiltinRules());
-  const flotilla::manifest::ManifestLoader loader(*validator);
+  const flotilla::manifest::ManifestLoader loader(*validator, {.threads = threads});
 
   auto open = [&](const fs::path& state) {
     flotilla::source::GitSourceOptions options;
@@ -156,7 +161,8 @@ int main(int argc, char** argv) {
                                   cli.string() + " ls-tree -r --object-only main fleet | git -C " +
                                   cli.string() + " cat-file --batch > /dev/null";
 
-  std::vector<double> ours_fetch_parse, ours_full, git_cli;
+  std::vector<double> ours_fetch_parse, ours_full, git_cli, to_desired, to_desired_fetch,
+      to_desired_load, to_desired_load_cpu;
   size_t max_parsed = 0;
   for (int round = 0; round < rounds; ++round) {
     std::ofstream(work / "fleet" / "sets" / "set-0.yaml") << Set(0, pools, 2 + round);
@@ -185,6 +191,32 @@ int main(int argc, char** argv) {
       vms = r->desired.DesiredVMCount();
     });
     double cli_ms = Time([&] { Run(cli_refresh); });
+
+    // A second one-file commit, loaded as the loop does: Fetch, then LoadRevision through the
+    // warm cache, to a Desired with its diagnostics.
+    std::ofstream(work / "fleet" / "sets" / "set-1.yaml") << Set(1, pools, 2 + round);
+    Run(git + "commit -q -am 'round " + std::to_string(round) + "b' && " + git +
+        "push -q origin main");
+    const double fetch_ms = Time([&] {
+      if (!source->Fetch().ok()) {
+        std::cerr << "fetch failed\n";
+        std::exit(1);
+      }
+    });
+    const std::clock_t cpu_start = std::clock();
+    const double load_ms = Time([&] {
+      auto r = flotilla::source::LoadRevision(*source, "main", "fleet", loader, cache);
+      if (!r.ok() || !r->ok()) {
+        std::cerr << "load failed\n";
+        std::exit(1);
+      }
+      vms = r->desired.DesiredVMCount();
+    });
+    to_desired.push_back(fetch_ms + load_ms);
+    to_desired_fetch.push_back(fetch_ms);
+    to_desired_load.push_back(load_ms);
+    to_desired_load_cpu.push_back(1000.0 * static_cast<double>(std::clock() - cpu_start) /
+                                  CLOCKS_PER_SEC);
     ours_fetch_parse.push_back(fetch_parse);
     ours_full.push_back(full);
     git_cli.push_back(cli_ms);
@@ -194,13 +226,21 @@ int main(int argc, char** argv) {
 
   const double ours = Median(ours_fetch_parse);
   const double theirs = Median(git_cli);
-  std::printf("files: %d (%d pools, %d VM sets), %zu VMs desired, rounds: %d\n", files, pools,
-              files - pools, vms, rounds);
+  std::printf("files: %d (%d pools, %d VM sets), %zu VMs desired, rounds: %d, threads: %zu\n",
+              files, pools, files - pools, vms, rounds,
+              threads == 0 ? flotilla::manifest::DefaultThreads() : threads);
   std::printf("| measurement | median ms |\n| --- | ---: |\n");
   std::printf("| cold clone + full load (3 runs) | %.0f |\n", Median(cold));
   std::printf("| refresh: fetch + tree + re-parse changed blobs | %.1f |\n", ours);
   std::printf("| refresh with full reload (cross-file checks of every document) | %.1f |\n",
               Median(ours_full) + ours);
+  std::printf("| one-file commit: Fetch + LoadRevision to Desired (target < 150) | %.1f |\n",
+              Median(to_desired));
+  std::printf("| ... of which Fetch | %.1f |\n", Median(to_desired_fetch));
+  std::printf("| ... of which LoadRevision (tree, parse, checks) | %.1f |\n",
+              Median(to_desired_load));
+  std::printf("| ... LoadRevision's CPU time (process, all threads) | %.1f |\n",
+              Median(to_desired_load_cpu));
   std::printf("| git CLI: fetch + ls-tree -r + cat-file --batch | %.1f |\n", theirs);
   std::printf("ratio refresh / git CLI: %.2f (target <= 1.5)\n", ours / theirs);
   std::printf("blobs parsed per refresh: %zu (target 1)\n", max_parsed);

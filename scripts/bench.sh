@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmarks (Release, build-bench/) and runs them. Results go to docs/benchmarks.md
 # by hand, with the command that produced them.
-#   scripts/bench.sh git_source [files] [rounds]
+#   scripts/bench.sh git_source [files] [rounds] [threads]
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
 #   scripts/bench.sh planner [runs] [hosts]
 #   scripts/bench.sh api [hosts] [samples] [plan_runs]
@@ -21,7 +21,7 @@ cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DFLOTILLA_BENCH=ON -DFLOTI
 case "${1:-git_source}" in
   git_source)
     cmake --build build-bench -j "$(nproc)" --target bench_git_source
-    build-bench/bin/bench_git_source "${2:-10000}" "${3:-10}"
+    build-bench/bin/bench_git_source "${2:-10000}" "${3:-10}" "${4:-0}"
     ;;
   observe)
     cmake --build build-bench -j "$(nproc)" --target bench_observe flotilla-hostsim

@@ -24,6 +24,9 @@ struct LoadOptions {
   size_t max_file_bytes = 1 << 20;
   // At most this many documents in one repository.
   size_t max_documents = 10'000;
+  // Files are parsed and validated on this many threads (0: DefaultThreads(), the machine's
+  // cores). Results and diagnostics do not depend on it.
+  size_t threads = 0;
 };
 
 // The text of one manifest file and the name it is shown under in messages
@@ -41,6 +44,13 @@ struct ParsedFile {
   InvalidNames invalid;
   Diagnostics diagnostics;
   size_t documents = 0;
+};
+
+// One file parsed on a document budget of its own (ManifestLoader::ParseAlone).
+struct ParsedAlone {
+  ParsedFile parsed;
+  size_t used = 0;       // documents read: what the file draws from a budget
+  bool refused = false;  // the file on its own holds more documents than the limit
 };
 
 // "file is N bytes; manifest files may be at most LIMIT bytes"
@@ -82,8 +92,19 @@ class ManifestLoader {
   // One file on its own, drawing its documents from `budget`.
   ParsedFile ParseFile(const ManifestFile& file, DocumentBudget& budget) const;
 
-  // Cross-document checks over parsed files, then normalisation.
-  LoadResult Assemble(std::vector<ParsedFile> files) const;
+  // Parses every file on a budget of its own (options().max_documents), on options().threads
+  // threads; results in the order of `files`. With TakeOrParse, files are parsed in parallel
+  // and still give exactly what ParseFile one after another would.
+  std::vector<ParsedAlone> ParseAlone(const std::vector<const ManifestFile*>& files) const;
+
+  // `alone`'s result when its documents fit in what is left of `budget` (drawing them from
+  // it), else ParseFile(file, budget): the same as ParseFile(file, budget) either way.
+  ParsedFile TakeOrParse(ParsedAlone alone, const ManifestFile& file, DocumentBudget& budget) const;
+
+  // Cross-document checks over parsed files, then normalisation. With `memo`, only what the
+  // files that changed since the last call can affect is checked again (CheckMemo); the
+  // result is the same.
+  LoadResult Assemble(std::vector<ParsedFile> files, CheckMemo* memo = nullptr) const;
 
   const LoadOptions& options() const { return options_; }
 

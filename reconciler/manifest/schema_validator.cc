@@ -15,9 +15,27 @@
 
 namespace flotilla::manifest {
 
+// valijson's validator caches every compiled `pattern` and is not safe to share between
+// threads. Each call borrows one from this pool (making one when all are busy), so calls run
+// in parallel and each pattern is compiled once per validator, not once per document.
 struct SchemaValidator::Engine {
   std::mutex mutex;
-  valijson::Validator validator;  // strong types; caches every compiled `pattern`
+  std::vector<std::unique_ptr<valijson::Validator>> idle;  // strong types
+
+  std::unique_ptr<valijson::Validator> Borrow() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (idle.empty()) {
+      return std::make_unique<valijson::Validator>();
+    }
+    std::unique_ptr<valijson::Validator> v = std::move(idle.back());
+    idle.pop_back();
+    return v;
+  }
+
+  void Return(std::unique_ptr<valijson::Validator> v) {
+    std::lock_guard<std::mutex> lock(mutex);
+    idle.push_back(std::move(v));
+  }
 };
 
 namespace {
@@ -557,8 +575,9 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
   valijson::adapters::NlohmannJsonAdapter target(guarded);
   bool valid = false;
   {
-    std::lock_guard<std::mutex> lock(engine_->mutex);
-    valid = engine_->validator.validate(compiled->schema, target, &results);
+    std::unique_ptr<valijson::Validator> validator = engine_->Borrow();
+    valid = validator->validate(compiled->schema, target, &results);
+    engine_->Return(std::move(validator));
   }
   if (valid) {
     return true;

@@ -21,9 +21,9 @@ namespace flotilla::manifest {
 // offending key or value, naming the value and what would be valid, e.g.
 //   pools.yaml:12:5: error: unknown field "replica"; did you mean "replicas"? (/spec/replica)
 //
-// Thread-safety: Validate may be called from several threads at once; calls on one validator
-// are serialised (valijson's validator keeps a cache of compiled patterns, shared by all calls
-// so that each `pattern` is compiled once, not once per document).
+// Thread-safety: Validate may be called from several threads at once, and such calls run in
+// parallel: each borrows one of a few valijson validators (each keeps a cache of compiled
+// patterns, so that a `pattern` is compiled once per validator, not once per document).
 //
 // HostPools are checked against the pool schema merged with the settings schema of the pool's
 // provider (ProviderRules::settings_schema), chosen by the document's spec.provider: each
@@ -68,7 +68,7 @@ class SchemaValidator {
   std::map<std::string, std::unique_ptr<Compiled>, std::less<>> pool_schemas_;
   ProviderRulesList rules_;
   struct Engine;
-  std::unique_ptr<Engine> engine_;  // valijson's validator and its regex cache, under a mutex
+  std::unique_ptr<Engine> engine_;  // valijson's validators and their regex caches
 };
 
 }  // namespace flotilla::manifest

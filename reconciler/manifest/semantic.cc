@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <string_view>
+#include <utility>
 
 #include "reconciler/model/text.h"
 
@@ -32,21 +35,29 @@ std::string CanonicalAddress(const std::string& address) {
 template <typename T>
 void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
                     Diagnostics& diagnostics) {
-  std::map<std::string, SourceLocation> first;
-  std::vector<Declared<T>> kept;
-  for (Declared<T>& item : items) {
+  // The first document of each name; its location is looked up only for a duplicate.
+  // Kept items are compacted in place, in order: nothing moves until a duplicate is dropped.
+  // Keys view the names at their final place (items[kept]), which nothing moves again.
+  std::map<std::string_view, const YamlDocument*> first;
+  size_t kept = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    Declared<T>& item = items[i];
     const std::string& name = item.object.meta.name;
-    auto [it, inserted] = first.emplace(name, item.source->ValueLocation("/metadata/name"));
-    if (!inserted) {
+    if (auto it = first.find(name); it != first.end()) {
       diagnostics.Error(item.source->ValueLocation("/metadata/name"),
                         "duplicate " + std::string(kind) + " \"" + name +
-                            "\": already defined at " + it->second.ToString(),
+                            "\": already defined at " +
+                            it->second->ValueLocation("/metadata/name").ToString(),
                         "/metadata/name");
       continue;
     }
-    kept.push_back(std::move(item));
+    if (kept != i) {
+      items[kept] = std::move(item);
+    }
+    first.emplace(items[kept].object.meta.name, items[kept].source.get());
+    ++kept;
   }
-  items = std::move(kept);
+  items.erase(items.begin() + static_cast<std::ptrdiff_t>(kept), items.end());
 }
 
 // The index of host `name` in the document's spec.hosts (file order), or -1.
@@ -81,8 +92,89 @@ void CheckWithProvider(const Declared<HostPool>& declared, const ProviderRules& 
   }
 }
 
+}  // namespace
+
+// Results of earlier CheckFleet calls, by the document they were found in.
+struct CheckMemo::Entries {
+  struct Pool {
+    std::shared_ptr<const YamlDocument> doc;  // held: the address stays this document's
+    Diagnostics found;                        // its provider's checks
+    bool used = false;
+  };
+  struct Set {
+    std::shared_ptr<const YamlDocument> doc;
+    std::shared_ptr<const YamlDocument> pool;  // the document of the pool it was checked with
+    Diagnostics found;
+    std::string image_cache_key;
+    bool used = false;
+  };
+  std::map<const YamlDocument*, Pool> pools;
+  std::map<const YamlDocument*, Set> sets;
+  size_t set_checks = 0;
+  size_t pool_checks = 0;
+
+  // Forgets what the last call did not use.
+  template <typename Map>
+  static void Trim(Map& entries) {
+    for (auto it = entries.begin(); it != entries.end();) {
+      if (!it->second.used) {
+        it = entries.erase(it);
+      } else {
+        it->second.used = false;
+        ++it;
+      }
+    }
+  }
+  void Trim() {
+    Trim(pools);
+    Trim(sets);
+  }
+};
+
+CheckMemo::CheckMemo() : entries_(std::make_unique<Entries>()) {}
+CheckMemo::~CheckMemo() = default;
+CheckMemo::CheckMemo(CheckMemo&&) noexcept = default;
+CheckMemo& CheckMemo::operator=(CheckMemo&&) noexcept = default;
+size_t CheckMemo::set_checks() const { return entries_ ? entries_->set_checks : 0; }
+size_t CheckMemo::pool_checks() const { return entries_ ? entries_->pool_checks : 0; }
+
+CheckMemo::Entries& CheckMemo::For(const ProviderRulesList& rules) {
+  if (entries_ == nullptr) {
+    entries_ = std::make_unique<Entries>();  // moved from
+  }
+  if (rules != rules_) {
+    const size_t set_checks = entries_->set_checks;
+    const size_t pool_checks = entries_->pool_checks;
+    entries_ = std::make_unique<Entries>();
+    entries_->set_checks = set_checks;
+    entries_->pool_checks = pool_checks;
+    rules_ = rules;
+  }
+  return *entries_;
+}
+
+namespace {
+
+// The provider's checks of one pool, replayed from `memo` when its document was checked before.
+void CheckWithProvider(const Declared<HostPool>& declared, const ProviderRules& rules,
+                       CheckMemo::Entries* memo, Diagnostics& diagnostics) {
+  if (memo == nullptr) {
+    CheckWithProvider(declared, rules, diagnostics);
+    return;
+  }
+  auto [it, fresh] = memo->pools.try_emplace(declared.source.get());
+  CheckMemo::Entries::Pool& entry = it->second;
+  if (fresh) {
+    entry.doc = declared.source;
+    CheckWithProvider(declared, rules, entry.found);
+    ++memo->pool_checks;
+  }
+  entry.used = true;
+  diagnostics.Append(entry.found);
+}
+
 void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRulesList& rules,
-                Diagnostics& diagnostics) {
+                CheckMemo::Entries* memo, Diagnostics& diagnostics) {
   struct Seen {
     std::string pool;
     SourceLocation where;
@@ -93,7 +185,7 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRule
     const HostPool& pool = declared.object;
     const YamlDocument& doc = *declared.source;
     if (const ProviderRules* provider = FindRules(rules, pool.provider)) {
-      CheckWithProvider(declared, *provider, diagnostics);
+      CheckWithProvider(declared, *provider, memo, diagnostics);
     }
     // Hosts are sorted after normalisation; report in file order for readable output.
     const nlohmann::json& raw_hosts = doc.value["spec"]["hosts"];
@@ -154,9 +246,10 @@ std::string DescribeTemplate(const VMTemplate& t) {
 
 std::string BracketList(const std::vector<std::string>& items) { return "[" + Join(items) + "]"; }
 
-void CheckSet(Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& pools,
-              const ProviderRulesList& rules, const InvalidNames& invalid,
-              Diagnostics& diagnostics) {
+// `found` is the pool the set names, or null.
+void CheckSet(Declared<VMSet>& declared, const Declared<HostPool>* found,
+              const std::vector<Declared<HostPool>>& pools, const ProviderRulesList& rules,
+              const InvalidNames& invalid, Diagnostics& diagnostics) {
   VMSet& set = declared.object;
   const YamlDocument& doc = *declared.source;
 
@@ -170,9 +263,7 @@ void CheckSet(Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& 
     }
   }
 
-  const auto pool_it = std::find_if(pools.begin(), pools.end(),
-                                    [&](const auto& p) { return p.object.meta.name == set.pool; });
-  if (pool_it == pools.end()) {
+  if (found == nullptr) {
     if (invalid.pools.count(set.pool) > 0) {
       return;  // the pool's own errors say what is wrong
     }
@@ -192,7 +283,7 @@ void CheckSet(Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& 
     diagnostics.Error(doc.ValueLocation("/spec/pool"), message, "/spec/pool");
     return;
   }
-  const HostPool& pool = pool_it->object;
+  const HostPool& pool = found->object;
   if (const ProviderRules* provider = FindRules(rules, pool.provider)) {
     const std::string why = provider->CheckImage(set.templ.image);
     if (!why.empty()) {
@@ -265,6 +356,10 @@ void CheckSet(Declared<VMSet>& declared, const std::vector<Declared<HostPool>>& 
 
 void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
                        const std::vector<Declared<VMSet>>& sets, Diagnostics& diagnostics) {
+  std::map<std::string_view, uint64_t> wanted_in;
+  for (const Declared<VMSet>& set : sets) {
+    wanted_in[set.object.pool] += set.object.replicas;
+  }
   for (const Declared<HostPool>& declared : pools) {
     const HostPool& pool = declared.object;
     uint64_t room = 0;
@@ -280,12 +375,8 @@ void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
     if (uncapped) {
       continue;
     }
-    uint64_t wanted = 0;
-    for (const Declared<VMSet>& set : sets) {
-      if (set.object.pool == pool.meta.name) {
-        wanted += set.object.replicas;
-      }
-    }
+    const auto it = wanted_in.find(pool.meta.name);
+    const uint64_t wanted = it == wanted_in.end() ? 0 : it->second;
     if (wanted > room) {
       diagnostics.Warning(declared.source->ValueLocation("/metadata/name"),
                           "VM sets want " + std::to_string(wanted) + " VMs in pool \"" +
@@ -301,14 +392,43 @@ void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
 
 void CheckFleet(std::vector<Declared<HostPool>>& pools, std::vector<Declared<VMSet>>& sets,
                 const ProviderRulesList& rules, const InvalidNames& invalid,
-                Diagnostics& diagnostics) {
+                Diagnostics& diagnostics, CheckMemo* memo) {
+  CheckMemo::Entries* entries = memo == nullptr ? nullptr : &memo->For(rules);
   DropDuplicates(pools, "HostPool", diagnostics);
   DropDuplicates(sets, "VMSet", diagnostics);
-  CheckHosts(pools, rules, diagnostics);
+  CheckHosts(pools, rules, entries, diagnostics);
+  std::map<std::string_view, const Declared<HostPool>*> by_name;  // names are unique by now
+  for (const Declared<HostPool>& pool : pools) {
+    by_name.emplace(pool.object.meta.name, &pool);
+  }
   for (Declared<VMSet>& set : sets) {
-    CheckSet(set, pools, rules, invalid, diagnostics);
+    const auto it = by_name.find(set.object.pool);
+    const Declared<HostPool>* pool = it == by_name.end() ? nullptr : it->second;
+    if (entries == nullptr || pool == nullptr) {
+      // A missing pool's message lists the others: checked every time (it is an error anyway).
+      CheckSet(set, pool, pools, rules, invalid, diagnostics);
+      continue;
+    }
+    // Given the same set and pool documents, CheckSet finds the same, whatever else changed.
+    auto [e, fresh] = entries->sets.try_emplace(set.source.get());
+    CheckMemo::Entries::Set& entry = e->second;
+    if (fresh || entry.pool != pool->source) {
+      entry.doc = set.source;
+      entry.pool = pool->source;
+      entry.found = Diagnostics();
+      CheckSet(set, pool, pools, rules, invalid, entry.found);
+      entry.image_cache_key = set.object.image_cache_key;
+      ++entries->set_checks;
+    } else {
+      set.object.image_cache_key = entry.image_cache_key;
+    }
+    entry.used = true;
+    diagnostics.Append(entry.found);
   }
   CheckPoolCapacity(pools, sets, diagnostics);
+  if (entries != nullptr) {
+    entries->Trim();
+  }
 }
 
 }  // namespace flotilla::manifest

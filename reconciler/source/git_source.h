@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -59,7 +60,13 @@ struct TreeFile {
   size_t size = 0;      // bytes
   bool loaded = false;  // false when larger than GitSourceOptions::max_file_bytes
   std::string content;  // empty unless loaded
+  // The caller said it has this blob (ReadTreeSkipping's `known`): neither size nor content was
+  // read.
+  bool known = false;
 };
+
+// Whether the caller already holds the blob `blob_id` (hex) found at `path`.
+using KnownBlob = std::function<bool(const std::string& blob_id, const std::string& path)>;
 
 // The fleet repository: a local bare mirror kept up to date from the remote, read at any
 // revision without a working tree. Errors are classified:
@@ -84,6 +91,17 @@ class GitSource {
   // warning in `diagnostics`. NotFound if `path` is missing or not a folder.
   virtual Result<std::vector<TreeFile>> ReadTree(std::string_view commit, std::string_view path,
                                                  manifest::Diagnostics& diagnostics) = 0;
+
+  // The same, reading neither size nor content of the blobs `known` names (`known` set in
+  // their TreeFile): a caller that keeps what it made of each blob reads only new ones. This
+  // default reads everything.
+  virtual Result<std::vector<TreeFile>> ReadTreeSkipping(std::string_view commit,
+                                                         std::string_view path,
+                                                         const KnownBlob& known,
+                                                         manifest::Diagnostics& diagnostics) {
+    (void)known;
+    return ReadTree(commit, path, diagnostics);
+  }
 
   // Paths of manifest files below `path` that differ between commits `a` and `b`.
   virtual Result<std::vector<std::string>> ChangedFiles(std::string_view a, std::string_view b,

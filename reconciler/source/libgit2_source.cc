@@ -43,7 +43,17 @@ class Libgit2Source final : public GitSource {
       return s;
     }
     return libgit2::ReadManifestTree(mirror_.repo(), rev, path, mirror_.options().max_file_bytes,
-                                     mirror_.url().redacted, diagnostics);
+                                     mirror_.url().redacted, nullptr, diagnostics);
+  }
+
+  Result<std::vector<TreeFile>> ReadTreeSkipping(std::string_view rev, std::string_view path,
+                                                 const KnownBlob& known,
+                                                 manifest::Diagnostics& diagnostics) override {
+    if (Status s = mirror_.EnsureOpen(); !s.ok()) {
+      return s;
+    }
+    return libgit2::ReadManifestTree(mirror_.repo(), rev, path, mirror_.options().max_file_bytes,
+                                     mirror_.url().redacted, known, diagnostics);
   }
 
   Result<std::vector<std::string>> ChangedFiles(std::string_view a, std::string_view b,

@@ -115,6 +115,7 @@ Result<std::string> ResolveRevision(git_repository* repo, std::string_view rev,
 Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string_view rev,
                                                std::string_view path, size_t max_file_bytes,
                                                const std::string& redacted_url,
+                                               const KnownBlob& known,
                                                manifest::Diagnostics& diagnostics) {
   Result<Tree> tree = TreeAt(repo, rev, path, redacted_url);
   if (!tree.ok()) {
@@ -131,9 +132,10 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
     git_odb* odb;
     std::string prefix;
     manifest::Diagnostics* diagnostics;
+    const KnownBlob* known;
     std::vector<TreeFile> files;
     Status status;
-  } walk{repo, max_file_bytes, odb.get(), TrimSlashes(path), &diagnostics, {}, {}};
+  } walk{repo, max_file_bytes, odb.get(), TrimSlashes(path), &diagnostics, &known, {}, {}};
   auto visit = [](const char* root, const git_tree_entry* entry, void* payload) -> int {
     auto* w = static_cast<Walk*>(payload);
     const std::string name = git_tree_entry_name(entry);
@@ -164,6 +166,11 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
     TreeFile file;
     file.path = full;
     file.blob_id = Hex(git_tree_entry_id(entry));
+    if (*w->known && (*w->known)(file.blob_id, file.path)) {
+      file.known = true;
+      w->files.push_back(std::move(file));
+      return 0;
+    }
     size_t size = 0;
     git_object_t type;
     if (git_odb_read_header(&size, &type, w->odb, git_tree_entry_id(entry)) < 0) {

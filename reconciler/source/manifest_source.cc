@@ -21,9 +21,64 @@ manifest::ParsedFile ParseCache::Get(const manifest::ManifestLoader& loader,
   const size_t refused_before = budget.refused;
   manifest::ParsedFile parsed = loader.ParseFile({display, content}, budget);
   if (budget.refused == refused_before) {
-    entries_[key] = Entry{parsed, true};
+    entries_[key] = Entry{parsed, content, true};
   }
   return parsed;
+}
+
+std::vector<manifest::ParsedFile> ParseCache::GetAll(const manifest::ManifestLoader& loader,
+                                                     const std::vector<const TreeFile*>& files,
+                                                     manifest::DocumentBudget& budget) {
+  constexpr size_t kSeen = static_cast<size_t>(-1);
+  std::vector<manifest::ManifestFile> fresh;
+  std::vector<size_t> fresh_index(files.size(), kSeen);
+  std::vector<std::string> keys(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    keys[i] = files[i]->blob_id + " " + files[i]->path;
+    if (entries_.find(keys[i]) == entries_.end()) {
+      fresh_index[i] = fresh.size();
+      fresh.push_back({files[i]->path, files[i]->content});
+    }
+  }
+  std::vector<const manifest::ManifestFile*> to_parse;
+  to_parse.reserve(fresh.size());
+  for (const manifest::ManifestFile& file : fresh) {
+    to_parse.push_back(&file);
+  }
+  std::vector<manifest::ParsedAlone> alone = loader.ParseAlone(to_parse);
+  std::vector<manifest::ParsedFile> out;
+  out.reserve(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    const TreeFile& file = *files[i];
+    if (fresh_index[i] != kSeen) {
+      manifest::ParsedAlone& parsed = alone[fresh_index[i]];
+      if (!parsed.refused && budget.used + parsed.used <= budget.limit) {
+        // What Get would parse, with the same budget: the file's documents fit.
+        budget.used += parsed.used;
+        ++parses_;
+        entries_[keys[i]] = Entry{parsed.parsed, file.content, true};
+        out.push_back(std::move(parsed.parsed));
+        continue;
+      }
+    }
+    auto seen = entries_.find(keys[i]);
+    if (seen != entries_.end() && budget.used + seen->second.parsed.documents <= budget.limit) {
+      // Get's hit, without building the key and looking it up again.
+      seen->second.used = true;
+      budget.used += seen->second.parsed.documents;
+      out.push_back(seen->second.parsed);
+    } else if (file.known && seen != entries_.end()) {
+      // Not read from the tree: the content kept with the parse stands in (the key names it).
+      out.push_back(Get(loader, file.blob_id, file.path, seen->second.content, budget));
+    } else {
+      out.push_back(Get(loader, file.blob_id, file.path, file.content, budget));
+    }
+  }
+  return out;
+}
+
+bool ParseCache::Has(const std::string& blob_id, const std::string& display) const {
+  return entries_.count(blob_id + " " + display) > 0;
 }
 
 void ParseCache::Trim() {
@@ -46,24 +101,33 @@ Result<manifest::LoadResult> LoadRevision(GitSource& git, std::string_view rev,
     return sha.status();
   }
   manifest::Diagnostics tree_diagnostics;
-  Result<std::vector<TreeFile>> files = git.ReadTree(*sha, path, tree_diagnostics);
+  // Blobs parsed for an earlier revision are not read again.
+  const KnownBlob known = [&cache](const std::string& blob_id, const std::string& file) {
+    return cache.Has(blob_id, file);
+  };
+  Result<std::vector<TreeFile>> files = git.ReadTreeSkipping(*sha, path, known, tree_diagnostics);
   if (!files.ok()) {
     return files.status();
   }
   const std::string at = "@" + sha->substr(0, 7);  // appended once, after assembly
   manifest::DocumentBudget budget{.limit = loader.options().max_documents};
-  std::vector<manifest::ParsedFile> parsed;
+  std::vector<const TreeFile*> readable;
   manifest::Diagnostics limits;
   for (const TreeFile& file : *files) {
+    if (file.known) {
+      readable.push_back(&file);  // kept by the cache, so it was within the limit
+      continue;
+    }
     if (!file.loaded || file.size > loader.options().max_file_bytes) {
       limits.Error({file.path, 0, 0},
                    manifest::FileTooLargeMessage(file.size, loader.options().max_file_bytes));
       continue;
     }
-    parsed.push_back(cache.Get(loader, file.blob_id, file.path, file.content, budget));
+    readable.push_back(&file);
   }
+  std::vector<manifest::ParsedFile> parsed = cache.GetAll(loader, readable, budget);
   cache.Trim();
-  manifest::LoadResult result = loader.Assemble(std::move(parsed));
+  manifest::LoadResult result = loader.Assemble(std::move(parsed), &cache.memo());
   result.files = files->size();
   result.diagnostics.Append(limits);
   result.diagnostics.Append(tree_diagnostics);

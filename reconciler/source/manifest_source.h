@@ -1,15 +1,17 @@
 #pragma once
 
-#include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "reconciler/manifest/loader.h"
 #include "reconciler/source/git_source.h"
 
 namespace flotilla::source {
 
-// Parsed manifest files by blob id: loading a new revision parses only the blobs that changed.
+// Parsed manifest files by blob id: loading a new revision parses only the blobs that changed
+// (on the loader's threads), and checks again across files only what they can affect.
 // Not thread-safe.
 class ParseCache {
  public:
@@ -19,19 +21,34 @@ class ParseCache {
                            const std::string& display, const std::string& content,
                            manifest::DocumentBudget& budget);
 
+  // Whether Get has `blob_id` shown as `display` (so its content need not be read again).
+  bool Has(const std::string& blob_id, const std::string& display) const;
+
+  // Get for every file of a tree, in order: the blobs not seen are parsed first, on the
+  // loader's threads, and the result is exactly what Get one file after another gives. A file
+  // read with `known` (ReadTreeSkipping) is one Has named: its size and content come from here.
+  std::vector<manifest::ParsedFile> GetAll(const manifest::ManifestLoader& loader,
+                                           const std::vector<const TreeFile*>& files,
+                                           manifest::DocumentBudget& budget);
+
   // Drops entries not used since the last call, so the cache holds one revision's blobs.
   void Trim();
 
   size_t parses() const { return parses_; }  // blobs parsed since construction
   size_t size() const { return entries_.size(); }
 
+  // What the cross-file checks of the last revision found, for the next (see CheckMemo).
+  manifest::CheckMemo& memo() { return memo_; }
+
  private:
   struct Entry {
     manifest::ParsedFile parsed;
+    std::string content;  // parsed again if a later revision's document limit cuts it short
     bool used = false;
   };
-  std::map<std::string, Entry> entries_;
+  std::unordered_map<std::string, Entry> entries_;
   size_t parses_ = 0;
+  manifest::CheckMemo memo_;
 };
 
 // Loads the manifests below `path` at revision `rev` straight from the repository: no

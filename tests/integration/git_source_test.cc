@@ -112,6 +112,23 @@ void CloneFetchAndReparse(GitSource& git, FixtureRepo& repo,
   EXPECT_EQ(reloaded->desired.DesiredVMCount(), 12u);
   EXPECT_EQ(cache.parses(), 8u) << "only the changed blob may be parsed again";
 
+  // Blobs the caller already has are listed by id, not read.
+  const std::string changed_file = "fleet/vmsets/ios-runners.yaml";
+  manifest::Diagnostics tree_diagnostics;
+  Result<std::vector<TreeFile>> skipping = git.ReadTreeSkipping(
+      next, "fleet",
+      [&](const std::string& /*blob_id*/, const std::string& path) { return path != changed_file; },
+      tree_diagnostics);
+  ASSERT_TRUE(skipping.ok()) << skipping.status().ToString();
+  ASSERT_EQ(skipping->size(), 7u);
+  for (const TreeFile& file : *skipping) {
+    const bool read = file.path == changed_file;
+    EXPECT_EQ(file.known, !read) << file.path;
+    EXPECT_EQ(file.loaded, read) << file.path;
+    EXPECT_EQ(file.content.empty(), !read) << file.path;
+    EXPECT_EQ(file.blob_id.size(), 40u) << file.path;
+  }
+
   Result<CommitInfo> info = git.Commit("main");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->subject, "ios-runners: 5 replicas");
