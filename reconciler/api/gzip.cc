@@ -7,31 +7,16 @@
 #include <limits>
 #include <stdexcept>
 
+#include "reconciler/model/text.h"
+
 namespace flotilla::api {
 namespace {
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // Whether the parameters of one listed coding ("q=0.5", " q=0") give it a weight of zero.
 bool ZeroWeight(std::string_view params) {
   while (!params.empty()) {
     const size_t semi = params.find(';');
-    const std::string_view param = Trim(params.substr(0, semi));
+    const std::string_view param = TrimAscii(params.substr(0, semi));
     params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
     if (param.size() < 2 || std::tolower(static_cast<unsigned char>(param[0])) != 'q' ||
         param[1] != '=') {
@@ -53,9 +38,9 @@ bool AcceptsGzip(std::string_view accept_encoding) {
     accept_encoding =
         comma == std::string_view::npos ? std::string_view() : accept_encoding.substr(comma + 1);
     const size_t semi = item.find(';');
-    const std::string_view coding = Trim(item.substr(0, semi));
+    const std::string_view coding = TrimAscii(item.substr(0, semi));
     const bool zero = semi != std::string_view::npos && ZeroWeight(item.substr(semi + 1));
-    if (EqualsIgnoringCase(coding, "gzip") || EqualsIgnoringCase(coding, "x-gzip")) {
+    if (EqualsIgnoreCase(coding, "gzip") || EqualsIgnoreCase(coding, "x-gzip")) {
       return !zero;  // named explicitly: that decides, whatever "*" says
     }
     if (coding == "*") {
@@ -66,7 +51,7 @@ bool AcceptsGzip(std::string_view accept_encoding) {
 }
 
 bool Compressible(std::string_view content_type) {
-  const std::string_view type = Trim(content_type.substr(0, content_type.find(';')));
+  const std::string_view type = TrimAscii(content_type.substr(0, content_type.find(';')));
   if (type.starts_with("text/")) {
     return type != "text/event-stream";
   }

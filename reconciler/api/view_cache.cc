@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "reconciler/api/gzip.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::api {
 namespace {
@@ -28,16 +29,6 @@ uint64_t RandomEpoch() {
 }
 
 bool Is2xx(const Reply& reply) { return reply.status.value_or(200) / 100 == 2; }
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 }  // namespace
 
@@ -124,12 +115,12 @@ std::shared_ptr<const CachedView> ViewCache::Get(const std::shared_ptr<const Sna
 }
 
 bool IfNoneMatchHits(std::string_view if_none_match, std::string_view etag) {
-  if (Trim(if_none_match) == "*") {
+  if (TrimAscii(if_none_match) == "*") {
     return true;
   }
   while (!if_none_match.empty()) {
     const size_t comma = if_none_match.find(',');
-    std::string_view tag = Trim(if_none_match.substr(0, comma));
+    std::string_view tag = TrimAscii(if_none_match.substr(0, comma));
     if (tag.starts_with("W/")) {
       tag.remove_prefix(2);
     }
