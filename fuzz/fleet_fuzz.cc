@@ -20,42 +20,17 @@
 #include "providers/builtin.h"
 #include "reconciler/manifest/loader.h"
 #include "reconciler/source/manifest_source.h"
+#include "tests/support/memory_git.h"
 
 namespace {
 
 using flotilla::Result;
-using flotilla::Status;
 using flotilla::fuzz::Check;
 namespace manifest = flotilla::manifest;
 namespace source = flotilla::source;
 
 constexpr size_t kMaxFileBytes = 2048;
 constexpr std::string_view kSha = "0123456789abcdef0123456789abcdef01234567";
-
-// A repository of one commit holding `files`.
-class MemoryGit final : public source::GitSource {
- public:
-  explicit MemoryGit(std::vector<source::TreeFile> files) : files_(std::move(files)) {}
-
-  Result<source::FetchResult> Fetch() override { return source::FetchResult{}; }
-  Result<std::string> Resolve(std::string_view /*rev*/) override { return std::string(kSha); }
-  Result<std::vector<source::TreeFile>> ReadTree(std::string_view /*commit*/,
-                                                 std::string_view /*path*/,
-                                                 manifest::Diagnostics& /*diagnostics*/) override {
-    return files_;
-  }
-  Result<std::vector<std::string>> ChangedFiles(std::string_view /*a*/, std::string_view /*b*/,
-                                                std::string_view /*path*/) override {
-    return std::vector<std::string>{};
-  }
-  Result<source::CommitInfo> Commit(std::string_view /*rev*/) override {
-    return source::CommitInfo{.sha = std::string(kSha)};
-  }
-  Status VerifyCommit(std::string_view /*sha*/) override { return Status::Ok(); }
-
- private:
-  std::vector<source::TreeFile> files_;
-};
 
 const manifest::ManifestLoader& Loader() {
   static const auto* loader = [] {
@@ -144,7 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const source::TreeFile& f : files) {
     names.push_back(f.path + "@" + std::string(kSha.substr(0, 7)));
   }
-  MemoryGit git(std::move(files));
+  flotilla::testing::MemoryGit git(std::move(files), std::string(kSha));
   source::ParseCache cache;
   Result<manifest::LoadResult> cold = source::LoadRevision(git, "main", "fleet", Loader(), cache);
   Check(cold.ok(), "an in-memory revision did not load");

@@ -29,6 +29,9 @@ class MemoryGit final : public source::GitSource {
                         .content = content});
     }
   }
+  // `files` as ReadTree lists them (a large blob listed but not loaded, as the fleet fuzzer's).
+  MemoryGit(std::vector<source::TreeFile> files, std::string sha)
+      : sha_(std::move(sha)), files_(std::move(files)) {}
   Result<source::FetchResult> Fetch() override { return source::FetchResult{}; }
   Result<std::string> Resolve(std::string_view /*rev*/) override { return sha_; }
   Result<std::vector<source::TreeFile>> ReadTree(std::string_view /*commit*/,
