@@ -103,10 +103,28 @@ void Send(const Reply& reply, const httplib::Request& req, httplib::Response& re
   SendAs(reply, res, GzipOffered(req), nullptr);
 }
 
+// How `route`'s view for `req` is rendered, for the cache to keep and warm (view_cache.h): with
+// its own copy of what a view reads of a request (its path and query parameters) and of the
+// handlers' context, for no caller (a view is the same for every caller admitted to it).
+RenderView ViewRenderer(const Route& route, const httplib::Request& req,
+                        const RouteContext& context) {
+  httplib::Request request;
+  request.method = req.method;
+  request.path = req.path;
+  request.params = req.params;
+  RouteContext base = context;
+  base.caller = nullptr;
+  return [handler = route.handler, request = std::move(request),
+          base = std::move(base)](const Snapshot& snapshot) {
+    RouteContext context = base;
+    return handler(request, &snapshot, context);
+  };
+}
+
 // A view of the snapshot (Route::view) for an admitted request: 304 with no body when
 // If-None-Match names its ETag (nothing is rendered then), else the rendering the cache keeps.
 void SendView(ViewCache& cache, const Route& route, const httplib::Request& req,
-              const std::shared_ptr<const Snapshot>& snapshot, RouteContext& context,
+              const std::shared_ptr<const Snapshot>& snapshot, const RouteContext& context,
               httplib::Response& res) {
   const std::string key = ViewKey(route, req);
   const bool gzip = GzipOffered(req);
@@ -120,8 +138,12 @@ void SendView(ViewCache& cache, const Route& route, const httplib::Request& req,
       return;
     }
   }
+  bool rendered = false;
   const std::shared_ptr<const CachedView> view =
-      cache.Get(snapshot, key, [&] { return route.handler(req, snapshot.get(), context); });
+      cache.Get(snapshot, key, ViewRenderer(route, req, context), &rendered);
+  if (rendered) {
+    context.telemetry.ViewsRendered("request", 1);
+  }
   // A copy: cpp-httplib writes no provider on this server (live.h). Compressed once per view.
   const bool compress = gzip && !view->reply.body.empty() && Compressible(view->reply.content_type);
   SendAs(view->reply, res, compress, compress ? &view->Gzipped() : nullptr);
@@ -210,7 +232,40 @@ Server::Server(ServerOptions options, Backend& backend, store::Store& store, Tel
       logger_(std::move(logger)),
       views_(std::make_unique<ViewCache>()) {}
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  if (warmer_.joinable()) {
+    warmer_.join();
+  }
+}
+
+void Server::SnapshotPublished() {
+  {
+    std::lock_guard lock(warm_mu_);
+    warm_asked_ = true;
+  }
+  warm_cv_.notify_one();
+}
+
+void Server::WarmViews() {
+  while (true) {
+    {
+      std::unique_lock lock(warm_mu_);
+      warm_cv_.wait(lock, [this] { return warm_asked_ || stopping_; });
+      if (stopping_) {
+        return;
+      }
+      warm_asked_ = false;  // publications meanwhile: the newest is what Latest() gives
+    }
+    if (std::shared_ptr<const Snapshot> snapshot = backend_.Latest(); snapshot != nullptr) {
+      const size_t warmed = views_->Warm(snapshot, stopping_);
+      telemetry_.ViewsRendered("ahead", warmed);
+      if (warmed > 0) {
+        logger_->debug("api: {} view(s) rendered for the new snapshot", warmed);
+      }
+    }
+  }
+}
 
 Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& backend,
                                               store::Store& store, Telemetry& telemetry,
@@ -272,6 +327,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
   }
   server->front_ = std::move(*door);
   server->port_ = server->front_->port();
+  server->warmer_ = std::thread([raw = server.get()] { raw->WarmViews(); });
   return server;
 }
 
@@ -285,7 +341,11 @@ std::string Server::url() const {
 }
 
 void Server::Stop() {
-  stopping_ = true;
+  {
+    std::lock_guard lock(warm_mu_);  // so the warmer cannot miss it between check and wait
+    stopping_ = true;
+  }
+  warm_cv_.notify_one();
   if (front_ != nullptr) {
     front_->Stop();
   }

@@ -13,7 +13,9 @@
 //
 // The views of the snapshot (hosts, vms, overview/resources, plan, inventory and the
 // orchestrator's) are rendered once per snapshot and carry an ETag; If-None-Match answers 304
-// (view_cache.h), always after the request is admitted.
+// (view_cache.h), always after the request is admitted. Once the loop says it published a
+// snapshot (SnapshotPublished), the views clients were reading are rendered for it ahead of
+// their next requests.
 //
 // Every other request needs `Authorization: Bearer <token>` with a configured token (the
 // default one of api.tokenFile, or a named one of api.tokens) holding the role the route needs
@@ -28,6 +30,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <future>
 #include <memory>
@@ -138,6 +141,12 @@ class Server {
   // Stops accepting; requests under way finish. Idempotent.
   void Stop();
 
+  // The loop published a new snapshot (Backend::Latest() gives it). The views clients asked of
+  // the snapshot before are rendered (and compressed) for it now, on the server's own thread, so
+  // that the first requests after a pass find them ready (view_cache.h, Warm). Returns at once;
+  // publications that come while a warming runs are taken together. Any thread.
+  void SnapshotPublished();
+
   // Rotated secrets (api.tokenFile, api.tokens' files, api.webhookSecretFile changed): requests
   // from now on are checked against these. Refused (FailedPrecondition, the old ones kept) when
   // no token would be left on a non-loopback address. Any thread.
@@ -153,6 +162,8 @@ class Server {
   // The tokens and webhook secret in force (options_'s are the first ones).
   Gate MakeGate() const;
   std::string WebhookSecret() const;
+  // The warming thread: waits for SnapshotPublished, warms the views, until Stop.
+  void WarmViews();
 
   ServerOptions options_;
   mutable std::mutex secrets_mu_;  // guards tokens_ and options_.webhook_secret
@@ -170,7 +181,11 @@ class Server {
   std::string host_;
   int port_ = 0;
   std::atomic<size_t> reconcile_waiters_{0};  // POST /api/v1/reconcile requests waiting
-  std::atomic<bool> stopping_{false};         // ends live streams
+  std::atomic<bool> stopping_{false};         // ends live streams and the warming
+  std::mutex warm_mu_;                        // guards warm_asked_ (and orders stopping_)
+  std::condition_variable warm_cv_;
+  bool warm_asked_ = false;  // a snapshot was published since the warming last looked
+  std::thread warmer_;       // WarmViews; joined by the destructor
 };
 
 // Splits "host:port" / "[v6]:port". InvalidArgument when malformed.

@@ -93,6 +93,11 @@ Telemetry::Telemetry()
           "API requests refused by authentication: 401 (no known token), 403 (the token lacks "
           "the role), 429 (too many failed authentications from the address).",
           {"code"})),
+      view_renders_(registry_.AddCounter(
+          "flotilla_api_view_renders_total",
+          "Renderings of the API's snapshot views: on a request (its client waited for it), or "
+          "ahead, once a pass published a snapshot (for the views clients were reading).",
+          {"when"})),
       store_writable_(registry_.AddGauge(
           "flotilla_store_writable",
           "1 while the store takes writes; 0 while it cannot (full disk, read-only, damaged or "
@@ -143,6 +148,16 @@ void Telemetry::ProviderRequest(std::string_view provider, std::string_view endp
 }
 
 void Telemetry::AuthRefused(int code) { auth_refusals_.Inc({std::to_string(code)}); }
+
+void Telemetry::ViewsRendered(std::string_view when, size_t count) {
+  if (count > 0) {
+    view_renders_.Inc({std::string(when)}, static_cast<double>(count));
+  }
+}
+
+uint64_t Telemetry::ViewRenders(std::string_view when) const {
+  return static_cast<uint64_t>(view_renders_.Value({std::string(when)}));
+}
 
 std::string Telemetry::Render(const Snapshot* snapshot,
                               std::optional<std::chrono::system_clock::time_point> last_applied,

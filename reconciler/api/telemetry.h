@@ -43,6 +43,11 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
   // An API request refused with `code` (401, 403 or 429; routes.h Admit).
   void AuthRefused(int code);
+  // `count` renderings of snapshot views (view_cache.h), `when` "request" (on a request's time)
+  // or "ahead" (warmed after a publication).
+  void ViewsRendered(std::string_view when, size_t count);
+  // How many so far (the metric's value).
+  uint64_t ViewRenders(std::string_view when) const;
 
   // Whether the store takes writes, and its failed writes since it opened (Store::Health); set
   // before each Render.
@@ -78,6 +83,7 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   GaugeFamily& conflicts_;
   GaugeFamily& refused_;
   CounterFamily& auth_refusals_;
+  CounterFamily& view_renders_;
   GaugeFamily& store_writable_;
   CounterFamily& store_failures_;
   std::mutex store_mu_;

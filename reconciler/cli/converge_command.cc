@@ -679,7 +679,13 @@ int RunLoop(const RunOptions& options, const Context& context,
         controller::LoopOptions{.interval = config.source.interval,
                                 .resync_interval = config.reconcile.resync_interval,
                                 .shutdown_timeout = config.reconcile.shutdown_timeout,
-                                .before_pass = [&] { reload_api(api); }},
+                                .before_pass = [&] { reload_api(api); },
+                                .published =
+                                    [&] {
+                                      if (api != nullptr) {
+                                        api->SnapshotPublished();
+                                      }
+                                    }},
         context.log, &progress);
     if (stop_early) {
       loop->Stop();

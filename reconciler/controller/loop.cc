@@ -103,6 +103,9 @@ bool Loop::Run() {
       Result<Prepared> prepared = controller_.Prepare();
       if (prepared.ok()) {
         prepared->actor = actor;
+        if (options_.published) {
+          options_.published();
+        }
       }
       lock.lock();
       next_resync = Jittered(options_.resync_interval);

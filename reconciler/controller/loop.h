@@ -46,6 +46,9 @@ struct LoopOptions {
   // Called on the loop's thread before each pass prepares (the run command re-reads the API's
   // rotated secrets there); may be empty.
   std::function<void()> before_pass;
+  // Called on the loop's thread after each pass prepared, once the controller published the
+  // pass's snapshot (the API renders the views clients read for it); may be empty.
+  std::function<void()> published;
 };
 
 class Loop {

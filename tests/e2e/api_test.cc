@@ -384,6 +384,31 @@ TEST(ApiTest, ReconcileStartsARunAndAnswersItsId) {
   EXPECT_TRUE(Contains(malformed->body, "JSON"));
 }
 
+// `flotilla run` tells its API of every pass's snapshot: the views read before it are rendered
+// for the new one ahead of the next request (flotilla_api_view_renders_total{when="ahead"}).
+TEST(ApiTest, TheViewsClientsReadAreRenderedAheadAfterEachPass) {
+  FleetFixture fx(ApiFleet({}, "1h", "1h"));
+  ASSERT_TRUE(fx.ready());
+  fx.WriteManifest("ci.yaml", FleetFixture::VmSetYaml("ci", 1));
+  fx.Commit("ci");
+  ApiLoop api(fx);
+  ASSERT_TRUE(api.ok()) << fx.LoopLog();
+  ASSERT_TRUE(api.Converged()) << fx.LoopLog();
+  const json before = api.GetJson("/api/v1/vms");
+  auto ahead = [&] {
+    httplib::Result r = api.Get("/metrics");
+    const std::string line = "flotilla_api_view_renders_total{when=\"ahead\"} ";
+    const size_t at = r ? r->body.find(line) : std::string::npos;
+    return at == std::string::npos ? 0 : std::stoi(r->body.substr(at + line.size()));
+  };
+  const int ahead_before = ahead();
+  httplib::Result r = api.Post("/api/v1/reconcile", R"({"reason":"manual"})");
+  ASSERT_TRUE(r && r->status == 202);
+  ASSERT_TRUE(WaitUntil([&] { return ahead() > ahead_before; })) << fx.LoopLog();
+  const json after = api.GetJson("/api/v1/vms");
+  EXPECT_NE(after["observed_at"], before["observed_at"]);
+}
+
 class WebhookTest : public ::testing::Test {
  protected:
   // No timer would fetch or reconcile during the test: only a webhook (or the API) does.

@@ -286,6 +286,55 @@ TEST_F(ApiViewCacheTest, ConcurrentRequestsDuringSnapshotSwapsAreConsistent) {
   EXPECT_GT(body_of.size(), 1u);
 }
 
+// What /metrics says of the views' renderings, `when` "request" or "ahead" (0 before any).
+std::string RendersLine(const std::string& metrics, const std::string& when) {
+  const std::string name = "flotilla_api_view_renders_total{when=\"" + when + "\"} ";
+  const size_t at = metrics.find(name);
+  return at == std::string::npos
+             ? "0"
+             : metrics.substr(at + name.size(), metrics.find('\n', at) - at - name.size());
+}
+
+TEST_F(ApiViewCacheTest, APublishedSnapshotsViewsAreRenderedAheadOfTheirRequests) {
+  const std::array<std::string, 3> read = {"/api/v1/vms", "/api/v1/vms?pool=red&state=running",
+                                           "/api/v1/hosts"};
+  std::map<std::string, std::string> before;
+  for (const std::string& path : read) {
+    httplib::Result got = Get(path);
+    ASSERT_TRUE(got && got->status == 200) << path;
+    before[path] = got->get_header_value("ETag");
+  }
+  auto renders = [&](const std::string& when) {
+    httplib::Result metrics = Get("/metrics");
+    return metrics ? RendersLine(metrics->body, when) : std::string("?");
+  };
+  EXPECT_EQ(renders("request"), "3");
+  EXPECT_EQ(renders("ahead"), "0");
+
+  backend_.Publish(SmallFleet(7));
+  server_->SnapshotPublished();
+  ASSERT_TRUE(testing::WaitUntil([&] { return renders("ahead") == "3"; })) << renders("ahead");
+  for (const std::string& path : read) {
+    httplib::Result got = Get(path);
+    ASSERT_TRUE(got && got->status == 200) << path;
+    EXPECT_NE(got->get_header_value("ETag"), before[path]) << path;
+  }
+  EXPECT_EQ(renders("request"), "3") << "the views read after the pass were rendered ahead";
+  httplib::Result hosts = Get("/api/v1/hosts");
+  ASSERT_TRUE(hosts);
+  EXPECT_EQ(hosts->body, HostsText(*backend_.Latest())) << "a view rendered ahead is the new one";
+
+  // Views nobody asked of a snapshot are not rendered ahead for the next one.
+  backend_.Publish(SmallFleet(8));
+  server_->SnapshotPublished();
+  ASSERT_TRUE(testing::WaitUntil([&] { return renders("ahead") == "6"; })) << renders("ahead");
+  backend_.Publish(SmallFleet(9));
+  server_->SnapshotPublished();
+  ASSERT_TRUE(Get("/api/v1/vms"));
+  EXPECT_EQ(renders("request"), "4");
+  EXPECT_EQ(renders("ahead"), "6");
+}
+
 TEST(ApiIfNoneMatchTest, ListsWeakTagsAndTheWildcard) {
   EXPECT_TRUE(IfNoneMatchHits("\"a\"", "\"a\""));
   EXPECT_TRUE(IfNoneMatchHits("\"x\", \"a\"", "\"a\""));
@@ -359,7 +408,7 @@ TEST(ApiViewCacheUnitTest, OneRenderingPerViewAndSnapshotAndOnlyTheCurrentSnapsh
   ViewCache cache(2);
   std::shared_ptr<const Snapshot> one = SmallFleet(1);
   int renders = 0;
-  auto render = [&renders] {
+  auto render = [&renders](const Snapshot& /*snapshot*/) {
     ++renders;
     return Reply{.body = "r" + std::to_string(renders), .content_type = "text/plain"};
   };
@@ -382,6 +431,133 @@ TEST(ApiViewCacheUnitTest, OneRenderingPerViewAndSnapshotAndOnlyTheCurrentSnapsh
   // Another cache (another process) never gives the same ETag.
   ViewCache other;
   EXPECT_NE(other.ETag(two, "a"), cache.ETag(two, "a"));
+}
+
+// A rendering that tells which snapshot it was made of (SmallFleet's seconds) and counts calls.
+struct CountingRender {
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  std::string tag;
+  Reply operator()(const Snapshot& snapshot) const {
+    ++*calls;
+    const auto seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(snapshot.observed_at - testing::kNow);
+    return Reply{.body = tag + "@" + std::to_string(seconds.count()),
+                 .content_type = "application/json"};
+  }
+};
+
+TEST(ApiViewCacheUnitTest, WarmRendersForTheNewSnapshotTheViewsAskedOfThePreviousOne) {
+  ViewCache cache;
+  const std::atomic<bool> stop{false};
+  const std::shared_ptr<const Snapshot> one = SmallFleet(1);
+  CountingRender a{.tag = "a"};
+  CountingRender b{.tag = "b"};
+  (void)cache.Get(one, "a", a);
+  (void)cache.Get(one, "b", b);
+  (void)cache.Get(one, "b", b);
+  ASSERT_EQ(*a.calls + *b.calls, 2);
+
+  const std::shared_ptr<const Snapshot> two = SmallFleet(2);
+  EXPECT_EQ(cache.Warm(two, stop), 2U);
+  EXPECT_EQ(*a.calls + *b.calls, 4);
+  // A request now finds the view of the new snapshot ready: its own rendering is not called.
+  CountingRender unused{.tag = "x"};
+  bool rendered = true;
+  const auto got = cache.Get(two, "a", unused, &rendered);
+  EXPECT_FALSE(rendered);
+  EXPECT_EQ(*unused.calls, 0);
+  EXPECT_EQ(got->reply.body, "a@2");
+  EXPECT_EQ(got->etag, cache.ETag(two, "a"));
+  // Warming the same snapshot again renders nothing.
+  EXPECT_EQ(cache.Warm(two, stop), 0U);
+
+  // Only "a" was asked of `two`: the next snapshot gets "a" ahead, not "b".
+  const std::shared_ptr<const Snapshot> three = SmallFleet(3);
+  EXPECT_EQ(cache.Warm(three, stop), 1U);
+  (void)cache.Get(three, "b", unused, &rendered);
+  EXPECT_TRUE(rendered) << "a view nobody asked during a snapshot must not be warmed again";
+  EXPECT_EQ(*unused.calls, 1);
+  // Nothing asked at all: nothing warmed.
+  ViewCache idle;
+  EXPECT_EQ(idle.Warm(three, stop), 0U);
+}
+
+TEST(ApiViewCacheUnitTest, WarmCompressesWhatClientsTookCompressed) {
+  ViewCache cache;
+  const std::atomic<bool> stop{false};
+  CountingRender zipped{.tag = "zipped"};
+  CountingRender plain{.tag = "plain"};
+  const std::shared_ptr<const Snapshot> one = SmallFleet(1);
+  (void)cache.Get(one, "zipped", zipped)->Gzipped();
+  EXPECT_FALSE(cache.Get(one, "plain", plain)->WasGzipped());
+  const std::shared_ptr<const Snapshot> two = SmallFleet(2);
+  ASSERT_EQ(cache.Warm(two, stop), 2U);
+  EXPECT_TRUE(cache.Get(two, "zipped", zipped)->WasGzipped());
+  EXPECT_FALSE(cache.Get(two, "plain", plain)->WasGzipped());
+}
+
+TEST(ApiViewCacheUnitTest, ARequestDuringAWarmingWaitsForItInsteadOfRenderingAgain) {
+  ViewCache cache;
+  const std::atomic<bool> stop{false};
+  std::promise<void> started;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  RenderView slow = [&started, released, calls](const Snapshot& /*snapshot*/) {
+    if (++*calls == 2) {  // the warming's call (the first is the request of snapshot one)
+      started.set_value();
+      released.wait();
+    }
+    return Reply{.body = "slow", .content_type = "application/json"};
+  };
+  (void)cache.Get(SmallFleet(1), "v", slow);
+  const std::shared_ptr<const Snapshot> two = SmallFleet(2);
+  std::thread warming([&] { EXPECT_EQ(cache.Warm(two, stop), 1U); });
+  started.get_future().wait();
+  CountingRender own{.tag = "own"};
+  std::shared_ptr<const CachedView> got;
+  std::thread request([&] { got = cache.Get(two, "v", own); });
+  release.set_value();
+  request.join();
+  warming.join();
+  EXPECT_EQ(*own.calls, 0);
+  EXPECT_EQ(got->reply.body, "slow");
+  EXPECT_EQ(*calls, 2);
+}
+
+TEST(ApiViewCacheUnitTest, AStoppedWarmingLeavesItsViewsToTheRequests) {
+  ViewCache cache;
+  std::atomic<bool> stop{false};
+  std::promise<void> started;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  RenderView first = [&started, released, calls](const Snapshot& /*snapshot*/) {
+    if (++*calls == 2) {
+      started.set_value();
+      released.wait();
+    }
+    return Reply{.body = "first", .content_type = "application/json"};
+  };
+  CountingRender second{.tag = "second"};
+  const std::shared_ptr<const Snapshot> one = SmallFleet(1);
+  (void)cache.Get(one, "a", first);  // warmed first (keys in order), and held there
+  (void)cache.Get(one, "b", second);
+  const std::shared_ptr<const Snapshot> two = SmallFleet(2);
+  std::thread warming([&] { EXPECT_EQ(cache.Warm(two, stop), 1U); });
+  started.get_future().wait();
+  CountingRender own{.tag = "own"};
+  std::shared_ptr<const CachedView> got;
+  bool rendered = false;
+  std::thread request([&] { got = cache.Get(two, "b", own, &rendered); });
+  stop = true;  // "b" is never warmed: the request renders it itself, whenever it came
+  release.set_value();
+  warming.join();
+  request.join();
+  EXPECT_TRUE(rendered);
+  EXPECT_EQ(*own.calls, 1);
+  EXPECT_EQ(*second.calls, 1);
+  EXPECT_EQ(got->reply.body, "own@2");
 }
 
 }  // namespace
