@@ -2,6 +2,10 @@
 
 #include <httplib.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <charconv>
 #include <exception>
 #include <filesystem>
@@ -46,15 +50,47 @@ bool GzipOffered(const httplib::Request& req) { return req.has_header(kGzipOffer
 
 // cpp-httplib's request handling (parsing, routing, answering) for one request of a stream
 // the front door hands over; its own accept loop and thread pool are not used.
+//
+// cpp-httplib writes an answer's content provider only while the server's listening socket is
+// set (Server::write_content_with_provider stops at once when `svr_sock_` is INVALID_SOCKET: it
+// takes that for a shutdown). This server never listens, so a descriptor of its own, open on
+// /dev/null and never read, stands there; nothing of cpp-httplib uses it otherwise (stop() and
+// the accept loop only while listening, which it never does).
 class HttpCore final : public httplib::Server {
  public:
+  HttpCore() : placeholder_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) { svr_sock_ = placeholder_; }
+  ~HttpCore() override {
+    if (placeholder_ >= 0) {
+      ::close(placeholder_);
+    }
+  }
+  HttpCore(const HttpCore&) = delete;
+  HttpCore& operator=(const HttpCore&) = delete;
+
   void Serve(httplib::Stream& stream, bool& closed) {
     closed = false;
     if (!process_request(stream, /*close_connection=*/false, closed, TakeEncoding)) {
       closed = true;
     }
   }
+
+ private:
+  const int placeholder_;
 };
+
+// What SetKeptContent hands cpp-httplib at a time.
+constexpr size_t kKeptChunk = size_t{1} << 20;
+
+// Writes `body` as the answer's content straight from where `owner` keeps it (a kept view),
+// without copying it into the answer: a 50 MB view is not copied once per request.
+void SetKeptContent(httplib::Response& res, const std::string& body,
+                    const std::string& content_type, std::shared_ptr<const void> owner) {
+  res.set_content_provider(
+      body.size(), content_type,
+      [&body, owner = std::move(owner)](size_t offset, size_t length, httplib::DataSink& sink) {
+        return sink.write(body.data() + offset, std::min(length, kKeptChunk));
+      });
+}
 
 void SetSecurityHeaders(httplib::Response& res) {
   for (const auto& [name, value] : SecurityHeaders()) {
@@ -71,9 +107,10 @@ std::string GzipETag(std::string_view etag) {
   return std::string(etag.substr(0, etag.size() - 1)) + "-gzip\"";
 }
 
-// `reply` as the answer. `gzip`: the client takes gzip; `gzipped`, when not null, is reply.body
-// already compressed.
-void SendAs(const Reply& reply, httplib::Response& res, bool gzip, const std::string* gzipped) {
+// `reply` as the answer. `gzip`: the client takes gzip. `view`, when not null, is the kept view
+// `reply` belongs to: its body, or its gzip copy (made once), is written from there.
+void SendAs(const Reply& reply, httplib::Response& res, bool gzip,
+            const std::shared_ptr<const CachedView>& view) {
   SetSecurityHeaders(res);
   const bool compressible = !reply.body.empty() && Compressible(reply.content_type);
   gzip = gzip && compressible;
@@ -93,7 +130,13 @@ void SendAs(const Reply& reply, httplib::Response& res, bool gzip, const std::st
   }
   if (gzip) {
     res.set_header("Content-Encoding", "gzip");
-    res.set_content(gzipped != nullptr ? *gzipped : Gzip(reply.body), reply.content_type);
+    if (view != nullptr) {
+      SetKeptContent(res, view->Gzipped(), reply.content_type, view);
+    } else {
+      res.set_content(Gzip(reply.body), reply.content_type);
+    }
+  } else if (view != nullptr && !reply.body.empty()) {
+    SetKeptContent(res, reply.body, reply.content_type, view);
   } else if (!reply.body.empty() || !reply.content_type.empty()) {
     res.set_content(reply.body, reply.content_type);
   }
@@ -144,9 +187,8 @@ void SendView(ViewCache& cache, const Route& route, const httplib::Request& req,
   if (rendered) {
     context.telemetry.ViewsRendered("request", 1);
   }
-  // A copy: cpp-httplib writes no provider on this server (live.h). Compressed once per view.
-  const bool compress = gzip && !view->reply.body.empty() && Compressible(view->reply.content_type);
-  SendAs(view->reply, res, compress, compress ? &view->Gzipped() : nullptr);
+  // Written from the kept view (no copy); compressed once per view.
+  SendAs(view->reply, res, gzip, view);
 }
 
 // Answers what no handler did (404, 413, ...) with a JSON error. A path no route serves is
