@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <fstream>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "tests/support/process.h"
 #include "tests/unit/manifest_fixture.h"
 
 namespace flotilla::manifest {
@@ -21,14 +20,17 @@ using std::chrono::milliseconds;
 class ConfigFileTest : public ::testing::Test {
  protected:
   Result<ReconcilerConfig> Load(const std::string& yaml) {
-    // One file per test and process: CTest runs the tests of this suite in parallel.
+    // In a folder of the test's own (CTest runs the tests of this suite in parallel), removed
+    // with the fixture.
     const std::string path =
-        ::testing::TempDir() + "/flotilla-config-" + std::to_string(::getpid()) + "-" +
-        ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml";
+        (scratch_.path() /
+         (std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".yaml"))
+            .string();
     std::ofstream(path) << yaml;
     diagnostics_ = Diagnostics();
     return LoadConfigFile(path, *testing::Validator(), diagnostics_);
   }
+  flotilla::testing::ScratchDir scratch_;
   Diagnostics diagnostics_;
 };
 
