@@ -36,6 +36,9 @@ class JsonText {
   void Double(double value);
   void Bool(bool value);
   void Null();
+  // Room for about `bytes` of text up front: a large answer is then written into one buffer
+  // instead of being copied into a larger one each time it fills (most of rendering 50 MB).
+  void Reserve(size_t bytes) { out_.reserve(bytes); }
   // The text, with the newline JsonReply adds. REQUIRES: every container closed.
   std::string Finish();
 
