@@ -181,6 +181,15 @@ class Statement {
     return row.ok() ? Status::Ok() : row.status();
   }
 
+  // Runs it again with `args` bound instead (one statement prepared for many rows).
+  template <typename... Args>
+  Status RunAgain(const Args&... args) {
+    sqlite3_reset(stmt_);  // its result is the last step's, already reported
+    error_ = Status::Ok();
+    Bind(args...);
+    return Run();
+  }
+
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
   bool Bool(int column) const { return Int(column) != 0; }
   Time TimeAt(int column) const { return FromMillis(Int(column)); }
