@@ -324,10 +324,14 @@ Result<Observed> Controller::Observe(const Desired& desired) {
                          .error = provider.ok() ? "" : provider.status().message()});
     }
   }
-  Result<Observed> stored = store_.LoadHosts();
-  if (!stored.ok()) {
-    return stored.status();
+  if (!stored_hosts_ || options_.preview) {
+    Result<Observed> loaded = store_.LoadHosts();
+    if (!loaded.ok()) {
+      return loaded.status();
+    }
+    stored_hosts_ = std::move(*loaded);
   }
+  const Observed* stored = &*stored_hosts_;
   const auto now = clock_.Now();
   for (const Job& job : jobs) {
     first_observed_.emplace(job.host->name, now);
@@ -475,8 +479,17 @@ Result<Observed> Controller::Observe(const Desired& desired) {
   if (options_.preview) {
     return observed;
   }
-  if (Status s = store_.SaveHosts(observed); !s.ok()) {
+  if (Status s = store_.SaveHosts(observed, *stored_hosts_); !s.ok()) {
+    stored_hosts_.reset();  // loaded again next pass
     return s;
+  }
+  for (const auto& [name, host] : observed.hosts) {  // hosts no longer in the fleet keep theirs
+    ObservedHost& kept = stored_hosts_->hosts[name];
+    if (SameApartFromLastSeen(kept, host)) {
+      kept.last_seen = host.last_seen;  // copies no VMs
+    } else {
+      kept = host;
+    }
   }
   return observed;
 }

@@ -239,6 +239,11 @@ class Controller {
   // When this process first tried to observe each host: host loss counts from here at the
   // earliest (the grace after start).
   std::map<std::string, std::chrono::system_clock::time_point> first_observed_;
+  // What the store holds of the hosts: loaded at the first pass, then kept in step with what
+  // each pass saves (the previous observation, and what SaveHosts need not rewrite); empty until
+  // loaded, and again after a save failed (its outcome on the file is not known). A preview saves
+  // nothing and loads it at every pass.
+  std::optional<Observed> stored_hosts_;
   // The outcomes of each host's latest observation attempts (true: failed), newest last, at most
   // kObservationWindow: its error rate.
   std::map<std::string, std::deque<bool>> attempts_;

@@ -47,6 +47,13 @@ const VmInfo* ObservedHost::FindVm(std::string_view name) const {
   return it == vms.end() ? nullptr : &*it;
 }
 
+bool SameApartFromLastSeen(const ObservedHost& a, const ObservedHost& b) {
+  return a.name == b.name && a.pool == b.pool && a.online == b.online && a.error == b.error &&
+         a.facts == b.facts && a.vms == b.vms && a.vms_known == b.vms_known &&
+         a.failures == b.failures && a.failing_since == b.failing_since &&
+         a.error_rate == b.error_rate && a.degraded == b.degraded;
+}
+
 const ObservedHost* Observed::FindHost(std::string_view name) const {
   auto it = hosts.find(std::string(name));
   return it == hosts.end() ? nullptr : &it->second;

@@ -145,7 +145,12 @@ struct ObservedHost {
   bool HasVm(std::string_view name) const { return FindVm(name) != nullptr; }
 
   friend bool operator==(const ObservedHost&, const ObservedHost&) = default;
+  // A field added here is compared by SameApartFromLastSeen too.
 };
+
+// Whether `a` and `b` are the same observation of a host but for last_seen (what the store
+// keeps apart, as it moves at every answer): every other field is equal.
+bool SameApartFromLastSeen(const ObservedHost& a, const ObservedHost& b);
 
 // Every host of the fleet, by name. A host named in a manifest but missing here has never been
 // observed (it counts as offline).

@@ -18,7 +18,7 @@ namespace flotilla::store {
 Result<std::string> RenderHostSnapshot(const ObservedHost& host);
 
 // The host `name` from a snapshot. Its last_seen has whole seconds only (the inventory format's
-// unit); the store keeps the exact time in its own column.
+// unit) as of when the row was written; the store keeps the latest, exact time in its own table.
 Result<ObservedHost> ParseHostSnapshot(std::string_view text, const std::string& name);
 
 }  // namespace flotilla::store

@@ -180,7 +180,20 @@ constexpr const char* kMigrationV4 = R"sql(
 ALTER TABLE runs ADD COLUMN actor TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array kMigrations = {kMigrationV1, kMigrationV2, kMigrationV3, kMigrationV4};
+// A host's last_seen moves at every pass it answers while the rest of its observation rarely
+// changes: it has a narrow table of its own, so that a pass rewrites a host's snapshot only when
+// the observation changed and otherwise updates one small row.
+constexpr const char* kMigrationV5 = R"sql(
+CREATE TABLE host_seen (
+  name      TEXT PRIMARY KEY NOT NULL,
+  last_seen INTEGER
+);
+INSERT INTO host_seen (name, last_seen) SELECT name, last_seen FROM hosts;
+ALTER TABLE hosts DROP COLUMN last_seen;
+)sql";
+
+constexpr std::array kMigrations = {kMigrationV1, kMigrationV2, kMigrationV3, kMigrationV4,
+                                    kMigrationV5};
 static_assert(kMigrations.size() == kSchemaVersion, "one migration per schema version");
 
 }  // namespace

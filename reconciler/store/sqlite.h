@@ -17,6 +17,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,10 +50,16 @@ class Statement;
 class Db {
  public:
   Db(sqlite3* handle, std::string path) : db_(handle), path_(std::move(path)) {}
-  ~Db() { sqlite3_close_v2(db_); }  // a no-op on nullptr
+  ~Db() {
+    for (auto& [sql, stmt] : statements_) {
+      sqlite3_finalize(stmt);  // a no-op on nullptr (one in use: no Statement outlives its Db)
+    }
+    sqlite3_close_v2(db_);  // a no-op on nullptr
+  }
   Db(Db&& other) noexcept
       : db_(std::exchange(other.db_, nullptr)),
         path_(std::move(other.path_)),
+        statements_(std::move(other.statements_)),
         storage_failure_(std::move(other.storage_failure_)),
         storage_failures_(other.storage_failures_) {}
   Db& operator=(Db&&) = delete;
@@ -98,7 +106,11 @@ class Db {
   }
   sqlite3* handle() { return db_; }
 
-  // A statement with `args` bound to ?1, ?2, ...
+  // A statement with `args` bound to ?1, ?2, ... Each SQL text is prepared once per connection
+  // and kept (up to kKeptStatements of them): the store runs the same few statements over and
+  // over, and preparing one costs more than running a small one. A kept statement is reset when
+  // its Statement ends, so it holds no lock and no row meanwhile; a second use of the same text
+  // while the first is under way prepares a statement of its own.
   template <typename... Args>
   Result<Statement> Prepare(std::string_view sql, std::string_view what, const Args&... args);
 
@@ -128,8 +140,13 @@ class Db {
     }
   }
 
+  static constexpr size_t kKeptStatements = 64;
+
   sqlite3* db_;
   std::string path_;
+  // Kept statements by their SQL text; null while that one is in use. std::map: a Statement
+  // holds the address of its slot, which must not move.
+  std::map<std::string, sqlite3_stmt*, std::less<>> statements_;
   Status storage_failure_;
   uint64_t storage_failures_ = 0;
 };
@@ -139,12 +156,22 @@ class Db {
 // stay plain sequences of assignments.
 class Statement {
  public:
-  Statement(Db& db, sqlite3_stmt* stmt, std::string_view what)
-      : db_(&db), stmt_(stmt), what_(what) {}
-  ~Statement() { sqlite3_finalize(stmt_); }  // a no-op on nullptr
+  // `slot`: where its Db keeps it when it ends (null: finalized then).
+  Statement(Db& db, sqlite3_stmt* stmt, std::string_view what, sqlite3_stmt** slot = nullptr)
+      : db_(&db), stmt_(stmt), slot_(slot), what_(what) {}
+  ~Statement() {
+    if (stmt_ != nullptr && slot_ != nullptr && *slot_ == nullptr) {
+      sqlite3_reset(stmt_);  // ends its read of the file; its result was reported by Step
+      sqlite3_clear_bindings(stmt_);
+      *slot_ = stmt_;
+      return;
+    }
+    sqlite3_finalize(stmt_);  // a no-op on nullptr
+  }
   Statement(Statement&& other) noexcept
       : db_(other.db_),
         stmt_(std::exchange(other.stmt_, nullptr)),
+        slot_(std::exchange(other.slot_, nullptr)),
         what_(std::move(other.what_)),
         error_(std::move(other.error_)) {}
   Statement& operator=(Statement&&) = delete;
@@ -179,6 +206,15 @@ class Statement {
   Status Run() {
     Result<bool> row = Step();
     return row.ok() ? Status::Ok() : row.status();
+  }
+
+  // Runs it again with `args` bound instead (one statement prepared for many rows).
+  template <typename... Args>
+  Status RunAgain(const Args&... args) {
+    sqlite3_reset(stmt_);  // its result is the last step's, already reported
+    error_ = Status::Ok();
+    Bind(args...);
+    return Run();
   }
 
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
@@ -245,16 +281,25 @@ class Statement {
 
   Db* db_;
   sqlite3_stmt* stmt_;
+  sqlite3_stmt** slot_;
   std::string what_;
   Status error_;
 };
 
 template <typename... Args>
 Result<Statement> Db::Prepare(std::string_view sql, std::string_view what, const Args&... args) {
-  sqlite3_stmt* stmt = nullptr;
-  const int rc =
-      sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), 0, &stmt, nullptr);
-  Statement statement(*this, stmt, what);
+  auto kept = statements_.find(sql);
+  if (kept == statements_.end() && statements_.size() < kKeptStatements) {
+    kept = statements_.emplace(std::string(sql), nullptr).first;
+  }
+  sqlite3_stmt** slot = kept != statements_.end() ? &kept->second : nullptr;
+  sqlite3_stmt* stmt = slot != nullptr ? std::exchange(*slot, nullptr) : nullptr;
+  int rc = SQLITE_OK;
+  if (stmt == nullptr) {
+    rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                            slot != nullptr ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
+  }
+  Statement statement(*this, stmt, what, slot);
   if (rc != SQLITE_OK) {
     return Error(rc, what);
   }
@@ -326,10 +371,10 @@ class Transaction {
 
   Status Begin() {
     changes_at_begin_ = db_.TotalChanges();
-    return db_.Exec("BEGIN IMMEDIATE", "begin a transaction");
+    return db_.Run("BEGIN IMMEDIATE", "begin a transaction");
   }
   Status Commit() {
-    Status status = db_.Exec("COMMIT", "commit");
+    Status status = db_.Run("COMMIT", "commit");
     if (status.ok() && db_.TotalChanges() > changes_at_begin_) {
       db_.NoteWritten();  // rows reached the file: it takes writes again
     }

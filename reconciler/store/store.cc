@@ -570,15 +570,29 @@ Result<bool> Store::AskedFor(const std::string& temp_name, const std::string& ho
 
 // --- host inventory ---
 
-Status Store::SaveHosts(const Observed& observed) {
+Status Store::SaveHosts(const Observed& observed, const Observed& saved) {
   // Rendered before taking the lock: JSON is the slow part.
-  std::vector<std::string> snapshots;
+  struct Row {
+    const ObservedHost* host;
+    std::optional<std::string> snapshot;  // empty: the row stays, only last_seen moved
+  };
+  std::vector<Row> rows;
   for (const auto& [name, host] : observed.hosts) {
+    if (const ObservedHost* before = saved.FindHost(name);
+        before != nullptr && SameApartFromLastSeen(*before, host)) {
+      if (before->last_seen != host.last_seen) {
+        rows.push_back(Row{.host = &host, .snapshot = std::nullopt});
+      }
+      continue;
+    }
     Result<std::string> snapshot = RenderHostSnapshot(host);
     if (!snapshot.ok()) {
       return snapshot.status().WithContext(path());
     }
-    snapshots.push_back(std::move(*snapshot));
+    rows.push_back(Row{.host = &host, .snapshot = std::move(*snapshot)});
+  }
+  if (rows.empty()) {
+    return Status::Ok();
   }
   std::lock_guard lock(impl_->mu);
   sqlite::Db& db = impl_->db;
@@ -586,13 +600,26 @@ Status Store::SaveHosts(const Observed& observed) {
   if (Status s = transaction.Begin(); !s.ok()) {
     return s;
   }
-  size_t i = 0;
-  for (const auto& [name, host] : observed.hosts) {
-    if (Status s = db.Run("INSERT OR REPLACE INTO hosts (name, pool, last_seen, snapshot) "
-                          "VALUES (?1, ?2, ?3, ?4)",
-                          "save host " + name, name, host.pool, host.last_seen, snapshots[i++]);
-        !s.ok()) {
-      return s;
+  Result<sqlite::Statement> save =
+      db.Prepare("INSERT OR REPLACE INTO hosts (name, pool, snapshot) VALUES (?1, ?2, ?3)",
+                 "save a host's observation");
+  Result<sqlite::Statement> seen =
+      db.Prepare("INSERT OR REPLACE INTO host_seen (name, last_seen) VALUES (?1, ?2)",
+                 "save when a host was last seen");
+  for (Result<sqlite::Statement>* statement : {&save, &seen}) {
+    if (!statement->ok()) {
+      return statement->status();
+    }
+  }
+  for (const Row& row : rows) {
+    const ObservedHost& host = *row.host;
+    if (row.snapshot) {
+      if (Status s = save->RunAgain(host.name, host.pool, *row.snapshot); !s.ok()) {
+        return s.WithContext("host " + host.name);
+      }
+    }
+    if (Status s = seen->RunAgain(host.name, host.last_seen); !s.ok()) {
+      return s.WithContext("host " + host.name);
     }
   }
   return transaction.Commit();
@@ -608,7 +635,8 @@ Result<Observed> Store::LoadHosts() {
   Result<std::vector<Row>> rows = [this] {
     std::lock_guard lock(impl_->mu);
     return sqlite::ReadAll<Row>(
-        impl_->db.Prepare("SELECT name, last_seen, snapshot FROM hosts ORDER BY name",
+        impl_->db.Prepare("SELECT hosts.name, host_seen.last_seen, hosts.snapshot FROM hosts "
+                          "LEFT JOIN host_seen ON host_seen.name = hosts.name ORDER BY hosts.name",
                           "read hosts"),
         [](sqlite::Statement& s) {
           return Row{s.Text(0), s.OptionalTime(1), s.Text(2)};
@@ -623,7 +651,9 @@ Result<Observed> Store::LoadHosts() {
     if (!host.ok()) {
       return host.status().WithContext(path() + ": host " + row.name);
     }
-    host->last_seen = row.last_seen;  // the snapshot keeps whole seconds; the column keeps ms
+    // The snapshot keeps whole seconds as of when it was written; host_seen keeps the latest, to
+    // the millisecond.
+    host->last_seen = row.last_seen;
     observed.hosts.emplace(row.name, std::move(*host));
   }
   return observed;

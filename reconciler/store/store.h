@@ -12,7 +12,10 @@
 //   actions       the journal: one row per action attempt of a run, written before the provider
 //                 is called (`intended`) and updated as it goes
 //   hosts         the last observation of every host (facts and VMs), so that a restart and
-//                 `diff --inventory` have an inventory before any host answers
+//                 `diff --inventory` have an inventory before any host answers; rewritten only
+//                 when the observation changed
+//   host_seen     when each host last answered (its last_seen, to the millisecond), apart from
+//                 the snapshot, so that a pass where nothing else changed writes only this
 //   events        short messages for people (a host went offline, a revision was rejected)
 //
 // The file is opened in WAL mode with foreign keys on; its schema is migrated forward by
@@ -52,7 +55,7 @@ using Time = std::chrono::system_clock::time_point;
 Status BackupStore(const std::string& path, const std::string& destination, bool replace);
 
 // The schema version this build writes. Opening a newer file fails (downgrades are refused).
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // How hard a commit holds on to the disk (PRAGMA synchronous, with WAL journaling).
 enum class Durability {
@@ -249,8 +252,13 @@ class Store {
   Result<bool> AskedFor(const std::string& temp_name, const std::string& host);
 
   // --- host inventory ---
-  // Replaces the stored observation of every host in `observed` (hosts not in it are kept).
-  Status SaveHosts(const Observed& observed);
+  // Stores the observation of every host in `observed` (hosts not in it are kept), in one
+  // transaction. `saved` is what the store already holds (the last observation the caller saved
+  // or loaded; empty: not known): a host whose observation equals its entry there, last_seen
+  // aside, keeps its row and has only its last_seen updated when that moved, or nothing written
+  // at all. Every other host's row is rewritten. The caller must pass only what the store holds
+  // (after a failed save, what it loads again, or nothing).
+  Status SaveHosts(const Observed& observed, const Observed& saved = {});
   Result<Observed> LoadHosts();
 
   // --- events ---

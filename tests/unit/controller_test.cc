@@ -753,6 +753,46 @@ TEST_F(ControllerTest, AHostIsNotLostBeforeThisProcessHasWatchedItForHostLostAft
   EXPECT_EQ(later->plan.Count(ActionKind::kReplace), 1U);
 }
 
+// Each pass compares with the observation it saved last (the store is read at the first pass
+// only) and writes a host's row again only when its observation changed; when it was last seen
+// is written at every pass it answers, so that another process, or this one after a crash, reads
+// the latest of both.
+TEST_F(ControllerTest, APassRewritesOnlyTheHostsWhoseObservationChanged) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);  // creates set-0
+  ASSERT_TRUE(c.Prepare().ok());
+  // The clock stands still: the same observation, nothing written.
+  int64_t writes = store_->Writes();
+  ASSERT_TRUE(c.Prepare().ok());
+  EXPECT_EQ(store_->Writes(), writes);
+  // A minute later both hosts answer the same: when they were seen, two narrow rows.
+  clock_.Advance(minutes(1));
+  writes = store_->Writes();
+  ASSERT_TRUE(c.Prepare().ok());
+  EXPECT_EQ(store_->Writes() - writes, 2);
+  // A VM appears on h2: its observation is written again too.
+  clock_.Advance(minutes(1));
+  fake_.PutVm("h2", VmInfo{.id = "other-id", .name = "other", .state = VmState::kStopped});
+  writes = store_->Writes();
+  ASSERT_TRUE(c.Prepare().ok());
+  EXPECT_EQ(store_->Writes() - writes, 3);
+  // What a restart reads.
+  auto reopened = store::Store::Open((dir_.path() / "flotilla.db").string());
+  ASSERT_TRUE(reopened.ok());
+  Result<Observed> loaded = (*reopened)->LoadHosts();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->hosts.size(), 2U);
+  for (const auto& [name, host] : loaded->hosts) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(host.online);
+    EXPECT_EQ(host.last_seen, clock_.Now());
+  }
+  EXPECT_TRUE(loaded->hosts.at("h2").HasVm("other"));
+}
+
 TEST_F(ControllerTest, OnlyItsOwnPoolsWhenSharded) {
   manifest::LoadResult fleet = Fleet(2);
   HostPool other = fleet.desired.pools[0];

@@ -339,5 +339,49 @@ TEST_F(StoreJournalTest, ConcurrentJournalWritesShareCommitsAndAreCommittedOnRet
   EXPECT_EQ(ledger->entries.size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
+// The connection keeps each statement it prepared, reset between uses (no row, no lock held),
+// and prepares a second one when the same text is used again while the first is under way.
+TEST(SqliteDbTest, KeepsPreparedStatementsResetBetweenUses) {
+  flotilla::testing::ScratchDir dir;
+  Result<sqlite::Db> db = sqlite::OpenDb((dir.path() / "kept.db").string(), milliseconds{50});
+  ASSERT_OK(db);
+  ASSERT_OK(db->Exec("CREATE TABLE t (x INTEGER)", "table"));
+  auto kept = [&] {
+    int count = 0;
+    for (sqlite3_stmt* s = sqlite3_next_stmt(db->handle(), nullptr); s != nullptr;
+         s = sqlite3_next_stmt(db->handle(), s)) {
+      ++count;
+      EXPECT_EQ(sqlite3_stmt_busy(s), 0) << sqlite3_sql(s);
+    }
+    return count;
+  };
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK(db->Run("INSERT INTO t (x) VALUES (?1)", "insert", i));
+  }
+  EXPECT_EQ(kept(), 1);  // the insert, prepared once
+  const std::string read = "SELECT x FROM t ORDER BY x";
+  {
+    Result<sqlite::Statement> outer = db->Prepare(read, "read");
+    ASSERT_OK(outer);
+    ASSERT_TRUE(*outer->Step());  // under way
+    Result<sqlite::Statement> inner = db->Prepare(read, "read");
+    ASSERT_OK(inner);
+    ASSERT_TRUE(*inner->Step());
+    EXPECT_EQ(inner->Int(0), 0);
+    ASSERT_TRUE(*outer->Step());
+    EXPECT_EQ(outer->Int(0), 1);
+  }
+  EXPECT_EQ(kept(), 2);  // the insert and one read
+  // Used again, the kept read starts from the first row, with the new arguments.
+  for (int round = 0; round < 2; ++round) {
+    Result<std::vector<int64_t>> xs =
+        sqlite::ReadAll<int64_t>(db->Prepare("SELECT x FROM t WHERE x >= ?1 ORDER BY x", "read", 1),
+                                 [](sqlite::Statement& s) { return s.Int(0); });
+    ASSERT_OK(xs);
+    EXPECT_EQ(*xs, (std::vector<int64_t>{1, 2}));
+  }
+  EXPECT_EQ(kept(), 3);
+}
+
 }  // namespace
 }  // namespace flotilla::store::group_commit_test

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "reconciler/store/host_snapshot.h"
 #include "reconciler/store/schema.h"
 #include "tests/support/process.h"
 #include "tests/support/status.h"
@@ -817,6 +818,109 @@ TEST_F(StoreTest, SaveHostsKeepsTextThatIsNotUtf8AsReplacementCharacters) {
   ASSERT_OK(loaded);
   ASSERT_EQ(loaded->hosts.size(), 2U);
   EXPECT_EQ(loaded->hosts.at("mini-02").error, "garbled \xef\xbf\xbd\xef\xbf\xbd reply");
+}
+
+TEST_F(StoreTest, SameApartFromLastSeenComparesEveryOtherField) {
+  const ObservedHost a = OnlineHost();
+  ObservedHost b = a;
+  b.last_seen = *a.last_seen + minutes(1);
+  EXPECT_TRUE(SameApartFromLastSeen(a, b));
+  const std::vector<std::pair<std::string, void (*)(ObservedHost&)>> changes = {
+      {"name", [](ObservedHost& h) { h.name += "x"; }},
+      {"pool", [](ObservedHost& h) { h.pool += "x"; }},
+      {"online", [](ObservedHost& h) { h.online = !h.online; }},
+      {"error", [](ObservedHost& h) { h.error = "timeout"; }},
+      {"facts", [](ObservedHost& h) { h.facts.available.cpu += 1; }},
+      {"vms", [](ObservedHost& h) { h.vms[0].state = VmState::kStopped; }},
+      {"vms_known", [](ObservedHost& h) { h.vms_known = !h.vms_known; }},
+      {"failures", [](ObservedHost& h) { h.failures += 1; }},
+      {"failing_since", [](ObservedHost& h) { h.failing_since = kT0; }},
+      {"error_rate", [](ObservedHost& h) { h.error_rate = 0.05; }},
+      {"degraded", [](ObservedHost& h) { h.degraded = !h.degraded; }},
+  };
+  for (const auto& [field, change] : changes) {
+    SCOPED_TRACE(field);
+    ObservedHost c = a;
+    change(c);
+    EXPECT_FALSE(SameApartFromLastSeen(a, c));
+  }
+}
+
+// An idle pass saves the same hosts again with a later last_seen: given what the store holds,
+// only the narrow last_seen rows are written, and a host whose observation changed is rewritten.
+TEST_F(StoreTest, SaveHostsRewritesOnlyTheHostsWhoseObservationChanged) {
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Observed first;
+  first.hosts["mini-01"] = OnlineHost();
+  first.hosts["mini-02"] = OfflineHost();
+  const int64_t empty = store->Writes();
+  ASSERT_OK(store->SaveHosts(first, Observed{}));
+  EXPECT_EQ(store->Writes() - empty, 4);  // each host's snapshot and last_seen
+
+  // Nothing changed: nothing is written, not even a commit.
+  int64_t writes = store->Writes();
+  const int64_t commits = store->Commits();
+  ASSERT_OK(store->SaveHosts(first, first));
+  EXPECT_EQ(store->Writes(), writes);
+  EXPECT_EQ(store->Commits(), commits);
+
+  // mini-01 answered again, the same: its last_seen alone.
+  Observed second = first;
+  second.hosts["mini-01"].last_seen = *first.hosts["mini-01"].last_seen + minutes(1);
+  writes = store->Writes();
+  ASSERT_OK(store->SaveHosts(second, first));
+  EXPECT_EQ(store->Writes() - writes, 1);
+  EXPECT_EQ(store->Commits(), commits + 1);
+
+  // mini-02 came back with a VM: its row is rewritten too.
+  Observed third = second;
+  third.hosts["mini-01"].last_seen = *second.hosts["mini-01"].last_seen + minutes(1);
+  ObservedHost& back = third.hosts["mini-02"];
+  back.online = true;
+  back.error.clear();
+  back.failures = 0;
+  back.failing_since.reset();
+  back.last_seen = third.hosts["mini-01"].last_seen;
+  back.vms.push_back(VmInfo{.id = "uuid-9", .name = "ios-9", .state = VmState::kRunning});
+  writes = store->Writes();
+  ASSERT_OK(store->SaveHosts(third, second));
+  EXPECT_EQ(store->Writes() - writes, 3);
+
+  // What another process (or this one after a crash) reads is the latest of everything, to the
+  // millisecond.
+  auto reopened = Store::Open(DbPath());
+  ASSERT_OK(reopened);
+  Result<Observed> loaded = (*reopened)->LoadHosts();
+  ASSERT_OK(loaded);
+  ASSERT_EQ(loaded->hosts.size(), 2U);
+  EXPECT_EQ(loaded->hosts.at("mini-01"), third.hosts.at("mini-01"));
+  EXPECT_EQ(loaded->hosts.at("mini-02"), third.hosts.at("mini-02"));
+}
+
+// Schema 5 moved last_seen out of the snapshot rows into host_seen.
+TEST_F(StoreTest, UpgradeKeepsEachHostsLastSeen) {
+  ASSERT_OK(MigrateForTesting(DbPath(), 4));
+  const ObservedHost host = OnlineHost();
+  Result<std::string> snapshot = RenderHostSnapshot(host);
+  ASSERT_OK(snapshot);
+  std::string quoted;
+  for (char c : *snapshot) {
+    quoted += c == '\'' ? "''" : std::string(1, c);
+  }
+  ASSERT_EQ(RawDb(DbPath()).Exec("INSERT INTO hosts (name, pool, last_seen, snapshot) VALUES "
+                                 "('mini-01', 'macs', " +
+                                 std::to_string(std::chrono::duration_cast<milliseconds>(
+                                                    host.last_seen->time_since_epoch())
+                                                    .count()) +
+                                 ", '" + quoted + "')"),
+            "");
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Result<Observed> loaded = store->LoadHosts();
+  ASSERT_OK(loaded);
+  ASSERT_EQ(loaded->hosts.size(), 1U);
+  EXPECT_EQ(loaded->hosts.at("mini-01"), host);
 }
 
 // --- events ---
