@@ -186,7 +186,7 @@ class PoolPlanner {
                                        .from_host = from_host,
                                        .reason = std::move(reason),
                                        .depends_on = std::move(after),
-                                       .templ = set.templ,
+                                       .templ = BuiltOf(set).templ,
                                        .template_hash = HashOf(set),
                                        .create_first = create_first,
                                        .assumed_placement = Assumed(host),
@@ -222,14 +222,19 @@ class PoolPlanner {
     return true;
   }
 
-  // The set's template hash, computed once per set.
-  const std::string& HashOf(const VMSet& set) {
-    auto it = hashes_.find(&set);
-    if (it == hashes_.end()) {
-      it = hashes_.emplace(&set, TemplateHash(set.templ)).first;
+  // The set's template, one copy for all its actions, and its hash: made once per set.
+  struct Built {
+    SharedTemplate templ;
+    std::string hash;
+  };
+  const Built& BuiltOf(const VMSet& set) {
+    auto it = built_.find(&set);
+    if (it == built_.end()) {
+      it = built_.emplace(&set, Built{.templ = set.templ, .hash = TemplateHash(set.templ)}).first;
     }
     return it->second;
   }
+  const std::string& HashOf(const VMSet& set) { return BuiltOf(set).hash; }
 
   void PlanSet(const VMSet& set) {
     const std::string hash = HashOf(set);
@@ -515,7 +520,7 @@ class PoolPlanner {
                  .pool = pool_.meta.name,
                  .host = host,
                  .reason = "stage the new image before the rolling update replaces VMs",
-                 .templ = set.templ,
+                 .templ = BuiltOf(set).templ,
                  .template_hash = HashOf(set)});
     }
   }
@@ -629,7 +634,7 @@ class PoolPlanner {
   std::unordered_set<std::string_view> managed_;
   std::unordered_set<std::string_view> desired_running_;
   std::unique_ptr<Placer> placer_;
-  std::map<const VMSet*, std::string> hashes_;
+  std::map<const VMSet*, Built> built_;
   // Prepull actions of this plan, by (host, VMSet::image_cache_key).
   std::map<std::pair<std::string, std::string>, int> prepulls_;
 };
