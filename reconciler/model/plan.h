@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,30 @@ enum class ActionKind {
 };
 std::string_view ToString(ActionKind kind);  // "create", "replace", ...
 
+// An action's template, or none: a value as std::optional<VMTemplate> would be (compared by
+// value, read like an optional), but held immutably and shared by its copies, so that the many
+// actions of a plan built from one VMSet's template share one copy of it.
+class SharedTemplate {
+ public:
+  SharedTemplate() = default;
+  // Implicit, as an optional's: `action.templ = set.templ`.
+  SharedTemplate(VMTemplate templ)  // NOLINT(google-explicit-constructor)
+      : templ_(std::make_shared<const VMTemplate>(std::move(templ))) {}
+
+  bool has_value() const { return templ_ != nullptr; }
+  explicit operator bool() const { return has_value(); }
+  const VMTemplate& operator*() const { return *templ_; }
+  const VMTemplate* operator->() const { return templ_.get(); }
+
+  friend bool operator==(const SharedTemplate& a, const SharedTemplate& b) {
+    return a.templ_ == b.templ_ ||
+           (a.templ_ != nullptr && b.templ_ != nullptr && *a.templ_ == *b.templ_);
+  }
+
+ private:
+  std::shared_ptr<const VMTemplate> templ_;
+};
+
 struct Action {
   int id = 0;  // 1-based position in the plan
   ActionKind kind = ActionKind::kCreate;
@@ -62,8 +87,8 @@ struct Action {
   std::string from_host;        // replace: where the predecessor is
   std::string reason;           // why, for people
   std::vector<int> depends_on;  // ids of actions that must succeed first
-  // create/replace: what to build, and its hash.
-  std::optional<VMTemplate> templ;
+  // create/replace (and prepull): what to build, and its hash.
+  SharedTemplate templ;
   std::string template_hash;
   // replace: the new VM is made before the predecessor is deleted (there was spare capacity);
   // false: delete first, then create.

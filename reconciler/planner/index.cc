@@ -101,9 +101,12 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
         std::span<const Located>(located_).subspan(slot.first_copy, slot.copy_count);
   }
   size_t name = 0;
+  desired_records_.reserve(replicas);
   for (const VMSet* set : sets) {
     for (uint32_t i = 0; i < set->replicas; ++i) {
-      records_[desired_names_[name++]].record.set = set;
+      VmRecord& record = records_[desired_names_[name++]].record;  // nodes never move
+      record.set = set;
+      desired_records_.push_back(&record);
     }
   }
   for (const LedgerEntry* entry : entries) {

@@ -65,9 +65,12 @@ class VmIndex {
 
   // The desired names, set by set (in the order given) and by ordinal.
   const std::vector<std::string>& desired_names() const { return desired_names_; }
+  // The record of desired_names()[i], without looking it up.
+  VmRecord& DesiredRecord(size_t i) { return *desired_records_[i]; }
 
  private:
   std::vector<std::string> desired_names_;
+  std::vector<VmRecord*> desired_records_;  // one per desired name
   std::vector<Located> located_;
   struct Slot {
     VmRecord record;

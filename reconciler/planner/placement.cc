@@ -185,6 +185,29 @@ std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
   return hosts;
 }
 
+HostLoad* Placer::Find(const std::string& host) {
+  auto it = hosts_.find(host);
+  return it == hosts_.end() ? nullptr : &it->second;
+}
+
+const std::vector<Placer::Eligible>& Placer::EligibleFor(const VMSet& set) {
+  auto [it, inserted] = eligible_.try_emplace(&set);
+  if (inserted) {
+    const VMTemplate& t = set.templ;
+    const std::string& key = set.image_cache_key;
+    for (HostLoad* load : by_name_) {
+      // As Place's filters take them, up to the image.
+      const bool arch_fits = load->arch ? *load->arch == t.arch : load->assumed;
+      if (load->online && !load->spec->cordoned && arch_fits &&
+          load->spec->HasAllTags(set.selector_tags) && Unsupported(*load, t.image) == nullptr) {
+        it->second.push_back(
+            Eligible{.load = load, .cached = !key.empty() && load->cached_images.contains(key)});
+      }
+    }
+  }
+  return it->second;
+}
+
 const HostLoad* Placer::Load(const std::string& host) const {
   auto it = hosts_.find(host);
   return it == hosts_.end() ? nullptr : &it->second;
@@ -218,6 +241,61 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
   const auto disk_on = [&](const std::string& host) {
     return host == resume_host && disk_held ? 0 : disk;
   };
+
+  const bool spread = set.placement == ::flotilla::Placement::kSpread;
+  // The free share a host would have left, averaged over cpu and memory.
+  auto left = [&](const HostLoad* h) {
+    const double c = h->total_cpu > 0 ? double(h->free_cpu - cpu) / double(h->total_cpu) : 0.0;
+    const double m =
+        h->total_memory > 0 ? double(h->free_memory - memory) / double(h->total_memory) : 0.0;
+    return (c + m) / 2.0;
+  };
+  const auto reserve = [&](HostLoad* best) {
+    best->free_cpu -= cpu;
+    best->free_memory -= memory;
+    best->free_disk -= disk_on(best->spec->name);
+    ++best->managed_vms;
+    if (macos && running) {
+      ++best->macos_committed;
+    }
+    return Choice{.host = best->spec->name};
+  };
+
+  // The hosts passing the set's static filters, checked for what changes as the plan places
+  // VMs: the same candidates in the same order as the full walk below, which is left to say
+  // why nothing fits.
+  {
+    const HostLoad* skip = Find(avoid);
+    const HostLoad* resume = Find(resume_host);
+    HostLoad* best = nullptr;
+    bool best_cached = false;
+    double best_left = 0.0;
+    for (const Eligible& e : EligibleFor(set)) {
+      HostLoad* h = e.load;
+      const HostSpec& spec = *h->spec;
+      if (h == skip || (spec.max_vms && h->managed_vms >= *spec.max_vms) ||
+          (macos && running && h->macos_committed >= options_.apple_vm_limit) ||
+          h->free_cpu < cpu || h->free_memory < memory ||
+          h->free_disk < (h == resume && disk_held ? 0 : disk)) {
+        continue;
+      }
+      if (h == resume) {
+        best = h;  // the work is there
+        break;
+      }
+      const double l = left(h);
+      const bool wins = best == nullptr || (e.cached != best_cached && e.cached) ||
+                        (e.cached == best_cached && (spread ? l > best_left : l < best_left));
+      if (wins) {
+        best = h;
+        best_cached = e.cached;
+        best_left = l;
+      }
+    }
+    if (best != nullptr) {
+      return reserve(best);
+    }
+  }
 
   std::map<std::string, int> failed;  // reason -> hosts
   int64_t max_free_cpu = INT64_MIN;
@@ -292,14 +370,6 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     return Choice{.reason = reason};
   }
   const std::string& cache_key = set.image_cache_key;
-  // The free share a host would have left, averaged over cpu and memory.
-  auto left = [&](const HostLoad* h) {
-    const double c = h->total_cpu > 0 ? double(h->free_cpu - cpu) / double(h->total_cpu) : 0.0;
-    const double m =
-        h->total_memory > 0 ? double(h->free_memory - memory) / double(h->total_memory) : 0.0;
-    return (c + m) / 2.0;
-  };
-  const bool spread = set.placement == ::flotilla::Placement::kSpread;
   // Cached image first, then the score (spread: most left; pack: least left), then the name
   // (the map's order, so the first of equals wins).
   HostLoad* best = nullptr;
@@ -320,14 +390,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
       best_left = l;
     }
   }
-  best->free_cpu -= cpu;
-  best->free_memory -= memory;
-  best->free_disk -= disk_on(best->spec->name);
-  ++best->managed_vms;
-  if (macos && running) {
-    ++best->macos_committed;
-  }
-  return Choice{.host = best->spec->name};
+  return reserve(best);
 }
 
 }  // namespace flotilla::planner

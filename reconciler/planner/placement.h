@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -109,7 +110,8 @@ class Placer {
 
   // The best host for a new VM of `set` (other than `avoid`), reserving its resources; or the
   // reason none fits, e.g. "no host fits ios-4: 4 hosts in pool; 2 insufficient memory (need
-  // 8Gi, max free 6Gi), 1 cordoned, 1 offline".
+  // 8Gi, max free 6Gi), 1 cordoned, 1 offline". `set` must outlive the Placer: which hosts pass
+  // its static filters (online, cordoned, architecture, tags, image) is kept by its address.
   struct Choice {
     std::string host;    // empty when nothing fits
     std::string reason;  // why nothing fits
@@ -136,15 +138,26 @@ class Placer {
   const HostLoad* Load(const std::string& host) const;
 
  private:
+  // A host that passes a set's static filters (online, not cordoned, its architecture, tags and
+  // image; none of them changes during a plan), and whether it caches the set's image.
+  struct Eligible {
+    HostLoad* load = nullptr;
+    bool cached = false;
+  };
+
   bool Reserved(const std::string& host, const VmInfo& vm) const;
+  // The hosts passing `set`'s static filters, in name order; computed on the set's first Place.
+  const std::vector<Eligible>& EligibleFor(const VMSet& set);
+  HostLoad* Find(const std::string& host);
 
   const HostPool& pool_;
   const PlannerOptions& options_;
   const std::unordered_set<std::string_view>& managed_;
   const std::unordered_set<std::string_view>& desired_running_;
-  std::map<std::string, HostLoad> hosts_;          // by name
-  std::vector<HostLoad*> by_name_;                 // hosts_ in its order, to walk without the tree
-  std::vector<HostLoad*> fits_;                    // Place's candidates, kept to reuse its memory
+  std::map<std::string, HostLoad> hosts_;  // by name
+  std::vector<HostLoad*> by_name_;         // hosts_ in its order, to walk without the tree
+  std::vector<HostLoad*> fits_;            // Place's candidates, kept to reuse its memory
+  std::unordered_map<const VMSet*, std::vector<Eligible>> eligible_;  // by set
   std::map<std::string, uint32_t> macos_running_;  // running now + starts planned, by host
   std::set<std::pair<std::string, std::string>> unreserved_;  // (host, VM) over capacity
 };

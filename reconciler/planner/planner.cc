@@ -100,8 +100,10 @@ class PoolPlanner {
   }
 
   void Run(std::vector<DeleteCandidate>& deletes) {
+    size_t first = 0;  // of the set's names in vms_.desired_names(), which lists them set by set
     for (const VMSet* set : sets_) {
-      PlanSet(*set);
+      PlanSet(*set, first);
+      first += set->replicas;
     }
     CollectDeletes(deletes);
   }
@@ -130,8 +132,8 @@ class PoolPlanner {
   }
 
   // Actions on `vm` wait for its adoption in this plan, if any.
-  std::vector<int> After(const std::string& vm) const {
-    const VmRecord* record = vms_.Find(vm);
+  std::vector<int> After(const std::string& vm) const { return After(vms_.Find(vm)); }
+  static std::vector<int> After(const VmRecord* record) {
     return record == nullptr || record->adopt_id == 0 ? std::vector<int>{}
                                                       : std::vector<int>{record->adopt_id};
   }
@@ -159,9 +161,10 @@ class PoolPlanner {
                    .message = std::move(message)};
   }
 
-  // The id `host` reports for `vm`; empty when it reports none (or `host` is empty).
-  std::string ObservedId(const std::string& vm, const std::string& host) const {
-    if (const VmRecord* record = vms_.Find(vm); record != nullptr) {
+  // The id `host` reports for the VM of `record` (may be null); empty when it reports none (or
+  // `host` is empty).
+  static std::string ObservedId(const VmRecord* record, const std::string& host) {
+    if (record != nullptr) {
       for (const Located& copy : record->copies) {
         if (copy.host->name == host) {
           return copy.vm->id;
@@ -174,9 +177,12 @@ class PoolPlanner {
   // Adds a create or replace (and the start that follows it when the VM should run).
   void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
               const std::string& from_host, bool create_first, std::string reason) {
-    std::vector<int> after = After(vm);
-    if (auto it = prepulls_.find({host, set.image_cache_key}); it != prepulls_.end()) {
-      after.push_back(it->second);  // the image is being staged there: copy, do not download
+    const VmRecord* record = vms_.Find(vm);
+    std::vector<int> after = After(record);
+    if (!prepulls_.empty()) {
+      if (auto it = prepulls_.find({host, set.image_cache_key}); it != prepulls_.end()) {
+        after.push_back(it->second);  // the image is being staged there: copy, do not download
+      }
     }
     const int id = builder_.Add(Action{.kind = kind,
                                        .vm = vm,
@@ -186,11 +192,11 @@ class PoolPlanner {
                                        .from_host = from_host,
                                        .reason = std::move(reason),
                                        .depends_on = std::move(after),
-                                       .templ = set.templ,
+                                       .templ = BuiltOf(set).templ,
                                        .template_hash = HashOf(set),
                                        .create_first = create_first,
                                        .assumed_placement = Assumed(host),
-                                       .vm_id = ObservedId(vm, from_host)});
+                                       .vm_id = ObservedId(record, from_host)});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
         placer_->ReserveMacosStart(host);
@@ -222,23 +228,29 @@ class PoolPlanner {
     return true;
   }
 
-  // The set's template hash, computed once per set.
-  const std::string& HashOf(const VMSet& set) {
-    auto it = hashes_.find(&set);
-    if (it == hashes_.end()) {
-      it = hashes_.emplace(&set, TemplateHash(set.templ)).first;
+  // The set's template, one copy for all its actions, and its hash: made once per set.
+  struct Built {
+    SharedTemplate templ;
+    std::string hash;
+  };
+  const Built& BuiltOf(const VMSet& set) {
+    auto it = built_.find(&set);
+    if (it == built_.end()) {
+      it = built_.emplace(&set, Built{.templ = set.templ, .hash = TemplateHash(set.templ)}).first;
     }
     return it->second;
   }
+  const std::string& HashOf(const VMSet& set) { return BuiltOf(set).hash; }
 
-  void PlanSet(const VMSet& set) {
+  // Plans the VMs of `set`, whose names are vms_.desired_names() from `first` on.
+  void PlanSet(const VMSet& set, size_t first) {
     const std::string hash = HashOf(set);
     const bool want_running = set.templ.state == PowerState::kRunning;
     uint32_t unavailable = 0;
     std::vector<Outdated> outdated;
     for (uint32_t ordinal = 0; ordinal < set.replicas; ++ordinal) {
-      const std::string vm = set.VMName(ordinal);
-      VmRecord& record = *vms_.Find(vm);  // every desired name has one
+      const std::string& vm = vms_.desired_names()[first + ordinal];  // set.VMName(ordinal)
+      VmRecord& record = vms_.DesiredRecord(first + ordinal);
       const LedgerEntry* entry = record.owned;
       const std::span<const Located> copies = record.copies;
       // Which copy is ours: with a ledger entry, only the one on the ledger's host; without
@@ -414,7 +426,7 @@ class PoolPlanner {
         kind = want_running ? ActionKind::kStart : ActionKind::kStop;
         break;
     }
-    const std::string reason =
+    std::string reason =
         "VM is " + info.raw_state + "; desired " + std::string(ToString(set.templ.state));
     if (!set.self_heal) {
       builder_.Note(MakeFinding(FindingKind::kDrift, &set, vm, host,
@@ -442,7 +454,7 @@ class PoolPlanner {
                         .vmset = set.meta.name,
                         .pool = pool_.meta.name,
                         .host = host,
-                        .reason = reason,
+                        .reason = std::move(reason),
                         .depends_on = After(vm)});
   }
 
@@ -515,7 +527,7 @@ class PoolPlanner {
                  .pool = pool_.meta.name,
                  .host = host,
                  .reason = "stage the new image before the rolling update replaces VMs",
-                 .templ = set.templ,
+                 .templ = BuiltOf(set).templ,
                  .template_hash = HashOf(set)});
     }
   }
@@ -629,7 +641,7 @@ class PoolPlanner {
   std::unordered_set<std::string_view> managed_;
   std::unordered_set<std::string_view> desired_running_;
   std::unique_ptr<Placer> placer_;
-  std::map<const VMSet*, std::string> hashes_;
+  std::map<const VMSet*, Built> built_;
   // Prepull actions of this plan, by (host, VMSet::image_cache_key).
   std::map<std::pair<std::string, std::string>, int> prepulls_;
 };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <random>
 
 #include "reconciler/model/normalize.h"
@@ -142,10 +143,26 @@ void CheckPlan(const Desired& desired, const World& before, const Plan& plan,
   const size_t budget =
       options.max_deletions ? *options.max_deletions : std::max<size_t>(1, managed / 10);
   EXPECT_LE(plan.Count(ActionKind::kDelete), budget) << where;
+  // Creates, replaces and prepulls carry their set's template, one copy per set and plan.
+  std::map<std::string, const VMTemplate*> templ_of;  // by set
   for (const Action& a : plan.actions) {
     EXPECT_FALSE(a.vm.starts_with("um-")) << where << ": touched unmanaged " << a.vm;
     for (int dep : a.depends_on) {
       EXPECT_LT(dep, a.id) << where;
+    }
+    const bool builds = a.kind == ActionKind::kCreate || a.kind == ActionKind::kReplace ||
+                        a.kind == ActionKind::kPrepull;
+    ASSERT_EQ(a.templ.has_value(), builds) << where << ": action " << a.id;
+    if (builds) {
+      const VMSet* set = desired.FindSet(a.vmset);
+      ASSERT_NE(set, nullptr) << where << ": action " << a.id;
+      EXPECT_EQ(*a.templ, set->templ) << where << ": action " << a.id;
+      EXPECT_EQ(a.template_hash, TemplateHash(set->templ)) << where << ": action " << a.id;
+      const VMTemplate*& shared = templ_of[a.vmset];
+      if (shared == nullptr) {
+        shared = &*a.templ;
+      }
+      EXPECT_EQ(&*a.templ, shared) << where << ": action " << a.id << " has its own copy";
     }
   }
   World after = before;
