@@ -42,10 +42,15 @@ class ParseCache {
 
  private:
   struct Entry {
+    std::string blob_id;  // what the file held when parsed
     manifest::ParsedFile parsed;
     std::string content;  // parsed again if a later revision's document limit cuts it short
     bool used = false;
   };
+  // The entry for `display` if it holds `blob_id`, else null.
+  Entry* Find(const std::string& blob_id, const std::string& display);
+  // By file name: a tree holds one blob per name, and a name's new blob replaces its old one
+  // (which the next Trim would drop). No key is built per file and lookup.
   std::unordered_map<std::string, Entry> entries_;
   size_t parses_ = 0;
   manifest::CheckMemo memo_;
