@@ -221,6 +221,32 @@ int main(int argc, char** argv) {
     ours_full.push_back(full);
     git_cli.push_back(cli_ms);
   }
+  // LoadRevision of the tip again, nothing changed: the per-revision cost of the warm path on
+  // its own (tree listing, cache lookups, cross-file checks, assembling Desired), without the
+  // push and fetch around it; more samples than the rounds give.
+  std::vector<double> warm_load, warm_load_cpu;
+  for (int i = 0; i < 20; ++i) {
+    const std::clock_t cpu_start = std::clock();
+    warm_load.push_back(Time([&] {
+      auto r = flotilla::source::LoadRevision(*source, "main", "fleet", loader, cache);
+      if (!r.ok() || !r->ok()) {
+        std::cerr << "load failed\n";
+        std::exit(1);
+      }
+    }));
+    warm_load_cpu.push_back(1000.0 * static_cast<double>(std::clock() - cpu_start) /
+                            CLOCKS_PER_SEC);
+  }
+  // The git CLI's fetch alone of a one-file commit, against the same daemon: what the server
+  // side (git daemon, upload-pack, pack-objects on this machine) costs any client.
+  std::vector<double> cli_fetch;
+  for (int round = 0; round < rounds; ++round) {
+    std::ofstream(work / "fleet" / "sets" / "set-2.yaml") << Set(2, pools, 2 + round);
+    Run(git + "commit -q -am 'round " + std::to_string(round) + "c' && " + git +
+        "push -q origin main");
+    cli_fetch.push_back(Time(
+        [&] { Run("git -C " + cli.string() + " fetch -q origin '+refs/heads/*:refs/heads/*'"); }));
+  }
   Run("kill $(cat " + pid_file.string() + ")");
   fs::remove_all(root);
 
@@ -241,7 +267,10 @@ int main(int argc, char** argv) {
               Median(to_desired_load));
   std::printf("| ... LoadRevision's CPU time (process, all threads) | %.1f |\n",
               Median(to_desired_load_cpu));
+  std::printf("| LoadRevision of an unchanged tip, warm (20 runs) | %.1f |\n", Median(warm_load));
+  std::printf("| ... its CPU time (process, all threads) | %.1f |\n", Median(warm_load_cpu));
   std::printf("| git CLI: fetch + ls-tree -r + cat-file --batch | %.1f |\n", theirs);
+  std::printf("| git CLI: fetch alone of a one-file commit | %.1f |\n", Median(cli_fetch));
   std::printf("ratio refresh / git CLI: %.2f (target <= 1.5)\n", ours / theirs);
   std::printf("blobs parsed per refresh: %zu (target 1)\n", max_parsed);
   return 0;

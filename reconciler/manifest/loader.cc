@@ -402,40 +402,68 @@ ParsedFile ManifestLoader::TakeOrParse(ParsedAlone alone, const ManifestFile& fi
   return ParseFile(file, budget);
 }
 
-LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files, CheckMemo* memo) const {
+namespace {
+
+// Assemble over owned files (objects moved) or shared ones (objects copied): `file(i)` is the
+// i-th file; `Owned` says whether its objects may be moved from.
+template <bool Owned, typename FileAt>
+LoadResult AssembleFiles(size_t count, FileAt file, const SchemaValidator& validator,
+                         CheckMemo* memo) {
   LoadResult result;
   std::vector<Declared<HostPool>> pools;
   std::vector<Declared<VMSet>> sets;
   InvalidNames invalid;
   size_t pool_count = 0;
   size_t set_count = 0;
-  for (const ParsedFile& file : files) {
-    pool_count += file.pools.size();
-    set_count += file.sets.size();
+  for (size_t i = 0; i < count; ++i) {
+    pool_count += file(i).pools.size();
+    set_count += file(i).sets.size();
   }
   pools.reserve(pool_count);
   sets.reserve(set_count);
-  for (ParsedFile& file : files) {
-    result.documents += file.documents;
-    result.diagnostics.Append(file.diagnostics);
-    invalid.pools.insert(file.invalid.pools.begin(), file.invalid.pools.end());
-    for (auto& p : file.pools) {
-      Normalize(p.object);
-      pools.push_back(std::move(p));
+  for (size_t i = 0; i < count; ++i) {
+    auto& f = file(i);
+    result.documents += f.documents;
+    result.diagnostics.Append(f.diagnostics);
+    invalid.pools.insert(f.invalid.pools.begin(), f.invalid.pools.end());
+    for (auto& p : f.pools) {
+      if constexpr (Owned) {
+        pools.push_back(std::move(p));
+      } else {
+        pools.push_back(p);
+      }
+      Normalize(pools.back().object);
     }
-    for (auto& s : file.sets) {
-      Normalize(s.object);
-      sets.push_back(std::move(s));
+    for (auto& s : f.sets) {
+      if constexpr (Owned) {
+        sets.push_back(std::move(s));
+      } else {
+        sets.push_back(s);
+      }
+      Normalize(sets.back().object);
     }
   }
-  result.files = files.size();
-  CheckFleet(pools, sets, validator_->rules(), invalid, result.diagnostics, memo);
+  result.files = count;
+  CheckFleet(pools, sets, validator.rules(), invalid, result.diagnostics, memo);
   // What Normalize(result.desired) would do: every object is normalised already (above), and
   // the order by name is found on indices, so that each object moves once instead of the
   // stable sort moving 10,000 of them many times over.
   MoveSortedByName(pools, result.desired.pools);
   MoveSortedByName(sets, result.desired.sets);
   return result;
+}
+
+}  // namespace
+
+LoadResult ManifestLoader::Assemble(std::vector<ParsedFile> files, CheckMemo* memo) const {
+  return AssembleFiles<true>(
+      files.size(), [&](size_t i) -> ParsedFile& { return files[i]; }, *validator_, memo);
+}
+
+LoadResult ManifestLoader::Assemble(const std::vector<std::shared_ptr<const ParsedFile>>& files,
+                                    CheckMemo* memo) const {
+  return AssembleFiles<false>(
+      files.size(), [&](size_t i) -> const ParsedFile& { return *files[i]; }, *validator_, memo);
 }
 
 }  // namespace flotilla::manifest

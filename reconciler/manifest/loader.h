@@ -105,6 +105,10 @@ class ManifestLoader {
   // files that changed since the last call can affect is checked again (CheckMemo); the
   // result is the same.
   LoadResult Assemble(std::vector<ParsedFile> files, CheckMemo* memo = nullptr) const;
+  // The same over files kept elsewhere (a parse cache): each object is copied once, straight
+  // into place, and the files are left as they were.
+  LoadResult Assemble(const std::vector<std::shared_ptr<const ParsedFile>>& files,
+                      CheckMemo* memo = nullptr) const;
 
   const LoadOptions& options() const { return options_; }
 

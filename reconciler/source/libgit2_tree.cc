@@ -138,9 +138,17 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
   } walk{repo, max_file_bytes, odb.get(), TrimSlashes(path), &diagnostics, &known, {}, {}};
   auto visit = [](const char* root, const git_tree_entry* entry, void* payload) -> int {
     auto* w = static_cast<Walk*>(payload);
-    const std::string name = git_tree_entry_name(entry);
-    const std::string relative = std::string(root) + name;
-    const std::string full = w->prefix.empty() ? relative : w->prefix + "/" + relative;
+    const std::string_view name = git_tree_entry_name(entry);
+    // The path from the repository root, built only for entries that need it.
+    auto full_path = [&] {
+      std::string full;
+      full.reserve(w->prefix.size() + 1 + std::char_traits<char>::length(root) + name.size());
+      if (!w->prefix.empty()) {
+        full.append(w->prefix).append("/");
+      }
+      full.append(root).append(name);
+      return full;
+    };
     if (manifest::IsHiddenName(name)) {
       return 1;  // hidden, as on disk: skip it and everything below
     }
@@ -149,13 +157,14 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
         return 0;
       case GIT_FILEMODE_LINK:
         if (manifest::IsManifestFileName(name)) {
-          w->diagnostics->Warning({full, 0, 0},
+          w->diagnostics->Warning({full_path(), 0, 0},
                                   "symlink skipped: manifests are read from "
                                   "regular files only");
         }
         return 0;
       case GIT_FILEMODE_COMMIT:
-        w->diagnostics->Warning({full, 0, 0}, "submodule skipped: its manifests are not read");
+        w->diagnostics->Warning({full_path(), 0, 0},
+                                "submodule skipped: its manifests are not read");
         return 1;
       default:
         break;
@@ -163,6 +172,7 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
     if (!manifest::IsManifestFileName(name)) {
       return 0;
     }
+    const std::string full = full_path();
     TreeFile file;
     file.path = full;
     file.blob_id = Hex(git_tree_entry_id(entry));

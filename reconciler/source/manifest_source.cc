@@ -4,38 +4,52 @@
 
 namespace flotilla::source {
 
+ParseCache::Entry* ParseCache::Find(const std::string& blob_id, const std::string& display) {
+  auto it = entries_.find(display);
+  return it != entries_.end() && it->second.blob_id == blob_id ? &it->second : nullptr;
+}
+
 manifest::ParsedFile ParseCache::Get(const manifest::ManifestLoader& loader,
                                      const std::string& blob_id, const std::string& display,
                                      const std::string& content, manifest::DocumentBudget& budget) {
+  return *GetShared(loader, blob_id, display, content, budget);
+}
+
+std::shared_ptr<const manifest::ParsedFile> ParseCache::GetShared(
+    const manifest::ManifestLoader& loader, const std::string& blob_id, const std::string& display,
+    const std::string& content, manifest::DocumentBudget& budget) {
   // The same blob under another name parses again: messages must name the right file.
-  const std::string key = blob_id + " " + display;
-  auto it = entries_.find(key);
-  if (it != entries_.end() && budget.used + it->second.parsed.documents <= budget.limit) {
-    it->second.used = true;
-    budget.used += it->second.parsed.documents;
-    return it->second.parsed;  // documents are shared, not copied
+  Entry* entry = Find(blob_id, display);
+  if (entry != nullptr && budget.used + entry->parsed->documents <= budget.limit) {
+    entry->used = true;
+    budget.used += entry->parsed->documents;
+    return entry->parsed;
   }
   // Not seen, or it would go over the document limit: parse, so that the limit is reported
-  // exactly as without a cache. A parse the limit cut short is not kept.
+  // exactly as without a cache. A parse the limit cut short is not kept. `content` may be the
+  // entry's own (GetAll): it is read before the entry is replaced.
   ++parses_;
   const size_t refused_before = budget.refused;
-  manifest::ParsedFile parsed = loader.ParseFile({display, content}, budget);
+  auto parsed =
+      std::make_shared<const manifest::ParsedFile>(loader.ParseFile({display, content}, budget));
   if (budget.refused == refused_before) {
-    entries_[key] = Entry{parsed, content, true};
+    std::string kept = content;
+    entries_[display] = Entry{blob_id, parsed, std::move(kept), true};
   }
   return parsed;
 }
 
-std::vector<manifest::ParsedFile> ParseCache::GetAll(const manifest::ManifestLoader& loader,
-                                                     const std::vector<const TreeFile*>& files,
-                                                     manifest::DocumentBudget& budget) {
+std::vector<std::shared_ptr<const manifest::ParsedFile>> ParseCache::GetAll(
+    const manifest::ManifestLoader& loader, const std::vector<const TreeFile*>& files,
+    manifest::DocumentBudget& budget) {
   constexpr size_t kSeen = static_cast<size_t>(-1);
   std::vector<manifest::ManifestFile> fresh;
   std::vector<size_t> fresh_index(files.size(), kSeen);
-  std::vector<std::string> keys(files.size());
+  // One lookup per file; entries are nodes, so the pointers outlive the inserts below.
+  std::vector<Entry*> seen(files.size(), nullptr);
   for (size_t i = 0; i < files.size(); ++i) {
-    keys[i] = files[i]->blob_id + " " + files[i]->path;
-    if (entries_.find(keys[i]) == entries_.end()) {
+    seen[i] = Find(files[i]->blob_id, files[i]->path);
+    if (seen[i] == nullptr) {
       fresh_index[i] = fresh.size();
       fresh.push_back({files[i]->path, files[i]->content});
     }
@@ -46,7 +60,7 @@ std::vector<manifest::ParsedFile> ParseCache::GetAll(const manifest::ManifestLoa
     to_parse.push_back(&file);
   }
   std::vector<manifest::ParsedAlone> alone = loader.ParseAlone(to_parse);
-  std::vector<manifest::ParsedFile> out;
+  std::vector<std::shared_ptr<const manifest::ParsedFile>> out;
   out.reserve(files.size());
   for (size_t i = 0; i < files.size(); ++i) {
     const TreeFile& file = *files[i];
@@ -56,29 +70,31 @@ std::vector<manifest::ParsedFile> ParseCache::GetAll(const manifest::ManifestLoa
         // What Get would parse, with the same budget: the file's documents fit.
         budget.used += parsed.used;
         ++parses_;
-        entries_[keys[i]] = Entry{parsed.parsed, file.content, true};
-        out.push_back(std::move(parsed.parsed));
+        auto shared = std::make_shared<const manifest::ParsedFile>(std::move(parsed.parsed));
+        entries_[file.path] = Entry{file.blob_id, shared, file.content, true};
+        out.push_back(std::move(shared));
         continue;
       }
     }
-    auto seen = entries_.find(keys[i]);
-    if (seen != entries_.end() && budget.used + seen->second.parsed.documents <= budget.limit) {
-      // Get's hit, without building the key and looking it up again.
-      seen->second.used = true;
-      budget.used += seen->second.parsed.documents;
-      out.push_back(seen->second.parsed);
-    } else if (file.known && seen != entries_.end()) {
-      // Not read from the tree: the content kept with the parse stands in (the key names it).
-      out.push_back(Get(loader, file.blob_id, file.path, seen->second.content, budget));
+    Entry* entry = seen[i];
+    if (entry != nullptr && budget.used + entry->parsed->documents <= budget.limit) {
+      // Get's hit, without looking the file up again.
+      entry->used = true;
+      budget.used += entry->parsed->documents;
+      out.push_back(entry->parsed);
+    } else if (file.known && entry != nullptr) {
+      // Not read from the tree: the content kept with the parse stands in (the entry names it).
+      out.push_back(GetShared(loader, file.blob_id, file.path, entry->content, budget));
     } else {
-      out.push_back(Get(loader, file.blob_id, file.path, file.content, budget));
+      out.push_back(GetShared(loader, file.blob_id, file.path, file.content, budget));
     }
   }
   return out;
 }
 
 bool ParseCache::Has(const std::string& blob_id, const std::string& display) const {
-  return entries_.count(blob_id + " " + display) > 0;
+  auto it = entries_.find(display);
+  return it != entries_.end() && it->second.blob_id == blob_id;
 }
 
 void ParseCache::Trim() {
@@ -125,9 +141,10 @@ Result<manifest::LoadResult> LoadRevision(GitSource& git, std::string_view rev,
     }
     readable.push_back(&file);
   }
-  std::vector<manifest::ParsedFile> parsed = cache.GetAll(loader, readable, budget);
+  std::vector<std::shared_ptr<const manifest::ParsedFile>> parsed =
+      cache.GetAll(loader, readable, budget);
   cache.Trim();
-  manifest::LoadResult result = loader.Assemble(std::move(parsed), &cache.memo());
+  manifest::LoadResult result = loader.Assemble(parsed, &cache.memo());
   result.files = files->size();
   result.diagnostics.Append(limits);
   result.diagnostics.Append(tree_diagnostics);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -25,11 +26,12 @@ class ParseCache {
   bool Has(const std::string& blob_id, const std::string& display) const;
 
   // Get for every file of a tree, in order: the blobs not seen are parsed first, on the
-  // loader's threads, and the result is exactly what Get one file after another gives. A file
-  // read with `known` (ReadTreeSkipping) is one Has named: its size and content come from here.
-  std::vector<manifest::ParsedFile> GetAll(const manifest::ManifestLoader& loader,
-                                           const std::vector<const TreeFile*>& files,
-                                           manifest::DocumentBudget& budget);
+  // loader's threads, and the result is exactly what Get one file after another gives, shared
+  // with the cache rather than copied. A file read with `known` (ReadTreeSkipping) is one Has
+  // named: its size and content come from here.
+  std::vector<std::shared_ptr<const manifest::ParsedFile>> GetAll(
+      const manifest::ManifestLoader& loader, const std::vector<const TreeFile*>& files,
+      manifest::DocumentBudget& budget);
 
   // Drops entries not used since the last call, so the cache holds one revision's blobs.
   void Trim();
@@ -42,10 +44,21 @@ class ParseCache {
 
  private:
   struct Entry {
-    manifest::ParsedFile parsed;
+    std::string blob_id;  // what the file held when parsed
+    std::shared_ptr<const manifest::ParsedFile> parsed;
     std::string content;  // parsed again if a later revision's document limit cuts it short
     bool used = false;
   };
+  // The entry for `display` if it holds `blob_id`, else null.
+  Entry* Find(const std::string& blob_id, const std::string& display);
+  // Get, shared with the cache.
+  std::shared_ptr<const manifest::ParsedFile> GetShared(const manifest::ManifestLoader& loader,
+                                                        const std::string& blob_id,
+                                                        const std::string& display,
+                                                        const std::string& content,
+                                                        manifest::DocumentBudget& budget);
+  // By file name: a tree holds one blob per name, and a name's new blob replaces its old one
+  // (which the next Trim would drop). No key is built per file and lookup.
   std::unordered_map<std::string, Entry> entries_;
   size_t parses_ = 0;
   manifest::CheckMemo memo_;

@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "tests/unit/manifest_fixture.h"
 
@@ -205,6 +207,38 @@ TEST_F(LoaderTest, ParseFileIsIndependentOfOtherFiles) {
   LoadResult assembled =
       loader.Assemble({loader.ParseFile({"p.yaml", std::string(kPool)}, budget), std::move(alone)});
   EXPECT_TRUE(assembled.ok()) << AllText(assembled);
+}
+
+TEST_F(LoaderTest, AssembleOverSharedFilesMatchesOwnedFilesAndLeavesThemIntact) {
+  // LoadRevision assembles the parse cache's files without copying them first: the result must
+  // be the one of files handed over, and the cache's files must still hold their objects after.
+  ManifestLoader loader(testing::Validator());
+  DocumentBudget budget;
+  auto parse = [&](const std::string& name, const std::string& content) {
+    return std::make_shared<const ParsedFile>(loader.ParseFile({name, content}, budget));
+  };
+  const std::vector<std::shared_ptr<const ParsedFile>> shared = {
+      parse("p.yaml", std::string(kPool)),
+      parse("s.yaml", std::string(kSet)),
+      parse("again.yaml", std::string(kSet)),  // the same set twice: one stays, one error
+      parse("bad.yaml", testing::Replace(kSet, "arch: arm64", "arch: amd64")),
+  };
+  std::vector<ParsedFile> owned;
+  for (const auto& file : shared) {
+    owned.push_back(*file);
+  }
+  const LoadResult from_owned = loader.Assemble(std::move(owned));
+  const LoadResult first = loader.Assemble(shared);
+  const LoadResult second = loader.Assemble(shared);
+  EXPECT_FALSE(from_owned.ok());
+  EXPECT_EQ(first.desired.sets.size(), 1u);
+  for (const LoadResult* r : {&first, &second}) {
+    EXPECT_EQ(r->desired, from_owned.desired);
+    EXPECT_EQ(AllText(*r), AllText(from_owned));
+    EXPECT_EQ(r->documents, from_owned.documents);
+  }
+  ASSERT_EQ(shared[1]->sets.size(), 1u);
+  EXPECT_EQ(shared[1]->sets[0].object.meta.name, first.desired.sets[0].meta.name);
 }
 
 }  // namespace
