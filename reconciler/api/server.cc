@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 
@@ -66,6 +68,9 @@ class HttpCore final : public httplib::Server {
   }
   HttpCore(const HttpCore&) = delete;
   HttpCore& operator=(const HttpCore&) = delete;
+
+  // Whether the placeholder could be opened (without it, kept views would be sent empty).
+  bool ready() const { return placeholder_ >= 0; }
 
   void Serve(httplib::Stream& stream, bool& closed) {
     closed = false;
@@ -336,6 +341,9 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
     }
   }
   auto core = std::make_unique<HttpCore>();
+  if (!core->ready()) {
+    return Status::Internal(std::string("the API cannot open /dev/null: ") + std::strerror(errno));
+  }
   HttpCore* raw_core = core.get();
   server->http_ = std::move(core);
   server->host_ = listen->first;
