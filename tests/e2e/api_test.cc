@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include "reconciler/api/webhook.h"
 #include "tests/e2e/api_fixture.h"
 #include "tests/support/api_loop.h"
 #include "tests/support/cli_runner.h"
@@ -31,8 +30,6 @@ namespace {
 
 using nlohmann::json;
 using testing::Contains;
-using testing::FleetFixture;
-using testing::FleetOptions;
 using testing::Outcome;
 using testing::Process;
 using testing::WaitUntil;

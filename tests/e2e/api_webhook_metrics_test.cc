@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,29 +11,21 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
-#include <set>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "reconciler/api/webhook.h"
 #include "tests/e2e/api_fixture.h"
-#include "tests/support/api_loop.h"
 #include "tests/support/cli_runner.h"
-#include "tests/support/fleet_fixture.h"
 #include "tests/support/process.h"
-#include "tests/support/shell.h"
 
 namespace flotilla::api_test {
 namespace {
 
 using nlohmann::json;
 using testing::Contains;
-using testing::FleetFixture;
-using testing::FleetOptions;
 using testing::Outcome;
-using testing::Process;
 using testing::WaitUntil;
 
 class WebhookTest : public ::testing::Test {

@@ -19,6 +19,7 @@
 #include "reconciler/model/template_hash.h"
 #include "tests/support/fake_factory.h"
 #include "tests/support/process.h"
+#include "tests/support/status.h"
 
 namespace flotilla::controller::controller_test {
 

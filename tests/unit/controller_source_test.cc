@@ -4,14 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <sstream>
-#include <tuple>
 
 #include <spdlog/sinks/ostream_sink.h>
 
 #include "reconciler/controller/controller.h"
-#include "tests/support/status.h"
 #include "tests/unit/controller_fixture.h"
 
 namespace flotilla::controller::controller_test {

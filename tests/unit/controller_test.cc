@@ -6,13 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <sstream>
 #include <tuple>
 
-#include <spdlog/sinks/ostream_sink.h>
-
-#include "tests/support/status.h"
 #include "tests/unit/controller_fixture.h"
 
 namespace flotilla::controller::controller_test {
