@@ -26,14 +26,15 @@
 #include "reconciler/store/store.h"
 #include "tests/support/process.h"
 #include "tests/support/status.h"
+#include "tests/unit/store_fixture.h"
 
 // A namespace of its own: the unity build compiles this file with store_test.cc.
 namespace flotilla::store::group_commit_test {
 namespace {
 
 using std::chrono::milliseconds;
-
-const Time kT0 = Time{milliseconds{1'750'000'000'123}};
+using store_test::Action;
+using store_test::kT0;
 
 // Counts the commits of one connection (SQLite's commit hook).
 int CountCommit(void* commits) {
@@ -224,30 +225,8 @@ TEST_F(GroupCommitTest, AWriteAloneIsItsOwnCommit) {
 
 // --- the store's journal writes ---
 
-class StoreJournalTest : public ::testing::Test {
- protected:
-  std::string DbPath() const { return (dir_.path() / "flotilla.db").string(); }
-
-  std::unique_ptr<Store> OpenStore() {
-    Result<std::unique_ptr<Store>> store = Store::Open(DbPath());
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    return store.ok() ? std::move(*store) : nullptr;
-  }
-
-  static ActionRecord Action(int64_t run_id, const std::string& vm) {
-    return ActionRecord{.run_id = run_id,
-                        .plan_action_id = 1,
-                        .kind = ActionKind::kCreate,
-                        .vm = vm,
-                        .vmset = "ios",
-                        .pool = "macs",
-                        .host = "mini-01",
-                        .state = ActionState::kIntended,
-                        .started_at = kT0};
-  }
-
-  flotilla::testing::ScratchDir dir_;
-};
+// A store in a scratch folder, with the store tests' records (store_fixture.h).
+class StoreJournalTest : public store_test::StoreTest {};
 
 TEST_F(StoreJournalTest, CommitsCountsTransactionsNotReads) {
   std::unique_ptr<Store> store = OpenStore();
