@@ -25,6 +25,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -256,47 +257,79 @@ void Endpoint(httplib::Client& client, BenchBackend& backend, api::Server& serve
   Print("after a pass: first GET, identity", after_identity);
 }
 
+// One client GETting `path` on a thread of its own until it is stopped: with Accept-Encoding
+// `encoding`, If-None-Match with the last ETag when `revalidate`, `pause` between requests.
+class Poller {
+ public:
+  Poller(int port, std::string path, std::string encoding, bool revalidate,
+         std::chrono::milliseconds pause)
+      : thread_([this, port, path = std::move(path), encoding = std::move(encoding), revalidate,
+                 pause] {
+          httplib::Client client("127.0.0.1", port);
+          client.set_read_timeout(std::chrono::seconds{60});
+          client.set_decompress(false);
+          std::string etag;
+          while (!done_) {
+            httplib::Headers headers{{"Accept-Encoding", encoding}};
+            if (revalidate && !etag.empty()) {
+              headers.emplace("If-None-Match", etag);
+            }
+            const Answer a = Get(client, path, headers);
+            not_modified_ += a.status == 304 ? 1 : 0;
+            if (!a.etag.empty()) {
+              etag = a.etag;
+            }
+            ++gets_;
+            std::this_thread::sleep_for(pause);
+          }
+        }) {}
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+  ~Poller() { Stop(); }
+
+  void Stop() {
+    done_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  size_t gets() const { return gets_; }
+  size_t not_modified() const { return not_modified_; }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<size_t> gets_{0};
+  std::atomic<size_t> not_modified_{0};
+  std::thread thread_;  // last: started once the counters exist
+};
+
+// ComputePlan of `fleet` (a stand-in for a pass's CPU), in ms.
+double PlanMs(const controller::Snapshot& fleet) {
+  planner::PlannerOptions options;
+  options.max_deletions = 100000;
+  const auto start = SteadyClock::now();
+  const Plan plan = planner::ComputePlan(fleet.desired, fleet.observed, fleet.ledger, options,
+                                         std::chrono::system_clock::now());
+  return Ms(SteadyClock::now() - start);
+}
+
 // ComputePlan of the fleet, `runs` times; meanwhile, when `path` is set, one client GETs it
 // without pause (with If-None-Match when `revalidate`).
 std::vector<double> Passes(const controller::Snapshot& fleet, int runs, int port,
                            const std::string& path, bool revalidate, size_t& gets) {
-  std::atomic<bool> done{false};
-  std::atomic<size_t> count{0};
-  std::thread client_thread;
+  std::optional<Poller> client;
   if (!path.empty()) {
-    client_thread = std::thread([&] {
-      httplib::Client client("127.0.0.1", port);
-      client.set_read_timeout(std::chrono::seconds{60});
-      httplib::Headers headers{{"Accept-Encoding", "identity"}};
-      std::string etag;
-      while (!done) {
-        httplib::Headers h = headers;
-        if (revalidate && !etag.empty()) {
-          h.emplace("If-None-Match", etag);
-        }
-        const Answer a = Get(client, path, h);
-        if (!a.etag.empty()) {
-          etag = a.etag;
-        }
-        ++count;
-      }
-    });
+    client.emplace(port, path, "identity", revalidate, std::chrono::milliseconds{0});
     std::this_thread::sleep_for(std::chrono::milliseconds{200});
   }
-  planner::PlannerOptions options;
-  options.max_deletions = 100000;
   std::vector<double> times;
   for (int r = 0; r < runs; ++r) {
-    const auto start = SteadyClock::now();
-    const Plan plan = planner::ComputePlan(fleet.desired, fleet.observed, fleet.ledger, options,
-                                           std::chrono::system_clock::now());
-    times.push_back(Ms(SteadyClock::now() - start));
+    times.push_back(PlanMs(fleet));
   }
-  done = true;
-  if (client_thread.joinable()) {
-    client_thread.join();
+  if (client) {
+    client->Stop();
   }
-  gets = count;
+  gets = client ? client->gets() : 0;
   return times;
 }
 
@@ -308,51 +341,24 @@ std::vector<double> Passes(const controller::Snapshot& fleet, int runs, int port
 std::vector<double> PublishedPasses(BenchBackend& backend, api::Server& server,
                                     const std::shared_ptr<const controller::Snapshot>& base,
                                     int runs, bool poll, size_t& gets, size_t& not_modified) {
-  std::atomic<bool> done{false};
-  std::atomic<size_t> count{0};
-  std::atomic<size_t> unchanged{0};
-  std::thread client_thread;
+  std::optional<Poller> client;
   if (poll) {
-    client_thread = std::thread([&] {
-      httplib::Client client("127.0.0.1", server.port());
-      client.set_read_timeout(std::chrono::seconds{60});
-      client.set_decompress(false);
-      std::string etag;
-      while (!done) {
-        httplib::Headers h{{"Accept-Encoding", "gzip"}};
-        if (!etag.empty()) {
-          h.emplace("If-None-Match", etag);
-        }
-        const Answer a = Get(client, "/api/v1/vms", h);
-        unchanged += a.status == 304 ? 1 : 0;
-        if (!a.etag.empty()) {
-          etag = a.etag;
-        }
-        ++count;
-        std::this_thread::sleep_for(std::chrono::seconds{1});
-      }
-    });
+    client.emplace(server.port(), "/api/v1/vms", "gzip", true, std::chrono::seconds{1});
   }
-  planner::PlannerOptions options;
-  options.max_deletions = 100000;
   std::vector<double> times;
   for (int r = 0; r < runs; ++r) {
     auto copy = std::make_shared<controller::Snapshot>(*base);
     copy->observed_at += std::chrono::seconds{5000 + r};
     backend.Publish(std::move(copy));
     server.SnapshotPublished();
-    const auto start = SteadyClock::now();
-    const Plan plan = planner::ComputePlan(base->desired, base->observed, base->ledger, options,
-                                           std::chrono::system_clock::now());
-    times.push_back(Ms(SteadyClock::now() - start));
+    times.push_back(PlanMs(*base));
     std::this_thread::sleep_for(std::chrono::seconds{1});
   }
-  done = true;
-  if (client_thread.joinable()) {
-    client_thread.join();
+  if (client) {
+    client->Stop();
   }
-  gets = count;
-  not_modified = unchanged;
+  gets = client ? client->gets() : 0;
+  not_modified = client ? client->not_modified() : 0;
   backend.Publish(base);
   return times;
 }
