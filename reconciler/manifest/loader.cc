@@ -404,6 +404,20 @@ ParsedFile ManifestLoader::TakeOrParse(ParsedAlone alone, const ManifestFile& fi
 
 namespace {
 
+// Appends the declared objects `from` to `into` (moved from when `Owned`, else copied), each
+// normalised.
+template <bool Owned, typename From, typename T>
+void AppendNormalized(From& from, std::vector<T>& into) {
+  for (auto& declared : from) {
+    if constexpr (Owned) {
+      into.push_back(std::move(declared));
+    } else {
+      into.push_back(declared);
+    }
+    Normalize(into.back().object);
+  }
+}
+
 // Assemble over owned files (objects moved) or shared ones (objects copied): `file(i)` is the
 // i-th file; `Owned` says whether its objects may be moved from.
 template <bool Owned, typename FileAt>
@@ -426,22 +440,8 @@ LoadResult AssembleFiles(size_t count, FileAt file, const SchemaValidator& valid
     result.documents += f.documents;
     result.diagnostics.Append(f.diagnostics);
     invalid.pools.insert(f.invalid.pools.begin(), f.invalid.pools.end());
-    for (auto& p : f.pools) {
-      if constexpr (Owned) {
-        pools.push_back(std::move(p));
-      } else {
-        pools.push_back(p);
-      }
-      Normalize(pools.back().object);
-    }
-    for (auto& s : f.sets) {
-      if constexpr (Owned) {
-        sets.push_back(std::move(s));
-      } else {
-        sets.push_back(s);
-      }
-      Normalize(sets.back().object);
-    }
+    AppendNormalized<Owned>(f.pools, pools);
+    AppendNormalized<Owned>(f.sets, sets);
   }
   result.files = count;
   CheckFleet(pools, sets, validator.rules(), invalid, result.diagnostics, memo);
