@@ -46,8 +46,10 @@ bool Has(const std::vector<std::string>& names, const std::string& name) {
 
 }  // namespace
 
-Status TartProvider::FollowCreate(const HostRef& host, const CreateRequest& request,
-                                  const std::string& temp, Deadline deadline) {
+Result<std::optional<CreateResult>> TartProvider::FollowCreate(const HostRef& host,
+                                                               const CreateRequest& request,
+                                                               const std::string& temp,
+                                                               Deadline deadline) {
   logger_->info("host {}: waiting for the earlier create of {} ({}) to finish", host.name,
                 request.name, temp);
   if (request.on_status) {
@@ -59,7 +61,7 @@ Status TartProvider::FollowCreate(const HostRef& host, const CreateRequest& requ
       return alive.status();
     }
     if (alive->out.find("alive") == std::string::npos) {
-      return Status::Ok();
+      break;
     }
     if (request.cancelled && request.cancelled()) {
       return Status::Cancelled("create of " + request.name + " on " + host.name + " cancelled");
@@ -69,6 +71,19 @@ Status TartProvider::FollowCreate(const HostRef& host, const CreateRequest& requ
                                       request.name + " is still running");
     }
   }
+  // Its steps may have got as far as the rename.
+  Result<VmNow> made = Look(host, request.name, deadline);
+  if (!made.ok()) {
+    return made.status();
+  }
+  if (!made->details) {
+    return std::optional<CreateResult>();
+  }
+  (void)Run(host, "create output", scripts_.CreateOutput(temp), deadline);
+  logger_->info("host {}: the earlier create of {} finished it", host.name, request.name);
+  return std::optional<CreateResult>(
+      CreateResult{.vm = ToVmInfo(request.name, *made->details, made->job, made->ip, made->now),
+                   .adopted = false});
 }
 
 // How Create stays idempotent and resumable.
@@ -84,6 +99,10 @@ Status TartProvider::FollowCreate(const HostRef& host, const CreateRequest& requ
 //      other is interrupted and its VM deleted.
 //   3. Otherwise: clone (pulling first with pullPolicy Always), set, rename. Cancelled or out of
 //      time, the host's steps are interrupted (tart removes a half-made clone itself).
+// An attempt killed while launching its steps may still have them reach the host, after the
+// next attempt looked and launched its own for the same temporary name: the steps take a
+// per-create marker only if none is held (Scripts::Create), so the late ones do nothing, and an
+// attempt whose steps found them running follows those to their end as in 2.
 Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateRequest& request,
                                           Deadline deadline) {
   Result<ImageRef> image = ParseImage(request.templ.image);
@@ -134,20 +153,12 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
     const bool running = create != inventory->creates.end() && create->second.alive;
     if (temp == resume_temp) {
       if (running) {
-        if (Status s = FollowCreate(host, request, temp, deadline); !s.ok()) {
-          return s;
+        Result<std::optional<CreateResult>> followed = FollowCreate(host, request, temp, deadline);
+        if (!followed.ok()) {
+          return followed.status();
         }
-        // The earlier attempt's steps may have got as far as the rename.
-        Result<VmNow> made = Look(host, request.name, deadline);
-        if (!made.ok()) {
-          return made.status();
-        }
-        if (made->details) {
-          (void)Run(host, "create output", scripts_.CreateOutput(temp), deadline);
-          logger_->info("host {}: the earlier create of {} finished it", host.name, request.name);
-          return CreateResult{
-              .vm = ToVmInfo(request.name, *made->details, made->job, made->ip, made->now),
-              .adopted = false};
+        if (followed->has_value()) {
+          return std::move(**followed);
         }
       }
       Result<VmNow> now = Look(host, temp, deadline);
@@ -207,6 +218,21 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
         (void)Delete(host, temp, DeadlineIn(std::chrono::seconds{30}));
       }
       return made.status();
+    }
+    if (made->out.starts_with("@@busy")) {
+      // An earlier attempt's script of this create reached the host after this attempt looked
+      // (a killed apply's, launched as it died) and holds it: followed to its end.
+      Result<std::optional<CreateResult>> followed = FollowCreate(host, request, temp, deadline);
+      if (!followed.ok()) {
+        return followed.status();
+      }
+      if (followed->has_value()) {
+        return std::move(**followed);
+      }
+      return Status::Unavailable("host " + host.name + ": an earlier attempt's create of " +
+                                 request.name +
+                                 " ended without making it; it is resumed on the "
+                                 "next attempt");
     }
     if (std::optional<StepFailure> failed = FailedStep(made->out)) {
       if (failed->step == "set" || failed->step == "rename") {

@@ -101,9 +101,12 @@ class TartProvider final : public Provider {
   std::map<std::string, std::string> RegistryEnv() const;
 
   // create.cc
-  // Waits while the create of `temp` (started by an earlier attempt) still runs on the host.
-  Status FollowCreate(const HostRef& host, const CreateRequest& request, const std::string& temp,
-                      Deadline deadline);
+  // Waits while the create of `temp` (started by an earlier attempt) still runs on the host,
+  // then looks for its VM: the VM when that create made it, nullopt when it did not (it failed,
+  // or stopped before its rename).
+  Result<std::optional<CreateResult>> FollowCreate(const HostRef& host,
+                                                   const CreateRequest& request,
+                                                   const std::string& temp, Deadline deadline);
 
   const TartConfig config_;
   const std::shared_ptr<spdlog::logger> logger_;

@@ -217,14 +217,28 @@ std::string Scripts::Create(std::string_view image, std::string_view temp,
   body += "TEMP=" + Q(temp) + "; IMG=" + Q(image) + "; FINAL=" + Q(final_name) + "\n" +
           Exports(registry);
   body += R"sh(mkdir -p "$F/run" || exit 70
+C="$F/run/$TEMP.create"
+# One script per create: the marker is made only if absent (noclobber: O_EXCL), so a second
+# script of the same create (a killed attempt's, reaching the host late) leaves it to the first.
+claim() { (set -C; echo "$$ $(date +%s)" >"$C") 2>/dev/null; }
+if ! claim; then
+  # A marker whose process group is gone was left by a create that died (a reboot, a kill -9);
+  # one that cannot be read yet is being written by its owner.
+  if read -r pid started <"$C" 2>/dev/null && ! kill -s 0 -- "-$pid" 2>/dev/null; then
+    rm -f "$C"; claim || { echo "@@busy"; exit 0; }
+  else
+    echo "@@busy"; exit 0
+  fi
+fi
 O="$F/run/$TEMP.out"; : >"$O"
-echo "$$ $(date +%s)" >"$F/run/$TEMP.create"
 step() {
   s=$1; shift
   echo "@@step $s" >>"$O"
   "$@" >>"$O" 2>&1; r=$?
   if [ "$r" != 0 ]; then
-    echo "@@failed $s $r" >>"$O"; rm -f "$F/run/$TEMP.create"; cat "$O"; rm -f "$O"; exit "$r"
+    # A clone that was not renamed is nobody's once its attempt has gone: removed here too.
+    case "$s" in set|rename) "$T" delete "$TEMP" >/dev/null 2>&1;; esac
+    echo "@@failed $s $r" >>"$O"; rm -f "$C"; cat "$O"; rm -f "$O"; exit "$r"
   fi
 }
 )sh";
@@ -234,7 +248,7 @@ step() {
   body += "step clone \"$T\" clone \"$IMG\" \"$TEMP\"\n";
   body += "step set \"$T\" set \"$TEMP\"" + set_flags + " --random-mac\n";
   body += "step rename \"$T\" rename \"$TEMP\" \"$FINAL\"\n";
-  body += R"sh(echo @@done >>"$O"; rm -f "$F/run/$TEMP.create"; cat "$O"; rm -f "$O"
+  body += R"sh(echo @@done >>"$O"; rm -f "$C"; cat "$O"; rm -f "$O"
 describe "$FINAL"; job "$FINAL"
 echo "@@now $(date +%s)"; echo "@@rc 0"
 echo @@end)sh";

@@ -63,7 +63,8 @@ class Scripts {
   // run/<temp>.out, printed at the end, with "@@failed STEP STATUS" when one fails):
   // optionally `tart pull`, `tart clone IMAGE TEMP`, `tart set`, `tart rename TEMP FINAL`; then
   // FINAL reported as Status does. `registry` holds TART_REGISTRY_* values to export (on stdin
-  // only).
+  // only). Only one script runs per `temp`: one that finds another's marker alive prints
+  // "@@busy" and does nothing; one whose set or rename fails deletes its clone.
   std::string Create(std::string_view image, std::string_view temp, std::string_view final_name,
                      bool pull, uint32_t cpu, Quantity memory, std::optional<Quantity> disk,
                      const std::map<std::string, std::string>& registry) const;

@@ -11,9 +11,12 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "providers/tart/provider.h"
+#include "providers/tart/scripts.h"
+#include "tests/support/process.h"
 #include "tests/support/status.h"
 #include "tests/support/tart_host.h"
 #include "tests/support/wait_until.h"
@@ -60,6 +63,31 @@ class TartTest : public ::testing::Test {
                       .arch = Arch::kArm64,
                       .cpu = 2,
                       .memory = Quantity::FromMiB(4096)};
+  }
+
+  // The steps an attempt sends to create ios-0 under `temp`, started on the Mac by themselves
+  // in their own process group (as over SSH): what reaches the host of an attempt killed while
+  // it launched them.
+  std::unique_ptr<testing::Process> StartSteps(const std::string& temp) {
+    Result<TartPoolSettings> settings = ParsePoolSettings(mac_.Settings());
+    EXPECT_TRUE(settings.ok()) << settings.status().ToString();
+    const fs::path script = scratch_.path() / (temp + ".sh");
+    std::ofstream(script) << Scripts(*settings).Create(testing::kMacImage, temp, "ios-0", false, 2,
+                                                       Quantity::FromMiB(4096), std::nullopt, {});
+    return std::make_unique<testing::Process>(testing::ShellArgv(
+        "/bin/sh -s <" + script.string() + " >" + script.string() + ".out 2>&1"));
+  }
+  std::string StepsOutput(const std::string& temp) const {
+    return SimulatedMac::ReadText(scratch_.path() / (temp + ".sh.out"));
+  }
+  fs::path Marker(const std::string& temp) const {
+    return mac_.home() / "flotilla" / "run" / (temp + ".create");
+  }
+  // Nothing of a create is left on the Mac but ios-0.
+  void ExpectOnlyTheVm() {
+    EXPECT_EQ(mac_.Tart("list --source local -q").out, "ios-0\n");
+    std::error_code ec;
+    EXPECT_TRUE(fs::is_empty(mac_.home() / "flotilla" / "run", ec)) << ec.message();
   }
 
   static const VmInfo* Find(const HostObservation& o, const std::string& name) {
@@ -237,6 +265,78 @@ TEST_F(TartTest, ACreateCutOffByADroppedConnectionIsResumed) {
   ASSERT_EQ(o.vms.size(), 1u);
   EXPECT_EQ(o.vms[0].name, "ios-0");
   EXPECT_EQ(mac_.Tart("list --source local -q").out, "ios-0\n");
+}
+
+// An attempt killed as it launched its steps, and the next attempt (resuming its journalled
+// temporary name) launching its own before the first ones reached the host: whichever steps
+// come second find the others' marker and do nothing; the attempt follows the running ones.
+TEST_F(TartTest, LateStepsOfAKilledAttemptLeaveTheCreateToTheRunningOnes) {
+  mac_.config()["latency_ms"]["clone"] = 2000;
+  mac_.WriteConfig();
+  auto provider = Build();
+  std::mutex mutex;
+  std::string temp;
+  CreateRequest request{.name = "ios-0", .templ = Mac()};
+  request.on_progress = [&](const PendingCreate& p) {
+    std::lock_guard lock(mutex);
+    temp = p.temp_name;
+  };
+  std::optional<Result<CreateResult>> made;
+  std::thread create([&] { made = provider->Create(Host(), request, Soon()); });
+  const bool claimed = testing::WaitUntil(
+      [&] {
+        std::lock_guard lock(mutex);
+        return !temp.empty() && fs::exists(Marker(temp));
+      },
+      seconds{60});
+  std::unique_ptr<testing::Process> late = claimed ? StartSteps(temp) : nullptr;
+  create.join();
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(late->Wait(seconds{60}), 0);
+  EXPECT_EQ(StepsOutput(temp), "@@busy\n");
+  ASSERT_TRUE(made.has_value());
+  ASSERT_TRUE(made->ok()) << made->status().ToString();
+  EXPECT_FALSE((*made)->adopted);
+  ExpectOnlyTheVm();
+}
+
+TEST_F(TartTest, AnAttemptWhoseStepsFindEarlierOnesRunningFollowsThem) {
+  mac_.config()["latency_ms"]["clone"] = 2000;
+  mac_.WriteConfig();
+  auto provider = Build();
+  std::unique_ptr<testing::Process> early;
+  std::string temp;
+  CreateRequest request{.name = "ios-0", .templ = Mac()};
+  // Between this attempt's look at the host and its launch, the earlier steps arrive.
+  request.on_progress = [&](const PendingCreate& p) {
+    temp = p.temp_name;
+    early = StartSteps(temp);
+    testing::WaitUntil([&] { return fs::exists(Marker(temp)); }, seconds{60});
+  };
+  Result<CreateResult> made = provider->Create(Host(), request, Soon());
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_FALSE(made->adopted);
+  EXPECT_EQ(made->vm.name, "ios-0");
+  ASSERT_NE(early, nullptr);
+  EXPECT_EQ(early->Wait(seconds{60}), 0);
+  EXPECT_NE(StepsOutput(temp).find("@@done"), std::string::npos) << StepsOutput(temp);
+  ExpectOnlyTheVm();
+}
+
+// A marker whose process group is gone (its create died with the Mac) does not hold a create.
+TEST_F(TartTest, AMarkerLeftByADeadCreateIsTakenOver) {
+  auto provider = Build();
+  CreateRequest request{.name = "ios-0", .templ = Mac()};
+  request.on_progress = [&](const PendingCreate& p) {
+    testing::Process gone(testing::ShellArgv("true"));
+    const pid_t pid = gone.pid();
+    gone.Wait(seconds{10});
+    fs::create_directories(Marker(p.temp_name).parent_path());
+    std::ofstream(Marker(p.temp_name)) << pid << " 1700000000\n";
+  };
+  Result<CreateResult> made = provider->Create(Host(), request, Soon());
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ExpectOnlyTheVm();
 }
 
 // Tart's own race (FileLock.swift, Root.swift): another tart command on the host collects the
