@@ -3,6 +3,7 @@
 // sharding. controller_test.cc has converging and recovery.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <sstream>
 
@@ -201,6 +202,38 @@ TEST_F(ControllerTest, APassRewritesOnlyTheHostsWhoseObservationChanged) {
     EXPECT_TRUE(host.online);
     EXPECT_EQ(host.last_seen, clock_.Now());
   }
+  EXPECT_TRUE(loaded->hosts.at("h2").HasVm("other"));
+}
+
+// A save that fails (the disk full, say) leaves what the store holds as it was: the next pass
+// compares with that, not with the observation it could not save, and writes it.
+TEST_F(ControllerTest, AnObservationWhoseSaveFailedIsWrittenByTheNextPass) {
+  source_.revisions["sha1"] = Fleet(1);
+  source_.tip = "sha1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  ASSERT_TRUE(c.Prepare().ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() / "flotilla.db").c_str(), &raw), SQLITE_OK);
+  sqlite3_busy_timeout(raw, 5000);
+  const auto exec = [&](const char* sql) {
+    EXPECT_EQ(sqlite3_exec(raw, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
+  };
+  exec("CREATE TRIGGER refuse BEFORE INSERT ON hosts BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  clock_.Advance(minutes(1));
+  fake_.PutVm("h2", VmInfo{.id = "other-id", .name = "other", .state = VmState::kStopped});
+  Result<Prepared> refused = c.Prepare();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("disk full"), std::string::npos)
+      << refused.status().ToString();
+  exec("DROP TRIGGER refuse");
+  sqlite3_close(raw);
+  ASSERT_TRUE(c.Prepare().ok());  // the same observation as the failed pass
+  auto reopened = store::Store::Open((dir_.path() / "flotilla.db").string());
+  ASSERT_TRUE(reopened.ok());
+  Result<Observed> loaded = (*reopened)->LoadHosts();
+  ASSERT_TRUE(loaded.ok());
   EXPECT_TRUE(loaded->hosts.at("h2").HasVm("other"));
 }
 
