@@ -3,6 +3,8 @@
 #include <httplib.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +23,9 @@
 
 namespace flotilla::api {
 namespace {
+
+// The nice value of the thread that renders views ahead (LowerWarmerPriority).
+constexpr int kWarmerNice = 10;
 
 // What the request's Accept-Encoding offered, kept by TakeEncoding under a name no client's
 // header can reach (a client's own copy is removed first).
@@ -294,7 +299,30 @@ void Server::SnapshotPublished() {
   warm_cv_.notify_one();
 }
 
+namespace {
+
+// The warmer's renderings are not urgent (a request for a view being warmed waits for it, and
+// renders it itself otherwise) and compete for the cores with the loop's pass, which is: so its
+// thread runs niced. Linux keeps a nice value per thread (setpriority(2) on a thread id), so the
+// request threads and the loop keep the process's. Named, so that top -H and ps -L show it.
+void LowerWarmerPriority(const std::shared_ptr<spdlog::logger>& logger) {
+#ifdef __linux__
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  if (errno == 0 && now < kWarmerNice &&
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWarmerNice) != 0) {
+    logger->debug("api: the view warmer keeps the process's priority: {}", std::strerror(errno));
+  }
+  pthread_setname_np(pthread_self(), "flotilla-warm");
+#else
+  (void)logger;
+#endif
+}
+
+}  // namespace
+
 void Server::WarmViews() {
+  LowerWarmerPriority(logger_);
   while (true) {
     {
       std::unique_lock lock(warm_mu_);

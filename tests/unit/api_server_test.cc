@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +28,7 @@
 #include "reconciler/api/webhook.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_connection.h"
+#include "tests/support/wait_until.h"
 
 namespace flotilla::api {
 namespace {
@@ -113,6 +117,45 @@ TEST_F(ApiServerTest, ReconcileRequestsBehindALongPassNeverTakeEveryWorker) {
   backend_.Release(7);
   waiting.join();
   EXPECT_EQ(backend_.calls(), 2u);
+}
+
+// The nice value of one of this process's threads, from /proc (stat's 19th field); nullopt when
+// the thread is gone.
+std::optional<int> ThreadNice(const std::filesystem::path& task) {
+  std::ifstream stat(task / "stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t end = text.rfind(')');  // the name may hold spaces
+  if (end == std::string::npos) {
+    return std::nullopt;
+  }
+  std::istringstream fields(text.substr(end + 2));
+  std::string field;
+  for (int i = 3; i <= 19 && fields >> field; ++i) {
+  }
+  return std::stoi(field);
+}
+
+// The thread that renders views ahead (SnapshotPublished) competes with the loop's pass for the
+// cores: it runs niced, and only it.
+TEST_F(ApiServerTest, TheViewWarmerRunsNiced) {
+  auto server = Start(ServerOptions{.listen = "127.0.0.1:0"});
+  ASSERT_NE(server, nullptr);
+  std::optional<int> warmer;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      if (std::getline(comm, name) && name == "flotilla-warm") {
+        warmer = ThreadNice(task.path());
+        return warmer.has_value();
+      }
+    }
+    return false;
+  }));
+  const std::optional<int> self = ThreadNice("/proc/thread-self");
+  ASSERT_TRUE(self.has_value());
+  EXPECT_EQ(*warmer, std::max(*self, 10));
 }
 
 TEST_F(ApiServerTest, StartRefusesBadOptions) {
