@@ -15,7 +15,9 @@
 // client GETs /api/v1/vms without pause, and while it repeats it with If-None-Match; and passes
 // (a snapshot published, then ComputePlan) alone and while a client polls /api/v1/vms as the
 // dashboard does.
-// Usage: bench_api [hosts=10000] [samples=20] [plan_runs=3]
+// With `render` as the second argument, only the rendering and compression of the unfiltered
+// /api/v1/vms and /api/v1/hosts, in process and without HTTP (their CPU, to profile them).
+// Usage: bench_api [hosts=10000] [samples=20|render] [plan_runs=3]
 
 #include <algorithm>
 #include <atomic>
@@ -34,7 +36,9 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "reconciler/api/gzip.h"
 #include "reconciler/api/server.h"
+#include "reconciler/api/views.h"
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
@@ -145,6 +149,35 @@ void Print(const std::string& what, const std::vector<double>& times) {
   const Stats s = Summarize(times);
   std::printf("  %-44s median %8.1f ms   p95 %8.1f ms   (%zu)\n", what.c_str(), s.median, s.p95,
               times.size());
+}
+
+// VmsText and HostsText of `fleet`, and the gzip of each, `runs` times: wall-clock medians.
+void RenderAlone(const controller::Snapshot& fleet, int runs) {
+  std::vector<double> vms;
+  std::vector<double> vms_gzip;
+  std::vector<double> hosts;
+  std::vector<double> hosts_gzip;
+  size_t sizes[2] = {0, 0};
+  for (int i = 0; i < runs; ++i) {
+    auto start = SteadyClock::now();
+    const std::string vms_text = api::VmsText(fleet, api::VmFilter{});
+    vms.push_back(Ms(SteadyClock::now() - start));
+    start = SteadyClock::now();
+    sizes[0] = api::Gzip(vms_text).size();
+    vms_gzip.push_back(Ms(SteadyClock::now() - start));
+    start = SteadyClock::now();
+    const std::string hosts_text = api::HostsText(fleet);
+    hosts.push_back(Ms(SteadyClock::now() - start));
+    start = SteadyClock::now();
+    sizes[1] = api::Gzip(hosts_text).size();
+    hosts_gzip.push_back(Ms(SteadyClock::now() - start));
+  }
+  std::printf("Rendering alone (no HTTP), %d runs: /api/v1/vms gzip %zu bytes, /hosts %zu\n", runs,
+              sizes[0], sizes[1]);
+  Print("VmsText", vms);
+  Print("Gzip of it", vms_gzip);
+  Print("HostsText", hosts);
+  Print("Gzip of it", hosts_gzip);
 }
 
 struct Answer {
@@ -367,7 +400,8 @@ std::vector<double> PublishedPasses(BenchBackend& backend, api::Server& server,
 
 int main(int argc, char** argv) {
   const int hosts = argc > 1 ? std::atoi(argv[1]) : 10000;
-  const int samples = argc > 2 ? std::atoi(argv[2]) : 20;
+  const bool render_only = argc > 2 && std::string(argv[2]) == "render";
+  const int samples = argc > 2 && !render_only ? std::atoi(argv[2]) : 20;
   const int plan_runs = argc > 3 ? std::atoi(argv[3]) : 3;
   auto start = SteadyClock::now();
   auto base = std::make_shared<const controller::Snapshot>(Fleet(hosts));
@@ -377,6 +411,10 @@ int main(int argc, char** argv) {
   }
   std::printf("fleet: %d hosts, %zu VMs (%zu managed), built in %.0f ms\n", hosts, vms,
               base->ledger.entries.size(), Ms(SteadyClock::now() - start));
+  if (render_only) {
+    RenderAlone(*base, plan_runs);
+    return 0;
+  }
 
   testing::ScratchDir scratch;
   Result<std::unique_ptr<store::Store>> store =
