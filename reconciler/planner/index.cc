@@ -11,6 +11,9 @@ bool Finishing(const PlannerOptions& options, const std::string& host, const std
                      [&](const FinishDelete& d) { return d.host == host && d.vm_id == id; });
 }
 
+// The hash VmIndex keys names by.
+size_t NameHash(std::string_view name) { return std::hash<std::string_view>{}(name); }
+
 template <typename T>
 const std::vector<T>& OfPool(const std::unordered_map<std::string_view, std::vector<T>>& by_pool,
                              std::string_view pool) {
@@ -54,12 +57,41 @@ const std::vector<const LedgerEntry*>& FleetIndex::LedgerOf(std::string_view poo
   return OfPool(ledger_of_pool_, pool);
 }
 
+const VmIndex::Slot* VmIndex::Lookup(std::string_view name, size_t hash) const {
+  const auto low = static_cast<uint32_t>(hash);
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Entry& e = table_[i];
+    if (e.slot == 0) {
+      return nullptr;
+    }
+    if (e.hash == low && slots_[e.slot - 1].name == name) {
+      return &slots_[e.slot - 1];
+    }
+  }
+}
+
+VmIndex::Slot& VmIndex::Insert(std::string_view name) {
+  const size_t hash = NameHash(name);
+  const auto low = static_cast<uint32_t>(hash);
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    Entry& e = table_[i];
+    if (e.slot == 0) {
+      slots_.push_back(Slot{.name = name});  // within the reserved size: nothing moves
+      e = Entry{.slot = static_cast<uint32_t>(slots_.size()), .hash = low};
+      return slots_.back();
+    }
+    if (e.hash == low && slots_[e.slot - 1].name == name) {
+      return slots_[e.slot - 1];
+    }
+  }
+}
+
 VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
                  const std::vector<const VMSet*>& sets,
                  const std::vector<const LedgerEntry*>& entries, const PlannerOptions& options) {
-  // The copies on the hosts, counted per name first so that each name's copies can lie side by
-  // side in one vector, in the order they are found.
-  std::vector<std::pair<std::string_view, Located>> found;
+  // The copies on the hosts, gathered first (to size the table), then counted per name so that
+  // each name's copies can lie side by side in one vector, in the order they are found.
+  std::vector<std::pair<Slot*, Located>> found;
   for (const HostSpec& spec : pool.hosts) {
     const ObservedHost* host = observed.FindHost(spec.name);
     if (host == nullptr) {
@@ -67,7 +99,7 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
     }
     for (const VmInfo& vm : host->vms) {
       if (vm.pending_create_for.empty() && !Finishing(options, spec.name, vm.id)) {
-        found.emplace_back(vm.name, Located{.host = host, .vm = &vm});
+        found.emplace_back(nullptr, Located{.host = host, .vm = &vm});
       }
     }
   }
@@ -75,53 +107,56 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
   for (const VMSet* set : sets) {
     replicas += set->replicas;
   }
-  desired_names_.reserve(replicas);  // never reallocated: the records view these strings
-  for (const VMSet* set : sets) {
-    for (uint32_t i = 0; i < set->replicas; ++i) {
-      desired_names_.push_back(set->VMName(i));
-    }
+  // Every name the pool can hold, at most: the table stays under half full, slots_ never grows.
+  const size_t most = found.size() + replicas + entries.size();
+  size_t size = 16;
+  while (size < 2 * most) {
+    size *= 2;
   }
-  records_.reserve(found.size() + replicas + entries.size());
-  for (const auto& [name, copy] : found) {
-    ++records_[name].copy_count;
+  table_.resize(size);
+  mask_ = size - 1;
+  slots_.reserve(most);
+  for (auto& [slot, copy] : found) {
+    slot = &Insert(copy.vm->name);
+    ++slot->copy_count;
   }
   size_t next = 0;
-  for (auto& [name, slot] : records_) {
+  for (Slot& slot : slots_) {
     slot.first_copy = next;
     next += slot.copy_count;
     slot.copy_count = 0;
   }
   located_.resize(found.size());
-  for (const auto& [name, copy] : found) {
-    Slot& slot = records_[name];
-    located_[slot.first_copy + slot.copy_count++] = copy;
+  for (const auto& [slot, copy] : found) {
+    located_[slot->first_copy + slot->copy_count++] = copy;
   }
-  for (auto& [name, slot] : records_) {
+  for (Slot& slot : slots_) {
     slot.record.copies =
         std::span<const Located>(located_).subspan(slot.first_copy, slot.copy_count);
   }
-  size_t name = 0;
+  desired_names_.reserve(replicas);  // never reallocated: the slots view these strings
   desired_records_.reserve(replicas);
   for (const VMSet* set : sets) {
     for (uint32_t i = 0; i < set->replicas; ++i) {
-      VmRecord& record = records_[desired_names_[name++]].record;  // nodes never move
+      desired_names_.push_back(set->VMName(i));
+      VmRecord& record = Insert(desired_names_.back()).record;
       record.set = set;
       desired_records_.push_back(&record);
     }
   }
   for (const LedgerEntry* entry : entries) {
-    records_[entry->vm].record.owned = entry;
+    Insert(entry->vm).record.owned = entry;
   }
 }
 
 const VmRecord* VmIndex::Find(std::string_view vm) const {
-  auto it = records_.find(vm);
-  return it == records_.end() ? nullptr : &it->second.record;
+  const Slot* slot = Lookup(vm, NameHash(vm));
+  return slot == nullptr ? nullptr : &slot->record;
 }
 
 VmRecord* VmIndex::Find(std::string_view vm) {
-  auto it = records_.find(vm);
-  return it == records_.end() ? nullptr : &it->second.record;
+  const Slot* slot = Lookup(vm, NameHash(vm));
+  return slot == nullptr ? nullptr : &slots_[static_cast<size_t>(slot - slots_.data())].record;
 }
 
 }  // namespace flotilla::planner
