@@ -122,11 +122,16 @@ bool Placer::Reserved(const std::string& host, const VmInfo& vm) const {
     return true;
   }
   return vm.state == VmState::kStopped && managed_.contains(vm.name) &&
-         desired_running_.contains(vm.name) && !unreserved_.contains({host, vm.name});
+         desired_running_.contains(vm.name) && !Unreserved(host, vm);
+}
+
+bool Placer::Unreserved(const std::string& host, const VmInfo& vm) const {
+  // Most plans have none: no (host, name) pair of copied strings to look for then.
+  return !unreserved_.empty() && unreserved_.contains({host, vm.name});
 }
 
 bool Placer::ReserveStart(const std::string& host, const VmInfo& vm) {
-  if (!unreserved_.contains({host, vm.name})) {
+  if (!Unreserved(host, vm)) {
     return true;  // its share is held already
   }
   auto it = hosts_.find(host);
@@ -186,6 +191,9 @@ std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
 }
 
 HostLoad* Placer::Find(const std::string& host) {
+  if (host.empty()) {
+    return nullptr;  // no host is unnamed: no need to search
+  }
   auto it = hosts_.find(host);
   return it == hosts_.end() ? nullptr : &it->second;
 }
@@ -258,7 +266,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     if (macos && running) {
       ++best->macos_committed;
     }
-    return Choice{.host = best->spec->name};
+    return Choice{.host = best->spec->name, .assumed = best->assumed};
   };
 
   // The hosts passing the set's static filters, checked for what changes as the plan places

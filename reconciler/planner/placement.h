@@ -113,8 +113,9 @@ class Placer {
   // 8Gi, max free 6Gi), 1 cordoned, 1 offline". `set` must outlive the Placer: which hosts pass
   // its static filters (online, cordoned, architecture, tags, image) is kept by its address.
   struct Choice {
-    std::string host;    // empty when nothing fits
-    std::string reason;  // why nothing fits
+    std::string host;      // empty when nothing fits
+    std::string reason;    // why nothing fits
+    bool assumed = false;  // the host's facts are assumed (HostLoad::assumed)
   };
   Choice Place(const VMSet& set, const std::string& vm, const std::string& avoid = "");
 
@@ -146,6 +147,8 @@ class Placer {
   };
 
   bool Reserved(const std::string& host, const VmInfo& vm) const;
+  // Whether the stopped VM `vm` on `host` is over capacity (holds no share).
+  bool Unreserved(const std::string& host, const VmInfo& vm) const;
   // The hosts passing `set`'s static filters, in name order; computed on the set's first Place.
   const std::vector<Eligible>& EligibleFor(const VMSet& set);
   HostLoad* Find(const std::string& host);

@@ -84,10 +84,10 @@ class PoolPlanner {
     for (const LedgerEntry* entry : entries_) {
       managed_.insert(entry->vm);
     }
-    for (const std::string& name : vms_.desired_names()) {
-      const VmRecord& vm = *vms_.Find(name);
+    for (size_t i = 0; i < vms_.desired_names().size(); ++i) {
+      const VmRecord& vm = vms_.DesiredRecord(i);
       if (vm.owned == nullptr && Adoptable(*vm.set, vm) != nullptr) {
-        managed_.insert(name);  // adopted by this plan
+        managed_.insert(vms_.desired_names()[i]);  // adopted by this plan
       }
     }
     for (std::string_view name : managed_) {
@@ -112,7 +112,7 @@ class PoolPlanner {
   struct Outdated {
     std::string vm;
     std::string host;
-    VmInfo info;
+    const VmInfo* info = nullptr;   // as observed (the inputs outlive the plan)
     bool unknown_template = false;  // adopted from a template Flotilla cannot tell
   };
 
@@ -174,10 +174,14 @@ class PoolPlanner {
     return "";
   }
 
-  // Adds a create or replace (and the start that follows it when the VM should run).
-  void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
-              const std::string& from_host, bool create_first, std::string reason) {
+  // Adds a create or replace on the placed host (and the start that follows it when the VM
+  // should run).
+  void AddNew(const VMSet& set, const std::string& vm, ActionKind kind,
+              const Placer::Choice& placed, const std::string& from_host, bool create_first,
+              std::string reason) {
+    const std::string& host = placed.host;
     const VmRecord* record = vms_.Find(vm);
+    const Built& built = BuiltOf(set);
     std::vector<int> after = After(record);
     if (!prepulls_.empty()) {
       if (auto it = prepulls_.find({host, set.image_cache_key}); it != prepulls_.end()) {
@@ -192,10 +196,10 @@ class PoolPlanner {
                                        .from_host = from_host,
                                        .reason = std::move(reason),
                                        .depends_on = std::move(after),
-                                       .templ = BuiltOf(set).templ,
-                                       .template_hash = HashOf(set),
+                                       .templ = built.templ,
+                                       .template_hash = built.hash,
                                        .create_first = create_first,
-                                       .assumed_placement = Assumed(host),
+                                       .assumed_placement = placed.assumed,
                                        .vm_id = ObservedId(record, from_host)});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
@@ -211,11 +215,6 @@ class PoolPlanner {
     }
   }
 
-  bool Assumed(const std::string& host) const {
-    const HostLoad* load = placer_->Load(host);
-    return load != nullptr && load->assumed;
-  }
-
   // Places and adds a new VM, or reports why it cannot be placed. True if placed.
   bool CreateElsewhere(const VMSet& set, const std::string& vm, ActionKind kind,
                        const std::string& from_host, const std::string& reason) {
@@ -224,7 +223,7 @@ class PoolPlanner {
       builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, vm, "", choice.reason));
       return false;
     }
-    AddNew(set, vm, kind, choice.host, from_host, /*create_first=*/true, reason);
+    AddNew(set, vm, kind, choice, from_host, /*create_first=*/true, reason);
     return true;
   }
 
@@ -244,7 +243,7 @@ class PoolPlanner {
 
   // Plans the VMs of `set`, whose names are vms_.desired_names() from `first` on.
   void PlanSet(const VMSet& set, size_t first) {
-    const std::string hash = HashOf(set);
+    const std::string& hash = HashOf(set);
     const bool want_running = set.templ.state == PowerState::kRunning;
     uint32_t unavailable = 0;
     std::vector<Outdated> outdated;
@@ -257,7 +256,10 @@ class PoolPlanner {
       // one, none (a conflict) unless the set adopts, then the only one. Any other copy of the
       // name is someone else's VM: reported, never touched.
       const Located* mine = nullptr;
-      std::string owned_hash = entry != nullptr ? entry->template_hash : "";
+      // A view of the ledger's (or the adopted VM's) hash, not a copy per VM.
+      std::string adopted_hash;
+      std::string_view owned_hash =
+          entry != nullptr ? std::string_view(entry->template_hash) : std::string_view();
       if (entry != nullptr) {
         for (const Located& copy : copies) {
           if (copy.host->name == entry->host) {
@@ -265,7 +267,8 @@ class PoolPlanner {
           }
         }
       } else if ((mine = Adoptable(set, record)) != nullptr) {
-        owned_hash = AdoptedTemplateHash(set.templ, *mine->vm);
+        adopted_hash = AdoptedTemplateHash(set.templ, *mine->vm);
+        owned_hash = adopted_hash;
         record.adopt_id = builder_.Add(Action{
             .kind = ActionKind::kAdopt,
             .vm = vm,
@@ -276,7 +279,7 @@ class PoolPlanner {
                           ? "existing VM with a desired name"
                           : "existing VM with a desired name; its OS, cpu or memory differ from "
                             "the template, so it counts as outdated",
-            .template_hash = owned_hash,
+            .template_hash = adopted_hash,
             .vm_id = mine->vm->id});
       }
       for (const Located& copy : copies) {
@@ -351,7 +354,7 @@ class PoolPlanner {
         }
         outdated.push_back(Outdated{.vm = vm,
                                     .host = host,
-                                    .info = *here.vm,
+                                    .info = here.vm,
                                     .unknown_template = owned_hash == kUnknownTemplateHash});
         continue;
       }
@@ -497,7 +500,7 @@ class PoolPlanner {
           // never share a host); without, the old one makes room first.
           const Placer::Choice choice = placer_->Place(set, old.vm, old.host);
           if (!choice.host.empty()) {
-            AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host,
+            AddNew(set, old.vm, ActionKind::kReplace, choice, old.host,
                    /*create_first=*/true, Why(old) + "; rolling update");
           } else {
             ReplaceDeleteFirst(set, old,
@@ -535,34 +538,34 @@ class PoolPlanner {
   // An outdated VM that is not being replaced yet still gets started or stopped as desired.
   void KeepPowerState(const VMSet& set, const Outdated& old) {
     uint32_t ignored = 0;
-    PlanState(set, old.vm, old.host, old.info, set.templ.state == PowerState::kRunning, ignored);
+    PlanState(set, old.vm, old.host, *old.info, set.templ.state == PowerState::kRunning, ignored);
   }
 
   // Deletes `old`, then makes its successor where it fits best (its own host included); if
   // nothing fits even then, the old VM stays and the reason is reported.
   void ReplaceDeleteFirst(const VMSet& set, const Outdated& old, const std::string& reason) {
-    placer_->Release(old.host, old.info);
+    placer_->Release(old.host, *old.info);
     const Placer::Choice choice = placer_->Place(set, old.vm);
     if (choice.host.empty()) {
-      placer_->Release(old.host, old.info, -1);
+      placer_->Release(old.host, *old.info, -1);
       builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, old.vm, old.host,
                                 "cannot replace the outdated VM: " + choice.reason));
       return;
     }
-    AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host, /*create_first=*/false,
-           reason);
+    AddNew(set, old.vm, ActionKind::kReplace, choice, old.host, /*create_first=*/false, reason);
   }
 
   void CollectDeletes(std::vector<DeleteCandidate>& deletes) {
-    std::vector<const LedgerEntry*> entries;
+    // Each entry with its record, looked up once.
+    std::vector<std::pair<const LedgerEntry*, const VmRecord*>> entries;
     for (const LedgerEntry* entry : entries_) {
-      if (vms_.Find(entry->vm)->set == nullptr) {
-        entries.push_back(entry);
+      if (const VmRecord* record = vms_.Find(entry->vm); record->set == nullptr) {
+        entries.emplace_back(entry, record);
       }
     }
     std::sort(entries.begin(), entries.end(),
-              [](const LedgerEntry* a, const LedgerEntry* b) { return a->vm < b->vm; });
-    for (const LedgerEntry* entry : entries) {
+              [](const auto& a, const auto& b) { return a.first->vm < b.first->vm; });
+    for (const auto& [entry, record] : entries) {
       if (!specs_.contains(entry->host)) {
         builder_.Note(Finding{.kind = FindingKind::kDrift,
                               .vm = entry->vm,
@@ -574,7 +577,7 @@ class PoolPlanner {
                                          "alone (delete it by hand)"});
         continue;
       }
-      const std::span<const Located> copies = vms_.Find(entry->vm)->copies;
+      const std::span<const Located> copies = record->copies;
       if (copies.empty()) {
         continue;  // already gone
       }
