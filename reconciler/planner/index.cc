@@ -34,8 +34,15 @@ FleetIndex::FleetIndex(const Desired& desired, const Ledger& ledger) {
     sets_.emplace(set.meta.name, &set);
     sets_of_pool_[set.pool].push_back(&set);
   }
+  // Ledgers list a pool's entries together: look a pool up again only when it changes.
+  std::vector<const LedgerEntry*>* of_pool = nullptr;
+  std::string_view pool;
   for (const LedgerEntry& entry : ledger.entries) {
-    ledger_of_pool_[entry.pool].push_back(&entry);
+    if (of_pool == nullptr || entry.pool != pool) {
+      pool = entry.pool;
+      of_pool = &ledger_of_pool_[pool];  // unordered_map: its values stay in place
+    }
+    of_pool->push_back(&entry);
   }
 }
 

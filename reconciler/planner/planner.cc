@@ -90,6 +90,7 @@ class PoolPlanner {
         managed_.insert(vms_.desired_names()[i]);  // adopted by this plan
       }
     }
+    desired_running_.reserve(managed_.size());
     for (std::string_view name : managed_) {
       const VmRecord* vm = vms_.Find(name);
       if (vm != nullptr && vm->set != nullptr && vm->set->templ.state == PowerState::kRunning) {
@@ -675,8 +676,14 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
   }
   // VMs in pools that are gone from the repository: their hosts are no longer known.
   std::vector<const LedgerEntry*> orphaned;
+  const LedgerEntry* previous = nullptr;  // a pool's entries lie together: look up each run once
+  bool known = false;
   for (const LedgerEntry& entry : ledger.entries) {
-    if (index.FindPool(entry.pool) == nullptr) {
+    if (previous == nullptr || entry.pool != previous->pool) {
+      known = index.FindPool(entry.pool) != nullptr;
+    }
+    previous = &entry;
+    if (!known) {
       orphaned.push_back(&entry);
     }
   }
@@ -702,8 +709,12 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     sets_by_name[set.meta.name] = &set;
   }
   const size_t managed = ledger.entries.size();
-  size_t survivors = 0;
+  // One survivor is enough to know, and without deletes there is nothing to guard.
+  bool survivor = false;
   for (const LedgerEntry& entry : ledger.entries) {
+    if (survivor || deletes.empty()) {
+      break;
+    }
     auto found = sets_by_name.find(entry.vmset);
     const VMSet* set = found == sets_by_name.end() ? nullptr : found->second;
     // Desired while its ordinal is below the set's replicas ("<set>-<ordinal>", the ordinal
@@ -721,11 +732,9 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     auto last = ledger.vmset_prune.find(entry.vmset);
     const bool prune =
         set != nullptr ? set->prune : (last != ledger.vmset_prune.end() && last->second);
-    if (desired_vm || !prune) {
-      ++survivors;
-    }
+    survivor = desired_vm || !prune;
   }
-  const bool empties_fleet = managed > 0 && !deletes.empty() && survivors == 0;
+  const bool empties_fleet = managed > 0 && !deletes.empty() && !survivor;
   const size_t allowed = options.max_deletions ? *options.max_deletions
                          : options.max_deletions_percent == 0
                              ? 0
