@@ -152,7 +152,9 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
     }
   }
   for (const LedgerEntry* entry : entries) {
-    Insert(entry->vm).record.owned = entry;
+    VmRecord& record = Insert(entry->vm).record;
+    record.owned = entry;
+    record.managed = true;
   }
 }
 

@@ -52,6 +52,9 @@ struct VmRecord {
   const VMSet* set = nullptr;          // the set that desires the name (the last, if several)
   const LedgerEntry* owned = nullptr;  // the pool's ledger entry (the last, if several)
   int adopt_id = 0;                    // the adopt action of this plan; 0 if none
+  // Flotilla's: in the pool's ledger (`owned` set) or to be adopted by this plan (the planner
+  // marks those).
+  bool managed = false;
 };
 
 // Every VM name of one pool: on its hosts, desired by its sets, or in its ledger entries.

@@ -42,11 +42,9 @@ std::string Bytes(int64_t bytes) {
 
 }  // namespace
 
-Placer::Placer(const HostPool& pool, const Observed& observed,
-               const std::unordered_set<std::string_view>& managed,
-               const std::unordered_set<std::string_view>& desired_running,
+Placer::Placer(const HostPool& pool, const Observed& observed, const VmRoles& roles,
                const PlannerOptions& options)
-    : pool_(pool), options_(options), managed_(managed), desired_running_(desired_running) {
+    : pool_(pool), options_(options), roles_(roles) {
   for (const HostSpec& spec : pool.hosts) {
     HostLoad& load = hosts_[spec.name];
     load.spec = &spec;
@@ -80,14 +78,15 @@ Placer::Placer(const HostPool& pool, const Observed& observed,
     uint32_t& running_macos = macos_running_[spec.name];
     std::vector<const VmInfo*> waiting;  // stopped, managed, desired running
     for (const VmInfo& vm : host->vms) {
-      const bool is_managed = managed.contains(vm.name);
+      const VmRoles::Role role = roles.Of(vm.name);
+      const bool is_managed = role.managed;
       if (HoldsResources(vm.state)) {
         load.free_cpu -= vm.cpu;
         load.free_memory -= static_cast<int64_t>(vm.memory_bytes);
         if (vm.IsMacos()) {
           ++load.macos_committed;
         }
-      } else if (vm.state == VmState::kStopped && is_managed && desired_running.contains(vm.name)) {
+      } else if (vm.state == VmState::kStopped && role.desired_running) {
         waiting.push_back(&vm);
       }
       if (vm.IsMacos() && CountsForAppleLimit(vm.state)) {
@@ -121,8 +120,8 @@ bool Placer::Reserved(const std::string& host, const VmInfo& vm) const {
   if (HoldsResources(vm.state)) {
     return true;
   }
-  return vm.state == VmState::kStopped && managed_.contains(vm.name) &&
-         desired_running_.contains(vm.name) && !Unreserved(host, vm);
+  return vm.state == VmState::kStopped && roles_.Of(vm.name).desired_running &&
+         !Unreserved(host, vm);
 }
 
 bool Placer::Unreserved(const std::string& host, const VmInfo& vm) const {
@@ -168,7 +167,7 @@ void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
     macos_running_[host] -= sign;
   }
   load.free_disk += sign * static_cast<int64_t>(vm.disk_bytes);
-  if (managed_.contains(vm.name)) {
+  if (roles_.Of(vm.name).managed) {
     load.managed_vms -= sign;
   }
 }

@@ -79,6 +79,19 @@ struct PlannerOptions {
   std::vector<FinishDelete> finish_deletes;
 };
 
+// What a plan makes of the VMs named on a pool's hosts.
+class VmRoles {
+ public:
+  struct Role {
+    bool managed = false;          // Flotilla's: it counts towards maxVMs
+    bool desired_running = false;  // managed and desired running: its share stays reserved
+  };
+  virtual Role Of(std::string_view vm) const = 0;
+
+ protected:
+  ~VmRoles() = default;
+};
+
 // What one host can still take during one plan.
 struct HostLoad {
   const HostSpec* spec = nullptr;
@@ -100,12 +113,10 @@ struct HostLoad {
 // The hosts of one pool and what they can take. Not thread-safe; one per plan.
 class Placer {
  public:
-  // `managed` names the VMs on hosts that are Flotilla's (they count towards maxVMs);
-  // `desired_running` the managed VMs desired running (their resources stay reserved while
-  // they are stopped). All references must outlive the Placer.
-  Placer(const HostPool& pool, const Observed& observed,
-         const std::unordered_set<std::string_view>& managed,
-         const std::unordered_set<std::string_view>& desired_running,
+  // `roles` says which VMs on hosts are Flotilla's (they count towards maxVMs) and which of
+  // those are desired running (their resources stay reserved while they are stopped). All
+  // references must outlive the Placer.
+  Placer(const HostPool& pool, const Observed& observed, const VmRoles& roles,
          const PlannerOptions& options);
 
   // The best host for a new VM of `set` (other than `avoid`), reserving its resources; or the
@@ -155,8 +166,7 @@ class Placer {
 
   const HostPool& pool_;
   const PlannerOptions& options_;
-  const std::unordered_set<std::string_view>& managed_;
-  const std::unordered_set<std::string_view>& desired_running_;
+  const VmRoles& roles_;
   std::map<std::string, HostLoad> hosts_;  // by name
   std::vector<HostLoad*> by_name_;         // hosts_ in its order, to walk without the tree
   std::vector<HostLoad*> fits_;            // Place's candidates, kept to reuse its memory

@@ -9,7 +9,6 @@
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "reconciler/model/template_hash.h"
@@ -88,24 +87,14 @@ class PoolPlanner {
         silent_hosts_.push_back(spec.name);
       }
     }
-    managed_.reserve(entries_.size());
-    for (const LedgerEntry* entry : entries_) {
-      managed_.insert(entry->vm);
-    }
+    // The ledger's VMs are managed (VmIndex marks them); so are those this plan adopts.
     for (size_t i = 0; i < vms_.desired_names().size(); ++i) {
-      const VmRecord& vm = vms_.DesiredRecord(i);
+      VmRecord& vm = vms_.DesiredRecord(i);
       if (vm.owned == nullptr && Adoptable(*vm.set, vm) != nullptr) {
-        managed_.insert(vms_.desired_names()[i]);  // adopted by this plan
+        vm.managed = true;
       }
     }
-    desired_running_.reserve(managed_.size());
-    for (std::string_view name : managed_) {
-      const VmRecord* vm = vms_.Find(name);
-      if (vm != nullptr && vm->set != nullptr && vm->set->templ.state == PowerState::kRunning) {
-        desired_running_.insert(name);
-      }
-    }
-    placer_ = std::make_unique<Placer>(pool, observed, managed_, desired_running_, options);
+    placer_ = std::make_unique<Placer>(pool, observed, roles_, options);
   }
 
   void Run(std::vector<DeleteCandidate>& deletes) {
@@ -651,9 +640,22 @@ class PoolPlanner {
   VmIndex vms_;  // every VM name of the pool
   std::unordered_map<std::string_view, const HostSpec*> specs_;
   std::vector<std::string> silent_hosts_;  // hosts offline or never observed
-  // VMs on this pool's hosts that are Flotilla's, and those of them desired running.
-  std::unordered_set<std::string_view> managed_;
-  std::unordered_set<std::string_view> desired_running_;
+  // Which VMs on this pool's hosts are Flotilla's, and which of those are desired running: read
+  // from their records.
+  struct Roles final : VmRoles {
+    explicit Roles(const VmIndex& vms) : vms(vms) {}
+    Role Of(std::string_view vm) const override {
+      const VmRecord* record = vms.Find(vm);
+      if (record == nullptr || !record->managed) {
+        return Role{};
+      }
+      return Role{.managed = true,
+                  .desired_running =
+                      record->set != nullptr && record->set->templ.state == PowerState::kRunning};
+    }
+    const VmIndex& vms;
+  };
+  Roles roles_{vms_};
   std::unique_ptr<Placer> placer_;
   std::map<const VMSet*, Built> built_;
   // Prepull actions of this plan, by (host, VMSet::image_cache_key).
