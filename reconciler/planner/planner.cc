@@ -34,14 +34,6 @@ class PlanBuilder {
     plan_.actions.push_back(std::move(action));
     return plan_.actions.back().id;
   }
-  // A new action of `kind`, made in place (no action moved into the plan), its id given; for
-  // the caller to fill in at once (the next Emplace or Add may move it).
-  Action& Emplace(ActionKind kind) {
-    Action& action = plan_.actions.emplace_back();
-    action.id = static_cast<int>(plan_.actions.size());
-    action.kind = kind;
-    return action;
-  }
   void Note(Finding finding) { plan_.findings.push_back(std::move(finding)); }
 
   Plan Finish() {
@@ -186,32 +178,30 @@ class PoolPlanner {
         after.push_back(it->second);  // the image is being staged there: copy, do not download
       }
     }
-    // The most frequent actions of a plan: made in place.
-    Action& made = builder_.Emplace(kind);
-    made.vm = vm;
-    made.vmset = set.meta.name;
-    made.pool = pool_.meta.name;
-    made.host = host;
-    made.from_host = from_host;
-    made.reason = std::move(reason);
-    made.depends_on = std::move(after);
-    made.templ = built.templ;
-    made.template_hash = built.hash;
-    made.create_first = create_first;
-    made.assumed_placement = placed.assumed;
-    made.vm_id = ObservedId(record, from_host);
-    const int id = made.id;
+    const int id = builder_.Add(Action{.kind = kind,
+                                       .vm = vm,
+                                       .vmset = set.meta.name,
+                                       .pool = pool_.meta.name,
+                                       .host = host,
+                                       .from_host = from_host,
+                                       .reason = std::move(reason),
+                                       .depends_on = std::move(after),
+                                       .templ = built.templ,
+                                       .template_hash = built.hash,
+                                       .create_first = create_first,
+                                       .assumed_placement = placed.assumed,
+                                       .vm_id = ObservedId(record, from_host)});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
         placer_->ReserveMacosStart(host);
       }
-      Action& start = builder_.Emplace(ActionKind::kStart);
-      start.vm = vm;
-      start.vmset = set.meta.name;
-      start.pool = pool_.meta.name;
-      start.host = host;
-      start.reason = "new VM; desired running";
-      start.depends_on = {id};
+      builder_.Add(Action{.kind = ActionKind::kStart,
+                          .vm = vm,
+                          .vmset = set.meta.name,
+                          .pool = pool_.meta.name,
+                          .host = host,
+                          .reason = "new VM; desired running",
+                          .depends_on = {id}});
     }
   }
 
@@ -452,13 +442,13 @@ class PoolPlanner {
                                     " macOS VMs, the most Apple allows"));
       return;
     }
-    Action& action = builder_.Emplace(kind);
-    action.vm = vm;
-    action.vmset = set.meta.name;
-    action.pool = pool_.meta.name;
-    action.host = host;
-    action.reason = std::move(reason);
-    action.depends_on = After(vm);
+    builder_.Add(Action{.kind = kind,
+                        .vm = vm,
+                        .vmset = set.meta.name,
+                        .pool = pool_.meta.name,
+                        .host = host,
+                        .reason = std::move(reason),
+                        .depends_on = After(vm)});
   }
 
   void PlanUpdates(const VMSet& set, const std::vector<Outdated>& outdated, uint32_t unavailable) {
