@@ -151,10 +151,12 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
       desired_records_.push_back(&record);
     }
   }
+  entry_records_.reserve(entries.size());
   for (const LedgerEntry* entry : entries) {
     VmRecord& record = Insert(entry->vm).record;
     record.owned = entry;
     record.managed = true;
+    entry_records_.push_back(&record);
   }
 }
 

@@ -71,6 +71,8 @@ class VmIndex {
   const std::vector<std::string>& desired_names() const { return desired_names_; }
   // The record of desired_names()[i], without looking it up.
   VmRecord& DesiredRecord(size_t i) { return *desired_records_[i]; }
+  // The record of the i-th ledger entry given, without looking it up.
+  const VmRecord& EntryRecord(size_t i) const { return *entry_records_[i]; }
 
  private:
   struct Slot {
@@ -85,7 +87,8 @@ class VmIndex {
   Slot& Insert(std::string_view name);
 
   std::vector<std::string> desired_names_;
-  std::vector<VmRecord*> desired_records_;  // one per desired name
+  std::vector<VmRecord*> desired_records_;      // one per desired name
+  std::vector<const VmRecord*> entry_records_;  // one per ledger entry
   std::vector<Located> located_;
   // An open-addressed table (linear probing) of indices into slots_, with part of each name's
   // hash to pass over most others without comparing names. Sized once for every name the pool

@@ -546,11 +546,11 @@ class PoolPlanner {
   }
 
   void CollectDeletes(std::vector<DeleteCandidate>& deletes) {
-    // Each entry with its record, looked up once.
+    // Each entry no longer desired, with its record (as the VmIndex made it: not looked up).
     std::vector<std::pair<const LedgerEntry*, const VmRecord*>> entries;
-    for (const LedgerEntry* entry : entries_) {
-      if (const VmRecord* record = vms_.Find(entry->vm); record->set == nullptr) {
-        entries.emplace_back(entry, record);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (const VmRecord& record = vms_.EntryRecord(i); record.set == nullptr) {
+        entries.emplace_back(entries_[i], &record);
       }
     }
     std::sort(entries.begin(), entries.end(),

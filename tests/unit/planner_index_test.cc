@@ -86,6 +86,14 @@ TEST(VmIndexTest, FindsCopiesDesiredNamesAndLedgerEntries) {
   EXPECT_EQ(gone->owned, &ledger[2]);
   EXPECT_TRUE(gone->copies.empty());
 
+  for (size_t i = 0; i < entries.size(); ++i) {
+    EXPECT_EQ(&index.EntryRecord(i), index.Find(entries[i]->vm)) << i;
+    EXPECT_EQ(index.EntryRecord(i).owned, entries[i]);
+    EXPECT_TRUE(index.EntryRecord(i).managed);
+  }
+  EXPECT_FALSE(ci1->managed);
+  EXPECT_FALSE(stray->managed);
+
   EXPECT_EQ(index.Find("ci-3"), nullptr);
   EXPECT_EQ(index.Find(""), nullptr);
   EXPECT_EQ(index.Find("ci"), nullptr);
