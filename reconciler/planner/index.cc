@@ -93,14 +93,15 @@ VmIndex::Slot& VmIndex::Insert(std::string_view name) {
   }
 }
 
-VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
+VmIndex::VmIndex(const HostPool& pool, std::span<const ObservedHost* const> observed,
                  const std::vector<const VMSet*>& sets,
                  const std::vector<const LedgerEntry*>& entries, const PlannerOptions& options) {
   // The copies on the hosts, gathered first (to size the table), then counted per name so that
   // each name's copies can lie side by side in one vector, in the order they are found.
   std::vector<std::pair<Slot*, Located>> found;
-  for (const HostSpec& spec : pool.hosts) {
-    const ObservedHost* host = observed.FindHost(spec.name);
+  for (size_t i = 0; i < pool.hosts.size(); ++i) {
+    const HostSpec& spec = pool.hosts[i];
+    const ObservedHost* host = observed[i];
     if (host == nullptr) {
       continue;
     }

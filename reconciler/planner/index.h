@@ -60,8 +60,10 @@ struct VmRecord {
 // Every VM name of one pool: on its hosts, desired by its sets, or in its ledger entries.
 class VmIndex {
  public:
-  VmIndex(const HostPool& pool, const Observed& observed, const std::vector<const VMSet*>& sets,
-          const std::vector<const LedgerEntry*>& entries, const PlannerOptions& options);
+  // `observed` is ObservedHostsOf(pool, ...).
+  VmIndex(const HostPool& pool, std::span<const ObservedHost* const> observed,
+          const std::vector<const VMSet*>& sets, const std::vector<const LedgerEntry*>& entries,
+          const PlannerOptions& options);
 
   // The record of `vm`, or null if the pool knows no such name.
   const VmRecord* Find(std::string_view vm) const;

@@ -42,14 +42,24 @@ std::string Bytes(int64_t bytes) {
 
 }  // namespace
 
-Placer::Placer(const HostPool& pool, const Observed& observed, const VmRoles& roles,
-               const PlannerOptions& options)
-    : pool_(pool), options_(options), roles_(roles) {
+std::vector<const ObservedHost*> ObservedHostsOf(const HostPool& pool, const Observed& observed) {
+  std::vector<const ObservedHost*> hosts;
+  hosts.reserve(pool.hosts.size());
   for (const HostSpec& spec : pool.hosts) {
+    hosts.push_back(observed.FindHost(spec.name));
+  }
+  return hosts;
+}
+
+Placer::Placer(const HostPool& pool, std::span<const ObservedHost* const> observed,
+               const VmRoles& roles, const PlannerOptions& options)
+    : pool_(pool), options_(options), roles_(roles) {
+  for (size_t i = 0; i < pool.hosts.size(); ++i) {
+    const HostSpec& spec = pool.hosts[i];
     HostLoad& load = hosts_[spec.name];
     load.spec = &spec;
     load.arch = spec.arch;
-    const ObservedHost* host = observed.FindHost(spec.name);
+    const ObservedHost* host = observed[i];
     load.online = host != nullptr && host->online;
     if (!load.online) {
       continue;

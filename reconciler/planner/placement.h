@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,6 +80,10 @@ struct PlannerOptions {
   std::vector<FinishDelete> finish_deletes;
 };
 
+// The observed host of each of `pool`'s hosts, in its order (null for a host not observed): looked
+// up once per plan, for the planner's parts that walk the pool.
+std::vector<const ObservedHost*> ObservedHostsOf(const HostPool& pool, const Observed& observed);
+
 // What a plan makes of the VMs named on a pool's hosts.
 class VmRoles {
  public:
@@ -116,7 +121,8 @@ class Placer {
   // `roles` says which VMs on hosts are Flotilla's (they count towards maxVMs) and which of
   // those are desired running (their resources stay reserved while they are stopped). All
   // references must outlive the Placer.
-  Placer(const HostPool& pool, const Observed& observed, const VmRoles& roles,
+  // `observed` is ObservedHostsOf(pool, ...).
+  Placer(const HostPool& pool, std::span<const ObservedHost* const> observed, const VmRoles& roles,
          const PlannerOptions& options);
 
   // The best host for a new VM of `set` (other than `avoid`), reserving its resources; or the

@@ -70,11 +70,13 @@ class PoolPlanner {
         options_(options),
         now_(now),
         builder_(builder),
-        vms_(pool, observed, sets_, entries_, options) {
+        observed_hosts_(ObservedHostsOf(pool, observed)),
+        vms_(pool, observed_hosts_, sets_, entries_, options) {
     specs_.reserve(pool.hosts.size());
-    for (const HostSpec& spec : pool.hosts) {
+    for (size_t i = 0; i < pool.hosts.size(); ++i) {
+      const HostSpec& spec = pool.hosts[i];
       specs_[spec.name] = &spec;
-      const ObservedHost* host = observed.FindHost(spec.name);
+      const ObservedHost* host = observed_hosts_[i];
       if (host == nullptr || !host->online) {
         silent_hosts_.push_back(spec.name);
       }
@@ -86,7 +88,7 @@ class PoolPlanner {
         vm.managed = true;
       }
     }
-    placer_ = std::make_unique<Placer>(pool, observed, roles_, options);
+    placer_ = std::make_unique<Placer>(pool, observed_hosts_, roles_, options);
   }
 
   void Run(std::vector<DeleteCandidate>& deletes) {
@@ -627,6 +629,8 @@ class PoolPlanner {
   const PlannerOptions& options_;
   const TimePoint now_;
   PlanBuilder& builder_;
+  // The observed host of each of the pool's hosts (null if not observed), in the pool's order.
+  const std::vector<const ObservedHost*> observed_hosts_;
   VmIndex vms_;  // every VM name of the pool
   std::unordered_map<std::string_view, const HostSpec*> specs_;
   std::vector<std::string> silent_hosts_;  // hosts offline or never observed

@@ -43,7 +43,7 @@ TEST(VmIndexTest, FindsCopiesDesiredNamesAndLedgerEntries) {
       {.vm = "old-7", .vmset = "old", .pool = "macs", .host = "mini-02"},
       {.vm = "gone-1", .vmset = "gone", .pool = "macs", .host = "mini-03"}};
   const std::vector<const LedgerEntry*> entries = {&ledger[0], &ledger[1], &ledger[2]};
-  VmIndex index(pool, observed, sets, entries, PlannerOptions{});
+  VmIndex index(pool, ObservedHostsOf(pool, observed), sets, entries, PlannerOptions{});
 
   EXPECT_EQ(index.desired_names(),
             (std::vector<std::string>{"ci-0", "ci-1", "ci-2", "build-0", "build-1"}));
@@ -125,7 +125,7 @@ TEST(VmIndexTest, ManyNamesEachFoundOnce) {
   for (const LedgerEntry& entry : ledger) {
     entries.push_back(&entry);
   }
-  VmIndex index(pool, observed, {&big}, entries, PlannerOptions{});
+  VmIndex index(pool, ObservedHostsOf(pool, observed), {&big}, entries, PlannerOptions{});
   ASSERT_EQ(index.desired_names().size(), 3000u);
   for (size_t i = 0; i < 3000; ++i) {
     index.DesiredRecord(i).adopt_id = static_cast<int>(i) + 1;
