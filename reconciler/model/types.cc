@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <iterator>
 #include <utility>
 
 namespace flotilla {
@@ -88,7 +90,13 @@ bool HostSpec::HasAllTags(const std::vector<std::string>& wanted) const {
 }
 
 std::string VMSet::VMName(uint32_t ordinal) const {
-  return meta.name + "-" + std::to_string(ordinal);
+  // One allocation, sized up front (the planner names every desired VM of a plan).
+  char digits[10];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), ordinal).ptr;
+  std::string name;
+  name.reserve(meta.name.size() + 1 + static_cast<size_t>(end - digits));
+  name.append(meta.name).append(1, '-').append(digits, end);
+  return name;
 }
 
 const HostPool* Desired::FindPool(std::string_view name) const { return FindByName(pools, name); }

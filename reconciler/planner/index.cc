@@ -11,6 +11,9 @@ bool Finishing(const PlannerOptions& options, const std::string& host, const std
                      [&](const FinishDelete& d) { return d.host == host && d.vm_id == id; });
 }
 
+// The hash VmIndex keys names by.
+size_t NameHash(std::string_view name) { return std::hash<std::string_view>{}(name); }
+
 template <typename T>
 const std::vector<T>& OfPool(const std::unordered_map<std::string_view, std::vector<T>>& by_pool,
                              std::string_view pool) {
@@ -31,8 +34,15 @@ FleetIndex::FleetIndex(const Desired& desired, const Ledger& ledger) {
     sets_.emplace(set.meta.name, &set);
     sets_of_pool_[set.pool].push_back(&set);
   }
+  // Ledgers list a pool's entries together: look a pool up again only when it changes.
+  std::vector<const LedgerEntry*>* of_pool = nullptr;
+  std::string_view pool;
   for (const LedgerEntry& entry : ledger.entries) {
-    ledger_of_pool_[entry.pool].push_back(&entry);
+    if (of_pool == nullptr || entry.pool != pool) {
+      pool = entry.pool;
+      of_pool = &ledger_of_pool_[pool];  // unordered_map: its values stay in place
+    }
+    of_pool->push_back(&entry);
   }
 }
 
@@ -54,20 +64,50 @@ const std::vector<const LedgerEntry*>& FleetIndex::LedgerOf(std::string_view poo
   return OfPool(ledger_of_pool_, pool);
 }
 
-VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
+const VmIndex::Slot* VmIndex::Lookup(std::string_view name, size_t hash) const {
+  const auto low = static_cast<uint32_t>(hash);
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Entry& e = table_[i];
+    if (e.slot == 0) {
+      return nullptr;
+    }
+    if (e.hash == low && slots_[e.slot - 1].name == name) {
+      return &slots_[e.slot - 1];
+    }
+  }
+}
+
+VmIndex::Slot& VmIndex::Insert(std::string_view name) {
+  const size_t hash = NameHash(name);
+  const auto low = static_cast<uint32_t>(hash);
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    Entry& e = table_[i];
+    if (e.slot == 0) {
+      slots_.push_back(Slot{.name = name});  // within the reserved size: nothing moves
+      e = Entry{.slot = static_cast<uint32_t>(slots_.size()), .hash = low};
+      return slots_.back();
+    }
+    if (e.hash == low && slots_[e.slot - 1].name == name) {
+      return slots_[e.slot - 1];
+    }
+  }
+}
+
+VmIndex::VmIndex(const HostPool& pool, std::span<const ObservedHost* const> observed,
                  const std::vector<const VMSet*>& sets,
                  const std::vector<const LedgerEntry*>& entries, const PlannerOptions& options) {
-  // The copies on the hosts, counted per name first so that each name's copies can lie side by
-  // side in one vector, in the order they are found.
-  std::vector<std::pair<std::string_view, Located>> found;
-  for (const HostSpec& spec : pool.hosts) {
-    const ObservedHost* host = observed.FindHost(spec.name);
+  // The copies on the hosts, gathered first (to size the table), then counted per name so that
+  // each name's copies can lie side by side in one vector, in the order they are found.
+  std::vector<std::pair<Slot*, Located>> found;
+  for (size_t i = 0; i < pool.hosts.size(); ++i) {
+    const HostSpec& spec = pool.hosts[i];
+    const ObservedHost* host = observed[i];
     if (host == nullptr) {
       continue;
     }
     for (const VmInfo& vm : host->vms) {
       if (vm.pending_create_for.empty() && !Finishing(options, spec.name, vm.id)) {
-        found.emplace_back(vm.name, Located{.host = host, .vm = &vm});
+        found.emplace_back(nullptr, Located{.host = host, .vm = &vm});
       }
     }
   }
@@ -75,53 +115,60 @@ VmIndex::VmIndex(const HostPool& pool, const Observed& observed,
   for (const VMSet* set : sets) {
     replicas += set->replicas;
   }
-  desired_names_.reserve(replicas);  // never reallocated: the records view these strings
-  for (const VMSet* set : sets) {
-    for (uint32_t i = 0; i < set->replicas; ++i) {
-      desired_names_.push_back(set->VMName(i));
-    }
+  // Every name the pool can hold, at most: the table stays under half full, slots_ never grows.
+  const size_t most = found.size() + replicas + entries.size();
+  size_t size = 16;
+  while (size < 2 * most) {
+    size *= 2;
   }
-  records_.reserve(found.size() + replicas + entries.size());
-  for (const auto& [name, copy] : found) {
-    ++records_[name].copy_count;
+  table_.resize(size);
+  mask_ = size - 1;
+  slots_.reserve(most);
+  for (auto& [slot, copy] : found) {
+    slot = &Insert(copy.vm->name);
+    ++slot->copy_count;
   }
   size_t next = 0;
-  for (auto& [name, slot] : records_) {
+  for (Slot& slot : slots_) {
     slot.first_copy = next;
     next += slot.copy_count;
     slot.copy_count = 0;
   }
   located_.resize(found.size());
-  for (const auto& [name, copy] : found) {
-    Slot& slot = records_[name];
-    located_[slot.first_copy + slot.copy_count++] = copy;
+  for (const auto& [slot, copy] : found) {
+    located_[slot->first_copy + slot->copy_count++] = copy;
   }
-  for (auto& [name, slot] : records_) {
+  for (Slot& slot : slots_) {
     slot.record.copies =
         std::span<const Located>(located_).subspan(slot.first_copy, slot.copy_count);
   }
-  size_t name = 0;
+  desired_names_.reserve(replicas);  // never reallocated: the slots view these strings
   desired_records_.reserve(replicas);
   for (const VMSet* set : sets) {
     for (uint32_t i = 0; i < set->replicas; ++i) {
-      VmRecord& record = records_[desired_names_[name++]].record;  // nodes never move
+      desired_names_.push_back(set->VMName(i));
+      VmRecord& record = Insert(desired_names_.back()).record;
       record.set = set;
       desired_records_.push_back(&record);
     }
   }
+  entry_records_.reserve(entries.size());
   for (const LedgerEntry* entry : entries) {
-    records_[entry->vm].record.owned = entry;
+    VmRecord& record = Insert(entry->vm).record;
+    record.owned = entry;
+    record.managed = true;
+    entry_records_.push_back(&record);
   }
 }
 
 const VmRecord* VmIndex::Find(std::string_view vm) const {
-  auto it = records_.find(vm);
-  return it == records_.end() ? nullptr : &it->second.record;
+  const Slot* slot = Lookup(vm, NameHash(vm));
+  return slot == nullptr ? nullptr : &slot->record;
 }
 
 VmRecord* VmIndex::Find(std::string_view vm) {
-  auto it = records_.find(vm);
-  return it == records_.end() ? nullptr : &it->second.record;
+  const Slot* slot = Lookup(vm, NameHash(vm));
+  return slot == nullptr ? nullptr : &slots_[static_cast<size_t>(slot - slots_.data())].record;
 }
 
 }  // namespace flotilla::planner

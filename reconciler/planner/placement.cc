@@ -42,16 +42,24 @@ std::string Bytes(int64_t bytes) {
 
 }  // namespace
 
-Placer::Placer(const HostPool& pool, const Observed& observed,
-               const std::unordered_set<std::string_view>& managed,
-               const std::unordered_set<std::string_view>& desired_running,
-               const PlannerOptions& options)
-    : pool_(pool), options_(options), managed_(managed), desired_running_(desired_running) {
+std::vector<const ObservedHost*> ObservedHostsOf(const HostPool& pool, const Observed& observed) {
+  std::vector<const ObservedHost*> hosts;
+  hosts.reserve(pool.hosts.size());
   for (const HostSpec& spec : pool.hosts) {
+    hosts.push_back(observed.FindHost(spec.name));
+  }
+  return hosts;
+}
+
+Placer::Placer(const HostPool& pool, std::span<const ObservedHost* const> observed,
+               const VmRoles& roles, const PlannerOptions& options)
+    : pool_(pool), options_(options), roles_(roles) {
+  for (size_t i = 0; i < pool.hosts.size(); ++i) {
+    const HostSpec& spec = pool.hosts[i];
     HostLoad& load = hosts_[spec.name];
     load.spec = &spec;
     load.arch = spec.arch;
-    const ObservedHost* host = observed.FindHost(spec.name);
+    const ObservedHost* host = observed[i];
     load.online = host != nullptr && host->online;
     if (!load.online) {
       continue;
@@ -80,14 +88,15 @@ Placer::Placer(const HostPool& pool, const Observed& observed,
     uint32_t& running_macos = macos_running_[spec.name];
     std::vector<const VmInfo*> waiting;  // stopped, managed, desired running
     for (const VmInfo& vm : host->vms) {
-      const bool is_managed = managed.contains(vm.name);
+      const VmRoles::Role role = roles.Of(vm.name);
+      const bool is_managed = role.managed;
       if (HoldsResources(vm.state)) {
         load.free_cpu -= vm.cpu;
         load.free_memory -= static_cast<int64_t>(vm.memory_bytes);
         if (vm.IsMacos()) {
           ++load.macos_committed;
         }
-      } else if (vm.state == VmState::kStopped && is_managed && desired_running.contains(vm.name)) {
+      } else if (vm.state == VmState::kStopped && role.desired_running) {
         waiting.push_back(&vm);
       }
       if (vm.IsMacos() && CountsForAppleLimit(vm.state)) {
@@ -121,12 +130,17 @@ bool Placer::Reserved(const std::string& host, const VmInfo& vm) const {
   if (HoldsResources(vm.state)) {
     return true;
   }
-  return vm.state == VmState::kStopped && managed_.contains(vm.name) &&
-         desired_running_.contains(vm.name) && !unreserved_.contains({host, vm.name});
+  return vm.state == VmState::kStopped && roles_.Of(vm.name).desired_running &&
+         !Unreserved(host, vm);
+}
+
+bool Placer::Unreserved(const std::string& host, const VmInfo& vm) const {
+  // Most plans have none: no (host, name) pair of copied strings to look for then.
+  return !unreserved_.empty() && unreserved_.contains({host, vm.name});
 }
 
 bool Placer::ReserveStart(const std::string& host, const VmInfo& vm) {
-  if (!unreserved_.contains({host, vm.name})) {
+  if (!Unreserved(host, vm)) {
     return true;  // its share is held already
   }
   auto it = hosts_.find(host);
@@ -163,7 +177,7 @@ void Placer::Release(const std::string& host, const VmInfo& vm, int sign) {
     macos_running_[host] -= sign;
   }
   load.free_disk += sign * static_cast<int64_t>(vm.disk_bytes);
-  if (managed_.contains(vm.name)) {
+  if (roles_.Of(vm.name).managed) {
     load.managed_vms -= sign;
   }
 }
@@ -186,6 +200,9 @@ std::vector<std::string> Placer::LackingImage(const VMSet& set) const {
 }
 
 HostLoad* Placer::Find(const std::string& host) {
+  if (host.empty()) {
+    return nullptr;  // no host is unnamed: no need to search
+  }
   auto it = hosts_.find(host);
   return it == hosts_.end() ? nullptr : &it->second;
 }
@@ -258,7 +275,7 @@ Placer::Choice Placer::Place(const VMSet& set, const std::string& vm, const std:
     if (macos && running) {
       ++best->macos_committed;
     }
-    return Choice{.host = best->spec->name};
+    return Choice{.host = best->spec->name, .assumed = best->assumed};
   };
 
   // The hosts passing the set's static filters, checked for what changes as the plan places

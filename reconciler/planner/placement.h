@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,6 +80,23 @@ struct PlannerOptions {
   std::vector<FinishDelete> finish_deletes;
 };
 
+// The observed host of each of `pool`'s hosts, in its order (null for a host not observed): looked
+// up once per plan, for the planner's parts that walk the pool.
+std::vector<const ObservedHost*> ObservedHostsOf(const HostPool& pool, const Observed& observed);
+
+// What a plan makes of the VMs named on a pool's hosts.
+class VmRoles {
+ public:
+  struct Role {
+    bool managed = false;          // Flotilla's: it counts towards maxVMs
+    bool desired_running = false;  // managed and desired running: its share stays reserved
+  };
+  virtual Role Of(std::string_view vm) const = 0;
+
+ protected:
+  ~VmRoles() = default;
+};
+
 // What one host can still take during one plan.
 struct HostLoad {
   const HostSpec* spec = nullptr;
@@ -100,12 +118,11 @@ struct HostLoad {
 // The hosts of one pool and what they can take. Not thread-safe; one per plan.
 class Placer {
  public:
-  // `managed` names the VMs on hosts that are Flotilla's (they count towards maxVMs);
-  // `desired_running` the managed VMs desired running (their resources stay reserved while
-  // they are stopped). All references must outlive the Placer.
-  Placer(const HostPool& pool, const Observed& observed,
-         const std::unordered_set<std::string_view>& managed,
-         const std::unordered_set<std::string_view>& desired_running,
+  // `roles` says which VMs on hosts are Flotilla's (they count towards maxVMs) and which of
+  // those are desired running (their resources stay reserved while they are stopped). All
+  // references must outlive the Placer.
+  // `observed` is ObservedHostsOf(pool, ...).
+  Placer(const HostPool& pool, std::span<const ObservedHost* const> observed, const VmRoles& roles,
          const PlannerOptions& options);
 
   // The best host for a new VM of `set` (other than `avoid`), reserving its resources; or the
@@ -113,8 +130,9 @@ class Placer {
   // 8Gi, max free 6Gi), 1 cordoned, 1 offline". `set` must outlive the Placer: which hosts pass
   // its static filters (online, cordoned, architecture, tags, image) is kept by its address.
   struct Choice {
-    std::string host;    // empty when nothing fits
-    std::string reason;  // why nothing fits
+    std::string host;      // empty when nothing fits
+    std::string reason;    // why nothing fits
+    bool assumed = false;  // the host's facts are assumed (HostLoad::assumed)
   };
   Choice Place(const VMSet& set, const std::string& vm, const std::string& avoid = "");
 
@@ -146,14 +164,15 @@ class Placer {
   };
 
   bool Reserved(const std::string& host, const VmInfo& vm) const;
+  // Whether the stopped VM `vm` on `host` is over capacity (holds no share).
+  bool Unreserved(const std::string& host, const VmInfo& vm) const;
   // The hosts passing `set`'s static filters, in name order; computed on the set's first Place.
   const std::vector<Eligible>& EligibleFor(const VMSet& set);
   HostLoad* Find(const std::string& host);
 
   const HostPool& pool_;
   const PlannerOptions& options_;
-  const std::unordered_set<std::string_view>& managed_;
-  const std::unordered_set<std::string_view>& desired_running_;
+  const VmRoles& roles_;
   std::map<std::string, HostLoad> hosts_;  // by name
   std::vector<HostLoad*> by_name_;         // hosts_ in its order, to walk without the tree
   std::vector<HostLoad*> fits_;            // Place's candidates, kept to reuse its memory

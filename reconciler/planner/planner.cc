@@ -9,7 +9,6 @@
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "reconciler/model/template_hash.h"
@@ -71,32 +70,25 @@ class PoolPlanner {
         options_(options),
         now_(now),
         builder_(builder),
-        vms_(pool, observed, sets_, entries_, options) {
+        observed_hosts_(ObservedHostsOf(pool, observed)),
+        vms_(pool, observed_hosts_, sets_, entries_, options) {
     specs_.reserve(pool.hosts.size());
-    for (const HostSpec& spec : pool.hosts) {
+    for (size_t i = 0; i < pool.hosts.size(); ++i) {
+      const HostSpec& spec = pool.hosts[i];
       specs_[spec.name] = &spec;
-      const ObservedHost* host = observed.FindHost(spec.name);
+      const ObservedHost* host = observed_hosts_[i];
       if (host == nullptr || !host->online) {
         silent_hosts_.push_back(spec.name);
       }
     }
-    managed_.reserve(entries_.size());
-    for (const LedgerEntry* entry : entries_) {
-      managed_.insert(entry->vm);
-    }
-    for (const std::string& name : vms_.desired_names()) {
-      const VmRecord& vm = *vms_.Find(name);
+    // The ledger's VMs are managed (VmIndex marks them); so are those this plan adopts.
+    for (size_t i = 0; i < vms_.desired_names().size(); ++i) {
+      VmRecord& vm = vms_.DesiredRecord(i);
       if (vm.owned == nullptr && Adoptable(*vm.set, vm) != nullptr) {
-        managed_.insert(name);  // adopted by this plan
+        vm.managed = true;
       }
     }
-    for (std::string_view name : managed_) {
-      const VmRecord* vm = vms_.Find(name);
-      if (vm != nullptr && vm->set != nullptr && vm->set->templ.state == PowerState::kRunning) {
-        desired_running_.insert(name);
-      }
-    }
-    placer_ = std::make_unique<Placer>(pool, observed, managed_, desired_running_, options);
+    placer_ = std::make_unique<Placer>(pool, observed_hosts_, roles_, options);
   }
 
   void Run(std::vector<DeleteCandidate>& deletes) {
@@ -112,7 +104,7 @@ class PoolPlanner {
   struct Outdated {
     std::string vm;
     std::string host;
-    VmInfo info;
+    const VmInfo* info = nullptr;   // as observed (the inputs outlive the plan)
     bool unknown_template = false;  // adopted from a template Flotilla cannot tell
   };
 
@@ -174,10 +166,14 @@ class PoolPlanner {
     return "";
   }
 
-  // Adds a create or replace (and the start that follows it when the VM should run).
-  void AddNew(const VMSet& set, const std::string& vm, ActionKind kind, const std::string& host,
-              const std::string& from_host, bool create_first, std::string reason) {
+  // Adds a create or replace on the placed host (and the start that follows it when the VM
+  // should run).
+  void AddNew(const VMSet& set, const std::string& vm, ActionKind kind,
+              const Placer::Choice& placed, const std::string& from_host, bool create_first,
+              std::string reason) {
+    const std::string& host = placed.host;
     const VmRecord* record = vms_.Find(vm);
+    const Built& built = BuiltOf(set);
     std::vector<int> after = After(record);
     if (!prepulls_.empty()) {
       if (auto it = prepulls_.find({host, set.image_cache_key}); it != prepulls_.end()) {
@@ -192,10 +188,10 @@ class PoolPlanner {
                                        .from_host = from_host,
                                        .reason = std::move(reason),
                                        .depends_on = std::move(after),
-                                       .templ = BuiltOf(set).templ,
-                                       .template_hash = HashOf(set),
+                                       .templ = built.templ,
+                                       .template_hash = built.hash,
                                        .create_first = create_first,
-                                       .assumed_placement = Assumed(host),
+                                       .assumed_placement = placed.assumed,
                                        .vm_id = ObservedId(record, from_host)});
     if (set.templ.state == PowerState::kRunning) {
       if (set.templ.os == GuestOs::kMacos) {
@@ -211,11 +207,6 @@ class PoolPlanner {
     }
   }
 
-  bool Assumed(const std::string& host) const {
-    const HostLoad* load = placer_->Load(host);
-    return load != nullptr && load->assumed;
-  }
-
   // Places and adds a new VM, or reports why it cannot be placed. True if placed.
   bool CreateElsewhere(const VMSet& set, const std::string& vm, ActionKind kind,
                        const std::string& from_host, const std::string& reason) {
@@ -224,7 +215,7 @@ class PoolPlanner {
       builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, vm, "", choice.reason));
       return false;
     }
-    AddNew(set, vm, kind, choice.host, from_host, /*create_first=*/true, reason);
+    AddNew(set, vm, kind, choice, from_host, /*create_first=*/true, reason);
     return true;
   }
 
@@ -244,7 +235,7 @@ class PoolPlanner {
 
   // Plans the VMs of `set`, whose names are vms_.desired_names() from `first` on.
   void PlanSet(const VMSet& set, size_t first) {
-    const std::string hash = HashOf(set);
+    const std::string& hash = HashOf(set);
     const bool want_running = set.templ.state == PowerState::kRunning;
     uint32_t unavailable = 0;
     std::vector<Outdated> outdated;
@@ -257,7 +248,10 @@ class PoolPlanner {
       // one, none (a conflict) unless the set adopts, then the only one. Any other copy of the
       // name is someone else's VM: reported, never touched.
       const Located* mine = nullptr;
-      std::string owned_hash = entry != nullptr ? entry->template_hash : "";
+      // A view of the ledger's (or the adopted VM's) hash, not a copy per VM.
+      std::string adopted_hash;
+      std::string_view owned_hash =
+          entry != nullptr ? std::string_view(entry->template_hash) : std::string_view();
       if (entry != nullptr) {
         for (const Located& copy : copies) {
           if (copy.host->name == entry->host) {
@@ -265,7 +259,8 @@ class PoolPlanner {
           }
         }
       } else if ((mine = Adoptable(set, record)) != nullptr) {
-        owned_hash = AdoptedTemplateHash(set.templ, *mine->vm);
+        adopted_hash = AdoptedTemplateHash(set.templ, *mine->vm);
+        owned_hash = adopted_hash;
         record.adopt_id = builder_.Add(Action{
             .kind = ActionKind::kAdopt,
             .vm = vm,
@@ -276,7 +271,7 @@ class PoolPlanner {
                           ? "existing VM with a desired name"
                           : "existing VM with a desired name; its OS, cpu or memory differ from "
                             "the template, so it counts as outdated",
-            .template_hash = owned_hash,
+            .template_hash = adopted_hash,
             .vm_id = mine->vm->id});
       }
       for (const Located& copy : copies) {
@@ -351,7 +346,7 @@ class PoolPlanner {
         }
         outdated.push_back(Outdated{.vm = vm,
                                     .host = host,
-                                    .info = *here.vm,
+                                    .info = here.vm,
                                     .unknown_template = owned_hash == kUnknownTemplateHash});
         continue;
       }
@@ -497,7 +492,7 @@ class PoolPlanner {
           // never share a host); without, the old one makes room first.
           const Placer::Choice choice = placer_->Place(set, old.vm, old.host);
           if (!choice.host.empty()) {
-            AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host,
+            AddNew(set, old.vm, ActionKind::kReplace, choice, old.host,
                    /*create_first=*/true, Why(old) + "; rolling update");
           } else {
             ReplaceDeleteFirst(set, old,
@@ -535,34 +530,34 @@ class PoolPlanner {
   // An outdated VM that is not being replaced yet still gets started or stopped as desired.
   void KeepPowerState(const VMSet& set, const Outdated& old) {
     uint32_t ignored = 0;
-    PlanState(set, old.vm, old.host, old.info, set.templ.state == PowerState::kRunning, ignored);
+    PlanState(set, old.vm, old.host, *old.info, set.templ.state == PowerState::kRunning, ignored);
   }
 
   // Deletes `old`, then makes its successor where it fits best (its own host included); if
   // nothing fits even then, the old VM stays and the reason is reported.
   void ReplaceDeleteFirst(const VMSet& set, const Outdated& old, const std::string& reason) {
-    placer_->Release(old.host, old.info);
+    placer_->Release(old.host, *old.info);
     const Placer::Choice choice = placer_->Place(set, old.vm);
     if (choice.host.empty()) {
-      placer_->Release(old.host, old.info, -1);
+      placer_->Release(old.host, *old.info, -1);
       builder_.Note(MakeFinding(FindingKind::kUnschedulable, &set, old.vm, old.host,
                                 "cannot replace the outdated VM: " + choice.reason));
       return;
     }
-    AddNew(set, old.vm, ActionKind::kReplace, choice.host, old.host, /*create_first=*/false,
-           reason);
+    AddNew(set, old.vm, ActionKind::kReplace, choice, old.host, /*create_first=*/false, reason);
   }
 
   void CollectDeletes(std::vector<DeleteCandidate>& deletes) {
-    std::vector<const LedgerEntry*> entries;
-    for (const LedgerEntry* entry : entries_) {
-      if (vms_.Find(entry->vm)->set == nullptr) {
-        entries.push_back(entry);
+    // Each entry no longer desired, with its record (as the VmIndex made it: not looked up).
+    std::vector<std::pair<const LedgerEntry*, const VmRecord*>> entries;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (const VmRecord& record = vms_.EntryRecord(i); record.set == nullptr) {
+        entries.emplace_back(entries_[i], &record);
       }
     }
     std::sort(entries.begin(), entries.end(),
-              [](const LedgerEntry* a, const LedgerEntry* b) { return a->vm < b->vm; });
-    for (const LedgerEntry* entry : entries) {
+              [](const auto& a, const auto& b) { return a.first->vm < b.first->vm; });
+    for (const auto& [entry, record] : entries) {
       if (!specs_.contains(entry->host)) {
         builder_.Note(Finding{.kind = FindingKind::kDrift,
                               .vm = entry->vm,
@@ -574,7 +569,7 @@ class PoolPlanner {
                                          "alone (delete it by hand)"});
         continue;
       }
-      const std::span<const Located> copies = vms_.Find(entry->vm)->copies;
+      const std::span<const Located> copies = record->copies;
       if (copies.empty()) {
         continue;  // already gone
       }
@@ -634,12 +629,27 @@ class PoolPlanner {
   const PlannerOptions& options_;
   const TimePoint now_;
   PlanBuilder& builder_;
+  // The observed host of each of the pool's hosts (null if not observed), in the pool's order.
+  const std::vector<const ObservedHost*> observed_hosts_;
   VmIndex vms_;  // every VM name of the pool
   std::unordered_map<std::string_view, const HostSpec*> specs_;
   std::vector<std::string> silent_hosts_;  // hosts offline or never observed
-  // VMs on this pool's hosts that are Flotilla's, and those of them desired running.
-  std::unordered_set<std::string_view> managed_;
-  std::unordered_set<std::string_view> desired_running_;
+  // Which VMs on this pool's hosts are Flotilla's, and which of those are desired running: read
+  // from their records.
+  struct Roles final : VmRoles {
+    explicit Roles(const VmIndex& vms) : vms(vms) {}
+    Role Of(std::string_view vm) const override {
+      const VmRecord* record = vms.Find(vm);
+      if (record == nullptr || !record->managed) {
+        return Role{};
+      }
+      return Role{.managed = true,
+                  .desired_running =
+                      record->set != nullptr && record->set->templ.state == PowerState::kRunning};
+    }
+    const VmIndex& vms;
+  };
+  Roles roles_{vms_};
   std::unique_ptr<Placer> placer_;
   std::map<const VMSet*, Built> built_;
   // Prepull actions of this plan, by (host, VMSet::image_cache_key).
@@ -672,8 +682,14 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
   }
   // VMs in pools that are gone from the repository: their hosts are no longer known.
   std::vector<const LedgerEntry*> orphaned;
+  const LedgerEntry* previous = nullptr;  // a pool's entries lie together: look up each run once
+  bool known = false;
   for (const LedgerEntry& entry : ledger.entries) {
-    if (index.FindPool(entry.pool) == nullptr) {
+    if (previous == nullptr || entry.pool != previous->pool) {
+      known = index.FindPool(entry.pool) != nullptr;
+    }
+    previous = &entry;
+    if (!known) {
       orphaned.push_back(&entry);
     }
   }
@@ -699,8 +715,12 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     sets_by_name[set.meta.name] = &set;
   }
   const size_t managed = ledger.entries.size();
-  size_t survivors = 0;
+  // One survivor is enough to know, and without deletes there is nothing to guard.
+  bool survivor = false;
   for (const LedgerEntry& entry : ledger.entries) {
+    if (survivor || deletes.empty()) {
+      break;
+    }
     auto found = sets_by_name.find(entry.vmset);
     const VMSet* set = found == sets_by_name.end() ? nullptr : found->second;
     // Desired while its ordinal is below the set's replicas ("<set>-<ordinal>", the ordinal
@@ -718,11 +738,9 @@ Plan ComputePlan(const Desired& desired, const Observed& observed, const Ledger&
     auto last = ledger.vmset_prune.find(entry.vmset);
     const bool prune =
         set != nullptr ? set->prune : (last != ledger.vmset_prune.end() && last->second);
-    if (desired_vm || !prune) {
-      ++survivors;
-    }
+    survivor = desired_vm || !prune;
   }
-  const bool empties_fleet = managed > 0 && !deletes.empty() && survivors == 0;
+  const bool empties_fleet = managed > 0 && !deletes.empty() && !survivor;
   const size_t allowed = options.max_deletions ? *options.max_deletions
                          : options.max_deletions_percent == 0
                              ? 0

@@ -117,6 +117,9 @@ TEST(NamesTest, VMNamesAreSetNameAndOrdinal) {
   set.meta.name = "ios-runners";
   EXPECT_EQ(set.VMName(0), "ios-runners-0");
   EXPECT_EQ(set.VMName(12), "ios-runners-12");
+  EXPECT_EQ(set.VMName(4294967295u), "ios-runners-4294967295");  // the largest ordinal
+  set.meta.name = "a-set-name-longer-than-a-short-string";
+  EXPECT_EQ(set.VMName(100), "a-set-name-longer-than-a-short-string-100");
 }
 
 TEST(NamesTest, EnumSpellingsRoundTrip) {
