@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "reconciler/model/text.h"
@@ -35,10 +36,19 @@ std::string CanonicalAddress(const std::string& address) {
 template <typename T>
 void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
                     Diagnostics& diagnostics) {
+  // Names in strictly increasing order (files named after their objects) are unique already.
+  bool increasing = true;
+  for (size_t i = 1; i < items.size() && increasing; ++i) {
+    increasing = items[i - 1].object.meta.name < items[i].object.meta.name;
+  }
+  if (increasing) {
+    return;
+  }
   // The first document of each name; its location is looked up only for a duplicate.
   // Kept items are compacted in place, in order: nothing moves until a duplicate is dropped.
   // Keys view the names at their final place (items[kept]), which nothing moves again.
-  std::map<std::string_view, const YamlDocument*> first;
+  std::unordered_map<std::string_view, const YamlDocument*> first;
+  first.reserve(items.size());
   size_t kept = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     Declared<T>& item = items[i];
@@ -108,8 +118,8 @@ struct CheckMemo::Entries {
     std::string image_cache_key;
     bool used = false;
   };
-  std::map<const YamlDocument*, Pool> pools;
-  std::map<const YamlDocument*, Set> sets;
+  std::unordered_map<const YamlDocument*, Pool> pools;
+  std::unordered_map<const YamlDocument*, Set> sets;
   size_t set_checks = 0;
   size_t pool_checks = 0;
 
@@ -356,7 +366,7 @@ void CheckSet(Declared<VMSet>& declared, const Declared<HostPool>* found,
 
 void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
                        const std::vector<Declared<VMSet>>& sets, Diagnostics& diagnostics) {
-  std::map<std::string_view, uint64_t> wanted_in;
+  std::unordered_map<std::string_view, uint64_t> wanted_in;
   for (const Declared<VMSet>& set : sets) {
     wanted_in[set.object.pool] += set.object.replicas;
   }
@@ -397,7 +407,8 @@ void CheckFleet(std::vector<Declared<HostPool>>& pools, std::vector<Declared<VMS
   DropDuplicates(pools, "HostPool", diagnostics);
   DropDuplicates(sets, "VMSet", diagnostics);
   CheckHosts(pools, rules, entries, diagnostics);
-  std::map<std::string_view, const Declared<HostPool>*> by_name;  // names are unique by now
+  std::unordered_map<std::string_view, const Declared<HostPool>*> by_name;  // unique by now
+  by_name.reserve(pools.size());
   for (const Declared<HostPool>& pool : pools) {
     by_name.emplace(pool.object.meta.name, &pool);
   }
