@@ -185,12 +185,17 @@ void CheckWithProvider(const Declared<HostPool>& declared, const ProviderRules& 
 
 void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRulesList& rules,
                 CheckMemo::Entries* memo, Diagnostics& diagnostics) {
+  // Where a name or address was first seen: the place is looked up only for a duplicate.
   struct Seen {
-    std::string pool;
-    SourceLocation where;
+    const std::string* pool;
+    const YamlDocument* doc;
+    size_t host;  // index in the document's spec.hosts
   };
-  std::map<std::string, Seen> names;
-  std::map<std::string, Seen> addresses;
+  auto where = [](const Seen& seen, const char* field) {
+    return seen.doc->ValueLocation("/spec/hosts/" + std::to_string(seen.host) + field).ToString();
+  };
+  std::unordered_map<std::string, Seen> names;
+  std::unordered_map<std::string, Seen> addresses;
   for (const Declared<HostPool>& declared : pools) {
     const HostPool& pool = declared.object;
     const YamlDocument& doc = *declared.source;
@@ -200,24 +205,23 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRule
     // Hosts are sorted after normalisation; report in file order for readable output.
     const nlohmann::json& raw_hosts = doc.value["spec"]["hosts"];
     for (size_t i = 0; i < raw_hosts.size(); ++i) {
-      const std::string pointer = "/spec/hosts/" + std::to_string(i);
-      const std::string name = raw_hosts[i]["name"].get<std::string>();
-      const std::string address = raw_hosts[i]["address"].get<std::string>();
-      auto [n, new_name] =
-          names.emplace(name, Seen{pool.meta.name, doc.ValueLocation(pointer + "/name")});
-      if (!new_name) {
+      const Seen here{&pool.meta.name, &doc, i};
+      const std::string& name = raw_hosts[i]["name"].get_ref<const std::string&>();
+      const std::string& address = raw_hosts[i]["address"].get_ref<const std::string&>();
+      if (auto [n, new_name] = names.try_emplace(name, here); !new_name) {
+        const std::string pointer = "/spec/hosts/" + std::to_string(i);
         diagnostics.Error(doc.ValueLocation(pointer + "/name"),
-                          "host name \"" + name + "\" is already used in pool \"" + n->second.pool +
-                              "\" at " + n->second.where.ToString(),
+                          "host name \"" + name + "\" is already used in pool \"" +
+                              *n->second.pool + "\" at " + where(n->second, "/name"),
                           pointer + "/name");
       }
-      auto [a, new_address] = addresses.emplace(
-          CanonicalAddress(address), Seen{pool.meta.name, doc.ValueLocation(pointer + "/address")});
-      if (!new_address) {
+      if (auto [a, new_address] = addresses.try_emplace(CanonicalAddress(address), here);
+          !new_address) {
+        const std::string pointer = "/spec/hosts/" + std::to_string(i);
         diagnostics.Error(doc.ValueLocation(pointer + "/address"),
                           "host address " + AddressForMessages(address) +
-                              " is already used in pool \"" + a->second.pool + "\" at " +
-                              a->second.where.ToString(),
+                              " is already used in pool \"" + *a->second.pool + "\" at " +
+                              where(a->second, "/address"),
                           pointer + "/address");
       }
     }
