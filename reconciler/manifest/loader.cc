@@ -175,14 +175,26 @@ class FileCollector {
 // Moves the objects of `from` into `to` stably sorted by name, as Normalize(Desired) sorts.
 template <typename T>
 void MoveSortedByName(std::vector<Declared<T>>& from, std::vector<T>& to) {
+  auto by_name = [&](size_t a, size_t b) {
+    return from[a].object.meta.name < from[b].object.meta.name;
+  };
+  to.reserve(to.size() + from.size());
+  // Files are often named after their objects: in order already, nothing to sort.
+  bool sorted = true;
+  for (size_t i = 1; i < from.size() && sorted; ++i) {
+    sorted = !by_name(i, i - 1);
+  }
+  if (sorted) {
+    for (Declared<T>& declared : from) {
+      to.push_back(std::move(declared.object));
+    }
+    return;
+  }
   std::vector<size_t> order(from.size());
   for (size_t i = 0; i < order.size(); ++i) {
     order[i] = i;
   }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return from[a].object.meta.name < from[b].object.meta.name;
-  });
-  to.reserve(to.size() + from.size());
+  std::stable_sort(order.begin(), order.end(), by_name);
   for (size_t i : order) {
     to.push_back(std::move(from[i].object));
   }
@@ -276,8 +288,8 @@ std::string FileTooLargeMessage(uintmax_t size, size_t limit) {
 void AppendToFileNames(LoadResult& result, const std::string& suffix,
                        const std::vector<std::string>& files) {
   // Messages that point at another place ("already defined at pools.yaml:7:9") name files too.
-  for (const std::string& file : files) {
-    result.diagnostics.ReplaceInMessages(" at " + file + ":", " at " + file + suffix + ":");
+  for (size_t i = 0; i < files.size() && !result.diagnostics.empty(); ++i) {
+    result.diagnostics.ReplaceInMessages(" at " + files[i] + ":", " at " + files[i] + suffix + ":");
   }
   result.diagnostics.AppendToFileNames(suffix);
   for (HostPool& pool : result.desired.pools) {

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "reconciler/model/text.h"
@@ -35,10 +36,19 @@ std::string CanonicalAddress(const std::string& address) {
 template <typename T>
 void DropDuplicates(std::vector<Declared<T>>& items, std::string_view kind,
                     Diagnostics& diagnostics) {
+  // Names in strictly increasing order (files named after their objects) are unique already.
+  bool increasing = true;
+  for (size_t i = 1; i < items.size() && increasing; ++i) {
+    increasing = items[i - 1].object.meta.name < items[i].object.meta.name;
+  }
+  if (increasing) {
+    return;
+  }
   // The first document of each name; its location is looked up only for a duplicate.
   // Kept items are compacted in place, in order: nothing moves until a duplicate is dropped.
   // Keys view the names at their final place (items[kept]), which nothing moves again.
-  std::map<std::string_view, const YamlDocument*> first;
+  std::unordered_map<std::string_view, const YamlDocument*> first;
+  first.reserve(items.size());
   size_t kept = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     Declared<T>& item = items[i];
@@ -108,8 +118,8 @@ struct CheckMemo::Entries {
     std::string image_cache_key;
     bool used = false;
   };
-  std::map<const YamlDocument*, Pool> pools;
-  std::map<const YamlDocument*, Set> sets;
+  std::unordered_map<const YamlDocument*, Pool> pools;
+  std::unordered_map<const YamlDocument*, Set> sets;
   size_t set_checks = 0;
   size_t pool_checks = 0;
 
@@ -175,12 +185,17 @@ void CheckWithProvider(const Declared<HostPool>& declared, const ProviderRules& 
 
 void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRulesList& rules,
                 CheckMemo::Entries* memo, Diagnostics& diagnostics) {
+  // Where a name or address was first seen: the place is looked up only for a duplicate.
   struct Seen {
-    std::string pool;
-    SourceLocation where;
+    const std::string* pool;
+    const YamlDocument* doc;
+    size_t host;  // index in the document's spec.hosts
   };
-  std::map<std::string, Seen> names;
-  std::map<std::string, Seen> addresses;
+  auto where = [](const Seen& seen, const char* field) {
+    return seen.doc->ValueLocation("/spec/hosts/" + std::to_string(seen.host) + field).ToString();
+  };
+  std::unordered_map<std::string, Seen> names;
+  std::unordered_map<std::string, Seen> addresses;
   for (const Declared<HostPool>& declared : pools) {
     const HostPool& pool = declared.object;
     const YamlDocument& doc = *declared.source;
@@ -190,24 +205,23 @@ void CheckHosts(const std::vector<Declared<HostPool>>& pools, const ProviderRule
     // Hosts are sorted after normalisation; report in file order for readable output.
     const nlohmann::json& raw_hosts = doc.value["spec"]["hosts"];
     for (size_t i = 0; i < raw_hosts.size(); ++i) {
-      const std::string pointer = "/spec/hosts/" + std::to_string(i);
-      const std::string name = raw_hosts[i]["name"].get<std::string>();
-      const std::string address = raw_hosts[i]["address"].get<std::string>();
-      auto [n, new_name] =
-          names.emplace(name, Seen{pool.meta.name, doc.ValueLocation(pointer + "/name")});
-      if (!new_name) {
+      const Seen here{&pool.meta.name, &doc, i};
+      const std::string& name = raw_hosts[i]["name"].get_ref<const std::string&>();
+      const std::string& address = raw_hosts[i]["address"].get_ref<const std::string&>();
+      if (auto [n, new_name] = names.try_emplace(name, here); !new_name) {
+        const std::string pointer = "/spec/hosts/" + std::to_string(i);
         diagnostics.Error(doc.ValueLocation(pointer + "/name"),
-                          "host name \"" + name + "\" is already used in pool \"" + n->second.pool +
-                              "\" at " + n->second.where.ToString(),
+                          "host name \"" + name + "\" is already used in pool \"" +
+                              *n->second.pool + "\" at " + where(n->second, "/name"),
                           pointer + "/name");
       }
-      auto [a, new_address] = addresses.emplace(
-          CanonicalAddress(address), Seen{pool.meta.name, doc.ValueLocation(pointer + "/address")});
-      if (!new_address) {
+      if (auto [a, new_address] = addresses.try_emplace(CanonicalAddress(address), here);
+          !new_address) {
+        const std::string pointer = "/spec/hosts/" + std::to_string(i);
         diagnostics.Error(doc.ValueLocation(pointer + "/address"),
                           "host address " + AddressForMessages(address) +
-                              " is already used in pool \"" + a->second.pool + "\" at " +
-                              a->second.where.ToString(),
+                              " is already used in pool \"" + *a->second.pool + "\" at " +
+                              where(a->second, "/address"),
                           pointer + "/address");
       }
     }
@@ -356,7 +370,7 @@ void CheckSet(Declared<VMSet>& declared, const Declared<HostPool>* found,
 
 void CheckPoolCapacity(const std::vector<Declared<HostPool>>& pools,
                        const std::vector<Declared<VMSet>>& sets, Diagnostics& diagnostics) {
-  std::map<std::string_view, uint64_t> wanted_in;
+  std::unordered_map<std::string_view, uint64_t> wanted_in;
   for (const Declared<VMSet>& set : sets) {
     wanted_in[set.object.pool] += set.object.replicas;
   }
@@ -397,7 +411,8 @@ void CheckFleet(std::vector<Declared<HostPool>>& pools, std::vector<Declared<VMS
   DropDuplicates(pools, "HostPool", diagnostics);
   DropDuplicates(sets, "VMSet", diagnostics);
   CheckHosts(pools, rules, entries, diagnostics);
-  std::map<std::string_view, const Declared<HostPool>*> by_name;  // names are unique by now
+  std::unordered_map<std::string_view, const Declared<HostPool>*> by_name;  // unique by now
+  by_name.reserve(pools.size());
   for (const Declared<HostPool>& pool : pools) {
     by_name.emplace(pool.object.meta.name, &pool);
   }

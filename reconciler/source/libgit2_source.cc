@@ -42,8 +42,7 @@ class Libgit2Source final : public GitSource {
     if (Status s = mirror_.EnsureOpen(); !s.ok()) {
       return s;
     }
-    return libgit2::ReadManifestTree(mirror_.repo(), rev, path, mirror_.options().max_file_bytes,
-                                     mirror_.url().redacted, nullptr, diagnostics);
+    return Read(rev, path, nullptr, diagnostics);
   }
 
   Result<std::vector<TreeFile>> ReadTreeSkipping(std::string_view rev, std::string_view path,
@@ -52,8 +51,7 @@ class Libgit2Source final : public GitSource {
     if (Status s = mirror_.EnsureOpen(); !s.ok()) {
       return s;
     }
-    return libgit2::ReadManifestTree(mirror_.repo(), rev, path, mirror_.options().max_file_bytes,
-                                     mirror_.url().redacted, known, diagnostics);
+    return Read(rev, path, known, diagnostics);
   }
 
   Result<std::vector<std::string>> ChangedFiles(std::string_view a, std::string_view b,
@@ -88,7 +86,20 @@ class Libgit2Source final : public GitSource {
   }
 
  private:
+  // ReadManifestTree, its list reserved for as many files as the last tree read held.
+  Result<std::vector<TreeFile>> Read(std::string_view rev, std::string_view path,
+                                     const KnownBlob& known, manifest::Diagnostics& diagnostics) {
+    Result<std::vector<TreeFile>> files =
+        libgit2::ReadManifestTree(mirror_.repo(), rev, path, mirror_.options().max_file_bytes,
+                                  mirror_.url().redacted, known, last_tree_files_, diagnostics);
+    if (files.ok()) {
+      last_tree_files_ = files->size();
+    }
+    return files;
+  }
+
   libgit2::Mirror mirror_;
+  size_t last_tree_files_ = 0;  // files of the last tree read: a size hint, nothing more
 };
 
 }  // namespace

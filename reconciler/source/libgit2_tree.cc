@@ -115,7 +115,7 @@ Result<std::string> ResolveRevision(git_repository* repo, std::string_view rev,
 Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string_view rev,
                                                std::string_view path, size_t max_file_bytes,
                                                const std::string& redacted_url,
-                                               const KnownBlob& known,
+                                               const KnownBlob& known, size_t expected_files,
                                                manifest::Diagnostics& diagnostics) {
   Result<Tree> tree = TreeAt(repo, rev, path, redacted_url);
   if (!tree.ok()) {
@@ -136,6 +136,7 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
     std::vector<TreeFile> files;
     Status status;
   } walk{repo, max_file_bytes, odb.get(), TrimSlashes(path), &diagnostics, &known, {}, {}};
+  walk.files.reserve(expected_files);
   auto visit = [](const char* root, const git_tree_entry* entry, void* payload) -> int {
     auto* w = static_cast<Walk*>(payload);
     const std::string_view name = git_tree_entry_name(entry);
@@ -172,10 +173,10 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
     if (!manifest::IsManifestFileName(name)) {
       return 0;
     }
-    const std::string full = full_path();
     TreeFile file;
-    file.path = full;
+    file.path = full_path();
     file.blob_id = Hex(git_tree_entry_id(entry));
+    const std::string& full = file.path;
     if (*w->known && (*w->known)(file.blob_id, file.path)) {
       file.known = true;
       w->files.push_back(std::move(file));
@@ -210,8 +211,12 @@ Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string
   if (!walk.status.ok()) {
     return walk.status;
   }
-  std::sort(walk.files.begin(), walk.files.end(),
-            [](const TreeFile& a, const TreeFile& b) { return a.path < b.path; });
+  // A pre-order walk of Git's tree order gives the paths sorted already (a folder sorts as its
+  // name and '/', as the paths below it do); a malformed tree may not.
+  auto by_path = [](const TreeFile& a, const TreeFile& b) { return a.path < b.path; };
+  if (!std::is_sorted(walk.files.begin(), walk.files.end(), by_path)) {
+    std::sort(walk.files.begin(), walk.files.end(), by_path);
+  }
   return std::move(walk.files);
 }
 

@@ -26,11 +26,11 @@ Result<std::string> ResolveRevision(git_repository* repo, std::string_view rev,
 
 // The manifest files below `path` at `rev`, sorted by path (GitSource::ReadTree). Files over
 // `max_file_bytes` are listed by size and not loaded; blobs `known` names (when set) are listed
-// with `known` and nothing read.
+// with `known` and nothing read. `expected_files` only reserves the list.
 Result<std::vector<TreeFile>> ReadManifestTree(git_repository* repo, std::string_view rev,
                                                std::string_view path, size_t max_file_bytes,
                                                const std::string& redacted_url,
-                                               const KnownBlob& known,
+                                               const KnownBlob& known, size_t expected_files,
                                                manifest::Diagnostics& diagnostics);
 
 // The manifest files below `path` that differ between `a` and `b`, sorted and unique

@@ -148,9 +148,12 @@ Result<manifest::LoadResult> LoadRevision(GitSource& git, std::string_view rev,
   result.files = files->size();
   result.diagnostics.Append(limits);
   result.diagnostics.Append(tree_diagnostics);
-  std::vector<std::string> paths;
-  for (const TreeFile& file : *files) {
-    paths.push_back(file.path);
+  std::vector<std::string> paths;  // only messages name other files
+  if (!result.diagnostics.empty()) {
+    paths.reserve(files->size());
+    for (const TreeFile& file : *files) {
+      paths.push_back(file.path);
+    }
   }
   manifest::AppendToFileNames(result, at, paths);
   return result;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -239,6 +240,36 @@ TEST_F(LoaderTest, AssembleOverSharedFilesMatchesOwnedFilesAndLeavesThemIntact) 
   }
   ASSERT_EQ(shared[1]->sets.size(), 1u);
   EXPECT_EQ(shared[1]->sets[0].object.meta.name, first.desired.sets[0].meta.name);
+}
+
+TEST_F(LoaderTest, ObjectsComeOutSortedByNameInOrNotInTheOrderOfTheirFiles) {
+  // Files named after their objects list them in order already (nothing to sort); any other
+  // order is sorted. Either way the first file's duplicate stays.
+  auto set = [](const std::string& name) {
+    return testing::Replace(kSet, "name: ios", "name: " + name);
+  };
+  Write("fleet/pool.yaml", std::string(kPool));
+  Write("fleet/sets/a.yaml", set("a"));
+  Write("fleet/sets/b.yaml", set("b"));
+  Write("fleet/sets/c.yaml", set("c") + "---\n" + set("d"));
+  LoadResult in_order = Load();
+  ASSERT_EQ(in_order.desired.sets.size(), 4u) << AllText(in_order);
+  Write("fleet/sets/e.yaml", set("b") + "---\n" + set("a0"));  // b again, and one out of place
+  LoadResult out_of_order = Load();
+  std::vector<std::string> names;
+  for (const LoadResult* r : {&in_order, &out_of_order}) {
+    names.clear();
+    EXPECT_TRUE(
+        std::is_sorted(r->desired.sets.begin(), r->desired.sets.end(),
+                       [](const VMSet& x, const VMSet& y) { return x.meta.name < y.meta.name; }));
+    for (const VMSet& s : r->desired.sets) {
+      names.push_back(s.meta.name + "@" + s.meta.origin.file);
+    }
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"a@fleet/sets/a.yaml", "a0@fleet/sets/e.yaml",
+                                             "b@fleet/sets/b.yaml", "c@fleet/sets/c.yaml",
+                                             "d@fleet/sets/c.yaml"}));
+  EXPECT_TRUE(Says(out_of_order, "duplicate VMSet \"b\"")) << AllText(out_of_order);
 }
 
 }  // namespace
