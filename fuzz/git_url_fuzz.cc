@@ -12,6 +12,7 @@
 #include "fuzz/invariants.h"
 #include "reconciler/source/git_url.h"
 
+using flotilla::Result;
 using flotilla::fuzz::Check;
 using flotilla::fuzz::CheckNoSecret;
 using flotilla::source::GitUrl;
@@ -29,7 +30,7 @@ std::string_view AfterScheme(std::string_view text) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  flotilla::Result<GitUrl> url = ParseGitUrl(text);
+  Result<GitUrl> url = ParseGitUrl(text);
 
   // The credentials of "scheme://CREDENTIALS@host/...": everything up to the last '@'.
   std::string credentials;
@@ -43,6 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (at != std::string_view::npos && at >= 4 &&
         ("***@" + std::string(rest.substr(at + 1))).find(rest.substr(0, at)) == std::string::npos) {
       credentials = std::string(rest.substr(0, at));
+      // Nor when the address without them writes that text anyway: its host or path holds the
+      // same bytes once the URL kept is normalised ("https://AB/@xAB:/y" keeps "xAB/y").
+      const Result<GitUrl> bare =
+          ParseGitUrl(std::string(scheme) + "://" + std::string(rest.substr(at + 1)));
+      if (bare.ok() && (AfterScheme(bare->url).find(credentials) != std::string_view::npos ||
+                        AfterScheme(bare->redacted).find(credentials) != std::string_view::npos)) {
+        credentials.clear();
+      }
     }
   }
   // A URL in a message runs to white space or a quote, as libgit2 quotes them.
@@ -58,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(url->port >= 0 && url->port < 65536, "a port out of range");
   Check(!url->IsRemote() || !url->host.empty(), "a remote without a host");
 
-  flotilla::Result<GitUrl> again = ParseGitUrl(url->url);
+  Result<GitUrl> again = ParseGitUrl(url->url);
   Check(again.ok(), "the URL kept does not parse");
   Check(again->kind == url->kind && again->host == url->host && again->port == url->port &&
             again->url == url->url,
