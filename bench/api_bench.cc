@@ -157,6 +157,8 @@ void RenderAlone(const controller::Snapshot& fleet, int runs) {
   std::vector<double> vms_gzip;
   std::vector<double> hosts;
   std::vector<double> hosts_gzip;
+  std::vector<double> metrics;
+  api::Telemetry telemetry;
   size_t sizes[2] = {0, 0};
   for (int i = 0; i < runs; ++i) {
     auto start = SteadyClock::now();
@@ -171,6 +173,9 @@ void RenderAlone(const controller::Snapshot& fleet, int runs) {
     start = SteadyClock::now();
     sizes[1] = api::Gzip(hosts_text).size();
     hosts_gzip.push_back(Ms(SteadyClock::now() - start));
+    start = SteadyClock::now();
+    (void)telemetry.Render(&fleet, std::nullopt, fleet.observed_at);
+    metrics.push_back(Ms(SteadyClock::now() - start));
   }
   std::printf("Rendering alone (no HTTP), %d runs: /api/v1/vms gzip %zu bytes, /hosts %zu\n", runs,
               sizes[0], sizes[1]);
@@ -178,6 +183,7 @@ void RenderAlone(const controller::Snapshot& fleet, int runs) {
   Print("Gzip of it", vms_gzip);
   Print("HostsText", hosts);
   Print("Gzip of it", hosts_gzip);
+  Print("/metrics (Telemetry::Render)", metrics);
 }
 
 struct Answer {
