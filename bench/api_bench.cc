@@ -16,7 +16,8 @@
 // (a snapshot published, then ComputePlan) alone and while a client polls /api/v1/vms as the
 // dashboard does.
 // With `render` as the second argument, only the rendering and compression of the unfiltered
-// /api/v1/vms and /api/v1/hosts, in process and without HTTP (their CPU, to profile them).
+// /api/v1/vms and /api/v1/hosts, and the rendering of /metrics, in process and without HTTP
+// (their CPU, to profile them).
 // Usage: bench_api [hosts=10000] [samples=20|render] [plan_runs=3]
 
 #include <algorithm>
@@ -151,7 +152,8 @@ void Print(const std::string& what, const std::vector<double>& times) {
               times.size());
 }
 
-// VmsText and HostsText of `fleet`, and the gzip of each, `runs` times: wall-clock medians.
+// VmsText and HostsText of `fleet`, the gzip of each, and /metrics (Telemetry::Render), `runs`
+// times: wall-clock medians.
 void RenderAlone(const controller::Snapshot& fleet, int runs) {
   std::vector<double> vms;
   std::vector<double> vms_gzip;
