@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +19,7 @@
 #include "reconciler/store/store.h"
 #include "tests/support/api_loop.h"
 #include "tests/support/fleet_fixture.h"
+#include "tests/support/raw_db.h"
 #include "tests/support/status.h"
 
 namespace flotilla::testing {
@@ -236,15 +236,11 @@ TEST(DurabilityTest, ABackupTakenWhileTheLoopRunsIsWholeAndTheCheckFindsGhostRow
 
   // A ledger row for a VM no host has: the check names it.
   loop.process().Stop();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(fx.store_path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "INSERT INTO ledger (vm, vmset, pool, host, provider_id, template_hash, "
-                         "created_at, updated_at) VALUES ('ghost-0', 'ci', 'sims', 'sim-000', "
-                         "'id-ghost', 'h', 0, 0)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_EQ(RawDb(fx.store_path().string())
+                .Exec("INSERT INTO ledger (vm, vmset, pool, host, provider_id, template_hash, "
+                      "created_at, updated_at) VALUES ('ghost-0', 'ci', 'sims', 'sim-000', "
+                      "'id-ghost', 'h', 0, 0)"),
+            "");
   const Outcome ghost = fx.Flotilla("store check -o json");
   EXPECT_EQ(ghost.exit_code, 1) << ghost.out << ghost.err;
   const nlohmann::json doc = nlohmann::json::parse(ghost.out, nullptr, false);

@@ -3,13 +3,13 @@
 // sharding. controller_test.cc has converging and recovery.
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <sstream>
 
 #include <spdlog/sinks/ostream_sink.h>
 
 #include "reconciler/controller/controller.h"
+#include "tests/support/raw_db.h"
 #include "tests/unit/controller_fixture.h"
 
 namespace flotilla::controller::controller_test {
@@ -214,21 +214,17 @@ TEST_F(ControllerTest, AnObservationWhoseSaveFailedIsWrittenByTheNextPass) {
   c.Sync();
   Pass(c);
   ASSERT_TRUE(c.Prepare().ok());
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_.path() / "flotilla.db").c_str(), &raw), SQLITE_OK);
-  sqlite3_busy_timeout(raw, 5000);
-  const auto exec = [&](const char* sql) {
-    EXPECT_EQ(sqlite3_exec(raw, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(raw);
-  };
-  exec("CREATE TRIGGER refuse BEFORE INSERT ON hosts BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  testing::RawDb raw((dir_.path() / "flotilla.db").string());
+  ASSERT_EQ(raw.Exec("CREATE TRIGGER refuse BEFORE INSERT ON hosts BEGIN SELECT RAISE(ABORT, 'disk "
+                     "full'); END"),
+            "");
   clock_.Advance(minutes(1));
   fake_.PutVm("h2", VmInfo{.id = "other-id", .name = "other", .state = VmState::kStopped});
   Result<Prepared> refused = c.Prepare();
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("disk full"), std::string::npos)
       << refused.status().ToString();
-  exec("DROP TRIGGER refuse");
-  sqlite3_close(raw);
+  ASSERT_EQ(raw.Exec("DROP TRIGGER refuse"), "");
   ASSERT_TRUE(c.Prepare().ok());  // the same observation as the failed pass
   auto reopened = store::Store::Open((dir_.path() / "flotilla.db").string());
   ASSERT_TRUE(reopened.ok());
