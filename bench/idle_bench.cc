@@ -59,25 +59,10 @@ std::string HostName(int i) {
 
 // utime + stime of a process (all its threads), in clock ticks; -1 if unreadable.
 long CpuTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) {
-    return -1;
-  }
-  std::istringstream fields(text.substr(paren + 2));
-  std::string field;
-  long utime = 0;
-  long stime = 0;
-  // After the name: state is field 3; utime and stime are fields 14 and 15.
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14) {
-      utime = std::stol(field);
-    } else if (i == 15) {
-      stime = std::stol(field);
-    }
-  }
-  return utime + stime;
+  // utime and stime are fields 14 and 15.
+  const std::vector<std::string> f =
+      flotilla::testing::ProcStatFields("/proc/" + std::to_string(pid) + "/stat");
+  return f.size() < 13 ? -1 : std::stol(f[11]) + std::stol(f[12]);
 }
 
 // Calls per endpoint over all hosts, and the fewest `cache` calls of any host (the last

@@ -41,16 +41,9 @@ struct ProcStat {
   long threads = 0;
 };
 ProcStat ReadProcStat(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) {
-    return {};
-  }
-  // Fields after "(comm)": 3 state ... 14 utime, 15 stime ... 20 num_threads.
-  std::istringstream fields(text.substr(paren + 2));
-  std::vector<std::string> f((std::istream_iterator<std::string>(fields)),
-                             std::istream_iterator<std::string>());
+  // Field N is f[N - 3]: 14 utime, 15 stime ... 20 num_threads.
+  const std::vector<std::string> f =
+      testing::ProcStatFields("/proc/" + std::to_string(pid) + "/stat");
   if (f.size() < 18) {
     return {};
   }

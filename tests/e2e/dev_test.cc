@@ -31,6 +31,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::Contains;
 using testing::Process;
+using testing::ProcStatFields;
 using testing::ScratchDir;
 using testing::Slurp;
 using testing::WaitUntil;
@@ -49,15 +50,8 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
     if (name.find_first_not_of("0123456789") != std::string::npos) {
       continue;
     }
-    const std::string stat = Slurp(entry.path() / "stat");
-    const size_t end_of_name = stat.rfind(')');  // "pid (comm) state ppid ..."
-    if (end_of_name == std::string::npos) {
-      continue;
-    }
-    std::istringstream rest(stat.substr(end_of_name + 1));
-    char state = 0;
-    pid_t ppid = 0;
-    if (rest >> state >> ppid && ppid == parent) {
+    const std::vector<std::string> fields = ProcStatFields(entry.path() / "stat");
+    if (fields.size() > 1 && std::stoi(fields[1]) == parent) {
       children.push_back(std::stoi(name));
     }
   }
@@ -66,9 +60,8 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 
 // Whether `pid` has ended (gone, or a zombie its new parent has yet to collect).
 bool Ended(pid_t pid) {
-  const std::string stat = Slurp("/proc/" + std::to_string(pid) + "/stat");
-  const size_t end_of_name = stat.rfind(')');
-  return end_of_name == std::string::npos || stat.substr(end_of_name + 1, 3) == " Z ";
+  const std::vector<std::string> fields = ProcStatFields("/proc/" + std::to_string(pid) + "/stat");
+  return fields.empty() || fields[0] == "Z";
 }
 
 std::string ExecutableName(pid_t pid) {

@@ -72,11 +72,8 @@ bool Gone(pid_t pid) {
   if (kill(pid, 0) != 0) {
     return true;
   }
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const size_t paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+  const std::vector<std::string> fields = ProcStatFields("/proc/" + std::to_string(pid) + "/stat");
+  return !fields.empty() && fields[0] == "Z";
 }
 
 // Journal rows of create attempts that got as far as the host could be asked (attempt >= 1),

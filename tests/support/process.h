@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -27,6 +29,21 @@ extern char** environ;
 namespace flotilla::testing {
 
 namespace fs = std::filesystem;
+
+// The fields of a /proc stat file ("/proc/PID/stat", "/proc/self/task/TID/stat") after the
+// process's name, which may hold spaces and parentheses: element 0 is proc(5)'s field 3 (the
+// state), so field N is element N - 3 (4 the parent, 14 and 15 utime and stime, 19 the nice
+// value, 20 the threads). Empty when the file is gone.
+inline std::vector<std::string> ProcStatFields(const fs::path& stat) {
+  std::ifstream in(stat);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t end_of_name = text.rfind(')');
+  if (end_of_name == std::string::npos) {
+    return {};
+  }
+  std::istringstream fields(text.substr(end_of_name + 1));
+  return {std::istream_iterator<std::string>(fields), std::istream_iterator<std::string>()};
+}
 
 // `path` (or any shell word without a single quote) in single quotes, for a shell command line.
 inline std::string Quote(const fs::path& path) { return "'" + path.string() + "'"; }

@@ -119,20 +119,11 @@ TEST_F(ApiServerTest, ReconcileRequestsBehindALongPassNeverTakeEveryWorker) {
   EXPECT_EQ(backend_.calls(), 2u);
 }
 
-// The nice value of one of this process's threads, from /proc (stat's 19th field); nullopt when
-// the thread is gone.
+// The nice value of one of this process's threads (its stat's field 19); nullopt when the
+// thread is gone.
 std::optional<int> ThreadNice(const std::filesystem::path& task) {
-  std::ifstream stat(task / "stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t end = text.rfind(')');  // the name may hold spaces
-  if (end == std::string::npos) {
-    return std::nullopt;
-  }
-  std::istringstream fields(text.substr(end + 2));
-  std::string field;
-  for (int i = 3; i <= 19 && fields >> field; ++i) {
-  }
-  return std::stoi(field);
+  const std::vector<std::string> fields = testing::ProcStatFields(task / "stat");
+  return fields.size() > 16 ? std::optional<int>(std::stoi(fields[16])) : std::nullopt;
 }
 
 // The thread that renders views ahead (SnapshotPublished) competes with the loop's pass for the
