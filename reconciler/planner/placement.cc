@@ -225,11 +225,6 @@ const std::vector<Placer::Eligible>& Placer::EligibleFor(const VMSet& set) {
   return it->second;
 }
 
-const HostLoad* Placer::Load(const std::string& host) const {
-  auto it = hosts_.find(host);
-  return it == hosts_.end() ? nullptr : &it->second;
-}
-
 bool Placer::ReserveMacosStart(const std::string& host) {
   uint32_t& running = macos_running_[host];
   if (running >= options_.apple_vm_limit) {

@@ -153,8 +153,6 @@ class Placer {
   // a prepull helps. In name order.
   std::vector<std::string> LackingImage(const VMSet& set) const;
 
-  const HostLoad* Load(const std::string& host) const;
-
  private:
   // A host that passes a set's static filters (online, not cordoned, its architecture, tags and
   // image; none of them changes during a plan), and whether it caches the set's image.
