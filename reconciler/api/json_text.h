@@ -22,6 +22,13 @@ namespace flotilla::api {
 
 class JsonText {
  public:
+  JsonText() = default;
+  // For elements of an array `depth` containers deep in a larger document (the document's own
+  // object is depth 1), written as they are there: the first after a newline and indentation,
+  // each other after ",\n". Piece() takes the text; a caller that joins such pieces puts a
+  // comma between two that are not empty.
+  explicit JsonText(size_t depth) : empty_(depth, true) {}
+
   void BeginObject() { Open('{'); }
   void EndObject() { Close('}'); }
   void BeginArray() { Open('['); }
@@ -41,6 +48,9 @@ class JsonText {
   void Reserve(size_t bytes) { out_.reserve(bytes); }
   // The text, with the newline JsonReply adds. REQUIRES: every container closed.
   std::string Finish();
+  // The text so far, as it is: no container closed, no newline added. For a piece of a larger
+  // document (JsonText(depth)), or the start of one.
+  std::string Piece() { return std::move(out_); }
 
  private:
   void Open(char bracket);

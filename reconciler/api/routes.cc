@@ -13,6 +13,7 @@
 #include "reconciler/api/dashboard.h"
 #include "reconciler/api/live.h"
 #include "reconciler/api/views.h"
+#include "reconciler/api/vms_pieces.h"
 #include "reconciler/api/webhook.h"
 #include "reconciler/render/inventory.h"
 #include "reconciler/render/plan_render.h"
@@ -312,8 +313,7 @@ Reply HandleHosts(const httplib::Request& /*request*/, const Snapshot* snapshot,
   return Reply{.status = 200, .body = HostsText(*snapshot), .content_type = kJson};
 }
 
-Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot,
-                RouteContext& /*context*/) {
+Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot, RouteContext& context) {
   VmFilter filter{.pool = request.get_param_value("pool"),
                   .vmset = request.get_param_value("vmset"),
                   .host = request.get_param_value("host"),
@@ -324,6 +324,16 @@ Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot,
       return ErrorReply(400, "managed must be true or false");
     }
     filter.managed = managed == "true";
+  }
+  if (filter.pool.empty() && filter.vmset.empty() && filter.host.empty() && filter.state.empty() &&
+      !filter.managed) {
+    // The whole list, from the pieces kept since the last snapshot (vms_pieces.h).
+    VmsPieces::Rendered all = context.vms_pieces.Render(*snapshot);
+    return Reply{.status = 200,
+                 .body = {},
+                 .parts = std::move(all.body),
+                 .content_type = kJson,
+                 .gzipped = std::move(all.gzipped)};
   }
   return Reply{.status = 200, .body = VmsText(*snapshot, filter), .content_type = kJson};
 }

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "reconciler/api/auth.h"
+#include "reconciler/api/body_parts.h"
 #include "reconciler/api/server.h"
 
 namespace httplib {
@@ -42,8 +43,14 @@ struct Reply {
   // header).
   std::optional<int> status;
   std::string body;
+  // When set, the body instead of `body` (which is then empty): kept parts, written one after
+  // the other (body_parts.h).
+  std::shared_ptr<const BodyParts> parts;
   std::string content_type;
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type
+  // The body compressed with gzip already (vms_pieces.h), sent to clients that take gzip;
+  // empty: compressed when sent (gzip.h).
+  std::string gzipped;
 };
 
 // `body` as indented JSON ending in a newline; text that is not UTF-8 is written as U+FFFD.
@@ -63,6 +70,7 @@ struct RouteContext {
   const ServerOptions& options;
   std::function<std::string()> webhook_secret;  // the secret in force; empty: webhooks off
   std::atomic<size_t>& reconcile_waiters;       // POST /api/v1/reconcile requests waiting
+  VmsPieces& vms_pieces;                        // the unfiltered VM list's (vms_pieces.h)
   const Caller* caller = nullptr;               // who asks; null on public routes
 };
 

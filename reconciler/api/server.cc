@@ -20,6 +20,7 @@
 #include "reconciler/api/live.h"
 #include "reconciler/api/routes.h"
 #include "reconciler/api/view_cache.h"
+#include "reconciler/api/vms_pieces.h"
 
 namespace flotilla::api {
 namespace {
@@ -102,6 +103,34 @@ void SetKeptContent(httplib::Response& res, const std::string& body,
       });
 }
 
+// Writes `parts` one after the other as the answer's content, from where they are kept (a kept
+// view holds them): no joined copy is made.
+void SetPartsContent(httplib::Response& res, const BodyParts& parts,
+                     const std::string& content_type, std::shared_ptr<const void> owner) {
+  res.set_content_provider(parts.size(), content_type,
+                           [&parts, owner = std::move(owner), index = size_t{0}, start = size_t{0}](
+                               size_t offset, size_t length, httplib::DataSink& sink) mutable {
+                             // cpp-httplib asks for increasing offsets; any other is looked up from
+                             // the start.
+                             if (offset < start) {
+                               index = 0;
+                               start = 0;
+                             }
+                             const auto& list = parts.parts();
+                             while (index < list.size() && offset >= start + list[index]->size()) {
+                               start += list[index]->size();
+                               ++index;
+                             }
+                             if (index == list.size()) {
+                               return false;
+                             }
+                             const std::string& part = *list[index];
+                             return sink.write(
+                                 part.data() + (offset - start),
+                                 std::min({length, kKeptChunk, part.size() - (offset - start)}));
+                           });
+}
+
 void SetSecurityHeaders(httplib::Response& res) {
   for (const auto& [name, value] : SecurityHeaders()) {
     res.set_header(std::string(name), std::string(value));
@@ -122,7 +151,8 @@ std::string GzipETag(std::string_view etag) {
 void SendAs(const Reply& reply, httplib::Response& res, bool gzip,
             const std::shared_ptr<const CachedView>& view) {
   SetSecurityHeaders(res);
-  const bool compressible = !reply.body.empty() && Compressible(reply.content_type);
+  const size_t size = reply.parts != nullptr ? reply.parts->size() : reply.body.size();
+  const bool compressible = size != 0 && Compressible(reply.content_type);
   gzip = gzip && compressible;
   bool cache_control = false;
   for (const auto& [name, value] : reply.headers) {
@@ -143,10 +173,17 @@ void SendAs(const Reply& reply, httplib::Response& res, bool gzip,
     if (view != nullptr) {
       SetKeptContent(res, view->Gzipped(), reply.content_type, view);
     } else {
-      res.set_content(Gzip(reply.body), reply.content_type);
+      res.set_content(!reply.gzipped.empty()   ? reply.gzipped
+                      : reply.parts != nullptr ? Gzip(reply.parts->Joined())
+                                               : Gzip(reply.body),
+                      reply.content_type);
     }
+  } else if (view != nullptr && reply.parts != nullptr && size != 0) {
+    SetPartsContent(res, *reply.parts, reply.content_type, view);
   } else if (view != nullptr && !reply.body.empty()) {
     SetKeptContent(res, reply.body, reply.content_type, view);
+  } else if (reply.parts != nullptr) {
+    res.set_content(reply.parts->Joined(), reply.content_type);
   } else if (!reply.body.empty() || !reply.content_type.empty()) {
     res.set_content(reply.body, reply.content_type);
   }
@@ -282,7 +319,8 @@ Server::Server(ServerOptions options, Backend& backend, store::Store& store, Tel
       store_(store),
       telemetry_(telemetry),
       logger_(std::move(logger)),
-      views_(std::make_unique<ViewCache>()) {}
+      views_(std::make_unique<ViewCache>()),
+      vms_pieces_(std::make_unique<VmsPieces>()) {}
 
 Server::~Server() {
   Stop();
@@ -465,7 +503,8 @@ void Server::Routes() {
                    .logger = *logger_,
                    .options = options_,
                    .webhook_secret = [this] { return WebhookSecret(); },
-                   .reconcile_waiters = reconcile_waiters_});
+                   .reconcile_waiters = reconcile_waiters_,
+                   .vms_pieces = *vms_pieces_});
 
   http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     AnswerUnhandled(req, res, MakeGate());

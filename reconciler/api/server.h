@@ -58,6 +58,7 @@ using controller::Snapshot;
 
 class FrontDoor;
 class ViewCache;
+class VmsPieces;
 struct RouteContext;
 struct Gate;
 
@@ -176,6 +177,7 @@ class Server {
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<RouteContext> context_;  // what the handlers (routes.h) share
   std::unique_ptr<ViewCache> views_;       // the snapshot views' renderings (view_cache.h)
+  std::unique_ptr<VmsPieces> vms_pieces_;  // the VM list's pieces (vms_pieces.h)
   std::unique_ptr<httplib::Server> http_;  // request handling only (front_door.h serves)
   std::unique_ptr<FrontDoor> front_;
   std::string host_;

@@ -79,8 +79,12 @@ std::string ViewCache::ETag(const std::shared_ptr<const Snapshot>& snapshot, std
 }
 
 const std::string& CachedView::Gzipped() const {
+  if (!reply.gzipped.empty()) {
+    gzipped_made_ = true;
+    return reply.gzipped;  // made with the rendering
+  }
   std::call_once(gzip_once_, [this] {
-    gzipped_ = Gzip(reply.body);
+    gzipped_ = Gzip(reply.parts != nullptr ? reply.parts->Joined() : reply.body);
     gzipped_made_ = true;
   });
   return gzipped_;

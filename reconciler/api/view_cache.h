@@ -50,7 +50,8 @@ struct CachedView {
   std::string etag;  // "\"...\"", quotes included; empty for an answer that is not 2xx
 
   // reply.body compressed with gzip (gzip.h), made by the first request that takes gzip and
-  // kept: one compression per view and snapshot, whatever the number of clients.
+  // kept: one compression per view and snapshot, whatever the number of clients. When the
+  // rendering made it (reply.gzipped), that.
   const std::string& Gzipped() const;
   // Whether Gzipped() was asked for (a client took gzip).
   bool WasGzipped() const { return gzipped_made_.load(); }

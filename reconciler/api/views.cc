@@ -117,18 +117,6 @@ std::string WithoutCredentials(std::string_view address) {
 
 namespace {
 
-// Whether a managed VM was made from another template than its set's now (null: not managed,
-// or its set is gone).
-void WriteOutdated(JsonText& out, const LedgerEntry* owner,
-                   const std::map<std::string, std::string>& current) {
-  const auto set = owner == nullptr ? current.end() : current.find(owner->vmset);
-  if (set == current.end()) {
-    out.Null();
-  } else {
-    out.Bool(owner->template_hash != set->second);
-  }
-}
-
 std::vector<std::string> HostConditions(const HostFacts& facts) {
   std::vector<std::string> conditions;
   for (const auto& [prefix, why] : facts.unsupported_images) {
@@ -292,12 +280,76 @@ std::string HostsText(const Snapshot& snapshot) {
 
 json HostsJson(const Snapshot& snapshot) { return json::parse(HostsText(snapshot)); }
 
-std::string VmsText(const Snapshot& snapshot, const VmFilter& filter) {
-  const OwnerIndex owners(snapshot.ledger);
-  std::map<std::string, std::string> current;  // each VM set's template hash now
+VmRow VmRowOf(const VmInfo& vm, const LedgerEntry* owner, const TemplateHashes& current,
+              std::string_view pool, std::string_view host, std::string_view host_state) {
+  VmRow row{.vm = vm,
+            .pool = pool,
+            .host = host,
+            .host_state = host_state,
+            .os = vm.os ? ToString(*vm.os) : std::string_view(vm.os_raw),
+            .state = ToString(vm.state),
+            .managed = owner != nullptr};
+  if (owner != nullptr) {
+    row.vmset = owner->vmset;
+    row.template_hash = owner->template_hash;
+    if (const auto set = current.find(owner->vmset); set != current.end()) {
+      row.outdated = owner->template_hash != set->second;
+    }
+  }
+  return row;
+}
+
+void WriteVmRow(JsonText& out, const VmRow& row) {
+  // Keys in nlohmann's (sorted) order, as every other answer of the API.
+  out.BeginObject();
+  out.Key("cpu");
+  out.Number(row.vm.cpu);
+  out.Key("disk_bytes");
+  out.Number(row.vm.disk_bytes);
+  out.Key("host");
+  out.String(row.host);
+  out.Key("host_state");
+  out.String(row.host_state);
+  out.Key("id");
+  out.String(row.vm.id);
+  out.Key("ip");
+  out.String(row.vm.ip);
+  out.Key("managed");
+  out.Bool(row.managed);
+  out.Key("memory_bytes");
+  out.Number(row.vm.memory_bytes);
+  out.Key("name");
+  out.String(row.vm.name);
+  out.Key("os");
+  out.String(row.os);
+  out.Key("outdated");
+  if (row.outdated) {
+    out.Bool(*row.outdated);
+  } else {
+    out.Null();
+  }
+  out.Key("pool");
+  out.String(row.pool);
+  out.Key("state");
+  out.String(row.state);
+  out.Key("template_hash");
+  out.String(row.template_hash);
+  out.Key("vmset");
+  out.String(row.vmset);
+  out.EndObject();
+}
+
+TemplateHashes CurrentTemplateHashes(const Snapshot& snapshot) {
+  TemplateHashes current;
   for (const VMSet& set : snapshot.desired.sets) {
     current[set.meta.name] = TemplateHash(set.templ);
   }
+  return current;
+}
+
+std::string VmsText(const Snapshot& snapshot, const VmFilter& filter) {
+  const OwnerIndex owners(snapshot.ledger);
+  const TemplateHashes current = CurrentTemplateHashes(snapshot);
   JsonText out;
   if (filter.pool.empty() && filter.vmset.empty() && filter.host.empty() && filter.state.empty() &&
       !filter.managed) {
@@ -324,45 +376,12 @@ std::string VmsText(const Snapshot& snapshot, const VmFilter& filter) {
         }
         const LedgerEntry* owner = owners.Owner(vm, spec.name);
         const std::string_view vmset = owner != nullptr ? owner->vmset : std::string_view();
-        const std::string_view state = ToString(vm.state);
         if ((!filter.vmset.empty() && filter.vmset != vmset) ||
-            (!filter.state.empty() && filter.state != state) ||
+            (!filter.state.empty() && filter.state != ToString(vm.state)) ||
             (filter.managed && *filter.managed != (owner != nullptr))) {
           continue;
         }
-        // Keys in nlohmann's (sorted) order, as every other answer of the API.
-        out.BeginObject();
-        out.Key("cpu");
-        out.Number(vm.cpu);
-        out.Key("disk_bytes");
-        out.Number(vm.disk_bytes);
-        out.Key("host");
-        out.String(spec.name);
-        out.Key("host_state");
-        out.String(host_state);
-        out.Key("id");
-        out.String(vm.id);
-        out.Key("ip");
-        out.String(vm.ip);
-        out.Key("managed");
-        out.Bool(owner != nullptr);
-        out.Key("memory_bytes");
-        out.Number(vm.memory_bytes);
-        out.Key("name");
-        out.String(vm.name);
-        out.Key("os");
-        out.String(vm.os ? ToString(*vm.os) : std::string_view(vm.os_raw));
-        out.Key("outdated");
-        WriteOutdated(out, owner, current);
-        out.Key("pool");
-        out.String(pool.meta.name);
-        out.Key("state");
-        out.String(state);
-        out.Key("template_hash");
-        out.String(owner != nullptr ? std::string_view(owner->template_hash) : std::string_view());
-        out.Key("vmset");
-        out.String(vmset);
-        out.EndObject();
+        WriteVmRow(out, VmRowOf(vm, owner, current, pool.meta.name, spec.name, host_state));
       }
     }
   }

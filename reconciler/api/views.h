@@ -6,6 +6,8 @@
 // none.
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +57,30 @@ nlohmann::json HostsJson(const Snapshot& snapshot);
 // GET /api/v1/vms: {"observed_at": ..., "vms": [...]} as JsonReply's text (the answer's body),
 // written without building the document; VmsJson is the same parsed.
 std::string VmsText(const Snapshot& snapshot, const VmFilter& filter);
+
+// What one element of /api/v1/vms shows: VmsText writes them, and so does VmsPieces
+// (vms_pieces.h), which keeps them from one snapshot to the next. Views into the snapshot.
+struct VmRow {
+  const VmInfo& vm;  // cpu, disk_bytes, id, ip, memory_bytes, name
+  std::string_view pool;
+  std::string_view host;
+  std::string_view host_state;
+  std::string_view os;
+  std::string_view state;
+  bool managed = false;
+  std::string_view vmset;          // empty when not managed
+  std::string_view template_hash;  // empty when not managed
+  std::optional<bool> outdated;    // unset when not managed or its set is gone
+};
+// Each VM set's template hash now, by set name.
+using TemplateHashes = std::map<std::string, std::string, std::less<>>;
+TemplateHashes CurrentTemplateHashes(const Snapshot& snapshot);
+// The row of `vm`, seen on `host` of `pool`; `owner` is its ledger entry (OwnerIndex::Owner).
+VmRow VmRowOf(const VmInfo& vm, const LedgerEntry* owner, const TemplateHashes& current,
+              std::string_view pool, std::string_view host, std::string_view host_state);
+class JsonText;
+// The row as an element of the "vms" array (JsonText's indentation of that depth).
+void WriteVmRow(JsonText& out, const VmRow& row);
 nlohmann::json VmsJson(const Snapshot& snapshot, const VmFilter& filter);
 nlohmann::json ResourcesJson(const Snapshot& snapshot);
 

@@ -10,28 +10,12 @@
 #include <string>
 
 #include "reconciler/api/view_cache.h"
+#include "tests/support/gunzip.h"
 
 namespace flotilla::api {
 namespace {
 
-std::string Gunzip(const std::string& compressed) {
-  z_stream stream{};
-  EXPECT_EQ(inflateInit2(&stream, 15 + 16), Z_OK);
-  std::string out;
-  std::string buffer(1 << 16, '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
-  stream.avail_in = static_cast<uInt>(compressed.size());
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    stream.next_out = reinterpret_cast<Bytef*>(buffer.data());
-    stream.avail_out = static_cast<uInt>(buffer.size());
-    rc = inflate(&stream, Z_NO_FLUSH);
-    out.append(buffer.data(), buffer.size() - stream.avail_out);
-  }
-  inflateEnd(&stream);
-  EXPECT_EQ(rc, Z_STREAM_END) << "not one whole gzip member";
-  return out;
-}
+using testing::Gunzip;
 
 TEST(ApiGzipTest, AcceptEncodingTakesGzipUnlessItsWeightIsZero) {
   for (const char* yes : {"gzip", "GZIP", "gzip, deflate, br", "br;q=1.0, gzip;q=0.5", "x-gzip",

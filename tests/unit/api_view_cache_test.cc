@@ -25,6 +25,7 @@
 #include "reconciler/api/views.h"
 #include "reconciler/model/normalize.h"
 #include "tests/support/fleet_values.h"
+#include "tests/support/gunzip.h"
 #include "tests/support/process.h"
 #include "tests/support/snapshot_backend.h"
 #include "tests/support/wait_until.h"
@@ -558,6 +559,56 @@ TEST(ApiViewCacheUnitTest, AStoppedWarmingLeavesItsViewsToTheRequests) {
   EXPECT_EQ(*own.calls, 1);
   EXPECT_EQ(*second.calls, 1);
   EXPECT_EQ(got->reply.body, "own@2");
+}
+
+// The whole VM list is written from its kept pieces (vms_pieces.h), identity and gzip, as one
+// rendering writes it: with a piece larger than what one write hands over (1 MiB), and again
+// after a pass that changed one VM.
+TEST_F(ApiViewCacheTest, TheWholeVmListIsWrittenFromItsPiecesAsOneRenderingWritesIt) {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->observed_at = testing::kNow;
+  HostPool pool;
+  pool.meta.name = "big";
+  for (int h = 0; h < 20; ++h) {
+    const std::string name = "big-" + std::to_string(h);
+    pool.hosts.push_back(testing::Host(name));
+    ObservedHost& host = snapshot->observed.hosts[name];
+    host = testing::Online(name, "big");
+    for (int v = 0; v < (h == 0 ? 3000 : 3); ++v) {
+      host.vms.push_back(VmInfo{.id = name + "-" + std::to_string(v),
+                                .name = name + "-vm-" + std::to_string(v),
+                                .state = VmState::kRunning,
+                                .cpu = 2});
+    }
+  }
+  snapshot->desired.pools.push_back(pool);
+  httplib::Client client("127.0.0.1", server_->port());
+  // Far more than a loopback read of 1 MB takes: a body shorter than its Content-Length fails.
+  client.set_read_timeout(std::chrono::seconds{10});
+  client.set_decompress(false);
+  const httplib::Headers identity{{"Authorization", std::string("Bearer ") + kViewToken},
+                                  {"Accept-Encoding", "identity"}};
+  const httplib::Headers gzip{{"Authorization", std::string("Bearer ") + kViewToken},
+                              {"Accept-Encoding", "gzip"}};
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      auto next = std::make_shared<Snapshot>(*snapshot);
+      next->observed_at += std::chrono::seconds{30};
+      next->observed.hosts.at("big-17").vms[1].state = VmState::kStopped;
+      snapshot = next;
+    }
+    backend_.Publish(snapshot);
+    const std::string expected = VmsText(*snapshot, {});
+    ASSERT_GT(expected.size(), size_t{1} << 20);
+    httplib::Result plain = client.Get("/api/v1/vms", identity);
+    ASSERT_TRUE(plain && plain->status == 200) << pass;
+    EXPECT_EQ(plain->get_header_value("Content-Length"), std::to_string(expected.size()));
+    EXPECT_EQ(plain->body, expected) << pass;
+    httplib::Result zipped = client.Get("/api/v1/vms", gzip);
+    ASSERT_TRUE(zipped && zipped->status == 200) << pass;
+    EXPECT_EQ(zipped->get_header_value("Content-Encoding"), "gzip");
+    EXPECT_EQ(testing::Gunzip(zipped->body), expected) << pass;
+  }
 }
 
 }  // namespace
