@@ -40,6 +40,7 @@
 #include "reconciler/api/gzip.h"
 #include "reconciler/api/server.h"
 #include "reconciler/api/views.h"
+#include "reconciler/api/vms_pieces.h"
 #include "reconciler/model/normalize.h"
 #include "reconciler/model/template_hash.h"
 #include "reconciler/planner/planner.h"
@@ -186,6 +187,44 @@ void RenderAlone(const controller::Snapshot& fleet, int runs) {
   Print("HostsText", hosts);
   Print("Gzip of it", hosts_gzip);
   Print("/metrics (Telemetry::Render)", metrics);
+
+  // The unfiltered list from kept pieces (what GET /api/v1/vms does): all of them the first
+  // time, then after a pass that changed nothing but the time, then after one in which one VM
+  // in a hundred hosts changed state.
+  std::vector<double> first;
+  std::vector<double> unchanged;
+  std::vector<double> some;
+  size_t rendered[3] = {0, 0, 0};
+  size_t zipped = 0;
+  for (int i = 0; i < runs; ++i) {
+    api::VmsPieces pieces;
+    controller::Snapshot next = fleet;
+    auto start = SteadyClock::now();
+    api::VmsPieces::Rendered all = pieces.Render(next);
+    first.push_back(Ms(SteadyClock::now() - start));
+    rendered[0] = all.rendered;
+    zipped = all.gzipped.size();
+    next.observed_at += std::chrono::seconds{30};
+    start = SteadyClock::now();
+    all = pieces.Render(next);
+    unchanged.push_back(Ms(SteadyClock::now() - start));
+    rendered[1] = all.rendered;
+    size_t n = 0;
+    for (auto& [name, host] : next.observed.hosts) {
+      if (n++ % 100 == 0 && !host.vms.empty()) {
+        host.vms[0].state = host.vms[0].state == VmState::kRunning ? VmState::kStopped
+                                                                   : VmState::kRunning;
+      }
+    }
+    start = SteadyClock::now();
+    all = pieces.Render(next);
+    some.push_back(Ms(SteadyClock::now() - start));
+    rendered[2] = all.rendered;
+  }
+  std::printf("VmsPieces::Render (text and gzip, %zu bytes compressed):\n", zipped);
+  Print("all pieces (" + std::to_string(rendered[0]) + " rendered)", first);
+  Print("next pass, nothing changed (" + std::to_string(rendered[1]) + " rendered)", unchanged);
+  Print("one host in 100 changed (" + std::to_string(rendered[2]) + " rendered)", some);
 }
 
 struct Answer {
@@ -211,6 +250,26 @@ Answer Get(httplib::Client& client, const std::string& path, httplib::Headers he
   answer.etag = r->get_header_value("ETag");
   answer.encoding = r->get_header_value("Content-Encoding");
   return answer;
+}
+
+// One GET of `path` by curl (identity, body thrown away): the server's time, without
+// cpp-httplib's client (which reads 4 KiB at a time into a growing string).
+double CurlMs(int port, const std::string& path) {
+  const std::string command = "curl -s -o /dev/null -w '%{time_total}' -H 'Authorization: Bearer " +
+                              std::string(kToken) + "' 'http://127.0.0.1:" + std::to_string(port) +
+                              path + "'";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    std::cerr << "curl: popen failed\n";
+    std::exit(1);
+  }
+  double seconds = 0;
+  const int read = std::fscanf(pipe, "%lf", &seconds);
+  if (::pclose(pipe) != 0 || read != 1) {
+    std::cerr << "curl " << path << " failed\n";
+    std::exit(1);
+  }
+  return seconds * 1000;
 }
 
 // What `flotilla run` does after each pass (LoopOptions::published): a new snapshot, and the
@@ -254,6 +313,11 @@ void Endpoint(httplib::Client& client, BenchBackend& backend, api::Server& serve
               first.etag.empty() ? "(none)" : first.etag.c_str());
   Print("cold (first GET of a new snapshot)", cold);
   Print("warm", warm);
+  std::vector<double> curl;
+  for (int i = 0; i < samples; ++i) {
+    curl.push_back(CurlMs(server.port(), path));
+  }
+  Print("warm, curl -o /dev/null (identity)", curl);
   std::vector<double> revalidate;
   int not_modified = 0;
   for (int i = 0; i < samples; ++i) {
@@ -285,17 +349,20 @@ void Endpoint(httplib::Client& client, BenchBackend& backend, api::Server& serve
   std::vector<double> ready;
   std::vector<double> after_gzip;
   std::vector<double> after_identity;
+  std::vector<double> after_curl;
   for (int i = 0; i < std::max(samples / 4, 3); ++i) {
     auto copy = std::make_shared<controller::Snapshot>(*base);
     copy->observed_at += std::chrono::seconds{1000 + i};
     ready.push_back(PublishAndWaitForTheWarming(backend, server, telemetry, std::move(copy)));
     after_gzip.push_back(Get(client, path, {{"Accept-Encoding", "gzip"}}).ms);
+    after_curl.push_back(CurlMs(server.port(), path));
     after_identity.push_back(Get(client, path, identity).ms);
   }
   backend.Publish(base);
   Print("after a pass: rendered (and compressed) ahead, publication to ready", ready);
   Print("after a pass: first GET, Accept-Encoding: gzip", after_gzip);
-  Print("after a pass: first GET, identity", after_identity);
+  Print("after a pass: then curl, identity", after_curl);
+  Print("after a pass: then cpp-httplib's client, identity", after_identity);
 }
 
 // One client GETting `path` on a thread of its own until it is stopped: with Accept-Encoding
