@@ -103,33 +103,38 @@ void SetKeptContent(httplib::Response& res, const std::string& body,
       });
 }
 
-// Writes `parts` one after the other as the answer's content, from where they are kept (a kept
-// view holds them): no joined copy is made.
-void SetPartsContent(httplib::Response& res, const BodyParts& parts,
-                     const std::string& content_type, std::shared_ptr<const void> owner) {
-  res.set_content_provider(parts.size(), content_type,
-                           [&parts, owner = std::move(owner), index = size_t{0}, start = size_t{0}](
-                               size_t offset, size_t length, httplib::DataSink& sink) mutable {
-                             // cpp-httplib asks for increasing offsets; any other is looked up from
-                             // the start.
-                             if (offset < start) {
-                               index = 0;
-                               start = 0;
-                             }
-                             const auto& list = parts.parts();
-                             while (index < list.size() && offset >= start + list[index]->size()) {
-                               start += list[index]->size();
-                               ++index;
-                             }
-                             if (index == list.size()) {
-                               return false;
-                             }
-                             const std::string& part = *list[index];
-                             return sink.write(
-                                 part.data() + (offset - start),
-                                 std::min({length, kKeptChunk, part.size() - (offset - start)}));
-                           });
-}
+// cpp-httplib's content provider for a body kept in parts (body_parts.h): writes them one after
+// the other from where they are kept, which `owner` (the kept view) keeps alive; no joined copy
+// is made.
+class PartsProvider {
+ public:
+  PartsProvider(const BodyParts& parts, std::shared_ptr<const void> owner)
+      : parts_(&parts), owner_(std::move(owner)) {}
+
+  bool operator()(size_t offset, size_t length, httplib::DataSink& sink) {
+    if (offset < start_) {  // cpp-httplib asks for increasing offsets; any other is looked up
+      index_ = 0;
+      start_ = 0;
+    }
+    const auto& list = parts_->parts();
+    while (index_ < list.size() && offset >= start_ + list[index_]->size()) {
+      start_ += list[index_]->size();
+      ++index_;
+    }
+    if (index_ == list.size()) {
+      return false;
+    }
+    const std::string& part = *list[index_];
+    const size_t at = offset - start_;
+    return sink.write(part.data() + at, std::min({length, kKeptChunk, part.size() - at}));
+  }
+
+ private:
+  const BodyParts* parts_;
+  std::shared_ptr<const void> owner_;
+  size_t index_ = 0;  // the part where the last write was
+  size_t start_ = 0;  // its offset in the body
+};
 
 void SetSecurityHeaders(httplib::Response& res) {
   for (const auto& [name, value] : SecurityHeaders()) {
@@ -179,7 +184,8 @@ void SendAs(const Reply& reply, httplib::Response& res, bool gzip,
                       reply.content_type);
     }
   } else if (view != nullptr && reply.parts != nullptr && size != 0) {
-    SetPartsContent(res, *reply.parts, reply.content_type, view);
+    res.set_content_provider(reply.parts->size(), reply.content_type,
+                             PartsProvider(*reply.parts, view));
   } else if (view != nullptr && !reply.body.empty()) {
     SetKeptContent(res, reply.body, reply.content_type, view);
   } else if (reply.parts != nullptr) {
