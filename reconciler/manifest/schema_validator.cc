@@ -132,6 +132,56 @@ Located Locate(const json& root, const std::vector<std::string>& tokens, const j
 // exactly as the original does, and the regex only ever sees a short string.
 constexpr size_t kPatternLengthCap = 4096;
 
+// The cap CapPatternedStrings applies to a string under `schema`, or nothing when the string
+// has no pattern.
+std::optional<size_t> PatternCap(const json& schema) {
+  if (!schema.contains("pattern")) {
+    return std::nullopt;
+  }
+  size_t cap = kPatternLengthCap;
+  if (schema.contains("maxLength") && schema["maxLength"].is_number_unsigned()) {
+    cap = std::min(cap, schema["maxLength"].get<size_t>());
+  }
+  return cap;
+}
+
+// Whether CapPatternedStrings would cut anything in `value`: the same walk, reading only, so
+// that the document is copied only when a string must be cut (almost never).
+bool NeedsPatternCap(const json& root, const json* schema, const json& value) {
+  schema = Resolve(root, schema);
+  if (schema == nullptr || !schema->is_object()) {
+    return false;
+  }
+  if (value.is_string()) {
+    const std::optional<size_t> cap = PatternCap(*schema);
+    return cap && value.get_ref<const std::string&>().size() > *cap;
+  }
+  if (value.is_object()) {
+    const json* properties = schema->contains("properties") ? &(*schema)["properties"] : nullptr;
+    const json* additional =
+        schema->contains("additionalProperties") ? &(*schema)["additionalProperties"] : nullptr;
+    for (const auto& [key, child] : value.items()) {
+      if (properties != nullptr && properties->contains(key)) {
+        if (NeedsPatternCap(root, &(*properties)[key], child)) {
+          return true;
+        }
+      } else if (additional != nullptr && additional->is_object() &&
+                 NeedsPatternCap(root, additional, child)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  if (value.is_array() && schema->contains("items")) {
+    for (const json& item : value) {
+      if (NeedsPatternCap(root, &(*schema)["items"], item)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 // Records the pointer of every string it cuts in `cut`: a pattern finding there would be about
 // the cut text, not the user's, and is dropped.
 void CapPatternedStrings(const json& root, const json* schema, json& value,
@@ -141,16 +191,10 @@ void CapPatternedStrings(const json& root, const json* schema, json& value,
     return;
   }
   if (value.is_string()) {
-    if (!schema->contains("pattern")) {
-      return;
-    }
-    size_t cap = kPatternLengthCap;
-    if (schema->contains("maxLength") && (*schema)["maxLength"].is_number_unsigned()) {
-      cap = std::min(cap, (*schema)["maxLength"].get<size_t>());
-    }
+    const std::optional<size_t> cap = PatternCap(*schema);
     std::string& text = value.get_ref<std::string&>();
-    if (text.size() > cap) {
-      text.resize(cap + 1);
+    if (cap && text.size() > *cap) {
+      text.resize(*cap + 1);
       cut.insert(pointer);
     }
   } else if (value.is_object()) {
@@ -568,11 +612,15 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
   }
   const Compiled* compiled = schema == kPoolSchema ? PoolSchema(doc.value) : it->second.get();
   const json& schema_source = compiled->source;
-  json guarded = doc.value;
+  // The document is validated as it is unless a string must be cut: then a copy, cut.
+  std::optional<json> guarded;
   std::set<std::string> cut;
-  CapPatternedStrings(schema_source, &schema_source, guarded, "", cut);
+  if (NeedsPatternCap(schema_source, &schema_source, doc.value)) {
+    guarded = doc.value;
+    CapPatternedStrings(schema_source, &schema_source, *guarded, "", cut);
+  }
   valijson::ValidationResults results;
-  valijson::adapters::NlohmannJsonAdapter target(guarded);
+  valijson::adapters::NlohmannJsonAdapter target(guarded ? *guarded : doc.value);
   bool valid = false;
   {
     std::unique_ptr<valijson::Validator> validator = engine_->Borrow();
