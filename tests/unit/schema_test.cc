@@ -246,6 +246,11 @@ TEST(SchemaTest, PatternedStringsJustOverTheirMaxLengthSayOnlyThat) {
       LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: " + std::string(63, 'A'))));
   EXPECT_TRUE(Says(within, "must be a DNS label")) << testing::AllText(within);
   EXPECT_EQ(within.diagnostics.error_count(), 1u) << testing::AllText(within);
+  // The same under a list's items, through a reference (a host's tags: definitions/tag).
+  LoadResult tag =
+      LoadYaml(Fleet(Replace(kPool, "tags: [m2]", "tags: [" + std::string(64, '-') + "]"), kSet));
+  EXPECT_TRUE(Says(tag, "tags[0] is longer than 63 characters")) << testing::AllText(tag);
+  EXPECT_EQ(tag.diagnostics.error_count(), 1u) << testing::AllText(tag);
 }
 
 }  // namespace
