@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -132,6 +134,19 @@ Located Locate(const json& root, const std::vector<std::string>& tokens, const j
 // exactly as the original does, and the regex only ever sees a short string.
 constexpr size_t kPatternLengthCap = 4096;
 
+// The cap CapPatternedStrings applies to a string under `schema`, or nothing when the string
+// has no pattern.
+std::optional<size_t> PatternCap(const json& schema) {
+  if (!schema.contains("pattern")) {
+    return std::nullopt;
+  }
+  size_t cap = kPatternLengthCap;
+  if (schema.contains("maxLength") && schema["maxLength"].is_number_unsigned()) {
+    cap = std::min(cap, schema["maxLength"].get<size_t>());
+  }
+  return cap;
+}
+
 // Records the pointer of every string it cuts in `cut`: a pattern finding there would be about
 // the cut text, not the user's, and is dropped.
 void CapPatternedStrings(const json& root, const json* schema, json& value,
@@ -141,16 +156,10 @@ void CapPatternedStrings(const json& root, const json* schema, json& value,
     return;
   }
   if (value.is_string()) {
-    if (!schema->contains("pattern")) {
-      return;
-    }
-    size_t cap = kPatternLengthCap;
-    if (schema->contains("maxLength") && (*schema)["maxLength"].is_number_unsigned()) {
-      cap = std::min(cap, (*schema)["maxLength"].get<size_t>());
-    }
+    const std::optional<size_t> cap = PatternCap(*schema);
     std::string& text = value.get_ref<std::string&>();
-    if (text.size() > cap) {
-      text.resize(cap + 1);
+    if (cap && text.size() > *cap) {
+      text.resize(*cap + 1);
       cut.insert(pointer);
     }
   } else if (value.is_object()) {
@@ -473,9 +482,97 @@ Result<json> PoolSchemaFor(const json& pool, const std::vector<std::string>& nam
 
 }  // namespace
 
+namespace pattern_caps {
+
+// What CapPatternedStrings reads of one place of a schema, its references resolved: the cap of
+// a string there, and the places of properties, of other properties and of items. A null
+// place is one with no schema (a reference that resolves to nothing, or not to an object):
+// nothing below it is cut.
+struct Place {
+  std::optional<size_t> cap;
+  std::map<std::string, const Place*, std::less<>> properties;
+  const Place* additional = nullptr;
+  const Place* items = nullptr;
+};
+
+// A schema's places, built once, so that a document is checked for strings to cut without
+// resolving references and looking keys up in the schema's JSON for every node.
+class Tree {
+ public:
+  explicit Tree(const json& root) : root_(&root) { top_ = Build(&root); }
+
+  // Whether CapPatternedStrings(root, &root, value, ...) would cut a string.
+  bool NeedsCap(const json& value) const { return Needs(top_, value); }
+
+ private:
+  const Place* Build(const json* schema) {
+    if (auto it = built_.find(schema); it != built_.end()) {
+      return it->second;
+    }
+    const json* resolved = Resolve(*root_, schema);
+    if (resolved == nullptr || !resolved->is_object()) {
+      built_[schema] = nullptr;
+      return nullptr;
+    }
+    places_.push_back(std::make_unique<Place>());
+    Place* place = places_.back().get();
+    built_[schema] = place;  // before its children: a schema may refer to itself
+    place->cap = PatternCap(*resolved);
+    if (resolved->contains("properties") && (*resolved)["properties"].is_object()) {
+      for (const auto& [key, property] : (*resolved)["properties"].items()) {
+        place->properties[key] = Build(&property);
+      }
+    }
+    if (resolved->contains("additionalProperties") &&
+        (*resolved)["additionalProperties"].is_object()) {
+      place->additional = Build(&(*resolved)["additionalProperties"]);
+    }
+    if (resolved->contains("items")) {
+      place->items = Build(&(*resolved)["items"]);
+    }
+    return place;
+  }
+
+  static bool Needs(const Place* place, const json& value) {
+    if (place == nullptr) {
+      return false;
+    }
+    if (value.is_string()) {
+      return place->cap && value.get_ref<const std::string&>().size() > *place->cap;
+    }
+    if (value.is_object()) {
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        auto property = place->properties.find(it.key());
+        const Place* below =
+            property != place->properties.end() ? property->second : place->additional;
+        if (Needs(below, it.value())) {
+          return true;
+        }
+      }
+      return false;
+    }
+    if (value.is_array()) {
+      for (const json& item : value) {
+        if (Needs(place->items, item)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  const json* root_;
+  std::map<const json*, const Place*> built_;
+  std::vector<std::unique_ptr<Place>> places_;
+  const Place* top_ = nullptr;
+};
+
+}  // namespace pattern_caps
+
 struct SchemaValidator::Compiled {
   nlohmann::json source;  // kept for messages: enums, patterns, known fields
   valijson::Schema schema;
+  std::unique_ptr<pattern_caps::Tree> caps;  // of `source`
 };
 
 namespace {
@@ -487,6 +584,7 @@ Result<std::unique_ptr<SchemaValidator::Compiled>> Compile(json source, const st
     valijson::SchemaParser parser;
     valijson::adapters::NlohmannJsonAdapter adapter(compiled->source);
     parser.populateSchema(adapter, compiled->schema);
+    compiled->caps = std::make_unique<pattern_caps::Tree>(compiled->source);
   } catch (const std::exception& e) {
     return Status::Internal(what + " is invalid: " + e.what());
   }
@@ -568,11 +666,15 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
   }
   const Compiled* compiled = schema == kPoolSchema ? PoolSchema(doc.value) : it->second.get();
   const json& schema_source = compiled->source;
-  json guarded = doc.value;
+  // The document is validated as it is unless a string must be cut: then a copy, cut.
+  std::optional<json> guarded;
   std::set<std::string> cut;
-  CapPatternedStrings(schema_source, &schema_source, guarded, "", cut);
+  if (compiled->caps->NeedsCap(doc.value)) {
+    guarded = doc.value;
+    CapPatternedStrings(schema_source, &schema_source, *guarded, "", cut);
+  }
   valijson::ValidationResults results;
-  valijson::adapters::NlohmannJsonAdapter target(guarded);
+  valijson::adapters::NlohmannJsonAdapter target(guarded ? *guarded : doc.value);
   bool valid = false;
   {
     std::unique_ptr<valijson::Validator> validator = engine_->Borrow();

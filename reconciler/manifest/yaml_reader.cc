@@ -7,9 +7,11 @@
 #include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -219,12 +221,12 @@ class JsonBuilder : public YAML::EventHandler {
 
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     CheckAnchor(mark, anchor);
-    AddScalar(mark, nullptr, /*key_text=*/std::nullopt);
+    AddScalar(mark, nullptr, /*key_text=*/nullptr);
   }
 
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
     Reject(mark, "YAML aliases (*name) are not allowed in manifests; write the value out");
-    AddScalar(mark, nullptr, std::nullopt);
+    AddScalar(mark, nullptr, nullptr);
   }
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
@@ -256,7 +258,7 @@ class JsonBuilder : public YAML::EventHandler {
     if (overflow) {
       Reject(mark, "integer " + value + " does not fit in 64 bits");
     }
-    AddScalar(mark, std::move(resolved), value);
+    AddScalar(mark, std::move(resolved), &value);
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
@@ -337,22 +339,43 @@ class JsonBuilder : public YAML::EventHandler {
         marks.column = marks.key_column;
       }
     }
-    auto node = std::make_unique<MarkNode>();
-    node->marks = marks;
-    MarkNode* raw = node.get();
-    parent.marks->children[token] = std::move(node);
-    return raw;
+    // Only this frame's children grow while it is open: the nodes of the open frames below it
+    // stay where they are.
+    parent.marks->children.push_back({std::move(token), MarkNode{marks, {}}});
+    return &parent.marks->children.back().node;
   }
 
-  void AddScalar(const YAML::Mark& mark, nlohmann::json value,
-                 const std::optional<std::string>& key_text) {
+  // Sorts a finished collection's children by token for MarkNode::Find; stable, so that of
+  // two equal tokens (a duplicate key, which rejects the document) the later one is found.
+  static void SortChildren(MarkNode& node) {
+    std::vector<MarkNode::Child>& children = node.children;
+    auto by_token = [](const MarkNode::Child& a, const MarkNode::Child& b) {
+      return a.token < b.token;
+    };
+    if (std::is_sorted(children.begin(), children.end(), by_token)) {
+      return;
+    }
+    if (children.size() > 32) {
+      std::stable_sort(children.begin(), children.end(), by_token);
+      return;
+    }
+    // An insertion sort (stable) for the usual few keys: stable_sort would allocate a buffer.
+    for (size_t i = 1; i < children.size(); ++i) {
+      for (size_t j = i; j > 0 && by_token(children[j], children[j - 1]); --j) {
+        std::swap(children[j], children[j - 1]);
+      }
+    }
+  }
+
+  // `key_text`: the scalar's text as written, or null for an empty node.
+  void AddScalar(const YAML::Mark& mark, nlohmann::json value, const std::string* key_text) {
     if (InMapKeyPosition()) {
       Frame& map = frames_.back();
       if (!value.is_string() && !value.is_number() && !value.is_boolean()) {
         Reject(mark, "mapping keys must be strings");
         map.key = "";
       } else {
-        map.key = key_text ? *key_text : value.dump();
+        map.key = key_text != nullptr ? *key_text : value.dump();
       }
       if (map.value.contains(map.key)) {
         Reject(mark, "duplicate key \"" + map.key + "\"");
@@ -380,6 +403,7 @@ class JsonBuilder : public YAML::EventHandler {
   void Close() {
     Frame done = std::move(frames_.back());
     frames_.pop_back();
+    SortChildren(*done.marks);
     if (done.is_complex_key) {
       // The rejected key's value follows; give it a name that cannot clash with a real key.
       frames_.back().key = "\x01complex-key";
@@ -435,11 +459,12 @@ SourceLocation Lookup(const YamlDocument& doc, std::string_view pointer, bool wa
   size_t pos = 0;
   while (pos < pointer.size() && pointer[pos] == '/') {
     const size_t end = std::min(pointer.find('/', pos + 1), pointer.size());
-    auto it = node->children.find(UnescapePointerToken(pointer.substr(pos + 1, end - pos - 1)));
-    if (it == node->children.end()) {
+    const MarkNode* child =
+        node->Find(UnescapePointerToken(pointer.substr(pos + 1, end - pos - 1)));
+    if (child == nullptr) {
       break;
     }
-    node = it->second.get();
+    node = child;
     pos = end;
   }
   const NodeMarks& m = node->marks;
@@ -450,6 +475,16 @@ SourceLocation Lookup(const YamlDocument& doc, std::string_view pointer, bool wa
 }
 
 }  // namespace
+
+const MarkNode* MarkNode::Find(std::string_view token) const {
+  // The last child not after `token`: of equal tokens, the one placed last.
+  auto after = std::upper_bound(children.begin(), children.end(), token,
+                                [](std::string_view t, const Child& c) { return t < c.token; });
+  if (after == children.begin() || std::prev(after)->token != token) {
+    return nullptr;
+  }
+  return &std::prev(after)->node;
+}
 
 SourceLocation YamlDocument::KeyLocation(std::string_view pointer) const {
   return Lookup(*this, pointer, true);

@@ -22,10 +22,21 @@ struct NodeMarks {
 };
 
 // Positions shaped like the document: a child per mapping key or list index. Memory grows with
-// the document, never with the length of the paths to its nodes.
+// the document, never with the length of the paths to its nodes. Children are held in place
+// (one allocation per collection rather than two per node), sorted by token once their
+// collection is read.
 struct MarkNode {
+  struct Child;
   NodeMarks marks;
-  std::map<std::string, std::unique_ptr<MarkNode>, std::less<>> children;
+  std::vector<Child> children;
+
+  // The child named `token`, or null.
+  const MarkNode* Find(std::string_view token) const;
+};
+
+struct MarkNode::Child {
+  std::string token;  // the mapping key, or the list index in decimal
+  MarkNode node;
 };
 
 // One YAML document converted to JSON, with the position of every node.

@@ -71,7 +71,9 @@ std::vector<std::shared_ptr<const manifest::ParsedFile>> ParseCache::GetAll(
         budget.used += parsed.used;
         ++parses_;
         auto shared = std::make_shared<const manifest::ParsedFile>(std::move(parsed.parsed));
-        entries_[file.path] = Entry{file.blob_id, shared, file.content, true};
+        // The copy made for parsing is kept: nothing reads `fresh` after ParseAlone.
+        entries_[file.path] =
+            Entry{file.blob_id, shared, std::move(fresh[fresh_index[i]].content), true};
         out.push_back(std::move(shared));
         continue;
       }

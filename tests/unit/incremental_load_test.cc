@@ -62,6 +62,67 @@ TEST(IncrementalLoadTest, RandomHistoriesLoadAsFromScratch) {
   EXPECT_GT(replayed_somewhere, 100u);
 }
 
+// MemoryGit that, like the libgit2 source, reads neither size nor content of the blobs the
+// caller says it has.
+class SkippingGit final : public GitSource {
+ public:
+  explicit SkippingGit(const std::map<std::string, std::string>& files) : git_(files) {}
+  Result<FetchResult> Fetch() override { return git_.Fetch(); }
+  Result<std::string> Resolve(std::string_view rev) override { return git_.Resolve(rev); }
+  Result<std::vector<TreeFile>> ReadTree(std::string_view commit, std::string_view path,
+                                         manifest::Diagnostics& diagnostics) override {
+    return git_.ReadTree(commit, path, diagnostics);
+  }
+  Result<std::vector<TreeFile>> ReadTreeSkipping(std::string_view commit, std::string_view path,
+                                                 const KnownBlob& known,
+                                                 manifest::Diagnostics& diagnostics) override {
+    Result<std::vector<TreeFile>> files = git_.ReadTree(commit, path, diagnostics);
+    for (TreeFile& file : *files) {
+      if (known(file.blob_id, file.path)) {
+        file = TreeFile{.path = file.path, .blob_id = file.blob_id, .known = true};
+      }
+    }
+    return files;
+  }
+  Result<std::vector<std::string>> ChangedFiles(std::string_view a, std::string_view b,
+                                                std::string_view path) override {
+    return git_.ChangedFiles(a, b, path);
+  }
+  Result<CommitInfo> Commit(std::string_view rev) override { return git_.Commit(rev); }
+  Status VerifyCommit(std::string_view sha) override { return git_.VerifyCommit(sha); }
+
+ private:
+  testing::MemoryGit git_;
+};
+
+// A file the cache holds, not read from the tree again, is parsed again from the content kept
+// with it when a new file ahead of it takes the document limit: it reports the limit as a cold
+// load does.
+TEST(IncrementalLoadTest, AKeptFileCutShortByTheLimitIsParsedFromItsKeptContent) {
+  const ManifestLoader loader(manifest::testing::Validator(), {.max_documents = 2});
+  const std::string pool =
+      "apiVersion: flotilla.dev/v1\nkind: HostPool\nmetadata: {name: p}\nspec:\n"
+      "  credentialsRef: builders\n  hosts:\n    - name: h1\n      address: "
+      "https://10.0.0.1:8080\n";
+  const std::map<std::string, std::string> first = {{"fleet/b.yaml", pool}};
+  std::map<std::string, std::string> second = first;
+  second["fleet/a.yaml"] = "a: 1\n---\nb: 2\n";
+  auto load = [&](const std::map<std::string, std::string>& files, ParseCache& cache) {
+    SkippingGit git(files);
+    Result<LoadResult> r = LoadRevision(git, "main", "fleet", loader, cache);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? testing::Describe(*r) : "";
+  };
+  ParseCache warm;
+  load(first, warm);
+  const std::string incremental = load(second, warm);
+  ParseCache cold;
+  const std::string full = load(second, cold);
+  EXPECT_EQ(incremental, full);
+  EXPECT_NE(full.find("fleet/b.yaml@89abcde:1:1: error: too many documents"), std::string::npos)
+      << full;
+}
+
 // A pool's change reaches the sets that use it, though their own files did not change.
 TEST(IncrementalLoadTest, APoolChangeRechecksItsSets) {
   const ManifestLoader loader(manifest::testing::Validator());

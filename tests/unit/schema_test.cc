@@ -234,6 +234,25 @@ TEST(SchemaTest, DiagnosticsAreSortedByFileAndLine) {
   EXPECT_EQ(lines[2].substr(0, 10), "b.yaml:12:");
 }
 
+TEST(SchemaTest, PatternedStringsJustOverTheirMaxLengthSayOnlyThat) {
+  // 64 characters, none allowed by the name's pattern: cut to maxLength + 1 (here the same
+  // text) before the pattern runs, so only the length is reported, as for huge strings.
+  LoadResult r =
+      LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: " + std::string(64, 'A'))));
+  EXPECT_TRUE(Says(r, "name is longer than 63 characters")) << testing::AllText(r);
+  EXPECT_EQ(r.diagnostics.error_count(), 1u) << testing::AllText(r);
+  // Within its maxLength, the same text breaks the pattern and says so.
+  LoadResult within =
+      LoadYaml(Fleet(kPool, Replace(kSet, "name: ios", "name: " + std::string(63, 'A'))));
+  EXPECT_TRUE(Says(within, "must be a DNS label")) << testing::AllText(within);
+  EXPECT_EQ(within.diagnostics.error_count(), 1u) << testing::AllText(within);
+  // The same under a list's items, through a reference (a host's tags: definitions/tag).
+  LoadResult tag =
+      LoadYaml(Fleet(Replace(kPool, "tags: [m2]", "tags: [" + std::string(64, '-') + "]"), kSet));
+  EXPECT_TRUE(Says(tag, "tags[0] is longer than 63 characters")) << testing::AllText(tag);
+  EXPECT_EQ(tag.diagnostics.error_count(), 1u) << testing::AllText(tag);
+}
+
 }  // namespace
 }  // namespace flotilla::manifest
 

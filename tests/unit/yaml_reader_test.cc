@@ -88,6 +88,38 @@ TEST(YamlReaderTest, RecordsKeyAndValuePositions) {
   EXPECT_EQ(doc.KeyLocation("/spec/hosts/0/missing").ToString(), "f.yaml:4:7");
 }
 
+TEST(YamlReaderTest, FindsPositionsInLongListsAndMappingsOutOfOrder) {
+  // Keys not in order, a list of twelve items ("10" sorts before "2") and a mapping of 40 keys
+  // (written in reverse): every node is found where it is written.
+  std::string text = "zeta: 1\nalpha:\n";
+  for (int i = 0; i < 12; ++i) {
+    text += "  - {name: n" + std::to_string(i) + "}\n";
+  }
+  text += "many:\n";
+  for (int i = 39; i >= 0; --i) {
+    text += "  k" + std::to_string(i) + ": " + std::to_string(i) + "\n";
+  }
+  Diagnostics d;
+  std::vector<YamlDocument> docs = Read(text, d);
+  ASSERT_EQ(docs.size(), 1u);
+  const YamlDocument& doc = docs[0];
+  EXPECT_EQ(doc.KeyLocation("/zeta").ToString(), "f.yaml:1:1");
+  EXPECT_EQ(doc.ValueLocation("/zeta").ToString(), "f.yaml:1:7");
+  EXPECT_EQ(doc.KeyLocation("/alpha").ToString(), "f.yaml:2:1");
+  for (int i = 0; i < 12; ++i) {
+    const std::string item = "/alpha/" + std::to_string(i);
+    EXPECT_EQ(doc.ValueLocation(item).ToString(), "f.yaml:" + std::to_string(3 + i) + ":5");
+    EXPECT_EQ(doc.KeyLocation(item + "/name").ToString(), "f.yaml:" + std::to_string(3 + i) + ":6");
+  }
+  EXPECT_EQ(doc.ValueLocation("/alpha/12").ToString(), "f.yaml:3:3");  // no item: the list
+  for (int i = 0; i < 40; ++i) {
+    const std::string line = std::to_string(16 + (39 - i));
+    EXPECT_EQ(doc.KeyLocation("/many/k" + std::to_string(i)).ToString(), "f.yaml:" + line + ":3");
+  }
+  EXPECT_EQ(doc.KeyLocation("/many/k40").ToString(), "f.yaml:15:1");  // no key: the mapping's
+  EXPECT_EQ(doc.KeyLocation("/many/k4/deeper").ToString(), "f.yaml:51:3");
+}
+
 TEST(YamlReaderTest, ReadsEveryDocumentAndSkipsEmptyOnes) {
   Diagnostics d;
   auto docs = Read("a: 1\n---\n---\n# only a comment\n---\nb: 2\n", d);
