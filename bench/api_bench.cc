@@ -212,8 +212,8 @@ void RenderAlone(const controller::Snapshot& fleet, int runs) {
     size_t n = 0;
     for (auto& [name, host] : next.observed.hosts) {
       if (n++ % 100 == 0 && !host.vms.empty()) {
-        host.vms[0].state = host.vms[0].state == VmState::kRunning ? VmState::kStopped
-                                                                   : VmState::kRunning;
+        host.vms[0].state =
+            host.vms[0].state == VmState::kRunning ? VmState::kStopped : VmState::kRunning;
       }
     }
     start = SteadyClock::now();
