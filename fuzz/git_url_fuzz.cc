@@ -45,11 +45,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ("***@" + std::string(rest.substr(at + 1))).find(rest.substr(0, at)) == std::string::npos) {
       credentials = std::string(rest.substr(0, at));
       // Nor when the address without them writes that text anyway: its host or path holds the
-      // same bytes once the URL kept is normalised ("https://AB/@xAB:/y" keeps "xAB/y").
+      // same bytes once the URL kept is normalised ("https://AB/@xAB:/y" keeps "xAB/y"), or
+      // the redacted form's "***@" and that address do ("http://@h//@h://x" shows "***@h//x").
       const Result<GitUrl> bare =
           ParseGitUrl(std::string(scheme) + "://" + std::string(rest.substr(at + 1)));
-      if (bare.ok() && (AfterScheme(bare->url).find(credentials) != std::string_view::npos ||
-                        AfterScheme(bare->redacted).find(credentials) != std::string_view::npos)) {
+      if (bare.ok() &&
+          (AfterScheme(bare->url).find(credentials) != std::string_view::npos ||
+           ("***@" + std::string(AfterScheme(bare->url))).find(credentials) != std::string::npos)) {
         credentials.clear();
       }
     }
