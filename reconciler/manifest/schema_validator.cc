@@ -134,8 +134,8 @@ Located Locate(const json& root, const std::vector<std::string>& tokens, const j
 // exactly as the original does, and the regex only ever sees a short string.
 constexpr size_t kPatternLengthCap = 4096;
 
-// The cap CapPatternedStrings applies to a string under `schema`, or nothing when the string
-// has no pattern.
+// The cap of a string under `schema` (pattern_caps::Tree), or nothing when the string has no
+// pattern.
 std::optional<size_t> PatternCap(const json& schema) {
   if (!schema.contains("pattern")) {
     return std::nullopt;
@@ -145,41 +145,6 @@ std::optional<size_t> PatternCap(const json& schema) {
     cap = std::min(cap, schema["maxLength"].get<size_t>());
   }
   return cap;
-}
-
-// Records the pointer of every string it cuts in `cut`: a pattern finding there would be about
-// the cut text, not the user's, and is dropped.
-void CapPatternedStrings(const json& root, const json* schema, json& value,
-                         const std::string& pointer, std::set<std::string>& cut) {
-  schema = Resolve(root, schema);
-  if (schema == nullptr || !schema->is_object()) {
-    return;
-  }
-  if (value.is_string()) {
-    const std::optional<size_t> cap = PatternCap(*schema);
-    std::string& text = value.get_ref<std::string&>();
-    if (cap && text.size() > *cap) {
-      text.resize(*cap + 1);
-      cut.insert(pointer);
-    }
-  } else if (value.is_object()) {
-    const json* properties = schema->contains("properties") ? &(*schema)["properties"] : nullptr;
-    const json* additional =
-        schema->contains("additionalProperties") ? &(*schema)["additionalProperties"] : nullptr;
-    for (auto& [key, child] : value.items()) {
-      const std::string child_pointer = pointer + "/" + EscapePointerToken(key);
-      if (properties != nullptr && properties->contains(key)) {
-        CapPatternedStrings(root, &(*properties)[key], child, child_pointer, cut);
-      } else if (additional != nullptr && additional->is_object()) {
-        CapPatternedStrings(root, additional, child, child_pointer, cut);
-      }
-    }
-  } else if (value.is_array() && schema->contains("items")) {
-    for (size_t i = 0; i < value.size(); ++i) {
-      CapPatternedStrings(root, &(*schema)["items"], value[i], pointer + "/" + std::to_string(i),
-                          cut);
-    }
-  }
 }
 
 std::string RenderValue(const json& value) {
@@ -192,7 +157,8 @@ std::string RenderValue(const json& value) {
       }
       s = s.substr(0, cut) + "...";
     }
-    // A string CapPatternedStrings cut may end inside a character: shown with U+FFFD.
+    // A string cut to its cap (pattern_caps::Tree::Cut) may end inside a character: shown with
+    // U+FFFD.
     return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
   }
   if (value.is_object()) {
@@ -484,10 +450,10 @@ Result<json> PoolSchemaFor(const json& pool, const std::vector<std::string>& nam
 
 namespace pattern_caps {
 
-// What CapPatternedStrings reads of one place of a schema, its references resolved: the cap of
-// a string there, and the places of properties, of other properties and of items. A null
-// place is one with no schema (a reference that resolves to nothing, or not to an object):
-// nothing below it is cut.
+// What the cutting of long patterned strings reads of one place of a schema, its references
+// resolved: the cap of a string there, and the places of properties, of other properties and
+// of items. A null place is one with no schema (a reference that resolves to nothing, or not
+// to an object): nothing below it is cut.
 struct Place {
   std::optional<size_t> cap;
   std::map<std::string, const Place*, std::less<>> properties;
@@ -495,14 +461,19 @@ struct Place {
   const Place* items = nullptr;
 };
 
-// A schema's places, built once, so that a document is checked for strings to cut without
-// resolving references and looking keys up in the schema's JSON for every node.
+// A schema's places, built once, so that a document is checked for strings to cut, and cut,
+// without resolving references and looking keys up in the schema's JSON for every node.
 class Tree {
  public:
   explicit Tree(const json& root) : root_(&root) { top_ = Build(&root); }
 
-  // Whether CapPatternedStrings(root, &root, value, ...) would cut a string.
+  // Whether Cut would cut a string of `value`.
   bool NeedsCap(const json& value) const { return Needs(top_, value); }
+
+  // Cuts every string of `value` longer than its cap to cap + 1 characters and records its
+  // pointer in `cut`: a pattern finding there would be about the cut text, not the user's, and
+  // is dropped.
+  void Cut(json& value, std::set<std::string>& cut) const { Cut(top_, value, "", cut); }
 
  private:
   const Place* Build(const json* schema) {
@@ -533,6 +504,13 @@ class Tree {
     return place;
   }
 
+  // The place of a mapping's key `key` under `place`: its property's, else the other
+  // properties'.
+  static const Place* Below(const Place& place, std::string_view key) {
+    auto property = place.properties.find(key);
+    return property != place.properties.end() ? property->second : place.additional;
+  }
+
   static bool Needs(const Place* place, const json& value) {
     if (place == nullptr) {
       return false;
@@ -542,10 +520,7 @@ class Tree {
     }
     if (value.is_object()) {
       for (auto it = value.begin(); it != value.end(); ++it) {
-        auto property = place->properties.find(it.key());
-        const Place* below =
-            property != place->properties.end() ? property->second : place->additional;
-        if (Needs(below, it.value())) {
+        if (Needs(Below(*place, it.key()), it.value())) {
           return true;
         }
       }
@@ -559,6 +534,28 @@ class Tree {
       }
     }
     return false;
+  }
+
+  static void Cut(const Place* place, json& value, const std::string& pointer,
+                  std::set<std::string>& cut) {
+    if (place == nullptr) {
+      return;
+    }
+    if (value.is_string()) {
+      std::string& text = value.get_ref<std::string&>();
+      if (place->cap && text.size() > *place->cap) {
+        text.resize(*place->cap + 1);
+        cut.insert(pointer);
+      }
+    } else if (value.is_object()) {
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        Cut(Below(*place, it.key()), it.value(), pointer + "/" + EscapePointerToken(it.key()), cut);
+      }
+    } else if (value.is_array()) {
+      for (size_t i = 0; i < value.size(); ++i) {
+        Cut(place->items, value[i], pointer + "/" + std::to_string(i), cut);
+      }
+    }
   }
 
   const json* root_;
@@ -665,13 +662,12 @@ bool SchemaValidator::Validate(std::string_view schema, const YamlDocument& doc,
     return false;
   }
   const Compiled* compiled = schema == kPoolSchema ? PoolSchema(doc.value) : it->second.get();
-  const json& schema_source = compiled->source;
   // The document is validated as it is unless a string must be cut: then a copy, cut.
   std::optional<json> guarded;
   std::set<std::string> cut;
   if (compiled->caps->NeedsCap(doc.value)) {
     guarded = doc.value;
-    CapPatternedStrings(schema_source, &schema_source, *guarded, "", cut);
+    compiled->caps->Cut(*guarded, cut);
   }
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(guarded ? *guarded : doc.value);
