@@ -325,8 +325,7 @@ Reply HandleVms(const httplib::Request& request, const Snapshot* snapshot, Route
     }
     filter.managed = managed == "true";
   }
-  if (filter.pool.empty() && filter.vmset.empty() && filter.host.empty() && filter.state.empty() &&
-      !filter.managed) {
+  if (filter.All()) {
     // The whole list, from the pieces kept since the last snapshot (vms_pieces.h).
     VmsPieces::Rendered all = context.vms_pieces.Render(*snapshot);
     return Reply{.status = 200,

@@ -351,8 +351,7 @@ std::string VmsText(const Snapshot& snapshot, const VmFilter& filter) {
   const OwnerIndex owners(snapshot.ledger);
   const TemplateHashes current = CurrentTemplateHashes(snapshot);
   JsonText out;
-  if (filter.pool.empty() && filter.vmset.empty() && filter.host.empty() && filter.state.empty() &&
-      !filter.managed) {
+  if (filter.All()) {
     out.Reserve(CountVms(snapshot) * kVmTextBytes);
   }
   out.BeginObject();

@@ -49,6 +49,11 @@ struct VmFilter {
   std::string host;
   std::string state;            // "running", "stopped", ...
   std::optional<bool> managed;  // owned by this loop (in the ledger)
+
+  // Whether it lets every VM through.
+  bool All() const {
+    return pool.empty() && vmset.empty() && host.empty() && state.empty() && !managed;
+  }
 };
 
 // GET /api/v1/hosts as JsonReply's text; HostsJson is it parsed.
