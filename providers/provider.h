@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "reconciler/model/fd.h"
 #include "reconciler/model/observed.h"
 #include "reconciler/model/quantity.h"
 #include "reconciler/model/result.h"
@@ -183,6 +184,24 @@ class Provider {
   virtual Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                                   const std::map<std::string, std::string>& env,
                                   Deadline deadline) = 0;
+  // A byte stream to TCP `port` of the VM `vm` (as last observed: its id, name and address)
+  // on `host`, for a tunnel through the API (docs/api.md, "Tunnels"): a connected stream
+  // socket that the caller owns and may read and write without blocking concerns of its own
+  // (the provider sets nothing on it the caller must undo). What the caller writes reaches the
+  // VM's port; what the port sends, the caller reads; end of stream either way is passed on.
+  // The provider resolves the VM's address again rather than trusting `vm.ip` alone, when it
+  // can. Errors:
+  //   Unimplemented       the provider has no way to reach VM ports (the default);
+  //   FailedPrecondition  the VM is not running, has no address, or the host's way in is
+  //                       switched off (a message that says what to change);
+  //   NotFound            no such VM on the host;
+  //   Unavailable         the host, or the VM's port, refused or could not be reached;
+  //   DeadlineExceeded    not connected by `deadline`.
+  // Messages name no host credential; the host's address may appear.
+  virtual Result<Fd> OpenTunnel(const HostRef& /*host*/, const VmInfo& /*vm*/, uint16_t /*port*/,
+                                Deadline /*deadline*/) {
+    return Status::Unimplemented("this provider cannot open tunnels to VM ports");
+  }
 };
 
 // Sleeps for `wait`, or until the deadline if that is sooner. False if the deadline has passed.

@@ -28,6 +28,8 @@ std::string_view CodeName(Status::Code code) {
       return "Internal";
     case Status::Code::kCancelled:
       return "Cancelled";
+    case Status::Code::kUnimplemented:
+      return "Unimplemented";
   }
   return "Unknown";
 }

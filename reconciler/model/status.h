@@ -28,6 +28,7 @@ class Status {
     kDeadlineExceeded,    // timed out; retryable
     kInternal,            // a bug or an invariant broken; terminal
     kCancelled,           // the caller gave up (shutdown, or a newer plan); not retried
+    kUnimplemented,       // this implementation cannot do it at all; terminal
   };
 
   // OK.
@@ -55,6 +56,7 @@ class Status {
   }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
   static Status Cancelled(std::string msg) { return {Code::kCancelled, std::move(msg)}; }
+  static Status Unimplemented(std::string msg) { return {Code::kUnimplemented, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
