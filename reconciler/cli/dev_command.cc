@@ -529,6 +529,10 @@ CLI::App* AddDevCommand(CLI::App& app, DevOptions& options) {
                   "none (also for the simulated Macs, whose latencies are fixed otherwise)")
       ->capture_default_str();
   cmd->add_flag("--reset", options.reset, "Delete --dir first: a new repository, store and hosts");
+  cmd->add_option("--guest-port", options.guest_ports,
+                  "PORT=HOST:PORT: every simulated VM's PORT relays to that address (for example "
+                  "22=127.0.0.1:2222, a real sshd standing in for the guests); repeatable. "
+                  "Without it, simulated guests answer on 22 and 5900 with an echo service");
   return cmd;
 }
 

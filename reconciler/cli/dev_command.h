@@ -13,6 +13,7 @@
 // why.
 
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -27,6 +28,10 @@ struct DevOptions {
   // The simulated Macs have fixed ones (clone 2 s, pull 4 s, boot 1 s), or none with "none".
   std::string latency = "create=3s,pull=4s,start=1s,stop=1s,delete=1s,exec=500ms";
   bool reset = false;
+  // What the simulated guests answer on their ports (hostsim and tartsim --guest-port): each
+  // "PORT=HOST:PORT" makes every simulated VM's PORT a relay to that address (a real sshd, say);
+  // with none, the simulated guests answer on 22 and 5900 with an echo service.
+  std::vector<std::string> guest_ports;
 };
 
 CLI::App* AddDevCommand(CLI::App& app, DevOptions& options);
