@@ -12,8 +12,8 @@
 namespace flotilla::api {
 namespace {
 
-constexpr std::array<Role, 4> kRoles = {Role::kRead, Role::kReconcile, Role::kApprove,
-                                        Role::kAdmin};
+constexpr std::array<Role, 5> kRoles = {Role::kRead, Role::kReconcile, Role::kApprove,
+                                        Role::kAccess, Role::kAdmin};
 
 using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
 
@@ -35,6 +35,8 @@ std::string_view ToString(Role role) {
       return "reconcile";
     case Role::kApprove:
       return "approve";
+    case Role::kAccess:
+      return "access";
     case Role::kAdmin:
       return "admin";
   }

@@ -7,6 +7,8 @@
 //   reconcile  POST /api/v1/reconcile without an approval
 //   approve    POST /api/v1/reconcile with an approval (max_deletions, allow_empty); an approval
 //              asks for a pass, so approve alone suffices for it
+//   access     tunnels to VM ports (GET /api/v1/vms/NAME/port-forward: ssh, VNC): shell-level
+//              reach into the fleet, so no other role implies it
 //   admin      all of the above
 //
 // Roles imply nothing but what they name (admin aside): a CI job that may only trigger passes
@@ -30,15 +32,15 @@
 
 namespace flotilla::api {
 
-enum class Role : uint8_t { kRead = 1, kReconcile = 2, kApprove = 4, kAdmin = 8 };
-std::string_view ToString(Role role);  // "read", "reconcile", "approve", "admin"
+enum class Role : uint8_t { kRead = 1, kReconcile = 2, kApprove = 4, kAdmin = 8, kAccess = 16 };
+std::string_view ToString(Role role);  // "read", "reconcile", "approve", "access", "admin"
 std::optional<Role> ParseRole(std::string_view text);
 
 // A set of roles; admin holds every role.
 class Roles {
  public:
   constexpr Roles() = default;
-  static constexpr Roles All() { return Roles(0x0F); }
+  static constexpr Roles All() { return Roles(0x1F); }
   Roles& Add(Role role) {
     bits_ |= static_cast<uint8_t>(role);
     return *this;

@@ -79,7 +79,7 @@ struct Framing {
 constexpr std::string_view kHeaderTooLarge = "431 Request Header Fields Too Large";
 constexpr std::string_view kBodyTooLarge = "413 Content Too Large";
 constexpr std::string_view kChunked = "411 Length Required";
-constexpr std::string_view kNoStreamWorker = "503 Service Unavailable";
+constexpr std::string_view kNoWorker = "503 Service Unavailable";
 
 Framing Frame(const std::string& in, size_t max_header, size_t max_body) {
   const size_t end = in.find("\r\n\r\n");
@@ -129,6 +129,21 @@ bool IsHealthCheck(const std::string& in) {
 }
 
 bool IsLiveStream(const std::string& in) { return IsRequestFor(in, {"GET /api/v1/events/stream"}); }
+
+// GET /api/v1/vms/NAME/port-forward, with any query.
+bool IsTunnel(const std::string& in) {
+  constexpr std::string_view kPrefix = "GET /api/v1/vms/";
+  constexpr std::string_view kSuffix = "/port-forward";
+  if (!in.starts_with(kPrefix)) {
+    return false;
+  }
+  const size_t end = in.find_first_of(" ?\r\n", kPrefix.size());
+  if (end == std::string::npos) {
+    return false;
+  }
+  const std::string_view path(in.data(), end);
+  return path.size() > kPrefix.size() + kSuffix.size() && path.ends_with(kSuffix);
+}
 
 // A worker's view of a connection: the bytes the event thread read first, then the socket.
 // Every wait is bounded by `timeout`, and all of them together by `total`: a client that reads
@@ -315,9 +330,10 @@ using door::Frame;
 using door::Framing;
 using door::IsHealthCheck;
 using door::IsLiveStream;
+using door::IsTunnel;
 using door::kBodyTooLarge;
 using door::kHeaderTooLarge;
-using door::kNoStreamWorker;
+using door::kNoWorker;
 using door::SteadyClock;
 using door::Workers;
 using std::chrono::milliseconds;
@@ -325,7 +341,8 @@ using std::chrono::milliseconds;
 struct FrontDoor::Impl {
   FrontDoorOptions options;
   Handler handler;
-  Handler live;  // for GET /api/v1/events/stream
+  Handler live;          // for GET /api/v1/events/stream
+  TunnelHandler tunnel;  // for GET /api/v1/vms/NAME/port-forward
   std::shared_ptr<spdlog::logger> logger;
   int listen_fd = -1;
   int wake_fd = -1;  // eventfd: connections came back from workers, or Stop
@@ -342,6 +359,7 @@ struct FrontDoor::Impl {
   std::unique_ptr<Workers> workers;
   std::unique_ptr<Workers> health;
   std::unique_ptr<Workers> streams;  // GET /api/v1/events/stream, each held for a while
+  std::unique_ptr<Workers> tunnels;  // GET /api/v1/vms/NAME/port-forward, each for its life
   std::thread thread;
 
   ~Impl() {
@@ -583,15 +601,22 @@ struct FrontDoor::Impl {
   void Dispatch(Conn& conn) {
     Framing framing = Frame(conn.in, options.max_header_bytes, options.max_body_bytes);
     const bool stream = framing.complete && IsLiveStream(conn.in);
+    const bool tunnel = framing.complete && tunnels != nullptr && IsTunnel(conn.in);
     if (stream && streams->Idle() == 0) {
-      framing.refuse = kNoStreamWorker;  // never queued: it would wait for a stream to end
+      framing.refuse = kNoWorker;  // never queued: it would wait for a stream to end
+    }
+    const bool no_tunnel_worker = tunnel && tunnels->Idle() == 0;
+    if (no_tunnel_worker) {
+      framing.refuse = kNoWorker;  // never queued: it would wait for a tunnel to end
     }
     if (!framing.refuse.empty()) {
       // Best effort (the socket does not block): the client may not be reading.
       const std::string_view why =
           framing.refuse == kHeaderTooLarge ? "the request header is too large"
           : framing.refuse == kBodyTooLarge ? "the request body is too large"
-          : framing.refuse == kNoStreamWorker
+          : no_tunnel_worker
+              ? "too many tunnels are open (api.tunnels.max); try again when one has closed"
+          : framing.refuse == kNoWorker
               ? "too many live streams are open; poll GET /api/v1/changes instead"
               : "send the request body with a Content-Length";
       const std::string body = "{\"error\": \"" + std::string(why) + "\"}\n";
@@ -618,7 +643,28 @@ struct FrontDoor::Impl {
     }
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, conn.fd, nullptr);
     conn.with_worker = true;
-    (stream ? streams : IsHealthCheck(conn.in) ? health : workers)->Push(&conn);
+    (tunnel ? tunnels : stream ? streams : IsHealthCheck(conn.in) ? health : workers)->Push(&conn);
+  }
+
+  // On a tunnel worker: the request and its answer's head with bounded waits, then whatever
+  // the handler relays. The connection carries nothing after a tunnel.
+  void ServeTunnel(Conn* conn) {
+    ConnStream stream(*conn, options.io_timeout, options.io_timeout * 3);
+    Handover handover{.fd = conn->fd, .ssl = conn->ssl, .take_unread = [conn] {
+                        std::string unread = conn->in.substr(conn->consumed);
+                        conn->consumed = conn->in.size();
+                        return unread;
+                      }};
+    tunnel(stream, handover);
+    conn->in.clear();
+    conn->consumed = 0;
+    conn->close = true;
+    {
+      std::lock_guard lock(back_mu);
+      back.push_back(conn);
+    }
+    const uint64_t one = 1;
+    (void)!write(wake_fd, &one, sizeof(one));
   }
 
   // On a worker thread; `total` bounds all of its waits on the connection.
@@ -707,7 +753,7 @@ FrontDoor::FrontDoor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FrontDoor::~FrontDoor() { Stop(); }
 
 Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Handler handler,
-                                                   Handler live,
+                                                   Handler live, TunnelHandler tunnel,
                                                    std::shared_ptr<spdlog::logger> logger) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
@@ -718,6 +764,7 @@ Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Han
   }
   impl->handler = std::move(handler);
   impl->live = live ? std::move(live) : impl->handler;
+  impl->tunnel = std::move(tunnel);
   impl->logger = std::move(logger);
   if (!impl->options.tls_cert_file.empty()) {
     if (Status s = impl->LoadTls(); !s.ok()) {
@@ -748,6 +795,10 @@ Result<std::unique_ptr<FrontDoor>> FrontDoor::Open(FrontDoorOptions options, Han
   impl->streams = std::make_unique<Workers>(impl->options.stream_workers, [raw, lifetime](Conn* c) {
     raw->Serve(c, lifetime, raw->live);
   });
+  if (impl->tunnel) {
+    impl->tunnels = std::make_unique<Workers>(impl->options.tunnel_workers,
+                                              [raw](Conn* c) { raw->ServeTunnel(c); });
+  }
   impl->thread = std::thread([raw] { raw->Loop(); });
   return std::unique_ptr<FrontDoor>(new FrontDoor(std::move(impl)));
 }
@@ -766,6 +817,9 @@ void FrontDoor::Stop() {
   impl_->workers->Stop();
   impl_->health->Stop();
   impl_->streams->Stop();
+  if (impl_->tunnels != nullptr) {
+    impl_->tunnels->Stop();
+  }
   impl_->back.clear();
   while (!impl_->conns.empty()) {
     Conn& conn = *impl_->conns.begin()->second;

@@ -18,6 +18,10 @@
 // A live stream (`GET /api/v1/events/stream`, the dashboard's) holds a worker of its own for up
 // to `stream_lifetime`: at most `stream_workers` are open; one more is answered 503 at once by
 // the event thread, so streams never take a worker from other requests.
+// A tunnel (`GET /api/v1/vms/NAME/port-forward`, tunnel.h) is handed over whole to a worker of
+// its own: after its answer's head the handler moves bytes both ways itself (relay.h), for as
+// long as the tunnel lasts. At most `tunnel_workers` are open; one more is answered 503 at once
+// by the event thread.
 // TLS (a certificate and key) is done by the event thread too: a handshake that stalls holds
 // no worker either.
 //
@@ -37,6 +41,8 @@ namespace httplib {
 class Stream;
 }
 
+struct ssl_st;
+
 namespace flotilla::api {
 
 struct FrontDoorOptions {
@@ -48,6 +54,7 @@ struct FrontDoorOptions {
   size_t health_workers = 2;  // for GET /healthz and /readyz
   size_t stream_workers = 8;  // for GET /api/v1/events/stream
   std::chrono::milliseconds stream_lifetime{std::chrono::minutes{5}};
+  size_t tunnel_workers = 64;  // for GET /api/v1/vms/NAME/port-forward, each held for its life
   std::chrono::milliseconds header_timeout{std::chrono::seconds{5}};
   std::chrono::milliseconds io_timeout{std::chrono::seconds{10}};  // a worker's reads and writes
   size_t max_header_bytes = size_t{16} << 10;
@@ -62,11 +69,24 @@ class FrontDoor {
   // must not carry another request.
   using Handler = std::function<void(httplib::Stream& stream, bool& closed)>;
 
+  // A connection handed over whole (a tunnel's). The front door still owns the socket and
+  // closes it once the handler returns.
+  struct Handover {
+    int fd = -1;            // non-blocking
+    ssl_st* ssl = nullptr;  // the TLS session on `fd`, when the API serves TLS
+    // The bytes the client sent past the request, which the front door read already; once.
+    std::function<std::string()> take_unread;
+  };
+  // Reads the request from `stream` (bounded waits, as for other requests), answers it there,
+  // and may then relay through `handover` for as long as it likes.
+  using TunnelHandler = std::function<void(httplib::Stream& stream, Handover& handover)>;
+
   // Binds (Unavailable: the address is in use or not this machine's; FailedPrecondition: the
   // TLS files cannot be loaded) and serves on background threads. `live` serves live streams
-  // (it may keep writing for up to `stream_lifetime`); empty: `handler` does.
+  // (it may keep writing for up to `stream_lifetime`); empty: `handler` does. `tunnel` serves
+  // tunnels; empty: `handler` does (as an ordinary request).
   static Result<std::unique_ptr<FrontDoor>> Open(FrontDoorOptions options, Handler handler,
-                                                 Handler live,
+                                                 Handler live, TunnelHandler tunnel,
                                                  std::shared_ptr<spdlog::logger> logger);
   ~FrontDoor();
   FrontDoor(const FrontDoor&) = delete;

@@ -1,13 +1,13 @@
 #include "reconciler/api/live.h"
 
 #include <httplib.h>
-#include <poll.h>
 
 #include <chrono>
 #include <memory>
 #include <thread>
 
 #include "reconciler/api/dashboard.h"
+#include "reconciler/api/stream_io.h"
 
 namespace flotilla::api {
 namespace {
@@ -16,73 +16,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 std::string ChangeEvent(const std::string& generation) {
   return "event: change\ndata: " + nlohmann::json{{"generation", generation}}.dump() + "\n\n";
-}
-
-// The request the front door read whole: its method, path and header fields (the path is
-// known; a query is ignored).
-std::optional<httplib::Request> ReadRequest(httplib::Stream& stream) {
-  std::string head;
-  std::array<char, 4096> buffer{};
-  while (head.find("\r\n\r\n") == std::string::npos) {
-    const ssize_t n = stream.read(buffer.data(), buffer.size());
-    if (n <= 0 || head.size() > (size_t{64} << 10)) {
-      return std::nullopt;
-    }
-    head.append(buffer.data(), static_cast<size_t>(n));
-  }
-  httplib::Request request;
-  request.method = "GET";
-  request.path = "/api/v1/events/stream";
-  size_t at = head.find("\r\n") + 2;
-  const size_t end = head.find("\r\n\r\n");
-  while (at < end) {
-    const size_t eol = head.find("\r\n", at);
-    const std::string line = head.substr(at, eol - at);
-    at = eol + 2;
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) {
-      continue;
-    }
-    size_t value = colon + 1;
-    while (value < line.size() && (line[value] == ' ' || line[value] == '\t')) {
-      ++value;
-    }
-    request.headers.emplace(line.substr(0, colon), line.substr(value));
-  }
-  return request;
-}
-
-// Whether the page closed its side (TCP FIN, also after TLS close_notify) or the connection
-// broke: its worker is free at once, not at the next write.
-bool PeerGone(const httplib::Stream& stream) {
-  pollfd p{.fd = stream.socket(), .events = POLLRDHUP, .revents = 0};
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-}
-
-bool WriteAll(httplib::Stream& stream, std::string_view text) {
-  while (!text.empty()) {
-    const ssize_t n = stream.write(text.data(), text.size());
-    if (n <= 0) {
-      return false;
-    }
-    text.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// The status line and header fields of an answer that ends with the connection.
-std::string Head(std::string_view status, std::string_view content_type,
-                 const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::string head = "HTTP/1.1 " + std::string(status) +
-                     "\r\nContent-Type: " + std::string(content_type) +
-                     "\r\nCache-Control: no-store\r\nConnection: close\r\n";
-  for (const auto& [name, value] : SecurityHeaders()) {
-    head += std::string(name) + ": " + std::string(value) + "\r\n";
-  }
-  for (const auto& [name, value] : extra) {
-    head += name + ": " + value + "\r\n";
-  }
-  return head;
 }
 
 }  // namespace

@@ -144,7 +144,9 @@ constexpr std::array kRoutes = {
 
 // The role `access` needs, for messages.
 std::string_view Needed(Access access) {
-  return access == Access::kTrigger ? "reconcile (or approve)" : ToString(Role::kRead);
+  return access == Access::kTrigger  ? "reconcile (or approve)"
+         : access == Access::kAccess ? ToString(Role::kAccess)
+                                     : ToString(Role::kRead);
 }
 
 bool Allows(const Roles& roles, Access access) {
@@ -156,6 +158,8 @@ bool Allows(const Roles& roles, Access access) {
       return roles.Has(Role::kRead);
     case Access::kTrigger:
       return roles.Has(Role::kReconcile) || roles.Has(Role::kApprove);
+    case Access::kAccess:
+      return roles.Has(Role::kAccess);
   }
   return false;
 }

@@ -80,6 +80,7 @@ enum class Access {
   kToken,    // any configured token (paths no route serves: 404 only with a token)
   kRead,     // the read role
   kTrigger,  // reconcile or approve; the handler checks which the request's body needs
+  kAccess,   // the access role: tunnels to VM ports (tunnel.h)
 };
 
 // What admission (Admit) works with: the tokens in force, the failed-authentication limiter and

@@ -19,6 +19,7 @@
 #include "reconciler/api/gzip.h"
 #include "reconciler/api/live.h"
 #include "reconciler/api/routes.h"
+#include "reconciler/api/tunnel.h"
 #include "reconciler/api/view_cache.h"
 #include "reconciler/api/vms_pieces.h"
 
@@ -326,7 +327,8 @@ Server::Server(ServerOptions options, Backend& backend, store::Store& store, Tel
       telemetry_(telemetry),
       logger_(std::move(logger)),
       views_(std::make_unique<ViewCache>()),
-      vms_pieces_(std::make_unique<VmsPieces>()) {}
+      vms_pieces_(std::make_unique<VmsPieces>()),
+      tunnels_(std::make_unique<TunnelCounter>()) {}
 
 Server::~Server() {
   Stop();
@@ -429,6 +431,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
                        .workers = std::max<size_t>(o.threads, 1),
                        .stream_workers = o.live_streams,
                        .stream_lifetime = o.live_lifetime,
+                       .tunnel_workers = std::max<size_t>(o.tunnels_max, 1),
                        .header_timeout = o.header_timeout,
                        .io_timeout = o.io_timeout,
                        .max_body_bytes = o.max_body_bytes,
@@ -438,6 +441,10 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Backend& ba
       [raw = server.get()](httplib::Stream& stream, bool& closed) {
         closed = true;  // the answer has no length: it ends with the connection
         ServeLiveStream(stream, *raw->context_, raw->MakeGate(), raw->stopping_);
+      },
+      [raw = server.get()](httplib::Stream& stream, FrontDoor::Handover& handover) {
+        ServeTunnel(stream, handover, *raw->context_, raw->MakeGate(), *raw->tunnels_,
+                    raw->stopping_);
       },
       server->logger_);
   if (!door.ok()) {

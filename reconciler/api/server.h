@@ -9,6 +9,7 @@
 //   POST /api/v1/webhooks/git                   push events; authenticated by their signature
 //   GET  /api/v1/orchestrator/{hosts,overview/resources,machines}   the orchestrator's shapes
 //   GET  /api/v1/events, /api/v1/changes, /api/v1/events/stream    for the dashboard (live.h)
+//   GET  /api/v1/vms/NAME/port-forward?port=N   a tunnel to a VM's port (tunnel.h)
 //   GET  /, /hosts, ..., /assets/NAME           the web dashboard (dashboard.h); no token
 //
 // The views of the snapshot (hosts, vms, overview/resources, plan, inventory and the
@@ -45,6 +46,7 @@
 #include "reconciler/api/telemetry.h"
 #include "reconciler/controller/snapshot.h"
 #include "reconciler/model/clock.h"
+#include "reconciler/model/fd.h"
 #include "reconciler/model/result.h"
 #include "reconciler/store/store.h"
 
@@ -59,6 +61,7 @@ using controller::Snapshot;
 class FrontDoor;
 class ViewCache;
 class VmsPieces;
+class TunnelCounter;
 struct RouteContext;
 struct Gate;
 
@@ -75,6 +78,14 @@ class Backend {
   virtual std::shared_future<int64_t> Reconcile(std::string reason,
                                                 std::optional<PassApproval> approval,
                                                 std::string actor) = 0;
+  // A byte stream to TCP `port` of `vm` (as the latest snapshot shows it) on host `host` of
+  // pool `pool`, through the pool's provider, connected by `deadline`: Provider::OpenTunnel's
+  // contract and errors. Unimplemented by default.
+  virtual Result<Fd> OpenTunnel(const std::string& /*pool*/, const std::string& /*host*/,
+                                const VmInfo& /*vm*/, uint16_t /*port*/,
+                                std::chrono::steady_clock::time_point /*deadline*/) {
+    return Status::Unimplemented("this server cannot open tunnels");
+  }
 };
 
 struct ServerOptions {
@@ -111,6 +122,13 @@ struct ServerOptions {
   size_t live_streams = 8;
   std::chrono::milliseconds live_lifetime{std::chrono::minutes{5}};
   std::chrono::milliseconds live_keepalive{std::chrono::seconds{15}};
+  // Tunnels (tunnel.h; api.tunnels): at most `tunnels_max` open at once, `tunnels_per_token`
+  // of one token; one that moves no byte for `tunnel_idle_timeout` is closed; the host has
+  // `tunnel_open_timeout` to connect one.
+  size_t tunnels_max = 64;
+  size_t tunnels_per_token = 16;
+  std::chrono::milliseconds tunnel_idle_timeout{std::chrono::minutes{30}};
+  std::chrono::milliseconds tunnel_open_timeout{std::chrono::seconds{30}};
   // Ages hosts' observations in /metrics and refills the failed-authentication allowance; null:
   // the system clock.
   const Clock* clock = nullptr;
@@ -175,10 +193,11 @@ class Server {
   store::Store& store_;
   Telemetry& telemetry_;
   std::shared_ptr<spdlog::logger> logger_;
-  std::unique_ptr<RouteContext> context_;  // what the handlers (routes.h) share
-  std::unique_ptr<ViewCache> views_;       // the snapshot views' renderings (view_cache.h)
-  std::unique_ptr<VmsPieces> vms_pieces_;  // the VM list's pieces (vms_pieces.h)
-  std::unique_ptr<httplib::Server> http_;  // request handling only (front_door.h serves)
+  std::unique_ptr<RouteContext> context_;   // what the handlers (routes.h) share
+  std::unique_ptr<ViewCache> views_;        // the snapshot views' renderings (view_cache.h)
+  std::unique_ptr<VmsPieces> vms_pieces_;   // the VM list's pieces (vms_pieces.h)
+  std::unique_ptr<TunnelCounter> tunnels_;  // tunnels open, by token (tunnel.h)
+  std::unique_ptr<httplib::Server> http_;   // request handling only (front_door.h serves)
   std::unique_ptr<FrontDoor> front_;
   std::string host_;
   int port_ = 0;

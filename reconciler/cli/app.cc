@@ -17,6 +17,7 @@
 #include "reconciler/cli/plan_command.h"
 #include "reconciler/cli/read_commands.h"
 #include "reconciler/cli/store_command.h"
+#include "reconciler/cli/tunnel_commands.h"
 #include "reconciler/cli/validate_command.h"
 #include "reconciler/cli/version_command.h"
 #include "reconciler/manifest/diagnostics.h"
@@ -122,6 +123,9 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
   ReadOptions hosts;
   VmsOptions vms;
   ReconcileOptions reconcile;
+  PortForwardOptions port_forward;
+  SshOptions ssh;
+  VncOptions vnc;
   DevOptions dev;
   StoreCommandOptions store;
   VersionOptions version;
@@ -141,6 +145,10 @@ int RunCli(int argc, const char* const* argv, std::ostream& out, std::ostream& e
       {AddVmsCommand(app, vms), [&](const Context& c) { return RunVms(vms, c); }},
       {AddReconcileCommand(app, reconcile),
        [&](const Context& c) { return RunReconcile(reconcile, c); }},
+      {AddPortForwardCommand(app, port_forward),
+       [&](const Context& c) { return RunPortForward(port_forward, c); }},
+      {AddSshCommand(app, ssh), [&](const Context& c) { return RunSsh(ssh, c); }},
+      {AddVncCommand(app, vnc), [&](const Context& c) { return RunVnc(vnc, c); }},
       {AddDevCommand(app, dev), [&](const Context& c) { return RunDev(dev, c); }},
       {AddStoreCommand(app, store),
        [&](const Context& c) { return RunStore(store, *app.get_subcommand("store"), c); }},

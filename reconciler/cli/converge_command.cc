@@ -561,6 +561,10 @@ class LoopBackend final : public api::Backend {
     }
     return loop_.Trigger(std::move(reason), std::move(actor));
   }
+  Result<Fd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
+                        uint16_t port, std::chrono::steady_clock::time_point deadline) override {
+    return controller_.OpenTunnel(pool, host, vm, port, deadline);
+  }
 
  private:
   controller::Controller& controller_;
@@ -633,6 +637,9 @@ Result<std::unique_ptr<api::Server>> StartApi(const RunOptions& options, Engine&
                          .tls_key_file = c.api.tls_key_file,
                          .threads = c.api.threads,
                          .dashboard_dir = DashboardDir(),
+                         .tunnels_max = c.api.tunnels_max,
+                         .tunnels_per_token = c.api.tunnels_per_token,
+                         .tunnel_idle_timeout = c.api.tunnel_idle_timeout,
                          .clock = &engine.clock},
       backend, *engine.store, engine.telemetry, context.log);
 }

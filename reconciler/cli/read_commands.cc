@@ -34,7 +34,9 @@ std::string FailedShare(const json& host) {
   return std::to_string(std::lround(rate * 100.0)) + "% of recent observation attempts failed";
 }
 
-void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true) {
+}  // namespace
+
+void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback) {
   cmd.add_option("--server", api.server,
                  std::string("URL of a running loop's API, e.g. http://127.0.0.1:8080 (default: "
                              "$FLOTILLA_SERVER") +
@@ -45,10 +47,30 @@ void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true)
   cmd.add_option("--ca-file", api.ca_file, "CA bundle (PEM) for an https API");
 }
 
+namespace {
+
 // Read once at start-up; nothing in the process sets them.
 std::string Env(const char* name) {
   const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
   return value == nullptr ? std::string() : std::string(value);
+}
+
+}  // namespace
+
+Result<std::string> ClientToken(const ServerFlags& flags, std::string fallback) {
+  if (flags.token_file.empty() && Env("FLOTILLA_TOKEN").empty()) {
+    return fallback;
+  }
+  if (!flags.token_file.empty()) {
+    std::ifstream in(flags.token_file, std::ios::binary);
+    if (!in) {
+      return Status::FailedPrecondition("cannot read the token file " + flags.token_file);
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    return std::string(TrimAscii(text.str()));
+  }
+  return std::string(TrimAscii(Env("FLOTILLA_TOKEN")));
 }
 
 std::string ServerUrl(const ServerFlags& flags) {
@@ -58,6 +80,8 @@ std::string ServerUrl(const ServerFlags& flags) {
   }
   return url;
 }
+
+namespace {
 
 // Talks to a running loop's API.
 class ApiClient {
@@ -69,21 +93,11 @@ class ApiClient {
       return Status::InvalidArgument("--server must be an http:// or https:// URL, not \"" + url +
                                      "\"");
     }
-    std::string token;
-    if (flags.token_file.empty() && Env("FLOTILLA_TOKEN").empty()) {
-      token = std::move(fallback_token);
-    } else if (!flags.token_file.empty()) {
-      std::ifstream in(flags.token_file, std::ios::binary);
-      if (!in) {
-        return Status::FailedPrecondition("cannot read the token file " + flags.token_file);
-      }
-      std::stringstream text;
-      text << in.rdbuf();
-      token = std::string(TrimAscii(text.str()));
-    } else {
-      token = std::string(TrimAscii(Env("FLOTILLA_TOKEN")));
+    Result<std::string> token = ClientToken(flags, std::move(fallback_token));
+    if (!token.ok()) {
+      return token.status();
     }
-    auto client = std::unique_ptr<ApiClient>(new ApiClient(std::move(url), std::move(token)));
+    auto client = std::unique_ptr<ApiClient>(new ApiClient(std::move(url), std::move(*token)));
     if (!flags.ca_file.empty()) {
       client->http_.set_ca_cert_path(flags.ca_file.c_str());
     }

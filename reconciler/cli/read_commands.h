@@ -29,6 +29,15 @@ struct ServerFlags {
   std::string ca_file;     // PEM CA bundle for an https server; empty: the system's
 };
 
+// --server, --token-file and --ca-file on `cmd`; `store_fallback` says what happens without a
+// server (the store is read, or the configured loop's API is asked).
+void AddServerFlags(CLI::App& cmd, ServerFlags& api, bool store_fallback = true);
+// --server, else $FLOTILLA_SERVER, without trailing '/'; empty when neither is set.
+std::string ServerUrl(const ServerFlags& flags);
+// The bearer token: --token-file's content, else $FLOTILLA_TOKEN, else `fallback` (trimmed).
+// FailedPrecondition when the token file cannot be read.
+Result<std::string> ClientToken(const ServerFlags& flags, std::string fallback = "");
+
 struct ReadOptions {
   StoreLocation where;
   ServerFlags api;

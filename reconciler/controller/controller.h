@@ -175,6 +175,12 @@ class Controller {
   // What the latest Prepare saw and planned; null before the first. Any thread.
   std::shared_ptr<const Snapshot> snapshot() const;
 
+  // A byte stream to TCP `port` of `vm` on host `host` of pool `pool`, through the pool's
+  // provider (Provider::OpenTunnel), for the API's tunnels. The pool and host are looked up in
+  // the latest snapshot (NotFound when it has neither). Any thread, also while a pass runs.
+  Result<Fd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
+                        uint16_t port, providers::Deadline deadline);
+
  private:
   struct PoolProvider;
 
@@ -207,6 +213,8 @@ class Controller {
   // each), with an event when each starts and ends.
   void Announce(const Plan& plan);
   Result<providers::Provider*> ProviderFor(const HostPool& pool);
+  // ProviderFor's entry, built when missing or stale. REQUIRES: providers_mu_ held.
+  Result<std::shared_ptr<PoolProvider>> EntryFor(const HostPool& pool);
   // Forgets the providers whose secrets now read differently, so that they are built again
   // with the new values. Once per pass (Prepare).
   void RefreshCredentials();
@@ -234,7 +242,9 @@ class Controller {
   std::optional<CommitSummary> DescribeCommit(const std::string& sha);
   // Commits already described for the snapshot (the one in force and the newest rejected).
   std::map<std::string, std::optional<CommitSummary>> commits_;
-  // By pool (shared_ptr: PoolProvider is complete only in pool_providers.cc).
+  // By pool (shared_ptr: PoolProvider is complete only in pool_providers.cc; a tunnel holds
+  // its entry while it opens). Guarded by providers_mu_: the API opens tunnels from its threads.
+  mutable std::mutex providers_mu_;
   std::map<std::string, std::shared_ptr<PoolProvider>> providers_;
   // When this process first tried to observe each host: host loss counts from here at the
   // earliest (the grace after start).

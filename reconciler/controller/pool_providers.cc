@@ -2,6 +2,7 @@
 // built again when either changes: a rotated credential is used from the next pass on, without
 // a restart.
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
@@ -61,9 +62,18 @@ struct Controller::PoolProvider {
 };
 
 Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
+  std::lock_guard lock(providers_mu_);
+  Result<std::shared_ptr<PoolProvider>> entry = EntryFor(pool);
+  if (!entry.ok()) {
+    return entry.status();
+  }
+  return (*entry)->provider.get();
+}
+
+Result<std::shared_ptr<Controller::PoolProvider>> Controller::EntryFor(const HostPool& pool) {
   auto it = providers_.find(pool.meta.name);
   if (it != providers_.end() && *it->second->pool == pool) {
-    return it->second->provider.get();
+    return it->second;
   }
   auto entry = std::make_shared<PoolProvider>();
   entry->pool = std::make_unique<HostPool>(pool);
@@ -78,12 +88,44 @@ Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
     return built.status();
   }
   entry->provider = std::move(*built);
-  providers::Provider* provider = entry->provider.get();
-  providers_[pool.meta.name] = std::move(entry);
-  return provider;
+  providers_[pool.meta.name] = entry;
+  return entry;
+}
+
+Result<Fd> Controller::OpenTunnel(const std::string& pool, const std::string& host,
+                                  const VmInfo& vm, uint16_t port, providers::Deadline deadline) {
+  const std::shared_ptr<const Snapshot> latest = snapshot();
+  const HostPool* spec = nullptr;
+  const HostSpec* host_spec = nullptr;
+  if (latest != nullptr) {
+    auto p = std::find_if(latest->desired.pools.begin(), latest->desired.pools.end(),
+                          [&](const HostPool& candidate) { return candidate.meta.name == pool; });
+    spec = p != latest->desired.pools.end() ? &*p : nullptr;
+  }
+  if (spec != nullptr) {
+    auto h = std::find_if(spec->hosts.begin(), spec->hosts.end(),
+                          [&](const HostSpec& candidate) { return candidate.name == host; });
+    host_spec = h != spec->hosts.end() ? &*h : nullptr;
+  }
+  if (host_spec == nullptr) {
+    return Status::NotFound("host " + host + " is not in pool " + pool + " of this loop");
+  }
+  std::shared_ptr<PoolProvider> entry;
+  {
+    std::lock_guard lock(providers_mu_);
+    Result<std::shared_ptr<PoolProvider>> found = EntryFor(*spec);
+    if (!found.ok()) {
+      return found.status();
+    }
+    entry = std::move(*found);
+  }
+  return entry->provider->OpenTunnel(
+      providers::HostRef{.pool = pool, .name = host, .address = host_spec->address}, vm, port,
+      deadline);
 }
 
 void Controller::RefreshCredentials() {
+  std::lock_guard lock(providers_mu_);
   for (auto it = providers_.begin(); it != providers_.end();) {
     if (it->second->secrets->Changed()) {
       logger_->info("pool {}: its credentials changed; the next requests use the new ones",

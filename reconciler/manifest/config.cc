@@ -193,6 +193,15 @@ Result<ReconcilerConfig> LoadConfigFile(const std::string& path, const SchemaVal
     if (!ReadApiTokens(docs[0], config.api.tokens, diagnostics)) {
       return Status::InvalidArgument("config file " + path + " is invalid");
     }
+    if (const json* tunnels = Find(*api, "tunnels")) {
+      config.api.tunnels_max = Count(Find(*tunnels, "max")).value_or(config.api.tunnels_max);
+      config.api.tunnels_per_token =
+          Count(Find(*tunnels, "perToken")).value_or(config.api.tunnels_per_token);
+      if (const json* v = Find(*tunnels, "idleTimeout"); v != nullptr && v->is_string()) {
+        config.api.tunnel_idle_timeout =
+            ParseDuration(v->get<std::string>()).value_or(config.api.tunnel_idle_timeout);
+      }
+    }
     if (const json* tls = Find(*api, "tls")) {
       ReadString(*tls, "certFile", config.api.tls_cert_file);
       ReadString(*tls, "keyFile", config.api.tls_key_file);

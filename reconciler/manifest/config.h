@@ -66,7 +66,7 @@ struct ReconcilerConfig {
     std::string name;        // [a-z0-9][a-z0-9-]*, unique; recorded with what it does
     std::string token_file;  // the token; or token_env (exactly one is set)
     std::string token_env;
-    std::vector<std::string> roles;  // read | reconcile | approve | admin; at least one
+    std::vector<std::string> roles;  // read | reconcile | approve | access | admin; at least one
   };
 
   // The HTTP API of `flotilla run` (docs/api.md).
@@ -83,6 +83,10 @@ struct ReconcilerConfig {
     std::string tls_cert_file;  // both or neither: serve HTTPS
     std::string tls_key_file;
     uint32_t threads = 8;  // worker threads; requests beyond them queue
+    // api.tunnels: tunnels to VM ports open at once in all, and per token; idle ones close.
+    uint32_t tunnels_max = 64;
+    uint32_t tunnels_per_token = 16;
+    std::chrono::milliseconds tunnel_idle_timeout{std::chrono::minutes{30}};
   };
 
   // log: what `apply` and `run` log; the --log-format and --log-level flags take precedence.

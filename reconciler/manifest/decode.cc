@@ -177,10 +177,19 @@ HostPool DecodeHostPool(const YamlDocument& doc, Diagnostics& diagnostics) {
   // Every other key of spec belongs to the provider (its schema checked them).
   if (spec.is_object()) {
     for (const auto& [key, value] : spec.items()) {
-      if (key != "provider" && key != "credentialsRef" && key != "defaults" && key != "hosts") {
+      if (key != "provider" && key != "credentialsRef" && key != "defaults" && key != "hosts" &&
+          key != "access") {
         pool.settings[key] = value;
       }
     }
+  }
+
+  if (const json& ports = At(At(spec, "access"), "allowedPorts"); ports.is_array()) {
+    pool.allowed_ports.clear();
+    for (const json& port : ports) {
+      pool.allowed_ports.push_back(port.get<uint16_t>());
+    }
+    std::sort(pool.allowed_ports.begin(), pool.allowed_ports.end());
   }
 
   const json& defaults = At(spec, "defaults");
@@ -238,6 +247,7 @@ VMSet DecodeVMSet(const YamlDocument& doc, Diagnostics& diagnostics) {
     set.templ.state = *s;
   }
   set.templ.startup_script = String(t, "startupScript");
+  set.ssh_user = String(At(t, "access"), "sshUser");
   const json& strategy = At(spec, "updateStrategy");
   if (auto type = ParseUpdateStrategyType(String(strategy, "type"))) {
     set.update_strategy.type = *type;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <utility>
 
 namespace flotilla {
 namespace {
@@ -138,6 +139,22 @@ std::string AddressForMessages(std::string_view address) {
     return std::string(address);
   }
   return std::string(address.substr(0, start)) + std::string(address.substr(at + 1));
+}
+
+std::string FormatDuration(std::chrono::milliseconds duration) {
+  int64_t left = std::max<int64_t>(duration.count(), 0);
+  if (left == 0) {
+    return "0s";
+  }
+  std::string text;
+  for (const auto& [scale, unit] :
+       {std::pair<int64_t, const char*>{3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}}) {
+    if (left >= scale) {
+      text += std::to_string(left / scale) + unit;
+      left %= scale;
+    }
+  }
+  return text;
 }
 
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {

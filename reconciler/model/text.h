@@ -27,6 +27,8 @@ std::string AddressForMessages(std::string_view address);
 // "500ms", "30s", "10m", "1h30m" -> milliseconds; nullopt for anything else (or overflow).
 // The form of durations in flotilla.yaml and in provider settings.
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
+// The other way: 90 s -> "1m30s", 1.5 s -> "1s500ms", 0 -> "0s"; ParseDuration reads it back.
+std::string FormatDuration(std::chrono::milliseconds duration);
 
 // "1 pool", "2 pools"; "1 VM set", "3 VM sets" (`plural` defaults to `singular` + "s").
 std::string CountOf(size_t n, std::string_view singular, std::string_view plural = {});

@@ -109,6 +109,8 @@ struct HostPool {
   nlohmann::json settings = nlohmann::json::object();
   HostDefaults defaults;
   std::vector<HostSpec> hosts;  // sorted by name after Normalize
+  // spec.access.allowedPorts: the VM ports tunnels through the API may reach.
+  std::vector<uint16_t> allowed_ports = {22, 5900};
 
   friend bool operator==(const HostPool&, const HostPool&) = default;
 };
@@ -145,6 +147,9 @@ struct VMSet {
   Placement placement = Placement::kSpread;
   VMTemplate templ;
   UpdateStrategy update_strategy;
+  // spec.template.access.sshUser: whom `flotilla ssh` logs in as; empty: ssh's default. Not
+  // part of the template's hash: changing it replaces no VM.
+  std::string ssh_user;
   bool prune = false;     // delete managed VMs that are no longer desired
   bool self_heal = true;  // correct out-of-band changes (false: only report them)
   // Take over VMs that already carry the set's names instead of reporting conflicts.

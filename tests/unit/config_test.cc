@@ -145,6 +145,25 @@ TEST_F(ConfigFileTest, ApiTokensWithRoles) {
   EXPECT_EQ(config->api.auth_failures_per_minute, 2u);
 }
 
+TEST_F(ConfigFileTest, ApiTunnels) {
+  Result<ReconcilerConfig> defaults = Load("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->api.tunnels_max, 64u);
+  EXPECT_EQ(defaults->api.tunnels_per_token, 16u);
+  EXPECT_EQ(defaults->api.tunnel_idle_timeout, std::chrono::minutes{30});
+  Result<ReconcilerConfig> config = Load(
+      "api:\n"
+      "  tokens:\n"
+      "    - {name: ops, tokenFile: /run/secrets/ops, roles: [access]}\n"
+      "  tunnels: {max: 8, perToken: 2, idleTimeout: 90s}\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->api.tokens[0].roles, std::vector<std::string>{"access"});
+  EXPECT_EQ(config->api.tunnels_max, 8u);
+  EXPECT_EQ(config->api.tunnels_per_token, 2u);
+  EXPECT_EQ(config->api.tunnel_idle_timeout, std::chrono::seconds{90});
+  EXPECT_FALSE(Load("api:\n  tunnels: {perToken: 0}\n").ok());
+}
+
 TEST_F(ConfigFileTest, ApiTokenMistakesAreLocated) {
   // Each mistake, on its line: (yaml, line, a part of the message).
   const std::vector<std::tuple<std::string, int, std::string>> cases = {

@@ -61,6 +61,37 @@ TEST_F(LoaderTest, ReadsYamlAndYmlRecursivelyAndIgnoresOtherFiles) {
   EXPECT_EQ(r.desired.sets.size(), 1u);
 }
 
+// spec.access of a pool (the ports tunnels may reach) and of a set's template (the ssh user):
+// defaults, given values, and a port out of range located.
+TEST_F(LoaderTest, AccessSettingsOfPoolsAndSets) {
+  Write("fleet/pools/mac.yaml", std::string(kPool));
+  Write("fleet/sets/ios.yaml", std::string(kSet));
+  LoadResult defaults = Load();
+  ASSERT_TRUE(defaults.ok()) << AllText(defaults);
+  EXPECT_EQ(defaults.desired.pools[0].allowed_ports, (std::vector<uint16_t>{22, 5900}));
+  EXPECT_EQ(defaults.desired.sets[0].ssh_user, "");
+
+  Write("fleet/pools/mac.yaml",
+        testing::Replace(kPool, "  credentialsRef: mac-creds\n",
+                         "  credentialsRef: mac-creds\n  access: {allowedPorts: [8080, 22]}\n"));
+  Write("fleet/sets/ios.yaml", testing::Replace(kSet, "    memory: 8Gi\n",
+                                                "    memory: 8Gi\n    access: {sshUser: admin}\n"));
+  LoadResult given = Load();
+  ASSERT_TRUE(given.ok()) << AllText(given);
+  EXPECT_EQ(given.desired.pools[0].allowed_ports, (std::vector<uint16_t>{22, 8080}));
+  EXPECT_TRUE(given.desired.pools[0].settings.find("access") ==
+              given.desired.pools[0].settings.end());
+  EXPECT_EQ(given.desired.sets[0].ssh_user, "admin");
+
+  Write("fleet/pools/mac.yaml",
+        testing::Replace(kPool, "  credentialsRef: mac-creds\n",
+                         "  credentialsRef: mac-creds\n  access: {allowedPorts: [70000]}\n"));
+  LoadResult bad = Load();
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(Says(bad, "mac.yaml:7:27: error: allowedPorts[0] 70000 is above the maximum 65535"))
+      << AllText(bad);
+}
+
 TEST_F(LoaderTest, SkipsHiddenFilesAndFolders) {
   Write("fleet/mac.yaml", std::string(kPool));
   Write("fleet/.github/workflows/ci.yaml", "on: push\njobs: {}\n");
