@@ -270,6 +270,28 @@ TEST_F(ApiTunnelTest, BytesGoBothWaysIntactAndTheTunnelIsRecordedOpenAndClosed) 
   }
 }
 
+// Over HTTPS the relay reads and writes through the front door's TLS session; the client checks
+// the server's certificate against --ca-file.
+TEST_F(ApiTunnelTest, ATunnelOverTlsCarriesBytesBothWaysAndAnUntrustedServerIsRefused) {
+  const std::string cert = (scratch_.path() / "cert.pem").string();
+  const std::string key = (scratch_.path() / "key.pem").string();
+  testing::Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+              "-subj /CN=flotilla-tunnel-test -addext subjectAltName=IP:127.0.0.1 -keyout " +
+              key + " -out " + cert + " 2>/dev/null");
+  std::unique_ptr<Server> server = Start({.tls_cert_file = cert, .tls_key_file = key});
+  ASSERT_TRUE(server->url().starts_with("https://"));
+  TunnelTarget target = To(*server, "ci-1", 22);
+  Result<std::unique_ptr<Tunnel>> untrusted = Tunnel::Open(target);
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.status().message().find("not trusted"), std::string::npos)
+      << untrusted.status().message();
+  target.ca_file = cert;
+  Result<std::unique_ptr<Tunnel>> tunnel = Tunnel::Open(target);
+  ASSERT_TRUE(tunnel.ok()) << tunnel.status().ToString();
+  const std::string data = RandomBytes(size_t{3} << 20, 11);
+  EXPECT_TRUE(RoundTrip(**tunnel, data) == data);
+}
+
 TEST_F(ApiTunnelTest, AWrongTokenGets401AndATokenWithoutTheAccessRole403) {
   std::unique_ptr<Server> server = Start();
   Result<std::unique_ptr<Tunnel>> wrong = Tunnel::Open(To(*server, "ci-1", 22, "nope"));
