@@ -12,6 +12,7 @@
 
 #include "reconciler/api/dashboard.h"
 #include "reconciler/api/live.h"
+#include "reconciler/api/tunnel.h"
 #include "reconciler/api/views.h"
 #include "reconciler/api/vms_pieces.h"
 #include "reconciler/api/webhook.h"
@@ -114,6 +115,8 @@ constexpr std::array kRoutes = {
     Route{"GET", "/api/v1/hosts", Access::kRead, Observation::kRequired, HandleHosts, ""},
     Route{"GET", "/api/v1/vms", Access::kRead, Observation::kRequired, HandleVms,
           "pool,vmset,host,state,managed"},
+    Route{"GET", R"(/api/v1/vms/([^/]{1,253})/access)", Access::kAccess, Observation::kRequired,
+          HandleVmAccess, std::nullopt},
     Route{"GET", "/api/v1/overview/resources", Access::kRead, Observation::kRequired,
           HandleResources, ""},
     Route{"GET", "/api/v1/plan", Access::kRead, Observation::kRequired, HandlePlan, "format"},

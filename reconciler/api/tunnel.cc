@@ -177,9 +177,9 @@ struct Target {
   VmInfo vm;
 };
 
-// The VM the request names, or the refusal to answer.
-std::variant<Target, Reply> Resolve(const httplib::Request& request, const Snapshot& snapshot,
-                                    const std::string& name, uint16_t port) {
+// The one VM named `name` (on ?host= when given) that is on an online host, or the refusal.
+std::variant<std::pair<const ObservedHost*, const VmInfo*>, Reply> FindVm(
+    const httplib::Request& request, const Snapshot& snapshot, const std::string& name) {
   const std::string only_host = request.has_param("host") ? request.get_param_value("host") : "";
   std::vector<std::pair<const ObservedHost*, const VmInfo*>> found;
   std::vector<std::string> offline;
@@ -208,20 +208,35 @@ std::variant<Target, Reply> Resolve(const httplib::Request& request, const Snaps
                                found[1].first->name + (found.size() > 2 ? " and others" : "") +
                                "; name one with ?host=HOST (flotilla: --host)");
   }
-  const auto [host, vm] = found.front();
-  if (!host->online) {
-    return ErrorReply(503, "host " + host->name + " is offline: " + host->error);
+  if (!found.front().first->online) {
+    return ErrorReply(
+        503, "host " + found.front().first->name + " is offline: " + found.front().first->error);
   }
+  return found.front();
+}
+
+const HostPool* PoolOf(const Snapshot& snapshot, const std::string& name) {
+  for (const HostPool& pool : snapshot.desired.pools) {
+    if (pool.meta.name == name) {
+      return &pool;
+    }
+  }
+  return nullptr;
+}
+
+// The VM the request names, or the refusal to answer.
+std::variant<Target, Reply> Resolve(const httplib::Request& request, const Snapshot& snapshot,
+                                    const std::string& name, uint16_t port) {
+  auto found = FindVm(request, snapshot, name);
+  if (Reply* refusal = std::get_if<Reply>(&found)) {
+    return std::move(*refusal);
+  }
+  const auto [host, vm] = std::get<std::pair<const ObservedHost*, const VmInfo*>>(found);
   if (vm->state != VmState::kRunning) {
     return ErrorReply(409, "VM " + name + " on host " + host->name + " is " +
                                std::string(ToString(vm->state)) + ", not running");
   }
-  const HostPool* pool = nullptr;
-  for (const HostPool& p : snapshot.desired.pools) {
-    if (p.meta.name == host->pool) {
-      pool = &p;
-    }
-  }
+  const HostPool* pool = PoolOf(snapshot, host->pool);
   const std::vector<uint16_t> allowed =
       pool != nullptr ? pool->allowed_ports : std::vector<uint16_t>{};
   if (std::find(allowed.begin(), allowed.end(), port) == allowed.end()) {
@@ -233,6 +248,35 @@ std::variant<Target, Reply> Resolve(const httplib::Request& request, const Snaps
 }
 
 }  // namespace
+
+Reply HandleVmAccess(const httplib::Request& request, const Snapshot* snapshot,
+                     RouteContext& /*context*/) {
+  const std::string name = request.matches[1];
+  auto found = FindVm(request, *snapshot, name);
+  if (Reply* refusal = std::get_if<Reply>(&found)) {
+    return std::move(*refusal);
+  }
+  const auto [host, vm] = std::get<std::pair<const ObservedHost*, const VmInfo*>>(found);
+  const HostPool* pool = PoolOf(*snapshot, host->pool);
+  const LedgerEntry* entry = snapshot->ledger.Find(name);
+  const bool managed = entry != nullptr && entry->host == host->name;
+  std::string ssh_user;
+  if (managed) {
+    for (const VMSet& set : snapshot->desired.sets) {
+      if (set.meta.name == entry->vmset) {
+        ssh_user = set.ssh_user;
+      }
+    }
+  }
+  return JsonReply(
+      200, {{"vm", name},
+            {"host", host->name},
+            {"pool", host->pool},
+            {"vmset", managed ? nlohmann::json(entry->vmset) : nlohmann::json()},
+            {"state", ToString(vm->state)},
+            {"ssh_user", ssh_user},
+            {"allowed_ports", pool != nullptr ? pool->allowed_ports : std::vector<uint16_t>{}}});
+}
 
 void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteContext& context,
                  const Gate& gate, TunnelCounter& counter, const std::atomic<bool>& stopping) {

@@ -45,6 +45,12 @@ class TunnelCounter {
   std::map<std::string, size_t> open_;
 };
 
+// GET /api/v1/vms/NAME/access[?host=HOST] (the access role): what a client needs to reach the
+// VM: {"vm", "host", "pool", "vmset" (null when unmanaged), "state", "ssh_user" (its set's
+// template access.sshUser; "" when none), "allowed_ports"}. 404, 409 and 503 as for a tunnel.
+Reply HandleVmAccess(const httplib::Request& request, const Snapshot* snapshot,
+                     RouteContext& context);
+
 // Serves one tunnel request on `stream`, then relays through `handover` (front_door.h) until
 // the tunnel ends or `stopping` is set.
 void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteContext& context,

@@ -196,6 +196,18 @@ class ApiClient {
   httplib::Client http_;
 };
 
+}  // namespace
+
+Result<json> GetFromApi(const ServerFlags& flags, const std::string& url, const std::string& path) {
+  Result<std::unique_ptr<ApiClient>> client = ApiClient::Open(flags, url);
+  if (!client.ok()) {
+    return client.status();
+  }
+  return (*client)->Get(path);
+}
+
+namespace {
+
 // The API's answer at `path` when a server is given; otherwise `local()` from the store.
 template <typename Local>
 Result<json> Fetch(const ReadOptions& options, const std::string& path, Local local,

@@ -38,6 +38,11 @@ std::string ServerUrl(const ServerFlags& flags);
 // FailedPrecondition when the token file cannot be read.
 Result<std::string> ClientToken(const ServerFlags& flags, std::string fallback = "");
 
+// GET `path` of the API at `url` with the flags' token: its JSON, or what went wrong (as the
+// read commands say it).
+Result<nlohmann::json> GetFromApi(const ServerFlags& flags, const std::string& url,
+                                  const std::string& path);
+
 struct ReadOptions {
   StoreLocation where;
   ServerFlags api;

@@ -57,22 +57,6 @@ Result<Url> ParseUrl(const std::string& server) {
   return url;
 }
 
-std::string Encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // Waits until `fd` is readable (or writable); false on timeout.
 bool WaitFor(int fd, bool write, std::chrono::steady_clock::time_point until) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -96,6 +80,22 @@ std::string SslErrorText() {
 }
 
 }  // namespace
+
+std::string PercentEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
 
 Tunnel::~Tunnel() {
   if (ssl_ != nullptr) {
@@ -184,9 +184,9 @@ Result<std::unique_ptr<Tunnel>> Tunnel::Open(const TunnelTarget& target) {
       }
     }
   }
-  std::string request = "GET /api/v1/vms/" + Encode(target.vm) +
+  std::string request = "GET /api/v1/vms/" + PercentEncode(target.vm) +
                         "/port-forward?port=" + std::to_string(target.port) +
-                        (target.host.empty() ? "" : "&host=" + Encode(target.host)) +
+                        (target.host.empty() ? "" : "&host=" + PercentEncode(target.host)) +
                         " HTTP/1.1\r\nHost: " + url->host + ":" + url->port +
                         "\r\nUser-Agent: flotilla\r\nConnection: Upgrade\r\nUpgrade: "
                         "flotilla-tunnel\r\n";

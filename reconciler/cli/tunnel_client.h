@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "reconciler/api/relay.h"
 #include "reconciler/model/result.h"
@@ -27,6 +28,9 @@ struct TunnelTarget {
   std::string host;     // the host to look on, when VMs of that name are on several; may be empty
   uint16_t port = 0;    // the VM's port
 };
+
+// `text` percent-encoded for a path segment or a query value (RFC 3986 unreserved kept).
+std::string PercentEncode(std::string_view text);
 
 class Tunnel {
  public:

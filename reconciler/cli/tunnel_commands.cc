@@ -270,13 +270,27 @@ int RunSsh(const SshOptions& options, const Context& context) {
     proxy += " --host " + ShellQuote(options.host);
   }
   proxy += " " + ShellQuote(options.vm) + " " + std::to_string(options.port);
+  // The user: --user, else the VM set's template access.sshUser (asked of the API), else
+  // ssh's own default.
+  std::string user = options.user;
+  if (user.empty()) {
+    std::string path = "/api/v1/vms/" + PercentEncode(options.vm) + "/access";
+    if (!options.host.empty()) {
+      path += "?host=" + PercentEncode(options.host);
+    }
+    Result<nlohmann::json> access = GetFromApi(options.api, target->server, path);
+    if (!access.ok()) {
+      return Fail(context, access.status());
+    }
+    user = access->value("ssh_user", "");
+  }
   std::vector<std::string> args = {"ssh", "-o", "ProxyCommand=" + proxy, "-o",
                                    "HostKeyAlias=flotilla." + options.vm};
   for (const std::string& option : options.ssh_options) {
     args.insert(args.end(), {"-o", option});
   }
-  if (!options.user.empty()) {
-    args.insert(args.end(), {"-l", options.user});
+  if (!user.empty()) {
+    args.insert(args.end(), {"-l", user});
   }
   args.push_back(options.vm);
   args.insert(args.end(), options.command.begin(), options.command.end());

@@ -107,6 +107,13 @@ class TunnelBackend final : public api::Backend {
     host.vms.push_back(VmInfo{.id = "1", .name = "ci-1", .state = VmState::kRunning});
     host.vms.push_back(VmInfo{.id = "2", .name = "ci-2", .state = VmState::kStopped});
     snapshot->observed.hosts["mac-1"] = host;
+    VMSet set;
+    set.meta.name = "ios";
+    set.pool = "macs";
+    set.ssh_user = "admin";
+    snapshot->desired.sets.push_back(set);
+    snapshot->ledger.entries.push_back(
+        LedgerEntry{.vm = "ci-1", .vmset = "ios", .pool = "macs", .host = "mac-1"});
     latest_ = snapshot;
   }
   std::shared_ptr<const controller::Snapshot> Latest() const override { return latest_; }
@@ -275,9 +282,10 @@ TEST_F(ApiTunnelTest, BytesGoBothWaysIntactAndTheTunnelIsRecordedOpenAndClosed) 
 TEST_F(ApiTunnelTest, ATunnelOverTlsCarriesBytesBothWaysAndAnUntrustedServerIsRefused) {
   const std::string cert = (scratch_.path() / "cert.pem").string();
   const std::string key = (scratch_.path() / "key.pem").string();
-  testing::Sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-              "-subj /CN=flotilla-tunnel-test -addext subjectAltName=IP:127.0.0.1 -keyout " +
-              key + " -out " + cert + " 2>/dev/null");
+  testing::Sh(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+      "-subj /CN=flotilla-tunnel-test -addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " 2>/dev/null");
   std::unique_ptr<Server> server = Start({.tls_cert_file = cert, .tls_key_file = key});
   ASSERT_TRUE(server->url().starts_with("https://"));
   TunnelTarget target = To(*server, "ci-1", 22);
@@ -290,6 +298,31 @@ TEST_F(ApiTunnelTest, ATunnelOverTlsCarriesBytesBothWaysAndAnUntrustedServerIsRe
   ASSERT_TRUE(tunnel.ok()) << tunnel.status().ToString();
   const std::string data = RandomBytes(size_t{3} << 20, 11);
   EXPECT_TRUE(RoundTrip(**tunnel, data) == data);
+}
+
+// What `flotilla ssh` asks first: the VM's host and pool, and whom to log in as.
+TEST_F(ApiTunnelTest, TheAccessOfAVmNamesItsHostPoolPortsAndSshUser) {
+  std::unique_ptr<Server> server = Start();
+  httplib::Client client("127.0.0.1", server->port());
+  httplib::Result managed =
+      client.Get("/api/v1/vms/ci-1/access", {{"Authorization", std::string("Bearer ") + kOps}});
+  ASSERT_TRUE(managed);
+  ASSERT_EQ(managed->status, 200) << managed->body;
+  const nlohmann::json doc = nlohmann::json::parse(managed->body);
+  EXPECT_EQ(doc["host"], "mac-1");
+  EXPECT_EQ(doc["pool"], "macs");
+  EXPECT_EQ(doc["vmset"], "ios");
+  EXPECT_EQ(doc["ssh_user"], "admin");
+  EXPECT_EQ(doc["allowed_ports"], nlohmann::json::array({22, 5900}));
+  httplib::Result unmanaged =
+      client.Get("/api/v1/vms/ci-2/access", {{"Authorization", std::string("Bearer ") + kOps}});
+  ASSERT_TRUE(unmanaged);
+  EXPECT_EQ(nlohmann::json::parse(unmanaged->body)["vmset"], nullptr) << unmanaged->body;
+  EXPECT_EQ(nlohmann::json::parse(unmanaged->body)["ssh_user"], "");
+  httplib::Result reader =
+      client.Get("/api/v1/vms/ci-1/access", {{"Authorization", std::string("Bearer ") + kReader}});
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(reader->status, 403);
 }
 
 TEST_F(ApiTunnelTest, AWrongTokenGets401AndATokenWithoutTheAccessRole403) {
