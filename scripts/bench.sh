@@ -5,6 +5,7 @@
 #   scripts/bench.sh observe [hosts] [vms_per_host] [threads] [rounds]
 #   scripts/bench.sh planner [runs] [hosts]
 #   scripts/bench.sh api [hosts] [samples] [plan_runs]
+#   scripts/bench.sh tunnel [MiB] [round_trips] [tls: 0 or 1]
 #   scripts/bench.sh pass [hosts] [vms_per_host] [passes] [journal_actions] [full_sample]
 #   scripts/bench.sh converge [hosts] [vms_per_host] [concurrencies] [clone|catalog] [sequential_vms] [latency] [full|normal]
 #   scripts/bench.sh idle [seconds] [hosts] [vms] [resync_intervals]
@@ -31,6 +32,10 @@ case "${1:-git_source}" in
   planner)
     cmake --build build-bench -j "$(nproc)" --target bench_planner
     build-bench/bin/bench_planner "${2:-30}" "${3:-1000}"
+    ;;
+  tunnel)
+    cmake --build build-bench -j "$(nproc)" --target bench_tunnel
+    build-bench/bin/bench_tunnel "${2:-256}" "${3:-2000}" "${4:-0}"
     ;;
   api)
     cmake --build build-bench -j "$(nproc)" --target bench_api

@@ -113,6 +113,13 @@ async function checkVms(page) {
     if (!(await cell('state')).includes(vm.state)) throw new Error(`${row} state "${await cell('state')}", the API ${vm.state}`);
     if (vm.vmset && !(await cell('vmset')).includes(vm.vmset)) throw new Error(`${row} set "${await cell('vmset')}"`);
     if (vm.ip && !(await cell('ip')).includes(vm.ip)) throw new Error(`${row} IP "${await cell('ip')}", the API ${vm.ip}`);
+    // A running VM offers the flotilla ssh command line to copy; others nothing to copy.
+    const copy = await page.$(`${row} td[data-col="ssh"] button.copy-ssh`);
+    const wanted = `flotilla ssh --server ${URL} ${vm.name}`;
+    if (vm.state === 'running' && (await copy?.getAttribute('data-command')) !== wanted) {
+      throw new Error(`${row} ssh command "${await copy?.getAttribute('data-command')}", wanted "${wanted}"`);
+    }
+    if (vm.state !== 'running' && copy) throw new Error(`${row} is ${vm.state} and offers ssh`);
     const managed = await page.getAttribute(row, 'data-managed');
     if (!vm.managed) {
       if (managed !== 'false') throw new Error(`${row} unmanaged but data-managed=${managed}`);

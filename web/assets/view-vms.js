@@ -28,6 +28,7 @@ const COLS = [
     get: (v) => (v.outdated === true ? 2 : v.outdated === false ? 1 : 0),
     num: true,
   },
+  {col: 'ssh', label: 'SSH', get: (v) => (v.state === 'running' ? 1 : 0), num: true},
 ];
 const BY_COL = new Map(COLS.map((c) => [c.col, c]));
 const FIELDS = [
@@ -140,6 +141,43 @@ function dash() {
   return h('span', {class: 'muted'}, '—');
 }
 
+// A word as the shell reads it: quoted unless it is plain.
+function shellWord(text) {
+  return /^[A-Za-z0-9._@%+=:,/-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+// The command line that logs in to `v` through this loop (docs/api.md, "Tunnels"); it needs a
+// token with the access role, from --token-file or FLOTILLA_TOKEN.
+function sshCommand(v) {
+  return `flotilla ssh --server ${shellWord(location.origin)} ${shellWord(v.name)}`;
+}
+
+function copyButton(v) {
+  const command = sshCommand(v);
+  const button = h(
+    'button',
+    {
+      type: 'button',
+      class: 'copy-ssh',
+      dataset: {command},
+      title: `Copy: ${command}`,
+      'aria-label': `Copy the command line that logs in to ${v.name}`,
+    },
+    'copy',
+  );
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(command);
+      setText(button, 'copied');
+    } catch {
+      // No clipboard (an http page that is not loopback): the command is in the title to copy.
+      setText(button, 'see title');
+    }
+    setTimeout(() => setText(button, 'copy'), 1500);
+  });
+  return button;
+}
+
 const CELL = {
   name: (v) =>
     h(
@@ -176,12 +214,14 @@ const CELL = {
       : v.outdated === false
         ? 'no'
         : dash(),
+  ssh: (v) => (v.state === 'running' ? copyButton(v) : dash()),
 };
 const CELL_FIELDS = {
   name: ['name', 'managed'],
   host: ['host', 'host_state'],
   memory: ['memory_bytes'],
   template: ['template_hash'],
+  ssh: ['name', 'state'],
 };
 
 function makeRow(v) {
