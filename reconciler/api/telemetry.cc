@@ -93,6 +93,17 @@ Telemetry::Telemetry()
           "API requests refused by authentication: 401 (no known token), 403 (the token lacks "
           "the role), 429 (too many failed authentications from the address).",
           {"code"})),
+      tunnels_(registry_.AddCounter(
+          "flotilla_api_tunnels_total",
+          "Tunnel requests to VM ports by their answer: 101 (opened), or the refusal's status "
+          "(403: the role or a port the pool does not allow, 404, 409, 429, 501, 502, 503, 504).",
+          {"code"})),
+      tunnels_open_(
+          registry_.AddGauge("flotilla_api_tunnels_open", "Tunnels to VM ports open now.", {})),
+      tunnel_bytes_(registry_.AddCounter(
+          "flotilla_api_tunnel_bytes_total",
+          "Bytes carried by closed tunnels: to the VM (sent by clients) or from it.",
+          {"direction"})),
       view_renders_(registry_.AddCounter(
           "flotilla_api_view_renders_total",
           "Renderings of the API's snapshot views: on a request (its client waited for it), or "
@@ -148,6 +159,21 @@ void Telemetry::ProviderRequest(std::string_view provider, std::string_view endp
 }
 
 void Telemetry::AuthRefused(int code) { auth_refusals_.Inc({std::to_string(code)}); }
+
+void Telemetry::TunnelRefused(int code) { tunnels_.Inc({std::to_string(code)}); }
+
+void Telemetry::TunnelOpened() {
+  tunnels_.Inc({"101"});
+  std::lock_guard lock(tunnels_mu_);
+  tunnels_open_.Set({}, ++open_tunnels_);
+}
+
+void Telemetry::TunnelClosed(uint64_t to_vm, uint64_t from_vm) {
+  tunnel_bytes_.Inc({"to_vm"}, static_cast<double>(to_vm));
+  tunnel_bytes_.Inc({"from_vm"}, static_cast<double>(from_vm));
+  std::lock_guard lock(tunnels_mu_);
+  tunnels_open_.Set({}, --open_tunnels_);
+}
 
 void Telemetry::ViewsRendered(std::string_view when, size_t count) {
   if (count > 0) {

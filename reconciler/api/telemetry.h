@@ -43,6 +43,11 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   void ProviderRequest(std::string_view provider, std::string_view endpoint, int code) override;
   // An API request refused with `code` (401, 403 or 429; routes.h Admit).
   void AuthRefused(int code);
+  // Tunnels (tunnel.h): one opened (or refused with `code`, the answer's status), one closed
+  // with the bytes it moved each way. Any thread.
+  void TunnelRefused(int code);
+  void TunnelOpened();
+  void TunnelClosed(uint64_t to_vm, uint64_t from_vm);
   // `count` renderings of snapshot views (view_cache.h), `when` "request" (on a request's time)
   // or "ahead" (warmed after a publication).
   void ViewsRendered(std::string_view when, size_t count);
@@ -83,6 +88,11 @@ class Telemetry final : public controller::PassObserver, public providers::Reque
   GaugeFamily& conflicts_;
   GaugeFamily& refused_;
   CounterFamily& auth_refusals_;
+  CounterFamily& tunnels_;
+  GaugeFamily& tunnels_open_;
+  CounterFamily& tunnel_bytes_;
+  std::mutex tunnels_mu_;  // orders tunnels_open_'s read and write
+  double open_tunnels_ = 0;
   CounterFamily& view_renders_;
   GaugeFamily& store_writable_;
   CounterFamily& store_failures_;

@@ -91,6 +91,12 @@ void Answer(httplib::Stream& stream, const Reply& reply) {
                              reply.body);
 }
 
+// Answers a tunnel request with a refusal, counted by its status.
+void Refuse(httplib::Stream& stream, RouteContext& context, const Reply& reply) {
+  context.telemetry.TunnelRefused(reply.status.value_or(500));
+  Answer(stream, reply);
+}
+
 // Whether the comma-separated header field `name` holds `token` (case-insensitive).
 bool HeaderHas(const httplib::Request& request, const std::string& name, std::string_view token) {
   auto lower = [](std::string_view text) {
@@ -287,7 +293,7 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
   stream.get_remote_ip_and_port(request->remote_addr, request->remote_port);
   std::variant<Caller, Reply> admitted = Admit(*request, Access::kAccess, gate);
   if (const Reply* refusal = std::get_if<Reply>(&admitted)) {
-    Answer(stream, *refusal);
+    Refuse(stream, context, *refusal);
     return;
   }
   const Caller caller = std::get<Caller>(admitted);
@@ -298,11 +304,11 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
   const std::optional<uint16_t> port = Port(*request);
   if (request->method != "GET" || !request->path.starts_with(kPrefix) ||
       !request->path.ends_with(kSuffix) || name.empty() || name.find('/') != std::string::npos) {
-    Answer(stream, ErrorReply(404, "no such endpoint"));
+    Refuse(stream, context, ErrorReply(404, "no such endpoint"));
     return;
   }
   if (!port) {
-    Answer(stream, ErrorReply(400, "port must be a TCP port, 1 to 65535 (?port=22)"));
+    Refuse(stream, context, ErrorReply(400, "port must be a TCP port, 1 to 65535 (?port=22)"));
     return;
   }
   if (!HeaderHas(*request, "Upgrade", kProtocol) || !HeaderHas(*request, "Connection", "upgrade")) {
@@ -310,17 +316,17 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
                                       std::string(kProtocol) + " (flotilla port-forward does)");
     reply.headers.emplace_back("Upgrade", std::string(kProtocol));
     reply.headers.emplace_back("Connection", "Upgrade");
-    Answer(stream, reply);
+    Refuse(stream, context, reply);
     return;
   }
   const std::shared_ptr<const Snapshot> snapshot = context.backend.Latest();
   if (snapshot == nullptr) {
-    Answer(stream, NoObservationReply());
+    Refuse(stream, context, NoObservationReply());
     return;
   }
   std::variant<Target, Reply> resolved = Resolve(*request, *snapshot, name, *port);
   if (const Reply* refusal = std::get_if<Reply>(&resolved)) {
-    Answer(stream, *refusal);
+    Refuse(stream, context, *refusal);
     return;
   }
   const Target& target = std::get<Target>(resolved);
@@ -340,7 +346,7 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
     const std::string what = "cannot reach port " + std::to_string(*port) + " of VM " + name +
                              " on host " + target.host + ": " + upstream.status().message();
     context.logger.warn("api: {} ({})", what, caller.Describe());
-    Answer(stream, ErrorReply(StatusOf(upstream.status()), what));
+    Refuse(stream, context, ErrorReply(StatusOf(upstream.status()), what));
     return;
   }
   auto now = [&context] {
@@ -357,7 +363,7 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
                                          .message = "tunnel opened to " + about});
       !s.ok()) {
     // A tunnel nobody can audit is not opened.
-    Answer(stream, ErrorReply(503, "cannot record the tunnel: " + s.message()));
+    Refuse(stream, context, ErrorReply(503, "cannot record the tunnel: " + s.message()));
     return;
   }
   context.logger.info("api: tunnel opened to {}", about);
@@ -371,9 +377,11 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
          .message = "tunnel to " + about + " closed before it began: the client went away"});
     return;
   }
+  context.telemetry.TunnelOpened();
   const RelayOutcome outcome =
       Relay(handover.fd, handover.ssl, handover.take_unread(), upstream->get(), upstream->get(),
             options.tunnel_idle_timeout, stopping);
+  context.telemetry.TunnelClosed(outcome.to_vm, outcome.from_vm);
   const auto lasted =
       std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - opened_steady);
   const std::string closed = "tunnel to " + about + " closed (" + outcome.end + ") after " +

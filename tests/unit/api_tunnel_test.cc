@@ -159,6 +159,12 @@ TEST_F(ApiTunnelTest, BytesGoBothWaysIntactAndTheTunnelIsRecordedOpenAndClosed) 
   for (const store::EventRecord& e : events) {
     EXPECT_EQ(e.message.find(kOps), std::string::npos);
   }
+  const std::string metrics =
+      telemetry_.Render(nullptr, std::nullopt, std::chrono::system_clock::now());
+  EXPECT_NE(metrics.find("flotilla_api_tunnels_total{code=\"101\"} 1\n"), std::string::npos);
+  EXPECT_NE(metrics.find("flotilla_api_tunnels_open 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("flotilla_api_tunnel_bytes_total{direction=\"to_vm\"} 3145728\n"),
+            std::string::npos);
 }
 
 // Over HTTPS the relay reads and writes through the front door's TLS session; the client checks
@@ -229,6 +235,9 @@ TEST_F(ApiTunnelTest, APortThePoolDoesNotAllowIsRefused) {
   std::unique_ptr<Server> server = Start();
   Result<std::unique_ptr<Tunnel>> refused = Tunnel::Open(To(*server, "ci-1", 8080));
   ASSERT_FALSE(refused.ok());
+  EXPECT_NE(telemetry_.Render(nullptr, std::nullopt, std::chrono::system_clock::now())
+                .find("flotilla_api_tunnels_total{code=\"403\"} 1\n"),
+            std::string::npos);
   EXPECT_EQ(refused.status().code(), Status::Code::kPermissionDenied);
   EXPECT_NE(refused.status().message().find(
                 "pool macs allows tunnels to ports 22, 5900 (its spec.access.allowedPorts), "
