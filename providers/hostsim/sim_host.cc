@@ -585,6 +585,10 @@ void SimHost::Mutated() {
     }
     listings_.emplace_back(now, std::move(listing));
   }
+  if (proxy_ != nullptr && features_.proxy_follows_vm_address && proxy_->HasVmRoutes()) {
+    // 1.0.0+: a VM that started is looked at again 2 s later (reverse_proxy/main.go:661-690).
+    env_.Schedule(std::chrono::seconds(2), [this] { proxy_->Follow(); });
+  }
   env_.OnMutation();
 }
 

@@ -26,6 +26,9 @@ struct Relay {
 struct Listener {
   int listen_fd = -1;
   int stop_fd = -1;  // an eventfd: readable once the listener is told to stop
+  std::string bind_host;
+  std::string port;
+  std::string target_vm_id;  // empty for a route to target_host
   std::string target_host;
   std::string target_port;
   std::thread acceptor;
@@ -558,18 +561,15 @@ void SimReverseProxy::Start() {
 
 void SimReverseProxy::StopListeners() {
   for (auto& listener : listeners_) {
-    const uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(listener->stop_fd, &one, sizeof(one));
+    if (listener->stop_fd >= 0) {
+      const uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(listener->stop_fd, &one, sizeof(one));
+    }
   }
   for (auto& listener : listeners_) {
-    listener->acceptor.join();
-    std::lock_guard lock(listener->mu);
-    for (proxy::Relay& relay : listener->relays) {
-      relay.thread.join();
+    if (listener->stop_fd >= 0) {
+      StopListener(*listener);
     }
-    listener->relays.clear();
-    ::close(listener->listen_fd);
-    ::close(listener->stop_fd);
   }
   listeners_.clear();
 }
@@ -590,30 +590,78 @@ void SimReverseProxy::Restart() {
     std::lock_guard records(mu_);
     copy = records_;
   }
+  bool vm_routes = false;
   for (const ProxyHost& host : copy) {
     if (!host.tcp_route) {
       continue;
     }
     auto listener = std::make_unique<proxy::Listener>();
     listener->target_port = host.tcp_route->target_port;
-    if (!host.tcp_route->target_vm_id.empty()) {
+    listener->target_vm_id = host.tcp_route->target_vm_id;
+    if (!listener->target_vm_id.empty()) {
       // LoadFromDb: resolved now, once.
-      listener->target_host = vms_.RunningAddress(host.tcp_route->target_vm_id).value_or("---");
+      listener->target_host = vms_.RunningAddress(listener->target_vm_id).value_or("---");
+      vm_routes = true;
     } else {
       listener->target_host = host.tcp_route->target_host;
     }
-    const std::string bind_host = proxy::IsAnyAddress(host.host) ? bind_address_ : host.host;
-    listener->listen_fd = proxy::BindListener(bind_host, host.port);
-    if (listener->listen_fd < 0) {
-      // Logged by the service and otherwise ignored.
-      std::fprintf(stderr, "[Reverse Proxy] [TCP Route] cannot listen on %s:%s: %s\n",
-                   bind_host.c_str(), host.port.c_str(), std::strerror(errno));
+    listener->bind_host = proxy::IsAnyAddress(host.host) ? bind_address_ : host.host;
+    listener->port = host.port;
+    if (StartListener(*listener)) {
+      listeners_.push_back(std::move(listener));
+    }
+  }
+  vm_routes_.store(vm_routes);
+}
+
+bool SimReverseProxy::StartListener(proxy::Listener& listener) {
+  listener.listen_fd = proxy::BindListener(listener.bind_host, listener.port);
+  if (listener.listen_fd < 0) {
+    // Logged by the service and otherwise ignored.
+    std::fprintf(stderr, "[Reverse Proxy] [TCP Route] cannot listen on %s:%s: %s\n",
+                 listener.bind_host.c_str(), listener.port.c_str(), std::strerror(errno));
+    return false;
+  }
+  listener.stop_fd = ::eventfd(0, EFD_CLOEXEC);
+  proxy::Listener* raw = &listener;
+  listener.acceptor = std::thread([raw, this] { proxy::Accept(*raw, options_, vms_); });
+  return true;
+}
+
+void SimReverseProxy::StopListener(proxy::Listener& listener) {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(listener.stop_fd, &one, sizeof(one));
+  listener.acceptor.join();
+  std::lock_guard lock(listener.mu);
+  for (proxy::Relay& relay : listener.relays) {
+    relay.thread.join();
+  }
+  listener.relays.clear();
+  ::close(listener.listen_fd);
+  ::close(listener.stop_fd);
+  listener.listen_fd = -1;
+  listener.stop_fd = -1;
+}
+
+void SimReverseProxy::Follow() {
+  std::lock_guard lock(restart_mu_);
+  if (!started_) {
+    return;
+  }
+  for (auto& listener : listeners_) {
+    if (listener->target_vm_id.empty()) {
       continue;
     }
-    listener->stop_fd = ::eventfd(0, EFD_CLOEXEC);
-    proxy::Listener* raw = listener.get();
-    listener->acceptor = std::thread([raw, this] { proxy::Accept(*raw, options_, vms_); });
-    listeners_.push_back(std::move(listener));
+    // checkVmIpChanged: only a running VM with an address, different from the target.
+    std::optional<std::string> now = vms_.RunningAddress(listener->target_vm_id);
+    if (!now || *now == listener->target_host) {
+      continue;
+    }
+    StopListener(*listener);
+    listener->target_host = *now;
+    if (!StartListener(*listener)) {
+      listener->acceptor = std::thread();  // nothing to join; the slot stays until a restart
+    }
   }
 }
 

@@ -22,8 +22,11 @@
 //   restarted the proxy still succeeds (startInternal's `select ... default`, 370-382).
 // - A relay is plain TCP with no authentication.
 //
-// Not reproduced: 1.0.0's re-resolution of one host 2 s after its VM starts with a new address
-// (checkVmIpChanged, 595-744); the 5 s drain of Stop() (relays here end at once); HTTP routes.
+// From 1.0.0, 2 s after a VM starts, the listeners of routes to it whose target is not the VM's
+// address now are restarted with the new one (Handle and checkVmIpChanged, 595-744): Follow().
+// Not reproduced: the 5 s drain of Stop() (relays here end at once); that RestartHost leaves a
+// listener's relays in flight alone (here they end with it: their target is gone anyway); HTTP
+// routes.
 //
 // The simulated guests: a relay dials VM_IP:PORT; a running VM of this host with that address
 // answers through SimOptions::guest_ports (PORT relayed to a real address) or, without any, with
@@ -104,6 +107,12 @@ class SimReverseProxy {
   nlohmann::json Snapshot() const;
   void Restore(const nlohmann::json& snapshot);
 
+  // Whether any route names a VM by id (Follow has something to do).
+  bool HasVmRoutes() const { return vm_routes_.load(); }
+  // Restarts the listeners of routes to running VMs whose address is not their target (1.0.0's
+  // answer to a VM starting), leaving the others and their relays alone.
+  void Follow();
+
   // How many restarts have happened (tests).
   int restarts() const { return restarts_.load(); }
 
@@ -113,6 +122,9 @@ class SimReverseProxy {
   // Stop + resolve + start, under restart_mu_.
   void Restart();
   void StopListeners();
+  // Binds and starts one listener (false, logged, when it cannot bind); stops one.
+  bool StartListener(proxy::Listener& listener);
+  void StopListener(proxy::Listener& listener);
 
   const SimOptions& options_;
   const std::string bind_address_;
@@ -126,6 +138,7 @@ class SimReverseProxy {
   bool started_ = false;
   std::vector<std::unique_ptr<proxy::Listener>> listeners_;
   std::atomic<int> restarts_{0};
+  std::atomic<bool> vm_routes_{false};
 };
 
 }  // namespace flotilla::hostsim

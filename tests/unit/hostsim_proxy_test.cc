@@ -248,7 +248,9 @@ TEST_F(HostsimProxyTest, GuestPortsRelayToTheGivenAddress) {
 }
 
 TEST_F(HostsimProxyTest, AVmNotRunningAtRestartLeavesAListenerThatFailsEveryDial) {
-  Start();
+  SimOptions options = TestOptions();
+  options.version = "0.9.21";  // before 1.0.0, nothing but a restart resolves the VM again
+  Start(options);
   const std::string vm = AddVm("web", "linux", "stopped");
   const int port = FreePort();
   AddProxyHost(vm, port);
@@ -258,7 +260,7 @@ TEST_F(HostsimProxyTest, AVmNotRunningAtRestartLeavesAListenerThatFailsEveryDial
   EXPECT_TRUE(ClosedByPeer(fd));
   ::close(fd);
 
-  // Starting the VM changes nothing until the proxy restarts (0.9.x; not re-resolved here).
+  // Starting the VM changes nothing until the proxy restarts.
   ASSERT_EQ(Control("PATCH", "hosts/sim/vms/web", {{"state", "running"}}).status, 200);
   fd = Connect(port);
   ASSERT_GE(fd, 0);
@@ -270,6 +272,33 @@ TEST_F(HostsimProxyTest, AVmNotRunningAtRestartLeavesAListenerThatFailsEveryDial
   ASSERT_GE(fd, 0);
   EXPECT_EQ(RoundTrip(fd, "ping"), "ping");
   ::close(fd);
+}
+
+TEST_F(HostsimProxyTest, FromVersion100TheProxyFollowsAVmThatStarts) {
+  Start();  // 1.0.5
+  const std::string vm = AddVm("web", "linux", "stopped");
+  const int port = FreePort();
+  AddProxyHost(vm, port);
+  int fd = Connect(port);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ClosedByPeer(fd));  // "---"
+  ::close(fd);
+
+  // 2 s after the start the listener is restarted with the VM's address.
+  ASSERT_EQ(Control("PATCH", "hosts/sim/vms/web", {{"state", "running"}}).status, 200);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::string echoed;
+  while (echoed.empty() && std::chrono::steady_clock::now() < deadline) {
+    fd = Connect(port);
+    if (fd >= 0) {
+      echoed = RoundTrip(fd, "up");
+      ::close(fd);
+    }
+    if (echoed.empty()) {
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+  }
+  EXPECT_EQ(echoed, "up");
 }
 
 TEST_F(HostsimProxyTest, EveryChangeRestartsTheProxyAndDropsLiveRelays) {
