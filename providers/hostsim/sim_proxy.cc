@@ -136,7 +136,7 @@ bool SendAll(int fd, const char* data, size_t size) {
 // Copies bytes both ways (or echoes them when `upstream` is kEcho) until either side ends or
 // the proxy stops; then closes both.
 void RunRelay(int client, int upstream, int stop_fd) {
-  std::array<char, 32 * 1024> buffer{};
+  std::array<char, size_t{32} * 1024> buffer{};
   const bool echo = upstream == kEcho;
   while (true) {
     std::array<pollfd, 3> fds = {

@@ -8,7 +8,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
+#include <thread>
 
 #include "tests/unit/hostsim_fixture.h"
 
