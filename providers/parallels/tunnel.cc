@@ -5,9 +5,10 @@
 // One proxy host per VM and port, named "flotilla-<vm uuid>-<port>", listening on a port of the
 // pool's tunnels.ports with a TCP route to the VM's UUID. It is kept for the next tunnel: every
 // create or delete of a proxy host restarts the host's whole proxy, which ends every relay in
-// flight on that Mac (reverse_proxy/main.go:483-535). The service does not report a listener
-// that failed to bind (370-382), so a new proxy host is only trusted once a connection to it
-// works.
+// flight on that Mac (reverse_proxy/main.go:483-535); the proxy hosts of VMs that are gone are
+// deleted when a new one is made (which restarts the proxy anyway). The service does not report a
+// listener that failed to bind (370-382), so a new proxy host is only trusted once a connection to
+// it works.
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -127,6 +128,7 @@ struct ProxyRecord {
   uint16_t port = 0;
   std::string target_vm_id;
   std::string target_port;
+  bool vm_found = false;  // the service filled in target_vm_details: it knows the VM
 };
 
 uint16_t ParsePort(const json& value) {
@@ -153,6 +155,7 @@ std::vector<ProxyRecord> ParseRecords(const json& body) {
     if (const auto route = item.find("tcp_route"); route != item.end() && route->is_object()) {
       record.target_vm_id = BareUuid(route->value("target_vm_id", ""));
       record.target_port = route->value("target_port", "");
+      record.vm_found = route->contains("target_vm_details");
     }
     out.push_back(std::move(record));
   }
@@ -278,6 +281,32 @@ Result<Fd> ParallelsProvider::OpenTunnel(const HostRef& host, const VmInfo& vm, 
                   host.name, record.id, record.port);
     remove(record.id);
     std::erase(taken, record.port);
+  }
+
+  // Proxy hosts Flotilla made for VMs the host no longer has (deleted since): removed now, as
+  // the create below restarts the proxy anyway. The service leaves target_vm_details out when
+  // it cannot read the VM; the VM list confirms that the VM is gone.
+  std::vector<const ProxyRecord*> orphans;
+  for (const ProxyRecord& record : records) {
+    if (record.name.starts_with("flotilla-") && !record.target_vm_id.empty() && !record.vm_found &&
+        record.target_vm_id != uuid) {
+      orphans.push_back(&record);
+    }
+  }
+  if (!orphans.empty()) {
+    if (Result<std::vector<VmInfo>> vms = ListVms(client, deadline); vms.ok()) {
+      for (const ProxyRecord* orphan : orphans) {
+        const bool gone = std::none_of(vms->begin(), vms->end(), [&](const VmInfo& v) {
+          return BareUuid(v.id) == orphan->target_vm_id;
+        });
+        if (gone) {
+          logger_->info("host {}: deleting reverse proxy host {} of a VM that is gone", host.name,
+                        orphan->name);
+          remove(orphan->id);
+          std::erase(taken, orphan->port);
+        }
+      }
+    }
   }
 
   // A new proxy host on a free port, from a place in the range that depends on the VM and port,

@@ -114,6 +114,22 @@ TEST_F(ParallelsTunnelTest, TheProxyHostOfAVmPortIsKeptAndReused) {
   EXPECT_EQ(after[0]["id"], before[0]["id"]);
 }
 
+TEST_F(ParallelsTunnelTest, TheProxyHostsOfVmsThatAreGoneAreDeletedWithTheNextNewOne) {
+  Start({});
+  Build();
+  const VmInfo gone = RunningVm("web-0");
+  ASSERT_TRUE(provider().OpenTunnel(host(), gone, 22, Soon()).ok());
+  sim_->Control("DELETE", "/_sim/hosts/sim/vms/web-0");
+  ASSERT_EQ(ProxyHosts().size(), 1U);  // kept while nothing else changes the proxy
+
+  const VmInfo next = RunningVm("web-1");
+  Result<Fd> tunnel = provider().OpenTunnel(host(), next, 22, Soon());
+  ASSERT_TRUE(tunnel.ok()) << tunnel.status().ToString();
+  const json left = ProxyHosts();
+  ASSERT_EQ(left.size(), 1U) << left.dump();
+  EXPECT_EQ(left[0]["name"], "flotilla-" + next.id + "-22");
+}
+
 TEST_F(ParallelsTunnelTest, APortSomethingElseAnswersOnIsNotUsed) {
   Start({});
   const PortHolder other(/*listen=*/true);
