@@ -1,4 +1,5 @@
 #include "providers/hostsim/sim_host.h"
+#include "providers/hostsim/sim_proxy.h"
 
 #include <algorithm>
 
@@ -256,8 +257,12 @@ json SimHost::Snapshot() const {
                      {"os", GuestOsName(e.os)},
                      {"date", e.date}});
   }
-  return {
+  json out = {
       {"name", name_}, {"online", online_}, {"next_ip", next_ip_}, {"vms", vms}, {"cache", cache}};
+  if (proxy_ != nullptr) {
+    out["reverse_proxy_hosts"] = proxy_->Snapshot();  // the service's database keeps them
+  }
+  return out;
 }
 
 Status SimHost::Restore(const json& snapshot) {
@@ -303,6 +308,9 @@ Status SimHost::Restore(const json& snapshot) {
     cache_ = std::move(cache);
     online_ = snapshot.value("online", true);
     next_ip_ = snapshot.value("next_ip", 0);
+    if (proxy_ != nullptr && snapshot.contains("reverse_proxy_hosts")) {
+      proxy_->Restore(snapshot.at("reverse_proxy_hosts"));
+    }
   } catch (const json::exception& e) {
     return Status::InvalidArgument("host " + name_ + ": malformed state: " + e.what());
   }

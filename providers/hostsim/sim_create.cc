@@ -1,4 +1,5 @@
 #include "providers/hostsim/sim_host.h"
+#include "providers/hostsim/sim_proxy.h"
 
 #include <algorithm>
 
@@ -207,6 +208,9 @@ void SimHost::ReapStaleJobs() {
 }
 
 void SimHost::StartBackgroundWork() {
+  if (proxy_ != nullptr) {
+    proxy_->Start();  // the service starts its proxy with the records it kept
+  }
   if (features_.ghost_job_reaper) {
     env_.Schedule(std::chrono::seconds(5), [this] { ReapStaleJobs(); });
   }

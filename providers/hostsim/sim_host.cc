@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "providers/hostsim/sim_proxy.h"
 #include "providers/hostsim/sim_wire.h"
 #include "reconciler/model/text.h"
 
@@ -82,7 +83,13 @@ SimHost::SimHost(std::string name, int index, const SimOptions& options, SimEnv&
     entry.os = os.value_or(GuessImageOs(entry.catalog_id, options_.arch));
     cache_.push_back(entry);
   }
+  if (features_.reverse_proxy && options_.reverse_proxy) {
+    proxy_ = std::make_unique<SimReverseProxy>(options_, options_.listen_host, *this,
+                                               [this] { return env_.NewUuid(); });
+  }
 }
+
+SimHost::~SimHost() = default;
 
 bool SimHost::online() const {
   std::lock_guard lock(mu_);
@@ -110,6 +117,52 @@ void SimHost::Shutdown() {
     shutting_down_ = true;
   }
   cv_.notify_all();
+  if (proxy_ != nullptr) {
+    proxy_->Stop();
+  }
+}
+
+std::optional<std::string> SimHost::RunningAddress(const std::string& vm_id) {
+  std::lock_guard lock(mu_);
+  const SimVm* vm = FindLocked(vm_id);
+  if (vm == nullptr || vm->state != "running") {
+    return std::nullopt;
+  }
+  return "10.211.55." + std::to_string(vm->ip_octet);
+}
+
+std::optional<json> SimHost::Details(const std::string& vm_id) {
+  std::lock_guard lock(mu_);
+  const SimVm* vm = FindLocked(vm_id);
+  if (vm == nullptr) {
+    return std::nullopt;
+  }
+  // ReverseProxyRouteVmDetails (models/reverse_proxy_hosts.go), every field omitempty, filled
+  // from GetVm by enrichHostWithVmDetails (controllers/reverse_proxy.go:106-143).
+  const json full = VmJsonLocked(*vm);
+  json details = json::object();
+  const auto put = [&details](const char* key, const json& value) {
+    if (value.is_string() && !value.get<std::string>().empty()) {
+      details[key] = value;
+    }
+  };
+  put("name", full.value("Name", json()));
+  put("state", full.value("State", json()));
+  put("os", full.value("OS", json()));
+  put("uptime", full.value("Uptime", json()));
+  const json tools = full.value("GuestTools", json::object());
+  put("guest_tools_state", tools.value("state", json()));
+  put("guest_tools_version", tools.value("version", json()));
+  put("internal_ip_address", full.value("internal_ip_address", json()));
+  put("host_external_ip_address", full.value("host_external_ip_address", json()));
+  return details;
+}
+
+bool SimHost::GuestAt(const std::string& ip) {
+  std::lock_guard lock(mu_);
+  return std::any_of(vms_.begin(), vms_.end(), [&](const SimVm& vm) {
+    return vm.state == "running" && "10.211.55." + std::to_string(vm.ip_octet) == ip;
+  });
 }
 
 std::string SimHost::Now() const { return Rfc3339(SystemClock::now()); }
@@ -375,92 +428,103 @@ json SimHost::JobJsonLocked(const Job& job) const {
 // Read endpoints
 
 Reply SimHost::Hardware() const {
-  std::lock_guard lock(mu_);
-  int64_t in_use_cpu = 0, in_use_mem = 0, in_use_disk = 0;
-  int64_t idle_cpu = 0, idle_mem = 0, idle_disk = 0;
-  json mac_running = json::array();
-  for (const SimVm& vm : vms_) {
-    if (vm.state == "running") {
-      in_use_cpu += vm.cpus;
-      in_use_mem += static_cast<int64_t>(vm.memory_mb);
-      in_use_disk += static_cast<int64_t>(vm.disk_mb);
-      // Any running VM whose OS is macosx or whose name contains "mac", in any case
-      // (parallelsdesktop/main.go syncMacVmRunningStatus): an "emacs-dev" Linux VM counts.
-      if (vm.os == GuestOs::kMacos || AsciiLower(vm.name).find("mac") != std::string::npos) {
-        mac_running.push_back(vm.uuid);
+  json body = [this] {
+    std::lock_guard lock(mu_);
+    int64_t in_use_cpu = 0, in_use_mem = 0, in_use_disk = 0;
+    int64_t idle_cpu = 0, idle_mem = 0, idle_disk = 0;
+    json mac_running = json::array();
+    for (const SimVm& vm : vms_) {
+      if (vm.state == "running") {
+        in_use_cpu += vm.cpus;
+        in_use_mem += static_cast<int64_t>(vm.memory_mb);
+        in_use_disk += static_cast<int64_t>(vm.disk_mb);
+        // Any running VM whose OS is macosx or whose name contains "mac", in any case
+        // (parallelsdesktop/main.go syncMacVmRunningStatus): an "emacs-dev" Linux VM counts.
+        if (vm.os == GuestOs::kMacos || AsciiLower(vm.name).find("mac") != std::string::npos) {
+          mac_running.push_back(vm.uuid);
+        }
+      } else {
+        idle_cpu += vm.cpus;
+        idle_mem += static_cast<int64_t>(vm.memory_mb);
+        idle_disk += static_cast<int64_t>(vm.disk_mb);
       }
-    } else {
-      idle_cpu += vm.cpus;
-      idle_mem += static_cast<int64_t>(vm.memory_mb);
-      idle_disk += static_cast<int64_t>(vm.disk_mb);
     }
-  }
-  const int64_t size = static_cast<int64_t>(options_.disk_mb);
-  const int64_t free_disk = std::max<int64_t>(size - static_cast<int64_t>(UsedDiskLocked()), 0);
-  // `df -h /` on macOS 11+: Size is the APFS container, Used the sealed system volume alone,
-  // Avail what is really free. parseDfCommand (serviceprovider/system/main.go:715-732) reads
-  // fields[1] as the total and fields[2], Used, as "free"; GetHardwareInfo then reports
-  // total.disk_count = Size - Used and total_available.disk_count = Used
-  // (parallelsdesktop/main.go:2899-2902). Every version has this.
-  const int64_t df_used = static_cast<int64_t>(options_.system_volume_used_mb);
-  // Available cpu and memory are total - reserved - in use, negative when overcommitted
-  // (SystemUsageItem.LogicalCpuCount is an int64, never clamped).
-  const int64_t avail_cpu = options_.cpu - options_.reserved_cpu - in_use_cpu;
-  const int64_t avail_mem = static_cast<int64_t>(options_.memory_mb) -
-                            static_cast<int64_t>(options_.reserved_memory_mb) - in_use_mem;
-  json available = {
-      {"logical_cpu_count", avail_cpu}, {"memory_size", avail_mem}, {"disk_count", df_used}};
-  if (features_.prl_home_disk) {
-    // statfs of the Parallels VM home (helpers/disk_space_unix.go): Bavail and Blocks, in MB.
-    // Both omitempty.
-    if (free_disk > 0) {
-      available["prl_home_free_size"] = free_disk;
+    const int64_t size = static_cast<int64_t>(options_.disk_mb);
+    const int64_t free_disk = std::max<int64_t>(size - static_cast<int64_t>(UsedDiskLocked()), 0);
+    // `df -h /` on macOS 11+: Size is the APFS container, Used the sealed system volume alone,
+    // Avail what is really free. parseDfCommand (serviceprovider/system/main.go:715-732) reads
+    // fields[1] as the total and fields[2], Used, as "free"; GetHardwareInfo then reports
+    // total.disk_count = Size - Used and total_available.disk_count = Used
+    // (parallelsdesktop/main.go:2899-2902). Every version has this.
+    const int64_t df_used = static_cast<int64_t>(options_.system_volume_used_mb);
+    // Available cpu and memory are total - reserved - in use, negative when overcommitted
+    // (SystemUsageItem.LogicalCpuCount is an int64, never clamped).
+    const int64_t avail_cpu = options_.cpu - options_.reserved_cpu - in_use_cpu;
+    const int64_t avail_mem = static_cast<int64_t>(options_.memory_mb) -
+                              static_cast<int64_t>(options_.reserved_memory_mb) - in_use_mem;
+    json available = {
+        {"logical_cpu_count", avail_cpu}, {"memory_size", avail_mem}, {"disk_count", df_used}};
+    if (features_.prl_home_disk) {
+      // statfs of the Parallels VM home (helpers/disk_space_unix.go): Bavail and Blocks, in MB.
+      // Both omitempty.
+      if (free_disk > 0) {
+        available["prl_home_free_size"] = free_disk;
+      }
+      available["prl_home_total_size"] = size;
     }
-    available["prl_home_total_size"] = size;
+    json in_use = {{"logical_cpu_count", in_use_cpu},
+                   {"memory_size", in_use_mem},
+                   {"disk_count", in_use_disk}};
+    if (features_.mac_vms_running && !mac_running.empty()) {
+      in_use["mac_vms_running"] = std::move(mac_running);  // omitempty
+    }
+    const bool arm = options_.arch == "arm64";
+    json modules = {"api", "cors", "host"};
+    if (proxy_ != nullptr) {
+      modules.push_back("reverse_proxy");
+    }
+    if (features_.async_create) {
+      modules.push_back("cache");
+      modules.push_back("catalog_manager");
+    }
+    json out = {
+        {"cpu_type", options_.arch},
+        {"cpu_brand", arm ? "Apple M2 Pro" : "Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz"},
+        {"devops_version", options_.version},
+        {"os_name", "macOS"},
+        {"os_version", "15.5"},
+        {"parallels_desktop_version", "26.0.0"},
+        {"parallels_desktop_licensed", true},
+        {"external_ip_address", "192.0.2." + std::to_string(10 + index_ % 240)},
+        // controllers/config.go:310-331: the flag and, when on, the proxy's config and records.
+        {"is_reverse_proxy_enabled", proxy_ != nullptr},
+        {"is_log_streaming_enabled", false},
+        {"enabled_modules", modules},
+        {"cache_config",
+         {{"enabled", true},
+          {"folder", "/Users/root/.parallels-api-service/catalog_cache"},
+          {"keep_free_disk_space", 5000},
+          {"max_size", 0},
+          {"allow_above_free_disk_space", false}}},
+        {"system_reserved",
+         {{"logical_cpu_count", options_.reserved_cpu},
+          {"memory_size", options_.reserved_memory_mb},
+          {"disk_count", options_.reserved_disk_mb}}},
+        {"total",
+         {{"physical_cpu_count", options_.cpu},
+          {"logical_cpu_count", options_.cpu},
+          {"memory_size", options_.memory_mb},
+          {"disk_count", size - df_used}}},
+        {"total_available", std::move(available)},
+        {"total_in_use", std::move(in_use)},
+        {"total_reserved",
+         {{"logical_cpu_count", idle_cpu}, {"memory_size", idle_mem}, {"disk_count", idle_disk}}},
+    };
+    return out;
+  }();
+  if (proxy_ != nullptr) {
+    body["reverse_proxy"] = proxy_->HardwareSection();  // omitempty: absent when off
   }
-  json in_use = {
-      {"logical_cpu_count", in_use_cpu}, {"memory_size", in_use_mem}, {"disk_count", in_use_disk}};
-  if (features_.mac_vms_running && !mac_running.empty()) {
-    in_use["mac_vms_running"] = std::move(mac_running);  // omitempty
-  }
-  const bool arm = options_.arch == "arm64";
-  json modules = {"api", "cors", "host", "reverse_proxy"};
-  if (features_.async_create) {
-    modules.push_back("cache");
-    modules.push_back("catalog_manager");
-  }
-  json body = {
-      {"cpu_type", options_.arch},
-      {"cpu_brand", arm ? "Apple M2 Pro" : "Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz"},
-      {"devops_version", options_.version},
-      {"os_name", "macOS"},
-      {"os_version", "15.5"},
-      {"parallels_desktop_version", "26.0.0"},
-      {"parallels_desktop_licensed", true},
-      {"external_ip_address", "192.0.2." + std::to_string(10 + index_ % 240)},
-      {"is_reverse_proxy_enabled", false},
-      {"is_log_streaming_enabled", false},
-      {"enabled_modules", modules},
-      {"cache_config",
-       {{"enabled", true},
-        {"folder", "/Users/root/.parallels-api-service/catalog_cache"},
-        {"keep_free_disk_space", 5000},
-        {"max_size", 0},
-        {"allow_above_free_disk_space", false}}},
-      {"system_reserved",
-       {{"logical_cpu_count", options_.reserved_cpu},
-        {"memory_size", options_.reserved_memory_mb},
-        {"disk_count", options_.reserved_disk_mb}}},
-      {"total",
-       {{"physical_cpu_count", options_.cpu},
-        {"logical_cpu_count", options_.cpu},
-        {"memory_size", options_.memory_mb},
-        {"disk_count", size - df_used}}},
-      {"total_available", std::move(available)},
-      {"total_in_use", std::move(in_use)},
-      {"total_reserved",
-       {{"logical_cpu_count", idle_cpu}, {"memory_size", idle_mem}, {"disk_count", idle_disk}}},
-  };
   return Reply::Json(200, std::move(body));
 }
 
@@ -520,6 +584,10 @@ void SimHost::Mutated() {
       listings_.erase(listings_.begin());
     }
     listings_.emplace_back(now, std::move(listing));
+  }
+  if (proxy_ != nullptr && features_.proxy_follows_vm_address && proxy_->HasVmRoutes()) {
+    // 1.0.0+: a VM that started is looked at again 2 s later (reverse_proxy/main.go:661-690).
+    env_.Schedule(std::chrono::seconds(2), [this] { proxy_->Follow(); });
   }
   env_.OnMutation();
 }

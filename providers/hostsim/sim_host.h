@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -27,6 +28,21 @@
 #include "providers/hostsim/sim_version.h"
 
 namespace flotilla::hostsim {
+
+class SimReverseProxy;
+
+// What a host's reverse proxy asks about its VMs (sim_proxy.h). None of these may call back
+// into the proxy.
+class ProxyVms {
+ public:
+  virtual ~ProxyVms() = default;
+  // The VM's address when `vm_id` (UUID or name) is running with one, as GetVm reports it.
+  virtual std::optional<std::string> RunningAddress(const std::string& vm_id) = 0;
+  // target_vm_details for a route (GET responses); nullopt when there is no such VM.
+  virtual std::optional<nlohmann::json> Details(const std::string& vm_id) = 0;
+  // Whether a running VM of the host has the address `ip` now.
+  virtual bool GuestAt(const std::string& ip) = 0;
+};
 
 // What a host needs from its surroundings. SimWorld implements it.
 class SimEnv {
@@ -128,10 +144,11 @@ struct SimVm {
   std::chrono::steady_clock::time_point booted_at{};
 };
 
-class SimHost {
+class SimHost final : public ProxyVms {
  public:
   // `index` orders hosts (external IP, names); `options` and `env` must outlive the host.
   SimHost(std::string name, int index, const SimOptions& options, SimEnv& env);
+  ~SimHost() override;
   SimHost(const SimHost&) = delete;
   SimHost& operator=(const SimHost&) = delete;
 
@@ -176,6 +193,14 @@ class SimHost {
   Reply Execute(const std::string& id, std::string_view body);
   Reply Rename(const std::string& id, std::string_view body);
   Reply Cache();
+  // The reverse proxy's routes (sim_proxy.h); null when the module is off or the version lacks
+  // it (then its routes are not registered).
+  SimReverseProxy* reverse_proxy() { return proxy_.get(); }
+
+  // ProxyVms.
+  std::optional<std::string> RunningAddress(const std::string& vm_id) override;
+  std::optional<nlohmann::json> Details(const std::string& vm_id) override;
+  bool GuestAt(const std::string& ip) override;
 
   // --- faults and counters ---
   // The fault to answer with for this call of `endpoint`, if any (one-shot rules first, then
@@ -343,6 +368,8 @@ class SimHost {
   std::vector<FaultRule> faults_;
   Chaos chaos_;
   std::map<std::string, std::map<std::string, int64_t>> counters_;
+  // Last, so that its listeners and relays (which call ProxyVms) stop first.
+  std::unique_ptr<SimReverseProxy> proxy_;
 };
 
 }  // namespace flotilla::hostsim

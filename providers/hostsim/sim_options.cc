@@ -112,9 +112,10 @@ const std::vector<std::string>& LatencyNames() {
 
 const std::vector<std::string>& EndpointNames() {
   static const std::vector<std::string> kNames = {
-      "login",  "validate",     "probe", "health", "hardware", "list",    "get",     "status",
-      "create", "create_async", "job",   "clone",  "start",    "stop",    "restart", "suspend",
-      "resume", "pause",        "reset", "delete", "set",      "execute", "rename",  "cache"};
+      "login",   "validate", "probe",        "health",       "hardware", "list",   "get",
+      "status",  "create",   "create_async", "job",          "clone",    "start",  "stop",
+      "restart", "suspend",  "resume",       "pause",        "reset",    "delete", "set",
+      "execute", "rename",   "cache",        "reverse_proxy"};
   return kNames;
 }
 
@@ -210,6 +211,37 @@ Status ParseFaultSpec(std::string_view text, double* all, std::map<std::string, 
     }
     (*rates)[name] = *rate;
   }
+  return Status::Ok();
+}
+
+Status ParseGuestPort(std::string_view text, int* port, std::string* address) {
+  const std::string quoted = "--guest-port \"" + std::string(text) + "\"";
+  const size_t eq = text.find('=');
+  if (eq == std::string_view::npos) {
+    return Status::InvalidArgument(quoted + " must be PORT=HOST:PORT");
+  }
+  const std::string number(TrimAscii(text.substr(0, eq)));
+  int value = 0;
+  try {
+    size_t used = 0;
+    value = std::stoi(number, &used);
+    if (used != number.size()) {
+      value = 0;
+    }
+  } catch (const std::exception&) {
+    value = 0;
+  }
+  if (value < 1 || value > 65535) {
+    return Status::InvalidArgument(quoted + ": the guest port must be 1..65535");
+  }
+  std::string host;
+  int to_port = 0;
+  if (Status s = ParseListen(TrimAscii(text.substr(eq + 1)), &host, &to_port);
+      !s.ok() || to_port < 1) {
+    return Status::InvalidArgument(quoted + ": the address must be HOST:PORT");
+  }
+  *port = value;
+  *address = host + ":" + std::to_string(to_port);
   return Status::Ok();
 }
 
@@ -367,7 +399,8 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
                                    keep_alive = "60s";
   std::string guest_boot = "10s", prlctl_timeout = "3m", ghost_job_timeout = "5m", list_lag = "0",
               brute_force_wait = "5s";
-  std::vector<std::string> catalog, api_keys;
+  std::vector<std::string> catalog, api_keys, guest_ports;
+  bool no_reverse_proxy = false;
   std::string api_key_file;
 
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)")
@@ -451,6 +484,13 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
   app.add_flag("--no-api-routes", o.no_api_routes,
                "reproduce the 1.0.6 HTTPS-only defect: no API route is registered, only "
                "/api/health/probe answers");
+  app.add_flag("--no-reverse-proxy", no_reverse_proxy,
+               "the reverse_proxy module is off (DISABLE_REVERSE_PROXY=true): its routes answer "
+               "404 and /config/hardware says is_reverse_proxy_enabled false");
+  app.add_option("--guest-port", guest_ports,
+                 "PORT=HOST:PORT: a running simulated VM's PORT, dialled by the reverse proxy, "
+                 "relays to that address; repeatable. Without it, guests answer on 22 and 5900 "
+                 "with an echo service and refuse other ports");
   app.add_option("--guest-boot", guest_boot,
                  "after a start, exec fails (exit_code != 0) until the guest has booted")
       ->capture_default_str();
@@ -511,6 +551,15 @@ std::optional<int> ParseCommandLine(int argc, char** argv, SimOptions* options) 
       return fail(mb.status());
     }
     *target.second = *mb;
+  }
+  o.reverse_proxy = !no_reverse_proxy;
+  for (const std::string& item : guest_ports) {
+    int port = 0;
+    std::string address;
+    if (Status s = ParseGuestPort(item, &port, &address); !s.ok()) {
+      return fail(s);
+    }
+    o.guest_ports[port] = address;
   }
   for (const std::string& item : catalog) {
     Result<CatalogImage> image = ParseCatalogSpec(item);

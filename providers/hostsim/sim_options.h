@@ -143,6 +143,14 @@ struct SimOptions {
   // Where guest shells run; empty: a folder made under the system's temporary directory.
   std::string guest_dir;
 
+  // --- the reverse proxy (sim_proxy.h) and what guests answer on their ports ---
+  // The `reverse_proxy` module is on (the service's default on macOS); off, its routes answer
+  // 404 and /config/hardware says is_reverse_proxy_enabled false (DISABLE_REVERSE_PROXY=true).
+  bool reverse_proxy = true;
+  // Guest port -> "HOST:PORT": a relay to a running VM's PORT is a relay to that address. Empty:
+  // every guest answers on 22 and 5900 with an echo service and refuses other ports.
+  std::map<int, std::string> guest_ports;
+
   // --- jobs and the catalog cache ---
   // Jobs pending or running without an update for this long are failed with "Canceled Job"
   // (1.0.1+: data/jobs.go DetectStaleJobs, GHOST_JOB_TIMEOUT_MINUTES default 5); the pull goes
@@ -181,6 +189,8 @@ Status ParseFaultSpec(std::string_view text, double* all, std::map<std::string, 
 Result<CatalogImage> ParseCatalogSpec(std::string_view text);
 // "KEY:SECRET".
 Result<ApiKeyCredential> ParseApiKeySpec(std::string_view text);
+// "PORT=HOST:PORT" (--guest-port): the guest port and the address it relays to.
+Status ParseGuestPort(std::string_view text, int* port, std::string* address);
 // "HOST:PORT" (":PORT" means 127.0.0.1).
 Status ParseListen(std::string_view text, std::string* host, int* port);
 

@@ -1,5 +1,6 @@
 #include "providers/hostsim/sim_server.h"
 
+#include "providers/hostsim/sim_proxy.h"
 #include "providers/hostsim/sim_version.h"
 
 #include <unistd.h>
@@ -40,6 +41,12 @@ enum class Api {
   kJobs,
   kJob,
   kCache,
+  kProxyList,
+  kProxyCreate,
+  kProxyGet,
+  kProxyUpdate,
+  kProxyDelete,
+  kProxyTcpRoute,
 };
 
 struct Route {
@@ -52,7 +59,8 @@ struct Route {
 };
 
 // The routes of one version (controllers/*.go Register* at that tag).
-std::vector<Route> BuildRoutes(const ServiceFeatures& features, bool no_api_routes) {
+std::vector<Route> BuildRoutes(const ServiceFeatures& features, bool no_api_routes,
+                               bool reverse_proxy) {
   if (no_api_routes) {
     // Only what http_listener.go registers itself; the controllers' routes are missing.
     return {{"GET", {"health", "probe"}, Api::kProbe, "probe", false}};
@@ -81,6 +89,20 @@ std::vector<Route> BuildRoutes(const ServiceFeatures& features, bool no_api_rout
     routes.push_back({"GET", {"jobs", "*"}, Api::kJob, "job"});
     routes.push_back({"GET", {"cache"}, Api::kCache, "cache"});
     routes.push_back({"GET", {"catalog", "cache"}, Api::kCache, "cache"});
+  }
+  if (features.reverse_proxy && reverse_proxy) {
+    // controllers/reverse_proxy.go (registered only with the module on, controllers/main.go).
+    // Claims (constants/main.go): LIST_REVERSE_PROXY_HOSTS for the GETs, CREATE_, UPDATE_ and
+    // DELETE_REVERSE_PROXY_HOST, UPDATE_REVERSE_PROXY_HOST_TCP_ROUTE. hostsim's callers are the
+    // super user (a login) or an API key, neither of which is checked against claims.
+    const std::string rp = "reverse-proxy";
+    routes.push_back({"GET", {rp, "hosts"}, Api::kProxyList, "reverse_proxy"});
+    routes.push_back({"POST", {rp, "hosts"}, Api::kProxyCreate, "reverse_proxy"});
+    routes.push_back({"GET", {rp, "hosts", "*"}, Api::kProxyGet, "reverse_proxy"});
+    routes.push_back({"PUT", {rp, "hosts", "*"}, Api::kProxyUpdate, "reverse_proxy"});
+    routes.push_back({"DELETE", {rp, "hosts", "*"}, Api::kProxyDelete, "reverse_proxy"});
+    routes.push_back(
+        {"POST", {rp, "hosts", "*", "tcp_route"}, Api::kProxyTcpRoute, "reverse_proxy"});
   }
   // State operations became PUT in 1.0.5 (PR #527); GET before.
   const std::string verb = features.state_verbs_put ? "PUT" : "GET";
@@ -183,8 +205,9 @@ struct SimServer::Routes {
 
 SimServer::SimServer(SimWorld& world)
     : world_(world),
-      routes_(new Routes{
-          BuildRoutes(*FeaturesOf(world.options().version), world.options().no_api_routes)}) {}
+      routes_(
+          new Routes{BuildRoutes(*FeaturesOf(world.options().version),
+                                 world.options().no_api_routes, world.options().reverse_proxy)}) {}
 
 SimServer::~SimServer() { Stop(); }
 
@@ -448,6 +471,24 @@ Reply SimServer::HandleApi(const httplib::Request& req, const std::string& body,
         break;
       case Api::kCache:
         reply = host->Cache();
+        break;
+      case Api::kProxyList:
+        reply = host->reverse_proxy()->List();
+        break;
+      case Api::kProxyCreate:
+        reply = host->reverse_proxy()->Create(body);
+        break;
+      case Api::kProxyGet:
+        reply = host->reverse_proxy()->Get(parts[2]);
+        break;
+      case Api::kProxyUpdate:
+        reply = host->reverse_proxy()->Update(parts[2], body);
+        break;
+      case Api::kProxyDelete:
+        reply = host->reverse_proxy()->Delete(parts[2]);
+        break;
+      case Api::kProxyTcpRoute:
+        reply = host->reverse_proxy()->SetTcpRoute(parts[2], body);
         break;
     }
     // The call ran; its answer may still be lost on the way back.

@@ -30,6 +30,8 @@ Result<ServiceFeatures> FeaturesOf(std::string_view version) {
                          .mac_vms_running = at_least("1.0.0"),
                          .login_username_and_api_key = at_least("1.0.1"),
                          .ghost_job_reaper = at_least("1.0.1"),
+                         .reverse_proxy = at_least("0.9.21"),
+                         .proxy_follows_vm_address = at_least("1.0.0"),
                          .state_verbs_put = at_least("1.0.5")};
 }
 

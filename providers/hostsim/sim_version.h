@@ -27,6 +27,13 @@ struct ServiceFeatures {
   bool login_username_and_api_key = false;
   // The stale-job reaper (data/jobs.go DetectStaleJobs, "Canceled Job"): 1.0.1.
   bool ghost_job_reaper = false;
+  // The reverse proxy module (/reverse-proxy/* routes, TCP routes to VMs): 0.9.10 (PR #228,
+  // commit cfae1ec, first in release-v0.9.10), so every version hostsim reproduces has it.
+  bool reverse_proxy = false;
+  // On a VM's start the proxy looks again at the routes to that VM 2 s later and restarts the
+  // listeners whose target address changed (reverse_proxy/main.go Handle and checkVmIpChanged):
+  // 1.0.0 (absent at v0.9.21).
+  bool proxy_follows_vm_address = false;
   // State changes (start, stop, ...) are PUT from 1.0.5 (PR #527, commit 4dfbcc3); GET before.
   bool state_verbs_put = false;
 };

@@ -1,5 +1,6 @@
 #include "providers/parallels/config.h"
 
+#include <charconv>
 #include <fstream>
 #include <tuple>
 #include <vector>
@@ -57,6 +58,35 @@ Result<ParallelsPoolSettings> ParsePoolSettings(const nlohmann::json& settings) 
     }
     out.insecure_skip_verify = skip != tls->end() && skip->is_boolean() && skip->get<bool>();
   }
+  Result<std::string> ports = StringSetting(settings, "tunnels", "ports");
+  Result<std::string> bind = StringSetting(settings, "tunnels", "bind");
+  for (const Result<std::string>* r : {&ports, &bind}) {
+    if (!r->ok()) {
+      return r->status();
+    }
+  }
+  if (!bind->empty()) {
+    out.tunnels.bind = *bind;
+  }
+  if (!ports->empty()) {
+    const size_t dash = ports->find('-');
+    unsigned first = 0;
+    unsigned last = 0;
+    const auto number = [](std::string_view text, unsigned* value) {
+      const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *value);
+      return ec == std::errc() && ptr == text.data() + text.size();
+    };
+    if (dash == std::string::npos || !number(std::string_view(*ports).substr(0, dash), &first) ||
+        !number(std::string_view(*ports).substr(dash + 1), &last) || first < 1 || last > 65535 ||
+        first > last) {
+      return Status::InvalidArgument(
+          "tunnels.ports must be FIRST-LAST with 1 <= FIRST <= LAST "
+          "<= 65535, not \"" +
+          *ports + "\"");
+    }
+    out.tunnels.first_port = static_cast<uint16_t>(first);
+    out.tunnels.last_port = static_cast<uint16_t>(last);
+  }
   return out;
 }
 
@@ -70,6 +100,7 @@ Result<ParallelsConfig> ParseParallelsConfig(const ProviderContext& context,
   ParallelsConfig config{.pool = pool.meta.name,
                          .insecure_skip_verify = settings->insecure_skip_verify,
                          .ca_file = settings->ca_file,
+                         .tunnels = settings->tunnels,
                          .tuning = tuning};
   if (!pool.credentials_ref.empty()) {
     const std::string& ref = pool.credentials_ref;

@@ -46,6 +46,21 @@ struct ParallelsTuning {
   std::chrono::milliseconds guest_boot_poll{std::chrono::seconds{5}};
   // How often a VM being pulled is looked for by name when its job cannot be read.
   std::chrono::milliseconds follow_poll{std::chrono::seconds{10}};
+  // Tunnels (tunnel.cc): how often a new proxy listener is tried while it comes up, and how
+  // long one may take to come up before its port is given up (within the call's deadline);
+  // how long a fresh connection is watched for the proxy closing it at once (its dial to the VM
+  // failed); how many ports are tried for a new proxy host.
+  std::chrono::milliseconds tunnel_probe_interval{std::chrono::milliseconds{200}};
+  std::chrono::milliseconds tunnel_listen_wait{std::chrono::seconds{5}};
+  std::chrono::milliseconds tunnel_settle{std::chrono::milliseconds{300}};
+  int tunnel_port_attempts = 5;
+};
+
+// tunnels.* of a pool: where Flotilla puts the proxy hosts that reach VM ports.
+struct TunnelSettings {
+  uint16_t first_port = 45000;  // tunnels.ports "FIRST-LAST"
+  uint16_t last_port = 45999;
+  std::string bind = "0.0.0.0";  // tunnels.bind: the proxy host's `host`
 };
 
 // The pool's own settings (HostPool::settings, described by pool_settings.v1.json).
@@ -54,6 +69,7 @@ struct ParallelsPoolSettings {
   std::string catalog_manager_id;      // catalog.managerId; empty = none
   bool insecure_skip_verify = false;   // tls.insecureSkipVerify
   std::string ca_file;                 // tls.caFile; empty = the system's trust store
+  TunnelSettings tunnels;
 };
 
 // InvalidArgument naming the setting when one has the wrong type (the manifest's schema
@@ -75,6 +91,7 @@ struct ParallelsConfig {
   std::string catalog_manager_id;
   bool insecure_skip_verify = false;  // do not verify host certificates (logged as a warning)
   std::string ca_file;                // PEM bundle that signs host certificates; empty = system
+  TunnelSettings tunnels;
   ParallelsTuning tuning;
   RequestObserver* requests = nullptr;  // told of every request (metrics); may be null
 };

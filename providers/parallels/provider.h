@@ -42,6 +42,10 @@ class ParallelsProvider final : public Provider {
   Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                           const std::map<std::string, std::string>& env,
                           Deadline deadline) override;
+  // tunnel.cc: through the host's reverse proxy, with a proxy host per VM and port that is kept
+  // for reuse (docs/providers.md, "Tunnels").
+  Result<Fd> OpenTunnel(const HostRef& host, const VmInfo& vm, uint16_t port,
+                        Deadline deadline) override;
 
  private:
   Result<HostClient*> ClientFor(const HostRef& host);

@@ -258,6 +258,7 @@ SimulatorSpec SpecFor(const HostPool& pool, const DevOptions& options, const Dev
       // succeeds without output, so the example's runner registration needs no runner.
       .guest_boot = "3s",
       .guest_exec = "succeed",
+      .guest_ports = options.guest_ports,
       .api_key_file = api_key_file.string(),
       .state_file = (hosts / (pool.meta.name + ".json")).string(),
       .port_file = (hosts / (pool.meta.name + ".port")).string(),

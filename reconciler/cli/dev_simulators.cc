@@ -30,6 +30,9 @@ std::vector<std::string> SimulatorArguments(const SimulatorSpec& spec) {
   if (!spec.latency.empty()) {
     args.insert(args.end(), {"--latency", spec.latency});
   }
+  for (const std::string& guest_port : spec.guest_ports) {
+    args.insert(args.end(), {"--guest-port", guest_port});
+  }
   return args;
 }
 

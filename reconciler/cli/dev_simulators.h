@@ -36,6 +36,9 @@ struct SimulatorSpec {
   std::string lookup_delay;  // --lookup-delay ("300ms")
   std::string guest_boot;    // --guest-boot ("3s")
   std::string guest_exec;    // --guest-exec: shell | succeed
+  // --guest-port PORT=HOST:PORT, one each: what the simulated guests answer on their ports
+  // (through the hosts' reverse proxies); empty: an echo service on 22 and 5900.
+  std::vector<std::string> guest_ports;
   // --api-key-file: KEY:SECRET lines. The secret is passed in a file (mode 0600) and never on
   // the command line, which every user of the machine can read (ps, /proc/<pid>/cmdline).
   std::string api_key_file;

@@ -10,6 +10,8 @@
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <algorithm>
 #include <functional>
 #include <memory>
@@ -411,6 +413,92 @@ TEST_P(ProviderContractTest, TransitionalStateIsRetriedNotForced) {
 TEST_P(ProviderContractTest, MissingVmIsNotFound) {
   Status start = provider().Start(host(), "no-such-vm", Soon());
   EXPECT_TRUE(start.IsNotFound()) << start.ToString();
+}
+
+// Tunnels (Provider::OpenTunnel). Every simulated guest answers on port 22 with an echo service
+// (hostsim and tartsim without --guest-port). Providers that cannot open tunnels are skipped.
+
+// Reads until `size` bytes came, the stream ended or 10 s passed.
+std::string ReadTunnel(const Fd& fd, size_t size) {
+  timeval tv{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string got;
+  char buffer[256];
+  while (got.size() < size) {
+    const ssize_t n = recv(fd.get(), buffer, std::min(sizeof(buffer), size - got.size()), 0);
+    if (n <= 0) {
+      break;
+    }
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+bool TunnelEnds(const Fd& fd) {
+  timeval tv{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char c = 0;
+  const ssize_t n = recv(fd.get(), &c, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+TEST_P(ProviderContractTest, TunnelCarriesBytesToARunningVmsPort) {
+  world_->PutVm("tun-0", GuestOs::kLinux, "running");
+  const HostObservation seen = Observe();
+  const VmInfo* vm = Find(seen, "tun-0");
+  ASSERT_NE(vm, nullptr);
+  const VmInfo info = *vm;
+  Result<Fd> tunnel = provider().OpenTunnel(host(), info, 22, Soon());
+  if (tunnel.status().code() == Status::Code::kUnimplemented) {
+    GTEST_SKIP() << tunnel.status().ToString();
+  }
+  ASSERT_TRUE(tunnel.ok()) << tunnel.status().ToString();
+  const std::string hello = "SSH-2.0-flotilla-contract\r\n";
+  ASSERT_EQ(send(tunnel->get(), hello.data(), hello.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(hello.size()));
+  EXPECT_EQ(ReadTunnel(*tunnel, hello.size()), hello);
+
+  // A second tunnel to the same port, while the first is open; both carry bytes.
+  Result<Fd> again = provider().OpenTunnel(host(), info, 22, Soon());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_EQ(send(again->get(), "x", 1, MSG_NOSIGNAL), 1);
+  EXPECT_EQ(ReadTunnel(*again, 1), "x");
+  ASSERT_EQ(send(tunnel->get(), "y", 1, MSG_NOSIGNAL), 1);
+  EXPECT_EQ(ReadTunnel(*tunnel, 1), "y");
+}
+
+TEST_P(ProviderContractTest, TunnelToAStoppedVmIsAFailedPrecondition) {
+  world_->PutVm("tun-1", GuestOs::kLinux, "stopped");
+  const HostObservation seen = Observe();
+  const VmInfo* vm = Find(seen, "tun-1");
+  ASSERT_NE(vm, nullptr);
+  Result<Fd> tunnel = provider().OpenTunnel(host(), *vm, 22, Soon());
+  if (tunnel.status().code() == Status::Code::kUnimplemented) {
+    GTEST_SKIP() << tunnel.status().ToString();
+  }
+  EXPECT_EQ(tunnel.status().code(), Status::Code::kFailedPrecondition)
+      << tunnel.status().ToString();
+  EXPECT_NE(tunnel.status().message().find("not running"), std::string::npos)
+      << tunnel.status().ToString();
+}
+
+TEST_P(ProviderContractTest, TunnelToAPortNothingListensOnFailsClearly) {
+  world_->PutVm("tun-2", GuestOs::kLinux, "running");
+  const HostObservation seen = Observe();
+  const VmInfo* vm = Find(seen, "tun-2");
+  ASSERT_NE(vm, nullptr);
+  Result<Fd> tunnel = provider().OpenTunnel(host(), *vm, 2222, Soon());
+  if (tunnel.status().code() == Status::Code::kUnimplemented) {
+    GTEST_SKIP() << tunnel.status().ToString();
+  }
+  if (!tunnel.ok()) {
+    EXPECT_EQ(tunnel.status().code(), Status::Code::kUnavailable) << tunnel.status().ToString();
+    EXPECT_NE(tunnel.status().message().find("2222"), std::string::npos)
+        << tunnel.status().ToString();
+  } else {
+    // Some paths learn of the refusal only after connecting: then the stream ends at once.
+    EXPECT_TRUE(TunnelEnds(*tunnel));
+  }
 }
 
 Case Parallels(const std::string& version, HostsimWorld::Auth auth) {

@@ -110,6 +110,15 @@ TEST(DevSimulatorsTest, PassesEverySettingAsAFlagAndNoSecret) {
   none.latency.clear();
   const std::vector<std::string> quiet = SimulatorArguments(none);
   EXPECT_EQ(std::count(quiet.begin(), quiet.end(), "--latency"), 0);
+  EXPECT_EQ(std::count(quiet.begin(), quiet.end(), "--guest-port"), 0);
+
+  // flotilla dev --guest-port, passed on as given, once each.
+  SimulatorSpec ports = spec;
+  ports.guest_ports = {"22=127.0.0.1:2222", "5900=127.0.0.1:5901"};
+  const std::vector<std::string> relayed = SimulatorArguments(ports);
+  EXPECT_EQ(std::count(relayed.begin(), relayed.end(), "--guest-port"), 2);
+  const std::vector<std::string> pair = {"--guest-port", "22=127.0.0.1:2222"};
+  EXPECT_NE(std::search(relayed.begin(), relayed.end(), pair.begin(), pair.end()), relayed.end());
 
   // Started with those flags, ready once it has written its port; exit 2 is a refused flag.
   const ChildSpec child = SimulatorChild("/bin/flotilla-hostsim", spec);
