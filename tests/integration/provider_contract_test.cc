@@ -10,6 +10,8 @@
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <functional>
 #include <memory>
@@ -48,6 +50,9 @@ class World {
   virtual std::string image() const { return "catalog://MACOS_BASE/v1"; }
   // VMs the world keeps on the host for itself (a template), left out of observations.
   virtual std::vector<std::string> fixtures() const { return {}; }
+  // Whether the provider opens tunnels to VM ports (OpenTunnel), with the world's running
+  // guests answering on port 22 with an echo service and refusing ports nothing listens on.
+  virtual bool tunnels() const { return false; }
 };
 
 // The fake host's words for states: the model's names, and one in-between state (what a
@@ -158,6 +163,7 @@ class TartWorld final : public World {
   }
   bool ready() const override { return mac_.ready() && provider_ != nullptr; }
   std::string image() const override { return std::string("oci://") + testing::kMacImage; }
+  bool tunnels() const override { return true; }  // flotilla-tartsim's guests echo on 22
   Provider& provider() override { return *provider_; }
   HostRef host() const override {
     return {.pool = "pool", .name = "mac", .address = mac_.address()};
@@ -240,8 +246,36 @@ class ProviderContractTest : public ::testing::TestWithParam<Case> {
     return observation;
   }
 
+  // The VM as observed now (for OpenTunnel), or a VmInfo with only the name.
+  VmInfo Observed(const std::string& name) {
+    const HostObservation observation = Observe();
+    const VmInfo* vm = Find(observation, name);
+    return vm != nullptr ? *vm : VmInfo{.id = name, .name = name};
+  }
+
   std::unique_ptr<World> world_;
 };
+
+// Sends `text` through `fd`, half-closes it, and reads until the other end closes.
+std::string RoundTrip(const Fd& fd, const std::string& text) {
+  size_t sent = 0;
+  while (sent < text.size()) {
+    const ssize_t n = send(fd.get(), text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      break;
+    }
+    sent += static_cast<size_t>(n);
+  }
+  shutdown(fd.get(), SHUT_WR);
+  timeval timeout{.tv_sec = 30, .tv_usec = 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string got;
+  char buffer[16384];
+  for (ssize_t n = 0; (n = recv(fd.get(), buffer, sizeof(buffer), 0)) > 0;) {
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  return got;
+}
 
 TEST_P(ProviderContractTest, ObserveReportsFactsAndEveryVm) {
   world_->PutVm("someone-elses", GuestOs::kLinux, "running");
@@ -411,6 +445,50 @@ TEST_P(ProviderContractTest, TransitionalStateIsRetriedNotForced) {
 TEST_P(ProviderContractTest, MissingVmIsNotFound) {
   Status start = provider().Start(host(), "no-such-vm", Soon());
   EXPECT_TRUE(start.IsNotFound()) << start.ToString();
+}
+
+TEST_P(ProviderContractTest, ATunnelCarriesBytesToARunningVmsPort) {
+  if (!world_->tunnels()) {
+    GTEST_SKIP() << GetParam().label << " opens no tunnels";
+  }
+  ASSERT_TRUE(Create("ios-0").ok());
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  Result<Fd> tunnel = provider().OpenTunnel(host(), Observed("ios-0"), 22, Soon());
+  ASSERT_TRUE(tunnel.ok()) << tunnel.status().ToString();
+  const std::string text = "SSH-2.0-contract\r\n" + std::string(200000, 'x');
+  EXPECT_EQ(RoundTrip(*tunnel, text), text);
+  // Another one while the first is still open.
+  Result<Fd> second = provider().OpenTunnel(host(), Observed("ios-0"), 22, Soon());
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(RoundTrip(*second, "again"), "again");
+}
+
+TEST_P(ProviderContractTest, ATunnelNeedsARunningVm) {
+  if (!world_->tunnels()) {
+    GTEST_SKIP() << GetParam().label << " opens no tunnels";
+  }
+  ASSERT_TRUE(Create("ios-0").ok());
+  Result<Fd> stopped = provider().OpenTunnel(host(), Observed("ios-0"), 22, Soon());
+  EXPECT_EQ(stopped.status().code(), Status::Code::kFailedPrecondition)
+      << stopped.status().ToString();
+  Result<Fd> missing = provider().OpenTunnel(host(), Observed("no-such-vm"), 22, Soon());
+  EXPECT_EQ(missing.status().code(), Status::Code::kNotFound) << missing.status().ToString();
+}
+
+TEST_P(ProviderContractTest, ATunnelToAPortNothingListensOnIsRefused) {
+  if (!world_->tunnels()) {
+    GTEST_SKIP() << GetParam().label << " opens no tunnels";
+  }
+  ASSERT_TRUE(Create("ios-0").ok());
+  ASSERT_TRUE(provider().Start(host(), "ios-0", Soon()).ok());
+  Result<Fd> refused = provider().OpenTunnel(host(), Observed("ios-0"), 81, Soon());
+  EXPECT_EQ(refused.status().code(), Status::Code::kUnavailable) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("ios-0"), std::string::npos)
+      << refused.status().ToString();
+  // The VM itself is still reachable.
+  Result<Fd> open = provider().OpenTunnel(host(), Observed("ios-0"), 22, Soon());
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  EXPECT_EQ(RoundTrip(*open, "still there"), "still there");
 }
 
 Case Parallels(const std::string& version, HostsimWorld::Auth auth) {
