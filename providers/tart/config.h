@@ -27,6 +27,9 @@ struct TartTuning {
   // (its counter is stuck, tart#1217), no macOS VM is placed there for this long.
   std::chrono::milliseconds limit_cooldown{std::chrono::minutes{30}};
   std::string ssh_binary = "/usr/bin/ssh";
+  // OpenTunnel: the longest `tart ip --wait` for a running VM's address (the call's deadline,
+  // less a second for the tunnel itself, caps it).
+  std::chrono::seconds tunnel_ip_wait{10};
 };
 
 struct TartConfig {

@@ -13,6 +13,8 @@
 #include <optional>
 #include <thread>
 
+#include "reconciler/model/fd.h"
+
 namespace flotilla::providers::tart {
 namespace {
 
@@ -59,6 +61,8 @@ class CStrings {
   _exit(127);
 }
 
+}  // namespace
+
 Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                     int in_fd, int out_fd, int err_fd) {
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/') {
@@ -78,6 +82,8 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std:
   return pid;
 }
 
+namespace {
+
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // Reads what is there; false at end of file (or an error).
@@ -96,25 +102,6 @@ bool Drain(int fd, std::string& into, size_t max) {
     return false;
   }
 }
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 }  // namespace
 

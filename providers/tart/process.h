@@ -37,6 +37,12 @@ Result<ProcessOutput> RunProcess(const std::vector<std::string>& argv,
                                  Deadline deadline, const std::function<bool()>& stop = {},
                                  size_t max_output = size_t{16} << 20);
 
+// Starts `argv` (argv[0] an absolute path) with exactly `env`, in its own session, with the
+// given descriptors as its stdin, stdout and stderr and no other descriptor open; the caller
+// waits for it. Errors: only when it cannot be started.
+Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    int in_fd, int out_fd, int err_fd);
+
 // A long-lived child with stdin from /dev/null and stdout and stderr appended to a file.
 class Child {
  public:

@@ -140,6 +140,12 @@ int TartProvider::ConnectionsTo(const std::string& address) {
   return it == hosts_.end() ? 0 : it->second->connections();
 }
 
+int TartProvider::TunnelsTo(const std::string& address) {
+  std::lock_guard lock(mu_);
+  const auto it = hosts_.find(address);
+  return it == hosts_.end() ? 0 : it->second->tunnels();
+}
+
 Result<RemoteShell*> TartProvider::ShellFor(const HostRef& host) {
   std::lock_guard lock(mu_);
   if (auto it = hosts_.find(host.address); it != hosts_.end()) {
@@ -159,6 +165,7 @@ Result<RemoteShell*> TartProvider::ShellFor(const HostRef& host) {
       .askpass = config_.ssh_passphrase.empty() ? std::filesystem::path() : state_dir_ / "askpass",
       .connect_timeout = config_.settings.connect_timeout,
       .max_sessions = config_.settings.max_sessions,
+      .max_tunnels = config_.settings.max_tunnels,
   };
   auto shell = std::make_unique<SshHost>(
       SshTarget{.user = address->user, .host = address->host, .port = address->port},
@@ -282,6 +289,10 @@ HostObservation TartProvider::Observe(const HostRef& host, Deadline deadline) {
   facts.os_version = report->os_version;
   facts.agent_version = report->tart_version;
   facts.hypervisor_version = "tart " + report->tart_version;
+  {
+    std::lock_guard lock(mu_);
+    tart_versions_[host.address] = report->tart_version;
+  }
   facts.total = Resources{.cpu = report->ncpu,
                           .memory_bytes = report->memsize,
                           .disk_bytes = report->disk_total_kb.value_or(0) * 1024};

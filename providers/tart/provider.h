@@ -18,6 +18,8 @@
 //              guest agent for macOS), then `tart stop --timeout`.
 //   Delete     stop, then `tart delete`.
 //   Exec       `tart exec -i VM /bin/sh -s` with the script and its environment on stdin.
+//   OpenTunnel the VM's address now (`tart ip --wait`), then `ssh -W IP:PORT` over the host's
+//              connection: sshd on the Mac dials the guest (ssh.h, SshHost::OpenTunnel).
 //
 // Errors: SSH failures are Unavailable, a refused host or user key PermissionDenied; Tart's
 // exit codes and texts are classified in wire.h (the macOS VM limit and a locked keychain are
@@ -65,9 +67,15 @@ class TartProvider final : public Provider {
   Result<ExecResult> Exec(const HostRef& host, std::string_view vm, std::string_view script,
                           const std::map<std::string, std::string>& env,
                           Deadline deadline) override;
+  // port_forward.cc. Errors as Provider's; FailedPrecondition also when the pool's
+  // ssh.maxTunnels is 0, Unavailable when that many tunnels are open to the host already.
+  Result<Fd> OpenTunnel(const HostRef& host, const VmInfo& vm, uint16_t port,
+                        Deadline deadline) override;
 
   // SSH connections made to `address` so far (for tests and benchmarks).
   int ConnectionsTo(const std::string& address);
+  // Tunnels open to `address` now, their ssh clients not yet collected (for tests).
+  int TunnelsTo(const std::string& address);
 
  private:
   TartProvider(TartConfig config, std::shared_ptr<spdlog::logger> logger, const Clock& clock,
@@ -97,6 +105,8 @@ class TartProvider final : public Provider {
   Status LimitRefused(const HostRef& host, std::string_view vm, std::string_view line,
                       Deadline deadline);
   bool CoolingDown(const std::string& address);
+  // The host's Tart version as its last observation saw it, else asked now.
+  Result<std::string> TartVersion(const HostRef& host, Deadline deadline);
   std::string NewNonce();
   std::map<std::string, std::string> RegistryEnv() const;
 
@@ -119,6 +129,7 @@ class TartProvider final : public Provider {
   std::map<std::string, std::unique_ptr<SshHost>> hosts_;   // by address
   std::map<std::string, Clock::TimePoint> cooldown_until_;  // by address
   std::map<std::string, std::string> cooldown_note_;        // by address
+  std::map<std::string, std::string> tart_versions_;        // by address, from Observe
   std::mt19937_64 random_;
 };
 

@@ -1,9 +1,11 @@
 #include "providers/tart/scripts.h"
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 
 #include "providers/tart/ssh.h"
+#include "providers/tart/wire.h"
 
 namespace flotilla::providers::tart {
 namespace {
@@ -102,6 +104,33 @@ std::string Scripts::Status(std::string_view vm) const {
   body += "N=" + Q(vm) + "\n";
   body += R"sh(describe "$N"; job "$N"
 echo "@@now $(date +%s)"; echo "@@rc 0"
+echo @@end)sh";
+  return Wrap(body);
+}
+
+std::string Scripts::Version() const {
+  return Wrap(R"sh(echo @@version; "$T" --version 2>&1; echo "@@rc $?"
+echo @@end)sh");
+}
+
+std::string Scripts::TunnelAddress(std::string_view vm, std::string_view version,
+                                   int wait_seconds) const {
+  std::string options;
+  if (TartAtLeast(version, "0.2.0")) {
+    options += " --wait " + std::to_string(std::max(0, wait_seconds));
+  }
+  if (TartAtLeast(version, "1.1.0")) {
+    options += " --resolver dhcp";
+  }
+  std::string body = "N=" + Q(vm) + "\n";
+  body += R"sh(g=$("$T" get "$N" --format json 2>&1 </dev/null); r=$?
+echo "@@get $N"; printf '%s\n' "$g"; echo "@@rc $r"
+case "$g" in *'"running"'*|*'"Running" : true'*)
+  i=$("$T" ip)sh";
+  body += options;
+  body += R"sh( "$N" 2>&1 </dev/null); r=$?
+  echo "@@ip $N"; printf '%s\n' "$i"; echo "@@rc $r";;
+esac
 echo @@end)sh";
   return Wrap(body);
 }

@@ -39,6 +39,14 @@ class Scripts {
   std::string Observe() const;
   // One VM's details and job, in the same sections (for Start and Stop's polling).
   std::string Status(std::string_view vm) const;
+  // `tart --version` (section "version").
+  std::string Version() const;
+  // For a tunnel: the VM's `tart get` and, when it runs, its address now, as Status's sections
+  // ("get NAME", "ip NAME"): `tart ip --wait WAIT --resolver dhcp NAME`, with only the options
+  // Tart `version` has (--wait since 0.2.0, --resolver since 1.1.0). dhcp, bootpd's leases, is
+  // the resolver of the VMs' network: the provider starts them with Tart's default NAT (no
+  // --net-* option), and the guest agent, which would also do, needs an image that has it.
+  std::string TunnelAddress(std::string_view vm, std::string_view version, int wait_seconds) const;
   // Local VM names, cached images and the creates in progress (sections "names", "oci",
   // "create TEMP").
   std::string Inventory() const;

@@ -301,6 +301,12 @@ Status ReadSsh(const json* ssh, TartPoolSettings& out) {
     }
     out.max_sessions = sessions.get<int>();
   }
+  if (const json& tunnels = Member(ssh, "maxTunnels"); !tunnels.is_null()) {
+    if (!tunnels.is_number_integer() || tunnels.get<int64_t>() < 0 || tunnels.get<int64_t>() > 64) {
+      return Status::InvalidArgument("ssh.maxTunnels must be an integer from 0 to 64");
+    }
+    out.max_tunnels = tunnels.get<int>();
+  }
   return Status::Ok();
 }
 
@@ -323,9 +329,9 @@ Result<TartPoolSettings> ParsePoolSettings(const json& settings) {
   if (!tart.ok()) {
     return tart.status();
   }
-  Result<const json*> ssh =
-      SettingsObject(settings, "ssh",
-                     {"knownHostsFile", "insecureIgnoreHostKey", "connectTimeout", "maxSessions"});
+  Result<const json*> ssh = SettingsObject(
+      settings, "ssh",
+      {"knownHostsFile", "insecureIgnoreHostKey", "connectTimeout", "maxSessions", "maxTunnels"});
   if (!ssh.ok()) {
     return ssh.status();
   }

@@ -49,6 +49,10 @@ struct TartPoolSettings {
   // ssh.maxSessions: commands run at once per host (1..10; sshd's MaxSessions is 10 by
   // default when they share one connection).
   int max_sessions = 4;
+  // ssh.maxTunnels: tunnels to VM ports open at once per host (0..64; 0: none), each an
+  // `ssh -W` client on the host's connection (a direct-tcpip channel, which sshd's MaxSessions
+  // does not count).
+  int max_tunnels = 8;
 };
 
 // The pool's settings with every default filled. InvalidArgument naming the setting

@@ -49,6 +49,7 @@ SshHost::SshHost(SshTarget target, SshOptions options, const std::filesystem::pa
       home_(state_dir) {}
 
 SshHost::~SshHost() {
+  EndTunnels();
   std::lock_guard lock(connect_mu_);
   master_.Stop();
   std::error_code ec;
@@ -129,7 +130,14 @@ std::vector<std::string> SshHost::Environment() const {
 
 Status SshHost::MasterFailure(std::string_view during) const {
   const std::string log = ReadTail(log_path_, 4096);
-  const std::string line = LastLine(log);
+  std::string own;  // the log without the lines about tunnels' channels (TunnelFailure's)
+  std::stringstream lines(log);
+  for (std::string l; std::getline(lines, l);) {
+    if (!l.starts_with("channel ")) {
+      own += l + "\n";
+    }
+  }
+  const std::string line = LastLine(own);
   if (Mentions(log, "Host key verification failed") ||
       Mentions(log, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
       Mentions(log, "host key is known for") || Mentions(log, "No ED25519 host key") ||
@@ -165,7 +173,9 @@ Status SshHost::Connect(Deadline deadline) {
   std::filesystem::remove(control_path_, ec);
   std::filesystem::remove(log_path_, ec);
   std::vector<std::string> args = CommonArgs();
-  args.insert(args.begin() + 1, {"-M", "-N", "-o", "ControlPersist=no"});
+  // At INFO the master logs why a tunnel's channel was refused ("channel 3: open failed:
+  // connect failed: Connection refused"), which its clients are not told (TunnelFailure).
+  args.insert(args.begin() + 1, {"-M", "-N", "-o", "ControlPersist=no", "-o", "LogLevel=INFO"});
   args.push_back(target_.host);
   if (Status s = master_.Start(args, Environment(), log_path_); !s.ok()) {
     return s;

@@ -15,11 +15,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "providers/provider.h"
 #include "providers/tart/process.h"
+#include "reconciler/model/fd.h"
 #include "reconciler/model/result.h"
 
 namespace flotilla::providers::tart {
@@ -43,6 +45,11 @@ class RemoteShell {
   virtual Result<RemoteResult> Run(std::string_view command, std::string_view input,
                                    Deadline deadline,
                                    const std::function<bool()>& cancelled = {}) = 0;
+  // A byte stream to `address`:`port` as the host reaches it (SshHost::OpenTunnel).
+  virtual Result<Fd> OpenTunnel(std::string_view /*address*/, uint16_t /*port*/,
+                                Deadline /*deadline*/) {
+    return Status::Unimplemented("this transport cannot open tunnels");
+  }
 };
 
 // `text` as one word for a POSIX shell: single-quoted, with every ' written as '\''.
@@ -66,6 +73,7 @@ struct SshOptions {
   std::chrono::seconds keepalive_interval{10};
   int keepalive_count = 3;
   int max_sessions = 4;  // commands at once on the connection (sshd's MaxSessions is 10)
+  int max_tunnels = 8;   // tunnels (OpenTunnel) open at once; 0: none
 };
 
 class SshHost final : public RemoteShell {
@@ -78,6 +86,18 @@ class SshHost final : public RemoteShell {
 
   Result<RemoteResult> Run(std::string_view command, std::string_view input, Deadline deadline,
                            const std::function<bool()>& cancelled = {}) override;
+
+  // A byte stream to `address`:`port` as the host reaches it (a guest's address on the host's
+  // VM network): `ssh -W` over the connection, which opens a direct-tcpip channel from the
+  // host's sshd to the address. The client runs with its stdin and stdout on one end of a
+  // socketpair; the other end is returned once the channel is open (the client says so), and
+  // the client is collected by a thread of its own when the stream ends (either side closes,
+  // or the connection drops). At most `max_tunnels` at once. Errors: Unavailable (too many
+  // tunnels, no connection, the address refused or could not be reached), FailedPrecondition
+  // (the host's sshd forbids TCP forwarding; `max_tunnels` is 0), DeadlineExceeded.
+  Result<Fd> OpenTunnel(std::string_view address, uint16_t port, Deadline deadline) override;
+  // Tunnels open now (their clients not yet collected).
+  int tunnels();
 
   // Connections made so far (1 while the first one lives), for tests and benchmarks.
   int connections() const;
@@ -100,6 +120,20 @@ class SshHost final : public RemoteShell {
   mutable std::mutex connect_mu_;  // serialises Connect
   Child master_;                   // guarded by connect_mu_
   int connections_ = 0;            // guarded by connect_mu_
+
+  // tunnel.cc: why the channel of a tunnel whose client failed was refused, from the master's
+  // log past `offset` (Unavailable or FailedPrecondition).
+  // `client_said` is the client's stderr, for when the master's log says nothing.
+  Status TunnelFailure(std::string_view target, uintmax_t offset,
+                       std::string_view client_said) const;
+  // Collects a tunnel's client once it has exited and forgets it; frees its slot with `slot`.
+  void ForgetTunnel(pid_t pid, bool slot);
+  void EndTunnels();  // for the destructor: ends every tunnel's client and waits for its thread
+
+  std::mutex tunnels_mu_;
+  std::condition_variable tunnels_cv_;
+  int tunnels_ = 0;              // slots taken (opening or open); guarded by tunnels_mu_
+  std::set<pid_t> tunnel_pids_;  // clients not yet collected; guarded by tunnels_mu_
 
   std::mutex slots_mu_;
   std::condition_variable slots_cv_;

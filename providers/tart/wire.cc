@@ -211,6 +211,29 @@ std::string LastLine(std::string_view text) {
   return "";
 }
 
+bool TartAtLeast(std::string_view version, std::string_view minimum) {
+  if (version.empty()) {
+    return false;
+  }
+  if (version == "SNAPSHOT") {
+    return true;
+  }
+  auto parts = [](std::string_view text) {
+    std::vector<uint64_t> numbers;
+    std::stringstream in{std::string(text)};
+    for (std::string part; std::getline(in, part, '.');) {
+      numbers.push_back(ParseUnsigned(TrimAscii(part)).value_or(0));
+    }
+    return numbers;
+  };
+  std::vector<uint64_t> have = parts(version);
+  std::vector<uint64_t> want = parts(minimum);
+  const size_t n = std::max(have.size(), want.size());
+  have.resize(n, 0);
+  want.resize(n, 0);
+  return have >= want;
+}
+
 Result<HostReport> ParseHostReport(std::string_view out) {
   HostReport report;
   std::string section;  // "list", "get NAME", ...
@@ -284,6 +307,8 @@ Result<HostReport> ParseHostReport(std::string_view out) {
     } else if (kind == "ip") {
       if (rc == 0 && !FirstLine(body).empty()) {
         report.ips[arg] = FirstLine(body);
+      } else {
+        report.ip_failures[arg] = HostReport::IpFailure{.exit_code = rc, .text = body};
       }
     } else if (kind == "job") {
       const std::vector<std::string> words = Words(body);

@@ -85,6 +85,12 @@ struct HostReport {
   std::vector<std::string> cached;           // `tart list --source oci -q`
   std::map<std::string, VmDetails> details;  // by VM name
   std::map<std::string, std::string> ips;    // running VMs that have one
+  // `tart ip` of a running VM that failed: its exit status and what it printed.
+  struct IpFailure {
+    int exit_code = 0;
+    std::string text;
+  };
+  std::map<std::string, IpFailure> ip_failures;
   struct Job {
     int64_t pid = 0;
     int64_t started = 0;  // host clock
@@ -97,6 +103,10 @@ struct HostReport {
   std::vector<std::string> names;
   std::map<std::string, Job> creates;
 };
+
+// Whether Tart `version` ("2.32.1", "SNAPSHOT": the newest) is at least `minimum` ("1.1.0"),
+// comparing the dotted numbers; false for an empty version.
+bool TartAtLeast(std::string_view version, std::string_view minimum);
 
 // Parses the sectioned output of the scripts in scripts.h ("@@SECTION [ARG]" lines, each
 // section closed by "@@rc STATUS", the whole by "@@end"). Errors name the section that failed

@@ -447,7 +447,8 @@ Result<DevMacs> StartDevMacs(const Desired& fleet, const DevOptions& options, De
                                             MacsOptions{.dir = dir.string(),
                                                         .ports = folder.state.mac_ports,
                                                         .latencies = options.latency != "none",
-                                                        .power_pid = getpid()});
+                                                        .power_pid = getpid(),
+                                                        .guest_ports = options.guest_ports});
   if (!started.ok()) {
     if (folder.reuse) {
       return Status::Unavailable(started.status().message() +

@@ -1,5 +1,6 @@
 #include "reconciler/cli/dev_macs.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -103,14 +104,16 @@ std::map<std::string, GuestOs> ImagesOf(const Desired& fleet, const std::string&
 
 // One Mac's spec: the host's declared size, else the pool's, else a 12-core 32 GiB Mac.
 MacSpec SpecFor(const HostPool& pool, const HostSpec& host, const MacTools& tools,
-                const MacsOptions& options, const fs::path& user_key, int port) {
+                const MacsOptions& options, const std::map<int, std::string>& guest_ports,
+                const fs::path& user_key, int port) {
   MacSpec mac{.pool = pool.meta.name,
               .host = host.name,
               .dir = (fs::path(options.dir) / host.name).string(),
               .port = port,
               .user = tools.user,
               .authorized_keys = user_key.string() + ".pub",
-              .latencies = options.latencies};
+              .latencies = options.latencies,
+              .guest_ports = guest_ports};
   const std::optional<HostCapacity> capacity =
       host.capacity.has_value() ? host.capacity : pool.defaults.capacity;
   if (capacity.has_value()) {
@@ -219,7 +222,8 @@ std::string SshdConfig(const MacSpec& mac) {
        // The files are in a user's folder, whatever its modes: sshd must not refuse them.
        << "StrictModes no\n"
        << "AllowAgentForwarding no\n"
-       << "AllowTcpForwarding no\n"
+       // As a Mac's sshd: the Tart provider's tunnels to the guests are `ssh -W IP:PORT`.
+       << "AllowTcpForwarding yes\n"
        << "X11Forwarding no\n"
        << "LogLevel ERROR\n"
        // Each Mac has its own home (as a Mac's user has, with no shell start-up files: this
@@ -239,6 +243,10 @@ ChildSpec SshdChild(const std::string& sshd, const MacSpec& mac) {
 }
 
 json FakeTartConfig(const MacSpec& mac, int64_t power_pid) {
+  json ports = json::object();
+  for (const auto& [port, target] : mac.guest_ports) {
+    ports[std::to_string(port)] = target;
+  }
   json latency = json::object();
   if (mac.latencies) {
     latency = {{"clone", 2000}, {"pull", 4000}, {"boot", 1000}};
@@ -251,7 +259,35 @@ json FakeTartConfig(const MacSpec& mac, int64_t power_pid) {
             {"disk_total_kb", disk_kb},
             {"disk_avail_kb", disk_kb / 10 * 8}}},
           {"latency_ms", latency},
-          {"power_pid", power_pid}};
+          {"power_pid", power_pid},
+          {"guest_ports", ports}};
+}
+
+Result<std::map<int, std::string>> ParseGuestPorts(const std::vector<std::string>& values) {
+  std::map<int, std::string> ports;
+  auto port_of = [](std::string_view text) -> int {
+    if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != text.npos) {
+      return 0;
+    }
+    const int port = std::stoi(std::string(text));
+    return port <= 65535 ? port : 0;
+  };
+  for (const std::string& value : values) {
+    const size_t equals = value.find('=');
+    const size_t colon = value.rfind(':');
+    in_addr ip{};
+    const bool ok =
+        equals != std::string::npos && colon != std::string::npos && colon > equals &&
+        port_of(std::string_view(value).substr(0, equals)) > 0 &&
+        port_of(std::string_view(value).substr(colon + 1)) > 0 &&
+        inet_pton(AF_INET, value.substr(equals + 1, colon - equals - 1).c_str(), &ip) == 1;
+    if (!ok) {
+      return Status::InvalidArgument("--guest-port " + value +
+                                     ": expected PORT=IPV4:PORT (22=127.0.0.1:2222, say)");
+    }
+    ports[port_of(std::string_view(value).substr(0, equals))] = value.substr(equals + 1);
+  }
+  return ports;
 }
 
 std::optional<RegistryEntry> RegistryDescriptor(std::string_view image, GuestOs os) {
@@ -287,6 +323,10 @@ std::string KnownHostsLine(int port, std::string_view public_key) {
 Result<SimulatedMacs> StartMacs(const Desired& fleet, const MacTools& tools,
                                 const MacsOptions& options) {
   const fs::path dir(options.dir);
+  Result<std::map<int, std::string>> guest_ports = ParseGuestPorts(options.guest_ports);
+  if (!guest_ports.ok()) {
+    return guest_ports.status();
+  }
   SimulatedMacs macs;
   macs.settings = {{"tart.path", (dir / "bin" / "tart").string()},
                    {"ssh.knownHostsFile", (dir / "known_hosts").string()}};
@@ -324,7 +364,7 @@ Result<SimulatedMacs> StartMacs(const Desired& fleet, const MacTools& tools,
       } else {
         return free.status();
       }
-      const MacSpec mac = SpecFor(pool, host, tools, options, user_key, port);
+      const MacSpec mac = SpecFor(pool, host, tools, options, *guest_ports, user_key, port);
       if (Status s = PrepareMac(mac, tools, options, images); !s.ok()) {
         return s;
       }

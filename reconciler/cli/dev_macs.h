@@ -71,6 +71,9 @@ struct MacSpec {
   std::string machine = "arm64";
   // Latencies so that a converge can be watched (clone 2 s, pull 4 s, boot 1 s); false: none.
   bool latencies = true;
+  // What its guests answer on their ports (the fake's guest_ports): port -> "HOST:PORT" it
+  // relays to; empty: echo on 22 and 5900.
+  std::map<int, std::string> guest_ports;
 };
 
 // Its TART_HOME: <dir>/tart-home.
@@ -79,12 +82,13 @@ std::string MacTartHome(const MacSpec& mac);
 std::string MacAddress(const MacSpec& mac);
 // The text of its sshd_config: loopback only, its host key, the user key only (no password,
 // no keyboard-interactive, no PAM), StrictModes off (the files live in a user's folder), its
-// pid file, ERROR logging, and SetEnv TART_HOME.
+// pid file, ERROR logging, TCP forwarding allowed (as a Mac's sshd allows it: the Tart
+// provider's tunnels are `ssh -W` to the guests), and SetEnv TART_HOME.
 std::string SshdConfig(const MacSpec& mac);
 // How its sshd is started: in the foreground (-D), logging to stderr (-e, into <dir>/sshd.log),
 // with SshdConfig's file; ready once it writes its pid file (it has bound its port by then).
 ChildSpec SshdChild(const std::string& sshd, const MacSpec& mac);
-// TART_HOME/.fake/config.json: the host's facts, the latencies, and `power_pid`.
+// TART_HOME/.fake/config.json: the host's facts, the latencies, `power_pid` and `guest_ports`.
 nlohmann::json FakeTartConfig(const MacSpec& mac, int64_t power_pid);
 
 // A descriptor of the fake registry: its path under TART_HOME and its text.
@@ -96,6 +100,10 @@ struct RegistryEntry {
 // for guests of `os`: 2 cpus and 4 GiB at least, a 50 GB disk, the guest agent. nullopt for
 // what the registry does not hold by tag: vm:// images, digests, what ParseImage refuses.
 std::optional<RegistryEntry> RegistryDescriptor(std::string_view image, GuestOs os);
+
+// `flotilla dev --guest-port` values ("22=127.0.0.1:2222": PORT=IPV4:PORT, ports 1..65535) as
+// MacSpec::guest_ports. InvalidArgument naming the value that is not of that form.
+Result<std::map<int, std::string>> ParseGuestPorts(const std::vector<std::string>& values);
 
 // "[127.0.0.1]:PORT TYPE KEY" for a host key whose .pub text is `public_key` ("TYPE KEY
 // COMMENT"); empty when that text is not a public key.
@@ -116,14 +124,16 @@ struct MacsOptions {
   std::string dir;                   // macs/ in dev's data folder
   std::map<std::string, int> ports;  // host -> port of a previous start; others get free ones
   bool latencies = true;
-  int64_t power_pid = 0;  // the process whose end powers the Macs off (flotilla's)
+  int64_t power_pid = 0;                 // the process whose end powers the Macs off (flotilla's)
+  std::vector<std::string> guest_ports;  // `flotilla dev --guest-port` (ParseGuestPorts)
 };
 
 // Prepares and starts one Mac per host of every pool of provider tart in `fleet`, with the
 // images of the pool's VM sets in its fake registry. Keys are made once (ssh-keygen) and kept.
-// FailedPrecondition when `options.dir` cannot be a tart.path's folder (the Tart provider
-// allows only letters, digits, '.', '_', '-', '+' and '/' in host paths); Unavailable when a
-// key cannot be made or an sshd does not start (its message, and its log's path).
+// InvalidArgument when a guest port is malformed (ParseGuestPorts); FailedPrecondition when
+// `options.dir` cannot be a tart.path's folder (the Tart provider allows only letters, digits,
+// '.', '_', '-', '+' and '/' in host paths); Unavailable when a key cannot be made or an sshd
+// does not start (its message, and its log's path).
 // REQUIRES: `tools` from FindMacTools; called on the thread the Macs' lifetime follows.
 Result<SimulatedMacs> StartMacs(const Desired& fleet, const MacTools& tools,
                                 const MacsOptions& options);

@@ -30,13 +30,15 @@ inline constexpr const char* kLinuxImage = "ghcr.io/cirruslabs/ubuntu:latest";
 
 class SimulatedMac {
  public:
-  // `fake` is merged into the fake's .fake/config.json (latencies, faults, version).
-  explicit SimulatedMac(const fs::path& dir, const nlohmann::json& fake = {})
+  // `fake` is merged into the fake's .fake/config.json (latencies, faults, version);
+  // `sshd_config` is added to its sshd's configuration.
+  explicit SimulatedMac(const fs::path& dir, const nlohmann::json& fake = {},
+                        const std::string& sshd_config = "")
       // Its sessions have their own HOME (with no shell start-up files: this machine's
       // ~/.bashrc, which Debian's bash reads for SSH sessions, is not the Mac's) and TART_HOME.
       : dir_(dir),
         sshd_(dir / "sshd", "SetEnv HOME=" + (dir / "home").string() +
-                                " TART_HOME=" + (dir / "tart-home").string() + "\n") {
+                                " TART_HOME=" + (dir / "tart-home").string() + "\n" + sshd_config) {
     fs::create_directories(dir / "home");
     fs::create_directories(dir / "bin");
     for (const char* tool : {"tart", "sysctl", "sw_vers", "df"}) {

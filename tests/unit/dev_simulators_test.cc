@@ -369,7 +369,7 @@ TEST(DevSimulatorsTest, ASimulatedMacsSshdIsConfiguredForTheUserKeyAndItsTartHom
        {"Port 41001", "ListenAddress 127.0.0.1", "HostKey /d/macs/tart-mini-01/host_key",
         "PidFile /d/macs/tart-mini-01/sshd.pid", "AuthorizedKeysFile /d/macs/user_key.pub",
         "AllowUsers alice", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-        "UsePAM no", "StrictModes no", "LogLevel ERROR",
+        "UsePAM no", "StrictModes no", "LogLevel ERROR", "AllowTcpForwarding yes",
         "SetEnv HOME=/d/macs/tart-mini-01 TART_HOME=/d/macs/tart-mini-01/tart-home"}) {
     EXPECT_EQ(std::count(lines.begin(), lines.end(), line), 1) << line;
   }
@@ -397,8 +397,26 @@ TEST(DevSimulatorsTest, ASimulatedMacsFakeTartHasItsSizeLatenciesAndPower) {
   EXPECT_GT(config["latency_ms"]["pull"].get<int>(), 0);
   EXPECT_EQ(config["power_pid"], 4242);
 
+  EXPECT_EQ(config["guest_ports"], nlohmann::json::object());  // echo on 22 and 5900
+
   mac.latencies = false;
   EXPECT_TRUE(FakeTartConfig(mac, 4242)["latency_ms"].empty());
+  mac.guest_ports = {{22, "127.0.0.1:2222"}, {5900, "127.0.0.1:5901"}};
+  EXPECT_EQ(FakeTartConfig(mac, 4242)["guest_ports"],
+            (nlohmann::json{{"22", "127.0.0.1:2222"}, {"5900", "127.0.0.1:5901"}}));
+}
+
+// `flotilla dev --guest-port PORT=HOST:PORT`, for the fake's guest_ports.
+TEST(DevSimulatorsTest, GuestPortsAreParsedForTheFakeTart) {
+  Result<std::map<int, std::string>> ports =
+      ParseGuestPorts({"22=127.0.0.1:2222", "5900=10.0.0.5:5900"});
+  ASSERT_TRUE(ports.ok()) << ports.status().ToString();
+  EXPECT_EQ(*ports, (std::map<int, std::string>{{22, "127.0.0.1:2222"}, {5900, "10.0.0.5:5900"}}));
+  for (const char* bad : {"22", "22=127.0.0.1", "0=127.0.0.1:22", "22=localhost:2222",
+                          "22=127.0.0.1:70000", "x=127.0.0.1:22", "=127.0.0.1:22"}) {
+    Result<std::map<int, std::string>> refused = ParseGuestPorts({bad});
+    EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument) << bad;
+  }
 }
 
 // The fake registry holds the example's images by tag, at the path the fake reads.

@@ -30,6 +30,7 @@ TEST(TartSettingsTest, DefaultsWhenNothingIsSet) {
     EXPECT_FALSE(s->insecure_ignore_host_key);
     EXPECT_EQ(s->connect_timeout, milliseconds{10'000});
     EXPECT_EQ(s->max_sessions, 4);
+    EXPECT_EQ(s->max_tunnels, 8);
   }
 }
 
@@ -37,7 +38,7 @@ TEST(TartSettingsTest, ReadsEverySetting) {
   Result<TartPoolSettings> s = ParsePoolSettings(json::parse(R"({
     "tart": {"path": "/usr/local/bin/tart", "home": "~/vms/.tart", "pullPolicy": "Always"},
     "ssh": {"knownHostsFile": "/etc/flotilla/known_hosts", "insecureIgnoreHostKey": true,
-            "connectTimeout": "1m30s", "maxSessions": 10}})"));
+            "connectTimeout": "1m30s", "maxSessions": 10, "maxTunnels": 0}})"));
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->tart_path, "/usr/local/bin/tart");
   EXPECT_EQ(s->tart_home, "~/vms/.tart");
@@ -46,6 +47,7 @@ TEST(TartSettingsTest, ReadsEverySetting) {
   EXPECT_TRUE(s->insecure_ignore_host_key);
   EXPECT_EQ(s->connect_timeout, milliseconds{90'000});
   EXPECT_EQ(s->max_sessions, 10);
+  EXPECT_EQ(s->max_tunnels, 0);
   EXPECT_EQ(ParsePoolSettings(json{{"tart", {{"home", "/Volumes/vms/tart"}}}})->tart_home,
             "/Volumes/vms/tart");
   EXPECT_EQ(ParsePoolSettings(json{{"tart", {{"pullPolicy", "IfNotPresent"}}}})->pull_policy,
@@ -88,6 +90,8 @@ TEST(TartSettingsTest, WrongTypesAndValuesNameTheSetting) {
   ExpectRefused(json{{"ssh", {{"maxSessions", 11}}}}, "ssh.maxSessions ");
   ExpectRefused(json{{"ssh", {{"maxSessions", 2.5}}}}, "ssh.maxSessions ");
   ExpectRefused(json{{"ssh", {{"maxSessions", "4"}}}}, "ssh.maxSessions ");
+  ExpectRefused(json{{"ssh", {{"maxTunnels", -1}}}}, "ssh.maxTunnels ");
+  ExpectRefused(json{{"ssh", {{"maxTunnels", 65}}}}, "ssh.maxTunnels ");
 }
 
 TEST(TartSettingsTest, PathsHoldNothingAShellOrSshWouldInterpret) {

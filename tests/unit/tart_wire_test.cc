@@ -211,6 +211,39 @@ TEST(TartWireTest, GoldenOutputsOfEachVersionAreRead) {
   }
 }
 
+TEST(TartWireTest, AFailedIpIsKeptWithItsStatus) {
+  Result<HostReport> report = ParseHostReport(
+      "@@get vm\n{\"State\" : \"running\"}\n@@rc 0\n@@ip vm\nno IP address found\n@@rc 1\n@@end\n");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->ips.count("vm"), 0u);
+  EXPECT_EQ(report->ip_failures.at("vm").exit_code, 1);
+  EXPECT_EQ(report->ip_failures.at("vm").text, "no IP address found\n");
+}
+
+TEST(TartWireTest, TartVersionsCompareByNumber) {
+  EXPECT_TRUE(TartAtLeast("2.32.1", "1.1.0"));
+  EXPECT_TRUE(TartAtLeast("1.10.0", "1.9.2"));
+  EXPECT_TRUE(TartAtLeast("1.1", "1.1.0"));
+  EXPECT_FALSE(TartAtLeast("1.0.9", "1.1.0"));
+  EXPECT_FALSE(TartAtLeast("0.1.0", "0.2.0"));
+  EXPECT_TRUE(TartAtLeast("SNAPSHOT", "99.0.0"));
+  EXPECT_FALSE(TartAtLeast("", "0.1.0"));
+}
+
+// `tart ip` for a tunnel gets --wait (0.2.0) and --resolver dhcp (1.1.0) only from the Tart
+// versions that have them: older ones refuse an unknown option (exit 64).
+TEST(TartScriptsTest, TunnelAddressAsksTartIpWithTheOptionsItsVersionHas) {
+  const Scripts scripts(TartPoolSettings{});
+  const std::string now = scripts.TunnelAddress("vm", "2.32.1", 7);
+  EXPECT_NE(now.find("\"$T\" ip --wait 7 --resolver dhcp \"$N\""), std::string::npos) << now;
+  const std::string before_resolver = scripts.TunnelAddress("vm", "1.0.0", 7);
+  EXPECT_NE(before_resolver.find("\"$T\" ip --wait 7 \"$N\""), std::string::npos)
+      << before_resolver;
+  const std::string first = scripts.TunnelAddress("vm", "0.1.0", 7);
+  EXPECT_NE(first.find("\"$T\" ip \"$N\""), std::string::npos) << first;
+  EXPECT_NE(now.find("N='vm'"), std::string::npos);
+}
+
 TEST(TartScriptsTest, HostileNamesStayWords) {
   const std::string hostile = "a'; rm -rf / #$(id)`id`\n\"x";
   TartPoolSettings settings;

@@ -193,7 +193,8 @@ TEST_F(TartsimTest, GuestShutdowns) {
 
 TEST_F(TartsimTest, IpWaitsForTheLease) {
   Clone("vm");
-  Config({{"latency_ms", {{"limitcheck", 0}, {"ip", 1500}}}});
+  Config({{"host", {{"shared_net_address", "192.168.64.1"}}},  // a Mac's default
+          {"latency_ms", {{"limitcheck", 0}, {"ip", 1500}}}});
   const pid_t run = Spawn({"run", "--no-graphics", "vm"}, "run-vm");
   Outcome ip = Run({"ip", "--wait", "30", "vm"});
   ASSERT_EQ(ip.code, 0) << ip.err;
@@ -211,14 +212,18 @@ TEST_F(TartsimTest, IpWaitsForTheLease) {
 }
 
 TEST_F(TartsimTest, LeaseFaults) {
-  Config({{"latency_ms", {{"limitcheck", 0}}}, {"faults", {{"duplicate_ip", true}}}});
+  Config({{"host", {{"shared_net_address", "192.168.64.1"}}},
+          {"latency_ms", {{"limitcheck", 0}}},
+          {"faults", {{"duplicate_ip", true}}}});
   Clone("a");
   Clone("b");
   const pid_t a = Boot("a");
   const pid_t b = Boot("b");
   EXPECT_EQ(Run({"ip", "a"}).out, "192.168.64.2\n");
   EXPECT_EQ(Run({"ip", "b"}).out, "192.168.64.2\n");  // bootpd handed out a taken address
-  Config({{"latency_ms", {{"limitcheck", 0}}}, {"faults", {{"no_lease", true}}}});
+  Config({{"host", {{"shared_net_address", "192.168.64.1"}}},
+          {"latency_ms", {{"limitcheck", 0}}},
+          {"faults", {{"no_lease", true}}}});
   Clone("linux", "ghcr.io/cirruslabs/ubuntu:latest");
   const pid_t linux_vm = Spawn({"run", "--no-graphics", "linux"}, "run-linux");
   ASSERT_TRUE(

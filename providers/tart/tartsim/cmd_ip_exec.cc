@@ -27,13 +27,30 @@
 namespace flotilla::tartsim {
 namespace {
 
-const CommandSpec kIpSpec{
-    .usage = {.command = "ip",
-              .synopsis = "tart ip <name> [--wait <wait>] [--resolver <resolver>]"},
-    .options = {{.long_name = "wait", .takes_value = true, .value_name = "wait"},
-                {.long_name = "resolver", .takes_value = true, .value_name = "resolver"}},
-    .positionals = {"name"},
-};
+// `tart ip` by version: --wait since 0.2.0, --resolver (dhcp, arp) since 1.1.0, its agent
+// choice since 2.28.0.
+const CommandSpec& IpSpec(const Context& ctx) {
+  static const CommandSpec kResolver{
+      .usage = {.command = "ip",
+                .synopsis = "tart ip <name> [--wait <wait>] [--resolver <resolver>]"},
+      .options = {{.long_name = "wait", .takes_value = true, .value_name = "wait"},
+                  {.long_name = "resolver", .takes_value = true, .value_name = "resolver"}},
+      .positionals = {"name"},
+  };
+  static const CommandSpec kWait{
+      .usage = {.command = "ip", .synopsis = "tart ip <name> [--wait <wait>]"},
+      .options = {{.long_name = "wait", .takes_value = true, .value_name = "wait"}},
+      .positionals = {"name"},
+  };
+  static const CommandSpec kFirst{
+      .usage = {.command = "ip", .synopsis = "tart ip <name>"},
+      .positionals = {"name"},
+  };
+  if (ctx.config.AtLeast("1.1.0")) {
+    return kResolver;
+  }
+  return ctx.config.AtLeast("0.2.0") ? kWait : kFirst;
+}
 
 const CommandSpec kExecSpec{
     .usage = {.command = "exec", .synopsis = "tart exec [-i] [-t] <name> <command> ..."},
@@ -72,14 +89,17 @@ std::optional<std::string> Resolve(const Context& ctx, const VmDir& dir, const s
 }  // namespace
 
 int CmdIp(const Context& ctx, const Args& args) {
-  ParsedArgs parsed = ParseArgs(kIpSpec, args);
+  const CommandSpec& spec = IpSpec(ctx);
+  ParsedArgs parsed = ParseArgs(spec, args);
   if (parsed.help()) {
-    std::cout << HelpText(kIpSpec);
+    std::cout << HelpText(spec);
     return 0;
   }
-  const uint64_t wait = ParseUnsigned(kIpSpec, "wait", parsed.Value("wait").value_or("0"), 65535);
-  const std::string resolver = ParseChoice(
-      kIpSpec, "resolver", parsed.Value("resolver").value_or("dhcp"), {"dhcp", "arp", "agent"});
+  const uint64_t wait = ParseUnsigned(spec, "wait", parsed.Value("wait").value_or("0"), 65535);
+  const std::string resolver =
+      ParseChoice(spec, "resolver", parsed.Value("resolver").value_or("dhcp"),
+                  ctx.config.AtLeast("2.28.0") ? std::vector<std::string>{"dhcp", "arp", "agent"}
+                                               : std::vector<std::string>{"dhcp", "arp"});
   StartCommand(ctx, true);
   const std::string& name = parsed.positionals()[0];
   const VmDir dir = OpenLocalVm(ctx, name);

@@ -17,11 +17,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "providers/tart/tartsim/commands.h"
 #include "providers/tart/tartsim/dhcp_leases.h"
 #include "providers/tart/tartsim/fs_util.h"
+#include "providers/tart/tartsim/guest_net.h"
 
 namespace flotilla::tartsim {
 namespace {
@@ -89,7 +91,10 @@ class RunningVm {
         state_dir_(ctx.home.vm_state(name_)) {}
 
   ~RunningVm() {
-    // The guest is gone: its agent with it. (The DHCP lease stays, as bootpd's does.)
+    // The guest is gone: its agent and its listeners with it. (The DHCP lease stays, as
+    // bootpd's does.)
+    net_.reset();
+    unlink((state_dir_ + "/listeners").c_str());
     unlink((state_dir_ + "/agent-ready").c_str());
     unlink((state_dir_ + "/shutdown-requested").c_str());
   }
@@ -108,7 +113,13 @@ class RunningVm {
       return Stop();
     }
     if (!ctx_.config.faults.no_lease) {
-      AssignLease(ctx_.home.leases(), name_, config_.mac_address, ctx_.config.faults.duplicate_ip);
+      const std::string ip = AssignLease(ctx_.home.leases(), name_, config_.mac_address,
+                                         SharedNetAddress(ctx_.config, ctx_.home.root),
+                                         ctx_.config.faults.duplicate_ip);
+      if (!ip.empty()) {
+        // The guest's services, on its address (guest_net.h).
+        net_ = std::make_unique<GuestNet>(ip, ctx_.config.guest_ports, state_dir_ + "/listeners");
+      }
     }
     return Wait(booted);
   }
@@ -116,6 +127,7 @@ class RunningVm {
   // "tart stop" / Ctrl+C: VM.run() stops the VM (Tart >= 2.10; before, the cancellation
   // escaped as an error).
   int Stop() {
+    net_.reset();
     if (!ctx_.config.AtLeast("2.10.0")) {
       std::fputs("CancellationError()\n", stderr);
       return 1;
@@ -181,6 +193,7 @@ class RunningVm {
 
   // The guest shut itself down: guestDidStop prints this and `tart run` exits 0.
   int GuestStopped() {
+    net_.reset();
     if (SleepUnlessInterrupted(ctx_.config.Jittered(ctx_.config.latency_ms.shutdown))) {
       return Stop();
     }
@@ -190,6 +203,7 @@ class RunningVm {
 
   // SIGUSR1 (Run.swift's handler).
   int Suspend() {
+    net_.reset();
     if (!suspendable_) {
       // validateSaveRestoreSupport() on a configuration with the console device (tart#803).
       Say("Failed to suspend the VM: Invalid virtual machine configuration. Unsupported console "
@@ -213,6 +227,7 @@ class RunningVm {
   VmConfig config_;
   bool suspendable_;
   std::string state_dir_;
+  std::unique_ptr<GuestNet> net_;  // while the guest has its address
 };
 
 // The Mac's power (FakeConfig::power_pid): once that process has ended, this `run` gets SIGINT,

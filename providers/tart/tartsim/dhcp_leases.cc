@@ -161,7 +161,8 @@ std::optional<std::string> ResolveLease(const std::string& path, const std::stri
 }
 
 std::string AssignLease(const std::string& path, const std::string& name, const std::string& mac,
-                        bool duplicate_ip) {
+                        const std::string& shared_net_address, bool duplicate_ip) {
+  const std::string prefix = shared_net_address.substr(0, shared_net_address.rfind('.') + 1);
   MakeDirs(Dirname(path));
   const std::string lock_path = path + ".lock";
   const int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -192,8 +193,8 @@ std::string AssignLease(const std::string& path, const std::string& name, const 
     }
     if (ip.empty()) {
       for (int n = 2; n < 255 && ip.empty(); ++n) {
-        const std::string candidate = "192.168.64." + std::to_string(n);
-        if (taken.count(candidate) == 0) {
+        const std::string candidate = prefix + std::to_string(n);
+        if (taken.count(candidate) == 0 && candidate != shared_net_address) {
           ip = candidate;
         }
       }

@@ -36,10 +36,12 @@ std::vector<Lease> ReadLeases(const std::string& path);
 std::optional<std::string> ResolveLease(const std::string& path, const std::string& mac);
 
 // bootpd answering a DHCP request from `mac`: renews its lease (same IP) or takes the lowest
-// free 192.168.64.N (N >= 2); with `duplicate_ip`, the IP of another MAC's lease (tart#1097).
-// Lease time 86400 s, bootpd's default. Serialised by a flock on the file. Returns the IP.
+// free N (2..254) of the /24 around `shared_net_address` (the host's own address there, vmnet's
+// Shared_Net_Address: 192.168.64.1 on a Mac, whose guests get 192.168.64.2 first); with
+// `duplicate_ip`, the IP of another MAC's lease (tart#1097). Lease time 86400 s, bootpd's
+// default. Serialised by a flock on the file. Returns the IP ("" when the pool is exhausted).
 std::string AssignLease(const std::string& path, const std::string& name, const std::string& mac,
-                        bool duplicate_ip);
+                        const std::string& shared_net_address, bool duplicate_ip);
 
 // "6e:4:A9:1b:2:c0" -> "6e:04:a9:1b:02:c0"; empty when not a MAC.
 std::string NormalizeMac(const std::string& mac);

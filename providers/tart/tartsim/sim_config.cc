@@ -1,5 +1,6 @@
 #include "providers/tart/tartsim/sim_config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -79,18 +80,30 @@ void ReadStrings(const json& object, const char* key, const std::string& where,
   *out = value.get<std::vector<std::string>>();
 }
 
+std::optional<uint16_t> ParsePort(const std::string& text) {
+  if (text.empty() || text.size() > 5 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const long value = std::strtol(text.c_str(), nullptr, 10);
+  if (value < 1 || value > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(value);
+}
+
 FakeConfig FromJson(const json& doc, const std::string& where) {
   FakeConfig config;
   CheckKeys(doc, where,
             {"version", "host", "latency_ms", "jitter", "faults", "shuffle_keys", "get_size_number",
-             "power_pid"});
+             "power_pid", "guest_ports"});
   ReadString(doc, "version", where, &config.version);
   if (doc.contains("host")) {
     const json& host = doc.at("host");
     const std::string at = where + ".host";
     CheckKeys(host, at,
               {"ncpu", "memsize", "machine", "os_version", "build_version", "disk_total_kb",
-               "disk_avail_kb", "bridged_interfaces"});
+               "disk_avail_kb", "bridged_interfaces", "shared_net_address"});
     ReadInt(host, "ncpu", at, &config.host.ncpu);
     ReadInt(host, "memsize", at, &config.host.memsize);
     ReadString(host, "machine", at, &config.host.machine);
@@ -99,6 +112,11 @@ FakeConfig FromJson(const json& doc, const std::string& where) {
     ReadInt(host, "disk_total_kb", at, &config.host.disk_total_kb);
     ReadInt(host, "disk_avail_kb", at, &config.host.disk_avail_kb);
     ReadStrings(host, "bridged_interfaces", at, &config.host.bridged_interfaces);
+    ReadString(host, "shared_net_address", at, &config.host.shared_net_address);
+    if (!config.host.shared_net_address.empty() &&
+        !ParseIpv4(config.host.shared_net_address).has_value()) {
+      Bad(at + ".shared_net_address", "must be an IPv4 address");
+    }
   }
   if (doc.contains("latency_ms")) {
     const json& latency = doc.at("latency_ms");
@@ -154,6 +172,20 @@ FakeConfig FromJson(const json& doc, const std::string& where) {
   }
   ReadBool(doc, "get_size_number", where, &config.get_size_number);
   ReadInt(doc, "power_pid", where, &config.power_pid);
+  if (doc.contains("guest_ports")) {
+    const json& ports = doc.at("guest_ports");
+    const std::string at = where + ".guest_ports";
+    if (!ports.is_object()) {
+      Bad(at, "must be an object of \"PORT\": \"HOST:PORT\"");
+    }
+    for (const auto& item : ports.items()) {
+      const std::optional<uint16_t> port = ParsePort(item.key());
+      if (!port || !item.value().is_string() || !ParseHostPort(item.value().get<std::string>())) {
+        Bad(at + "." + item.key(), "must be \"HOST:PORT\" under a port 1..65535");
+      }
+      config.guest_ports[*port] = item.value().get<std::string>();
+    }
+  }
   return config;
 }
 
@@ -176,6 +208,37 @@ std::vector<long> VersionParts(const std::string& version) {
 }
 
 }  // namespace
+
+std::optional<uint32_t> ParseIpv4(const std::string& text) {
+  in_addr address{};
+  if (inet_pton(AF_INET, text.c_str(), &address) != 1) {
+    return std::nullopt;
+  }
+  return ntohl(address.s_addr);
+}
+
+std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || !ParseIpv4(text.substr(0, colon))) {
+    return std::nullopt;
+  }
+  const std::optional<uint16_t> port = ParsePort(text.substr(colon + 1));
+  if (!port) {
+    return std::nullopt;
+  }
+  return std::make_pair(text.substr(0, colon), *port);
+}
+
+std::string SharedNetAddress(const FakeConfig& config, const std::string& tart_home) {
+  if (!config.host.shared_net_address.empty()) {
+    return config.host.shared_net_address;
+  }
+  uint32_t hash = 2166136261U;  // FNV-1a
+  for (const char c : tart_home) {
+    hash = (hash ^ static_cast<uint8_t>(c)) * 16777619U;
+  }
+  return "127." + std::to_string(1 + (hash >> 8) % 254) + "." + std::to_string(hash & 0xff) + ".1";
+}
 
 bool VersionAtLeast(const std::string& version, const std::string& minimum) {
   if (version == "SNAPSHOT") {

@@ -11,8 +11,18 @@
 //       "ncpu": 12, "memsize": 34359738368, "machine": "arm64",
 //       "os_version": "15.5", "build_version": "24F74",
 //       "disk_total_kb": 976562500, "disk_avail_kb": 781250000,   // 1 TB, 800 GB free
-//       "bridged_interfaces": ["en0"]  // what `run --net-bridged` accepts
+//       "bridged_interfaces": ["en0"], // what `run --net-bridged` accepts
+//       "shared_net_address": "127.64.3.1" // the host's address on the VMs' NAT network
+//                                     // (vmnet's Shared_Net_Address; a Mac's default is
+//                                     // 192.168.64.1): bootpd leases .2 to .254 of its /24.
+//                                     // Default: 127.X.Y.1, X.Y from TART_HOME's path, a
+//                                     // loopback /24 of its own per simulated Mac, where the
+//                                     // guests' listeners are reachable (guest_net.h)
 //     },
+//     "guest_ports": {                // what a running guest answers on its ports (guest_net.h):
+//       "22": "127.0.0.1:2222"        // PORT: a relay to HOST:PORT (a real sshd standing in
+//     },                              // for the guest). Without the key (or with {}), 22 and
+//                                     // 5900 answer with an echo service; other ports refuse
 //     "latency_ms": {                 // sleeps, in milliseconds
 //       "cmd": 0,          // every command, first (Swift start-up + tmp GC)
 //       "clone": 0,        // the copy in `clone`, under the global TART_HOME lock
@@ -48,6 +58,7 @@
 //   }
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -64,6 +75,7 @@ struct HostFacts {
   int64_t disk_total_kb = 976562500;  // 1 TB
   int64_t disk_avail_kb = 781250000;  // 800 GB
   std::vector<std::string> bridged_interfaces = {"en0"};
+  std::string shared_net_address;  // empty: derived from TART_HOME (SharedNetAddress)
 };
 
 struct Latencies {
@@ -99,6 +111,8 @@ struct FakeConfig {
   std::optional<uint32_t> shuffle_seed;  // set when "shuffle_keys" is true (seed 0) or a number
   bool get_size_number = false;
   int64_t power_pid = 0;  // 0: always powered
+  // Guest port -> "HOST:PORT" it relays to; empty: echo on 22 and 5900.
+  std::map<uint16_t, std::string> guest_ports;
 
   // True when `version` is at least `minimum` ("2.18.1"). "SNAPSHOT" counts as the newest.
   bool AtLeast(const std::string& minimum) const;
@@ -120,6 +134,16 @@ FakeConfig LoadFakeConfig(const std::string& path);
 // `path`, under an fcntl write lock on it. Returns whether it was positive (this command must
 // fail). Throws ConfigError.
 bool ConsumeFault(const std::string& path, const std::string& counter);
+
+// The host's address on the VMs' NAT network: `host.shared_net_address`, else 127.X.Y.1 with
+// X (1..254) and Y from a hash of `tart_home`, so that each simulated Mac leases its guests
+// loopback addresses of their own.
+std::string SharedNetAddress(const FakeConfig& config, const std::string& tart_home);
+
+// "a.b.c.d" as a number in host order; nullopt when not an IPv4 address.
+std::optional<uint32_t> ParseIpv4(const std::string& text);
+// "1.2.3.4:22" (an IPv4 address and a port 1..65535).
+std::optional<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);
 
 // Compares dotted versions numerically ("2.9.0" < "2.18.1"); "SNAPSHOT" is the newest.
 bool VersionAtLeast(const std::string& version, const std::string& minimum);
