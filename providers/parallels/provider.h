@@ -111,8 +111,12 @@ class ParallelsProvider final : public Provider {
   const Clock& clock_;
   const std::shared_ptr<Redactor> redactor_;
 
-  std::mutex mu_;                                               // guards clients_ and random_
-  std::map<std::string, std::unique_ptr<HostClient>> clients_;  // by address
+  // The lock under which tunnels to `address` make proxy hosts (tunnel.cc).
+  std::mutex& TunnelLock(const std::string& address);
+
+  std::mutex mu_;  // guards clients_, random_ and tunnel_locks_
+  std::map<std::string, std::unique_ptr<HostClient>> clients_;       // by address
+  std::map<std::string, std::unique_ptr<std::mutex>> tunnel_locks_;  // by address
   std::mt19937_64 random_;
 };
 

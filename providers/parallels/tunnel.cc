@@ -21,6 +21,8 @@
 #include <charconv>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "providers/parallels/provider.h"
@@ -164,6 +166,15 @@ std::vector<ProxyRecord> ParseRecords(const json& body) {
 
 }  // namespace
 
+std::mutex& ParallelsProvider::TunnelLock(const std::string& address) {
+  std::lock_guard lock(mu_);
+  std::unique_ptr<std::mutex>& held = tunnel_locks_[address];
+  if (held == nullptr) {
+    held = std::make_unique<std::mutex>();
+  }
+  return *held;
+}
+
 Result<Fd> ParallelsProvider::OpenTunnel(const HostRef& host, const VmInfo& vm, uint16_t port,
                                          Deadline deadline) {
   Result<HostClient*> got = ClientFor(host);
@@ -202,178 +213,198 @@ Result<Fd> ParallelsProvider::OpenTunnel(const HostRef& host, const VmInfo& vm, 
       return Status::FailedPrecondition("host " + host.name + ": " + kEnableProxy);
     }
   }
-  Result<Response> listed = client.Call(Method::kGet, "/v1/reverse-proxy/hosts", nullptr, deadline);
-  if (!listed.ok()) {
-    return listed.status();
-  }
-  if (listed->status == 404 || listed->status == 400) {
-    // 404: the routes are not registered (module off); 400 "reverse proxy is disabled": the
-    // module is on but its configuration is disabled (PUT /reverse-proxy/disable).
-    return Status::FailedPrecondition("host " + host.name + ": " + kEnableProxy);
-  }
-  if (listed->status != 200) {
-    return client.ErrorFor(*listed, "list the reverse proxy's hosts for " + what);
-  }
-  const std::vector<ProxyRecord> records = ParseRecords(ParseBody(*listed));
-  const std::string address = OriginHost(ParseEndpoint(host.address)->origin);
-  const auto& tuning = config_.tuning;
-
-  // A connection through the proxy host on `proxy_port`, tried until it comes up or `until`.
-  const auto dial = [&](uint16_t proxy_port, Deadline until) -> Result<Fd> {
-    int error = 0;
-    for (;;) {
-      Fd fd(ConnectBy(address, proxy_port, std::min(until, deadline)));
-      if (fd.valid()) {
-        if (ClosedAtOnce(fd.get(), tuning.tunnel_settle)) {
-          return Status::Unavailable(
-              what + ": the host's reverse proxy on " + address + ":" + std::to_string(proxy_port) +
-              " closed the connection at once: nothing answers on the VM's port, or the proxy "
-              "resolved the VM before it ran");
-        }
-        return fd;
-      }
-      error = errno;
-      if (!SleepWithin(tuning.tunnel_probe_interval, std::min(until, deadline))) {
-        break;
-      }
+  // Reuse a proxy host without waiting; make one under the host's tunnel lock, listing again
+  // first: every create restarts the host's whole proxy (dropping its relays), so concurrent
+  // tunnels to one VM's port must make one proxy host, not one each.
+  bool nothing_to_reuse = false;
+  const auto attempt = [&](bool create) -> Result<Fd> {
+    Result<Response> listed =
+        client.Call(Method::kGet, "/v1/reverse-proxy/hosts", nullptr, deadline);
+    if (!listed.ok()) {
+      return listed.status();
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::DeadlineExceeded(what + ": no connection to " + address + ":" +
-                                      std::to_string(proxy_port) + " in time");
-    }
-    return Status::Unavailable(what + ": nothing listens on " + address + ":" +
-                               std::to_string(proxy_port) + " (" + std::strerror(error) + ")");
-  };
-  const auto remove = [&](const std::string& id) {
-    Result<Response> gone = client.Call(
-        Method::kDelete, "/v1/reverse-proxy/hosts/" + EncodePathSegment(id), nullptr, deadline);
-    if (gone.ok() && gone->status != 202 && gone->status != 200 && gone->status != 404) {
-      logger_->warn("host {}: could not delete reverse proxy host {}: {}", host.name, id,
-                    client.Message(gone->body));
-    }
-  };
-
-  // Reuse ours.
-  const std::string name = ProxyHostName(uuid, port);
-  std::vector<uint16_t> taken;
-  for (const ProxyRecord& record : records) {
-    taken.push_back(record.port);
-  }
-  for (const ProxyRecord& record : records) {
-    if (record.name != name || record.target_vm_id != uuid ||
-        record.target_port != std::to_string(port) || record.port == 0) {
-      continue;
-    }
-    const auto until = std::chrono::steady_clock::now() + tuning.tunnel_listen_wait;
-    Result<Fd> fd = dial(record.port, until);
-    if (fd.ok() || fd.status().code() == Status::Code::kDeadlineExceeded) {
-      return fd;
-    }
-    if (fd.status().message().find("closed the connection") != std::string::npos) {
-      // The VM's port refuses, or the proxy holds an old target for the VM (the VM was not
-      // running when the proxy last restarted: "---"; 1.0.x resolves it again 2 s after the VM
-      // starts, 0.9.x only at the proxy's next restart). Not restarted from here: a restart
-      // would end every other relay on the host.
-      return fd;
-    }
-    // Nothing listens: its port was taken when the proxy last started. Give it up.
-    logger_->info("host {}: reverse proxy host {} on port {} does not listen; replacing it",
-                  host.name, record.id, record.port);
-    remove(record.id);
-    std::erase(taken, record.port);
-  }
-
-  // Proxy hosts Flotilla made for VMs the host no longer has (deleted since): removed now, as
-  // the create below restarts the proxy anyway. The service leaves target_vm_details out when
-  // it cannot read the VM; the VM list confirms that the VM is gone.
-  std::vector<const ProxyRecord*> orphans;
-  for (const ProxyRecord& record : records) {
-    if (record.name.starts_with("flotilla-") && !record.target_vm_id.empty() && !record.vm_found &&
-        record.target_vm_id != uuid) {
-      orphans.push_back(&record);
-    }
-  }
-  if (!orphans.empty()) {
-    if (Result<std::vector<VmInfo>> vms = ListVms(client, deadline); vms.ok()) {
-      for (const ProxyRecord* orphan : orphans) {
-        const bool gone = std::none_of(vms->begin(), vms->end(), [&](const VmInfo& v) {
-          return BareUuid(v.id) == orphan->target_vm_id;
-        });
-        if (gone) {
-          logger_->info("host {}: deleting reverse proxy host {} of a VM that is gone", host.name,
-                        orphan->name);
-          remove(orphan->id);
-          std::erase(taken, orphan->port);
-        }
-      }
-    }
-  }
-
-  // A new proxy host on a free port, from a place in the range that depends on the VM and port,
-  // so that tunnels to different VMs rarely try the same ports.
-  const TunnelSettings& range = config_.tunnels;
-  const uint32_t span = uint32_t{range.last_port} - range.first_port + 1;
-  const uint32_t start = static_cast<uint32_t>(std::hash<std::string>{}(name) % span);
-  Status last = Status::Unavailable(what + ": no free port in tunnels.ports " +
-                                    std::to_string(range.first_port) + "-" +
-                                    std::to_string(range.last_port) + " on host " + host.name);
-  int attempts = 0;
-  for (uint32_t i = 0; i < span && attempts < tuning.tunnel_port_attempts; ++i) {
-    const auto proxy_port = static_cast<uint16_t>(range.first_port + (start + i) % span);
-    if (std::find(taken.begin(), taken.end(), proxy_port) != taken.end()) {
-      continue;
-    }
-    // Something else answering there (another service, or a proxy host this host's proxy
-    // failed to replace) would take our connections: skip ports that already answer.
-    if (Fd busy(ConnectBy(
-            address, proxy_port,
-            std::min(deadline, std::chrono::steady_clock::now() + tuning.connect_timeout)));
-        busy.valid()) {
-      continue;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::DeadlineExceeded(what + ": no tunnel in time");
-    }
-    ++attempts;
-    const json body = {
-        {"name", name},
-        {"host", range.bind},
-        {"port", std::to_string(proxy_port)},
-        {"tcp_route", {{"target_vm_id", uuid}, {"target_port", std::to_string(port)}}}};
-    Result<Response> created =
-        client.Call(Method::kPost, "/v1/reverse-proxy/hosts", &body, deadline);
-    if (!created.ok()) {
-      return created.status();
-    }
-    if (created->status == 400 &&
-        client.Message(created->body).find("already exists") != std::string::npos) {
-      continue;  // another client took it since the listing
-    }
-    if (created->status == 404) {
+    if (listed->status == 404 || listed->status == 400) {
+      // 404: the routes are not registered (module off); 400 "reverse proxy is disabled": the
+      // module is on but its configuration is disabled (PUT /reverse-proxy/disable).
       return Status::FailedPrecondition("host " + host.name + ": " + kEnableProxy);
     }
-    if (created->status != 201 && created->status != 200) {
-      return client.ErrorFor(*created, "create a reverse proxy host for " + what);
+    if (listed->status != 200) {
+      return client.ErrorFor(*listed, "list the reverse proxy's hosts for " + what);
     }
-    const std::string id = ParseBody(*created).value("id", "");
-    Result<Fd> fd = dial(proxy_port, std::chrono::steady_clock::now() + tuning.tunnel_listen_wait);
-    if (fd.ok()) {
-      logger_->info("host {}: reverse proxy host {} on port {} reaches {}", host.name, id,
-                    proxy_port, what);
-      return fd;
+    const std::vector<ProxyRecord> records = ParseRecords(ParseBody(*listed));
+    const std::string address = OriginHost(ParseEndpoint(host.address)->origin);
+    const auto& tuning = config_.tuning;
+
+    // A connection through the proxy host on `proxy_port`, tried until it comes up or `until`.
+    const auto dial = [&](uint16_t proxy_port, Deadline until) -> Result<Fd> {
+      int error = 0;
+      for (;;) {
+        Fd fd(ConnectBy(address, proxy_port, std::min(until, deadline)));
+        if (fd.valid()) {
+          if (ClosedAtOnce(fd.get(), tuning.tunnel_settle)) {
+            return Status::Unavailable(
+                what + ": the host's reverse proxy on " + address + ":" +
+                std::to_string(proxy_port) +
+                " closed the connection at once: nothing answers on the VM's port, or the proxy "
+                "resolved the VM before it ran");
+          }
+          return fd;
+        }
+        error = errno;
+        if (!SleepWithin(tuning.tunnel_probe_interval, std::min(until, deadline))) {
+          break;
+        }
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Status::DeadlineExceeded(what + ": no connection to " + address + ":" +
+                                        std::to_string(proxy_port) + " in time");
+      }
+      return Status::Unavailable(what + ": nothing listens on " + address + ":" +
+                                 std::to_string(proxy_port) + " (" + std::strerror(error) + ")");
+    };
+    const auto remove = [&](const std::string& id) {
+      Result<Response> gone = client.Call(
+          Method::kDelete, "/v1/reverse-proxy/hosts/" + EncodePathSegment(id), nullptr, deadline);
+      if (gone.ok() && gone->status != 202 && gone->status != 200 && gone->status != 404) {
+        logger_->warn("host {}: could not delete reverse proxy host {}: {}", host.name, id,
+                      client.Message(gone->body));
+      }
+    };
+
+    // Reuse ours.
+    const std::string name = ProxyHostName(uuid, port);
+    std::vector<uint16_t> taken;
+    for (const ProxyRecord& record : records) {
+      taken.push_back(record.port);
     }
-    if (fd.status().code() != Status::Code::kUnavailable ||
-        fd.status().message().find("closed the connection") != std::string::npos) {
-      return fd;  // out of time, or the VM's port itself refuses: keep the record for reuse
+    for (const ProxyRecord& record : records) {
+      if (record.name != name || record.target_vm_id != uuid ||
+          record.target_port != std::to_string(port) || record.port == 0) {
+        continue;
+      }
+      const auto until = std::chrono::steady_clock::now() + tuning.tunnel_listen_wait;
+      Result<Fd> fd = dial(record.port, until);
+      if (fd.ok() || fd.status().code() == Status::Code::kDeadlineExceeded) {
+        return fd;
+      }
+      if (fd.status().message().find("closed the connection") != std::string::npos) {
+        // The VM's port refuses, or the proxy holds an old target for the VM (the VM was not
+        // running when the proxy last restarted: "---"; 1.0.x resolves it again 2 s after the VM
+        // starts, 0.9.x only at the proxy's next restart). Not restarted from here: a restart
+        // would end every other relay on the host.
+        return fd;
+      }
+      // Nothing listens: its port was taken when the proxy last started. Give it up.
+      logger_->info("host {}: reverse proxy host {} on port {} does not listen; replacing it",
+                    host.name, record.id, record.port);
+      remove(record.id);
+      std::erase(taken, record.port);
     }
-    // The listener never came up (its port is in use on the host): not reported by the
-    // service. Delete the record and try another port.
-    last = fd.status();
-    if (!id.empty()) {
-      remove(id);
+
+    if (!create) {
+      nothing_to_reuse = true;
+      return Status::NotFound(what + ": no proxy host to reuse");
     }
+
+    // Proxy hosts Flotilla made for VMs the host no longer has (deleted since): removed now, as
+    // the create below restarts the proxy anyway. The service leaves target_vm_details out when
+    // it cannot read the VM; the VM list confirms that the VM is gone.
+    std::vector<const ProxyRecord*> orphans;
+    for (const ProxyRecord& record : records) {
+      if (record.name.starts_with("flotilla-") && !record.target_vm_id.empty() &&
+          !record.vm_found && record.target_vm_id != uuid) {
+        orphans.push_back(&record);
+      }
+    }
+    if (!orphans.empty()) {
+      if (Result<std::vector<VmInfo>> vms = ListVms(client, deadline); vms.ok()) {
+        for (const ProxyRecord* orphan : orphans) {
+          const bool gone = std::none_of(vms->begin(), vms->end(), [&](const VmInfo& v) {
+            return BareUuid(v.id) == orphan->target_vm_id;
+          });
+          if (gone) {
+            logger_->info("host {}: deleting reverse proxy host {} of a VM that is gone", host.name,
+                          orphan->name);
+            remove(orphan->id);
+            std::erase(taken, orphan->port);
+          }
+        }
+      }
+    }
+
+    // A new proxy host on a free port, from a place in the range that depends on the VM and port,
+    // so that tunnels to different VMs rarely try the same ports.
+    const TunnelSettings& range = config_.tunnels;
+    const uint32_t span = uint32_t{range.last_port} - range.first_port + 1;
+    const uint32_t start = static_cast<uint32_t>(std::hash<std::string>{}(name) % span);
+    Status last = Status::Unavailable(what + ": no free port in tunnels.ports " +
+                                      std::to_string(range.first_port) + "-" +
+                                      std::to_string(range.last_port) + " on host " + host.name);
+    int attempts = 0;
+    for (uint32_t i = 0; i < span && attempts < tuning.tunnel_port_attempts; ++i) {
+      const auto proxy_port = static_cast<uint16_t>(range.first_port + (start + i) % span);
+      if (std::find(taken.begin(), taken.end(), proxy_port) != taken.end()) {
+        continue;
+      }
+      // Something else answering there (another service, or a proxy host this host's proxy
+      // failed to replace) would take our connections: skip ports that already answer.
+      if (Fd busy(ConnectBy(
+              address, proxy_port,
+              std::min(deadline, std::chrono::steady_clock::now() + tuning.connect_timeout)));
+          busy.valid()) {
+        continue;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Status::DeadlineExceeded(what + ": no tunnel in time");
+      }
+      ++attempts;
+      const json body = {
+          {"name", name},
+          {"host", range.bind},
+          {"port", std::to_string(proxy_port)},
+          {"tcp_route", {{"target_vm_id", uuid}, {"target_port", std::to_string(port)}}}};
+      Result<Response> created =
+          client.Call(Method::kPost, "/v1/reverse-proxy/hosts", &body, deadline);
+      if (!created.ok()) {
+        return created.status();
+      }
+      if (created->status == 400 &&
+          client.Message(created->body).find("already exists") != std::string::npos) {
+        continue;  // another client took it since the listing
+      }
+      if (created->status == 404) {
+        return Status::FailedPrecondition("host " + host.name + ": " + kEnableProxy);
+      }
+      if (created->status != 201 && created->status != 200) {
+        return client.ErrorFor(*created, "create a reverse proxy host for " + what);
+      }
+      const std::string id = ParseBody(*created).value("id", "");
+      Result<Fd> fd =
+          dial(proxy_port, std::chrono::steady_clock::now() + tuning.tunnel_listen_wait);
+      if (fd.ok()) {
+        logger_->info("host {}: reverse proxy host {} on port {} reaches {}", host.name, id,
+                      proxy_port, what);
+        return fd;
+      }
+      if (fd.status().code() != Status::Code::kUnavailable ||
+          fd.status().message().find("closed the connection") != std::string::npos) {
+        return fd;  // out of time, or the VM's port itself refuses: keep the record for reuse
+      }
+      // The listener never came up (its port is in use on the host): not reported by the
+      // service. Delete the record and try another port.
+      last = fd.status();
+      if (!id.empty()) {
+        remove(id);
+      }
+    }
+    return last;
+  };
+  Result<Fd> reused = attempt(false);
+  if (!nothing_to_reuse) {
+    return reused;
   }
-  return last;
+  const std::lock_guard lock(TunnelLock(host.address));
+  return attempt(true);
 }
 
 }  // namespace flotilla::providers::parallels

@@ -410,6 +410,8 @@ Status WriteConfiguration(const DevFolder& folder, const DevOptions& options) {
        << "  tokenFile: " << json((folder.dir / "api-token").string()).dump() << "\n"
        << "  webhookSecretFile: " << json((folder.dir / "webhook-secret").string()).dump()
        << "\n"
+       // One machine, one user: tunnels to the simulated VMs are not rationed per token.
+       << "  tunnels: {perToken: 64}\n"
        // hostTimeout: a simulated Mac's first observation opens its SSH connection, which takes
        // seconds on a busy machine.
        << "reconcile: {resyncInterval: 5s, hostTimeout: 10s, shutdownTimeout: 15s}\n";

@@ -9,6 +9,10 @@
 
 #include <httplib.h>
 
+#include <future>
+#include <string>
+#include <vector>
+
 #include "providers/parallels/config.h"
 #include "tests/integration/parallels_fixture.h"
 
@@ -112,6 +116,36 @@ TEST_F(ParallelsTunnelTest, TheProxyHostOfAVmPortIsKeptAndReused) {
   const json after = ProxyHosts();
   ASSERT_EQ(after.size(), 1U) << after.dump();  // no new record: no restart of the proxy
   EXPECT_EQ(after[0]["id"], before[0]["id"]);
+}
+
+// Every create restarts the host's whole proxy: tunnels opened at once to one VM's port must
+// make one proxy host between them, and all carry bytes.
+TEST_F(ParallelsTunnelTest, TunnelsOpenedAtOnceToOneVmPortMakeOneProxyHost) {
+  Start({});
+  Build();
+  const VmInfo vm = RunningVm("web-0");
+  std::vector<std::future<std::string>> opened;
+  for (int i = 0; i < 40; ++i) {
+    opened.push_back(std::async(std::launch::async, [&, i]() -> std::string {
+      Result<Fd> tunnel = provider().OpenTunnel(host(), vm, 22, Soon());
+      if (!tunnel.ok()) {
+        return tunnel.status().ToString();
+      }
+      const std::string hello = "hello " + std::to_string(i);
+      send(tunnel->get(), hello.data(), hello.size(), MSG_NOSIGNAL);
+      shutdown(tunnel->get(), SHUT_WR);
+      std::string back;
+      char buffer[64];
+      for (ssize_t n = 0; (n = recv(tunnel->get(), buffer, sizeof(buffer), 0)) > 0;) {
+        back.append(buffer, static_cast<size_t>(n));
+      }
+      return back == hello ? "" : "echoed \"" + back + "\"";
+    }));
+  }
+  for (auto& result : opened) {
+    EXPECT_EQ(result.get(), "");
+  }
+  EXPECT_EQ(ProxyHosts().size(), 1U) << ProxyHosts().dump();
 }
 
 TEST_F(ParallelsTunnelTest, TheProxyHostsOfVmsThatAreGoneAreDeletedWithTheNextNewOne) {

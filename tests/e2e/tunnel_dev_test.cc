@@ -1,0 +1,219 @@
+// Tunnels to VM ports over `flotilla dev` (docs/api.md, "Tunnels"): the CLI's port-forward and ssh
+// through the loop's API, to the simulated VMs of both providers: a Parallels pool's VM through
+// flotilla-hostsim's reverse proxy, a Tart pool's VM through the simulated Mac's real sshd
+// (ssh -W) to flotilla-tartsim's listener on the VM's address. The simulated guests echo on 22
+// and 5900, or relay a port to a real sshd (--guest-port) standing in for the guest.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <future>
+#include <random>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/servers.h"
+#include "tests/support/dev_runner.h"
+#include "tests/support/process.h"
+#include "tests/support/shell.h"
+
+namespace flotilla {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::Dev;
+using testing::kExampleVms;
+using testing::ScratchDir;
+using testing::Sh;
+using testing::WaitUntil;
+
+// A running managed VM of `vmset`, as the API lists it; empty when there is none.
+std::string RunningVm(Dev& dev, const std::string& vmset) {
+  const json vms = dev.Get("/api/v1/vms?managed=true&state=running&vmset=" + vmset);
+  return vms.is_object() && !vms["vms"].empty() ? vms["vms"][0]["name"].get<std::string>() : "";
+}
+
+// `flotilla ARGS` with FLOTILLA_SERVER and FLOTILLA_TOKEN of `dev` and `input` on stdin: its
+// exit status, stdout and stderr.
+struct Ran {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+Ran Flotilla(Dev& dev, const fs::path& scratch, const std::string& args, const std::string& input,
+             const std::string& token = "") {
+  const fs::path in = scratch / "stdin";
+  std::ofstream(in, std::ios::binary) << input;
+  const std::string command = "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev.port()) +
+                              " FLOTILLA_TOKEN=" + (token.empty() ? dev.token() : token) + " " +
+                              FLOTILLA_BIN + " " + args + " <" + in.string() + " >" +
+                              (scratch / "stdout").string() + " 2>" + (scratch / "stderr").string();
+  Ran ran;
+  ran.status = testing::RunShell(command);
+  ran.out = testing::Slurp(scratch / "stdout");
+  ran.err = testing::Slurp(scratch / "stderr");
+  return ran;
+}
+
+class TunnelDevTest : public ::testing::Test {
+ protected:
+  // `flotilla dev` converged on the example fleet, with `extra` on its command line.
+  void StartDev(const std::string& extra = "") {
+    dev_ = std::make_unique<Dev>(scratch_.path(), FLOTILLA_BIN, "", extra);
+    ASSERT_TRUE(dev_->ok()) << dev_->err();
+    ASSERT_TRUE(WaitUntil([&] { return dev_->Converged(kExampleVms); }, std::chrono::minutes(4)))
+        << dev_->out() << dev_->err();
+    parallels_vm_ = RunningVm(*dev_, "linux-runners");
+    tart_vm_ = RunningVm(*dev_, "xcode-runners");
+    ASSERT_FALSE(parallels_vm_.empty());
+    ASSERT_FALSE(tart_vm_.empty());
+  }
+  void TearDown() override {
+    if (dev_ != nullptr) {
+      EXPECT_EQ(dev_->Terminate(), 0);
+    }
+  }
+
+  ScratchDir scratch_;
+  std::unique_ptr<Dev> dev_;
+  std::string parallels_vm_;
+  std::string tart_vm_;
+};
+
+TEST_F(TunnelDevTest, PortForwardStdioReachesTheSimulatedGuestsOfBothProvidersAndIsRecorded) {
+  StartDev();
+  for (const std::string& vm : {parallels_vm_, tart_vm_}) {
+    const std::string hello = "SSH-2.0-flotilla-e2e " + vm + "\r\n";
+    const Ran ran = Flotilla(*dev_, scratch_.path(), "port-forward --stdio " + vm + " 22", hello);
+    EXPECT_EQ(ran.status, 0) << vm << ": " << ran.err;
+    EXPECT_EQ(ran.out, hello) << vm << ": " << ran.err;
+  }
+  const json events = dev_->Get("/api/v1/events?kind=tunnel");
+  ASSERT_TRUE(events.is_object());
+  std::string all;
+  for (const json& e : events["events"]) {
+    all += e["message"].get<std::string>() + "\n";
+  }
+  for (const std::string& vm : {parallels_vm_, tart_vm_}) {
+    EXPECT_NE(all.find("tunnel opened to port 22 of VM " + vm), std::string::npos) << all;
+    EXPECT_TRUE(std::regex_search(all, std::regex("tunnel to port 22 of VM " + vm +
+                                                  " on host [^ ]+ for token default closed")))
+        << all;
+  }
+  EXPECT_EQ(all.find(dev_->token()), std::string::npos);
+}
+
+TEST_F(TunnelDevTest, AWrongTokenAndADisallowedPortAreRefused) {
+  StartDev();
+  const Ran wrong =
+      Flotilla(*dev_, scratch_.path(), "port-forward --stdio " + tart_vm_ + " 22", "x", "wrong");
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.err.find("refused the token"), std::string::npos) << wrong.err;
+  EXPECT_EQ(wrong.out, "");
+  const Ran port =
+      Flotilla(*dev_, scratch_.path(), "port-forward --stdio " + parallels_vm_ + " 8080", "x");
+  EXPECT_EQ(port.status, 1);
+  EXPECT_NE(port.err.find("allows tunnels to ports 22, 5900 (its spec.access.allowedPorts), not "
+                          "to 8080"),
+            std::string::npos)
+      << port.err;
+  EXPECT_EQ(port.out, "");
+}
+
+// Fifty connections to one local port of `flotilla port-forward` at once, each its own tunnel
+// to the Parallels VM's port 22 (hostsim's reverse proxy, then the guest's echo): 10 MiB each
+// way, intact.
+TEST_F(TunnelDevTest, FiftyConcurrentTunnelsCarryTenMebibytesEachIntact) {
+  StartDev();
+  const fs::path out = scratch_.path() / "forward.out";
+  testing::Process forward({"/bin/sh", "-c",
+                            "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
+                                " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN +
+                                " port-forward " + parallels_vm_ + " 0:22 >" + out.string() +
+                                " 2>&1"});
+  int port = 0;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::smatch m;
+    const std::string text = testing::Slurp(out);
+    if (std::regex_search(text, m, std::regex(R"(Forwarding 127\.0\.0\.1:(\d+) -> )"))) {
+      port = std::stoi(m[1].str());
+      return true;
+    }
+    return false;
+  })) << testing::Slurp(out);
+  constexpr int kTunnels = 50;
+  constexpr size_t kBytes = size_t{10} << 20;
+  std::vector<std::future<std::string>> results;
+  for (int i = 0; i < kTunnels; ++i) {
+    results.push_back(std::async(std::launch::async, [port, i]() -> std::string {
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(fd);
+        return "connect failed";
+      }
+      std::string data(kBytes, '\0');
+      std::mt19937_64 random(static_cast<uint64_t>(i));
+      for (size_t at = 0; at < kBytes; at += 8) {
+        const uint64_t word = random();
+        std::memcpy(data.data() + at, &word, 8);
+      }
+      std::thread writer([&] {
+        for (size_t sent = 0; sent < data.size();) {
+          const ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+          if (n <= 0) {
+            break;
+          }
+          sent += static_cast<size_t>(n);
+        }
+        shutdown(fd, SHUT_WR);
+      });
+      std::string back;
+      std::vector<char> buffer(1 << 16);
+      for (ssize_t n = 0; (n = read(fd, buffer.data(), buffer.size())) > 0;) {
+        back.append(buffer.data(), static_cast<size_t>(n));
+      }
+      writer.join();
+      close(fd);
+      return back == data ? "" : "got " + std::to_string(back.size()) + " bytes back, not the same";
+    }));
+  }
+  int intact = 0;
+  for (auto& r : results) {
+    const std::string problem = r.get();
+    EXPECT_EQ(problem, "");
+    intact += problem.empty() ? 1 : 0;
+  }
+  EXPECT_EQ(intact, kTunnels) << testing::Slurp(out);
+}
+
+// `flotilla ssh` runs the local OpenSSH client, whose ProxyCommand is `flotilla port-forward
+// --stdio`; the simulated guests relay port 22 to a real sshd on loopback.
+TEST_F(TunnelDevTest, SshRunsACommandThroughARealSshdStandingInForTheGuest) {
+  testing::SshServer guest(scratch_.path() / "guest-sshd");
+  ASSERT_TRUE(guest.ready());
+  StartDev("--guest-port 22=127.0.0.1:" + std::to_string(guest.port()));
+  const std::string user = Sh("id -un");
+  for (const std::string& vm : {parallels_vm_, tart_vm_}) {
+    const Ran ran = Flotilla(*dev_, scratch_.path(),
+                             "ssh " + vm + " --user " + user +
+                                 " -o BatchMode=yes -o StrictHostKeyChecking=no"
+                                 " -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+                                 " -o IdentitiesOnly=yes -o IdentityFile=" +
+                                 guest.user_key().string() + " -- echo guest-says-hello",
+                             "");
+    EXPECT_EQ(ran.status, 0) << vm << ": " << ran.err;
+    EXPECT_EQ(ran.out, "guest-says-hello\n") << vm << ": " << ran.err;
+  }
+}
+
+}  // namespace
+}  // namespace flotilla
