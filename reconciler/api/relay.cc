@@ -1,6 +1,8 @@
 #include "reconciler/api/relay.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -177,6 +179,12 @@ RelayOutcome Relay(int client_fd, SSL* client_ssl, std::string unread, int upstr
   }
   struct stat info {};
   const bool write_socket = fstat(upstream_write_fd, &info) == 0 && S_ISSOCK(info.st_mode);
+  // What arrives is passed on at once (keystrokes of an ssh session): no Nagle delay on either
+  // TCP end. Fails harmlessly on a socket that is not TCP.
+  for (int fd : {client_fd, upstream_write_fd}) {
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
   relay::ClientEnd client(client_fd, client_ssl, std::move(unread));
   Pipe up;    // client -> VM
   Pipe down;  // VM -> client

@@ -1,6 +1,8 @@
 #include "reconciler/api/tunnel.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <algorithm>
 #include <charconv>
@@ -367,6 +369,9 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
     return;
   }
   context.logger.info("api: tunnel opened to {}", about);
+  // The 101 goes out at once, not behind a TLS session ticket waiting for its ACK (Nagle).
+  int one = 1;
+  (void)setsockopt(handover.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (!WriteAll(stream, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " +
                             std::string(kProtocol) + "\r\n\r\n")) {
     (void)context.store.AddEvent(

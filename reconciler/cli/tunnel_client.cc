@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -145,6 +147,9 @@ Result<std::unique_ptr<Tunnel>> Tunnel::Open(const TunnelTarget& target) {
   if (tunnel->fd_ < 0) {
     return Status::Unavailable("cannot reach " + where + ": " + why);
   }
+  // Small writes (the request after the TLS handshake, then keystrokes) go out at once.
+  int one = 1;
+  (void)setsockopt(tunnel->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   const auto until = std::chrono::steady_clock::now() + kAnswerTimeout;
   if (url->tls) {
     tunnel->ctx_ = SSL_CTX_new(TLS_client_method());
