@@ -301,11 +301,15 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
   const Caller caller = std::get<Caller>(admitted);
   constexpr std::string_view kPrefix = "/api/v1/vms/";
   constexpr std::string_view kSuffix = "/port-forward";
+  // The front door saw this shape before decoding; the decoded path is checked again.
+  const std::string& path = request->path;
   const std::string name =
-      request->path.substr(kPrefix.size(), request->path.size() - kPrefix.size() - kSuffix.size());
+      path.size() > kPrefix.size() + kSuffix.size()
+          ? path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size())
+          : std::string();
   const std::optional<uint16_t> port = Port(*request);
-  if (request->method != "GET" || !request->path.starts_with(kPrefix) ||
-      !request->path.ends_with(kSuffix) || name.empty() || name.find('/') != std::string::npos) {
+  if (request->method != "GET" || !path.starts_with(kPrefix) || !path.ends_with(kSuffix) ||
+      name.empty() || name.find('/') != std::string::npos) {
     Refuse(stream, context, ErrorReply(404, "no such endpoint"));
     return;
   }

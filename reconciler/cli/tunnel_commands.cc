@@ -118,6 +118,17 @@ int Forward(const TunnelTarget& target, const std::string& address, uint16_t loc
   }
 }
 
+// --server, --token-file and --ca-file; a tunnel needs a running loop's API.
+void AddTunnelServerFlags(CLI::App& cmd, ServerFlags& api) {
+  AddServerFlags(cmd, api);
+  cmd.get_option("--server")
+      ->description(
+          "URL of the running loop's API, e.g. https://flotilla.example:8080 (default: "
+          "$FLOTILLA_SERVER; one of them is needed)");
+  cmd.get_option("--token-file")
+      ->description("File holding an API token with the access role (default: $FLOTILLA_TOKEN)");
+}
+
 // 'text' for /bin/sh.
 std::string ShellQuote(std::string_view text) {
   std::string out = "'";
@@ -150,7 +161,7 @@ CLI::App* AddPortForwardCommand(CLI::App& app, PortForwardOptions& options) {
   cmd->add_option("--address", options.address, "Where to listen")->capture_default_str();
   cmd->add_option("--host", options.host,
                   "The host to look on, when VMs of that name are on several");
-  AddServerFlags(*cmd, options.api, /*store_fallback=*/false);
+  AddTunnelServerFlags(*cmd, options.api);
   return cmd;
 }
 
@@ -172,7 +183,7 @@ CLI::App* AddSshCommand(CLI::App& app, SshOptions& options) {
                   "An option for ssh (KEY=VALUE, as ssh -o takes it); repeatable");
   cmd->add_option("--host", options.host,
                   "The host to look on, when VMs of that name are on several");
-  AddServerFlags(*cmd, options.api, /*store_fallback=*/false);
+  AddTunnelServerFlags(*cmd, options.api);
   return cmd;
 }
 
@@ -189,7 +200,7 @@ CLI::App* AddVncCommand(CLI::App& app, VncOptions& options) {
   cmd->add_option("--address", options.address, "Where to listen")->capture_default_str();
   cmd->add_option("--host", options.host,
                   "The host to look on, when VMs of that name are on several");
-  AddServerFlags(*cmd, options.api, /*store_fallback=*/false);
+  AddTunnelServerFlags(*cmd, options.api);
   return cmd;
 }
 
