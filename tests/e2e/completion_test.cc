@@ -46,8 +46,9 @@ Words Lines(const std::string& text) {
   return words;
 }
 
-const Words kCommands = {"validate", "diff", "plan", "apply",     "run",   "status",  "history",
-                         "hosts",    "vms",  "dev",  "reconcile", "store", "version", "completion"};
+const Words kCommands = {"validate", "diff",  "plan",  "apply",   "run",       "status",
+                         "history",  "hosts", "vms",   "dev",     "reconcile", "port-forward",
+                         "ssh",      "vnc",   "store", "version", "completion"};
 
 class CompletionTest : public ::testing::Test {
  protected:
