@@ -399,12 +399,32 @@ Result<Fd> ParallelsProvider::OpenTunnel(const HostRef& host, const VmInfo& vm, 
     }
     return last;
   };
-  Result<Fd> reused = attempt(false);
-  if (!nothing_to_reuse) {
-    return reused;
+  // Whether the host lists our proxy host now (made by another tunnel while this one waited).
+  const auto listed_now = [&] {
+    Result<Response> listed =
+        client.Call(Method::kGet, "/v1/reverse-proxy/hosts", nullptr, deadline);
+    if (!listed.ok() || listed->status != 200) {
+      return false;
+    }
+    const std::vector<ProxyRecord> records = ParseRecords(ParseBody(*listed));
+    return std::any_of(records.begin(), records.end(), [&](const ProxyRecord& record) {
+      return record.name == ProxyHostName(uuid, port) && record.port != 0;
+    });
+  };
+  for (int round = 0; round < 2; ++round) {
+    Result<Fd> reused = attempt(false);
+    if (!nothing_to_reuse) {
+      return reused;
+    }
+    nothing_to_reuse = false;
+    // Made under the lock; a proxy host another tunnel made meanwhile is reused outside it, so
+    // that tunnels waiting for one create do not probe it one after another.
+    const std::lock_guard lock(TunnelLock(host.address));
+    if (round == 1 || !listed_now()) {
+      return attempt(true);
+    }
   }
-  const std::lock_guard lock(TunnelLock(host.address));
-  return attempt(true);
+  return Status::Internal(what + ": no tunnel");  // not reached: round 1 returns
 }
 
 }  // namespace flotilla::providers::parallels
