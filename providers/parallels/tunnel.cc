@@ -26,6 +26,7 @@
 #include <string>
 
 #include "providers/parallels/provider.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::providers::parallels {
 namespace {

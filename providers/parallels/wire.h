@@ -100,7 +100,4 @@ inline constexpr const char* kExecMarkerVariable = "FLOTILLA_EXEC";
 // `password=...`, `api_key=...`, storage keys), for redaction.
 std::vector<std::string> CatalogConnectionSecrets(std::string_view connection);
 
-// Percent-encodes one path segment.
-std::string EncodePathSegment(std::string_view segment);
-
 }  // namespace flotilla::providers::parallels

@@ -101,27 +101,13 @@ void Refuse(httplib::Stream& stream, RouteContext& context, const Reply& reply) 
 
 // Whether the comma-separated header field `name` holds `token` (case-insensitive).
 bool HeaderHas(const httplib::Request& request, const std::string& name, std::string_view token) {
-  auto lower = [](std::string_view text) {
-    std::string out(text);
-    for (char& c : out) {
-      c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    }
-    return out;
-  };
-  const std::string wanted = lower(token);
   for (auto [it, end] = request.headers.equal_range(name); it != end; ++it) {
     std::string_view value = it->second;
     while (!value.empty()) {
       const size_t comma = value.find(',');
-      std::string_view part = value.substr(0, comma);
+      const std::string_view part = TrimAscii(value.substr(0, comma));
       value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
-      while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) {
-        part.remove_prefix(1);
-      }
-      while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) {
-        part.remove_suffix(1);
-      }
-      if (lower(part) == wanted) {
+      if (EqualsIgnoreCase(part, token)) {
         return true;
       }
     }

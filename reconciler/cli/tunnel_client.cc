@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "reconciler/model/text.h"
+
 namespace flotilla::cli {
 namespace {
 
@@ -82,22 +84,6 @@ std::string SslErrorText() {
 }
 
 }  // namespace
-
-std::string PercentEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 Tunnel::~Tunnel() {
   if (ssl_ != nullptr) {
@@ -189,9 +175,9 @@ Result<std::unique_ptr<Tunnel>> Tunnel::Open(const TunnelTarget& target) {
       }
     }
   }
-  std::string request = "GET /api/v1/vms/" + PercentEncode(target.vm) +
+  std::string request = "GET /api/v1/vms/" + EncodePathSegment(target.vm) +
                         "/port-forward?port=" + std::to_string(target.port) +
-                        (target.host.empty() ? "" : "&host=" + PercentEncode(target.host)) +
+                        (target.host.empty() ? "" : "&host=" + EncodePathSegment(target.host)) +
                         " HTTP/1.1\r\nHost: " + url->host + ":" + url->port +
                         "\r\nUser-Agent: flotilla\r\nConnection: Upgrade\r\nUpgrade: "
                         "flotilla-tunnel\r\n";
@@ -251,10 +237,7 @@ Result<std::unique_ptr<Tunnel>> Tunnel::Open(const TunnelTarget& target) {
           tunnel->unread_ = answer.substr(head_end + 4);
           return tunnel;
         }
-        std::string lower = head;
-        for (char& c : lower) {
-          c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-        }
+        const std::string lower = AsciiLower(head);
         const size_t field = lower.find("\r\ncontent-length:");
         length =
             field == std::string::npos ? 0 : std::strtoul(head.c_str() + field + 17, nullptr, 10);

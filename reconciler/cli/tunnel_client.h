@@ -29,9 +29,6 @@ struct TunnelTarget {
   uint16_t port = 0;    // the VM's port
 };
 
-// `text` percent-encoded for a path segment or a query value (RFC 3986 unreserved kept).
-std::string PercentEncode(std::string_view text);
-
 class Tunnel {
  public:
   // Connects, asks for the tunnel and reads the answer's head. Errors say what the API said

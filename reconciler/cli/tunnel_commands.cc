@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "reconciler/cli/tunnel_client.h"
+#include "reconciler/model/text.h"
 
 namespace flotilla::cli {
 namespace {
@@ -118,8 +119,9 @@ int Forward(const TunnelTarget& target, const std::string& address, uint16_t loc
   }
 }
 
-// --server, --token-file and --ca-file; a tunnel needs a running loop's API.
-void AddTunnelServerFlags(CLI::App& cmd, ServerFlags& api) {
+// --host, and --server, --token-file and --ca-file: a tunnel needs a running loop's API.
+void AddTunnelFlags(CLI::App& cmd, std::string& host, ServerFlags& api) {
+  cmd.add_option("--host", host, "The host to look on, when VMs of that name are on several");
   AddServerFlags(cmd, api);
   cmd.get_option("--server")
       ->description(
@@ -159,9 +161,7 @@ CLI::App* AddPortForwardCommand(CLI::App& app, PortForwardOptions& options) {
   cmd->add_flag("--stdio", options.stdio,
                 "One tunnel on standard input and output instead of a local port");
   cmd->add_option("--address", options.address, "Where to listen")->capture_default_str();
-  cmd->add_option("--host", options.host,
-                  "The host to look on, when VMs of that name are on several");
-  AddTunnelServerFlags(*cmd, options.api);
+  AddTunnelFlags(*cmd, options.host, options.api);
   return cmd;
 }
 
@@ -171,7 +171,8 @@ CLI::App* AddSshCommand(CLI::App& app, SshOptions& options) {
       "Log in to a VM with the local OpenSSH client, through a running loop's API (a token\n"
       "with the access role): ssh runs with ProxyCommand 'flotilla port-forward --stdio VM 22',\n"
       "so your keys, agent and known_hosts work as usual (host keys are remembered under\n"
-      "flotilla.VM). The user is --user, else ssh's default.\n"
+      "flotilla.VM). The user is --user, else the VM set's template access.sshUser, else\n"
+      "ssh's default.\n"
       "Examples:\n"
       "  flotilla ssh ci-mac-1 --user admin\n"
       "  flotilla ssh ci-mac-1 --user admin -- uname -a");
@@ -181,9 +182,7 @@ CLI::App* AddSshCommand(CLI::App& app, SshOptions& options) {
   cmd->add_option("-p,--port", options.port, "The VM's SSH port")->capture_default_str();
   cmd->add_option("-o,--ssh-option", options.ssh_options,
                   "An option for ssh (KEY=VALUE, as ssh -o takes it); repeatable");
-  cmd->add_option("--host", options.host,
-                  "The host to look on, when VMs of that name are on several");
-  AddTunnelServerFlags(*cmd, options.api);
+  AddTunnelFlags(*cmd, options.host, options.api);
   return cmd;
 }
 
@@ -198,9 +197,7 @@ CLI::App* AddVncCommand(CLI::App& app, VncOptions& options) {
   cmd->add_option("--local-port", options.local, "The local port (0: any free one)")
       ->capture_default_str();
   cmd->add_option("--address", options.address, "Where to listen")->capture_default_str();
-  cmd->add_option("--host", options.host,
-                  "The host to look on, when VMs of that name are on several");
-  AddTunnelServerFlags(*cmd, options.api);
+  AddTunnelFlags(*cmd, options.host, options.api);
   return cmd;
 }
 
@@ -285,9 +282,9 @@ int RunSsh(const SshOptions& options, const Context& context) {
   // ssh's own default.
   std::string user = options.user;
   if (user.empty()) {
-    std::string path = "/api/v1/vms/" + PercentEncode(options.vm) + "/access";
+    std::string path = "/api/v1/vms/" + EncodePathSegment(options.vm) + "/access";
     if (!options.host.empty()) {
-      path += "?host=" + PercentEncode(options.host);
+      path += "?host=" + EncodePathSegment(options.host);
     }
     Result<nlohmann::json> access = GetFromApi(options.api, target->server, path);
     if (!access.ok()) {

@@ -141,6 +141,23 @@ std::string AddressForMessages(std::string_view address) {
   return std::string(address.substr(0, start)) + std::string(address.substr(at + 1));
 }
 
+std::string EncodePathSegment(std::string_view segment) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : segment) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    }
+  }
+  return out;
+}
+
 std::string FormatDuration(std::chrono::milliseconds duration) {
   int64_t left = std::max<int64_t>(duration.count(), 0);
   if (left == 0) {

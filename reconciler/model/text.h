@@ -33,6 +33,10 @@ std::string FormatDuration(std::chrono::milliseconds duration);
 // "1 pool", "2 pools"; "1 VM set", "3 VM sets" (`plural` defaults to `singular` + "s").
 std::string CountOf(size_t n, std::string_view singular, std::string_view plural = {});
 
+// Percent-encodes one URL path segment or query value: RFC 3986's unreserved characters
+// (letters, digits, "-._~") stay, every other byte becomes %XX.
+std::string EncodePathSegment(std::string_view segment);
+
 // Standard alphabet, padded.
 std::string EncodeBase64(std::string_view bytes);
 
