@@ -100,6 +100,11 @@ class HostsimWorld final : public World {
                                             "500ms"}),
         catalog_(version != "0.9.21") {
     setup_.UseCredentials(auth == Auth::kPassword);
+    // Proxy ports of its own: the hostsims of tests running at once all listen on 127.0.0.1,
+    // and their VMs' equal ids would otherwise pick the same ports of the default range.
+    const int first = ::flotilla::testing::FreePort();
+    setup_.pool.settings["tunnels"]["ports"] =
+        std::to_string(first) + "-" + std::to_string(std::min(first + 15, 65535));
     built_ = setup_.Build().ok();
     if (!catalog_ && sim_.ready()) {
       sim_.Control("POST", "/_sim/hosts/sim/vms",
