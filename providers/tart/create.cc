@@ -179,7 +179,8 @@ Result<CreateResult> TartProvider::Create(const HostRef& host, const CreateReque
         return cancelled.status();
       }
     }
-    if (Has(inventory->names, temp)) {
+    // An interrupted create's clone may have been moved into place after the listing.
+    if (create != inventory->creates.end() || Has(inventory->names, temp)) {
       if (Status s = Delete(host, temp, deadline); !s.ok()) {
         return s;
       }

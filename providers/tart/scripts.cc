@@ -136,9 +136,10 @@ echo @@end)sh";
 }
 
 std::string Scripts::Inventory() const {
-  return Wrap(R"sh(echo @@names; "$T" list --source local -q 2>&1; echo "@@rc $?"
-echo @@oci; "$T" list --source oci -q 2>&1; echo "@@rc $?"
-if [ -d "$F/run" ]; then
+  // The creates first, then the VMs: a create's steps rename its VM before they remove their
+  // marker, so a create seen gone has its VM in the list after it. Listed the other way round,
+  // steps that end in between look as if they had made nothing (TartProvider::Create).
+  return Wrap(R"sh(if [ -d "$F/run" ]; then
   for c in "$F"/run/*.create; do
     [ -f "$c" ] || continue
     n=${c##*/}; n=${n%.create}
@@ -147,6 +148,8 @@ if [ -d "$F/run" ]; then
     echo "@@create $n"; echo "$pid $started $a"; echo "@@rc 0"
   done
 fi
+echo @@names; "$T" list --source local -q 2>&1; echo "@@rc $?"
+echo @@oci; "$T" list --source oci -q 2>&1; echo "@@rc $?"
 echo @@end)sh");
 }
 

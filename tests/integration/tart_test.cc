@@ -323,6 +323,37 @@ TEST_F(TartTest, AnAttemptWhoseStepsFindEarlierOnesRunningFollowsThem) {
   ExpectOnlyTheVm();
 }
 
+// The next attempt (resuming the journalled temporary name) looks at the host while the earlier
+// attempt's steps, still running, rename the VM: its look must not see the steps gone and the
+// VM not yet made, or it clones the VM again and fails at the rename ("VM ios-0 appeared while
+// it was being created"), as an apply killed mid-create once did. A `tart` in front of the
+// fake holds the look's second listing until the earlier steps end.
+TEST_F(TartTest, AnAttemptLookingAsEarlierStepsFinishFollowsThem) {
+  mac_.config()["latency_ms"]["clone"] = 2000;
+  mac_.WriteConfig();
+  const std::string temp = PendingCreateName("ios-0", "0123abcd");
+  const fs::path gate = scratch_.path() / "gate" / "tart";
+  fs::create_directories(gate.parent_path());
+  std::ofstream(gate) << "#!/bin/sh\n"
+                      << "if [ \"$1 $2 $3\" = 'list --source oci' ]; then\n"
+                      << "  while [ -e '" << Marker(temp).string() << "' ]; do sleep 0.05; done\n"
+                      << "fi\n"
+                      << "exec '" << mac_.tart().string() << "' \"$@\"\n";
+  fs::permissions(gate, fs::perms::owner_all);
+  auto provider =
+      Build([&](HostPool& pool, MapSecretSource&) { pool.settings["tart"]["path"] = gate.string(); });
+  std::unique_ptr<testing::Process> early = StartSteps(temp);
+  ASSERT_TRUE(testing::WaitUntil([&] { return fs::exists(Marker(temp)); }, seconds{60}));
+  CreateRequest request{.name = "ios-0", .templ = Mac()};
+  request.resume = PendingCreate{.temp_name = temp};
+  Result<CreateResult> made = provider->Create(Host(), request, Soon());
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_EQ(made->vm.name, "ios-0");
+  EXPECT_EQ(early->Wait(seconds{60}), 0);
+  EXPECT_NE(StepsOutput(temp).find("@@done"), std::string::npos) << StepsOutput(temp);
+  ExpectOnlyTheVm();
+}
+
 // A marker whose process group is gone (its create died with the Mac) does not hold a create.
 TEST_F(TartTest, AMarkerLeftByADeadCreateIsTakenOver) {
   auto provider = Build();
