@@ -340,8 +340,8 @@ TEST_F(TartTest, AnAttemptLookingAsEarlierStepsFinishFollowsThem) {
                       << "fi\n"
                       << "exec '" << mac_.tart().string() << "' \"$@\"\n";
   fs::permissions(gate, fs::perms::owner_all);
-  auto provider =
-      Build([&](HostPool& pool, MapSecretSource&) { pool.settings["tart"]["path"] = gate.string(); });
+  auto provider = Build(
+      [&](HostPool& pool, MapSecretSource&) { pool.settings["tart"]["path"] = gate.string(); });
   std::unique_ptr<testing::Process> early = StartSteps(temp);
   ASSERT_TRUE(testing::WaitUntil([&] { return fs::exists(Marker(temp)); }, seconds{60}));
   CreateRequest request{.name = "ios-0", .templ = Mac()};
