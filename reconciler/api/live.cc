@@ -36,6 +36,10 @@ void ServeLiveStream(httplib::Stream& stream, RouteContext& context, const Gate&
                      const std::atomic<bool>& stopping) {
   std::optional<httplib::Request> request = ReadRequest(stream);
   if (!request) {
+    const Reply refusal = ErrorReply(400, kUnreadableHead);
+    (void)WriteAll(stream, Head("400 Bad Request", refusal.content_type, refusal.headers) +
+                               "Content-Length: " + std::to_string(refusal.body.size()) +
+                               "\r\n\r\n" + refusal.body);
     return;
   }
   stream.get_remote_ip_and_port(request->remote_addr, request->remote_port);

@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <poll.h>
 
+#include <algorithm>
+
 #include "reconciler/api/dashboard.h"
 
 namespace flotilla::api {
@@ -32,6 +34,27 @@ std::optional<std::string> PercentDecode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// RFC 9110 5.6.2: a token's characters (a method, a field name).
+bool IsToken(std::string_view text) {
+  constexpr std::string_view kPunctuation = "!#$%&'*+-.^_`|~";
+  return !text.empty() && std::all_of(text.begin(), text.end(), [&](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           kPunctuation.find(c) != std::string_view::npos;
+  });
+}
+
+// A field value's characters: visible ones, spaces and tabs (RFC 9110 5.5); no CR, LF or NUL.
+bool IsFieldValue(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+  });
+}
+
+}  // namespace
+
 std::optional<httplib::Request> ReadRequest(httplib::Stream& stream) {
   // One byte at a time, to the head's end and no further: what a client sent after it (a
   // tunnel's first bytes) stays for the handler. The front door read the request whole, so
@@ -39,21 +62,33 @@ std::optional<httplib::Request> ReadRequest(httplib::Stream& stream) {
   std::string head;
   while (!head.ends_with("\r\n\r\n")) {
     char c = 0;
-    if (head.size() > (size_t{64} << 10) || stream.read(&c, 1) != 1) {
+    if (head.size() >= kMaxRequestHead || stream.read(&c, 1) != 1) {
       return std::nullopt;
     }
     head += c;
   }
+  // The request line (RFC 9112 3): METHOD SP TARGET SP HTTP/1.x, the target in origin form.
   httplib::Request request;
   const size_t line_end = head.find("\r\n");
   const std::string_view line(head.data(), line_end);
   const size_t space = line.find(' ');
-  const size_t space2 = line.find(' ', space + 1);
-  if (space == std::string_view::npos || space2 == std::string_view::npos) {
+  const size_t space2 = space == std::string_view::npos ? space : line.find(' ', space + 1);
+  if (space2 == std::string_view::npos) {
     return std::nullopt;
   }
-  request.method = std::string(line.substr(0, space));
+  const std::string_view method = line.substr(0, space);
   const std::string_view target = line.substr(space + 1, space2 - space - 1);
+  const std::string_view version = line.substr(space2 + 1);
+  if (!IsToken(method) || !target.starts_with('/') ||
+      (version != "HTTP/1.1" && version != "HTTP/1.0") ||
+      !std::all_of(target.begin(), target.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u > 0x20 && u < 0x7f;
+      })) {
+    return std::nullopt;
+  }
+  request.method = std::string(method);
+  request.version = std::string(version);
   const size_t question = target.find('?');
   std::optional<std::string> path = PercentDecode(target.substr(0, question));
   if (!path) {
@@ -75,21 +110,30 @@ std::optional<httplib::Request> ReadRequest(httplib::Stream& stream) {
     }
     request.params.emplace(std::move(*key), std::move(*value));
   }
+  // The header fields (RFC 9112 5): NAME ":" OWS VALUE OWS, each on a line of its own. A name
+  // followed by whitespace, a folded line or a bare CR or LF is refused, as RFC 9112 5.1 and
+  // 5.2 ask of a server: two readers of such a head can disagree on what it says.
   size_t at = line_end + 2;
-  const size_t end = head.find("\r\n\r\n");
+  const size_t end = head.size() - 2;
   while (at < end) {
     const size_t eol = head.find("\r\n", at);
-    const std::string field = head.substr(at, eol - at);
+    const std::string_view field(head.data() + at, eol - at);
     at = eol + 2;
     const size_t colon = field.find(':');
-    if (colon == std::string::npos) {
-      continue;
+    if (colon == std::string_view::npos || !IsToken(field.substr(0, colon))) {
+      return std::nullopt;
     }
-    size_t value = colon + 1;
-    while (value < field.size() && (field[value] == ' ' || field[value] == '\t')) {
-      ++value;
+    std::string_view value = field.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+      value.remove_prefix(1);
     }
-    request.headers.emplace(field.substr(0, colon), field.substr(value));
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+      value.remove_suffix(1);
+    }
+    if (!IsFieldValue(value)) {
+      return std::nullopt;
+    }
+    request.headers.emplace(std::string(field.substr(0, colon)), std::string(value));
   }
   return request;
 }

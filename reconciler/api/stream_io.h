@@ -6,6 +6,7 @@
 //
 // Thread-safety: per stream.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,9 +20,19 @@ struct Request;
 
 namespace flotilla::api {
 
-// The request the front door read whole: method, path (percent-decoded), query parameters
-// (decoded) and header fields. Nullopt when it does not read as one.
+// The most a request's head (request line and header fields, with the blank line) may hold.
+inline constexpr size_t kMaxRequestHead = size_t{64} << 10;
+
+// The request the front door read whole: method, version, path (percent-decoded), query
+// parameters (decoded) and header fields (values without surrounding whitespace). Reads up to
+// the blank line that ends the head and no further. Nullopt when the head does not read as an
+// HTTP/1.x request in origin form (RFC 9112), or is longer than kMaxRequestHead.
 std::optional<httplib::Request> ReadRequest(httplib::Stream& stream);
+
+// What a 400 says when ReadRequest refused the head.
+inline constexpr std::string_view kUnreadableHead =
+    "the request head is not HTTP/1.1 (a request line with an origin-form target, then header "
+    "fields, each on a line of its own, without whitespace before the colon)";
 
 // Whether the client closed its side (TCP FIN, also after TLS close_notify) or the connection
 // broke.

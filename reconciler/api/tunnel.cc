@@ -276,6 +276,7 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
                  const Gate& gate, TunnelCounter& counter, const std::atomic<bool>& stopping) {
   std::optional<httplib::Request> request = ReadRequest(stream);
   if (!request) {
+    Refuse(stream, context, ErrorReply(400, kUnreadableHead));
     return;
   }
   stream.get_remote_ip_and_port(request->remote_addr, request->remote_port);

@@ -21,6 +21,7 @@
 #include "reconciler/api/server.h"
 #include "reconciler/cli/tunnel_client.h"
 #include "tests/support/process.h"
+#include "tests/support/raw_connection.h"
 #include "tests/support/shell.h"
 #include "tests/support/tunnel_fixture.h"
 #include "tests/support/wait_until.h"
@@ -268,6 +269,15 @@ TEST_F(ApiTunnelTest, UnknownStoppedAndMalformedRequestsAreRefusedBeforeAnyUpgra
   httplib::Result no_port = client.Get("/api/v1/vms/ci-1/port-forward?port=0", auth);
   ASSERT_TRUE(no_port);
   EXPECT_EQ(no_port->status, 400) << no_port->body;
+  // A head two readers could read differently (whitespace before a colon: RFC 9112 5.1).
+  testing::RawConnection raw("127.0.0.1", server->port(),
+                             "GET /api/v1/vms/ci-1/port-forward?port=22 HTTP/1.1\r\n"
+                             "Host: h\r\nAuthorization: Bearer " +
+                                 std::string(kOps) +
+                                 "\r\nConnection: Upgrade\r\nUpgrade : flotilla-tunnel\r\n\r\n");
+  const std::string refused = raw.ReadAll(std::chrono::seconds{30});
+  EXPECT_TRUE(refused.starts_with("HTTP/1.1 400 ")) << refused;
+  EXPECT_NE(refused.find("not HTTP/1.1"), std::string::npos) << refused;
   EXPECT_TRUE(backend_->asked().empty());
 }
 

@@ -209,6 +209,11 @@ TEST_F(DashboardServerTest, TheLiveStreamSaysEachChangeOnWorkersOfItsOwn) {
   ASSERT_NE(server, nullptr);
   testing::RawConnection refused("127.0.0.1", server->port(), StreamRequest("wrong"));
   EXPECT_NE(refused.ReadAll(seconds{20}).find("401 Unauthorized"), std::string::npos);
+  testing::RawConnection folded("127.0.0.1", server->port(),
+                                "GET /api/v1/events/stream HTTP/1.1\r\nHost: x\r\n"
+                                "Authorization: Bearer " +
+                                    std::string(kToken) + "\r\n continued\r\n\r\n");
+  EXPECT_TRUE(folded.ReadAll(seconds{20}).starts_with("HTTP/1.1 400 Bad Request"));
 
   testing::RawConnection live("127.0.0.1", server->port(), StreamRequest(kToken));
   std::string text = live.ReadUntil("event: change\ndata: {\"generation\":", seconds{20});
