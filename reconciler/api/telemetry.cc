@@ -96,7 +96,8 @@ Telemetry::Telemetry()
       tunnels_(registry_.AddCounter(
           "flotilla_api_tunnels_total",
           "Tunnel requests to VM ports by their answer: 101 (opened), or the refusal's status "
-          "(403: the role or a port the pool does not allow, 404, 409, 429, 501, 502, 503, 504).",
+          "(400: a bad port or request head; 401; 403: the role or a port the pool does not "
+          "allow; 404; 409; 426: not an upgrade; 429; 501; 502; 503; 504).",
           {"code"})),
       tunnels_open_(
           registry_.AddGauge("flotilla_api_tunnels_open", "Tunnels to VM ports open now.", {})),
