@@ -80,10 +80,11 @@ class Backend {
                                                 std::string actor) = 0;
   // A byte stream to TCP `port` of `vm` (as the latest snapshot shows it) on host `host` of
   // pool `pool`, through the pool's provider, connected by `deadline`: Provider::OpenTunnel's
-  // contract and errors. Unimplemented by default.
-  virtual Result<Fd> OpenTunnel(const std::string& /*pool*/, const std::string& /*host*/,
-                                const VmInfo& /*vm*/, uint16_t /*port*/,
-                                std::chrono::steady_clock::time_point /*deadline*/) {
+  // contract and errors, with what must be kept while the stream is used. Unimplemented by
+  // default.
+  virtual Result<KeptFd> OpenTunnel(const std::string& /*pool*/, const std::string& /*host*/,
+                                    const VmInfo& /*vm*/, uint16_t /*port*/,
+                                    std::chrono::steady_clock::time_point /*deadline*/) {
     return Status::Unimplemented("this server cannot open tunnels");
   }
 };

@@ -333,7 +333,7 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
   const std::unique_ptr<TunnelCounter, std::function<void(TunnelCounter*)>> held(
       &counter, [&caller](TunnelCounter* c) { c->Release(caller.name); });
 
-  Result<Fd> upstream = context.backend.OpenTunnel(
+  Result<KeptFd> upstream = context.backend.OpenTunnel(
       target.pool, target.host, target.vm, *port, SteadyClock::now() + options.tunnel_open_timeout);
   if (!upstream.ok()) {
     const std::string what = "cannot reach port " + std::to_string(*port) + " of VM " + name +
@@ -375,8 +375,8 @@ void ServeTunnel(httplib::Stream& stream, FrontDoor::Handover& handover, RouteCo
   }
   context.telemetry.TunnelOpened();
   const RelayOutcome outcome =
-      Relay(handover.fd, handover.ssl, handover.take_unread(), upstream->get(), upstream->get(),
-            options.tunnel_idle_timeout, stopping);
+      Relay(handover.fd, handover.ssl, handover.take_unread(), upstream->fd.get(),
+            upstream->fd.get(), options.tunnel_idle_timeout, stopping);
   context.telemetry.TunnelClosed(outcome.to_vm, outcome.from_vm);
   const auto lasted =
       std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - opened_steady);

@@ -561,8 +561,9 @@ class LoopBackend final : public api::Backend {
     }
     return loop_.Trigger(std::move(reason), std::move(actor));
   }
-  Result<Fd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
-                        uint16_t port, std::chrono::steady_clock::time_point deadline) override {
+  Result<KeptFd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
+                            uint16_t port,
+                            std::chrono::steady_clock::time_point deadline) override {
     return controller_.OpenTunnel(pool, host, vm, port, deadline);
   }
 

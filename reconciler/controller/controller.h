@@ -178,8 +178,10 @@ class Controller {
   // A byte stream to TCP `port` of `vm` on host `host` of pool `pool`, through the pool's
   // provider (Provider::OpenTunnel), for the API's tunnels. The pool and host are looked up in
   // the latest snapshot (NotFound when it has neither). Any thread, also while a pass runs.
-  Result<Fd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
-                        uint16_t port, providers::Deadline deadline);
+  // The stream keeps the provider that opened it: a change of the pool builds a new one for
+  // what follows, and the old one stays until its last tunnel has closed.
+  Result<KeptFd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
+                            uint16_t port, providers::Deadline deadline);
 
  private:
   struct PoolProvider;

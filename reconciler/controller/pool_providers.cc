@@ -92,8 +92,9 @@ Result<std::shared_ptr<Controller::PoolProvider>> Controller::EntryFor(const Hos
   return entry;
 }
 
-Result<Fd> Controller::OpenTunnel(const std::string& pool, const std::string& host,
-                                  const VmInfo& vm, uint16_t port, providers::Deadline deadline) {
+Result<KeptFd> Controller::OpenTunnel(const std::string& pool, const std::string& host,
+                                      const VmInfo& vm, uint16_t port,
+                                      providers::Deadline deadline) {
   const std::shared_ptr<const Snapshot> latest = snapshot();
   const HostPool* spec = nullptr;
   const HostSpec* host_spec = nullptr;
@@ -119,9 +120,13 @@ Result<Fd> Controller::OpenTunnel(const std::string& pool, const std::string& ho
     }
     entry = std::move(*found);
   }
-  return entry->provider->OpenTunnel(
+  Result<Fd> opened = entry->provider->OpenTunnel(
       providers::HostRef{.pool = pool, .name = host, .address = host_spec->address}, vm, port,
       deadline);
+  if (!opened.ok()) {
+    return opened.status();
+  }
+  return KeptFd{.fd = std::move(*opened), .keeps = std::move(entry)};
 }
 
 void Controller::RefreshCredentials() {

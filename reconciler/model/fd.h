@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <memory>
 #include <utility>
 
 namespace flotilla {
@@ -38,6 +39,15 @@ class Fd {
 
  private:
   int fd_ = -1;
+};
+
+// A descriptor with what its far end needs kept alive for as long as it is used: a tunnel's
+// stream, with the provider whose connection to the host carries it (a Tart host's ssh master
+// connection ends its tunnels when it ends; a pool's provider is built anew when the pool
+// changes, and the old one must stay for the tunnels it carries).
+struct KeptFd {
+  Fd fd;
+  std::shared_ptr<const void> keeps;
 };
 
 }  // namespace flotilla

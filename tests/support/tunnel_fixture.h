@@ -113,9 +113,9 @@ class TunnelBackend final : public api::Backend {
     none.set_value(0);
     return none.get_future().share();
   }
-  Result<Fd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
-                        uint16_t port,
-                        std::chrono::steady_clock::time_point /*deadline*/) override {
+  Result<KeptFd> OpenTunnel(const std::string& pool, const std::string& host, const VmInfo& vm,
+                            uint16_t port,
+                            std::chrono::steady_clock::time_point /*deadline*/) override {
     {
       std::lock_guard lock(mu_);
       asked_.push_back(pool + "/" + host + "/" + vm.name + ":" + std::to_string(port));
@@ -128,7 +128,7 @@ class TunnelBackend final : public api::Backend {
     if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       return Status::Unavailable("the echo server refused");
     }
-    return fd;
+    return KeptFd{.fd = std::move(fd)};
   }
   std::vector<std::string> asked() const {
     std::lock_guard lock(mu_);
