@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <future>
 #include <random>
 #include <regex>
@@ -123,6 +124,58 @@ TEST_F(TunnelDevTest, AWrongTokenAndADisallowedPortAreRefused) {
             std::string::npos)
       << port.err;
   EXPECT_EQ(port.out, "");
+}
+
+// `flotilla vnc VM` forwards a local port to the VM's VNC port (5900; the simulated guests echo
+// on it) and prints the vnc:// URL; a client of that URL reaches the VM, on both providers.
+TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
+  StartDev();
+  for (const std::string& vm : {parallels_vm_, tart_vm_}) {
+    const fs::path out = scratch_.path() / (vm + ".vnc.out");
+    testing::Process vnc({"/bin/sh", "-c",
+                          "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
+                              " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN +
+                              " vnc " + vm + " >" + out.string() + " 2>&1"});
+    int port = 0;
+    ASSERT_TRUE(WaitUntil([&] {
+      std::smatch m;
+      const std::string text = testing::Slurp(out);
+      if (std::regex_search(text, m,
+                            std::regex("VNC of " + vm + R"( at vnc://127\.0\.0\.1:(\d+) )"))) {
+        port = std::stoi(m[1].str());
+        return true;
+      }
+      return false;
+    })) << testing::Slurp(out);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string hello = "RFB 003.008\n";
+    ASSERT_EQ(send(fd, hello.data(), hello.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(hello.size()));
+    shutdown(fd, SHUT_WR);
+    std::string back;
+    std::vector<char> buffer(256);
+    for (ssize_t n = 0; (n = read(fd, buffer.data(), buffer.size())) > 0;) {
+      back.append(buffer.data(), static_cast<size_t>(n));
+    }
+    close(fd);
+    EXPECT_EQ(back, hello) << vm << ": " << testing::Slurp(out);
+    vnc.Signal(SIGINT);  // Ctrl-C
+    EXPECT_TRUE(vnc.Wait(std::chrono::seconds(30)).has_value()) << testing::Slurp(out);
+  }
+  const json events = dev_->Get("/api/v1/events?kind=tunnel");
+  ASSERT_TRUE(events.is_object());
+  std::string all;
+  for (const json& e : events["events"]) {
+    all += e["message"].get<std::string>() + "\n";
+  }
+  for (const std::string& vm : {parallels_vm_, tart_vm_}) {
+    EXPECT_NE(all.find("tunnel opened to port 5900 of VM " + vm), std::string::npos) << all;
+  }
 }
 
 // Fifty connections to one local port of `flotilla port-forward` at once, each its own tunnel
