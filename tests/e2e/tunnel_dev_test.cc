@@ -80,6 +80,17 @@ class TunnelDevTest : public ::testing::Test {
     }
   }
 
+  // The messages of the tunnel events, a line each.
+  std::string TunnelEvents() const {
+    const json events = dev_->Get("/api/v1/events?kind=tunnel");
+    EXPECT_TRUE(events.is_object());
+    std::string all;
+    for (const json& e : events.value("events", json::array())) {
+      all += e["message"].get<std::string>() + "\n";
+    }
+    return all;
+  }
+
   ScratchDir scratch_;
   std::unique_ptr<Dev> dev_;
   std::string parallels_vm_;
@@ -94,12 +105,7 @@ TEST_F(TunnelDevTest, PortForwardStdioReachesTheSimulatedGuestsOfBothProvidersAn
     EXPECT_EQ(ran.status, 0) << vm << ": " << ran.err;
     EXPECT_EQ(ran.out, hello) << vm << ": " << ran.err;
   }
-  const json events = dev_->Get("/api/v1/events?kind=tunnel");
-  ASSERT_TRUE(events.is_object());
-  std::string all;
-  for (const json& e : events["events"]) {
-    all += e["message"].get<std::string>() + "\n";
-  }
+  const std::string all = TunnelEvents();
   for (const std::string& vm : {parallels_vm_, tart_vm_}) {
     EXPECT_NE(all.find("tunnel opened to port 22 of VM " + vm), std::string::npos) << all;
     EXPECT_TRUE(std::regex_search(all, std::regex("tunnel to port 22 of VM " + vm +
@@ -167,12 +173,7 @@ TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
     vnc.Signal(SIGINT);  // Ctrl-C
     EXPECT_TRUE(vnc.Wait(std::chrono::seconds(30)).has_value()) << testing::Slurp(out);
   }
-  const json events = dev_->Get("/api/v1/events?kind=tunnel");
-  ASSERT_TRUE(events.is_object());
-  std::string all;
-  for (const json& e : events["events"]) {
-    all += e["message"].get<std::string>() + "\n";
-  }
+  const std::string all = TunnelEvents();
   for (const std::string& vm : {parallels_vm_, tart_vm_}) {
     EXPECT_NE(all.find("tunnel opened to port 5900 of VM " + vm), std::string::npos) << all;
   }
