@@ -1,7 +1,9 @@
 #include "reconciler/cli/tunnel_commands.h"
 
 #include <netdb.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -119,6 +121,32 @@ int Forward(const TunnelTarget& target, const std::string& address, uint16_t loc
   }
 }
 
+// Hands `url` to the desktop's opener (macOS: open; elsewhere: xdg-open) and does not wait for
+// it: a thread collects it and says when it failed.
+void OpenUrl(const std::string& url, const Context& context) {
+#ifdef __APPLE__
+  std::string opener = "open";
+#else
+  std::string opener = "xdg-open";
+#endif
+  std::string argument = url;
+  char* argv[] = {opener.data(), argument.data(), nullptr};
+  pid_t pid = 0;
+  const int failed = posix_spawnp(&pid, opener.c_str(), nullptr, nullptr, argv, environ);
+  if (failed != 0) {
+    context.err << "flotilla: cannot run " << opener << " (" << std::strerror(failed) << "); open "
+                << url << " yourself" << std::endl;
+    return;
+  }
+  std::thread([pid, opener, url, &context] {
+    int status = 0;
+    if (waitpid(pid, &status, 0) == pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+      context.err << "flotilla: " << opener << " could not open " << url << "; open it yourself"
+                  << std::endl;
+    }
+  }).detach();  // like the tunnels' threads: the process ends with Ctrl-C
+}
+
 // --host, and --server, --token-file and --ca-file: a tunnel needs a running loop's API.
 void AddTunnelFlags(CLI::App& cmd, std::string& host, ServerFlags& api) {
   cmd.add_option("--host", host, "The host to look on, when VMs of that name are on several");
@@ -191,12 +219,16 @@ CLI::App* AddVncCommand(CLI::App& app, VncOptions& options) {
       "vnc",
       "Forward a local port to a VM's VNC port (macOS Screen Sharing, 5900) through a running\n"
       "loop's API (a token with the access role), and print the vnc:// URL to open. The guest\n"
-      "must serve VNC (Screen Sharing on for macOS). Ctrl-C stops.");
+      "must serve VNC (Screen Sharing on for macOS). With --open, the URL is opened in the\n"
+      "desktop's VNC viewer (macOS: Screen Sharing). Ctrl-C stops.");
   cmd->add_option("vm", options.vm, "The VM's name (managed or not)")->required();
   cmd->add_option("--port", options.port, "The VM's VNC port")->capture_default_str();
   cmd->add_option("--local-port", options.local, "The local port (0: any free one)")
       ->capture_default_str();
   cmd->add_option("--address", options.address, "Where to listen")->capture_default_str();
+  cmd->add_flag("--open", options.open,
+                "Open the vnc:// URL with the desktop's handler (open on macOS, xdg-open "
+                "elsewhere)");
   AddTunnelFlags(*cmd, options.host, options.api);
   return cmd;
 }
@@ -249,7 +281,12 @@ int RunVnc(const VncOptions& options, const Context& context) {
       *target, options.address, options.local,
       [&](const std::string& bound) {
         context.out << "VNC of " << options.vm << " at vnc://" << bound
-                    << " (open it in a VNC viewer; Ctrl-C stops)" << std::endl;
+                    << (options.open ? " (Ctrl-C stops)"
+                                     : " (open it in a VNC viewer; Ctrl-C stops)")
+                    << std::endl;
+        if (options.open) {
+          OpenUrl("vnc://" + bound, context);
+        }
       },
       context);
 }

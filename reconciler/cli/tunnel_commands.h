@@ -40,6 +40,7 @@ struct VncOptions {
   uint16_t port = 5900;
   std::string address = "127.0.0.1";
   uint16_t local = 0;
+  bool open = false;  // hand the URL to the desktop's opener
 };
 
 CLI::App* AddPortForwardCommand(CLI::App& app, PortForwardOptions& options);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
 #include <future>
 #include <random>
 #include <regex>
@@ -134,14 +135,24 @@ TEST_F(TunnelDevTest, AWrongTokenAndADisallowedPortAreRefused) {
 
 // `flotilla vnc VM` forwards a local port to the VM's VNC port (5900; the simulated guests echo
 // on it) and prints the vnc:// URL; a client of that URL reaches the VM, on both providers.
+// With --open, the desktop's opener (an xdg-open on PATH that writes down what it was given)
+// gets the URL.
 TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
   StartDev();
+  const fs::path opener = scratch_.path() / "desktop" / "xdg-open";
+  const fs::path opened = scratch_.path() / "opened";
+  fs::create_directories(opener.parent_path());
+  std::ofstream(opener) << "#!/bin/sh\nprintf '%s\\n' \"$*\" >>'" << opened.string() << "'\n";
+  fs::permissions(opener, fs::perms::owner_all);
   for (const std::string& vm : {parallels_vm_, tart_vm_}) {
+    const bool open = vm == tart_vm_;
     const fs::path out = scratch_.path() / (vm + ".vnc.out");
-    testing::Process vnc({"/bin/sh", "-c",
-                          "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
-                              " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN +
-                              " vnc " + vm + " >" + out.string() + " 2>&1"});
+    testing::Process vnc(
+        {"/bin/sh", "-c",
+         "PATH=" + opener.parent_path().string() +
+             ":$PATH FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
+             " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN + " vnc " + vm +
+             (open ? " --open" : "") + " >" + out.string() + " 2>&1"});
     int port = 0;
     ASSERT_TRUE(WaitUntil([&] {
       std::smatch m;
@@ -170,6 +181,11 @@ TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
     }
     close(fd);
     EXPECT_EQ(back, hello) << vm << ": " << testing::Slurp(out);
+    if (open) {
+      const std::string url = "vnc://127.0.0.1:" + std::to_string(port) + "\n";
+      EXPECT_TRUE(WaitUntil([&] { return testing::Slurp(opened) == url; }))
+          << testing::Slurp(opened) << testing::Slurp(out);
+    }
     vnc.Signal(SIGINT);  // Ctrl-C
     EXPECT_TRUE(vnc.Wait(std::chrono::seconds(30)).has_value()) << testing::Slurp(out);
   }
