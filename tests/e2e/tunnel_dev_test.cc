@@ -114,6 +114,8 @@ TEST_F(TunnelDevTest, PortForwardStdioReachesTheSimulatedGuestsOfBothProvidersAn
         << all;
   }
   EXPECT_EQ(all.find(dev_->token()), std::string::npos);
+  // The example Tart set says who flotilla ssh logs in as (Cirrus Labs' images: admin).
+  EXPECT_EQ(dev_->Get("/api/v1/vms/" + tart_vm_ + "/access").value("ssh_user", ""), "admin");
 }
 
 TEST_F(TunnelDevTest, AWrongTokenAndADisallowedPortAreRefused) {
