@@ -26,6 +26,7 @@
 
 #include "reconciler/api/server.h"
 #include "reconciler/cli/tunnel_client.h"
+#include "tests/support/loopback.h"
 #include "tests/support/tunnel_fixture.h"
 
 namespace {
@@ -40,12 +41,8 @@ double Percentile(std::vector<double> v, double p) {
 }
 
 int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  const int fd = flotilla::testing::DialLoopback(port);
+  if (fd < 0) {
     std::perror("connect");
     std::exit(1);
   }

@@ -107,25 +107,51 @@ Result<std::unique_ptr<Tunnel>> Tunnel::Open(const TunnelTarget& target) {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (getaddrinfo(url->host.c_str(), url->port.c_str(), &hints, &found) != 0 || found == nullptr) {
+  if (const int looked = getaddrinfo(url->host.c_str(), url->port.c_str(), &hints, &found);
+      looked != 0 || found == nullptr) {
+    if (looked == EAI_SYSTEM) {  // out of descriptors, say: not the name's fault
+      return Status::Unavailable("cannot reach " + where + ": cannot look up " + url->host + ": " +
+                                 std::strerror(errno));
+    }
     return Status::Unavailable("cannot reach " + where + ": unknown host " + url->host);
   }
   std::unique_ptr<Tunnel> tunnel(new Tunnel());
   const auto connect_until = std::chrono::steady_clock::now() + kConnectTimeout;
-  std::string why = "connection refused (is 'flotilla run' listening there?)";
+  // Why the last address failed, in words: a refusal suggests the usual cause.
+  auto said = [](int error) {
+    return error == ECONNREFUSED
+               ? std::string("connection refused (is 'flotilla run' listening there?)")
+               : std::string(std::strerror(error));
+  };
+  std::string why = said(ECONNREFUSED);
   for (addrinfo* a = found; a != nullptr && tunnel->fd_ < 0; a = a->ai_next) {
     const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+      why = "cannot open a socket: " + std::string(std::strerror(errno));  // EMFILE, say
       continue;
     }
-    int error = 0;
-    socklen_t len = sizeof(error);
-    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 ||
-        (errno == EINPROGRESS && WaitFor(fd, true, connect_until) &&
-         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 && error == 0)) {
+    // Empty once connected; otherwise why not.
+    const std::string failed = [&]() -> std::string {
+      if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+        return "";
+      }
+      if (errno != EINPROGRESS) {
+        return said(errno);
+      }
+      if (!WaitFor(fd, true, connect_until)) {
+        return "no answer within 10 s";
+      }
+      int error = 0;
+      socklen_t len = sizeof(error);
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
+        return said(errno);
+      }
+      return error == 0 ? "" : said(error);
+    }();
+    if (failed.empty()) {
       tunnel->fd_ = fd;
     } else {
-      why = errno == EINPROGRESS && error == 0 ? "no answer within 10 s" : "connection refused";
+      why = failed;
       close(fd);
     }
   }

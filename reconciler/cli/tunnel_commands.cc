@@ -9,10 +9,13 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "reconciler/cli/tunnel_client.h"
@@ -98,18 +101,36 @@ int Forward(const TunnelTarget& target, const std::string& address, uint16_t loc
                                  : std::string(host.data())) +
                             ":" + serv.data();
   ready(shown);
-  std::atomic<bool> stopping{false};  // the process ends with Ctrl-C; tunnels end with it
+  // The process ends with Ctrl-C, and the tunnels with it. Each connection has a thread of its
+  // own, counted: when the listener fails, they are stopped and waited for before returning.
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::condition_variable ended;
+  int open = 0;
   for (;;) {
     const int conn = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (conn < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
+      if (errno == EINTR || errno == ECONNABORTED) {
         continue;
       }
+      if (errno == EMFILE || errno == ENFILE) {
+        // Out of descriptors: the waiting connection stays queued until some close, and
+        // asking again at once would only spin.
+        std::this_thread::sleep_for(std::chrono::milliseconds{100});
+        continue;
+      }
+      const std::string why = std::strerror(errno);
       close(listener);
-      return Fail(context, Status::Unavailable(std::string("cannot accept connections: ") +
-                                               std::strerror(errno)));
+      stopping = true;
+      std::unique_lock lock(mu);
+      ended.wait(lock, [&] { return open == 0; });
+      return Fail(context, Status::Unavailable("cannot accept connections: " + why));
     }
-    std::thread([conn, target, &stopping, &context] {
+    {
+      std::lock_guard lock(mu);
+      ++open;
+    }
+    std::thread([conn, target, &stopping, &context, &mu, &ended, &open] {
       Result<std::unique_ptr<Tunnel>> tunnel = Tunnel::Open(target);
       if (!tunnel.ok()) {
         context.err << "flotilla: " << tunnel.status().message() << "\n";
@@ -117,6 +138,9 @@ int Forward(const TunnelTarget& target, const std::string& address, uint16_t loc
         (void)(*tunnel)->Relay(conn, conn, stopping);
       }
       close(conn);
+      std::lock_guard lock(mu);  // notified under the lock: Forward cannot return before
+      --open;
+      ended.notify_all();
     }).detach();
   }
 }

@@ -12,14 +12,17 @@
 #include <csignal>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/integration/servers.h"
 #include "tests/support/dev_runner.h"
+#include "tests/support/loopback.h"
 #include "tests/support/process.h"
 #include "tests/support/shell.h"
 
@@ -29,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::Dev;
+using testing::DialLoopback;
 using testing::kExampleVms;
 using testing::ScratchDir;
 using testing::Sh;
@@ -60,6 +64,43 @@ Ran Flotilla(Dev& dev, const fs::path& scratch, const std::string& args, const s
   ran.out = testing::Slurp(scratch / "stdout");
   ran.err = testing::Slurp(scratch / "stderr");
   return ran;
+}
+
+// The local port a `flotilla port-forward` or `vnc` writing to `out` says it listens on, once
+// its line matches `pattern` (the port in its first group); 0 when it never does.
+int ListeningPort(const fs::path& out, const std::string& pattern) {
+  int port = 0;
+  WaitUntil([&] {
+    std::smatch m;
+    const std::string text = testing::Slurp(out);
+    if (std::regex_search(text, m, std::regex(pattern))) {
+      port = std::stoi(m[1].str());
+      return true;
+    }
+    return false;
+  });
+  return port;
+}
+
+// `text` through a connection to 127.0.0.1:`port`, sent whole and half-closed: what comes back
+// until the other side closes.
+std::string EchoedThrough(int port, const std::string& text) {
+  const int fd = DialLoopback(port);
+  if (fd < 0 ||
+      send(fd, text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size())) {
+    if (fd >= 0) {
+      close(fd);
+    }
+    return "(not sent)";
+  }
+  shutdown(fd, SHUT_WR);
+  std::string back;
+  std::vector<char> buffer(256);
+  for (ssize_t n = 0; (n = read(fd, buffer.data(), buffer.size())) > 0;) {
+    back.append(buffer.data(), static_cast<size_t>(n));
+  }
+  close(fd);
+  return back;
 }
 
 class TunnelDevTest : public ::testing::Test {
@@ -155,34 +196,10 @@ TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
              ":$PATH FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
              " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN + " vnc " + vm +
              (open ? " --open" : "") + " >" + out.string() + " 2>&1"});
-    int port = 0;
-    ASSERT_TRUE(WaitUntil([&] {
-      std::smatch m;
-      const std::string text = testing::Slurp(out);
-      if (std::regex_search(text, m,
-                            std::regex("VNC of " + vm + R"( at vnc://127\.0\.0\.1:(\d+) )"))) {
-        port = std::stoi(m[1].str());
-        return true;
-      }
-      return false;
-    })) << testing::Slurp(out);
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int port = ListeningPort(out, "VNC of " + vm + R"( at vnc://127\.0\.0\.1:(\d+) )");
+    ASSERT_NE(port, 0) << testing::Slurp(out);
     const std::string hello = "RFB 003.008\n";
-    ASSERT_EQ(send(fd, hello.data(), hello.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(hello.size()));
-    shutdown(fd, SHUT_WR);
-    std::string back;
-    std::vector<char> buffer(256);
-    for (ssize_t n = 0; (n = read(fd, buffer.data(), buffer.size())) > 0;) {
-      back.append(buffer.data(), static_cast<size_t>(n));
-    }
-    close(fd);
-    EXPECT_EQ(back, hello) << vm << ": " << testing::Slurp(out);
+    EXPECT_EQ(EchoedThrough(port, hello), hello) << vm << ": " << testing::Slurp(out);
     if (open) {
       const std::string url = "vnc://127.0.0.1:" + std::to_string(port) + "\n";
       EXPECT_TRUE(WaitUntil([&] { return testing::Slurp(opened) == url; }))
@@ -208,28 +225,15 @@ TEST_F(TunnelDevTest, FiftyConcurrentTunnelsCarryTenMebibytesEachIntact) {
                                 " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN +
                                 " port-forward " + parallels_vm_ + " 0:22 >" + out.string() +
                                 " 2>&1"});
-  int port = 0;
-  ASSERT_TRUE(WaitUntil([&] {
-    std::smatch m;
-    const std::string text = testing::Slurp(out);
-    if (std::regex_search(text, m, std::regex(R"(Forwarding 127\.0\.0\.1:(\d+) -> )"))) {
-      port = std::stoi(m[1].str());
-      return true;
-    }
-    return false;
-  })) << testing::Slurp(out);
+  const int port = ListeningPort(out, R"(Forwarding 127\.0\.0\.1:(\d+) -> )");
+  ASSERT_NE(port, 0) << testing::Slurp(out);
   constexpr int kTunnels = 50;
   constexpr size_t kBytes = size_t{10} << 20;
   std::vector<std::future<std::string>> results;
   for (int i = 0; i < kTunnels; ++i) {
     results.push_back(std::async(std::launch::async, [port, i]() -> std::string {
-      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      addr.sin_port = htons(static_cast<uint16_t>(port));
-      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-        close(fd);
+      const int fd = DialLoopback(port);
+      if (fd < 0) {
         return "connect failed";
       }
       std::string data(kBytes, '\0');
@@ -265,6 +269,51 @@ TEST_F(TunnelDevTest, FiftyConcurrentTunnelsCarryTenMebibytesEachIntact) {
     intact += problem.empty() ? 1 : 0;
   }
   EXPECT_EQ(intact, kTunnels) << testing::Slurp(out);
+}
+
+// Out of descriptors (ulimit -n), `flotilla port-forward` says so for the connections it cannot
+// serve (not "connection refused"), does not spin on accept, and serves again once the crowd
+// has gone.
+TEST_F(TunnelDevTest, PortForwardOutOfDescriptorsWaitsAndServesAgain) {
+  StartDev();
+  const fs::path out = scratch_.path() / "forward.out";
+  testing::Process forward(
+      {"/bin/sh", "-c",
+       "ulimit -n 32; FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
+           " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN + " port-forward " +
+           parallels_vm_ + " 0:22 >" + out.string() + " 2>&1"});
+  const int port = ListeningPort(out, R"(Forwarding 127\.0\.0\.1:(\d+) -> )");
+  ASSERT_NE(port, 0) << testing::Slurp(out);
+  std::vector<int> held;  // each holds a tunnel (two descriptors) or waits to be accepted
+  for (int i = 0; i < 40; ++i) {
+    held.push_back(DialLoopback(port));
+  }
+  // The process's CPU time (user and system, in clock ticks) over three seconds.
+  auto cpu_ticks = [&forward] {
+    std::ifstream stat("/proc/" + std::to_string(forward.pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};
+    return f.size() > 12 ? std::stoll(f[11]) + std::stoll(f[12]) : -1;
+  };
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const long long before = cpu_ticks();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const long long spent = cpu_ticks() - before;
+
+  EXPECT_LT(spent, sysconf(_SC_CLK_TCK) * 3 / 2) << "ticks of CPU in 3 s";
+  // Connections it could not serve were told why, in the system's words.
+  const std::string said = testing::Slurp(out);
+  EXPECT_NE(said.find("Too many open files"), std::string::npos) << said;
+  EXPECT_EQ(said.find("connection refused"), std::string::npos) << said;
+  for (const int fd : held) {
+    if (fd >= 0) {
+      close(fd);
+    }
+  }
+  const std::string hello = "SSH-2.0-after-the-crowd\r\n";
+  EXPECT_TRUE(WaitUntil([&] { return EchoedThrough(port, hello) == hello; }))
+      << testing::Slurp(out);
 }
 
 // `flotilla ssh` runs the local OpenSSH client, whose ProxyCommand is `flotilla port-forward

@@ -25,19 +25,27 @@ inline int FreePort() {
   return ok ? ntohs(addr.sin_port) : 0;
 }
 
-// True when something accepts TCP connections on 127.0.0.1:`port`.
-inline bool PortAccepts(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    return false;
-  }
+// A connection to 127.0.0.1:`port`; -1 when refused.
+inline int DialLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when something accepts TCP connections on 127.0.0.1:`port`.
+inline bool PortAccepts(int port) {
+  const int fd = DialLoopback(port);
+  if (fd >= 0) {
+    close(fd);
+  }
+  return fd >= 0;
 }
 
 }  // namespace flotilla::testing
