@@ -72,8 +72,20 @@ Result<providers::Provider*> Controller::ProviderFor(const HostPool& pool) {
 
 Result<std::shared_ptr<Controller::PoolProvider>> Controller::EntryFor(const HostPool& pool) {
   auto it = providers_.find(pool.meta.name);
-  if (it != providers_.end() && *it->second->pool == pool) {
-    return it->second;
+  if (it != providers_.end()) {
+    HostPool& kept = *it->second->pool;
+    if (kept.allowed_ports != pool.allowed_ports) {
+      // The ports tunnels may reach are the API's to check, never read by a provider: a change
+      // of them alone keeps the provider and its connections to the hosts.
+      HostPool other_ports = pool;
+      other_ports.allowed_ports = kept.allowed_ports;
+      if (kept == other_ports) {
+        kept.allowed_ports = pool.allowed_ports;
+        return it->second;
+      }
+    } else if (kept == pool) {
+      return it->second;
+    }
   }
   auto entry = std::make_shared<PoolProvider>();
   entry->pool = std::make_unique<HostPool>(pool);

@@ -17,15 +17,22 @@
 namespace flotilla::controller::controller_test {
 namespace {
 
+// How many providers were built, and how many exist.
+struct Counts {
+  std::atomic<int> built{0};
+  std::atomic<int> alive{0};
+};
+
 // A provider whose tunnels end with it, as the Tart provider's do: each tunnel is a socket
-// pair, and the provider holds the far ends. `alive` counts the providers that exist.
+// pair, and the provider holds the far ends.
 class TunnelingProvider final : public testing::ForwardingProvider {
  public:
-  TunnelingProvider(providers::Provider& target, std::atomic<int>& alive)
-      : ForwardingProvider(target), alive_(alive) {
-    ++alive_;
+  TunnelingProvider(providers::Provider& target, Counts& counts)
+      : ForwardingProvider(target), counts_(counts) {
+    ++counts_.built;
+    ++counts_.alive;
   }
-  ~TunnelingProvider() override { --alive_; }
+  ~TunnelingProvider() override { --counts_.alive; }
   TunnelingProvider(const TunnelingProvider&) = delete;
   TunnelingProvider& operator=(const TunnelingProvider&) = delete;
 
@@ -41,15 +48,15 @@ class TunnelingProvider final : public testing::ForwardingProvider {
   }
 
  private:
-  std::atomic<int>& alive_;
+  Counts& counts_;
   std::mutex mu_;
   std::vector<Fd> far_ends_;
 };
 
 class TunnelingFactory final : public providers::ProviderFactory {
  public:
-  TunnelingFactory(providers::Provider& target, std::atomic<int>& alive)
-      : target_(target), alive_(alive) {}
+  TunnelingFactory(providers::Provider& target, Counts& counts)
+      : target_(target), counts_(counts) {}
   std::string_view name() const override { return "fake"; }
   std::shared_ptr<const ProviderRules> rules() const override {
     return std::make_shared<providers::FakeRules>();
@@ -57,12 +64,12 @@ class TunnelingFactory final : public providers::ProviderFactory {
   Result<std::unique_ptr<providers::Provider>> Build(
       const providers::ProviderContext& /*context*/) const override {
     return std::unique_ptr<providers::Provider>(
-        std::make_unique<TunnelingProvider>(target_, alive_));
+        std::make_unique<TunnelingProvider>(target_, counts_));
   }
 
  private:
   providers::Provider& target_;
-  std::atomic<int>& alive_;
+  Counts& counts_;
 };
 
 // Whether the other end of `fd` has closed (a read would return 0 at once).
@@ -75,17 +82,20 @@ class ControllerTunnelTest : public ControllerTest {
  protected:
   ControllerTunnelTest() {
     registry_ = providers::ProviderRegistry();  // its "fake" provider is this one
-    EXPECT_TRUE(registry_.Register(std::make_unique<TunnelingFactory>(fake_, alive_)).ok());
+    EXPECT_TRUE(registry_.Register(std::make_unique<TunnelingFactory>(fake_, counts_)).ok());
   }
 
-  // Fleet(1) on a pool that allows `ports`.
-  static manifest::LoadResult TunnelingFleet(std::vector<uint16_t> ports) {
+  // Fleet(1) on a pool that allows `ports`, whose hosts take `max_vms` VMs each.
+  static manifest::LoadResult TunnelingFleet(std::vector<uint16_t> ports, uint32_t max_vms = 4) {
     manifest::LoadResult fleet = Fleet(1);
     fleet.desired.pools[0].allowed_ports = std::move(ports);
+    for (HostSpec& host : fleet.desired.pools[0].hosts) {
+      host.max_vms = max_vms;
+    }
     return fleet;
   }
 
-  std::atomic<int> alive_{0};
+  Counts counts_;
 };
 
 TEST_F(ControllerTunnelTest, ATunnelKeepsItsProviderThroughAPoolChange) {
@@ -94,17 +104,18 @@ TEST_F(ControllerTunnelTest, ATunnelKeepsItsProviderThroughAPoolChange) {
   Controller& c = Make();
   c.Sync();
   Pass(c);
-  ASSERT_EQ(alive_.load(), 1);
+  ASSERT_EQ(counts_.alive.load(), 1);
   std::optional<Result<KeptFd>> tunnel(c.OpenTunnel(
       "p", "h1", VmInfo{.name = "set-0"}, 22, providers::DeadlineIn(std::chrono::seconds{10})));
   ASSERT_TRUE(tunnel->ok()) << tunnel->status().ToString();
 
   // The pool changes: the next pass builds its provider anew.
-  source_.revisions["r2"] = TunnelingFleet({22, 5900});
+  source_.revisions["r2"] = TunnelingFleet({22, 5900}, 8);
   source_.tip = "r2";
   c.Sync();
   Pass(c);
-  EXPECT_EQ(alive_.load(), 2);
+  EXPECT_EQ(counts_.built.load(), 2);
+  EXPECT_EQ(counts_.alive.load(), 2);
   EXPECT_FALSE(FarEndClosed((*tunnel)->fd));
   Result<KeptFd> next = c.OpenTunnel("p", "h1", VmInfo{.name = "set-0"}, 5900,
                                      providers::DeadlineIn(std::chrono::seconds{10}));
@@ -112,8 +123,26 @@ TEST_F(ControllerTunnelTest, ATunnelKeepsItsProviderThroughAPoolChange) {
 
   // The old provider goes with its last tunnel; the new one stays for the loop.
   tunnel.reset();
-  EXPECT_EQ(alive_.load(), 1);
+  EXPECT_EQ(counts_.alive.load(), 1);
   EXPECT_FALSE(FarEndClosed(next->fd));
+}
+
+// The ports a pool allows are the API's to check: a change of them alone keeps the provider (and
+// its connections to the hosts), and the API sees the new ports.
+TEST_F(ControllerTunnelTest, AChangeOfTheAllowedPortsAloneKeepsTheProvider) {
+  source_.revisions["r1"] = TunnelingFleet({22});
+  source_.tip = "r1";
+  Controller& c = Make();
+  c.Sync();
+  Pass(c);
+  ASSERT_EQ(counts_.alive.load(), 1);
+  source_.revisions["r2"] = TunnelingFleet({22, 5900});
+  source_.tip = "r2";
+  c.Sync();
+  Pass(c);
+  EXPECT_EQ(counts_.built.load(), 1);
+  ASSERT_NE(c.snapshot(), nullptr);
+  EXPECT_EQ(c.snapshot()->desired.pools.at(0).allowed_ports, (std::vector<uint16_t>{22, 5900}));
 }
 
 }  // namespace
