@@ -275,21 +275,21 @@ TEST_F(TunnelDevTest, FiftyConcurrentTunnelsCarryTenMebibytesEachIntact) {
 // serve (not "connection refused"), does not spin on accept, and serves again once the crowd
 // has gone.
 TEST_F(TunnelDevTest, PortForwardOutOfDescriptorsWaitsAndServesAgain) {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitizer build (ASan with UBSan) cannot run out of descriptors soundly: UBSan's vptr
+  // check, on a miss of its type cache, makes a pipe to test whether an object's vtable pointer
+  // can be read (sanitizer_common's IsAccessibleMemoryRange); with no descriptor left it takes a
+  // sound object (a finished connection thread's std::thread state) for one with an invalid
+  // vptr and ends the process, and such reports cannot be suppressed. The plain build runs it.
+  GTEST_SKIP() << "needs a build without sanitizers (UBSan's vptr check needs descriptors)";
+#endif
   StartDev();
   const fs::path out = scratch_.path() / "forward.out";
-  // In the sanitizer build: UBSan's vptr check, on a miss of its type cache, makes a pipe to
-  // test whether an object's vtable pointer can be read (sanitizer_common's
-  // IsAccessibleMemoryRange); with no descriptor left it reports a sound object (std::thread's
-  // state, say) as one "with invalid vptr" and ends the process. That check is off for this
-  // process alone; ASan and UBSan's other checks stay.
-  const fs::path suppressions = scratch_.path() / "ubsan.supp";
-  std::ofstream(suppressions) << "vptr_check:*\n";
   testing::Process forward(
       {"/bin/sh", "-c",
-       "ulimit -n 32; UBSAN_OPTIONS=\"${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}suppressions=" +
-           suppressions.string() + "\" FLOTILLA_SERVER=http://127.0.0.1:" +
-           std::to_string(dev_->port()) + " FLOTILLA_TOKEN=" + dev_->token() + " exec " +
-           FLOTILLA_BIN + " port-forward " + parallels_vm_ + " 0:22 >" + out.string() + " 2>&1"});
+       "ulimit -n 32; FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
+           " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN + " port-forward " +
+           parallels_vm_ + " 0:22 >" + out.string() + " 2>&1"});
   const int port = ListeningPort(out, R"(Forwarding 127\.0\.0\.1:(\d+) -> )");
   ASSERT_NE(port, 0) << testing::Slurp(out);
   std::vector<int> held;  // each holds a tunnel (two descriptors) or waits to be accepted
