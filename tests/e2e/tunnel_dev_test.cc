@@ -44,6 +44,13 @@ std::string RunningVm(Dev& dev, const std::string& vmset) {
   return vms.is_object() && !vms["vms"].empty() ? vms["vms"][0]["name"].get<std::string>() : "";
 }
 
+// FLOTILLA_SERVER and FLOTILLA_TOKEN (`token`, or else the loop's) of `dev`, as assignments
+// before a command of the shell.
+std::string ApiEnv(Dev& dev, const std::string& token = "") {
+  return "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev.port()) +
+         " FLOTILLA_TOKEN=" + (token.empty() ? dev.token() : token) + " ";
+}
+
 // `flotilla ARGS` with FLOTILLA_SERVER and FLOTILLA_TOKEN of `dev` and `input` on stdin: its
 // exit status, stdout and stderr.
 struct Ran {
@@ -55,10 +62,9 @@ Ran Flotilla(Dev& dev, const fs::path& scratch, const std::string& args, const s
              const std::string& token = "") {
   const fs::path in = scratch / "stdin";
   std::ofstream(in, std::ios::binary) << input;
-  const std::string command = "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev.port()) +
-                              " FLOTILLA_TOKEN=" + (token.empty() ? dev.token() : token) + " " +
-                              FLOTILLA_BIN + " " + args + " <" + in.string() + " >" +
-                              (scratch / "stdout").string() + " 2>" + (scratch / "stderr").string();
+  const std::string command = ApiEnv(dev, token) + FLOTILLA_BIN + " " + args + " <" + in.string() +
+                              " >" + (scratch / "stdout").string() + " 2>" +
+                              (scratch / "stderr").string();
   Ran ran;
   ran.status = testing::RunShell(command);
   ran.out = testing::Slurp(scratch / "stdout");
@@ -120,6 +126,16 @@ class TunnelDevTest : public ::testing::Test {
     if (dev_ != nullptr) {
       EXPECT_EQ(dev_->Terminate(), 0);
     }
+  }
+
+  // `flotilla ARGS` running with the loop's API and token, its output in `out`; `first` runs
+  // before it in its shell (a ulimit, an export).
+  std::unique_ptr<testing::Process> StartFlotilla(const std::string& args, const fs::path& out,
+                                                  const std::string& first = "") {
+    return std::make_unique<testing::Process>(
+        std::vector<std::string>{"/bin/sh", "-c",
+                                 first + ApiEnv(*dev_) + "exec " + FLOTILLA_BIN + " " + args +
+                                     " >" + out.string() + " 2>&1"});
   }
 
   // The messages of the tunnel events, a line each.
@@ -190,12 +206,9 @@ TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
   for (const std::string& vm : {parallels_vm_, tart_vm_}) {
     const bool open = vm == tart_vm_;
     const fs::path out = scratch_.path() / (vm + ".vnc.out");
-    testing::Process vnc(
-        {"/bin/sh", "-c",
-         "PATH=" + opener.parent_path().string() +
-             ":$PATH FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
-             " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN + " vnc " + vm +
-             (open ? " --open" : "") + " >" + out.string() + " 2>&1"});
+    const std::unique_ptr<testing::Process> vnc =
+        StartFlotilla("vnc " + vm + (open ? " --open" : ""), out,
+                      "PATH=" + opener.parent_path().string() + ":$PATH; export PATH; ");
     const int port = ListeningPort(out, "VNC of " + vm + R"( at vnc://127\.0\.0\.1:(\d+) )");
     ASSERT_NE(port, 0) << testing::Slurp(out);
     const std::string hello = "RFB 003.008\n";
@@ -205,8 +218,8 @@ TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
       EXPECT_TRUE(WaitUntil([&] { return testing::Slurp(opened) == url; }))
           << testing::Slurp(opened) << testing::Slurp(out);
     }
-    vnc.Signal(SIGINT);  // Ctrl-C
-    EXPECT_TRUE(vnc.Wait(std::chrono::seconds(30)).has_value()) << testing::Slurp(out);
+    vnc->Signal(SIGINT);  // Ctrl-C
+    EXPECT_TRUE(vnc->Wait(std::chrono::seconds(30)).has_value()) << testing::Slurp(out);
   }
   const std::string all = TunnelEvents();
   for (const std::string& vm : {parallels_vm_, tart_vm_}) {
@@ -220,11 +233,8 @@ TEST_F(TunnelDevTest, VncForwardsALocalPortToEachVmsVncPortAndPrintsItsUrl) {
 TEST_F(TunnelDevTest, FiftyConcurrentTunnelsCarryTenMebibytesEachIntact) {
   StartDev();
   const fs::path out = scratch_.path() / "forward.out";
-  testing::Process forward({"/bin/sh", "-c",
-                            "FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
-                                " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN +
-                                " port-forward " + parallels_vm_ + " 0:22 >" + out.string() +
-                                " 2>&1"});
+  const std::unique_ptr<testing::Process> forward =
+      StartFlotilla("port-forward " + parallels_vm_ + " 0:22", out);
   const int port = ListeningPort(out, R"(Forwarding 127\.0\.0\.1:(\d+) -> )");
   ASSERT_NE(port, 0) << testing::Slurp(out);
   constexpr int kTunnels = 50;
@@ -285,11 +295,8 @@ TEST_F(TunnelDevTest, PortForwardOutOfDescriptorsWaitsAndServesAgain) {
 #endif
   StartDev();
   const fs::path out = scratch_.path() / "forward.out";
-  testing::Process forward(
-      {"/bin/sh", "-c",
-       "ulimit -n 32; FLOTILLA_SERVER=http://127.0.0.1:" + std::to_string(dev_->port()) +
-           " FLOTILLA_TOKEN=" + dev_->token() + " exec " + FLOTILLA_BIN + " port-forward " +
-           parallels_vm_ + " 0:22 >" + out.string() + " 2>&1"});
+  const std::unique_ptr<testing::Process> forward =
+      StartFlotilla("port-forward " + parallels_vm_ + " 0:22", out, "ulimit -n 32; ");
   const int port = ListeningPort(out, R"(Forwarding 127\.0\.0\.1:(\d+) -> )");
   ASSERT_NE(port, 0) << testing::Slurp(out);
   std::vector<int> held;  // each holds a tunnel (two descriptors) or waits to be accepted
@@ -298,7 +305,7 @@ TEST_F(TunnelDevTest, PortForwardOutOfDescriptorsWaitsAndServesAgain) {
   }
   // The process's CPU time (user and system, in clock ticks) over three seconds.
   auto cpu_ticks = [&forward] {
-    std::ifstream stat("/proc/" + std::to_string(forward.pid()) + "/stat");
+    std::ifstream stat("/proc/" + std::to_string(forward->pid()) + "/stat");
     std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
     std::istringstream fields(text.substr(text.rfind(')') + 2));
     std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};

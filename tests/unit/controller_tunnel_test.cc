@@ -95,25 +95,27 @@ class ControllerTunnelTest : public ControllerTest {
     return fleet;
   }
 
+  // Revision `sha` holds `fleet` and is the tip; `c` syncs to it and runs a pass.
+  void PassOn(Controller& c, const std::string& sha, manifest::LoadResult fleet) {
+    source_.revisions[sha] = std::move(fleet);
+    source_.tip = sha;
+    c.Sync();
+    Pass(c);
+  }
+
   Counts counts_;
 };
 
 TEST_F(ControllerTunnelTest, ATunnelKeepsItsProviderThroughAPoolChange) {
-  source_.revisions["r1"] = TunnelingFleet({22});
-  source_.tip = "r1";
   Controller& c = Make();
-  c.Sync();
-  Pass(c);
+  PassOn(c, "r1", TunnelingFleet({22}));
   ASSERT_EQ(counts_.alive.load(), 1);
   std::optional<Result<KeptFd>> tunnel(c.OpenTunnel(
       "p", "h1", VmInfo{.name = "set-0"}, 22, providers::DeadlineIn(std::chrono::seconds{10})));
   ASSERT_TRUE(tunnel->ok()) << tunnel->status().ToString();
 
   // The pool changes: the next pass builds its provider anew.
-  source_.revisions["r2"] = TunnelingFleet({22, 5900}, 8);
-  source_.tip = "r2";
-  c.Sync();
-  Pass(c);
+  PassOn(c, "r2", TunnelingFleet({22, 5900}, 8));
   EXPECT_EQ(counts_.built.load(), 2);
   EXPECT_EQ(counts_.alive.load(), 2);
   EXPECT_FALSE(FarEndClosed((*tunnel)->fd));
@@ -130,16 +132,10 @@ TEST_F(ControllerTunnelTest, ATunnelKeepsItsProviderThroughAPoolChange) {
 // The ports a pool allows are the API's to check: a change of them alone keeps the provider (and
 // its connections to the hosts), and the API sees the new ports.
 TEST_F(ControllerTunnelTest, AChangeOfTheAllowedPortsAloneKeepsTheProvider) {
-  source_.revisions["r1"] = TunnelingFleet({22});
-  source_.tip = "r1";
   Controller& c = Make();
-  c.Sync();
-  Pass(c);
+  PassOn(c, "r1", TunnelingFleet({22}));
   ASSERT_EQ(counts_.alive.load(), 1);
-  source_.revisions["r2"] = TunnelingFleet({22, 5900});
-  source_.tip = "r2";
-  c.Sync();
-  Pass(c);
+  PassOn(c, "r2", TunnelingFleet({22, 5900}));
   EXPECT_EQ(counts_.built.load(), 1);
   ASSERT_NE(c.snapshot(), nullptr);
   EXPECT_EQ(c.snapshot()->desired.pools.at(0).allowed_ports, (std::vector<uint16_t>{22, 5900}));
